@@ -1,0 +1,180 @@
+import semver from 'semver';
+import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
+import { manifestSubdomains } from '../crds/validate-manifest.js';
+import type { Manifest, Problem, Sourced } from '../crds/types.js';
+import { documentKey, type DesiredDocuments } from './desired.js';
+
+/** What the cross-document checks need to know of the catalog: pure data, no I/O. */
+export interface CatalogView {
+  /** Where the catalog is, for messages. */
+  location: string;
+  manifests: ReadonlyMap<string, Manifest>;
+  /** Catalog services whose package is broken, with their problems. */
+  invalid: ReadonlyMap<string, Problem[]>;
+}
+
+export interface CheckedDesired {
+  /** Problems per document ("Kind/name"), including those of its own schema. */
+  byDocument: Map<string, Problem[]>;
+  /** Problems that belong to no single document (missing cell.yaml, unreadable files, a second Cell...). */
+  general: Problem[];
+  /** Facts worth telling that are not errors, per document: a newer catalog version, for example. */
+  notices: Map<string, string[]>;
+  /** Each valid ServiceInstall's merged config (manifest defaults filled in). */
+  configs: Map<string, Record<string, ConfigValue>>;
+}
+
+function add<T>(map: Map<string, T[]>, key: string, ...items: T[]): void {
+  if (items.length === 0) return;
+  const list = map.get(key);
+  if (list) list.push(...items);
+  else map.set(key, [...items]);
+}
+
+/** Keep the first document of each name; every later one gets a problem naming the first. */
+function firstOfEachName<T extends { kind: string; metadata: { name: string } }>(docs: Sourced<T>[], byDocument: Map<string, Problem[]>, general: Problem[]): Sourced<T>[] {
+  const seen = new Map<string, Sourced<T>>();
+  for (const d of docs) {
+    const key = documentKey(d.doc);
+    const first = seen.get(key);
+    if (first) {
+      const problem = { file: d.file, pointer: '/metadata/name', message: `${key} is defined twice: also in ${first.file}; names must be unique per kind` };
+      add(byDocument, key, problem);
+      general.push(problem);
+    } else {
+      seen.set(key, d);
+    }
+  }
+  return [...seen.values()];
+}
+
+/**
+ * The checks that need more than one document: exactly one Cell, unique names, ServiceInstalls
+ * that name a catalog service and satisfy its config_schema, no subdomain claimed twice, egress
+ * connections that exist and are allowed, PeerAccounts that list installed services with accounts.
+ * Without a catalog (loose documents, not a cell folder) only the checks that need none run.
+ */
+export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView): CheckedDesired {
+  const byDocument = new Map<string, Problem[]>();
+  const general: Problem[] = [...docs.problems];
+  const notices = new Map<string, string[]>();
+  const configs = new Map<string, Record<string, ConfigValue>>();
+
+  for (const r of docs.rejected) {
+    if (r.key) add(byDocument, r.key, ...r.problems);
+    else general.push(...r.problems);
+  }
+
+  if (docs.cells.length === 0 && !docs.rejected.some((r) => r.key?.startsWith('Cell/'))) {
+    if (docs.dir) general.push({ file: `${docs.dir}/cell.yaml`, pointer: '', message: 'no Cell document: a cell folder needs exactly one, in cell.yaml' });
+  }
+  docs.cells.slice(1).forEach((extra) => {
+    const problem = { file: extra.file, pointer: '/kind', message: `a second Cell document (the first is in ${docs.cells[0]!.file}); a cell folder has exactly one` };
+    add(byDocument, documentKey(extra.doc), problem);
+    general.push(problem);
+  });
+
+  const services = firstOfEachName(docs.services, byDocument, general);
+  const peers = firstOfEachName(docs.peers, byDocument, general);
+  const connections = firstOfEachName(docs.connections, byDocument, general);
+  const connectionByName = new Map(connections.map((c) => [c.doc.metadata.name, c.doc]));
+  const declaredServices = new Set([
+    ...services.map((s) => s.doc.metadata.name),
+    ...docs.rejected.filter((r) => r.key?.startsWith('ServiceInstall/')).map((r) => r.key!.slice('ServiceInstall/'.length)),
+  ]);
+
+  const subdomainOwner = new Map<string, string>();
+  const sortedServices = [...services].sort((a, b) => a.doc.metadata.name.localeCompare(b.doc.metadata.name));
+  for (const { doc, file } of catalog ? sortedServices : []) {
+    const name = doc.metadata.name;
+    const key = documentKey(doc);
+    const problems: Problem[] = [];
+    const manifest = catalog!.manifests.get(name);
+    if (!manifest) {
+      const broken = catalog!.invalid.get(name);
+      if (broken) {
+        const first = broken[0];
+        problems.push({
+          file,
+          pointer: '/metadata/name',
+          message: `the catalog package of "${name}" is invalid (${broken.length} problem${broken.length === 1 ? '' : 's'}${first ? `; first: ${first.file}: ${first.pointer || '/'}: ${first.message}` : ''})`,
+        });
+      } else {
+        const known = [...catalog!.manifests.keys()].sort();
+        problems.push({ file, pointer: '/metadata/name', message: `no service "${name}" in the catalog at ${catalog!.location}${known.length ? `; it offers: ${known.join(', ')}` : ''}` });
+      }
+      add(byDocument, key, ...problems);
+      continue;
+    }
+
+    const wanted = doc.spec.version;
+    if (semver.valid(wanted) && semver.valid(manifest.version)) {
+      if (semver.gt(wanted, manifest.version)) {
+        problems.push({ file, pointer: '/spec/version', message: `version ${wanted} is not in the catalog, which offers ${manifest.version}` });
+      } else if (semver.lt(wanted, manifest.version)) {
+        add(notices, key, `the catalog offers ${manifest.version}; set spec.version to ${manifest.version} to admit it`);
+      }
+    }
+
+    const merged = mergeServiceConfig(manifest.capabilities.has_admin_config ? manifest.config_schema : {}, doc.spec.config, file);
+    problems.push(...merged.problems);
+
+    for (const sub of manifest.capabilities.has_subdomain ? manifestSubdomains(manifest) : []) {
+      const owner = subdomainOwner.get(sub);
+      if (owner) problems.push({ file, pointer: '/metadata/name', message: `subdomain "${sub}" is already claimed by ServiceInstall/${owner}; two services cannot share a subdomain` });
+      else subdomainOwner.set(sub, name);
+    }
+
+    const connection = doc.spec.egress?.connection;
+    if (connection !== undefined && connection !== 'default') {
+      const target = connectionByName.get(connection);
+      if (!manifest.capabilities.has_egress) {
+        problems.push({ file, pointer: '/spec/egress/connection', message: `service "${name}" does not support choosing its egress (has_egress is false); remove spec.egress or use "default"` });
+      } else if (!target) {
+        const known = [...connectionByName.keys()].sort();
+        problems.push({ file, pointer: '/spec/egress/connection', message: `no Connection named "${connection}"${known.length ? `; defined: ${known.join(', ')}` : '; add connections/' + connection + '.yaml'}` });
+      } else if (!manifest.egress?.allowed.includes(target.spec.type)) {
+        problems.push({
+          file,
+          pointer: '/spec/egress/connection',
+          message: `Connection "${connection}" is of type ${target.spec.type}, which "${name}" does not allow (allowed: ${(manifest.egress?.allowed ?? []).join(', ')})`,
+        });
+      }
+    }
+
+    add(byDocument, key, ...problems);
+    if (problems.length === 0) configs.set(name, merged.config);
+  }
+
+  for (const { doc, file } of catalog ? peers : []) {
+    const problems: Problem[] = [];
+    doc.spec.services.forEach((service, i) => {
+      const pointer = `/spec/services/${i}`;
+      if (!declaredServices.has(service)) {
+        problems.push({ file, pointer, message: `"${service}" is not installed: there is no ServiceInstall named "${service}"` });
+        return;
+      }
+      const manifest = catalog!.manifests.get(service);
+      if (manifest && !manifest.capabilities.has_accounts) {
+        problems.push({ file, pointer, message: `service "${service}" has no per-peer accounts (has_accounts is false)` });
+      }
+    });
+    add(byDocument, documentKey(doc), ...problems);
+  }
+
+  return { byDocument, general, notices, configs };
+}
+
+/** Every problem of a check, documents first in key order, then the general ones. */
+export function allProblems(checked: CheckedDesired): Problem[] {
+  const keys = [...checked.byDocument.keys()].sort();
+  const seen = new Set<Problem>();
+  const out: Problem[] = [];
+  for (const p of [...keys.flatMap((k) => checked.byDocument.get(k)!), ...checked.general]) {
+    if (!seen.has(p)) {
+      seen.add(p);
+      out.push(p);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,131 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { validateDocument } from '../crds/validate-documents.js';
+import type {
+  CellDocument,
+  CellObject,
+  ConnectionDocument,
+  PeerAccountDocument,
+  Problem,
+  ServiceInstallDocument,
+  Sourced,
+} from '../crds/types.js';
+import { readYamlFile } from './yaml-documents.js';
+
+/** The folders of a cell directory that hold documents, besides cell.yaml at its top. */
+export const DOCUMENT_FOLDERS = ['services', 'peers', 'connections'] as const;
+export const CELL_FILE = 'cell.yaml';
+
+/** Documents of a cell folder that passed their own schema, grouped by kind. */
+export interface DesiredDocuments {
+  dir: string;
+  cells: Sourced<CellDocument>[];
+  services: Sourced<ServiceInstallDocument>[];
+  peers: Sourced<PeerAccountDocument>[];
+  connections: Sourced<ConnectionDocument>[];
+  /** Documents refused by their schema; `key` ("Kind/name") when the document says who it is. */
+  rejected: { key?: string; file: string; problems: Problem[] }[];
+  /** Problems of files as a whole: unreadable, not YAML, too large. */
+  problems: Problem[];
+  /** Every file read, for change detection (relative path → content signature). */
+  files: string[];
+}
+
+/**
+ * Editors and Git write files in several steps; these names are their scratch files, never
+ * documents: vim swap files, emacs lock and backup files, `.tmp`/`.part` files, hidden files.
+ */
+export function isDocumentFileName(name: string): boolean {
+  if (name.startsWith('.') || name.startsWith('#') || name.endsWith('~')) return false;
+  return /\.(ya?ml)$/i.test(name);
+}
+
+export function documentKey(doc: { kind: string; metadata: { name: string } }): string {
+  return `${doc.kind}/${doc.metadata.name}`;
+}
+
+/** The "Kind/name" a raw document claims, if it says, so even a broken document can get a status. */
+export function claimedKey(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as { kind?: unknown; metadata?: { name?: unknown } };
+  if (typeof v.kind !== 'string' || typeof v.metadata?.name !== 'string') return undefined;
+  return `${v.kind}/${v.metadata.name}`;
+}
+
+async function listDocumentFiles(dir: string): Promise<{ files: string[]; problems: Problem[] }> {
+  const files: string[] = [];
+  const problems: Problem[] = [];
+  const cellFile = path.join(dir, CELL_FILE);
+  try {
+    await fs.access(cellFile);
+    files.push(cellFile);
+  } catch {
+    problems.push({ file: cellFile, pointer: '', message: `missing: a cell folder needs ${CELL_FILE} with exactly one Cell document` });
+  }
+  for (const folder of DOCUMENT_FOLDERS) {
+    const sub = path.join(dir, folder);
+    let entries;
+    try {
+      entries = await fs.readdir(sub, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      problems.push({ file: sub, pointer: '', message: `cannot list: ${(err as Error).message}` });
+      continue;
+    }
+    for (const e of entries) {
+      if ((e.isFile() || e.isSymbolicLink()) && isDocumentFileName(e.name)) files.push(path.join(sub, e.name));
+    }
+  }
+  files.sort();
+  return { files, problems };
+}
+
+/** Read every document of a cell folder and check each against its kind's schema. */
+export async function loadCellFolder(dir: string): Promise<DesiredDocuments> {
+  const listed = await listDocumentFiles(dir);
+  const parsedFiles = await Promise.all(listed.files.map((f) => readYamlFile(f)));
+  return collectDocuments(dir, listed.files, parsedFiles, listed.problems);
+}
+
+/** Check already-parsed documents of YAML files that may not form a cell folder (pic validate FILE). */
+export async function loadDocumentFiles(files: string[]): Promise<DesiredDocuments> {
+  const parsedFiles = await Promise.all(files.map((f) => readYamlFile(f)));
+  return collectDocuments('', files, parsedFiles, []);
+}
+
+function collectDocuments(
+  dir: string,
+  files: string[],
+  parsedFiles: Awaited<ReturnType<typeof readYamlFile>>[],
+  problems: Problem[],
+): DesiredDocuments {
+  const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], files };
+  parsedFiles.forEach((parsed) => {
+    out.problems.push(...parsed.problems);
+    for (const document of parsed.documents) {
+      const docProblems = validateDocument(document.value, document.label);
+      if (docProblems.length > 0) {
+        const key = claimedKey(document.value);
+        out.rejected.push({ ...(key ? { key } : {}), file: document.label, problems: docProblems });
+        continue;
+      }
+      const doc = document.value as CellObject;
+      const sourced = { file: document.label, index: document.index, doc };
+      switch (doc.kind) {
+        case 'Cell':
+          out.cells.push(sourced as Sourced<CellDocument>);
+          break;
+        case 'ServiceInstall':
+          out.services.push(sourced as Sourced<ServiceInstallDocument>);
+          break;
+        case 'PeerAccount':
+          out.peers.push(sourced as Sourced<PeerAccountDocument>);
+          break;
+        case 'Connection':
+          out.connections.push(sourced as Sourced<ConnectionDocument>);
+          break;
+      }
+    }
+  });
+  return out;
+}
