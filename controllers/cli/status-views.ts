@@ -1,0 +1,265 @@
+import { stringify as toYaml } from 'yaml';
+import { findCondition, isConditionTrue } from '../../state/conditions.js';
+import type { Condition, DocumentStatus, OperatorEvent } from '../../state/status-types.js';
+
+/**
+ * What `pic get`, `pic describe` and `pic watch` print. Pure and deterministic: the statuses and
+ * events come in as values, the clock as `now`, and rows are sorted. Every function returns the
+ * text without a final newline.
+ */
+
+export const TABLE_WIDTH = 100;
+const NONE = '<none>';
+
+export interface TableOptions {
+  wide?: boolean;
+  now: Date;
+  /** Lines are kept within this many columns by shortening MESSAGE (not in wide mode). Default 100. */
+  width?: number;
+}
+
+export type GetOutput = 'table' | 'wide' | 'json' | 'yaml';
+
+export interface GetOptions {
+  /** One document was asked for by name: json/yaml print it alone instead of `{items: [...]}`. */
+  single?: boolean;
+  /** Printed instead of an empty table, e.g. `No documents found in /var/lib/pic.` */
+  emptyMessage?: string;
+}
+
+/** `5s`, `3m`, `2h`, `4d` since `since`; `<unknown>` when there is no time to measure from. */
+export function formatAge(since: string | undefined, now: Date): string {
+  const start = since === undefined ? NaN : Date.parse(since);
+  if (Number.isNaN(start)) return '<unknown>';
+  const seconds = Math.max(0, Math.floor((now.getTime() - start) / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${hours}h`;
+  return `${Math.floor(hours / 24)}d`;
+}
+
+export function renderTable(statuses: readonly DocumentStatus[], opts: TableOptions): string {
+  const wide = opts.wide === true;
+  const header = wide
+    ? ['KIND', 'NAME', 'READY', 'STATUS', 'AGE', 'IP', 'CONTAINERS', 'GENERATION', 'MESSAGE']
+    : ['KIND', 'NAME', 'READY', 'STATUS', 'AGE', 'MESSAGE'];
+  const rows = sortStatuses(statuses).map((s) => {
+    const conditions = s.conditions ?? [];
+    const ready = findCondition(conditions, 'Ready');
+    const leading = [s.kind, s.name, ready?.status ?? 'Unknown', s.phase, formatAge(ready?.lastTransitionTime, opts.now)];
+    const extra = wide ? [s.facts?.serviceIp ?? NONE, containerSummary(s), shortGeneration(s.observedGeneration)] : [];
+    return [...leading, ...extra, headline(conditions)].map(oneLine);
+  });
+  if (!wide) truncateLastColumn([header, ...rows], opts.width ?? TABLE_WIDTH, 3);
+  return formatColumns([header, ...rows], { gap: 3 }).join('\n');
+}
+
+export function renderGet(statuses: readonly DocumentStatus[], output: GetOutput, now: Date, opts: GetOptions = {}): string {
+  if (opts.single && statuses.length !== 1) {
+    throw new Error(`renderGet: single output needs exactly one status, got ${statuses.length}`);
+  }
+  switch (output) {
+    case 'table':
+    case 'wide':
+      if (statuses.length === 0) return opts.emptyMessage ?? 'No documents found.';
+      return renderTable(statuses, { wide: output === 'wide', now });
+    case 'json':
+    case 'yaml': {
+      const value = opts.single ? statuses[0] : { items: sortStatuses(statuses) };
+      return output === 'json' ? JSON.stringify(value, null, 2) : toYaml(value).trimEnd();
+    }
+  }
+}
+
+/** kubectl-describe-like detail of one document: identity, facts, conditions and its events. */
+export function renderDescribe(status: DocumentStatus, events: readonly OperatorEvent[], now: Date): string {
+  const lines: string[] = [];
+  const conditions = status.conditions ?? [];
+  const facts = status.facts ?? {};
+  const field = (label: string, value: string): void => {
+    lines.push(`${`${label}:`.padEnd(22)}${oneLine(value)}`);
+  };
+
+  field('Name', status.name);
+  field('Kind', status.kind);
+  field('File', status.file ?? NONE);
+  field('Phase', status.phase);
+  field('Observed generation', status.observedGeneration || NONE);
+  field('Updated', status.updatedAt ? `${status.updatedAt} (${formatAge(status.updatedAt, now)} ago)` : NONE);
+
+  const isService = status.kind === 'ServiceInstall';
+  if (isService || facts.serviceIp !== undefined) field('Service IP', facts.serviceIp ?? NONE);
+  for (const key of Object.keys(facts).sort()) {
+    if (['serviceIp', 'containers', 'images', 'notices'].includes(key) || facts[key] === undefined) continue;
+    field(humanise(key), factText(facts[key]));
+  }
+  if (isService || facts.containers !== undefined) {
+    section(
+      lines,
+      'Containers',
+      ['NAME', 'STATE', 'HEALTH', 'IMAGE'],
+      [...(facts.containers ?? [])]
+        .sort((a, b) => compareText(a.name, b.name))
+        .map((c) => [c.name, c.state, c.health ?? '-', c.image ?? '-']),
+    );
+  }
+  if (isService || facts.images !== undefined) {
+    section(
+      lines,
+      'Images',
+      ['CONTAINER', 'REFERENCE', 'VERIFIED'],
+      [...(facts.images ?? [])]
+        .sort((a, b) => compareText(a.container, b.container))
+        .map((i) => [i.container, i.reference, verifiedText(i.verified)]),
+    );
+  }
+  if (facts.notices !== undefined) {
+    lines.push('Notices:');
+    if (facts.notices.length === 0) lines.push(`  ${NONE}`);
+    for (const notice of facts.notices) lines.push(`  - ${oneLine(notice)}`);
+  }
+
+  section(
+    lines,
+    'Conditions',
+    ['TYPE', 'STATUS', 'REASON', 'AGE', 'MESSAGE'],
+    conditions.map((c) => [c.type, c.status, c.reason, formatAge(c.lastTransitionTime, now), c.message]),
+  );
+  section(
+    lines,
+    'Events',
+    ['TYPE', 'REASON', 'AGE', 'MESSAGE'],
+    collapseEvents(events).map((e) => [e.type, e.reason, eventAge(e, now), e.message]),
+  );
+  return lines.join('\n');
+}
+
+/** One screen of `pic watch`: how many documents are Ready, when, and the table. */
+export function renderWatchFrame(statuses: readonly DocumentStatus[], now: Date, opts: { emptyMessage?: string } = {}): string {
+  const ready = statuses.filter((s) => isConditionTrue(s.conditions, 'Ready')).length;
+  const time = now.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  const header = `${ready}/${statuses.length} Ready   ${time}`;
+  const body = statuses.length === 0 ? (opts.emptyMessage ?? 'No documents found.') : renderTable(statuses, { now });
+  return `${header}\n\n${body}`;
+}
+
+/** What a person should read first: why it is stalled, else what Ready says. */
+function headline(conditions: readonly Condition[]): string {
+  const stalled = findCondition(conditions, 'Stalled');
+  if (stalled?.status === 'True') return stalled.message;
+  return findCondition(conditions, 'Ready')?.message ?? '';
+}
+
+function containerSummary(status: DocumentStatus): string {
+  const containers = status.facts?.containers;
+  if (!containers || containers.length === 0) return NONE;
+  const running = containers.filter((c) => c.state === 'running').length;
+  return `${running}/${containers.length} running`;
+}
+
+/** Generations are spec hashes; twelve characters tell them apart at a glance, as Docker's short ids do. */
+function shortGeneration(generation: string | undefined): string {
+  if (!generation) return NONE;
+  const bare = generation.replace(/^sha256:/, '');
+  return bare.length > 12 ? bare.slice(0, 12) : bare;
+}
+
+function verifiedText(verified: boolean | 'skipped' | undefined): string {
+  if (verified === true) return 'yes';
+  if (verified === false) return 'no';
+  return verified ?? '-';
+}
+
+function factText(value: unknown): string {
+  if (Array.isArray(value)) {
+    if (value.length === 0) return NONE;
+    if (value.every((v) => ['string', 'number', 'boolean'].includes(typeof v))) return value.join(', ');
+  }
+  if (typeof value === 'string') return value === '' ? NONE : value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value) ?? NONE;
+}
+
+/** `provisionedServices` → `Provisioned services`. */
+function humanise(key: string): string {
+  const words = key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+interface CollapsedEvent extends OperatorEvent {
+  count: number;
+  firstTime: string;
+}
+
+/** Events oldest first; a run of identical ones (a retry that keeps failing) becomes one row with a count. */
+function collapseEvents(events: readonly OperatorEvent[]): CollapsedEvent[] {
+  const ordered = events
+    .map((e, i) => ({ e, i }))
+    .sort((a, b) => compareText(a.e.time, b.e.time) || a.i - b.i)
+    .map(({ e }) => e);
+  const rows: CollapsedEvent[] = [];
+  for (const e of ordered) {
+    const last = rows[rows.length - 1];
+    if (last && last.key === e.key && last.type === e.type && last.reason === e.reason && last.message === e.message) {
+      last.count += 1;
+      last.time = e.time;
+    } else {
+      rows.push({ ...e, count: 1, firstTime: e.time });
+    }
+  }
+  return rows;
+}
+
+function eventAge(e: CollapsedEvent, now: Date): string {
+  const age = formatAge(e.time, now);
+  return e.count > 1 ? `${age} (x${e.count} over ${formatAge(e.firstTime, now)})` : age;
+}
+
+function section(lines: string[], title: string, header: string[], rows: string[][]): void {
+  lines.push(`${title}:`);
+  if (rows.length === 0) {
+    lines.push(`  ${NONE}`);
+    return;
+  }
+  const table = formatColumns([header, ...rows.map((r) => r.map(oneLine))], { gap: 2 });
+  for (const line of table) lines.push(`  ${line}`);
+}
+
+function sortStatuses(statuses: readonly DocumentStatus[]): DocumentStatus[] {
+  return [...statuses].sort((a, b) => compareText(a.kind, b.kind) || compareText(a.name, b.name));
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Table cells are one line of printable text: a message cannot break the table or steer the terminal. */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+}
+
+/** Shorten the last column so every line fits `width`, keeping at least a readable stub. */
+function truncateLastColumn(rows: string[][], width: number, gap: number): void {
+  const columns = rows[0]?.length ?? 0;
+  let start = 0;
+  for (let c = 0; c < columns - 1; c++) start += Math.max(...rows.map((r) => r[c]?.length ?? 0)) + gap;
+  const room = Math.max(20, width - start);
+  for (const row of rows) {
+    const last = row[columns - 1];
+    if (last !== undefined && last.length > room) row[columns - 1] = `${last.slice(0, room - 1).trimEnd()}…`;
+  }
+}
+
+function formatColumns(rows: string[][], opts: { gap: number }): string[] {
+  const columns = Math.max(0, ...rows.map((r) => r.length));
+  const widths = Array.from({ length: columns }, (_, c) => Math.max(...rows.map((r) => r[c]?.length ?? 0)));
+  return rows.map((row) =>
+    row
+      .map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd((widths[c] ?? 0) + opts.gap)))
+      .join('')
+      .trimEnd(),
+  );
+}

@@ -1,0 +1,176 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+/** Everything the operator owns lives under one directory; only root (the operator) may read it. */
+export const DEFAULT_STATE_DIR = '/var/lib/pic';
+
+/** `--state-dir` wins, then `PIC_STATE_DIR`, then the default. Returned as an absolute path. */
+export function resolveStateDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  const chosen = nonEmpty(flag) ?? nonEmpty(env.PIC_STATE_DIR) ?? DEFAULT_STATE_DIR;
+  return path.resolve(chosen);
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value !== undefined && value.trim() !== '' ? value : undefined;
+}
+
+export interface StatePaths {
+  /** One JSON status file per document: status/<Kind>/<name>.json */
+  status: string;
+  events: string;
+  secrets: string;
+  ipAllocations: string;
+  credentials: string;
+  lock: string;
+  /** Data directories of the services (bind mounts), data/<service>/... */
+  data: string;
+}
+
+export interface OperatorLock {
+  /** Remove the lock file if it is still ours. Safe to call more than once. */
+  release(): Promise<void>;
+}
+
+/** Another operator holds the state directory; starting a second one would make them fight. */
+export class LockHeldError extends Error {
+  constructor(
+    readonly pid: number,
+    readonly lockFile: string,
+  ) {
+    super(
+      `another pic operator (pid ${pid}) is running on this state directory (${lockFile}); ` +
+        'stop it first, or use a different --state-dir',
+    );
+    this.name = 'LockHeldError';
+  }
+}
+
+/** Lock files this process holds, so a lock naming our own pid is told apart from a stale one. */
+const heldByThisProcess = new Set<string>();
+
+export class StateDir {
+  readonly root: string;
+  readonly paths: StatePaths;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.paths = {
+      status: path.join(this.root, 'status'),
+      events: path.join(this.root, 'events.jsonl'),
+      secrets: path.join(this.root, 'secrets.json'),
+      ipAllocations: path.join(this.root, 'allocations', 'ips.json'),
+      credentials: path.join(this.root, 'credentials.json'),
+      lock: path.join(this.root, 'operator.lock'),
+      data: path.join(this.root, 'data'),
+    };
+  }
+
+  /**
+   * Create the directory (and its status folder) owner-only. An existing directory that others
+   * can read is narrowed to 0700: it holds secrets and credentials.
+   */
+  async ensure(): Promise<void> {
+    for (const dir of [this.root, this.paths.status]) {
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      const stat = await fs.stat(dir);
+      if (!stat.isDirectory()) throw new Error(`${dir} is not a directory; pic needs it as its state directory`);
+      if ((stat.mode & 0o077) !== 0) await fs.chmod(dir, 0o700);
+    }
+  }
+
+  /**
+   * Take the operator lock: a file holding our pid, created exclusively. A lock left behind by a
+   * process that no longer exists is taken over; a live holder is an error.
+   */
+  async acquireLock(): Promise<OperatorLock> {
+    const lockFile = this.paths.lock;
+    if (heldByThisProcess.has(lockFile)) {
+      throw new Error(`this process already holds the operator lock ${lockFile}`);
+    }
+    await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
+    // A few rounds: each lost race (another process took or replaced the lock meanwhile) re-checks.
+    for (let attempt = 0; attempt < 40; attempt++) {
+      if (await tryCreateLock(lockFile)) {
+        heldByThisProcess.add(lockFile);
+        return { release: () => releaseLock(lockFile) };
+      }
+      const content = await readLockContent(lockFile);
+      if (content === undefined) continue; // vanished between our create and read: try again
+      const pid = parsePid(content);
+      if (pid === undefined) {
+        // Either a holder is between creating the file and writing its pid, or one crashed right
+        // there. Give a live holder a moment; an old empty file is stale.
+        if (await isRecent(lockFile)) {
+          await delay(100);
+          continue;
+        }
+      } else if (pid !== process.pid && isProcessAlive(pid)) {
+        throw new LockHeldError(pid, lockFile);
+      }
+      // Stale: remove it only if it still holds what we judged, then compete for it again.
+      if ((await readLockContent(lockFile)) === content) await fs.rm(lockFile, { force: true });
+    }
+    throw new Error(`could not take the operator lock ${lockFile}: it keeps changing; is another operator starting?`);
+  }
+}
+
+async function tryCreateLock(lockFile: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await fs.open(lockFile, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  try {
+    await handle.writeFile(`${process.pid}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return true;
+}
+
+async function releaseLock(lockFile: string): Promise<void> {
+  if (!heldByThisProcess.delete(lockFile)) return;
+  const content = await readLockContent(lockFile);
+  if (content !== undefined && parsePid(content) === process.pid) await fs.rm(lockFile, { force: true });
+}
+
+async function readLockContent(lockFile: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(lockFile, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+function parsePid(content: string): number | undefined {
+  const text = content.trim();
+  if (!/^[1-9][0-9]{0,9}$/.test(text)) return undefined;
+  return Number(text);
+}
+
+/** Signal 0 checks for existence without touching the process; EPERM means it exists but is not ours. */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+async function isRecent(file: string): Promise<boolean> {
+  try {
+    const stat = await fs.stat(file);
+    return Date.now() - stat.mtimeMs < 2000;
+  } catch {
+    return false;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,231 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { watch as watchPaths } from 'chokidar';
+import { readJsonFile, writeFileAtomic } from './atomic-write.js';
+import { statusEquals } from './conditions.js';
+import type { DocumentStatus } from './status-types.js';
+
+/** A document kind as it appears in a key: `ServiceInstall`, `PeerAccount`, ... */
+const KIND = /^[A-Z][A-Za-z0-9]{0,62}$/;
+/** A DNS label (RFC 1123), the only names documents may have. */
+const NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** A status key that is not `Kind/name`; refused so a key can never name a file outside the store. */
+export class InvalidStatusKeyError extends Error {
+  constructor(readonly key: string) {
+    super(
+      `invalid status key ${JSON.stringify(key)}: expected Kind/name, the kind a capitalised word ` +
+        'and the name a DNS label (lowercase letters, digits and "-", at most 63 characters)',
+    );
+    this.name = 'InvalidStatusKeyError';
+  }
+}
+
+export function parseStatusKey(key: string): { kind: string; name: string } {
+  const parts = key.split('/');
+  const [kind, name] = parts;
+  if (parts.length !== 2 || kind === undefined || name === undefined || !KIND.test(kind) || !NAME.test(name)) {
+    throw new InvalidStatusKeyError(key);
+  }
+  return { kind, name };
+}
+
+/**
+ * The status of every document, one JSON file each at `<dir>/<Kind>/<name>.json`, owner-only.
+ * A put that would store what is already there writes nothing: what this process last wrote or
+ * read is remembered, so a reconcile that changed nothing does not even touch the disk.
+ */
+export class StatusStore {
+  readonly dir: string;
+  /** key → last known content; `null` means known to be absent. */
+  private readonly known = new Map<string, DocumentStatus | null>();
+  /** Operations on one key run one after another; different keys run side by side. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(dir: string) {
+    this.dir = path.resolve(dir);
+  }
+
+  fileOf(key: string): string {
+    const { kind, name } = parseStatusKey(key);
+    return path.join(this.dir, kind, `${name}.json`);
+  }
+
+  /** The stored status, read from disk (another process may have written it), or undefined. */
+  async get(key: string): Promise<DocumentStatus | undefined> {
+    const file = this.fileOf(key);
+    return this.serialise(key, () => this.read(key, file));
+  }
+
+  /**
+   * What this process last wrote or read for `key`, reading the file only the first time. For the
+   * operator, which owns the directory under its lock; a reader beside a running operator uses get.
+   */
+  async lastKnown(key: string): Promise<DocumentStatus | undefined> {
+    const file = this.fileOf(key);
+    return this.serialise(key, async () => {
+      const known = this.known.get(key);
+      if (known === null) return undefined;
+      if (known !== undefined) return structuredClone(known);
+      return this.read(key, file);
+    });
+  }
+
+  /** Every stored status, sorted by kind then name. */
+  async list(): Promise<DocumentStatus[]> {
+    const keys: string[] = [];
+    for (const kind of await readDirNames(this.dir)) {
+      if (!KIND.test(kind)) continue;
+      for (const entry of await readDirNames(path.join(this.dir, kind))) {
+        if (!entry.endsWith('.json')) continue;
+        const name = entry.slice(0, -'.json'.length);
+        if (NAME.test(name)) keys.push(`${kind}/${name}`);
+      }
+    }
+    const statuses = await Promise.all(keys.map((key) => this.get(key)));
+    return statuses.filter((s): s is DocumentStatus => s !== undefined).sort(compareStatuses);
+  }
+
+  /** Store `status` unless it equals (ignoring updatedAt) what is stored. Returns whether it wrote. */
+  async put(status: DocumentStatus): Promise<boolean> {
+    const { kind, name } = parseStatusKey(status.key);
+    if (status.kind !== kind || status.name !== name) {
+      throw new Error(`status key ${status.key} does not match its kind ${status.kind} and name ${status.name}`);
+    }
+    const file = this.fileOf(status.key);
+    return this.serialise(status.key, async () => {
+      const current = this.known.has(status.key) ? (this.known.get(status.key) ?? undefined) : await this.read(status.key, file);
+      if (statusEquals(current, status)) return false;
+      const copy = structuredClone(status);
+      await writeFileAtomic(file, `${JSON.stringify(copy, null, 2)}\n`, 0o600);
+      this.known.set(status.key, copy);
+      return true;
+    });
+  }
+
+  /** Delete the stored status. Returns whether there was one. */
+  async remove(key: string): Promise<boolean> {
+    const file = this.fileOf(key);
+    return this.serialise(key, async () => {
+      let existed = true;
+      try {
+        await fs.unlink(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        existed = false;
+      }
+      this.known.set(key, null);
+      if (existed) await syncDir(path.dirname(file));
+      return existed;
+    });
+  }
+
+  private async read(key: string, file: string): Promise<DocumentStatus | undefined> {
+    const value = await readJsonFile<unknown>(file, undefined);
+    if (value === undefined) {
+      this.known.set(key, null);
+      return undefined;
+    }
+    if (typeof value !== 'object' || value === null || (value as DocumentStatus).key !== key) {
+      throw new Error(`${file}: not a status of ${key}; move it aside and the operator will write a new one`);
+    }
+    const status = value as DocumentStatus;
+    this.known.set(key, structuredClone(status));
+    return status;
+  }
+
+  private serialise<T>(key: string, operation: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    const result = previous.then(operation);
+    const settled = result.catch(() => undefined);
+    this.queues.set(key, settled);
+    void settled.then(() => {
+      if (this.queues.get(key) === settled) this.queues.delete(key);
+    });
+    return result;
+  }
+}
+
+function compareStatuses(a: DocumentStatus, b: DocumentStatus): number {
+  return compareText(a.kind, b.kind) || compareText(a.name, b.name);
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function readDirNames(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface StatusDirWatch {
+  close(): Promise<void>;
+}
+
+/**
+ * Call `onChange` shortly after anything under the status directory changes, so `pic watch` can
+ * redraw. Bursts (one atomic write is several file-system events; a reconcile pass writes many
+ * statuses) are folded into one call after `debounceMs` of quiet. Resolves once watching.
+ */
+export async function watchStatusDir(
+  statusDir: string,
+  onChange: () => void,
+  opts: { debounceMs?: number; onError?: (err: Error) => void } = {},
+): Promise<StatusDirWatch> {
+  const root = path.resolve(statusDir);
+  await fs.mkdir(root, { recursive: true, mode: 0o700 });
+  const debounceMs = opts.debounceMs ?? 50;
+  // Under a steady stream of writes, still redraw now and then rather than wait for quiet.
+  const maxWaitMs = debounceMs * 10;
+  let timer: NodeJS.Timeout | undefined;
+  let firstPendingAt = 0;
+  let closed = false;
+  const fire = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (!closed) onChange();
+  };
+  const watcher = watchPaths(root, {
+    ignoreInitial: true,
+    // Temporary files of atomic writes start with a dot; their rename is seen as the real file.
+    ignored: (p: string) => {
+      const rel = path.relative(root, p);
+      return rel !== '' && rel.split(path.sep).some((part) => part.startsWith('.'));
+    },
+  });
+  watcher.on('all', () => {
+    if (closed) return;
+    const now = Date.now();
+    if (!timer) firstPendingAt = now;
+    else clearTimeout(timer);
+    if (now - firstPendingAt >= maxWaitMs) fire();
+    else timer = setTimeout(fire, debounceMs);
+  });
+  await new Promise<void>((resolve, reject) => {
+    watcher.once('ready', resolve);
+    watcher.once('error', reject);
+  });
+  watcher.on('error', (err) => opts.onError?.(err as Error));
+  return {
+    async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      await watcher.close();
+    },
+  };
+}

@@ -1,0 +1,227 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { formatAge, renderDescribe, renderGet, renderTable, renderWatchFrame } from '../../controllers/cli/status-views.js';
+import type { DocumentStatus, OperatorEvent } from '../../state/status-types.js';
+
+/** Golden files hold the exact text; `UPDATE_GOLDEN=1 npm test` rewrites them after a deliberate change. */
+const GOLDEN_DIR = path.join(process.cwd(), 'tests', 'golden', 'views');
+
+async function expectGolden(name: string, actual: string): Promise<void> {
+  const file = path.join(GOLDEN_DIR, name);
+  const text = `${actual}\n`;
+  if (process.env.UPDATE_GOLDEN === '1') {
+    await fs.mkdir(GOLDEN_DIR, { recursive: true });
+    await fs.writeFile(file, text);
+  }
+  expect(text).toBe(await fs.readFile(file, 'utf8'));
+}
+
+const NOW = new Date('2024-05-01T12:00:00.000Z');
+const ago = (seconds: number): string => new Date(NOW.getTime() - seconds * 1000).toISOString();
+
+const notes: DocumentStatus = {
+  key: 'ServiceInstall/notes',
+  kind: 'ServiceInstall',
+  name: 'notes',
+  observedGeneration: 'sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+  phase: 'Ready',
+  file: 'services/notes.yaml',
+  conditions: [
+    { type: 'Ready', status: 'True', reason: 'InstallSucceeded', message: 'All 2 containers are running.', lastTransitionTime: ago(3 * 60 + 12) },
+  ],
+  facts: {
+    serviceIp: '172.20.0.20',
+    containers: [
+      { name: 'cell-notes-db', state: 'running', image: 'git.pic.ngo/roof/postgres:16' },
+      { name: 'cell-notes', state: 'running', health: 'healthy', image: 'git.pic.ngo/roof/notes:1.0.0' },
+    ],
+    images: [
+      { container: 'cell-notes', reference: 'git.pic.ngo/roof/notes@sha256:1111111111111111111111111111111111111111111111111111111111111111', verified: true },
+      { container: 'cell-notes-db', reference: 'git.pic.ngo/roof/postgres@sha256:2222222222222222222222222222222222222222222222222222222222222222', verified: 'skipped' },
+    ],
+    notices: ['The catalog offers notes 1.1.0; spec.version admits 1.0.0.'],
+    subdomain: 'notes',
+  },
+  updatedAt: ago(40),
+};
+
+const files: DocumentStatus = {
+  key: 'ServiceInstall/files',
+  kind: 'ServiceInstall',
+  name: 'files',
+  observedGeneration: '4e07408562bedb8b',
+  phase: 'Reconciling',
+  file: 'services/files.yaml',
+  conditions: [
+    { type: 'Ready', status: 'False', reason: 'ContainerNotRunning', message: 'cell-files-web is being created.', lastTransitionTime: ago(5) },
+    { type: 'Reconciling', status: 'True', reason: 'PullingImage', message: 'Pulling git.pic.ngo/roof/files-web (42%).', lastTransitionTime: ago(5) },
+  ],
+  facts: {
+    serviceIp: '172.20.0.21',
+    containers: [
+      { name: 'cell-files', state: 'running', health: 'starting' },
+      { name: 'cell-files-web', state: 'created' },
+    ],
+  },
+  updatedAt: ago(1),
+};
+
+const mail: DocumentStatus = {
+  key: 'ServiceInstall/mail',
+  kind: 'ServiceInstall',
+  name: 'mail',
+  observedGeneration: 'c0ffee00c0ffee00c0ffee00',
+  phase: 'Stalled',
+  file: 'services/mail.yaml',
+  conditions: [
+    { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: 'The document is not valid; see Stalled.', lastTransitionTime: ago(2 * 3600 + 60) },
+    {
+      type: 'Stalled',
+      status: 'True',
+      reason: 'ImageNotPinned',
+      message:
+        'services/mail.yaml: the manifest image git.pic.ngo/roof/mail:latest is not pinned by @sha256 digest, which imageVerification enforce requires; pin it in the catalog or set mode warn.',
+      lastTransitionTime: ago(2 * 3600 + 60),
+    },
+  ],
+  updatedAt: ago(2 * 3600),
+};
+
+const alice: DocumentStatus = {
+  key: 'PeerAccount/alice',
+  kind: 'PeerAccount',
+  name: 'alice',
+  observedGeneration: 'aa11',
+  phase: 'Ready',
+  file: 'peers/alice.yaml',
+  conditions: [{ type: 'Ready', status: 'True', reason: 'AccountsProvisioned', message: 'Provisioned on notes, files.', lastTransitionTime: ago(4 * 86400 + 7200) }],
+  facts: { provisionedServices: ['files', 'notes'] },
+  updatedAt: ago(4 * 86400),
+};
+
+const vpn: DocumentStatus = {
+  key: 'Connection/vpn-home',
+  kind: 'Connection',
+  name: 'vpn-home',
+  observedGeneration: 'bb22',
+  phase: 'Failed',
+  file: 'connections/vpn-home.yaml',
+  conditions: [{ type: 'Ready', status: 'False', reason: 'TunnelDown', message: 'wg-vpn-home has no handshake\nin 3 minutes.', lastTransitionTime: ago(59) }],
+  updatedAt: ago(59),
+};
+
+const statuses = [vpn, notes, alice, mail, files];
+
+const notesEvents: OperatorEvent[] = [
+  { time: ago(400), key: 'ServiceInstall/notes', type: 'Normal', reason: 'IpAllocated', message: 'Allocated 172.20.0.20.' },
+  { time: ago(350), key: 'ServiceInstall/notes', type: 'Warning', reason: 'PullFailed', message: 'Pulling git.pic.ngo/roof/notes failed: connection reset.' },
+  { time: ago(300), key: 'ServiceInstall/notes', type: 'Warning', reason: 'PullFailed', message: 'Pulling git.pic.ngo/roof/notes failed: connection reset.' },
+  { time: ago(240), key: 'ServiceInstall/notes', type: 'Warning', reason: 'PullFailed', message: 'Pulling git.pic.ngo/roof/notes failed: connection reset.' },
+  { time: ago(200), key: 'ServiceInstall/notes', type: 'Normal', reason: 'Created', message: 'Created container cell-notes.' },
+  // Given out of order: describe sorts by time.
+  { time: ago(192), key: 'ServiceInstall/notes', type: 'Normal', reason: 'Started', message: 'Started container cell-notes.' },
+  { time: ago(195), key: 'ServiceInstall/notes', type: 'Normal', reason: 'Created', message: 'Created container cell-notes-db.' },
+];
+
+describe('status views (golden)', () => {
+  test('table', async () => {
+    await expectGolden('table.txt', renderTable(statuses, { now: NOW }));
+  });
+
+  test('wide', async () => {
+    await expectGolden('wide.txt', renderTable(statuses, { now: NOW, wide: true }));
+  });
+
+  test('describe with events', async () => {
+    await expectGolden('describe.txt', renderDescribe(notes, notesEvents, NOW));
+  });
+
+  test('describe of a stalled document without events', async () => {
+    await expectGolden('describe-stalled.txt', renderDescribe(mail, [], NOW));
+  });
+
+  test('describe of a document of another kind', async () => {
+    await expectGolden('describe-peer.txt', renderDescribe(alice, [], NOW));
+  });
+
+  test('empty list', async () => {
+    await expectGolden('empty.txt', renderGet([], 'table', NOW, { emptyMessage: 'No documents found in /var/lib/pic/status.' }));
+  });
+
+  test('watch frame', async () => {
+    await expectGolden('watch.txt', renderWatchFrame(statuses, NOW));
+  });
+
+  test('get -o json of a list', async () => {
+    await expectGolden('get-list.json', renderGet([notes, alice], 'json', NOW));
+  });
+
+  test('get -o yaml of one document', async () => {
+    await expectGolden('get-single.yaml', renderGet([alice], 'yaml', NOW, { single: true }));
+  });
+});
+
+describe('status views (properties)', () => {
+  test.each([
+    [0, '0s'],
+    [59, '59s'],
+    [60, '1m'],
+    [3599, '59m'],
+    [3600, '1h'],
+    [86399, '23h'],
+    [86400, '1d'],
+    [40 * 86400, '40d'],
+    [-30, '0s'],
+  ])('age of %d seconds is %s', (seconds, text) => {
+    expect(formatAge(ago(seconds), NOW)).toBe(text);
+  });
+
+  test('age without a time is unknown', () => {
+    expect(formatAge(undefined, NOW)).toBe('<unknown>');
+    expect(formatAge('not a time', NOW)).toBe('<unknown>');
+  });
+
+  test('the table fits 100 columns, rows sorted by kind then name', () => {
+    const lines = renderTable(statuses, { now: NOW }).split('\n');
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(100);
+    expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 2).join('/'))).toEqual([
+      'Connection/vpn-home',
+      'PeerAccount/alice',
+      'ServiceInstall/files',
+      'ServiceInstall/mail',
+      'ServiceInstall/notes',
+    ]);
+  });
+
+  test('wide keeps the whole message', () => {
+    expect(renderTable([mail], { now: NOW, wide: true })).toContain('pin it in the catalog or set mode warn.');
+  });
+
+  test('no line ends in spaces and control characters never reach the terminal', () => {
+    const hostile: DocumentStatus = {
+      ...vpn,
+      conditions: [{ type: 'Ready', status: 'False', reason: 'X', message: 'evil \u001b[2J\u001b]0;title\u0007 text\r\nnext', lastTransitionTime: ago(1) }],
+    };
+    for (const text of [renderTable([hostile], { now: NOW }), renderDescribe(hostile, [], NOW)]) {
+      expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
+      for (const line of text.split('\n')) expect(line).toBe(line.trimEnd());
+    }
+  });
+
+  test('json and yaml carry the full statuses', () => {
+    expect(JSON.parse(renderGet(statuses, 'json', NOW))).toEqual({ items: [vpn, alice, files, mail, notes] });
+    expect(JSON.parse(renderGet([mail], 'json', NOW, { single: true }))).toEqual(mail);
+    expect(parseYaml(renderGet(statuses, 'yaml', NOW))).toEqual({ items: [vpn, alice, files, mail, notes] });
+    expect(JSON.parse(renderGet([], 'json', NOW))).toEqual({ items: [] });
+  });
+
+  test('single output needs exactly one status', () => {
+    expect(() => renderGet([], 'json', NOW, { single: true })).toThrow(/exactly one/);
+  });
+
+  test('watch header counts Ready documents', () => {
+    expect(renderWatchFrame(statuses, NOW).split('\n')[0]).toBe('2/5 Ready   2024-05-01 12:00:00 UTC');
+    expect(renderWatchFrame([], NOW, { emptyMessage: 'Nothing yet.' })).toBe('0/0 Ready   2024-05-01 12:00:00 UTC\n\nNothing yet.');
+  });
+});
