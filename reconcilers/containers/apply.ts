@@ -1,0 +1,243 @@
+/**
+ * Carry out the actions `planContainers` chose, one Docker API call sequence each, in order.
+ *
+ * The caller's `labels` (at least `ngo.pic.cell`) go on everything created here: containers,
+ * volumes and the network. Volumes are never removed, not even with their container (`v: false`).
+ */
+import type Dockerode from 'dockerode';
+import { TerminalError } from '../errors.js';
+import { imageForCreate, parsePinnedReference, pullImage, resolveImage } from './image.js';
+import { ensureNetwork } from './network.js';
+import {
+  LABEL,
+  dockerMessage,
+  dockerStatusCode,
+  type ContainerAction,
+  type DesiredContainer,
+  type DesiredVolume,
+} from './types.js';
+
+export interface ApplyEvent {
+  reason: string;
+  message: string;
+  type?: 'Normal' | 'Warning';
+}
+
+export interface ApplyContext {
+  network: { name: string; subnet: string };
+  /** Added to every container, volume and network created; must hold the cell label. */
+  labels: Record<string, string>;
+  log: (event: ApplyEvent) => void;
+}
+
+/**
+ * Runs the actions in the given order and stops at the first failure (the next pass plans again
+ * from what Docker then shows). Conflicts are not actions Docker can carry out: the rest is
+ * applied, then one TerminalError names every conflicting container.
+ */
+export async function applyContainerActions(
+  docker: Dockerode,
+  actions: ContainerAction[],
+  ctx: ApplyContext,
+): Promise<void> {
+  const conflicts: string[] = [];
+  for (const action of actions) {
+    switch (action.type) {
+      case 'conflict':
+        conflicts.push(action.message);
+        break;
+      case 'ensure-network': {
+        // The network is the cell's, shared by every service: it carries no owner.
+        const { [LABEL.owner]: _owner, ...networkLabels } = ctx.labels;
+        const { created } = await ensureNetwork(docker, { ...ctx.network, labels: networkLabels });
+        if (created) ctx.log({ reason: 'NetworkCreated', message: `created network ${ctx.network.name} (${ctx.network.subnet})` });
+        break;
+      }
+      case 'pull-image':
+        ctx.log({ reason: 'Pulling', message: `pulling image ${action.image}` });
+        await pullImage(docker, action.image, (line) => ctx.log({ reason: 'Pulling', message: line }));
+        ctx.log({ reason: 'Pulled', message: `pulled image ${action.image}` });
+        break;
+      case 'create-volume':
+        await ensureVolume(docker, action.volume, ctx);
+        break;
+      case 'create': {
+        const id = await createAndStart(docker, action.container, ctx);
+        ctx.log({ reason: 'Created', message: `created and started container ${action.container.name} (${shortId(id)})` });
+        break;
+      }
+      case 'recreate': {
+        await stopAndRemove(docker, action.id, action.container.name);
+        const id = await createAndStart(docker, action.container, ctx);
+        ctx.log({
+          reason: 'Recreated',
+          message: `recreated container ${action.container.name} (${shortId(action.id)} → ${shortId(id)}): ${action.reason}`,
+        });
+        break;
+      }
+      case 'start':
+        await startContainer(docker, action.id, action.container.name);
+        ctx.log({ reason: 'Started', message: `started container ${action.container.name} (${shortId(action.id)})` });
+        break;
+      case 'remove':
+        await stopAndRemove(docker, action.id, action.name);
+        ctx.log({ reason: 'Removed', message: `removed container ${action.name} (${shortId(action.id)}): ${action.reason}; volumes kept` });
+        break;
+    }
+  }
+  if (conflicts.length > 0) throw new TerminalError(conflicts.join('\n'), 'ContainerNameConflict');
+}
+
+/** Creates the volume unless it exists; an existing one must not belong to another owner or cell. */
+async function ensureVolume(docker: Dockerode, volume: DesiredVolume, ctx: ApplyContext): Promise<void> {
+  const labels = { ...volume.labels, ...ctx.labels };
+  const existing = await inspectVolume(docker, volume.name);
+  if (existing) {
+    const have = existing.Labels ?? {};
+    for (const key of [LABEL.owner, LABEL.cell]) {
+      if (have[key] !== undefined && labels[key] !== undefined && have[key] !== labels[key]) {
+        throw new TerminalError(
+          `volume "${volume.name}" already exists with ${key}=${have[key]}, but ${labels[key]} wants it: ` +
+            `two owners must not share data. Rename the volume in the service's template, or remove the other ` +
+            `volume once its data is saved (docker volume rm ${volume.name}).`,
+          'VolumeConflict',
+        );
+      }
+    }
+    if (have[LABEL.owner] === undefined) {
+      ctx.log({
+        type: 'Warning',
+        reason: 'VolumeAdopted',
+        message: `volume ${volume.name} exists without pic labels; using it as it is (its data is kept)`,
+      });
+    }
+    return;
+  }
+  try {
+    await docker.createVolume({ Name: volume.name, Labels: labels });
+  } catch (err) {
+    throw new Error(`cannot create volume ${volume.name}: ${dockerMessage(err)}`, { cause: err });
+  }
+  ctx.log({ reason: 'VolumeCreated', message: `created volume ${volume.name}` });
+}
+
+async function inspectVolume(docker: Dockerode, name: string): Promise<Dockerode.VolumeInspectInfo | undefined> {
+  try {
+    return (await docker.getVolume(name).inspect()) as Dockerode.VolumeInspectInfo;
+  } catch (err) {
+    if (dockerStatusCode(err) === 404) return undefined;
+    throw new Error(`cannot inspect volume ${name}: ${dockerMessage(err)}`, { cause: err });
+  }
+}
+
+/** Returns the new container's id. */
+async function createAndStart(docker: Dockerode, container: DesiredContainer, ctx: ApplyContext): Promise<string> {
+  const labels = { ...(container.create.Labels ?? {}), ...ctx.labels };
+  const options: Dockerode.ContainerCreateOptions = {
+    ...container.create,
+    name: container.name,
+    Labels: labels,
+    Image: await imageToCreate(docker, container.create.Image),
+  };
+  let created: Dockerode.Container;
+  try {
+    created = await docker.createContainer(options);
+  } catch (err) {
+    if (dockerStatusCode(err) !== 409) throw containerError('create', container.name, err);
+    // The name is taken: a leftover of ours (a crashed run, a race with another pass) is removed
+    // and the create tried once more; anything else is not ours to touch.
+    await removeLeftoverOrFail(docker, container.name, labels, ctx);
+    try {
+      created = await docker.createContainer(options);
+    } catch (retryErr) {
+      throw containerError('create', container.name, retryErr);
+    }
+  }
+  await startContainer(docker, created.id, container.name);
+  return created.id;
+}
+
+async function removeLeftoverOrFail(
+  docker: Dockerode,
+  name: string,
+  labels: Record<string, string>,
+  ctx: ApplyContext,
+): Promise<void> {
+  let info: Dockerode.ContainerInspectInfo;
+  try {
+    info = await docker.getContainer(name).inspect();
+  } catch (err) {
+    if (dockerStatusCode(err) === 404) return; // gone in the meantime: the retry will tell
+    throw containerError('inspect', name, err);
+  }
+  const have = info.Config?.Labels ?? {};
+  const ours =
+    have[LABEL.owner] !== undefined && have[LABEL.owner] === labels[LABEL.owner] && have[LABEL.cell] === labels[LABEL.cell];
+  if (!ours) {
+    const holder =
+      have[LABEL.owner] === undefined
+        ? 'a container not managed by pic'
+        : `a container owned by ${have[LABEL.owner]} in cell ${have[LABEL.cell] ?? '(none)'}`;
+    throw new TerminalError(
+      `container name "${name}" is already used by ${holder} (id ${shortId(info.Id)}), so ` +
+        `${labels[LABEL.owner] ?? 'this service'} cannot create it; remove or rename that container ` +
+        `(docker rm -f ${name}), or change container_name in the service's template`,
+      'ContainerNameConflict',
+    );
+  }
+  ctx.log({ type: 'Warning', reason: 'LeftoverRemoved', message: `removing leftover container ${name} (${shortId(info.Id)}) that holds the name` });
+  await stopAndRemove(docker, info.Id, name);
+}
+
+/** A pinned reference whose digest is a local image's Id is created from that Id. */
+async function imageToCreate(docker: Dockerode, image: string | undefined): Promise<string | undefined> {
+  if (image === undefined || !parsePinnedReference(image)) return image;
+  return imageForCreate(image, await resolveImage(docker, image));
+}
+
+async function startContainer(docker: Dockerode, id: string, name: string): Promise<void> {
+  const container = docker.getContainer(id);
+  try {
+    await container.start();
+  } catch (err) {
+    if (dockerStatusCode(err) === 304) return; // already running
+    if (/paused/i.test(dockerMessage(err))) {
+      try {
+        await container.unpause();
+        return;
+      } catch (unpauseErr) {
+        throw containerError('unpause', name, unpauseErr);
+      }
+    }
+    throw containerError('start', name, err);
+  }
+}
+
+/** Stops with the container's own stop timeout (no `t`), then removes it, keeping its volumes. */
+async function stopAndRemove(docker: Dockerode, id: string, name: string): Promise<void> {
+  const container = docker.getContainer(id);
+  try {
+    await container.stop();
+  } catch (err) {
+    const code = dockerStatusCode(err);
+    if (code === 404) return;
+    if (code !== 304) throw containerError('stop', name, err);
+  }
+  try {
+    await container.remove({ v: false, force: true });
+  } catch (err) {
+    if (dockerStatusCode(err) === 404) return;
+    throw containerError('remove', name, err);
+  }
+}
+
+function containerError(verb: string, name: string, err: unknown): Error {
+  const wrapped = new Error(`cannot ${verb} container ${name}: ${dockerMessage(err)}`, { cause: err });
+  const code = dockerStatusCode(err);
+  if (code !== undefined) (wrapped as Error & { statusCode?: number }).statusCode = code;
+  return wrapped;
+}
+
+function shortId(id: string): string {
+  return id.replace(/^sha256:/, '').slice(0, 12);
+}

@@ -1,0 +1,136 @@
+/**
+ * Images: is a reference present locally, pulling it with a readable progress, and which string
+ * to hand to "create" for it.
+ *
+ * A reference pinned by digest (`name@sha256:<hex>`) is satisfied by an image whose RepoDigests
+ * hold `name@sha256:<hex>` (pulled from a registry) or whose Id is `sha256:<hex>` (built or
+ * loaded locally: such an image has no registry digest, its content address is its Id).
+ */
+import type Dockerode from 'dockerode';
+import { dockerMessage, dockerStatusCode } from './types.js';
+
+export interface ResolvedImage {
+  present: boolean;
+  /** The local image Id (`sha256:...`) when present. */
+  id?: string;
+}
+
+export interface PinnedReference {
+  /** The reference without its digest (a tag, if any, is kept). */
+  name: string;
+  /** `sha256:<64 hex>` */
+  digest: string;
+}
+
+export function parsePinnedReference(ref: string): PinnedReference | undefined {
+  const match = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(ref);
+  return match ? { name: match[1] as string, digest: match[2] as string } : undefined;
+}
+
+export async function resolveImage(docker: Dockerode, ref: string): Promise<ResolvedImage> {
+  const pinned = parsePinnedReference(ref);
+  const byReference = await inspectImage(docker, ref);
+  if (byReference) return { present: true, id: byReference.Id };
+  if (pinned) {
+    const byId = await inspectImage(docker, pinned.digest);
+    if (byId && byId.Id === pinned.digest) return { present: true, id: byId.Id };
+  }
+  return { present: false };
+}
+
+/**
+ * What to put in `Image` when creating a container from `ref`: the image Id when the reference
+ * is pinned to a digest that is the Id of the local image (Docker cannot resolve
+ * `name@<image id>`), the reference itself otherwise.
+ */
+export function imageForCreate(ref: string, resolved: ResolvedImage): string {
+  const pinned = parsePinnedReference(ref);
+  if (pinned && resolved.present && resolved.id === pinned.digest) return resolved.id;
+  return ref;
+}
+
+/** One line of pull progress, emitted only when a layer (or the pull itself) changes state. */
+export interface PullProgress {
+  /** The layer id, or the tag for messages about the whole pull; absent for the final lines. */
+  layer?: string;
+  status: string;
+  message: string;
+}
+
+/** A raw event of Docker's pull stream. */
+export interface PullEvent {
+  id?: string;
+  status?: string;
+  progress?: string;
+  progressDetail?: unknown;
+  error?: string;
+  errorDetail?: { message?: string; code?: number };
+}
+
+/**
+ * Docker reports a layer's download a hundred times ("Downloading" with a byte count); a log
+ * wants to know when it starts, completes and is extracted.
+ */
+export class PullProgressSummary {
+  private readonly lastStatus = new Map<string, string>();
+
+  /** The line to log for this event, or undefined when it only repeats the layer's state. */
+  feed(event: PullEvent): PullProgress | undefined {
+    if (event.error !== undefined || event.errorDetail !== undefined || !event.status) return undefined;
+    const key = event.id ?? '';
+    if (this.lastStatus.get(key) === event.status) return undefined;
+    this.lastStatus.set(key, event.status);
+    const progress: PullProgress = { status: event.status, message: event.id ? `${event.id}: ${event.status}` : event.status };
+    if (event.id !== undefined) progress.layer = event.id;
+    return progress;
+  }
+}
+
+/**
+ * Pulls `ref`, calling `onProgress` with a ready-to-log line ("<ref>: <layer>: <status>") at most
+ * once per state change of each layer. Docker sends a failure that happens once the pull has started as an
+ * `{"error": ...}` object inside a successful response: that rejects too, with Docker's message.
+ */
+export async function pullImage(
+  docker: Dockerode,
+  ref: string,
+  onProgress: (line: string, progress: PullProgress) => void = () => {},
+): Promise<void> {
+  let stream: NodeJS.ReadableStream;
+  try {
+    stream = await docker.pull(ref);
+  } catch (err) {
+    throw new Error(`pull of ${ref} failed: ${dockerMessage(err)}`, { cause: err });
+  }
+  const summary = new PullProgressSummary();
+  let failure: string | undefined;
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(
+      stream,
+      (err: Error | null) => {
+        if (err) reject(new Error(`pull of ${ref} failed: ${dockerMessage(err)}`, { cause: err }));
+        else if (failure !== undefined) reject(new Error(`pull of ${ref} failed: ${failure}`));
+        else resolve();
+      },
+      (event: PullEvent) => {
+        if (event.error !== undefined || event.errorDetail !== undefined) {
+          failure ??= (event.errorDetail?.message ?? event.error ?? 'unknown error').trim();
+          return;
+        }
+        const line = summary.feed(event);
+        if (line) onProgress(`${ref}: ${line.message}`, line);
+      },
+    );
+  });
+}
+
+async function inspectImage(docker: Dockerode, ref: string): Promise<Dockerode.ImageInspectInfo | undefined> {
+  try {
+    return await docker.getImage(ref).inspect();
+  } catch (err) {
+    if (dockerStatusCode(err) === 404) return undefined;
+    // A reference Docker cannot parse is not present under that name either.
+    if (dockerStatusCode(err) === 400) return undefined;
+    throw new Error(`cannot inspect image ${ref}: ${dockerMessage(err)}`, { cause: err });
+  }
+}

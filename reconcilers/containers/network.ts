@@ -1,0 +1,92 @@
+/**
+ * The cell network: a bridge with the Cell's subnet, so every service gets the fixed address it
+ * was allocated. A network of that name with another subnet is never reused: the allocated
+ * addresses would not exist on it.
+ */
+import type Dockerode from 'dockerode';
+import { TerminalError } from '../errors.js';
+import { dockerMessage, dockerStatusCode } from './types.js';
+
+export interface NetworkSpec {
+  name: string;
+  /** IPv4 CIDR, e.g. 172.20.0.0/16. */
+  subnet: string;
+  labels: Record<string, string>;
+}
+
+/** Makes sure the network exists with the subnet; tells whether it had to create it. */
+export async function ensureNetwork(docker: Dockerode, spec: NetworkSpec): Promise<{ created: boolean }> {
+  const existing = await inspectNetwork(docker, spec.name);
+  if (existing) {
+    checkSubnet(spec, existing);
+    return { created: false };
+  }
+  try {
+    await docker.createNetwork({
+      Name: spec.name,
+      Driver: 'bridge',
+      CheckDuplicate: true,
+      IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet }] },
+      Labels: spec.labels,
+    });
+    return { created: true };
+  } catch (err) {
+    if (dockerStatusCode(err) === 409) {
+      // Created by someone else between the inspect and the create: judge it like any existing one.
+      const raced = await inspectNetwork(docker, spec.name);
+      if (raced) {
+        checkSubnet(spec, raced);
+        return { created: false };
+      }
+    }
+    const message = dockerMessage(err);
+    if (/overlap/i.test(message)) {
+      throw new TerminalError(
+        `cannot create network "${spec.name}" with subnet ${spec.subnet}: ${message}. ` +
+          `Another Docker network already uses addresses of ${spec.subnet}; choose a free subnet in the Cell's ` +
+          `spec.network.subnet, or remove the other network (docker network ls, docker network inspect).`,
+        'NetworkConflict',
+      );
+    }
+    throw new Error(`cannot create network "${spec.name}" with subnet ${spec.subnet}: ${message}`, { cause: err });
+  }
+}
+
+async function inspectNetwork(docker: Dockerode, name: string): Promise<Dockerode.NetworkInspectInfo | undefined> {
+  try {
+    const info = (await docker.getNetwork(name).inspect()) as Dockerode.NetworkInspectInfo;
+    // Docker also resolves a network by a prefix of its id; only an exact name is this network.
+    return info.Name === name ? info : undefined;
+  } catch (err) {
+    if (dockerStatusCode(err) === 404) return undefined;
+    throw new Error(`cannot inspect network "${name}": ${dockerMessage(err)}`, { cause: err });
+  }
+}
+
+function checkSubnet(spec: NetworkSpec, info: Dockerode.NetworkInspectInfo): void {
+  const subnets = (info.IPAM?.Config ?? []).map((c) => c.Subnet).filter((s): s is string => Boolean(s));
+  const want = normaliseCidr(spec.subnet);
+  if (subnets.some((s) => normaliseCidr(s) === want)) return;
+  const have = subnets.length > 0 ? subnets.join(', ') : 'no configured subnet';
+  throw new TerminalError(
+    `network "${spec.name}" already exists with subnet ${have}, but the cell wants ${spec.subnet}. ` +
+      `Service addresses are allocated from ${spec.subnet}, so that network cannot be reused: either set the Cell's ` +
+      `spec.network.subnet to ${subnets[0] ?? 'the existing subnet'}, or remove the network (docker network rm ${spec.name}, ` +
+      `after stopping the containers attached to it) so it is created again.`,
+    'NetworkConflict',
+  );
+}
+
+/** "10.1.2.3/16" and "10.1.0.0/16" name the same network; anything unparsable compares as written. */
+export function normaliseCidr(cidr: string): string {
+  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr.trim());
+  if (!match) return cidr.trim();
+  const octets = match.slice(1, 5).map(Number);
+  const bits = Number(match[5]);
+  if (octets.some((o) => o > 255) || bits > 32) return cidr.trim();
+  const address = octets.reduce((acc, o) => acc * 256 + o, 0);
+  const size = 2 ** (32 - bits);
+  const base = Math.floor(address / size) * size;
+  const parts = [24, 16, 8, 0].map((shift) => Math.floor(base / 2 ** shift) % 256);
+  return `${parts.join('.')}/${bits}`;
+}

@@ -1,0 +1,378 @@
+/**
+ * The containers reconciler against the real dockerd: observe → plan → apply, round after round,
+ * on a network, containers and volumes of its own (a fake cell named `pictest-<random>`).
+ */
+import { createHash } from 'node:crypto';
+import type Dockerode from 'dockerode';
+import { applyContainerActions, type ApplyEvent } from '../../reconcilers/containers/apply.js';
+import { ensureNetwork } from '../../reconcilers/containers/network.js';
+import { listOwnedContainers } from '../../reconcilers/containers/observe.js';
+import { planContainers } from '../../reconcilers/containers/plan.js';
+import type { ContainerAction, DesiredContainer, ObservedContainer, ServicePlan } from '../../reconcilers/containers/types.js';
+import { isTerminal, TerminalError } from '../../reconcilers/errors.js';
+import { buildBusyboxImage, cleanupTestResources, docker, pickSubnet, TEST_LABELS, uniqueName } from '../support/docker.js';
+
+const IMAGE_TAG = 'pictest/busybox:1';
+const run = uniqueName('pictest');
+const cell = run;
+const owner = `ServiceInstall/${run}`;
+/** On everything this file creates: the fake cell, the test marker, and this run. */
+const labels = { 'ngo.pic.cell': cell, ...TEST_LABELS, 'ngo.pic.test-run': run };
+const events: ApplyEvent[] = [];
+
+let imageId = '';
+let subnet = '';
+let network = { name: run, subnet: '' };
+
+function ipOf(host: number): string {
+  return subnet.replace(/\.0\/24$/, `.${host}`);
+}
+
+interface Shape {
+  cmd: string[];
+  env?: string[];
+  host: number;
+  dependsOn?: string[];
+  volume?: string;
+  image?: string;
+  healthcheck?: boolean;
+}
+
+function desiredContainer(service: string, shape: Shape): DesiredContainer {
+  const name = `${run}-${service}`;
+  const create: Dockerode.ContainerCreateOptions = {
+    Image: shape.image ?? IMAGE_TAG,
+    Cmd: shape.cmd,
+    Env: shape.env ?? [],
+    // PID 1 ignores SIGTERM: keep the stop timeout short.
+    StopTimeout: 1,
+    HostConfig: {
+      NetworkMode: network.name,
+      Binds: shape.volume ? [`${shape.volume}:/data`] : [],
+      RestartPolicy: { Name: 'unless-stopped' },
+    },
+    NetworkingConfig: {
+      EndpointsConfig: { [network.name]: { IPAMConfig: { IPv4Address: ipOf(shape.host) }, Aliases: [service] } },
+    },
+  };
+  if (shape.healthcheck) {
+    create.Healthcheck = { Test: ['CMD', 'true'], Interval: 500_000_000, Timeout: 1_000_000_000, Retries: 3 };
+  }
+  const specHash = createHash('sha256').update(JSON.stringify(create)).digest('hex').slice(0, 16);
+  create.Labels = { 'ngo.pic.owner': owner, 'ngo.pic.service': service, 'ngo.pic.spec-hash': specHash };
+  return { name, create, dependsOn: (shape.dependsOn ?? []).map((d) => `${run}-${d}`), specHash };
+}
+
+const volumeName = `${run}-data`;
+
+function servicePlan(overrides: { workerEnv?: string[]; without?: string[]; extra?: string[] } = {}): ServicePlan {
+  const all: Record<string, Shape> = {
+    db: { cmd: ['sh', '-c', 'echo ready > /data/state; exec sleep 3600'], host: 10, volume: volumeName, healthcheck: true },
+    web: { cmd: ['httpd', '-f', '-p', '80', '-h', '/www'], host: 11, dependsOn: ['db'] },
+    // Pinned to the image Id: there is no registry digest for a locally imported image.
+    worker: {
+      cmd: ['sleep', '3600'],
+      host: 12,
+      env: overrides.workerEnv ?? ['MODE=one'],
+      image: `git.pic.ngo/roof/pictest-worker@${imageId}`,
+    },
+  };
+  for (const extra of overrides.extra ?? []) all[extra] = { cmd: ['sleep', '3600'], host: 20 + Object.keys(all).length };
+  const containers = Object.entries(all)
+    .filter(([service]) => !(overrides.without ?? []).includes(service))
+    .map(([service, shape]) => desiredContainer(service, shape));
+  return {
+    containers,
+    volumes: [{ name: volumeName, labels: { 'ngo.pic.owner': owner } }],
+  };
+}
+
+const observe = () => listOwnedContainers(docker, { cell, owner, network: network.name });
+const plan = (desired: ServicePlan | null, observed: ObservedContainer[]) =>
+  planContainers(desired, observed, { imagePresent: () => true, owner, labels });
+const apply = (actions: ContainerAction[]) =>
+  applyContainerActions(docker, actions, { network, labels, log: (e) => events.push(e) });
+
+/** One full pass: observe, plan, apply; returns what was planned. */
+async function reconcile(desired: ServicePlan | null): Promise<ContainerAction[]> {
+  const actions = plan(desired, await observe());
+  await apply(actions);
+  return actions;
+}
+
+function types(actions: ContainerAction[]): string[] {
+  return actions.map((a) => ('container' in a ? `${a.type} ${a.container.name.slice(run.length + 1)}` : 'name' in a && a.type === 'remove' ? `remove ${a.name.slice(run.length + 1)}` : a.type));
+}
+
+function byService(observed: ObservedContainer[]): Record<string, ObservedContainer> {
+  return Object.fromEntries(observed.map((o) => [o.name.slice(run.length + 1), o]));
+}
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+beforeAll(async () => {
+  // Leftovers of crashed runs; recent ones may belong to a suite running right now.
+  await cleanupTestResources('ngo.pic.test-run', { olderThanMs: 30 * 60_000 });
+  imageId = await buildBusyboxImage(IMAGE_TAG);
+  for (let attempt = 0; ; attempt++) {
+    subnet = await pickSubnet();
+    network = { name: run, subnet };
+    try {
+      await ensureNetwork(docker, { ...network, labels });
+      break;
+    } catch (err) {
+      // Another suite took the same subnet between the pick and the creation.
+      if (attempt >= 5 || !/overlap/i.test((err as Error).message)) throw err;
+    }
+  }
+});
+
+afterAll(async () => {
+  await cleanupTestResources(`ngo.pic.test-run=${run}`);
+});
+
+describe('containers adapter against dockerd', () => {
+  test('from nothing: volume, then containers in dependency order, all running', async () => {
+    const actions = await reconcile(servicePlan());
+    expect(types(actions)).toEqual(['ensure-network', 'create-volume', 'create db', 'create web', 'create worker']);
+
+    const observed = byService(await observe());
+    expect(Object.keys(observed).sort()).toEqual(['db', 'web', 'worker']);
+    for (const [service, host] of [['db', 10], ['web', 11], ['worker', 12]] as const) {
+      const o = observed[service]!;
+      expect(o.state).toBe('running');
+      expect(o.owner).toBe(owner);
+      expect(o.cell).toBe(cell);
+      expect(o.service).toBe(service);
+      expect(o.ip).toBe(ipOf(host));
+      expect(o.networks).toEqual([network.name]);
+      expect(o.labels['ngo.pic.test-run']).toBe(run);
+    }
+    // The pinned reference was created from the image Id.
+    expect(observed.worker!.imageId).toBe(imageId);
+
+    const volume = await docker.getVolume(volumeName).inspect();
+    expect(volume.Labels).toMatchObject({ 'ngo.pic.owner': owner, 'ngo.pic.cell': cell });
+    expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(['VolumeCreated', 'Created']));
+  });
+
+  test('in sync: the plan is empty', async () => {
+    expect(plan(servicePlan(), await observe())).toEqual([]);
+  });
+
+  test('the health of a container with a healthcheck is observed', async () => {
+    let health: string | undefined;
+    for (let i = 0; i < 60 && health !== 'healthy'; i++) {
+      health = byService(await observe()).db?.health;
+      if (health !== 'healthy') await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(health).toBe('healthy');
+    expect(byService(await observe()).web?.health).toBeUndefined();
+  });
+
+  test('a changed spec recreates only that container', async () => {
+    const before = byService(await observe());
+    const actions = await reconcile(servicePlan({ workerEnv: ['MODE=two'] }));
+    expect(types(actions)).toEqual(['ensure-network', 'create-volume', 'recreate worker']);
+
+    const after = byService(await observe());
+    expect(after.db!.id).toBe(before.db!.id);
+    expect(after.web!.id).toBe(before.web!.id);
+    expect(after.worker!.id).not.toBe(before.worker!.id);
+    expect(after.worker!.state).toBe('running');
+    const env = (await docker.getContainer(after.worker!.id).inspect()).Config.Env;
+    expect(env).toContain('MODE=two');
+    expect(plan(servicePlan({ workerEnv: ['MODE=two'] }), await observe())).toEqual([]);
+  });
+
+  test('a container stopped by hand is started again, same id', async () => {
+    const before = byService(await observe());
+    await docker.getContainer(before.web!.id).stop({ t: 1 });
+
+    const actions = await reconcile(servicePlan({ workerEnv: ['MODE=two'] }));
+    expect(types(actions)).toEqual(['start web']);
+    const after = byService(await observe());
+    expect(after.web!.id).toBe(before.web!.id);
+    expect(after.web!.state).toBe('running');
+  });
+
+  test('a paused container is brought back by the start action', async () => {
+    const before = byService(await observe());
+    await docker.getContainer(before.worker!.id).pause();
+    expect(byService(await observe()).worker!.state).toBe('paused');
+
+    const actions = await reconcile(servicePlan({ workerEnv: ['MODE=two'] }));
+    expect(types(actions)).toEqual(['start worker']);
+    expect(byService(await observe()).worker).toMatchObject({ id: before.worker!.id, state: 'running' });
+  });
+
+  test('a container removed by hand is created again', async () => {
+    const before = byService(await observe());
+    await docker.getContainer(before.web!.id).remove({ force: true });
+
+    const actions = await reconcile(servicePlan({ workerEnv: ['MODE=two'] }));
+    expect(types(actions)).toEqual(['ensure-network', 'create-volume', 'create web']);
+    const after = byService(await observe());
+    expect(after.web!.state).toBe('running');
+    expect(after.db!.id).toBe(before.db!.id);
+  });
+
+  test('a leftover of the same service under another name is removed', async () => {
+    const desired = servicePlan({ workerEnv: ['MODE=two'] });
+    const web = desired.containers.find((c) => c.name === `${run}-web`)!;
+    const leftover = await docker.createContainer({
+      name: `${run}-web-old`,
+      Image: IMAGE_TAG,
+      Cmd: ['sleep', '3600'],
+      Labels: { ...labels, 'ngo.pic.owner': owner, 'ngo.pic.service': 'web', 'ngo.pic.spec-hash': 'stale' },
+    });
+    expect(web).toBeDefined();
+
+    const actions = await reconcile(desired);
+    expect(types(actions)).toEqual(['remove web-old']);
+    await expect(docker.getContainer(leftover.id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    expect(plan(desired, await observe())).toEqual([]);
+  });
+
+  test('a leftover of ours holding the name at create time is replaced (409 handled)', async () => {
+    const desired = servicePlan({ workerEnv: ['MODE=two'], extra: ['late'] });
+    const stale = plan(desired, await observe());
+    expect(types(stale)).toEqual(['ensure-network', 'create-volume', 'create late']);
+    // Another pass (or a crashed one) created the container after this pass observed.
+    const racer = await docker.createContainer({
+      name: `${run}-late`,
+      Image: IMAGE_TAG,
+      Cmd: ['sleep', '3600'],
+      Labels: { ...labels, 'ngo.pic.owner': owner, 'ngo.pic.service': 'late', 'ngo.pic.spec-hash': 'other' },
+    });
+
+    await apply(stale);
+    const late = byService(await observe()).late!;
+    expect(late.state).toBe('running');
+    expect(late.id).not.toBe(racer.id);
+    expect(events.map((e) => e.reason)).toContain('LeftoverRemoved');
+  });
+
+  test('removed from the desired state: its container goes, its volume stays', async () => {
+    const before = byService(await observe());
+    const actions = await reconcile(servicePlan({ workerEnv: ['MODE=two'], without: ['db'], extra: ['late'] }));
+    expect(types(actions)).toEqual(['remove db']);
+
+    const after = byService(await observe());
+    expect(after.db).toBeUndefined();
+    expect(after.web!.id).toBe(before.web!.id);
+    const volume = await docker.getVolume(volumeName).inspect();
+    expect(volume.Name).toBe(volumeName);
+  });
+
+  test('a container we do not own holding a desired name is a conflict and is left untouched', async () => {
+    // Same cell label, no owner label: a listing of the whole cell (as a resync takes) sees it,
+    // and the plan reports it.
+    const foreign = await docker.createContainer({
+      name: `${run}-db`,
+      Image: IMAGE_TAG,
+      Cmd: ['sleep', '3600'],
+      Labels: { ...labels },
+    });
+    try {
+      const wholeCell = await listOwnedContainers(docker, { cell, network: network.name });
+      expect(wholeCell.find((o) => o.id === foreign.id)).toMatchObject({ owner: '', cell });
+      const actions = plan(servicePlan({ workerEnv: ['MODE=two'], extra: ['late'] }), wholeCell);
+      expect(types(actions)).toEqual(['conflict']);
+      expect(actions[0]).toMatchObject({ type: 'conflict', name: `${run}-db` });
+      expect((actions[0] as { message: string }).message).toContain('not managed by pic');
+
+      const err = await rejection(apply(actions));
+      expect(isTerminal(err)).toBe(true);
+      expect((err as TerminalError).reason).toBe('ContainerNameConflict');
+      const info = await docker.getContainer(foreign.id).inspect();
+      expect(info.Name).toBe(`/${run}-db`);
+      expect(info.State.Status).toBe('created');
+    } finally {
+      await docker.getContainer(foreign.id).remove({ force: true });
+    }
+  });
+
+  test('a container without any pic label holding a desired name fails the create clearly, untouched', async () => {
+    // Not in the cell's listing at all: only the create's 409 reveals it.
+    const foreign = await docker.createContainer({
+      name: `${run}-db`,
+      Image: IMAGE_TAG,
+      Cmd: ['sleep', '3600'],
+      Labels: { ...TEST_LABELS, 'ngo.pic.test-run': run },
+    });
+    try {
+      const actions = plan(servicePlan({ workerEnv: ['MODE=two'], extra: ['late'] }), await observe());
+      expect(types(actions)).toEqual(['ensure-network', 'create-volume', 'create db']);
+
+      const err = await rejection(apply(actions));
+      expect(isTerminal(err)).toBe(true);
+      expect((err as TerminalError).reason).toBe('ContainerNameConflict');
+      expect(err.message).toContain(`${run}-db`);
+      expect(err.message).toContain('not managed by pic');
+      const info = await docker.getContainer(foreign.id).inspect();
+      expect(info.State.Status).toBe('created');
+      expect(info.Config.Labels?.['ngo.pic.owner']).toBeUndefined();
+    } finally {
+      await docker.getContainer(foreign.id).remove({ force: true });
+    }
+  });
+
+  test('the kept volume is reused when the container comes back', async () => {
+    const actions = await reconcile(servicePlan({ workerEnv: ['MODE=two'], extra: ['late'] }));
+    expect(types(actions)).toEqual(['ensure-network', 'create-volume', 'create db']);
+    const db = byService(await observe()).db!;
+    const exec = await docker.getContainer(db.id).exec({ Cmd: ['cat', '/data/state'], AttachStdout: true });
+    const stream = await exec.start({});
+    const output = await new Promise<string>((resolve) => {
+      let text = '';
+      stream.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      stream.on('end', () => resolve(text));
+    });
+    expect(output).toContain('ready');
+  });
+
+  test('a volume of the same name owned by someone else is an error', async () => {
+    const name = `${run}-contested`;
+    await docker.createVolume({ Name: name, Labels: { ...labels, 'ngo.pic.owner': 'ServiceInstall/other' } });
+    const err = await rejection(apply([{ type: 'create-volume', volume: { name, labels: { 'ngo.pic.owner': owner } } }]));
+    expect(isTerminal(err)).toBe(true);
+    expect((err as TerminalError).reason).toBe('VolumeConflict');
+    expect(err.message).toContain('ServiceInstall/other');
+    const volume = await docker.getVolume(name).inspect();
+    expect(volume.Labels?.['ngo.pic.owner']).toBe('ServiceInstall/other');
+  });
+
+  test('errors carry the container name and Docker message', async () => {
+    const broken = desiredContainer('broken', { cmd: ['sleep', '1'], host: 40, image: 'pictest/does-not-exist:never' });
+    const err = await rejection(apply([{ type: 'create', container: broken }]));
+    expect(err.message).toContain(`${run}-broken`);
+    expect(err.message).toMatch(/no such image/i);
+  });
+
+  test('the service removed: every container goes, volumes stay', async () => {
+    const actions = await reconcile(null);
+    expect(types(actions).sort()).toEqual(['remove db', 'remove late', 'remove web', 'remove worker']);
+    expect(await observe()).toEqual([]);
+    expect((await docker.getVolume(volumeName).inspect()).Name).toBe(volumeName);
+    expect(plan(null, [])).toEqual([]);
+  });
+
+  test('ensureNetwork accepts the same subnet and refuses another one', async () => {
+    await expect(ensureNetwork(docker, { ...network, labels })).resolves.toEqual({ created: false });
+    const other = subnet.replace(/^10\.213\./, '10.214.');
+    const err = await rejection(ensureNetwork(docker, { name: network.name, subnet: other, labels }));
+    expect(isTerminal(err)).toBe(true);
+    expect((err as TerminalError).reason).toBe('NetworkConflict');
+    expect(err.message).toContain(subnet);
+    expect(err.message).toContain(other);
+    expect(err.message).toContain(`docker network rm ${network.name}`);
+  });
+});
