@@ -1,0 +1,148 @@
+/**
+ * Shapes of the store manifest (schema_version 3) and of the cell's desired-state documents.
+ * The JSON Schemas in crds/schemas.ts are the authority on what is accepted; these types describe
+ * what the rest of the code may rely on once a document has passed validation.
+ */
+
+/** One problem found in an input: which file, where in it (JSON pointer), and what is wrong. */
+export interface Problem {
+  file: string;
+  pointer: string;
+  message: string;
+}
+
+export function formatProblem(p: Problem): string {
+  return `${p.file}: ${p.pointer || '/'}: ${p.message}`;
+}
+
+export const EGRESS_TYPES = ['default', 'wireguard_ext', 'openvpn', 'tor', 'sshuttle', 'proxy'] as const;
+export type EgressType = (typeof EGRESS_TYPES)[number];
+
+export const CAPABILITY_FLAGS = [
+  'has_subdomain',
+  'has_accounts',
+  'has_admin_config',
+  'has_storage',
+  'has_egress',
+  'has_api_hooks',
+] as const;
+export type CapabilityFlag = (typeof CAPABILITY_FLAGS)[number];
+
+export const ACCOUNT_MANAGERS = ['http', 'email_manager', 'calendar_manager', 'file_manager'] as const;
+export type AccountManagerName = (typeof ACCOUNT_MANAGERS)[number];
+
+export interface ConfigField {
+  type: 'string' | 'integer' | 'boolean';
+  label: string;
+  required?: boolean;
+  default?: string | number | boolean;
+  min?: number;
+  max?: number;
+}
+
+export interface IptablesRule {
+  type: 'ACCEPT';
+  dest_ip: '${SERVICE_IP}';
+  dest_port: number;
+  proto?: 'tcp' | 'udp';
+}
+
+export interface Manifest {
+  schema_version: 3;
+  kind: 'store';
+  id: string;
+  name: string;
+  description: string;
+  version: string;
+  author: string;
+  min_pic_version?: string;
+  capabilities: Record<CapabilityFlag, boolean>;
+  subdomain?: string;
+  extra_subdomains?: string[];
+  backend?: string;
+  extra_backends?: Record<string, string>;
+  containers?: string[];
+  config_schema?: Record<string, ConfigField>;
+  peer_config_template?: Record<string, string>;
+  accounts?: { manager: AccountManagerName; credentials: string[] };
+  compose?: null;
+  backup?: {
+    volumes: { container: string; path: string; name: string }[];
+    config_paths: string[];
+  };
+  storage?: { primary_path: string; quota_mb: number | null };
+  egress?: { default: EgressType; allowed: EgressType[] };
+  image: string;
+  container_name: string;
+  volumes?: { name: string; mount: string }[];
+  env?: { key: string; value: string }[];
+  iptables_rules?: IptablesRule[];
+  caddy_route?: { subdomain: string };
+}
+
+export const API_VERSION = 'pic.ngo/v1alpha1';
+export const DOCUMENT_KINDS = ['Cell', 'ServiceInstall', 'PeerAccount', 'Connection'] as const;
+export type DocumentKind = (typeof DOCUMENT_KINDS)[number];
+
+export interface ObjectMeta {
+  name: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export type ImageVerificationMode = 'off' | 'warn' | 'enforce';
+
+export interface CellSpec {
+  domain: string;
+  store: { path: string };
+  network: { name: string; subnet: string; servicePool: string };
+  imageVerification: { mode: ImageVerificationMode; publicKey?: string };
+  allowedImagePrefix: string;
+  /** Host directory under which every bind mount of a rendered service must stay. */
+  dataDir?: string;
+  /** The reverse proxy: where its admin API listens and how it gets certificates. */
+  caddy?: { adminAddress?: string; tls?: { mode?: CaddyTlsMode; email?: string } };
+  /** The zone of the cell: the IPv4 address its A records point at, and its name servers. */
+  dns?: { address?: string; nameservers?: string[] };
+}
+
+export type CaddyTlsMode = 'internal' | 'acme' | 'off';
+
+export interface ServiceInstallSpec {
+  version: string;
+  config?: Record<string, string | number | boolean>;
+  egress?: { connection: string };
+}
+
+export interface PeerAccountSpec {
+  services: string[];
+}
+
+export type ConnectionType = Exclude<EgressType, 'default'>;
+
+export interface ConnectionSpec {
+  type: ConnectionType;
+  interface?: string;
+  failOpen?: boolean;
+}
+
+interface DocumentBase<K extends DocumentKind, S> {
+  apiVersion: typeof API_VERSION;
+  kind: K;
+  metadata: ObjectMeta;
+  spec: S;
+}
+
+export type CellDocument = DocumentBase<'Cell', CellSpec>;
+export type ServiceInstallDocument = DocumentBase<'ServiceInstall', ServiceInstallSpec>;
+export type PeerAccountDocument = DocumentBase<'PeerAccount', PeerAccountSpec>;
+export type ConnectionDocument = DocumentBase<'Connection', ConnectionSpec>;
+export type CellObject = CellDocument | ServiceInstallDocument | PeerAccountDocument | ConnectionDocument;
+
+/** A document together with where it came from, so every problem can name its file. */
+export interface Sourced<T> {
+  file: string;
+  /** Index of the document inside a multi-document YAML file (0 for the first). */
+  index: number;
+  doc: T;
+}

@@ -1,0 +1,140 @@
+/**
+ * One desired-state document against the schema of its kind, plus the few Cell rules a schema
+ * cannot state (the service pool must fit the subnet). Pure: no I/O, never throws on bad input.
+ */
+import { compiledSchema, compiledSchemaWithDefaults, schemaProblems } from './schema-problems.js';
+import { DEFAULT_NETWORK, DOCUMENT_ENVELOPE_SCHEMA, DOCUMENT_SCHEMAS, IPV4_CIDR_PATTERN, IPV4_RANGE_PATTERN } from './schemas.js';
+import { API_VERSION, DOCUMENT_KINDS, type DocumentKind, type Problem } from './types.js';
+
+type Json = Record<string, unknown>;
+
+function isRecord(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  return typeof value === 'object' ? 'a mapping' : `the ${typeof value} ${String(value)}`;
+}
+
+/** The kind a document declares, if it is one pic knows. */
+export function documentKindOf(value: unknown): DocumentKind | undefined {
+  if (!isRecord(value) || typeof value.kind !== 'string') return undefined;
+  return (DOCUMENT_KINDS as readonly string[]).includes(value.kind) ? (value.kind as DocumentKind) : undefined;
+}
+
+function envelopeProblems(doc: Json, file: string, prefix: string): Problem[] {
+  const problems: Problem[] = [];
+  const kinds = DOCUMENT_KINDS.join(', ');
+  if (!('kind' in doc)) problems.push({ file, pointer: `${prefix}/kind`, message: `is required: say which document this is, one of ${kinds}` });
+  else if (documentKindOf(doc) === undefined) {
+    problems.push({ file, pointer: `${prefix}/kind`, message: `${describe(doc.kind)} is not a kind pic knows; accepted kinds: ${kinds}` });
+  }
+  if (!('apiVersion' in doc)) problems.push({ file, pointer: `${prefix}/apiVersion`, message: `is required: write apiVersion: ${API_VERSION}` });
+  else if (doc.apiVersion !== API_VERSION) {
+    problems.push({ file, pointer: `${prefix}/apiVersion`, message: `${describe(doc.apiVersion)} is not accepted; the only accepted apiVersion is ${API_VERSION}` });
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv4 arithmetic for the Cell network.
+
+function ipToNumber(ip: string): number {
+  return ip.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+}
+
+function numberToIp(n: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
+}
+
+function checkCellNetwork(spec: Json, file: string, prefix: string): Problem[] {
+  const problems: Problem[] = [];
+  const network = isRecord(spec.network) ? spec.network : spec.network === undefined ? {} : undefined;
+  if (!network) return problems;
+  const subnet = network.subnet === undefined ? DEFAULT_NETWORK.subnet : network.subnet;
+  const pool = network.servicePool === undefined ? DEFAULT_NETWORK.servicePool : network.servicePool;
+  const at = (field: string): string => `${prefix}/spec/network/${field}`;
+
+  let range: { first: number; last: number } | undefined;
+  if (typeof subnet === 'string' && new RegExp(IPV4_CIDR_PATTERN).test(subnet)) {
+    const [address = '', bits = '0'] = subnet.split('/');
+    const size = 2 ** (32 - Number(bits));
+    const base = ipToNumber(address);
+    const first = base - (base % size);
+    if (first !== base) problems.push({ file, pointer: at('subnet'), message: `has host bits set; the network of ${subnet} is ${numberToIp(first)}/${bits}` });
+    range = { first, last: first + size - 1 };
+  }
+  if (typeof pool === 'string' && new RegExp(IPV4_RANGE_PATTERN).test(pool)) {
+    const [start = '', end = ''] = pool.split('-');
+    const lo = ipToNumber(start);
+    const hi = ipToNumber(end);
+    const which = network.servicePool === undefined ? `the default service pool ${pool}` : `service pool ${pool}`;
+    if (lo > hi) problems.push({ file, pointer: at('servicePool'), message: `${which} starts after it ends; write first-last` });
+    else if (range) {
+      if (lo < range.first || hi > range.last) {
+        problems.push({ file, pointer: at('servicePool'), message: `${which} is not inside subnet ${String(subnet)} (${numberToIp(range.first)}-${numberToIp(range.last)})` });
+      } else if (lo <= range.first + 1 || hi >= range.last) {
+        problems.push({
+          file,
+          pointer: at('servicePool'),
+          message: `${which} must leave out the network address, the gateway ${numberToIp(range.first + 1)} and the broadcast address of the subnet`,
+        });
+      }
+    }
+  }
+  return problems;
+}
+
+/**
+ * The problems of one parsed YAML document: its kind and apiVersion, then the schema of its
+ * kind. `pointerPrefix` locates the document inside a larger structure; usually ''.
+ */
+export function validateDocument(value: unknown, file: string, pointerPrefix = ''): Problem[] {
+  if (!isRecord(value)) {
+    return [{ file, pointer: pointerPrefix, message: `a document must be a mapping with apiVersion, kind, metadata and spec, not ${describe(value)}` }];
+  }
+  const problems = envelopeProblems(value, file, pointerPrefix);
+  const kind = documentKindOf(value);
+  const validate = compiledSchema(kind ? DOCUMENT_SCHEMAS[kind] : DOCUMENT_ENVELOPE_SCHEMA);
+  validate(value);
+  const own = new Set([`${pointerPrefix}/kind`, `${pointerPrefix}/apiVersion`]);
+  problems.push(...schemaProblems(validate.errors, file, pointerPrefix).filter((p) => !own.has(p.pointer)));
+  if (kind === 'Cell' && isRecord(value.spec)) problems.push(...checkCellNetwork(value.spec, file, pointerPrefix));
+  return problems;
+}
+
+/** A deep copy of plain objects and arrays; YAML aliases can make cycles, which the copy keeps. */
+function cloneJson<T>(value: T, copies = new Map<unknown, unknown>()): T {
+  if (copies.has(value)) return copies.get(value) as T;
+  if (Array.isArray(value)) {
+    const out: unknown[] = [];
+    copies.set(value, out);
+    for (const v of value) out.push(cloneJson(v, copies));
+    return out as T;
+  }
+  // Any object that is a record (also one from another realm, or without prototype) becomes a
+  // fresh plain object, so filling defaults can never reach back into the caller's data.
+  if (isRecord(value) && Object.prototype.toString.call(value) === '[object Object]') {
+    const out: Json = {};
+    copies.set(value, out);
+    // defineProperty, so that a "__proto__" key stays a key instead of replacing the prototype.
+    for (const [k, v] of Object.entries(value)) Object.defineProperty(out, k, { value: cloneJson(v, copies), enumerable: true, writable: true, configurable: true });
+    return out as T;
+  }
+  return value;
+}
+
+/**
+ * A copy of the document with the defaults of its kind's schema filled in (the Cell network,
+ * image verification enforce, the allowed image prefix, Connection failOpen false). The
+ * caller's object is left as it was; a document of no known kind comes back as a plain copy.
+ */
+export function applyDocumentDefaults<T>(value: T): T {
+  const copy = cloneJson(value);
+  const kind = documentKindOf(copy);
+  if (kind) compiledSchemaWithDefaults(DOCUMENT_SCHEMAS[kind])(copy);
+  return copy;
+}
