@@ -38,7 +38,7 @@ test: build images
 	@npm test --silent
 
 bench: build
-	@node dist/bench/run.js
+	@node dist/tests/bench/run.js
 
 clean:
 	rm -rf dist

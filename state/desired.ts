@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { validateDocument } from '../crds/validate-documents.js';
+import { applyDocumentDefaults, validateDocument } from '../crds/validate-documents.js';
 import type {
   CellDocument,
   CellObject,
@@ -109,7 +109,7 @@ function collectDocuments(
         out.rejected.push({ ...(key ? { key } : {}), file: document.label, problems: docProblems });
         continue;
       }
-      const doc = document.value as CellObject;
+      const doc = applyDocumentDefaults(document.value) as CellObject;
       const sourced = { file: document.label, index: document.index, doc };
       switch (doc.kind) {
         case 'Cell':

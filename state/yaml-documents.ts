@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { parseAllDocuments } from 'yaml';
 import type { Problem } from '../crds/types.js';
 
@@ -41,22 +42,28 @@ export function parseYamlDocuments(text: string, file: string): ParsedFile {
     return { documents: [], problems: [{ file, pointer: '', message: `not valid YAML: ${(err as Error).message}` }] };
   }
   const list = Array.isArray(docs) ? docs : [docs];
-  const nonEmpty = list.filter((d) => d.contents !== null || d.errors.length > 0);
-  if (nonEmpty.length > MAX_DOCUMENTS_PER_FILE) {
+  if (list.length > MAX_DOCUMENTS_PER_FILE) {
     return { documents: [], problems: [{ file, pointer: '', message: `more than ${MAX_DOCUMENTS_PER_FILE} documents in one file` }] };
   }
-  const documents: ParsedDocument[] = [];
-  nonEmpty.forEach((doc, index) => {
-    const label = documentLabel(file, index, nonEmpty.length);
+  // Convert first, then label: an empty document (a trailing `---`, a file of comments) is no document.
+  const converted: ({ value: unknown } | { problems: string[] })[] = [];
+  for (const doc of list) {
     if (doc.errors.length > 0) {
-      for (const e of doc.errors) problems.push({ file: label, pointer: '', message: `not valid YAML: ${oneLine(e.message)}` });
-      return;
+      converted.push({ problems: doc.errors.map((e) => `not valid YAML: ${oneLine(e.message)}`) });
+      continue;
     }
     try {
-      documents.push({ label, index, value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) });
+      const value: unknown = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+      if (value !== null && value !== undefined) converted.push({ value });
     } catch (err) {
-      problems.push({ file: label, pointer: '', message: `cannot be read: ${oneLine((err as Error).message)}` });
+      converted.push({ problems: [`cannot be read: ${oneLine((err as Error).message)}`] });
     }
+  }
+  const documents: ParsedDocument[] = [];
+  converted.forEach((entry, index) => {
+    const label = documentLabel(file, index, converted.length);
+    if ('problems' in entry) for (const message of entry.problems) problems.push({ file: label, pointer: '', message });
+    else documents.push({ label, index, value: entry.value });
   });
   return { documents, problems };
 }
@@ -85,16 +92,14 @@ export function parseJsonText(text: string, file: string): { value?: unknown; pr
   try {
     return { value: JSON.parse(text), problems: [] };
   } catch (err) {
-    const message = (err as Error).message;
-    const match = /position (\d+)/.exec(message);
-    let where = '';
-    if (match) {
-      const pos = Number(match[1]);
-      const before = text.slice(0, pos);
-      const line = before.split('\n').length;
-      const column = pos - before.lastIndexOf('\n');
-      where = ` at line ${line}, column ${column}`;
-    }
-    return { problems: [{ file, pointer: '', message: `not valid JSON${where}: ${message}` }] };
+    // JSON.parse does not always say where; a strict jsonc-parser pass finds the offset.
+    const errors: ParseError[] = [];
+    parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+    const first = errors[0];
+    if (!first) return { problems: [{ file, pointer: '', message: `not valid JSON: ${oneLine((err as Error).message)}` }] };
+    const before = text.slice(0, first.offset);
+    const line = before.split('\n').length;
+    const column = first.offset - before.lastIndexOf('\n');
+    return { problems: [{ file, pointer: '', message: `not valid JSON at line ${line}, column ${column}: ${printParseErrorCode(first.error)}` }] };
   }
 }

@@ -3,27 +3,32 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ImageVerificationMode } from '../../crds/types.js';
 import { runValidate } from './validate.js';
+import { planCommand } from './plan.js';
+import { runCommand } from './run.js';
+import { describeCommand, getCommand, watchCommand } from './status-commands.js';
+import { UsageError, type Io } from './usage.js';
 
 export const USAGE = `pic — keeps a self-hosted cell true to what its admin declared
 
 Usage:
   pic validate [--image-verification enforce|warn|off] PATH...
       Check manifests, service folders, catalogs, cell folders or YAML documents.
-      Prints one line per problem (FILE: /json/pointer: message).
-      Exit 0 when all is valid, 1 on any problem, 2 on a usage error.
+      One line per problem (FILE: /json/pointer: message). Exit 0 valid, 1 problems, 2 usage.
+  pic plan --cell DIR
+      What a reconcile would change. Exit 0 in sync, 2 changes pending, 1 on error.
+  pic run --cell DIR [--once] [--timeout S] [--resync S] [--concurrency N] [--log-format json|text]
+      The operator. --once converges and exits 0 only if every document is Ready.
+  pic get [KIND] [NAME] [-o table|wide|json|yaml]
+  pic describe KIND/NAME
+  pic watch [-o json]
   pic help
 
-Options:
-  --image-verification MODE   install policy for images (default enforce: digest-pinned images only)
+Common options:
+  --state-dir DIR   where pic keeps status, secrets and allocations
+                    (default $PIC_STATE_DIR, else /var/lib/pic)
 `;
 
-/** An error in how pic was called, as opposed to a problem in what it was given. */
-export class UsageError extends Error {}
-
-export interface Io {
-  out: (line: string) => void;
-  err: (line: string) => void;
-}
+export { UsageError, type Io };
 
 const VERIFICATION_MODES: readonly ImageVerificationMode[] = ['off', 'warn', 'enforce'];
 
@@ -45,12 +50,22 @@ async function validateCommand(args: string[], io: Io): Promise<number> {
 }
 
 /** Run the pic command line; returns the exit code instead of exiting, so tests can call it. */
-export async function main(argv: string[], io: Io): Promise<number> {
+export async function main(argv: string[], io: Io, signal: AbortSignal = new AbortController().signal): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
       case 'validate':
         return await validateCommand(rest, io);
+      case 'plan':
+        return await planCommand(rest, io);
+      case 'run':
+        return await runCommand(rest, io, signal);
+      case 'get':
+        return await getCommand(rest, io);
+      case 'describe':
+        return await describeCommand(rest, io);
+      case 'watch':
+        return await watchCommand(rest, io, signal);
       case undefined:
       case 'help':
       case '--help':
@@ -73,9 +88,22 @@ export async function main(argv: string[], io: Io): Promise<number> {
 
 const isEntryPoint = process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
 if (isEntryPoint) {
-  const code = await main(process.argv.slice(2), {
-    out: (line) => process.stdout.write(`${line}\n`),
-    err: (line) => process.stderr.write(`${line}\n`),
-  });
+  // SIGTERM/SIGINT: let the command finish what it is doing and return; a second signal forces exit.
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(`pic: ${sig} received, stopping\n`);
+    controller.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const code = await main(
+    process.argv.slice(2),
+    {
+      out: (line) => process.stdout.write(`${line}\n`),
+      err: (line) => process.stderr.write(`${line}\n`),
+    },
+    controller.signal,
+  );
   process.exitCode = code;
 }

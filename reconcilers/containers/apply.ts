@@ -24,7 +24,7 @@ export interface ApplyEvent {
 }
 
 export interface ApplyContext {
-  network: { name: string; subnet: string };
+  network: { name: string; subnet: string; ipRange?: string };
   /** Added to every container, volume and network created; must hold the cell label. */
   labels: Record<string, string>;
   log: (event: ApplyEvent) => void;

@@ -12,6 +12,31 @@ export interface NetworkSpec {
   /** IPv4 CIDR, e.g. 172.20.0.0/16. */
   subnet: string;
   labels: Record<string, string>;
+  /**
+   * Where Docker may pick addresses for containers that ask for none (the secondary containers of
+   * a multi-container service). It must lie outside the service pool, or Docker could hand out an
+   * address the operator is about to give a service. See `dynamicRangeFor`.
+   */
+  ipRange?: string;
+}
+
+/**
+ * The half of `subnet` that holds none of the service pool `[poolStart, poolEnd]` (addresses as
+ * numbers), as a CIDR; undefined when the pool reaches into both halves. Pure.
+ */
+export function dynamicRangeFor(subnet: string, poolStart: number, poolEnd: number): string | undefined {
+  const normal = normaliseCidr(subnet);
+  const match = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(normal);
+  if (!match) return undefined;
+  const bits = Number(match[5]);
+  if (bits >= 31) return undefined;
+  const base = match.slice(1, 5).map(Number).reduce((acc, o) => acc * 256 + o, 0);
+  const half = 2 ** (32 - bits - 1);
+  const format = (n: number) => [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
+  const lowerHasPool = poolStart < base + half;
+  const upperHasPool = poolEnd >= base + half;
+  if (lowerHasPool && upperHasPool) return undefined;
+  return `${format(lowerHasPool ? base + half : base)}/${bits + 1}`;
 }
 
 /** Makes sure the network exists with the subnet; tells whether it had to create it. */
@@ -26,7 +51,7 @@ export async function ensureNetwork(docker: Dockerode, spec: NetworkSpec): Promi
       Name: spec.name,
       Driver: 'bridge',
       CheckDuplicate: true,
-      IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet }] },
+      IPAM: { Driver: 'default', Config: [{ Subnet: spec.subnet, ...(spec.ipRange ? { IPRange: spec.ipRange } : {}) }] },
       Labels: spec.labels,
     });
     return { created: true };

@@ -1,0 +1,106 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import Dockerode from 'dockerode';
+import { StateDir, resolveStateDir } from '../../state/state-dir.js';
+import type { DocumentStatus } from '../../state/status-types.js';
+import { createLogger } from '../logging.js';
+import { Operator } from '../operator.js';
+import { renderTable } from './status-views.js';
+import { UsageError, type Io } from './usage.js';
+
+function positiveSeconds(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} takes a number of seconds greater than 0, not "${value}"`);
+  return n * 1000;
+}
+
+/** Connect to dockerd (DOCKER_HOST or the default socket) and say plainly when it is not there. */
+export async function connectDocker(): Promise<Dockerode> {
+  const docker = new Dockerode();
+  try {
+    await docker.ping();
+  } catch (err) {
+    throw new Error(`cannot reach the Docker engine (${(err as Error).message}); is dockerd running? (make demo starts it)`);
+  }
+  return docker;
+}
+
+/** The verdict of `pic run --once`: every document the operator converges is Ready. */
+export function onceVerdict(statuses: DocumentStatus[], keys: string[]): { ok: boolean; notReady: DocumentStatus[]; missing: string[] } {
+  const byKey = new Map(statuses.map((s) => [s.key, s]));
+  const notReady = keys.map((k) => byKey.get(k)).filter((s): s is DocumentStatus => s !== undefined && s.phase !== 'Ready');
+  const missing = keys.filter((k) => !byKey.has(k));
+  return { ok: notReady.length === 0 && missing.length === 0, notReady, missing };
+}
+
+export async function runCommand(args: string[], io: Io, signal: AbortSignal): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    allowPositionals: false,
+    options: {
+      cell: { type: 'string' },
+      'state-dir': { type: 'string' },
+      once: { type: 'boolean' },
+      resync: { type: 'string' },
+      timeout: { type: 'string' },
+      'log-format': { type: 'string' },
+      concurrency: { type: 'string' },
+    },
+  });
+  if (!values.cell) throw new UsageError('pic run needs --cell DIR');
+  const format = values['log-format'];
+  if (format !== undefined && format !== 'json' && format !== 'text') throw new UsageError('--log-format is json or text');
+  const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency takes a whole number ≥ 1');
+  const logger = createLogger(format ? { json: format === 'json' } : {});
+  const stateDir = new StateDir(resolveStateDir(values['state-dir']));
+  await stateDir.ensure();
+  const lock = await stateDir.acquireLock();
+  const docker = await connectDocker().catch(async (err) => {
+    await lock.release();
+    throw err;
+  });
+  const operator = new Operator({
+    cellDir: path.resolve(values.cell),
+    stateDir,
+    docker,
+    logger,
+    resyncIntervalMs: positiveSeconds(values.resync, '--resync', 600),
+    concurrency,
+    watch: !values.once,
+  });
+  try {
+    await operator.start();
+    if (values.once) {
+      const deadline = positiveSeconds(values.timeout, '--timeout', 600);
+      // Settled: nothing queued or running, and no retry due within 30 s (a key that keeps failing
+      // that long is reported as failing rather than waited on).
+      const settled = await Promise.race([
+        operator.queue.whenIdle(30_000).then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), deadline).unref()),
+        new Promise<boolean>((resolve) => signal.addEventListener('abort', () => resolve(false), { once: true })),
+      ]);
+      const keys = operator.reconciledKeys();
+      const statuses = await operator.statuses();
+      const relevant = statuses.filter((s) => keys.includes(s.key));
+      io.out(renderTable(relevant, { now: new Date() }));
+      const verdict = onceVerdict(statuses, keys);
+      if (!settled) io.err(signal.aborted ? 'pic: interrupted before the cell settled' : 'pic: the cell did not settle before --timeout');
+      for (const s of verdict.notReady) {
+        const why = s.conditions.find((c) => c.type === 'Stalled') ?? s.conditions.find((c) => c.type === 'Ready');
+        io.err(`${s.key} is ${s.phase}: ${why?.message ?? 'no reason recorded'}`);
+      }
+      for (const k of verdict.missing) io.err(`${k} has no status yet`);
+      for (const line of operator.unreconciledNotes()) io.err(line);
+      return verdict.ok && settled && operator.unreconciledNotes().length === 0 ? 0 : 1;
+    }
+    logger.info(`pic is converging ${values.cell}; state in ${stateDir.root}`);
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    logger.info('stopping: finishing work in progress');
+    return 0;
+  } finally {
+    await operator.stop();
+    await lock.release();
+  }
+}

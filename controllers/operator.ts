@@ -1,0 +1,263 @@
+import { createHash } from 'node:crypto';
+import type Dockerode from 'dockerode';
+import type winston from 'winston';
+import { canonicalJson } from '../reconcilers/containers/compose.js';
+import { OWNER_LABEL } from '../reconcilers/containers/desired.js';
+import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
+import { isTerminal } from '../reconcilers/errors.js';
+import { loadCell, type LoadedCell } from '../state/cell.js';
+import { documentKey } from '../state/desired.js';
+import { EventLog } from '../state/events.js';
+import { IpAllocationStore } from '../state/ip-allocation.js';
+import { SecretsStore } from '../state/secrets.js';
+import { StateDir } from '../state/state-dir.js';
+import { StatusStore } from '../state/status-store.js';
+import { OperatorContext } from './context.js';
+import { WorkQueue } from './queue.js';
+import { generationOf, reconcileService, SERVICE_KIND, serviceKey } from './reconcile-service.js';
+import { watchDockerEvents } from './sources/docker-events.js';
+import { watchCellFolder } from './sources/file-watch.js';
+import { startResync } from './sources/resync.js';
+
+export const RESYNC_KEY = 'resync';
+
+export interface OperatorOptions {
+  cellDir: string;
+  stateDir: StateDir;
+  docker: Dockerode;
+  logger: winston.Logger;
+  /** Periodic full pass; default 10 minutes. */
+  resyncIntervalMs?: number;
+  concurrency?: number;
+  /** Watch the folder and Docker; false for `pic run --once`. */
+  watch?: boolean;
+}
+
+/**
+ * The reconcile loop: a snapshot of the desired documents, a queue of keys, and the sources that
+ * feed it (file changes, Docker events, a periodic resync).
+ */
+export class Operator {
+  readonly ctx: OperatorContext;
+  readonly queue: WorkQueue;
+  private cell?: LoadedCell;
+  /** Per key, a fingerprint of everything desired that its reconcile reads; a change enqueues it. */
+  private fingerprints = new Map<string, string>();
+  /** Container listings taken by a resync pass, handed once to each owner's reconcile. */
+  private observedByOwner = new Map<string, ObservedContainer[]>();
+  private closers: (() => Promise<void> | void)[] = [];
+  private reloading?: Promise<void>;
+
+  constructor(private readonly opts: OperatorOptions) {
+    const paths = opts.stateDir.paths;
+    this.ctx = new OperatorContext(
+      opts.docker,
+      new IpAllocationStore(paths.ipAllocations),
+      new SecretsStore(paths.secrets),
+      new StatusStore(paths.status),
+      new EventLog(paths.events),
+      opts.logger,
+      paths.data,
+    );
+    this.queue = new WorkQueue({
+      handler: (key) => this.handle(key),
+      concurrency: opts.concurrency ?? 4,
+      onOutcome: (o) => {
+        if (!o.ok && !o.terminal) this.opts.logger.warn(`${(o.error as Error)?.message ?? o.error}; retry in ${Math.round((o.retryInMs ?? 0) / 100) / 10}s`, { key: o.key });
+      },
+    });
+  }
+
+  get snapshot(): LoadedCell | undefined {
+    return this.cell;
+  }
+
+  /** Keys of every document the snapshot declares (valid or not). */
+  private desiredKeys(cell: LoadedCell): string[] {
+    const keys = new Set<string>();
+    for (const s of cell.docs.services) keys.add(documentKey(s.doc));
+    for (const r of cell.docs.rejected) if (r.key?.startsWith(`${SERVICE_KIND}/`)) keys.add(r.key);
+    return [...keys].sort();
+  }
+
+  private fingerprint(cell: LoadedCell, key: string): string {
+    const name = key.slice(key.indexOf('/') + 1);
+    const doc = cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc;
+    const pkg = cell.catalog?.services.get(name);
+    return createHash('sha256')
+      .update(
+        canonicalJson({
+          cell: cell.cell?.spec ?? null,
+          cellName: cell.cell?.metadata.name ?? null,
+          spec: doc?.spec ?? null,
+          problems: cell.checked.byDocument.get(key) ?? [],
+          general: cell.checked.general.length,
+          manifest: pkg?.manifest ?? null,
+          template: pkg?.template ?? null,
+          config: cell.checked.configs.get(name) ?? null,
+        }),
+      )
+      .digest('hex');
+  }
+
+  /** Read the cell folder again and enqueue every key whose inputs changed (or vanished). */
+  async reload(): Promise<void> {
+    const run = async () => {
+      const cell = await loadCell(this.opts.cellDir);
+      if (cell.cell) this.ctx.useCell(cell.cell);
+      this.cell = cell;
+      const next = new Map<string, string>();
+      for (const key of this.desiredKeys(cell)) next.set(key, this.fingerprint(cell, key));
+      for (const [key, print] of next) if (this.fingerprints.get(key) !== print) this.queue.add(key);
+      for (const key of this.fingerprints.keys()) if (!next.has(key)) this.queue.add(key);
+      this.fingerprints = next;
+      for (const p of cell.checked.general) this.opts.logger.warn(`${p.file}: ${p.pointer || '/'}: ${p.message}`);
+      await this.writeValidatedStatuses(cell);
+    };
+    // One reload at a time; a reload asked for during another runs after it.
+    const previous = this.reloading ?? Promise.resolve();
+    const current = previous.then(run, run);
+    this.reloading = current.finally(() => {
+      if (this.reloading === current) this.reloading = undefined;
+    });
+    return current;
+  }
+
+  /**
+   * PeerAccount and Connection documents are validated but not yet converged by this version:
+   * their status says so (Ready Unknown), or Stalled with the problem when they are invalid.
+   */
+  private async writeValidatedStatuses(cell: LoadedCell): Promise<void> {
+    const present = new Set<string>();
+    const docs = [...cell.docs.peers, ...cell.docs.connections];
+    for (const { doc, file } of docs) {
+      const key = documentKey(doc);
+      present.add(key);
+      const problems = cell.checked.byDocument.get(key) ?? [];
+      const generation = generationOf(doc.spec);
+      if (problems.length > 0) {
+        await this.ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') } });
+      } else {
+        await this.ctx.writeStatus(key, { file, generation, ready: 'Unknown', readyReason: 'NotReconciled', message: `${doc.kind} documents are validated; this version does not converge them yet` });
+      }
+    }
+    for (const r of cell.docs.rejected) {
+      if (!r.key || r.key.startsWith(`${SERVICE_KIND}/`) || !/^(PeerAccount|Connection)\//.test(r.key)) continue;
+      present.add(r.key);
+      await this.ctx.writeStatus(r.key, { file: r.file, generation: 'invalid', ready: false, stalled: { reason: 'InvalidSpec', message: r.problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') } });
+    }
+    for (const status of await this.ctx.status.list()) {
+      if ((status.kind === 'PeerAccount' || status.kind === 'Connection') && !present.has(status.key)) await this.ctx.status.remove(status.key);
+    }
+  }
+
+  /** The keys whose Ready verdict `pic run --once` judges: services, and any invalid document. */
+  reconciledKeys(): string[] {
+    const cell = this.cell;
+    if (!cell) return [];
+    const keys = new Set(this.desiredKeys(cell));
+    for (const [key, problems] of cell.checked.byDocument) if (problems.length > 0 && /^(PeerAccount|Connection)\//.test(key)) keys.add(key);
+    return [...keys].sort();
+  }
+
+  /** Lines for `pic run --once` about what it did not judge: problems of the folder, validated-only kinds. */
+  unreconciledNotes(): string[] {
+    const cell = this.cell;
+    if (!cell) return [];
+    return cell.checked.general.map((p) => `${p.file}: ${p.pointer || '/'}: ${p.message}`);
+  }
+
+  private async handle(key: string): Promise<void> {
+    if (key === RESYNC_KEY) return this.resync();
+    if (!this.cell) await this.reload();
+    const cell = this.cell!;
+    const [kind, name = ''] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
+    if (kind !== SERVICE_KIND) return;
+    const cached = this.observedByOwner.get(key);
+    this.observedByOwner.delete(key);
+    const outcome = await reconcileService(this.ctx, cell, name, cached);
+    if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
+  }
+
+  /**
+   * A full pass: read the folder, list this cell's containers once, and give every service its
+   * share of that listing. A service in sync then costs no further Docker call and no write.
+   */
+  private async resync(): Promise<void> {
+    await this.reload();
+    const cell = this.cell!;
+    if (!cell.cell) return;
+    const all = await listOwnedContainers(this.opts.docker, { cell: cell.cell.metadata.name });
+    const byOwner = new Map<string, ObservedContainer[]>();
+    for (const key of this.desiredKeys(cell)) byOwner.set(key, []);
+    for (const c of all) {
+      if (!c.owner.startsWith(`${SERVICE_KIND}/`)) continue;
+      if (!byOwner.has(c.owner)) byOwner.set(c.owner, []);
+      byOwner.get(c.owner)!.push(c);
+    }
+    // Status of documents that vanished while the operator was down: converge them to absent too.
+    for (const status of await this.ctx.status.list()) {
+      if (status.kind === SERVICE_KIND && !byOwner.has(status.key)) byOwner.set(status.key, []);
+    }
+    this.observedByOwner = byOwner;
+    for (const key of byOwner.keys()) this.queue.add(key);
+  }
+
+  /** Forget a cached listing when Docker says the owner's containers changed. */
+  private onDockerEvent(owner: string): void {
+    this.observedByOwner.delete(owner);
+    this.queue.add(owner);
+  }
+
+  /** Create the state directory (0700) if it is not there yet. */
+  async stateDirReady(): Promise<void> {
+    await this.opts.stateDir.ensure();
+  }
+
+  async start(): Promise<void> {
+    await this.reload();
+    this.queue.add(RESYNC_KEY);
+    if (this.opts.watch === false) return;
+    const watcher = await watchCellFolder(this.opts.cellDir, () => {
+      this.reload().catch((err: Error) => this.opts.logger.error(`cannot read the cell folder: ${err.message}`));
+    });
+    this.closers.push(() => watcher.close());
+    const cellName = this.cell?.cell?.metadata.name;
+    const events = watchDockerEvents(
+      this.opts.docker,
+      (e) => {
+        if (e.owner.startsWith(`${SERVICE_KIND}/`)) this.onDockerEvent(e.owner);
+      },
+      {
+        labelFilter: OWNER_LABEL,
+        ...(cellName ? { cellLabel: { key: 'ngo.pic.cell', value: cellName } } : {}),
+        onStatus: (s, err) => {
+          if (s === 'connected') this.queue.add(RESYNC_KEY);
+          else this.opts.logger.warn(`lost the Docker event stream${err ? `: ${err.message}` : ''}; reconnecting`);
+        },
+      },
+    );
+    this.closers.push(() => events.close());
+    const resync = startResync(this.opts.resyncIntervalMs ?? 10 * 60_000, () => this.queue.add(RESYNC_KEY));
+    this.closers.push(() => resync.stop());
+  }
+
+  /** Finish in-flight work, stop the sources, write nothing more. */
+  async stop(): Promise<void> {
+    for (const close of this.closers.splice(0).reverse()) await close();
+    await this.queue.shutdown();
+  }
+
+  /** Keys of the documents of the current snapshot, with their status, for --once and tests. */
+  async statuses() {
+    return this.ctx.status.list();
+  }
+
+  generation(key: string): string | undefined {
+    const name = key.slice(key.indexOf('/') + 1);
+    const doc = this.cell?.docs.services.find((s) => s.doc.metadata.name === name)?.doc;
+    return doc ? generationOf(doc.spec) : undefined;
+  }
+}
+
+export { isTerminal, serviceKey };

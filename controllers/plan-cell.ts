@@ -1,0 +1,136 @@
+import type Dockerode from 'dockerode';
+import type { Problem } from '../crds/types.js';
+import { cellContextOf, desiredServicePlan } from '../reconcilers/containers/desired.js';
+import { resolveImage } from '../reconcilers/containers/image.js';
+import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
+import { imagesForCreation, planContainers, type ContainerAction } from '../reconcilers/containers/plan.js';
+import { templateSecretNames } from '../reconcilers/containers/render.js';
+import type { LoadedCell } from '../state/cell.js';
+import { documentKey } from '../state/desired.js';
+import { IpAllocationStore, allocateServiceIp, parsePool } from '../state/ip-allocation.js';
+import { SecretsStore } from '../state/secrets.js';
+import type { StateDir } from '../state/state-dir.js';
+import { SERVICE_KIND, serviceKey } from './reconcile-service.js';
+
+export interface PlannedChange {
+  key: string;
+  lines: string[];
+}
+
+export interface CellPlan {
+  changes: PlannedChange[];
+  /** Documents that cannot converge as written, and problems of the folder. */
+  problems: Problem[];
+}
+
+/** One line per action, in the order they would run. */
+export function describeAction(a: ContainerAction): string {
+  switch (a.type) {
+    case 'conflict':
+      return `! conflict ${a.name}: ${a.message}`;
+    case 'remove':
+      return `- remove container ${a.name} (${a.reason})`;
+    case 'ensure-network':
+      return '+ ensure network';
+    case 'create-volume':
+      return `+ volume ${a.volume.name} (kept if it exists)`;
+    case 'pull-image':
+      return `+ pull image ${a.image}`;
+    case 'create':
+      return `+ create container ${a.container.name} from ${String(a.container.create.Image)}`;
+    case 'recreate':
+      return `~ recreate container ${a.container.name} (${a.reason})`;
+    case 'start':
+      return `> start container ${a.container.name}`;
+  }
+}
+
+/**
+ * What a reconcile would change, without changing anything: no container, no state file, not
+ * even an IP allocation or a secret is written. Addresses and secrets not yet allocated are shown
+ * as they would be.
+ */
+export async function planCell(cell: LoadedCell, docker: Dockerode, stateDir: StateDir): Promise<CellPlan> {
+  const problems: Problem[] = [...cell.checked.general];
+  const changes: PlannedChange[] = [];
+  const cellDoc = cell.cell;
+  if (!cellDoc) return { changes, problems };
+  const ips = new IpAllocationStore(stateDir.paths.ipAllocations);
+  await ips.load();
+  const assignments = ips.assignments();
+  const secretsStore = new SecretsStore(stateDir.paths.secrets);
+  const observed = await listOwnedContainers(docker, { cell: cellDoc.metadata.name });
+  const byOwner = new Map<string, ObservedContainer[]>();
+  for (const c of observed) {
+    if (!byOwner.has(c.owner)) byOwner.set(c.owner, []);
+    byOwner.get(c.owner)!.push(c);
+  }
+  const pool = parsePool(cellDoc.spec.network.servicePool, cellDoc.spec.network.subnet);
+  const desiredKeys = new Set<string>();
+
+  for (const { doc } of [...cell.docs.services].sort((a, b) => a.doc.metadata.name.localeCompare(b.doc.metadata.name))) {
+    const key = documentKey(doc);
+    desiredKeys.add(key);
+    const docProblems = cell.checked.byDocument.get(key) ?? [];
+    if (docProblems.length > 0) {
+      problems.push(...docProblems);
+      continue;
+    }
+    const name = doc.metadata.name;
+    const service = cell.catalog!.services.get(name)!;
+    const lines: string[] = [];
+    const ip = allocateServiceIp(pool, assignments, key);
+    if (assignments[key] !== ip) lines.push(`+ allocate IP ${ip}`);
+    assignments[key] = ip;
+    const existing = await secretsStore.get(name);
+    const secrets: Record<string, string> = {};
+    for (const secretName of templateSecretNames(service.template)) {
+      if (existing[secretName] !== undefined) secrets[secretName] = existing[secretName]!;
+      else {
+        secrets[secretName] = '(to be generated)';
+        lines.push(`+ generate secret PIC_SECRET_${secretName}`);
+      }
+    }
+    const desired = desiredServicePlan({
+      manifest: service.manifest,
+      template: service.template,
+      templateFile: service.templateFile,
+      manifestFile: service.manifestFile,
+      config: cell.checked.configs.get(name)!,
+      secrets,
+      serviceIp: ip,
+      cell: cellContextOf(cellDoc, stateDir.paths.data),
+    });
+    if (!desired.plan) {
+      problems.push(...desired.problems);
+      continue;
+    }
+    const own = byOwner.get(key) ?? [];
+    let actions = planContainers(desired.plan, own, { imagePresent: () => true });
+    const refs = imagesForCreation(actions);
+    if (refs.length > 0) {
+      const present = new Map<string, boolean>();
+      for (const ref of refs) present.set(ref, (await resolveImage(docker, ref)).present);
+      actions = planContainers(desired.plan, own, { imagePresent: (ref) => present.get(ref) });
+    }
+    lines.push(...actions.filter((a) => a.type !== 'ensure-network').map(describeAction));
+    if (lines.length > 0) changes.push({ key, lines });
+  }
+  for (const r of cell.docs.rejected) if (r.key?.startsWith(`${SERVICE_KIND}/`)) desiredKeys.add(r.key);
+
+  for (const [owner, own] of [...byOwner.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    if (!owner.startsWith(`${SERVICE_KIND}/`) || desiredKeys.has(owner)) continue;
+    const actions = planContainers(null, own, { imagePresent: () => true, owner });
+    const lines = actions.map(describeAction);
+    if (assignments[owner] !== undefined) lines.push(`- release IP ${assignments[owner]}`);
+    if (lines.length > 0) changes.push({ key: owner, lines: [...lines, '  (volumes and data are kept)'] });
+  }
+  for (const owner of Object.keys(assignments).sort()) {
+    if (owner.startsWith(`${SERVICE_KIND}/`) && !desiredKeys.has(owner) && !byOwner.has(owner)) {
+      changes.push({ key: owner, lines: [`- release IP ${assignments[owner]}`] });
+    }
+  }
+  return { changes, problems };
+}
+
+export { serviceKey };

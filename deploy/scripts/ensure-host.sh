@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install what pic's demo and tests need on a fresh Debian machine and make sure dockerd runs.
+# Idempotent: every step is skipped when its result is already there.
+#   ensure-host.sh node     npm packages only
+#   ensure-host.sh all      npm packages, Debian packages, dockerd
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+what=${1:-all}
+
+log() { printf '[ensure-host] %s\n' "$*" >&2; }
+
+if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm packages (npm ci)"
+  npm ci --no-fund --no-audit --loglevel=error
+fi
+[ "$what" = node ] && exit 0
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+packages=(docker.io caddy bind9-utils busybox-static iptables docker-registry docker-compose iproute2)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+sock=/var/run/docker.sock
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    $SUDO systemctl start docker
+  else
+    $SUDO bash -c 'nohup dockerd >/var/log/pic-dockerd.log 2>&1 &'
+  fi
+  for _ in $(seq 1 120); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || { log "dockerd did not come up; see /var/log/pic-dockerd.log"; exit 1; }
+fi
+log "host ready: $(docker version --format 'docker {{.Server.Version}}')"

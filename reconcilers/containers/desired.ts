@@ -1,0 +1,130 @@
+import type { ConfigValue } from '../../crds/config.js';
+import path from 'node:path';
+import type { CellDocument, ImageVerificationMode, Manifest, Problem } from '../../crds/types.js';
+import { checkRenderedCompose, composeToContainerSpecs, type ComposeFile, type ServicePlan } from './compose.js';
+import { renderComposeTemplate } from './render.js';
+
+/** Labels every container and volume of a cell carries, so two cells (or a test) on one dockerd never meet. */
+export const CELL_LABEL = 'ngo.pic.cell';
+export const OWNER_LABEL = 'ngo.pic.owner';
+export const VERSION_LABEL = 'ngo.pic.version';
+
+export interface CellContext {
+  name: string;
+  domain: string;
+  dataDir: string;
+  networkName: string;
+  allowedImagePrefix: string;
+  imageVerification: ImageVerificationMode;
+}
+
+/** The cell's values a service render needs; `defaultDataDir` when the Cell names none. */
+export function cellContextOf(cell: CellDocument, defaultDataDir: string): CellContext {
+  return {
+    name: cell.metadata.name,
+    domain: cell.spec.domain,
+    dataDir: cell.spec.dataDir ? path.posix.normalize(cell.spec.dataDir) : defaultDataDir,
+    networkName: cell.spec.network.name,
+    allowedImagePrefix: cell.spec.allowedImagePrefix,
+    imageVerification: cell.spec.imageVerification.mode,
+  };
+}
+
+export interface ServiceInputs {
+  manifest: Manifest;
+  template: string;
+  templateFile: string;
+  manifestFile: string;
+  config: Record<string, ConfigValue>;
+  secrets: Record<string, string>;
+  serviceIp: string;
+  cell: CellContext;
+}
+
+/**
+ * Checks that tie the manifest to what its template renders: the manifest's container exists and
+ * runs the manifest's image, backends and backup volumes name containers of the service, and under
+ * `enforce` every image is pinned by digest.
+ */
+export function checkManifestAgainstCompose(compose: ComposeFile, inputs: ServiceInputs): Problem[] {
+  const { manifest, templateFile, manifestFile } = inputs;
+  const problems: Problem[] = [];
+  const services = (compose.services ?? {}) as Record<string, { container_name?: unknown; image?: unknown } | undefined>;
+  const names = new Map<string, string>();
+  for (const [key, svc] of Object.entries(services)) {
+    const name = typeof svc?.container_name === 'string' ? svc.container_name : undefined;
+    if (name) names.set(name, key);
+    names.set(key, key);
+  }
+  const containerNames = new Set(Object.values(services).map((s) => s?.container_name).filter((n): n is string => typeof n === 'string'));
+  if (!containerNames.has(manifest.container_name)) {
+    problems.push({ file: templateFile, pointer: '/services', message: `no service has container_name "${manifest.container_name}", the manifest's container_name` });
+  } else {
+    const primaryKey = names.get(manifest.container_name)!;
+    const image = services[primaryKey]?.image;
+    if (typeof image === 'string' && image !== manifest.image) {
+      problems.push({ file: templateFile, pointer: `/services/${primaryKey}/image`, message: `image "${image}" differs from the manifest's image "${manifest.image}"; the template must run the image the manifest declares` });
+    }
+  }
+  const backends = [manifest.backend, ...Object.values(manifest.extra_backends ?? {})].filter((b): b is string => typeof b === 'string');
+  for (const backend of backends) {
+    const host = backend.slice(0, backend.lastIndexOf(':'));
+    if (!names.has(host)) {
+      problems.push({ file: manifestFile, pointer: manifest.backend === backend ? '/backend' : '/extra_backends', message: `backend "${backend}" names "${host}", which is not a container of this service's template` });
+    }
+  }
+  (manifest.backup?.volumes ?? []).forEach((v, i) => {
+    if (!containerNames.has(v.container)) {
+      problems.push({ file: manifestFile, pointer: `/backup/volumes/${i}/container`, message: `"${v.container}" is not a container of this service's template` });
+    }
+  });
+  if (inputs.cell.imageVerification === 'enforce') {
+    for (const [key, svc] of Object.entries(services)) {
+      const image = svc?.image;
+      if (typeof image === 'string' && !/@sha256:[0-9a-f]{64}$/.test(image)) {
+        problems.push({ file: templateFile, pointer: `/services/${key}/image`, message: `image "${image}" is not pinned by digest (@sha256:<64 hex>), which image verification "enforce" requires` });
+      }
+    }
+  }
+  return problems;
+}
+
+/**
+ * From a catalog package and this cell's values to the containers and volumes the service should
+ * have: render the template, check the result, translate it to Docker create options carrying the
+ * cell's labels. Pure.
+ */
+export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan; problems: Problem[] } {
+  const { manifest, cell, templateFile } = inputs;
+  const rendered = renderComposeTemplate(
+    inputs.template,
+    {
+      domain: cell.domain,
+      cellName: cell.name,
+      dataDir: cell.dataDir,
+      serviceId: manifest.id,
+      config: inputs.config,
+      secrets: inputs.secrets,
+      serviceIp: inputs.serviceIp,
+    },
+    templateFile,
+  );
+  if (!rendered.compose) return { problems: rendered.problems };
+  const problems = [
+    ...rendered.problems,
+    ...checkRenderedCompose(
+      rendered.compose,
+      { allowedImagePrefix: cell.allowedImagePrefix, dataDir: cell.dataDir, networkName: cell.networkName, allowCapAdd: inputs.template.includes('${INSTANCE_ID}') },
+      templateFile,
+    ),
+    ...checkManifestAgainstCompose(rendered.compose, inputs),
+  ];
+  if (problems.length > 0) return { problems };
+  const translated = composeToContainerSpecs(rendered.compose, {
+    serviceId: manifest.id,
+    networkName: cell.networkName,
+    file: templateFile,
+    extraLabels: { [CELL_LABEL]: cell.name, [VERSION_LABEL]: manifest.version },
+  });
+  return translated;
+}

@@ -1,0 +1,184 @@
+/**
+ * A throwaway cell for end-to-end tests: a catalog of small busybox services, a cell folder, a
+ * state directory, and a network of its own. Names start with `pt<hex>` / `pictest-` so nothing
+ * can meet a real cell's containers, and `removeTestCell` deletes exactly what the cell created.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildBusyboxImage, docker, pickSubnet } from './docker.js';
+
+export const TEST_IMAGE = 'pictest/busybox:1';
+
+export interface TestService {
+  id: string;
+  /** Add a health check that passes once httpd answers. */
+  healthcheck?: boolean;
+  /** Extra config fields with defaults (all strings). */
+  config?: Record<string, string>;
+}
+
+export interface TestCell {
+  name: string;
+  tag: string;
+  root: string;
+  cellDir: string;
+  storeDir: string;
+  stateDir: string;
+  network: string;
+  subnet: string;
+  containerName(id: string): string;
+  writeService(id: string, config?: Record<string, string | number | boolean>): Promise<void>;
+  removeServiceFile(id: string): Promise<void>;
+  writeFile(relative: string, text: string): Promise<void>;
+}
+
+function manifestOf(tag: string, s: TestService) {
+  return {
+    schema_version: 3,
+    id: s.id,
+    name: `Test ${s.id}`,
+    description: 'A test service',
+    version: '1.0.0',
+    author: 'pic tests',
+    kind: 'store',
+    capabilities: { has_subdomain: false, has_accounts: false, has_admin_config: true, has_storage: false, has_egress: false, has_api_hooks: false },
+    config_schema: {
+      greeting: { type: 'string', label: 'Greeting', default: 'hello' },
+      ...Object.fromEntries(Object.entries(s.config ?? {}).map(([k, v]) => [k, { type: 'string', label: k, default: v }])),
+    },
+    image: TEST_IMAGE,
+    container_name: `cell-${tag}-${s.id}`,
+    volumes: [{ name: `${s.id}-data`, mount: '/data' }],
+    compose: null,
+  };
+}
+
+function templateOf(tag: string, s: TestService): string {
+  const health = s.healthcheck
+    ? `    healthcheck:\n      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]\n      interval: 1s\n      timeout: 2s\n      retries: 30\n`
+    : '';
+  return `services:
+  ${s.id}:
+    image: ${TEST_IMAGE}
+    container_name: cell-${tag}-${s.id}
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    environment:
+      GREETING: "\${PIC_CFG_GREETING}"
+      TOKEN: "\${PIC_SECRET_TOKEN}"
+      DOMAIN: "\${PIC_DOMAIN}"
+    volumes:
+      - data:/data
+    networks:
+      cell-network:
+        ipv4_address: "\${SERVICE_IP}"
+    restart: unless-stopped
+${health}volumes:
+  data: {}
+networks:
+  cell-network:
+    external: true
+`;
+}
+
+export async function createTestCell(services: TestService[]): Promise<TestCell> {
+  await buildBusyboxImage(TEST_IMAGE);
+  const tag = `pt${randomBytes(4).toString('hex')}`;
+  const name = `pictest-${tag}`;
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-cell-'));
+  const cellDir = path.join(root, 'cell');
+  const storeDir = path.join(root, 'store');
+  const stateDir = path.join(root, 'state');
+  const subnet = await pickSubnet();
+  const base = subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
+  for (const d of ['services', 'peers', 'connections']) await fs.mkdir(path.join(cellDir, d), { recursive: true });
+  for (const s of services) {
+    const dir = path.join(storeDir, 'services', s.id);
+    await fs.mkdir(dir, { recursive: true });
+    await fs.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifestOf(tag, s), null, 2));
+    await fs.writeFile(path.join(dir, 'compose-template.yml'), templateOf(tag, s));
+  }
+  await fs.writeFile(
+    path.join(storeDir, 'index.json'),
+    JSON.stringify(services.map((s) => ({ id: s.id, name: `Test ${s.id}`, description: 'A test service', version: '1.0.0', author: 'pic tests' }))),
+  );
+  await fs.writeFile(
+    path.join(cellDir, 'cell.yaml'),
+    `apiVersion: pic.ngo/v1alpha1
+kind: Cell
+metadata: {name: ${name}}
+spec:
+  domain: ${tag}.pic.test
+  store: {path: ../store}
+  network: {name: ${name}, subnet: ${subnet}, servicePool: ${base}.20-${base}.100}
+  imageVerification: {mode: warn}
+  allowedImagePrefix: pictest/
+`,
+  );
+  const cell: TestCell = {
+    name,
+    tag,
+    root,
+    cellDir,
+    storeDir,
+    stateDir,
+    network: name,
+    subnet,
+    containerName: (id) => `cell-${tag}-${id}`,
+    async writeService(id, config = {}) {
+      const body = `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${id}}\nspec:\n  version: 1.0.0\n  config: ${JSON.stringify(config)}\n`;
+      const file = path.join(cellDir, 'services', `${id}.yaml`);
+      // As an editor would: write beside, then rename over.
+      await fs.writeFile(`${file}.tmp`, body);
+      await fs.rename(`${file}.tmp`, file);
+    },
+    async removeServiceFile(id) {
+      await fs.rm(path.join(cellDir, 'services', `${id}.yaml`), { force: true });
+    },
+    async writeFile(relative, text) {
+      await fs.writeFile(path.join(cellDir, relative), text);
+    },
+  };
+  return cell;
+}
+
+/** Remove every container, volume and the network of one test cell, and its folders. */
+export async function removeTestCell(cell: { name: string; root?: string; network: string }): Promise<void> {
+  const label = `ngo.pic.cell=${cell.name}`;
+  for (const c of await docker.listContainers({ all: true, filters: { label: [label] } })) {
+    await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  }
+  const volumes = (await docker.listVolumes({ filters: { label: [label] } })).Volumes ?? [];
+  for (const v of volumes) await docker.getVolume(v.Name).remove().catch(() => undefined);
+  await docker.getNetwork(cell.network).remove().catch(() => undefined);
+  if (cell.root) await fs.rm(cell.root, { recursive: true, force: true });
+}
+
+/** Leftovers of test cells from runs that were killed: cells named pictest-* older than 30 minutes. */
+export async function removeStaleTestCells(): Promise<void> {
+  const cutoff = Date.now() / 1000 - 30 * 60;
+  const containers = await docker.listContainers({ all: true, filters: { label: ['ngo.pic.cell'] } });
+  const stale = new Set<string>();
+  for (const c of containers) {
+    const cellName = c.Labels['ngo.pic.cell'] ?? '';
+    if (cellName.startsWith('pictest-') && c.Created < cutoff) stale.add(cellName);
+  }
+  for (const name of stale) await removeTestCell({ name, network: name });
+}
+
+/** Poll until `check` returns a value (not undefined), or fail after `timeoutMs` with `what`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
