@@ -1,0 +1,261 @@
+/**
+ * Service IPs: each installed service gets one stable IPv4 address from the cell's service pool
+ * (`Cell.spec.network.servicePool`, e.g. 172.20.0.20-172.20.0.254), kept across restarts and
+ * reconciles, and freed when the service is uninstalled.
+ *
+ * The parsing and choosing are pure functions; `IpAllocationStore` keeps the assignments in a
+ * JSON file `{ "assignments": { "<owner>": "<ip>" } }` (0600, atomic writes, written only on change).
+ */
+import path from 'node:path';
+import { readJsonFile, writeFileAtomic } from './atomic-write.js';
+
+export interface Cidr {
+  /** Network address as an unsigned 32-bit number. */
+  network: number;
+  prefix: number;
+  text: string;
+}
+
+export interface IpPool {
+  /** First and last address, inclusive, as unsigned 32-bit numbers. */
+  start: number;
+  end: number;
+  size: number;
+  text: string;
+}
+
+/** `a.b.c.d` → unsigned 32-bit number; undefined unless four decimal octets without leading zeros. */
+export function parseIpv4(text: string): number | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  let value = 0;
+  for (const part of parts) {
+    if (!/^(0|[1-9]\d{0,2})$/.test(part)) return undefined;
+    const octet = Number(part);
+    if (octet > 255) return undefined;
+    value = value * 256 + octet;
+  }
+  return value;
+}
+
+export function formatIpv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
+}
+
+function blockSize(prefix: number): number {
+  return 2 ** (32 - prefix);
+}
+
+/** Parse `172.20.0.0/16`; host bits must be zero. Throws an Error that says what is wrong. */
+export function parseCidr(text: string): Cidr {
+  const m = /^([^/\s]+)\/(\d{1,2})$/.exec(text.trim());
+  const address = m ? parseIpv4(m[1] as string) : undefined;
+  const prefix = m ? Number(m[2]) : NaN;
+  if (!m || address === undefined || prefix > 32) {
+    throw new Error(`"${text}" is not an IPv4 subnet in CIDR form, e.g. 172.20.0.0/16`);
+  }
+  const size = blockSize(prefix);
+  const network = Math.floor(address / size) * size;
+  if (network !== address) {
+    throw new Error(`"${text}" has host bits set; the subnet is ${formatIpv4(network)}/${prefix}`);
+  }
+  return { network, prefix, text: `${formatIpv4(network)}/${prefix}` };
+}
+
+/** Is `ip` inside `cidr`? An unparsable `ip` is not. */
+export function ipInCidr(ip: string | number, cidr: string | Cidr): boolean {
+  const value = typeof ip === 'number' ? ip : parseIpv4(ip);
+  if (value === undefined) return false;
+  const c = typeof cidr === 'string' ? parseCidr(cidr) : cidr;
+  return value >= c.network && value < c.network + blockSize(c.prefix);
+}
+
+/**
+ * Parse a pool `first-last` (both IPv4, first ≤ last). With `subnet`, both ends must lie inside
+ * it, and the pool may not include the subnet's network or broadcast address.
+ */
+export function parsePool(text: string, subnet?: string | Cidr): IpPool {
+  const m = /^\s*([^-\s]+)\s*-\s*([^-\s]+)\s*$/.exec(text);
+  if (!m) throw new Error(`service pool "${text}" must be "<first IPv4>-<last IPv4>", e.g. 172.20.0.20-172.20.0.254`);
+  const start = parseIpv4(m[1] as string);
+  const end = parseIpv4(m[2] as string);
+  if (start === undefined) throw new Error(`service pool "${text}": "${m[1]}" is not an IPv4 address`);
+  if (end === undefined) throw new Error(`service pool "${text}": "${m[2]}" is not an IPv4 address`);
+  if (start > end) throw new Error(`service pool "${text}" starts after it ends`);
+  if (subnet !== undefined) {
+    const c = typeof subnet === 'string' ? parseCidr(subnet) : subnet;
+    for (const [label, value] of [['first', start], ['last', end]] as const) {
+      if (!ipInCidr(value, c)) throw new Error(`service pool "${text}": its ${label} address ${formatIpv4(value)} is outside the subnet ${c.text}`);
+    }
+    if (c.prefix < 31) {
+      const broadcast = c.network + blockSize(c.prefix) - 1;
+      if (start === c.network) throw new Error(`service pool "${text}" includes ${formatIpv4(c.network)}, the network address of ${c.text}`);
+      if (end === broadcast) throw new Error(`service pool "${text}" includes ${formatIpv4(broadcast)}, the broadcast address of ${c.text}`);
+    }
+  }
+  return { start, end, size: end - start + 1, text: `${formatIpv4(start)}-${formatIpv4(end)}` };
+}
+
+function inPool(pool: IpPool, ip: string): boolean {
+  const value = parseIpv4(ip);
+  return value !== undefined && value >= pool.start && value <= pool.end;
+}
+
+/**
+ * The IP for `owner`: its current assignment when that is still valid (inside the pool, not
+ * reserved, not also held by another owner), otherwise the lowest address of the pool that no
+ * other owner holds and that is not reserved. Throws when the pool is exhausted.
+ */
+export function allocateServiceIp(
+  pool: IpPool,
+  assignments: Readonly<Record<string, string>>,
+  owner: string,
+  reserved: ReadonlySet<string> = new Set(),
+): string {
+  const taken = new Set<number>();
+  for (const [other, ip] of Object.entries(assignments)) {
+    if (other === owner) continue;
+    const value = parseIpv4(ip);
+    if (value !== undefined) taken.add(value);
+  }
+  for (const ip of reserved) {
+    const value = parseIpv4(ip);
+    if (value !== undefined) taken.add(value);
+  }
+  const current = Object.prototype.hasOwnProperty.call(assignments, owner) ? assignments[owner] : undefined;
+  if (current !== undefined && inPool(pool, current) && !taken.has(parseIpv4(current) as number)) return formatIpv4(parseIpv4(current) as number);
+  // At most taken.size addresses can be skipped before a free one, so this loop stays short.
+  for (let value = pool.start; value <= pool.end; value += 1) {
+    if (!taken.has(value)) return formatIpv4(value);
+  }
+  throw new Error(
+    `service pool ${pool.text} is exhausted: all ${pool.size} address${pool.size === 1 ? '' : 'es'} are assigned or reserved, so "${owner}" gets none; uninstall a service or widen Cell spec.network.servicePool`,
+  );
+}
+
+export interface AllocationResult {
+  ip: string;
+  /** True when the owner had an address and has been moved to another (its containers must be recreated). */
+  changed: boolean;
+  /** The address the owner had before, when it changed. */
+  previousIp?: string;
+  /** Why it changed, for the owner's status and the event log. */
+  reason?: string;
+}
+
+interface AllocationFile {
+  assignments: Record<string, string>;
+}
+
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+function isAllocationFile(value: unknown): value is AllocationFile {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const assignments = (value as Record<string, unknown>).assignments;
+  return (
+    assignments !== null &&
+    typeof assignments === 'object' &&
+    !Array.isArray(assignments) &&
+    Object.values(assignments as Record<string, unknown>).every((ip) => typeof ip === 'string')
+  );
+}
+
+/**
+ * Read-modify-write cycles on one file run one after another, even across store instances in this
+ * process, so concurrent callers never lose each other's update.
+ */
+const fileQueues = new Map<string, Promise<unknown>>();
+
+function serialiseOnFile<T>(file: string, task: () => Promise<T>): Promise<T> {
+  const key = path.resolve(file);
+  const run = (fileQueues.get(key) ?? Promise.resolve()).then(task, task);
+  const settled = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  fileQueues.set(key, settled);
+  void settled.then(() => {
+    if (fileQueues.get(key) === settled) fileQueues.delete(key);
+  });
+  return run;
+}
+
+export class IpAllocationStore {
+  private current: Record<string, string> | undefined;
+
+  constructor(readonly file: string) {}
+
+  /**
+   * Read the file (a missing file is an empty allocation) so that `assignments()` reflects it.
+   * Every change re-reads the file first anyway: the file, not this object, is the truth.
+   */
+  load(): Promise<void> {
+    return this.serialise(async () => {
+      await this.loadNow();
+    });
+  }
+
+  /**
+   * The address of `owner` in the pool `poolText` (validated against `subnet`). Stable: an owner
+   * keeps its address as long as it stays valid; if the pool changed and the address fell out of
+   * it (or became reserved), the owner is moved and the result says so.
+   */
+  allocate(owner: string, poolText: string, subnet: string, reserved: ReadonlySet<string> = new Set()): Promise<AllocationResult> {
+    return this.serialise(async () => {
+      const pool = parsePool(poolText, subnet);
+      const assignments = await this.loadNow();
+      const previous = Object.prototype.hasOwnProperty.call(assignments, owner) ? assignments[owner] : undefined;
+      const ip = allocateServiceIp(pool, assignments, owner, reserved);
+      if (ip === previous) return { ip, changed: false };
+      const next = { ...assignments };
+      setOwn(next, owner, ip);
+      await this.save(next);
+      if (previous === undefined) return { ip, changed: false };
+      const reason = !inPool(pool, previous)
+        ? `${previous} is outside the service pool ${pool.text}`
+        : reserved.has(previous)
+          ? `${previous} is reserved`
+          : `${previous} is also assigned to another owner`;
+      return { ip, changed: true, previousIp: previous, reason: `moved from ${previous} to ${ip}: ${reason}` };
+    });
+  }
+
+  /** Free the address of `owner`; writes only when it had one. Returns whether it had one. */
+  release(owner: string): Promise<boolean> {
+    return this.serialise(async () => {
+      const assignments = await this.loadNow();
+      if (!Object.prototype.hasOwnProperty.call(assignments, owner)) return false;
+      const next = { ...assignments };
+      delete next[owner];
+      await this.save(next);
+      return true;
+    });
+  }
+
+  /** A copy of the assignments as of the last load or change (empty before either). */
+  assignments(): Record<string, string> {
+    return { ...(this.current ?? {}) };
+  }
+
+  private serialise<T>(task: () => Promise<T>): Promise<T> {
+    return serialiseOnFile(this.file, task);
+  }
+
+  private async loadNow(): Promise<Record<string, string>> {
+    const data = await readJsonFile<unknown>(this.file, { assignments: {} });
+    if (!isAllocationFile(data)) {
+      throw new Error(`${this.file}: expected { "assignments": { "<owner>": "<ip>" } }; refusing to overwrite it — fix or move it aside`);
+    }
+    this.current = { ...data.assignments };
+    return this.current;
+  }
+
+  private async save(assignments: Record<string, string>): Promise<void> {
+    const sorted: Record<string, string> = {};
+    for (const owner of Object.keys(assignments).sort()) setOwn(sorted, owner, assignments[owner]);
+    await writeFileAtomic(this.file, `${JSON.stringify({ assignments: sorted }, null, 2)}\n`, 0o600);
+    this.current = sorted;
+  }
+}

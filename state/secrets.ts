@@ -1,0 +1,136 @@
+/**
+ * The service secrets file: `{ <serviceId>: { <NAME>: <value> } }`, mode 0600.
+ *
+ * A secret named in a compose template as `${PIC_SECRET_<NAME>}` is generated the first time a
+ * service needs it and then kept for good: databases and accounts are initialised with it, so a
+ * silent rotation would lock the service out of its own data.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { readJsonFile, writeFileAtomic } from './atomic-write.js';
+
+export type SecretsFile = Record<string, Record<string, string>>;
+
+/** Names as they follow `PIC_SECRET_` in a template. */
+export const SECRET_NAME_PATTERN = /^[A-Za-z0-9_]+$/;
+
+/** 24 random bytes are 32 URL-safe base64 characters, as the reference implementation makes them. */
+export function generateSecret(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+function isSecretsFile(value: unknown): value is SecretsFile {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  return Object.values(value).every(
+    (entry) =>
+      entry !== null &&
+      typeof entry === 'object' &&
+      !Array.isArray(entry) &&
+      Object.values(entry as Record<string, unknown>).every((v) => typeof v === 'string'),
+  );
+}
+
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/**
+ * Read-modify-write cycles on one file run one after another, even across store instances in this
+ * process, so concurrent callers never lose each other's update.
+ */
+const fileQueues = new Map<string, Promise<unknown>>();
+
+function serialiseOnFile<T>(file: string, task: () => Promise<T>): Promise<T> {
+  const key = path.resolve(file);
+  const run = (fileQueues.get(key) ?? Promise.resolve()).then(task, task);
+  const settled = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  fileQueues.set(key, settled);
+  void settled.then(() => {
+    if (fileQueues.get(key) === settled) fileQueues.delete(key);
+  });
+  return run;
+}
+
+export class SecretsStore {
+  constructor(readonly file: string) {}
+
+  /**
+   * Return the secrets `names` of `serviceId`, generating the missing ones. The file is written
+   * only when something was generated; existing secrets are never changed.
+   */
+  ensure(serviceId: string, names: readonly string[]): Promise<Record<string, string>> {
+    for (const name of names) {
+      if (!SECRET_NAME_PATTERN.test(name)) {
+        return Promise.reject(new Error(`secret name "${name}" of service "${serviceId}" must match ${SECRET_NAME_PATTERN.source}`));
+      }
+    }
+    return this.serialise(async () => {
+      const all = await this.read();
+      const own = Object.prototype.hasOwnProperty.call(all, serviceId) ? (all[serviceId] as Record<string, string>) : undefined;
+      const service: Record<string, string> = { ...(own ?? {}) };
+      let generated = false;
+      for (const name of names) {
+        if (!Object.prototype.hasOwnProperty.call(service, name)) {
+          setOwn(service, name, generateSecret());
+          generated = true;
+        }
+      }
+      if (generated) {
+        setOwn(all, serviceId, service);
+        await this.write(all);
+      }
+      const result: Record<string, string> = {};
+      for (const name of names) setOwn(result, name, service[name] as string);
+      return result;
+    });
+  }
+
+  /** The stored secrets of `serviceId` (empty when none), without generating anything. */
+  get(serviceId: string): Promise<Record<string, string>> {
+    return this.serialise(async () => {
+      const all = await this.read();
+      return { ...(Object.prototype.hasOwnProperty.call(all, serviceId) ? all[serviceId] : {}) };
+    });
+  }
+
+  /**
+   * Drop every secret of `serviceId`. Uninstalling a service does NOT call this: its volumes are
+   * kept on uninstall, and a reinstall must find the same secrets to open its own data again.
+   * Only an explicit purge should. Returns whether anything was removed (and written).
+   */
+  forget(serviceId: string): Promise<boolean> {
+    return this.serialise(async () => {
+      const all = await this.read();
+      if (!Object.prototype.hasOwnProperty.call(all, serviceId)) return false;
+      delete all[serviceId];
+      await this.write(all);
+      return true;
+    });
+  }
+
+  private serialise<T>(task: () => Promise<T>): Promise<T> {
+    return serialiseOnFile(this.file, task);
+  }
+
+  private async read(): Promise<SecretsFile> {
+    const data = await readJsonFile<unknown>(this.file, {});
+    if (!isSecretsFile(data)) {
+      throw new Error(`${this.file}: expected { "<service>": { "<NAME>": "<secret>" } }; refusing to overwrite it — fix or move it aside`);
+    }
+    return data;
+  }
+
+  private async write(all: SecretsFile): Promise<void> {
+    const sorted: SecretsFile = {};
+    for (const id of Object.keys(all).sort()) {
+      const entry: Record<string, string> = {};
+      const service = all[id] as Record<string, string>;
+      for (const name of Object.keys(service).sort()) setOwn(entry, name, service[name]);
+      setOwn(sorted, id, entry);
+    }
+    await writeFileAtomic(this.file, `${JSON.stringify(sorted, null, 2)}\n`, 0o600);
+  }
+}
