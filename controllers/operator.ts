@@ -14,7 +14,7 @@ import { StateDir } from '../state/state-dir.js';
 import { StatusStore } from '../state/status-store.js';
 import { OperatorContext } from './context.js';
 import { WorkQueue } from './queue.js';
-import { generationOf, reconcileService, SERVICE_KIND, serviceKey } from './reconcile-service.js';
+import { generationOf, reconcileServiceReporting, SERVICE_KIND, serviceKey } from './reconcile-service.js';
 import { watchDockerEvents } from './sources/docker-events.js';
 import { watchCellFolder } from './sources/file-watch.js';
 import { startResync } from './sources/resync.js';
@@ -175,7 +175,7 @@ export class Operator {
     if (kind !== SERVICE_KIND) return;
     const cached = this.observedByOwner.get(key);
     this.observedByOwner.delete(key);
-    const outcome = await reconcileService(this.ctx, cell, name, cached);
+    const outcome = await reconcileServiceReporting(this.ctx, cell, name, cached);
     if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
   }
 

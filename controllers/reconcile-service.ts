@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import type Dockerode from 'dockerode';
 import type { Problem } from '../crds/types.js';
 import { applyContainerActions } from '../reconcilers/containers/apply.js';
@@ -32,7 +33,8 @@ export interface ReconcileOutcome {
 }
 
 function summarise(problems: Problem[]): string {
-  const first = problems[0]!;
+  const first = problems[0];
+  if (!first) return 'no details recorded';
   const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''}; run pic validate)` : '';
   return `${first.file}: ${first.pointer || '/'}: ${first.message}${more}`;
 }
@@ -49,6 +51,30 @@ function containerFacts(plan: ServicePlan, observed: ObservedContainer[]): Conta
       ...(c.create.Image ? { image: String(c.create.Image) } : {}),
     };
   });
+}
+
+/**
+ * Reconcile a service and make sure its status tells the outcome even when the reconcile failed
+ * midway (Docker refused something, a conflict): Stalled for a terminal error, Reconciling with
+ * the error for one that will be retried.
+ */
+export async function reconcileServiceReporting(ctx: OperatorContext, cell: LoadedCell, name: string, cached?: ObservedContainer[]): Promise<ReconcileOutcome> {
+  try {
+    return await reconcileService(ctx, cell, name, cached);
+  } catch (err) {
+    const key = serviceKey(name);
+    const previous = await ctx.status.lastKnown(key);
+    const source = cell.docs.services.find((s) => s.doc.metadata.name === name);
+    if (source && previous?.phase !== 'Stalled') {
+      const message = (err as Error).message;
+      const update = { file: source.file, generation: generationOf(source.doc.spec), ready: false as const, ...(previous?.facts ? { facts: previous.facts } : {}) };
+      if (err instanceof TerminalError) await ctx.writeStatus(key, { ...update, stalled: { reason: err.reason, message } });
+      else if (previous?.conditions.find((c) => c.type === 'Reconciling')?.message !== message) {
+        await ctx.writeStatus(key, { ...update, reconciling: { reason: 'RetryingAfterError', message } });
+      }
+    }
+    throw err;
+  }
 }
 
 /**
@@ -130,6 +156,8 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
       const resolved = images.get(ref);
       if (resolved) c.create.Image = imageForCreate(ref, resolved);
     }
+    // Docker does not create a missing bind-mount source; the checks kept these inside the data dir.
+    for (const dir of plan.bindSources) await fs.mkdir(dir, { recursive: true, mode: 0o750 });
     await applyContainerActions(
       ctx.docker,
       actions.filter((a) => a.type !== 'pull-image'),

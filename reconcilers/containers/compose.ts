@@ -26,6 +26,8 @@ export interface ComposePolicy {
 }
 
 export interface TranslateContext {
+  /** Start of named volumes' Docker names (`<prefix>-<service>-<volume>`); default `pic`. */
+  volumePrefix?: string;
   serviceId: string;
   networkName: string;
   /** When set, containers also carry Compose's project/service labels so `docker compose -p` lists them. */
@@ -409,6 +411,9 @@ function readCompose(compose: unknown, file: string, networkName: string): { mod
   return { model, problems: problems.list };
 }
 
+/** The name templates use for the cell network; it means this cell's network, whatever it is called. */
+export const CATALOG_CELL_NETWORK = 'cell-network';
+
 function readNetworks(value: unknown, networkName: string, problems: Problems): Set<string> {
   const cellKeys = new Set<string>();
   if (value === undefined || value === null) return cellKeys;
@@ -420,7 +425,9 @@ function readNetworks(value: unknown, networkName: string, problems: Problems): 
     const pointer = ptr('/networks', key);
     const declared = isMapping(def) ? def : {};
     const name = typeof declared.name === 'string' ? declared.name : key;
-    if (name !== networkName) {
+    // Catalog templates are written for any cell and call its network "cell-network", whatever
+    // name this cell gives it.
+    if (name !== networkName && name !== CATALOG_CELL_NETWORK) {
       const external = declared.external === true ? ' (even an external one)' : '';
       problems.add(pointer, `network "${name}"${external} is refused: pic attaches service containers only to the cell network "${networkName}"`);
       continue;
@@ -1292,8 +1299,8 @@ export function specHashOf(create: Dockerode.ContainerCreateOptions): string {
   return createHash('sha256').update(canonicalJson(hashed)).digest('hex').slice(0, SPEC_HASH_LENGTH);
 }
 
-function dockerVolumeName(serviceId: string, volume: VolumeModel): string {
-  return volume.name ?? `pic-${serviceId}-${volume.key}`;
+function dockerVolumeName(ctx: TranslateContext, volume: VolumeModel): string {
+  return volume.name ?? `${ctx.volumePrefix ?? 'pic'}-${ctx.serviceId}-${volume.key}`;
 }
 
 function ownerLabel(serviceId: string): string {
@@ -1401,7 +1408,7 @@ export function composeToContainerSpecs(compose: ComposeFile, ctx: TranslateCont
   }
   if (problems.length > 0 || !ordered) return empty;
 
-  const volumeNames = new Map(model.volumes.map((v) => [v.key, dockerVolumeName(ctx.serviceId, v)]));
+  const volumeNames = new Map(model.volumes.map((v) => [v.key, dockerVolumeName(ctx, v)]));
   const volumes: DesiredVolume[] = model.volumes
     .map((v) => {
       const labels = new Map([...v.labels, ...Object.entries(ctx.extraLabels ?? {})]);

@@ -120,11 +120,13 @@ export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan;
     ...checkManifestAgainstCompose(rendered.compose, inputs),
   ];
   if (problems.length > 0) return { problems };
-  const translated = composeToContainerSpecs(rendered.compose, {
+  const plan = composeToContainerSpecs(rendered.compose, {
     serviceId: manifest.id,
     networkName: cell.networkName,
+    // Scoped by cell, so a second cell (or a test) on the same engine never shares a volume.
+    volumePrefix: `pic-${cell.name}`,
     file: templateFile,
     extraLabels: { [CELL_LABEL]: cell.name, [VERSION_LABEL]: manifest.version },
   });
-  return translated;
+  return plan.problems.length > 0 ? { problems: plan.problems } : { plan, problems: [] };
 }

@@ -39,8 +39,31 @@ export function dynamicRangeFor(subnet: string, poolStart: number, poolEnd: numb
   return `${format(lowerHasPool ? base + half : base)}/${bits + 1}`;
 }
 
+/**
+ * Reconciles of several services each ensure the one cell network, often at the same moment;
+ * dockerd then refuses all but one create ("Pool overlaps") before the winner is visible. One
+ * ensure per engine and name runs at a time; the others wait for it and then find the network.
+ */
+const inFlight = new WeakMap<Dockerode, Map<string, Promise<unknown>>>();
+
 /** Makes sure the network exists with the subnet; tells whether it had to create it. */
 export async function ensureNetwork(docker: Dockerode, spec: NetworkSpec): Promise<{ created: boolean }> {
+  let perEngine = inFlight.get(docker);
+  if (!perEngine) inFlight.set(docker, (perEngine = new Map()));
+  const previous = perEngine.get(spec.name) ?? Promise.resolve();
+  const run = previous.then(
+    () => ensureNetworkNow(docker, spec),
+    () => ensureNetworkNow(docker, spec),
+  );
+  perEngine.set(spec.name, run);
+  try {
+    return await run;
+  } finally {
+    if (perEngine.get(spec.name) === run) perEngine.delete(spec.name);
+  }
+}
+
+async function ensureNetworkNow(docker: Dockerode, spec: NetworkSpec): Promise<{ created: boolean }> {
   const existing = await inspectNetwork(docker, spec.name);
   if (existing) {
     checkSubnet(spec, existing);
@@ -56,13 +79,13 @@ export async function ensureNetwork(docker: Dockerode, spec: NetworkSpec): Promi
     });
     return { created: true };
   } catch (err) {
-    if (dockerStatusCode(err) === 409) {
-      // Created by someone else between the inspect and the create: judge it like any existing one.
-      const raced = await inspectNetwork(docker, spec.name);
-      if (raced) {
-        checkSubnet(spec, raced);
-        return { created: false };
-      }
+    // Created by someone else between the inspect and the create (another service's reconcile,
+    // another process): Docker answers 409, or "Pool overlaps" when the twin already holds the
+    // subnet. Judge the network that now exists like any existing one.
+    const raced = await inspectNetwork(docker, spec.name);
+    if (raced) {
+      checkSubnet(spec, raced);
+      return { created: false };
     }
     const message = dockerMessage(err);
     if (/overlap/i.test(message)) {

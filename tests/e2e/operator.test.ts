@@ -20,7 +20,7 @@ async function startOperator(): Promise<Operator> {
     cellDir: cell.cellDir,
     stateDir: new StateDir(cell.stateDir),
     docker,
-    logger: createLogger({ json: true, level: 'error' }),
+    logger: createLogger({ json: true, level: process.env.PIC_TEST_LOG ?? 'error' }),
     resyncIntervalMs: 60 * 60_000,
   });
   await op.stateDirReady();

@@ -76,8 +76,11 @@ describe('pic validate', () => {
     const { store } = await copyExamples();
     const file = path.join(store, 'services', 'homepage', 'manifest.json');
     const m = JSON.parse(await fs.readFile(file, 'utf8'));
+    const digestPinned = m.image;
     m.image = 'git.pic.ngo/roof/pic-homepage:1.0.0';
     await fs.writeFile(file, JSON.stringify(m, null, 2));
+    const template = path.join(store, 'services', 'homepage', 'compose-template.yml');
+    await fs.writeFile(template, (await fs.readFile(template, 'utf8')).replace(digestPinned, m.image));
     const strict = await pic('validate', file);
     expect(strict.code).toBe(1);
     expect(strict.stdout).toMatch(/\/image: .*digest/);

@@ -63,7 +63,7 @@ function templateOf(tag: string, s: TestService): string {
   ${s.id}:
     image: ${TEST_IMAGE}
     container_name: cell-${tag}-${s.id}
-    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    command: ["sh", "-c", "echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
     environment:
       GREETING: "\${PIC_CFG_GREETING}"
       TOKEN: "\${PIC_SECRET_TOKEN}"
