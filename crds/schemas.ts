@@ -382,6 +382,15 @@ export const CELL_SPEC_SCHEMA = obj(
     dataDir: patterned('Data directory', 'Host directory under which all bind mounts of services must stay.', ABSOLUTE_PATH_PATTERN),
     caddy: obj('Caddy', 'The reverse proxy in front of the services.', {
       adminAddress: str('Admin address', 'Where the Caddy admin API listens, such as localhost:2019.', { minLength: 1 }),
+      caddyfile: str('Caddyfile', 'Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.', { minLength: 1 }),
+      sites: arr(
+        'Core sites',
+        'Routes of the cell\'s own containers (API, web UI), rendered before the services\' routes.',
+        obj('Site', 'One subdomain served by a core container.', {
+          subdomain: patterned('Subdomain', 'The name under the cell domain; reserved names such as api and webui are allowed here.', SUBDOMAIN_PATTERN),
+          backend: patterned('Backend', 'container:port Caddy proxies to.', BACKEND_PATTERN),
+        }, ['subdomain', 'backend']),
+      ),
       tls: obj('TLS', 'How Caddy gets certificates.', {
         mode: { type: 'string', enum: ['internal', 'acme', 'off'], title: 'Mode', description: 'internal: a local CA; acme: a public CA such as Let\'s Encrypt; off: plain HTTP.' },
         email: patterned('E-mail', 'Contact address given to the ACME CA.', EMAIL_PATTERN),
@@ -390,6 +399,10 @@ export const CELL_SPEC_SCHEMA = obj(
     dns: obj('DNS', 'The zone the cell serves for its domain.', {
       address: patterned('Address', 'IPv4 address the A records of the services point at.', IPV4_PATTERN),
       nameservers: arr('Name servers', 'Name servers of the zone.', patterned('Name server', 'Host name or IPv4 address.', HOST_PATTERN), { uniqueItems: true }),
+      zoneFile: str('Zone file', 'Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.', { minLength: 1 }),
+    }),
+    wireguard: obj('WireGuard', 'The container holding the cell\'s VPN, firewall and egress routing.', {
+      container: patterned('Container', 'Name of the container whose iptables and routing rules pic manages.', DOCKER_NAME_PATTERN, { default: 'cell-wireguard' }),
     }),
   },
   ['domain', 'store'],

@@ -101,9 +101,10 @@ export interface CellSpec {
   /** Host directory under which every bind mount of a rendered service must stay. */
   dataDir?: string;
   /** The reverse proxy: where its admin API listens and how it gets certificates. */
-  caddy?: { adminAddress?: string; tls?: { mode?: CaddyTlsMode; email?: string } };
+  caddy?: { adminAddress?: string; caddyfile?: string; sites?: { subdomain: string; backend: string }[]; tls?: { mode?: CaddyTlsMode; email?: string } };
   /** The zone of the cell: the IPv4 address its A records point at, and its name servers. */
-  dns?: { address?: string; nameservers?: string[] };
+  dns?: { address?: string; nameservers?: string[]; zoneFile?: string };
+  wireguard?: { container?: string };
 }
 
 export type CaddyTlsMode = 'internal' | 'acme' | 'off';
