@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 HOST := deploy/scripts/ensure-host.sh
 
-.PHONY: help deps host build crds images demo test unit bench clean
+.PHONY: help deps host build crds images demo demo-clean test unit bench clean
 
 help:
 	@echo "make demo    converge the bundled example cell and show its status"
@@ -28,8 +28,26 @@ crds: build
 images: host
 	@examples/images/build.sh
 
+DEMO_STATE ?= $(CURDIR)/.demo/state
+
+# Validate the examples, converge the example cell once, and show what runs. The cell stays up;
+# `make demo-clean` takes it down (volumes included).
 demo: build images
 	@bin/pic validate examples/store examples/cell && echo "examples/store and examples/cell are valid"
+	@bin/pic run --once --log-format text --cell examples/cell --state-dir $(DEMO_STATE)
+	@echo
+	@bin/pic get -o wide --state-dir $(DEMO_STATE)
+	@echo
+	@echo "The demo cell runs. Follow it with: bin/pic watch --state-dir $(DEMO_STATE)"
+	@echo "Keep it converging:               bin/pic run --cell examples/cell --state-dir $(DEMO_STATE)"
+	@echo "Take it down:                      make demo-clean"
+
+demo-clean:
+	@ids=$$(docker ps -aq --filter label=ngo.pic.cell=demo); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
+	@vols=$$(docker volume ls -q --filter label=ngo.pic.cell=demo); [ -z "$$vols" ] || docker volume rm $$vols >/dev/null
+	@docker network rm cell-network >/dev/null 2>&1 || true
+	@rm -rf $(DEMO_STATE)
+	@echo "demo cell removed"
 
 unit: build
 	@npm test --silent -- dist/tests/unit

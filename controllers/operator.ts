@@ -43,8 +43,14 @@ export class Operator {
   private cell?: LoadedCell;
   /** Per key, a fingerprint of everything desired that its reconcile reads; a change enqueues it. */
   private fingerprints = new Map<string, string>();
-  /** Container listings taken by a resync pass, handed once to each owner's reconcile. */
-  private observedByOwner = new Map<string, ObservedContainer[]>();
+  /**
+   * Container listings taken by a resync pass, handed once to each owner's reconcile; `seq` says
+   * when the listing began, so a listing older than the owner's last finished reconcile (which may
+   * have changed its containers since) is never used.
+   */
+  private observedByOwner = new Map<string, { containers: ObservedContainer[]; seq: number }>();
+  private seq = 0;
+  private finishedAt = new Map<string, number>();
   private closers: (() => Promise<void> | void)[] = [];
   private reloading?: Promise<void>;
 
@@ -173,10 +179,15 @@ export class Operator {
     const cell = this.cell!;
     const [kind, name = ''] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
     if (kind !== SERVICE_KIND) return;
-    const cached = this.observedByOwner.get(key);
+    const entry = this.observedByOwner.get(key);
     this.observedByOwner.delete(key);
-    const outcome = await reconcileServiceReporting(this.ctx, cell, name, cached);
-    if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
+    const cached = entry && entry.seq > (this.finishedAt.get(key) ?? 0) ? entry.containers : undefined;
+    try {
+      const outcome = await reconcileServiceReporting(this.ctx, cell, name, cached);
+      if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
+    } finally {
+      this.finishedAt.set(key, ++this.seq);
+    }
   }
 
   /**
@@ -187,6 +198,7 @@ export class Operator {
     await this.reload();
     const cell = this.cell!;
     if (!cell.cell) return;
+    const seq = ++this.seq;
     const all = await listOwnedContainers(this.opts.docker, { cell: cell.cell.metadata.name });
     const byOwner = new Map<string, ObservedContainer[]>();
     for (const key of this.desiredKeys(cell)) byOwner.set(key, []);
@@ -199,8 +211,14 @@ export class Operator {
     for (const status of await this.ctx.status.list()) {
       if (status.kind === SERVICE_KIND && !byOwner.has(status.key)) byOwner.set(status.key, []);
     }
-    this.observedByOwner = byOwner;
+    this.observedByOwner = new Map([...byOwner].map(([owner, containers]) => [owner, { containers, seq }]));
     for (const key of byOwner.keys()) this.queue.add(key);
+  }
+
+  /** Run one full pass now and wait until the queue has nothing left to do soon (benchmarks, --once). */
+  async resyncAndSettle(withinMs = 30_000): Promise<void> {
+    this.queue.add(RESYNC_KEY);
+    await this.queue.whenIdle(withinMs);
   }
 
   /** Forget a cached listing when Docker says the owner's containers changed. */

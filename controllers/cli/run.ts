@@ -8,8 +8,9 @@ import { Operator } from '../operator.js';
 import { renderTable } from './status-views.js';
 import { UsageError, type Io } from './usage.js';
 
-function positiveSeconds(value: string | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
+/** A flag given in seconds, as milliseconds; `fallbackSeconds` when absent. */
+function positiveSeconds(value: string | undefined, flag: string, fallbackSeconds: number): number {
+  if (value === undefined) return fallbackSeconds * 1000;
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} takes a number of seconds greater than 0, not "${value}"`);
   return n * 1000;
@@ -70,6 +71,9 @@ export async function runCommand(args: string[], io: Io, signal: AbortSignal): P
     concurrency,
     watch: !values.once,
   });
+  // The queue's timers do not hold the process open (so it can always exit); while the operator
+  // works, this does.
+  const keepAlive = setInterval(() => undefined, 60_000);
   try {
     await operator.start();
     if (values.once) {
@@ -100,6 +104,7 @@ export async function runCommand(args: string[], io: Io, signal: AbortSignal): P
     logger.info('stopping: finishing work in progress');
     return 0;
   } finally {
+    clearInterval(keepAlive);
     await operator.stop();
     await lock.release();
   }
