@@ -57,7 +57,7 @@ export class OperatorContext {
   }
 
   verificationNote(mode: string): string {
-    return mode === 'off' ? 'signature verification off' : 'digest pinned; signature not verified (no cosign verifier yet)';
+    return mode === 'off' ? 'verification off' : 'digest pinned; signature not verified (mode warn)';
   }
 
   /** Record an event and log it; failures to record never fail a reconcile. */

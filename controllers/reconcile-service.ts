@@ -103,6 +103,13 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     throw new TerminalError(summarise(problems), 'InvalidSpec');
   }
 
+  if (cellDoc.spec.imageVerification.mode === 'enforce') {
+    // ADR 001: under enforce an image whose signature is not verified must not run. This version
+    // has no cosign verifier yet, so it fails closed rather than run what it cannot check.
+    const message = `image verification is "enforce", but this version of pic cannot verify cosign signatures yet; set the Cell's spec.imageVerification.mode to "warn" to run digest-pinned images without signature checks`;
+    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'SignatureNotVerifiable', message } });
+    throw new TerminalError(message, 'SignatureNotVerifiable');
+  }
   const service = cell.catalog!.services.get(name)!;
   const config = cell.checked.configs.get(name)!;
   const network = cellDoc.spec.network;
