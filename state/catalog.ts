@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import semver from 'semver';
 import { validateManifest, type ManifestPolicy } from '../crds/validate-manifest.js';
@@ -27,12 +27,13 @@ export interface Catalog {
   problems: Problem[];
 }
 
+/** Small files, read synchronously for the same reason as state/yaml-documents.ts readYamlFile. */
 async function readSmallFile(file: string): Promise<{ text?: string; problem?: Problem }> {
   try {
-    const stat = await fs.stat(file);
+    const stat = statSync(file);
     if (!stat.isFile()) return { problem: { file, pointer: '', message: 'not a regular file' } };
     if (stat.size > MAX_PACKAGE_FILE_BYTES) return { problem: { file, pointer: '', message: `file is ${stat.size} bytes, more than the ${MAX_PACKAGE_FILE_BYTES} allowed` } };
-    return { text: await fs.readFile(file, 'utf8') };
+    return { text: readFileSync(file, 'utf8') };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return { problem: { file, pointer: '', message: code === 'ENOENT' ? 'missing' : `cannot read: ${(err as Error).message}` } };

@@ -40,12 +40,18 @@ export async function classifyPath(p: string): Promise<PathKind> {
   return 'unknown';
 }
 
-function templateProblems(service: CatalogService, policy: ManifestPolicy): Problem[] {
+/** Service folders already trial-rendered in this run (a catalog named directly and as a cell's store). */
+type Checked = Set<string>;
+
+function templateProblems(service: CatalogService, policy: ManifestPolicy, checked: Checked = new Set()): Problem[] {
+  const key = `${service.dir}\0${policy.allowedImagePrefix}\0${policy.imageVerification}`;
+  if (checked.has(key)) return [];
+  checked.add(key);
   return checkServicePackage(service.manifest, service.template, { manifestFile: service.manifestFile, templateFile: service.templateFile, policy });
 }
 
 /** Validate one path of any kind; returns its problems (never throws for bad input). */
-export async function validatePath(p: string, override?: ImageVerificationMode): Promise<Problem[]> {
+export async function validatePath(p: string, override?: ImageVerificationMode, checked: Checked = new Set()): Promise<Problem[]> {
   const policy: ManifestPolicy = { ...DEFAULT_MANIFEST_POLICY, ...(override ? { imageVerification: override } : {}) };
   switch (await classifyPath(p)) {
     case 'missing':
@@ -71,13 +77,13 @@ export async function validatePath(p: string, override?: ImageVerificationMode):
     case 'catalog': {
       const catalog = await loadCatalog(p, policy);
       const problems = [...catalog.problems];
-      for (const id of [...catalog.services.keys()].sort()) problems.push(...templateProblems(catalog.services.get(id)!, policy));
+      for (const id of [...catalog.services.keys()].sort()) problems.push(...templateProblems(catalog.services.get(id)!, policy, checked));
       return problems;
     }
     case 'cell': {
       const cell = await loadCell(p, override ? { imageVerification: override } : {});
       const problems = allProblems(cell.checked);
-      for (const id of [...(cell.catalog?.services.keys() ?? [])].sort()) problems.push(...templateProblems(cell.catalog!.services.get(id)!, cell.policy));
+      for (const id of [...(cell.catalog?.services.keys() ?? [])].sort()) problems.push(...templateProblems(cell.catalog!.services.get(id)!, cell.policy, checked));
       return problems;
     }
     case 'documents': {
@@ -96,8 +102,9 @@ export interface ValidateResult {
 /** `pic validate PATH...`: every problem of every path, one line each. */
 export async function runValidate(paths: string[], override?: ImageVerificationMode): Promise<ValidateResult> {
   const lines: string[] = [];
+  const checked: Checked = new Set();
   for (const p of paths) {
-    const problems = await validatePath(p, override);
+    const problems = await validatePath(p, override, checked);
     lines.push(...dedupe(problems).map(formatProblem));
   }
   return { lines, exitCode: lines.length > 0 ? 1 : 0 };

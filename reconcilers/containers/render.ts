@@ -277,6 +277,19 @@ function isMapping(value: unknown): value is Record<string, unknown> {
  * not count; a template that does not parse yields none (rendering reports why).
  */
 export function templateSecretNames(template: string): string[] {
+  const known = secretNamesMemo.get(template);
+  if (known) return [...known];
+  const names = secretNamesOf(template);
+  // A pure function of the text, asked on every reconcile of every service: remember it.
+  if (secretNamesMemo.size >= SECRET_NAMES_MEMO_LIMIT) secretNamesMemo.clear();
+  secretNamesMemo.set(template, names);
+  return [...names];
+}
+
+const SECRET_NAMES_MEMO_LIMIT = 1000;
+const secretNamesMemo = new Map<string, readonly string[]>();
+
+function secretNamesOf(template: string): string[] {
   const { value, problems } = parseTemplate(template, '');
   if (problems.length) return [];
   const names = new Set<string>();

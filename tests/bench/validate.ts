@@ -67,16 +67,19 @@ async function main(): Promise<void> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'pic-bench-validate-'));
   try {
     const { store, cell } = await generate(root);
+    const cpuStart = process.cpuUsage();
     const start = performance.now();
     const result = await runValidate([store, cell]);
     const ms = performance.now() - start;
+    const cpu = process.cpuUsage(cpuStart);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
     if (result.exitCode !== 0) throw new Error(`the generated input should be valid:\n${result.lines.slice(0, 5).join('\n')}`);
     // A second run in the same process shows the cost once schemas are compiled.
     const warmStart = performance.now();
     await runValidate([store, cell]);
     const warm = performance.now() - warmStart;
     await writeBenchSection('Validation (issue 2)', [
-      { name: `pic validate of a ${SERVICES}-service catalog + a cell of ${SERVICES} ServiceInstalls and ${PEERS} PeerAccounts (first run, schemas compiled once)`, result: `${ms.toFixed(0)} ms`, target: '< 1000 ms', met: ms < 1000 },
+      { name: `pic validate of a ${SERVICES}-service catalog + a cell of ${SERVICES} ServiceInstalls and ${PEERS} PeerAccounts (first run, schemas compiled once)`, result: `${ms.toFixed(0)} ms wall, ${cpuMs.toFixed(0)} ms CPU`, target: '< 1000 ms', met: ms < 1000 },
       { name: 'the same, second run in the same process', result: `${warm.toFixed(0)} ms`, target: '—', met: true },
     ], ['The catalog is validated twice in the first run: once as a catalog argument and once as the cell\'s store, as `pic validate STORE CELL` does.']);
   } finally {
