@@ -1,0 +1,85 @@
+/**
+ * What to do with one service's accounts (pure): desired are the peers whose PeerAccount lists
+ * the service; observed are the accounts the service reports and the peers pic holds credentials
+ * for on it. A stored credential is what makes an account pic's own: only those are ever
+ * removed. Accounts someone created in the service by other means are left alone.
+ */
+import type { PeerAccountDocument } from '../../crds/types.js';
+import type { InstalledService } from '../shared/types.js';
+
+export interface ObservedAccounts {
+  /** Usernames the service reports. */
+  inService: readonly string[];
+  /** Peers with stored credentials for this service. */
+  credentialed: readonly string[];
+}
+
+export type AccountAction =
+  | {
+      kind: 'provision';
+      peer: string;
+      /** The service already has an account of that name (pic then has no password for it). */
+      inService: boolean;
+      /** pic holds a password for it (from an earlier attempt): reuse it, never replace it. */
+      hasCredential: boolean;
+    }
+  | {
+      kind: 'deprovision';
+      peer: string;
+      /** false: the account is already gone from the service; only the credential is left to drop. */
+      inService: boolean;
+    };
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Actions to converge one service: removals first (sorted by peer), then provisions (sorted by
+ * peer). [] when in sync.
+ */
+export function planAccounts(desiredPeers: readonly string[], observed: ObservedAccounts): AccountAction[] {
+  const desired = new Set(desiredPeers);
+  const inService = new Set(observed.inService);
+  const credentialed = new Set(observed.credentialed);
+
+  const removals: AccountAction[] = [...credentialed]
+    .filter((peer) => !desired.has(peer))
+    .sort(compare)
+    .map((peer) => ({ kind: 'deprovision', peer, inService: inService.has(peer) }));
+
+  const provisions: AccountAction[] = [...desired]
+    .filter((peer) => !(inService.has(peer) && credentialed.has(peer)))
+    .sort(compare)
+    .map((peer) => ({ kind: 'provision', peer, inService: inService.has(peer), hasCredential: credentialed.has(peer) }));
+
+  return [...removals, ...provisions];
+}
+
+/**
+ * For each installed service that has accounts, the peers whose PeerAccount lists it (sorted);
+ * a service nobody lists maps to []. Services a PeerAccount lists that are not installed, or
+ * have no accounts, are not keys: the document checks report those.
+ */
+export function desiredPeersByService(services: readonly InstalledService[], peers: readonly PeerAccountDocument[]): Map<string, string[]> {
+  const result = new Map<string, string[]>();
+  for (const s of [...services].sort((a, b) => compare(a.name, b.name))) {
+    if (s.manifest.capabilities.has_accounts && s.manifest.accounts !== undefined) result.set(s.name, []);
+  }
+  for (const peer of peers) {
+    for (const service of new Set(peer.spec.services)) result.get(service)?.push(peer.metadata.name);
+  }
+  for (const list of result.values()) list.sort(compare);
+  return result;
+}
+
+/** One line per action, for `pic plan`. Names only: no credential ever appears here. */
+export function describeAccountAction(service: string, action: AccountAction): string {
+  if (action.kind === 'deprovision') {
+    return action.inService
+      ? `remove account "${action.peer}" from ${service} and forget its credentials`
+      : `forget the credentials of "${action.peer}" on ${service} (the account is already gone)`;
+  }
+  if (action.inService) return `account "${action.peer}" exists in ${service} but pic has no password for it: cannot provision`;
+  return action.hasCredential
+    ? `create account "${action.peer}" in ${service} with its stored password`
+    : `create account "${action.peer}" in ${service} with a new password`;
+}
