@@ -1,0 +1,46 @@
+/**
+ * The firewall resource: the manifests' `iptables_rules` of every installed service, as ACCEPT
+ * rules in pic's own chain `PIC-SERVICES` inside the wireguard container, reached by one jump
+ * from FORWARD. Observe → plan (pure) → one `iptables-restore --noflush` when anything differs.
+ */
+import type { CellDocument } from '../../crds/types.js';
+import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
+import { restoreChains } from './apply.js';
+import { observeServicesChain } from './observe.js';
+import { planFirewall } from './plan.js';
+import { renderServiceRules, SERVICES_CHAIN } from './render.js';
+
+export const DEFAULT_WIREGUARD_CONTAINER = 'cell-wireguard';
+
+/** The container whose network namespace holds the cell's firewall and routing. */
+export function wireguardContainerOf(cell: CellDocument): string {
+  return cell.spec.wireguard?.container || DEFAULT_WIREGUARD_CONTAINER;
+}
+
+export const firewallReconciler: ResourceReconciler = {
+  key: 'Resource/firewall',
+
+  async plan(input: CellRouting, ctx: ResourceContext): Promise<string[]> {
+    const rules = renderServiceRules(input.services);
+    const observed = await observeServicesChain(ctx.docker, wireguardContainerOf(input.cell));
+    return planFirewall(rules, observed).lines;
+  },
+
+  async reconcile(input: CellRouting, ctx: ResourceContext): Promise<ResourceOutcome> {
+    const container = wireguardContainerOf(input.cell);
+    const rules = renderServiceRules(input.services);
+    const observed = await observeServicesChain(ctx.docker, container);
+    const plan = planFirewall(rules, observed);
+    const services = new Set(input.services.filter((s) => (s.manifest.iptables_rules ?? []).length > 0).map((s) => s.name));
+    const size = `${rules.length} rule${rules.length === 1 ? '' : 's'} for ${services.size} service${services.size === 1 ? '' : 's'} in ${SERVICES_CHAIN}`;
+    const facts = { container, chain: SERVICES_CHAIN, rules: rules.length, services: [...services] };
+
+    if (!plan.action) return { changed: false, summary: `${size}; unchanged`, facts };
+
+    await restoreChains(ctx.docker, container, plan.action.restore);
+    const added = plan.lines.filter((l) => l.startsWith(`+ -A ${SERVICES_CHAIN} `)).length;
+    const removed = plan.lines.filter((l) => l.startsWith(`- -A ${SERVICES_CHAIN} `)).length;
+    ctx.event('FirewallUpdated', `${SERVICES_CHAIN} in ${container} rewritten: ${plan.lines.join('; ')}`);
+    return { changed: true, summary: `${size}; rewritten (+${added} -${removed})`, facts };
+  },
+};
