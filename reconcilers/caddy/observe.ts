@@ -1,0 +1,155 @@
+/**
+ * Reads what Caddy is living by: the Caddyfile on disk, and (with one GET of /config/) the
+ * config Caddy is actually running, which tells whether it still serves that file.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { CellDocument } from '../../crds/types.js';
+import { TerminalError } from '../errors.js';
+import type { ResourceContext } from '../shared/types.js';
+import type { Route } from './routes.js';
+
+/** How long one call to the admin API may take before Caddy counts as unreachable. */
+export const ADMIN_TIMEOUT_MS = 10_000;
+
+export type LiveCaddy =
+  | { reachable: true; config: unknown }
+  | { reachable: false; problem: string };
+
+/** `spec.caddy.caddyfile` resolved against the cell folder; default `<state>/caddy/Caddyfile`. */
+export function caddyfilePath(cell: CellDocument, ctx: Pick<ResourceContext, 'cellDir' | 'stateRoot'>): string {
+  const configured = cell.spec.caddy?.caddyfile;
+  return configured ? path.resolve(ctx.cellDir, configured) : path.join(ctx.stateRoot, 'caddy', 'Caddyfile');
+}
+
+/** The Caddyfile as it is on disk; '' when there is none yet. */
+export async function readCaddyfile(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw new Error(`cannot read the Caddyfile ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** The base URL of the admin API for `spec.caddy.adminAddress` ("host:port" or a URL). */
+export function adminUrl(adminAddress: string): string {
+  if (/^unix\//.test(adminAddress)) {
+    throw new TerminalError(
+      `spec.caddy.adminAddress "${adminAddress}": a Unix socket cannot be reached by pic; give Caddy's admin API a host:port`,
+      'InvalidSpec',
+    );
+  }
+  const base = /^https?:\/\//.test(adminAddress) ? adminAddress : `http://${adminAddress}`;
+  return base.replace(/\/+$/, '');
+}
+
+/**
+ * One GET of the running config. Connection failures, time-outs and 5xx answers mean "Caddy is
+ * not there right now" (worth a retry); a 4xx means pic is not allowed to talk to it, which no
+ * retry fixes.
+ */
+export async function fetchLiveConfig(adminAddress: string, timeoutMs = ADMIN_TIMEOUT_MS): Promise<LiveCaddy> {
+  const url = `${adminUrl(adminAddress)}/config/`;
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    return { reachable: false, problem: describeFetchFailure(err, timeoutMs) };
+  }
+  const body = await res.text().catch(() => '');
+  if (res.status >= 500) return { reachable: false, problem: `it answered GET /config/ with HTTP ${res.status}: ${errorText(body)}` };
+  if (res.status !== 200) {
+    throw new TerminalError(`${adminAddress} answered GET /config/ with HTTP ${res.status}: ${errorText(body)}. ${adminHint(res.status)}`, 'CaddyAdminRefused');
+  }
+  try {
+    return { reachable: true, config: JSON.parse(body) as unknown };
+  } catch {
+    return { reachable: false, problem: `it answered GET /config/ with something that is not JSON: ${body.slice(0, 200)}` };
+  }
+}
+
+export interface LiveRoutes {
+  /** `admin.listen` of the running config; undefined when Caddy uses its default. */
+  adminListen?: string;
+  /** host → the upstreams (`dial`) of the routes matching that host. */
+  hosts: Map<string, string[]>;
+  /** True when Caddy runs with no config at all (started without one, or it was unloaded). */
+  empty: boolean;
+}
+
+/** What the running JSON config serves: the host matchers of its HTTP routes and their upstreams. */
+export function liveRoutes(config: unknown): LiveRoutes {
+  const hosts = new Map<string, string[]>();
+  if (!isRecord(config)) return { hosts, empty: true };
+  const admin = isRecord(config.admin) && typeof config.admin.listen === 'string' ? config.admin.listen : undefined;
+  const apps = isRecord(config.apps) ? config.apps : {};
+  const http = isRecord(apps.http) ? apps.http : {};
+  const servers = isRecord(http.servers) ? http.servers : {};
+  for (const server of Object.values(servers)) {
+    if (!isRecord(server) || !Array.isArray(server.routes)) continue;
+    for (const route of server.routes) {
+      if (!isRecord(route)) continue;
+      const matched = Array.isArray(route.match) ? route.match.flatMap((m) => (isRecord(m) && Array.isArray(m.host) ? m.host : [])) : [];
+      const dials = collectDials(route.handle);
+      for (const host of matched) {
+        if (typeof host === 'string') hosts.set(host, [...(hosts.get(host) ?? []), ...dials]);
+      }
+    }
+  }
+  return { ...(admin === undefined ? {} : { adminListen: admin }), hosts, empty: false };
+}
+
+/**
+ * Whether the running config serves exactly `routes`: every host forwarded to its backend, and no
+ * other host. When it does not (Caddy restarted without the file, or someone loaded another
+ * config), the file on disk is right but Caddy must be given it again.
+ */
+export function liveServes(live: LiveRoutes, routes: readonly Route[]): boolean {
+  if (live.hosts.size !== routes.length) return false;
+  return routes.every((r) => {
+    const dials = live.hosts.get(r.host);
+    return dials !== undefined && dials.length > 0 && dials.every((d) => d === r.backend);
+  });
+}
+
+function collectDials(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(collectDials);
+  if (!isRecord(value)) return [];
+  const own = typeof value.dial === 'string' ? [value.dial] : [];
+  return [...own, ...Object.values(value).flatMap(collectDials)];
+}
+
+/** What to check when the admin address answers with a 4xx other than a refused config. */
+export function adminHint(status: number): string {
+  return status === 403
+    ? "Caddy's admin API does not accept requests for this address: make spec.caddy.adminAddress match Caddy's admin listen address or its allowed origins."
+    : "Is spec.caddy.adminAddress really Caddy's admin API?";
+}
+
+/** Caddy's error answers are `{"error": "..."}`; anything else is shown as it came. */
+export function errorText(body: string): string {
+  try {
+    const parsed = JSON.parse(body) as unknown;
+    if (isRecord(parsed) && typeof parsed.error === 'string') return parsed.error;
+  } catch {
+    // not JSON: fall through
+  }
+  return body.trim().slice(0, 500) || '(empty answer)';
+}
+
+/** "connection refused", "no answer within 10 s", ... for a failed fetch. */
+export function describeFetchFailure(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer within ${Math.round(timeoutMs / 1000)} s`;
+  if (e.cause?.message === 'bad port') return 'fetch refuses to connect to that port (one it deems unsafe): give the admin API another port';
+  const code = e.cause?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused (is Caddy running?)';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `its host name does not resolve (${code})`;
+  if (code) return `${code}: ${e.cause?.message ?? e.message ?? ''}`.trim();
+  return e.cause?.message ?? e.message ?? String(err);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
