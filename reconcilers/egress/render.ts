@@ -17,6 +17,8 @@ import type { CellRouting } from '../shared/types.js';
 import { formatFwmark, rulePriorityOf, type EgressAllocations } from './allocate.js';
 
 export const MARK_CHAIN = 'PIC-EGRESS';
+/** Private (RFC 1918) destinations, never routed through an egress connection. */
+export const LOCAL_DESTINATIONS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'] as const;
 export const MARK_TABLE = 'mangle';
 export const MARK_PARENT = 'PREROUTING';
 export const KILLSWITCH_CHAIN = 'PIC-KILLSWITCH';
@@ -117,7 +119,13 @@ export function renderEgress(routing: CellRouting, allocations: EgressAllocation
     .map((c) => ({ table: c.table, interface: c.interface, connection: c.name }))
     .sort((a, b) => a.table - b.table);
 
-  return { connections, markRules: marks.map((m) => m.rule), killswitchRules, ipRules, routes };
+  // Traffic to private addresses — replies to VPN peers, other containers of the cell, the LAN —
+  // is not egress: it stays unmarked so the kill switch never cuts a service off from its peers.
+  const localRules =
+    marks.length === 0
+      ? []
+      : LOCAL_DESTINATIONS.map((cidr) => `-A ${MARK_CHAIN} -d ${cidr} -m comment --comment ${quoteComment(`${COMMENT_PREFIX}local`)} -j RETURN`);
+  return { connections, markRules: [...localRules, ...marks.map((m) => m.rule)], killswitchRules, ipRules, routes };
 }
 
 /** `ip rule` arguments after `add`/`del`, in the order `ip rule show` prints them back. */

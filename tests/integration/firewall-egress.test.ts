@@ -28,6 +28,9 @@ import {
   type WireguardTestContainer,
 } from '../support/wireguard.js';
 
+/** Traffic to private addresses is never marked (replies to peers must not hit the kill switch). */
+const LOCAL_RETURNS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'].map((cidr) => `-A PIC-EGRESS -d ${cidr} -m comment --comment "pic:local" -j RETURN`);
+
 const tcp = (port: number): IptablesRule => ({ type: 'ACCEPT', dest_ip: '${SERVICE_IP}', dest_port: port, proto: 'tcp' });
 const udp = (port: number): IptablesRule => ({ type: 'ACCEPT', dest_ip: '${SERVICE_IP}', dest_port: port, proto: 'udp' });
 
@@ -215,6 +218,7 @@ describe('egress', () => {
     expect((await fs.stat(egressAllocationsFile(stateRoot))).mode & 0o777).toBe(0o600);
 
     expect(await chainRules('mangle', 'PIC-EGRESS')).toEqual([
+      ...LOCAL_RETURNS,
       '-A PIC-EGRESS -s 172.20.0.24/32 -m comment --comment "pic:files" -j MARK --set-xmark 0x1001/0xffffffff',
       '-A PIC-EGRESS -s 172.20.0.20/32 -m comment --comment "pic:mail" -j MARK --set-xmark 0x1002/0xffffffff',
     ]);
@@ -300,6 +304,7 @@ describe('egress', () => {
       'vpn-home': { fwmark: 0x1002, table: 1002 },
     });
     expect(await chainRules('mangle', 'PIC-EGRESS')).toEqual([
+      ...LOCAL_RETURNS,
       '-A PIC-EGRESS -s 172.20.0.20/32 -m comment --comment "pic:mail" -j MARK --set-xmark 0x1000/0xffffffff',
     ]);
     expect(await lines(['ip', 'route', 'show', 'table', '1000'])).toEqual([expect.stringMatching(/^default dev wgx0/)]);
