@@ -13,6 +13,8 @@ import { SecretsStore } from '../state/secrets.js';
 import { StateDir } from '../state/state-dir.js';
 import { StatusStore } from '../state/status-store.js';
 import { OperatorContext } from './context.js';
+import { CELL_RESOURCES } from './resources.js';
+import { ACCOUNTS_PREFIX, isAccountsKey, isResourceKey, SharedResources } from './shared-resources.js';
 import { WorkQueue } from './queue.js';
 import { generationOf, reconcileServiceReporting, SERVICE_KIND, serviceKey } from './reconcile-service.js';
 import { watchDockerEvents } from './sources/docker-events.js';
@@ -51,8 +53,11 @@ export class Operator {
   private observedByOwner = new Map<string, { containers: ObservedContainer[]; seq: number }>();
   private seq = 0;
   private finishedAt = new Map<string, number>();
+  /** Services seen Ready by this process, so becoming Ready enqueues their accounts once. */
+  private readyBefore = new Set<string>();
   private closers: (() => Promise<void> | void)[] = [];
   private reloading?: Promise<void>;
+  readonly shared: SharedResources;
 
   constructor(private readonly opts: OperatorOptions) {
     const paths = opts.stateDir.paths;
@@ -64,6 +69,12 @@ export class Operator {
       new EventLog(paths.events),
       opts.logger,
       paths.data,
+    );
+    this.shared = new SharedResources(
+      this.ctx,
+      CELL_RESOURCES,
+      opts.stateDir.root,
+      opts.cellDir,
     );
     this.queue = new WorkQueue({
       handler: (key) => this.handle(key),
@@ -84,6 +95,31 @@ export class Operator {
     for (const s of cell.docs.services) keys.add(documentKey(s.doc));
     for (const r of cell.docs.rejected) if (r.key?.startsWith(`${SERVICE_KIND}/`)) keys.add(r.key);
     return [...keys].sort();
+  }
+
+  /** Keys of the cell-wide resources and of each service's accounts. */
+  private sharedKeys(cell: LoadedCell): string[] {
+    return [...this.shared.resourceKeys(cell), ...this.shared.accountKeys(cell)];
+  }
+
+  /** Enqueue every shared key: the set of services or their addresses changed. */
+  private enqueueShared(): void {
+    if (this.cell) for (const key of this.sharedKeys(this.cell)) this.queue.add(key);
+  }
+
+  /** What the shared resources are built from, minus the addresses (those change through services). */
+  private sharedFingerprint(cell: LoadedCell): string {
+    return createHash('sha256')
+      .update(
+        canonicalJson({
+          cell: cell.cell?.spec ?? null,
+          services: cell.docs.services.map((s) => [s.doc.metadata.name, s.doc.spec, cell.catalog?.services.get(s.doc.metadata.name)?.manifest ?? null]),
+          peers: cell.docs.peers.map((p) => [p.doc.metadata.name, p.doc.spec]),
+          connections: cell.docs.connections.map((c) => [c.doc.metadata.name, c.doc.spec]),
+          problems: [...cell.checked.byDocument.entries()].map(([k, v]) => [k, v.length]),
+        }),
+      )
+      .digest('hex');
   }
 
   private fingerprint(cell: LoadedCell, key: string): string {
@@ -116,6 +152,13 @@ export class Operator {
       for (const key of this.desiredKeys(cell)) next.set(key, this.fingerprint(cell, key));
       for (const [key, print] of next) if (this.fingerprints.get(key) !== print) this.queue.add(key);
       for (const key of this.fingerprints.keys()) if (!next.has(key)) this.queue.add(key);
+      const shared = this.sharedFingerprint(cell);
+      if (this.fingerprints.get('shared') !== shared) for (const key of this.sharedKeys(cell)) this.queue.add(key);
+      // Resources the cell stopped using (no more spec.wireguard, a service without accounts): clear them.
+      for (const status of await this.ctx.status.list()) {
+        if (status.kind === 'Resource' && !this.shared.resourceKeys(cell).includes(status.key)) this.queue.add(status.key);
+      }
+      next.set('shared', shared);
       this.fingerprints = next;
       for (const p of cell.checked.general) this.opts.logger.warn(`${p.file}: ${p.pointer || '/'}: ${p.message}`);
       await this.writeValidatedStatuses(cell);
@@ -136,6 +179,7 @@ export class Operator {
   private async writeValidatedStatuses(cell: LoadedCell): Promise<void> {
     const present = new Set<string>();
     const docs = [...cell.docs.peers, ...cell.docs.connections];
+    const egressManaged = Boolean(cell.cell?.spec.wireguard);
     for (const { doc, file } of docs) {
       const key = documentKey(doc);
       present.add(key);
@@ -143,8 +187,17 @@ export class Operator {
       const generation = generationOf(doc.spec);
       if (problems.length > 0) {
         await this.ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') } });
-      } else {
-        await this.ctx.writeStatus(key, { file, generation, ready: 'Unknown', readyReason: 'NotReconciled', message: `${doc.kind} documents are validated; this version does not converge them yet` });
+      } else if (doc.kind === 'Connection') {
+        const users = cell.docs.services.filter((s) => s.doc.spec.egress?.connection === doc.metadata.name).map((s) => s.doc.metadata.name);
+        await this.ctx.writeStatus(key, {
+          file,
+          generation,
+          ...(egressManaged
+            ? { ready: true, readyReason: 'Declared', message: `used by ${users.length ? users.join(', ') : 'no service'}; routing converges under Resource/egress` }
+            : { ready: 'Unknown' as const, readyReason: 'EgressNotManaged', message: 'the Cell declares no spec.wireguard, so pic manages no egress routing' }),
+        });
+      } else if (!(await this.ctx.status.lastKnown(key))) {
+        await this.ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'AccountsPending', message: 'accounts not reconciled yet' } });
       }
     }
     for (const r of cell.docs.rejected) {
@@ -157,11 +210,11 @@ export class Operator {
     }
   }
 
-  /** The keys whose Ready verdict `pic run --once` judges: services, and any invalid document. */
+  /** The keys whose Ready verdict `pic run --once` judges: services, peers, shared resources, any invalid document. */
   reconciledKeys(): string[] {
     const cell = this.cell;
     if (!cell) return [];
-    const keys = new Set(this.desiredKeys(cell));
+    const keys = new Set([...this.desiredKeys(cell), ...this.shared.resourceKeys(cell), ...cell.docs.peers.map((p) => documentKey(p.doc))]);
     for (const [key, problems] of cell.checked.byDocument) if (problems.length > 0 && /^(PeerAccount|Connection)\//.test(key)) keys.add(key);
     return [...keys].sort();
   }
@@ -177,14 +230,23 @@ export class Operator {
     if (key === RESYNC_KEY) return this.resync();
     if (!this.cell) await this.reload();
     const cell = this.cell!;
+    if (isResourceKey(key)) return this.shared.reconcileResource(cell, key);
+    if (isAccountsKey(key)) return this.shared.reconcileAccounts(cell, key);
     const [kind, name = ''] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
     if (kind !== SERVICE_KIND) return;
     const entry = this.observedByOwner.get(key);
     this.observedByOwner.delete(key);
     const cached = entry && entry.seq > (this.finishedAt.get(key) ?? 0) ? entry.containers : undefined;
     try {
+      const ipBefore = this.ctx.ips.assignments()[key];
       const outcome = await reconcileServiceReporting(this.ctx, cell, name, cached);
       if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
+      // Routes, records, rules and accounts follow the services: a service that changed, got or
+      // lost its address enqueues them (the queue runs each once however many services ask).
+      if (outcome.changed || ipBefore !== this.ctx.ips.assignments()[key]) this.enqueueShared();
+      else if (outcome.ready && !this.readyBefore.has(key)) this.queue.add(`${ACCOUNTS_PREFIX}${name}`);
+      if (outcome.ready) this.readyBefore.add(key);
+      else this.readyBefore.delete(key);
     } finally {
       this.finishedAt.set(key, ++this.seq);
     }
@@ -213,6 +275,7 @@ export class Operator {
     }
     this.observedByOwner = new Map([...byOwner].map(([owner, containers]) => [owner, { containers, seq }]));
     for (const key of byOwner.keys()) this.queue.add(key);
+    for (const key of this.sharedKeys(cell)) this.queue.add(key);
   }
 
   /** Run one full pass now and wait until the queue has nothing left to do soon (benchmarks, --once). */
@@ -233,6 +296,7 @@ export class Operator {
   }
 
   async start(): Promise<void> {
+    await this.ctx.ips.load();
     await this.reload();
     this.queue.add(RESYNC_KEY);
     if (this.opts.watch === false) return;

@@ -11,6 +11,13 @@ import { IpAllocationStore, allocateServiceIp, parsePool } from '../state/ip-all
 import { SecretsStore } from '../state/secrets.js';
 import type { StateDir } from '../state/state-dir.js';
 import { SERVICE_KIND, serviceKey } from './reconcile-service.js';
+import { OperatorContext } from './context.js';
+import { createLogger } from './logging.js';
+import { SharedResources } from './shared-resources.js';
+import { CELL_RESOURCES } from './resources.js';
+import { StatusStore } from '../state/status-store.js';
+import { EventLog } from '../state/events.js';
+
 
 export interface PlannedChange {
   key: string;
@@ -130,6 +137,12 @@ export async function planCell(cell: LoadedCell, docker: Dockerode, stateDir: St
       changes.push({ key: owner, lines: [`- release IP ${assignments[owner]}`] });
     }
   }
+  // Routes, zone, rules and accounts as they would be once the services above have converged.
+  for (const owner of Object.keys(assignments)) if (!desiredKeys.has(owner)) delete assignments[owner];
+  const silent = createLogger({ json: true, level: 'error' });
+  const ctx = new OperatorContext(docker, ips, secretsStore, new StatusStore(stateDir.paths.status), new EventLog(stateDir.paths.events), silent, stateDir.paths.data);
+  const shared = new SharedResources(ctx, CELL_RESOURCES, stateDir.root, cell.dir);
+  changes.push(...(await shared.planResources(cell, assignments)));
   return { changes, problems };
 }
 

@@ -30,6 +30,8 @@ export interface ReconcileOutcome {
   requeueAfterMs?: number;
   /** Whether anything was changed in Docker. */
   changed: boolean;
+  /** Whether the service ended Ready. */
+  ready?: boolean;
 }
 
 function summarise(problems: Problem[]): string {
@@ -200,7 +202,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const running = `${facts.containers.length} container${facts.containers.length === 1 ? '' : 's'} running at ${allocation.ip}`;
   await ctx.writeStatus(key, { file, generation, ready: true, readyReason: changed ? 'Converged' : 'InSync', message: running, facts });
   if (changed) ctx.event(key, 'Normal', 'Ready', running);
-  return { changed };
+  return { changed, ready: true };
 }
 
 function verificationFact(ctx: OperatorContext, mode: string): string {

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { ImageVerificationMode } from '../../crds/types.js';
 import { runValidate } from './validate.js';
 import { planCommand } from './plan.js';
+import { credentialsCommand } from './credentials.js';
 import { runCommand } from './run.js';
 import { describeCommand, getCommand, watchCommand } from './status-commands.js';
 import { UsageError, type Io } from './usage.js';
@@ -21,6 +22,8 @@ Usage:
   pic get [KIND] [NAME] [-o table|wide|json|yaml]
   pic describe KIND/NAME
   pic watch [-o json]
+  pic credentials PEER --cell DIR [-o json]
+      The filled connection details of every service the peer has an account on.
   pic help
 
 Common options:
@@ -66,6 +69,8 @@ export async function main(argv: string[], io: Io, signal: AbortSignal = new Abo
         return await describeCommand(rest, io);
       case 'watch':
         return await watchCommand(rest, io, signal);
+      case 'credentials':
+        return await credentialsCommand(rest, io);
       case undefined:
       case 'help':
       case '--help':

@@ -1,0 +1,10 @@
+import { caddyReconciler } from '../reconcilers/caddy/index.js';
+import { dnsReconciler } from '../reconcilers/dns/index.js';
+import { egressReconciler } from '../reconcilers/egress/index.js';
+import { firewallReconciler } from '../reconcilers/firewall/index.js';
+
+/**
+ * The cell-wide reconcilers the operator runs: Caddy and the DNS zone always; the firewall and
+ * egress only in a cell that declares its VPN container (Cell spec.wireguard).
+ */
+export const CELL_RESOURCES = { always: [caddyReconciler, dnsReconciler], wireguard: [firewallReconciler, egressReconciler] };

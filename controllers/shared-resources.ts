@@ -1,0 +1,216 @@
+import type { ConnectionDocument, EgressType, PeerAccountDocument } from '../crds/types.js';
+import {
+  accountsError,
+  accountsKey,
+  desiredPeersByService,
+  peerStatus,
+  previewServiceAccounts,
+  reconcileServiceAccounts,
+  type ServiceAccountsResult,
+} from '../reconcilers/accounts/index.js';
+import { TerminalError } from '../reconcilers/errors.js';
+import type { CellRouting, InstalledService, ResourceContext, ResourceReconciler } from '../reconcilers/shared/types.js';
+import type { LoadedCell } from '../state/cell.js';
+import { CredentialsStore } from '../state/credentials.js';
+import { documentKey } from '../state/desired.js';
+import type { OperatorContext } from './context.js';
+import { generationOf, SERVICE_KIND } from './reconcile-service.js';
+
+export const RESOURCE_KIND = 'Resource';
+export const ACCOUNTS_PREFIX = 'Accounts/';
+
+/**
+ * The services that shared resources are built from: valid ServiceInstalls that hold an address,
+ * with their merged config and resolved egress. Pure given the snapshot and the assignments.
+ */
+export function buildRouting(cell: LoadedCell, assignments: Readonly<Record<string, string>>): CellRouting | undefined {
+  const cellDoc = cell.cell;
+  if (!cellDoc || !cell.catalog) return undefined;
+  const connections = [...cell.docs.connections.map((c) => c.doc)].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const byName = new Map<string, ConnectionDocument>(connections.map((c) => [c.metadata.name, c]));
+  const services: InstalledService[] = [];
+  for (const { doc } of cell.docs.services) {
+    const name = doc.metadata.name;
+    const key = documentKey(doc);
+    const ip = assignments[key];
+    const manifest = cell.catalog.services.get(name)?.manifest;
+    const config = cell.checked.configs.get(name);
+    if ((cell.checked.byDocument.get(key) ?? []).length > 0 || !ip || !manifest || !config) continue;
+    const connection = doc.spec.egress?.connection ?? 'default';
+    const target = byName.get(connection);
+    services.push({
+      name,
+      manifest,
+      config,
+      serviceIp: ip,
+      egress: target
+        ? { connection, type: target.spec.type as EgressType, failOpen: target.spec.failOpen ?? false, ...(target.spec.interface ? { interface: target.spec.interface } : {}) }
+        : { connection: 'default', type: 'default', failOpen: false },
+    });
+  }
+  services.sort((a, b) => a.name.localeCompare(b.name));
+  return { cell: cellDoc, services, connections };
+}
+
+/** The cell-wide reconcilers a cell uses: firewall and egress only when it declares its VPN container. */
+export function activeReconcilers(cell: LoadedCell, all: { always: ResourceReconciler[]; wireguard: ResourceReconciler[] }): ResourceReconciler[] {
+  if (!cell.cell) return [];
+  return [...all.always, ...(cell.cell.spec.wireguard ? all.wireguard : [])];
+}
+
+/**
+ * Converges the cell-wide resources and the accounts, each under its own queue key, and keeps
+ * the PeerAccount statuses that summarise the accounts.
+ */
+export class SharedResources {
+  private readonly credentials: CredentialsStore;
+  /** Latest accounts result per service, for the PeerAccount statuses. */
+  private readonly accountResults = new Map<string, ServiceAccountsResult>();
+
+  constructor(
+    private readonly ctx: OperatorContext,
+    private readonly reconcilers: { always: ResourceReconciler[]; wireguard: ResourceReconciler[] },
+    private readonly stateRoot: string,
+    private readonly cellDir: string,
+  ) {
+    this.credentials = new CredentialsStore(`${stateRoot}/credentials.json`);
+  }
+
+  resourceKeys(cell: LoadedCell): string[] {
+    return activeReconcilers(cell, this.reconcilers).map((r) => r.key);
+  }
+
+  /** `Accounts/<service>` for every installed service that has accounts. */
+  accountKeys(cell: LoadedCell): string[] {
+    return cell.docs.services
+      .filter(({ doc }) => cell.catalog?.services.get(doc.metadata.name)?.manifest.capabilities.has_accounts)
+      .map(({ doc }) => `${ACCOUNTS_PREFIX}${doc.metadata.name}`)
+      .sort();
+  }
+
+  private resourceContext(key: string): ResourceContext {
+    return {
+      docker: this.ctx.docker,
+      stateRoot: this.stateRoot,
+      cellDir: this.cellDir,
+      event: (reason, message, type) => this.ctx.event(key, type ?? 'Normal', reason, message),
+    };
+  }
+
+  async reconcileResource(cell: LoadedCell, key: string): Promise<void> {
+    const reconciler = activeReconcilers(cell, this.reconcilers).find((r) => r.key === key);
+    if (!reconciler) {
+      await this.ctx.status.remove(key);
+      return;
+    }
+    const routing = buildRouting(cell, this.ctx.ips.assignments());
+    if (!routing) return;
+    const generation = generationOf({ cell: routing.cell.spec, services: routing.services, connections: routing.connections.map((c) => c.spec) });
+    try {
+      const outcome = await reconciler.reconcile(routing, this.resourceContext(key));
+      await this.ctx.writeStatus(key, { generation, ready: true, readyReason: 'InSync', message: outcome.summary, ...(outcome.facts ? { facts: outcome.facts } : {}) });
+    } catch (err) {
+      const message = (err as Error).message;
+      if (err instanceof TerminalError) await this.ctx.writeStatus(key, { generation, ready: false, stalled: { reason: err.reason, message } });
+      else await this.ctx.writeStatus(key, { generation, ready: false, reconciling: { reason: 'RetryingAfterError', message } });
+      throw err;
+    }
+  }
+
+  /** What the shared resources would change; `assignments` may include addresses not yet allocated. */
+  async planResources(cell: LoadedCell, assignments: Readonly<Record<string, string>> = this.ctx.ips.assignments()): Promise<{ key: string; lines: string[] }[]> {
+    const routing = buildRouting(cell, assignments);
+    if (!routing) return [];
+    const out: { key: string; lines: string[] }[] = [];
+    for (const r of activeReconcilers(cell, this.reconcilers)) {
+      try {
+        const lines = await r.plan(routing, this.resourceContext(r.key));
+        if (lines.length > 0) out.push({ key: r.key, lines });
+      } catch (err) {
+        out.push({ key: r.key, lines: [`! cannot plan: ${(err as Error).message}`] });
+      }
+    }
+    for (const key of this.accountKeys(cell)) {
+      const service = routing.services.find((s) => `${ACCOUNTS_PREFIX}${s.name}` === key);
+      if (!service) continue;
+      const desired = desiredPeersByService(routing.services, this.validPeers(cell)).get(service.name) ?? [];
+      try {
+        const lines = await previewServiceAccounts(service, desired, { docker: this.ctx.docker, credentials: this.credentials });
+        if (lines.length > 0) out.push({ key, lines });
+      } catch (err) {
+        out.push({ key, lines: [`! cannot plan: ${(err as Error).message}`] });
+      }
+    }
+    return out;
+  }
+
+  private validPeers(cell: LoadedCell): PeerAccountDocument[] {
+    return cell.docs.peers.filter(({ doc }) => (cell.checked.byDocument.get(documentKey(doc)) ?? []).length === 0).map((p) => p.doc);
+  }
+
+  /**
+   * Converge the accounts of one service, unless the service is not Ready yet (its accounts are
+   * then pending, and the service's own reconcile enqueues this key once it is Ready).
+   */
+  async reconcileAccounts(cell: LoadedCell, key: string): Promise<void> {
+    const name = key.slice(ACCOUNTS_PREFIX.length);
+    const routing = buildRouting(cell, this.ctx.ips.assignments());
+    const service = routing?.services.find((s) => s.name === name);
+    const serviceStatus = await this.ctx.status.lastKnown(`${SERVICE_KIND}/${name}`);
+    if (!routing || !service || !service.manifest.capabilities.has_accounts) {
+      this.accountResults.delete(name);
+      await this.writePeerStatuses(cell);
+      return;
+    }
+    if (serviceStatus?.phase !== 'Ready') {
+      this.accountResults.delete(name);
+      await this.writePeerStatuses(cell, new Map([[name, `${name} is not Ready yet`]]));
+      return;
+    }
+    const desired = desiredPeersByService(routing.services, this.validPeers(cell)).get(name) ?? [];
+    const result = await reconcileServiceAccounts(service, desired, {
+      docker: this.ctx.docker,
+      credentials: this.credentials,
+      event: (reason, message, type) => this.ctx.event(key, type ?? 'Normal', reason, message),
+    });
+    this.accountResults.set(name, result);
+    await this.writePeerStatuses(cell);
+    const error = accountsError(result);
+    if (error) throw error;
+  }
+
+  /** Every PeerAccount's status from the latest per-service results. */
+  async writePeerStatuses(cell: LoadedCell, waiting: Map<string, string> = new Map()): Promise<void> {
+    for (const { doc, file } of cell.docs.peers) {
+      const key = documentKey(doc);
+      if ((cell.checked.byDocument.get(key) ?? []).length > 0) continue; // written as Stalled by the operator
+      const wanted = doc.spec.services;
+      const summary = peerStatus(doc.metadata.name, this.accountResults, wanted);
+      for (const [service, why] of waiting) {
+        if (wanted.includes(service)) summary.services[service] = { state: 'pending', reason: why };
+      }
+      const states = Object.values(summary.services).map((s) => s.state);
+      const state = states.includes('failed') ? 'failed' : states.includes('pending') ? 'pending' : 'provisioned';
+      const message = state === 'provisioned' ? summary.message : Object.entries(summary.services).map(([s, e]) => `${s}: ${e.state}${e.reason ? ` (${e.reason})` : ''}`).join('; ');
+      const generation = generationOf(doc.spec);
+      const facts = { services: summary.services };
+      if (state === 'provisioned') await this.ctx.writeStatus(key, { file, generation, ready: true, readyReason: 'Provisioned', message, facts });
+      else await this.ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: state === 'failed' ? 'AccountsFailed' : 'AccountsPending', message }, facts });
+    }
+  }
+
+  /** Services the credentials file knows but no PeerAccount needs any more are dropped by their own key. */
+  async credentialServices(): Promise<string[]> {
+    return Object.keys(await this.credentials.all()).sort();
+  }
+}
+
+export function isAccountsKey(key: string): boolean {
+  return key.startsWith(ACCOUNTS_PREFIX);
+}
+
+export function isResourceKey(key: string): boolean {
+  return key.startsWith(`${RESOURCE_KIND}/`);
+}
+
+export { accountsKey };
