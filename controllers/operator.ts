@@ -58,6 +58,8 @@ export class Operator {
   private closers: (() => Promise<void> | void)[] = [];
   private reloading?: Promise<void>;
   readonly shared: SharedResources;
+  /** The folder-wide problems last logged, so an unchanged problem is not logged on every pass. */
+  private lastGeneral = '';
 
   constructor(private readonly opts: OperatorOptions) {
     const paths = opts.stateDir.paths;
@@ -160,7 +162,9 @@ export class Operator {
       }
       next.set('shared', shared);
       this.fingerprints = next;
-      for (const p of cell.checked.general) this.opts.logger.warn(`${p.file}: ${p.pointer || '/'}: ${p.message}`);
+      const general = cell.checked.general.map((p) => `${p.file}: ${p.pointer || '/'}: ${p.message}`);
+      if (general.join('\n') !== this.lastGeneral) for (const line of general) this.opts.logger.warn(line);
+      this.lastGeneral = general.join('\n');
       await this.writeValidatedStatuses(cell);
     };
     // One reload at a time; a reload asked for during another runs after it.

@@ -65,7 +65,8 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
     else general.push(...r.problems);
   }
 
-  if (docs.cells.length === 0 && !docs.rejected.some((r) => r.key?.startsWith('Cell/'))) {
+  const cellFileMissing = docs.problems.some((p) => p.file.endsWith('/cell.yaml') && p.message.startsWith('missing'));
+  if (docs.cells.length === 0 && !cellFileMissing && !docs.rejected.some((r) => r.key?.startsWith('Cell/'))) {
     if (docs.dir) general.push({ file: `${docs.dir}/cell.yaml`, pointer: '', message: 'no Cell document: a cell folder needs exactly one, in cell.yaml' });
   }
   docs.cells.slice(1).forEach((extra) => {

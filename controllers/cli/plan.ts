@@ -4,13 +4,14 @@ import { formatProblem } from '../../crds/types.js';
 import { loadCell } from '../../state/cell.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';
 import { planCell } from '../plan-cell.js';
-import { connectDocker } from './run.js';
+import { connectDocker, requireFolder } from './run.js';
 import { UsageError, type Io } from './usage.js';
 
 /** `pic plan --cell DIR`: exit 0 in sync, 2 changes pending, 1 on any error. */
 export async function planCommand(args: string[], io: Io): Promise<number> {
   const { values } = parseArgs({ args, allowPositionals: false, options: { cell: { type: 'string' }, 'state-dir': { type: 'string' } } });
   if (!values.cell) throw new UsageError('pic plan needs --cell DIR');
+  await requireFolder(values.cell);
   const cell = await loadCell(path.resolve(values.cell));
   const docker = await connectDocker();
   const plan = await planCell(cell, docker, new StateDir(resolveStateDir(values['state-dir'])));

@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Dockerode from 'dockerode';
@@ -14,6 +15,17 @@ function positiveSeconds(value: string | undefined, flag: string, fallbackSecond
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} takes a number of seconds greater than 0, not "${value}"`);
   return n * 1000;
+}
+
+/** The cell folder must exist before an operator or a plan is worth starting. */
+export async function requireFolder(dir: string): Promise<void> {
+  let stat;
+  try {
+    stat = await fs.stat(dir);
+  } catch {
+    throw new Error(`${dir}: no such folder; --cell names the folder that holds cell.yaml`);
+  }
+  if (!stat.isDirectory()) throw new Error(`${dir}: not a folder; --cell names the folder that holds cell.yaml`);
 }
 
 /** Connect to dockerd (DOCKER_HOST or the default socket) and say plainly when it is not there. */
@@ -50,6 +62,7 @@ export async function runCommand(args: string[], io: Io, signal: AbortSignal): P
     },
   });
   if (!values.cell) throw new UsageError('pic run needs --cell DIR');
+  await requireFolder(values.cell);
   const format = values['log-format'];
   if (format !== undefined && format !== 'json' && format !== 'text') throw new UsageError('--log-format is json or text');
   const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
