@@ -48,3 +48,24 @@ export async function readJsonFile<T>(file: string, fallback: T): Promise<T> {
     throw new Error(`${file}: not valid JSON (${(err as Error).message}); refusing to overwrite it — move it aside to start afresh`);
   }
 }
+
+/**
+ * Read-modify-write cycles on one file run one after another, even across store instances in
+ * this process, so concurrent callers never lose each other's update. (Another process is kept
+ * out by the operator lock.)
+ */
+const fileQueues = new Map<string, Promise<unknown>>();
+
+export function serialiseOnFile<T>(file: string, task: () => Promise<T>): Promise<T> {
+  const key = path.resolve(file);
+  const run = (fileQueues.get(key) ?? Promise.resolve()).then(task, task);
+  const settled = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  fileQueues.set(key, settled);
+  void settled.then(() => {
+    if (fileQueues.get(key) === settled) fileQueues.delete(key);
+  });
+  return run;
+}

@@ -12,8 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { writeFileAtomic } from './atomic-write.js';
+import { writeFileAtomic, serialiseOnFile } from './atomic-write.js';
 
 /** The credential fields of one peer on one service; `password` is always there. */
 export type ServiceCredentials = { password: string } & Record<string, string>;
@@ -68,27 +67,6 @@ function sameFields(a: Record<string, string> | undefined, b: Record<string, str
   if (a === undefined) return false;
   const keys = Object.keys(a);
   return keys.length === Object.keys(b).length && keys.every((k) => has(b, k) && a[k] === b[k]);
-}
-
-/**
- * Read-modify-write cycles on one file run one after another, even across store instances in
- * this process, so concurrent callers never lose each other's update. (Another process is kept
- * out by the operator lock; `pic credentials` only reads.)
- */
-const fileQueues = new Map<string, Promise<unknown>>();
-
-function serialiseOnFile<T>(file: string, task: () => Promise<T>): Promise<T> {
-  const key = path.resolve(file);
-  const run = (fileQueues.get(key) ?? Promise.resolve()).then(task, task);
-  const settled = run.then(
-    () => undefined,
-    () => undefined,
-  );
-  fileQueues.set(key, settled);
-  void settled.then(() => {
-    if (fileQueues.get(key) === settled) fileQueues.delete(key);
-  });
-  return run;
 }
 
 export class CredentialsStore {

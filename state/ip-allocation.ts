@@ -6,8 +6,7 @@
  * The parsing and choosing are pure functions; `IpAllocationStore` keeps the assignments in a
  * JSON file `{ "assignments": { "<owner>": "<ip>" } }` (0600, atomic writes, written only on change).
  */
-import path from 'node:path';
-import { readJsonFile, writeFileAtomic } from './atomic-write.js';
+import { readJsonFile, writeFileAtomic, serialiseOnFile } from './atomic-write.js';
 
 export interface Cidr {
   /** Network address as an unsigned 32-bit number. */
@@ -160,26 +159,6 @@ function isAllocationFile(value: unknown): value is AllocationFile {
     !Array.isArray(assignments) &&
     Object.values(assignments as Record<string, unknown>).every((ip) => typeof ip === 'string')
   );
-}
-
-/**
- * Read-modify-write cycles on one file run one after another, even across store instances in this
- * process, so concurrent callers never lose each other's update.
- */
-const fileQueues = new Map<string, Promise<unknown>>();
-
-function serialiseOnFile<T>(file: string, task: () => Promise<T>): Promise<T> {
-  const key = path.resolve(file);
-  const run = (fileQueues.get(key) ?? Promise.resolve()).then(task, task);
-  const settled = run.then(
-    () => undefined,
-    () => undefined,
-  );
-  fileQueues.set(key, settled);
-  void settled.then(() => {
-    if (fileQueues.get(key) === settled) fileQueues.delete(key);
-  });
-  return run;
 }
 
 export class IpAllocationStore {

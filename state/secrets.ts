@@ -6,8 +6,7 @@
  * silent rotation would lock the service out of its own data.
  */
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import { readJsonFile, writeFileAtomic } from './atomic-write.js';
+import { readJsonFile, writeFileAtomic, serialiseOnFile } from './atomic-write.js';
 
 export type SecretsFile = Record<string, Record<string, string>>;
 
@@ -32,26 +31,6 @@ function isSecretsFile(value: unknown): value is SecretsFile {
 
 function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
-}
-
-/**
- * Read-modify-write cycles on one file run one after another, even across store instances in this
- * process, so concurrent callers never lose each other's update.
- */
-const fileQueues = new Map<string, Promise<unknown>>();
-
-function serialiseOnFile<T>(file: string, task: () => Promise<T>): Promise<T> {
-  const key = path.resolve(file);
-  const run = (fileQueues.get(key) ?? Promise.resolve()).then(task, task);
-  const settled = run.then(
-    () => undefined,
-    () => undefined,
-  );
-  fileQueues.set(key, settled);
-  void settled.then(() => {
-    if (fileQueues.get(key) === settled) fileQueues.delete(key);
-  });
-  return run;
 }
 
 export class SecretsStore {
