@@ -52,8 +52,12 @@ demo-clean:
 unit: build
 	@npm test --silent -- dist/tests/unit
 
+# Jest's own summary is followed by one plain line CI tools read: "tests: N passed, N failed, N skipped".
 test: build images
-	@npm test --silent
+	@mkdir -p .tmp
+	@status=0; npm test --silent -- --json --outputFile=.tmp/jest-results.json || status=$$?; \
+	  node -e 'const r=require("./.tmp/jest-results.json"); console.log("tests: " + r.numPassedTests + " passed, " + r.numFailedTests + " failed, " + (r.numPendingTests + r.numTodoTests) + " skipped")' || true; \
+	  exit $$status
 
 bench: build
 	@node dist/tests/bench/run.js
