@@ -2,7 +2,7 @@ import path from 'node:path';
 import { watch } from 'chokidar';
 
 export interface WatchCellFolderOptions {
-  /** Quiet time after the last change before `onChange` is called (default 300 ms). */
+  /** Quiet time after the last change before `onChange` is called (default 100 ms). */
   debounceMs?: number;
   /** A watcher error, or an exception thrown by `onChange`. Without it, such errors are dropped. */
   onError?: (err: Error) => void;
@@ -62,13 +62,17 @@ export async function watchCellFolder(
   onChange: (paths: string[]) => void,
   opts: WatchCellFolderOptions = {},
 ): Promise<{ close(): Promise<void> }> {
-  const debounceMs = opts.debounceMs ?? 300;
+  // Editors and `git checkout` touch several files within a few milliseconds; 100 ms of quiet
+  // gathers such a burst into one reload without making an admin wait for it.
+  const debounceMs = opts.debounceMs ?? 100;
   const maxWaitMs = debounceMs * 10;
   const root = path.resolve(dir);
 
   const watcher = watch(root, {
     ignoreInitial: true,
-    awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 50 },
+    // A file is read once its size has not changed for 60 ms: long enough for a writer that is
+    // not atomic (git, `cat >`) to finish a document-sized file.
+    awaitWriteFinish: { stabilityThreshold: 60, pollInterval: 20 },
     // Prune early (stats may be missing, so decide by name); events are filtered again below.
     ignored: (p: string) => {
       const segments = segmentsOf(root, p);
