@@ -12,6 +12,8 @@ export interface DockerRequest {
   path: string;
   /** performance.now() when the request was dialled. */
   at: number;
+  /** performance.now() when docker-modem called back (the response, or the stream's start). */
+  done?: number;
 }
 
 /**
@@ -23,8 +25,16 @@ export function recordDockerRequests(docker: Dockerode): { start(): void; stop()
   const original = modem.dial;
   let recording: DockerRequest[] | undefined;
   modem.dial = function (this: unknown, options, callback) {
-    recording?.push({ method: options.method ?? '?', path: (options.path ?? '').replace(/\?$/, ''), at: performance.now() });
-    return original.call(this, options, callback);
+    if (!recording) return original.call(this, options, callback);
+    const entry: DockerRequest = { method: options.method ?? '?', path: (options.path ?? '').replace(/\?$/, ''), at: performance.now() };
+    recording.push(entry);
+    const done = typeof callback === 'function'
+      ? (...args: unknown[]) => {
+          entry.done = performance.now();
+          return (callback as (...a: unknown[]) => unknown)(...args);
+        }
+      : callback;
+    return original.call(this, options, done);
   };
   return {
     start() {
@@ -44,6 +54,31 @@ export function recordDockerRequests(docker: Dockerode): { start(): void; stop()
 /** A listing of a container (`GET /containers/json`), the one Docker call a no-op pass may make. */
 export function isContainerListing(r: DockerRequest): boolean {
   return r.method === 'GET' && /^(\/v[\d.]+)?\/containers\/json$/.test(r.path);
+}
+
+/** `POST /containers/{id}/start`: the API version dropped, names and ids replaced. */
+export function requestKind(r: DockerRequest): string {
+  const p = r.path
+    .replace(/^\/v[\d.]+/, '')
+    .replace(/^\/images\/.+\/(json|tag|history|push|get)$/, '/images/{ref}/$1')
+    .replace(/^\/(containers|volumes|networks)\/(?!json$|create$|prune$)[^/]+/, '/$1/{id}');
+  return `${r.method} ${p}`;
+}
+
+/** Per kind of request: how many, and their summed and mean duration, slowest total first. */
+export function requestTimes(requests: DockerRequest[]): string {
+  const byKind = new Map<string, { n: number; total: number }>();
+  for (const r of requests) {
+    const k = requestKind(r);
+    const e = byKind.get(k) ?? { n: 0, total: 0 };
+    e.n++;
+    e.total += (r.done ?? r.at) - r.at;
+    byKind.set(k, e);
+  }
+  return [...byKind]
+    .sort((a, b) => b[1].total - a[1].total)
+    .map(([k, e]) => `\`${k}\` ×${e.n} ${e.n > 1 ? `${e.total.toFixed(0)} ms in all (mean ${(e.total / e.n).toFixed(0)} ms)` : `${e.total.toFixed(0)} ms`}`)
+    .join(', ');
 }
 
 export interface FileStamp {
