@@ -77,6 +77,7 @@ export class Operator {
       CELL_RESOURCES,
       opts.stateDir.root,
       opts.cellDir,
+      () => this.cell,
     );
     this.queue = new WorkQueue({
       handler: (key) => this.handle(key),

@@ -72,6 +72,8 @@ export class SharedResources {
     private readonly reconcilers: { always: ResourceReconciler[]; wireguard: ResourceReconciler[] },
     private readonly stateRoot: string,
     private readonly cellDir: string,
+    /** The operator's latest snapshot: statuses are written against it, not a stale one. */
+    private readonly currentCell: () => LoadedCell | undefined = () => undefined,
   ) {
     this.credentials = new CredentialsStore(`${stateRoot}/credentials.json`);
   }
@@ -180,7 +182,14 @@ export class SharedResources {
   }
 
   /** Every PeerAccount's status from the latest per-service results. */
-  async writePeerStatuses(cell: LoadedCell, waiting: Map<string, string> = new Map()): Promise<void> {
+  async writePeerStatuses(started: LoadedCell, waiting: Map<string, string> = new Map()): Promise<void> {
+    // An accounts pass can outlive the snapshot it started with (a peer deleted meanwhile): write
+    // against the newest one, and drop statuses of peers it no longer has.
+    const cell = this.currentCell() ?? started;
+    const present = new Set([...cell.docs.peers.map((p) => documentKey(p.doc)), ...cell.docs.rejected.map((r) => r.key).filter((k): k is string => k !== undefined)]);
+    for (const status of await this.ctx.status.list()) {
+      if (status.kind === 'PeerAccount' && !present.has(status.key)) await this.ctx.status.remove(status.key);
+    }
     for (const { doc, file } of cell.docs.peers) {
       const key = documentKey(doc);
       if ((cell.checked.byDocument.get(key) ?? []).length > 0) continue; // written as Stalled by the operator
