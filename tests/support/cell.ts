@@ -82,6 +82,44 @@ networks:
 `;
 }
 
+/** Replace a document file as an editor would: write beside (a name the watcher ignores), then rename over. */
+export async function writeDocumentFile(file: string, body: string): Promise<void> {
+  await fs.writeFile(`${file}.tmp`, body);
+  await fs.rename(`${file}.tmp`, file);
+}
+
+/** A ServiceInstall document admitting version 1.0.0 with `config` and, when given, an egress connection. */
+export function serviceInstallDocument(id: string, config: Record<string, unknown> = {}, connection?: string): string {
+  const egress = connection ? `\n  egress: {connection: ${connection}}` : '';
+  return `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${id}}\nspec:\n  version: 1.0.0\n  config: ${JSON.stringify(config)}${egress}\n`;
+}
+
+export interface TestCellSpec {
+  name: string;
+  domain: string;
+  subnet: string;
+  /** Last octet of the service pool, which starts at .20 of the subnet's first /24. */
+  poolEnd: number;
+  allowedImagePrefix: string;
+  /** Further `spec:` lines, each already indented by two spaces. */
+  extra?: string[];
+}
+
+/** The Cell document of a test cell: its own network and pool, images verified in warn mode. */
+export function testCellDocument(c: TestCellSpec): string {
+  const base = c.subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
+  return `apiVersion: pic.ngo/v1alpha1
+kind: Cell
+metadata: {name: ${c.name}}
+spec:
+  domain: ${c.domain}
+  store: {path: ../store}
+  network: {name: ${c.name}, subnet: ${c.subnet}, servicePool: ${base}.20-${base}.${c.poolEnd}}
+  imageVerification: {mode: warn}
+  allowedImagePrefix: ${c.allowedImagePrefix}
+${(c.extra ?? []).map((l) => `${l}\n`).join('')}`;
+}
+
 export async function createTestCell(services: TestService[]): Promise<TestCell> {
   await buildBusyboxImage(TEST_IMAGE);
   const tag = `pt${randomBytes(4).toString('hex')}`;
@@ -91,7 +129,6 @@ export async function createTestCell(services: TestService[]): Promise<TestCell>
   const storeDir = path.join(root, 'store');
   const stateDir = path.join(root, 'state');
   const subnet = await pickSubnet();
-  const base = subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
   for (const d of ['services', 'peers', 'connections']) await fs.mkdir(path.join(cellDir, d), { recursive: true });
   for (const s of services) {
     const dir = path.join(storeDir, 'services', s.id);
@@ -103,19 +140,7 @@ export async function createTestCell(services: TestService[]): Promise<TestCell>
     path.join(storeDir, 'index.json'),
     JSON.stringify(services.map((s) => ({ id: s.id, name: `Test ${s.id}`, description: 'A test service', version: '1.0.0', author: 'pic tests' }))),
   );
-  await fs.writeFile(
-    path.join(cellDir, 'cell.yaml'),
-    `apiVersion: pic.ngo/v1alpha1
-kind: Cell
-metadata: {name: ${name}}
-spec:
-  domain: ${tag}.pic.test
-  store: {path: ../store}
-  network: {name: ${name}, subnet: ${subnet}, servicePool: ${base}.20-${base}.100}
-  imageVerification: {mode: warn}
-  allowedImagePrefix: pictest/
-`,
-  );
+  await fs.writeFile(path.join(cellDir, 'cell.yaml'), testCellDocument({ name, domain: `${tag}.pic.test`, subnet, poolEnd: 100, allowedImagePrefix: 'pictest/' }));
   const cell: TestCell = {
     name,
     tag,
@@ -127,11 +152,7 @@ spec:
     subnet,
     containerName: (id) => `cell-${tag}-${id}`,
     async writeService(id, config = {}) {
-      const body = `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${id}}\nspec:\n  version: 1.0.0\n  config: ${JSON.stringify(config)}\n`;
-      const file = path.join(cellDir, 'services', `${id}.yaml`);
-      // As an editor would: write beside, then rename over.
-      await fs.writeFile(`${file}.tmp`, body);
-      await fs.rename(`${file}.tmp`, file);
+      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config));
     },
     async removeServiceFile(id) {
       await fs.rm(path.join(cellDir, 'services', `${id}.yaml`), { force: true });

@@ -25,7 +25,7 @@ import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { ensureExampleImages } from './accounts-service.js';
-import { removeStaleTestCells, removeTestCell } from './cell.js';
+import { removeStaleTestCells, removeTestCell, serviceInstallDocument, testCellDocument, writeDocumentFile } from './cell.js';
 import { docker, pickSubnet } from './docker.js';
 
 export type ExampleServiceId = 'notes' | 'files' | 'calendar' | 'email';
@@ -67,11 +67,6 @@ export function peerDocument(peer: string, services: string[]): string {
   return `apiVersion: pic.ngo/v1alpha1\nkind: PeerAccount\nmetadata: {name: ${peer}}\nspec: {services: ${JSON.stringify(services)}}\n`;
 }
 
-/** Atomically, as an editor would: write beside (a scratch name the watcher ignores), then rename over. */
-async function writeDocument(file: string, body: string): Promise<void> {
-  await fs.writeFile(`${file}.tmp`, body);
-  await fs.rename(`${file}.tmp`, file);
-}
 
 /**
  * Copies the example packages `ids` into a temporary catalog (container names rewritten) and
@@ -87,7 +82,6 @@ export async function createExampleCell(ids: ExampleServiceId[]): Promise<Exampl
   const storeDir = path.join(root, 'store');
   const stateDir = path.join(root, 'state');
   const subnet = await pickSubnet();
-  const base = subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
 
   for (const d of ['services', 'peers', 'connections']) await fs.mkdir(path.join(cellDir, d), { recursive: true });
   const index = JSON.parse(await fs.readFile(path.join(EXAMPLE_STORE, 'index.json'), 'utf8')) as { id: string }[];
@@ -102,17 +96,7 @@ export async function createExampleCell(ids: ExampleServiceId[]): Promise<Exampl
   await fs.writeFile(path.join(storeDir, 'index.json'), `${JSON.stringify(index.filter((e) => (ids as string[]).includes(e.id)), null, 2)}\n`);
   await fs.writeFile(
     path.join(cellDir, 'cell.yaml'),
-    `apiVersion: pic.ngo/v1alpha1
-kind: Cell
-metadata: {name: ${name}}
-spec:
-  domain: ${domain}
-  store: {path: ../store}
-  network: {name: ${name}, subnet: ${subnet}, servicePool: ${base}.20-${base}.100}
-  imageVerification: {mode: warn}
-  allowedImagePrefix: git.pic.ngo/roof/
-  dns: {address: 10.0.0.1}
-`,
+    testCellDocument({ name, domain, subnet, poolEnd: 100, allowedImagePrefix: 'git.pic.ngo/roof/', extra: ['  dns: {address: 10.0.0.1}'] }),
   );
 
   return {
@@ -129,11 +113,10 @@ spec:
     status: new StatusStore(path.join(stateDir, 'status')),
     containerName: (exampleName) => renameContainers(exampleName, tag),
     async writeService(id, config = {}) {
-      const body = `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${id}}\nspec:\n  version: 1.0.0\n  config: ${JSON.stringify(config)}\n`;
-      await writeDocument(path.join(cellDir, 'services', `${id}.yaml`), body);
+      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config));
     },
     async writePeer(peer, services) {
-      await writeDocument(path.join(cellDir, 'peers', `${peer}.yaml`), peerDocument(peer, services));
+      await writeDocumentFile(path.join(cellDir, 'peers', `${peer}.yaml`), peerDocument(peer, services));
     },
     async removePeer(peer) {
       await fs.rm(path.join(cellDir, 'peers', `${peer}.yaml`), { force: true });

@@ -18,7 +18,7 @@ import path from 'node:path';
 import type Dockerode from 'dockerode';
 import type { EgressType, IptablesRule } from '../../crds/types.js';
 import { buildCaddyImage, CADDY_IMAGE, caddyConfig } from './caddy.js';
-import { removeStaleTestCells, waitFor } from './cell.js';
+import { removeStaleTestCells, serviceInstallDocument, testCellDocument, waitFor, writeDocumentFile } from './cell.js';
 import { buildBusyboxImage, docker, pickSubnet, TEST_LABEL, TEST_LABELS } from './docker.js';
 
 export const ROUTING_IMAGE = 'pictest/busybox:1';
@@ -164,10 +164,7 @@ export async function createRoutingCell(services: RoutedService[], suite: string
     JSON.stringify(services.map((s) => ({ id: s.id, name: `Routed ${s.id}`, description: 'A routed test service', version: '1.0.0', author: 'pic tests' }))),
   );
 
-  const replace = async (file: string, body: string) => {
-    await fs.writeFile(`${file}.tmp`, body);
-    await fs.rename(`${file}.tmp`, file);
-  };
+  const replace = writeDocumentFile;
   const byId = new Map(services.map((s) => [s.id, s]));
   return {
     name,
@@ -193,26 +190,18 @@ export async function createRoutingCell(services: RoutedService[], suite: string
       const wireguard = options.wireguardContainer ? `\n  wireguard: {container: ${options.wireguardContainer}}` : '';
       await replace(
         path.join(cellDir, 'cell.yaml'),
-        `apiVersion: pic.ngo/v1alpha1
-kind: Cell
-metadata: {name: ${name}}
-spec:
-  domain: ${domain}
-  store: {path: ../store}
-  network: {name: ${name}, subnet: ${subnet}, servicePool: ${base}.20-${base}.120}
-  imageVerification: {mode: warn}
-  allowedImagePrefix: pictest/
-  caddy: {adminAddress: "${options.adminAddress}", tls: {mode: "off"}}
-  dns: {address: ${options.dnsAddress ?? '192.0.2.53'}}${wireguard}
-`,
+        testCellDocument({
+          name,
+          domain,
+          subnet,
+          poolEnd: 120,
+          allowedImagePrefix: 'pictest/',
+          extra: [`  caddy: {adminAddress: "${options.adminAddress}", tls: {mode: "off"}}`, `  dns: {address: ${options.dnsAddress ?? '192.0.2.53'}}${wireguard}`],
+        }),
       );
     },
     async writeService(id, options = {}) {
-      const egress = options.connection ? `\n  egress: {connection: ${options.connection}}` : '';
-      await replace(
-        path.join(cellDir, 'services', `${id}.yaml`),
-        `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${id}}\nspec:\n  version: 1.0.0\n  config: {}${egress}\n`,
-      );
+      await replace(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, {}, options.connection));
     },
     async removeServiceFile(id) {
       await fs.rm(path.join(cellDir, 'services', `${id}.yaml`), { force: true });

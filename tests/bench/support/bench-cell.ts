@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { TEST_IMAGE } from '../../support/cell.js';
+import { serviceInstallDocument, TEST_IMAGE, testCellDocument, writeDocumentFile } from '../../support/cell.js';
 import { buildBusyboxImage, pickSubnet } from '../../support/docker.js';
 
 /** PID 1 is a shell that exits on SIGTERM; httpd runs beside it as a job. */
@@ -87,7 +87,6 @@ export async function createBenchCell(count: number): Promise<BenchCell> {
   const storeDir = path.join(root, 'store');
   const stateDir = path.join(root, 'state');
   const subnet = await pickSubnet();
-  const base = subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
   const ids = serviceIds(count);
   for (const d of ['services', 'peers', 'connections']) await fs.mkdir(path.join(cellDir, d), { recursive: true });
   for (const id of ids) {
@@ -100,19 +99,7 @@ export async function createBenchCell(count: number): Promise<BenchCell> {
     path.join(storeDir, 'index.json'),
     JSON.stringify(ids.map((id) => ({ id, name: `Bench ${id}`, description: 'A benchmark service', version: '1.0.0', author: 'pic bench' }))),
   );
-  await fs.writeFile(
-    path.join(cellDir, 'cell.yaml'),
-    `apiVersion: pic.ngo/v1alpha1
-kind: Cell
-metadata: {name: ${name}}
-spec:
-  domain: ${domain}
-  store: {path: ../store}
-  network: {name: ${name}, subnet: ${subnet}, servicePool: ${base}.20-${base}.250}
-  imageVerification: {mode: warn}
-  allowedImagePrefix: pictest/
-`,
-  );
+  await fs.writeFile(path.join(cellDir, 'cell.yaml'), testCellDocument({ name, domain, subnet, poolEnd: 250, allowedImagePrefix: 'pictest/' }));
   const cell: BenchCell = {
     name,
     tag,
@@ -126,10 +113,7 @@ spec:
     ids,
     containerName: (id) => `cell-${tag}-${id}`,
     async writeService(id, config = {}) {
-      const body = `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${id}}\nspec:\n  version: 1.0.0\n  config: ${JSON.stringify(config)}\n`;
-      const file = path.join(cellDir, 'services', `${id}.yaml`);
-      await fs.writeFile(`${file}.tmp`, body);
-      await fs.rename(`${file}.tmp`, file);
+      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config));
     },
   };
   for (const id of ids) await cell.writeService(id);
