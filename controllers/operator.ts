@@ -5,7 +5,7 @@ import { canonicalJson } from '../reconcilers/containers/compose.js';
 import { OWNER_LABEL } from '../reconcilers/containers/desired.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import { isTerminal } from '../reconcilers/errors.js';
-import { loadCell, type LoadedCell } from '../state/cell.js';
+import { cellFilesSignature, loadCell, resolveCellPath, type LoadedCell } from '../state/cell.js';
 import { documentKey } from '../state/desired.js';
 import { EventLog } from '../state/events.js';
 import { IpAllocationStore } from '../state/ip-allocation.js';
@@ -60,6 +60,8 @@ export class Operator {
   readonly shared: SharedResources;
   /** The folder-wide problems last logged, so an unchanged problem is not logged on every pass. */
   private lastGeneral = '';
+  /** What the snapshot was read from (`cellFilesSignature`), when it can be trusted. */
+  private filesSignature?: string;
 
   constructor(private readonly opts: OperatorOptions) {
     const paths = opts.stateDir.paths;
@@ -148,7 +150,16 @@ export class Operator {
   /** Read the cell folder again and enqueue every key whose inputs changed (or vanished). */
   async reload(): Promise<void> {
     const run = async () => {
-      const cell = await loadCell(this.opts.cellDir);
+      const dir = this.opts.cellDir;
+      const storeOf = (c: LoadedCell | undefined) => (c?.cell ? resolveCellPath(dir, c.cell.spec.store.path) : undefined);
+      // Nothing the last snapshot was read from has changed on disk: it still holds, and so do the
+      // fingerprints, statuses and problems derived from it.
+      const before = cellFilesSignature(dir, storeOf(this.cell));
+      if (this.cell && before !== undefined && before === this.filesSignature) return;
+      const cell = await loadCell(dir);
+      // Kept only when nothing changed while reading (and the catalog is still the same folder).
+      const after = cellFilesSignature(dir, storeOf(cell));
+      this.filesSignature = after === before ? after : undefined;
       if (cell.cell) this.ctx.useCell(cell.cell);
       this.cell = cell;
       const next = new Map<string, string>();
@@ -158,7 +169,7 @@ export class Operator {
       const shared = this.sharedFingerprint(cell);
       if (this.fingerprints.get('shared') !== shared) for (const key of this.sharedKeys(cell)) this.queue.add(key);
       // Resources the cell stopped using (no more spec.wireguard, a service without accounts): clear them.
-      for (const status of await this.ctx.status.list()) {
+      for (const status of await this.ctx.status.keys()) {
         if (status.kind === 'Resource' && !this.shared.resourceKeys(cell).includes(status.key)) this.queue.add(status.key);
       }
       next.set('shared', shared);
@@ -210,7 +221,7 @@ export class Operator {
       present.add(r.key);
       await this.ctx.writeStatus(r.key, { file: r.file, generation: 'invalid', ready: false, stalled: { reason: 'InvalidSpec', message: r.problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') } });
     }
-    for (const status of await this.ctx.status.list()) {
+    for (const status of await this.ctx.status.keys()) {
       if ((status.kind === 'PeerAccount' || status.kind === 'Connection') && !present.has(status.key)) await this.ctx.status.remove(status.key);
     }
   }
@@ -243,12 +254,12 @@ export class Operator {
     this.observedByOwner.delete(key);
     const cached = entry && entry.seq > (this.finishedAt.get(key) ?? 0) ? entry.containers : undefined;
     try {
-      const ipBefore = this.ctx.ips.assignments()[key];
+      const ipBefore = this.ctx.ips.assignmentOf(key);
       const outcome = await reconcileServiceReporting(this.ctx, cell, name, cached);
       if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
       // Routes, records, rules and accounts follow the services: a service that changed, got or
       // lost its address enqueues them (the queue runs each once however many services ask).
-      if (outcome.changed || ipBefore !== this.ctx.ips.assignments()[key]) this.enqueueShared();
+      if (outcome.changed || ipBefore !== this.ctx.ips.assignmentOf(key)) this.enqueueShared();
       else if (outcome.ready && !this.readyBefore.has(key)) this.queue.add(`${ACCOUNTS_PREFIX}${name}`);
       if (outcome.ready) this.readyBefore.add(key);
       else this.readyBefore.delete(key);
@@ -275,7 +286,7 @@ export class Operator {
       byOwner.get(c.owner)!.push(c);
     }
     // Status of documents that vanished while the operator was down: converge them to absent too.
-    for (const status of await this.ctx.status.list()) {
+    for (const status of await this.ctx.status.keys()) {
       if (status.kind === SERVICE_KIND && !byOwner.has(status.key)) byOwner.set(status.key, []);
     }
     this.observedByOwner = new Map([...byOwner].map(([owner, containers]) => [owner, { containers, seq }]));

@@ -4,7 +4,7 @@ import type Dockerode from 'dockerode';
 import type { Problem } from '../crds/types.js';
 import { applyContainerActions } from '../reconcilers/containers/apply.js';
 import { canonicalJson, type ServicePlan } from '../reconcilers/containers/compose.js';
-import { desiredServicePlan, OWNER_LABEL } from '../reconcilers/containers/desired.js';
+import { desiredServicePlan, OWNER_LABEL, type ServiceInputs } from '../reconcilers/containers/desired.js';
 import { imageForCreate, pullImage, resolveImage } from '../reconcilers/containers/image.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import { planContainers, type ContainerAction } from '../reconcilers/containers/plan.js';
@@ -22,8 +22,15 @@ export function serviceKey(name: string): string {
 
 /** Hash of a document's spec: the generation a status speaks of. */
 export function generationOf(spec: unknown): string {
-  return createHash('sha256').update(canonicalJson(spec ?? null)).digest('hex').slice(0, 12);
+  // A loaded document is never changed afterwards, and every pass asks again: remember it.
+  const known = spec !== null && typeof spec === 'object' ? generations.get(spec) : undefined;
+  if (known) return known;
+  const generation = createHash('sha256').update(canonicalJson(spec ?? null)).digest('hex').slice(0, 12);
+  if (spec !== null && typeof spec === 'object') generations.set(spec, generation);
+  return generation;
 }
+
+const generations = new WeakMap<object, string>();
 
 export interface ReconcileOutcome {
   /** Ask the queue to look again after this long (a container still starting, say). */
@@ -118,7 +125,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const owner = key;
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
   const secrets = await ctx.secrets.ensure(name, templateSecretNames(service.template));
-  const desired = desiredServicePlan({
+  const desired = memoisedServicePlan({
     manifest: service.manifest,
     template: service.template,
     templateFile: service.templateFile,
@@ -132,7 +139,8 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'RenderFailed', message: summarise(desired.problems) } });
     throw new TerminalError(summarise(desired.problems), 'RenderFailed');
   }
-  const plan = desired.plan;
+  // The plan may be shared with the next pass (memoised): what this pass changes is a copy.
+  let plan = desired.plan;
   const notices = cell.checked.notices.get(key) ?? [];
 
   let observed = cached ?? (await listOwnedContainers(ctx.docker, { cell: cellDoc.metadata.name, owner }));
@@ -146,6 +154,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
       throw new TerminalError(message, 'NameConflict');
     }
     await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Progressing', message: describeActions(actions) }, facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices } });
+    plan = structuredClone(plan);
     const images = await resolveImages(ctx.docker, actions);
     actions = planContainers(plan, observed, { imagePresent: (ref) => images.get(ref)?.present });
     for (const action of actions) {
@@ -203,6 +212,24 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   await ctx.writeStatus(key, { file, generation, ready: true, readyReason: changed ? 'Converged' : 'InSync', message: running, facts });
   if (changed) ctx.event(key, 'Normal', 'Ready', running);
   return { changed, ready: true };
+}
+
+/**
+ * `desiredServicePlan` remembered per manifest object, for the same inputs: rendering parses the
+ * template and hashes every container spec, which a resync would otherwise redo for every service
+ * although nothing changed. A catalog read again gives new manifest objects, so the memo follows
+ * it; the key holds every other input by value. The plan returned must not be changed.
+ */
+const planMemo = new WeakMap<object, { key: string; result: ReturnType<typeof desiredServicePlan> }>();
+
+function memoisedServicePlan(inputs: ServiceInputs): ReturnType<typeof desiredServicePlan> {
+  const { manifest, ...rest } = inputs;
+  const key = JSON.stringify(rest);
+  const known = planMemo.get(manifest);
+  if (known && known.key === key) return known.result;
+  const result = desiredServicePlan(inputs);
+  planMemo.set(manifest, { key, result });
+  return result;
 }
 
 function verificationFact(ctx: OperatorContext, mode: string): string {

@@ -90,6 +90,21 @@ export class SharedResources {
       .sort();
   }
 
+  /**
+   * The generation a resource status speaks of: a hash over every routed service (manifests
+   * included), so it is remembered for the snapshot and addresses it was computed from.
+   */
+  private routingGeneration(cell: LoadedCell, assignments: Record<string, string>, routing: CellRouting): string {
+    const addresses = JSON.stringify(assignments);
+    const known = this.lastGeneration;
+    if (known && known.cell === cell && known.addresses === addresses) return known.generation;
+    const generation = generationOf({ cell: routing.cell.spec, services: routing.services, connections: routing.connections.map((c) => c.spec) });
+    this.lastGeneration = { cell, addresses, generation };
+    return generation;
+  }
+
+  private lastGeneration?: { cell: LoadedCell; addresses: string; generation: string };
+
   private resourceContext(key: string): ResourceContext {
     return {
       docker: this.ctx.docker,
@@ -105,9 +120,10 @@ export class SharedResources {
       await this.ctx.status.remove(key);
       return;
     }
-    const routing = buildRouting(cell, this.ctx.ips.assignments());
+    const assignments = this.ctx.ips.assignments();
+    const routing = buildRouting(cell, assignments);
     if (!routing) return;
-    const generation = generationOf({ cell: routing.cell.spec, services: routing.services, connections: routing.connections.map((c) => c.spec) });
+    const generation = this.routingGeneration(cell, assignments, routing);
     try {
       const outcome = await reconciler.reconcile(routing, this.resourceContext(key));
       await this.ctx.writeStatus(key, { generation, ready: true, readyReason: 'InSync', message: outcome.summary, ...(outcome.facts ? { facts: outcome.facts } : {}) });
@@ -187,7 +203,7 @@ export class SharedResources {
     // against the newest one, and drop statuses of peers it no longer has.
     const cell = this.currentCell() ?? started;
     const present = new Set([...cell.docs.peers.map((p) => documentKey(p.doc)), ...cell.docs.rejected.map((r) => r.key).filter((k): k is string => k !== undefined)]);
-    for (const status of await this.ctx.status.list()) {
+    for (const status of await this.ctx.status.keys()) {
       if (status.kind === 'PeerAccount' && !present.has(status.key)) await this.ctx.status.remove(status.key);
     }
     for (const { doc, file } of cell.docs.peers) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -68,4 +68,62 @@ export function serialiseOnFile<T>(file: string, task: () => Promise<T>): Promis
     if (fileQueues.get(key) === settled) fileQueues.delete(key);
   });
   return run;
+}
+
+/** What identifies one version of a file: an atomic replace always gives a new inode. */
+export interface FileSignature {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+/**
+ * The signature of `file` now, or undefined when it does not exist. A synchronous stat: it is
+ * asked for once per service per pass, where a round trip through libuv's thread pool costs
+ * twenty times the stat itself.
+ */
+export async function fileSignature(file: string): Promise<FileSignature | undefined> {
+  try {
+    const st = statSync(file, { bigint: true });
+    return { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export function sameSignature(a: FileSignature | undefined, b: FileSignature | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+}
+
+/**
+ * A JSON file read again only when it changed on disk (one stat instead of open, read, parse):
+ * the operator asks for its allocation and secrets files once per service per pass. The file stays
+ * the truth: another writer in this or another process is seen at the next read. What `read`
+ * returns is shared with later reads: callers must not change it (they copy what they change).
+ */
+export class CachedJsonFile<T> {
+  private cached?: { signature: FileSignature | undefined; value: T };
+
+  constructor(
+    readonly file: string,
+    private readonly fallback: T,
+  ) {}
+
+  async read(): Promise<Readonly<T>> {
+    const signature = await fileSignature(this.file);
+    if (this.cached && sameSignature(this.cached.signature, signature)) return this.cached.value;
+    const value = signature === undefined ? structuredClone(this.fallback) : await readJsonFile<T>(this.file, structuredClone(this.fallback));
+    // A file replaced between the stat and the read is caught by the next stat (its inode differs).
+    this.cached = { signature, value };
+    return value;
+  }
+
+  /** Write atomically and remember what was written (`value` is kept: do not change it after). */
+  async write(value: T, text: string, mode = 0o600): Promise<void> {
+    await writeFileAtomic(this.file, text, mode);
+    this.cached = { signature: await fileSignature(this.file), value };
+  }
 }

@@ -1,3 +1,4 @@
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_MANIFEST_POLICY, type ManifestPolicy } from '../crds/validate-manifest.js';
 import type { CellDocument, ImageVerificationMode, Problem } from '../crds/types.js';
@@ -52,4 +53,45 @@ export async function loadCell(dir: string, options: { imageVerification?: Image
   });
   checked.general.push(...extra.filter((p) => !checked.general.includes(p)));
   return { dir, docs, ...(cell ? { cell, cellFile: cellSource!.file } : {}), ...(catalog ? { catalog } : {}), policy, checked };
+}
+
+/** Edits this close to a reading may share its timestamps (coarse clocks, 2 s on some file systems). */
+const RACY_WINDOW_NS = 2_000_000_000n;
+
+/**
+ * A fingerprint of every file and folder a `loadCell` of `dir` reads: the cell folder's documents
+ * and, when given, the catalog folder — each entry's path, inode, size, mtime and ctime. Equal
+ * fingerprints mean the same bytes, so the operator's periodic pass need not parse them all
+ * again. Like Git's index, an entry changed within the last two seconds makes the fingerprint
+ * undefined (its timestamps could hide a second edit in the same tick): the caller then reads.
+ */
+export function cellFilesSignature(dir: string, storeDir: string | undefined, nowMs = Date.now()): string | undefined {
+  const parts: string[] = [];
+  const now = BigInt(Math.round(nowMs)) * 1_000_000n;
+  let racy = false;
+  const visit = (p: string, depth: number): void => {
+    let st;
+    try {
+      st = statSync(p, { bigint: true });
+    } catch (err) {
+      parts.push(`${p}:${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      return;
+    }
+    if (now - st.mtimeNs < RACY_WINDOW_NS || now - st.ctimeNs < RACY_WINDOW_NS) racy = true;
+    parts.push(`${p}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`);
+    if (!st.isDirectory() || depth === 0) return;
+    let names: string[];
+    try {
+      names = readdirSync(p).sort();
+    } catch (err) {
+      parts.push(`${p}/:${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      return;
+    }
+    for (const name of names) visit(path.join(p, name), depth - 1);
+  };
+  // cell.yaml and services/ peers/ connections/ below the cell folder; index.json and
+  // services/<id>/<file> below the catalog.
+  visit(dir, 2);
+  if (storeDir) visit(storeDir, 3);
+  return racy ? undefined : parts.join('\n');
 }

@@ -6,7 +6,7 @@
  * The parsing and choosing are pure functions; `IpAllocationStore` keeps the assignments in a
  * JSON file `{ "assignments": { "<owner>": "<ip>" } }` (0600, atomic writes, written only on change).
  */
-import { readJsonFile, writeFileAtomic, serialiseOnFile } from './atomic-write.js';
+import { fileSignature, readJsonFile, sameSignature, serialiseOnFile, writeFileAtomic, type FileSignature } from './atomic-write.js';
 
 export interface Cidr {
   /** Network address as an unsigned 32-bit number. */
@@ -163,12 +163,17 @@ function isAllocationFile(value: unknown): value is AllocationFile {
 
 export class IpAllocationStore {
   private current: Record<string, string> | undefined;
+  /** The file version `current` was read from or written as; an unchanged file is not read again. */
+  private signature: FileSignature | undefined;
+  /** How many owners hold each address of `current`, so a kept address is confirmed without a scan. */
+  private holders = new Map<string, number>();
 
   constructor(readonly file: string) {}
 
   /**
    * Read the file (a missing file is an empty allocation) so that `assignments()` reflects it.
-   * Every change re-reads the file first anyway: the file, not this object, is the truth.
+   * Every change checks the file first anyway (re-reading it when it changed on disk): the file,
+   * not this object, is the truth.
    */
   load(): Promise<void> {
     return this.serialise(async () => {
@@ -186,6 +191,10 @@ export class IpAllocationStore {
       const pool = parsePool(poolText, subnet);
       const assignments = await this.loadNow();
       const previous = Object.prototype.hasOwnProperty.call(assignments, owner) ? assignments[owner] : undefined;
+      // The common case, every reconcile of an installed service: its address is still its own.
+      if (previous !== undefined && this.holders.get(previous) === 1 && !reserved.has(previous) && inPool(pool, previous) && formatIpv4(parseIpv4(previous)!) === previous) {
+        return { ip: previous, changed: false };
+      }
       const ip = allocateServiceIp(pool, assignments, owner, reserved);
       if (ip === previous) return { ip, changed: false };
       const next = { ...assignments };
@@ -213,6 +222,11 @@ export class IpAllocationStore {
     });
   }
 
+  /** The address of `owner` as of the last load or change, if it has one. */
+  assignmentOf(owner: string): string | undefined {
+    return this.current && Object.prototype.hasOwnProperty.call(this.current, owner) ? this.current[owner] : undefined;
+  }
+
   /** A copy of the assignments as of the last load or change (empty before either). */
   assignments(): Record<string, string> {
     return { ...(this.current ?? {}) };
@@ -222,19 +236,29 @@ export class IpAllocationStore {
     return serialiseOnFile(this.file, task);
   }
 
+  /** The assignments on disk: read again only when the file changed since it was last read or written. */
   private async loadNow(): Promise<Record<string, string>> {
-    const data = await readJsonFile<unknown>(this.file, { assignments: {} });
+    const signature = await fileSignature(this.file);
+    if (this.current && sameSignature(signature, this.signature)) return this.current;
+    const data = signature === undefined ? { assignments: {} } : await readJsonFile<unknown>(this.file, { assignments: {} });
     if (!isAllocationFile(data)) {
       throw new Error(`${this.file}: expected { "assignments": { "<owner>": "<ip>" } }; refusing to overwrite it — fix or move it aside`);
     }
-    this.current = { ...data.assignments };
-    return this.current;
+    this.remember({ ...data.assignments }, signature);
+    return this.current!;
+  }
+
+  private remember(assignments: Record<string, string>, signature: FileSignature | undefined): void {
+    this.current = assignments;
+    this.signature = signature;
+    this.holders = new Map();
+    for (const ip of Object.values(assignments)) this.holders.set(ip, (this.holders.get(ip) ?? 0) + 1);
   }
 
   private async save(assignments: Record<string, string>): Promise<void> {
     const sorted: Record<string, string> = {};
     for (const owner of Object.keys(assignments).sort()) setOwn(sorted, owner, assignments[owner]);
     await writeFileAtomic(this.file, `${JSON.stringify({ assignments: sorted }, null, 2)}\n`, 0o600);
-    this.current = sorted;
+    this.remember(sorted, await fileSignature(this.file));
   }
 }

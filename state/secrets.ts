@@ -6,7 +6,7 @@
  * silent rotation would lock the service out of its own data.
  */
 import { randomBytes } from 'node:crypto';
-import { readJsonFile, writeFileAtomic, serialiseOnFile } from './atomic-write.js';
+import { CachedJsonFile, serialiseOnFile } from './atomic-write.js';
 
 export type SecretsFile = Record<string, Record<string, string>>;
 
@@ -34,7 +34,13 @@ function setOwn(target: Record<string, unknown>, key: string, value: unknown): v
 }
 
 export class SecretsStore {
-  constructor(readonly file: string) {}
+  private readonly store: CachedJsonFile<unknown>;
+  /** The last content found well-formed, so an unchanged file is not checked again. */
+  private checked: unknown;
+
+  constructor(readonly file: string) {
+    this.store = new CachedJsonFile<unknown>(file, {});
+  }
 
   /**
    * Return the secrets `names` of `serviceId`, generating the missing ones. The file is written
@@ -58,8 +64,9 @@ export class SecretsStore {
         }
       }
       if (generated) {
-        setOwn(all, serviceId, service);
-        await this.write(all);
+        const next = { ...all };
+        setOwn(next, serviceId, service);
+        await this.write(next);
       }
       const result: Record<string, string> = {};
       for (const name of names) setOwn(result, name, service[name] as string);
@@ -84,8 +91,9 @@ export class SecretsStore {
     return this.serialise(async () => {
       const all = await this.read();
       if (!Object.prototype.hasOwnProperty.call(all, serviceId)) return false;
-      delete all[serviceId];
-      await this.write(all);
+      const next = { ...all };
+      delete next[serviceId];
+      await this.write(next);
       return true;
     });
   }
@@ -94,11 +102,14 @@ export class SecretsStore {
     return serialiseOnFile(this.file, task);
   }
 
-  private async read(): Promise<SecretsFile> {
-    const data = await readJsonFile<unknown>(this.file, {});
+  /** The file's content, shared with later reads: copy before changing. */
+  private async read(): Promise<Readonly<SecretsFile>> {
+    const data = await this.store.read();
+    if (data === this.checked) return data as SecretsFile;
     if (!isSecretsFile(data)) {
       throw new Error(`${this.file}: expected { "<service>": { "<NAME>": "<secret>" } }; refusing to overwrite it — fix or move it aside`);
     }
+    this.checked = data;
     return data;
   }
 
@@ -110,6 +121,6 @@ export class SecretsStore {
       for (const name of Object.keys(service).sort()) setOwn(entry, name, service[name]);
       setOwn(sorted, id, entry);
     }
-    await writeFileAtomic(this.file, `${JSON.stringify(sorted, null, 2)}\n`, 0o600);
+    await this.store.write(sorted, `${JSON.stringify(sorted, null, 2)}\n`, 0o600);
   }
 }

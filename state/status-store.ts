@@ -41,14 +41,21 @@ export class StatusStore {
   private readonly known = new Map<string, DocumentStatus | null>();
   /** Operations on one key run one after another; different keys run side by side. */
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** key → its file; a valid key's path never changes. */
+  private readonly files = new Map<string, string>();
 
   constructor(dir: string) {
     this.dir = path.resolve(dir);
   }
 
   fileOf(key: string): string {
-    const { kind, name } = parseStatusKey(key);
-    return path.join(this.dir, kind, `${name}.json`);
+    let file = this.files.get(key);
+    if (file === undefined) {
+      const { kind, name } = parseStatusKey(key);
+      file = path.join(this.dir, kind, `${name}.json`);
+      this.files.set(key, file);
+    }
+    return file;
   }
 
   /** The stored status, read from disk (another process may have written it), or undefined. */
@@ -71,17 +78,23 @@ export class StatusStore {
     });
   }
 
-  /** Every stored status, sorted by kind then name. */
-  async list(): Promise<DocumentStatus[]> {
-    const keys: string[] = [];
+  /** The keys of every stored status, from the directory listing alone (no file is read). */
+  async keys(): Promise<{ key: string; kind: string; name: string }[]> {
+    const keys: { key: string; kind: string; name: string }[] = [];
     for (const kind of await readDirNames(this.dir)) {
       if (!KIND.test(kind)) continue;
       for (const entry of await readDirNames(path.join(this.dir, kind))) {
         if (!entry.endsWith('.json')) continue;
         const name = entry.slice(0, -'.json'.length);
-        if (NAME.test(name)) keys.push(`${kind}/${name}`);
+        if (NAME.test(name)) keys.push({ key: `${kind}/${name}`, kind, name });
       }
     }
+    return keys;
+  }
+
+  /** Every stored status, sorted by kind then name. */
+  async list(): Promise<DocumentStatus[]> {
+    const keys = (await this.keys()).map((k) => k.key);
     const statuses = await Promise.all(keys.map((key) => this.get(key)));
     return statuses.filter((s): s is DocumentStatus => s !== undefined).sort(compareStatuses);
   }

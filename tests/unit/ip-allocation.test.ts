@@ -265,4 +265,31 @@ describe('IpAllocationStore', () => {
     await expect(store.allocate('b', POOL_TEXT, SUBNET)).rejects.toThrow(/refusing to overwrite/);
     expect(await fs.readFile(file, 'utf8')).toBe('{"assignments": {"a": 1}}');
   });
+  test('a file edited by hand is read again, even one rewritten in place with the same size', async () => {
+    const store = new IpAllocationStore(file);
+    expect((await store.allocate('a', POOL_TEXT, SUBNET)).ip).toBe('172.20.0.20');
+    // In place (same inode), same length, another owner now holds a's address.
+    const text = await fs.readFile(file, 'utf8');
+    const edited = text.replace('"a": "172.20.0.20"', '"z": "172.20.0.20"');
+    expect(edited.length).toBe(text.length);
+    await fs.writeFile(file, edited);
+    expect(await store.allocate('z', POOL_TEXT, SUBNET)).toEqual({ ip: '172.20.0.20', changed: false });
+    expect(store.assignmentOf('a')).toBeUndefined();
+    expect(await store.allocate('a', POOL_TEXT, SUBNET)).toEqual({ ip: '172.20.0.21', changed: false });
+  });
+
+  test('two owners holding one address in the file: the kept-address shortcut does not hide it', async () => {
+    await fs.writeFile(file, JSON.stringify({ assignments: { a: '172.20.0.30', b: '172.20.0.30' } }));
+    const store = new IpAllocationStore(file);
+    const results = [await store.allocate('a', POOL_TEXT, SUBNET), await store.allocate('b', POOL_TEXT, SUBNET)];
+    expect(new Set(results.map((r) => r.ip)).size).toBe(2);
+    expect(results.filter((r) => r.changed)).toHaveLength(1);
+  });
+
+  test('an address not written in canonical form is not kept as it is', async () => {
+    await fs.writeFile(file, JSON.stringify({ assignments: { a: '172.20.0.030' } }));
+    const store = new IpAllocationStore(file);
+    const result = await store.allocate('a', POOL_TEXT, SUBNET);
+    expect(result).toMatchObject({ ip: '172.20.0.20', changed: true, previousIp: '172.20.0.030' });
+  });
 });
