@@ -2,21 +2,45 @@
  * ajv, configured once for all of pic's schemas, and the translation of its errors into Problems
  * that read like advice to an author rather than a dump of the validator's state.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import * as checkValidators from './generated/check-validators.js';
+import * as defaultValidators from './generated/default-validators.js';
 import { PATTERN_HINTS, type JsonSchema } from './schemas.js';
 import type { Problem } from './types.js';
+import { AJV_OPTIONS, CHECKED_SCHEMAS, DEFAULTED_SCHEMAS, schemaFingerprint } from './validator-schemas.js';
+
+type GeneratedModule = { readonly SCHEMA_FINGERPRINT: string } & Readonly<Record<string, unknown>>;
+
+/**
+ * The precompiled validators of a generated module, by schema object; none when the module was
+ * generated from other schemas than today's (schemas.ts edited, `make crds` not yet run), so
+ * pic then compiles at run time: slower, never stale.
+ */
+export function precompiledValidators(generated: GeneratedModule, schemas: Readonly<Record<string, JsonSchema>>, useDefaults: boolean): Map<JsonSchema, ValidateFunction> {
+  const out = new Map<JsonSchema, ValidateFunction>();
+  if (generated.SCHEMA_FINGERPRINT !== schemaFingerprint(schemas, useDefaults)) return out;
+  for (const [name, schema] of Object.entries(schemas)) {
+    const fn = generated[name];
+    if (typeof fn === 'function') out.set(schema, fn as ValidateFunction);
+  }
+  return out;
+}
 
 function newAjv(useDefaults: boolean): Ajv {
-  return new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true, verbose: true, useDefaults });
+  // ajv's compiler is loaded only for a schema without a current precompiled validator.
+  const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+  return new AjvClass({ ...AJV_OPTIONS, useDefaults });
 }
 
 let checking: Ajv | undefined;
 let defaulting: Ajv | undefined;
-const compiled = new WeakMap<JsonSchema, ValidateFunction>();
-const compiledWithDefaults = new WeakMap<JsonSchema, ValidateFunction>();
+let compiled: Map<JsonSchema, ValidateFunction> | undefined;
+let compiledWithDefaults: Map<JsonSchema, ValidateFunction> | undefined;
 
-/** The validator of a schema, compiled on first use and kept. */
+/** The validator of a schema: precompiled (crds/generated/) when current, else compiled on first use and kept. */
 export function compiledSchema(schema: JsonSchema): ValidateFunction {
+  compiled ??= precompiledValidators(checkValidators as GeneratedModule, CHECKED_SCHEMAS, false);
   let fn = compiled.get(schema);
   if (!fn) {
     checking ??= newAjv(false);
@@ -28,6 +52,7 @@ export function compiledSchema(schema: JsonSchema): ValidateFunction {
 
 /** Like compiledSchema, but the validator writes each `default` into the data it checks. */
 export function compiledSchemaWithDefaults(schema: JsonSchema): ValidateFunction {
+  compiledWithDefaults ??= precompiledValidators(defaultValidators as GeneratedModule, DEFAULTED_SCHEMAS, true);
   let fn = compiledWithDefaults.get(schema);
   if (!fn) {
     defaulting ??= newAjv(true);

@@ -25,12 +25,14 @@ export function documentKindOf(value: unknown): DocumentKind | undefined {
   return (DOCUMENT_KINDS as readonly string[]).includes(value.kind) ? (value.kind as DocumentKind) : undefined;
 }
 
+/** The kinds pic knows, as messages list them. */
+const KIND_LIST = DOCUMENT_KINDS.join(', ');
+
 function envelopeProblems(doc: Json, file: string, prefix: string): Problem[] {
   const problems: Problem[] = [];
-  const kinds = DOCUMENT_KINDS.join(', ');
-  if (!('kind' in doc)) problems.push({ file, pointer: `${prefix}/kind`, message: `is required: say which document this is, one of ${kinds}` });
+  if (!('kind' in doc)) problems.push({ file, pointer: `${prefix}/kind`, message: `is required: say which document this is, one of ${KIND_LIST}` });
   else if (documentKindOf(doc) === undefined) {
-    problems.push({ file, pointer: `${prefix}/kind`, message: `${describe(doc.kind)} is not a kind pic knows; accepted kinds: ${kinds}` });
+    problems.push({ file, pointer: `${prefix}/kind`, message: `${describe(doc.kind)} is not a kind pic knows; accepted kinds: ${KIND_LIST}` });
   }
   if (!('apiVersion' in doc)) problems.push({ file, pointer: `${prefix}/apiVersion`, message: `is required: write apiVersion: ${API_VERSION}` });
   else if (doc.apiVersion !== API_VERSION) {
@@ -99,15 +101,17 @@ export function validateDocument(value: unknown, file: string, pointerPrefix = '
   const problems = envelopeProblems(value, file, pointerPrefix);
   const kind = documentKindOf(value);
   const validate = compiledSchema(kind ? DOCUMENT_SCHEMAS[kind] : DOCUMENT_ENVELOPE_SCHEMA);
-  validate(value);
-  const own = new Set([`${pointerPrefix}/kind`, `${pointerPrefix}/apiVersion`]);
-  problems.push(...schemaProblems(validate.errors, file, pointerPrefix).filter((p) => !own.has(p.pointer)));
+  if (!validate(value)) {
+    const own = new Set([`${pointerPrefix}/kind`, `${pointerPrefix}/apiVersion`]);
+    problems.push(...schemaProblems(validate.errors, file, pointerPrefix).filter((p) => !own.has(p.pointer)));
+  }
   if (kind === 'Cell' && isRecord(value.spec)) problems.push(...checkCellNetwork(value.spec, file, pointerPrefix));
   return problems;
 }
 
 /** A deep copy of plain objects and arrays; YAML aliases can make cycles, which the copy keeps. */
 function cloneJson<T>(value: T, copies = new Map<unknown, unknown>()): T {
+  if (typeof value !== 'object' || value === null) return value;
   if (copies.has(value)) return copies.get(value) as T;
   if (Array.isArray(value)) {
     const out: unknown[] = [];
@@ -117,11 +121,15 @@ function cloneJson<T>(value: T, copies = new Map<unknown, unknown>()): T {
   }
   // Any object that is a record (also one from another realm, or without prototype) becomes a
   // fresh plain object, so filling defaults can never reach back into the caller's data.
-  if (isRecord(value) && Object.prototype.toString.call(value) === '[object Object]') {
+  if (Object.prototype.toString.call(value) === '[object Object]') {
     const out: Json = {};
     copies.set(value, out);
-    // defineProperty, so that a "__proto__" key stays a key instead of replacing the prototype.
-    for (const [k, v] of Object.entries(value)) Object.defineProperty(out, k, { value: cloneJson(v, copies), enumerable: true, writable: true, configurable: true });
+    for (const k of Object.keys(value)) {
+      const v = cloneJson((value as Json)[k], copies);
+      // defineProperty, so that a "__proto__" key stays a key instead of replacing the prototype.
+      if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+      else out[k] = v;
+    }
     return out as T;
   }
   return value;

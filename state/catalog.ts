@@ -1,4 +1,5 @@
-import { promises as fs, readFileSync, statSync } from 'node:fs';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { promises as fs, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import semver from 'semver';
 import { validateManifest, type ManifestPolicy } from '../crds/validate-manifest.js';
@@ -114,9 +115,46 @@ function readIndexEntries(value: unknown, file: string): { entries: IndexEntry[]
 /**
  * Load a catalog folder: `index.json` and `services/<id>/`. Index entries, folder names and the
  * manifests' ids and versions must agree; a package that fails is kept out of `services` and its
- * problems are listed under `invalid` so documents that name it can say why.
+ * problems are listed under `invalid` so documents that name it can say why. Inside
+ * withCatalogMemo, a folder already read there is not read again.
  */
 export async function loadCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog> {
+  const memo = catalogMemo.getStore();
+  if (!memo) return readCatalog(dir, policy);
+  const key = catalogKey(dir, policy);
+  let loading = memo.get(key);
+  if (!loading) {
+    loading = readCatalog(dir, policy);
+    memo.set(key, loading);
+  }
+  return loading;
+}
+
+/** Catalogs already read in the current withCatalogMemo scope, by real path and policy. */
+const catalogMemo = new AsyncLocalStorage<Map<string, Promise<Catalog>>>();
+
+function catalogKey(dir: string, policy: ManifestPolicy): string {
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    real = path.resolve(dir);
+  }
+  return JSON.stringify([real, policy.allowedImagePrefix, policy.imageVerification, policy.projectRoot ?? null]);
+}
+
+/**
+ * Run `work` with every loadCatalog inside it reading and checking a catalog folder once per
+ * real path and policy: later calls get the same Catalog (its paths spelt as the first call
+ * spelt them, and the very same Problem objects, so a caller can report them once). For one
+ * command such as `pic validate STORE CELL`, where the cell names STORE again; never for the
+ * operator, which must see each edit.
+ */
+export function withCatalogMemo<T>(work: () => Promise<T>): Promise<T> {
+  return catalogMemo.run(new Map(), work);
+}
+
+async function readCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog> {
   const catalog: Catalog = { dir, services: new Map(), invalid: new Map(), problems: [] };
   const indexFile = path.join(dir, 'index.json');
   const servicesDir = path.join(dir, 'services');

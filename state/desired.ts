@@ -10,7 +10,7 @@ import type {
   ServiceInstallDocument,
   Sourced,
 } from '../crds/types.js';
-import { readYamlFile } from './yaml-documents.js';
+import { readYamlFile, type ParsedFile } from './yaml-documents.js';
 
 /** The folders of a cell directory that hold documents, besides cell.yaml at its top. */
 export const DOCUMENT_FOLDERS = ['services', 'peers', 'connections'] as const;
@@ -83,20 +83,20 @@ async function listDocumentFiles(dir: string): Promise<{ files: string[]; proble
 /** Read every document of a cell folder and check each against its kind's schema. */
 export async function loadCellFolder(dir: string): Promise<DesiredDocuments> {
   const listed = await listDocumentFiles(dir);
-  const parsedFiles = await Promise.all(listed.files.map((f) => readYamlFile(f)));
+  const parsedFiles = listed.files.map((f) => readYamlFile(f));
   return collectDocuments(dir, listed.files, parsedFiles, listed.problems);
 }
 
 /** Check already-parsed documents of YAML files that may not form a cell folder (pic validate FILE). */
 export async function loadDocumentFiles(files: string[]): Promise<DesiredDocuments> {
-  const parsedFiles = await Promise.all(files.map((f) => readYamlFile(f)));
+  const parsedFiles = files.map((f) => readYamlFile(f));
   return collectDocuments('', files, parsedFiles, []);
 }
 
 function collectDocuments(
   dir: string,
   files: string[],
-  parsedFiles: Awaited<ReturnType<typeof readYamlFile>>[],
+  parsedFiles: ParsedFile[],
   problems: Problem[],
 ): DesiredDocuments {
   const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], files };

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { formatProblem, type ImageVerificationMode, type Problem } from '../../crds/types.js';
 import { DEFAULT_MANIFEST_POLICY, validateManifest, type ManifestPolicy } from '../../crds/validate-manifest.js';
 import { checkServicePackage } from '../../reconcilers/containers/check-package.js';
-import { loadCatalog, loadServicePackage, MANIFEST_FILE, TEMPLATE_FILE, type CatalogService } from '../../state/catalog.js';
+import { loadCatalog, loadServicePackage, MANIFEST_FILE, TEMPLATE_FILE, withCatalogMemo, type CatalogService } from '../../state/catalog.js';
 import { allProblems, checkDesiredState } from '../../state/check-desired.js';
 import { loadCell } from '../../state/cell.js';
 import { CELL_FILE, loadDocumentFiles } from '../../state/desired.js';
@@ -99,15 +99,23 @@ export interface ValidateResult {
   exitCode: 0 | 1;
 }
 
-/** `pic validate PATH...`: every problem of every path, one line each. */
+/**
+ * `pic validate PATH...`: every problem of every path, one line each. A catalog folder is read
+ * and checked once per run even when a cell names it again (`pic validate STORE CELL`), and its
+ * problems are reported once, under the first path that reached it.
+ */
 export async function runValidate(paths: string[], override?: ImageVerificationMode): Promise<ValidateResult> {
-  const lines: string[] = [];
-  const checked: Checked = new Set();
-  for (const p of paths) {
-    const problems = await validatePath(p, override, checked);
-    lines.push(...dedupe(problems).map(formatProblem));
-  }
-  return { lines, exitCode: lines.length > 0 ? 1 : 0 };
+  return withCatalogMemo(async () => {
+    const lines: string[] = [];
+    const checked: Checked = new Set();
+    const reported = new Set<Problem>();
+    for (const p of paths) {
+      const problems = (await validatePath(p, override, checked)).filter((problem) => !reported.has(problem));
+      for (const problem of problems) reported.add(problem);
+      lines.push(...dedupe(problems).map(formatProblem));
+    }
+    return { lines, exitCode: lines.length > 0 ? 1 : 0 };
+  });
 }
 
 function dedupe(problems: Problem[]): Problem[] {

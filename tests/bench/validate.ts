@@ -2,7 +2,6 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { runValidate } from '../../controllers/cli/validate.js';
 import { writeBenchSection } from './report.js';
 
 const SERVICES = 200;
@@ -67,6 +66,10 @@ async function main(): Promise<void> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'pic-bench-validate-'));
   try {
     const { store, cell } = await generate(root);
+    // Loading the modules is part of what `pic validate` costs; measured on its own.
+    const importStart = performance.now();
+    const { runValidate } = await import('../../controllers/cli/validate.js');
+    const importMs = performance.now() - importStart;
     const cpuStart = process.cpuUsage();
     const start = performance.now();
     const result = await runValidate([store, cell]);
@@ -74,14 +77,20 @@ async function main(): Promise<void> {
     const cpu = process.cpuUsage(cpuStart);
     const cpuMs = (cpu.user + cpu.system) / 1000;
     if (result.exitCode !== 0) throw new Error(`the generated input should be valid:\n${result.lines.slice(0, 5).join('\n')}`);
-    // A second run in the same process shows the cost once schemas are compiled.
+    // A second run in the same process shows the cost once the code is warm.
+    const warmCpuStart = process.cpuUsage();
     const warmStart = performance.now();
     await runValidate([store, cell]);
     const warm = performance.now() - warmStart;
+    const warmCpu = process.cpuUsage(warmCpuStart);
     await writeBenchSection('Validation (issue 2)', [
-      { name: `pic validate of a ${SERVICES}-service catalog + a cell of ${SERVICES} ServiceInstalls and ${PEERS} PeerAccounts (first run, schemas compiled once)`, result: `${ms.toFixed(0)} ms wall, ${cpuMs.toFixed(0)} ms CPU`, target: '< 1000 ms', met: ms < 1000 },
-      { name: 'the same, second run in the same process', result: `${warm.toFixed(0)} ms`, target: '—', met: true },
-    ], ['The catalog is validated twice in the first run: once as a catalog argument and once as the cell\'s store, as `pic validate STORE CELL` does.']);
+      { name: `pic validate of a ${SERVICES}-service catalog + a cell of ${SERVICES} ServiceInstalls and ${PEERS} PeerAccounts (first run in a fresh process)`, result: `${ms.toFixed(0)} ms wall, ${cpuMs.toFixed(0)} ms CPU`, target: '< 1000 ms', met: ms < 1000 },
+      { name: 'the same, second run in the same process', result: `${warm.toFixed(0)} ms wall, ${((warmCpu.user + warmCpu.system) / 1000).toFixed(0)} ms CPU`, target: '—', met: true },
+      { name: 'loading the modules of `pic validate` before the first run', result: `${importMs.toFixed(0)} ms`, target: '—', met: true },
+    ], [
+      'The catalog is named twice, as `pic validate STORE CELL` does (once as an argument, once as the cell\'s store); it is read and checked once per run.',
+      'CPU counts every thread of the process (V8 compiles and collects garbage on helper threads), so it can exceed wall time.',
+    ]);
   } finally {
     await fs.rm(root, { recursive: true, force: true });
   }
