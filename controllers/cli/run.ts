@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import Dockerode from 'dockerode';
+import type Dockerode from 'dockerode';
+import { dockerClient } from '../docker-client.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { createLogger } from '../logging.js';
@@ -30,7 +31,7 @@ export async function requireFolder(dir: string): Promise<void> {
 
 /** Connect to dockerd (DOCKER_HOST or the default socket) and say plainly when it is not there. */
 export async function connectDocker(): Promise<Dockerode> {
-  const docker = new Dockerode();
+  const docker = await dockerClient();
   try {
     await docker.ping();
   } catch (err) {
