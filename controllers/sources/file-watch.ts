@@ -1,8 +1,12 @@
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { watch } from 'chokidar';
 
 export interface WatchCellFolderOptions {
-  /** Quiet time after the last change before `onChange` is called (default 100 ms). */
+  /**
+   * Quiet time after the last change before `onChange` is called (default 25 ms); a changed file
+   * must also have been left alone for this long (its ctime), so a write still going on is waited for.
+   */
   debounceMs?: number;
   /** A watcher error, or an exception thrown by `onChange`. Without it, such errors are dropped. */
   onError?: (err: Error) => void;
@@ -52,9 +56,11 @@ function isDocumentFolder(dir: string, p: string): boolean {
 /**
  * Watches a cell folder and calls `onChange` with the sorted, unique paths of the documents that
  * were added, changed or removed (and of the three document folders when they come or go).
- * Editors save in several steps (a swap file, a backup, a rename), so writes are only reported
- * once their size is stable, scratch files are ignored, and a burst becomes one call. A folder
- * that never stops changing is still reported at least every ten debounce periods.
+ * Editors save in several steps (a swap file, a backup, a rename) and some writers write in
+ * pieces, so a change is reported once the folder has been quiet for the debounce time and no
+ * changed file was written within it (every write sets its ctime, also one whose event is still
+ * on its way); scratch files are ignored, and a burst becomes one call. A folder that never stops
+ * changing is still reported at least every forty debounce periods.
  * Resolves once the initial scan is done; files present then are not reported.
  */
 export async function watchCellFolder(
@@ -62,17 +68,17 @@ export async function watchCellFolder(
   onChange: (paths: string[]) => void,
   opts: WatchCellFolderOptions = {},
 ): Promise<{ close(): Promise<void> }> {
-  // Editors and `git checkout` touch several files within a few milliseconds; 100 ms of quiet
-  // gathers such a burst into one reload without making an admin wait for it.
-  const debounceMs = opts.debounceMs ?? 100;
-  const maxWaitMs = debounceMs * 10;
+  // Editors and `git checkout` touch several files within a few milliseconds of each other; 25 ms
+  // of quiet gathers such a burst into one reload, and an inotify event arrives within a few
+  // milliseconds of the write, so an admin hardly waits for it.
+  const debounceMs = opts.debounceMs ?? 25;
+  const maxWaitMs = debounceMs * 40;
   const root = path.resolve(dir);
 
+  // No awaitWriteFinish: its size polling holds every event back by its whole threshold, where
+  // the quiet period and the ctime check below wait only while writes go on.
   const watcher = watch(root, {
     ignoreInitial: true,
-    // A file is read once its size has not changed for 60 ms: long enough for a writer that is
-    // not atomic (git, `cat >`) to finish a document-sized file.
-    awaitWriteFinish: { stabilityThreshold: 60, pollInterval: 20 },
     // Prune early (stats may be missing, so decide by name); events are filtered again below.
     ignored: (p: string) => {
       const segments = segmentsOf(root, p);
@@ -93,10 +99,31 @@ export async function watchCellFolder(
   let firstChangeAt: number | undefined;
   let closed = false;
 
+  /** How long ago the most recently written of `paths` was written (Infinity when none exists). */
+  const sinceLastWrite = (paths: Iterable<string>): number => {
+    let newest = -Infinity;
+    for (const p of paths) {
+      try {
+        newest = Math.max(newest, statSync(p).ctimeMs);
+      } catch {
+        // removed: nothing more will be written to it
+      }
+    }
+    return Date.now() - newest;
+  };
+
   const flush = (): void => {
     quietTimer = undefined;
-    firstChangeAt = undefined;
     if (closed || changed.size === 0) return;
+    // A file written a moment ago may still be being written (its event not here yet).
+    const since = sinceLastWrite(changed);
+    const waited = Date.now() - (firstChangeAt ?? Date.now());
+    if (since < debounceMs && waited < maxWaitMs) {
+      quietTimer = setTimeout(flush, Math.max(1, Math.ceil(debounceMs - since)));
+      quietTimer.unref();
+      return;
+    }
+    firstChangeAt = undefined;
     const paths = [...changed].sort();
     changed = new Set();
     try {

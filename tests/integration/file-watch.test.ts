@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
-import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isDocumentPath, isScratchName, watchCellFolder } from '../../controllers/sources/file-watch.js';
@@ -121,6 +122,53 @@ describe('watchCellFolder', () => {
     await writeFile(at('other', 'x.yaml'), doc('x'));
     await expectNothingElse();
     expect(changes.all).toHaveLength(1);
+  });
+});
+
+describe('watchCellFolder with its default timing', () => {
+  let cell: string;
+  let watcher: { close(): Promise<void> } | undefined;
+
+  beforeEach(async () => {
+    cell = await mkdtemp(path.join(tmpdir(), 'pic-file-watch-'));
+    await mkdir(path.join(cell, 'services'));
+  });
+
+  afterEach(async () => {
+    await watcher?.close();
+    await rm(cell, { recursive: true, force: true });
+  });
+
+  test('a document written in pieces is reported once, whole', async () => {
+    const file = path.join(cell, 'services', 'notes.yaml');
+    const seen: string[] = [];
+    let resolveFirst: () => void = () => undefined;
+    const first = new Promise<void>((resolve) => (resolveFirst = resolve));
+    watcher = await watchCellFolder(cell, () => {
+      seen.push(readFileSync(file, 'utf8'));
+      resolveFirst();
+    });
+    const pieces = ['apiVersion: pic.ngo/v1\n', 'kind: ServiceInstall\n', 'metadata: {name: notes}\n', 'spec: {config: {greeting: hello}}\n'];
+    const handle = await open(file, 'w');
+    for (const piece of pieces) {
+      await handle.write(piece);
+      await new Promise((resolve) => setTimeout(resolve, 15)); // a writer pausing under the quiet time
+    }
+    await handle.close();
+    await first;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(seen).toEqual([pieces.join('')]);
+  });
+
+  test('an atomic replace is reported with its path', async () => {
+    const file = path.join(cell, 'services', 'notes.yaml');
+    const reported = new Promise<string[]>((resolve) => {
+      void watchCellFolder(cell, resolve).then((w) => {
+        watcher = w;
+        void writeFile(`${file}.tmp`, doc('notes')).then(() => rename(`${file}.tmp`, file));
+      });
+    });
+    expect(await reported).toEqual([file]);
   });
 });
 
