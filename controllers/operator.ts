@@ -255,10 +255,15 @@ export class Operator {
     const cached = entry && entry.seq > (this.finishedAt.get(key) ?? 0) ? entry.containers : undefined;
     try {
       const ipBefore = this.ctx.ips.assignmentOf(key);
-      const outcome = await reconcileServiceReporting(this.ctx, cell, name, cached);
+      // Routes, records, rules and accounts follow the services (the queue runs each once however
+      // many services ask). A new address enqueues them at once, so Caddy and DNS converge while
+      // the containers start; a service that changed or lost its address enqueues them after.
+      const outcome = await reconcileServiceReporting(this.ctx, cell, name, cached, {
+        addressKnown: (ip) => {
+          if (ip !== ipBefore) this.enqueueShared();
+        },
+      });
       if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
-      // Routes, records, rules and accounts follow the services: a service that changed, got or
-      // lost its address enqueues them (the queue runs each once however many services ask).
       if (outcome.changed || ipBefore !== this.ctx.ips.assignmentOf(key)) this.enqueueShared();
       else if (outcome.ready && !this.readyBefore.has(key)) this.queue.add(`${ACCOUNTS_PREFIX}${name}`);
       if (outcome.ready) this.readyBefore.add(key);

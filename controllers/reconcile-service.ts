@@ -67,9 +67,9 @@ function containerFacts(plan: ServicePlan, observed: ObservedContainer[]): Conta
  * midway (Docker refused something, a conflict): Stalled for a terminal error, Reconciling with
  * the error for one that will be retried.
  */
-export async function reconcileServiceReporting(ctx: OperatorContext, cell: LoadedCell, name: string, cached?: ObservedContainer[]): Promise<ReconcileOutcome> {
+export async function reconcileServiceReporting(ctx: OperatorContext, cell: LoadedCell, name: string, cached?: ObservedContainer[], hooks: ReconcileHooks = {}): Promise<ReconcileOutcome> {
   try {
-    return await reconcileService(ctx, cell, name, cached);
+    return await reconcileService(ctx, cell, name, cached, hooks);
   } catch (err) {
     const key = serviceKey(name);
     const previous = await ctx.status.lastKnown(key);
@@ -90,7 +90,15 @@ export async function reconcileServiceReporting(ctx: OperatorContext, cell: Load
  * Converge one ServiceInstall: its IP, secrets, rendered containers and volumes. Level-based: it
  * reads the desired snapshot and observes Docker afresh every time, never trusting what woke it.
  */
-export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, name: string, cached?: ObservedContainer[]): Promise<ReconcileOutcome> {
+export interface ReconcileHooks {
+  /**
+   * The service holds its address: called once it is allocated, before any container is touched,
+   * so routes and rules that only need the address can converge while the containers start.
+   */
+  addressKnown?: (ip: string) => void;
+}
+
+export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, name: string, cached?: ObservedContainer[], hooks: ReconcileHooks = {}): Promise<ReconcileOutcome> {
   const key = serviceKey(name);
   const source = cell.docs.services.find((s) => s.doc.metadata.name === name);
   const cellDoc = cell.cell;
@@ -124,6 +132,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const network = cellDoc.spec.network;
   const owner = key;
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
+  hooks.addressKnown?.(allocation.ip);
   const secrets = await ctx.secrets.ensure(name, templateSecretNames(service.template));
   const desired = memoisedServicePlan({
     manifest: service.manifest,
