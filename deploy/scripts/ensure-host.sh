@@ -10,11 +10,10 @@ what=${1:-all}
 log() { printf '[ensure-host] %s\n' "$*" >&2; }
 
 if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # `npm install` from the committed lock, not `npm ci`: npm 11 refuses `ci` for this lock because
-  # of how it records jest's platform-specific optional resolver bindings, while install from the
-  # same lock installs exactly the locked versions.
-  log "installing npm packages (npm install from package-lock.json)"
-  npm install --no-fund --no-audit --loglevel=error
+  # Exactly the locked versions. The lock records every platform's optional binaries (jest's
+  # resolver bindings among them), which `npm ci` needs to accept it.
+  log "installing npm packages (npm ci from package-lock.json)"
+  npm ci --no-fund --no-audit --loglevel=error
 fi
 [ "$what" = node ] && exit 0
 
