@@ -6,6 +6,7 @@
  *
  * Messages name the service, the method and the path, and the status; never the request body.
  */
+import { HttpRequestError, httpRequest, type HttpAnswer } from '../shared/http.js';
 import type { InstalledService } from '../shared/types.js';
 import {
   AccountRejectedError,
@@ -19,8 +20,6 @@ import {
 
 export const DEFAULT_HTTP_TIMEOUT_MS = 5_000;
 const API_PATH = '/service-api/accounts';
-/** Connection errors that mean the request never left: nothing can have been applied. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /** The port of a manifest backend `host:port`. */
 function backendPort(service: InstalledService): number {
@@ -36,33 +35,26 @@ function backendPort(service: InstalledService): number {
   return port;
 }
 
-interface Answer {
-  status: number;
-  text: string;
-}
-
 export function httpAccountManager(service: InstalledService, options: ManagerOptions = {}): AccountManager {
   const timeoutMs = options.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
   const base = `http://${service.serviceIp}:${backendPort(service)}`;
   const name = service.name;
 
-  async function call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<Answer> {
+  async function call(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<HttpAnswer> {
     const what = `${name}: ${method} ${path}`;
     try {
-      const response = await fetch(`${base}${path}`, {
+      return await httpRequest(`${base}${path}`, {
         method,
         headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
+        timeoutMs,
       });
-      return { status: response.status, text: await response.text() };
     } catch (err) {
       throw transportError(what, err, timeoutMs, base);
     }
   }
 
-  function unexpected(what: string, answer: Answer, mayHaveApplied: boolean): Error {
+  function unexpected(what: string, answer: HttpAnswer, mayHaveApplied: boolean): Error {
     const detail = errorText(answer.text);
     const message = `${name}: ${what} answered ${answer.status}${detail ? ` (${detail})` : ''}`;
     // 408 and 429 say "later"; any other 4xx is the service refusing what was asked.
@@ -119,13 +111,12 @@ function errorText(text: string): string {
 }
 
 function transportError(what: string, err: unknown, timeoutMs: number, base: string): AccountServiceError {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-    return new AccountServiceError(`${what}: no answer from ${base} within ${timeoutMs} ms`, true, true);
+  if (!(err instanceof HttpRequestError)) return new AccountServiceError(`${what}: the request to ${base} failed (${(err as Error).message})`, true, true);
+  if (err.timedOut) {
+    return err.sent
+      ? new AccountServiceError(`${what}: no answer from ${base} within ${timeoutMs} ms`, true, true)
+      : new AccountServiceError(`${what}: cannot reach ${base} within ${timeoutMs} ms; is the service running?`, false, true);
   }
-  const code = e.cause?.code;
-  if (code !== undefined && NOT_SENT.has(code)) {
-    return new AccountServiceError(`${what}: cannot reach ${base} (${code}); is the service running?`, false, true);
-  }
-  return new AccountServiceError(`${what}: the request to ${base} failed (${code ?? e.cause?.message ?? e.message ?? 'unknown error'})`, true, true);
+  if (!err.sent) return new AccountServiceError(`${what}: cannot reach ${base} (${err.code}); is the service running?`, false, true);
+  return new AccountServiceError(`${what}: the request to ${base} failed (${err.code}: ${err.message})`, true, true);
 }

@@ -7,7 +7,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../../state/atomic-write.js';
 import { TerminalError } from '../errors.js';
-import { ADMIN_TIMEOUT_MS, adminHint, adminUrl, describeFetchFailure, errorText } from './observe.js';
+import { httpRequest, type HttpAnswer } from '../shared/http.js';
+import { ADMIN_TIMEOUT_MS, adminHint, adminUrl, describeRequestFailure, errorText } from './observe.js';
 import { describeRoute, routesConcerned, type RenderedCaddyfile } from './render.js';
 
 export interface CaddyfileApply {
@@ -33,18 +34,18 @@ export async function applyCaddyfile(req: CaddyfileApply): Promise<{ loaded: boo
  * `{"error": ...}` when it cannot adapt or start it (then the old config stays in force).
  */
 export async function loadCaddyfile(adminAddress: string, rendered: RenderedCaddyfile, previous: string, timeoutMs = ADMIN_TIMEOUT_MS): Promise<void> {
-  let res: Response;
+  let res: HttpAnswer;
   try {
-    res = await fetch(`${adminUrl(adminAddress)}/load`, {
+    res = await httpRequest(`${adminUrl(adminAddress)}/load`, {
       method: 'POST',
       headers: { 'Content-Type': 'text/caddyfile' },
       body: rendered.text,
-      signal: AbortSignal.timeout(timeoutMs),
+      timeoutMs,
     });
   } catch (err) {
-    throw new Error(`Caddy's admin API at ${adminAddress} is unreachable: ${describeFetchFailure(err, timeoutMs)}; the Caddyfile was left as it was`);
+    throw new Error(`Caddy's admin API at ${adminAddress} is unreachable: ${describeRequestFailure(err, timeoutMs)}; the Caddyfile was left as it was`);
   }
-  const body = await res.text().catch(() => '');
+  const body = res.text;
   if (res.status === 200) return;
   const said = errorText(body);
   if (res.status >= 500) {

@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CellDocument } from '../../crds/types.js';
 import { TerminalError } from '../errors.js';
+import { HttpRequestError, httpRequest, type HttpAnswer } from '../shared/http.js';
 import type { ResourceContext } from '../shared/types.js';
 import type { Route } from './routes.js';
 
@@ -51,13 +52,13 @@ export function adminUrl(adminAddress: string): string {
  */
 export async function fetchLiveConfig(adminAddress: string, timeoutMs = ADMIN_TIMEOUT_MS): Promise<LiveCaddy> {
   const url = `${adminUrl(adminAddress)}/config/`;
-  let res: Response;
+  let res: HttpAnswer;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    res = await httpRequest(url, { timeoutMs });
   } catch (err) {
-    return { reachable: false, problem: describeFetchFailure(err, timeoutMs) };
+    return { reachable: false, problem: describeRequestFailure(err, timeoutMs) };
   }
-  const body = await res.text().catch(() => '');
+  const body = res.text;
   if (res.status >= 500) return { reachable: false, problem: `it answered GET /config/ with HTTP ${res.status}: ${errorText(body)}` };
   if (res.status !== 200) {
     throw new TerminalError(`${adminAddress} answered GET /config/ with HTTP ${res.status}: ${errorText(body)}. ${adminHint(res.status)}`, 'CaddyAdminRefused');
@@ -139,15 +140,12 @@ export function errorText(body: string): string {
 }
 
 /** "connection refused", "no answer within 10 s", ... for a failed fetch. */
-export function describeFetchFailure(err: unknown, timeoutMs: number): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e.name === 'TimeoutError' || e.name === 'AbortError') return `no answer within ${Math.round(timeoutMs / 1000)} s`;
-  if (e.cause?.message === 'bad port') return 'fetch refuses to connect to that port (one it deems unsafe): give the admin API another port';
-  const code = e.cause?.code;
-  if (code === 'ECONNREFUSED') return 'connection refused (is Caddy running?)';
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `its host name does not resolve (${code})`;
-  if (code) return `${code}: ${e.cause?.message ?? e.message ?? ''}`.trim();
-  return e.cause?.message ?? e.message ?? String(err);
+export function describeRequestFailure(err: unknown, timeoutMs: number): string {
+  if (!(err instanceof HttpRequestError)) return err instanceof Error ? err.message : String(err);
+  if (err.timedOut) return `no answer within ${Math.round(timeoutMs / 1000)} s`;
+  if (err.code === 'ECONNREFUSED') return 'connection refused (is Caddy running?)';
+  if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return `its host name does not resolve (${err.code})`;
+  return `${err.code}: ${err.message}`;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

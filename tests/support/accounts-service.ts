@@ -17,6 +17,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ConfigValue } from '../../crds/config.js';
 import type { Manifest } from '../../crds/types.js';
+import { httpRequest } from '../../reconcilers/shared/http.js';
 import type { InstalledService } from '../../reconcilers/shared/types.js';
 import { cleanupTestResources, docker, pickSubnet, TEST_LABELS } from './docker.js';
 
@@ -185,8 +186,7 @@ export async function startExampleService(
     const deadline = Date.now() + 30_000;
     for (;;) {
       try {
-        const response = await fetch(`http://${ip}:${shape.port}/`, { signal: AbortSignal.timeout(2_000) });
-        await response.arrayBuffer();
+        const response = await httpRequest(`http://${ip}:${shape.port}/`, { timeoutMs: 2_000 });
         if (response.status < 500) return;
       } catch {
         // not up yet

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { CellDocument, CellSpec, Manifest } from '../../crds/types.js';
+import { httpRequest } from '../../reconcilers/shared/http.js';
 import type { CellRouting, InstalledService, ResourceContext } from '../../reconcilers/shared/types.js';
 import { docker, followStream, TEST_LABELS } from './docker.js';
 import { waitFor } from './cell.js';
@@ -159,9 +160,10 @@ export async function httpGet(port: number, host: string, urlPath = '/'): Promis
 
 /** Caddy's running config, through its admin API. */
 export async function caddyConfig(adminAddress: string): Promise<unknown> {
-  const res = await fetch(`http://${adminAddress}/config/`, { signal: AbortSignal.timeout(5000) });
+  // Not fetch: it can leave a request to a starting container's published port unsettled.
+  const res = await httpRequest(`http://${adminAddress}/config/`, { timeoutMs: 5000 });
   if (res.status !== 200) throw new Error(`GET /config/ of ${adminAddress}: HTTP ${res.status}`);
-  return res.json();
+  return JSON.parse(res.text) as unknown;
 }
 
 export interface CountingProxy {

@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../../controllers/logging.js';
 import { Operator } from '../../controllers/operator.js';
+import { httpRequest } from '../../reconcilers/shared/http.js';
 import type { CredentialsFile } from '../../state/credentials.js';
 import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
@@ -203,10 +204,9 @@ export async function commandAccounts(container: string, argv: string[]): Promis
 
 /** GET /service-api/accounts of an http-managed example service (notes) at its address. */
 export async function httpAccounts(ip: string, port = 8080): Promise<string[]> {
-  const response = await fetch(`http://${ip}:${port}/service-api/accounts`, { signal: AbortSignal.timeout(10_000) });
-  const body = (await response.json()) as { accounts: string[] };
+  const response = await httpRequest(`http://${ip}:${port}/service-api/accounts`, { timeoutMs: 10_000 });
   if (response.status !== 200) throw new Error(`GET /service-api/accounts at ${ip} answered ${response.status}`);
-  return body.accounts;
+  return (JSON.parse(response.text) as { accounts: string[] }).accounts;
 }
 
 /** The address of a container on the cell's network (e.g. cell-webdav, which has no fixed one). */
