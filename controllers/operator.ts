@@ -113,12 +113,24 @@ export class Operator {
   }
 
   /** What the shared resources are built from, minus the addresses (those change through services). */
+  /**
+   * What the shared resources are computed from. Only services that hold an address count: one
+   * that has none yet has no route or rule, and its own reconcile enqueues the shared keys once it
+   * gets one (as its containers start), so a new document does not cost a pass of every shared
+   * resource before its containers are even created.
+   */
   private sharedFingerprint(cell: LoadedCell): string {
+    const addressed = cell.docs.services.filter((s) => this.ctx.ips.assignmentOf(serviceKey(s.doc.metadata.name)) !== undefined);
     return createHash('sha256')
       .update(
         canonicalJson({
           cell: cell.cell?.spec ?? null,
-          services: cell.docs.services.map((s) => [s.doc.metadata.name, s.doc.spec, cell.catalog?.services.get(s.doc.metadata.name)?.manifest ?? null]),
+          services: addressed.map((s) => [
+            s.doc.metadata.name,
+            this.ctx.ips.assignmentOf(serviceKey(s.doc.metadata.name)) ?? null,
+            s.doc.spec,
+            cell.catalog?.services.get(s.doc.metadata.name)?.manifest ?? null,
+          ]),
           peers: cell.docs.peers.map((p) => [p.doc.metadata.name, p.doc.spec]),
           connections: cell.docs.connections.map((c) => [c.doc.metadata.name, c.doc.spec]),
           problems: [...cell.checked.byDocument.entries()].map(([k, v]) => [k, v.length]),
@@ -256,10 +268,10 @@ export class Operator {
     try {
       const ipBefore = this.ctx.ips.assignmentOf(key);
       // Routes, records, rules and accounts follow the services (the queue runs each once however
-      // many services ask). A new address enqueues them at once, so Caddy and DNS converge while
-      // the containers start; a service that changed or lost its address enqueues them after.
+      // many services ask). A service with a new address enqueues them as its containers start,
+      // so Caddy and DNS converge during the start; one that changed or lost its address, after.
       const outcome = await reconcileServiceReporting(this.ctx, cell, name, cached, {
-        addressKnown: (ip) => {
+        starting: (ip) => {
           if (ip !== ipBefore) this.enqueueShared();
         },
       });

@@ -92,10 +92,11 @@ export async function reconcileServiceReporting(ctx: OperatorContext, cell: Load
  */
 export interface ReconcileHooks {
   /**
-   * The service holds its address: called once it is allocated, before any container is touched,
-   * so routes and rules that only need the address can converge while the containers start.
+   * Containers were created and are about to start (called once a pass, with the service's
+   * address): routes and rules that only need the address can converge while they start, which
+   * takes Docker far longer than any of that work, without slowing the creates before it.
    */
-  addressKnown?: (ip: string) => void;
+  starting?: (ip: string) => void;
 }
 
 export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, name: string, cached?: ObservedContainer[], hooks: ReconcileHooks = {}): Promise<ReconcileOutcome> {
@@ -132,7 +133,6 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const network = cellDoc.spec.network;
   const owner = key;
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
-  hooks.addressKnown?.(allocation.ip);
   const secrets = await ctx.secrets.ensure(name, templateSecretNames(service.template));
   const desired = memoisedServicePlan({
     manifest: service.manifest,
@@ -162,40 +162,58 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
       await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'NameConflict', message }, facts: { serviceIp: allocation.ip, notices } });
       throw new TerminalError(message, 'NameConflict');
     }
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Progressing', message: describeActions(actions) }, facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices } });
-    plan = structuredClone(plan);
-    const images = await resolveImages(ctx.docker, actions);
-    actions = planContainers(plan, observed, { imagePresent: (ref) => images.get(ref)?.present });
-    for (const action of actions) {
-      if (action.type === 'pull-image') {
-        ctx.event(key, 'Normal', 'Pulling', `pulling ${action.image}`);
-        try {
-          await pullImage(ctx.docker, action.image, (line) => ctx.logger.info(line, { key }));
-        } catch (err) {
-          ctx.event(key, 'Warning', 'PullFailed', `${action.image}: ${(err as Error).message}`);
-          throw err;
+    // Written while Docker works (statuses of one key are stored in order, so a later verdict
+    // cannot be overtaken); waited for before the pass ends, also when it fails.
+    const progressing = ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Progressing', message: describeActions(actions) }, facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices } });
+    progressing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    let applied = false;
+    try {
+      plan = structuredClone(plan);
+      const images = await resolveImages(ctx.docker, actions);
+      actions = planContainers(plan, observed, { imagePresent: (ref) => images.get(ref)?.present });
+      for (const action of actions) {
+        if (action.type === 'pull-image') {
+          ctx.event(key, 'Normal', 'Pulling', `pulling ${action.image}`);
+          try {
+            await pullImage(ctx.docker, action.image, (line) => ctx.logger.info(line, { key }));
+          } catch (err) {
+            ctx.event(key, 'Warning', 'PullFailed', `${action.image}: ${(err as Error).message}`);
+            throw err;
+          }
+          images.set(action.image, await resolveImage(ctx.docker, action.image));
         }
-        images.set(action.image, await resolveImage(ctx.docker, action.image));
       }
+      for (const c of plan.containers) {
+        const ref = String(c.create.Image);
+        const resolved = images.get(ref);
+        if (resolved) c.create.Image = imageForCreate(ref, resolved);
+      }
+      // Docker does not create a missing bind-mount source; the checks kept these inside the data dir.
+      for (const dir of plan.bindSources) await fs.mkdir(dir, { recursive: true, mode: 0o750 });
+      let announced = false;
+      await applyContainerActions(
+        ctx.docker,
+        actions.filter((a) => a.type !== 'pull-image'),
+        {
+          network: ctx.network,
+          labels: { [OWNER_LABEL]: owner, 'ngo.pic.cell': cellDoc.metadata.name },
+          log: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message),
+          beforeStart: () => {
+            if (announced) return;
+            announced = true;
+            hooks.starting?.(allocation.ip);
+          },
+        },
+      );
+      changed = true;
+      observed = await listOwnedContainers(ctx.docker, { cell: cellDoc.metadata.name, owner });
+      applied = true;
+    } finally {
+      // A failed status write is the pass's error, unless a Docker failure is already on its way.
+      await progressing.catch((err: unknown) => {
+        if (applied) throw err;
+      });
     }
-    for (const c of plan.containers) {
-      const ref = String(c.create.Image);
-      const resolved = images.get(ref);
-      if (resolved) c.create.Image = imageForCreate(ref, resolved);
-    }
-    // Docker does not create a missing bind-mount source; the checks kept these inside the data dir.
-    for (const dir of plan.bindSources) await fs.mkdir(dir, { recursive: true, mode: 0o750 });
-    await applyContainerActions(
-      ctx.docker,
-      actions.filter((a) => a.type !== 'pull-image'),
-      {
-        network: ctx.network,
-        labels: { [OWNER_LABEL]: owner, 'ngo.pic.cell': cellDoc.metadata.name },
-        log: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message),
-      },
-    );
-    changed = true;
-    observed = await listOwnedContainers(ctx.docker, { cell: cellDoc.metadata.name, owner });
   }
 
   const facts = { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, verification: verificationFact(ctx, cellDoc.spec.imageVerification.mode) };

@@ -28,6 +28,8 @@ export interface ApplyContext {
   /** Added to every container, volume and network created; must hold the cell label. */
   labels: Record<string, string>;
   log: (event: ApplyEvent) => void;
+  /** Called before each container start (after its create): work that can overlap the start. */
+  beforeStart?: () => void;
 }
 
 /**
@@ -76,6 +78,7 @@ export async function applyContainerActions(
         break;
       }
       case 'start':
+        ctx.beforeStart?.();
         await startContainer(docker, action.id, action.container.name);
         ctx.log({ reason: 'Started', message: `started container ${action.container.name} (${shortId(action.id)})` });
         break;
@@ -153,6 +156,7 @@ async function createAndStart(docker: Dockerode, container: DesiredContainer, ct
       throw containerError('create', container.name, retryErr);
     }
   }
+  ctx.beforeStart?.();
   await startContainer(docker, created.id, container.name);
   return created.id;
 }

@@ -213,15 +213,30 @@ describe('containers adapter against dockerd', () => {
     expect(byService(await observe()).worker).toMatchObject({ id: before.worker!.id, state: 'running' });
   });
 
-  test('a container removed by hand is created again', async () => {
+  test('a container removed by hand is created again; beforeStart runs between its create and its start', async () => {
     const before = byService(await observe());
     await docker.getContainer(before.web!.id).remove({ force: true });
 
-    const actions = await reconcile(servicePlan({ workerEnv: ['MODE=two'] }));
+    const actions = plan(servicePlan({ workerEnv: ['MODE=two'] }), await observe());
     expect(types(actions)).toEqual(['ensure-network', 'create-volume', 'create web']);
+    // Every request Docker gets, and the hook, in the order they happen.
+    const seen: string[] = [];
+    const modem = docker.modem as unknown as { dial: (options: { method?: string; path?: string }, callback: unknown) => unknown };
+    const dial = modem.dial;
+    modem.dial = function (this: unknown, options, callback) {
+      seen.push(`${options.method} ${(options.path ?? '').replace(/\/containers\/[0-9a-f]{64}\//, '/containers/{id}/').replace(/\?.*$/, '')}`);
+      return dial.call(this, options, callback);
+    };
+    try {
+      await applyContainerActions(docker, actions, { network, labels, log: (e) => events.push(e), beforeStart: () => seen.push('beforeStart') });
+    } finally {
+      modem.dial = dial;
+    }
     const after = byService(await observe());
     expect(after.web!.state).toBe('running');
     expect(after.db!.id).toBe(before.db!.id);
+    const last = seen.slice(seen.indexOf('POST /containers/create'));
+    expect(last).toEqual(['POST /containers/create', 'beforeStart', 'POST /containers/{id}/start']);
   });
 
   test('a leftover of the same service under another name is removed', async () => {
