@@ -248,6 +248,8 @@ export interface CellCaddy {
   /** The published admin port on 127.0.0.1 (it can change when the container starts again). */
   adminPort: number;
   httpPort: number;
+  /** Its address on the cell's network (port 80 there is Caddy itself, without Docker's port proxy). */
+  address: string;
   /** `docker stop`. */
   stop(): Promise<void>;
   /** `docker start`; the published ports are read again. */
@@ -278,6 +280,7 @@ export async function startCellCaddy(cell: RoutingCell): Promise<CellCaddy> {
     id: container.id,
     adminPort: 0,
     httpPort: 0,
+    address: '',
     async stop() {
       await container.stop();
     },
@@ -286,6 +289,7 @@ export async function startCellCaddy(cell: RoutingCell): Promise<CellCaddy> {
       const info = await container.inspect();
       caddy.adminPort = publishedPort(info, '2019/tcp');
       caddy.httpPort = publishedPort(info, '80/tcp');
+      caddy.address = info.NetworkSettings.Networks[cell.network]?.IPAddress ?? '';
     },
   };
   await caddy.start();
