@@ -329,6 +329,10 @@ export class Operator {
   }
 
   async start(): Promise<void> {
+    // Copies of state files (credentials among them) that a killed operator was writing.
+    for (const file of await this.opts.stateDir.removeStaleTemporaryFiles()) {
+      this.opts.logger.info(`removed ${file}, left by an operator that was killed while writing it`);
+    }
     await this.ctx.ips.load();
     await this.reload();
     this.queue.add(RESYNC_KEY);

@@ -45,6 +45,9 @@ export class LockHeldError extends Error {
   }
 }
 
+/** The name writeFileAtomic gives its temporary file (state/atomic-write.ts). */
+const TEMPORARY_FILE = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
 /** Lock files this process holds, so a lock naming our own pid is told apart from a stale one. */
 const heldByThisProcess = new Set<string>();
 
@@ -76,6 +79,37 @@ export class StateDir {
       if (!stat.isDirectory()) throw new Error(`${dir} is not a directory; pic needs it as its state directory`);
       if ((stat.mode & 0o077) !== 0) await fs.chmod(dir, 0o700);
     }
+  }
+
+  /**
+   * Remove what atomic writes of a killed process left behind (`.<name>.<pid>.<random>.tmp`, see
+   * writeFileAtomic): whole copies of files such as credentials.json, which must live in one place
+   * only. Only files of processes no longer running; never below data/, the services' own files.
+   * Returns the paths removed.
+   */
+  async removeStaleTemporaryFiles(): Promise<string[]> {
+    const removed: string[] = [];
+    const visit = async (dir: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const entry of entries) {
+        const p = path.join(dir, entry.name);
+        if (entry.isDirectory()) {
+          if (p !== this.paths.data) await visit(p);
+          continue;
+        }
+        const pid = TEMPORARY_FILE.exec(entry.name)?.[1];
+        if (!entry.isFile() || pid === undefined || Number(pid) === process.pid || isProcessAlive(Number(pid))) continue;
+        await fs.rm(p, { force: true });
+        removed.push(p);
+      }
+    };
+    await visit(this.root);
+    return removed;
   }
 
   /**

@@ -86,6 +86,27 @@ describe('StateDir', () => {
     expect((await fs.stat(root)).mode & 0o777).toBe(0o700);
   });
 
+  test('temporary files of killed writers are removed; live writers\' and the services\' data are not', async () => {
+    const dir = new StateDir(tmp);
+    await dir.ensure();
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const files = {
+      deadTop: path.join(tmp, `.credentials.json.${dead}.0123456789ab.tmp`),
+      deadStatus: path.join(dir.paths.status, 'ServiceInstall', `.notes.json.${dead}.ba9876543210.tmp`),
+      ours: path.join(tmp, `.secrets.json.${process.pid}.0123456789ab.tmp`),
+      liveOther: path.join(tmp, `.secrets.json.1.0123456789ab.tmp`),
+      inData: path.join(dir.paths.data, 'notes', `.x.${dead}.0123456789ab.tmp`),
+      notOurs: path.join(tmp, `credentials.json.${dead}.tmp`),
+    };
+    for (const f of Object.values(files)) {
+      await fs.mkdir(path.dirname(f), { recursive: true });
+      await fs.writeFile(f, 'x');
+    }
+    expect((await dir.removeStaleTemporaryFiles()).sort()).toEqual([files.deadStatus, files.deadTop].sort());
+    const left = await Promise.all(Object.entries(files).map(async ([k, f]) => [k, await fs.stat(f).then(() => true, () => false)]));
+    expect(Object.fromEntries(left)).toEqual({ deadTop: false, deadStatus: false, ours: true, liveOther: true, inData: true, notOurs: true });
+  });
+
   test('the lock holds our pid, refuses a second holder, and is released', async () => {
     const dir = new StateDir(tmp);
     const lock = await dir.acquireLock();
