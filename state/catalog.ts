@@ -4,6 +4,7 @@ import path from 'node:path';
 import semver from 'semver';
 import { validateManifest, type ManifestPolicy } from '../crds/validate-manifest.js';
 import type { Manifest, Problem } from '../crds/types.js';
+import { FileMemo } from './file-memo.js';
 import { parseJsonText } from './yaml-documents.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -29,7 +30,7 @@ export interface Catalog {
 }
 
 /** Small files, read synchronously for the same reason as state/yaml-documents.ts readYamlFile. */
-async function readSmallFile(file: string): Promise<{ text?: string; problem?: Problem }> {
+function readSmallFile(file: string): { text?: string; problem?: Problem } {
   try {
     const stat = statSync(file);
     if (!stat.isFile()) return { problem: { file, pointer: '', message: 'not a regular file' } };
@@ -51,7 +52,15 @@ export async function loadServicePackage(
 ): Promise<{ service?: CatalogService; problems: Problem[] }> {
   const manifestFile = path.join(dir, MANIFEST_FILE);
   const templateFile = path.join(dir, TEMPLATE_FILE);
-  const [manifestRead, templateRead] = await Promise.all([readSmallFile(manifestFile), readSmallFile(templateFile)]);
+  return checkedPackages.get([manifestFile, templateFile], JSON.stringify(policy), () => readServicePackage(dir, manifestFile, templateFile, policy));
+}
+
+/** Packages read and checked, kept while their two files do not change (state/file-memo.ts). */
+const checkedPackages = new FileMemo<{ service?: CatalogService; problems: Problem[] }>();
+
+function readServicePackage(dir: string, manifestFile: string, templateFile: string, policy: ManifestPolicy): { service?: CatalogService; problems: Problem[] } {
+  const manifestRead = readSmallFile(manifestFile);
+  const templateRead = readSmallFile(templateFile);
   const problems: Problem[] = [];
   if (manifestRead.problem) problems.push(manifestRead.problem);
   if (templateRead.problem) problems.push(templateRead.problem);
@@ -158,7 +167,7 @@ async function readCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog
   const catalog: Catalog = { dir, services: new Map(), invalid: new Map(), problems: [] };
   const indexFile = path.join(dir, 'index.json');
   const servicesDir = path.join(dir, 'services');
-  const indexRead = await readSmallFile(indexFile);
+  const indexRead = readSmallFile(indexFile);
   let entries: IndexEntry[] = [];
   if (indexRead.problem) {
     catalog.problems.push(indexRead.problem);

@@ -10,7 +10,8 @@ import type {
   ServiceInstallDocument,
   Sourced,
 } from '../crds/types.js';
-import { readYamlFile, type ParsedFile } from './yaml-documents.js';
+import { FileMemo } from './file-memo.js';
+import { readYamlFile } from './yaml-documents.js';
 
 /** The folders of a cell directory that hold documents, besides cell.yaml at its top. */
 export const DOCUMENT_FOLDERS = ['services', 'peers', 'connections'] as const;
@@ -83,35 +84,53 @@ async function listDocumentFiles(dir: string): Promise<{ files: string[]; proble
 /** Read every document of a cell folder and check each against its kind's schema. */
 export async function loadCellFolder(dir: string): Promise<DesiredDocuments> {
   const listed = await listDocumentFiles(dir);
-  const parsedFiles = listed.files.map((f) => readYamlFile(f));
-  return collectDocuments(dir, listed.files, parsedFiles, listed.problems);
+  return collectDocuments(dir, listed.files, listed.problems);
 }
 
-/** Check already-parsed documents of YAML files that may not form a cell folder (pic validate FILE). */
+/** Check the documents of YAML files that may not form a cell folder (pic validate FILE). */
 export async function loadDocumentFiles(files: string[]): Promise<DesiredDocuments> {
-  const parsedFiles = files.map((f) => readYamlFile(f));
-  return collectDocuments('', files, parsedFiles, []);
+  return collectDocuments('', files, []);
 }
 
-function collectDocuments(
-  dir: string,
-  files: string[],
-  parsedFiles: ParsedFile[],
-  problems: Problem[],
-): DesiredDocuments {
-  const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], files };
-  parsedFiles.forEach((parsed) => {
-    out.problems.push(...parsed.problems);
+/** What one file holds, each document checked against its kind's schema (defaults applied). */
+interface CheckedFile {
+  problems: Problem[];
+  documents: ({ valid: Sourced<CellObject> } | { rejected: DesiredDocuments['rejected'][number] })[];
+}
+
+/** Files parsed and checked, kept while they do not change (state/file-memo.ts). */
+const checkedFiles = new FileMemo<CheckedFile>();
+
+function checkFile(file: string): CheckedFile {
+  return checkedFiles.get([file], '', () => {
+    const parsed = readYamlFile(file);
+    const out: CheckedFile = { problems: parsed.problems, documents: [] };
     for (const document of parsed.documents) {
       const docProblems = validateDocument(document.value, document.label);
       if (docProblems.length > 0) {
         const key = claimedKey(document.value);
-        out.rejected.push({ ...(key ? { key } : {}), file: document.label, problems: docProblems });
+        out.documents.push({ rejected: { ...(key ? { key } : {}), file: document.label, problems: docProblems } });
         continue;
       }
       const doc = applyDocumentDefaults(document.value) as CellObject;
-      const sourced = { file: document.label, index: document.index, doc };
-      switch (doc.kind) {
+      out.documents.push({ valid: { file: document.label, index: document.index, doc } });
+    }
+    return out;
+  });
+}
+
+function collectDocuments(dir: string, files: string[], problems: Problem[]): DesiredDocuments {
+  const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], files };
+  for (const file of files) {
+    const checked = checkFile(file);
+    out.problems.push(...checked.problems);
+    for (const document of checked.documents) {
+      if ('rejected' in document) {
+        out.rejected.push(document.rejected);
+        continue;
+      }
+      const sourced = document.valid;
+      switch (sourced.doc.kind) {
         case 'Cell':
           out.cells.push(sourced as Sourced<CellDocument>);
           break;
@@ -126,6 +145,6 @@ function collectDocuments(
           break;
       }
     }
-  });
+  }
   return out;
 }
