@@ -334,6 +334,7 @@ function dockerRunArgs(info: Dockerode.ContainerInspectInfo, network: string): s
 async function coldConverge(): Promise<Result> {
   const compose: number[] = [];
   const floor: number[] = [];
+  const floorAll: number[] = [];
   const inProcess: number[] = [];
   const cli: number[] = [];
   let version = '';
@@ -350,6 +351,9 @@ async function coldConverge(): Promise<Result> {
       floor.push(await dockerApiFloor(4));
     },
     async () => {
+      floorAll.push(await dockerApiFloor(COLD_SERVICES));
+    },
+    async () => {
       const p = await picColdInProcess();
       inProcess.push(p.ms);
       requests = p.requests;
@@ -364,6 +368,7 @@ async function coldConverge(): Promise<Result> {
   const each = (values: number[]) => `median ${ms(median(values))} (each: ${values.map((v) => v.toFixed(0)).join(', ')} ms)`;
   const speedUp = median(compose) / median(cli);
   const speedUpInProcess = median(compose) / median(inProcess);
+  const ceiling = median(compose) / Math.min(median(floor), median(floorAll));
   return {
     rows: [
       { name: `cold converge of ${COLD_SERVICES} services, \`pic run --once\` as a process (node start to exit, all Ready)`, result: each(cli), target: '—', met: true },
@@ -375,6 +380,13 @@ async function coldConverge(): Promise<Result> {
         target: '—',
         met: true,
       },
+      { name: `the same floor, all ${COLD_SERVICES} at once`, result: each(floorAll), target: '—', met: true },
+      {
+        name: 'ceiling: the speed-up over docker-compose of a tool costing nothing beyond these Docker calls (compose / the lower floor)',
+        result: `${ceiling.toFixed(2)}×`,
+        target: '—',
+        met: true,
+      },
       { name: 'speed-up over docker-compose, `pic run --once` (medians)', result: `${speedUp.toFixed(2)}×`, target: '≥ 2×', met: speedUp >= 2 },
       { name: 'speed-up over docker-compose, in-process (medians)', result: `${speedUpInProcess.toFixed(2)}×`, target: '≥ 2×', met: speedUpInProcess >= 2 },
     ],
@@ -383,6 +395,12 @@ async function coldConverge(): Promise<Result> {
         `${COLD_ROUNDS} rounds of docker-compose, API floor, pic in-process and \`pic run --once\`, the order rotated by one each round (fresh names each time, torn down before the next). pic's concurrency is its default (4); docker-compose v1 creates in parallel. ` +
         `The compose figure includes starting Python; \`pic run --once\` includes starting Node and checking every status at the end. ` +
         `Docker requests of the last in-process run (summed over its 4 concurrent workers): ${requestTimes(requests)}.`,
+      ...(ceiling < 2
+        ? [
+            `The engine's own work (above all \`POST /containers/{id}/start\`) bounds every client: even a tool that cost nothing beyond those calls would be ${ceiling.toFixed(2)}× as fast as docker-compose here, ` +
+              'so the 2× target cannot be met on this machine by any client of this dockerd; what is left to pic is the gap between its figures and the floor.',
+          ]
+        : []),
     ],
   };
 }
