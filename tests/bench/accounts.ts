@@ -8,12 +8,13 @@
  *  1. provisioning: from the moment the last document is in place until every account exists,
  *     every credential is stored and the queue is idle (3,000 accounts; accounts per second);
  *  2. a no-op pass afterwards (`resyncAndSettle`): account-list calls per service — requests to
- *     notes counted by wrapping `fetch` in this process (the operator runs here), execs in files
+ *     notes counted from Node's http client diagnostics channel in this process (the operator runs here), execs in files
  *     and calendar counted from Docker's event stream (`exec_create`) — and file writes under the
  *     state directory (path, size, mtime, inode before and after).
  *
  * Everything is named pictest-pt<hex> / cell-pt<hex>-* and removed at the end, failure or not.
  */
+import diagnostics from 'node:diagnostics_channel';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,20 +55,20 @@ interface Call {
   at: number;
 }
 
-/** Requests to notes' account API, counted by wrapping this process's fetch. */
+/**
+ * Requests to notes' account API, counted from Node's `http.client.request.start` diagnostics
+ * channel in this process (the operator runs here and calls services through node:http).
+ */
 function countNotesRequests(ip: string, calls: Call[]): () => void {
-  const original = globalThis.fetch;
-  const prefix = `http://${ip}:`;
-  globalThis.fetch = (input, init) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    if (url.startsWith(prefix) && new URL(url).pathname.startsWith('/service-api/accounts')) {
-      const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
-      calls.push({ service: 'notes', kind: method === 'GET' ? 'list' : method === 'POST' ? 'add' : method === 'DELETE' ? 'del' : method, at: Date.now() });
-    }
-    return original(input, init);
+  const onStart = (message: unknown): void => {
+    const request = (message as { request: { method: string; host: string; path: string } }).request;
+    if (request.host !== ip || !request.path.startsWith('/service-api/accounts')) return;
+    const method = request.method.toUpperCase();
+    calls.push({ service: 'notes', kind: method === 'GET' ? 'list' : method === 'POST' ? 'add' : method === 'DELETE' ? 'del' : method, at: Date.now() });
   };
+  diagnostics.subscribe('http.client.request.start', onStart);
   return () => {
-    globalThis.fetch = original;
+    diagnostics.unsubscribe('http.client.request.start', onStart);
   };
 }
 
