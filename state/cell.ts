@@ -5,6 +5,7 @@ import type { CellDocument, ImageVerificationMode, Problem } from '../crds/types
 import { loadCatalog, type Catalog } from './catalog.js';
 import { checkDesiredState, type CheckedDesired } from './check-desired.js';
 import { loadCellFolder, type DesiredDocuments } from './desired.js';
+import { RACY_WINDOW_NS } from './file-memo.js';
 
 export interface LoadedCell {
   dir: string;
@@ -54,9 +55,6 @@ export async function loadCell(dir: string, options: { imageVerification?: Image
   checked.general.push(...extra.filter((p) => !checked.general.includes(p)));
   return { dir, docs, ...(cell ? { cell, cellFile: cellSource!.file } : {}), ...(catalog ? { catalog } : {}), policy, checked };
 }
-
-/** Edits this close to a reading may share its timestamps (coarse clocks, 2 s on some file systems). */
-const RACY_WINDOW_NS = 2_000_000_000n;
 
 /**
  * A fingerprint of every file and folder a `loadCell` of `dir` reads: the cell folder's documents

@@ -46,8 +46,8 @@ export class FileMemo<T> {
   }
 }
 
-/** Edits this close to a reading may share its timestamps (see FileMemo). */
-const RACY_WINDOW_NS = 2_000_000_000n;
+/** Edits this close to a reading may share its timestamps (see FileMemo; also state/cell.ts). */
+export const RACY_WINDOW_NS = 2_000_000_000n;
 
 function signatureOf(files: readonly string[], nowMs: number): { signature: string; stable: boolean } {
   const now = BigInt(Math.round(nowMs)) * 1_000_000n;
