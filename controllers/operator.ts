@@ -112,7 +112,6 @@ export class Operator {
     if (this.cell) for (const key of this.sharedKeys(this.cell)) this.queue.add(key);
   }
 
-  /** What the shared resources are built from, minus the addresses (those change through services). */
   /**
    * What the shared resources are computed from. Only services that hold an address count: one
    * that has none yet has no route or rule, and its own reconcile enqueues the shared keys once it
@@ -120,17 +119,16 @@ export class Operator {
    * resource before its containers are even created.
    */
   private sharedFingerprint(cell: LoadedCell): string {
-    const addressed = cell.docs.services.filter((s) => this.ctx.ips.assignmentOf(serviceKey(s.doc.metadata.name)) !== undefined);
+    const services = cell.docs.services.flatMap((s) => {
+      const name = s.doc.metadata.name;
+      const ip = this.ctx.ips.assignmentOf(serviceKey(name));
+      return ip === undefined ? [] : [[name, ip, s.doc.spec, cell.catalog?.services.get(name)?.manifest ?? null]];
+    });
     return createHash('sha256')
       .update(
         canonicalJson({
           cell: cell.cell?.spec ?? null,
-          services: addressed.map((s) => [
-            s.doc.metadata.name,
-            this.ctx.ips.assignmentOf(serviceKey(s.doc.metadata.name)) ?? null,
-            s.doc.spec,
-            cell.catalog?.services.get(s.doc.metadata.name)?.manifest ?? null,
-          ]),
+          services,
           peers: cell.docs.peers.map((p) => [p.doc.metadata.name, p.doc.spec]),
           connections: cell.docs.connections.map((c) => [c.doc.metadata.name, c.doc.spec]),
           problems: [...cell.checked.byDocument.entries()].map(([k, v]) => [k, v.length]),

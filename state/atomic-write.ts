@@ -33,6 +33,15 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   }
 }
 
+/** The temporary name writeFileAtomic uses: `.<name>.<pid>.<12 hex>.tmp`. */
+const TEMPORARY_FILE = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/** The pid of the process that was writing `name`, when it is one of writeFileAtomic's temporary files. */
+export function temporaryFileWriter(name: string): number | undefined {
+  const pid = TEMPORARY_FILE.exec(name)?.[1];
+  return pid === undefined ? undefined : Number(pid);
+}
+
 /** Read and parse a JSON file the operator owns; a missing file yields `fallback`. */
 export async function readJsonFile<T>(file: string, fallback: T): Promise<T> {
   let text: string;

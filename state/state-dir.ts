@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { temporaryFileWriter } from './atomic-write.js';
 
 /** Everything the operator owns lives under one directory; only root (the operator) may read it. */
 export const DEFAULT_STATE_DIR = '/var/lib/pic';
@@ -44,9 +45,6 @@ export class LockHeldError extends Error {
     this.name = 'LockHeldError';
   }
 }
-
-/** The name writeFileAtomic gives its temporary file (state/atomic-write.ts). */
-const TEMPORARY_FILE = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
 
 /** Lock files this process holds, so a lock naming our own pid is told apart from a stale one. */
 const heldByThisProcess = new Set<string>();
@@ -102,8 +100,8 @@ export class StateDir {
           if (p !== this.paths.data) await visit(p);
           continue;
         }
-        const pid = TEMPORARY_FILE.exec(entry.name)?.[1];
-        if (!entry.isFile() || pid === undefined || Number(pid) === process.pid || isProcessAlive(Number(pid))) continue;
+        const pid = temporaryFileWriter(entry.name);
+        if (!entry.isFile() || pid === undefined || pid === process.pid || isProcessAlive(pid)) continue;
         await fs.rm(p, { force: true });
         removed.push(p);
       }

@@ -2,6 +2,9 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { watch } from 'chokidar';
 
+/** The default quiet period (`debounceMs`). */
+export const DEFAULT_QUIET_MS = 25;
+
 export interface WatchCellFolderOptions {
   /**
    * Quiet time after the last change before `onChange` is called (default 25 ms); a changed file
@@ -71,7 +74,7 @@ export async function watchCellFolder(
   // Editors and `git checkout` touch several files within a few milliseconds of each other; 25 ms
   // of quiet gathers such a burst into one reload, and an inotify event arrives within a few
   // milliseconds of the write, so an admin hardly waits for it.
-  const debounceMs = opts.debounceMs ?? 25;
+  const debounceMs = opts.debounceMs ?? DEFAULT_QUIET_MS;
   const maxWaitMs = debounceMs * 40;
   const root = path.resolve(dir);
 

@@ -139,7 +139,7 @@ export function errorText(body: string): string {
   return body.trim().slice(0, 500) || '(empty answer)';
 }
 
-/** "connection refused", "no answer within 10 s", ... for a failed fetch. */
+/** "connection refused", "no answer within 10 s", ... for a failed admin API request. */
 export function describeRequestFailure(err: unknown, timeoutMs: number): string {
   if (!(err instanceof HttpRequestError)) return err instanceof Error ? err.message : String(err);
   if (err.timedOut) return `no answer within ${Math.round(timeoutMs / 1000)} s`;

@@ -22,7 +22,7 @@ import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import { removeTestCell, TEST_IMAGE } from '../support/cell.js';
 import { docker, pickSubnet } from '../support/docker.js';
-import { watcherQuietMs } from './support/watcher.js';
+import { DEFAULT_QUIET_MS } from '../../controllers/sources/file-watch.js';
 import { writeBenchSection, type BenchRow } from './report.js';
 import { createBenchCell, FAST_STOP_COMMAND, serviceIds, type BenchCell } from './support/bench-cell.js';
 import {
@@ -44,7 +44,7 @@ const SOCKET = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
 const CLI = path.join(process.cwd(), 'dist', 'controllers', 'cli', 'main.js');
 /** The command users and the systemd unit run (it sets Node's flags); measured as it is. */
 const BIN = path.join(process.cwd(), 'bin', 'pic');
-const DEBOUNCE_MS = watcherQuietMs();
+const DEBOUNCE_MS = DEFAULT_QUIET_MS;
 
 const NOOP_SERVICES = 100;
 const NOOP_PASSES = 15;

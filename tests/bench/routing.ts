@@ -34,7 +34,7 @@ import {
   type CellCaddy,
   type RoutingCell,
 } from '../support/routing-cell.js';
-import { watcherQuietMs } from './support/watcher.js';
+import { DEFAULT_QUIET_MS } from '../../controllers/sources/file-watch.js';
 import { writeBenchSection, type BenchRow } from './report.js';
 
 const run = promisify(execFile);
@@ -42,7 +42,7 @@ const SECTION = 'Routing (issue 4)';
 const SUITE = 'routing-bench';
 const SOCKET = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
 /** The file watcher's quiet period and chokidar's write-finish threshold (controllers/sources/file-watch.ts). */
-const DEBOUNCE_MS = watcherQuietMs();
+const DEBOUNCE_MS = DEFAULT_QUIET_MS;
 const INSTALLED = 50;
 const REPETITIONS = 9;
 const TARGET_RATIO = 1.2;
@@ -113,20 +113,6 @@ async function containerStart(name: string): Promise<{ seen: Promise<number>; cl
   return { seen, close: () => stream.destroy() };
 }
 
-/**
- * Whether Caddy, asked at its own address on the cell's network (port 80), answers `id`'s host
- * name with that service's page. Not through the published port: Docker's userland port proxy
- * would take every probe (a new connection each 5 ms) on the way, a load the bare start, probed
- * at the container's address, does not have.
- */
-async function answersAtCaddy(cell: RoutingCell, caddy: CellCaddy, id: string): Promise<boolean> {
-  try {
-    const answer = await httpAnswer(caddy.address, 80, cell.host(id), 1000);
-    return answer.status === 200 && answer.body.trim() === cell.page(id);
-  } catch {
-    return false;
-  }
-}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -250,7 +236,9 @@ async function installThroughOperator(
     // this 2-core machine while Docker starts it (Caddy proxying each one), which the bare start,
     // probed once its `docker run` returned, does not have: probing begins at the start event.
     startedAt = await start.seen;
-    await pollOverlapping(`${cell.host(extra)} through Caddy`, () => answersAtCaddy(cell, caddy, extra));
+    // At Caddy's own address: Docker's userland port proxy would carry every probe (a new
+    // connection each 5 ms), a load the bare start, probed at the container's address, does not have.
+    await pollOverlapping(`${cell.host(extra)} through Caddy`, () => routeAnswers(cell, caddy, extra, 'cell-network'));
     t1 = performance.now();
   } finally {
     start.close();

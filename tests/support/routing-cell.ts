@@ -12,11 +12,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import type { EgressType, IptablesRule } from '../../crds/types.js';
+import { httpRequest } from '../../reconcilers/shared/http.js';
 import { buildCaddyImage, CADDY_IMAGE, caddyConfig } from './caddy.js';
 import { removeStaleTestCells, serviceInstallDocument, testCellDocument, waitFor, writeDocumentFile } from './cell.js';
 import { buildBusyboxImage, docker, pickSubnet, TEST_LABEL, TEST_LABELS } from './docker.js';
@@ -312,32 +312,26 @@ export interface Answer {
 }
 
 /** One GET of `http://<host>:<port>/` (host an IP or 127.0.0.1) with an optional Host header; short time-out. */
-export function httpAnswer(address: string, port: number, hostHeader?: string, timeoutMs = 2000): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: address, port, path: '/', method: 'GET', agent: false, headers: hostHeader ? { Host: hostHeader } : {}, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`GET http://${hostHeader ?? address}/ via ${address}:${port}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end();
-  });
+export async function httpAnswer(address: string, port: number, hostHeader?: string, timeoutMs = 2000): Promise<Answer> {
+  const answer = await httpRequest(`http://${address}:${port}/`, { headers: hostHeader ? { Host: hostHeader } : {}, timeoutMs });
+  return { status: answer.status, body: answer.text };
 }
 
+/**
+ * How a request reaches Caddy: through its published port 80 on loopback (as a client of the host
+ * would), or at its own address on the cell's network (no Docker port proxy on the way).
+ */
+export type CaddyEntry = 'published' | 'cell-network';
+
 /** What Caddy answers for a service's host name. */
-export function throughCaddy(cell: RoutingCell, caddy: CellCaddy, id: string): Promise<Answer> {
-  return httpAnswer('127.0.0.1', caddy.httpPort, cell.host(id));
+export function throughCaddy(cell: RoutingCell, caddy: CellCaddy, id: string, via: CaddyEntry = 'published'): Promise<Answer> {
+  return via === 'published' ? httpAnswer('127.0.0.1', caddy.httpPort, cell.host(id)) : httpAnswer(caddy.address, 80, cell.host(id));
 }
 
 /** Whether Caddy answers a service's host name with that service's own page. */
-export async function routeAnswers(cell: RoutingCell, caddy: CellCaddy, id: string): Promise<boolean> {
+export async function routeAnswers(cell: RoutingCell, caddy: CellCaddy, id: string, via: CaddyEntry = 'published'): Promise<boolean> {
   try {
-    const answer = await throughCaddy(cell, caddy, id);
+    const answer = await throughCaddy(cell, caddy, id, via);
     return answer.status === 200 && answer.body.trim() === cell.page(id);
   } catch {
     return false;
