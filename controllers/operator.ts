@@ -5,9 +5,11 @@ import { canonicalJson } from '../reconcilers/containers/compose.js';
 import { OWNER_LABEL } from '../reconcilers/containers/desired.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import { isTerminal } from '../reconcilers/errors.js';
+import { AppliedStore } from '../state/applied-store.js';
 import { cellFilesSignature, loadCell, resolveCellPath, type LoadedCell } from '../state/cell.js';
 import { documentKey } from '../state/desired.js';
 import { EventLog } from '../state/events.js';
+import { heldMessage, holdBrokenDocuments, type HeldCell, type HeldDocument } from '../state/hold.js';
 import { IpAllocationStore } from '../state/ip-allocation.js';
 import { SecretsStore } from '../state/secrets.js';
 import { StateDir } from '../state/state-dir.js';
@@ -42,7 +44,9 @@ export interface OperatorOptions {
 export class Operator {
   readonly ctx: OperatorContext;
   readonly queue: WorkQueue;
-  private cell?: LoadedCell;
+  private cell?: HeldCell;
+  /** The last accepted version of every document, held while its file is broken. */
+  private readonly applied: AppliedStore;
   /** Per key, a fingerprint of everything desired that its reconcile reads; a change enqueues it. */
   private fingerprints = new Map<string, string>();
   /**
@@ -74,6 +78,7 @@ export class Operator {
       opts.logger,
       paths.data,
     );
+    this.applied = new AppliedStore(paths.applied);
     this.shared = new SharedResources(
       this.ctx,
       CELL_RESOURCES,
@@ -90,7 +95,7 @@ export class Operator {
     });
   }
 
-  get snapshot(): LoadedCell | undefined {
+  get snapshot(): HeldCell | undefined {
     return this.cell;
   }
 
@@ -118,7 +123,7 @@ export class Operator {
    * gets one (as its containers start), so a new document does not cost a pass of every shared
    * resource before its containers are even created.
    */
-  private sharedFingerprint(cell: LoadedCell): string {
+  private sharedFingerprint(cell: HeldCell): string {
     const services = cell.docs.services.flatMap((s) => {
       const name = s.doc.metadata.name;
       const ip = this.ctx.ips.assignmentOf(serviceKey(name));
@@ -132,12 +137,13 @@ export class Operator {
           peers: cell.docs.peers.map((p) => [p.doc.metadata.name, p.doc.spec]),
           connections: cell.docs.connections.map((c) => [c.doc.metadata.name, c.doc.spec]),
           problems: [...cell.checked.byDocument.entries()].map(([k, v]) => [k, v.length]),
+          held: [...(cell as HeldCell).held.keys()].sort(),
         }),
       )
       .digest('hex');
   }
 
-  private fingerprint(cell: LoadedCell, key: string): string {
+  private fingerprint(cell: HeldCell, key: string): string {
     const name = key.slice(key.indexOf('/') + 1);
     const doc = cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc;
     const pkg = cell.catalog?.services.get(name);
@@ -152,6 +158,7 @@ export class Operator {
           manifest: pkg?.manifest ?? null,
           template: pkg?.template ?? null,
           config: cell.checked.configs.get(name) ?? null,
+          held: cell.held.get(key)?.problems ?? null,
         }),
       )
       .digest('hex');
@@ -166,12 +173,40 @@ export class Operator {
       // fingerprints, statuses and problems derived from it.
       const before = cellFilesSignature(dir, storeOf(this.cell));
       if (this.cell && before !== undefined && before === this.filesSignature) return;
-      const cell = await loadCell(dir);
+      let cell: HeldCell;
+      try {
+        const loaded = await loadCell(dir);
+        const held = holdBrokenDocuments(loaded, await this.applied.load());
+        cell = held.cell;
+        if (!cell.frozen) await this.applied.save(held.records);
+      } catch (err) {
+        // A fault of pic's own (or of the state directory): the last snapshot keeps holding, and
+        // the cell's status says why, instead of the operator dying.
+        this.filesSignature = undefined;
+        const message = `cannot read the cell folder ${dir}: ${(err as Error).message}; this is a bug or a fault of the state directory, the last snapshot keeps holding`;
+        this.opts.logger.error(message);
+        await this.writeCellStatus({ stalled: { reason: 'LoadFailed', message } });
+        return;
+      }
       // Kept only when nothing changed while reading (and the catalog is still the same folder).
       const after = cellFilesSignature(dir, storeOf(cell));
       this.filesSignature = after === before ? after : undefined;
       if (cell.cell) this.ctx.useCell(cell.cell);
       this.cell = cell;
+      const general = cell.checked.general.map((p) => `${p.file}: ${p.pointer || '/'}: ${p.message}`);
+      if (general.join('\n') !== this.lastGeneral) for (const line of general) this.opts.logger.warn(line);
+      this.lastGeneral = general.join('\n');
+      if (cell.frozen) {
+        // No valid Cell: nothing is converged, so nothing can be pruned. Every key known is enqueued
+        // again once the Cell is valid (its fingerprint can match nothing), documents deleted
+        // meanwhile included.
+        this.fingerprints = new Map([...this.fingerprints.keys()].map((key) => [key, 'frozen']));
+        const first = cell.checked.general[0];
+        await this.writeCellStatus({ stalled: { reason: 'CellInvalid', message: `${first ? `${first.file}: ${first.pointer || '/'}: ${first.message}` : 'no valid Cell document'}; the whole cell is held: nothing is created, changed or removed until cell.yaml is valid` } });
+        for (const entry of cell.held.values()) await this.writeHeldStatus(entry);
+        return;
+      }
+      await this.writeCellStatus(undefined);
       const next = new Map<string, string>();
       for (const key of this.desiredKeys(cell)) next.set(key, this.fingerprint(cell, key));
       for (const [key, print] of next) if (this.fingerprints.get(key) !== print) this.queue.add(key);
@@ -184,9 +219,6 @@ export class Operator {
       }
       next.set('shared', shared);
       this.fingerprints = next;
-      const general = cell.checked.general.map((p) => `${p.file}: ${p.pointer || '/'}: ${p.message}`);
-      if (general.join('\n') !== this.lastGeneral) for (const line of general) this.opts.logger.warn(line);
-      this.lastGeneral = general.join('\n');
       await this.writeValidatedStatuses(cell);
     };
     // One reload at a time; a reload asked for during another runs after it.
@@ -198,16 +230,50 @@ export class Operator {
     return current;
   }
 
+  /** The key of the cell's own status: written only while the whole cell is held or unreadable. */
+  private cellStatusKey(): string {
+    return `Cell/${this.cell?.cell?.metadata.name ?? (this.ctx.cellName || 'cell')}`;
+  }
+
+  /** The Cell's status: Stalled with why, or (undefined) removed when the cell is readable. */
+  private async writeCellStatus(problem: { stalled: { reason: string; message: string } } | undefined): Promise<void> {
+    const key = this.cellStatusKey();
+    if (!problem) {
+      for (const status of await this.ctx.status.keys()) if (status.kind === 'Cell') await this.ctx.status.remove(status.key);
+      return;
+    }
+    await this.ctx.writeStatus(key, { file: resolveCellPath(this.opts.cellDir, 'cell.yaml'), generation: 'invalid', ready: false, ...problem });
+  }
+
+  /** A held document's status: Stalled with the problem and what is kept; its facts stay. */
+  private async writeHeldStatus(entry: HeldDocument): Promise<void> {
+    const previous = await this.ctx.status.lastKnown(entry.key);
+    const file = entry.applied?.file ?? entry.file;
+    await this.ctx.writeStatus(entry.key, {
+      ...(file ? { file } : {}),
+      generation: previous?.observedGeneration ?? (entry.applied ? generationOf(entry.applied.doc.spec) : 'invalid'),
+      ready: false,
+      stalled: { reason: entry.reason, message: heldMessage(entry) },
+      ...(previous?.facts ? { facts: previous.facts } : {}),
+    });
+  }
+
   /**
    * PeerAccount and Connection documents are validated but not yet converged by this version:
    * their status says so (Ready Unknown), or Stalled with the problem when they are invalid.
    */
-  private async writeValidatedStatuses(cell: LoadedCell): Promise<void> {
+  private async writeValidatedStatuses(cell: HeldCell): Promise<void> {
     const present = new Set<string>();
     const docs = [...cell.docs.peers, ...cell.docs.connections];
     const egressManaged = Boolean(cell.cell?.spec.wireguard);
+    for (const entry of cell.held.values()) {
+      if (entry.key.startsWith(`${SERVICE_KIND}/`)) continue;
+      present.add(entry.key);
+      await this.writeHeldStatus(entry);
+    }
     for (const { doc, file } of docs) {
       const key = documentKey(doc);
+      if (present.has(key)) continue;
       present.add(key);
       const problems = cell.checked.byDocument.get(key) ?? [];
       const generation = generationOf(doc.spec);
@@ -227,7 +293,7 @@ export class Operator {
       }
     }
     for (const r of cell.docs.rejected) {
-      if (!r.key || r.key.startsWith(`${SERVICE_KIND}/`) || !/^(PeerAccount|Connection)\//.test(r.key)) continue;
+      if (!r.key || present.has(r.key) || r.key.startsWith(`${SERVICE_KIND}/`) || !/^(PeerAccount|Connection)\//.test(r.key)) continue;
       present.add(r.key);
       await this.ctx.writeStatus(r.key, { file: r.file, generation: 'invalid', ready: false, stalled: { reason: 'InvalidSpec', message: r.problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') } });
     }
@@ -240,8 +306,9 @@ export class Operator {
   reconciledKeys(): string[] {
     const cell = this.cell;
     if (!cell) return [];
-    const keys = new Set([...this.desiredKeys(cell), ...this.shared.resourceKeys(cell), ...cell.docs.peers.map((p) => documentKey(p.doc))]);
+    const keys = new Set([...this.desiredKeys(cell), ...this.shared.resourceKeys(cell), ...cell.docs.peers.map((p) => documentKey(p.doc)), ...cell.held.keys()]);
     for (const [key, problems] of cell.checked.byDocument) if (problems.length > 0 && /^(PeerAccount|Connection)\//.test(key)) keys.add(key);
+    if (cell.frozen) keys.add(this.cellStatusKey());
     return [...keys].sort();
   }
 
@@ -255,7 +322,12 @@ export class Operator {
   private async handle(key: string): Promise<void> {
     if (key === RESYNC_KEY) return this.resync();
     if (!this.cell) await this.reload();
-    const cell = this.cell!;
+    const cell = this.cell;
+    if (!cell) return; // the folder could not be read at all: its status says why
+    const held = cell.held.get(key);
+    if (held) return held.key.startsWith(`${SERVICE_KIND}/`) ? this.writeHeldStatus(held) : undefined;
+    // Without a valid Cell nothing converges, so nothing can be withdrawn or removed by mistake.
+    if (cell.frozen) return;
     if (isResourceKey(key)) return this.shared.reconcileResource(cell, key);
     if (isAccountsKey(key)) return this.shared.reconcileAccounts(cell, key);
     const [kind, name = ''] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];

@@ -13,6 +13,7 @@ import type { CellRouting, InstalledService, ResourceContext, ResourceReconciler
 import type { LoadedCell } from '../state/cell.js';
 import { CredentialsStore } from '../state/credentials.js';
 import { documentKey } from '../state/desired.js';
+import { isHeld } from '../state/hold.js';
 import type { OperatorContext } from './context.js';
 import { generationOf, SERVICE_KIND } from './reconcile-service.js';
 
@@ -208,7 +209,8 @@ export class SharedResources {
     }
     for (const { doc, file } of cell.docs.peers) {
       const key = documentKey(doc);
-      if ((cell.checked.byDocument.get(key) ?? []).length > 0) continue; // written as Stalled by the operator
+      // Invalid or held peers: written as Stalled by the operator.
+      if ((cell.checked.byDocument.get(key) ?? []).length > 0 || isHeld(cell, key)) continue;
       const wanted = doc.spec.services;
       const summary = peerStatus(doc.metadata.name, this.accountResults, wanted);
       for (const [service, why] of waiting) {

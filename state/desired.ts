@@ -28,6 +28,12 @@ export interface DesiredDocuments {
   rejected: { key?: string; file: string; problems: Problem[] }[];
   /** Problems of files as a whole: unreadable, not YAML, too large. */
   problems: Problem[];
+  /**
+   * Files that could not be read whole: unreadable, too large, not YAML in any of their documents,
+   * or holding no document at all. What such a file declared before is not known to be gone, so
+   * the operator holds it (state/hold.ts) instead of taking it for a deletion.
+   */
+  unreadable: { file: string; problems: Problem[] }[];
   /** Every file read, for change detection (relative path → content signature). */
   files: string[];
 }
@@ -53,9 +59,10 @@ export function claimedKey(value: unknown): string | undefined {
   return `${v.kind}/${v.metadata.name}`;
 }
 
-async function listDocumentFiles(dir: string): Promise<{ files: string[]; problems: Problem[] }> {
+async function listDocumentFiles(dir: string): Promise<{ files: string[]; problems: Problem[]; unreadable: DesiredDocuments['unreadable'] }> {
   const files: string[] = [];
   const problems: Problem[] = [];
+  const unreadable: DesiredDocuments['unreadable'] = [];
   const cellFile = path.join(dir, CELL_FILE);
   try {
     await fs.access(cellFile);
@@ -70,7 +77,9 @@ async function listDocumentFiles(dir: string): Promise<{ files: string[]; proble
       entries = await fs.readdir(sub, { withFileTypes: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      problems.push({ file: sub, pointer: '', message: `cannot list: ${(err as Error).message}` });
+      const problem = { file: sub, pointer: '', message: `cannot list: ${(err as Error).message}` };
+      problems.push(problem);
+      unreadable.push({ file: sub, problems: [problem] });
       continue;
     }
     for (const e of entries) {
@@ -78,13 +87,15 @@ async function listDocumentFiles(dir: string): Promise<{ files: string[]; proble
     }
   }
   files.sort();
-  return { files, problems };
+  return { files, problems, unreadable };
 }
 
 /** Read every document of a cell folder and check each against its kind's schema. */
 export async function loadCellFolder(dir: string): Promise<DesiredDocuments> {
   const listed = await listDocumentFiles(dir);
-  return collectDocuments(dir, listed.files, listed.problems);
+  const docs = collectDocuments(dir, listed.files, listed.problems);
+  docs.unreadable.push(...listed.unreadable);
+  return docs;
 }
 
 /** Check the documents of YAML files that may not form a cell folder (pic validate FILE). */
@@ -120,10 +131,14 @@ function checkFile(file: string): CheckedFile {
 }
 
 function collectDocuments(dir: string, files: string[], problems: Problem[]): DesiredDocuments {
-  const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], files };
+  const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], unreadable: [], files };
   for (const file of files) {
     const checked = checkFile(file);
     out.problems.push(...checked.problems);
+    if (checked.problems.length > 0) out.unreadable.push({ file, problems: checked.problems });
+    else if (checked.documents.length === 0) {
+      out.unreadable.push({ file, problems: [{ file, pointer: '', message: 'holds no document; to uninstall what it declared, delete the file' }] });
+    }
     for (const document of checked.documents) {
       if ('rejected' in document) {
         out.rejected.push(document.rejected);

@@ -22,6 +22,8 @@ export interface StatePaths {
   secrets: string;
   ipAllocations: string;
   credentials: string;
+  /** The last accepted version of every document, held while its file is broken (state/hold.ts). */
+  applied: string;
   lock: string;
   /** Data directories of the services (bind mounts), data/<service>/... */
   data: string;
@@ -61,6 +63,7 @@ export class StateDir {
       secrets: path.join(this.root, 'secrets.json'),
       ipAllocations: path.join(this.root, 'allocations', 'ips.json'),
       credentials: path.join(this.root, 'credentials.json'),
+      applied: path.join(this.root, 'applied.json'),
       lock: path.join(this.root, 'operator.lock'),
       data: path.join(this.root, 'data'),
     };

@@ -46,7 +46,7 @@ const peer = (name: string, services: string[]) => src({ apiVersion: 'pic.ngo/v1
 const conn = (name: string, type: string) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'Connection', metadata: { name }, spec: { type } } as CellObject);
 
 function docs(...items: Sourced<CellObject>[]): DesiredDocuments {
-  const d: DesiredDocuments = { dir: 'cell', cells: [], services: [], peers: [], connections: [], rejected: [], problems: [], files: [] };
+  const d: DesiredDocuments = { dir: 'cell', cells: [], services: [], peers: [], connections: [], rejected: [], problems: [], unreadable: [], files: [] };
   for (const i of items) {
     if (i.doc.kind === 'Cell') d.cells.push(i as never);
     if (i.doc.kind === 'ServiceInstall') d.services.push(i as never);
