@@ -37,8 +37,6 @@ export interface ReconcileOutcome {
   ready?: boolean;
 }
 
-const summarise = summariseProblems;
-
 /** What the containers of a service look like, for its status. */
 function containerFacts(plan: ServicePlan, observed: ObservedContainer[]): ContainerFact[] {
   return plan.containers.map((c) => {
@@ -97,8 +95,8 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   if (!cellDoc) {
     const problems = cell.checked.general.length ? cell.checked.general : [{ file: `${cell.dir}/cell.yaml`, pointer: '', message: 'no valid Cell document' }];
     if (!source) return removeService(ctx, name, cached);
-    await ctx.writeStatus(key, { file: source.file, generation: generationOf(source.doc.spec), ready: false, stalled: { reason: 'CellInvalid', message: summarise(problems) } });
-    throw new TerminalError(`the cell itself is invalid: ${summarise(problems)}`, 'CellInvalid');
+    await ctx.writeStatus(key, { file: source.file, generation: generationOf(source.doc.spec), ready: false, stalled: { reason: 'CellInvalid', message: summariseProblems(problems) } });
+    throw new TerminalError(`the cell itself is invalid: ${summariseProblems(problems)}`, 'CellInvalid');
   }
   if (!source) {
     const rejected = cell.checked.byDocument.get(key);
@@ -108,8 +106,8 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const file = source?.file ?? cell.docs.rejected.find((r) => r.key === key)?.file;
   const problems = cell.checked.byDocument.get(key) ?? [];
   if (problems.length > 0 || !source) {
-    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: summarise(problems) } });
-    throw new TerminalError(summarise(problems), 'InvalidSpec');
+    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: summariseProblems(problems) } });
+    throw new TerminalError(summariseProblems(problems), 'InvalidSpec');
   }
 
   if (cellDoc.spec.imageVerification.mode === 'enforce') {

@@ -28,6 +28,7 @@ export interface TranslateContext {
   file?: string;
 }
 
+/** Dependencies first; among services that are ready at the same time, by service key. */
 function topologicalOrder(services: ServiceModel[]): ServiceModel[] | undefined {
   const byKey = new Map(services.map((s) => [s.key, s]));
   const remaining = new Map(services.map((s) => [s.key, new Set(s.dependsOn.map((d) => d.service).filter((d) => byKey.has(d)))]));
@@ -113,12 +114,6 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
   create.NetworkingConfig = { EndpointsConfig: endpoints };
   return create;
 }
-
-/**
- * Translate a rendered compose document into what pic creates: containers (ordered so that each
- * comes after what it depends on) and named volumes. Call `checkRenderedCompose` first; this
- * refuses the same unsafe settings, but only the check applies the cell's policy.
- */
 
 function dockerVolumeName(ctx: TranslateContext, volume: VolumeModel): string {
   return volume.name ?? `${ctx.volumePrefix ?? 'pic'}-${ctx.serviceId}-${volume.key}`;

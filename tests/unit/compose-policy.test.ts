@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import type { Manifest } from '../../crds/types.js';
 import { validateManifest } from '../../crds/validate-manifest.js';
 import { readComposeModel, type ComposeFile } from '../../reconcilers/containers/compose-model.js';
@@ -210,5 +211,30 @@ describe('capabilities by declaration', () => {
     const problems = validateManifest(valid(connectivity), 'services/vpn/manifest.json', { allowedImagePrefix: 'git.pic.ngo/roof/', imageVerification: 'warn' });
     if (expected === null) expect(problems).toEqual([]);
     else expect(problems).toContainEqual({ file: 'services/vpn/manifest.json', pointer: expected.pointer, message: expect.stringMatching(expected.message) });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('reader and policy on any input (property)', () => {
+  const scalar = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.constantFrom('host', '/', '/var/run/docker.sock', 'NET_ADMIN', 'true', 'cell-network', '/srv/pic/data/x:/x', 'a:b:c:d'));
+  const value = fc.letrec((tie) => ({
+    node: fc.oneof({ depthSize: 'small' }, scalar, fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(fc.constantFrom('image', 'volumes', 'cap_add', 'tmpfs', 'networks', 'privileged', 'network_mode', 'ports', 'devices', 'security_opt', 'x', 'external', 'name'), tie('node'), { maxKeys: 5 })),
+  })).node;
+  const compose = fc.record({ services: fc.dictionary(fc.string({ maxLength: 6 }), value, { maxKeys: 3 }), networks: value, volumes: value }, { requiredKeys: [] });
+
+  test('never throws; every problem names the file and a JSON pointer', () => {
+    fc.assert(
+      fc.property(fc.oneof(compose, value), (doc) => {
+        const read = readComposeModel(doc, FILE);
+        const { problems } = checkComposePolicy(read.model, POLICY, FILE);
+        for (const p of [...read.problems, ...problems]) {
+          expect(p.file).toBe(FILE);
+          expect(p.pointer === '' || p.pointer.startsWith('/')).toBe(true);
+          expect(typeof p.message).toBe('string');
+        }
+      }),
+      { numRuns: 500 },
+    );
   });
 });
