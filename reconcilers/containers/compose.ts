@@ -4,7 +4,7 @@
  * into create options (translate.ts). Pure.
  */
 import type { Problem } from '../../crds/types.js';
-import { readComposeModel, type ComposeFile } from './compose-model.js';
+import { readComposeModel, type ComposeFile, type ComposeModel } from './compose-model.js';
 import { checkComposePolicy, type ComposePolicy } from './policy.js';
 import { translateCompose, type TranslateContext } from './translate.js';
 import type { ServicePlan } from './types.js';
@@ -19,10 +19,19 @@ export function checkRenderedCompose(compose: ComposeFile, policy: ComposePolicy
   return [...read.problems, ...checkComposePolicy(read.model, policy, file).problems];
 }
 
-/** What pic would create from the document, or every problem that stops it. */
-export function planRenderedCompose(compose: ComposeFile, policy: ComposePolicy, ctx: TranslateContext & { file: string }): { plan?: ServicePlan; problems: Problem[] } {
+/**
+ * What pic would create from the document, or every problem that stops it. `alsoCheck` adds the
+ * caller's checks of the same model (the manifest's, say), so the document is read only once.
+ */
+export function planRenderedCompose(
+  compose: ComposeFile,
+  policy: ComposePolicy,
+  ctx: TranslateContext & { file: string },
+  alsoCheck: (model: ComposeModel) => Problem[] = () => [],
+): { plan?: ServicePlan; problems: Problem[] } {
   const read = readComposeModel(compose, ctx.file);
   const checked = checkComposePolicy(read.model, policy, ctx.file);
-  if (read.problems.length > 0 || !checked.checked) return { problems: [...read.problems, ...checked.problems] };
+  const problems = [...read.problems, ...checked.problems, ...alsoCheck(read.model)];
+  if (problems.length > 0 || !checked.checked) return { problems };
   return translateCompose(checked.checked, ctx);
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parsePinnedReference } from '../../crds/image-reference.js';
 import type { CellDocument, ImageVerificationMode, Manifest, Problem } from '../../crds/types.js';
 import { planRenderedCompose } from './compose.js';
-import type { ComposeFile } from './compose-model.js';
+import type { ComposeModel } from './compose-model.js';
 import { LABEL } from './labels.js';
 import { grantedCapabilitiesOf } from './policy.js';
 import { renderComposeTemplate } from './render.js';
@@ -49,25 +49,20 @@ export interface ServiceInputs {
  * runs the manifest's image, backends and backup volumes name containers of the service, and under
  * `enforce` every image is pinned by digest.
  */
-export function checkManifestAgainstCompose(compose: ComposeFile, inputs: ServiceInputs): Problem[] {
+export function checkManifestAgainstModel(model: ComposeModel, inputs: ServiceInputs): Problem[] {
   const { manifest, templateFile, manifestFile } = inputs;
   const problems: Problem[] = [];
-  const services = (compose.services ?? {}) as Record<string, { container_name?: unknown; image?: unknown } | undefined>;
-  const names = new Map<string, string>();
-  for (const [key, svc] of Object.entries(services)) {
-    const name = typeof svc?.container_name === 'string' ? svc.container_name : undefined;
-    if (name) names.set(name, key);
-    names.set(key, key);
+  const names = new Set<string>();
+  for (const s of model.services) {
+    names.add(s.key);
+    if (s.containerName !== undefined) names.add(s.containerName);
   }
-  const containerNames = new Set(Object.values(services).map((s) => s?.container_name).filter((n): n is string => typeof n === 'string'));
-  if (!containerNames.has(manifest.container_name)) {
+  const containerNames = new Set(model.services.flatMap((s) => (s.containerName !== undefined ? [s.containerName] : [])));
+  const primary = model.services.find((s) => s.containerName === manifest.container_name);
+  if (!primary) {
     problems.push({ file: templateFile, pointer: '/services', message: `no service has container_name "${manifest.container_name}", the manifest's container_name` });
-  } else {
-    const primaryKey = names.get(manifest.container_name)!;
-    const image = services[primaryKey]?.image;
-    if (typeof image === 'string' && image !== manifest.image) {
-      problems.push({ file: templateFile, pointer: `/services/${primaryKey}/image`, message: `image "${image}" differs from the manifest's image "${manifest.image}"; the template must run the image the manifest declares` });
-    }
+  } else if (primary.image !== undefined && primary.image !== manifest.image) {
+    problems.push({ file: templateFile, pointer: primary.imagePointer, message: `image "${primary.image}" differs from the manifest's image "${manifest.image}"; the template must run the image the manifest declares` });
   }
   const backends = [manifest.backend, ...Object.values(manifest.extra_backends ?? {})].filter((b): b is string => typeof b === 'string');
   for (const backend of backends) {
@@ -82,10 +77,9 @@ export function checkManifestAgainstCompose(compose: ComposeFile, inputs: Servic
     }
   });
   if (inputs.cell.imageVerification === 'enforce') {
-    for (const [key, svc] of Object.entries(services)) {
-      const image = svc?.image;
-      if (typeof image === 'string' && !parsePinnedReference(image)) {
-        problems.push({ file: templateFile, pointer: `/services/${key}/image`, message: `image "${image}" is not pinned by digest (@sha256:<64 hex>), which image verification "enforce" requires` });
+    for (const s of model.services) {
+      if (s.image !== undefined && s.image !== '' && !parsePinnedReference(s.image)) {
+        problems.push({ file: templateFile, pointer: s.imagePointer, message: `image "${s.image}" is not pinned by digest (@sha256:<64 hex>), which image verification "enforce" requires` });
       }
     }
   }
@@ -130,7 +124,8 @@ export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan;
       file: templateFile,
       extraLabels: { [LABEL.cell]: cell.name, [LABEL.version]: manifest.version },
     },
+    (model) => checkManifestAgainstModel(model, inputs),
   );
-  const problems = [...rendered.problems, ...planned.problems, ...checkManifestAgainstCompose(rendered.compose, inputs)];
+  const problems = [...rendered.problems, ...planned.problems];
   return problems.length > 0 || !planned.plan ? { problems } : { plan: planned.plan, problems: [] };
 }
