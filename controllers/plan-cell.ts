@@ -1,7 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { Problem } from '../crds/types.js';
 import { cellContextOf } from '../reconcilers/containers/desired.js';
-import { previewServiceContainers, removeServiceContainers } from '../reconcilers/containers/index.js';
+import { reconcileServiceContainers, removeServiceContainers } from '../reconcilers/containers/index.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import type { ContainerAction } from '../reconcilers/containers/plan.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
@@ -98,7 +98,7 @@ export async function planCell(cell: LoadedCell, docker: Dockerode, stateDir: St
         lines.push(`+ generate secret PIC_SECRET_${secretName}`);
       }
     }
-    const preview = await previewServiceContainers(docker, {
+    const preview = await reconcileServiceContainers(docker, {
       owner: key,
       cellName: cellDoc.metadata.name,
       inputs: {
@@ -112,7 +112,7 @@ export async function planCell(cell: LoadedCell, docker: Dockerode, stateDir: St
         cell: cellContextOf(cellDoc, stateDir.paths.data, stateDir.root),
       },
       observed: byOwner.get(key) ?? [],
-    });
+    }, 'dry-run');
     if (preview.outcome === 'refused') {
       problems.push(...(preview.problems.length > 0 ? preview.problems : [{ file: service.templateFile, pointer: '', message: preview.message }]));
       continue;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { applyServiceContainers, removeServiceContainers, summariseProblems } from '../reconcilers/containers/index.js';
+import { reconcileServiceContainers, removeServiceContainers, summariseProblems } from '../reconcilers/containers/index.js';
 import type { ObservedContainer } from '../reconcilers/containers/observe.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
 import { canonicalJson } from '../reconcilers/containers/spec-hash.js';
@@ -126,7 +126,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
   const secrets = await ctx.secrets.ensure(name, templateSecretNames(service.template));
   const notices = cell.checked.notices.get(key) ?? [];
-  const result = await applyServiceContainers(
+  const result = await reconcileServiceContainers(
     ctx.docker,
     {
       owner,

@@ -3,10 +3,9 @@
  * (observe.ts, one listing) → plan (plan.ts, pure) → apply (apply.ts), with the steps between
  * that need Docker or the file system: image lookup and pull, image verification, bind sources.
  *
- * One pipeline serves the operator (`applyServiceContainers`) and `pic plan`
- * (`previewServiceContainers`, the same steps with a dry-run apply: nothing is pulled, created,
- * made or written). The caller owns the state stores (address, secrets) and the status: it passes
- * the inputs in and writes the status from the result.
+ * One pipeline serves the operator and `pic plan` (`reconcileServiceContainers` with a dry-run
+ * apply: nothing is pulled, created, made or written). The caller owns the state stores (address,
+ * secrets) and the status: it passes the inputs in and writes the status from the result.
  */
 import type Dockerode from 'dockerode';
 import type { Problem } from '../../crds/types.js';
@@ -63,21 +62,22 @@ export interface ContainersRefusal {
 export interface ContainersConverged {
   outcome: 'converged';
   plan: ServicePlan;
-  /** The owner's containers after the pass. */
+  /** The owner's containers after the pass (as observed, for a dry run). */
   observed: ObservedContainer[];
-  /** What was applied (nothing when in sync). */
+  /** What was applied, or for a dry run what would be (pulls and conflicts included); nothing when in sync. */
   actions: ContainerAction[];
   changed: boolean;
 }
 
-export interface ContainersPreview {
-  outcome: 'preview';
-  plan: ServicePlan;
-  /** What a reconcile would do, pulls included. */
-  actions: ContainerAction[];
-}
+/** How the pipeline ends: through Docker, or a dry run that stops where applying would begin. */
+export type ApplyMode = ApplyHooks | 'dry-run';
 
-export async function applyServiceContainers(docker: Dockerode, input: ServiceContainersInput, hooks: ApplyHooks): Promise<ContainersRefusal | ContainersConverged> {
+/**
+ * Converge the service's containers, or with `'dry-run'` say what converging would do: the same
+ * steps up to the point where applying begins (images looked up to show the pulls, bind sources
+ * looked at), then nothing is pulled, created, made or written.
+ */
+export async function reconcileServiceContainers(docker: Dockerode, input: ServiceContainersInput, mode: ApplyMode): Promise<ContainersRefusal | ContainersConverged> {
   const desired = memoisedServicePlan(input.inputs);
   if (!desired.plan) return refusal('RenderFailed', desired.problems);
   // The plan may be shared with the next pass (memoised): what this pass changes is a copy.
@@ -85,20 +85,26 @@ export async function applyServiceContainers(docker: Dockerode, input: ServiceCo
   let observed = input.observed ?? (await observeOwner(docker, input));
   let actions = planContainers(plan, observed, { imagePresent: () => true });
   if (actions.length === 0) return { outcome: 'converged', plan, observed, actions, changed: false };
-  const conflict = conflictOf(actions);
+  // A dry run shows a conflict among the actions; a reconcile stops at it.
+  const conflict = mode === 'dry-run' ? undefined : conflictOf(actions);
   if (conflict) return conflict;
   const bindSources = plan.bindSources ?? [];
   // Before Docker or mkdir sees a bind source: a symlink a container planted must not widen a mount.
   const planted = await checkBindSources(input.inputs.cell.dataDir, bindSources, 'check');
   if (planted.length > 0) return bindRefusal(planted, input.inputs.templateFile);
 
-  const progressing = hooks.progressing?.(describeActions(actions), plan, observed) ?? Promise.resolve();
+  const hooks = mode === 'dry-run' ? undefined : mode;
+  const progressing = hooks?.progressing?.(describeActions(actions), plan, observed) ?? Promise.resolve();
   progressing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
   let applied = false;
   try {
-    plan = structuredClone(plan);
     const images = await resolveImages(docker, imagesForCreation(actions));
     actions = planContainers(plan, observed, { imagePresent: (ref) => images.get(ref)?.present });
+    if (!hooks) {
+      applied = true;
+      return { outcome: 'converged', plan, observed, actions, changed: false };
+    }
+    plan = structuredClone(plan);
     for (const action of actions) {
       if (action.type !== 'pull-image') continue;
       hooks.event({ reason: 'Pulling', message: `pulling ${action.image}` });
@@ -154,40 +160,19 @@ export async function applyServiceContainers(docker: Dockerode, input: ServiceCo
   }
 }
 
-/**
- * The same pipeline with a dry-run apply: images are looked up (to show the pulls) and bind
- * sources looked at, but nothing is pulled, created, made or written.
- */
-export async function previewServiceContainers(docker: Dockerode, input: ServiceContainersInput): Promise<ContainersRefusal | ContainersPreview> {
-  const desired = desiredServicePlan(input.inputs);
-  if (!desired.plan) return refusal('RenderFailed', desired.problems);
-  const plan = desired.plan;
-  const observed = input.observed ?? (await observeOwner(docker, input));
-  let actions = planContainers(plan, observed, { imagePresent: () => true });
-  if (actions.length === 0) return { outcome: 'preview', plan, actions };
-  const planted = await checkBindSources(input.inputs.cell.dataDir, plan.bindSources ?? [], 'check');
-  if (planted.length > 0) return bindRefusal(planted, input.inputs.templateFile);
-  const refs = imagesForCreation(actions);
-  if (refs.length > 0) {
-    const images = await resolveImages(docker, refs);
-    actions = planContainers(plan, observed, { imagePresent: (ref) => images.get(ref)?.present });
-  }
-  return { outcome: 'preview', plan, actions };
-}
-
 /** Converge a service whose document is gone: its containers removed, volumes and data kept. */
 export async function removeServiceContainers(
   docker: Dockerode,
   target: { owner: string; cellName: string; observed?: ObservedContainer[] },
-  hooks: Pick<ApplyHooks, 'network' | 'event'> | 'dry-run',
+  mode: Pick<ApplyHooks, 'network' | 'event'> | 'dry-run',
 ): Promise<ContainerAction[]> {
   const observed = target.observed ?? (await listOwnedContainers(docker, { cell: target.cellName, owner: target.owner }));
   const actions = planContainers(null, observed, { imagePresent: () => true, owner: target.owner });
-  if (hooks !== 'dry-run' && actions.length > 0) {
+  if (mode !== 'dry-run' && actions.length > 0) {
     await applyContainerActions(docker, actions, {
-      network: hooks.network,
+      network: mode.network,
       labels: { [LABEL.owner]: target.owner, [LABEL.cell]: target.cellName },
-      log: hooks.event,
+      log: mode.event,
     });
   }
   return actions;

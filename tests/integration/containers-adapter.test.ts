@@ -11,7 +11,7 @@ import type { Manifest } from '../../crds/types.js';
 import { applyContainerActions, type ApplyEvent } from '../../reconcilers/containers/apply.js';
 import { checkBindSources } from '../../reconcilers/containers/bind-sources.js';
 import type { ServiceInputs } from '../../reconcilers/containers/desired.js';
-import { applyServiceContainers, previewServiceContainers, type ApplyHooks } from '../../reconcilers/containers/index.js';
+import { reconcileServiceContainers, type ApplyHooks } from '../../reconcilers/containers/index.js';
 import { ensureNetwork } from '../../reconcilers/containers/network.js';
 import { listOwnedContainers } from '../../reconcilers/containers/observe.js';
 import { planContainers } from '../../reconcilers/containers/plan.js';
@@ -463,14 +463,14 @@ describe('the containers pipeline: bind sources are walked without following sym
   test('a symlink a container planted in its data directory is refused, path named, nothing created', async () => {
     const planted = path.join(dataDir, 'app', 'cfg');
     await fs.symlink(outside, planted);
-    const result = await applyServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
+    const result = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
     expect(result.outcome).toBe('refused');
     if (result.outcome !== 'refused') return;
     expect(result.reason).toBe('BindSourceRefused');
     expect(result.message).toContain(`"${planted}" is a symbolic link`);
     expect(await ours()).toEqual([]);
     // pic plan says the same, without touching anything either.
-    const preview = await previewServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() });
+    const preview = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, 'dry-run');
     expect(preview.outcome).toBe('refused');
     expect((await fs.lstat(planted)).isSymbolicLink()).toBe(true);
     await fs.unlink(planted);
@@ -480,7 +480,7 @@ describe('the containers pipeline: bind sources are walked without following sym
     const app = path.join(dataDir, 'app');
     await fs.rm(app, { recursive: true });
     await fs.symlink(outside, app);
-    const result = await applyServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
+    const result = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
     expect(result.outcome === 'refused' && result.reason).toBe('BindSourceRefused');
     expect(result.outcome === 'refused' && result.message).toContain(`"${app}" is a symbolic link`);
     expect(await fs.readdir(outside)).toEqual(['secret']);
@@ -488,8 +488,16 @@ describe('the containers pipeline: bind sources are walked without following sym
     await fs.unlink(app);
   });
 
+  test('a dry run says what would be created, and creates nothing, not even the bind source', async () => {
+    const preview = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, 'dry-run');
+    expect(preview.outcome === 'converged' && preview.actions.map((a) => a.type)).toEqual(['ensure-network', 'create']);
+    expect(preview.outcome === 'converged' && preview.changed).toBe(false);
+    expect(await ours()).toEqual([]);
+    await expect(fs.lstat(path.join(dataDir, 'app'))).rejects.toThrow(/ENOENT/);
+  });
+
   test('once the link is gone: the bind source is made as real directories and the container runs; the next pass does nothing', async () => {
-    const result = await applyServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
+    const result = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
     expect(result.outcome).toBe('converged');
     const cfg = await fs.lstat(path.join(dataDir, 'app', 'cfg'));
     expect(cfg.isDirectory()).toBe(true);
@@ -497,7 +505,7 @@ describe('the containers pipeline: bind sources are walked without following sym
     const [info] = await ours();
     expect(info?.State).toBe('running');
     expect(info?.Mounts.find((m) => m.Destination === '/cfg')?.Source).toBe(path.join(dataDir, 'app', 'cfg'));
-    const again = await applyServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
+    const again = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
     expect(again.outcome === 'converged' && again.changed).toBe(false);
   });
 
