@@ -4,7 +4,8 @@
  * into create options (translate.ts). Pure.
  */
 import type { Problem } from '../../crds/types.js';
-import { readComposeModel, type ComposeFile, type ComposeModel } from './compose-model.js';
+import type { ComposeFile, ComposeModel } from './compose-model.js';
+import { readComposeModel } from './read-compose.js';
 import { checkComposePolicy, type ComposePolicy } from './policy.js';
 import { translateCompose, type TranslateContext } from './translate.js';
 import type { ServicePlan } from './types.js';

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import type { Manifest } from '../../crds/types.js';
 import { validateManifest } from '../../crds/validate-manifest.js';
-import { readComposeModel, type ComposeFile } from '../../reconcilers/containers/compose-model.js';
+import type { ComposeFile } from '../../reconcilers/containers/compose-model.js';
+import { readComposeModel } from '../../reconcilers/containers/read-compose.js';
 import { desiredServicePlan, type ServiceInputs } from '../../reconcilers/containers/desired.js';
 import { checkComposePolicy, type ComposePolicy } from '../../reconcilers/containers/policy.js';
 
