@@ -412,7 +412,7 @@ describe('composeToContainerSpecs', () => {
     expect(plan.problems).toEqual([{ file: FILE, pointer: '/services', message: 'depends_on forms a cycle: app → db → cache → app' }]);
   });
 
-  test('unsafe settings are refused by the translation too', () => {
+  test('a document the policy refuses plans nothing', () => {
     const plan = composeToContainerSpecs(withService((s) => { s.privileged = true; }), TRANSLATE);
     expect(plan.containers).toEqual([]);
     expect(plan.problems.map((p) => p.pointer)).toEqual(['/services/app/privileged']);
@@ -512,6 +512,24 @@ describe('canonicalJson and specHash', () => {
     expect(canonicalJson({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: null }, u: undefined })).toBe('{"a":{"c":null,"d":[3,{"y":2,"z":1}]},"b":1}');
     expect(canonicalJson('x')).toBe('"x"');
     expect(canonicalJson([undefined])).toBe('[null]');
+  });
+
+  test('canonicalJson gives the text of the hand-written canonical JSON it replaced, so spec hashes stay the same (property)', () => {
+    // The canonical JSON the spec hash was computed from before safe-stable-stringify.
+    const previous = (value: unknown): string => {
+      if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+      if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : previous(item))).join(',')}]`;
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      return `{${keys.map((k) => `${JSON.stringify(k)}:${previous(record[k])}`).join(',')}}`;
+    };
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.anything({ withNullPrototype: false, withBigInt: false, withMap: false, withSet: false, withDate: false, withTypedArray: false, withSparseArray: false, withBoxedValues: false, values: [fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constant(undefined)] }), (json, any) => {
+        expect(canonicalJson(json)).toBe(previous(json));
+        expect(canonicalJson(any)).toBe(previous(any));
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   test('the same compose gives the same hash, whatever the key order', () => {
