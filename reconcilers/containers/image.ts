@@ -29,6 +29,13 @@ export async function resolveImage(docker: Dockerode, ref: string): Promise<Reso
   return { present: false };
 }
 
+/** Each of `refs` looked up locally, one inspect (or two, for a pinned Id) per reference. */
+export async function resolveImages(docker: Dockerode, refs: readonly string[]): Promise<Map<string, ResolvedImage>> {
+  const out = new Map<string, ResolvedImage>();
+  for (const ref of refs) out.set(ref, await resolveImage(docker, ref));
+  return out;
+}
+
 /**
  * What to put in `Image` when creating a container from `ref`: the image Id when the reference
  * is pinned to a digest that is the Id of the local image (Docker cannot resolve

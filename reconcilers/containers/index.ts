@@ -12,7 +12,7 @@ import type { Problem } from '../../crds/types.js';
 import { applyContainerActions, type ApplyEvent } from './apply.js';
 import { checkBindSources, type BindSourceRefusal } from './bind-sources.js';
 import { desiredServicePlan, type ServiceInputs } from './desired.js';
-import { imageForCreate, pullImage, resolveImage, type ResolvedImage } from './image.js';
+import { imageForCreate, pullImage, resolveImage, resolveImages, type ResolvedImage } from './image.js';
 import { LABEL } from './labels.js';
 import { listOwnedContainers } from './observe.js';
 import { imagesForCreation, planContainers } from './plan.js';
@@ -187,12 +187,6 @@ export function describeActions(actions: ContainerAction[]): string {
 
 function observeOwner(docker: Dockerode, input: ServiceContainersInput): Promise<ObservedContainer[]> {
   return listOwnedContainers(docker, { cell: input.cellName, owner: input.owner });
-}
-
-async function resolveImages(docker: Dockerode, refs: string[]): Promise<Map<string, ResolvedImage>> {
-  const out = new Map<string, ResolvedImage>();
-  for (const ref of refs) out.set(ref, await resolveImage(docker, ref));
-  return out;
 }
 
 function conflictOf(actions: ContainerAction[]): ContainersRefusal | undefined {
