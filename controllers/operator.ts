@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import type winston from 'winston';
-import { canonicalJson } from '../reconcilers/containers/compose.js';
-import { OWNER_LABEL } from '../reconcilers/containers/desired.js';
+import { canonicalJson } from '../reconcilers/containers/spec-hash.js';
+import { OWNER_LABEL } from '../reconcilers/containers/labels.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import { isTerminal } from '../reconcilers/errors.js';
 import { AppliedStore } from '../state/applied-store.js';

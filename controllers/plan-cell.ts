@@ -1,9 +1,9 @@
 import type Dockerode from 'dockerode';
 import type { Problem } from '../crds/types.js';
-import { cellContextOf, desiredServicePlan } from '../reconcilers/containers/desired.js';
-import { resolveImage } from '../reconcilers/containers/image.js';
+import { cellContextOf } from '../reconcilers/containers/desired.js';
+import { reconcileServiceContainers, removeServiceContainers } from '../reconcilers/containers/index.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
-import { imagesForCreation, planContainers, type ContainerAction } from '../reconcilers/containers/plan.js';
+import type { ContainerAction } from '../reconcilers/containers/plan.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
 import type { LoadedCell } from '../state/cell.js';
 import { documentKey } from '../state/desired.js';
@@ -98,28 +98,26 @@ export async function planCell(cell: LoadedCell, docker: Dockerode, stateDir: St
         lines.push(`+ generate secret PIC_SECRET_${secretName}`);
       }
     }
-    const desired = desiredServicePlan({
-      manifest: service.manifest,
-      template: service.template,
-      templateFile: service.templateFile,
-      manifestFile: service.manifestFile,
-      config: cell.checked.configs.get(name)!,
-      secrets,
-      serviceIp: ip,
-      cell: cellContextOf(cellDoc, stateDir.paths.data),
-    });
-    if (!desired.plan) {
-      problems.push(...desired.problems);
+    const preview = await reconcileServiceContainers(docker, {
+      owner: key,
+      cellName: cellDoc.metadata.name,
+      inputs: {
+        manifest: service.manifest,
+        template: service.template,
+        templateFile: service.templateFile,
+        manifestFile: service.manifestFile,
+        config: cell.checked.configs.get(name)!,
+        secrets,
+        serviceIp: ip,
+        cell: cellContextOf(cellDoc, stateDir.paths.data, stateDir.root),
+      },
+      observed: byOwner.get(key) ?? [],
+    }, 'dry-run');
+    if (preview.outcome === 'refused') {
+      problems.push(...(preview.problems.length > 0 ? preview.problems : [{ file: service.templateFile, pointer: '', message: preview.message }]));
       continue;
     }
-    const own = byOwner.get(key) ?? [];
-    let actions = planContainers(desired.plan, own, { imagePresent: () => true });
-    const refs = imagesForCreation(actions);
-    if (refs.length > 0) {
-      const present = new Map<string, boolean>();
-      for (const ref of refs) present.set(ref, (await resolveImage(docker, ref)).present);
-      actions = planContainers(desired.plan, own, { imagePresent: (ref) => present.get(ref) });
-    }
+    const actions = preview.actions;
     lines.push(...actions.filter((a) => a.type !== 'ensure-network').map(describeAction));
     if (lines.length > 0) changes.push({ key, lines });
   }
@@ -127,7 +125,7 @@ export async function planCell(cell: LoadedCell, docker: Dockerode, stateDir: St
 
   for (const [owner, own] of [...byOwner.entries()].sort(([a], [b]) => a.localeCompare(b))) {
     if (!owner.startsWith(`${SERVICE_KIND}/`) || desiredKeys.has(owner)) continue;
-    const actions = planContainers(null, own, { imagePresent: () => true, owner });
+    const actions = await removeServiceContainers(docker, { owner, cellName: cellDoc.metadata.name, observed: own }, 'dry-run');
     const lines = actions.map(describeAction);
     if (assignments[owner] !== undefined) lines.push(`- release IP ${assignments[owner]}`);
     if (lines.length > 0) changes.push({ key: owner, lines: [...lines, '  (volumes and data are kept)'] });

@@ -1,14 +1,10 @@
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import type Dockerode from 'dockerode';
-import type { Problem } from '../crds/types.js';
-import { applyContainerActions } from '../reconcilers/containers/apply.js';
-import { canonicalJson, type ServicePlan } from '../reconcilers/containers/compose.js';
-import { desiredServicePlan, OWNER_LABEL, type ServiceInputs } from '../reconcilers/containers/desired.js';
-import { imageForCreate, pullImage, resolveImage } from '../reconcilers/containers/image.js';
-import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
-import { planContainers, type ContainerAction } from '../reconcilers/containers/plan.js';
+import path from 'node:path';
+import { reconcileServiceContainers, removeServiceContainers, summariseProblems } from '../reconcilers/containers/index.js';
+import type { ObservedContainer } from '../reconcilers/containers/observe.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
+import { canonicalJson } from '../reconcilers/containers/spec-hash.js';
+import type { ServicePlan } from '../reconcilers/containers/types.js';
 import { TerminalError } from '../reconcilers/errors.js';
 import type { LoadedCell } from '../state/cell.js';
 import type { ContainerFact, DocumentStatus } from '../state/status-types.js';
@@ -39,13 +35,6 @@ export interface ReconcileOutcome {
   changed: boolean;
   /** Whether the service ended Ready. */
   ready?: boolean;
-}
-
-function summarise(problems: Problem[]): string {
-  const first = problems[0];
-  if (!first) return 'no details recorded';
-  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''}; run pic validate)` : '';
-  return `${first.file}: ${first.pointer || '/'}: ${first.message}${more}`;
 }
 
 /** What the containers of a service look like, for its status. */
@@ -106,8 +95,8 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   if (!cellDoc) {
     const problems = cell.checked.general.length ? cell.checked.general : [{ file: `${cell.dir}/cell.yaml`, pointer: '', message: 'no valid Cell document' }];
     if (!source) return removeService(ctx, name, cached);
-    await ctx.writeStatus(key, { file: source.file, generation: generationOf(source.doc.spec), ready: false, stalled: { reason: 'CellInvalid', message: summarise(problems) } });
-    throw new TerminalError(`the cell itself is invalid: ${summarise(problems)}`, 'CellInvalid');
+    await ctx.writeStatus(key, { file: source.file, generation: generationOf(source.doc.spec), ready: false, stalled: { reason: 'CellInvalid', message: summariseProblems(problems) } });
+    throw new TerminalError(`the cell itself is invalid: ${summariseProblems(problems)}`, 'CellInvalid');
   }
   if (!source) {
     const rejected = cell.checked.byDocument.get(key);
@@ -117,13 +106,15 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const file = source?.file ?? cell.docs.rejected.find((r) => r.key === key)?.file;
   const problems = cell.checked.byDocument.get(key) ?? [];
   if (problems.length > 0 || !source) {
-    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: summarise(problems) } });
-    throw new TerminalError(summarise(problems), 'InvalidSpec');
+    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: summariseProblems(problems) } });
+    throw new TerminalError(summariseProblems(problems), 'InvalidSpec');
   }
 
   if (cellDoc.spec.imageVerification.mode === 'enforce') {
     // ADR 001: under enforce an image whose signature is not verified must not run. This version
-    // has no cosign verifier yet, so it fails closed rather than run what it cannot check.
+    // has no cosign verifier yet, so it fails closed rather than run what it cannot check. A verifier
+    // plugs into the containers pipeline as its `verifyImages` hook (reconcilers/containers/index.ts),
+    // which runs once the images are resolved and before any container is created.
     const message = `image verification is "enforce", but this version of pic cannot verify cosign signatures yet; set the Cell's spec.imageVerification.mode to "warn" to run digest-pinned images without signature checks`;
     await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'SignatureNotVerifiable', message } });
     throw new TerminalError(message, 'SignatureNotVerifiable');
@@ -134,87 +125,42 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const owner = key;
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
   const secrets = await ctx.secrets.ensure(name, templateSecretNames(service.template));
-  const desired = memoisedServicePlan({
-    manifest: service.manifest,
-    template: service.template,
-    templateFile: service.templateFile,
-    manifestFile: service.manifestFile,
-    config,
-    secrets,
-    serviceIp: allocation.ip,
-    cell: ctx.cellContext(cellDoc),
-  });
-  if (!desired.plan) {
-    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'RenderFailed', message: summarise(desired.problems) } });
-    throw new TerminalError(summarise(desired.problems), 'RenderFailed');
-  }
-  // The plan may be shared with the next pass (memoised): what this pass changes is a copy.
-  let plan = desired.plan;
   const notices = cell.checked.notices.get(key) ?? [];
-
-  let observed = cached ?? (await listOwnedContainers(ctx.docker, { cell: cellDoc.metadata.name, owner }));
-  let actions = planContainers(plan, observed, { imagePresent: () => true });
-  let changed = false;
-  if (actions.length > 0) {
-    const conflicts = actions.filter((a): a is Extract<ContainerAction, { type: 'conflict' }> => a.type === 'conflict');
-    if (conflicts.length > 0) {
-      const message = conflicts.map((c) => c.message).join('; ');
-      await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'NameConflict', message }, facts: { serviceIp: allocation.ip, notices } });
-      throw new TerminalError(message, 'NameConflict');
-    }
-    // Written while Docker works (statuses of one key are stored in order, so a later verdict
-    // cannot be overtaken); waited for before the pass ends, also when it fails.
-    const progressing = ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Progressing', message: describeActions(actions) }, facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices } });
-    progressing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-    let applied = false;
-    try {
-      plan = structuredClone(plan);
-      const images = await resolveImages(ctx.docker, actions);
-      actions = planContainers(plan, observed, { imagePresent: (ref) => images.get(ref)?.present });
-      for (const action of actions) {
-        if (action.type === 'pull-image') {
-          ctx.event(key, 'Normal', 'Pulling', `pulling ${action.image}`);
-          try {
-            await pullImage(ctx.docker, action.image, (line) => ctx.logger.info(line, { key }));
-          } catch (err) {
-            ctx.event(key, 'Warning', 'PullFailed', `${action.image}: ${(err as Error).message}`);
-            throw err;
-          }
-          images.set(action.image, await resolveImage(ctx.docker, action.image));
-        }
-      }
-      for (const c of plan.containers) {
-        const ref = String(c.create.Image);
-        const resolved = images.get(ref);
-        if (resolved) c.create.Image = imageForCreate(ref, resolved);
-      }
-      // Docker does not create a missing bind-mount source; the checks kept these inside the data dir.
-      for (const dir of plan.bindSources) await fs.mkdir(dir, { recursive: true, mode: 0o750 });
-      let announced = false;
-      await applyContainerActions(
-        ctx.docker,
-        actions.filter((a) => a.type !== 'pull-image'),
-        {
-          network: ctx.network,
-          labels: { [OWNER_LABEL]: owner, 'ngo.pic.cell': cellDoc.metadata.name },
-          log: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message),
-          beforeStart: () => {
-            if (announced) return;
-            announced = true;
-            hooks.starting?.(allocation.ip);
-          },
-        },
-      );
-      changed = true;
-      observed = await listOwnedContainers(ctx.docker, { cell: cellDoc.metadata.name, owner });
-      applied = true;
-    } finally {
-      // A failed status write is the pass's error, unless a Docker failure is already on its way.
-      await progressing.catch((err: unknown) => {
-        if (applied) throw err;
-      });
-    }
+  const result = await reconcileServiceContainers(
+    ctx.docker,
+    {
+      owner,
+      cellName: cellDoc.metadata.name,
+      inputs: {
+        manifest: service.manifest,
+        template: service.template,
+        templateFile: service.templateFile,
+        manifestFile: service.manifestFile,
+        config,
+        secrets,
+        serviceIp: allocation.ip,
+        // The default data directory is <state dir>/data (state/state-dir.ts): its parent is the state directory.
+        cell: { ...ctx.cellContext(cellDoc), stateDir: path.dirname(ctx.dataDir) },
+      },
+      ...(cached ? { observed: cached } : {}),
+    },
+    {
+      network: ctx.network,
+      event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message),
+      log: (line) => ctx.logger.info(line, { key }),
+      // Written while Docker works (statuses of one key are stored in order, so a later verdict
+      // cannot be overtaken).
+      progressing: (summary, plan, observed) =>
+        ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Progressing', message: summary }, facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices } }),
+      starting: () => hooks.starting?.(allocation.ip),
+    },
+  );
+  if (result.outcome === 'refused') {
+    const facts = result.reason === 'NameConflict' ? { facts: { serviceIp: allocation.ip, notices } } : {};
+    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: result.reason, message: result.message }, ...facts });
+    throw new TerminalError(result.message, result.reason);
   }
+  const { plan, observed, changed } = result;
 
   const facts = { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, verification: verificationFact(ctx, cellDoc.spec.imageVerification.mode) };
   const notRunning = facts.containers.filter((c) => c.state !== 'running');
@@ -241,54 +187,18 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   return { changed, ready: true };
 }
 
-/**
- * `desiredServicePlan` remembered per manifest object, for the same inputs: rendering parses the
- * template and hashes every container spec, which a resync would otherwise redo for every service
- * although nothing changed. A catalog read again gives new manifest objects, so the memo follows
- * it; the key holds every other input by value. The plan returned must not be changed.
- */
-const planMemo = new WeakMap<object, { key: string; result: ReturnType<typeof desiredServicePlan> }>();
-
-function memoisedServicePlan(inputs: ServiceInputs): ReturnType<typeof desiredServicePlan> {
-  const { manifest, ...rest } = inputs;
-  const key = JSON.stringify(rest);
-  const known = planMemo.get(manifest);
-  if (known && known.key === key) return known.result;
-  const result = desiredServicePlan(inputs);
-  planMemo.set(manifest, { key, result });
-  return result;
-}
-
 function verificationFact(ctx: OperatorContext, mode: string): string {
   return ctx.verificationNote(mode);
-}
-
-async function resolveImages(docker: Dockerode, actions: ContainerAction[]) {
-  const needed = new Set<string>();
-  for (const a of actions) if (a.type === 'create' || a.type === 'recreate') needed.add(String(a.container.create.Image));
-  const out = new Map<string, { present: boolean; id?: string }>();
-  for (const ref of needed) out.set(ref, await resolveImage(docker, ref));
-  return out;
-}
-
-function describeActions(actions: ContainerAction[]): string {
-  const counts = new Map<string, number>();
-  for (const a of actions) counts.set(a.type, (counts.get(a.type) ?? 0) + 1);
-  return [...counts.entries()].map(([t, n]) => `${t} ×${n}`).join(', ');
 }
 
 /** Converge a ServiceInstall whose document is gone: containers removed, IP released, volumes kept. */
 export async function removeService(ctx: OperatorContext, name: string, cached?: ObservedContainer[]): Promise<ReconcileOutcome> {
   const key = serviceKey(name);
-  const observed = cached ?? (await listOwnedContainers(ctx.docker, { cell: ctx.cellName, owner: key }));
-  const actions = planContainers(null, observed, { imagePresent: () => true });
-  if (actions.length > 0) {
-    await applyContainerActions(ctx.docker, actions, {
-      network: ctx.network,
-      labels: { [OWNER_LABEL]: key, 'ngo.pic.cell': ctx.cellName },
-      log: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message),
-    });
-  }
+  const actions = await removeServiceContainers(
+    ctx.docker,
+    { owner: key, cellName: ctx.cellName, ...(cached ? { observed: cached } : {}) },
+    { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
+  );
   const released = await ctx.ips.release(key);
   const hadStatus = await ctx.status.remove(key);
   if (actions.length > 0 || released || hadStatus) ctx.event(key, 'Normal', 'Removed', `uninstalled: ${actions.length} container(s) removed, volumes and data kept`);

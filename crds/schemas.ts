@@ -52,6 +52,14 @@ export const HOST_PATTERN = `^(${LABEL}\\.)*${LABEL}\\.?$`;
 export const INTERFACE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$';
 export const IMAGE_PREFIX_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]*$';
 export const ABSOLUTE_PATH_PATTERN = '^/';
+/**
+ * The only Linux capabilities a service may add to its containers, and only a connectivity
+ * service that declares them (`connectivity.cap_add`): what a tunnel or proxy needs to set up
+ * interfaces, routes and raw sockets in its own network namespace. Every other capability is
+ * refused (many amount to root on the host).
+ */
+export const CONNECTIVITY_CAPABILITIES = ['NET_ADMIN', 'NET_RAW'] as const;
+export const CAPABILITY_NAME_PATTERN = '^[A-Z][A-Z_]*$';
 export const EMAIL_PATTERN = '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$';
 
 /** How each pattern reads to a person, for messages. Keyed by the pattern source. */
@@ -76,6 +84,7 @@ export const PATTERN_HINTS: Readonly<Record<string, string>> = {
   [IMAGE_PREFIX_PATTERN]: 'a registry path such as git.pic.ngo/roof/',
   [ABSOLUTE_PATH_PATTERN]: 'an absolute path (starting with /)',
   [EMAIL_PATTERN]: 'an e-mail address',
+  [CAPABILITY_NAME_PATTERN]: 'a capability name in capitals without CAP_, such as NET_ADMIN',
 };
 
 export const RESERVED_SUBDOMAINS = ['api', 'webui', 'admin', 'www', 'ns1', 'ns2', 'git', 'registry', 'install'] as const;
@@ -304,6 +313,20 @@ export const MANIFEST_SCHEMA: JsonSchema = {
         },
         ['type', 'dest_ip', 'dest_port'],
       ),
+    ),
+    connectivity: obj(
+      'Connectivity',
+      'Declares the service as a connectivity exit (a Connection type) and the capabilities its containers add.',
+      {
+        provides: { type: 'string', enum: EGRESS_TYPES.filter((t) => t !== 'default'), title: 'Provides', description: 'The connection type this service implements.' },
+        cap_add: arr(
+          'Capabilities',
+          `Linux capabilities the template's cap_add may use; only ${CONNECTIVITY_CAPABILITIES.join(' and ')} are ever granted.`,
+          patterned('Capability', 'A capability name without CAP_, such as NET_ADMIN.', CAPABILITY_NAME_PATTERN),
+          { uniqueItems: true },
+        ),
+      },
+      ['provides'],
     ),
     caddy_route: obj('Caddy route', 'The web interface of the service.', { subdomain: subdomain('Subdomain', 'Name the web interface answers at.') }, ['subdomain']),
   },

@@ -78,6 +78,8 @@ export interface Manifest {
   env?: { key: string; value: string }[];
   iptables_rules?: IptablesRule[];
   caddy_route?: { subdomain: string };
+  /** A connectivity exit: the Connection type it provides and the capabilities its containers add. */
+  connectivity?: { provides: Exclude<EgressType, 'default'>; cap_add?: string[] };
 }
 
 export const API_VERSION = 'pic.ngo/v1alpha1';

@@ -10,11 +10,15 @@ import {
   BACKEND_PATTERN,
   CAPABILITY_REQUIREMENTS,
   CONFIG_KEY_PATTERN,
+  CONNECTIVITY_CAPABILITIES,
   DEFAULT_ALLOWED_IMAGE_PREFIX,
   MANIFEST_SCHEMA,
   RESERVED_SUBDOMAINS,
 } from './schemas.js';
 import { EGRESS_TYPES, type ImageVerificationMode, type Manifest, type Problem } from './types.js';
+import { readImageReference, SHA256_DIGEST_RE, allowedPrefixFolder, isUnderImagePrefix } from './image-reference.js';
+
+export { isUnderImagePrefix, parseImageReference, type ImageReference } from './image-reference.js';
 
 export interface ManifestPolicy {
   /** Registry path every image must live under, matched on whole path segments. */
@@ -34,100 +38,6 @@ export const DEFAULT_MANIFEST_POLICY: Readonly<ManifestPolicy> = Object.freeze({
 
 /** Container directories no service volume may be mounted on (compared after normalising). */
 export const FORBIDDEN_MOUNTS = ['/', '/etc', '/var', '/proc', '/sys', '/dev', '/app', '/run', '/boot'] as const;
-
-// ---------------------------------------------------------------------------------------------
-// Image references: name[:tag][@digest], after the grammar of the distribution project.
-
-export interface ImageReference {
-  /** Registry host (if any) and repository path, without tag or digest. */
-  name: string;
-  tag?: string;
-  digest?: string;
-}
-
-const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const HOST_LABEL = '(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])';
-const REGISTRY_HOST_RE = new RegExp(`^${HOST_LABEL}(?:\\.${HOST_LABEL})*(?::\\d{1,5})?$`);
-const DIGEST_RE = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
-const SHA256_DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
-const MAX_NAME_LENGTH = 255;
-const MAX_REFERENCE_LENGTH = 1024;
-
-interface ReadReference {
-  name?: string;
-  tag?: string;
-  digest?: string;
-  errors: string[];
-}
-
-/** Split and check a reference, keeping every part that is sound so callers can say more. */
-function readImageReference(ref: string): ReadReference {
-  const out: ReadReference = { errors: [] };
-  if (ref.length === 0) {
-    out.errors.push('is empty');
-    return out;
-  }
-  if (ref.length > MAX_REFERENCE_LENGTH) {
-    out.errors.push(`is longer than ${MAX_REFERENCE_LENGTH} characters`);
-    return out;
-  }
-  if (/[\s\u0000-\u001f]/.test(ref)) out.errors.push('must not contain whitespace or control characters');
-  let rest = ref;
-  const at = ref.indexOf('@');
-  if (at >= 0) {
-    const digest = ref.slice(at + 1);
-    rest = ref.slice(0, at);
-    if (DIGEST_RE.test(digest)) out.digest = digest;
-    else out.errors.push(`has a malformed digest "${digest}": a digest is sha256: followed by exactly 64 lowercase hex characters`);
-  }
-  const colon = rest.lastIndexOf(':');
-  if (colon > rest.lastIndexOf('/')) {
-    const tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (TAG_RE.test(tag)) out.tag = tag;
-    else out.errors.push(`has an invalid tag "${tag}": up to 128 letters, digits, "_", "." or "-", not starting with "." or "-"`);
-  }
-  const components = rest.split('/');
-  const first = components[0] ?? '';
-  const hasHost = components.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase());
-  const nameErrors: string[] = [];
-  if (hasHost && !REGISTRY_HOST_RE.test(first)) nameErrors.push(`has an invalid registry host "${first}"`);
-  for (const component of hasHost ? components.slice(1) : components) {
-    if (!PATH_COMPONENT_RE.test(component)) {
-      nameErrors.push(
-        component === ''
-          ? 'has an empty path component (a doubled, leading or trailing "/")'
-          : `has an invalid path component "${component}": lowercase letters and digits, joined by ".", "_", "__" or "-"`,
-      );
-      break;
-    }
-  }
-  if (rest.length > MAX_NAME_LENGTH) nameErrors.push(`has a name longer than ${MAX_NAME_LENGTH} characters`);
-  if (nameErrors.length === 0) out.name = rest;
-  out.errors.push(...nameErrors);
-  return out;
-}
-
-/** Parse `name[:tag][@digest]`; null unless every part is well formed. */
-export function parseImageReference(ref: string): ImageReference | null {
-  if (typeof ref !== 'string') return null;
-  const read = readImageReference(ref);
-  if (read.errors.length > 0 || read.name === undefined) return null;
-  return { name: read.name, ...(read.tag !== undefined ? { tag: read.tag } : {}), ...(read.digest !== undefined ? { digest: read.digest } : {}) };
-}
-
-/** The prefix as a whole-segment path prefix: `git.pic.ngo/roof` and `git.pic.ngo/roof/` both mean the folder. */
-function segmentPrefix(prefix: string): string {
-  return prefix.endsWith('/') ? prefix : `${prefix}/`;
-}
-
-/** Whether an image name lies under the allowed prefix, with a repository name after it. */
-export function isUnderImagePrefix(name: string, allowedPrefix: string): boolean {
-  if (allowedPrefix === '') return false;
-  const prefix = segmentPrefix(allowedPrefix);
-  return name.startsWith(prefix) && name.length > prefix.length;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Paths.
@@ -343,12 +253,27 @@ function checkEgress(m: Json, report: Report): void {
   }
 }
 
+/**
+ * `connectivity.cap_add` may name only the capabilities a connectivity exit needs; the schema
+ * checks the spelling, this the allow-list, so the message can say what is allowed.
+ */
+function checkConnectivity(m: Json, report: Report): void {
+  if (!isRecord(m.connectivity) || !Array.isArray(m.connectivity.cap_add)) return;
+  m.connectivity.cap_add.forEach((cap, i) => {
+    if (typeof cap !== 'string' || (CONNECTIVITY_CAPABILITIES as readonly string[]).includes(cap)) return;
+    report(
+      pointerOf('connectivity', 'cap_add', i),
+      `capability "${cap}" is refused: a connectivity service may add only ${CONNECTIVITY_CAPABILITIES.join(' or ')}; the others weaken the host's isolation`,
+    );
+  });
+}
+
 function checkImage(m: Json, policy: ManifestPolicy, report: Report): void {
   if (typeof m.image !== 'string' || m.image === '') return;
   const read = readImageReference(m.image);
   for (const error of read.errors) report('/image', `image reference ${error}`);
   if (read.name !== undefined) {
-    const prefix = segmentPrefix(policy.allowedImagePrefix);
+    const prefix = allowedPrefixFolder(policy.allowedImagePrefix);
     if (policy.allowedImagePrefix === '') report('/image', 'no image is allowed: the allowed image prefix is empty');
     else if (read.name === prefix.slice(0, -1)) report('/image', `must name a repository under the allowed prefix "${prefix}", not the prefix itself`);
     else if (!isUnderImagePrefix(read.name, policy.allowedImagePrefix)) report('/image', `must come from the allowed registry path "${prefix}"; "${read.name}" does not`);
@@ -441,5 +366,6 @@ export function validateManifest(value: unknown, file: string, policy: ManifestP
   checkImage(value, safePolicy, report);
   checkVolumes(value, safePolicy, report);
   checkEnv(value, report);
+  checkConnectivity(value, report);
   return problems;
 }

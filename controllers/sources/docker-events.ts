@@ -1,5 +1,6 @@
 import { StringDecoder } from 'node:string_decoder';
 import type Dockerode from 'dockerode';
+import { OWNER_LABEL } from '../../reconcilers/containers/labels.js';
 import { backOffDelay } from '../queue.js';
 
 export interface OwnerEvent {
@@ -26,7 +27,7 @@ export interface WatchDockerEventsOptions {
   reconnectDelayMs?: { base: number; max: number };
 }
 
-export const DEFAULT_OWNER_LABEL = 'ngo.pic.owner';
+export const DEFAULT_OWNER_LABEL = OWNER_LABEL;
 
 /** Container actions after which the owner may have drifted from its document. */
 const RELEVANT_ACTIONS: ReadonlySet<string> = new Set(['create', 'start', 'die', 'stop', 'kill', 'oom', 'destroy']);

@@ -3,7 +3,7 @@
 // edit crds/schemas.ts, then run `node dist/crds/generate.js`.
 import runtime0 from "ajv/dist/runtime/ucs2length.js";
 export const manifest = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic store service manifest (schema_version 3)","description":"Describes one catalog service: its identity, the integrations it needs and how its container runs.","type":"object","required":["schema_version","kind","id","name","description","version","author","capabilities","image","container_name"],"additionalProperties":false,"properties":{"$schema":{"type":"string","title":"JSON Schema","description":"Lets an editor find this schema; ignored by pic."},"schema_version":{"type":"integer","const":3,"title":"Schema version","description":"Always 3 for this format."},"kind":{"type":"string","const":"store","title":"Kind","description":"Always \"store\"."},"id":{"type":"string","title":"Service id","description":"Lowercase identifier; equals the catalog index entry and the folder services/<id>/.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"name":{"type":"string","title":"Name","description":"Display name, such as \"Notes\".","minLength":1},"description":{"type":"string","title":"Description","description":"One plain sentence saying what the service does.","minLength":1},"version":{"type":"string","title":"Version","description":"Semantic version of this package, such as 1.0.0. Raise it with every change.","minLength":1},"author":{"type":"string","title":"Author","description":"Person or organisation that maintains the package.","minLength":1},"min_pic_version":{"type":"string","title":"Minimum pic version","description":"Oldest pic release able to run the package, such as 1.0.","minLength":1},"capabilities":{"type":"object","title":"Capabilities","description":"Which integrations the cell turns on for this service. All six flags must be present.","required":["has_subdomain","has_accounts","has_admin_config","has_storage","has_egress","has_api_hooks"],"additionalProperties":false,"properties":{"has_subdomain":{"type":"boolean","title":"Has subdomain","description":"Route <subdomain>.<cell domain> to the service through Caddy and publish a DNS record. Needs subdomain and backend."},"has_accounts":{"type":"boolean","title":"Has accounts","description":"Provision an account per peer on the service. Needs accounts and peer_config_template."},"has_admin_config":{"type":"boolean","title":"Has admin config","description":"The admin can set the fields of config_schema in the ServiceInstall document."},"has_storage":{"type":"boolean","title":"Has storage","description":"The service holds data worth backing up. Needs backup and storage."},"has_egress":{"type":"boolean","title":"Has egress","description":"The admin may route the outbound traffic of the service through a Connection. Needs egress."},"has_api_hooks":{"type":"boolean","const":false,"title":"Has API hooks","description":"Reserved for a later version; must be false."}}},"subdomain":{"type":"string","title":"Subdomain","description":"Primary name: the service answers at <subdomain>.<cell domain>. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"extra_subdomains":{"type":"array","title":"Extra subdomains","description":"More names served by the same backend.","items":{"type":"string","title":"Extra subdomain","description":"Another name for the same backend. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}},"backend":{"type":"string","title":"Backend","description":"container:port that Caddy forwards the subdomain to, resolved on cell-network. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"},"extra_backends":{"type":"object","title":"Extra backends","description":"Subdomains that go to a different container:port than the primary backend.","propertyNames":{"pattern":"^[a-z][a-z0-9-]{0,30}$"},"additionalProperties":{"type":"string","title":"Extra backend","description":"container:port for this subdomain. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}},"containers":{"type":"array","title":"Containers","description":"Names of the containers that make up the service; informational.","items":{"type":"string","title":"Container","description":"Container name.","pattern":"^cell-[a-z0-9][a-z0-9-]{0,30}$"}},"config_schema":{"type":"object","title":"Config schema","description":"Fields the admin can set in ServiceInstall.spec.config. Keys are lowercase identifiers.","propertyNames":{"pattern":"^[a-z][a-z0-9_]{0,62}$"},"additionalProperties":{"type":"object","title":"Config field","description":"One admin-settable value. It reaches the compose template as ${PIC_CFG_<KEY>} (key in upper case).","required":["type","label"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["string","integer","boolean"],"title":"Type","description":"The type of the value."},"label":{"type":"string","title":"Label","description":"What the admin sees next to the field; plain English, sentence case.","minLength":1},"required":{"type":"boolean","title":"Required","description":"The service cannot start until this field has a value."},"default":{"type":["string","integer","boolean"],"title":"Default","description":"Used when the admin sets nothing. Must have the field type (and lie within min/max)."},"min":{"type":"integer","title":"Minimum","description":"Smallest allowed value, inclusive. Integer fields only."},"max":{"type":"integer","title":"Maximum","description":"Largest allowed value, inclusive. Integer fields only."}}}},"peer_config_template":{"type":"object","title":"Peer config template","description":"What a peer receives to set up a client, filled in per peer. Tokens: {domain}, {peer.username}, {peer.service_credentials.<id>.<credential>}, {config.<key>}.","additionalProperties":{"type":"string","title":"Template value","description":"Text with tokens in braces."}},"accounts":{"type":"object","title":"Accounts","description":"How peer accounts are provisioned on the service.","required":["manager","credentials"],"additionalProperties":false,"properties":{"manager":{"type":"string","enum":["http","email_manager","calendar_manager","file_manager"],"title":"Manager","description":"\"http\" calls the service at /service-api/accounts; the others are the reference services' managers."},"credentials":{"type":"array","title":"Credentials","description":"Names of the credentials issued per peer, such as [\"password\"].","items":{"type":"string","title":"Credential","description":"Credential name.","pattern":"^[A-Za-z_][A-Za-z0-9_]{0,62}$"},"minItems":1,"uniqueItems":true}}},"compose":{"type":"null","title":"Compose","description":"Unused: the compose definition lives in compose-template.yml. Leave out or set to null."},"backup":{"type":"object","title":"Backup","description":"What a backup of the cell takes from this service.","required":["volumes","config_paths"],"additionalProperties":false,"properties":{"volumes":{"type":"array","title":"Volumes","description":"Directories streamed out of running containers, one archive <name>.tar.gz each.","items":{"type":"object","title":"Backup volume","description":"One directory inside one container.","required":["container","path","name"],"additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Container to read from.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"path":{"type":"string","title":"Path","description":"Absolute directory inside the container.","minLength":1},"name":{"type":"string","title":"Archive name","description":"File name stem of the archive.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}}}},"config_paths":{"type":"array","title":"Config paths","description":"Host paths relative to the pic project root copied into the backup; they may not leave it.","items":{"type":"string","title":"Config path","description":"Relative path.","minLength":1}}}},"storage":{"type":"object","title":"Storage","description":"Where the bulk of the data lives, for the storage display.","required":["primary_path","quota_mb"],"additionalProperties":false,"properties":{"primary_path":{"type":"string","title":"Primary path","description":"Path (relative to the project root) holding most user data.","minLength":1},"quota_mb":{"type":["integer","null"],"minimum":0,"title":"Quota (MB)","description":"Storage quota in megabytes; null for none."}}},"egress":{"type":"object","title":"Egress","description":"Which kinds of outbound connection the admin may choose for the service.","required":["default","allowed"],"additionalProperties":false,"properties":{"default":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Default","description":"Used until the admin chooses; must be one of allowed."},"allowed":{"type":"array","title":"Allowed","description":"Every connection type the admin may choose; must include \"default\".","items":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Egress type","description":"A connection type."},"minItems":1,"uniqueItems":true}}},"image":{"type":"string","title":"Image","description":"Image reference under the allowed prefix, pinned as @sha256:<64 hex> for installation under enforce.","minLength":1},"container_name":{"type":"string","title":"Container name","description":"Name of the main container.","pattern":"^cell-[a-z0-9][a-z0-9-]{0,30}$"},"volumes":{"type":"array","title":"Volumes","description":"Named volumes mounted into the container.","items":{"type":"object","title":"Volume","description":"A named volume and where it is mounted.","required":["name","mount"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker volume name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"mount":{"type":"string","title":"Mount","description":"Absolute path in the container; system directories and the pic project root are refused.","minLength":1}}}},"env":{"type":"array","title":"Environment","description":"Environment variables of the container.","items":{"type":"object","title":"Variable","description":"One environment variable.","required":["key","value"],"additionalProperties":false,"properties":{"key":{"type":"string","title":"Key","description":"Variable name.","pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"value":{"type":"string","title":"Value","description":"Safe characters and ${PIC_...}, ${SERVICE_IP}, ${INSTANCE_ID} placeholders.","pattern":"^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$"}}}},"iptables_rules":{"type":"array","title":"iptables rules","description":"Ports of the service that VPN peers may reach.","items":{"type":"object","title":"Rule","description":"Accept forwarded traffic to one port of the service.","required":["type","dest_ip","dest_port"],"additionalProperties":false,"properties":{"type":{"type":"string","const":"ACCEPT","title":"Type","description":"Only ACCEPT rules exist."},"dest_ip":{"type":"string","const":"${SERVICE_IP}","title":"Destination IP","description":"Always the literal ${SERVICE_IP}; pic fills in the service address."},"dest_port":{"type":"integer","minimum":1,"maximum":65535,"title":"Destination port","description":"Port of the service, 1 to 65535."},"proto":{"type":"string","enum":["tcp","udp"],"default":"tcp","title":"Protocol","description":"tcp (default) or udp."}}}},"caddy_route":{"type":"object","title":"Caddy route","description":"The web interface of the service.","required":["subdomain"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"Name the web interface answers at. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}}}},"allOf":[{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_subdomain"],"properties":{"has_subdomain":{"const":true}}}}},"then":{"required":["subdomain","backend"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_accounts"],"properties":{"has_accounts":{"const":true}}}}},"then":{"required":["accounts","peer_config_template"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_admin_config"],"properties":{"has_admin_config":{"const":true}}}}},"then":{"required":["config_schema"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_storage"],"properties":{"has_storage":{"const":true}}}}},"then":{"required":["backup","storage"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_egress"],"properties":{"has_egress":{"const":true}}}}},"then":{"required":["egress"]}}]};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic store service manifest (schema_version 3)","description":"Describes one catalog service: its identity, the integrations it needs and how its container runs.","type":"object","required":["schema_version","kind","id","name","description","version","author","capabilities","image","container_name"],"additionalProperties":false,"properties":{"$schema":{"type":"string","title":"JSON Schema","description":"Lets an editor find this schema; ignored by pic."},"schema_version":{"type":"integer","const":3,"title":"Schema version","description":"Always 3 for this format."},"kind":{"type":"string","const":"store","title":"Kind","description":"Always \"store\"."},"id":{"type":"string","title":"Service id","description":"Lowercase identifier; equals the catalog index entry and the folder services/<id>/.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"name":{"type":"string","title":"Name","description":"Display name, such as \"Notes\".","minLength":1},"description":{"type":"string","title":"Description","description":"One plain sentence saying what the service does.","minLength":1},"version":{"type":"string","title":"Version","description":"Semantic version of this package, such as 1.0.0. Raise it with every change.","minLength":1},"author":{"type":"string","title":"Author","description":"Person or organisation that maintains the package.","minLength":1},"min_pic_version":{"type":"string","title":"Minimum pic version","description":"Oldest pic release able to run the package, such as 1.0.","minLength":1},"capabilities":{"type":"object","title":"Capabilities","description":"Which integrations the cell turns on for this service. All six flags must be present.","required":["has_subdomain","has_accounts","has_admin_config","has_storage","has_egress","has_api_hooks"],"additionalProperties":false,"properties":{"has_subdomain":{"type":"boolean","title":"Has subdomain","description":"Route <subdomain>.<cell domain> to the service through Caddy and publish a DNS record. Needs subdomain and backend."},"has_accounts":{"type":"boolean","title":"Has accounts","description":"Provision an account per peer on the service. Needs accounts and peer_config_template."},"has_admin_config":{"type":"boolean","title":"Has admin config","description":"The admin can set the fields of config_schema in the ServiceInstall document."},"has_storage":{"type":"boolean","title":"Has storage","description":"The service holds data worth backing up. Needs backup and storage."},"has_egress":{"type":"boolean","title":"Has egress","description":"The admin may route the outbound traffic of the service through a Connection. Needs egress."},"has_api_hooks":{"type":"boolean","const":false,"title":"Has API hooks","description":"Reserved for a later version; must be false."}}},"subdomain":{"type":"string","title":"Subdomain","description":"Primary name: the service answers at <subdomain>.<cell domain>. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"extra_subdomains":{"type":"array","title":"Extra subdomains","description":"More names served by the same backend.","items":{"type":"string","title":"Extra subdomain","description":"Another name for the same backend. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}},"backend":{"type":"string","title":"Backend","description":"container:port that Caddy forwards the subdomain to, resolved on cell-network. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"},"extra_backends":{"type":"object","title":"Extra backends","description":"Subdomains that go to a different container:port than the primary backend.","propertyNames":{"pattern":"^[a-z][a-z0-9-]{0,30}$"},"additionalProperties":{"type":"string","title":"Extra backend","description":"container:port for this subdomain. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}},"containers":{"type":"array","title":"Containers","description":"Names of the containers that make up the service; informational.","items":{"type":"string","title":"Container","description":"Container name.","pattern":"^cell-[a-z0-9][a-z0-9-]{0,30}$"}},"config_schema":{"type":"object","title":"Config schema","description":"Fields the admin can set in ServiceInstall.spec.config. Keys are lowercase identifiers.","propertyNames":{"pattern":"^[a-z][a-z0-9_]{0,62}$"},"additionalProperties":{"type":"object","title":"Config field","description":"One admin-settable value. It reaches the compose template as ${PIC_CFG_<KEY>} (key in upper case).","required":["type","label"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["string","integer","boolean"],"title":"Type","description":"The type of the value."},"label":{"type":"string","title":"Label","description":"What the admin sees next to the field; plain English, sentence case.","minLength":1},"required":{"type":"boolean","title":"Required","description":"The service cannot start until this field has a value."},"default":{"type":["string","integer","boolean"],"title":"Default","description":"Used when the admin sets nothing. Must have the field type (and lie within min/max)."},"min":{"type":"integer","title":"Minimum","description":"Smallest allowed value, inclusive. Integer fields only."},"max":{"type":"integer","title":"Maximum","description":"Largest allowed value, inclusive. Integer fields only."}}}},"peer_config_template":{"type":"object","title":"Peer config template","description":"What a peer receives to set up a client, filled in per peer. Tokens: {domain}, {peer.username}, {peer.service_credentials.<id>.<credential>}, {config.<key>}.","additionalProperties":{"type":"string","title":"Template value","description":"Text with tokens in braces."}},"accounts":{"type":"object","title":"Accounts","description":"How peer accounts are provisioned on the service.","required":["manager","credentials"],"additionalProperties":false,"properties":{"manager":{"type":"string","enum":["http","email_manager","calendar_manager","file_manager"],"title":"Manager","description":"\"http\" calls the service at /service-api/accounts; the others are the reference services' managers."},"credentials":{"type":"array","title":"Credentials","description":"Names of the credentials issued per peer, such as [\"password\"].","items":{"type":"string","title":"Credential","description":"Credential name.","pattern":"^[A-Za-z_][A-Za-z0-9_]{0,62}$"},"minItems":1,"uniqueItems":true}}},"compose":{"type":"null","title":"Compose","description":"Unused: the compose definition lives in compose-template.yml. Leave out or set to null."},"backup":{"type":"object","title":"Backup","description":"What a backup of the cell takes from this service.","required":["volumes","config_paths"],"additionalProperties":false,"properties":{"volumes":{"type":"array","title":"Volumes","description":"Directories streamed out of running containers, one archive <name>.tar.gz each.","items":{"type":"object","title":"Backup volume","description":"One directory inside one container.","required":["container","path","name"],"additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Container to read from.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"path":{"type":"string","title":"Path","description":"Absolute directory inside the container.","minLength":1},"name":{"type":"string","title":"Archive name","description":"File name stem of the archive.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}}}},"config_paths":{"type":"array","title":"Config paths","description":"Host paths relative to the pic project root copied into the backup; they may not leave it.","items":{"type":"string","title":"Config path","description":"Relative path.","minLength":1}}}},"storage":{"type":"object","title":"Storage","description":"Where the bulk of the data lives, for the storage display.","required":["primary_path","quota_mb"],"additionalProperties":false,"properties":{"primary_path":{"type":"string","title":"Primary path","description":"Path (relative to the project root) holding most user data.","minLength":1},"quota_mb":{"type":["integer","null"],"minimum":0,"title":"Quota (MB)","description":"Storage quota in megabytes; null for none."}}},"egress":{"type":"object","title":"Egress","description":"Which kinds of outbound connection the admin may choose for the service.","required":["default","allowed"],"additionalProperties":false,"properties":{"default":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Default","description":"Used until the admin chooses; must be one of allowed."},"allowed":{"type":"array","title":"Allowed","description":"Every connection type the admin may choose; must include \"default\".","items":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Egress type","description":"A connection type."},"minItems":1,"uniqueItems":true}}},"image":{"type":"string","title":"Image","description":"Image reference under the allowed prefix, pinned as @sha256:<64 hex> for installation under enforce.","minLength":1},"container_name":{"type":"string","title":"Container name","description":"Name of the main container.","pattern":"^cell-[a-z0-9][a-z0-9-]{0,30}$"},"volumes":{"type":"array","title":"Volumes","description":"Named volumes mounted into the container.","items":{"type":"object","title":"Volume","description":"A named volume and where it is mounted.","required":["name","mount"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker volume name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"mount":{"type":"string","title":"Mount","description":"Absolute path in the container; system directories and the pic project root are refused.","minLength":1}}}},"env":{"type":"array","title":"Environment","description":"Environment variables of the container.","items":{"type":"object","title":"Variable","description":"One environment variable.","required":["key","value"],"additionalProperties":false,"properties":{"key":{"type":"string","title":"Key","description":"Variable name.","pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"value":{"type":"string","title":"Value","description":"Safe characters and ${PIC_...}, ${SERVICE_IP}, ${INSTANCE_ID} placeholders.","pattern":"^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$"}}}},"iptables_rules":{"type":"array","title":"iptables rules","description":"Ports of the service that VPN peers may reach.","items":{"type":"object","title":"Rule","description":"Accept forwarded traffic to one port of the service.","required":["type","dest_ip","dest_port"],"additionalProperties":false,"properties":{"type":{"type":"string","const":"ACCEPT","title":"Type","description":"Only ACCEPT rules exist."},"dest_ip":{"type":"string","const":"${SERVICE_IP}","title":"Destination IP","description":"Always the literal ${SERVICE_IP}; pic fills in the service address."},"dest_port":{"type":"integer","minimum":1,"maximum":65535,"title":"Destination port","description":"Port of the service, 1 to 65535."},"proto":{"type":"string","enum":["tcp","udp"],"default":"tcp","title":"Protocol","description":"tcp (default) or udp."}}}},"connectivity":{"type":"object","title":"Connectivity","description":"Declares the service as a connectivity exit (a Connection type) and the capabilities its containers add.","required":["provides"],"additionalProperties":false,"properties":{"provides":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Provides","description":"The connection type this service implements."},"cap_add":{"type":"array","title":"Capabilities","description":"Linux capabilities the template's cap_add may use; only NET_ADMIN and NET_RAW are ever granted.","items":{"type":"string","title":"Capability","description":"A capability name without CAP_, such as NET_ADMIN.","pattern":"^[A-Z][A-Z_]*$"},"uniqueItems":true}}},"caddy_route":{"type":"object","title":"Caddy route","description":"The web interface of the service.","required":["subdomain"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"Name the web interface answers at. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}}}},"allOf":[{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_subdomain"],"properties":{"has_subdomain":{"const":true}}}}},"then":{"required":["subdomain","backend"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_accounts"],"properties":{"has_accounts":{"const":true}}}}},"then":{"required":["accounts","peer_config_template"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_admin_config"],"properties":{"has_admin_config":{"const":true}}}}},"then":{"required":["config_schema"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_storage"],"properties":{"has_storage":{"const":true}}}}},"then":{"required":["backup","storage"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_egress"],"properties":{"has_egress":{"const":true}}}}},"then":{"required":["egress"]}}]};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = runtime0.default;
 const pattern0 = new RegExp("^[a-z][a-z0-9-]{0,30}$", "u");
@@ -15,6 +15,7 @@ const pattern9 = new RegExp("^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$", "u");
 const pattern10 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "u");
 const pattern13 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const pattern14 = new RegExp("^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$", "u");
+const pattern15 = new RegExp("^[A-Z][A-Z_]*$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -2597,11 +2598,11 @@ vErrors.push(err199);
 errors++;
 }
 }
-if(data.caddy_route !== undefined){
-let data80 = data.caddy_route;
+if(data.connectivity !== undefined){
+let data80 = data.connectivity;
 if(data80 && typeof data80 == "object" && !Array.isArray(data80)){
-if(data80.subdomain === undefined){
-const err200 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/required",keyword:"required",params:{missingProperty: "subdomain"},message:"must have required property '"+"subdomain"+"'",schema:schema11.properties.caddy_route.required,parentSchema:schema11.properties.caddy_route,data:data80};
+if(data80.provides === undefined){
+const err200 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/required",keyword:"required",params:{missingProperty: "provides"},message:"must have required property '"+"provides"+"'",schema:schema11.properties.connectivity.required,parentSchema:schema11.properties.connectivity,data:data80};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2611,8 +2612,8 @@ vErrors.push(err200);
 errors++;
 }
 for(const key16 in data80){
-if(!(key16 === "subdomain")){
-const err201 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.caddy_route,data:data80};
+if(!((key16 === "provides") || (key16 === "cap_add"))){
+const err201 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.connectivity,data:data80};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2622,11 +2623,10 @@ vErrors.push(err201);
 errors++;
 }
 }
-if(data80.subdomain !== undefined){
-let data81 = data80.subdomain;
-if(typeof data81 === "string"){
-if(!pattern0.test(data81)){
-const err202 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data81};
+if(data80.provides !== undefined){
+let data81 = data80.provides;
+if(typeof data81 !== "string"){
+const err202 = {instancePath:instancePath+"/connectivity/provides",schemaPath:"#/properties/connectivity/properties/provides/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.provides.type,parentSchema:schema11.properties.connectivity.properties.provides,data:data81};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2635,9 +2635,8 @@ vErrors.push(err202);
 }
 errors++;
 }
-}
-else {
-const err203 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.caddy_route.properties.subdomain.type,parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data81};
+if(!(((((data81 === "wireguard_ext") || (data81 === "openvpn")) || (data81 === "tor")) || (data81 === "sshuttle")) || (data81 === "proxy"))){
+const err203 = {instancePath:instancePath+"/connectivity/provides",schemaPath:"#/properties/connectivity/properties/provides/enum",keyword:"enum",params:{allowedValues: schema11.properties.connectivity.properties.provides.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.connectivity.properties.provides.enum,parentSchema:schema11.properties.connectivity.properties.provides,data:data81};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2647,9 +2646,15 @@ vErrors.push(err203);
 errors++;
 }
 }
-}
-else {
-const err204 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.caddy_route.type,parentSchema:schema11.properties.caddy_route,data:data80};
+if(data80.cap_add !== undefined){
+let data82 = data80.cap_add;
+if(Array.isArray(data82)){
+const len9 = data82.length;
+for(let i11=0; i11<len9; i11++){
+let data83 = data82[i11];
+if(typeof data83 === "string"){
+if(!pattern15.test(data83)){
+const err204 = {instancePath:instancePath+"/connectivity/cap_add/" + i11,schemaPath:"#/properties/connectivity/properties/cap_add/items/pattern",keyword:"pattern",params:{pattern: "^[A-Z][A-Z_]*$"},message:"must match pattern \""+"^[A-Z][A-Z_]*$"+"\"",schema:"^[A-Z][A-Z_]*$",parentSchema:schema11.properties.connectivity.properties.cap_add.items,data:data83};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2659,14 +2664,135 @@ vErrors.push(err204);
 errors++;
 }
 }
-}
 else {
-const err205 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+const err205 = {instancePath:instancePath+"/connectivity/cap_add/" + i11,schemaPath:"#/properties/connectivity/properties/cap_add/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.cap_add.items.type,parentSchema:schema11.properties.connectivity.properties.cap_add.items,data:data83};
 if(vErrors === null){
 vErrors = [err205];
 }
 else {
 vErrors.push(err205);
+}
+errors++;
+}
+}
+let i12 = data82.length;
+let j2;
+if(i12 > 1){
+const indices2 = {};
+for(;i12--;){
+let item2 = data82[i12];
+if(typeof item2 !== "string"){
+continue;
+}
+if(typeof indices2[item2] == "number"){
+j2 = indices2[item2];
+const err206 = {instancePath:instancePath+"/connectivity/cap_add",schemaPath:"#/properties/connectivity/properties/cap_add/uniqueItems",keyword:"uniqueItems",params:{i: i12, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i12+" are identical)",schema:true,parentSchema:schema11.properties.connectivity.properties.cap_add,data:data82};
+if(vErrors === null){
+vErrors = [err206];
+}
+else {
+vErrors.push(err206);
+}
+errors++;
+break;
+}
+indices2[item2] = i12;
+}
+}
+}
+else {
+const err207 = {instancePath:instancePath+"/connectivity/cap_add",schemaPath:"#/properties/connectivity/properties/cap_add/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.connectivity.properties.cap_add.type,parentSchema:schema11.properties.connectivity.properties.cap_add,data:data82};
+if(vErrors === null){
+vErrors = [err207];
+}
+else {
+vErrors.push(err207);
+}
+errors++;
+}
+}
+}
+else {
+const err208 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.connectivity.type,parentSchema:schema11.properties.connectivity,data:data80};
+if(vErrors === null){
+vErrors = [err208];
+}
+else {
+vErrors.push(err208);
+}
+errors++;
+}
+}
+if(data.caddy_route !== undefined){
+let data84 = data.caddy_route;
+if(data84 && typeof data84 == "object" && !Array.isArray(data84)){
+if(data84.subdomain === undefined){
+const err209 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/required",keyword:"required",params:{missingProperty: "subdomain"},message:"must have required property '"+"subdomain"+"'",schema:schema11.properties.caddy_route.required,parentSchema:schema11.properties.caddy_route,data:data84};
+if(vErrors === null){
+vErrors = [err209];
+}
+else {
+vErrors.push(err209);
+}
+errors++;
+}
+for(const key17 in data84){
+if(!(key17 === "subdomain")){
+const err210 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.caddy_route,data:data84};
+if(vErrors === null){
+vErrors = [err210];
+}
+else {
+vErrors.push(err210);
+}
+errors++;
+}
+}
+if(data84.subdomain !== undefined){
+let data85 = data84.subdomain;
+if(typeof data85 === "string"){
+if(!pattern0.test(data85)){
+const err211 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data85};
+if(vErrors === null){
+vErrors = [err211];
+}
+else {
+vErrors.push(err211);
+}
+errors++;
+}
+}
+else {
+const err212 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.caddy_route.properties.subdomain.type,parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data85};
+if(vErrors === null){
+vErrors = [err212];
+}
+else {
+vErrors.push(err212);
+}
+errors++;
+}
+}
+}
+else {
+const err213 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.caddy_route.type,parentSchema:schema11.properties.caddy_route,data:data84};
+if(vErrors === null){
+vErrors = [err213];
+}
+else {
+vErrors.push(err213);
+}
+errors++;
+}
+}
+}
+else {
+const err214 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err214];
+}
+else {
+vErrors.push(err214);
 }
 errors++;
 }
@@ -2676,7 +2802,7 @@ return errors === 0;
 
 export const envelope = validate11;
 const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","type":"object","required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1"},"kind":{"type":"string","enum":["Cell","ServiceInstall","PeerAccount","Connection"]},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object"}}};
-const pattern16 = new RegExp("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
+const pattern17 = new RegExp("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -2806,7 +2932,7 @@ vErrors.push(err10);
 }
 errors++;
 }
-if(!pattern16.test(data3)){
+if(!pattern17.test(data3)){
 const err11 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema12.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err11];
@@ -2841,7 +2967,7 @@ vErrors.push(err13);
 }
 errors++;
 }
-if(!pattern16.test(data4)){
+if(!pattern17.test(data4)){
 const err14 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema12.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err14];
@@ -2961,14 +3087,14 @@ return errors === 0;
 
 export const Cell = validate12;
 const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file, relative to the cell folder or absolute.","minLength":1}},"default":{"mode":"enforce"}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"}}}}}}};
-const pattern20 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
-const pattern22 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$", "u");
-const pattern23 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
-const pattern24 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "u");
-const pattern25 = new RegExp("^/", "u");
-const pattern28 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
-const pattern29 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
-const pattern30 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
+const pattern21 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
+const pattern23 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$", "u");
+const pattern24 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
+const pattern25 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "u");
+const pattern26 = new RegExp("^/", "u");
+const pattern29 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
+const pattern30 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
+const pattern31 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3110,7 +3236,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern16.test(data3)){
+if(!pattern17.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema13.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -3145,7 +3271,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern16.test(data4)){
+if(!pattern17.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema13.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -3283,7 +3409,7 @@ vErrors.push(err25);
 }
 errors++;
 }
-if(!pattern20.test(data10)){
+if(!pattern21.test(data10)){
 const err26 = {instancePath:instancePath+"/spec/domain",schemaPath:"#/properties/spec/properties/domain/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema13.properties.spec.properties.domain,data:data10};
 if(vErrors === null){
 vErrors = [err26];
@@ -3410,7 +3536,7 @@ errors++;
 if(data13.subnet !== undefined){
 let data15 = data13.subnet;
 if(typeof data15 === "string"){
-if(!pattern22.test(data15)){
+if(!pattern23.test(data15)){
 const err36 = {instancePath:instancePath+"/spec/network/subnet",schemaPath:"#/properties/spec/properties/network/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema13.properties.spec.properties.network.properties.subnet,data:data15};
 if(vErrors === null){
 vErrors = [err36];
@@ -3435,7 +3561,7 @@ errors++;
 if(data13.servicePool !== undefined){
 let data16 = data13.servicePool;
 if(typeof data16 === "string"){
-if(!pattern23.test(data16)){
+if(!pattern24.test(data16)){
 const err38 = {instancePath:instancePath+"/spec/network/servicePool",schemaPath:"#/properties/spec/properties/network/properties/servicePool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.network.properties.servicePool,data:data16};
 if(vErrors === null){
 vErrors = [err38];
@@ -3547,7 +3673,7 @@ errors++;
 if(data9.allowedImagePrefix !== undefined){
 let data20 = data9.allowedImagePrefix;
 if(typeof data20 === "string"){
-if(!pattern24.test(data20)){
+if(!pattern25.test(data20)){
 const err47 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.allowedImagePrefix,data:data20};
 if(vErrors === null){
 vErrors = [err47];
@@ -3572,7 +3698,7 @@ errors++;
 if(data9.dataDir !== undefined){
 let data21 = data9.dataDir;
 if(typeof data21 === "string"){
-if(!pattern25.test(data21)){
+if(!pattern26.test(data21)){
 const err49 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema13.properties.spec.properties.dataDir,data:data21};
 if(vErrors === null){
 vErrors = [err49];
@@ -3813,7 +3939,7 @@ errors++;
 if(data29.email !== undefined){
 let data31 = data29.email;
 if(typeof data31 === "string"){
-if(!pattern28.test(data31)){
+if(!pattern29.test(data31)){
 const err68 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/pattern",keyword:"pattern",params:{pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"},message:"must match pattern \""+"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"+"\"",schema:"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.email,data:data31};
 if(vErrors === null){
 vErrors = [err68];
@@ -3877,7 +4003,7 @@ errors++;
 if(data32.address !== undefined){
 let data33 = data32.address;
 if(typeof data33 === "string"){
-if(!pattern29.test(data33)){
+if(!pattern30.test(data33)){
 const err73 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data33};
 if(vErrors === null){
 vErrors = [err73];
@@ -3906,7 +4032,7 @@ const len1 = data34.length;
 for(let i1=0; i1<len1; i1++){
 let data35 = data34[i1];
 if(typeof data35 === "string"){
-if(!pattern30.test(data35)){
+if(!pattern31.test(data35)){
 const err75 = {instancePath:instancePath+"/spec/dns/nameservers/" + i1,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data35};
 if(vErrors === null){
 vErrors = [err75];
@@ -4082,7 +4208,7 @@ return errors === 0;
 
 export const ServiceInstall = validate13;
 const schema14 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","required":["version"],"additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The catalog version admitted; a newer catalog version is reported, not applied.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}}}}}};
-const pattern34 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
+const pattern35 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -4224,7 +4350,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern16.test(data3)){
+if(!pattern17.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema14.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -4259,7 +4385,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern16.test(data4)){
+if(!pattern17.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema14.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -4377,7 +4503,7 @@ errors++;
 if(data9.version !== undefined){
 let data10 = data9.version;
 if(typeof data10 === "string"){
-if(!pattern34.test(data10)){
+if(!pattern35.test(data10)){
 const err24 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/pattern",keyword:"pattern",params:{pattern: "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},message:"must match pattern \""+"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"+"\"",schema:"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$",parentSchema:schema14.properties.spec.properties.version,data:data10};
 if(vErrors === null){
 vErrors = [err24];
@@ -4455,7 +4581,7 @@ errors++;
 if(data13.connection !== undefined){
 let data14 = data13.connection;
 if(typeof data14 === "string"){
-if(!pattern16.test(data14)){
+if(!pattern17.test(data14)){
 const err30 = {instancePath:instancePath+"/spec/egress/connection",schemaPath:"#/properties/spec/properties/egress/properties/connection/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema14.properties.spec.properties.egress.properties.connection,data:data14};
 if(vErrors === null){
 vErrors = [err30];
@@ -4659,7 +4785,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern16.test(data3)){
+if(!pattern17.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema15.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -4694,7 +4820,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern16.test(data4)){
+if(!pattern17.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema15.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -4903,7 +5029,7 @@ return errors === 0;
 
 export const Connection = validate15;
 const schema16 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Connection","description":"A named egress exit (connections/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Connection","title":"Kind","description":"Always Connection."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Connection spec","description":"A named exit for the outbound traffic of services.","required":["type"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Type","description":"What kind of exit this is."},"interface":{"type":"string","title":"Interface","description":"Network interface of the exit inside cell-wireguard, such as wg_ext0.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},"failOpen":{"type":"boolean","title":"Fail open","description":"When the exit is down, let traffic take the normal route instead of dropping it.","default":false}}}}};
-const pattern41 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
+const pattern42 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
 
 function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -5045,7 +5171,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern16.test(data3)){
+if(!pattern17.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema16.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -5080,7 +5206,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern16.test(data4)){
+if(!pattern17.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema16.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -5221,7 +5347,7 @@ errors++;
 if(data9.interface !== undefined){
 let data11 = data9.interface;
 if(typeof data11 === "string"){
-if(!pattern41.test(data11)){
+if(!pattern42.test(data11)){
 const err26 = {instancePath:instancePath+"/spec/interface",schemaPath:"#/properties/spec/properties/interface/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$",parentSchema:schema16.properties.spec.properties.interface,data:data11};
 if(vErrors === null){
 vErrors = [err26];
@@ -5282,4 +5408,4 @@ errors++;
 validate15.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "44f974cb8407f9b3adfbc0810705ce829f97fd93866ade1b854ee65053e2d67c";
+export const SCHEMA_FINGERPRINT = "43e1be3e6ac2ea4dd2bbf9e249d261b6f634555108fd1a2e1fbcfda6ebeb81fc";

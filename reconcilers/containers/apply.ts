@@ -6,10 +6,11 @@
  */
 import type Dockerode from 'dockerode';
 import { TerminalError } from '../errors.js';
-import { imageForCreate, parsePinnedReference, pullImage, resolveImage } from './image.js';
+import { parsePinnedReference } from '../../crds/image-reference.js';
+import { imageForCreate, pullImage, resolveImage } from './image.js';
 import { ensureNetwork } from './network.js';
+import { LABEL } from './labels.js';
 import {
-  LABEL,
   dockerMessage,
   dockerStatusCode,
   type ContainerAction,

@@ -1,29 +1,32 @@
 import type { ConfigValue } from '../../crds/config.js';
 import path from 'node:path';
+import { parsePinnedReference } from '../../crds/image-reference.js';
 import type { CellDocument, ImageVerificationMode, Manifest, Problem } from '../../crds/types.js';
-import { checkRenderedCompose, composeToContainerSpecs, type ComposeFile, type ServicePlan } from './compose.js';
+import { planRenderedCompose } from './compose.js';
+import type { ComposeModel } from './compose-model.js';
+import { LABEL } from './labels.js';
+import { grantedCapabilitiesOf } from './policy.js';
 import { renderComposeTemplate } from './render.js';
-
-/** Labels every container and volume of a cell carries, so two cells (or a test) on one dockerd never meet. */
-export const CELL_LABEL = 'ngo.pic.cell';
-export const OWNER_LABEL = 'ngo.pic.owner';
-export const VERSION_LABEL = 'ngo.pic.version';
+import type { ServicePlan } from './types.js';
 
 export interface CellContext {
   name: string;
   domain: string;
   dataDir: string;
+  /** The operator's state directory, which no data directory may contain. */
+  stateDir?: string;
   networkName: string;
   allowedImagePrefix: string;
   imageVerification: ImageVerificationMode;
 }
 
 /** The cell's values a service render needs; `defaultDataDir` when the Cell names none. */
-export function cellContextOf(cell: CellDocument, defaultDataDir: string): CellContext {
+export function cellContextOf(cell: CellDocument, defaultDataDir: string, stateDir?: string): CellContext {
   return {
     name: cell.metadata.name,
     domain: cell.spec.domain,
     dataDir: cell.spec.dataDir ? path.posix.normalize(cell.spec.dataDir) : defaultDataDir,
+    ...(stateDir !== undefined ? { stateDir } : {}),
     networkName: cell.spec.network.name,
     allowedImagePrefix: cell.spec.allowedImagePrefix,
     imageVerification: cell.spec.imageVerification.mode,
@@ -46,25 +49,20 @@ export interface ServiceInputs {
  * runs the manifest's image, backends and backup volumes name containers of the service, and under
  * `enforce` every image is pinned by digest.
  */
-export function checkManifestAgainstCompose(compose: ComposeFile, inputs: ServiceInputs): Problem[] {
+export function checkManifestAgainstModel(model: ComposeModel, inputs: ServiceInputs): Problem[] {
   const { manifest, templateFile, manifestFile } = inputs;
   const problems: Problem[] = [];
-  const services = (compose.services ?? {}) as Record<string, { container_name?: unknown; image?: unknown } | undefined>;
-  const names = new Map<string, string>();
-  for (const [key, svc] of Object.entries(services)) {
-    const name = typeof svc?.container_name === 'string' ? svc.container_name : undefined;
-    if (name) names.set(name, key);
-    names.set(key, key);
+  const names = new Set<string>();
+  for (const s of model.services) {
+    names.add(s.key);
+    if (s.containerName !== undefined) names.add(s.containerName);
   }
-  const containerNames = new Set(Object.values(services).map((s) => s?.container_name).filter((n): n is string => typeof n === 'string'));
-  if (!containerNames.has(manifest.container_name)) {
+  const containerNames = new Set(model.services.flatMap((s) => (s.containerName !== undefined ? [s.containerName] : [])));
+  const primary = model.services.find((s) => s.containerName === manifest.container_name);
+  if (!primary) {
     problems.push({ file: templateFile, pointer: '/services', message: `no service has container_name "${manifest.container_name}", the manifest's container_name` });
-  } else {
-    const primaryKey = names.get(manifest.container_name)!;
-    const image = services[primaryKey]?.image;
-    if (typeof image === 'string' && image !== manifest.image) {
-      problems.push({ file: templateFile, pointer: `/services/${primaryKey}/image`, message: `image "${image}" differs from the manifest's image "${manifest.image}"; the template must run the image the manifest declares` });
-    }
+  } else if (primary.image !== undefined && primary.image !== manifest.image) {
+    problems.push({ file: templateFile, pointer: primary.imagePointer, message: `image "${primary.image}" differs from the manifest's image "${manifest.image}"; the template must run the image the manifest declares` });
   }
   const backends = [manifest.backend, ...Object.values(manifest.extra_backends ?? {})].filter((b): b is string => typeof b === 'string');
   for (const backend of backends) {
@@ -79,10 +77,9 @@ export function checkManifestAgainstCompose(compose: ComposeFile, inputs: Servic
     }
   });
   if (inputs.cell.imageVerification === 'enforce') {
-    for (const [key, svc] of Object.entries(services)) {
-      const image = svc?.image;
-      if (typeof image === 'string' && !/@sha256:[0-9a-f]{64}$/.test(image)) {
-        problems.push({ file: templateFile, pointer: `/services/${key}/image`, message: `image "${image}" is not pinned by digest (@sha256:<64 hex>), which image verification "enforce" requires` });
+    for (const s of model.services) {
+      if (s.image !== undefined && s.image !== '' && !parsePinnedReference(s.image)) {
+        problems.push({ file: templateFile, pointer: s.imagePointer, message: `image "${s.image}" is not pinned by digest (@sha256:<64 hex>), which image verification "enforce" requires` });
       }
     }
   }
@@ -91,8 +88,8 @@ export function checkManifestAgainstCompose(compose: ComposeFile, inputs: Servic
 
 /**
  * From a catalog package and this cell's values to the containers and volumes the service should
- * have: render the template, check the result, translate it to Docker create options carrying the
- * cell's labels. Pure.
+ * have: render the template, read it once, check it against the manifest and the cell's policy,
+ * translate it to Docker create options carrying the cell's labels. Pure.
  */
 export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan; problems: Problem[] } {
   const { manifest, cell, templateFile } = inputs;
@@ -110,23 +107,25 @@ export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan;
     templateFile,
   );
   if (!rendered.compose) return { problems: rendered.problems };
-  const problems = [
-    ...rendered.problems,
-    ...checkRenderedCompose(
-      rendered.compose,
-      { allowedImagePrefix: cell.allowedImagePrefix, dataDir: cell.dataDir, networkName: cell.networkName, allowCapAdd: inputs.template.includes('${INSTANCE_ID}') },
-      templateFile,
-    ),
-    ...checkManifestAgainstCompose(rendered.compose, inputs),
-  ];
-  if (problems.length > 0) return { problems };
-  const plan = composeToContainerSpecs(rendered.compose, {
-    serviceId: manifest.id,
-    networkName: cell.networkName,
-    // Scoped by cell, so a second cell (or a test) on the same engine never shares a volume.
-    volumePrefix: `pic-${cell.name}`,
-    file: templateFile,
-    extraLabels: { [CELL_LABEL]: cell.name, [VERSION_LABEL]: manifest.version },
-  });
-  return plan.problems.length > 0 ? { problems: plan.problems } : { plan, problems: [] };
+  const planned = planRenderedCompose(
+    rendered.compose,
+    {
+      allowedImagePrefix: cell.allowedImagePrefix,
+      dataDir: cell.dataDir,
+      ...(cell.stateDir !== undefined ? { stateDir: cell.stateDir } : {}),
+      networkName: cell.networkName,
+      grantedCapabilities: grantedCapabilitiesOf(manifest),
+    },
+    {
+      serviceId: manifest.id,
+      networkName: cell.networkName,
+      // Scoped by cell, so a second cell (or a test) on the same engine never shares a volume.
+      volumePrefix: `pic-${cell.name}`,
+      file: templateFile,
+      extraLabels: { [LABEL.cell]: cell.name, [LABEL.version]: manifest.version },
+    },
+    (model) => checkManifestAgainstModel(model, inputs),
+  );
+  const problems = [...rendered.problems, ...planned.problems];
+  return problems.length > 0 || !planned.plan ? { problems } : { plan: planned.plan, problems: [] };
 }

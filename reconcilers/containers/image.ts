@@ -7,6 +7,7 @@
  * loaded locally: such an image has no registry digest, its content address is its Id).
  */
 import type Dockerode from 'dockerode';
+import { parsePinnedReference } from '../../crds/image-reference.js';
 import { dockerMessage, dockerStatusCode } from './types.js';
 
 export interface ResolvedImage {
@@ -15,17 +16,7 @@ export interface ResolvedImage {
   id?: string;
 }
 
-export interface PinnedReference {
-  /** The reference without its digest (a tag, if any, is kept). */
-  name: string;
-  /** `sha256:<64 hex>` */
-  digest: string;
-}
-
-export function parsePinnedReference(ref: string): PinnedReference | undefined {
-  const match = /^(.+)@(sha256:[0-9a-f]{64})$/.exec(ref);
-  return match ? { name: match[1] as string, digest: match[2] as string } : undefined;
-}
+export { parsePinnedReference, type PinnedReference } from '../../crds/image-reference.js';
 
 export async function resolveImage(docker: Dockerode, ref: string): Promise<ResolvedImage> {
   const pinned = parsePinnedReference(ref);
@@ -36,6 +27,13 @@ export async function resolveImage(docker: Dockerode, ref: string): Promise<Reso
     if (byId && byId.Id === pinned.digest) return { present: true, id: byId.Id };
   }
   return { present: false };
+}
+
+/** Each of `refs` looked up locally, one inspect (or two, for a pinned Id) per reference. */
+export async function resolveImages(docker: Dockerode, refs: readonly string[]): Promise<Map<string, ResolvedImage>> {
+  const out = new Map<string, ResolvedImage>();
+  for (const ref of refs) out.set(ref, await resolveImage(docker, ref));
+  return out;
 }
 
 /**

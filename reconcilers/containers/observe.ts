@@ -3,7 +3,8 @@
  * (and the owner label when given), so a pass that finds nothing to do costs one API call.
  */
 import type Dockerode from 'dockerode';
-import { LABEL, type ContainerHealth, type ObservedContainer } from './types.js';
+import { LABEL } from './labels.js';
+import type { ContainerHealth, ObservedContainer } from './types.js';
 
 export type { ObservedContainer } from './types.js';
 

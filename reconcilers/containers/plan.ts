@@ -10,7 +10,8 @@
  * (one inspect per volume), and they are only planned when a container is about to be created,
  * so a pass with nothing to do costs nothing.
  */
-import { LABEL, type ContainerAction, type DesiredContainer, type ObservedContainer, type ServicePlan } from './types.js';
+import { LABEL } from './labels.js';
+import type { ContainerAction, DesiredContainer, ObservedContainer, ServicePlan } from './types.js';
 
 export type { ContainerAction } from './types.js';
 

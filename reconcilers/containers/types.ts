@@ -3,29 +3,24 @@
  * (`ServicePlan`), what Docker shows (`ObservedContainer`) and the steps between them
  * (`ContainerAction`).
  *
- * `DesiredContainer`, `DesiredVolume` and `ServicePlan` have the same shape as the ones
- * `compose.ts` produces, so either can be passed where the other is expected.
+ * The translator (translate.ts) produces the desired side; observe.ts the observed one; plan.ts
+ * the actions.
  */
 import type Dockerode from 'dockerode';
 
-/** Labels the operator puts on everything it creates, and reads back to know what it owns. */
-export const LABEL = {
-  /** The cell a resource belongs to: two cells (or a test and a cell) can share one dockerd. */
-  cell: 'ngo.pic.cell',
-  /** The document a resource belongs to, e.g. `ServiceInstall/notes`. */
-  owner: 'ngo.pic.owner',
-  /** The Compose service key the container was rendered from. */
-  service: 'ngo.pic.service',
-  /** A hash of everything the container was created from; a difference means "recreate". */
-  specHash: 'ngo.pic.spec-hash',
-} as const;
+export type DependsOnCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
 
 export interface DesiredContainer {
+  /** Docker container name (the compose container_name). */
   name: string;
+  /** The compose service key this container comes from. */
+  service?: string;
   /** Carries the owner, service and spec-hash labels, the network mode and the endpoint config. */
   create: Dockerode.ContainerCreateOptions;
-  /** Names of the containers this one starts after. */
+  /** Names of the containers this one starts after, sorted. */
   dependsOn: string[];
+  /** For each name in dependsOn, what "ready" means. */
+  dependsOnConditions?: Record<string, DependsOnCondition>;
   specHash: string;
 }
 
@@ -35,9 +30,12 @@ export interface DesiredVolume {
 }
 
 export interface ServicePlan {
-  /** In dependency order. */
+  /** In dependency order; ties broken by compose service key. */
   containers: DesiredContainer[];
+  /** Sorted by name. */
   volumes: DesiredVolume[];
+  /** Host directories bind-mounted into containers (sorted): prepared before anything is created. */
+  bindSources?: string[];
 }
 
 /** Docker's container states; any other string Docker may add later is kept as it is. */

@@ -3,8 +3,15 @@
  * on a network, containers and volumes of its own (a fake cell named `pictest-<random>`).
  */
 import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type Dockerode from 'dockerode';
+import type { Manifest } from '../../crds/types.js';
 import { applyContainerActions, type ApplyEvent } from '../../reconcilers/containers/apply.js';
+import { checkBindSources } from '../../reconcilers/containers/bind-sources.js';
+import type { ServiceInputs } from '../../reconcilers/containers/desired.js';
+import { reconcileServiceContainers, type ApplyHooks } from '../../reconcilers/containers/index.js';
 import { ensureNetwork } from '../../reconcilers/containers/network.js';
 import { listOwnedContainers } from '../../reconcilers/containers/observe.js';
 import { planContainers } from '../../reconcilers/containers/plan.js';
@@ -134,8 +141,14 @@ beforeAll(async () => {
   }
 });
 
+/** The pipeline's own fake cell: what it creates carries this cell label (and no test-run label). */
+const pipelineCell = `${run}-p`;
+let dataRoot = '';
+
 afterAll(async () => {
+  await cleanupTestResources(`ngo.pic.cell=${pipelineCell}`);
   await cleanupTestResources(`ngo.pic.test-run=${run}`);
+  if (dataRoot) await fs.rm(dataRoot, { recursive: true, force: true });
 });
 
 describe('containers adapter against dockerd', () => {
@@ -389,5 +402,125 @@ describe('containers adapter against dockerd', () => {
     expect(err.message).toContain(subnet);
     expect(err.message).toContain(other);
     expect(err.message).toContain(`docker network rm ${network.name}`);
+  });
+});
+
+describe('the containers pipeline: bind sources are walked without following symlinks', () => {
+  const containerName = `cell-${run}`;
+  const owner = `ServiceInstall/${run}`;
+  let dataDir = '';
+  let outside = '';
+
+  const manifest = (): Manifest => ({
+    schema_version: 3,
+    kind: 'store',
+    id: run,
+    name: 'Bind test',
+    description: 'A container with a bind mount.',
+    version: '1.0.0',
+    author: 'tests',
+    capabilities: { has_subdomain: false, has_accounts: false, has_admin_config: false, has_storage: false, has_egress: false, has_api_hooks: false },
+    image: IMAGE_TAG,
+    container_name: containerName,
+  });
+  const known = manifest();
+
+  const inputs = (): ServiceInputs => ({
+    manifest: known,
+    template: [
+      'services:',
+      '  app:',
+      `    image: ${IMAGE_TAG}`,
+      `    container_name: ${containerName}`,
+      '    command: ["sleep", "3600"]',
+      '    stop_grace_period: 1s',
+      '    volumes:',
+      '      - ${PIC_DATA_DIR}/app/cfg:/cfg',
+      '    networks: [cell-network]',
+      'networks:',
+      '  cell-network: {external: true}',
+      '',
+    ].join('\n'),
+    templateFile: 'services/bind/compose-template.yml',
+    manifestFile: 'services/bind/manifest.json',
+    config: {},
+    secrets: {},
+    serviceIp: ipOf(40),
+    cell: { name: pipelineCell, domain: 'bind.test', dataDir, networkName: network.name, allowedImagePrefix: 'pictest/', imageVerification: 'off' },
+  });
+  const hooks = (): ApplyHooks => ({ network, event: (e) => events.push(e), log: () => undefined });
+  const ours = async () => docker.listContainers({ all: true, filters: { label: [`ngo.pic.cell=${pipelineCell}`] } });
+
+  beforeAll(async () => {
+    dataRoot = await fs.mkdtemp(path.join(os.tmpdir(), 'pic-binds-'));
+    dataDir = path.join(dataRoot, 'data');
+    outside = path.join(dataRoot, 'outside');
+    await fs.mkdir(path.join(dataDir, 'app'), { recursive: true });
+    await fs.mkdir(outside);
+    await fs.writeFile(path.join(outside, 'secret'), 'not for the container');
+  });
+
+  test('a symlink a container planted in its data directory is refused, path named, nothing created', async () => {
+    const planted = path.join(dataDir, 'app', 'cfg');
+    await fs.symlink(outside, planted);
+    const result = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
+    expect(result.outcome).toBe('refused');
+    if (result.outcome !== 'refused') return;
+    expect(result.reason).toBe('BindSourceRefused');
+    expect(result.message).toContain(`"${planted}" is a symbolic link`);
+    expect(await ours()).toEqual([]);
+    // pic plan says the same, without touching anything either.
+    const preview = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, 'dry-run');
+    expect(preview.outcome).toBe('refused');
+    expect((await fs.lstat(planted)).isSymbolicLink()).toBe(true);
+    await fs.unlink(planted);
+  });
+
+  test('a symlink higher up the path is refused, and nothing is made through it', async () => {
+    const app = path.join(dataDir, 'app');
+    await fs.rm(app, { recursive: true });
+    await fs.symlink(outside, app);
+    const result = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
+    expect(result.outcome === 'refused' && result.reason).toBe('BindSourceRefused');
+    expect(result.outcome === 'refused' && result.message).toContain(`"${app}" is a symbolic link`);
+    expect(await fs.readdir(outside)).toEqual(['secret']);
+    expect(await ours()).toEqual([]);
+    await fs.unlink(app);
+  });
+
+  test('a dry run says what would be created, and creates nothing, not even the bind source', async () => {
+    const preview = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, 'dry-run');
+    expect(preview.outcome === 'converged' && preview.actions.map((a) => a.type)).toEqual(['ensure-network', 'create']);
+    expect(preview.outcome === 'converged' && preview.changed).toBe(false);
+    expect(await ours()).toEqual([]);
+    await expect(fs.lstat(path.join(dataDir, 'app'))).rejects.toThrow(/ENOENT/);
+  });
+
+  test('once the link is gone: the bind source is made as real directories and the container runs; the next pass does nothing', async () => {
+    const result = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
+    expect(result.outcome).toBe('converged');
+    const cfg = await fs.lstat(path.join(dataDir, 'app', 'cfg'));
+    expect(cfg.isDirectory()).toBe(true);
+    expect(cfg.mode & 0o777).toBe(0o750);
+    const [info] = await ours();
+    expect(info?.State).toBe('running');
+    expect(info?.Mounts.find((m) => m.Destination === '/cfg')?.Source).toBe(path.join(dataDir, 'app', 'cfg'));
+    const again = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
+    expect(again.outcome === 'converged' && again.changed).toBe(false);
+  });
+
+  test('checkBindSources: the data directory itself may be a link (the admin\'s), a file may be bound, a link below it may not', async () => {
+    const linkedData = path.join(dataRoot, 'data-link');
+    await fs.symlink(dataDir, linkedData);
+    await fs.writeFile(path.join(dataDir, 'app', 'settings.conf'), 'x=1\n');
+    await fs.symlink('/etc/passwd', path.join(dataDir, 'app', 'passwd'));
+    const refusals = await checkBindSources(linkedData, [
+      `${linkedData}/app/cfg`,
+      `${linkedData}/app/settings.conf`,
+      `${linkedData}/app/new/deeper`,
+      `${linkedData}/app/passwd`,
+    ], 'prepare');
+    expect(refusals.map((r) => r.path)).toEqual([`${linkedData}/app/passwd`]);
+    expect((await fs.lstat(path.join(dataDir, 'app', 'new', 'deeper'))).isDirectory()).toBe(true);
   });
 });

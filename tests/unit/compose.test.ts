@@ -3,25 +3,25 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import type { Problem } from '../../crds/types.js';
-import {
-  canonicalJson,
-  checkRenderedCompose,
-  composeToContainerSpecs,
-  imageUnderPrefix,
-  parseByteSize,
-  parseDuration,
-  quoteShellWords,
-  specHashOf,
-  splitShellWords,
-  type ComposeFile,
-  type ComposePolicy,
-  type TranslateContext,
-} from '../../reconcilers/containers/compose.js';
+import { imageReferenceUnderPrefix } from '../../crds/image-reference.js';
+import { CommandSyntaxError, quoteCommand, splitCommand } from '../../reconcilers/containers/command.js';
+import { checkRenderedCompose, planRenderedCompose, type ComposeFile, type ComposePolicy, type TranslateContext } from '../../reconcilers/containers/compose.js';
 import { renderComposeTemplate, type RenderContext } from '../../reconcilers/containers/render.js';
+import { canonicalJson, specHashOf } from '../../reconcilers/containers/spec-hash.js';
+import type { ServicePlan } from '../../reconcilers/containers/types.js';
+import { parseByteSize, parseDuration } from '../../reconcilers/containers/units.js';
 
 const FILE = 'rendered/notes.yml';
-const POLICY: ComposePolicy = { allowedImagePrefix: 'git.pic.ngo/roof/', dataDir: '/srv/pic/data', networkName: 'cell-network', allowCapAdd: false };
+const POLICY: ComposePolicy = { allowedImagePrefix: 'git.pic.ngo/roof/', dataDir: '/srv/pic/data', networkName: 'cell-network', grantedCapabilities: [] };
 const TRANSLATE: TranslateContext = { serviceId: 'notes', networkName: 'cell-network', file: FILE };
+
+/** Read, check and translate, as the operator does; an empty plan with the problems when refused. */
+function composeToContainerSpecs(compose: ComposeFile, ctx: TranslateContext, policy: ComposePolicy = POLICY): Required<ServicePlan> & { problems: Problem[] } {
+  const planned = planRenderedCompose(compose, policy, { ...ctx, file: ctx.file ?? FILE });
+  return planned.plan
+    ? { containers: planned.plan.containers, volumes: planned.plan.volumes, bindSources: planned.plan.bindSources ?? [], problems: [] }
+    : { containers: [], volumes: [], bindSources: [], problems: planned.problems };
+}
 
 /** A valid rendered compose document that each case changes in one place. */
 function baseCompose(): Record<string, any> {
@@ -81,7 +81,7 @@ describe('golden: template + context → rendered compose → checks → contain
     }
     compare(dir, 'problems.json', problems);
     if (rendered.compose && problems.length === 0) {
-      const plan = composeToContainerSpecs(rendered.compose, { ...context.translate, file: templateFile });
+      const plan = composeToContainerSpecs(rendered.compose, { ...context.translate, file: templateFile }, context.policy);
       expect(plan.problems).toEqual([]);
       compare(dir, 'specs.json', plan);
       // The hash in each label is the hash of the options without it.
@@ -146,10 +146,10 @@ describe('checkRenderedCompose', () => {
     // devices, capabilities, confinement
     ['devices: []', withService((s) => { s.devices = []; }), {}, null],
     ['devices', withService((s) => { s.devices = ['/dev/sda:/dev/sda']; }), {}, { pointer: '/services/app/devices', message: /host devices are refused/ }],
-    ['cap_add allowed for connectivity', withService((s) => { s.cap_add = ['NET_ADMIN']; }), { allowCapAdd: true }, null],
-    ['cap_add refused otherwise', withService((s) => { s.cap_add = ['NET_ADMIN']; }), {}, { pointer: '/services/app/cap_add', message: /only connectivity services may add capabilities/ }],
-    ['cap_add ALL refused even when allowed', withService((s) => { s.cap_add = ['ALL']; }), { allowCapAdd: true }, { pointer: '/services/app/cap_add', message: /ALL is refused even to connectivity services/ }],
-    ['cap_add CAP_SYS_ADMIN refused even when allowed', withService((s) => { s.cap_add = ['cap_sys_admin']; }), { allowCapAdd: true }, { pointer: '/services/app/cap_add', message: /SYS_ADMIN is refused/ }],
+    ['cap_add declared by the manifest', withService((s) => { s.cap_add = ['NET_ADMIN']; }), { grantedCapabilities: ['NET_ADMIN'] }, null],
+    ['cap_add not declared', withService((s) => { s.cap_add = ['NET_ADMIN']; }), {}, { pointer: '/services/app/cap_add/0', message: /manifest does not declare it/ }],
+    ['cap_add ALL refused even when declared', withService((s) => { s.cap_add = ['ALL']; }), { grantedCapabilities: ['ALL'] }, { pointer: '/services/app/cap_add/0', message: /capability ALL is refused/ }],
+    ['cap_add CAP_SYS_ADMIN refused even when declared', withService((s) => { s.cap_add = ['cap_sys_admin']; }), { grantedCapabilities: ['SYS_ADMIN'] }, { pointer: '/services/app/cap_add/0', message: /SYS_ADMIN is refused/ }],
     ['security_opt no-new-privileges', withService((s) => { s.security_opt = ['no-new-privileges:true']; }), {}, null],
     ['security_opt seccomp unconfined', withService((s) => { s.security_opt = ['seccomp:unconfined']; }), {}, { pointer: '/services/app/security_opt/0', message: /disables the container's confinement/ }],
     ['security_opt apparmor=unconfined', withService((s) => { s.security_opt = ['apparmor=unconfined']; }), {}, { pointer: '/services/app/security_opt/0', message: /disables the container's confinement/ }],
@@ -160,6 +160,7 @@ describe('checkRenderedCompose', () => {
     ['image outside the prefix', withService((s) => { s.image = 'docker.io/library/nginx:1'; }), {}, { pointer: '/services/app/image', message: /not under the allowed prefix "git.pic.ngo\/roof\/"/ }],
     ['image under a look-alike prefix', withService((s) => { s.image = 'git.pic.ngo/roofx/notes:1'; }), {}, { pointer: '/services/app/image', message: /not under the allowed prefix/ }],
     ['look-alike prefix without a slash', withService((s) => { s.image = 'git.pic.ngo/roofx/notes:1'; }), { allowedImagePrefix: 'git.pic.ngo/roof' }, { pointer: '/services/app/image', message: /not under the allowed prefix/ }],
+    ['the prefix folder itself as a repository', withService((s) => { s.image = 'git.pic.ngo/roof:1.0'; }), { allowedImagePrefix: 'git.pic.ngo/roof' }, { pointer: '/services/app/image', message: /not under the allowed prefix "git.pic.ngo\/roof\/"/ }],
     ['invalid image reference', withService((s) => { s.image = 'git.pic.ngo/roof/Notes App'; }), {}, { pointer: '/services/app/image', message: /not a valid image reference/ }],
     ['missing image', withService((s) => { delete s.image; }), {}, { pointer: '/services/app/image', message: /has no image/ }],
     // container names
@@ -204,6 +205,8 @@ describe('checkRenderedCompose', () => {
     ['port out of range', withService((s) => { s.ports = ['70000:80']; }), {}, { pointer: '/services/app/ports/0', message: /not a number from 1 to 65535/ }],
     ['port with a bad protocol', withService((s) => { s.ports = ['80/icmp']; }), {}, { pointer: '/services/app/ports/0', message: /not tcp, udp or sctp/ }],
     ['command with shell syntax', withService((s) => { s.command = 'run && rm -rf /'; }), {}, { pointer: '/services/app/command', message: /needs a shell/ }],
+    ['tmpfs with allowed options', withService((s) => { s.tmpfs = ['/run:size=64m,mode=1777,noexec,nosuid,nodev']; }), {}, null],
+    ['tmpfs with suid', withService((s) => { s.tmpfs = ['/run:suid']; }), {}, { pointer: '/services/app/tmpfs/0', message: /tmpfs option "suid" is refused/ }],
     ['bad mem_limit', withService((s) => { s.mem_limit = 'lots'; }), {}, { pointer: '/services/app/mem_limit', message: /not a size/ }],
     ['bad cpus', withService((s) => { s.cpus = '-1'; }), {}, { pointer: '/services/app/cpus', message: /positive number/ }],
     ['relative working_dir', withService((s) => { s.working_dir = 'app'; }), {}, { pointer: '/services/app/working_dir', message: /absolute path/ }],
@@ -231,13 +234,22 @@ describe('checkRenderedCompose', () => {
     expect(pointers).toEqual(['/services/app/build', '/services/app/image', '/services/app/privileged', '/services/app/volumes/0']);
   });
 
-  test('a data directory that is not absolute allows no bind at all', () => {
-    const problems = checkRenderedCompose(withService((s) => { s.volumes = ['/srv/pic/data/x:/x']; }), { ...POLICY, dataDir: 'data' }, FILE);
-    expect(problems.map((p) => p.pointer)).toEqual(['']);
+  test.each<[string, Partial<ComposePolicy>, RegExp]>([
+    ['not absolute', { dataDir: 'data' }, /not an absolute path/],
+    ['the root of the host', { dataDir: '/' }, /data directory "\/" is refused/],
+    ['holding the state directory', { dataDir: '/var/lib', stateDir: '/var/lib/pic' }, /contains pic's state directory "\/var\/lib\/pic"/],
+    ['the state directory itself', { dataDir: '/var/lib/pic/', stateDir: '/var/lib/pic' }, /contains pic's state directory/],
+  ])('a data directory %s allows no bind at all', (_name, policy, message) => {
+    const problems = checkRenderedCompose(withService((s) => { s.volumes = ['/srv/pic/data/x:/x']; }), { ...POLICY, ...policy }, FILE);
+    expect(problems).toEqual([{ file: FILE, pointer: '', message: expect.stringMatching(message) }]);
+  });
+
+  test('a data directory inside the state directory (the default, <state>/data) is fine', () => {
+    expect(checkRenderedCompose(withService((s) => { s.volumes = ['/var/lib/pic/data/notes:/x']; }), { ...POLICY, dataDir: '/var/lib/pic/data', stateDir: '/var/lib/pic' }, FILE)).toEqual([]);
   });
 });
 
-describe('imageUnderPrefix', () => {
+describe('imageReferenceUnderPrefix: the prefix is a folder', () => {
   test.each<[string, string, boolean]>([
     ['git.pic.ngo/roof/notes:1', 'git.pic.ngo/roof/', true],
     ['git.pic.ngo/roof/sub/notes:1', 'git.pic.ngo/roof/', true],
@@ -245,19 +257,24 @@ describe('imageUnderPrefix', () => {
     ['git.pic.ngo/roofx/notes:1', 'git.pic.ngo/roof/', false],
     ['git.pic.ngo/roofx/notes:1', 'git.pic.ngo/roof', false],
     ['git.pic.ngo/roof', 'git.pic.ngo/roof/', false],
-    ['git.pic.ngo/roof/notes:1', 'git.pic.ngo/roof/notes', true],
-    ['git.pic.ngo/roof/notes@sha256:ab', 'git.pic.ngo/roof/notes', true],
+    ['git.pic.ngo/roof:1.0', 'git.pic.ngo/roof/', false],
+    ['git.pic.ngo/roof:1.0', 'git.pic.ngo/roof', false],
+    [`git.pic.ngo/roof@sha256:${'a'.repeat(64)}`, 'git.pic.ngo/roof', false],
+    ['git.pic.ngo/roof/notes:1', 'git.pic.ngo/roof/notes', false],
+    ['git.pic.ngo/roof/notes/web:1', 'git.pic.ngo/roof/notes', true],
+    [`git.pic.ngo/roof/notes@sha256:${'a'.repeat(64)}`, 'git.pic.ngo/roof/', true],
+    ['git.pic.ngo/roof/notes@sha256:ab', 'git.pic.ngo/roof/', false],
     ['git.pic.ngo/roof/notes-evil:1', 'git.pic.ngo/roof/notes', false],
     ['anything', '', false],
     ['evil.example/git.pic.ngo/roof/x', 'git.pic.ngo/roof/', false],
   ])('%s under %s → %s', (image, prefix, expected) => {
-    expect(imageUnderPrefix(image, prefix)).toBe(expected);
+    expect(imageReferenceUnderPrefix(image, prefix)).toBe(expected);
   });
 });
 
 // ---------------------------------------------------------------------------------------------
 
-describe('splitShellWords', () => {
+describe('splitCommand (shell-quote, with the refusals of what only a shell honours)', () => {
   test.each<[string, string[]]>([
     ['', []],
     ['   ', []],
@@ -272,23 +289,23 @@ describe('splitShellWords', () => {
     [`echo 'it'\\''s'`, ['echo', "it's"]],
     [`echo "say \\"hi\\""`, ['echo', 'say "hi"']],
     [`echo "a\\b"`, ['echo', 'a\\b']],
-    ['echo "\\$HOME \\\\ \\`"', ['echo', '$HOME \\ `']],
+    // shell-quote keeps the backslash before a backtick inside double quotes (a shell would not).
+    ['echo "\\$HOME \\\\ \\`"', ['echo', '$HOME \\ \\`']],
+    [`echo $'a\\tb'`, ['echo', 'a\tb']],
     [`echo a\\ b`, ['echo', 'a b']],
     [`echo \\'`, ['echo', "'"]],
-    ['line \\\ncontinued', ['line', 'continued']],
     [`sh -c 'echo $HOME; ls | wc -l'`, ['sh', '-c', 'echo $HOME; ls | wc -l']],
     ['echo $HOME *.txt', ['echo', '$HOME', '*.txt']],
-    ['a#b', ['a#b']],
     ['--title "Files of alice"', ['--title', 'Files of alice']],
   ])('%j', (text, words) => {
-    expect(splitShellWords(text)).toEqual(words);
+    expect(splitCommand(text)).toEqual(words);
   });
 
   test.each([
     ['unclosed single quote', `echo 'a`, /single quote is never closed/],
     ['unclosed double quote', `echo "a`, /double quote is never closed/],
     ['trailing backslash', 'echo a\\', /lone backslash/],
-    ['and-list', 'a && b', /unquoted "&" needs a shell/],
+    ['and-list', 'a && b', /unquoted "&&" needs a shell/],
     ['pipe', 'a | b', /"\|" needs a shell/],
     ['sequence', 'a; b', /";" needs a shell/],
     ['redirection', 'a > /tmp/x', /">" needs a shell/],
@@ -296,27 +313,31 @@ describe('splitShellWords', () => {
     ['command substitution', 'echo `id`', /needs a shell/],
     ['command substitution in double quotes', 'echo "$(id)"', /command substitution needs a shell/],
     ['comment', 'run # the server', /comment/],
+    ['a "#" inside a word (shell-quote reads a comment)', 'a#b', /comment/],
+    ['a line continuation', 'line \\\ncontinued', /backslash ends a line/],
+    ['a parameter expansion', 'echo ${HOME}', /parameter expansion\) needs a shell/],
+    ['a parameter expansion in double quotes', 'echo "${HOME:-x}"', /parameter expansion\) needs a shell/],
   ])('%s is refused', (_name, text, message) => {
-    expect(() => splitShellWords(text)).toThrow(message);
+    expect(() => splitCommand(text)).toThrow(message);
   });
 
   test('quoting then splitting gives the words back (property)', () => {
     fc.assert(
       fc.property(fc.array(fc.string({ unit: 'binary' })), (words) => {
-        expect(splitShellWords(quoteShellWords(words))).toEqual(words);
+        expect(splitCommand(quoteCommand(words))).toEqual(words);
       }),
       { numRuns: 1000 },
     );
   });
 
-  test('splitting never throws anything but a ShellWordsError (property)', () => {
+  test('splitting never throws anything but a CommandSyntaxError (property)', () => {
     fc.assert(
       fc.property(fc.string(), (text) => {
         try {
-          const words = splitShellWords(text);
-          expect(splitShellWords(quoteShellWords(words))).toEqual(words);
+          const words = splitCommand(text);
+          expect(splitCommand(quoteCommand(words))).toEqual(words);
         } catch (err) {
-          expect((err as Error).constructor.name).toBe('ShellWordsError');
+          expect(err).toBeInstanceOf(CommandSyntaxError);
         }
       }),
       { numRuns: 1000 },
@@ -391,7 +412,7 @@ describe('composeToContainerSpecs', () => {
     expect(plan.problems).toEqual([{ file: FILE, pointer: '/services', message: 'depends_on forms a cycle: app → db → cache → app' }]);
   });
 
-  test('unsafe settings are refused by the translation too', () => {
+  test('a document the policy refuses plans nothing', () => {
     const plan = composeToContainerSpecs(withService((s) => { s.privileged = true; }), TRANSLATE);
     expect(plan.containers).toEqual([]);
     expect(plan.problems.map((p) => p.pointer)).toEqual(['/services/app/privileged']);
@@ -493,6 +514,24 @@ describe('canonicalJson and specHash', () => {
     expect(canonicalJson([undefined])).toBe('[null]');
   });
 
+  test('canonicalJson gives the text of the hand-written canonical JSON it replaced, so spec hashes stay the same (property)', () => {
+    // The canonical JSON the spec hash was computed from before safe-stable-stringify.
+    const previous = (value: unknown): string => {
+      if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+      if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : previous(item))).join(',')}]`;
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      return `{${keys.map((k) => `${JSON.stringify(k)}:${previous(record[k])}`).join(',')}}`;
+    };
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.anything({ withNullPrototype: false, withBigInt: false, withMap: false, withSet: false, withDate: false, withTypedArray: false, withSparseArray: false, withBoxedValues: false, values: [fc.string(), fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.constant(undefined)] }), (json, any) => {
+        expect(canonicalJson(json)).toBe(previous(json));
+        expect(canonicalJson(any)).toBe(previous(any));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   test('the same compose gives the same hash, whatever the key order', () => {
     const a = composeToContainerSpecs(baseCompose(), TRANSLATE).containers[0]?.specHash;
     const reordered = JSON.parse(canonicalJson(baseCompose())) as ComposeFile;
@@ -528,11 +567,11 @@ describe('canonicalJson and specHash', () => {
     const here = composeToContainerSpecs(baseCompose(), TRANSLATE).containers[0]?.specHash;
     const module = path.join(process.cwd(), 'dist/reconcilers/containers/compose.js');
     const script = `
-      const { composeToContainerSpecs } = await import(${JSON.stringify(module)});
+      const { planRenderedCompose } = await import(${JSON.stringify(module)});
       const compose = JSON.parse(process.argv[1]);
-      process.stdout.write(composeToContainerSpecs(compose, JSON.parse(process.argv[2])).containers[0].specHash);
+      process.stdout.write(planRenderedCompose(compose, JSON.parse(process.argv[3]), JSON.parse(process.argv[2])).plan.containers[0].specHash);
     `;
-    const there = execFileSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(baseCompose()), JSON.stringify(TRANSLATE)], { encoding: 'utf8' });
+    const there = execFileSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(baseCompose()), JSON.stringify(TRANSLATE), JSON.stringify(POLICY)], { encoding: 'utf8' });
     expect(there).toBe(here);
   });
 });

@@ -1,0 +1,230 @@
+/**
+ * The containers resource of one ServiceInstall: render → check (desired.ts, pure) → observe
+ * (observe.ts, one listing) → plan (plan.ts, pure) → apply (apply.ts), with the steps between
+ * that need Docker or the file system: image lookup and pull, image verification, bind sources.
+ *
+ * One pipeline serves the operator and `pic plan` (`reconcileServiceContainers` with a dry-run
+ * apply: nothing is pulled, created, made or written). The caller owns the state stores (address,
+ * secrets) and the status: it passes the inputs in and writes the status from the result.
+ */
+import type Dockerode from 'dockerode';
+import type { Problem } from '../../crds/types.js';
+import { applyContainerActions, type ApplyEvent } from './apply.js';
+import { checkBindSources, type BindSourceRefusal } from './bind-sources.js';
+import { desiredServicePlan, type ServiceInputs } from './desired.js';
+import { imageForCreate, pullImage, resolveImage, resolveImages, type ResolvedImage } from './image.js';
+import { LABEL } from './labels.js';
+import { listOwnedContainers } from './observe.js';
+import { imagesForCreation, planContainers } from './plan.js';
+import type { ContainerAction, ObservedContainer, ServicePlan } from './types.js';
+
+export interface ServiceContainersInput {
+  /** `ServiceInstall/<name>`: the owner label of everything created. */
+  owner: string;
+  cellName: string;
+  /** Render inputs; the address and secrets are the caller's (allocated, or previewed by `pic plan`). */
+  inputs: ServiceInputs;
+  /** The owner's containers when the caller already listed them this pass; else listed here. */
+  observed?: ObservedContainer[];
+}
+
+/**
+ * The image-verification step: called once every image a container is about to be created from is
+ * present locally (pulled if needed), before any container is created. A refusal stops the pass;
+ * nothing is created.
+ */
+export type ImageVerifier = (images: ReadonlyMap<string, ResolvedImage>) => Promise<ImageVerdict>;
+export type ImageVerdict = { verified: true } | { verified: false; reason: string; message: string };
+
+export interface ApplyHooks {
+  network: { name: string; subnet: string; ipRange?: string };
+  event: (event: ApplyEvent) => void;
+  /** A line of pull progress, for the log. */
+  log: (line: string) => void;
+  /**
+   * Docker is about to work on the service (something is to be created, started or removed): the
+   * caller writes its Progressing status. Awaited before the pass ends, also when it fails.
+   */
+  progressing?: (summary: string, plan: ServicePlan, observed: ObservedContainer[]) => Promise<void>;
+  /** Containers were created and are about to start (called at most once a pass). */
+  starting?: () => void;
+  verifyImages?: ImageVerifier;
+}
+
+/** Why the service cannot converge as rendered: the caller's status says Stalled with this reason. */
+export interface ContainersRefusal {
+  outcome: 'refused';
+  reason: 'RenderFailed' | 'NameConflict' | 'BindSourceRefused' | (string & {});
+  message: string;
+  problems: Problem[];
+}
+
+export interface ContainersConverged {
+  outcome: 'converged';
+  plan: ServicePlan;
+  /** The owner's containers after the pass (as observed, for a dry run). */
+  observed: ObservedContainer[];
+  /** What was applied, or for a dry run what would be (pulls and conflicts included); nothing when in sync. */
+  actions: ContainerAction[];
+  changed: boolean;
+}
+
+/** How the pipeline ends: through Docker, or a dry run that stops where applying would begin. */
+export type ApplyMode = ApplyHooks | 'dry-run';
+
+/**
+ * Converge the service's containers, or with `'dry-run'` say what converging would do: the same
+ * steps up to the point where applying begins (images looked up to show the pulls, bind sources
+ * looked at), then nothing is pulled, created, made or written.
+ */
+export async function reconcileServiceContainers(docker: Dockerode, input: ServiceContainersInput, mode: ApplyMode): Promise<ContainersRefusal | ContainersConverged> {
+  const desired = memoisedServicePlan(input.inputs);
+  if (!desired.plan) return refusal('RenderFailed', desired.problems);
+  // The plan may be shared with the next pass (memoised): what this pass changes is a copy.
+  let plan = desired.plan;
+  let observed = input.observed ?? (await observeOwner(docker, input));
+  let actions = planContainers(plan, observed, { imagePresent: () => true });
+  if (actions.length === 0) return { outcome: 'converged', plan, observed, actions, changed: false };
+  // A dry run shows a conflict among the actions; a reconcile stops at it.
+  const conflict = mode === 'dry-run' ? undefined : conflictOf(actions);
+  if (conflict) return conflict;
+  const bindSources = plan.bindSources ?? [];
+  // Before Docker or mkdir sees a bind source: a symlink a container planted must not widen a mount.
+  const planted = await checkBindSources(input.inputs.cell.dataDir, bindSources, 'check');
+  if (planted.length > 0) return bindRefusal(planted, input.inputs.templateFile);
+
+  const hooks = mode === 'dry-run' ? undefined : mode;
+  const progressing = hooks?.progressing?.(describeActions(actions), plan, observed) ?? Promise.resolve();
+  progressing.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  let applied = false;
+  try {
+    const images = await resolveImages(docker, imagesForCreation(actions));
+    actions = planContainers(plan, observed, { imagePresent: (ref) => images.get(ref)?.present });
+    if (!hooks) {
+      applied = true;
+      return { outcome: 'converged', plan, observed, actions, changed: false };
+    }
+    plan = structuredClone(plan);
+    for (const action of actions) {
+      if (action.type !== 'pull-image') continue;
+      hooks.event({ reason: 'Pulling', message: `pulling ${action.image}` });
+      try {
+        await pullImage(docker, action.image, (line) => hooks.log(line));
+      } catch (err) {
+        hooks.event({ type: 'Warning', reason: 'PullFailed', message: `${action.image}: ${(err as Error).message}` });
+        throw err;
+      }
+      images.set(action.image, await resolveImage(docker, action.image));
+    }
+
+    // Images resolved, nothing created yet: the place where image verification decides.
+    const verdict = hooks.verifyImages ? await hooks.verifyImages(images) : { verified: true as const };
+    if (!verdict.verified) {
+      applied = true; // a verdict, not a Docker failure: the status write below must not be lost
+      return { outcome: 'refused', reason: verdict.reason, message: verdict.message, problems: [] };
+    }
+    for (const c of plan.containers) {
+      const ref = String(c.create.Image);
+      const resolved = images.get(ref);
+      if (resolved) c.create.Image = imageForCreate(ref, resolved);
+    }
+    // Docker does not create a missing bind source; made here one real directory at a time.
+    const raced = await checkBindSources(input.inputs.cell.dataDir, bindSources, 'prepare');
+    if (raced.length > 0) {
+      applied = true;
+      return bindRefusal(raced, input.inputs.templateFile);
+    }
+    let announced = false;
+    await applyContainerActions(
+      docker,
+      actions.filter((a) => a.type !== 'pull-image'),
+      {
+        network: hooks.network,
+        labels: { [LABEL.owner]: input.owner, [LABEL.cell]: input.cellName },
+        log: hooks.event,
+        beforeStart: () => {
+          if (announced) return;
+          announced = true;
+          hooks.starting?.();
+        },
+      },
+    );
+    observed = await observeOwner(docker, input);
+    applied = true;
+    return { outcome: 'converged', plan, observed, actions, changed: true };
+  } finally {
+    // A failed status write is the pass's error, unless a Docker failure is already on its way.
+    await progressing.catch((err: unknown) => {
+      if (applied) throw err;
+    });
+  }
+}
+
+/** Converge a service whose document is gone: its containers removed, volumes and data kept. */
+export async function removeServiceContainers(
+  docker: Dockerode,
+  target: { owner: string; cellName: string; observed?: ObservedContainer[] },
+  mode: Pick<ApplyHooks, 'network' | 'event'> | 'dry-run',
+): Promise<ContainerAction[]> {
+  const observed = target.observed ?? (await listOwnedContainers(docker, { cell: target.cellName, owner: target.owner }));
+  const actions = planContainers(null, observed, { imagePresent: () => true, owner: target.owner });
+  if (mode !== 'dry-run' && actions.length > 0) {
+    await applyContainerActions(docker, actions, {
+      network: mode.network,
+      labels: { [LABEL.owner]: target.owner, [LABEL.cell]: target.cellName },
+      log: mode.event,
+    });
+  }
+  return actions;
+}
+
+/** e.g. "create ×2, start ×1": what Docker is about to do, for a Progressing status. */
+export function describeActions(actions: ContainerAction[]): string {
+  const counts = new Map<string, number>();
+  for (const a of actions) counts.set(a.type, (counts.get(a.type) ?? 0) + 1);
+  return [...counts.entries()].map(([t, n]) => `${t} ×${n}`).join(', ');
+}
+
+function observeOwner(docker: Dockerode, input: ServiceContainersInput): Promise<ObservedContainer[]> {
+  return listOwnedContainers(docker, { cell: input.cellName, owner: input.owner });
+}
+
+function conflictOf(actions: ContainerAction[]): ContainersRefusal | undefined {
+  const conflicts = actions.filter((a): a is Extract<ContainerAction, { type: 'conflict' }> => a.type === 'conflict');
+  if (conflicts.length === 0) return undefined;
+  return { outcome: 'refused', reason: 'NameConflict', message: conflicts.map((c) => c.message).join('; '), problems: [] };
+}
+
+function refusal(reason: ContainersRefusal['reason'], problems: Problem[]): ContainersRefusal {
+  return { outcome: 'refused', reason, message: summariseProblems(problems), problems };
+}
+
+function bindRefusal(refusals: BindSourceRefusal[], file: string): ContainersRefusal {
+  return refusal('BindSourceRefused', refusals.map((r) => ({ file, pointer: '/services', message: r.message })));
+}
+
+/** The first problem, and how many more: one line for a status message. */
+export function summariseProblems(problems: Problem[]): string {
+  const first = problems[0];
+  if (!first) return 'no details recorded';
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''}; run pic validate)` : '';
+  return `${first.file}: ${first.pointer || '/'}: ${first.message}${more}`;
+}
+
+/**
+ * `desiredServicePlan` remembered per manifest object, for the same inputs: rendering parses the
+ * template and hashes every container spec, which a resync would otherwise redo for every service
+ * although nothing changed. A catalog read again gives new manifest objects, so the memo follows
+ * it; the key holds every other input by value. The plan returned must not be changed.
+ */
+const planMemo = new WeakMap<object, { key: string; result: ReturnType<typeof desiredServicePlan> }>();
+
+function memoisedServicePlan(inputs: ServiceInputs): ReturnType<typeof desiredServicePlan> {
+  const { manifest, ...rest } = inputs;
+  const key = JSON.stringify(rest);
+  const known = planMemo.get(manifest);
+  if (known && known.key === key) return known.result;
+  const result = desiredServicePlan(inputs);
+  planMemo.set(manifest, { key, result });
+  return result;
+}

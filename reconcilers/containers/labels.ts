@@ -1,0 +1,34 @@
+/**
+ * The labels pic puts on every container, volume and network it creates, and reads back to know
+ * what it owns. The one definition of each name: everything that writes or filters by a pic label
+ * imports it from here.
+ */
+
+export const LABEL = {
+  /** The cell a resource belongs to: two cells (or a test and a cell) can share one dockerd. */
+  cell: 'ngo.pic.cell',
+  /** The document a resource belongs to, e.g. `ServiceInstall/notes`. */
+  owner: 'ngo.pic.owner',
+  /** The Compose service key the container was rendered from. */
+  service: 'ngo.pic.service',
+  /** A hash of everything the container was created from; a difference means "recreate". */
+  specHash: 'ngo.pic.spec-hash',
+  /** The key of a named volume under the template's top-level `volumes`. */
+  volume: 'ngo.pic.volume',
+  /** The catalog version of the package the resource was rendered from. */
+  version: 'ngo.pic.version',
+  /** Compose's own labels, set only when asked, so `docker compose -p` lists the containers. */
+  composeProject: 'com.docker.compose.project',
+  composeService: 'com.docker.compose.service',
+} as const;
+
+/** The owner label's name, for filters (the Docker event source, listings). */
+export const OWNER_LABEL: string = LABEL.owner;
+
+/** Label prefixes a template may not set: pic's and Compose's labels mean what pic says they mean. */
+export const RESERVED_LABEL_PREFIXES = ['ngo.pic.', 'com.docker.compose.'] as const;
+
+/** The owner label of everything a ServiceInstall creates. */
+export function serviceOwner(serviceId: string): string {
+  return `ServiceInstall/${serviceId}`;
+}

@@ -1,0 +1,225 @@
+/**
+ * The security policy of a rendered service: every decision about what a store service's
+ * containers may do to the host, in one place a reviewer can read alone. The model reader
+ * (compose-model.ts) only says what was written; this module says whether it is allowed; the
+ * translator (translate.ts) only accepts a model that passed here.
+ *
+ * | subject        | rule                                                                                    |
+ * |----------------|-----------------------------------------------------------------------------------------|
+ * | image          | a valid reference naming a repository below the cell's allowed prefix (a folder)        |
+ * | capabilities   | only NET_ADMIN and NET_RAW, and only those the manifest declares in connectivity.cap_add |
+ * | privileged     | refused (only `false` is accepted)                                                      |
+ * | namespaces     | network_mode only the cell network; pid, ipc, userns_mode never set                     |
+ * | networks       | only the cell network, declared external; services join no other network               |
+ * | devices        | refused (only an empty list)                                                            |
+ * | security_opt   | only no-new-privileges; anything that disables confinement is refused                   |
+ * | bind mounts    | sources strictly inside the cell data directory; never the Docker socket or a parent     |
+ * | data directory | absolute, not `/`, and not containing the operator's state directory                    |
+ * | tmpfs options  | size, mode, uid, gid, nr_inodes, noexec, nosuid, nodev, exec, ro, rw; never suid or dev  |
+ * | ports          | allowed: a published port is the admin's own host, and Docker refuses a busy one        |
+ *
+ * Symlinks on a bind source's path are refused too, but that needs the file system: see
+ * bind-sources.ts, the adapter step that runs before anything is created. Pure.
+ */
+import { imageReferenceUnderPrefix, parseImageReference, allowedPrefixFolder } from '../../crds/image-reference.js';
+import { CONNECTIVITY_CAPABILITIES } from '../../crds/schemas.js';
+import type { Problem } from '../../crds/types.js';
+import { asBoolean, normaliseHostPath, Problems, scalarText, type ComposeModel } from './compose-model.js';
+import { describeValue as describe } from './units.js';
+
+export interface ComposePolicy {
+  /** Images must live under this registry path (`git.pic.ngo/roof/`). */
+  allowedImagePrefix: string;
+  /** Host directory that every bind mount must stay below. */
+  dataDir: string;
+  /** The operator's state directory (secrets, allocations): no data directory may hold it. */
+  stateDir?: string;
+  /** The cell network, the only network pic attaches service containers to. */
+  networkName: string;
+  /** What the manifest declares in `connectivity.cap_add`; nothing else may be added. */
+  grantedCapabilities: readonly string[];
+}
+
+/** A model that passed the policy: the only input the translator accepts. */
+export type CheckedComposeModel = ComposeModel & { readonly __checked: true };
+
+/** The name templates use for the cell network; it means this cell's network, whatever it is called. */
+export const CATALOG_CELL_NETWORK = 'cell-network';
+
+/** The Docker socket: binding it, or a directory holding it, hands the container the Docker API (root on the host). */
+const DOCKER_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock'];
+
+/** Why a capability outside the allow-list is dangerous, for the ones a template is likely to ask for. */
+const CAPABILITY_DANGERS: Readonly<Record<string, string>> = {
+  ALL: 'it grants every capability, which amounts to root on the host',
+  SYS_ADMIN: 'it amounts to root on the host (mounts, namespaces, most of the kernel)',
+  SYS_MODULE: 'it loads kernel modules, which amounts to root on the host',
+  SYS_RAWIO: 'it gives raw access to devices and memory, which amounts to root on the host',
+  SYS_PTRACE: 'it lets the container trace and inject into other processes',
+  DAC_READ_SEARCH: 'it lets the container read any file of the host through open_by_handle_at',
+  SYS_TIME: 'it sets the host clock for every container and the host itself',
+  BPF: 'it loads BPF programs into the host kernel',
+  PERFMON: 'it reads performance data of the whole host, a side channel into other processes',
+  SYS_BOOT: 'it reboots the host',
+};
+
+/** tmpfs mount options a service may set; `suid` and `dev` would make the tmpfs a way to gain privileges. */
+const TMPFS_FLAGS = new Set(['noexec', 'nosuid', 'nodev', 'exec', 'ro', 'rw']);
+const TMPFS_VALUES = new Set(['size', 'mode', 'uid', 'gid', 'nr_inodes']);
+const TMPFS_REFUSED: Readonly<Record<string, string>> = {
+  suid: 'set-user-ID programs on it would run with their owner\'s privileges',
+  dev: 'device nodes on it would give access to host devices',
+};
+
+/**
+ * Check the model against the cell's policy. Returns every problem; when there is none, the
+ * model comes back as checked, ready for the translator.
+ */
+export function checkComposePolicy(model: ComposeModel, policy: ComposePolicy, file: string): { checked?: CheckedComposeModel; problems: Problem[] } {
+  const problems = new Problems(file);
+  checkDataDir(policy, problems);
+  checkNetworks(model, policy, problems);
+  for (const s of model.services) {
+    if (s.image !== undefined && s.image !== '') checkImage(s.image, s.imagePointer, policy, problems);
+    for (const cap of s.capAdd) checkCapability(cap.value, cap.pointer, policy, problems);
+    checkConfinement(s.confinement, policy, problems);
+    for (const opt of s.securityOpt) checkSecurityOption(opt.value, opt.pointer, problems);
+    for (const mount of s.mounts) if (mount.type === 'bind') checkBindSource(mount.source, mount.pointer, policy, problems);
+    for (const t of s.tmpfs) checkTmpfsOptions(t.options, t.pointer, problems);
+  }
+  return problems.list.length === 0 ? { checked: model as CheckedComposeModel, problems: [] } : { problems: problems.list };
+}
+
+/** The data directory as the bind check uses it, or undefined when no bind mount can be allowed. */
+function usableDataDir(policy: ComposePolicy): string | undefined {
+  if (!policy.dataDir.startsWith('/')) return undefined;
+  const dataDir = normaliseHostPath(policy.dataDir);
+  if (dataDir === '/') return undefined;
+  if (policy.stateDir !== undefined && isWithin(normaliseHostPath(policy.stateDir), dataDir)) return undefined;
+  return dataDir;
+}
+
+function checkDataDir(policy: ComposePolicy, problems: Problems): void {
+  const fix = "set the Cell's spec.dataDir to a directory of its own, such as /srv/pic/data";
+  if (!policy.dataDir.startsWith('/')) {
+    problems.add('', `the cell data directory "${policy.dataDir}" is not an absolute path, so no bind mount can be allowed; ${fix}`);
+    return;
+  }
+  const dataDir = normaliseHostPath(policy.dataDir);
+  if (dataDir === '/') {
+    problems.add('', `the cell data directory "/" is refused: bind mounts below it could reach any file of the host; ${fix}`);
+  } else if (policy.stateDir !== undefined && isWithin(normaliseHostPath(policy.stateDir), dataDir)) {
+    problems.add('', `the cell data directory "${dataDir}" is refused: it contains pic's state directory "${normaliseHostPath(policy.stateDir)}" (secrets, allocations), which a bind mount could then expose; ${fix}`);
+  }
+}
+
+/** `inner` is `outer` or below it. */
+function isWithin(inner: string, outer: string): boolean {
+  return outer === '/' || inner === outer || inner.startsWith(`${outer}/`);
+}
+
+function checkImage(image: string, pointer: string, policy: ComposePolicy, problems: Problems): void {
+  const parsed = parseImageReference(image);
+  if (parsed === null) {
+    problems.add(pointer, `"${image}" is not a valid image reference`);
+  } else if (!imageReferenceUnderPrefix(image, policy.allowedImagePrefix)) {
+    const folder = policy.allowedImagePrefix === '' ? '' : allowedPrefixFolder(policy.allowedImagePrefix);
+    problems.add(pointer, `image "${image}" is not under the allowed prefix "${folder}": it must name a repository below that folder`);
+  }
+}
+
+function checkCapability(cap: string, pointer: string, policy: ComposePolicy, problems: Problems): void {
+  const allowed = (CONNECTIVITY_CAPABILITIES as readonly string[]).includes(cap);
+  if (!allowed) {
+    const danger = CAPABILITY_DANGERS[cap];
+    problems.add(pointer, `capability ${cap} is refused${danger ? `: ${danger}` : ''}; a service may add only ${CONNECTIVITY_CAPABILITIES.join(' or ')}, and only when its manifest declares it (connectivity.cap_add)`);
+  } else if (!policy.grantedCapabilities.includes(cap)) {
+    problems.add(pointer, `capability ${cap} is refused: the manifest does not declare it; a connectivity service lists the capabilities it needs in connectivity.cap_add`);
+  }
+}
+
+function checkConfinement(c: ComposeModel['services'][number]['confinement'], policy: ComposePolicy, problems: Problems): void {
+  if (c.privileged !== undefined && asBoolean(c.privileged.value) !== false) {
+    problems.add(c.privileged.pointer, 'privileged containers are refused: they have full control of the host');
+  }
+  if (c.networkMode !== undefined) {
+    const mode = scalarText(c.networkMode.value) ?? '';
+    const at = c.networkMode.pointer;
+    if (mode === 'host') {
+      problems.add(at, `network_mode "host" is refused: it shares the host's network namespace; pic attaches the container to "${policy.networkName}"`);
+    } else if (mode.startsWith('service:') || mode.startsWith('container:')) {
+      problems.add(at, `network_mode "${mode}" is refused: it shares another container's network namespace; pic attaches every container to "${policy.networkName}"`);
+    } else if (mode !== policy.networkName) {
+      problems.add(at, `network_mode ${describe(c.networkMode.value)} is refused: pic attaches every container to the cell network "${policy.networkName}"; leave network_mode out`);
+    }
+  }
+  const namespaces = [[c.pid, 'pid', 'pid'], [c.ipc, 'ipc', 'ipc'], [c.usernsMode, 'userns_mode', 'user']] as const;
+  for (const [setting, field, namespace] of namespaces) {
+    if (setting === undefined) continue;
+    if (setting.value === 'host') problems.add(setting.pointer, `${field} "host" is refused: it shares the host's ${namespace} namespace`);
+    else problems.add(setting.pointer, `${field} ${describe(setting.value)} is not supported by pic`);
+  }
+  if (c.devices !== undefined && !(Array.isArray(c.devices.value) && c.devices.value.length === 0)) {
+    problems.add(c.devices.pointer, 'host devices are refused: pic does not pass host devices to service containers');
+  }
+}
+
+function checkNetworks(model: ComposeModel, policy: ComposePolicy, problems: Problems): void {
+  const cellKeys = new Set<string>();
+  for (const n of model.networks) {
+    // Catalog templates are written for any cell and call its network "cell-network", whatever
+    // name this cell gives it.
+    if (n.name !== policy.networkName && n.name !== CATALOG_CELL_NETWORK) {
+      const external = n.external ? ' (even an external one)' : '';
+      problems.add(n.pointer, `network "${n.name}"${external} is refused: pic attaches service containers only to the cell network "${policy.networkName}"`);
+      continue;
+    }
+    if (!n.external) problems.add(n.pointer, `the cell network "${policy.networkName}" is created by pic; declare it with "external: true"`);
+    cellKeys.add(n.key);
+  }
+  for (const s of model.services) {
+    for (const ref of s.networkRefs) {
+      if (!cellKeys.has(ref.value)) {
+        problems.add(ref.pointer, `network "${ref.value}" is refused: pic attaches service containers only to the cell network "${policy.networkName}" (declared under the top-level "networks" with "external: true")`);
+      }
+    }
+  }
+}
+
+function checkSecurityOption(option: string, pointer: string, problems: Problems): void {
+  const normalised = option.replace('=', ':');
+  if (/^(apparmor|seccomp|systempaths):unconfined$/.test(normalised) || normalised === 'label:disable') {
+    problems.add(pointer, `security option "${option}" is refused: it disables the container's confinement`);
+  } else if (!/^no-new-privileges(:true)?$/.test(normalised)) {
+    problems.add(pointer, `security option "${option}" is not supported by pic (supported: no-new-privileges)`);
+  }
+}
+
+function checkBindSource(source: string, pointer: string, policy: ComposePolicy, problems: Problems): void {
+  if (DOCKER_SOCKETS.some((socket) => isWithin(socket, source))) {
+    problems.add(pointer, `bind mount of "${source}" is refused: it exposes the Docker socket, which gives the container control of the host`);
+    return;
+  }
+  const dataDir = usableDataDir(policy);
+  if (dataDir === undefined) return; // checkDataDir reported why no bind can be allowed
+  if (!source.startsWith(`${dataDir}/`)) {
+    problems.add(pointer, `bind mount of "${source}" is refused: bind sources must be inside the cell data directory "${dataDir}" (use \${PIC_DATA_DIR}/…)`);
+  }
+}
+
+function checkTmpfsOptions(options: string, pointer: string, problems: Problems): void {
+  if (options === '') return;
+  for (const option of options.split(',')) {
+    const [name = '', value] = option.split('=', 2);
+    const refused = TMPFS_REFUSED[name];
+    if (refused) problems.add(pointer, `tmpfs option "${name}" is refused: ${refused}`);
+    else if (value === undefined ? !TMPFS_FLAGS.has(name) : !TMPFS_VALUES.has(name) || !/^[0-9]+[kmg%]?$/i.test(value)) {
+      problems.add(pointer, `tmpfs option "${option}" is not supported by pic (supported: ${[...TMPFS_VALUES].map((v) => `${v}=…`).join(', ')}, ${[...TMPFS_FLAGS].join(', ')})`);
+    }
+  }
+}
+
+/** The services' declared policy inputs, for callers that only have the manifest. */
+export function grantedCapabilitiesOf(manifest: { connectivity?: { cap_add?: readonly string[] } }): readonly string[] {
+  return manifest.connectivity?.cap_add ?? [];
+}
