@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import type winston from 'winston';
 import { canonicalJson } from '../reconcilers/containers/spec-hash.js';
-import { OWNER_LABEL } from '../reconcilers/containers/labels.js';
+import { LABEL, OWNER_LABEL } from '../reconcilers/containers/labels.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import { isTerminal } from '../reconcilers/errors.js';
 import { AppliedStore } from '../state/applied-store.js';
@@ -419,7 +419,7 @@ export class Operator {
       },
       {
         labelFilter: OWNER_LABEL,
-        ...(cellName ? { cellLabel: { key: 'ngo.pic.cell', value: cellName } } : {}),
+        ...(cellName ? { cellLabel: { key: LABEL.cell, value: cellName } } : {}),
         onStatus: (s, err) => {
           if (s === 'connected') this.queue.add(RESYNC_KEY);
           else this.opts.logger.warn(`lost the Docker event stream${err ? `: ${err.message}` : ''}; reconnecting`);

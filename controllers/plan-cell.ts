@@ -6,7 +6,9 @@ import { listOwnedContainers, type ObservedContainer } from '../reconcilers/cont
 import type { ContainerAction } from '../reconcilers/containers/plan.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
 import type { LoadedCell } from '../state/cell.js';
+import { AppliedStore } from '../state/applied-store.js';
 import { documentKey } from '../state/desired.js';
+import { holdBrokenDocuments } from '../state/hold.js';
 import { IpAllocationStore, allocateServiceIp, parsePool } from '../state/ip-allocation.js';
 import { SecretsStore } from '../state/secrets.js';
 import type { StateDir } from '../state/state-dir.js';
@@ -57,11 +59,14 @@ export function describeAction(a: ContainerAction): string {
  * even an IP allocation or a secret is written. Addresses and secrets not yet allocated are shown
  * as they would be.
  */
-export async function planCell(cell: LoadedCell, docker: Dockerode, stateDir: StateDir): Promise<CellPlan> {
+export async function planCell(loaded: LoadedCell, docker: Dockerode, stateDir: StateDir): Promise<CellPlan> {
+  // What the operator would hold (a broken file is not a removal) is held here too.
+  const { cell } = holdBrokenDocuments(loaded, await new AppliedStore(stateDir.paths.applied).load());
   const problems: Problem[] = [...cell.checked.general];
+  for (const entry of cell.held.values()) for (const p of entry.problems) if (!problems.includes(p)) problems.push(p);
   const changes: PlannedChange[] = [];
   const cellDoc = cell.cell;
-  if (!cellDoc) return { changes, problems };
+  if (!cellDoc || cell.frozen) return { changes, problems };
   const ips = new IpAllocationStore(stateDir.paths.ipAllocations);
   await ips.load();
   const assignments = ips.assignments();
@@ -73,11 +78,12 @@ export async function planCell(cell: LoadedCell, docker: Dockerode, stateDir: St
     byOwner.get(c.owner)!.push(c);
   }
   const pool = parsePool(cellDoc.spec.network.servicePool, cellDoc.spec.network.subnet);
-  const desiredKeys = new Set<string>();
+  const desiredKeys = new Set<string>([...cell.held.keys()]);
 
   for (const { doc } of [...cell.docs.services].sort((a, b) => a.doc.metadata.name.localeCompare(b.doc.metadata.name))) {
     const key = documentKey(doc);
     desiredKeys.add(key);
+    if (cell.held.has(key)) continue; // held at what it was: nothing changes, its problems are listed
     const docProblems = cell.checked.byDocument.get(key) ?? [];
     if (docProblems.length > 0) {
       problems.push(...docProblems);

@@ -9,8 +9,10 @@
  *
  * The tests run in order and share the cell; each leaves every file valid again.
  */
+import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Operator } from '../../controllers/operator.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { serviceInstallDocument, waitFor } from '../support/cell.js';
@@ -27,6 +29,19 @@ import {
   statusWhere,
   type ExampleCell,
 } from '../support/example-cell.js';
+
+const run = promisify(execFile);
+const PIC = path.join(process.cwd(), 'bin', 'pic');
+
+async function pic(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(PIC, args);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
 
 let cell: ExampleCell | undefined;
 let operator: Operator | undefined;
@@ -121,6 +136,17 @@ describe('a broken file holds what it declared', () => {
     await fs.writeFile(notesFile(), serviceInstallDocument('notes'));
     await ready('ServiceInstall/notes');
     expect(await containerIds()).toEqual(before);
+  });
+
+  test('pic plan holds a broken file too: no removal is planned', async () => {
+    await fs.writeFile(notesFile(), 'kind: ServiceInstall\nmetadata: {name: notes\n');
+    await stalled('ServiceInstall/notes', 'ParseError');
+    const plan = await pic('plan', '--cell', theCell().cellDir, '--state-dir', theCell().stateDir);
+    expect(plan.code).toBe(1);
+    expect(plan.stdout).not.toMatch(/remove container|release IP/);
+    expect(plan.stderr).toContain('notes.yaml');
+    await fs.writeFile(notesFile(), serviceInstallDocument('notes'));
+    await ready('ServiceInstall/notes');
   });
 
   test('a broken peer file deprovisions nothing', async () => {
