@@ -100,10 +100,11 @@ export class Operator {
   }
 
   /** Keys of every document the snapshot declares (valid or not). */
-  private desiredKeys(cell: LoadedCell): string[] {
+  private desiredKeys(cell: HeldCell): string[] {
     const keys = new Set<string>();
     for (const s of cell.docs.services) keys.add(documentKey(s.doc));
     for (const r of cell.docs.rejected) if (r.key?.startsWith(`${SERVICE_KIND}/`)) keys.add(r.key);
+    for (const key of cell.held.keys()) if (key.startsWith(`${SERVICE_KIND}/`)) keys.add(key);
     return [...keys].sort();
   }
 
@@ -361,8 +362,8 @@ export class Operator {
    */
   private async resync(): Promise<void> {
     await this.reload();
-    const cell = this.cell!;
-    if (!cell.cell) return;
+    const cell = this.cell;
+    if (!cell?.cell || cell.frozen) return;
     const seq = ++this.seq;
     const all = await listOwnedContainers(this.opts.docker, { cell: cell.cell.metadata.name });
     const byOwner = new Map<string, ObservedContainer[]>();

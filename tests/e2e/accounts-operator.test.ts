@@ -8,13 +8,13 @@
  *
  * The tests run in order and share the cell; each states what it leaves behind.
  */
-import { spawn, execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Operator } from '../../controllers/operator.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { waitFor } from '../support/cell.js';
+import { PIC, runPic, type PicResult } from '../support/pic-cli.js';
 import {
   commandAccounts,
   containerIp,
@@ -29,8 +29,6 @@ import {
   type ExampleCell,
 } from '../support/example-cell.js';
 
-const run = promisify(execFile);
-const PIC = path.join(process.cwd(), 'bin', 'pic');
 
 let cell: ExampleCell | undefined;
 let operator: Operator | undefined;
@@ -70,14 +68,8 @@ function servicesFact(s: DocumentStatus): Record<string, { state: string; reason
 }
 
 /** `pic credentials ...` as a separate process, with the cell's state directory in PIC_STATE_DIR. */
-async function pic(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(PIC, args, { env: { ...process.env, PIC_STATE_DIR: theCell().stateDir } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function pic(...args: string[]): Promise<PicResult> {
+  return runPic(args, { PIC_STATE_DIR: theCell().stateDir });
 }
 
 /**

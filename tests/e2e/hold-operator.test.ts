@@ -9,14 +9,13 @@
  *
  * The tests run in order and share the cell; each leaves every file valid again.
  */
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Operator } from '../../controllers/operator.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { serviceInstallDocument, waitFor } from '../support/cell.js';
 import { docker } from '../support/docker.js';
+import { runPic } from '../support/pic-cli.js';
 import {
   commandAccounts,
   createExampleCell,
@@ -29,19 +28,6 @@ import {
   statusWhere,
   type ExampleCell,
 } from '../support/example-cell.js';
-
-const run = promisify(execFile);
-const PIC = path.join(process.cwd(), 'bin', 'pic');
-
-async function pic(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(PIC, args);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 let cell: ExampleCell | undefined;
 let operator: Operator | undefined;
@@ -141,7 +127,7 @@ describe('a broken file holds what it declared', () => {
   test('pic plan holds a broken file too: no removal is planned', async () => {
     await fs.writeFile(notesFile(), 'kind: ServiceInstall\nmetadata: {name: notes\n');
     await stalled('ServiceInstall/notes', 'ParseError');
-    const plan = await pic('plan', '--cell', theCell().cellDir, '--state-dir', theCell().stateDir);
+    const plan = await runPic(['plan', '--cell', theCell().cellDir, '--state-dir', theCell().stateDir]);
     expect(plan.code).toBe(1);
     expect(plan.stdout).not.toMatch(/remove container|release IP/);
     expect(plan.stderr).toContain('notes.yaml');
@@ -234,5 +220,26 @@ describe('a broken file holds what it declared', () => {
     const after = await containerIds();
     expect(after.get(theCell().containerName('cell-notes'))).toBe(before.get(theCell().containerName('cell-notes')));
     expect((await theCell().status.keys()).some((k) => k.kind === 'Cell')).toBe(false);
+  });
+
+  test('a state directory the operator cannot read is a Stalled cell, not a dead operator', async () => {
+    const before = await containerIds();
+    await operator!.stop();
+    const applied = path.join(theCell().stateDir, 'applied.json');
+    await fs.writeFile(applied, '{"version": 1, "documents": [');
+    operator = await startExampleOperator(theCell());
+    await operator.resyncAndSettle();
+    const status = await waitFor('Cell LoadFailed', async () => {
+      const key = (await theCell().status.keys()).find((k) => k.kind === 'Cell')?.key;
+      return key ? statusWhere(theCell(), key, (s) => s.conditions.some((c) => c.type === 'Stalled' && c.reason === 'LoadFailed')) : undefined;
+    });
+    expect(status.conditions.find((c) => c.type === 'Stalled')!.message).toContain('applied.json');
+    expect(await containerIds()).toEqual(before);
+    // Moved aside, the operator reads the folder again and accepts what is there.
+    await fs.rename(applied, `${applied}.bad`);
+    await operator.resyncAndSettle();
+    await ready('ServiceInstall/notes');
+    await waitFor('Cell status gone', async () => ((await theCell().status.keys()).some((k) => k.kind === 'Cell') ? undefined : true));
+    expect(await containerIds()).toEqual(before);
   });
 });

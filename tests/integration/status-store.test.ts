@@ -65,6 +65,7 @@ describe('StateDir', () => {
   test('paths', () => {
     const dir = new StateDir('/var/lib/pic');
     expect(dir.paths).toEqual({
+      applied: '/var/lib/pic/applied.json',
       status: '/var/lib/pic/status',
       events: '/var/lib/pic/events.jsonl',
       secrets: '/var/lib/pic/secrets.json',
