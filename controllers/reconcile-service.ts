@@ -10,6 +10,7 @@ import { listOwnedContainers, type ObservedContainer } from '../reconcilers/cont
 import { planContainers, type ContainerAction } from '../reconcilers/containers/plan.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
 import { TerminalError } from '../reconcilers/errors.js';
+import { verifyServiceImages } from '../reconcilers/images/index.js';
 import type { LoadedCell } from '../state/cell.js';
 import type { ContainerFact, DocumentStatus } from '../state/status-types.js';
 import type { OperatorContext } from './context.js';
@@ -121,14 +122,8 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     throw new TerminalError(summarise(problems), 'InvalidSpec');
   }
 
-  if (cellDoc.spec.imageVerification.mode === 'enforce') {
-    // ADR 001: under enforce an image whose signature is not verified must not run. This version
-    // has no cosign verifier yet, so it fails closed rather than run what it cannot check.
-    const message = `image verification is "enforce", but this version of pic cannot verify cosign signatures yet; set the Cell's spec.imageVerification.mode to "warn" to run digest-pinned images without signature checks`;
-    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'SignatureNotVerifiable', message } });
-    throw new TerminalError(message, 'SignatureNotVerifiable');
-  }
   const service = cell.catalog!.services.get(name)!;
+  const verifiedImages = await verifyServiceImages(ctx, { key, file, generation, cell: cellDoc, cellDir: cell.dir, template: service.template });
   const config = cell.checked.configs.get(name)!;
   const network = cellDoc.spec.network;
   const owner = key;
@@ -170,6 +165,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     try {
       plan = structuredClone(plan);
       const images = await resolveImages(ctx.docker, actions);
+      await verifiedImages.ensurePresent(plan, images);
       actions = planContainers(plan, observed, { imagePresent: (ref) => images.get(ref)?.present });
       for (const action of actions) {
         if (action.type === 'pull-image') {
@@ -216,7 +212,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     }
   }
 
-  const facts = { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, verification: verificationFact(ctx, cellDoc.spec.imageVerification.mode) };
+  const facts = { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, ...verifiedImages.facts };
   const notRunning = facts.containers.filter((c) => c.state !== 'running');
   const starting = facts.containers.filter((c) => c.state === 'running' && c.health === 'starting');
   const unhealthy = facts.containers.filter((c) => c.health === 'unhealthy');
@@ -257,10 +253,6 @@ function memoisedServicePlan(inputs: ServiceInputs): ReturnType<typeof desiredSe
   const result = desiredServicePlan(inputs);
   planMemo.set(manifest, { key, result });
   return result;
-}
-
-function verificationFact(ctx: OperatorContext, mode: string): string {
-  return ctx.verificationNote(mode);
 }
 
 async function resolveImages(docker: Dockerode, actions: ContainerAction[]) {

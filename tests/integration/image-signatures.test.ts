@@ -1,0 +1,202 @@
+/**
+ * The signature check against a real registry (docker-registry, distribution 2.8, on loopback):
+ * both formats cosign writes, every refusal reason, mirrors, key rotation and the cache.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { ImageVerifier } from '../../reconcilers/images/index.js';
+import { loadPublicKeys } from '../../reconcilers/images/keys.js';
+import type { RegistrySettings } from '../../reconcilers/images/reference.js';
+import { generateTestKey, signBundle, signLegacy, writePublicKey, type TestKey } from '../support/cosign-signer.js';
+import { pushBlob, pushManifest, pushSyntheticImage, startRegistry, type TestRegistry } from '../support/registry.js';
+
+let registry: TestRegistry;
+let dir: string;
+let oldKey: TestKey;
+let newKey: TestKey;
+let strangerKey: TestKey;
+let oldFile: string;
+let newFile: string;
+let settings: RegistrySettings;
+const noCredentials = async () => undefined;
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-sig-'));
+  [oldKey, newKey, strangerKey] = [generateTestKey(), generateTestKey(), generateTestKey()];
+  oldFile = await writePublicKey(dir, 'old.pub', oldKey);
+  newFile = await writePublicKey(dir, 'new.pub', newKey);
+  settings = { mirrors: { 'git.pic.ngo': registry.host }, insecure: [] };
+}, 60_000);
+
+afterAll(async () => {
+  await registry?.stop();
+  if (dir) await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** A fresh repository with one image in it; its name as the catalog writes it (through the mirror). */
+async function image(name: string) {
+  const repository = `roof/${name}-${Math.random().toString(16).slice(2, 8)}`;
+  const subject = await pushSyntheticImage(registry.host, repository, name);
+  const dockerReference = `git.pic.ngo/${repository}`;
+  return { repository, subject, dockerReference, ref: `${dockerReference}@${subject.digest}` };
+}
+
+function verifier(): ImageVerifier {
+  return new ImageVerifier(dir, noCredentials, 5000);
+}
+
+async function check(ref: string, keyFiles: string[] = [oldFile], v = verifier()) {
+  return (await v.verify(ref, await loadPublicKeys(keyFiles), settings)).verdict;
+}
+
+describe('signatures cosign writes verify', () => {
+  test('legacy .sig tag', async () => {
+    const img = await image('legacy');
+    await signLegacy(registry.host, img.repository, img.dockerReference, img.subject.digest, oldKey);
+    expect(await check(img.ref)).toMatchObject({ ok: true, format: 'cosign-legacy', keyId: oldKey.id, keyFile: oldFile, digest: img.subject.digest, transparencyLog: false });
+  });
+
+  test('sigstore bundle through the referrers tag-schema index', async () => {
+    const img = await image('bundle');
+    await signBundle(registry.host, img.repository, img.dockerReference, img.subject, oldKey);
+    expect(await check(img.ref)).toMatchObject({ ok: true, format: 'sigstore-bundle-tag-index', keyId: oldKey.id });
+  });
+
+  test('sigstore bundle through an older index whose entries lack artifactType', async () => {
+    const img = await image('oldindex');
+    await signBundle(registry.host, img.repository, img.dockerReference, img.subject, oldKey, { withoutArtifactType: true });
+    expect(await check(img.ref)).toMatchObject({ ok: true, format: 'sigstore-bundle-tag-index' });
+  });
+
+  test('one good signature among bad ones is enough', async () => {
+    const img = await image('mixed');
+    await signLegacy(registry.host, img.repository, img.dockerReference, img.subject.digest, strangerKey);
+    await signLegacy(registry.host, img.repository, img.dockerReference, img.subject.digest, oldKey);
+    expect(await check(img.ref)).toMatchObject({ ok: true, format: 'cosign-legacy' });
+  });
+
+  test('the registry name the catalog uses or the mirror both count as the same repository', async () => {
+    const img = await image('mirrorname');
+    await signLegacy(registry.host, img.repository, `${registry.host}/${img.repository}`, img.subject.digest, oldKey);
+    expect(await check(img.ref)).toMatchObject({ ok: true });
+  });
+});
+
+describe('refusals', () => {
+  test('NotPinned: a tag-only reference', async () => {
+    expect(await check('git.pic.ngo/roof/anything:1.0.0')).toMatchObject({ ok: false, reason: 'NotPinned' });
+  });
+
+  test('Unsigned: nothing signed the digest', async () => {
+    const img = await image('unsigned');
+    expect(await check(img.ref)).toMatchObject({ ok: false, reason: 'Unsigned' });
+  });
+
+  test('UnknownKey: signed by a key the cell does not trust (both formats)', async () => {
+    const a = await image('stranger');
+    await signLegacy(registry.host, a.repository, a.dockerReference, a.subject.digest, strangerKey);
+    expect(await check(a.ref)).toMatchObject({ ok: false, reason: 'UnknownKey' });
+    const b = await image('strangerb');
+    await signBundle(registry.host, b.repository, b.dockerReference, b.subject, strangerKey);
+    expect(await check(b.ref)).toMatchObject({ ok: false, reason: 'UnknownKey' });
+  });
+
+  test('DigestMismatch: a signature replayed from another image (both formats)', async () => {
+    const other = await image('other');
+    const a = await image('replay');
+    // A valid payload over the other image, copied under this image's .sig tag.
+    await signLegacy(registry.host, a.repository, a.dockerReference, a.subject.digest, oldKey, { claimedDigest: other.subject.digest });
+    expect(await check(a.ref)).toMatchObject({ ok: false, reason: 'DigestMismatch' });
+    const b = await image('replayb');
+    await signBundle(registry.host, b.repository, b.dockerReference, b.subject, oldKey, { claimedDigest: other.subject.digest });
+    expect(await check(b.ref)).toMatchObject({ ok: false, reason: 'DigestMismatch' });
+  });
+
+  test('DigestMismatch: a signature naming another repository', async () => {
+    const a = await image('otherrepo');
+    await signLegacy(registry.host, a.repository, a.dockerReference, a.subject.digest, oldKey, { dockerReference: 'git.pic.ngo/roof/evil' });
+    expect(await check(a.ref)).toMatchObject({ ok: false, reason: 'DigestMismatch' });
+  });
+
+  test('a tampered payload verifies with no key (both formats)', async () => {
+    const a = await image('tampered');
+    await signLegacy(registry.host, a.repository, a.dockerReference, a.subject.digest, oldKey, { signedPayload: Buffer.from('something else') });
+    expect(await check(a.ref)).toMatchObject({ ok: false, reason: 'UnknownKey' });
+    const b = await image('tamperedb');
+    await signBundle(registry.host, b.repository, b.dockerReference, b.subject, oldKey, { tamper: true });
+    expect(await check(b.ref)).toMatchObject({ ok: false, reason: 'UnknownKey' });
+  });
+
+  test('Malformed: a signature annotation that is not base64, a bundle that is not one', async () => {
+    const a = await image('malformed');
+    await signLegacy(registry.host, a.repository, a.dockerReference, a.subject.digest, oldKey, { signatureText: '%%% not base64 %%%' });
+    expect(await check(a.ref)).toMatchObject({ ok: false, reason: 'Malformed' });
+    const b = await image('malformedb');
+    await signBundle(registry.host, b.repository, b.dockerReference, b.subject, oldKey, { bundleText: '{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}' });
+    expect(await check(b.ref)).toMatchObject({ ok: false, reason: 'Malformed' });
+  });
+
+  test('Malformed: a .sig tag without simple-signing layers', async () => {
+    const a = await image('emptysig');
+    const config = await pushBlob(registry.host, a.repository, Buffer.from('{}'));
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [] }));
+    await pushManifest(registry.host, a.repository, `${a.subject.digest.replace(':', '-')}.sig`, manifest, 'application/vnd.oci.image.manifest.v1+json');
+    expect(await check(a.ref)).toMatchObject({ ok: false, reason: 'Malformed' });
+  });
+
+  test('RegistryUnreachable: nothing listens at the mirror', async () => {
+    const v = new ImageVerifier(dir, noCredentials, 5000);
+    const verdict = (await v.verify(`git.pic.ngo/roof/x@sha256:${'a'.repeat(64)}`, await loadPublicKeys([oldFile]), { mirrors: { 'git.pic.ngo': '127.0.0.1:9' }, insecure: [] })).verdict;
+    expect(verdict).toMatchObject({ ok: false, reason: 'RegistryUnreachable' });
+  });
+
+  test('UnknownKey: the cell lists no key at all', async () => {
+    const img = await image('nokeys');
+    await signLegacy(registry.host, img.repository, img.dockerReference, img.subject.digest, oldKey);
+    expect(await check(img.ref, [])).toMatchObject({ ok: false, reason: 'UnknownKey' });
+  });
+});
+
+describe('key rotation', () => {
+  test('old and new images verify while both keys are listed; dropping the old key refuses the old images', async () => {
+    const old = await image('rot-old');
+    await signLegacy(registry.host, old.repository, old.dockerReference, old.subject.digest, oldKey);
+    const fresh = await image('rot-new');
+    await signBundle(registry.host, fresh.repository, fresh.dockerReference, fresh.subject, newKey);
+    const v = verifier();
+    expect(await check(old.ref, [oldFile, newFile], v)).toMatchObject({ ok: true, keyId: oldKey.id });
+    expect(await check(fresh.ref, [oldFile, newFile], v)).toMatchObject({ ok: true, keyId: newKey.id });
+    expect(await check(old.ref, [newFile], v)).toMatchObject({ ok: false, reason: 'UnknownKey' });
+    expect(await check(fresh.ref, [newFile], v)).toMatchObject({ ok: true });
+  });
+});
+
+describe('the verification cache', () => {
+  test('a verified digest is not asked again with the same keys, and is with other keys', async () => {
+    const img = await image('cached');
+    await signLegacy(registry.host, img.repository, img.dockerReference, img.subject.digest, oldKey);
+    const stateRoot = await fs.mkdtemp(path.join(dir, 'state-'));
+    const first = new ImageVerifier(stateRoot, noCredentials, 5000);
+    expect((await first.verify(img.ref, await loadPublicKeys([oldFile]), settings)).cached).toBe(false);
+    expect(first.requests).toBeGreaterThan(0);
+    // A new operator process over the same state directory: the cache file answers.
+    const second = new ImageVerifier(stateRoot, noCredentials, 5000);
+    const again = await second.verify(img.ref, await loadPublicKeys([oldFile]), settings);
+    expect(again).toMatchObject({ cached: true, verdict: { ok: true, keyId: oldKey.id } });
+    expect(second.requests).toBe(0);
+    const rotated = await second.verify(img.ref, await loadPublicKeys([oldFile, newFile]), settings);
+    expect(rotated.cached).toBe(false);
+    expect(second.requests).toBeGreaterThan(0);
+  });
+
+  test('a refusal is not cached: signing the image later is enough', async () => {
+    const img = await image('signlater');
+    const v = verifier();
+    expect(await check(img.ref, [oldFile], v)).toMatchObject({ ok: false, reason: 'Unsigned' });
+    await signLegacy(registry.host, img.repository, img.dockerReference, img.subject.digest, oldKey);
+    expect(await check(img.ref, [oldFile], v)).toMatchObject({ ok: true });
+  });
+});
