@@ -391,7 +391,6 @@ export const CELL_SPEC_SCHEMA = obj(
         type: 'object',
         title: 'Mirrors',
         description: 'Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.',
-        propertyNames: { pattern: REGISTRY_HOST_PATTERN },
         additionalProperties: patterned('Mirror', 'host[:port] of the mirror.', REGISTRY_HOST_PATTERN),
       },
       insecure: arr('Insecure registries', 'Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.', patterned('Registry', 'host[:port].', REGISTRY_HOST_PATTERN), { uniqueItems: true }),
