@@ -157,7 +157,7 @@ export async function pushLocalImage(localRef: string, host: string, repository:
   const target = `${host}/${repository}`;
   await docker.getImage(localRef).tag({ repo: target, tag });
   try {
-    const stream = await docker.getImage(`${target}:${tag}`).push({});
+    const stream = await docker.getImage(`${target}:${tag}`).push({ authconfig: { username: '', password: '', serveraddress: host } });
     const events = await followStream(stream, `push of ${target}:${tag}`);
     const aux = events.map((e) => (e as { aux?: { Digest?: string } }).aux?.Digest).find((d) => typeof d === 'string');
     if (!aux) throw new Error(`push of ${target}:${tag} reported no digest`);
