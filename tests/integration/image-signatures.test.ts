@@ -200,3 +200,50 @@ describe('the verification cache', () => {
     expect(await check(img.ref, [oldFile], v)).toMatchObject({ ok: true });
   });
 });
+
+describe('interoperability with signatures cosign produced (tests/fixtures/cosign, from sigstore-rs)', () => {
+  const fixtures = path.join(process.cwd(), 'tests', 'fixtures', 'cosign');
+  const read = (name: string) => fs.readFile(path.join(fixtures, name));
+  const interop = { mirrors: { 'registry-testing.svc.lan': '' }, insecure: [] } as RegistrySettings;
+
+  test('a legacy signature made by cosign sign --key verifies byte for byte through the registry', async () => {
+    interop.mirrors['registry-testing.svc.lan'] = registry.host;
+    const payload = await read('legacy-payload.json');
+    const signature = (await read('legacy-signature.b64')).toString().trim();
+    const digest = 'sha256:f3cfc9d0dbf931d3db4685ec659b7ac68e2a578219da4aae65427886e649b06b';
+    const repository = 'busybox';
+    const layer = await pushBlob(registry.host, repository, payload);
+    const config = await pushBlob(registry.host, repository, Buffer.from('{}'));
+    const manifest = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', ...layer, annotations: { 'dev.cosignproject.cosign/signature': signature } }] };
+    await pushManifest(registry.host, repository, `${digest.replace(':', '-')}.sig`, Buffer.from(JSON.stringify(manifest)), manifest.mediaType);
+    const keys = await loadPublicKeys([path.join(fixtures, 'legacy-cosign.pub')]);
+    const v = new ImageVerifier(dir, noCredentials, 5000);
+    expect((await v.verify(`registry-testing.svc.lan/busybox@${digest}`, keys, interop)).verdict).toMatchObject({ ok: true, format: 'cosign-legacy' });
+    // The same signature does not verify for any other digest, nor with another key.
+    expect((await v.verify(`registry-testing.svc.lan/busybox@sha256:${'1'.repeat(64)}`, keys, interop)).verdict).toMatchObject({ ok: false, reason: 'Unsigned' });
+    expect((await v.verify(`registry-testing.svc.lan/busybox@${digest}`, await loadPublicKeys([oldFile]), interop)).verdict).toMatchObject({ ok: false, reason: 'UnknownKey' });
+  });
+
+  test('the DSSE envelope of a cosign v3 bundle verifies with its signer\'s key; as published (keyless) it is refused as UnknownKey', async () => {
+    interop.mirrors['registry-testing.svc.lan'] = registry.host;
+    const published = JSON.parse((await read('cosign-v3-keyless.sigstore.json')).toString()) as { verificationMaterial: { certificate: { rawBytes: string } }; dsseEnvelope: unknown; mediaType: string };
+    const { X509Certificate } = await import('node:crypto');
+    const signer = new X509Certificate(Buffer.from(published.verificationMaterial.certificate.rawBytes, 'base64')).publicKey;
+    const keyFile = path.join(dir, 'cosign-v3-signer.pub');
+    await fs.writeFile(keyFile, signer.export({ type: 'spki', format: 'pem' }));
+    const digest = 'sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172';
+    const subject = { digest, size: 1234, mediaType: 'application/vnd.oci.image.index.v1+json' };
+    const keyed = JSON.stringify({ mediaType: published.mediaType, verificationMaterial: { publicKey: { hint: 'ignored' }, tlogEntries: [] }, dsseEnvelope: published.dsseEnvelope });
+    const repository = 'kubewarden/kubewarden-controller';
+    const ref = `registry-testing.svc.lan/${repository}@${digest}`;
+    const key = generateTestKey(); // unused: the bundle text is given as is
+    await signBundle(registry.host, repository, ref, subject, key, { bundleText: keyed });
+    const keys = await loadPublicKeys([keyFile]);
+    const v = new ImageVerifier(dir, noCredentials, 5000);
+    expect((await v.verify(ref, keys, interop)).verdict).toMatchObject({ ok: true, format: 'sigstore-bundle-tag-index', transparencyLog: false });
+
+    const other = `registry-testing.svc.lan/kubewarden/published@${digest}`;
+    await signBundle(registry.host, 'kubewarden/published', other, subject, key, { bundleText: JSON.stringify(published) });
+    expect((await v.verify(other, keys, interop)).verdict).toMatchObject({ ok: false, reason: 'UnknownKey' });
+  });
+});
