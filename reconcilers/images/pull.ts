@@ -51,7 +51,8 @@ export async function pullByDigest(docker: Dockerode, pullRef: string, callbacks
           failure ??= (event.errorDetail?.message ?? event.error ?? 'unknown error').trim();
           return;
         }
-        if (!event.id || !event.status || event.id === pullRef.slice(pullRef.lastIndexOf('@') + 1)) return;
+        // Layer events carry a short layer id; the lines about the pull itself carry the reference.
+        if (!event.id || !event.status || !/^[0-9a-f]{12,64}$/.test(event.id)) return;
         const detail = event.progressDetail as { total?: number } | undefined;
         const layer = layers.get(event.id) ?? { status: '', total: 0 };
         if (typeof detail?.total === 'number' && detail.total > layer.total && event.status === 'Downloading') layer.total = detail.total;
