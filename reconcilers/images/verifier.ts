@@ -1,0 +1,55 @@
+/**
+ * The long-lived side of verification: the cache in the state directory, the registry clients
+ * (and the tokens they hold), the credentials file. `verify` answers from the cache when this
+ * digest verified before with these keys, and asks the registry otherwise.
+ */
+import path from 'node:path';
+import { VerificationCache } from '../../state/verification-cache.js';
+import { dockerCredentials, type CredentialLookup } from './credentials.js';
+import { keySetId, type TrustedKey } from './keys.js';
+import { parseImageReference, repositoryName, type RegistryEndpoint, type RegistrySettings } from './reference.js';
+import { RegistryClient } from './registry.js';
+import type { Verdict, Verified } from './verdict.js';
+import { verifyImage } from './verify.js';
+
+/** One per operator state directory. */
+export class ImageVerifier {
+  readonly cache: VerificationCache;
+  private readonly clients = new Map<string, RegistryClient>();
+  /** Registry requests sent, token requests included. */
+  requests = 0;
+
+  constructor(
+    stateRoot: string,
+    readonly credentials: CredentialLookup = dockerCredentials(),
+    private readonly timeoutMs = 10_000,
+  ) {
+    this.cache = new VerificationCache(path.join(stateRoot, 'images', 'verified.json'));
+  }
+
+  clientFor = (endpoint: RegistryEndpoint): RegistryClient => {
+    const known = this.clients.get(endpoint.baseUrl);
+    if (known) return known;
+    const client = new RegistryClient(endpoint, { credentials: this.credentials, timeoutMs: this.timeoutMs, onRequest: () => void this.requests++ });
+    this.clients.set(endpoint.baseUrl, client);
+    return client;
+  };
+
+  /** Verify `reference`, from the cache when this digest verified before with these keys. */
+  async verify(reference: string, keys: readonly TrustedKey[], settings: RegistrySettings): Promise<{ verdict: Verdict; cached: boolean }> {
+    const image = parseImageReference(reference);
+    const keySet = keySetId(keys);
+    if (image?.digest && keys.length > 0) {
+      const hit = await this.cache.get(repositoryName(image), image.digest, keySet);
+      // The key that verified must still be in the set (the set id says so, but be plain about it).
+      if (hit && keys.some((k) => k.id === hit.keyId)) {
+        return { verdict: { ok: true, reference, digest: hit.digest, keyId: hit.keyId, keyFile: hit.keyFile, format: hit.format as Verified['format'], transparencyLog: hit.transparencyLog }, cached: true };
+      }
+    }
+    const verdict = await verifyImage(reference, { keys, settings, clientFor: this.clientFor });
+    if (verdict.ok && image) {
+      await this.cache.put({ repository: repositoryName(image), digest: verdict.digest, keySet, keyId: verdict.keyId, keyFile: verdict.keyFile, format: verdict.format, transparencyLog: verdict.transparencyLog, verifiedAt: new Date().toISOString() });
+    }
+    return { verdict, cached: false };
+  }
+}
