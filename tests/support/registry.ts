@@ -33,14 +33,21 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startRegistry(): Promise<TestRegistry> {
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-registry-'));
+export interface RegistryOptions {
+  /** Reuse this folder (and the images in it); it is kept by stop(). Default: a new temporary one, removed by stop(). */
+  root?: string;
+  /** More top-level config, e.g. an `auth:` section. */
+  extraConfig?: string;
+}
+
+export async function startRegistry(options: RegistryOptions = {}): Promise<TestRegistry> {
+  const root = options.root ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-registry-')));
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const config = path.join(root, 'config.yml');
     await fs.writeFile(
       config,
-      `version: 0.1\nlog:\n  level: error\n  accesslog: {disabled: true}\nstorage:\n  filesystem: {rootdirectory: ${path.join(root, 'data')}}\n  delete: {enabled: true}\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+      `version: 0.1\nlog:\n  level: error\n  accesslog: {disabled: true}\nstorage:\n  filesystem: {rootdirectory: ${path.join(root, 'data')}}\n  delete: {enabled: true}\nhttp:\n  addr: 127.0.0.1:${port}\n${options.extraConfig ?? ''}`,
     );
     const child = spawn(REGISTRY_BINARY, ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -52,7 +59,7 @@ export async function startRegistry(): Promise<TestRegistry> {
         root,
         async stop() {
           await stopChild(child);
-          await fs.rm(root, { recursive: true, force: true });
+          if (!options.root) await fs.rm(root, { recursive: true, force: true });
         },
       };
     }
@@ -65,7 +72,7 @@ async function answers(host: string, child: ChildProcess): Promise<boolean> {
   for (let i = 0; i < 100; i++) {
     if (child.exitCode !== null) return false;
     const status = await httpStatus(`http://${host}/v2/`).catch(() => 0);
-    if (status === 200) return true;
+    if (status === 200 || status === 401) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
