@@ -247,3 +247,57 @@ describe('interoperability with signatures cosign produced (tests/fixtures/cosig
     expect((await v.verify(other, keys, interop)).verdict).toMatchObject({ ok: false, reason: 'UnknownKey' });
   });
 });
+
+describe('the referrers API (OCI 1.1)', () => {
+  /**
+   * distribution 2.8 has no referrers API and nothing here has one, so this front adds it to the
+   * real registry: GET /v2/<repo>/referrers/<digest> answers what the `sha256-<hex>` index lists
+   * (filtered by artifactType, as the spec says), the index tag itself is hidden, and every other
+   * request goes to the registry unchanged.
+   */
+  async function referrersFront(target: string): Promise<{ host: string; close(): Promise<void> }> {
+    const http = await import('node:http');
+    const server = http.createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://front');
+      const referrers = /^\/v2\/(.+)\/referrers\/(sha256:[0-9a-f]{64})$/.exec(url.pathname);
+      const indexTag = /^\/v2\/.+\/manifests\/sha256-[0-9a-f]{64}$/.test(url.pathname);
+      const upstream = referrers ? `/v2/${referrers[1]}/manifests/${referrers[2]!.replace(':', '-')}` : url.pathname + url.search;
+      if (indexTag) return void res.writeHead(404).end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
+      const proxied = http.request(`http://${target}${upstream}`, { method: req.method, headers: { ...req.headers, host: target, ...(referrers ? { accept: 'application/vnd.oci.image.index.v1+json' } : {}) } }, (up) => {
+        if (!referrers) {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          return void up.pipe(res);
+        }
+        const chunks: Buffer[] = [];
+        up.on('data', (c: Buffer) => chunks.push(c));
+        up.on('end', () => {
+          const wanted = url.searchParams.get('artifactType');
+          const listed = up.statusCode === 200 ? ((JSON.parse(Buffer.concat(chunks).toString()) as { manifests?: { artifactType?: string }[] }).manifests ?? []) : [];
+          const manifests = wanted ? listed.filter((m) => m.artifactType === wanted) : listed;
+          res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', ...(wanted ? { 'oci-filters-applied': 'artifactType' } : {}) });
+          res.end(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
+        });
+      });
+      proxied.on('error', () => res.writeHead(502).end());
+      req.pipe(proxied);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    return { host: `127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())) };
+  }
+
+  test('a bundle found through the referrers API verifies; the fallback tag is not needed', async () => {
+    const front = await referrersFront(registry.host);
+    try {
+      const img = await image('referrers');
+      await signBundle(registry.host, img.repository, img.dockerReference, img.subject, newKey);
+      const viaFront = { mirrors: { 'git.pic.ngo': front.host }, insecure: [] };
+      const v = verifier();
+      expect((await v.verify(img.ref, await loadPublicKeys([newFile]), viaFront)).verdict).toMatchObject({ ok: true, format: 'sigstore-bundle-referrers', keyId: newKey.id });
+      const unsigned = await image('referrers-unsigned');
+      expect((await v.verify(unsigned.ref, await loadPublicKeys([newFile]), viaFront)).verdict).toMatchObject({ ok: false, reason: 'Unsigned' });
+    } finally {
+      await front.close();
+    }
+  });
+});
