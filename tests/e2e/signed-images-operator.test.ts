@@ -143,6 +143,18 @@ describe('under enforce', () => {
     await phaseOf('legacy', 'Ready');
   }, 120_000);
 
+  test('under warn a refused image runs, with the reason in its status; back under enforce it is refused and keeps running', async () => {
+    await writeDocumentFile(path.join(cell.cellDir, 'cell.yaml'), cellDocument(['./old.pub', './new.pub'], 'warn'));
+    const s = await phaseOf('unsigned', 'Ready');
+    expect(s.facts?.signatures).toEqual([expect.objectContaining({ verified: false, reason: 'Unsigned' })]);
+    expect(String(s.facts?.verification)).toContain('NOT verified: Unsigned');
+    const running = await containerOf('unsigned');
+    expect(running?.State).toBe('running');
+    await writeDocumentFile(path.join(cell.cellDir, 'cell.yaml'), cellDocument(['./old.pub', './new.pub']));
+    await phaseOf('unsigned', 'Stalled', 'Unsigned');
+    expect((await containerOf('unsigned'))?.Id).toBe(running?.Id);
+  }, 120_000);
+
   test('a registry that cannot be reached: a new service is retried, not created; verified ones stay Ready', async () => {
     await registry.stop();
     await cell.writeService('late');
@@ -160,6 +172,6 @@ describe('under enforce', () => {
     await writeDocumentFile(path.join(cell.cellDir, 'cell.yaml'), cellDocument(['./old.pub']).replace('mode: enforce', 'mode: strict'));
     await phaseOf('legacy', 'Stalled');
     expect((await containerOf('legacy'))?.Id).toBe(before?.Id);
-    expect(await containerOf('unsigned')).toBeUndefined();
+    expect(await containerOf('late')).toBeUndefined();
   }, 120_000);
 });
