@@ -8,13 +8,12 @@
  */
 import path from 'node:path';
 import type Dockerode from 'dockerode';
-import { parse as parseYaml } from 'yaml';
 import type { CellDocument } from '../../crds/types.js';
 import type { ResolvedImage } from '../containers/image.js';
 import { TerminalError } from '../errors.js';
 import type { CredentialLookup } from './credentials.js';
 import { digestOf, factOf, factsOf, type ImageFact, type VerificationFacts } from './facts.js';
-import { loadPublicKeys, type TrustedKey } from './keys.js';
+import type { TrustedKey } from './keys.js';
 import { decide, effectiveMode, registrySettingsOf, trustedKeyFiles } from './policy.js';
 import { localImageByDigest, pullByDigest } from './pull.js';
 import { parseImageReference, pullReference, type RegistrySettings } from './reference.js';
@@ -55,19 +54,6 @@ export function imageVerifierOf(host: ImageGateHost): ImageVerifier {
   return verifier;
 }
 
-
-/** The images a compose template runs, as declared (`services.<name>.image`). */
-export function templateImages(template: string): string[] {
-  let doc: unknown;
-  try {
-    doc = parseYaml(template);
-  } catch {
-    return []; // rendering reports the template's own problems
-  }
-  const services = (doc as { services?: Record<string, { image?: unknown } | null> } | null)?.services;
-  if (!services || typeof services !== 'object') return [];
-  return [...new Set(Object.values(services).map((s) => s?.image).filter((i): i is string => typeof i === 'string'))].sort();
-}
 
 export interface ServiceGateInput {
   key: string;
@@ -142,7 +128,7 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
   const mode = effectiveMode(section);
   const settings = registrySettingsOf(input.cell.spec);
   const verifier = imageVerifierOf(host);
-  const references = templateImages(input.template);
+  const references = verifier.imagesOf(input.template);
   const facts: ImageFact[] = [];
   const verdicts: Verdict[] = [];
   const keyFiles = trustedKeyFiles(section, input.cellDir);
@@ -152,7 +138,7 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
   }
   let keys: TrustedKey[];
   try {
-    keys = await loadPublicKeys(keyFiles);
+    keys = verifier.keys(keyFiles);
   } catch (err) {
     const message = `${(err as Error).message} (spec.imageVerification of ${input.cell.metadata.name})`;
     if (mode === 'enforce') {

@@ -11,8 +11,8 @@
  *   pull.ts       pull by digest, RepoDigests check           (adapter: Docker)
  *   gate.ts       verifyServiceImages, for the service reconcile
  */
-export { ImageVerifier } from './verifier.js';
-export { imageVerifierOf, ServiceImages, templateImages, verifyServiceImages, type ImageGateHost, type ServiceGateInput } from './gate.js';
+export { ImageVerifier, templateImages } from './verifier.js';
+export { imageVerifierOf, ServiceImages, verifyServiceImages, type ImageGateHost, type ServiceGateInput } from './gate.js';
 export { describeVerification, type ImageFact, type VerificationFacts } from './facts.js';
 export { verifyImage } from './verify.js';
 export type { Verdict, Verified, Refused, RefusalReason, SignatureFormat } from './verdict.js';

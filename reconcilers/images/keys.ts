@@ -3,7 +3,7 @@
  * them is pure.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 
 export interface TrustedKey {
   /** sha256 of the key's SubjectPublicKeyInfo DER, hex: the same id cosign's bundles hint at. */
@@ -25,6 +25,10 @@ export function parsePublicKey(pem: string, file: string): TrustedKey {
   return { id: createHash('sha256').update(der).digest('hex'), file, key };
 }
 
+function unreadable(file: string, err: unknown): Error {
+  return new Error(`${file}: cannot read the public key (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+}
+
 export async function loadPublicKeys(files: readonly string[]): Promise<TrustedKey[]> {
   const keys: TrustedKey[] = [];
   for (const file of files) {
@@ -32,11 +36,22 @@ export async function loadPublicKeys(files: readonly string[]): Promise<TrustedK
     try {
       pem = await fs.readFile(file, 'utf8');
     } catch (err) {
-      throw new Error(`${file}: cannot read the public key (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw unreadable(file, err);
     }
     keys.push(parsePublicKey(pem, file));
   }
   return keys;
+}
+
+/** The same, for one file, synchronously (for a memo that reads only what changed). */
+export function readPublicKeySync(file: string): TrustedKey {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw unreadable(file, err);
+  }
+  return parsePublicKey(pem, file);
 }
 
 /** One id for a set of keys, whatever their order: a verification cached under it is void once the set changes. */

@@ -4,9 +4,11 @@
  * digest verified before with these keys, and asks the registry otherwise.
  */
 import path from 'node:path';
+import { FileMemo } from '../../state/file-memo.js';
 import { VerificationCache } from '../../state/verification-cache.js';
 import { dockerCredentials, type CredentialLookup } from './credentials.js';
-import { keySetId, type TrustedKey } from './keys.js';
+import { keySetId, readPublicKeySync, type TrustedKey } from './keys.js';
+import { parse as parseYaml } from 'yaml';
 import { parseImageReference, repositoryName, type RegistryEndpoint, type RegistrySettings } from './reference.js';
 import { RegistryClient } from './registry.js';
 import type { Verdict, Verified } from './verdict.js';
@@ -18,6 +20,13 @@ export class ImageVerifier {
   private readonly clients = new Map<string, RegistryClient>();
   /** Registry requests sent, token requests included. */
   requests = 0;
+  /**
+   * A resync asks for the keys and the images of every service on every pass; reading and
+   * parsing them each time would cost more than the rest of a no-op pass. Keys are read again
+   * when their file changes, templates are parsed once per text.
+   */
+  private readonly keyFiles = new FileMemo<TrustedKey>(1000);
+  private readonly templates = new Map<string, string[]>();
 
   constructor(
     stateRoot: string,
@@ -34,6 +43,22 @@ export class ImageVerifier {
     this.clients.set(endpoint.baseUrl, client);
     return client;
   };
+
+  /** The keys in `files`, in that order; an unreadable file throws an error naming it. */
+  keys(files: readonly string[]): TrustedKey[] {
+    return files.map((file) => this.keyFiles.get([file], 'public-key', () => readPublicKeySync(file)));
+  }
+
+  /** The images a compose template runs, as declared (`services.<name>.image`), sorted. */
+  imagesOf(template: string): string[] {
+    let images = this.templates.get(template);
+    if (!images) {
+      images = templateImages(template);
+      if (this.templates.size >= 5000) this.templates.clear();
+      this.templates.set(template, images);
+    }
+    return images;
+  }
 
   /** Verify `reference`, from the cache when this digest verified before with these keys. */
   async verify(reference: string, keys: readonly TrustedKey[], settings: RegistrySettings): Promise<{ verdict: Verdict; cached: boolean }> {
@@ -52,4 +77,17 @@ export class ImageVerifier {
     }
     return { verdict, cached: false };
   }
+}
+
+/** What `imagesOf` remembers. Pure. */
+export function templateImages(template: string): string[] {
+  let doc: unknown;
+  try {
+    doc = parseYaml(template);
+  } catch {
+    return []; // rendering reports the template's own problems
+  }
+  const services = (doc as { services?: Record<string, { image?: unknown } | null> } | null)?.services;
+  if (!services || typeof services !== 'object') return [];
+  return [...new Set(Object.values(services).map((s) => s?.image).filter((i): i is string => typeof i === 'string'))].sort();
 }
