@@ -68,6 +68,8 @@ export interface ServiceGateInput {
 export class ServiceImages {
   constructor(
     readonly facts: VerificationFacts,
+    /** Under enforce, the references that verified: nothing else may be created. */
+    private readonly enforced: ReadonlySet<string> | undefined,
     private readonly host: ImageGateHost,
     private readonly key: string,
     private readonly settings: RegistrySettings,
@@ -83,6 +85,10 @@ export class ServiceImages {
   async ensurePresent(plan: { containers: { create: { Image?: string } }[] }, images: Map<string, ResolvedImage>): Promise<void> {
     for (const container of plan.containers) {
       const ref = String(container.create.Image ?? '');
+      if (this.enforced && !this.enforced.has(ref)) {
+        const message = `${ref} is to be run but its signature was not verified (the template declares other images than the rendered containers run); image verification is enforce, so nothing of this service is created`;
+        throw new TerminalError(message, 'Unsigned');
+      }
       const image = parseImageReference(ref);
       // Only what is about to be created: the caller resolved exactly those references.
       if (!image?.digest || !images.has(ref)) continue;
@@ -134,7 +140,7 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
   const keyFiles = trustedKeyFiles(section, input.cellDir);
   if (mode === 'off' || (mode === 'warn' && keyFiles.length === 0)) {
     for (const reference of references) facts.push({ reference, ...digestOf(reference), verified: 'skipped', ...(mode === 'warn' ? { reason: 'NoKey' } : {}) });
-    return new ServiceImages(factsOf(mode, facts), host, input.key, settings, verifier.credentials);
+    return new ServiceImages(factsOf(mode, facts), undefined, host, input.key, settings, verifier.credentials);
   }
   let keys: TrustedKey[];
   try {
@@ -165,6 +171,7 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
     await host.writeStatus(input.key, { ...update, stalled: { reason: decision.refused.reason, message: decision.message } });
     throw new TerminalError(decision.message, decision.refused.reason);
   }
-  return new ServiceImages(gateFacts, host, input.key, settings, verifier.credentials);
+  const verified = mode === 'enforce' ? new Set(verdicts.filter((v) => v.ok).map((v) => v.reference)) : undefined;
+  return new ServiceImages(gateFacts, verified, host, input.key, settings, verifier.credentials);
 }
 

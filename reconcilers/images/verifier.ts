@@ -79,11 +79,15 @@ export class ImageVerifier {
   }
 }
 
-/** What `imagesOf` remembers. Pure. */
+/**
+ * What `imagesOf` remembers. Pure. Read with the options the renderer uses (merge keys and anchors
+ * on), so an image declared through a shared block is found too; the gate's `ensurePresent` also
+ * refuses, under enforce, any image the rendered containers run that was not verified.
+ */
 export function templateImages(template: string): string[] {
   let doc: unknown;
   try {
-    doc = parseYaml(template);
+    doc = parseYaml(template, { merge: true, uniqueKeys: true, strict: true, resolveKnownTags: false, logLevel: 'silent', maxAliasCount: 100 });
   } catch {
     return []; // rendering reports the template's own problems
   }

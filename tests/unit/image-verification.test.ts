@@ -168,6 +168,8 @@ describe('facts', () => {
   test('the images a template runs, sorted and without repeats', () => {
     expect(templateImages(`services:\n  b: {image: "x/b@${D}"}\n  a: {image: x/a:1}\n  c: {image: x/a:1}\n  d: {}\n`)).toEqual([`x/a:1`, `x/b@${D}`]);
     expect(templateImages(': not yaml [')).toEqual([]);
+    // Merge keys, as the renderer reads them: an image from a shared block is found too.
+    expect(templateImages(`x-base: &base\n  image: x/base@${D}\nservices:\n  a:\n    <<: *base\n    container_name: a\n`)).toEqual([`x/base@${D}`]);
   });
 });
 
@@ -186,5 +188,17 @@ describe('parseImageReference, property', () => {
         expect(got).toMatchObject({ registry, repository, digest: `sha256:${h}` });
       }),
     );
+  });
+});
+
+describe('ensurePresent under enforce', () => {
+  test('an image the containers run that was not verified is refused before Docker is asked', async () => {
+    const { ServiceImages } = await import('../../reconcilers/images/index.js');
+    const asked: string[] = [];
+    const host = new Proxy({}, { get: (_t, p) => (asked.push(String(p)), undefined) }) as never;
+    const gate = new ServiceImages({ verification: '', signatures: [] }, new Set([`x/a@${D}`]), host, 'ServiceInstall/a', { mirrors: {}, insecure: [] }, async () => undefined);
+    const plan = { containers: [{ create: { Image: `x/a@${D}` } }, { create: { Image: `x/b@${D}` } }] };
+    await expect(gate.ensurePresent(plan, new Map())).rejects.toMatchObject({ name: 'TerminalError', reason: 'Unsigned' });
+    expect(asked).toEqual([]);
   });
 });
