@@ -301,3 +301,50 @@ describe('the referrers API (OCI 1.1)', () => {
     }
   });
 });
+
+describe('pic verify', () => {
+  async function pic(...args: string[]) {
+    const { main } = await import('../../controllers/cli/main.js');
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(['verify', ...args], { out: (l) => out.push(l), err: (l) => err.push(l) });
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  }
+
+  test('exit 0 with the key and format; 1 with the reason; 2 on a usage error', async () => {
+    const img = await image('cli');
+    await signLegacy(registry.host, img.repository, img.dockerReference, img.subject.digest, oldKey);
+    const mirror = `git.pic.ngo=${registry.host}`;
+    const ok = await pic(img.ref, '--key', newFile, '--key', oldFile, '--mirror', mirror);
+    expect(ok).toMatchObject({ code: 0 });
+    expect(ok.out).toContain(`verified: ${img.ref}`);
+    expect(ok.out).toContain(`key:    ${oldFile} (sha256 ${oldKey.id})`);
+    expect(ok.out).toContain('format: cosign-legacy');
+
+    const refused = await pic(img.ref, '--key', newFile, '--mirror', mirror);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toMatch(/^refused: UnknownKey: /);
+    const json = await pic(img.ref, '--key', newFile, '--mirror', mirror, '-o', 'json');
+    expect(JSON.parse(json.out)).toMatchObject({ ok: false, reason: 'UnknownKey', digest: img.subject.digest });
+
+    expect((await pic(img.ref)).code).toBe(2);
+    expect((await pic(img.ref, '--key', oldFile, '--mirror', 'nonsense')).code).toBe(2);
+    expect((await pic('--key', oldFile)).code).toBe(2);
+  });
+
+  test('--cell takes the Cell\'s keys and mirrors', async () => {
+    const img = await image('clicell');
+    await signBundle(registry.host, img.repository, img.dockerReference, img.subject, newKey);
+    const cellDir = await fs.mkdtemp(path.join(dir, 'cell-'));
+    await fs.mkdir(path.join(cellDir, 'store', 'services'), { recursive: true });
+    await fs.writeFile(path.join(cellDir, 'store', 'index.json'), '[]');
+    await fs.copyFile(newFile, path.join(cellDir, 'cosign.pub'));
+    await fs.writeFile(
+      path.join(cellDir, 'cell.yaml'),
+      `apiVersion: pic.ngo/v1alpha1\nkind: Cell\nmetadata: {name: clicell}\nspec:\n  domain: clicell.pic.test\n  store: {path: ./store}\n  imageVerification: {mode: enforce, publicKeys: [./cosign.pub]}\n  registries: {mirrors: {git.pic.ngo: "${registry.host}"}}\n`,
+    );
+    const ok = await pic(img.ref, '--cell', cellDir);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toContain('format: sigstore-bundle-tag-index');
+  });
+});
