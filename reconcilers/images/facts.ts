@@ -18,6 +18,8 @@ export interface ImageFact {
 export interface VerificationFacts {
   verification: string;
   signatures: ImageFact[];
+  /** Per container, for `pic describe`'s Images table. */
+  images: { container: string; reference: string; verified: boolean | 'skipped' }[];
 }
 
 /** `enforce: <ref> verified with <key file> (key <id>, <format>)`, one clause per image. Pure. */
@@ -33,8 +35,13 @@ export function describeVerification(mode: ImageVerificationMode, images: readon
   return `${mode}: ${images.map(clause).join('; ')}`;
 }
 
-export function factsOf(mode: ImageVerificationMode, images: ImageFact[]): VerificationFacts {
-  return { verification: describeVerification(mode, images), signatures: images };
+export function factsOf(mode: ImageVerificationMode, images: ImageFact[], containers: readonly { container: string; image: string }[]): VerificationFacts {
+  const byReference = new Map(images.map((i) => [i.reference, i.verified]));
+  return {
+    verification: describeVerification(mode, images),
+    signatures: images,
+    images: containers.map((c) => ({ container: c.container, reference: c.image, verified: byReference.get(c.image) ?? 'skipped' })),
+  };
 }
 
 export function digestOf(reference: string): { digest?: string } {

@@ -134,13 +134,14 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
   const mode = effectiveMode(section);
   const settings = registrySettingsOf(input.cell.spec);
   const verifier = imageVerifierOf(host);
-  const references = verifier.imagesOf(input.template);
+  const containers = verifier.containersOf(input.template);
+  const references = [...new Set(containers.map((c) => c.image))].sort();
   const facts: ImageFact[] = [];
   const verdicts: Verdict[] = [];
   const keyFiles = trustedKeyFiles(section, input.cellDir);
   if (mode === 'off' || (mode === 'warn' && keyFiles.length === 0)) {
     for (const reference of references) facts.push({ reference, ...digestOf(reference), verified: 'skipped', ...(mode === 'warn' ? { reason: 'NoKey' } : {}) });
-    return new ServiceImages(factsOf(mode, facts), undefined, host, input.key, settings, verifier.credentials);
+    return new ServiceImages(factsOf(mode, facts, containers), undefined, host, input.key, settings, verifier.credentials);
   }
   let keys: TrustedKey[];
   try {
@@ -160,7 +161,7 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
     if (verdict.ok && !cached) host.event(input.key, 'Normal', 'Verified', `${reference}: signature verified with ${verdict.keyFile} (${verdict.format}${verdict.transparencyLog ? ', with a transparency-log entry' : ''})`);
   }
   const decision = decide(mode, verdicts);
-  const gateFacts = factsOf(mode, facts);
+  const gateFacts = factsOf(mode, facts, containers);
   if (!decision.proceed) {
     const previous = await host.status.lastKnown(input.key);
     const update = { file: input.file, generation: input.generation, ready: false, facts: { ...(previous?.facts ?? {}), ...gateFacts } };

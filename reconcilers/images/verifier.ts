@@ -26,7 +26,7 @@ export class ImageVerifier {
    * when their file changes, templates are parsed once per text.
    */
   private readonly keyFiles = new FileMemo<TrustedKey>(1000);
-  private readonly templates = new Map<string, string[]>();
+  private readonly templates = new Map<string, TemplateContainer[]>();
 
   constructor(
     stateRoot: string,
@@ -49,15 +49,15 @@ export class ImageVerifier {
     return files.map((file) => this.keyFiles.get([file], 'public-key', () => readPublicKeySync(file)));
   }
 
-  /** The images a compose template runs, as declared (`services.<name>.image`), sorted. */
-  imagesOf(template: string): string[] {
-    let images = this.templates.get(template);
-    if (!images) {
-      images = templateImages(template);
+  /** The containers a compose template declares and the image each runs (see templateContainers). */
+  containersOf(template: string): readonly TemplateContainer[] {
+    let containers = this.templates.get(template);
+    if (!containers) {
+      containers = templateContainers(template);
       if (this.templates.size >= 5000) this.templates.clear();
-      this.templates.set(template, images);
+      this.templates.set(template, containers);
     }
-    return images;
+    return containers;
   }
 
   /** Verify `reference`, from the cache when this digest verified before with these keys. */
@@ -79,19 +79,34 @@ export class ImageVerifier {
   }
 }
 
+export interface TemplateContainer {
+  /** `container_name`, else the service's key. */
+  container: string;
+  image: string;
+}
+
 /**
- * What `imagesOf` remembers. Pure. Read with the options the renderer uses (merge keys and anchors
- * on), so an image declared through a shared block is found too; the gate's `ensurePresent` also
- * refuses, under enforce, any image the rendered containers run that was not verified.
+ * The containers a compose template declares, with their images, sorted by container. Pure. Read
+ * with the options the renderer uses (merge keys and anchors on), so an image declared through a
+ * shared block is found too; the gate's `ensurePresent` also refuses, under enforce, any image the
+ * rendered containers run that was not verified.
  */
-export function templateImages(template: string): string[] {
+export function templateContainers(template: string): TemplateContainer[] {
   let doc: unknown;
   try {
     doc = parseYaml(template, { merge: true, uniqueKeys: true, strict: true, resolveKnownTags: false, logLevel: 'silent', maxAliasCount: 100 });
   } catch {
     return []; // rendering reports the template's own problems
   }
-  const services = (doc as { services?: Record<string, { image?: unknown } | null> } | null)?.services;
+  const services = (doc as { services?: Record<string, { image?: unknown; container_name?: unknown } | null> } | null)?.services;
   if (!services || typeof services !== 'object') return [];
-  return [...new Set(Object.values(services).map((s) => s?.image).filter((i): i is string => typeof i === 'string'))].sort();
+  return Object.entries(services)
+    .filter((e): e is [string, { image: string; container_name?: unknown }] => typeof e[1]?.image === 'string')
+    .map(([key, s]) => ({ container: typeof s.container_name === 'string' ? s.container_name : key, image: s.image }))
+    .sort((a, b) => (a.container < b.container ? -1 : a.container > b.container ? 1 : 0));
+}
+
+/** The distinct images of a template, sorted. Pure. */
+export function templateImages(template: string): string[] {
+  return [...new Set(templateContainers(template).map((c) => c.image))].sort();
 }

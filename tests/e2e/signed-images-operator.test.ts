@@ -109,6 +109,7 @@ describe('under enforce', () => {
     expect(legacy.facts?.signatures).toEqual([expect.objectContaining({ reference: refs.get('legacy')!.ref, verified: true, format: 'cosign-legacy', keyId: oldKey.id.slice(0, 16) })]);
     expect(bundle.facts?.signatures).toEqual([expect.objectContaining({ verified: true, format: 'sigstore-bundle-tag-index', keyId: newKey.id.slice(0, 16) })]);
     expect(String(legacy.facts?.verification)).toContain('verified with');
+    expect(legacy.facts?.images).toEqual([{ container: cell.containerName('legacy'), reference: refs.get('legacy')!.ref, verified: true }]);
     // The container runs the very image that was verified, named by its Id.
     expect((await containerOf('legacy'))?.ImageID).toBe(imageId);
     const local = await docker.getImage(`${registry.host}/${refs.get('legacy')!.repository}@${refs.get('legacy')!.digest}`).inspect();

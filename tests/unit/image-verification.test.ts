@@ -2,6 +2,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { credentialsFromDockerConfig } from '../../reconcilers/images/credentials.js';
 import { describeVerification, templateImages } from '../../reconcilers/images/index.js';
+import { templateContainers } from '../../reconcilers/images/verifier.js';
 import { decide, effectiveMode, registrySettingsOf, trustedKeyFiles } from '../../reconcilers/images/policy.js';
 import { endpointFor, isLoopbackHost, namesSameRepository, parseImageReference, pullReference } from '../../reconcilers/images/reference.js';
 import { parseAuthenticate } from '../../reconcilers/images/registry.js';
@@ -168,6 +169,7 @@ describe('facts', () => {
   test('the images a template runs, sorted and without repeats', () => {
     expect(templateImages(`services:\n  b: {image: "x/b@${D}"}\n  a: {image: x/a:1}\n  c: {image: x/a:1}\n  d: {}\n`)).toEqual([`x/a:1`, `x/b@${D}`]);
     expect(templateImages(': not yaml [')).toEqual([]);
+    expect(templateContainers(`services:\n  web: {image: x/w:1, container_name: cell-web}\n  db: {image: x/d:1}\n`)).toEqual([{ container: 'cell-web', image: 'x/w:1' }, { container: 'db', image: 'x/d:1' }]);
     // Merge keys, as the renderer reads them: an image from a shared block is found too.
     expect(templateImages(`x-base: &base\n  image: x/base@${D}\nservices:\n  a:\n    <<: *base\n    container_name: a\n`)).toEqual([`x/base@${D}`]);
   });
@@ -196,7 +198,7 @@ describe('ensurePresent under enforce', () => {
     const { ServiceImages } = await import('../../reconcilers/images/index.js');
     const asked: string[] = [];
     const host = new Proxy({}, { get: (_t, p) => (asked.push(String(p)), undefined) }) as never;
-    const gate = new ServiceImages({ verification: '', signatures: [] }, new Set([`x/a@${D}`]), host, 'ServiceInstall/a', { mirrors: {}, insecure: [] }, async () => undefined);
+    const gate = new ServiceImages({ verification: '', signatures: [], images: [] }, new Set([`x/a@${D}`]), host, 'ServiceInstall/a', { mirrors: {}, insecure: [] }, async () => undefined);
     const plan = { containers: [{ create: { Image: `x/a@${D}` } }, { create: { Image: `x/b@${D}` } }] };
     await expect(gate.ensurePresent(plan, new Map())).rejects.toMatchObject({ name: 'TerminalError', reason: 'Unsigned' });
     expect(asked).toEqual([]);
