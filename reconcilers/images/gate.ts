@@ -72,6 +72,8 @@ export class ServiceImages {
     private readonly enforced: ReadonlySet<string> | undefined,
     private readonly host: ImageGateHost,
     private readonly key: string,
+    /** The document the statuses written during a pull speak of. */
+    private readonly document: { file?: string; generation: string },
     private readonly settings: RegistrySettings,
     private readonly credentials: CredentialLookup,
   ) {}
@@ -99,12 +101,15 @@ export class ServiceImages {
         id = await localImageByDigest(this.host.docker, pullRef);
         if (!id) {
           this.host.event(this.key, 'Normal', 'Pulling', `pulling ${pullRef}`);
+          const progress = await this.pullStatus(pullRef);
           let report;
           try {
-            report = await pullByDigest(this.host.docker, pullRef, { progress: (line) => this.host.logger.info(line, { key: this.key }) }, this.credentials);
+            report = await pullByDigest(this.host.docker, pullRef, { progress: (line) => this.host.logger.info(line, { key: this.key }), summary: progress.update }, this.credentials);
           } catch (err) {
             this.host.event(this.key, 'Warning', 'PullFailed', (err as Error).message);
             throw err;
+          } finally {
+            await progress.settled();
           }
           id = await localImageByDigest(this.host.docker, pullRef);
           if (!id) {
@@ -120,6 +125,28 @@ export class ServiceImages {
       images.set(id, resolved);
       container.create.Image = id;
     }
+  }
+
+  /**
+   * The service's status while an image is pulled, for `pic watch`: Reconciling with reason
+   * Pulling and the layers and bytes so far, rewritten at most once a second.
+   */
+  private async pullStatus(pullRef: string): Promise<{ update: (r: { done: number; layers: number; bytes: number }) => void; settled: () => Promise<void> }> {
+    const facts = (await this.host.status.lastKnown(this.key))?.facts;
+    let last: Promise<void> = Promise.resolve();
+    let lastAt = 0;
+    const write = (message: string): void => {
+      lastAt = Date.now();
+      last = last.then(() => this.host.writeStatus(this.key, { ...this.document, ready: false, reconciling: { reason: 'Pulling', message }, ...(facts ? { facts } : {}) })).catch(() => undefined);
+    };
+    write(`pulling ${pullRef}`);
+    return {
+      update: (r) => {
+        if (Date.now() - lastAt < 1000 && r.done < r.layers) return;
+        write(`pulling ${pullRef}: ${r.done}/${r.layers} layers, ${r.bytes} bytes`);
+      },
+      settled: () => last,
+    };
   }
 }
 
@@ -141,7 +168,7 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
   const keyFiles = trustedKeyFiles(section, input.cellDir);
   if (mode === 'off' || (mode === 'warn' && keyFiles.length === 0)) {
     for (const reference of references) facts.push({ reference, ...digestOf(reference), verified: 'skipped', ...(mode === 'warn' ? { reason: 'NoKey' } : {}) });
-    return new ServiceImages(factsOf(mode, facts, containers), undefined, host, input.key, settings, verifier.credentials);
+    return new ServiceImages(factsOf(mode, facts, containers), undefined, host, input.key, { file: input.file, generation: input.generation }, settings, verifier.credentials);
   }
   let keys: TrustedKey[];
   try {
@@ -173,6 +200,6 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
     throw new TerminalError(decision.message, decision.refused.reason);
   }
   const verified = mode === 'enforce' ? new Set(verdicts.filter((v) => v.ok).map((v) => v.reference)) : undefined;
-  return new ServiceImages(gateFacts, verified, host, input.key, settings, verifier.credentials);
+  return new ServiceImages(gateFacts, verified, host, input.key, { file: input.file, generation: input.generation }, settings, verifier.credentials);
 }
 

@@ -16,7 +16,11 @@ export interface PullReport {
 export interface PullCallbacks {
   /** One line per change of a layer's state ("Downloading", "Pull complete"...), with byte counts. */
   progress: (line: string) => void;
+  /** After each such change: layers done (complete or already present), layers seen, bytes to fetch. */
+  summary?: (report: { done: number; layers: number; bytes: number }) => void;
 }
+
+const DONE = new Set(['Pull complete', 'Already exists']);
 
 /** The local image's Id when Docker holds `name@digest` by that very digest; undefined otherwise. */
 export async function localImageByDigest(docker: Dockerode, pullRef: string): Promise<string | undefined> {
@@ -59,6 +63,9 @@ export async function pullByDigest(docker: Dockerode, pullRef: string, callbacks
         if (layer.status !== event.status) {
           layer.status = event.status;
           callbacks.progress(`${pullRef}: layer ${event.id}: ${event.status}${layer.total ? ` (${layer.total} bytes)` : ''}`);
+          layers.set(event.id, layer);
+          const all = [...layers.values()];
+          callbacks.summary?.({ done: all.filter((l) => DONE.has(l.status)).length, layers: all.length, bytes: all.reduce((sum, l) => sum + l.total, 0) });
         }
         layers.set(event.id, layer);
       },

@@ -112,6 +112,10 @@ describe('under enforce', () => {
     expect(legacy.facts?.images).toEqual([{ container: cell.containerName('legacy'), reference: refs.get('legacy')!.ref, verified: true }]);
     // The container runs the very image that was verified, named by its Id.
     expect((await containerOf('legacy'))?.ImageID).toBe(imageId);
+    // The verification and the pull are events of the service.
+    const { EventLog } = await import('../../state/events.js');
+    const reasons = (await new EventLog(new StateDir(cell.stateDir).paths.events).recent({ key: 'ServiceInstall/legacy' })).map((e) => e.reason);
+    expect(reasons).toEqual(expect.arrayContaining(['Verified', 'Pulling', 'Pulled']));
     const local = await docker.getImage(`${registry.host}/${refs.get('legacy')!.repository}@${refs.get('legacy')!.digest}`).inspect();
     expect(local.RepoDigests).toContain(`${registry.host}/${refs.get('legacy')!.repository}@${refs.get('legacy')!.digest}`);
   }, 180_000);
