@@ -20,7 +20,6 @@ import { parseImageReference, pullReference, type RegistrySettings } from './ref
 import type { Verdict } from './verdict.js';
 import { ImageVerifier } from './verifier.js';
 
-
 interface StatusWriteLike {
   file?: string;
   generation: string;
@@ -53,7 +52,6 @@ export function imageVerifierOf(host: ImageGateHost): ImageVerifier {
   }
   return verifier;
 }
-
 
 export interface ServiceGateInput {
   key: string;
