@@ -204,3 +204,13 @@ describe('ensurePresent under enforce', () => {
     expect(asked).toEqual([]);
   });
 });
+
+describe('parsers never throw on any input', () => {
+  test('WWW-Authenticate, Docker config, verification mode', async () => {
+    const { default: check } = await import('fast-check');
+    check.assert(check.property(check.string(), (s) => void parseAuthenticate(s)));
+    check.assert(check.property(check.string(), (s) => void credentialsFromDockerConfig(s)));
+    check.assert(check.property(check.jsonValue(), (v) => void credentialsFromDockerConfig(JSON.stringify({ auths: v }))));
+    check.assert(check.property(check.anything(), (v) => ['off', 'warn', 'enforce'].includes(effectiveMode(v))));
+  });
+});
