@@ -7,6 +7,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileSignature, sameSignature, type FileSignature } from '../../state/atomic-write.js';
 
 export interface RegistryCredential {
   username?: string;
@@ -54,11 +55,15 @@ export function credentialsFromDockerConfig(text: string): Map<string, RegistryC
   return out;
 }
 
-/** Look credentials up in the Docker credentials file, read once on first use. */
+/** Look credentials up in the Docker credentials file, read again whenever it changed (one stat a look-up). */
 export function dockerCredentials(file = dockerConfigFile()): CredentialLookup {
-  let loaded: Promise<Map<string, RegistryCredential>> | undefined;
+  let known: { signature: FileSignature | undefined; credentials: Map<string, RegistryCredential> } | undefined;
   return async (host) => {
-    loaded ??= fs.readFile(file, 'utf8').then(credentialsFromDockerConfig, () => new Map());
-    return (await loaded).get(host);
+    const signature = await fileSignature(file).catch(() => undefined);
+    if (!known || !sameSignature(known.signature, signature)) {
+      const text = signature ? await fs.readFile(file, 'utf8').catch(() => '') : '';
+      known = { signature, credentials: credentialsFromDockerConfig(text) };
+    }
+    return known.credentials.get(host);
   };
 }

@@ -102,3 +102,13 @@ test.each([
   expect(verdict).toMatchObject({ ok: false, reason: 'RegistryUnreachable' });
   if (!verdict.ok) expect(verdict.message).toContain('refused a token');
 });
+
+test('credentials added to the file later are used at the next attempt, by the same operator', async () => {
+  const file = await configWith({});
+  const v = new ImageVerifier(await fs.mkdtemp(path.join(dir, 'state-')), dockerCredentials(file), 5000);
+  const keys = await loadPublicKeys([keyFile]);
+  const settings = { mirrors: { 'git.pic.ngo': registry!.host }, insecure: [] };
+  expect((await v.verify(ref, keys, settings)).verdict).toMatchObject({ ok: false, reason: 'RegistryUnreachable' });
+  await fs.writeFile(file, JSON.stringify({ auths: { [registry!.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } }, extra: 'a different size' }));
+  expect((await v.verify(ref, keys, settings)).verdict).toMatchObject({ ok: true });
+});
