@@ -133,7 +133,8 @@ export class RegistryClient {
   async referrers(repository: string, digest: string, artifactType?: string): Promise<Descriptor[] | undefined> {
     const query = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
     const answer = await this.get(repository, `/v2/${repository}/referrers/${digest}${query}`, OCI_INDEX, MANIFEST_MAX_BYTES);
-    if (answer.status === 404 || answer.status === 405) return undefined;
+    // Registries without the API answer it in several ways (distribution 2.8: 404; others 400, 405, 501).
+    if ([400, 404, 405, 406, 501].includes(answer.status)) return undefined;
     this.expectOk(answer, `referrers of ${repository}@${digest}`);
     const contentType = String(answer.headers['content-type'] ?? '').split(';')[0];
     if (contentType !== OCI_INDEX) return undefined; // not the referrers API, whatever it is
