@@ -28,26 +28,34 @@ crds: build
 images: host
 	@examples/images/build.sh
 
-DEMO_STATE ?= $(CURDIR)/.demo/state
+DEMO_DIR ?= $(CURDIR)/.demo
+DEMO_STATE ?= $(DEMO_DIR)/state
 
-# Validate the examples, converge the example cell once, and show what runs. The cell stays up;
-# `make demo-clean` takes it down (volumes included).
+# Like production: the example images go into a local registry (127.0.0.1:5000), signed with the
+# demo key in examples/demo/; the example cell converges under imageVerification enforce, pulling
+# through a mirror of git.pic.ngo. The cell and the registry stay up; `make demo-clean` takes
+# them down (volumes included).
 demo: build images
 	@bin/pic validate examples/store examples/cell && echo "examples/store and examples/cell are valid"
-	@bin/pic run --once --log-format text --cell examples/cell --state-dir $(DEMO_STATE)
+	@examples/demo/registry.sh start $(DEMO_DIR)
+	@node examples/demo/publish.mjs $(DEMO_DIR)
+	@bin/pic validate $(DEMO_DIR)/store $(DEMO_DIR)/cell && echo "the signed catalog and the enforce cell are valid"
+	@bin/pic run --once --log-format text --cell $(DEMO_DIR)/cell --state-dir $(DEMO_STATE)
 	@echo
 	@bin/pic get -o wide --state-dir $(DEMO_STATE)
 	@echo
 	@echo "The demo cell runs. Follow it with: bin/pic watch --state-dir $(DEMO_STATE)"
-	@echo "Keep it converging:               bin/pic run --cell examples/cell --state-dir $(DEMO_STATE)"
+	@echo "Keep it converging:               bin/pic run --cell $(DEMO_DIR)/cell --state-dir $(DEMO_STATE)"
+	@echo "See a verification:               bin/pic describe ServiceInstall/notes --state-dir $(DEMO_STATE)"
 	@echo "Take it down:                      make demo-clean"
 
 demo-clean:
 	@ids=$$(docker ps -aq --filter label=ngo.pic.cell=demo); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
 	@vols=$$(docker volume ls -q --filter label=ngo.pic.cell=demo); [ -z "$$vols" ] || docker volume rm $$vols >/dev/null
 	@docker network rm cell-network >/dev/null 2>&1 || true
-	@rm -rf $(DEMO_STATE)
-	@echo "demo cell removed"
+	@examples/demo/registry.sh stop $(DEMO_DIR)
+	@rm -rf $(DEMO_DIR)
+	@echo "demo cell and registry removed"
 
 unit: build
 	@npm test --silent -- dist/tests/unit

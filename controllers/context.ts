@@ -56,9 +56,6 @@ export class OperatorContext {
     return cellContextOf(cell, this.dataDir);
   }
 
-  verificationNote(mode: string): string {
-    return mode === 'off' ? 'verification off' : 'digest pinned; signature not verified (mode warn)';
-  }
 
   /** Record an event and log it; failures to record never fail a reconcile. */
   event(key: string, type: OperatorEvent['type'], reason: string, message: string): void {

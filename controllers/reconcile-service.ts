@@ -6,6 +6,7 @@ import { templateSecretNames } from '../reconcilers/containers/render.js';
 import { canonicalJson } from '../reconcilers/containers/spec-hash.js';
 import type { ServicePlan } from '../reconcilers/containers/types.js';
 import { TerminalError } from '../reconcilers/errors.js';
+import { verifyServiceImages } from '../reconcilers/images/index.js';
 import type { LoadedCell } from '../state/cell.js';
 import type { ContainerFact, DocumentStatus } from '../state/status-types.js';
 import type { OperatorContext } from './context.js';
@@ -110,16 +111,10 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     throw new TerminalError(summariseProblems(problems), 'InvalidSpec');
   }
 
-  if (cellDoc.spec.imageVerification.mode === 'enforce') {
-    // ADR 001: under enforce an image whose signature is not verified must not run. This version
-    // has no cosign verifier yet, so it fails closed rather than run what it cannot check. A verifier
-    // plugs into the containers pipeline as its `verifyImages` hook (reconcilers/containers/index.ts),
-    // which runs once the images are resolved and before any container is created.
-    const message = `image verification is "enforce", but this version of pic cannot verify cosign signatures yet; set the Cell's spec.imageVerification.mode to "warn" to run digest-pinned images without signature checks`;
-    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'SignatureNotVerifiable', message } });
-    throw new TerminalError(message, 'SignatureNotVerifiable');
-  }
   const service = cell.catalog!.services.get(name)!;
+  // ADR 001: every image is checked against the Cell's keys before anything of the service exists;
+  // a refusal writes the status and throws, and whatever ran before keeps running.
+  const verifiedImages = await verifyServiceImages(ctx, { key, file, generation, cell: cellDoc, cellDir: cell.dir, template: service.template });
   const config = cell.checked.configs.get(name)!;
   const network = cellDoc.spec.network;
   const owner = key;
@@ -153,6 +148,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
       progressing: (summary, plan, observed) =>
         ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Progressing', message: summary }, facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices } }),
       starting: () => hooks.starting?.(allocation.ip),
+      prepareImages: (plan, images) => verifiedImages.ensurePresent(plan, images),
     },
   );
   if (result.outcome === 'refused') {
@@ -162,7 +158,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   }
   const { plan, observed, changed } = result;
 
-  const facts = { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, verification: verificationFact(ctx, cellDoc.spec.imageVerification.mode) };
+  const facts = { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, ...verifiedImages.facts };
   const notRunning = facts.containers.filter((c) => c.state !== 'running');
   const starting = facts.containers.filter((c) => c.state === 'running' && c.health === 'starting');
   const unhealthy = facts.containers.filter((c) => c.health === 'unhealthy');
@@ -185,10 +181,6 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   await ctx.writeStatus(key, { file, generation, ready: true, readyReason: changed ? 'Converged' : 'InSync', message: running, facts });
   if (changed) ctx.event(key, 'Normal', 'Ready', running);
   return { changed, ready: true };
-}
-
-function verificationFact(ctx: OperatorContext, mode: string): string {
-  return ctx.verificationNote(mode);
 }
 
 /** Converge a ServiceInstall whose document is gone: containers removed, IP released, volumes kept. */

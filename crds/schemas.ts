@@ -48,6 +48,8 @@ const LABEL = '[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?';
 export const DNS_NAME_PATTERN = `^(${LABEL}\\.)+${LABEL}$`;
 /** A host name (one label or more, optional trailing dot) or a dotted IPv4 address. */
 export const HOST_PATTERN = `^(${LABEL}\\.)*${LABEL}\\.?$`;
+/** A registry as image references name it: host name or IPv4 address, optional port. */
+const REGISTRY_HOST_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$';
 /** Linux limits interface names to 15 bytes. */
 export const INTERFACE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$';
 export const IMAGE_PREFIX_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]*$';
@@ -396,11 +398,26 @@ export const CELL_SPEC_SCHEMA = obj(
       'Whether service images must carry a valid cosign signature.',
       {
         mode: { type: 'string', enum: ['off', 'warn', 'enforce'], default: 'enforce', title: 'Mode', description: 'enforce refuses unsigned or unpinned images, warn only reports, off skips the check.' },
-        publicKey: str('Public key', 'cosign public key file, relative to the cell folder or absolute.', { minLength: 1 }),
+        publicKey: str('Public key', 'cosign public key file (PEM), relative to the cell folder or absolute.', { minLength: 1 }),
+        publicKeys: arr(
+          'Public keys',
+          'Several cosign public key files; a signature by any one of them (or by publicKey) verifies. Rotate by adding the new key, re-signing, then removing the old one.',
+          str('Public key', 'cosign public key file (PEM), relative to the cell folder or absolute.', { minLength: 1 }),
+          { uniqueItems: true },
+        ),
       },
       [],
       { default: { mode: 'enforce' } },
     ),
+    registries: obj('Registries', 'How image registries are reached, for pulls and signature look-ups alike.', {
+      mirrors: {
+        type: 'object',
+        title: 'Mirrors',
+        description: 'Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.',
+        additionalProperties: patterned('Mirror', 'host[:port] of the mirror.', REGISTRY_HOST_PATTERN),
+      },
+      insecure: arr('Insecure registries', 'Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.', patterned('Registry', 'host[:port].', REGISTRY_HOST_PATTERN), { uniqueItems: true }),
+    }),
     allowedImagePrefix: patterned('Allowed image prefix', 'Registry path every service image must live under.', IMAGE_PREFIX_PATTERN, { default: DEFAULT_ALLOWED_IMAGE_PREFIX }),
     dataDir: patterned('Data directory', 'Host directory under which all bind mounts of services must stay.', ABSOLUTE_PATH_PATTERN),
     caddy: obj('Caddy', 'The reverse proxy in front of the services.', {

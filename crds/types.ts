@@ -98,7 +98,9 @@ export interface CellSpec {
   domain: string;
   store: { path: string };
   network: { name: string; subnet: string; servicePool: string };
-  imageVerification: { mode: ImageVerificationMode; publicKey?: string };
+  imageVerification: { mode: ImageVerificationMode; publicKey?: string; publicKeys?: string[] };
+  /** Registry mirrors (host → mirror host) and registries reached over plain HTTP. */
+  registries?: { mirrors?: Record<string, string>; insecure?: string[] };
   allowedImagePrefix: string;
   /** Host directory under which every bind mount of a rendered service must stay. */
   dataDir?: string;

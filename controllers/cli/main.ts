@@ -5,6 +5,7 @@ import type { ImageVerificationMode } from '../../crds/types.js';
 import { runValidate } from './validate.js';
 import { planCommand } from './plan.js';
 import { credentialsCommand } from './credentials.js';
+import { verifyCommand, VERIFY_USAGE } from './verify.js';
 import { runCommand } from './run.js';
 import { describeCommand, getCommand, watchCommand } from './status-commands.js';
 import { UsageError, type Io } from './usage.js';
@@ -24,6 +25,7 @@ Usage:
   pic watch [-o json]
   pic credentials PEER --cell DIR [-o json]
       The filled connection details of every service the peer has an account on.
+${VERIFY_USAGE}
   pic help
 
 Common options:
@@ -71,6 +73,8 @@ export async function main(argv: string[], io: Io, signal: AbortSignal = new Abo
         return await watchCommand(rest, io, signal);
       case 'credentials':
         return await credentialsCommand(rest, io);
+      case 'verify':
+        return await verifyCommand(rest, io);
       case undefined:
       case 'help':
       case '--help':

@@ -3086,15 +3086,16 @@ return errors === 0;
 }
 
 export const Cell = validate12;
-const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file, relative to the cell folder or absolute.","minLength":1}},"default":{"mode":"enforce"}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"}}}}}}};
+const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"publicKeys":{"type":"array","title":"Public keys","description":"Several cosign public key files; a signature by any one of them (or by publicKey) verifies. Rotate by adding the new key, re-signing, then removing the old one.","items":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"uniqueItems":true}},"default":{"mode":"enforce"}},"registries":{"type":"object","title":"Registries","description":"How image registries are reached, for pulls and signature look-ups alike.","additionalProperties":false,"properties":{"mirrors":{"type":"object","title":"Mirrors","description":"Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.","additionalProperties":{"type":"string","title":"Mirror","description":"host[:port] of the mirror.","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"}},"insecure":{"type":"array","title":"Insecure registries","description":"Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.","items":{"type":"string","title":"Registry","description":"host[:port].","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},"uniqueItems":true}}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"}}}}}}};
 const pattern21 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
 const pattern23 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$", "u");
 const pattern24 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
-const pattern25 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "u");
-const pattern26 = new RegExp("^/", "u");
-const pattern29 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
-const pattern30 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
-const pattern31 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
+const pattern25 = new RegExp("^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$", "u");
+const pattern27 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "u");
+const pattern28 = new RegExp("^/", "u");
+const pattern31 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
+const pattern32 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
+const pattern33 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3599,7 +3600,7 @@ if(data9.imageVerification !== undefined){
 let data17 = data9.imageVerification;
 if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
 for(const key7 in data17){
-if(!((key7 === "mode") || (key7 === "publicKey"))){
+if(!(((key7 === "mode") || (key7 === "publicKey")) || (key7 === "publicKeys"))){
 const err41 = {instancePath:instancePath+"/spec/imageVerification",schemaPath:"#/properties/spec/properties/imageVerification/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.imageVerification,data:data17};
 if(vErrors === null){
 vErrors = [err41];
@@ -3658,9 +3659,15 @@ vErrors.push(err45);
 errors++;
 }
 }
-}
-else {
-const err46 = {instancePath:instancePath+"/spec/imageVerification",schemaPath:"#/properties/spec/properties/imageVerification/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.imageVerification.type,parentSchema:schema13.properties.spec.properties.imageVerification,data:data17};
+if(data17.publicKeys !== undefined){
+let data20 = data17.publicKeys;
+if(Array.isArray(data20)){
+const len0 = data20.length;
+for(let i0=0; i0<len0; i0++){
+let data21 = data20[i0];
+if(typeof data21 === "string"){
+if(func3(data21) < 1){
+const err46 = {instancePath:instancePath+"/spec/imageVerification/publicKeys/" + i0,schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.imageVerification.properties.publicKeys.items,data:data21};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -3670,11 +3677,8 @@ vErrors.push(err46);
 errors++;
 }
 }
-if(data9.allowedImagePrefix !== undefined){
-let data20 = data9.allowedImagePrefix;
-if(typeof data20 === "string"){
-if(!pattern25.test(data20)){
-const err47 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.allowedImagePrefix,data:data20};
+else {
+const err47 = {instancePath:instancePath+"/spec/imageVerification/publicKeys/" + i0,schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.imageVerification.properties.publicKeys.items.type,parentSchema:schema13.properties.spec.properties.imageVerification.properties.publicKeys.items,data:data21};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -3684,8 +3688,18 @@ vErrors.push(err47);
 errors++;
 }
 }
-else {
-const err48 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.allowedImagePrefix.type,parentSchema:schema13.properties.spec.properties.allowedImagePrefix,data:data20};
+let i1 = data20.length;
+let j0;
+if(i1 > 1){
+const indices0 = {};
+for(;i1--;){
+let item0 = data20[i1];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err48 = {instancePath:instancePath+"/spec/imageVerification/publicKeys",schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.imageVerification.properties.publicKeys,data:data20};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -3693,13 +3707,14 @@ else {
 vErrors.push(err48);
 }
 errors++;
+break;
+}
+indices0[item0] = i1;
 }
 }
-if(data9.dataDir !== undefined){
-let data21 = data9.dataDir;
-if(typeof data21 === "string"){
-if(!pattern26.test(data21)){
-const err49 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema13.properties.spec.properties.dataDir,data:data21};
+}
+else {
+const err49 = {instancePath:instancePath+"/spec/imageVerification/publicKeys",schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.imageVerification.properties.publicKeys.type,parentSchema:schema13.properties.spec.properties.imageVerification.properties.publicKeys,data:data20};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -3709,8 +3724,9 @@ vErrors.push(err49);
 errors++;
 }
 }
+}
 else {
-const err50 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dataDir.type,parentSchema:schema13.properties.spec.properties.dataDir,data:data21};
+const err50 = {instancePath:instancePath+"/spec/imageVerification",schemaPath:"#/properties/spec/properties/imageVerification/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.imageVerification.type,parentSchema:schema13.properties.spec.properties.imageVerification,data:data17};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -3720,12 +3736,12 @@ vErrors.push(err50);
 errors++;
 }
 }
-if(data9.caddy !== undefined){
-let data22 = data9.caddy;
+if(data9.registries !== undefined){
+let data22 = data9.registries;
 if(data22 && typeof data22 == "object" && !Array.isArray(data22)){
 for(const key8 in data22){
-if(!((((key8 === "adminAddress") || (key8 === "caddyfile")) || (key8 === "sites")) || (key8 === "tls"))){
-const err51 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy,data:data22};
+if(!((key8 === "mirrors") || (key8 === "insecure"))){
+const err51 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.registries,data:data22};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -3735,11 +3751,14 @@ vErrors.push(err51);
 errors++;
 }
 }
-if(data22.adminAddress !== undefined){
-let data23 = data22.adminAddress;
-if(typeof data23 === "string"){
-if(func3(data23) < 1){
-const err52 = {instancePath:instancePath+"/spec/caddy/adminAddress",schemaPath:"#/properties/spec/properties/caddy/properties/adminAddress/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.adminAddress,data:data23};
+if(data22.mirrors !== undefined){
+let data23 = data22.mirrors;
+if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
+for(const key9 in data23){
+let data24 = data23[key9];
+if(typeof data24 === "string"){
+if(!pattern25.test(data24)){
+const err52 = {instancePath:instancePath+"/spec/registries/mirrors/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/properties/mirrors/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},message:"must match pattern \""+"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"+"\"",schema:"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$",parentSchema:schema13.properties.spec.properties.registries.properties.mirrors.additionalProperties,data:data24};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -3750,7 +3769,7 @@ errors++;
 }
 }
 else {
-const err53 = {instancePath:instancePath+"/spec/caddy/adminAddress",schemaPath:"#/properties/spec/properties/caddy/properties/adminAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.adminAddress.type,parentSchema:schema13.properties.spec.properties.caddy.properties.adminAddress,data:data23};
+const err53 = {instancePath:instancePath+"/spec/registries/mirrors/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/properties/mirrors/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.registries.properties.mirrors.additionalProperties.type,parentSchema:schema13.properties.spec.properties.registries.properties.mirrors.additionalProperties,data:data24};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -3760,11 +3779,9 @@ vErrors.push(err53);
 errors++;
 }
 }
-if(data22.caddyfile !== undefined){
-let data24 = data22.caddyfile;
-if(typeof data24 === "string"){
-if(func3(data24) < 1){
-const err54 = {instancePath:instancePath+"/spec/caddy/caddyfile",schemaPath:"#/properties/spec/properties/caddy/properties/caddyfile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.caddyfile,data:data24};
+}
+else {
+const err54 = {instancePath:instancePath+"/spec/registries/mirrors",schemaPath:"#/properties/spec/properties/registries/properties/mirrors/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.registries.properties.mirrors.type,parentSchema:schema13.properties.spec.properties.registries.properties.mirrors,data:data23};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -3774,8 +3791,15 @@ vErrors.push(err54);
 errors++;
 }
 }
-else {
-const err55 = {instancePath:instancePath+"/spec/caddy/caddyfile",schemaPath:"#/properties/spec/properties/caddy/properties/caddyfile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.caddyfile.type,parentSchema:schema13.properties.spec.properties.caddy.properties.caddyfile,data:data24};
+if(data22.insecure !== undefined){
+let data25 = data22.insecure;
+if(Array.isArray(data25)){
+const len1 = data25.length;
+for(let i2=0; i2<len1; i2++){
+let data26 = data25[i2];
+if(typeof data26 === "string"){
+if(!pattern25.test(data26)){
+const err55 = {instancePath:instancePath+"/spec/registries/insecure/" + i2,schemaPath:"#/properties/spec/properties/registries/properties/insecure/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},message:"must match pattern \""+"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"+"\"",schema:"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$",parentSchema:schema13.properties.spec.properties.registries.properties.insecure.items,data:data26};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -3785,15 +3809,8 @@ vErrors.push(err55);
 errors++;
 }
 }
-if(data22.sites !== undefined){
-let data25 = data22.sites;
-if(Array.isArray(data25)){
-const len0 = data25.length;
-for(let i0=0; i0<len0; i0++){
-let data26 = data25[i0];
-if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
-if(data26.subdomain === undefined){
-const err56 = {instancePath:instancePath+"/spec/caddy/sites/" + i0,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/required",keyword:"required",params:{missingProperty: "subdomain"},message:"must have required property '"+"subdomain"+"'",schema:schema13.properties.spec.properties.caddy.properties.sites.items.required,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items,data:data26};
+else {
+const err56 = {instancePath:instancePath+"/spec/registries/insecure/" + i2,schemaPath:"#/properties/spec/properties/registries/properties/insecure/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.registries.properties.insecure.items.type,parentSchema:schema13.properties.spec.properties.registries.properties.insecure.items,data:data26};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -3802,8 +3819,19 @@ vErrors.push(err56);
 }
 errors++;
 }
-if(data26.backend === undefined){
-const err57 = {instancePath:instancePath+"/spec/caddy/sites/" + i0,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/required",keyword:"required",params:{missingProperty: "backend"},message:"must have required property '"+"backend"+"'",schema:schema13.properties.spec.properties.caddy.properties.sites.items.required,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items,data:data26};
+}
+let i3 = data25.length;
+let j1;
+if(i3 > 1){
+const indices1 = {};
+for(;i3--;){
+let item1 = data25[i3];
+if(typeof item1 !== "string"){
+continue;
+}
+if(typeof indices1[item1] == "number"){
+j1 = indices1[item1];
+const err57 = {instancePath:instancePath+"/spec/registries/insecure",schemaPath:"#/properties/spec/properties/registries/properties/insecure/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.registries.properties.insecure,data:data25};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -3811,10 +3839,14 @@ else {
 vErrors.push(err57);
 }
 errors++;
+break;
 }
-for(const key9 in data26){
-if(!((key9 === "subdomain") || (key9 === "backend"))){
-const err58 = {instancePath:instancePath+"/spec/caddy/sites/" + i0,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items,data:data26};
+indices1[item1] = i3;
+}
+}
+}
+else {
+const err58 = {instancePath:instancePath+"/spec/registries/insecure",schemaPath:"#/properties/spec/properties/registries/properties/insecure/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.registries.properties.insecure.type,parentSchema:schema13.properties.spec.properties.registries.properties.insecure,data:data25};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -3824,11 +3856,9 @@ vErrors.push(err58);
 errors++;
 }
 }
-if(data26.subdomain !== undefined){
-let data27 = data26.subdomain;
-if(typeof data27 === "string"){
-if(!pattern0.test(data27)){
-const err59 = {instancePath:instancePath+"/spec/caddy/sites/" + i0+"/subdomain",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/subdomain/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.subdomain,data:data27};
+}
+else {
+const err59 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.registries.type,parentSchema:schema13.properties.spec.properties.registries,data:data22};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -3838,8 +3868,11 @@ vErrors.push(err59);
 errors++;
 }
 }
-else {
-const err60 = {instancePath:instancePath+"/spec/caddy/sites/" + i0+"/subdomain",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/subdomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.subdomain.type,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.subdomain,data:data27};
+if(data9.allowedImagePrefix !== undefined){
+let data27 = data9.allowedImagePrefix;
+if(typeof data27 === "string"){
+if(!pattern27.test(data27)){
+const err60 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.allowedImagePrefix,data:data27};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -3849,11 +3882,8 @@ vErrors.push(err60);
 errors++;
 }
 }
-if(data26.backend !== undefined){
-let data28 = data26.backend;
-if(typeof data28 === "string"){
-if(!pattern3.test(data28)){
-const err61 = {instancePath:instancePath+"/spec/caddy/sites/" + i0+"/backend",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/backend/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:\\d{1,5}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:\\d{1,5}$"+"\"",schema:"^[A-Za-z0-9._-]+:\\d{1,5}$",parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.backend,data:data28};
+else {
+const err61 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.allowedImagePrefix.type,parentSchema:schema13.properties.spec.properties.allowedImagePrefix,data:data27};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -3863,8 +3893,11 @@ vErrors.push(err61);
 errors++;
 }
 }
-else {
-const err62 = {instancePath:instancePath+"/spec/caddy/sites/" + i0+"/backend",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/backend/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.backend.type,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.backend,data:data28};
+if(data9.dataDir !== undefined){
+let data28 = data9.dataDir;
+if(typeof data28 === "string"){
+if(!pattern28.test(data28)){
+const err62 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema13.properties.spec.properties.dataDir,data:data28};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -3874,9 +3907,8 @@ vErrors.push(err62);
 errors++;
 }
 }
-}
 else {
-const err63 = {instancePath:instancePath+"/spec/caddy/sites/" + i0,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.properties.sites.items.type,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items,data:data26};
+const err63 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dataDir.type,parentSchema:schema13.properties.spec.properties.dataDir,data:data28};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -3886,9 +3918,12 @@ vErrors.push(err63);
 errors++;
 }
 }
-}
-else {
-const err64 = {instancePath:instancePath+"/spec/caddy/sites",schemaPath:"#/properties/spec/properties/caddy/properties/sites/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.caddy.properties.sites.type,parentSchema:schema13.properties.spec.properties.caddy.properties.sites,data:data25};
+if(data9.caddy !== undefined){
+let data29 = data9.caddy;
+if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
+for(const key10 in data29){
+if(!((((key10 === "adminAddress") || (key10 === "caddyfile")) || (key10 === "sites")) || (key10 === "tls"))){
+const err64 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy,data:data29};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -3898,12 +3933,11 @@ vErrors.push(err64);
 errors++;
 }
 }
-if(data22.tls !== undefined){
-let data29 = data22.tls;
-if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
-for(const key10 in data29){
-if(!((key10 === "mode") || (key10 === "email"))){
-const err65 = {instancePath:instancePath+"/spec/caddy/tls",schemaPath:"#/properties/spec/properties/caddy/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy.properties.tls,data:data29};
+if(data29.adminAddress !== undefined){
+let data30 = data29.adminAddress;
+if(typeof data30 === "string"){
+if(func3(data30) < 1){
+const err65 = {instancePath:instancePath+"/spec/caddy/adminAddress",schemaPath:"#/properties/spec/properties/caddy/properties/adminAddress/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.adminAddress,data:data30};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -3913,10 +3947,8 @@ vErrors.push(err65);
 errors++;
 }
 }
-if(data29.mode !== undefined){
-let data30 = data29.mode;
-if(typeof data30 !== "string"){
-const err66 = {instancePath:instancePath+"/spec/caddy/tls/mode",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.tls.properties.mode.type,parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.mode,data:data30};
+else {
+const err66 = {instancePath:instancePath+"/spec/caddy/adminAddress",schemaPath:"#/properties/spec/properties/caddy/properties/adminAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.adminAddress.type,parentSchema:schema13.properties.spec.properties.caddy.properties.adminAddress,data:data30};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -3925,8 +3957,12 @@ vErrors.push(err66);
 }
 errors++;
 }
-if(!(((data30 === "internal") || (data30 === "acme")) || (data30 === "off"))){
-const err67 = {instancePath:instancePath+"/spec/caddy/tls/mode",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/mode/enum",keyword:"enum",params:{allowedValues: schema13.properties.spec.properties.caddy.properties.tls.properties.mode.enum},message:"must be equal to one of the allowed values",schema:schema13.properties.spec.properties.caddy.properties.tls.properties.mode.enum,parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.mode,data:data30};
+}
+if(data29.caddyfile !== undefined){
+let data31 = data29.caddyfile;
+if(typeof data31 === "string"){
+if(func3(data31) < 1){
+const err67 = {instancePath:instancePath+"/spec/caddy/caddyfile",schemaPath:"#/properties/spec/properties/caddy/properties/caddyfile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.caddyfile,data:data31};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -3936,11 +3972,8 @@ vErrors.push(err67);
 errors++;
 }
 }
-if(data29.email !== undefined){
-let data31 = data29.email;
-if(typeof data31 === "string"){
-if(!pattern29.test(data31)){
-const err68 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/pattern",keyword:"pattern",params:{pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"},message:"must match pattern \""+"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"+"\"",schema:"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.email,data:data31};
+else {
+const err68 = {instancePath:instancePath+"/spec/caddy/caddyfile",schemaPath:"#/properties/spec/properties/caddy/properties/caddyfile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.caddyfile.type,parentSchema:schema13.properties.spec.properties.caddy.properties.caddyfile,data:data31};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -3950,8 +3983,15 @@ vErrors.push(err68);
 errors++;
 }
 }
-else {
-const err69 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.tls.properties.email.type,parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.email,data:data31};
+if(data29.sites !== undefined){
+let data32 = data29.sites;
+if(Array.isArray(data32)){
+const len2 = data32.length;
+for(let i4=0; i4<len2; i4++){
+let data33 = data32[i4];
+if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
+if(data33.subdomain === undefined){
+const err69 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/required",keyword:"required",params:{missingProperty: "subdomain"},message:"must have required property '"+"subdomain"+"'",schema:schema13.properties.spec.properties.caddy.properties.sites.items.required,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items,data:data33};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -3960,10 +4000,8 @@ vErrors.push(err69);
 }
 errors++;
 }
-}
-}
-else {
-const err70 = {instancePath:instancePath+"/spec/caddy/tls",schemaPath:"#/properties/spec/properties/caddy/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.properties.tls.type,parentSchema:schema13.properties.spec.properties.caddy.properties.tls,data:data29};
+if(data33.backend === undefined){
+const err70 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/required",keyword:"required",params:{missingProperty: "backend"},message:"must have required property '"+"backend"+"'",schema:schema13.properties.spec.properties.caddy.properties.sites.items.required,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items,data:data33};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -3972,10 +4010,9 @@ vErrors.push(err70);
 }
 errors++;
 }
-}
-}
-else {
-const err71 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.type,parentSchema:schema13.properties.spec.properties.caddy,data:data22};
+for(const key11 in data33){
+if(!((key11 === "subdomain") || (key11 === "backend"))){
+const err71 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items,data:data33};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -3985,12 +4022,11 @@ vErrors.push(err71);
 errors++;
 }
 }
-if(data9.dns !== undefined){
-let data32 = data9.dns;
-if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
-for(const key11 in data32){
-if(!(((key11 === "address") || (key11 === "nameservers")) || (key11 === "zoneFile"))){
-const err72 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.dns,data:data32};
+if(data33.subdomain !== undefined){
+let data34 = data33.subdomain;
+if(typeof data34 === "string"){
+if(!pattern0.test(data34)){
+const err72 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/subdomain",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/subdomain/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.subdomain,data:data34};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -4000,11 +4036,8 @@ vErrors.push(err72);
 errors++;
 }
 }
-if(data32.address !== undefined){
-let data33 = data32.address;
-if(typeof data33 === "string"){
-if(!pattern30.test(data33)){
-const err73 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data33};
+else {
+const err73 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/subdomain",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/subdomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.subdomain.type,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.subdomain,data:data34};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -4014,8 +4047,11 @@ vErrors.push(err73);
 errors++;
 }
 }
-else {
-const err74 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.address.type,parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data33};
+if(data33.backend !== undefined){
+let data35 = data33.backend;
+if(typeof data35 === "string"){
+if(!pattern3.test(data35)){
+const err74 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/backend",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/backend/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:\\d{1,5}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:\\d{1,5}$"+"\"",schema:"^[A-Za-z0-9._-]+:\\d{1,5}$",parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.backend,data:data35};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -4025,15 +4061,8 @@ vErrors.push(err74);
 errors++;
 }
 }
-if(data32.nameservers !== undefined){
-let data34 = data32.nameservers;
-if(Array.isArray(data34)){
-const len1 = data34.length;
-for(let i1=0; i1<len1; i1++){
-let data35 = data34[i1];
-if(typeof data35 === "string"){
-if(!pattern31.test(data35)){
-const err75 = {instancePath:instancePath+"/spec/dns/nameservers/" + i1,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data35};
+else {
+const err75 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/backend",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/backend/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.backend.type,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.backend,data:data35};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -4043,8 +4072,9 @@ vErrors.push(err75);
 errors++;
 }
 }
+}
 else {
-const err76 = {instancePath:instancePath+"/spec/dns/nameservers/" + i1,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.nameservers.items.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data35};
+const err76 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.properties.sites.items.type,parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items,data:data33};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -4054,18 +4084,9 @@ vErrors.push(err76);
 errors++;
 }
 }
-let i2 = data34.length;
-let j0;
-if(i2 > 1){
-const indices0 = {};
-for(;i2--;){
-let item0 = data34[i2];
-if(typeof item0 !== "string"){
-continue;
 }
-if(typeof indices0[item0] == "number"){
-j0 = indices0[item0];
-const err77 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/uniqueItems",keyword:"uniqueItems",params:{i: i2, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i2+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data34};
+else {
+const err77 = {instancePath:instancePath+"/spec/caddy/sites",schemaPath:"#/properties/spec/properties/caddy/properties/sites/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.caddy.properties.sites.type,parentSchema:schema13.properties.spec.properties.caddy.properties.sites,data:data32};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -4073,14 +4094,14 @@ else {
 vErrors.push(err77);
 }
 errors++;
-break;
-}
-indices0[item0] = i2;
 }
 }
-}
-else {
-const err78 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.dns.properties.nameservers.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data34};
+if(data29.tls !== undefined){
+let data36 = data29.tls;
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+for(const key12 in data36){
+if(!((key12 === "mode") || (key12 === "email"))){
+const err78 = {instancePath:instancePath+"/spec/caddy/tls",schemaPath:"#/properties/spec/properties/caddy/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy.properties.tls,data:data36};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -4090,11 +4111,10 @@ vErrors.push(err78);
 errors++;
 }
 }
-if(data32.zoneFile !== undefined){
-let data36 = data32.zoneFile;
-if(typeof data36 === "string"){
-if(func3(data36) < 1){
-const err79 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data36};
+if(data36.mode !== undefined){
+let data37 = data36.mode;
+if(typeof data37 !== "string"){
+const err79 = {instancePath:instancePath+"/spec/caddy/tls/mode",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.tls.properties.mode.type,parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.mode,data:data37};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -4103,9 +4123,8 @@ vErrors.push(err79);
 }
 errors++;
 }
-}
-else {
-const err80 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.zoneFile.type,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data36};
+if(!(((data37 === "internal") || (data37 === "acme")) || (data37 === "off"))){
+const err80 = {instancePath:instancePath+"/spec/caddy/tls/mode",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/mode/enum",keyword:"enum",params:{allowedValues: schema13.properties.spec.properties.caddy.properties.tls.properties.mode.enum},message:"must be equal to one of the allowed values",schema:schema13.properties.spec.properties.caddy.properties.tls.properties.mode.enum,parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.mode,data:data37};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -4115,9 +4134,11 @@ vErrors.push(err80);
 errors++;
 }
 }
-}
-else {
-const err81 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.dns.type,parentSchema:schema13.properties.spec.properties.dns,data:data32};
+if(data36.email !== undefined){
+let data38 = data36.email;
+if(typeof data38 === "string"){
+if(!pattern31.test(data38)){
+const err81 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/pattern",keyword:"pattern",params:{pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"},message:"must match pattern \""+"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"+"\"",schema:"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.email,data:data38};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -4127,12 +4148,8 @@ vErrors.push(err81);
 errors++;
 }
 }
-if(data9.wireguard !== undefined){
-let data37 = data9.wireguard;
-if(data37 && typeof data37 == "object" && !Array.isArray(data37)){
-for(const key12 in data37){
-if(!(key12 === "container")){
-const err82 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard,data:data37};
+else {
+const err82 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.tls.properties.email.type,parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.email,data:data38};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -4142,11 +4159,9 @@ vErrors.push(err82);
 errors++;
 }
 }
-if(data37.container !== undefined){
-let data38 = data37.container;
-if(typeof data38 === "string"){
-if(!pattern9.test(data38)){
-const err83 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data38};
+}
+else {
+const err83 = {instancePath:instancePath+"/spec/caddy/tls",schemaPath:"#/properties/spec/properties/caddy/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.properties.tls.type,parentSchema:schema13.properties.spec.properties.caddy.properties.tls,data:data36};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -4156,8 +4171,9 @@ vErrors.push(err83);
 errors++;
 }
 }
+}
 else {
-const err84 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.container.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data38};
+const err84 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.type,parentSchema:schema13.properties.spec.properties.caddy,data:data29};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -4167,9 +4183,12 @@ vErrors.push(err84);
 errors++;
 }
 }
-}
-else {
-const err85 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.type,parentSchema:schema13.properties.spec.properties.wireguard,data:data37};
+if(data9.dns !== undefined){
+let data39 = data9.dns;
+if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
+for(const key13 in data39){
+if(!(((key13 === "address") || (key13 === "nameservers")) || (key13 === "zoneFile"))){
+const err85 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.dns,data:data39};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -4179,9 +4198,11 @@ vErrors.push(err85);
 errors++;
 }
 }
-}
-else {
-const err86 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.type,parentSchema:schema13.properties.spec,data:data9};
+if(data39.address !== undefined){
+let data40 = data39.address;
+if(typeof data40 === "string"){
+if(!pattern32.test(data40)){
+const err86 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data40};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -4191,14 +4212,191 @@ vErrors.push(err86);
 errors++;
 }
 }
-}
 else {
-const err87 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.type,parentSchema:schema13,data};
+const err87 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.address.type,parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data40};
 if(vErrors === null){
 vErrors = [err87];
 }
 else {
 vErrors.push(err87);
+}
+errors++;
+}
+}
+if(data39.nameservers !== undefined){
+let data41 = data39.nameservers;
+if(Array.isArray(data41)){
+const len3 = data41.length;
+for(let i5=0; i5<len3; i5++){
+let data42 = data41[i5];
+if(typeof data42 === "string"){
+if(!pattern33.test(data42)){
+const err88 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data42};
+if(vErrors === null){
+vErrors = [err88];
+}
+else {
+vErrors.push(err88);
+}
+errors++;
+}
+}
+else {
+const err89 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.nameservers.items.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data42};
+if(vErrors === null){
+vErrors = [err89];
+}
+else {
+vErrors.push(err89);
+}
+errors++;
+}
+}
+let i6 = data41.length;
+let j2;
+if(i6 > 1){
+const indices2 = {};
+for(;i6--;){
+let item2 = data41[i6];
+if(typeof item2 !== "string"){
+continue;
+}
+if(typeof indices2[item2] == "number"){
+j2 = indices2[item2];
+const err90 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i6+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data41};
+if(vErrors === null){
+vErrors = [err90];
+}
+else {
+vErrors.push(err90);
+}
+errors++;
+break;
+}
+indices2[item2] = i6;
+}
+}
+}
+else {
+const err91 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.dns.properties.nameservers.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data41};
+if(vErrors === null){
+vErrors = [err91];
+}
+else {
+vErrors.push(err91);
+}
+errors++;
+}
+}
+if(data39.zoneFile !== undefined){
+let data43 = data39.zoneFile;
+if(typeof data43 === "string"){
+if(func3(data43) < 1){
+const err92 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data43};
+if(vErrors === null){
+vErrors = [err92];
+}
+else {
+vErrors.push(err92);
+}
+errors++;
+}
+}
+else {
+const err93 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.zoneFile.type,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data43};
+if(vErrors === null){
+vErrors = [err93];
+}
+else {
+vErrors.push(err93);
+}
+errors++;
+}
+}
+}
+else {
+const err94 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.dns.type,parentSchema:schema13.properties.spec.properties.dns,data:data39};
+if(vErrors === null){
+vErrors = [err94];
+}
+else {
+vErrors.push(err94);
+}
+errors++;
+}
+}
+if(data9.wireguard !== undefined){
+let data44 = data9.wireguard;
+if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
+for(const key14 in data44){
+if(!(key14 === "container")){
+const err95 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard,data:data44};
+if(vErrors === null){
+vErrors = [err95];
+}
+else {
+vErrors.push(err95);
+}
+errors++;
+}
+}
+if(data44.container !== undefined){
+let data45 = data44.container;
+if(typeof data45 === "string"){
+if(!pattern9.test(data45)){
+const err96 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data45};
+if(vErrors === null){
+vErrors = [err96];
+}
+else {
+vErrors.push(err96);
+}
+errors++;
+}
+}
+else {
+const err97 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.container.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data45};
+if(vErrors === null){
+vErrors = [err97];
+}
+else {
+vErrors.push(err97);
+}
+errors++;
+}
+}
+}
+else {
+const err98 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.type,parentSchema:schema13.properties.spec.properties.wireguard,data:data44};
+if(vErrors === null){
+vErrors = [err98];
+}
+else {
+vErrors.push(err98);
+}
+errors++;
+}
+}
+}
+else {
+const err99 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.type,parentSchema:schema13.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err99];
+}
+else {
+vErrors.push(err99);
+}
+errors++;
+}
+}
+}
+else {
+const err100 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.type,parentSchema:schema13,data};
+if(vErrors === null){
+vErrors = [err100];
+}
+else {
+vErrors.push(err100);
 }
 errors++;
 }
@@ -4208,7 +4406,7 @@ return errors === 0;
 
 export const ServiceInstall = validate13;
 const schema14 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","required":["version"],"additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The catalog version admitted; a newer catalog version is reported, not applied.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}}}}}};
-const pattern35 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
+const pattern37 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -4503,7 +4701,7 @@ errors++;
 if(data9.version !== undefined){
 let data10 = data9.version;
 if(typeof data10 === "string"){
-if(!pattern35.test(data10)){
+if(!pattern37.test(data10)){
 const err24 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/pattern",keyword:"pattern",params:{pattern: "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},message:"must match pattern \""+"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"+"\"",schema:"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$",parentSchema:schema14.properties.spec.properties.version,data:data10};
 if(vErrors === null){
 vErrors = [err24];
@@ -5029,7 +5227,7 @@ return errors === 0;
 
 export const Connection = validate15;
 const schema16 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Connection","description":"A named egress exit (connections/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Connection","title":"Kind","description":"Always Connection."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Connection spec","description":"A named exit for the outbound traffic of services.","required":["type"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Type","description":"What kind of exit this is."},"interface":{"type":"string","title":"Interface","description":"Network interface of the exit inside cell-wireguard, such as wg_ext0.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},"failOpen":{"type":"boolean","title":"Fail open","description":"When the exit is down, let traffic take the normal route instead of dropping it.","default":false}}}}};
-const pattern42 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
+const pattern44 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
 
 function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -5347,7 +5545,7 @@ errors++;
 if(data9.interface !== undefined){
 let data11 = data9.interface;
 if(typeof data11 === "string"){
-if(!pattern42.test(data11)){
+if(!pattern44.test(data11)){
 const err26 = {instancePath:instancePath+"/spec/interface",schemaPath:"#/properties/spec/properties/interface/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$",parentSchema:schema16.properties.spec.properties.interface,data:data11};
 if(vErrors === null){
 vErrors = [err26];
@@ -5408,4 +5606,4 @@ errors++;
 validate15.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "43e1be3e6ac2ea4dd2bbf9e249d261b6f634555108fd1a2e1fbcfda6ebeb81fc";
+export const SCHEMA_FINGERPRINT = "c66a858dbb97f41753c9ad977da74f0e9d64cdcdbbb2257aa4552ae7d82c2881";

@@ -29,12 +29,13 @@ export interface ServiceContainersInput {
 }
 
 /**
- * The image-verification step: called once every image a container is about to be created from is
- * present locally (pulled if needed), before any container is created. A refusal stops the pass;
- * nothing is created.
+ * The image gate (reconcilers/images/gate.ts): called on the pass's own copy of the plan, once the
+ * images to create from are resolved and before anything is pulled or created. It makes every
+ * image present as it was verified (pulled by digest, through a mirror where the Cell has one) and
+ * points each container at the verified local image; `images` is completed so nothing is pulled
+ * again. It throws to refuse (a TerminalError for a bad artifact): nothing is created then.
  */
-export type ImageVerifier = (images: ReadonlyMap<string, ResolvedImage>) => Promise<ImageVerdict>;
-export type ImageVerdict = { verified: true } | { verified: false; reason: string; message: string };
+export type ImageGate = (plan: ServicePlan, images: Map<string, ResolvedImage>) => Promise<void>;
 
 export interface ApplyHooks {
   network: { name: string; subnet: string; ipRange?: string };
@@ -48,7 +49,7 @@ export interface ApplyHooks {
   progressing?: (summary: string, plan: ServicePlan, observed: ObservedContainer[]) => Promise<void>;
   /** Containers were created and are about to start (called at most once a pass). */
   starting?: () => void;
-  verifyImages?: ImageVerifier;
+  prepareImages?: ImageGate;
 }
 
 /** Why the service cannot converge as rendered: the caller's status says Stalled with this reason. */
@@ -105,6 +106,10 @@ export async function reconcileServiceContainers(docker: Dockerode, input: Servi
       return { outcome: 'converged', plan, observed, actions, changed: false };
     }
     plan = structuredClone(plan);
+    if (hooks.prepareImages) {
+      await hooks.prepareImages(plan, images);
+      actions = planContainers(plan, observed, { imagePresent: (ref) => images.get(ref)?.present });
+    }
     for (const action of actions) {
       if (action.type !== 'pull-image') continue;
       hooks.event({ reason: 'Pulling', message: `pulling ${action.image}` });
@@ -117,12 +122,6 @@ export async function reconcileServiceContainers(docker: Dockerode, input: Servi
       images.set(action.image, await resolveImage(docker, action.image));
     }
 
-    // Images resolved, nothing created yet: the place where image verification decides.
-    const verdict = hooks.verifyImages ? await hooks.verifyImages(images) : { verified: true as const };
-    if (!verdict.verified) {
-      applied = true; // a verdict, not a Docker failure: the status write below must not be lost
-      return { outcome: 'refused', reason: verdict.reason, message: verdict.message, problems: [] };
-    }
     for (const c of plan.containers) {
       const ref = String(c.create.Image);
       const resolved = images.get(ref);

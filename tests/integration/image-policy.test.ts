@@ -1,4 +1,4 @@
-/** Under `enforce`, a service whose image signature cannot be verified never runs (fail closed). */
+/** Under `enforce`, a service whose image signature cannot be verified never runs (fail closed): here the Cell trusts no key. */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,7 +24,7 @@ afterAll(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
 
-test('enforce without a signature verifier stalls every service and creates nothing', async () => {
+test('enforce without a trusted key stalls every service and creates nothing', async () => {
   const docker = new Dockerode();
   const op = new Operator({
     cellDir: path.join(root, 'cell'),
@@ -41,7 +41,7 @@ test('enforce without a signature verifier stalls every service and creates noth
   expect(statuses.length).toBe(5);
   for (const s of statuses) {
     expect(s.phase).toBe('Stalled');
-    expect(s.conditions.find((c) => c.type === 'Stalled')?.reason).toBe('SignatureNotVerifiable');
+    expect(s.conditions.find((c) => c.type === 'Stalled')?.reason).toBe('UnknownKey');
   }
   const created = await docker.listContainers({ all: true, filters: { label: ['ngo.pic.cell=pictest-enforce'] } });
   expect(created).toEqual([]);

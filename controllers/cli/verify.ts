@@ -1,0 +1,66 @@
+/**
+ * `pic verify IMAGE [--key FILE]... [--cell DIR] [--mirror REGISTRY=HOST]... [--insecure HOST]... [-o json]`:
+ * the cell's signature check of one image, from the command line, for service developers and
+ * admins. Keys come from --key, else from the Cell in --cell (which also gives its mirrors and
+ * insecure registries). Always asks the registry (no cache). Exit 0 verified, 1 refused.
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { dockerCredentials } from '../../reconcilers/images/credentials.js';
+import { loadPublicKeys } from '../../reconcilers/images/keys.js';
+import { registrySettingsOf, trustedKeyFiles } from '../../reconcilers/images/policy.js';
+import type { RegistrySettings } from '../../reconcilers/images/reference.js';
+import { RegistryClient } from '../../reconcilers/images/registry.js';
+import { verifyImage } from '../../reconcilers/images/verify.js';
+import { loadCell } from '../../state/cell.js';
+import { UsageError, type Io } from './usage.js';
+
+export const VERIFY_USAGE = `  pic verify IMAGE [--key FILE]... [--cell DIR] [--mirror REGISTRY=HOST]... [--insecure HOST]... [-o json]
+      Check the cosign signature of IMAGE (name@sha256:...) as the operator does.
+      Exit 0 verified, 1 refused (the reason is printed), 2 usage.`;
+
+export async function verifyCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      key: { type: 'string', multiple: true },
+      cell: { type: 'string' },
+      mirror: { type: 'string', multiple: true },
+      insecure: { type: 'string', multiple: true },
+      output: { type: 'string', short: 'o' },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError('pic verify takes one IMAGE, e.g. pic verify git.pic.ngo/roof/notes@sha256:<hex> --key cosign.pub');
+  if (values.output !== undefined && values.output !== 'json') throw new UsageError('pic verify takes -o json or no -o');
+  const reference = positionals[0] as string;
+
+  let keyFiles = (values.key ?? []).map((k) => path.resolve(k));
+  let settings: RegistrySettings = { mirrors: {}, insecure: [] };
+  if (values.cell) {
+    const cell = await loadCell(path.resolve(values.cell));
+    if (!cell.cell) {
+      io.err(`pic: ${cell.dir} has no valid Cell document; run pic validate ${cell.dir}`);
+      return 1;
+    }
+    settings = registrySettingsOf(cell.cell.spec);
+    if (keyFiles.length === 0) keyFiles = trustedKeyFiles(cell.cell.spec.imageVerification, cell.dir);
+  }
+  for (const m of values.mirror ?? []) {
+    const eq = m.indexOf('=');
+    if (eq <= 0 || eq === m.length - 1) throw new UsageError(`--mirror takes REGISTRY=HOST, e.g. git.pic.ngo=127.0.0.1:5000, not "${m}"`);
+    settings.mirrors[m.slice(0, eq)] = m.slice(eq + 1);
+  }
+  settings.insecure.push(...(values.insecure ?? []));
+  if (keyFiles.length === 0) throw new UsageError('pic verify needs a key: --key FILE, or --cell DIR whose Cell lists publicKey or publicKeys');
+
+  const keys = await loadPublicKeys(keyFiles);
+  // No cache: the command line always asks the registry, and keeps nothing.
+  const credentials = dockerCredentials();
+  const verdict = await verifyImage(reference, { keys, settings, clientFor: (endpoint) => new RegistryClient(endpoint, { credentials }) });
+  if (values.output === 'json') io.out(JSON.stringify(verdict, null, 2));
+  else if (verdict.ok) io.out(`verified: ${reference}\n  key:    ${verdict.keyFile} (sha256 ${verdict.keyId})\n  format: ${verdict.format}${verdict.transparencyLog ? ' (transparency-log entry present, not checked)' : ''}`);
+  else io.out(`refused: ${verdict.reason}: ${verdict.message}`);
+  return verdict.ok ? 0 : 1;
+}
+

@@ -1,0 +1,203 @@
+/**
+ * The image gate of a service: before anything of it is created, every image its template runs
+ * is checked (observe: cache, registry; decide: policy.ts), and when containers are to be made,
+ * missing images are pulled by digest and checked against what was verified (pull.ts).
+ *
+ * The host is the operator's context, described here by what the gate uses of it, so this room
+ * imports nothing from controllers/.
+ */
+import path from 'node:path';
+import type Dockerode from 'dockerode';
+import type { CellDocument } from '../../crds/types.js';
+import type { ResolvedImage } from '../containers/image.js';
+import { TerminalError } from '../errors.js';
+import type { CredentialLookup } from './credentials.js';
+import { digestOf, factOf, factsOf, type ImageFact, type VerificationFacts } from './facts.js';
+import type { TrustedKey } from './keys.js';
+import { decide, effectiveMode, registrySettingsOf, trustedKeyFiles } from './policy.js';
+import { localImageByDigest, pullByDigest } from './pull.js';
+import { parseImageReference, pullReference, type RegistrySettings } from './reference.js';
+import type { Verdict } from './verdict.js';
+import { ImageVerifier } from './verifier.js';
+
+interface StatusWriteLike {
+  file?: string;
+  generation: string;
+  ready: boolean;
+  reconciling?: { reason: string; message: string };
+  stalled?: { reason: string; message: string };
+  facts?: Record<string, unknown>;
+}
+
+/** What the gate needs of the operator (OperatorContext has all of it). */
+export interface ImageGateHost {
+  docker: Dockerode;
+  status: { dir: string; lastKnown(key: string): Promise<{ facts?: Record<string, unknown> } | undefined> };
+  event(key: string, type: 'Normal' | 'Warning', reason: string, message: string): void;
+  writeStatus(key: string, update: StatusWriteLike): Promise<void>;
+  logger: { info(message: string, meta?: object): unknown };
+}
+
+const verifiers = new WeakMap<object, ImageVerifier>();
+
+/**
+ * The verifier of this operator, made on first use: keyed by its status store, whose folder sits
+ * in the state directory that also holds the verification cache.
+ */
+export function imageVerifierOf(host: ImageGateHost): ImageVerifier {
+  let verifier = verifiers.get(host.status);
+  if (!verifier) {
+    verifier = new ImageVerifier(path.dirname(host.status.dir));
+    verifiers.set(host.status, verifier);
+  }
+  return verifier;
+}
+
+export interface ServiceGateInput {
+  key: string;
+  file?: string;
+  generation: string;
+  cell: CellDocument;
+  cellDir: string;
+  template: string;
+}
+
+/** What the gate let through: the facts for the status, and the pull of what is missing. */
+export class ServiceImages {
+  constructor(
+    readonly facts: VerificationFacts,
+    /** Under enforce, the references that verified: nothing else may be created. */
+    private readonly enforced: ReadonlySet<string> | undefined,
+    private readonly host: ImageGateHost,
+    private readonly key: string,
+    /** The document the statuses written during a pull speak of. */
+    private readonly document: { file?: string; generation: string },
+    private readonly settings: RegistrySettings,
+    private readonly credentials: CredentialLookup,
+  ) {}
+
+  /**
+   * Before containers are created: every pinned image the plan runs is made present (pulled by
+   * digest, through the mirror), and each container is given the local image Id, so the
+   * container runs exactly the image that was verified. `images` (reference → what Docker holds)
+   * is completed so the container planner sees them present.
+   */
+  async ensurePresent(plan: { containers: { create: { Image?: string } }[] }, images: Map<string, ResolvedImage>): Promise<void> {
+    for (const container of plan.containers) {
+      const ref = String(container.create.Image ?? '');
+      if (this.enforced && !this.enforced.has(ref)) {
+        const message = `${ref} is to be run but its signature was not verified (the template declares other images than the rendered containers run); image verification is enforce, so nothing of this service is created`;
+        throw new TerminalError(message, 'Unsigned');
+      }
+      const image = parseImageReference(ref);
+      // Only what is about to be created: the caller resolved exactly those references.
+      if (!image?.digest || !images.has(ref)) continue;
+      const known = images.get(ref);
+      let id = known?.present ? known.id : undefined;
+      if (!id) {
+        const pullRef = pullReference(image, this.settings);
+        id = await localImageByDigest(this.host.docker, pullRef);
+        if (!id) {
+          this.host.event(this.key, 'Normal', 'Pulling', `pulling ${pullRef}`);
+          const progress = await this.pullStatus(pullRef);
+          let report;
+          try {
+            report = await pullByDigest(this.host.docker, pullRef, { progress: (line) => this.host.logger.info(line, { key: this.key }), summary: progress.update }, this.credentials);
+          } catch (err) {
+            this.host.event(this.key, 'Warning', 'PullFailed', (err as Error).message);
+            throw err;
+          } finally {
+            await progress.settled();
+          }
+          id = await localImageByDigest(this.host.docker, pullRef);
+          if (!id) {
+            const message = `after pulling ${pullRef}, Docker holds no image with that digest among its RepoDigests; refusing to run what was not verified`;
+            this.host.event(this.key, 'Warning', 'DigestMismatch', message);
+            throw new TerminalError(message, 'DigestMismatch');
+          }
+          this.host.event(this.key, 'Normal', 'Pulled', `pulled ${pullRef}: ${report.layers} layer${report.layers === 1 ? '' : 's'}, ${report.bytes} bytes`);
+        }
+      }
+      const resolved = { present: true, id };
+      images.set(ref, resolved);
+      images.set(id, resolved);
+      container.create.Image = id;
+    }
+  }
+
+  /**
+   * The service's status while an image is pulled, for `pic watch`: Reconciling with reason
+   * Pulling and the layers and bytes so far, rewritten at most once a second.
+   */
+  private async pullStatus(pullRef: string): Promise<{ update: (r: { done: number; layers: number; bytes: number }) => void; settled: () => Promise<void> }> {
+    const facts = (await this.host.status.lastKnown(this.key))?.facts;
+    let last: Promise<void> = Promise.resolve();
+    let lastAt = 0;
+    const write = (message: string): void => {
+      lastAt = Date.now();
+      last = last.then(() => this.host.writeStatus(this.key, { ...this.document, ready: false, reconciling: { reason: 'Pulling', message }, ...(facts ? { facts } : {}) })).catch(() => undefined);
+    };
+    write(`pulling ${pullRef}`);
+    return {
+      update: (r) => {
+        if (Date.now() - lastAt < 1000 && r.done < r.layers) return;
+        write(`pulling ${pullRef}: ${r.done}/${r.layers} layers, ${r.bytes} bytes`);
+      },
+      settled: () => last,
+    };
+  }
+}
+
+/**
+ * The gate of one service, called before anything of it is created. Under `enforce` a refused
+ * image writes the status (Stalled for a bad artifact, Reconciling for an unreachable registry)
+ * and throws (a TerminalError, or a plain error to be retried): the caller then creates nothing
+ * and whatever ran before keeps running.
+ */
+export async function verifyServiceImages(host: ImageGateHost, input: ServiceGateInput): Promise<ServiceImages> {
+  const section = input.cell.spec.imageVerification as unknown;
+  const mode = effectiveMode(section);
+  const settings = registrySettingsOf(input.cell.spec);
+  const verifier = imageVerifierOf(host);
+  const containers = verifier.containersOf(input.template);
+  const references = [...new Set(containers.map((c) => c.image))].sort();
+  const facts: ImageFact[] = [];
+  const verdicts: Verdict[] = [];
+  const keyFiles = trustedKeyFiles(section, input.cellDir);
+  if (mode === 'off' || (mode === 'warn' && keyFiles.length === 0)) {
+    for (const reference of references) facts.push({ reference, ...digestOf(reference), verified: 'skipped', ...(mode === 'warn' ? { reason: 'NoKey' } : {}) });
+    return new ServiceImages(factsOf(mode, facts, containers), undefined, host, input.key, { file: input.file, generation: input.generation }, settings, verifier.credentials);
+  }
+  let keys: TrustedKey[];
+  try {
+    keys = verifier.keys(keyFiles);
+  } catch (err) {
+    const message = `${(err as Error).message} (spec.imageVerification of ${input.cell.metadata.name})`;
+    if (mode === 'enforce') {
+      await host.writeStatus(input.key, { file: input.file, generation: input.generation, ready: false, stalled: { reason: 'UnknownKey', message } });
+      throw new TerminalError(message, 'UnknownKey');
+    }
+    keys = [];
+  }
+  for (const reference of references) {
+    const { verdict, cached } = await verifier.verify(reference, keys, settings);
+    verdicts.push(verdict);
+    facts.push(factOf(verdict));
+    if (verdict.ok && !cached) host.event(input.key, 'Normal', 'Verified', `${reference}: signature verified with ${verdict.keyFile} (${verdict.format}${verdict.transparencyLog ? ', with a transparency-log entry' : ''})`);
+  }
+  const decision = decide(mode, verdicts);
+  const gateFacts = factsOf(mode, facts, containers);
+  if (!decision.proceed) {
+    const previous = await host.status.lastKnown(input.key);
+    const update = { file: input.file, generation: input.generation, ready: false, facts: { ...(previous?.facts ?? {}), ...gateFacts } };
+    if (decision.retry) {
+      await host.writeStatus(input.key, { ...update, reconciling: { reason: decision.refused.reason, message: decision.message } });
+      throw new Error(decision.message);
+    }
+    await host.writeStatus(input.key, { ...update, stalled: { reason: decision.refused.reason, message: decision.message } });
+    throw new TerminalError(decision.message, decision.refused.reason);
+  }
+  const verified = mode === 'enforce' ? new Set(verdicts.filter((v) => v.ok).map((v) => v.reference)) : undefined;
+  return new ServiceImages(gateFacts, verified, host, input.key, { file: input.file, generation: input.generation }, settings, verifier.credentials);
+}
+
