@@ -1,8 +1,10 @@
+import path from 'node:path';
 import type Dockerode from 'dockerode';
 import type winston from 'winston';
 import type { CellDocument } from '../crds/types.js';
 import { cellContextOf, type CellContext } from '../reconcilers/containers/desired.js';
 import { computeConditions, phaseOf } from '../state/conditions.js';
+import { ImageVerifier } from '../reconcilers/images/index.js';
 import type { EventLog } from '../state/events.js';
 import { parsePool, type IpAllocationStore } from '../state/ip-allocation.js';
 import { dynamicRangeFor } from '../reconcilers/containers/network.js';
@@ -33,7 +35,13 @@ export class OperatorContext {
     readonly logger: winston.Logger,
     readonly dataDir: string,
     readonly clock: () => Date = () => new Date(),
-  ) {}
+  ) {
+    // The data directory is <state dir>/data (state/state-dir.ts).
+    this.imageVerifier = new ImageVerifier(path.dirname(dataDir));
+  }
+
+  /** Signature checks of images: its cache (in the state directory), clients and tokens. */
+  readonly imageVerifier: ImageVerifier;
 
   cellName = '';
   network: { name: string; subnet: string; ipRange?: string } = { name: 'cell-network', subnet: '172.20.0.0/16' };

@@ -6,7 +6,6 @@
  * The host is the operator's context, described here by what the gate uses of it, so this room
  * imports nothing from controllers/.
  */
-import path from 'node:path';
 import type Dockerode from 'dockerode';
 import type { CellDocument } from '../../crds/types.js';
 import type { ResolvedImage } from '../containers/image.js';
@@ -36,21 +35,8 @@ export interface ImageGateHost {
   event(key: string, type: 'Normal' | 'Warning', reason: string, message: string): void;
   writeStatus(key: string, update: StatusWriteLike): Promise<void>;
   logger: { info(message: string, meta?: object): unknown };
-}
-
-const verifiers = new WeakMap<object, ImageVerifier>();
-
-/**
- * The verifier of this operator, made on first use: keyed by its status store, whose folder sits
- * in the state directory that also holds the verification cache.
- */
-export function imageVerifierOf(host: ImageGateHost): ImageVerifier {
-  let verifier = verifiers.get(host.status);
-  if (!verifier) {
-    verifier = new ImageVerifier(path.dirname(host.status.dir));
-    verifiers.set(host.status, verifier);
-  }
-  return verifier;
+  /** The operator's verifier: its cache, registry clients and tokens live as long as the operator. */
+  imageVerifier: ImageVerifier;
 }
 
 export interface ServiceGateInput {
@@ -158,7 +144,7 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
   const section = input.cell.spec.imageVerification as unknown;
   const mode = effectiveMode(section);
   const settings = registrySettingsOf(input.cell.spec);
-  const verifier = imageVerifierOf(host);
+  const verifier = host.imageVerifier;
   const containers = verifier.containersOf(input.template);
   const references = [...new Set(containers.map((c) => c.image))].sort();
   const facts: ImageFact[] = [];

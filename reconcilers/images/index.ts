@@ -12,7 +12,7 @@
  *   gate.ts       verifyServiceImages, for the service reconcile
  */
 export { ImageVerifier, templateImages } from './verifier.js';
-export { imageVerifierOf, ServiceImages, verifyServiceImages, type ImageGateHost, type ServiceGateInput } from './gate.js';
+export { ServiceImages, verifyServiceImages, type ImageGateHost, type ServiceGateInput } from './gate.js';
 export { describeVerification, type ImageFact, type VerificationFacts } from './facts.js';
 export { verifyImage } from './verify.js';
 export type { Verdict, Verified, Refused, RefusalReason, SignatureFormat } from './verdict.js';

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import Dockerode from 'dockerode';
 import { createLogger } from '../../controllers/logging.js';
 import { Operator } from '../../controllers/operator.js';
-import { ImageVerifier, imageVerifierOf } from '../../reconcilers/images/index.js';
+import { ImageVerifier } from '../../reconcilers/images/index.js';
 import { loadPublicKeys } from '../../reconcilers/images/keys.js';
 import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
       if (i > 600) throw new Error(`only ${ready} of ${SERVICES} services became Ready`);
       await new Promise((r) => setTimeout(r, 250));
     }
-    const verifier = imageVerifierOf(op.ctx);
+    const verifier = op.ctx.imageVerifier;
     const registryRequests: number[] = [];
     const dockerRequests: number[] = [];
     const listings: number[] = [];
