@@ -106,6 +106,8 @@ export async function loadDocumentFiles(files: string[]): Promise<DesiredDocumen
 /** What one file holds, each document checked against its kind's schema (defaults applied). */
 interface CheckedFile {
   problems: Problem[];
+  /** Problems of documents that were accepted all the same (a Cell read as failing closed). */
+  warnings: Problem[];
   documents: ({ valid: Sourced<CellObject> } | { rejected: DesiredDocuments['rejected'][number] })[];
 }
 
@@ -115,9 +117,16 @@ const checkedFiles = new FileMemo<CheckedFile>();
 function checkFile(file: string): CheckedFile {
   return checkedFiles.get([file], '', () => {
     const parsed = readYamlFile(file);
-    const out: CheckedFile = { problems: parsed.problems, documents: [] };
+    const out: CheckedFile = { problems: parsed.problems, warnings: [], documents: [] };
     for (const document of parsed.documents) {
       const docProblems = validateDocument(document.value, document.label);
+      const closed = docProblems.length > 0 ? failClosedCell(document.value, docProblems) : undefined;
+      if (closed && validateDocument(closed, document.label).length === 0) {
+        // ADR 001: a verification setting that cannot be read means enforce; the rest of the Cell holds.
+        for (const p of docProblems) out.warnings.push({ ...p, message: `${p.message}; image verification is taken as "enforce" until this is fixed` });
+        out.documents.push({ valid: { file: document.label, index: document.index, doc: applyDocumentDefaults(closed) as CellObject } });
+        continue;
+      }
       if (docProblems.length > 0) {
         const key = claimedKey(document.value);
         out.documents.push({ rejected: { ...(key ? { key } : {}), file: document.label, problems: docProblems } });
@@ -130,11 +139,28 @@ function checkFile(file: string): CheckedFile {
   });
 }
 
+/**
+ * A Cell whose only problems are in spec.imageVerification, with that section replaced by
+ * `enforce` and whatever keys it names that can be read; undefined for any other document.
+ */
+function failClosedCell(value: unknown, problems: Problem[]): unknown {
+  if (!problems.every((p) => p.pointer === '/spec/imageVerification' || p.pointer.startsWith('/spec/imageVerification/'))) return undefined;
+  const v = value as { kind?: unknown; spec?: { imageVerification?: unknown } };
+  if (v?.kind !== 'Cell' || typeof v.spec !== 'object' || v.spec === null) return undefined;
+  const section = v.spec.imageVerification as { publicKey?: unknown; publicKeys?: unknown } | undefined;
+  const keys: Record<string, unknown> = {};
+  if (typeof section === 'object' && section !== null) {
+    if (typeof section.publicKey === 'string') keys.publicKey = section.publicKey;
+    if (Array.isArray(section.publicKeys) && section.publicKeys.every((k) => typeof k === 'string')) keys.publicKeys = section.publicKeys;
+  }
+  return { ...v, spec: { ...v.spec, imageVerification: { ...keys, mode: 'enforce' } } };
+}
+
 function collectDocuments(dir: string, files: string[], problems: Problem[]): DesiredDocuments {
   const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], unreadable: [], files };
   for (const file of files) {
     const checked = checkFile(file);
-    out.problems.push(...checked.problems);
+    out.problems.push(...checked.problems, ...checked.warnings);
     if (checked.problems.length > 0) out.unreadable.push({ file, problems: checked.problems });
     else if (checked.documents.length === 0) {
       out.unreadable.push({ file, problems: [{ file, pointer: '', message: 'holds no document; to uninstall what it declared, delete the file' }] });

@@ -172,10 +172,27 @@ describe('under enforce', () => {
     expect((await status.get('ServiceInstall/legacy'))?.phase).toBe('Ready');
   }, 120_000);
 
-  test('an imageVerification section that cannot be read refuses rather than weakens', async () => {
+  test('an imageVerification section that cannot be read behaves as enforce: signed images still run, nothing unverified is admitted', async () => {
     const before = await containerOf('legacy');
-    await writeDocumentFile(path.join(cell.cellDir, 'cell.yaml'), cellDocument(['./old.pub']).replace('mode: enforce', 'mode: strict'));
-    await phaseOf('legacy', 'Stalled');
+    const unsigned = await containerOf('unsigned');
+    // Under warn the unsigned image would be admitted: first make it so, to see the fallback refuse it.
+    await writeDocumentFile(path.join(cell.cellDir, 'cell.yaml'), cellDocument(['./old.pub', './new.pub'], 'warn'));
+    await phaseOf('unsigned', 'Ready');
+    const changedAt = new Date().toISOString();
+    await writeDocumentFile(path.join(cell.cellDir, 'cell.yaml'), cellDocument(['./old.pub', './new.pub']).replace('mode: enforce', 'mode: strict'));
+    // Refused as enforce would (the registry is down since the last test, so it is retried: not
+    // admitted either way), and what ran keeps running.
+    await waitFor('unsigned refused under the fallback', async () => {
+      const st = await status.get('ServiceInstall/unsigned');
+      return st && st.updatedAt > changedAt && st.phase !== 'Ready' && st.conditions.some((c) => c.status === 'True' && ['Unsigned', 'RegistryUnreachable'].includes(c.reason)) ? st : undefined;
+    });
+    expect((await containerOf('unsigned'))?.Id).toBe(unsigned?.Id);
+    // The same keys verified these before (cached): they stay Ready under the enforce it falls back to.
+    await waitFor('legacy checked again under the fallback', async () => {
+      const st = await status.get('ServiceInstall/legacy');
+      return st && st.updatedAt > changedAt && st.phase === 'Ready' && String(st.facts?.verification).includes('verified with') ? st : undefined;
+    });
+    expect((await status.get('ServiceInstall/bundle'))?.phase).toBe('Ready');
     expect((await containerOf('legacy'))?.Id).toBe(before?.Id);
     expect(await containerOf('late')).toBeUndefined();
   }, 120_000);
