@@ -1,10 +1,10 @@
 /**
- * The registry's HTTP exchanges, through node:http/https like reconcilers/shared/http.ts (see
- * there why not `fetch`), but keeping what a registry client needs and that helper drops: the
- * answer's headers and its exact bytes (digests are computed over them).
+ * The registry's HTTP exchanges, through reconcilers/shared/http.ts (see there why not `fetch`):
+ * redirects followed with credentials kept to the registry's own host, and every failure to get an
+ * answer as one TransportError.
  */
-import http from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import { httpRequest, HttpRequestError } from '../shared/http.js';
 
 export interface RawAnswer {
   status: number;
@@ -53,33 +53,13 @@ export async function rawRequest(url: string, options: RawRequest): Promise<RawA
   }
 }
 
-function once(target: URL, headers: Record<string, string>, options: RawRequest): Promise<RawAnswer> {
-  const transport = target.protocol === 'https:' ? https : http;
-  return new Promise<RawAnswer>((resolve, reject) => {
-    let settled = false;
-    const finish = (err: TransportError | undefined, answer?: RawAnswer): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(deadline);
-      if (err) {
-        req.destroy();
-        reject(err);
-      } else resolve(answer!);
-    };
-    const req = transport.request(target, { method: options.method ?? 'GET', headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > options.maxBytes) finish(new TransportError(`${target.host} answered more than ${options.maxBytes} bytes for ${target.pathname}`, 'ETOOLARGE'));
-        else chunks.push(chunk);
-      });
-      res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), url: target.href }));
-      res.on('error', (err: NodeJS.ErrnoException) => finish(new TransportError(err.message, err.code ?? 'ERESPONSE')));
-      res.on('aborted', () => finish(new TransportError('the connection closed in the middle of the answer', 'ECONNRESET')));
-    });
-    const deadline = setTimeout(() => finish(new TransportError(`no answer from ${target.host} within ${options.timeoutMs} ms`, 'TIMEOUT')), options.timeoutMs);
-    req.on('error', (err: NodeJS.ErrnoException) => finish(new TransportError(`${target.host}: ${err.message}`, err.code ?? 'EREQUEST')));
-    req.end();
-  });
+async function once(target: URL, headers: Record<string, string>, options: RawRequest): Promise<RawAnswer> {
+  try {
+    const answer = await httpRequest(target.href, { method: options.method ?? 'GET', headers, timeoutMs: options.timeoutMs, maxBytes: options.maxBytes });
+    return { status: answer.status, headers: answer.headers, body: answer.body, url: target.href };
+  } catch (err) {
+    if (!(err instanceof HttpRequestError)) throw err;
+    const why = err.code === 'ETOOLARGE' ? `answered more than ${options.maxBytes} bytes for ${target.pathname}` : err.message;
+    throw new TransportError(`${target.host}: ${why}`, err.code);
+  }
 }

@@ -13,11 +13,15 @@ import https from 'node:https';
 
 export interface HttpAnswer {
   status: number;
+  /** The body as UTF-8 text. */
   text: string;
+  /** The body's exact bytes (digests are computed over them). */
+  body: Buffer;
+  headers: http.IncomingHttpHeaders;
 }
 
 export interface HttpRequestOptions {
-  method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
   headers?: Record<string, string>;
   body?: string;
   /** The whole exchange: connect, send, and read the answer. */
@@ -77,7 +81,10 @@ export function httpRequest(url: string, options: HttpRequestOptions): Promise<H
         if (size > maxBytes) finish(new HttpRequestError(`the answer is longer than ${maxBytes} bytes`, 'ETOOLARGE', true));
         else chunks.push(chunk);
       });
-      res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        finish(undefined, { status: res.statusCode ?? 0, text: body.toString('utf8'), body, headers: res.headers });
+      });
       res.on('error', (err: NodeJS.ErrnoException) => finish(new HttpRequestError(err.message, err.code ?? 'ERESPONSE', true)));
       res.on('aborted', () => finish(new HttpRequestError('the connection closed in the middle of the answer', 'ECONNRESET', true)));
     });
