@@ -4,7 +4,7 @@
  * the command. A command is a value; controllers/cli/registry.ts lists them, one line each.
  */
 import { parseArgs } from 'node:util';
-import { safeLine } from './safe-text.js';
+import { safeLine } from '../safe-text.js';
 import { UsageError, type Io } from './usage.js';
 
 export interface Flag {

@@ -12,7 +12,7 @@ import { loadCell } from '../../state/cell.js';
 import { CredentialsStore } from '../../state/credentials.js';
 import { CELL_FLAG, parseCommandArgs, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
 import { toJsonText } from './output.js';
-import { safeLine } from './safe-text.js';
+import { safeLine } from '../safe-text.js';
 import { openStateDirForReading } from './state-location.js';
 import { requireFolder } from './run.js';
 import { UsageError, type Io } from './usage.js';

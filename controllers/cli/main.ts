@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { commandHelp, overviewHelp, parseCommandArgs, splitCommandLine, type Command } from './command.js';
 import { COMMANDS } from './registry.js';
-import { safeLine, safeText } from './safe-text.js';
+import { safeLine, safeText } from '../safe-text.js';
 import { NotFoundError } from './state-location.js';
 import { UsageError, type Io } from './usage.js';
 import { InternalError } from './validate.js';

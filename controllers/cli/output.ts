@@ -6,7 +6,7 @@
  */
 import { JSONPath } from 'jsonpath-plus';
 import { Document, visit } from 'yaml';
-import { hasUnsafe, safeLine, toSafeJson } from './safe-text.js';
+import { hasUnsafe, safeLine, toSafeJson, unicodeEscaped } from '../safe-text.js';
 import { UsageError } from './usage.js';
 
 export type Output =
@@ -56,8 +56,7 @@ export function toYamlText(value: unknown): string {
   });
   const text = doc.toString({ lineWidth: 0 }).trimEnd();
   // Only double-quoted scalars can still hold such characters; replace any the library kept raw.
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/gu, (ch) => `\\u${(ch.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
+  return unicodeEscaped(text);
 }
 
 type Token = { text: string } | { expr: string } | { range: string; body: Token[] };

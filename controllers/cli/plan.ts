@@ -5,7 +5,7 @@ import { StateDir } from '../../state/state-dir.js';
 import { planCell } from '../plan-cell.js';
 import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command } from './command.js';
 import { connectDocker, requireFolder } from './run.js';
-import { safeLine } from './safe-text.js';
+import { safeLine } from '../safe-text.js';
 import { chooseStateDir } from './state-location.js';
 import { UsageError } from './usage.js';
 

@@ -7,7 +7,7 @@ import type { DocumentStatus } from '../../state/status-types.js';
 import { createLogger } from '../logging.js';
 import { Operator } from '../operator.js';
 import { CELL_FLAG, LOG_FORMAT_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
-import { safeLine } from './safe-text.js';
+import { safeLine } from '../safe-text.js';
 import { chooseStateDir, recordStateDir } from './state-location.js';
 import { renderTable } from './status-views.js';
 import { UsageError, type Io } from './usage.js';

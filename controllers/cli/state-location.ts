@@ -15,7 +15,7 @@ import path from 'node:path';
 import { writeFileAtomic } from '../../state/atomic-write.js';
 import { CELL_FILE } from '../../state/desired.js';
 import { DEFAULT_STATE_DIR, StateDir } from '../../state/state-dir.js';
-import { safeLine } from './safe-text.js';
+import { safeLine } from '../safe-text.js';
 import { UsageError } from './usage.js';
 
 /** Where a cell folder records the state directory of the operator that converges it. */

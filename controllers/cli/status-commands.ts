@@ -4,7 +4,7 @@ import { StatusStore, watchStatusDir, type UnreadableStatus } from '../../state/
 import type { DocumentStatus } from '../../state/status-types.js';
 import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Context, type Parsed } from './command.js';
 import { parseOutput, toJsonText, type Output } from './output.js';
-import { safeLine } from './safe-text.js';
+import { safeLine } from '../safe-text.js';
 import { openStateDirForReading } from './state-location.js';
 import { GET_OUTPUTS, renderDescribe, renderGet, renderTable, renderWatchFrame } from './status-views.js';
 import { UsageError } from './usage.js';

@@ -2,7 +2,7 @@ import { findCondition, isConditionTrue } from '../../state/conditions.js';
 import type { UnreadableStatus } from '../../state/status-store.js';
 import type { Condition, DocumentStatus, OperatorEvent } from '../../state/status-types.js';
 import { listObject, renderJsonPath, renderNames, toJsonText, toYamlText, type Output } from './output.js';
-import { safeLine, safeText } from './safe-text.js';
+import { safeLine, safeText } from '../safe-text.js';
 
 /**
  * What `pic get`, `pic describe` and `pic watch` print. Pure and deterministic: the statuses and

@@ -9,7 +9,7 @@ import { loadCell } from '../../state/cell.js';
 import { CELL_FILE, loadDocumentFiles } from '../../state/desired.js';
 import { parseJsonText } from '../../state/yaml-documents.js';
 import type { Command } from './command.js';
-import { safeLine } from './safe-text.js';
+import { safeLine } from '../safe-text.js';
 import { UsageError } from './usage.js';
 
 export type PathKind = 'manifest' | 'service' | 'catalog' | 'cell' | 'documents' | 'missing' | 'unknown';

@@ -1,4 +1,4 @@
-import { hasUnsafe, safeJson, safeLine, safeText, toSafeJson } from '../../controllers/cli/safe-text.js';
+import { hasUnsafe, safeJson, safeLine, safeText, toSafeJson } from '../../controllers/safe-text.js';
 
 /** Nothing a terminal acts on: no C0/C1 control, DEL, bidi, zero-width or line-separator character. */
 // eslint-disable-next-line no-control-regex

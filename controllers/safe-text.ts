@@ -6,7 +6,7 @@
  * visible escape instead (`\x1b`, `\r`, `\u{202e}`), so the bytes never reach the terminal raw.
  *
  * The one place that decides which characters are unsafe; the CLI views, the validate report and
- * the logger all go through it.
+ * the logger (controllers/logging.ts) all go through it.
  */
 
 /**
@@ -55,6 +55,14 @@ export function safeText(text: string): string {
  */
 export function safeJson(json: string): string {
   return json.replace(UNSAFE_IN_JSON, (ch) => `\\u${(ch.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * Every unsafe character except newline as `\uXXXX`: for text whose only strings are
+ * double-quoted YAML scalars, where that escape means the same character.
+ */
+export function unicodeEscaped(text: string): string {
+  return text.replace(UNSAFE_KEEP_NEWLINES, (ch) => `\\u${(ch.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`);
 }
 
 /** JSON.stringify, made safe for a terminal. */
