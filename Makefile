@@ -30,23 +30,25 @@ images: host
 
 DEMO_STATE ?= $(CURDIR)/.demo/state
 
+# pic run records its state directory in examples/cell/.pic/state-dir, so every later command
+# given --cell examples/cell (or run inside that folder) finds .demo/state without being told.
 # Validate the examples, converge the example cell once, and show what runs. The cell stays up;
 # `make demo-clean` takes it down (volumes included).
 demo: build images
 	@bin/pic validate examples/store examples/cell && echo "examples/store and examples/cell are valid"
 	@bin/pic run --once --log-format text --cell examples/cell --state-dir $(DEMO_STATE)
 	@echo
-	@bin/pic get -o wide --state-dir $(DEMO_STATE)
+	@bin/pic get -o wide --cell examples/cell
 	@echo
-	@echo "The demo cell runs. Follow it with: bin/pic watch --state-dir $(DEMO_STATE)"
-	@echo "Keep it converging:               bin/pic run --cell examples/cell --state-dir $(DEMO_STATE)"
+	@echo "The demo cell runs. Follow it with: bin/pic watch --cell examples/cell"
+	@echo "Keep it converging:               bin/pic run --cell examples/cell"
 	@echo "Take it down:                      make demo-clean"
 
 demo-clean:
 	@ids=$$(docker ps -aq --filter label=ngo.pic.cell=demo); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
 	@vols=$$(docker volume ls -q --filter label=ngo.pic.cell=demo); [ -z "$$vols" ] || docker volume rm $$vols >/dev/null
 	@docker network rm cell-network >/dev/null 2>&1 || true
-	@rm -rf $(DEMO_STATE)
+	@rm -rf $(DEMO_STATE) examples/cell/.pic
 	@echo "demo cell removed"
 
 unit: build
