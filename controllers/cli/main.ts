@@ -74,18 +74,23 @@ function isBug(err: unknown): boolean {
 }
 
 /** Run the pic command line; returns the exit code instead of exiting, so tests can call it. */
-export async function main(argv: string[], io: Io, signal: AbortSignal = new AbortController().signal): Promise<number> {
+export function main(argv: string[], io: Io, signal: AbortSignal = new AbortController().signal): Promise<number> {
+  return runCommandLine(argv, io, signal, ALL_COMMANDS);
+}
+
+/** The dispatcher over a given command table: help, flags, and the mapping of errors to exit codes. */
+export async function runCommandLine(argv: string[], io: Io, signal: AbortSignal, commands: readonly Command[]): Promise<number> {
   const { command: name, args, leading } = splitCommandLine(argv);
-  const ctx = { io, signal, commands: ALL_COMMANDS };
+  const ctx = { io, signal, commands };
   let command: Command | undefined;
   try {
     if (name === undefined) {
       if (leading.includes('--version')) return await versionCommand.run({ values: {}, positionals: [] }, ctx);
-      io.out(overviewHelp(ALL_COMMANDS));
+      io.out(overviewHelp(commands));
       return leading.includes('--help') || leading.includes('-h') ? EXIT.ok : EXIT.usage;
     }
-    command = ALL_COMMANDS.find((c) => c.name === name);
-    if (!command) throw new UsageError(`unknown command "${safeLine(name)}"; the commands are ${ALL_COMMANDS.map((c) => c.name).join(', ')}`);
+    command = commands.find((c) => c.name === name);
+    if (!command) throw new UsageError(`unknown command "${safeLine(name)}"; the commands are ${commands.map((c) => c.name).join(', ')}`);
     const dashDash = args.indexOf('--');
     const flagPart = dashDash < 0 ? args : args.slice(0, dashDash);
     if (flagPart.includes('--help') || flagPart.includes('-h')) {

@@ -4,7 +4,7 @@ import { StatusStore, watchStatusDir, type UnreadableStatus } from '../../state/
 import type { DocumentStatus } from '../../state/status-types.js';
 import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Context, type Parsed } from './command.js';
 import { parseOutput, toJsonText, type Output } from './output.js';
-import { safeLine } from '../safe-text.js';
+import { safeLine, toSafeJson } from '../safe-text.js';
 import { openStateDirForReading } from './state-location.js';
 import { GET_OUTPUTS, renderDescribe, renderGet, renderTable, renderWatchFrame } from './status-views.js';
 import { UsageError } from './usage.js';
@@ -167,7 +167,8 @@ export const watchCommand: Command = {
     if (parsed.positionals.length > 0) throw new UsageError('pic watch takes no arguments');
     const state = await stateDirFrom(parsed);
     if (output === 'json') {
-      const follower = followEvents(state.paths.events, (e) => ctx.io.out(toJsonText(e)), { fromStart: false });
+      // One JSON object per line (JSON lines), as `pic run --log-format json` writes them.
+      const follower = followEvents(state.paths.events, (e) => ctx.io.out(toSafeJson(e)), { fromStart: false });
       await untilAborted(ctx.signal);
       follower.close();
       return 0;
