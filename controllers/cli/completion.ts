@@ -71,7 +71,7 @@ export function completionScript(shell: 'bash' | 'zsh', commands: readonly Comma
   }
   return [
     '#compdef pic',
-    '# zsh completion for pic: pic completion zsh > "${fpath[1]}/_pic", then restart zsh',
+    '# zsh completion for pic: add  source <(pic completion zsh)  to ~/.zshrc, after compinit',
     '_pic() {',
     '  local cur="${words[CURRENT]}" prev="${words[CURRENT-1]}" cmd="" i',
     '  for ((i = 2; i < CURRENT; i++)); do',
@@ -99,7 +99,7 @@ export const completionCommand: Command = {
   name: 'completion',
   summary: 'Print a shell completion script (bash or zsh)',
   args: 'bash|zsh',
-  description: 'bash: source <(pic completion bash). zsh: pic completion zsh > "${fpath[1]}/_pic".',
+  description: 'bash: source <(pic completion bash), or save it as /etc/bash_completion.d/pic. zsh: source <(pic completion zsh) in ~/.zshrc, after compinit.',
   flags: [],
   examples: ['pic completion bash', 'pic completion zsh'],
   completeArgs: SHELLS,

@@ -153,7 +153,7 @@ async function runExample(example: Example): Promise<void> {
 }
 
 describe('documented examples', () => {
-  test('the docs show every reading command, and name only this cell', () => {
+  test('the docs show every command a newcomer needs; the demo target validates, runs and lists', () => {
     const commands = new Set(examples.map((e) => e.args[0]));
     for (const c of ['validate', 'plan', 'run', 'get', 'describe', 'watch', 'credentials']) expect(commands).toContain(c);
     expect(demo.map((d) => d.args[0])).toEqual(expect.arrayContaining(['validate', 'run', 'get']));

@@ -184,6 +184,34 @@ describe('honest results', () => {
     expect(JSON.parse(firstLine(out))).toMatchObject({ key: 'ServiceInstall/notes', reason: 'Probe', message: 'streamed' });
   });
 
+  test('get --watch prints the table, then the row of each document whose status changes', async () => {
+    const dir = path.join(tmp, 'watched');
+    const store = new StatusStore(path.join(dir, 'status'));
+    await store.put(status('ServiceInstall', 'notes', 'Reconciling'));
+    await store.put(status('ServiceInstall', 'files', 'Ready'));
+    const child = spawn(PIC, ['get', 'si', '--watch', '--state-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += String(d)));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for (let i = 0; i < 300 && !/notes\s+False\s+Reconciling/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    // The watch is set up after the first table; keep changing notes until a row for it arrives.
+    for (let i = 0; i < 100 && !/notes\s+True\s+Ready/.test(out); i++) {
+      await store.put({ ...status('ServiceInstall', 'notes', 'Ready'), updatedAt: new Date().toISOString(), observedGeneration: `sha256:${i}` });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const lines = out.trim().split('\n');
+    expect(lines.slice(0, 3)).toEqual([
+      expect.stringMatching(/^KIND\s+NAME\s+READY\s+STATUS\s+AGE\s+MESSAGE$/),
+      expect.stringMatching(/^ServiceInstall\s+files\s+True\s+Ready/),
+      expect.stringMatching(/^ServiceInstall\s+notes\s+False\s+Reconciling/),
+    ]);
+    // Later lines are rows of notes only (files did not change), without a header.
+    expect(lines.slice(3).length).toBeGreaterThan(0);
+    for (const line of lines.slice(3)) expect(line).toMatch(/^ServiceInstall\s+notes\s+True\s+Ready/);
+  });
+
   test('read-only commands create and chmod nothing in the state directory', async () => {
     const tree = async (dir: string): Promise<string[]> => {
       const out: string[] = [];
