@@ -4,7 +4,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { commandHelp, overviewHelp, parseCommandArgs, splitCommandLine, type Command } from './command.js';
 import { COMMANDS } from './registry.js';
 import { safeLine, safeText } from '../safe-text.js';
-import { NotFoundError } from './state-location.js';
 import { UsageError, type Io } from './usage.js';
 import { InternalError } from './validate.js';
 
@@ -110,7 +109,8 @@ export async function runCommandLine(argv: string[], io: Io, signal: AbortSignal
       io.err(safeText((err as Error).stack ?? String(err)));
       return EXIT.internal;
     }
-    if (err instanceof NotFoundError || err instanceof Error) {
+    // Anything else pic met (a missing state directory, no Docker engine, a held lock) says what it is.
+    if (err instanceof Error) {
       io.err(`pic: ${safeLine(err.message)}`);
       return EXIT.failed;
     }

@@ -14,8 +14,6 @@ export type Output =
   | { format: 'json' | 'yaml' | 'name' }
   | { format: 'jsonpath'; template: string };
 
-export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml', 'name', 'jsonpath=TEMPLATE'] as const;
-
 /** `-o VALUE` as typed; `allowed` limits it to the formats a command offers. */
 export function parseOutput(value: string | undefined, allowed: readonly string[], command: string): Output {
   const v = value ?? 'table';

@@ -22,8 +22,8 @@ import { UsageError } from './usage.js';
 export const POINTER_DIR = '.pic';
 export const POINTER_FILE = 'state-dir';
 
-/** An error in what pic found on disk, as opposed to a bug: exit 1 with this message. */
-export class NotFoundError extends Error {}
+/** The state directory is missing, not a folder or not readable: exit 1 with this message. */
+export class StateDirError extends Error {}
 
 export interface StateChoice {
   dir: string;
@@ -97,20 +97,20 @@ export async function openStateDirForReading(values: { stateDir?: string | undef
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      throw new NotFoundError(
+      throw new StateDirError(
         `no state directory at ${shown} (${choice.source}); is the operator running with --state-dir ${shown}? ` +
           'Give the one it uses with --state-dir DIR, or --cell DIR for the cell it converges',
       );
     }
-    if (code === 'ENOTDIR') throw new NotFoundError(`${shown} (${choice.source}) is not a folder: a file is in its path; --state-dir names the operator's state folder`);
-    if (code === 'EACCES') throw new NotFoundError(`cannot read the state directory ${shown}: permission denied (it is owner-only; run as the operator's user)`);
+    if (code === 'ENOTDIR') throw new StateDirError(`${shown} (${choice.source}) is not a folder: a file is in its path; --state-dir names the operator's state folder`);
+    if (code === 'EACCES') throw new StateDirError(`cannot read the state directory ${shown}: permission denied (it is owner-only; run as the operator's user)`);
     throw err;
   }
-  if (!stat.isDirectory()) throw new NotFoundError(`${shown} (${choice.source}) is a file, not a state directory; --state-dir names the folder the operator keeps its state in`);
+  if (!stat.isDirectory()) throw new StateDirError(`${shown} (${choice.source}) is a file, not a state directory; --state-dir names the folder the operator keeps its state in`);
   try {
     await fs.access(choice.dir, fs.constants.R_OK | fs.constants.X_OK);
   } catch {
-    throw new NotFoundError(`cannot read the state directory ${shown}: permission denied (it is owner-only; run as the operator's user)`);
+    throw new StateDirError(`cannot read the state directory ${shown}: permission denied (it is owner-only; run as the operator's user)`);
   }
   return new StateDir(choice.dir);
 }

@@ -26,7 +26,8 @@ export interface TableOptions {
 
 /** The output formats of `pic get`. */
 export const GET_OUTPUTS = ['table', 'wide', 'json', 'yaml', 'name', 'jsonpath'] as const;
-export type GetOutput = Output | Output['format'];
+/** An output, or the name of one that needs no template. */
+export type GetOutput = Output | Exclude<Output['format'], 'jsonpath'>;
 
 export interface GetOptions {
   /** One document was asked for by name: json/yaml print it alone instead of `{items: [...]}`. */
@@ -79,7 +80,7 @@ export function renderGet(statuses: readonly DocumentStatus[], output: GetOutput
   if (opts.single && statuses.length !== 1) {
     throw new Error(`renderGet: single output needs exactly one status, got ${statuses.length}`);
   }
-  const out: Output = typeof output === 'string' ? (output === 'jsonpath' ? { format: 'jsonpath', template: '{}' } : { format: output }) : output;
+  const out: Output = typeof output === 'string' ? { format: output } : output;
   const value = opts.single ? statuses[0] : listObject(sortStatuses(statuses));
   switch (out.format) {
     case 'table':
