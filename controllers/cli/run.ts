@@ -2,13 +2,13 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { dockerClient } from '../docker-client.js';
-import { StateDir } from '../../state/state-dir.js';
+import { recordStateDir, StateDir } from '../../state/state-dir.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { createLogger } from '../logging.js';
 import { Operator } from '../operator.js';
 import { CELL_FLAG, LOG_FORMAT_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
 import { safeLine } from '../safe-text.js';
-import { chooseStateDir, recordStateDir } from './state-location.js';
+import { chooseStateDir } from './state-location.js';
 import { renderTable } from './status-views.js';
 import { UsageError, type Io } from './usage.js';
 
