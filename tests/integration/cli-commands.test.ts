@@ -212,6 +212,23 @@ describe('honest results', () => {
     for (const line of lines.slice(3)) expect(line).toMatch(/^ServiceInstall\s+notes\s+True\s+Ready/);
   });
 
+  test('credentials escape what a stored value holds, in text and in JSON', async () => {
+    const dir = path.join(tmp, 'creds');
+    await fs.mkdir(dir, { mode: 0o700 });
+    const password = 'pw\u001b[2J\rpassword:  hunter2\u202e\u009b';
+    await fs.writeFile(path.join(dir, 'credentials.json'), JSON.stringify({ notes: { alice: { password } } }), { mode: 0o600 });
+    // eslint-disable-next-line no-control-regex
+    const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/u;
+    const text = await pic(['credentials', 'alice', '--cell', cellDir, '--state-dir', dir]);
+    expect(text.code).toBe(0);
+    expect(text.stdout + text.stderr).not.toMatch(RAW);
+    expect(text.stdout).toContain('password:  pw\\e[2J\\rpassword:  hunter2\\u{202e}\\x9b');
+    const json = await pic(['credentials', 'alice', '--cell', cellDir, '--state-dir', dir, '-o', 'json']);
+    expect(json.code).toBe(0);
+    expect(json.stdout).not.toMatch(RAW);
+    expect((JSON.parse(json.stdout) as { services: { notes: { password: string } } }).services.notes.password).toBe(password);
+  });
+
   test('read-only commands create and chmod nothing in the state directory', async () => {
     const tree = async (dir: string): Promise<string[]> => {
       const out: string[] = [];
