@@ -7,6 +7,9 @@ import { parseArgs } from 'node:util';
 import { safeLine } from '../safe-text.js';
 import { UsageError, type Io } from './usage.js';
 
+/** A failure of pic itself, not of what it was given or found: exit 3, and the message says so. */
+export class InternalError extends Error {}
+
 export interface Flag {
   name: string;
   short?: string;

@@ -1,11 +1,10 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { commandHelp, overviewHelp, parseCommandArgs, splitCommandLine, type Command } from './command.js';
+import { commandHelp, InternalError, overviewHelp, parseCommandArgs, splitCommandLine, type Command } from './command.js';
 import { COMMANDS } from './registry.js';
 import { safeLine, safeText } from '../safe-text.js';
 import { UsageError, type Io } from './usage.js';
-import { InternalError } from './validate.js';
 
 export { UsageError, type Io };
 
@@ -106,7 +105,10 @@ export async function runCommandLine(argv: string[], io: Io, signal: AbortSignal
     }
     if (isBug(err)) {
       io.err(`pic: internal error: this is a bug in pic, not a problem in your files; please report it with this output.`);
-      io.err(safeText((err as Error).stack ?? String(err)));
+      const error = err as Error;
+      if (error instanceof InternalError) io.err(`pic: ${safeLine(error.message)}`);
+      const cause = error instanceof InternalError && error.cause instanceof Error ? error.cause : error;
+      io.err(safeText(cause.stack ?? String(cause)));
       return EXIT.internal;
     }
     // Anything else pic met (a missing state directory, no Docker engine, a held lock) says what it is.

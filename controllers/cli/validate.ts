@@ -8,7 +8,7 @@ import { allProblems, checkDesiredState } from '../../state/check-desired.js';
 import { loadCell } from '../../state/cell.js';
 import { CELL_FILE, loadDocumentFiles } from '../../state/desired.js';
 import { parseJsonText } from '../../state/yaml-documents.js';
-import type { Command } from './command.js';
+import { InternalError, type Command } from './command.js';
 import { safeLine } from '../safe-text.js';
 import { UsageError } from './usage.js';
 
@@ -177,9 +177,6 @@ export async function runValidate(paths: string[], override?: ImageVerificationM
 
 const VERIFICATION_MODES: readonly ImageVerificationMode[] = ['off', 'warn', 'enforce'];
 
-/** A failure of pic itself (not of what it was given): exit 3, and says so. */
-export class InternalError extends Error {}
-
 export const validateCommand: Command = {
   name: 'validate',
   summary: 'Check manifests, service folders, catalogs, cell folders or YAML documents',
@@ -202,7 +199,8 @@ export const validateCommand: Command = {
     try {
       result = await runValidate(parsed.positionals, mode as ImageVerificationMode | undefined);
     } catch (err) {
-      throw new InternalError(`validating ${parsed.positionals.map(safeLine).join(' ')} failed: ${safeLine((err as Error).stack ?? String(err))}`);
+      // validate turns every fault of its input into a problem line; anything thrown is pic's own.
+      throw new InternalError(`validating ${parsed.positionals.join(' ')} failed: ${(err as Error).message ?? String(err)}`, { cause: err });
     }
     result.lines.forEach((l) => ctx.io.out(l));
     if (result.exitCode !== 0) ctx.io.err(`${result.lines.length} problem${result.lines.length === 1 ? '' : 's'} found`);

@@ -10,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Command } from '../../controllers/cli/command.js';
+import { InternalError, type Command } from '../../controllers/cli/command.js';
 import { ALL_COMMANDS, runCommandLine } from '../../controllers/cli/main.js';
 import { EventLog } from '../../state/events.js';
 import { StatusStore } from '../../state/status-store.js';
@@ -351,6 +351,9 @@ describe('honest results', () => {
       make('fails', () => {
         throw new Error('the engine is not there');
       }),
+      make('wrapped', () => {
+        throw new InternalError('validating x failed: boom', { cause: new RangeError('Maximum call stack size exceeded') });
+      }),
     ];
     const run = async (argv: string[]) => {
       const err: string[] = [];
@@ -363,5 +366,9 @@ describe('honest results', () => {
     expect(bug.err[1]).toMatch(/^TypeError: Cannot read properties/);
     expect(await run(['fails'])).toEqual({ code: 1, err: ['pic: the engine is not there'] });
     expect((await run(['bug', '--nope'])).code).toBe(2);
+    const wrapped = await run(['wrapped']);
+    expect(wrapped.code).toBe(3);
+    expect(wrapped.err.slice(0, 2)).toEqual(['pic: internal error: this is a bug in pic, not a problem in your files; please report it with this output.', 'pic: validating x failed: boom']);
+    expect(wrapped.err[2]).toMatch(/^RangeError: Maximum call stack size exceeded/);
   });
 });
