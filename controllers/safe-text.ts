@@ -14,14 +14,14 @@
  * U+009B), the Arabic letter mark, zero-width characters and directional marks (U+200B–U+200F),
  * the line and paragraph separators, bidi embeddings and overrides (U+202A–U+202E), the word
  * joiner and invisible operators (U+2060–U+2064), bidi isolates (U+2066–U+2069) and the BOM.
+ * BEYOND_C0 is all but the C0 controls, which JSON.stringify escapes on its own.
  */
-// eslint-disable-next-line no-control-regex
-const UNSAFE_CHARS = '\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200b-\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff';
+const BEYOND_C0 = '\\u007f-\\u009f\\u061c\\u200b-\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff';
+const UNSAFE_CHARS = `\\u0000-\\u001f${BEYOND_C0}`;
 const UNSAFE = new RegExp(`[${UNSAFE_CHARS}]`, 'gu');
 /** The same but keeping newlines, for text shown as several lines. */
 const UNSAFE_KEEP_NEWLINES = new RegExp(`(?!\\n)[${UNSAFE_CHARS}]`, 'gu');
-/** What JSON.stringify leaves raw: everything above except the C0 controls, which it escapes. */
-const UNSAFE_IN_JSON = /[\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/gu;
+const UNSAFE_IN_JSON = new RegExp(`[${BEYOND_C0}]`, 'gu');
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\u0007': '\\a', '\u001b': '\\e', '\f': '\\f', '\v': '\\v' };
 
