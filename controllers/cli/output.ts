@@ -119,7 +119,8 @@ function jsonPathOf(expr: string): string {
 
 function evaluate(expr: string, json: unknown): unknown[] {
   try {
-    return JSONPath({ path: jsonPathOf(expr), json: json as object, wrap: true, eval: false }) as unknown[];
+    // 'safe': filters such as ?(@.phase=="Ready") run in jsonpath-plus's own evaluator, never as JavaScript.
+    return JSONPath({ path: jsonPathOf(expr), json: json as object, wrap: true, eval: 'safe' }) as unknown[];
   } catch (err) {
     throw new UsageError(`-o jsonpath: cannot evaluate {${safeLine(expr)}}: ${safeLine((err as Error).message)}`);
   }
