@@ -168,6 +168,26 @@ describe('every command', () => {
   });
 });
 
+describe('the docs and the commands agree', () => {
+  /** Flags the docs name that belong to node, not to pic (docs/benchmarks.md explains bin/pic's node flags). */
+  const NODE_FLAGS = ['--max-semi-space-size'];
+
+  test('every --flag the docs name is a flag of a pic command, and every command is in the README', async () => {
+    const files = ['README.md', ...(await fs.readdir(path.join(process.cwd(), 'docs'))).filter((f) => f.endsWith('.md')).map((f) => path.join('docs', f))];
+    const known = new Set(['--help', '--version', ...ALL_COMMANDS.flatMap((c) => c.flags.map((f) => `--${f.name}`))]);
+    const unknown: string[] = [];
+    for (const file of files) {
+      const text = await fs.readFile(path.join(process.cwd(), file), 'utf8');
+      for (const m of text.matchAll(/(?:^|[\s`(])(--[a-z][a-z-]+)/gm)) {
+        if (!known.has(m[1]!) && !NODE_FLAGS.includes(m[1]!)) unknown.push(`${file}: ${m[1]}`);
+      }
+    }
+    expect(unknown).toEqual([]);
+    const readme = await fs.readFile(path.join(process.cwd(), 'README.md'), 'utf8');
+    for (const c of ALL_COMMANDS) expect(readme).toMatch(new RegExp(`pic ${c.name}\\b`));
+  });
+});
+
 describe('honest results', () => {
   test('watch -o json streams each new event as one JSON line and stops on SIGTERM with 0', async () => {
     const child = spawn(PIC, ['watch', '-o', 'json', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
