@@ -43,6 +43,28 @@ export async function recordStateDir(cellDir: string, stateDir: string): Promise
   await writeFileAtomic(file, `${stateDir}\n`, 0o644);
 }
 
+/**
+ * Whether `dir` is a state directory an operator of this user made: a real folder (not a
+ * symlink), owned by this user, owner-only, with its status folder. A record in a cell folder is
+ * only trusted when it names one, so a record committed to a cell repository cannot point the
+ * operator (root) at `/` or `/etc` to chmod and write there. Returns why not, or undefined.
+ */
+export async function notAStateDir(dir: string): Promise<string | undefined> {
+  let stat;
+  try {
+    stat = await fs.lstat(dir);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : `it cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+  if (stat.isSymbolicLink()) return 'it is a symbolic link';
+  if (!stat.isDirectory()) return 'it is not a folder';
+  if (typeof process.getuid === 'function' && stat.uid !== process.getuid()) return `it is owned by uid ${stat.uid}, not by this user`;
+  if ((stat.mode & 0o077) !== 0) return `its mode is ${(stat.mode & 0o777).toString(8)}, not owner-only (700)`;
+  const status = await fs.lstat(path.join(dir, 'status')).catch(() => undefined);
+  if (!status?.isDirectory()) return 'it has no status folder';
+  return undefined;
+}
+
 /** The cell folder holding `from` (or `from` itself): the nearest one with a cell.yaml. */
 export async function enclosingCellDir(from: string): Promise<string | undefined> {
   let dir = path.resolve(from);

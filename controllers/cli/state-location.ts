@@ -7,10 +7,11 @@
  * without being told.
  *
  * Commands that only read (get, describe, watch, credentials) never create or chmod anything: a
- * state directory that is not there is an error saying so.
+ * state directory that is not there is an error saying so. A record is followed only to a state
+ * directory an operator already made (state/state-dir.ts, notAStateDir).
  */
 import path from 'node:path';
-import { DEFAULT_STATE_DIR, enclosingCellDir, openStateDirForReading as openForReading, recordedStateDir, STATE_DIR_RECORD, type StateDir } from '../../state/state-dir.js';
+import { DEFAULT_STATE_DIR, enclosingCellDir, notAStateDir, openStateDirForReading as openForReading, recordedStateDir, STATE_DIR_RECORD, StateDirError, type StateDir } from '../../state/state-dir.js';
 import { UsageError } from './usage.js';
 
 export interface StateChoice {
@@ -34,7 +35,19 @@ export async function chooseStateDir(
   const cell = values.cell !== undefined ? path.resolve(values.cell) : await enclosingCellDir(cwd);
   if (cell !== undefined) {
     const recorded = await recordedStateDir(cell);
-    if (recorded !== undefined) return { dir: recorded, source: path.join(cell, STATE_DIR_RECORD) };
+    if (recorded !== undefined) {
+      const record = path.join(cell, STATE_DIR_RECORD);
+      // The record is a file in the admin's cell folder (maybe a Git checkout): trust it only to
+      // name a state directory an operator already made, never to choose where one is made.
+      const why = await notAStateDir(recorded);
+      if (why !== undefined) {
+        throw new StateDirError(
+          `${record} names ${recorded} as the cell's state directory, but ${why}; ` +
+            `give the state directory with --state-dir DIR (pic run --state-dir DIR records it anew), or delete ${record}`,
+        );
+      }
+      return { dir: recorded, source: record };
+    }
   }
   return { dir: DEFAULT_STATE_DIR, source: 'the default' };
 }

@@ -306,20 +306,49 @@ describe('honest results', () => {
   });
 
   test('the state directory recorded in a cell folder is found from --cell and from inside the folder', async () => {
+    const recordedState = path.join(tmp, 'recorded-state');
+    const store = new StatusStore(path.join(recordedState, 'status'));
+    await store.put(status('ServiceInstall', 'notes', 'Ready'));
+    await fs.chmod(recordedState, 0o700);
     const cell = path.join(tmp, 'recorded-cell');
     await fs.mkdir(path.join(cell, '.pic'), { recursive: true });
     await fs.mkdir(path.join(cell, 'services'), { recursive: true });
     await fs.writeFile(path.join(cell, 'cell.yaml'), 'apiVersion: pic.ngo/v1alpha1\nkind: Cell\n');
-    await fs.writeFile(path.join(cell, '.pic', 'state-dir'), `${stateDir}\n`);
+    await fs.writeFile(path.join(cell, '.pic', 'state-dir'), `${recordedState}\n`);
     for (const [args, cwd] of [[['get', '-o', 'name', '--cell', cell], tmp], [['get', '-o', 'name'], path.join(cell, 'services')]] as const) {
       const r = await pic([...args], { cwd });
-      expect(r.stdout).toBe('PeerAccount/alice\nServiceInstall/notes\n');
+      expect(r.stdout).toBe('ServiceInstall/notes\n');
       expect(r.code).toBe(0);
     }
     // $PIC_STATE_DIR and --state-dir win over the record.
     const env = await pic(['get', '--cell', cell], { env: { PIC_STATE_DIR: missing() } });
     expect(env.code).toBe(1);
     expect(env.stderr).toContain(`no state directory at ${missing()} ($PIC_STATE_DIR)`);
+  });
+
+  test.each([
+    ['/', 'its mode is 755, not owner-only (700)'],
+    ['<tmp>/no-such-state', 'it does not exist'],
+    ['<tmp>/open-state', 'its mode is 755, not owner-only (700)'],
+    ['<tmp>/bare-state', 'it has no status folder'],
+    ['<tmp>/linked-state', 'it is a symbolic link'],
+  ])('a record naming %s is not followed, by readers or by the operator', async (target, why) => {
+    const dir = target.replace('<tmp>', tmp);
+    await fs.mkdir(path.join(tmp, 'open-state', 'status'), { recursive: true });
+    await fs.chmod(path.join(tmp, 'open-state'), 0o755);
+    await fs.mkdir(path.join(tmp, 'bare-state'), { recursive: true, mode: 0o700 });
+    await fs.symlink(path.join(tmp, 'recorded-state'), path.join(tmp, 'linked-state')).catch(() => undefined);
+    const cell = await fs.mkdtemp(path.join(tmp, 'hostile-cell-'));
+    await fs.mkdir(path.join(cell, '.pic'));
+    await fs.writeFile(path.join(cell, 'cell.yaml'), 'apiVersion: pic.ngo/v1alpha1\nkind: Cell\n');
+    await fs.writeFile(path.join(cell, '.pic', 'state-dir'), `${dir}\n`);
+    const modeBefore = await fs.stat(dir).then((st) => st.mode, () => undefined);
+    for (const args of [['get', '--cell', cell], ['run', '--once', '--cell', cell]]) {
+      const r = await pic(args);
+      expect(r.code).toBe(1);
+      expect(firstLine(r.stderr)).toBe(`pic: ${path.join(cell, '.pic', 'state-dir')} names ${dir} as the cell's state directory, but ${why}; give the state directory with --state-dir DIR (pic run --state-dir DIR records it anew), or delete ${path.join(cell, '.pic', 'state-dir')}`);
+    }
+    expect(await fs.stat(dir).then((st) => st.mode, () => undefined)).toBe(modeBefore);
   });
 
   test('--version and version print the package version', async () => {
