@@ -160,6 +160,15 @@ export function overviewHelp(commands: readonly Command[]): string {
   ].join('\n');
 }
 
+/**
+ * Resolves when the command is asked to stop (SIGTERM/SIGINT), including when it already was:
+ * a signal that arrived while the command was still starting must not be waited for again.
+ */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
 /** A string flag's value, or undefined; a flag given as `--x ""` is kept as "" for the caller to refuse. */
 export function stringFlag(parsed: Parsed, name: string): string | undefined {
   const v = parsed.values[name];

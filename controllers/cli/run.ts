@@ -6,7 +6,7 @@ import { recordStateDir, StateDir } from '../../state/state-dir.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { createLogger } from '../logging.js';
 import { Operator } from '../operator.js';
-import { CELL_FLAG, LOG_FORMAT_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
+import { CELL_FLAG, LOG_FORMAT_FLAG, STATE_DIR_FLAG, stringFlag, untilAborted, type Command, type Parsed } from './command.js';
 import { safeLine } from '../safe-text.js';
 import { chooseStateDir } from './state-location.js';
 import { renderTable } from './status-views.js';
@@ -124,7 +124,7 @@ async function runOperator(parsed: Parsed, io: Io, signal: AbortSignal): Promise
       const settled = await Promise.race([
         operator.queue.whenIdle(30_000).then(() => true),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), deadline).unref()),
-        new Promise<boolean>((resolve) => signal.addEventListener('abort', () => resolve(false), { once: true })),
+        untilAborted(signal).then(() => false),
       ]);
       const keys = operator.reconciledKeys();
       const statuses = await operator.statuses();
@@ -141,7 +141,7 @@ async function runOperator(parsed: Parsed, io: Io, signal: AbortSignal): Promise
       return verdict.ok && settled && operator.unreconciledNotes().length === 0 ? 0 : 1;
     }
     logger.info(`pic is converging ${values.cell}; state in ${stateDir.root}`);
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await untilAborted(signal);
     logger.info('stopping: finishing work in progress');
     return 0;
   } finally {

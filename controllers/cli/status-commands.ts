@@ -2,7 +2,7 @@ import { EventLog, followEvents } from '../../state/events.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { StatusStore, watchStatusDir, type UnreadableStatus } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
-import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Context, type Parsed } from './command.js';
+import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, untilAborted, type Command, type Context, type Parsed } from './command.js';
 import { parseOutput, toJsonText, type Output } from './output.js';
 import { safeLine, toSafeJson } from '../safe-text.js';
 import { openStateDirForReading } from './state-location.js';
@@ -26,12 +26,6 @@ export function canonicalKind(kind: string): string {
 
 function stateDirFrom(parsed: Parsed): Promise<StateDir> {
   return openStateDirForReading({ stateDir: stringFlag(parsed, 'state-dir'), cell: stringFlag(parsed, 'cell') });
-}
-
-/** Waits for the command's signal (SIGINT/SIGTERM). */
-function untilAborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
 
 /** Report files that could not be read on stderr (the table shows them in their rows too). */
