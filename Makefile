@@ -32,9 +32,11 @@ DEMO_DIR ?= $(CURDIR)/.demo
 DEMO_STATE ?= $(DEMO_DIR)/state
 
 # Like production: the example images go into a local registry (127.0.0.1:5000), signed with the
-# demo key in examples/demo/; the example cell converges under imageVerification enforce, pulling
-# through a mirror of git.pic.ngo. The cell and the registry stay up; `make demo-clean` takes
-# them down (volumes included).
+# demo key in examples/demo/; the example cell, copied to .demo/cell with its catalog pinned to the
+# signed images, converges under imageVerification enforce, pulling through a mirror of git.pic.ngo.
+# pic run records its state directory in .demo/cell/.pic/state-dir, so every later command given
+# --cell .demo/cell (or run inside that folder) finds .demo/state without being told. The cell and
+# the registry stay up; `make demo-clean` takes them down (volumes included).
 demo: build images
 	@bin/pic validate examples/store examples/cell && echo "examples/store and examples/cell are valid"
 	@examples/demo/registry.sh start $(DEMO_DIR)
@@ -42,11 +44,11 @@ demo: build images
 	@bin/pic validate $(DEMO_DIR)/store $(DEMO_DIR)/cell && echo "the signed catalog and the enforce cell are valid"
 	@bin/pic run --once --log-format text --cell $(DEMO_DIR)/cell --state-dir $(DEMO_STATE)
 	@echo
-	@bin/pic get -o wide --state-dir $(DEMO_STATE)
+	@bin/pic get -o wide --cell $(DEMO_DIR)/cell
 	@echo
-	@echo "The demo cell runs. Follow it with: bin/pic watch --state-dir $(DEMO_STATE)"
-	@echo "Keep it converging:               bin/pic run --cell $(DEMO_DIR)/cell --state-dir $(DEMO_STATE)"
-	@echo "See a verification:               bin/pic describe ServiceInstall/notes --state-dir $(DEMO_STATE)"
+	@echo "The demo cell runs. Follow it with: bin/pic watch --cell .demo/cell"
+	@echo "Keep it converging:               bin/pic run --cell .demo/cell"
+	@echo "See a verification:               bin/pic describe ServiceInstall/notes --cell .demo/cell"
 	@echo "Take it down:                      make demo-clean"
 
 demo-clean:
@@ -54,7 +56,7 @@ demo-clean:
 	@vols=$$(docker volume ls -q --filter label=ngo.pic.cell=demo); [ -z "$$vols" ] || docker volume rm $$vols >/dev/null
 	@docker network rm cell-network >/dev/null 2>&1 || true
 	@examples/demo/registry.sh stop $(DEMO_DIR)
-	@rm -rf $(DEMO_DIR)
+	@rm -rf $(DEMO_DIR) examples/cell/.pic
 	@echo "demo cell and registry removed"
 
 unit: build

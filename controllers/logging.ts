@@ -1,5 +1,6 @@
 import winston from 'winston';
 import { redact } from '../state/events.js';
+import { safeJson, safeLine } from './safe-text.js';
 
 export interface LoggerOptions {
   /** JSON lines (for journald and log collectors) instead of the readable line. Default: when stderr is not a terminal. */
@@ -40,11 +41,12 @@ export function readableLine(info: winston.Logform.TransformableInfo, colour: bo
   const paddedLevel = level.padEnd(5);
   const shownLevel = colour && LEVEL_COLOURS[level] ? `${LEVEL_COLOURS[level]}${paddedLevel}${RESET}` : paddedLevel;
   const hasKey = typeof info.key === 'string' && info.key !== '';
-  const head = `${clock(time)} ${shownLevel} ${hasKey ? `${String(info.key)}  ` : ''}${String(info.message)}`;
+  // A message or value may quote what a document or a container said: never let it steer the terminal.
+  const head = `${clock(time)} ${shownLevel} ${hasKey ? `${safeLine(String(info.key))}  ` : ''}${safeLine(String(info.message))}`;
   const extras = Object.keys(info)
     .filter((k) => !PLACED.has(k) && info[k] !== undefined)
     .sort()
-    .map((k) => `${k}=${formatValue(info[k])}`);
+    .map((k) => `${safeLine(k)}=${formatValue(info[k])}`);
   return [head, ...extras].join('  ');
 }
 
@@ -53,13 +55,22 @@ function clock(time: Date): string {
 }
 
 function formatValue(value: unknown): string {
-  if (typeof value === 'string') return /[\s"=]/.test(value) ? JSON.stringify(value) : value;
-  if (value instanceof Error) return JSON.stringify(value.message);
+  if (typeof value === 'string') return /[\s"=]/.test(value) ? safeJson(JSON.stringify(value)) : safeLine(value);
+  if (value instanceof Error) return safeJson(JSON.stringify(value.message));
   if (typeof value === 'object' && value !== null && 'message' in value && 'name' in value) {
-    return JSON.stringify(String((value as { message: unknown }).message));
+    return safeJson(JSON.stringify(String((value as { message: unknown }).message)));
   }
-  return JSON.stringify(value) ?? String(value);
+  return safeLine(JSON.stringify(value) ?? String(value));
 }
+
+const MESSAGE = Symbol.for('message');
+
+/** JSON lines escape C0 controls already; this escapes what JSON leaves raw (C1, bidi, zero-width). */
+const safeJsonLine = winston.format((info) => {
+  const line = (info as Record<symbol, unknown>)[MESSAGE];
+  if (typeof line === 'string') (info as Record<symbol, unknown>)[MESSAGE] = safeJson(line);
+  return info;
+});
 
 /**
  * The operator's logger. It writes to stderr: JSON lines when not attached to a terminal (the
@@ -71,7 +82,7 @@ export function createLogger(opts: LoggerOptions = {}): winston.Logger {
   const json = opts.json ?? !isTty;
   const colour = !json && (opts.colour ?? isTty);
   const output = json
-    ? winston.format.combine(winston.format.timestamp(), winston.format.json())
+    ? winston.format.combine(winston.format.timestamp(), winston.format.json(), safeJsonLine())
     : winston.format.printf((info) => readableLine(info, colour, new Date()));
   return winston.createLogger({
     level: opts.level ?? 'info',

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { temporaryFileWriter } from './atomic-write.js';
+import { temporaryFileWriter, writeFileAtomic } from './atomic-write.js';
+import { CELL_FILE } from './desired.js';
 
 /** Everything the operator owns lives under one directory; only root (the operator) may read it. */
 export const DEFAULT_STATE_DIR = '/var/lib/pic';
@@ -13,6 +14,100 @@ export function resolveStateDir(flag?: string, env: NodeJS.ProcessEnv = process.
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value !== undefined && value.trim() !== '' ? value : undefined;
+}
+
+/**
+ * Where a cell folder records the state directory of the operator that converges it
+ * (`CELL/.pic/state-dir`, one absolute path), so other commands on that cell find it. The
+ * folder's loader and watcher skip dot-folders, so the record is never read as a document.
+ */
+export const STATE_DIR_RECORD = path.join('.pic', 'state-dir');
+
+/** The state directory a cell folder's operator recorded, if any. */
+export async function recordedStateDir(cellDir: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(path.join(cellDir, STATE_DIR_RECORD), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const dir = text.split('\n')[0]?.trim() ?? '';
+  return path.isAbsolute(dir) ? dir : undefined;
+}
+
+/** Record `stateDir` in the cell folder (written only when it changed). */
+export async function recordStateDir(cellDir: string, stateDir: string): Promise<void> {
+  if ((await recordedStateDir(cellDir)) === stateDir) return;
+  const file = path.join(cellDir, STATE_DIR_RECORD);
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
+  await writeFileAtomic(file, `${stateDir}\n`, 0o644);
+}
+
+/**
+ * Whether `dir` is a state directory an operator of this user made: a real folder (not a
+ * symlink), owned by this user, owner-only, with its status folder. A record in a cell folder is
+ * only trusted when it names one, so a record committed to a cell repository cannot point the
+ * operator (root) at `/` or `/etc` to chmod and write there. Returns why not, or undefined.
+ */
+export async function notAStateDir(dir: string): Promise<string | undefined> {
+  let stat;
+  try {
+    stat = await fs.lstat(dir);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'it does not exist' : `it cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+  if (stat.isSymbolicLink()) return 'it is a symbolic link';
+  if (!stat.isDirectory()) return 'it is not a folder';
+  if (typeof process.getuid === 'function' && stat.uid !== process.getuid()) return `it is owned by uid ${stat.uid}, not by this user`;
+  if ((stat.mode & 0o077) !== 0) return `its mode is ${(stat.mode & 0o777).toString(8)}, not owner-only (700)`;
+  const status = await fs.lstat(path.join(dir, 'status')).catch(() => undefined);
+  if (!status?.isDirectory()) return 'it has no status folder';
+  return undefined;
+}
+
+/** The cell folder holding `from` (or `from` itself): the nearest one with a cell.yaml. */
+export async function enclosingCellDir(from: string): Promise<string | undefined> {
+  let dir = path.resolve(from);
+  for (;;) {
+    if (await fs.stat(path.join(dir, CELL_FILE)).then((s) => s.isFile(), () => false)) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+/** The state directory is missing, not a folder or not readable. */
+export class StateDirError extends Error {}
+
+/**
+ * A state directory for a reader (get, describe, watch, credentials): it must exist and be a
+ * readable folder. Creates nothing and changes no mode; `source` says in the message how `dir`
+ * was chosen (`--state-dir`, `$PIC_STATE_DIR`, ...).
+ */
+export async function openStateDirForReading(dir: string, source: string): Promise<StateDir> {
+  const denied = `cannot read the state directory ${dir}: permission denied (it is owner-only; run as the operator's user)`;
+  let stat;
+  try {
+    stat = await fs.stat(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new StateDirError(
+        `no state directory at ${dir} (${source}); is the operator running with --state-dir ${dir}? ` +
+          'Give the one it uses with --state-dir DIR, or --cell DIR for the cell it converges',
+      );
+    }
+    if (code === 'ENOTDIR') throw new StateDirError(`${dir} (${source}) is not a folder: a file is in its path; --state-dir names the operator's state folder`);
+    if (code === 'EACCES') throw new StateDirError(denied);
+    throw err;
+  }
+  if (!stat.isDirectory()) throw new StateDirError(`${dir} (${source}) is a file, not a state directory; --state-dir names the folder the operator keeps its state in`);
+  try {
+    await fs.access(dir, fs.constants.R_OK | fs.constants.X_OK);
+  } catch {
+    throw new StateDirError(denied);
+  }
+  return new StateDir(dir);
 }
 
 export interface StatePaths {

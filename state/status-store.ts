@@ -30,6 +30,15 @@ export function parseStatusKey(key: string): { kind: string; name: string } {
   return { kind, name };
 }
 
+/** A status file that exists but cannot be read or is not a status (a reader reports it in its row). */
+export interface UnreadableStatus {
+  key: string;
+  kind: string;
+  name: string;
+  file: string;
+  message: string;
+}
+
 /**
  * The status of every document, one JSON file each at `<dir>/<Kind>/<name>.json`, owner-only.
  * A put that would store what is already there writes nothing: what this process last wrote or
@@ -99,6 +108,30 @@ export class StatusStore {
     return statuses.filter((s): s is DocumentStatus => s !== undefined).sort(compareStatuses);
   }
 
+  /**
+   * Every status that can be read, and one entry for each file that cannot (corrupt JSON, not a
+   * status, unreadable), so one bad file does not hide the others. Reads only; creates nothing.
+   */
+  async listForReading(): Promise<{ statuses: DocumentStatus[]; unreadable: UnreadableStatus[] }> {
+    const keys = await this.keys();
+    const statuses: DocumentStatus[] = [];
+    const unreadable: UnreadableStatus[] = [];
+    await Promise.all(
+      keys.map(async (k) => {
+        try {
+          const status = await this.get(k.key);
+          if (status !== undefined) statuses.push(status);
+        } catch (err) {
+          const file = this.fileOf(k.key);
+          const message = (err as Error).message.startsWith(file) ? (err as Error).message : `${file}: ${(err as Error).message}`;
+          unreadable.push({ ...k, file, message });
+        }
+      }),
+    );
+    unreadable.sort((a, b) => compareText(a.key, b.key));
+    return { statuses: statuses.sort(compareStatuses), unreadable };
+  }
+
   /** Store `status` unless it equals (ignoring updatedAt) what is stored. Returns whether it wrote. */
   async put(status: DocumentStatus): Promise<boolean> {
     const { kind, name } = parseStatusKey(status.key);
@@ -139,7 +172,7 @@ export class StatusStore {
       this.known.set(key, null);
       return undefined;
     }
-    if (typeof value !== 'object' || value === null || (value as DocumentStatus).key !== key) {
+    if (!isStatusShaped(value) || value.key !== key) {
       throw new Error(`${file}: not a status of ${key}; move it aside and the operator will write a new one`);
     }
     const status = value as DocumentStatus;
@@ -157,6 +190,13 @@ export class StatusStore {
     });
     return result;
   }
+}
+
+/** Enough of a status for every view to show it: a stray or truncated-but-valid JSON file is not. */
+function isStatusShaped(value: unknown): value is DocumentStatus {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.key === 'string' && typeof v.kind === 'string' && typeof v.name === 'string' && typeof v.phase === 'string' && Array.isArray(v.conditions);
 }
 
 function compareStatuses(a: DocumentStatus, b: DocumentStatus): number {
@@ -200,7 +240,10 @@ export async function watchStatusDir(
   opts: { debounceMs?: number; onError?: (err: Error) => void } = {},
 ): Promise<StatusDirWatch> {
   const root = path.resolve(statusDir);
-  await fs.mkdir(root, { recursive: true, mode: 0o700 });
+  // A reader never creates the directory: a missing one is watched from its parent until it appears
+  // (only that one entry of the parent, never the services' data beside it).
+  const exists = await fs.stat(root).then((st) => st.isDirectory(), () => false);
+  const base = exists ? root : path.dirname(root);
   const debounceMs = opts.debounceMs ?? 50;
   // Under a steady stream of writes, still redraw now and then rather than wait for quiet.
   const maxWaitMs = debounceMs * 10;
@@ -212,12 +255,16 @@ export async function watchStatusDir(
     timer = undefined;
     if (!closed) onChange();
   };
-  const watcher = watchPaths(root, {
+  const watcher = watchPaths(base, {
     ignoreInitial: true,
     // Temporary files of atomic writes start with a dot; their rename is seen as the real file.
     ignored: (p: string) => {
+      if (!exists) {
+        const fromBase = path.relative(base, p);
+        if (fromBase !== '' && fromBase.split(path.sep)[0] !== path.basename(root)) return true;
+      }
       const rel = path.relative(root, p);
-      return rel !== '' && rel.split(path.sep).some((part) => part.startsWith('.'));
+      return rel !== '' && !rel.startsWith('..') && rel.split(path.sep).some((part) => part.startsWith('.'));
     },
   });
   watcher.on('all', () => {

@@ -7,30 +7,47 @@
  * nothing and records no event.
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { fillPeerConfig, PeerConfigError } from '../../reconcilers/accounts/template.js';
 import { loadCell } from '../../state/cell.js';
 import { CredentialsStore } from '../../state/credentials.js';
-import { StateDir, resolveStateDir } from '../../state/state-dir.js';
+import { CELL_FLAG, parseCommandArgs, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
+import { toJsonText } from './output.js';
+import { safeLine } from '../safe-text.js';
+import { openStateDirForReading } from './state-location.js';
+import { requireFolder } from './run.js';
 import { UsageError, type Io } from './usage.js';
 
-export async function credentialsCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { cell: { type: 'string' }, 'state-dir': { type: 'string' }, output: { type: 'string', short: 'o' } },
-  });
+export const credentials: Command = {
+  name: 'credentials',
+  summary: "A peer's filled connection details for every service it has an account on",
+  args: 'PEER',
+  description: 'Prints passwords, by design: it is how they reach the peer. Writes nothing and records no event. Exit 1 when the peer has no stored credentials.',
+  flags: [CELL_FLAG, STATE_DIR_FLAG, { name: 'output', short: 'o', type: 'string', value: 'json', help: 'print JSON instead of text', complete: ['json'] }],
+  examples: ['pic credentials alice --cell examples/cell', 'pic credentials alice --cell examples/cell -o json'],
+  run: (parsed, ctx) => printCredentials(parsed, ctx.io),
+};
+
+/** `pic credentials ARGS...` called directly (tests of the accounts flow do). */
+export function credentialsCommand(args: string[], io: Io): Promise<number> {
+  return credentials.run(parseCommandArgs(credentials, args), { io, signal: new AbortController().signal, commands: [credentials] });
+}
+
+async function printCredentials(parsed: Parsed, io: Io): Promise<number> {
+  const { positionals } = parsed;
+  const values = { cell: stringFlag(parsed, 'cell'), 'state-dir': stringFlag(parsed, 'state-dir'), output: stringFlag(parsed, 'output') };
   if (positionals.length !== 1) throw new UsageError('pic credentials takes one PEER, e.g. pic credentials alice --cell DIR');
   const peer = positionals[0] as string;
-  if (values.output !== undefined && values.output !== 'json') throw new UsageError('pic credentials takes -o json or no -o');
+  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`pic credentials: -o takes json or nothing, not "${safeLine(values.output)}"`);
   if (!values.cell) throw new UsageError('pic credentials needs --cell DIR (for the domain, the manifests and the service settings)');
 
+  const state = await openStateDirForReading({ stateDir: values['state-dir'], cell: values.cell });
+  await requireFolder(values.cell);
   const cell = await loadCell(path.resolve(values.cell));
   if (!cell.cell) {
-    io.err(`pic: ${cell.dir} has no valid Cell document; run pic validate ${cell.dir}`);
+    io.err(`pic: ${safeLine(cell.dir)} has no valid Cell document; run pic validate ${safeLine(cell.dir)}`);
     return 1;
   }
-  const store = new CredentialsStore(new StateDir(resolveStateDir(values['state-dir'])).paths.credentials);
+  const store = new CredentialsStore(state.paths.credentials);
   const all = await store.all();
   const mine: Record<string, Record<string, string>> = {};
   for (const service of Object.keys(all)) {
@@ -39,7 +56,7 @@ export async function credentialsCommand(args: string[], io: Io): Promise<number
   }
   const serviceIds = Object.keys(mine).sort();
   if (serviceIds.length === 0) {
-    io.err(`pic: no credentials are stored for peer "${peer}" in ${store.file}`);
+    io.err(`pic: no credentials are stored for peer "${safeLine(peer)}" in ${safeLine(store.file)}`);
     return 1;
   }
 
@@ -49,14 +66,14 @@ export async function credentialsCommand(args: string[], io: Io): Promise<number
     const manifest = cell.catalog?.services.get(id)?.manifest;
     let filled: Record<string, string>;
     if (manifest === undefined) {
-      io.err(`pic: ${id} is not a valid service of the catalog; showing the stored credentials as they are`);
+      io.err(`pic: ${safeLine(id)} is not a valid service of the catalog; showing the stored credentials as they are`);
       filled = { ...mine[id] };
     } else {
       try {
         filled = fillPeerConfig(manifest, { domain: cell.cell.spec.domain, peer, credentials: mine, config: cell.checked.configs.get(id) ?? {} });
       } catch (err) {
         if (!(err instanceof PeerConfigError)) throw err;
-        io.err(`pic: ${err.message}`);
+        io.err(`pic: ${safeLine(err.message)}`);
         problems++;
         continue;
       }
@@ -65,13 +82,13 @@ export async function credentialsCommand(args: string[], io: Io): Promise<number
   }
 
   if (values.output === 'json') {
-    io.out(JSON.stringify({ peer, services }, null, 2));
+    io.out(toJsonText({ peer, services }));
   } else {
     const blocks = Object.entries(services).map(([id, fields]) => {
       const width = Math.max(...Object.keys(fields).map((k) => k.length), 0) + 1;
-      return [id, ...Object.entries(fields).map(([k, v]) => `  ${`${k}:`.padEnd(width)}  ${v}`)].join('\n');
+      return [safeLine(id), ...Object.entries(fields).map(([k, v]) => `  ${`${safeLine(k)}:`.padEnd(width)}  ${safeLine(v)}`)].join('\n');
     });
-    io.out([`Peer ${peer}`, ...blocks].join('\n\n'));
+    io.out([`Peer ${safeLine(peer)}`, ...blocks].join('\n\n'));
   }
   return problems > 0 ? 1 : 0;
 }

@@ -1,97 +1,123 @@
-import { realpathSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import type { ImageVerificationMode } from '../../crds/types.js';
-import { runValidate } from './validate.js';
-import { planCommand } from './plan.js';
-import { credentialsCommand } from './credentials.js';
-import { verifyCommand, VERIFY_USAGE } from './verify.js';
-import { runCommand } from './run.js';
-import { describeCommand, getCommand, watchCommand } from './status-commands.js';
+import { readFileSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { commandHelp, InternalError, overviewHelp, parseCommandArgs, splitCommandLine, type Command } from './command.js';
+import { COMMANDS } from './registry.js';
+import { safeLine, safeText } from '../safe-text.js';
 import { UsageError, type Io } from './usage.js';
-
-export const USAGE = `pic — keeps a self-hosted cell true to what its admin declared
-
-Usage:
-  pic validate [--image-verification enforce|warn|off] PATH...
-      Check manifests, service folders, catalogs, cell folders or YAML documents.
-      One line per problem (FILE: /json/pointer: message). Exit 0 valid, 1 problems, 2 usage.
-  pic plan --cell DIR
-      What a reconcile would change. Exit 0 in sync, 2 changes pending, 1 on error.
-  pic run --cell DIR [--once] [--timeout S] [--resync S] [--concurrency N] [--log-format json|text]
-      The operator. --once converges and exits 0 only if every document is Ready.
-  pic get [KIND] [NAME] [-o table|wide|json|yaml]
-  pic describe KIND/NAME
-  pic watch [-o json]
-  pic credentials PEER --cell DIR [-o json]
-      The filled connection details of every service the peer has an account on.
-${VERIFY_USAGE}
-  pic help
-
-Common options:
-  --state-dir DIR   where pic keeps status, secrets and allocations
-                    (default $PIC_STATE_DIR, else /var/lib/pic)
-`;
 
 export { UsageError, type Io };
 
-const VERIFICATION_MODES: readonly ImageVerificationMode[] = ['off', 'warn', 'enforce'];
+/** Exit codes of every command: 0 success, 1 failure or problems found, 2 usage error, 3 a bug in pic. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 3 } as const;
 
-async function validateCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { 'image-verification': { type: 'string' } },
-  });
-  const mode = values['image-verification'];
-  if (mode !== undefined && !VERIFICATION_MODES.includes(mode as ImageVerificationMode)) {
-    throw new UsageError(`--image-verification must be one of ${VERIFICATION_MODES.join(', ')}, not "${mode}"`);
+/** pic's version, from the package.json of the checkout or package it runs from. */
+export function picVersion(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'pic' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not here; look further up
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return 'unknown';
+    dir = parent;
   }
-  if (positionals.length === 0) throw new UsageError('pic validate needs at least one PATH');
-  const result = await runValidate(positionals, mode as ImageVerificationMode | undefined);
-  result.lines.forEach((l) => io.out(l));
-  if (result.exitCode !== 0) io.err(`${result.lines.length} problem${result.lines.length === 1 ? '' : 's'} found`);
-  return result.exitCode;
+}
+
+const helpCommand: Command = {
+  name: 'help',
+  summary: 'Show the commands, or one command\'s flags and examples',
+  args: '[COMMAND]',
+  description: '',
+  flags: [],
+  examples: ['pic help', 'pic help get'],
+  completeArgs: [],
+  async run(parsed, ctx) {
+    const [name, ...more] = parsed.positionals;
+    if (more.length > 0) throw new UsageError('pic help takes at most one COMMAND');
+    if (name === undefined) {
+      ctx.io.out(overviewHelp(ctx.commands));
+      return 0;
+    }
+    const command = ctx.commands.find((c) => c.name === name);
+    if (!command) throw new UsageError(`unknown command "${safeLine(name)}"; the commands are ${ctx.commands.map((c) => c.name).join(', ')}`);
+    ctx.io.out(commandHelp(command));
+    return 0;
+  },
+};
+
+const versionCommand: Command = {
+  name: 'version',
+  summary: "Print pic's version",
+  args: '',
+  description: '',
+  flags: [],
+  examples: ['pic version', 'pic --version'],
+  async run(parsed, ctx) {
+    if (parsed.positionals.length > 0) throw new UsageError('pic version takes no arguments');
+    ctx.io.out(`pic ${picVersion()}`);
+    return 0;
+  },
+};
+
+/** Everything `pic` answers to: the registered commands and the built-ins. */
+export const ALL_COMMANDS: readonly Command[] = [...COMMANDS, helpCommand, versionCommand];
+
+/** Errors that are mistakes in pic's own code rather than in what it was given or found. */
+function isBug(err: unknown): boolean {
+  return err instanceof InternalError || err instanceof TypeError || err instanceof ReferenceError || err instanceof RangeError;
 }
 
 /** Run the pic command line; returns the exit code instead of exiting, so tests can call it. */
-export async function main(argv: string[], io: Io, signal: AbortSignal = new AbortController().signal): Promise<number> {
-  const [command, ...rest] = argv;
+export function main(argv: string[], io: Io, signal: AbortSignal = new AbortController().signal): Promise<number> {
+  return runCommandLine(argv, io, signal, ALL_COMMANDS);
+}
+
+/** The dispatcher over a given command table: help, flags, and the mapping of errors to exit codes. */
+export async function runCommandLine(argv: string[], io: Io, signal: AbortSignal, commands: readonly Command[]): Promise<number> {
+  const { command: name, args, leading } = splitCommandLine(argv);
+  const ctx = { io, signal, commands };
+  let command: Command | undefined;
   try {
-    switch (command) {
-      case 'validate':
-        return await validateCommand(rest, io);
-      case 'plan':
-        return await planCommand(rest, io);
-      case 'run':
-        return await runCommand(rest, io, signal);
-      case 'get':
-        return await getCommand(rest, io);
-      case 'describe':
-        return await describeCommand(rest, io);
-      case 'watch':
-        return await watchCommand(rest, io, signal);
-      case 'credentials':
-        return await credentialsCommand(rest, io);
-      case 'verify':
-        return await verifyCommand(rest, io);
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        io.out(USAGE);
-        return command === undefined ? 2 : 0;
-      default:
-        throw new UsageError(`unknown command "${command}"`);
+    if (name === undefined) {
+      if (leading.includes('--version')) return await versionCommand.run({ values: {}, positionals: [] }, ctx);
+      io.out(overviewHelp(commands));
+      return leading.includes('--help') || leading.includes('-h') ? EXIT.ok : EXIT.usage;
     }
+    command = commands.find((c) => c.name === name);
+    if (!command) throw new UsageError(`unknown command "${safeLine(name)}"; the commands are ${commands.map((c) => c.name).join(', ')}`);
+    const dashDash = args.indexOf('--');
+    const flagPart = dashDash < 0 ? args : args.slice(0, dashDash);
+    if (flagPart.includes('--help') || flagPart.includes('-h')) {
+      io.out(commandHelp(command));
+      return EXIT.ok;
+    }
+    const parsed = parseCommandArgs(command, args);
+    return await command.run(parsed, ctx);
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`pic: ${(err as Error).message}`);
-      io.err('Run "pic help" for usage.');
-      return 2;
+    if (err instanceof UsageError) {
+      io.err(err.message.startsWith('pic ') ? safeLine(err.message) : `pic: ${safeLine(err.message)}`);
+      io.err(command && command !== helpCommand ? `Run "pic help ${command.name}" for its flags and examples.` : 'Run "pic help" for usage.');
+      return EXIT.usage;
     }
-    io.err(`pic: ${(err as Error).message ?? String(err)}`);
-    return 1;
+    if (isBug(err)) {
+      io.err(`pic: internal error: this is a bug in pic, not a problem in your files; please report it with this output.`);
+      const error = err as Error;
+      if (error instanceof InternalError) io.err(`pic: ${safeLine(error.message)}`);
+      const cause = error instanceof InternalError && error.cause instanceof Error ? error.cause : error;
+      io.err(safeText(cause.stack ?? String(cause)));
+      return EXIT.internal;
+    }
+    // Anything else pic met (a missing state directory, no Docker engine, a held lock) says what it is.
+    if (err instanceof Error) {
+      io.err(`pic: ${safeLine(err.message)}`);
+      return EXIT.failed;
+    }
+    io.err(`pic: internal error: this is a bug in pic; please report it: ${safeLine(String(err))}`);
+    return EXIT.internal;
   }
 }
 
@@ -106,6 +132,10 @@ if (isEntryPoint) {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // A reader piped into `head` closes early; that is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+  });
   const code = await main(
     process.argv.slice(2),
     {

@@ -1,12 +1,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type Dockerode from 'dockerode';
 import { dockerClient } from '../docker-client.js';
-import { StateDir, resolveStateDir } from '../../state/state-dir.js';
+import { recordStateDir, StateDir } from '../../state/state-dir.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { createLogger } from '../logging.js';
 import { Operator } from '../operator.js';
+import { CELL_FLAG, LOG_FORMAT_FLAG, STATE_DIR_FLAG, stringFlag, untilAborted, type Command, type Parsed } from './command.js';
+import { safeLine } from '../safe-text.js';
+import { chooseStateDir } from './state-location.js';
 import { renderTable } from './status-views.js';
 import { UsageError, type Io } from './usage.js';
 
@@ -24,9 +26,9 @@ export async function requireFolder(dir: string): Promise<void> {
   try {
     stat = await fs.stat(dir);
   } catch {
-    throw new Error(`${dir}: no such folder; --cell names the folder that holds cell.yaml`);
+    throw new Error(`${safeLine(dir)}: no such folder; --cell names the folder that holds cell.yaml`);
   }
-  if (!stat.isDirectory()) throw new Error(`${dir}: not a folder; --cell names the folder that holds cell.yaml`);
+  if (!stat.isDirectory()) throw new Error(`${safeLine(dir)}: not a folder; --cell names the folder that holds cell.yaml`);
 }
 
 /** Connect to dockerd (DOCKER_HOST or the default socket) and say plainly when it is not there. */
@@ -48,30 +50,55 @@ export function onceVerdict(statuses: DocumentStatus[], keys: string[]): { ok: b
   return { ok: notReady.length === 0 && missing.length === 0, notReady, missing };
 }
 
-export async function runCommand(args: string[], io: Io, signal: AbortSignal): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    allowPositionals: false,
-    options: {
-      cell: { type: 'string' },
-      'state-dir': { type: 'string' },
-      once: { type: 'boolean' },
-      resync: { type: 'string' },
-      timeout: { type: 'string' },
-      'log-format': { type: 'string' },
-      concurrency: { type: 'string' },
-    },
-  });
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'The operator: converge the cell, then follow every change until stopped',
+  args: '',
+  description:
+    'Records its state directory in CELL/.pic/state-dir, so other commands given --cell (or run inside ' +
+    'the cell folder) find it. --once converges and exits 0 only if every document is Ready, 1 otherwise. ' +
+    'SIGTERM or Ctrl-C finishes the work in flight and exits 0.',
+  flags: [
+    CELL_FLAG,
+    STATE_DIR_FLAG,
+    { name: 'once', type: 'boolean', help: 'converge once and exit: 0 only if every document is Ready' },
+    { name: 'timeout', type: 'string', value: 'S', help: 'with --once: give up after this many seconds (default 600)' },
+    { name: 'resync', type: 'string', value: 'S', help: 're-check everything every S seconds (default 600)' },
+    { name: 'concurrency', type: 'string', value: 'N', help: 'documents reconciled at once (default 4)' },
+    LOG_FORMAT_FLAG,
+  ],
+  examples: ['pic run --cell examples/cell', 'pic run --cell examples/cell --once --log-format text'],
+  run: (parsed, ctx) => runOperator(parsed, ctx.io, ctx.signal),
+};
+
+async function runOperator(parsed: Parsed, io: Io, signal: AbortSignal): Promise<number> {
+  if (parsed.positionals.length > 0) throw new UsageError('pic run takes no arguments; name the cell with --cell DIR');
+  const values = {
+    cell: stringFlag(parsed, 'cell'),
+    'state-dir': stringFlag(parsed, 'state-dir'),
+    once: parsed.values.once === true,
+    resync: stringFlag(parsed, 'resync'),
+    timeout: stringFlag(parsed, 'timeout'),
+    'log-format': stringFlag(parsed, 'log-format'),
+    concurrency: stringFlag(parsed, 'concurrency'),
+  };
   if (!values.cell) throw new UsageError('pic run needs --cell DIR');
   await requireFolder(values.cell);
   const format = values['log-format'];
-  if (format !== undefined && format !== 'json' && format !== 'text') throw new UsageError('--log-format is json or text');
+  if (format !== undefined && format !== 'json' && format !== 'text') throw new UsageError(`--log-format is json or text, not "${safeLine(format)}"`);
   const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency takes a whole number ≥ 1');
   const logger = createLogger(format ? { json: format === 'json' } : {});
-  const stateDir = new StateDir(resolveStateDir(values['state-dir']));
+  const choice = await chooseStateDir({ stateDir: values['state-dir'], cell: values.cell });
+  const stateDir = new StateDir(choice.dir);
   await stateDir.ensure();
   const lock = await stateDir.acquireLock();
+  try {
+    await recordStateDir(path.resolve(values.cell), stateDir.root);
+  } catch (err) {
+    // A read-only cell folder (a mounted checkout) is fine: other commands then need --state-dir.
+    logger.warn(`could not record the state directory in ${path.join(values.cell, '.pic')}: ${(err as Error).message}`);
+  }
   const docker = await connectDocker().catch(async (err) => {
     await lock.release();
     throw err;
@@ -97,7 +124,7 @@ export async function runCommand(args: string[], io: Io, signal: AbortSignal): P
       const settled = await Promise.race([
         operator.queue.whenIdle(30_000).then(() => true),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), deadline).unref()),
-        new Promise<boolean>((resolve) => signal.addEventListener('abort', () => resolve(false), { once: true })),
+        untilAborted(signal).then(() => false),
       ]);
       const keys = operator.reconciledKeys();
       const statuses = await operator.statuses();
@@ -107,14 +134,14 @@ export async function runCommand(args: string[], io: Io, signal: AbortSignal): P
       if (!settled) io.err(signal.aborted ? 'pic: interrupted before the cell settled' : 'pic: the cell did not settle before --timeout');
       for (const s of verdict.notReady) {
         const why = s.conditions.find((c) => c.type === 'Stalled') ?? s.conditions.find((c) => c.type === 'Ready');
-        io.err(`${s.key} is ${s.phase}: ${why?.message ?? 'no reason recorded'}`);
+        io.err(safeLine(`${s.key} is ${s.phase}: ${why?.message ?? 'no reason recorded'}`));
       }
-      for (const k of verdict.missing) io.err(`${k} has no status yet`);
-      for (const line of operator.unreconciledNotes()) io.err(line);
+      for (const k of verdict.missing) io.err(`${safeLine(k)} has no status yet`);
+      for (const line of operator.unreconciledNotes()) io.err(safeLine(line));
       return verdict.ok && settled && operator.unreconciledNotes().length === 0 ? 0 : 1;
     }
     logger.info(`pic is converging ${values.cell}; state in ${stateDir.root}`);
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await untilAborted(signal);
     logger.info('stopping: finishing work in progress');
     return 0;
   } finally {

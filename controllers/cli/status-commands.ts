@@ -1,10 +1,13 @@
-import { parseArgs } from 'node:util';
 import { EventLog, followEvents } from '../../state/events.js';
-import { StateDir, resolveStateDir } from '../../state/state-dir.js';
-import { StatusStore, watchStatusDir } from '../../state/status-store.js';
+import type { StateDir } from '../../state/state-dir.js';
+import { StatusStore, watchStatusDir, type UnreadableStatus } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
-import { renderDescribe, renderGet, renderWatchFrame, type GetOutput } from './status-views.js';
-import { UsageError, type Io } from './usage.js';
+import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, untilAborted, type Command, type Context, type Parsed } from './command.js';
+import { parseOutput, toJsonText, type Output } from './output.js';
+import { safeLine, toSafeJson } from '../safe-text.js';
+import { openStateDirForReading } from './state-location.js';
+import { GET_OUTPUTS, renderDescribe, renderGet, renderTable, renderWatchFrame } from './status-views.js';
+import { UsageError } from './usage.js';
 
 /** Kind names as an admin may type them: `ServiceInstall`, `serviceinstalls`, `si`, ... */
 const KIND_ALIASES: Record<string, string> = {
@@ -13,98 +16,185 @@ const KIND_ALIASES: Record<string, string> = {
   peeraccount: 'PeerAccount', peeraccounts: 'PeerAccount', peer: 'PeerAccount', peers: 'PeerAccount', pa: 'PeerAccount',
   connection: 'Connection', connections: 'Connection', conn: 'Connection',
 };
+export const KINDS = ['Cell', 'ServiceInstall', 'PeerAccount', 'Connection'] as const;
 
 export function canonicalKind(kind: string): string {
-  const k = KIND_ALIASES[kind.toLowerCase()];
-  if (!k) throw new UsageError(`unknown kind "${kind}"; use one of Cell, ServiceInstall, PeerAccount, Connection`);
+  const k = Object.prototype.hasOwnProperty.call(KIND_ALIASES, kind.toLowerCase()) ? KIND_ALIASES[kind.toLowerCase()] : undefined;
+  if (!k) throw new UsageError(`unknown kind "${safeLine(kind)}"; use one of ${KINDS.join(', ')}`);
   return k;
 }
 
-function stateDirFrom(values: { 'state-dir'?: string | undefined }): StateDir {
-  return new StateDir(resolveStateDir(values['state-dir']));
+function stateDirFrom(parsed: Parsed): Promise<StateDir> {
+  return openStateDirForReading({ stateDir: stringFlag(parsed, 'state-dir'), cell: stringFlag(parsed, 'cell') });
 }
 
-const OUTPUTS: GetOutput[] = ['table', 'wide', 'json', 'yaml'];
-
-export async function getCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'state-dir': { type: 'string' }, output: { type: 'string', short: 'o' } } });
-  const output = (values.output ?? 'table') as GetOutput;
-  if (!OUTPUTS.includes(output)) throw new UsageError(`-o must be one of ${OUTPUTS.join(', ')}`);
-  if (positionals.length > 2) throw new UsageError('pic get takes at most KIND and NAME');
-  let [kind, name] = positionals;
-  if (kind?.includes('/') && name === undefined) [kind, name] = kind.split('/', 2) as [string, string];
-  const wantedKind = kind ? canonicalKind(kind) : undefined;
-  const state = stateDirFrom(values);
-  const all = await new StatusStore(state.paths.status).list();
-  const selected = all.filter((s) => (!wantedKind || s.kind === wantedKind) && (!name || s.name === name));
-  if (name && selected.length === 0) {
-    io.err(`pic: no status for ${wantedKind}/${name} in ${state.root}`);
-    return 1;
-  }
-  io.out(renderGet(selected, output, new Date(), { single: name !== undefined, emptyMessage: `No documents found in ${state.root}.` }));
-  return 0;
+/** Report files that could not be read on stderr (the table shows them in their rows too). */
+function reportUnreadable(unreadable: readonly UnreadableStatus[], ctx: Context): void {
+  for (const u of unreadable) ctx.io.err(`pic: ${safeLine(u.message)}`);
 }
 
-export async function describeCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'state-dir': { type: 'string' } } });
-  const target = positionals.join('/');
-  const slash = target.indexOf('/');
-  if (positionals.length === 0 || positionals.length > 2 || slash <= 0) throw new UsageError('pic describe takes KIND/NAME, e.g. pic describe ServiceInstall/notes');
-  const key = `${canonicalKind(target.slice(0, slash))}/${target.slice(slash + 1)}`;
-  const state = stateDirFrom(values);
-  const status: DocumentStatus | undefined = await new StatusStore(state.paths.status).get(key);
-  const events = await new EventLog(state.paths.events).recent({ key, limit: 20 });
-  if (!status) {
-    if (events.length === 0) {
-      io.err(`pic: nothing known of ${key} in ${state.root}`);
+const OUTPUT_FLAG = { name: 'output', short: 'o', type: 'string', value: 'FORMAT', help: 'table, wide, json, yaml, name or jsonpath=TEMPLATE (kubectl syntax)', complete: ['table', 'wide', 'json', 'yaml', 'name', 'jsonpath='] } as const;
+
+export const getCommand: Command = {
+  name: 'get',
+  summary: 'List documents and their status',
+  args: '[KIND[/NAME]] [NAME]',
+  description:
+    'KIND is Cell, ServiceInstall (si), PeerAccount (peer) or Connection; without it, every kind. ' +
+    'A status file that cannot be read is shown in its row as Unreadable, and the exit code is 1. ' +
+    'With --watch, prints the table and then each row (or object) again when it changes, until interrupted.',
+  flags: [
+    OUTPUT_FLAG,
+    { name: 'no-headers', type: 'boolean', help: 'leave out the header line of the table' },
+    { name: 'watch', short: 'w', type: 'boolean', help: 'after the list, print each document again when its status changes' },
+    STATE_DIR_FLAG,
+    CELL_FLAG,
+  ],
+  examples: ['pic get', 'pic get -o wide', 'pic get ServiceInstall notes -o yaml', "pic get si -o jsonpath='{.items[*].name}'", 'pic get -o name', 'pic get --watch'],
+  completeArgs: [...KINDS],
+  async run(parsed, ctx) {
+    const output = parseOutput(stringFlag(parsed, 'output'), GET_OUTPUTS, 'get');
+    if (parsed.positionals.length > 2) throw new UsageError('pic get takes at most KIND and NAME');
+    let [kind, name] = parsed.positionals;
+    if (kind?.includes('/') && name === undefined) [kind, name] = kind.split('/', 2) as [string, string];
+    const wantedKind = kind ? canonicalKind(kind) : undefined;
+    const noHeaders = parsed.values['no-headers'] === true;
+    const state = await stateDirFrom(parsed);
+    const store = new StatusStore(state.paths.status);
+    const select = <T extends { kind: string; name: string }>(items: readonly T[]): T[] =>
+      items.filter((s) => (!wantedKind || s.kind === wantedKind) && (!name || s.name === name));
+    const read = async () => {
+      const all = await store.listForReading();
+      return { statuses: select(all.statuses), unreadable: select(all.unreadable) };
+    };
+    const first = await read();
+    if (name && first.statuses.length === 0 && first.unreadable.length === 0 && parsed.values.watch !== true) {
+      ctx.io.err(`pic: no status for ${wantedKind}/${safeLine(name)} in ${safeLine(state.root)}`);
       return 1;
     }
-    io.out(`${key} has no status (it was removed). Recent events:`);
-    for (const e of events) io.out(`  ${e.time}  ${e.type}  ${e.reason}  ${e.message}`);
+    const single = name !== undefined && first.statuses.length === 1 && first.unreadable.length === 0;
+    ctx.io.out(renderGet(first.statuses, output, new Date(), { single, noHeaders, unreadable: first.unreadable, emptyMessage: `No documents found in ${safeLine(state.root)}.` }));
+    reportUnreadable(first.unreadable, ctx);
+    if (parsed.values.watch !== true) return first.unreadable.length > 0 ? 1 : 0;
+    await followChanges(state, read, first.statuses, output, ctx);
     return 0;
-  }
-  io.out(renderDescribe(status, events, new Date()));
-  return 0;
+  },
+};
+
+/** `get --watch`: each status that changed, as one table row (no header) or one object. */
+async function followChanges(
+  state: StateDir,
+  read: () => Promise<{ statuses: DocumentStatus[]; unreadable: UnreadableStatus[] }>,
+  initial: readonly DocumentStatus[],
+  output: Output,
+  ctx: Context,
+): Promise<void> {
+  const seen = new Map(initial.map((s) => [s.key, JSON.stringify(s)]));
+  const show = async () => {
+    const { statuses } = await read();
+    for (const s of statuses) {
+      const text = JSON.stringify(s);
+      if (seen.get(s.key) === text) continue;
+      seen.set(s.key, text);
+      if (output.format === 'table' || output.format === 'wide') ctx.io.out(renderTable([s], { now: new Date(), wide: output.format === 'wide', noHeaders: true }));
+      else if (output.format === 'json') ctx.io.out(toJsonText(s));
+      else ctx.io.out(renderGet([s], output, new Date(), { single: true }) + (output.format === 'yaml' ? '\n---' : ''));
+    }
+  };
+  let pending = Promise.resolve();
+  const watcher = await watchStatusDir(state.paths.status, () => {
+    pending = pending.then(show, show);
+  }, { debounceMs: 30 });
+  await untilAborted(ctx.signal);
+  await watcher.close();
+  await pending;
 }
 
-/** `pic watch`: redraw the table whenever a status changes; `-o json` streams events instead. */
-export async function watchCommand(args: string[], io: Io, signal: AbortSignal): Promise<number> {
-  const { values } = parseArgs({ args, allowPositionals: false, options: { 'state-dir': { type: 'string' }, output: { type: 'string', short: 'o' } } });
-  const state = stateDirFrom(values);
-  if (values.output === 'json') {
-    const follower = followEvents(state.paths.events, (e) => io.out(JSON.stringify(e)), { fromStart: false });
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    follower.close();
-    return 0;
-  }
-  if (values.output !== undefined) throw new UsageError('pic watch takes -o json or no -o');
-  const store = new StatusStore(state.paths.status);
-  const tty = process.stdout.isTTY === true;
-  let last = '';
-  const draw = async () => {
-    const frame = renderWatchFrame(await store.list(), new Date(), { emptyMessage: `No documents found in ${state.root}; is pic run going?` });
-    const body = frame.split('\n').slice(1).join('\n');
-    if (body === last) return;
-    last = body;
-    io.out(tty ? `\x1b[H\x1b[2J${frame}` : `${frame}\n`);
-  };
-  await state.ensure().catch(() => undefined);
-  await draw();
-  let drawing = Promise.resolve();
-  const redraw = () => {
-    drawing = drawing.then(draw, draw);
-  };
-  const watcher = await watchStatusDir(state.paths.status, redraw, { debounceMs: 30 });
-  // Ages in the table move on their own; refresh them now and then even when nothing changes.
-  const tick = setInterval(() => {
-    if (tty) {
-      last = '';
-      redraw();
+export const describeCommand: Command = {
+  name: 'describe',
+  summary: "One document's status in detail: facts, containers, conditions and recent events",
+  args: 'KIND/NAME',
+  description: 'Also takes KIND NAME as two words. Exit 1 when nothing is known of the document.',
+  flags: [STATE_DIR_FLAG, CELL_FLAG],
+  examples: ['pic describe ServiceInstall/notes', 'pic describe peer alice'],
+  completeArgs: KINDS.map((k) => `${k}/`),
+  async run(parsed, ctx) {
+    const target = parsed.positionals.join('/');
+    const slash = target.indexOf('/');
+    if (parsed.positionals.length === 0 || parsed.positionals.length > 2 || slash <= 0) throw new UsageError('pic describe takes KIND/NAME, e.g. pic describe ServiceInstall/notes');
+    const key = `${canonicalKind(target.slice(0, slash))}/${target.slice(slash + 1)}`;
+    const state = await stateDirFrom(parsed);
+    const store = new StatusStore(state.paths.status);
+    let status: DocumentStatus | undefined;
+    try {
+      status = await store.get(key);
+    } catch (err) {
+      ctx.io.err(`pic: ${safeLine((err as Error).message)}`);
+      return 1;
     }
-  }, 5000);
-  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-  clearInterval(tick);
-  await watcher.close();
-  await drawing;
-  return 0;
-}
+    const events = await new EventLog(state.paths.events).recent({ key, limit: 20 });
+    if (!status) {
+      if (events.length === 0) {
+        ctx.io.err(`pic: nothing known of ${safeLine(key)} in ${safeLine(state.root)}`);
+        return 1;
+      }
+      ctx.io.out(`${safeLine(key)} has no status (it was removed). Recent events:`);
+      for (const e of events) ctx.io.out(`  ${safeLine(`${e.time}  ${e.type}  ${e.reason}  ${e.message}`)}`);
+      return 0;
+    }
+    ctx.io.out(renderDescribe(status, events, new Date()));
+    return 0;
+  },
+};
+
+/** `pic watch`: redraw the table whenever a status changes; `-o json` streams events instead. */
+export const watchCommand: Command = {
+  name: 'watch',
+  summary: 'A live table of every document, redrawn when a status changes (-o json: the event stream)',
+  args: '',
+  description: 'On a terminal the screen is redrawn; otherwise each new table is printed after the last. Stops on Ctrl-C.',
+  flags: [{ name: 'output', short: 'o', type: 'string', value: 'json', help: 'stream events as JSON lines instead of the table', complete: ['json'] }, STATE_DIR_FLAG, CELL_FLAG],
+  examples: ['pic watch', 'pic watch -o json'],
+  async run(parsed, ctx) {
+    const output = stringFlag(parsed, 'output');
+    if (output !== undefined && output !== 'json') throw new UsageError(`pic watch: -o takes json or nothing, not "${safeLine(output)}"`);
+    if (parsed.positionals.length > 0) throw new UsageError('pic watch takes no arguments');
+    const state = await stateDirFrom(parsed);
+    if (output === 'json') {
+      // One JSON object per line (JSON lines), as `pic run --log-format json` writes them.
+      const follower = followEvents(state.paths.events, (e) => ctx.io.out(toSafeJson(e)), { fromStart: false });
+      await untilAborted(ctx.signal);
+      follower.close();
+      return 0;
+    }
+    const store = new StatusStore(state.paths.status);
+    const tty = process.stdout.isTTY === true;
+    let last = '';
+    const draw = async () => {
+      const { statuses, unreadable } = await store.listForReading();
+      const frame = renderWatchFrame(statuses, new Date(), { unreadable, emptyMessage: `No documents found in ${state.root}; is pic run going?` });
+      const body = frame.split('\n').slice(1).join('\n');
+      if (body === last) return;
+      last = body;
+      ctx.io.out(tty ? `\x1b[H\x1b[2J${frame}` : `${frame}\n`);
+    };
+    await draw();
+    let drawing = Promise.resolve();
+    const redraw = () => {
+      drawing = drawing.then(draw, draw);
+    };
+    const watcher = await watchStatusDir(state.paths.status, redraw, { debounceMs: 30 });
+    // Ages in the table move on their own; refresh them now and then even when nothing changes.
+    const tick = setInterval(() => {
+      if (tty) {
+        last = '';
+        redraw();
+      }
+    }, 5000);
+    await untilAborted(ctx.signal);
+    clearInterval(tick);
+    await watcher.close();
+    await drawing;
+    return 0;
+  },
+};

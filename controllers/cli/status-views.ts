@@ -1,6 +1,8 @@
-import { stringify as toYaml } from 'yaml';
 import { findCondition, isConditionTrue } from '../../state/conditions.js';
+import type { UnreadableStatus } from '../../state/status-store.js';
 import type { Condition, DocumentStatus, OperatorEvent } from '../../state/status-types.js';
+import { listObject, renderJsonPath, renderNames, toJsonText, toYamlText, type Output } from './output.js';
+import { safeLine, safeText } from '../safe-text.js';
 
 /**
  * What `pic get`, `pic describe` and `pic watch` print. Pure and deterministic: the statuses and
@@ -16,15 +18,24 @@ export interface TableOptions {
   now: Date;
   /** Lines are kept within this many columns by shortening MESSAGE (not in wide mode). Default 100. */
   width?: number;
+  /** Leave out the header line (`--no-headers`). */
+  noHeaders?: boolean;
+  /** Status files that could not be read: one row each, saying why. */
+  unreadable?: readonly UnreadableStatus[];
 }
 
-export type GetOutput = 'table' | 'wide' | 'json' | 'yaml';
+/** The output formats of `pic get`. */
+export const GET_OUTPUTS = ['table', 'wide', 'json', 'yaml', 'name', 'jsonpath'] as const;
+/** An output, or the name of one that needs no template. */
+export type GetOutput = Output | Exclude<Output['format'], 'jsonpath'>;
 
 export interface GetOptions {
   /** One document was asked for by name: json/yaml print it alone instead of `{items: [...]}`. */
   single?: boolean;
   /** Printed instead of an empty table, e.g. `No documents found in /var/lib/pic.` */
   emptyMessage?: string;
+  noHeaders?: boolean;
+  unreadable?: readonly UnreadableStatus[];
 }
 
 /** `5s`, `3m`, `2h`, `4d` since `since`; `<unknown>` when there is no time to measure from. */
@@ -45,31 +56,45 @@ export function renderTable(statuses: readonly DocumentStatus[], opts: TableOpti
   const header = wide
     ? ['KIND', 'NAME', 'READY', 'STATUS', 'AGE', 'IP', 'CONTAINERS', 'GENERATION', 'MESSAGE']
     : ['KIND', 'NAME', 'READY', 'STATUS', 'AGE', 'MESSAGE'];
-  const rows = sortStatuses(statuses).map((s) => {
+  const readable = sortStatuses(statuses).map((s) => {
     const conditions = s.conditions ?? [];
     const ready = findCondition(conditions, 'Ready');
     const leading = [s.kind, s.name, ready?.status ?? 'Unknown', s.phase, formatAge(ready?.lastTransitionTime, opts.now)];
     const extra = wide ? [s.facts?.serviceIp ?? NONE, containerSummary(s), shortGeneration(s.observedGeneration)] : [];
-    return [...leading, ...extra, headline(conditions)].map(oneLine);
+    return { kind: s.kind, name: s.name, cells: [...leading, ...extra, headline(conditions)] };
   });
-  if (!wide) truncateLastColumn([header, ...rows], opts.width ?? TABLE_WIDTH, 3);
-  return formatColumns([header, ...rows], { gap: 3 }).join('\n');
+  const broken = (opts.unreadable ?? []).map((u) => ({
+    kind: u.kind,
+    name: u.name,
+    cells: [u.kind, u.name, 'Unknown', 'Unreadable', '<unknown>', ...(wide ? [NONE, NONE, NONE] : []), u.message],
+  }));
+  const rows = [...readable, ...broken]
+    .sort((a, b) => compareText(a.kind, b.kind) || compareText(a.name, b.name))
+    .map((r) => r.cells.map(oneLine));
+  const all = opts.noHeaders ? rows : [header, ...rows];
+  if (!wide) truncateLastColumn(all, opts.width ?? TABLE_WIDTH, 3);
+  return formatColumns(all, { gap: 3 }).join('\n');
 }
 
 export function renderGet(statuses: readonly DocumentStatus[], output: GetOutput, now: Date, opts: GetOptions = {}): string {
   if (opts.single && statuses.length !== 1) {
     throw new Error(`renderGet: single output needs exactly one status, got ${statuses.length}`);
   }
-  switch (output) {
+  const out: Output = typeof output === 'string' ? { format: output } : output;
+  const value = opts.single ? statuses[0] : listObject(sortStatuses(statuses));
+  switch (out.format) {
     case 'table':
     case 'wide':
-      if (statuses.length === 0) return opts.emptyMessage ?? 'No documents found.';
-      return renderTable(statuses, { wide: output === 'wide', now });
+      if (statuses.length === 0 && (opts.unreadable ?? []).length === 0) return opts.emptyMessage ?? 'No documents found.';
+      return renderTable(statuses, { wide: out.format === 'wide', now, noHeaders: opts.noHeaders === true, unreadable: opts.unreadable ?? [] });
     case 'json':
-    case 'yaml': {
-      const value = opts.single ? statuses[0] : { items: sortStatuses(statuses) };
-      return output === 'json' ? JSON.stringify(value, null, 2) : toYaml(value).trimEnd();
-    }
+      return toJsonText(value);
+    case 'yaml':
+      return toYamlText(value);
+    case 'name':
+      return renderNames(sortStatuses(statuses));
+    case 'jsonpath':
+      return renderJsonPath(out.template, value);
   }
 }
 
@@ -79,7 +104,7 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
   const conditions = status.conditions ?? [];
   const facts = status.facts ?? {};
   const field = (label: string, value: string): void => {
-    lines.push(`${`${label}:`.padEnd(22)}${oneLine(value)}`);
+    lines.push(`${`${oneLine(label)}:`.padEnd(22)}${oneLine(value)}`);
   };
 
   field('Name', status.name);
@@ -137,11 +162,12 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
 }
 
 /** One screen of `pic watch`: how many documents are Ready, when, and the table. */
-export function renderWatchFrame(statuses: readonly DocumentStatus[], now: Date, opts: { emptyMessage?: string } = {}): string {
+export function renderWatchFrame(statuses: readonly DocumentStatus[], now: Date, opts: { emptyMessage?: string; unreadable?: readonly UnreadableStatus[] } = {}): string {
   const ready = statuses.filter((s) => isConditionTrue(s.conditions, 'Ready')).length;
   const time = now.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
   const header = `${ready}/${statuses.length} Ready   ${time}`;
-  const body = statuses.length === 0 ? (opts.emptyMessage ?? 'No documents found.') : renderTable(statuses, { now });
+  const unreadable = opts.unreadable ?? [];
+  const body = statuses.length === 0 && unreadable.length === 0 ? safeText(opts.emptyMessage ?? 'No documents found.') : renderTable(statuses, { now, unreadable });
   return `${header}\n\n${body}`;
 }
 
@@ -237,8 +263,7 @@ function compareText(a: string, b: string): number {
 
 /** Table cells are one line of printable text: a message cannot break the table or steer the terminal. */
 function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  return safeLine(text.trim());
 }
 
 /** Shorten the last column so every line fits `width`, keeping at least a readable stub. */

@@ -8,6 +8,9 @@ import { allProblems, checkDesiredState } from '../../state/check-desired.js';
 import { loadCell } from '../../state/cell.js';
 import { CELL_FILE, loadDocumentFiles } from '../../state/desired.js';
 import { parseJsonText } from '../../state/yaml-documents.js';
+import { InternalError, type Command } from './command.js';
+import { safeLine } from '../safe-text.js';
+import { UsageError } from './usage.js';
 
 export type PathKind = 'manifest' | 'service' | 'catalog' | 'cell' | 'documents' | 'missing' | 'unknown';
 
@@ -43,6 +46,44 @@ export async function classifyPath(p: string): Promise<PathKind> {
 /** Service folders already trial-rendered in this run (a catalog named directly and as a cell's store). */
 type Checked = Set<string>;
 
+/** What a run of `pic validate` looked at, for the summary line of a valid run. */
+export interface Counts {
+  services: Set<string>;
+  peers: Set<string>;
+  connections: Set<string>;
+  cells: Set<string>;
+  /** Catalog packages (service folders or manifests), by folder. */
+  packages: Set<string>;
+}
+
+export function emptyCounts(): Counts {
+  return { services: new Set(), peers: new Set(), connections: new Set(), cells: new Set(), packages: new Set() };
+}
+
+function countDocuments(counts: Counts, docs: { cells: { file: string; doc: { metadata: { name: string } } }[]; services: { file: string; doc: { metadata: { name: string } } }[]; peers: { file: string; doc: { metadata: { name: string } } }[]; connections: { file: string; doc: { metadata: { name: string } } }[] }): void {
+  for (const d of docs.cells) counts.cells.add(`${d.file}#${d.doc.metadata.name}`);
+  for (const d of docs.services) counts.services.add(`${d.file}#${d.doc.metadata.name}`);
+  for (const d of docs.peers) counts.peers.add(`${d.file}#${d.doc.metadata.name}`);
+  for (const d of docs.connections) counts.connections.add(`${d.file}#${d.doc.metadata.name}`);
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** `1 cell, 3 services, 2 peers, 5 packages: valid` (kinds with none left out, packages always shown). */
+export function summaryLine(counts: Counts): string {
+  const parts = [
+    [counts.cells.size, 'cell'],
+    [counts.services.size, 'service'],
+    [counts.peers.size, 'peer'],
+    [counts.connections.size, 'connection'],
+  ] as const;
+  const shown = parts.filter(([n]) => n > 0).map(([n, w]) => plural(n, w));
+  shown.push(plural(counts.packages.size, 'package'));
+  return `${shown.join(', ')}: valid`;
+}
+
 function templateProblems(service: CatalogService, policy: ManifestPolicy, checked: Checked = new Set()): Problem[] {
   const key = `${service.dir}\0${policy.allowedImagePrefix}\0${policy.imageVerification}`;
   if (checked.has(key)) return [];
@@ -51,7 +92,7 @@ function templateProblems(service: CatalogService, policy: ManifestPolicy, check
 }
 
 /** Validate one path of any kind; returns its problems (never throws for bad input). */
-export async function validatePath(p: string, override?: ImageVerificationMode, checked: Checked = new Set()): Promise<Problem[]> {
+export async function validatePath(p: string, override?: ImageVerificationMode, checked: Checked = new Set(), counts: Counts = emptyCounts()): Promise<Problem[]> {
   const policy: ManifestPolicy = { ...DEFAULT_MANIFEST_POLICY, ...(override ? { imageVerification: override } : {}) };
   switch (await classifyPath(p)) {
     case 'missing':
@@ -63,6 +104,7 @@ export async function validatePath(p: string, override?: ImageVerificationMode, 
       const parsed = parseJsonText(text, p);
       if (parsed.value === undefined) return parsed.problems;
       const problems = validateManifest(parsed.value, p, policy);
+      counts.packages.add(path.resolve(path.dirname(p)));
       const template = path.join(path.dirname(p), TEMPLATE_FILE);
       if (problems.length === 0 && path.basename(p) === MANIFEST_FILE && (await exists(template))) {
         const loaded = await loadServicePackage(path.dirname(p), policy);
@@ -72,22 +114,29 @@ export async function validatePath(p: string, override?: ImageVerificationMode, 
     }
     case 'service': {
       const loaded = await loadServicePackage(p, policy);
+      counts.packages.add(path.resolve(p));
       return loaded.service ? templateProblems(loaded.service, policy) : loaded.problems;
     }
     case 'catalog': {
       const catalog = await loadCatalog(p, policy);
+      for (const id of catalog.services.keys()) counts.packages.add(path.resolve(catalog.services.get(id)!.dir));
       const problems = [...catalog.problems];
       for (const id of [...catalog.services.keys()].sort()) problems.push(...templateProblems(catalog.services.get(id)!, policy, checked));
       return problems;
     }
     case 'cell': {
       const cell = await loadCell(p, override ? { imageVerification: override } : {});
-      const problems = allProblems(cell.checked);
+      countDocuments(counts, cell.docs);
+      for (const service of cell.catalog?.services.values() ?? []) counts.packages.add(path.resolve(service.dir));
+      // Without a valid Cell there is no catalog to check services against: report the Cell's own
+      // problems and what needs no catalog, not a false "no service X in the catalog" for each.
+      const problems = cell.cell ? allProblems(cell.checked) : allProblems(checkDesiredState(cell.docs));
       for (const id of [...(cell.catalog?.services.keys() ?? [])].sort()) problems.push(...templateProblems(cell.catalog!.services.get(id)!, cell.policy, checked));
       return problems;
     }
     case 'documents': {
       const docs = await loadDocumentFiles([p]);
+      countDocuments(counts, docs);
       // Documents outside a cell folder are checked on their own: schema, and what needs no catalog.
       return allProblems(checkDesiredState(docs));
     }
@@ -97,6 +146,8 @@ export async function validatePath(p: string, override?: ImageVerificationMode, 
 export interface ValidateResult {
   lines: string[];
   exitCode: 0 | 1;
+  /** The one-line summary of a valid run: `3 services, 2 peers, 5 packages: valid`. */
+  summary: string;
 }
 
 /**
@@ -108,22 +159,52 @@ export async function runValidate(paths: string[], override?: ImageVerificationM
   return withCatalogMemo(async () => {
     const lines: string[] = [];
     const checked: Checked = new Set();
-    const reported = new Set<Problem>();
+    const counts = emptyCounts();
+    // One line per problem for the whole run: a catalog named directly and again as a cell's store
+    // (under the cell's policy) reports a problem both find once, under the first path.
+    const seen = new Set<string>();
     for (const p of paths) {
-      const problems = (await validatePath(p, override, checked)).filter((problem) => !reported.has(problem));
-      for (const problem of problems) reported.add(problem);
-      lines.push(...dedupe(problems).map(formatProblem));
+      for (const problem of await validatePath(p, override, checked, counts)) {
+        const line = safeLine(formatProblem(problem));
+        if (seen.has(line)) continue;
+        seen.add(line);
+        lines.push(line);
+      }
     }
-    return { lines, exitCode: lines.length > 0 ? 1 : 0 };
+    return { lines, exitCode: lines.length > 0 ? 1 : 0, summary: summaryLine(counts) };
   });
 }
 
-function dedupe(problems: Problem[]): Problem[] {
-  const seen = new Set<string>();
-  return problems.filter((p) => {
-    const line = formatProblem(p);
-    if (seen.has(line)) return false;
-    seen.add(line);
-    return true;
-  });
-}
+const VERIFICATION_MODES: readonly ImageVerificationMode[] = ['off', 'warn', 'enforce'];
+
+export const validateCommand: Command = {
+  name: 'validate',
+  summary: 'Check manifests, service folders, catalogs, cell folders or YAML documents',
+  args: 'PATH...',
+  description:
+    'One line per problem: FILE: /json/pointer: message. A valid run prints one summary line ' +
+    '("3 services, 2 peers, 5 packages: valid"). Exit 0 valid, 1 problems found, 2 usage error, ' +
+    '3 internal error (a bug in pic). --image-verification overrides the mode of every cell and ' +
+    'the default (enforce) for packages given alone: warn and off admit images pinned by tag.',
+  flags: [{ name: 'image-verification', type: 'string', value: 'enforce|warn|off', help: 'the verification mode to check images under (default: the cell\'s, else enforce)', complete: VERIFICATION_MODES }],
+  examples: ['pic validate examples/store examples/cell', 'pic validate --image-verification warn examples/store/services/notes'],
+  completeArgs: 'file',
+  async run(parsed, ctx) {
+    const mode = parsed.values['image-verification'];
+    if (typeof mode === 'string' && !VERIFICATION_MODES.includes(mode as ImageVerificationMode)) {
+      throw new UsageError(`--image-verification must be one of ${VERIFICATION_MODES.join(', ')}, not "${safeLine(mode)}"`);
+    }
+    if (parsed.positionals.length === 0) throw new UsageError('pic validate needs at least one PATH');
+    let result: ValidateResult;
+    try {
+      result = await runValidate(parsed.positionals, mode as ImageVerificationMode | undefined);
+    } catch (err) {
+      // validate turns every fault of its input into a problem line; anything thrown is pic's own.
+      throw new InternalError(`validating ${parsed.positionals.join(' ')} failed: ${(err as Error).message ?? String(err)}`, { cause: err });
+    }
+    result.lines.forEach((l) => ctx.io.out(l));
+    if (result.exitCode !== 0) ctx.io.err(`${result.lines.length} problem${result.lines.length === 1 ? '' : 's'} found`);
+    else ctx.io.out(result.summary);
+    return result.exitCode;
+  },
+};

@@ -1,6 +1,8 @@
 /**
  * The command line as an admin uses it, against the real dockerd: plan, run (as a daemon and
- * --once), watch, get, describe, and a clean stop on SIGTERM.
+ * --once), watch, get, describe, and a clean stop on SIGTERM; the state directory the operator
+ * records in the cell folder; and a hostile document whose escape sequences never reach the
+ * terminal raw.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -55,6 +57,8 @@ describe('pic command line', () => {
 
   test('run converges, watch follows it, get and describe report it, SIGTERM stops both cleanly', async () => {
     const operator = start('run', '--cell', cell.cellDir, '--log-format', 'json');
+    // watch only reads: it refuses a state directory that does not exist yet, so start it once the operator made one.
+    await waitFor('the operator holds its state directory', async () => ((await fs.stat(path.join(cell.stateDir, 'operator.lock')).catch(() => undefined)) ? true : undefined));
     const watcher = start('watch');
     await waitFor('watch shows web Ready', async () => (/ServiceInstall\s+web\s+True\s+Ready/.test(watcher.output()) ? true : undefined));
     await cell.writeService('api');
@@ -102,5 +106,62 @@ describe('pic command line', () => {
     expect(second.stderr).toContain('another pic operator');
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
+  });
+
+  test('run records its state directory in the cell folder; get, describe and watch given --cell find it', async () => {
+    const env = { ...process.env };
+    delete env.PIC_STATE_DIR;
+    const recorded = (await fs.readFile(path.join(cell.cellDir, '.pic', 'state-dir'), 'utf8')).trim();
+    expect(recorded).toBe(path.resolve(cell.stateDir));
+    const get = await run(PIC, ['get', 'ServiceInstall', '-o', 'name', '--cell', cell.cellDir], { env }).catch((e) => e as { stdout: string });
+    expect(get.stdout.split('\n')).toContain('ServiceInstall/web');
+    // Inside the cell folder, no flag at all.
+    const inside = await run(PIC, ['get', 'ServiceInstall/web', '-o', 'jsonpath={.phase}'], { env, cwd: path.join(cell.cellDir, 'services') });
+    expect(inside.stdout.trim()).toBe('Ready');
+    const describe = await run(PIC, ['--cell', cell.cellDir, 'describe', 'ServiceInstall/web'], { env });
+    expect(describe.stdout).toMatch(/^Name:\s+web$/m);
+  });
+
+  test('a hostile document: its escape sequences reach no output raw, in validate, run, logs, get, describe and watch', async () => {
+    const fake = '\u001b[2J\u001b[H\rServiceInstall   api   True   Ready\u202e\u009b2J\u0007';
+    await cell.writeService('api', { [`evil${fake}`]: `x${fake}` });
+    // Everything a terminal would act on; newline excluded (it separates lines).
+    // eslint-disable-next-line no-control-regex
+    const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/u;
+    const outputs: [string, string][] = [];
+    const record = (what: string, r: { stdout: string; stderr: string }) => {
+      outputs.push([`${what} stdout`, r.stdout], [`${what} stderr`, r.stderr]);
+    };
+    const validate = await pic('validate', cell.cellDir);
+    expect(validate.code).toBe(1);
+    record('validate', validate);
+    for (const format of ['text', 'json']) {
+      const once = await pic('run', '--once', '--cell', cell.cellDir, '--log-format', format);
+      expect(once.code).toBe(1);
+      record(`run --once --log-format ${format}`, once);
+    }
+    for (const args of [['get'], ['get', '-o', 'wide'], ['get', '-o', 'json'], ['get', '-o', 'yaml'], ['get', '-o', 'name'], ['get', 'si', '-o', 'jsonpath={range .items[*]}{.conditions[*].message}{"\\n"}{end}'], ['describe', 'ServiceInstall/api']]) {
+      const r = await pic(...args);
+      expect(r.code).toBe(0);
+      record(args.join(' '), r);
+    }
+    const watcher = start('watch');
+    await waitFor('watch shows api', async () => (/ServiceInstall\s+api\s/.test(watcher.output()) ? true : undefined));
+    watcher.child.kill('SIGTERM');
+    expect(await watcher.exited).toBe(0);
+    outputs.push(['watch', watcher.output()]);
+
+    for (const [what, text] of outputs) {
+      const raw = RAW.exec(text);
+      if (raw) throw new Error(`${what} carries U+${raw[0].codePointAt(0)!.toString(16).padStart(4, '0')} raw at ${raw.index}: ${JSON.stringify(text.slice(Math.max(0, raw.index - 40), raw.index + 40))}`);
+    }
+    // The value did reach them, escaped: the proof that the check above looked at it.
+    const shown = outputs.filter(([, text]) => text.includes('evil\\e[2J\\e[H\\rServiceInstall')).map(([what]) => what);
+    expect(shown).toEqual(expect.arrayContaining(['validate stdout', 'get -o wide stdout', 'describe ServiceInstall/api stdout']));
+    // No fake Ready row: api's own row says it is not Ready.
+    const table = outputs.find(([what]) => what === 'get -o wide stdout')![1];
+    expect(table.split('\n').filter((l) => /^ServiceInstall\s+api\s/.test(l))).toEqual([expect.stringMatching(/^ServiceInstall\s+api\s+False\s+Stalled/)]);
+    const json = JSON.parse(outputs.find(([what]) => what === 'get -o json stdout')![1]) as { items: { name: string; conditions: { message: string }[] }[] };
+    expect(json.items.find((i) => i.name === 'api')!.conditions.some((c) => c.message.includes(fake))).toBe(true);
   });
 });

@@ -36,16 +36,16 @@ async function copyExamples(): Promise<{ store: string; cell: string }> {
 }
 
 describe('pic validate', () => {
-  test('the bundled catalog and cell are valid (exit 0, no output)', async () => {
+  test('the bundled catalog and cell are valid: exit 0 and one summary line', async () => {
     const r = await pic('validate', 'examples/store', 'examples/cell');
-    expect(r.stdout).toBe('');
+    expect(r.stdout).toBe('1 cell, 5 services, 2 peers, 1 connection, 5 packages: valid\n');
     expect(r.code).toBe(0);
   });
 
   test('each service folder and manifest of the catalog validates on its own', async () => {
     const services = await fs.readdir('examples/store/services');
     const r = await pic('validate', ...services.map((s) => `examples/store/services/${s}`), ...services.map((s) => `examples/store/services/${s}/manifest.json`));
-    expect(r.stdout).toBe('');
+    expect(r.stdout).toBe(`${services.length} packages: valid\n`);
     expect(r.code).toBe(0);
   });
 
@@ -85,19 +85,54 @@ describe('pic validate', () => {
     expect(strict.code).toBe(1);
     expect(strict.stdout).toMatch(/\/image: .*digest/);
     const relaxed = await pic('validate', '--image-verification', 'warn', file);
-    expect(relaxed.stdout).toBe('');
+    expect(relaxed.stdout).toBe('1 package: valid\n');
     expect(relaxed.code).toBe(0);
   });
 
   test.each([
     [['validate'], 'needs at least one PATH'],
     [['validate', '--image-verification', 'loose', 'x'], 'must be one of'],
-    [['validate', '--bogus', 'x'], 'Unknown option'],
+    [['validate', '--bogus', 'x'], 'validate has no flag --bogus; it takes --image-verification, --help/-h'],
+    [['validate', '--state-dir', '/tmp', 'x'], 'validate does not take --state-dir'],
     [['frobnicate'], 'unknown command'],
   ])('usage errors exit 2: %j', async (args, fragment) => {
     const r = await pic(...args);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(fragment);
+  });
+
+  test('each problem once: a store named directly and again as the cell\'s store (under another policy)', async () => {
+    const { store, cell } = await copyExamples();
+    const notes = path.join(store, 'services', 'notes', 'manifest.json');
+    const m = JSON.parse(await fs.readFile(notes, 'utf8'));
+    m.container_name = 'notes';
+    await fs.writeFile(notes, JSON.stringify(m, null, 2));
+    const r = await pic('validate', store, cell);
+    expect(r.code).toBe(1);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.filter((l) => l.startsWith(`${notes}: /container_name: `))).toHaveLength(1);
+    expect(new Set(lines).size).toBe(lines.length);
+    expect(r.stderr).toBe(`${lines.length} problem${lines.length === 1 ? '' : 's'} found\n`);
+  });
+
+  test('a broken Cell is reported alone, without a false "no service X in the catalog" per service', async () => {
+    const { cell } = await copyExamples();
+    const file = path.join(cell, 'cell.yaml');
+    await fs.writeFile(file, (await fs.readFile(file, 'utf8')).replace('domain: demo.pic.test', 'domain: 3'));
+    const r = await pic('validate', cell);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe(`${file}: /spec/domain: must be a string\n`);
+  });
+
+  test('control characters and escape sequences in a quoted value are escaped, never printed raw', async () => {
+    const { cell } = await copyExamples();
+    const fake = '\u001b[2J\u001b[H\rServiceInstall   notes   True   Ready\u202e\u009b';
+    await fs.writeFile(path.join(cell, 'services', 'notes.yaml'), `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: notes}\nspec:\n  version: 1.0.0\n  config: ${JSON.stringify({ [`evil${fake}`]: 1 })}\n`);
+    const r = await pic('validate', cell);
+    expect(r.code).toBe(1);
+    // eslint-disable-next-line no-control-regex
+    expect(r.stdout + r.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/u);
+    expect(r.stdout).toContain('/spec/config/evil\\e[2J\\e[H\\rServiceInstall   notes   True   Ready\\u{202e}\\x9b: ');
   });
 
   test('a missing path or an unknown folder is a problem (exit 1), not a crash', async () => {

@@ -210,10 +210,50 @@ describe('status views (properties)', () => {
   });
 
   test('json and yaml carry the full statuses', () => {
-    expect(JSON.parse(renderGet(statuses, 'json', NOW))).toEqual({ items: [vpn, alice, files, mail, notes] });
+    const list = (items: DocumentStatus[]) => ({ apiVersion: 'v1', kind: 'List', items });
+    expect(JSON.parse(renderGet(statuses, 'json', NOW))).toEqual(list([vpn, alice, files, mail, notes]));
     expect(JSON.parse(renderGet([mail], 'json', NOW, { single: true }))).toEqual(mail);
-    expect(parseYaml(renderGet(statuses, 'yaml', NOW))).toEqual({ items: [vpn, alice, files, mail, notes] });
-    expect(JSON.parse(renderGet([], 'json', NOW))).toEqual({ items: [] });
+    expect(parseYaml(renderGet(statuses, 'yaml', NOW))).toEqual(list([vpn, alice, files, mail, notes]));
+    expect(JSON.parse(renderGet([], 'json', NOW))).toEqual(list([]));
+  });
+
+  test('yaml quotes every timestamp, so a YAML 1.1 reader keeps it a string', () => {
+    const text = renderGet([notes], 'yaml', NOW, { single: true });
+    expect(text).toContain(`updatedAt: "${notes.updatedAt}"`);
+    expect(text).toMatch(/lastTransitionTime: "\d{4}-/);
+    expect(parseYaml(text, { version: '1.1' })).toEqual(notes);
+  });
+
+  test.each([
+    ['name', 'Connection/vpn-home\nPeerAccount/alice\nServiceInstall/files\nServiceInstall/mail\nServiceInstall/notes'],
+    [{ format: 'jsonpath', template: '{.items[*].name}' }, 'vpn-home alice files mail notes'],
+    [{ format: 'jsonpath', template: '{range .items[*]}{.kind}/{.name}={.phase}{"\\n"}{end}' }, 'Connection/vpn-home=Failed\nPeerAccount/alice=Ready\nServiceInstall/files=Reconciling\nServiceInstall/mail=Stalled\nServiceInstall/notes=Ready\n'],
+    [{ format: 'jsonpath', template: 'kind={.kind} n={.items.length}' }, 'kind=List n=5'],
+  ] as const)('get -o %j', (output, expected) => {
+    expect(renderGet(statuses, output as never, NOW)).toBe(expected);
+  });
+
+  test('--no-headers leaves out the header line only', () => {
+    const withHeader = renderTable(statuses, { now: NOW }).split('\n');
+    expect(renderTable(statuses, { now: NOW, noHeaders: true }).split('\n')).toEqual(withHeader.slice(1).map((l) => l));
+  });
+
+  test('an unreadable status file is a row of its own, the others still shown', () => {
+    const unreadable = [{ key: 'ServiceInstall/broken', kind: 'ServiceInstall', name: 'broken', file: '/s/ServiceInstall/broken.json', message: '/s/ServiceInstall/broken.json: not valid JSON' }];
+    const lines = renderGet(statuses, 'table', NOW, { unreadable }).split('\n');
+    expect(lines).toHaveLength(statuses.length + 2);
+    expect(lines.find((l) => l.includes('broken'))).toMatch(/^ServiceInstall\s+broken\s+Unknown\s+Unreadable\s+<unknown>\s+\/s\/ServiceInstall\/broken\.json: not/);
+  });
+
+  test('hostile values are escaped in every output format', () => {
+    const evil: DocumentStatus = { ...notes, name: 'x\u001b[2J', conditions: [{ type: 'Ready', status: 'True', reason: 'R', message: 'ok\rReady \u202e\u009b2J', lastTransitionTime: ago(1) }] };
+    // eslint-disable-next-line no-control-regex
+    const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u200b-\u200f]/u;
+    for (const output of ['table', 'wide', 'json', 'yaml', 'name', { format: 'jsonpath', template: '{.items[*].conditions[*].message}' }] as const) {
+      expect(renderGet([evil], output as never, NOW)).not.toMatch(raw);
+    }
+    expect(JSON.parse(renderGet([evil], 'json', NOW, { single: true }))).toEqual(evil);
+    expect(parseYaml(renderGet([evil], 'yaml', NOW, { single: true }))).toEqual(evil);
   });
 
   test('single output needs exactly one status', () => {
