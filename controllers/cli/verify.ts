@@ -38,7 +38,7 @@ async function verify(parsed: Parsed, io: Io): Promise<number> {
   const positionals = parsed.positionals;
   const values = { key: listFlag(parsed, 'key'), cell: stringFlag(parsed, 'cell'), mirror: listFlag(parsed, 'mirror'), insecure: listFlag(parsed, 'insecure'), output: stringFlag(parsed, 'output') };
   if (positionals.length !== 1) throw new UsageError('pic verify takes one IMAGE, e.g. pic verify git.pic.ngo/roof/notes@sha256:<hex> --key cosign.pub');
-  if (values.output !== undefined && values.output !== 'json') throw new UsageError('pic verify takes -o json or no -o');
+  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`pic verify: -o takes json or nothing, not "${safeLine(values.output)}"`);
   const reference = positionals[0] as string;
 
   let keyFiles = (values.key ?? []).map((k) => path.resolve(k));

@@ -217,6 +217,8 @@ describe('a broken file holds what it declared', () => {
     await ready('ServiceInstall/notes');
     // Now the deletion counts: files goes, notes stays as it was.
     await waitFor('files removed', async () => ((await containerIds()).has(theCell().containerName('cell-files')) ? undefined : true));
+    // Its status goes once every container of it (files and webdav) is removed.
+    await waitFor('files uninstalled', async () => ((await theCell().status.get('ServiceInstall/files')) ? undefined : true));
     const after = await containerIds();
     expect(after.get(theCell().containerName('cell-notes'))).toBe(before.get(theCell().containerName('cell-notes')));
     expect((await theCell().status.keys()).some((k) => k.kind === 'Cell')).toBe(false);

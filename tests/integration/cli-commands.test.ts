@@ -100,6 +100,8 @@ const OUTPUTS: Record<string, Record<'json' | 'yaml' | 'name', [number, RegExp]>
   // watch -o json streams; it is followed below. yaml and name it does not offer.
   watch: { json: [-1, /./], yaml: [2, /^pic watch: -o takes json or nothing, not "yaml"$/], name: [2, /^pic watch: -o takes json or nothing, not "name"$/] },
   credentials: { json: [1, /^pic: no credentials are stored for peer "alice"/], yaml: [2, /^pic credentials: -o takes json or nothing/], name: [2, /^pic credentials: -o takes json or nothing/] },
+  // Nothing answers on 127.0.0.1:9: refused (RegistryUnreachable), the verdict on stdout, nothing on stderr.
+  verify: { json: [1, /^$/], yaml: [2, /^pic verify: -o takes json or nothing/], name: [2, /^pic verify: -o takes json or nothing/] },
 };
 
 describe('every command', () => {
