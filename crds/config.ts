@@ -1,3 +1,4 @@
+import { quoted } from './problem-limit.js';
 import type { ConfigField, Problem } from './types.js';
 
 export type ConfigValue = string | number | boolean;
@@ -25,8 +26,8 @@ export function mergeServiceConfig(
         file,
         pointer: at(key),
         message: known.length
-          ? `"${key}" is not a setting of this service; it accepts: ${known.join(', ')}`
-          : `"${key}" is not a setting of this service; it has no configurable settings`,
+          ? `${quoted(key)} is not a setting of this service; it accepts: ${known.join(', ')}`
+          : `${quoted(key)} is not a setting of this service; it has no configurable settings`,
       });
     }
   }
@@ -36,16 +37,16 @@ export function mergeServiceConfig(
     const has = Object.prototype.hasOwnProperty.call(values, key) && values[key] !== null && values[key] !== undefined;
     const value = has ? values[key] : field.default;
     if (value === undefined || value === null) {
-      if (field.required) problems.push({ file, pointer: at(key), message: `"${key}" (${field.label}) is required and has no default; set it` });
+      if (field.required) problems.push({ file, pointer: at(key), message: `${quoted(key)} (${field.label}) is required and has no default; set it` });
       continue;
     }
     const problem = checkConfigValue(field, value);
     if (problem) {
-      problems.push({ file, pointer: has ? at(key) : at(key), message: has ? problem : `default of "${key}": ${problem}` });
+      problems.push({ file, pointer: has ? at(key) : at(key), message: has ? problem : `default of ${quoted(key)}: ${problem}` });
       continue;
     }
     if (field.required && field.type === 'string' && value === '') {
-      problems.push({ file, pointer: at(key), message: `"${key}" (${field.label}) is required and must not be empty` });
+      problems.push({ file, pointer: at(key), message: `${quoted(key)} (${field.label}) is required and must not be empty` });
       continue;
     }
     config[key] = value as ConfigValue;

@@ -7,6 +7,7 @@ import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import * as checkValidators from './generated/check-validators.js';
 import * as defaultValidators from './generated/default-validators.js';
 import { PATTERN_HINTS, type JsonSchema } from './schemas.js';
+import { boundProblems, cut, quoted } from './problem-limit.js';
 import type { Problem } from './types.js';
 import { AJV_OPTIONS, CHECKED_SCHEMAS, DEFAULTED_SCHEMAS, schemaFingerprint } from './validator-schemas.js';
 
@@ -137,14 +138,14 @@ function translate(error: ErrorObject, context: ErrorContext): { pointer: string
       const parent = error.parentSchema as JsonSchema | undefined;
       const known = Object.keys((parent?.properties as Record<string, unknown> | undefined) ?? {});
       const guess = closestName(extra, known);
-      const message = `is not a known field${guess ? ` (did you mean "${guess}"?)` : ''}; allowed here: ${known.join(', ')}`;
-      return { pointer: at + pointerOf(extra), message };
+      const message = `is not a known field${guess ? ` (did you mean ${quoted(guess)}?)` : ''}; allowed here: ${known.join(', ')}`;
+      return { pointer: at + pointerOf(cut(extra)), message };
     }
     case 'propertyNames': {
       const name = String(params.propertyName);
       const names = (error.parentSchema as JsonSchema | undefined)?.propertyNames as JsonSchema | undefined;
       const pattern = typeof names?.pattern === 'string' ? names.pattern : '';
-      return { pointer: at + pointerOf(name), message: `the key "${name}" is not valid: it ${patternWords(pattern)}` };
+      return { pointer: at + pointerOf(cut(name)), message: `the key ${quoted(name)} is not valid: it ${patternWords(pattern)}` };
     }
     case 'type':
       return { pointer: at, message: `must be ${typeWords(params.type)}` };
@@ -198,5 +199,5 @@ export function schemaProblems(errors: readonly ErrorObject[] | null | undefined
     seen.add(key);
     problems.push({ file, pointer: pointerPrefix + t.pointer, message: t.message });
   }
-  return problems;
+  return boundProblems(problems, file);
 }

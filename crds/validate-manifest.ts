@@ -14,6 +14,7 @@ import {
   MANIFEST_SCHEMA,
   RESERVED_SUBDOMAINS,
 } from './schemas.js';
+import { boundProblems, quoted } from './problem-limit.js';
 import { EGRESS_TYPES, type ImageVerificationMode, type Manifest, type Problem } from './types.js';
 
 export interface ManifestPolicy {
@@ -79,26 +80,26 @@ function readImageReference(ref: string): ReadReference {
     const digest = ref.slice(at + 1);
     rest = ref.slice(0, at);
     if (DIGEST_RE.test(digest)) out.digest = digest;
-    else out.errors.push(`has a malformed digest "${digest}": a digest is sha256: followed by exactly 64 lowercase hex characters`);
+    else out.errors.push(`has a malformed digest ${quoted(digest)}: a digest is sha256: followed by exactly 64 lowercase hex characters`);
   }
   const colon = rest.lastIndexOf(':');
   if (colon > rest.lastIndexOf('/')) {
     const tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
     if (TAG_RE.test(tag)) out.tag = tag;
-    else out.errors.push(`has an invalid tag "${tag}": up to 128 letters, digits, "_", "." or "-", not starting with "." or "-"`);
+    else out.errors.push(`has an invalid tag ${quoted(tag)}: up to 128 letters, digits, "_", "." or "-", not starting with "." or "-"`);
   }
   const components = rest.split('/');
   const first = components[0] ?? '';
   const hasHost = components.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase());
   const nameErrors: string[] = [];
-  if (hasHost && !REGISTRY_HOST_RE.test(first)) nameErrors.push(`has an invalid registry host "${first}"`);
+  if (hasHost && !REGISTRY_HOST_RE.test(first)) nameErrors.push(`has an invalid registry host ${quoted(first)}`);
   for (const component of hasHost ? components.slice(1) : components) {
     if (!PATH_COMPONENT_RE.test(component)) {
       nameErrors.push(
         component === ''
           ? 'has an empty path component (a doubled, leading or trailing "/")'
-          : `has an invalid path component "${component}": lowercase letters and digits, joined by ".", "_", "__" or "-"`,
+          : `has an invalid path component ${quoted(component)}: lowercase letters and digits, joined by ".", "_", "__" or "-"`,
       );
       break;
     }
@@ -193,11 +194,11 @@ function isPlainSemver(v: string): boolean {
 
 function checkVersions(m: Json, report: Report): void {
   if (typeof m.version === 'string' && m.version !== '' && !isPlainSemver(m.version)) {
-    report('/version', `must be a semantic version such as 1.0.0 (major.minor.patch), not "${m.version}"`);
+    report('/version', `must be a semantic version such as 1.0.0 (major.minor.patch), not ${quoted(m.version)}`);
   }
   const min = m.min_pic_version;
   if (typeof min === 'string' && min !== '' && !isPlainSemver(min) && !/^(0|[1-9]\d*)(\.(0|[1-9]\d*)){0,2}$/.test(min)) {
-    report('/min_pic_version', `must be a version such as 1.0 or 1.2.3, not "${min}"`);
+    report('/min_pic_version', `must be a version such as 1.0 or 1.2.3, not ${quoted(min)}`);
   }
 }
 
@@ -214,14 +215,14 @@ function checkSubdomains(m: Json, report: Report): void {
 
   for (const claim of route ? [...claims, route] : claims) {
     if ((RESERVED_SUBDOMAINS as readonly string[]).includes(claim.name)) {
-      report(claim.pointer, `"${claim.name}" is a reserved subdomain of the cell; reserved: ${RESERVED_SUBDOMAINS.join(', ')}`);
+      report(claim.pointer, `${quoted(claim.name)} is a reserved subdomain of the cell; reserved: ${RESERVED_SUBDOMAINS.join(', ')}`);
     }
   }
   // caddy_route names the web interface, usually the primary subdomain again; it may repeat one.
   const firstClaim = new Map<string, string>();
   for (const claim of claims) {
     const earlier = firstClaim.get(claim.name);
-    if (earlier) report(claim.pointer, `subdomain "${claim.name}" is already claimed at ${earlier}; name each subdomain once`);
+    if (earlier) report(claim.pointer, `subdomain ${quoted(claim.name)} is already claimed at ${earlier}; name each subdomain once`);
     else firstClaim.set(claim.name, claim.pointer);
   }
 }
@@ -230,7 +231,7 @@ function checkBackends(m: Json, report: Report): void {
   const check = (value: unknown, pointer: string): void => {
     if (typeof value !== 'string' || !BACKEND_RE.test(value)) return;
     const port = Number(value.slice(value.lastIndexOf(':') + 1));
-    if (port < 1 || port > 65535) report(pointer, `port ${port} of backend "${value}" is outside 1-65535`);
+    if (port < 1 || port > 65535) report(pointer, `port ${port} of backend ${quoted(value)} is outside 1-65535`);
   };
   check(m.backend, '/backend');
   if (isRecord(m.extra_backends)) for (const [key, value] of Object.entries(m.extra_backends)) check(value, pointerOf('extra_backends', key));
@@ -285,16 +286,16 @@ function checkPeerConfigTemplate(m: Json, report: Report): void {
       if (credential) {
         const service = credential[1] ?? '';
         const name = credential[2] ?? '';
-        if (id !== undefined && service !== id) report(pointer, `token {${token}} names service "${service}"; a manifest can only use its own credentials: {peer.service_credentials.${id}.${name}}`);
+        if (id !== undefined && service !== id) report(pointer, `token {${token}} names service ${quoted(service)}; a manifest can only use its own credentials: {peer.service_credentials.${id}.${name}}`);
         else if (!credentials.includes(name)) {
-          report(pointer, `token {${token}} names credential "${name}", which accounts.credentials does not list${credentials.length ? ` (it lists: ${credentials.join(', ')})` : ''}`);
+          report(pointer, `token {${token}} names credential ${quoted(name)}, which accounts.credentials does not list${credentials.length ? ` (it lists: ${credentials.join(', ')})` : ''}`);
         }
         return '';
       }
       const config = /^config\.(.*)$/.exec(token);
       if (config) {
         const key = config[1] ?? '';
-        if (!keys.includes(key)) report(pointer, `token {${token}} names config key "${key}", which config_schema does not define${keys.length ? ` (it defines: ${keys.join(', ')})` : ''}`);
+        if (!keys.includes(key)) report(pointer, `token {${token}} names config key ${quoted(key)}, which config_schema does not define${keys.length ? ` (it defines: ${keys.join(', ')})` : ''}`);
         return '';
       }
       report(pointer, `unknown token {${token}}; ${TEMPLATE_TOKENS_HELP}`);
@@ -311,10 +312,10 @@ function checkBackup(m: Json, report: Report): void {
     volumes.forEach((v, i) => {
       if (!isRecord(v)) return;
       if (typeof v.path === 'string' && v.path !== '') {
-        if (!v.path.startsWith('/')) report(pointerOf('backup', 'volumes', i, 'path'), `must be an absolute path inside the container (starting with /), not "${v.path}"`);
+        if (!v.path.startsWith('/')) report(pointerOf('backup', 'volumes', i, 'path'), `must be an absolute path inside the container (starting with /), not ${quoted(v.path)}`);
         else if (v.path.split('/').includes('..')) report(pointerOf('backup', 'volumes', i, 'path'), `must not contain ".." segments; write the directory plainly (it normalises to ${normaliseAbsolutePath(v.path)})`);
       }
-      if (typeof v.name === 'string' && v.name.includes('..')) report(pointerOf('backup', 'volumes', i, 'name'), `must be a plain file name stem without ".."; "${v.name}" is not`);
+      if (typeof v.name === 'string' && v.name.includes('..')) report(pointerOf('backup', 'volumes', i, 'name'), `must be a plain file name stem without ".."; ${quoted(v.name)} is not`);
     });
   }
   if (Array.isArray(configPaths)) {
@@ -322,11 +323,11 @@ function checkBackup(m: Json, report: Report): void {
       if (typeof p !== 'string' || p === '') return;
       const pointer = pointerOf('backup', 'config_paths', i);
       if (p.startsWith('/')) {
-        report(pointer, `must be relative to the pic project root, not the absolute path "${p}"`);
+        report(pointer, `must be relative to the pic project root, not the absolute path ${quoted(p)}`);
         return;
       }
       const n = path.posix.normalize(p).replace(/\/+$/, '');
-      if (n === '..' || n.startsWith('../')) report(pointer, `must stay inside the pic project root; "${p}" climbs out of it (it normalises to ${n})`);
+      if (n === '..' || n.startsWith('../')) report(pointer, `must stay inside the pic project root; ${quoted(p)} climbs out of it (it normalises to ${n})`);
       else if (n === '.' || n === '') report(pointer, `must name something inside the pic project root, not the root itself`);
     });
   }
@@ -339,7 +340,7 @@ function checkEgress(m: Json, report: Report): void {
   if (!allowed.includes('default')) report('/egress/allowed', 'must include "default", so the admin can always return the service to the normal route');
   const def = m.egress.default;
   if (typeof def === 'string' && (EGRESS_TYPES as readonly string[]).includes(def) && !allowed.includes(def)) {
-    report('/egress/default', `"${def}" must be one of egress.allowed (${stringList(allowed).join(', ')})`);
+    report('/egress/default', `${quoted(def)} must be one of egress.allowed (${stringList(allowed).join(', ')})`);
   }
 }
 
@@ -350,11 +351,11 @@ function checkImage(m: Json, policy: ManifestPolicy, report: Report): void {
   if (read.name !== undefined) {
     const prefix = segmentPrefix(policy.allowedImagePrefix);
     if (policy.allowedImagePrefix === '') report('/image', 'no image is allowed: the allowed image prefix is empty');
-    else if (read.name === prefix.slice(0, -1)) report('/image', `must name a repository under the allowed prefix "${prefix}", not the prefix itself`);
-    else if (!isUnderImagePrefix(read.name, policy.allowedImagePrefix)) report('/image', `must come from the allowed registry path "${prefix}"; "${read.name}" does not`);
+    else if (read.name === prefix.slice(0, -1)) report('/image', `must name a repository under the allowed prefix ${quoted(prefix)}, not the prefix itself`);
+    else if (!isUnderImagePrefix(read.name, policy.allowedImagePrefix)) report('/image', `must come from the allowed registry path ${quoted(prefix)}; ${quoted(read.name)} does not`);
   }
   if (read.digest !== undefined && !SHA256_DIGEST_RE.test(read.digest)) {
-    report('/image', `must be pinned with a sha256 digest; "${read.digest.split(':')[0]}" digests are not verified`);
+    report('/image', `must be pinned with a sha256 digest; ${quoted(read.digest.split(':')[0])} digests are not verified`);
   }
   if (policy.imageVerification === 'enforce' && read.digest === undefined && !read.errors.some((e) => e.includes('digest'))) {
     report('/image', 'must be pinned by digest (name@sha256:<64 hex>) because image verification is enforce; a tag can be moved after review');
@@ -370,11 +371,11 @@ function checkVolumes(m: Json, policy: ManifestPolicy, report: Report): void {
     const mount = v.mount;
     if (/[:\u0000-\u001f]/.test(mount)) report(pointer, 'must not contain ":" or control characters, which Docker would read as mount options');
     if (!mount.startsWith('/')) {
-      report(pointer, `must be an absolute path inside the container (starting with /), not "${mount}"`);
+      report(pointer, `must be an absolute path inside the container (starting with /), not ${quoted(mount)}`);
       return;
     }
     const n = normaliseAbsolutePath(mount);
-    const shown = n === mount ? `"${mount}"` : `"${mount}" (which is ${n})`;
+    const shown = n === mount ? `${quoted(mount)}` : `${quoted(mount)} (which is ${n})`;
     if ((FORBIDDEN_MOUNTS as readonly string[]).includes(n)) {
       report(pointer, `must not mount over a system directory: ${shown} is forbidden (forbidden: ${FORBIDDEN_MOUNTS.join(' ')})`);
     } else if (isSameOrAbove(n, root)) {
@@ -391,7 +392,7 @@ function checkEnv(m: Json, report: Report): void {
     if (!isRecord(entry)) return;
     if (typeof entry.key === 'string') {
       const earlier = seenKeys.get(entry.key);
-      if (earlier !== undefined) report(pointerOf('env', i, 'key'), `"${entry.key}" is already set by env entry ${earlier}; set each variable once`);
+      if (earlier !== undefined) report(pointerOf('env', i, 'key'), `${quoted(entry.key)} is already set by env entry ${earlier}; set each variable once`);
       else seenKeys.set(entry.key, i);
     }
     if (typeof entry.value !== 'string') return;
@@ -441,5 +442,5 @@ export function validateManifest(value: unknown, file: string, policy: ManifestP
   checkImage(value, safePolicy, report);
   checkVolumes(value, safePolicy, report);
   checkEnv(value, report);
-  return problems;
+  return boundProblems(problems, file);
 }

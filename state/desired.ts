@@ -28,6 +28,8 @@ export interface DesiredDocuments {
   rejected: { key?: string; file: string; problems: Problem[] }[];
   /** Problems of files as a whole: unreadable, not YAML, too large. */
   problems: Problem[];
+  /** Facts about files that are not errors: a file that holds no document, for example. */
+  notices: Problem[];
   /** Every file read, for change detection (relative path → content signature). */
   files: string[];
 }
@@ -95,6 +97,7 @@ export async function loadDocumentFiles(files: string[]): Promise<DesiredDocumen
 /** What one file holds, each document checked against its kind's schema (defaults applied). */
 interface CheckedFile {
   problems: Problem[];
+  notices: Problem[];
   documents: ({ valid: Sourced<CellObject> } | { rejected: DesiredDocuments['rejected'][number] })[];
 }
 
@@ -104,7 +107,7 @@ const checkedFiles = new FileMemo<CheckedFile>();
 function checkFile(file: string): CheckedFile {
   return checkedFiles.get([file], '', () => {
     const parsed = readYamlFile(file);
-    const out: CheckedFile = { problems: parsed.problems, documents: [] };
+    const out: CheckedFile = { problems: parsed.problems, notices: parsed.notices, documents: [] };
     for (const document of parsed.documents) {
       const docProblems = validateDocument(document.value, document.label);
       if (docProblems.length > 0) {
@@ -120,10 +123,11 @@ function checkFile(file: string): CheckedFile {
 }
 
 function collectDocuments(dir: string, files: string[], problems: Problem[]): DesiredDocuments {
-  const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], files };
+  const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], notices: [], files };
   for (const file of files) {
     const checked = checkFile(file);
     out.problems.push(...checked.problems);
+    out.notices.push(...checked.notices);
     for (const document of checked.documents) {
       if ('rejected' in document) {
         out.rejected.push(document.rejected);
