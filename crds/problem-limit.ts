@@ -38,13 +38,28 @@ export function quoted(value: unknown, max = MAX_QUOTED_LENGTH): string {
 export function boundProblems(problems: Problem[], file: string, max = MAX_PROBLEMS_PER_FILE): Problem[] {
   const long = problems.some((p) => p.message.length > MAX_MESSAGE_LENGTH || p.pointer.length > MAX_MESSAGE_LENGTH);
   if (problems.length <= max && !long) return problems;
-  const kept = problems.slice(0, max).map((p) =>
+  // A list bounded before (a schema's problems inside a document's) keeps one count, summed.
+  let more = 0;
+  const real: Problem[] = [];
+  for (const p of problems) {
+    const earlier = p.file === file && p.pointer === '' ? MORE_RE.exec(p.message) : null;
+    if (earlier) more += Number(earlier[1]);
+    else real.push(p);
+  }
+  const kept = real.slice(0, max).map((p) =>
     p.message.length > MAX_MESSAGE_LENGTH || p.pointer.length > MAX_MESSAGE_LENGTH ? { ...p, pointer: cut(p.pointer, MAX_MESSAGE_LENGTH), message: cut(p.message, MAX_MESSAGE_LENGTH) } : p,
   );
-  const more = problems.length - kept.length;
-  if (more > 0) kept.push({ file, pointer: '', message: `${more} more problem${more === 1 ? '' : 's'} not shown; fix the ones above and validate again` });
+  more += real.length - kept.length;
+  if (more > 0) kept.push(moreProblems(file, more));
   return kept;
 }
+
+/** The one problem that stands for `count` problems of a file left out of a report. */
+export function moreProblems(file: string, count: number): Problem {
+  return { file, pointer: '', message: `${count} more problem${count === 1 ? '' : 's'} not shown; fix the ones above and validate again` };
+}
+
+const MORE_RE = /^(\d+) more problems? not shown; /;
 
 /**
  * How deeply a parsed value nests, counted without recursion and stopping once past `limit`; a

@@ -7,7 +7,7 @@ import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import * as checkValidators from './generated/check-validators.js';
 import * as defaultValidators from './generated/default-validators.js';
 import { PATTERN_HINTS, type JsonSchema } from './schemas.js';
-import { boundProblems, cut, quoted } from './problem-limit.js';
+import { boundProblems, cut, MAX_PROBLEMS_PER_FILE, moreProblems, quoted } from './problem-limit.js';
 import type { Problem } from './types.js';
 import { AJV_OPTIONS, CHECKED_SCHEMAS, DEFAULTED_SCHEMAS, schemaFingerprint } from './validator-schemas.js';
 
@@ -190,8 +190,15 @@ export function schemaProblems(errors: readonly ErrorObject[] | null | undefined
   const wrongType = new Set(relevant.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
   const seen = new Set<string>();
   const problems: Problem[] = [];
+  // Past the bound, errors are only counted (by what would make their message), not translated:
+  // a file of 200,000 unknown fields must not cost 200,000 spelling suggestions.
+  const counted = new Set<string>();
   for (const error of relevant) {
     if (error.keyword !== 'type' && wrongType.has(error.instancePath)) continue;
+    if (problems.length >= MAX_PROBLEMS_PER_FILE) {
+      if (error.keyword !== 'if') counted.add(`${error.instancePath}\u0000${error.keyword}\u0000${JSON.stringify(error.params)}`);
+      continue;
+    }
     const t = translate(error, context);
     if (!t) continue;
     const key = `${t.pointer}\u0000${t.message}`;
@@ -199,5 +206,6 @@ export function schemaProblems(errors: readonly ErrorObject[] | null | undefined
     seen.add(key);
     problems.push({ file, pointer: pointerPrefix + t.pointer, message: t.message });
   }
+  if (counted.size > 0) problems.push(moreProblems(file, counted.size));
   return boundProblems(problems, file);
 }
