@@ -6,7 +6,7 @@ import { validateManifest, type ManifestPolicy } from '../crds/validate-manifest
 import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
 import type { Manifest, Problem } from '../crds/types.js';
 import { FileMemo } from './file-memo.js';
-import { parseJsonText } from './yaml-documents.js';
+import { parseJsonText, parseYamlDocuments } from './yaml-documents.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const TEMPLATE_FILE = 'compose-template.yml';
@@ -153,6 +153,10 @@ function readServicePackage(dir: string, manifestFile: string, templateFile: str
   problems.push(...manifestProblems);
   if (manifestProblems.length > 0 || templateRead.text === undefined) return { problems };
 
+  // The template is read as YAML here once, by the same reader as documents, so that a template
+  // nested too deeply, or not YAML at all, is refused with a short message before any renderer
+  // walks it (the renderer reads it again with Compose's merge keys).
+  problems.push(...parseYamlDocuments(templateRead.text, templateFile).problems);
   const manifest = parsed.value as Manifest;
   if (problems.length > 0) return { problems };
   return {

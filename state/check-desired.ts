@@ -1,7 +1,7 @@
 import semver from 'semver';
 import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { manifestSubdomains } from '../crds/validate-manifest.js';
-import { quoted } from '../crds/problem-limit.js';
+import { cut, quoted } from '../crds/problem-limit.js';
 import { DEFAULT_WIREGUARD_CONTAINER } from '../crds/schemas.js';
 import type { CellDocument, Manifest, Problem, Sourced } from '../crds/types.js';
 import { documentKey, type DesiredDocuments } from './desired.js';
@@ -115,7 +115,7 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
         problems.push({
           file,
           pointer: '/metadata/name',
-          message: `the catalog package of "${name}" is invalid (${broken.length} problem${broken.length === 1 ? '' : 's'}${first ? `; first: ${first.file}: ${first.pointer || '/'}: ${first.message}` : ''})`,
+          message: `the catalog package of "${name}" is invalid (${broken.length} problem${broken.length === 1 ? '' : 's'}${first ? `; first: ${first.file}: ${first.pointer || '/'}: ${cut(first.message, 200)}` : ''})`,
         });
       } else {
         const known = [...catalog!.manifests.keys()].sort();
