@@ -9,7 +9,7 @@ import { formatProblem, type CellObject, type Manifest, type Sourced } from '../
 import { allProblems, checkDesiredState, type CatalogView } from '../../state/check-desired.js';
 import { loadCell } from '../../state/cell.js';
 import { loadDocumentFiles, type DesiredDocuments } from '../../state/desired.js';
-import { duplicateJsonKey, parseJsonText, parseYamlDocuments } from '../../state/yaml-documents.js';
+import { duplicateJsonKey, parseJsonText, parseYamlDocuments, plainDocumentValue } from '../../state/yaml-documents.js';
 
 describe('YAML tags outside the core schema are refused with file and line', () => {
   test.each([
@@ -37,6 +37,11 @@ describe('YAML tags outside the core schema are refused with file and line', () 
     ['!!map and !!seq', 'a: !!map {b: !!seq [1]}\n', { a: { b: [1] } }],
   ])('the core tag %s is read', (_name, text, value) => {
     expect(parseYamlDocuments(text, 'doc.yaml')).toEqual({ documents: [{ label: 'doc.yaml', index: 0, value }], problems: [], notices: [] });
+  });
+
+  test.each([['a: !!binary aGVsbG8=\n'], ['a: !x b\n'], ['a: [!x b]\n'], ['a: {b: !!set c}\n'], ['a:\n  b: !!omap x\n']])('the fast reader leaves %j to yaml', (text) => {
+    expect(plainDocumentValue(text)).toBeUndefined();
+    expect(parseYamlDocuments(text, 'doc.yaml').problems).toEqual([expect.objectContaining({ message: expect.stringContaining('is not accepted') })]);
   });
 
   test('the message is one line and never a code frame of the file', () => {
