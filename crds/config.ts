@@ -1,4 +1,4 @@
-import { quoted } from './problem-limit.js';
+import { cut, quoted } from './problem-limit.js';
 import type { ConfigField, Problem } from './types.js';
 
 export type ConfigValue = string | number | boolean;
@@ -73,9 +73,9 @@ function checkConfigValue(field: ConfigField, value: unknown): string | undefine
 function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (value === null) return 'null';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (typeof value === 'string') return `the string ${quoted(value)}`;
   if (typeof value === 'object') return 'a mapping';
-  return `${typeof value} ${String(value)}`;
+  return `${typeof value} ${cut(String(value))}`;
 }
 
 /** RFC 6901 escaping of one reference token. */

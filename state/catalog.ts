@@ -318,7 +318,7 @@ async function readCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog
         problems.push({ file: service.manifestFile, pointer: '/id', message: `id ${quoted(service.manifest.id)} does not match its folder services/${folder}/` });
       }
       if (entry.version !== undefined && entry.version !== service.manifest.version) {
-        problems.push({ file: indexFile, pointer: `/${position}/version`, message: `index says version ${entry.version} but services/${folder}/manifest.json says ${service.manifest.version}` });
+        problems.push({ file: indexFile, pointer: `/${position}/version`, message: `index says version ${quoted(entry.version)} but services/${folder}/manifest.json says ${quoted(service.manifest.version)}` });
       }
       if (entry.name !== undefined && entry.name !== service.manifest.name) {
         problems.push({ file: indexFile, pointer: `/${position}/name`, message: `index says name ${quoted(entry.name)} but the manifest says ${quoted(service.manifest.name)}` });

@@ -1,7 +1,7 @@
 import semver from 'semver';
 import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { manifestSubdomains } from '../crds/validate-manifest.js';
-import { cut, quoted } from '../crds/problem-limit.js';
+import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
 import { DEFAULT_WIREGUARD_CONTAINER } from '../crds/schemas.js';
 import type { CellDocument, Manifest, Problem, Sourced } from '../crds/types.js';
 import { documentKey, type DesiredDocuments } from './desired.js';
@@ -119,7 +119,7 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
         });
       } else {
         const known = [...catalog!.manifests.keys()].sort();
-        problems.push({ file, pointer: '/metadata/name', message: `no service "${name}" in the catalog at ${catalog!.location}${known.length ? `; it offers: ${known.join(', ')}` : ''}` });
+        problems.push({ file, pointer: '/metadata/name', message: `no service "${name}" in the catalog at ${cut(catalog!.location, 200)}${known.length ? `; it offers: ${known.join(', ')}` : ''}` });
       }
       add(byDocument, key, ...problems);
       continue;
@@ -188,6 +188,8 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
     add(byDocument, documentKey(doc), ...problems);
   }
 
+  // Each document's list bounded like a validator's: its problems gather from several checks.
+  for (const [key, list] of byDocument) if (list.length > 0) byDocument.set(key, boundProblems(list, list[0]!.file));
   return { byDocument, general, notices, generalNotices, configs };
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { parseAllDocuments } from 'yaml';
-import { boundProblems, cut, MAX_NESTING_DEPTH, nestingDepthExceeds } from '../crds/problem-limit.js';
+import { boundProblems, cut, MAX_NESTING_DEPTH, MAX_PROBLEMS_PER_FILE, moreProblems, nestingDepthExceeds } from '../crds/problem-limit.js';
 import type { Problem } from '../crds/types.js';
 
 /** Inputs larger than this are refused before parsing: no admin document comes close. */
@@ -198,16 +198,24 @@ export function plainDocumentValue(text: string): PlainMapping | undefined {
 /** yaml's options: YAML 1.2's core schema only, no YAML 1.1 tags (!!binary, !!omap, !!set, !!timestamp). */
 const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true, schema: 'core', resolveKnownTags: false } as const;
 
-/** Line and column (from 1) of an offset in a text. */
-function lineAndColumn(text: string, offset: number): { line: number; column: number } {
-  let line = 1;
-  let lineStart = 0;
-  const end = Math.min(Math.max(offset, 0), text.length);
-  for (let i = text.indexOf('\n'); i !== -1 && i < end; i = text.indexOf('\n', i + 1)) {
-    line++;
-    lineStart = i + 1;
-  }
-  return { line, column: end - lineStart + 1 };
+/** Line and column (from 1) of offsets in one text: the line starts are found once, then searched. */
+function lineLocator(text: string): (offset: number) => { line: number; column: number } {
+  let starts: number[] | undefined;
+  return (offset) => {
+    if (!starts) {
+      starts = [0];
+      for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+    }
+    const at = Math.min(Math.max(offset, 0), text.length);
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= at) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, column: at - starts[lo]! + 1 };
+  };
 }
 
 function isBreakOrSpace(code: number | undefined): boolean {
@@ -279,9 +287,18 @@ function yamlMessage(message: string): string {
   return cut(oneLine(message), 200);
 }
 
-/** A problem for an error or warning yaml reports at `pos`, with the line and column we count. */
-function yamlProblemMessage(text: string, issue: { message: string; code?: string; pos?: [number, number] }, warning: boolean): string {
-  const where = issue.pos ? lineAndColumn(text, issue.pos[0]) : undefined;
+interface YamlIssue {
+  message: string;
+  code?: string;
+  pos?: [number, number];
+}
+
+/** yaml issues turned into problems per document; a hostile file can make yaml report thousands. */
+const MAX_ISSUES = MAX_PROBLEMS_PER_FILE;
+
+/** The message for an error or warning yaml reports at `pos`, with the line and column we count. */
+function yamlProblemMessage(locate: ReturnType<typeof lineLocator>, issue: YamlIssue, warning: boolean): string {
+  const where = issue.pos ? locate(issue.pos[0]) : undefined;
   const at = where ? ` at line ${where.line}, column ${where.column}` : '';
   if (!warning) return `not valid YAML${at}: ${yamlMessage(issue.message)}`;
   if (issue.code === 'TAG_RESOLVE_FAILED') {
@@ -291,9 +308,13 @@ function yamlProblemMessage(text: string, issue: { message: string; code?: strin
   return `not accepted${at}: ${yamlMessage(issue.message)}`;
 }
 
-/** Problems of the issues yaml reported for one document, at most the bound, then a count. */
-function issueProblems(text: string, label: string, issues: readonly { message: string; code?: string; pos?: [number, number] }[], warning: boolean): Problem[] {
-  return issues.map((issue) => ({ file: label, pointer: '', message: yamlProblemMessage(text, issue, warning) }));
+/** The problems of one document's errors and warnings: the first MAX_ISSUES, then a count of the rest. */
+function issueProblems(locate: ReturnType<typeof lineLocator>, label: string, errors: readonly YamlIssue[], warnings: readonly YamlIssue[]): Problem[] {
+  const all = [...errors.slice(0, MAX_ISSUES).map((e) => ({ issue: e, warning: false })), ...warnings.slice(0, MAX_ISSUES).map((w) => ({ issue: w, warning: true }))];
+  const problems = all.slice(0, MAX_ISSUES).map(({ issue, warning }) => ({ file: label, pointer: '', message: yamlProblemMessage(locate, issue, warning) }));
+  const rest = errors.length + warnings.length - problems.length;
+  if (rest > 0) problems.push(moreProblems(label, rest));
+  return problems;
 }
 
 /**
@@ -321,10 +342,10 @@ export function parseYamlDocuments(text: string, file: string): ParsedFile {
   }
   // Convert first, then label: an empty document (a trailing `---`, a file of comments) is no document.
   const converted: ({ value: unknown } | { problems: (label: string) => Problem[] })[] = [];
+  const locate = lineLocator(text);
   for (const doc of list) {
-    const issues = [...issueProblemsOf(doc.errors, false), ...issueProblemsOf(doc.warnings, true)];
-    if (issues.length > 0) {
-      converted.push({ problems: (label) => issues.flatMap(({ list: l, warning }) => issueProblems(text, label, l, warning)) });
+    if (doc.errors.length > 0 || doc.warnings.length > 0) {
+      converted.push({ problems: (label) => issueProblems(locate, label, doc.errors, doc.warnings) });
       continue;
     }
     try {
@@ -347,15 +368,6 @@ export function parseYamlDocuments(text: string, file: string): ParsedFile {
   const notices: Problem[] = converted.length === 0 ? [{ file, pointer: '', message: 'holds no document (it is empty or only comments); nothing in it is applied' }] : [];
   return { documents, problems: boundProblems(problems, file), notices };
 }
-
-/** The first issues of a list (a bounded number: a hostile file can make yaml report thousands). */
-function issueProblemsOf(issues: readonly { message: string; code?: string; pos?: [number, number] }[], warning: boolean): { list: typeof issues; warning: boolean }[] {
-  if (issues.length === 0) return [];
-  return [{ list: issues.length > MAX_ISSUES ? issues.slice(0, MAX_ISSUES) : issues, warning }];
-}
-
-/** yaml issues turned into problems per document; boundProblems cuts the file's list further. */
-const MAX_ISSUES = 400;
 
 function oneLine(message: string): string {
   const first = message.split('\n')[0] ?? message;
@@ -434,7 +446,7 @@ export function parseJsonText(text: string, file: string): { value?: unknown; pr
     if (jsonNestingTooDeep(text) === undefined) parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
     const first = errors[0];
     if (!first) return { problems: [{ file, pointer: '', message: `not valid JSON: ${cut(oneLine((err as Error).message).replace(/, "[\s\S]*$/, ''), 120)}` }] };
-    const { line, column } = lineAndColumn(text, first.offset);
+    const { line, column } = lineLocator(text)(first.offset);
     return { problems: [{ file, pointer: '', message: `not valid JSON at line ${line}, column ${column}: ${printParseErrorCode(first.error)}` }] };
   }
   const deep = jsonNestingTooDeep(text);
