@@ -337,12 +337,17 @@ export function parseYamlDocuments(text: string, file: string): ParsedFile {
     return { documents: [], problems: [{ file, pointer: '', message: `not valid YAML: ${yamlMessage((err as Error).message)}` }], notices: [] };
   }
   if (!Array.isArray(list)) list = [list];
+  const locate = lineLocator(text);
+  // A stream of no document can still carry errors and warnings of its own (a broken directive).
+  const streamIssues = list as unknown as { errors?: YamlIssue[]; warnings?: YamlIssue[] };
+  if (list.length === 0 && ((streamIssues.errors?.length ?? 0) > 0 || (streamIssues.warnings?.length ?? 0) > 0)) {
+    return { documents: [], problems: issueProblems(locate, file, streamIssues.errors ?? [], streamIssues.warnings ?? []), notices: [] };
+  }
   if (list.length > MAX_DOCUMENTS_PER_FILE) {
     return { documents: [], problems: [{ file, pointer: '', message: `more than ${MAX_DOCUMENTS_PER_FILE} documents in one file` }], notices: [] };
   }
   // Convert first, then label: an empty document (a trailing `---`, a file of comments) is no document.
   const converted: ({ value: unknown } | { problems: (label: string) => Problem[] })[] = [];
-  const locate = lineLocator(text);
   for (const doc of list) {
     if (doc.errors.length > 0 || doc.warnings.length > 0) {
       converted.push({ problems: (label) => issueProblems(locate, label, doc.errors, doc.warnings) });

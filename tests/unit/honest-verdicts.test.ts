@@ -101,6 +101,12 @@ describe('a file that holds no document is a notice, not silence and not an erro
     expect(r.notices).toEqual([{ file: 'services/notes.yaml', pointer: '', message: expect.stringContaining('holds no document') }]);
   });
 
+  test('a broken directive in a file of no document is a problem, not a notice', () => {
+    const r = parseYamlDocuments('%TAG !x\n', 'services/notes.yaml');
+    expect(r.notices).toEqual([]);
+    expect(r.problems).toEqual([expect.objectContaining({ file: 'services/notes.yaml', message: expect.stringContaining('not valid YAML at line 1') })]);
+  });
+
   test('the notice reaches the loaded documents and the checked state', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pic-empty-'));
     try {
