@@ -20,7 +20,7 @@ export interface CheckedDesired {
   byDocument: Map<string, Problem[]>;
   /** Problems that belong to no single document (missing cell.yaml, unreadable files, a second Cell...). */
   general: Problem[];
-  /** Facts worth telling that are not errors, per document: a newer catalog version, for example. */
+  /** Facts worth telling that are not errors, per document. */
   notices: Map<string, string[]>;
   /** Facts worth telling that belong to no document: a file holding none, checks that could not run. */
   generalNotices: Problem[];
