@@ -1,3 +1,4 @@
+import { cut, quoted } from './problem-limit.js';
 import type { ConfigField, Problem } from './types.js';
 
 export type ConfigValue = string | number | boolean;
@@ -25,8 +26,8 @@ export function mergeServiceConfig(
         file,
         pointer: at(key),
         message: known.length
-          ? `"${key}" is not a setting of this service; it accepts: ${known.join(', ')}`
-          : `"${key}" is not a setting of this service; it has no configurable settings`,
+          ? `${quoted(key)} is not a setting of this service; it accepts: ${known.join(', ')}`
+          : `${quoted(key)} is not a setting of this service; it has no configurable settings`,
       });
     }
   }
@@ -36,16 +37,16 @@ export function mergeServiceConfig(
     const has = Object.prototype.hasOwnProperty.call(values, key) && values[key] !== null && values[key] !== undefined;
     const value = has ? values[key] : field.default;
     if (value === undefined || value === null) {
-      if (field.required) problems.push({ file, pointer: at(key), message: `"${key}" (${field.label}) is required and has no default; set it` });
+      if (field.required) problems.push({ file, pointer: at(key), message: `${quoted(key)} (${field.label}) is required and has no default; set it` });
       continue;
     }
     const problem = checkConfigValue(field, value);
     if (problem) {
-      problems.push({ file, pointer: has ? at(key) : at(key), message: has ? problem : `default of "${key}": ${problem}` });
+      problems.push({ file, pointer: has ? at(key) : at(key), message: has ? problem : `default of ${quoted(key)}: ${problem}` });
       continue;
     }
     if (field.required && field.type === 'string' && value === '') {
-      problems.push({ file, pointer: at(key), message: `"${key}" (${field.label}) is required and must not be empty` });
+      problems.push({ file, pointer: at(key), message: `${quoted(key)} (${field.label}) is required and must not be empty` });
       continue;
     }
     config[key] = value as ConfigValue;
@@ -72,9 +73,9 @@ function checkConfigValue(field: ConfigField, value: unknown): string | undefine
 function describe(value: unknown): string {
   if (Array.isArray(value)) return 'a list';
   if (value === null) return 'null';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  if (typeof value === 'string') return `the string ${quoted(value)}`;
   if (typeof value === 'object') return 'a mapping';
-  return `${typeof value} ${String(value)}`;
+  return `${typeof value} ${cut(String(value))}`;
 }
 
 /** RFC 6901 escaping of one reference token. */

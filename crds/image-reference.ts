@@ -7,6 +7,7 @@
  * repository below git.pic.ngo/roof/", so neither `git.pic.ngo/roof:1.0` nor
  * `git.pic.ngo/roofx/a` is under it.
  */
+import { quoted } from './problem-limit.js';
 
 export interface ImageReference {
   /** Registry host (if any) and repository path, without tag or digest. */
@@ -49,26 +50,26 @@ export function readImageReference(ref: string): ReadReference {
     const digest = ref.slice(at + 1);
     rest = ref.slice(0, at);
     if (DIGEST_RE.test(digest)) out.digest = digest;
-    else out.errors.push(`has a malformed digest "${digest}": a digest is sha256: followed by exactly 64 lowercase hex characters`);
+    else out.errors.push(`has a malformed digest ${quoted(digest)}: a digest is sha256: followed by exactly 64 lowercase hex characters`);
   }
   const colon = rest.lastIndexOf(':');
   if (colon > rest.lastIndexOf('/')) {
     const tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
     if (TAG_RE.test(tag)) out.tag = tag;
-    else out.errors.push(`has an invalid tag "${tag}": up to 128 letters, digits, "_", "." or "-", not starting with "." or "-"`);
+    else out.errors.push(`has an invalid tag ${quoted(tag)}: up to 128 letters, digits, "_", "." or "-", not starting with "." or "-"`);
   }
   const components = rest.split('/');
   const first = components[0] ?? '';
   const hasHost = components.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase());
   const nameErrors: string[] = [];
-  if (hasHost && !REGISTRY_HOST_RE.test(first)) nameErrors.push(`has an invalid registry host "${first}"`);
+  if (hasHost && !REGISTRY_HOST_RE.test(first)) nameErrors.push(`has an invalid registry host ${quoted(first)}`);
   for (const component of hasHost ? components.slice(1) : components) {
     if (!PATH_COMPONENT_RE.test(component)) {
       nameErrors.push(
         component === ''
           ? 'has an empty path component (a doubled, leading or trailing "/")'
-          : `has an invalid path component "${component}": lowercase letters and digits, joined by ".", "_", "__" or "-"`,
+          : `has an invalid path component ${quoted(component)}: lowercase letters and digits, joined by ".", "_", "__" or "-"`,
       );
       break;
     }

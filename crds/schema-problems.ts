@@ -7,6 +7,7 @@ import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import * as checkValidators from './generated/check-validators.js';
 import * as defaultValidators from './generated/default-validators.js';
 import { PATTERN_HINTS, type JsonSchema } from './schemas.js';
+import { boundProblems, cut, MAX_PROBLEMS_PER_FILE, moreProblems, quoted } from './problem-limit.js';
 import type { Problem } from './types.js';
 import { AJV_OPTIONS, CHECKED_SCHEMAS, DEFAULTED_SCHEMAS, schemaFingerprint } from './validator-schemas.js';
 
@@ -137,14 +138,14 @@ function translate(error: ErrorObject, context: ErrorContext): { pointer: string
       const parent = error.parentSchema as JsonSchema | undefined;
       const known = Object.keys((parent?.properties as Record<string, unknown> | undefined) ?? {});
       const guess = closestName(extra, known);
-      const message = `is not a known field${guess ? ` (did you mean "${guess}"?)` : ''}; allowed here: ${known.join(', ')}`;
-      return { pointer: at + pointerOf(extra), message };
+      const message = `is not a known field${guess ? ` (did you mean ${quoted(guess)}?)` : ''}; allowed here: ${known.join(', ')}`;
+      return { pointer: at + pointerOf(cut(extra)), message };
     }
     case 'propertyNames': {
       const name = String(params.propertyName);
       const names = (error.parentSchema as JsonSchema | undefined)?.propertyNames as JsonSchema | undefined;
       const pattern = typeof names?.pattern === 'string' ? names.pattern : '';
-      return { pointer: at + pointerOf(name), message: `the key "${name}" is not valid: it ${patternWords(pattern)}` };
+      return { pointer: at + pointerOf(cut(name)), message: `the key ${quoted(name)} is not valid: it ${patternWords(pattern)}` };
     }
     case 'type':
       return { pointer: at, message: `must be ${typeWords(params.type)}` };
@@ -189,8 +190,15 @@ export function schemaProblems(errors: readonly ErrorObject[] | null | undefined
   const wrongType = new Set(relevant.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
   const seen = new Set<string>();
   const problems: Problem[] = [];
+  // Past the bound, errors are only counted (by what would make their message), not translated:
+  // a file of 200,000 unknown fields must not cost 200,000 spelling suggestions.
+  const counted = new Set<string>();
   for (const error of relevant) {
     if (error.keyword !== 'type' && wrongType.has(error.instancePath)) continue;
+    if (problems.length >= MAX_PROBLEMS_PER_FILE) {
+      if (error.keyword !== 'if') counted.add(`${error.instancePath}\u0000${error.keyword}\u0000${JSON.stringify(error.params)}`);
+      continue;
+    }
     const t = translate(error, context);
     if (!t) continue;
     const key = `${t.pointer}\u0000${t.message}`;
@@ -198,5 +206,6 @@ export function schemaProblems(errors: readonly ErrorObject[] | null | undefined
     seen.add(key);
     problems.push({ file, pointer: pointerPrefix + t.pointer, message: t.message });
   }
-  return problems;
+  if (counted.size > 0) problems.push(moreProblems(file, counted.size));
+  return boundProblems(problems, file);
 }

@@ -102,6 +102,8 @@ export const CAPABILITY_REQUIREMENTS = {
 
 export const DEFAULT_NETWORK = { name: 'cell-network', subnet: '172.20.0.0/16', servicePool: '172.20.0.20-172.20.0.254' } as const;
 export const DEFAULT_ALLOWED_IMAGE_PREFIX = 'git.pic.ngo/roof/';
+/** The container holding the cell's VPN, firewall and egress routing, unless the Cell names another. */
+export const DEFAULT_WIREGUARD_CONTAINER = 'cell-wireguard';
 
 // ---------------------------------------------------------------------------------------------
 // Small builders: they keep the schemas below readable.
@@ -442,7 +444,7 @@ export const CELL_SPEC_SCHEMA = obj(
       zoneFile: str('Zone file', 'Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.', { minLength: 1 }),
     }),
     wireguard: obj('WireGuard', 'The container holding the cell\'s VPN, firewall and egress routing.', {
-      container: patterned('Container', 'Name of the container whose iptables and routing rules pic manages.', DOCKER_NAME_PATTERN, { default: 'cell-wireguard' }),
+      container: patterned('Container', 'Name of the container whose iptables and routing rules pic manages.', DOCKER_NAME_PATTERN, { default: DEFAULT_WIREGUARD_CONTAINER }),
     }),
   },
   ['domain', 'store'],

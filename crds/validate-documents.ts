@@ -2,6 +2,7 @@
  * One desired-state document against the schema of its kind, plus the few Cell rules a schema
  * cannot state (the service pool must fit the subnet). Pure: no I/O, never throws on bad input.
  */
+import { boundProblems } from './problem-limit.js';
 import { compiledSchema, compiledSchemaWithDefaults, schemaProblems } from './schema-problems.js';
 import { DEFAULT_NETWORK, DOCUMENT_ENVELOPE_SCHEMA, DOCUMENT_SCHEMAS, IPV4_CIDR_PATTERN, IPV4_RANGE_PATTERN } from './schemas.js';
 import { API_VERSION, DOCUMENT_KINDS, type DocumentKind, type Problem } from './types.js';
@@ -52,6 +53,17 @@ function numberToIp(n: number): string {
   return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
 }
 
+function cidrRange(text: string): { text: string; first: number; last: number } {
+  const [address = '', bits = '0'] = text.split('/');
+  const first = ipToNumber(address);
+  return { text, first, last: first + 2 ** (32 - Number(bits)) - 1 };
+}
+
+/** RFC 1918's private IPv4 ranges: the only ones a cell network may take addresses from. */
+const PRIVATE_RANGES = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'].map(cidrRange);
+/** The subnet Docker gives its default bridge (docker0); a cell network on it would clash with it. */
+const DOCKER_DEFAULT_BRIDGE = cidrRange('172.17.0.0/16');
+
 function checkCellNetwork(spec: Json, file: string, prefix: string): Problem[] {
   const problems: Problem[] = [];
   const network = isRecord(spec.network) ? spec.network : spec.network === undefined ? {} : undefined;
@@ -68,6 +80,13 @@ function checkCellNetwork(spec: Json, file: string, prefix: string): Problem[] {
     const first = base - (base % size);
     if (first !== base) problems.push({ file, pointer: at('subnet'), message: `has host bits set; the network of ${subnet} is ${numberToIp(first)}/${bits}` });
     range = { first, last: first + size - 1 };
+    const which = network.subnet === undefined ? `the default subnet ${subnet}` : `subnet ${subnet}`;
+    const privateRange = PRIVATE_RANGES.find((r) => range!.first >= r.first && range!.last <= r.last);
+    if (!privateRange) {
+      problems.push({ file, pointer: at('subnet'), message: `${which} is not inside a private range (${PRIVATE_RANGES.map((r) => r.text).join(', ')}); services would take addresses that belong to the Internet` });
+    } else if (range.first <= DOCKER_DEFAULT_BRIDGE.last && range.last >= DOCKER_DEFAULT_BRIDGE.first) {
+      problems.push({ file, pointer: at('subnet'), message: `${which} overlaps ${DOCKER_DEFAULT_BRIDGE.text}, Docker's default bridge network; choose another, such as 172.20.0.0/16` });
+    }
   }
   if (typeof pool === 'string' && new RegExp(IPV4_RANGE_PATTERN).test(pool)) {
     const [start = '', end = ''] = pool.split('-');
@@ -106,7 +125,7 @@ export function validateDocument(value: unknown, file: string, pointerPrefix = '
     problems.push(...schemaProblems(validate.errors, file, pointerPrefix).filter((p) => !own.has(p.pointer)));
   }
   if (kind === 'Cell' && isRecord(value.spec)) problems.push(...checkCellNetwork(value.spec, file, pointerPrefix));
-  return problems;
+  return boundProblems(problems, file);
 }
 
 /** A deep copy of plain objects and arrays; YAML aliases can make cycles, which the copy keeps. */

@@ -15,6 +15,7 @@ import {
   MANIFEST_SCHEMA,
   RESERVED_SUBDOMAINS,
 } from './schemas.js';
+import { boundProblems, quoted } from './problem-limit.js';
 import { EGRESS_TYPES, type ImageVerificationMode, type Manifest, type Problem } from './types.js';
 import { readImageReference, SHA256_DIGEST_RE, allowedPrefixFolder, isUnderImagePrefix } from './image-reference.js';
 
@@ -103,11 +104,11 @@ function isPlainSemver(v: string): boolean {
 
 function checkVersions(m: Json, report: Report): void {
   if (typeof m.version === 'string' && m.version !== '' && !isPlainSemver(m.version)) {
-    report('/version', `must be a semantic version such as 1.0.0 (major.minor.patch), not "${m.version}"`);
+    report('/version', `must be a semantic version such as 1.0.0 (major.minor.patch), not ${quoted(m.version)}`);
   }
   const min = m.min_pic_version;
   if (typeof min === 'string' && min !== '' && !isPlainSemver(min) && !/^(0|[1-9]\d*)(\.(0|[1-9]\d*)){0,2}$/.test(min)) {
-    report('/min_pic_version', `must be a version such as 1.0 or 1.2.3, not "${min}"`);
+    report('/min_pic_version', `must be a version such as 1.0 or 1.2.3, not ${quoted(min)}`);
   }
 }
 
@@ -124,14 +125,14 @@ function checkSubdomains(m: Json, report: Report): void {
 
   for (const claim of route ? [...claims, route] : claims) {
     if ((RESERVED_SUBDOMAINS as readonly string[]).includes(claim.name)) {
-      report(claim.pointer, `"${claim.name}" is a reserved subdomain of the cell; reserved: ${RESERVED_SUBDOMAINS.join(', ')}`);
+      report(claim.pointer, `${quoted(claim.name)} is a reserved subdomain of the cell; reserved: ${RESERVED_SUBDOMAINS.join(', ')}`);
     }
   }
   // caddy_route names the web interface, usually the primary subdomain again; it may repeat one.
   const firstClaim = new Map<string, string>();
   for (const claim of claims) {
     const earlier = firstClaim.get(claim.name);
-    if (earlier) report(claim.pointer, `subdomain "${claim.name}" is already claimed at ${earlier}; name each subdomain once`);
+    if (earlier) report(claim.pointer, `subdomain ${quoted(claim.name)} is already claimed at ${earlier}; name each subdomain once`);
     else firstClaim.set(claim.name, claim.pointer);
   }
 }
@@ -140,7 +141,7 @@ function checkBackends(m: Json, report: Report): void {
   const check = (value: unknown, pointer: string): void => {
     if (typeof value !== 'string' || !BACKEND_RE.test(value)) return;
     const port = Number(value.slice(value.lastIndexOf(':') + 1));
-    if (port < 1 || port > 65535) report(pointer, `port ${port} of backend "${value}" is outside 1-65535`);
+    if (port < 1 || port > 65535) report(pointer, `port ${port} of backend ${quoted(value)} is outside 1-65535`);
   };
   check(m.backend, '/backend');
   if (isRecord(m.extra_backends)) for (const [key, value] of Object.entries(m.extra_backends)) check(value, pointerOf('extra_backends', key));
@@ -195,16 +196,16 @@ function checkPeerConfigTemplate(m: Json, report: Report): void {
       if (credential) {
         const service = credential[1] ?? '';
         const name = credential[2] ?? '';
-        if (id !== undefined && service !== id) report(pointer, `token {${token}} names service "${service}"; a manifest can only use its own credentials: {peer.service_credentials.${id}.${name}}`);
+        if (id !== undefined && service !== id) report(pointer, `token {${token}} names service ${quoted(service)}; a manifest can only use its own credentials: {peer.service_credentials.${id}.${name}}`);
         else if (!credentials.includes(name)) {
-          report(pointer, `token {${token}} names credential "${name}", which accounts.credentials does not list${credentials.length ? ` (it lists: ${credentials.join(', ')})` : ''}`);
+          report(pointer, `token {${token}} names credential ${quoted(name)}, which accounts.credentials does not list${credentials.length ? ` (it lists: ${credentials.join(', ')})` : ''}`);
         }
         return '';
       }
       const config = /^config\.(.*)$/.exec(token);
       if (config) {
         const key = config[1] ?? '';
-        if (!keys.includes(key)) report(pointer, `token {${token}} names config key "${key}", which config_schema does not define${keys.length ? ` (it defines: ${keys.join(', ')})` : ''}`);
+        if (!keys.includes(key)) report(pointer, `token {${token}} names config key ${quoted(key)}, which config_schema does not define${keys.length ? ` (it defines: ${keys.join(', ')})` : ''}`);
         return '';
       }
       report(pointer, `unknown token {${token}}; ${TEMPLATE_TOKENS_HELP}`);
@@ -221,10 +222,10 @@ function checkBackup(m: Json, report: Report): void {
     volumes.forEach((v, i) => {
       if (!isRecord(v)) return;
       if (typeof v.path === 'string' && v.path !== '') {
-        if (!v.path.startsWith('/')) report(pointerOf('backup', 'volumes', i, 'path'), `must be an absolute path inside the container (starting with /), not "${v.path}"`);
+        if (!v.path.startsWith('/')) report(pointerOf('backup', 'volumes', i, 'path'), `must be an absolute path inside the container (starting with /), not ${quoted(v.path)}`);
         else if (v.path.split('/').includes('..')) report(pointerOf('backup', 'volumes', i, 'path'), `must not contain ".." segments; write the directory plainly (it normalises to ${normaliseAbsolutePath(v.path)})`);
       }
-      if (typeof v.name === 'string' && v.name.includes('..')) report(pointerOf('backup', 'volumes', i, 'name'), `must be a plain file name stem without ".."; "${v.name}" is not`);
+      if (typeof v.name === 'string' && v.name.includes('..')) report(pointerOf('backup', 'volumes', i, 'name'), `must be a plain file name stem without ".."; ${quoted(v.name)} is not`);
     });
   }
   if (Array.isArray(configPaths)) {
@@ -232,11 +233,11 @@ function checkBackup(m: Json, report: Report): void {
       if (typeof p !== 'string' || p === '') return;
       const pointer = pointerOf('backup', 'config_paths', i);
       if (p.startsWith('/')) {
-        report(pointer, `must be relative to the pic project root, not the absolute path "${p}"`);
+        report(pointer, `must be relative to the pic project root, not the absolute path ${quoted(p)}`);
         return;
       }
       const n = path.posix.normalize(p).replace(/\/+$/, '');
-      if (n === '..' || n.startsWith('../')) report(pointer, `must stay inside the pic project root; "${p}" climbs out of it (it normalises to ${n})`);
+      if (n === '..' || n.startsWith('../')) report(pointer, `must stay inside the pic project root; ${quoted(p)} climbs out of it (it normalises to ${n})`);
       else if (n === '.' || n === '') report(pointer, `must name something inside the pic project root, not the root itself`);
     });
   }
@@ -249,7 +250,7 @@ function checkEgress(m: Json, report: Report): void {
   if (!allowed.includes('default')) report('/egress/allowed', 'must include "default", so the admin can always return the service to the normal route');
   const def = m.egress.default;
   if (typeof def === 'string' && (EGRESS_TYPES as readonly string[]).includes(def) && !allowed.includes(def)) {
-    report('/egress/default', `"${def}" must be one of egress.allowed (${stringList(allowed).join(', ')})`);
+    report('/egress/default', `${quoted(def)} must be one of egress.allowed (${stringList(allowed).join(', ')})`);
   }
 }
 
@@ -275,11 +276,11 @@ function checkImage(m: Json, policy: ManifestPolicy, report: Report): void {
   if (read.name !== undefined) {
     const prefix = allowedPrefixFolder(policy.allowedImagePrefix);
     if (policy.allowedImagePrefix === '') report('/image', 'no image is allowed: the allowed image prefix is empty');
-    else if (read.name === prefix.slice(0, -1)) report('/image', `must name a repository under the allowed prefix "${prefix}", not the prefix itself`);
-    else if (!isUnderImagePrefix(read.name, policy.allowedImagePrefix)) report('/image', `must come from the allowed registry path "${prefix}"; "${read.name}" does not`);
+    else if (read.name === prefix.slice(0, -1)) report('/image', `must name a repository under the allowed prefix ${quoted(prefix)}, not the prefix itself`);
+    else if (!isUnderImagePrefix(read.name, policy.allowedImagePrefix)) report('/image', `must come from the allowed registry path ${quoted(prefix)}; ${quoted(read.name)} does not`);
   }
   if (read.digest !== undefined && !SHA256_DIGEST_RE.test(read.digest)) {
-    report('/image', `must be pinned with a sha256 digest; "${read.digest.split(':')[0]}" digests are not verified`);
+    report('/image', `must be pinned with a sha256 digest; ${quoted(read.digest.split(':')[0])} digests are not verified`);
   }
   if (policy.imageVerification === 'enforce' && read.digest === undefined && !read.errors.some((e) => e.includes('digest'))) {
     report('/image', 'must be pinned by digest (name@sha256:<64 hex>) because image verification is enforce; a tag can be moved after review');
@@ -295,17 +296,35 @@ function checkVolumes(m: Json, policy: ManifestPolicy, report: Report): void {
     const mount = v.mount;
     if (/[:\u0000-\u001f]/.test(mount)) report(pointer, 'must not contain ":" or control characters, which Docker would read as mount options');
     if (!mount.startsWith('/')) {
-      report(pointer, `must be an absolute path inside the container (starting with /), not "${mount}"`);
+      report(pointer, `must be an absolute path inside the container (starting with /), not ${quoted(mount)}`);
       return;
     }
     const n = normaliseAbsolutePath(mount);
-    const shown = n === mount ? `"${mount}"` : `"${mount}" (which is ${n})`;
+    const shown = n === mount ? `${quoted(mount)}` : `${quoted(mount)} (which is ${n})`;
     if ((FORBIDDEN_MOUNTS as readonly string[]).includes(n)) {
       report(pointer, `must not mount over a system directory: ${shown} is forbidden (forbidden: ${FORBIDDEN_MOUNTS.join(' ')})`);
     } else if (isSameOrAbove(n, root)) {
       report(pointer, `must not mount over the pic project root ${root} or a directory above it: ${shown}`);
     }
   });
+}
+
+/**
+ * The names inside each `${...}` of a value, found in one pass: the regular expression
+ * /\$\{([^}]*)\}/g rescans to the end of the text from every `${` that is never closed, which
+ * makes a value of a million `${` quadratic.
+ */
+function templateVariableNames(value: string): string[] {
+  const names: string[] = [];
+  let from = 0;
+  for (;;) {
+    const open = value.indexOf('${', from);
+    if (open === -1) return names;
+    const close = value.indexOf('}', open + 2);
+    if (close === -1) return names;
+    names.push(value.slice(open + 2, close));
+    from = close + 1;
+  }
 }
 
 function checkEnv(m: Json, report: Report): void {
@@ -316,12 +335,11 @@ function checkEnv(m: Json, report: Report): void {
     if (!isRecord(entry)) return;
     if (typeof entry.key === 'string') {
       const earlier = seenKeys.get(entry.key);
-      if (earlier !== undefined) report(pointerOf('env', i, 'key'), `"${entry.key}" is already set by env entry ${earlier}; set each variable once`);
+      if (earlier !== undefined) report(pointerOf('env', i, 'key'), `${quoted(entry.key)} is already set by env entry ${earlier}; set each variable once`);
       else seenKeys.set(entry.key, i);
     }
     if (typeof entry.value !== 'string') return;
-    for (const match of entry.value.matchAll(/\$\{([^}]*)\}/g)) {
-      const name = match[1] ?? '';
+    for (const name of templateVariableNames(entry.value)) {
       if (!isKnownTemplateVariable(name, keys)) {
         report(
           pointerOf('env', i, 'value'),
@@ -367,5 +385,5 @@ export function validateManifest(value: unknown, file: string, policy: ManifestP
   checkVolumes(value, safePolicy, report);
   checkEnv(value, report);
   checkConnectivity(value, report);
-  return problems;
+  return boundProblems(problems, file);
 }

@@ -1,11 +1,12 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { promises as fs, readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import semver from 'semver';
 import { validateManifest, type ManifestPolicy } from '../crds/validate-manifest.js';
+import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
 import type { Manifest, Problem } from '../crds/types.js';
 import { FileMemo } from './file-memo.js';
-import { parseJsonText } from './yaml-documents.js';
+import { parseJsonText, parseYamlDocuments } from './yaml-documents.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const TEMPLATE_FILE = 'compose-template.yml';
@@ -29,39 +30,118 @@ export interface Catalog {
   problems: Problem[];
 }
 
-/** Small files, read synchronously for the same reason as state/yaml-documents.ts readYamlFile. */
-function readSmallFile(file: string): { text?: string; problem?: Problem } {
+function symlinkProblem(file: string): Problem {
+  return { file, pointer: '', message: 'is a symbolic link; a catalog holds regular files and folders only, so pic does not follow it (copy the file into the catalog instead)' };
+}
+
+function errorText(err: unknown): string {
+  return cut(String((err as Error).message ?? err).split('\n')[0] ?? '', 200);
+}
+
+/** The real path of a folder, or a problem naming it. */
+function realFolder(dir: string): { real?: string; problem?: Problem } {
   try {
-    const stat = statSync(file);
-    if (!stat.isFile()) return { problem: { file, pointer: '', message: 'not a regular file' } };
-    if (stat.size > MAX_PACKAGE_FILE_BYTES) return { problem: { file, pointer: '', message: `file is ${stat.size} bytes, more than the ${MAX_PACKAGE_FILE_BYTES} allowed` } };
-    return { text: readFileSync(file, 'utf8') };
+    return { real: realpathSync(dir) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return { problem: { file, pointer: '', message: code === 'ENOENT' ? 'missing' : `cannot read: ${(err as Error).message}` } };
+    return { problem: { file: dir, pointer: '', message: code === 'ENOENT' ? 'missing' : `cannot be resolved: ${errorText(err)}` } };
+  }
+}
+
+/** A problem when `p` (a folder inside the catalog) resolves outside the catalog's real root. */
+function outsideRoot(p: string, root: string): Problem | undefined {
+  const { real, problem } = realFolder(p);
+  if (problem) return problem;
+  if (real === root || real!.startsWith(root.endsWith(path.sep) ? root : root + path.sep)) return undefined;
+  return { file: p, pointer: '', message: `resolves to ${cut(real!, 200)}, outside the catalog ${cut(root, 200)}; pic reads nothing outside it` };
+}
+
+/**
+ * A small file of the catalog, read synchronously (for the reason state/yaml-documents.ts
+ * readYamlFile gives) and never through a symbolic link: the file is refused when it is one or
+ * when its folder resolves outside `root` (the catalog's real path), and read through a
+ * descriptor opened with O_NOFOLLOW, so a link swapped in after the check is refused too.
+ */
+function readCatalogFile(file: string, root: string): { text?: string; problem?: Problem } {
+  let fd: number | undefined;
+  try {
+    const link = lstatSync(file);
+    if (link.isSymbolicLink()) return { problem: symlinkProblem(file) };
+    if (!link.isFile()) return { problem: { file, pointer: '', message: 'not a regular file' } };
+    const outside = outsideRoot(path.dirname(file), root);
+    if (outside) return { problem: outside };
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) return { problem: { file, pointer: '', message: 'not a regular file' } };
+    if (stat.size > MAX_PACKAGE_FILE_BYTES) return { problem: { file, pointer: '', message: `file is ${stat.size} bytes, more than the ${MAX_PACKAGE_FILE_BYTES} allowed` } };
+    return { text: readFileSync(fd, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') return { problem: symlinkProblem(file) };
+    return { problem: { file, pointer: '', message: code === 'ENOENT' ? 'missing' : `cannot read: ${errorText(err)}` } };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Every entry of a package folder that is a symbolic link (install.sh or any other), as problems. */
+function symlinkedEntries(dir: string): Problem[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isSymbolicLink())
+      .map((entry) => symlinkProblem(path.join(dir, entry.name)))
+      .sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+  } catch {
+    return [];
   }
 }
 
 /**
  * Load one service package folder (manifest.json + compose-template.yml) and check its manifest.
- * The template is checked where it is rendered (reconcilers/containers), not here.
+ * The template is checked where it is rendered (reconcilers/containers), not here. Nothing is
+ * read through a symbolic link or from outside `root` (the catalog folder; the package folder
+ * itself when it is validated alone).
  */
 export async function loadServicePackage(
   dir: string,
   policy: ManifestPolicy,
+  root?: string,
 ): Promise<{ service?: CatalogService; problems: Problem[] }> {
   const manifestFile = path.join(dir, MANIFEST_FILE);
   const templateFile = path.join(dir, TEMPLATE_FILE);
-  return checkedPackages.get([manifestFile, templateFile], JSON.stringify(policy), () => readServicePackage(dir, manifestFile, templateFile, policy));
+  // The folder is part of the key: a link planted beside the two files changes its times.
+  return checkedPackages.get([dir, manifestFile, templateFile], JSON.stringify([policy, root ?? null]), () => {
+    let real = root;
+    if (real === undefined) {
+      const resolved = realFolder(dir);
+      if (resolved.problem) return { problems: [resolved.problem] };
+      real = resolved.real!;
+    }
+    return readServicePackage(dir, manifestFile, templateFile, policy, real);
+  });
+}
+
+/**
+ * A manifest.json named on its own (`pic validate path/manifest.json`): the same size limit, the
+ * same refusal of symbolic links, as one read from a catalog.
+ */
+export function readManifestFile(file: string): { value?: unknown; problems: Problem[] } {
+  const folder = realFolder(path.dirname(file));
+  if (folder.problem) return { problems: [folder.problem] };
+  const read = readCatalogFile(file, folder.real!);
+  if (read.problem) return { problems: [read.problem] };
+  return parseJsonText(read.text!, file);
 }
 
 /** Packages read and checked, kept while their two files do not change (state/file-memo.ts). */
 const checkedPackages = new FileMemo<{ service?: CatalogService; problems: Problem[] }>();
 
-function readServicePackage(dir: string, manifestFile: string, templateFile: string, policy: ManifestPolicy): { service?: CatalogService; problems: Problem[] } {
-  const manifestRead = readSmallFile(manifestFile);
-  const templateRead = readSmallFile(templateFile);
-  const problems: Problem[] = [];
+function readServicePackage(dir: string, manifestFile: string, templateFile: string, policy: ManifestPolicy, root: string): { service?: CatalogService; problems: Problem[] } {
+  const outside = outsideRoot(dir, root);
+  if (outside) return { problems: [outside] };
+  const problems: Problem[] = symlinkedEntries(dir).filter((p) => p.file !== manifestFile && p.file !== templateFile);
+  const manifestRead = readCatalogFile(manifestFile, root);
+  const templateRead = readCatalogFile(templateFile, root);
   if (manifestRead.problem) problems.push(manifestRead.problem);
   if (templateRead.problem) problems.push(templateRead.problem);
   if (manifestRead.text === undefined) return { problems };
@@ -73,6 +153,10 @@ function readServicePackage(dir: string, manifestFile: string, templateFile: str
   problems.push(...manifestProblems);
   if (manifestProblems.length > 0 || templateRead.text === undefined) return { problems };
 
+  // The template is read as YAML here once, by the same reader as documents, so that a template
+  // nested too deeply, or not YAML at all, is refused with a short message before any renderer
+  // walks it (the renderer reads it again with Compose's merge keys).
+  problems.push(...parseYamlDocuments(templateRead.text, templateFile).problems);
   const manifest = parsed.value as Manifest;
   if (problems.length > 0) return { problems };
   return {
@@ -101,24 +185,24 @@ function readIndexEntries(value: unknown, file: string): { entries: IndexEntry[]
     }
     const entry = raw as Record<string, unknown>;
     for (const key of ['id', 'name', 'description', 'version', 'author']) {
-      if (typeof entry[key] !== 'string' || entry[key] === '') problems.push({ file, pointer: `/${i}/${key}`, message: `"${key}" is required and must be a non-empty string` });
+      if (typeof entry[key] !== 'string' || entry[key] === '') problems.push({ file, pointer: `/${i}/${key}`, message: `${quoted(key)} is required and must be a non-empty string` });
     }
     if (typeof entry.id !== 'string') return;
     if (!/^[a-z][a-z0-9-]{0,30}$/.test(entry.id)) {
-      problems.push({ file, pointer: `/${i}/id`, message: `"${entry.id}" is not a valid service id (lowercase letters, digits and dashes, starting with a letter)` });
+      problems.push({ file, pointer: `/${i}/id`, message: `${quoted(entry.id)} is not a valid service id (lowercase letters, digits and dashes, starting with a letter)` });
       return;
     }
     if (typeof entry.version === 'string' && !semver.valid(entry.version)) {
-      problems.push({ file, pointer: `/${i}/version`, message: `"${entry.version}" is not a semantic version (for example 1.0.0)` });
+      problems.push({ file, pointer: `/${i}/version`, message: `${quoted(entry.version)} is not a semantic version (for example 1.0.0)` });
     }
     if (seen.has(entry.id)) {
-      problems.push({ file, pointer: `/${i}/id`, message: `service "${entry.id}" is listed twice` });
+      problems.push({ file, pointer: `/${i}/id`, message: `service ${quoted(entry.id)} is listed twice` });
       return;
     }
     seen.add(entry.id);
     entries.push({ id: entry.id, name: entry.name as string | undefined, version: entry.version as string | undefined });
   });
-  return { entries, problems };
+  return { entries, problems: boundProblems(problems, file) };
 }
 
 /**
@@ -167,7 +251,13 @@ async function readCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog
   const catalog: Catalog = { dir, services: new Map(), invalid: new Map(), problems: [] };
   const indexFile = path.join(dir, 'index.json');
   const servicesDir = path.join(dir, 'services');
-  const indexRead = readSmallFile(indexFile);
+  const rootRead = realFolder(dir);
+  if (rootRead.problem) {
+    catalog.problems.push(rootRead.problem);
+    return catalog;
+  }
+  const root = rootRead.real!;
+  const indexRead = readCatalogFile(indexFile, root);
   let entries: IndexEntry[] = [];
   if (indexRead.problem) {
     catalog.problems.push(indexRead.problem);
@@ -182,13 +272,22 @@ async function readCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog
   }
 
   let folders: string[] = [];
+  /** Service folders that are symbolic links: refused, never followed. */
+  const linked: string[] = [];
   try {
-    folders = (await fs.readdir(servicesDir, { withFileTypes: true }))
-      .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
-      .map((d) => d.name)
-      .sort();
+    if (lstatSync(servicesDir).isSymbolicLink()) {
+      catalog.problems.push(symlinkProblem(servicesDir));
+    } else {
+      for (const d of readdirSync(servicesDir, { withFileTypes: true })) {
+        if (d.name.startsWith('.')) continue;
+        if (d.isSymbolicLink()) linked.push(d.name);
+        else if (d.isDirectory()) folders.push(d.name);
+      }
+      folders.sort();
+      linked.sort();
+    }
   } catch (err) {
-    catalog.problems.push({ file: servicesDir, pointer: '', message: `cannot list the service folders: ${(err as Error).message}` });
+    catalog.problems.push({ file: servicesDir, pointer: '', message: `cannot list the service folders: ${errorText(err)}` });
   }
 
   const indexed = new Map(entries.map((e, i) => [e.id, { entry: e, position: i }]));
@@ -197,13 +296,18 @@ async function readCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog
       catalog.problems.push({ file: indexFile, pointer: '', message: `services/${folder}/ has no entry in the index; add one or remove the folder` });
     }
   }
-  const folderSet = new Set(folders);
+  for (const name of linked) {
+    const problem = symlinkProblem(path.join(servicesDir, name));
+    catalog.problems.push(problem);
+    if (indexed.has(name)) catalog.invalid.set(name, [problem]);
+  }
+  const folderSet = new Set([...folders, ...linked]);
   for (const [id, { position }] of indexed) {
-    if (!folderSet.has(id)) catalog.problems.push({ file: indexFile, pointer: `/${position}/id`, message: `"${id}" is listed but services/${id}/ does not exist` });
+    if (!folderSet.has(id)) catalog.problems.push({ file: indexFile, pointer: `/${position}/id`, message: `${quoted(id)} is listed but services/${id}/ does not exist` });
   }
 
   const loaded = await Promise.all(
-    folders.filter((f) => indexed.has(f)).map(async (folder) => ({ folder, result: await loadServicePackage(path.join(servicesDir, folder), policy) })),
+    folders.filter((f) => indexed.has(f)).map(async (folder) => ({ folder, result: await loadServicePackage(path.join(servicesDir, folder), policy, root) })),
   );
   for (const { folder, result } of loaded) {
     const problems = [...result.problems];
@@ -211,13 +315,13 @@ async function readCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog
     const service = result.service;
     if (service) {
       if (service.manifest.id !== folder) {
-        problems.push({ file: service.manifestFile, pointer: '/id', message: `id "${service.manifest.id}" does not match its folder services/${folder}/` });
+        problems.push({ file: service.manifestFile, pointer: '/id', message: `id ${quoted(service.manifest.id)} does not match its folder services/${folder}/` });
       }
       if (entry.version !== undefined && entry.version !== service.manifest.version) {
-        problems.push({ file: indexFile, pointer: `/${position}/version`, message: `index says version ${entry.version} but services/${folder}/manifest.json says ${service.manifest.version}` });
+        problems.push({ file: indexFile, pointer: `/${position}/version`, message: `index says version ${quoted(entry.version)} but services/${folder}/manifest.json says ${quoted(service.manifest.version)}` });
       }
       if (entry.name !== undefined && entry.name !== service.manifest.name) {
-        problems.push({ file: indexFile, pointer: `/${position}/name`, message: `index says name "${entry.name}" but the manifest says "${service.manifest.name}"` });
+        problems.push({ file: indexFile, pointer: `/${position}/name`, message: `index says name ${quoted(entry.name)} but the manifest says ${quoted(service.manifest.name)}` });
       }
     }
     if (problems.length === 0 && service) {

@@ -1,7 +1,9 @@
 import semver from 'semver';
 import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { manifestSubdomains } from '../crds/validate-manifest.js';
-import type { Manifest, Problem, Sourced } from '../crds/types.js';
+import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
+import { DEFAULT_WIREGUARD_CONTAINER } from '../crds/schemas.js';
+import type { CellDocument, Manifest, Problem, Sourced } from '../crds/types.js';
 import { documentKey, type DesiredDocuments } from './desired.js';
 
 /** What the cross-document checks need to know of the catalog: pure data, no I/O. */
@@ -18,8 +20,10 @@ export interface CheckedDesired {
   byDocument: Map<string, Problem[]>;
   /** Problems that belong to no single document (missing cell.yaml, unreadable files, a second Cell...). */
   general: Problem[];
-  /** Facts worth telling that are not errors, per document: a newer catalog version, for example. */
+  /** Facts worth telling that are not errors, per document. */
   notices: Map<string, string[]>;
+  /** Facts worth telling that belong to no document: a file holding none, checks that could not run. */
+  generalNotices: Problem[];
   /** Each valid ServiceInstall's merged config (manifest defaults filled in). */
   configs: Map<string, Record<string, ConfigValue>>;
 }
@@ -58,6 +62,7 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
   const byDocument = new Map<string, Problem[]>();
   const general: Problem[] = [...docs.problems];
   const notices = new Map<string, string[]>();
+  const generalNotices: Problem[] = [...docs.notices];
   const configs = new Map<string, Record<string, ConfigValue>>();
 
   for (const r of docs.rejected) {
@@ -84,9 +89,21 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
     ...docs.rejected.filter((r) => r.key?.startsWith('ServiceInstall/')).map((r) => r.key!.slice('ServiceInstall/'.length)),
   ]);
 
+  // Without exactly one valid Cell no catalog was read: saying of every ServiceInstall that the
+  // catalog lacks it would be false, so say once why services were not checked.
+  const catalogKnown = catalog !== undefined && (docs.dir === '' || docs.cells.length === 1);
+  if (catalog && !catalogKnown && services.length > 0) {
+    generalNotices.push({
+      file: docs.dir ? `${docs.dir}/cell.yaml` : services[0]!.file,
+      pointer: '',
+      message: `the ${services.length} ServiceInstall document${services.length === 1 ? ' was' : 's were'} not checked against the catalog: the Cell is missing or invalid, so no catalog was read`,
+    });
+  }
+
   const subdomainOwner = new Map<string, string>();
+  const containerOwner = coreContainerNames(docs.cells.length === 1 ? docs.cells[0]!.doc : undefined);
   const sortedServices = [...services].sort((a, b) => a.doc.metadata.name.localeCompare(b.doc.metadata.name));
-  for (const { doc, file } of catalog ? sortedServices : []) {
+  for (const { doc, file } of catalogKnown ? sortedServices : []) {
     const name = doc.metadata.name;
     const key = documentKey(doc);
     const problems: Problem[] = [];
@@ -98,24 +115,32 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
         problems.push({
           file,
           pointer: '/metadata/name',
-          message: `the catalog package of "${name}" is invalid (${broken.length} problem${broken.length === 1 ? '' : 's'}${first ? `; first: ${first.file}: ${first.pointer || '/'}: ${first.message}` : ''})`,
+          message: `the catalog package of "${name}" is invalid (${broken.length} problem${broken.length === 1 ? '' : 's'}${first ? `; first: ${first.file}: ${first.pointer || '/'}: ${cut(first.message, 200)}` : ''})`,
         });
       } else {
         const known = [...catalog!.manifests.keys()].sort();
-        problems.push({ file, pointer: '/metadata/name', message: `no service "${name}" in the catalog at ${catalog!.location}${known.length ? `; it offers: ${known.join(', ')}` : ''}` });
+        problems.push({ file, pointer: '/metadata/name', message: `no service "${name}" in the catalog at ${cut(catalog!.location, 200)}${known.length ? `; it offers: ${known.join(', ')}` : ''}` });
       }
       add(byDocument, key, ...problems);
       continue;
     }
 
+    // The catalog holds one version of each service; any other cannot be installed from it. (Which
+    // version runs until a newer one is admitted is the upgrade path's to decide, not validation's.)
     const wanted = doc.spec.version;
-    if (semver.valid(wanted) && semver.valid(manifest.version)) {
-      if (semver.gt(wanted, manifest.version)) {
-        problems.push({ file, pointer: '/spec/version', message: `version ${wanted} is not in the catalog, which offers ${manifest.version}` });
-      } else if (semver.lt(wanted, manifest.version)) {
-        add(notices, key, `the catalog offers ${manifest.version}; set spec.version to ${manifest.version} to admit it`);
-      }
+    if (typeof wanted === 'string' && !(semver.valid(wanted) && semver.valid(manifest.version) ? semver.eq(wanted, manifest.version) : wanted === manifest.version)) {
+      const newer = semver.valid(wanted) && semver.valid(manifest.version) && semver.lt(wanted, manifest.version);
+      problems.push({
+        file,
+        pointer: '/spec/version',
+        message: `version ${quoted(wanted)} is not in the catalog, which offers ${manifest.version}${newer ? `; set spec.version to ${manifest.version} to admit the newer version` : ''}`,
+      });
     }
+
+    const claimed = manifest.container_name;
+    const claimant = containerOwner.get(claimed);
+    if (claimant) problems.push({ file, pointer: '/metadata/name', message: `container name "${claimed}" is already taken by ${claimant}; two containers cannot share a name, so one of the services must not be installed` });
+    else containerOwner.set(claimed, `ServiceInstall/${name}`);
 
     const merged = mergeServiceConfig(manifest.capabilities.has_admin_config ? manifest.config_schema : {}, doc.spec.config, file);
     problems.push(...merged.problems);
@@ -163,7 +188,21 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
     add(byDocument, documentKey(doc), ...problems);
   }
 
-  return { byDocument, general, notices, configs };
+  // Each document's list bounded like a validator's: its problems gather from several checks.
+  for (const [key, list] of byDocument) if (list.length > 0) byDocument.set(key, boundProblems(list, list[0]!.file));
+  return { byDocument, general, notices, generalNotices, configs };
+}
+
+/** The containers the Cell itself runs or names, by name, with who claims them (for messages). */
+function coreContainerNames(cell: CellDocument | undefined): Map<string, string> {
+  const owners = new Map<string, string>();
+  if (!cell) return owners;
+  owners.set(cell.spec.wireguard?.container ?? DEFAULT_WIREGUARD_CONTAINER, 'the Cell\'s WireGuard container (spec.wireguard.container)');
+  for (const site of cell.spec.caddy?.sites ?? []) {
+    const host = site.backend.slice(0, site.backend.lastIndexOf(':'));
+    if (host && !owners.has(host)) owners.set(host, `the Cell's core site "${site.subdomain}" (spec.caddy.sites)`);
+  }
+  return owners;
 }
 
 /** Every problem of a check, documents first in key order, then the general ones. */

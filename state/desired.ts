@@ -34,6 +34,8 @@ export interface DesiredDocuments {
    * the operator holds it (state/hold.ts) instead of taking it for a deletion.
    */
   unreadable: { file: string; problems: Problem[] }[];
+  /** Facts about files that are not errors: a file that holds no document, for example. */
+  notices: Problem[];
   /** Every file read, for change detection (relative path → content signature). */
   files: string[];
 }
@@ -108,6 +110,7 @@ interface CheckedFile {
   problems: Problem[];
   /** Problems of documents that were accepted all the same (a Cell read as failing closed). */
   warnings: Problem[];
+  notices: Problem[];
   documents: ({ valid: Sourced<CellObject> } | { rejected: DesiredDocuments['rejected'][number] })[];
 }
 
@@ -117,7 +120,7 @@ const checkedFiles = new FileMemo<CheckedFile>();
 function checkFile(file: string): CheckedFile {
   return checkedFiles.get([file], '', () => {
     const parsed = readYamlFile(file);
-    const out: CheckedFile = { problems: parsed.problems, warnings: [], documents: [] };
+    const out: CheckedFile = { problems: parsed.problems, warnings: [], notices: parsed.notices, documents: [] };
     for (const document of parsed.documents) {
       const docProblems = validateDocument(document.value, document.label);
       const closed = docProblems.length > 0 ? failClosedCell(document.value, docProblems) : undefined;
@@ -157,10 +160,11 @@ function failClosedCell(value: unknown, problems: Problem[]): unknown {
 }
 
 function collectDocuments(dir: string, files: string[], problems: Problem[]): DesiredDocuments {
-  const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], unreadable: [], files };
+  const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], notices: [], unreadable: [], files };
   for (const file of files) {
     const checked = checkFile(file);
     out.problems.push(...checked.problems, ...checked.warnings);
+    out.notices.push(...checked.notices);
     if (checked.problems.length > 0) out.unreadable.push({ file, problems: checked.problems });
     else if (checked.documents.length === 0) {
       out.unreadable.push({ file, problems: [{ file, pointer: '', message: 'holds no document; to uninstall what it declared, delete the file' }] });

@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { parseAllDocuments } from 'yaml';
+import { boundProblems, cut, MAX_NESTING_DEPTH, MAX_PROBLEMS_PER_FILE, moreProblems, nestingDepthExceeds } from '../crds/problem-limit.js';
 import type { Problem } from '../crds/types.js';
 
 /** Inputs larger than this are refused before parsing: no admin document comes close. */
@@ -19,6 +20,8 @@ export interface ParsedDocument {
 export interface ParsedFile {
   documents: ParsedDocument[];
   problems: Problem[];
+  /** Facts about the file that are not errors: it holds no document at all, for example. */
+  notices: Problem[];
 }
 
 /** Label of the index-th document of a file holding `count` documents. */
@@ -192,50 +195,183 @@ export function plainDocumentValue(text: string): PlainMapping | undefined {
 
 // ---------------------------------------------------------------------------------------------
 
+/** yaml's options: YAML 1.2's core schema only, no YAML 1.1 tags (!!binary, !!omap, !!set, !!timestamp). */
+const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true, schema: 'core', resolveKnownTags: false } as const;
+
+/** Line and column (from 1) of offsets in one text: the line starts are found once, then searched. */
+function lineLocator(text: string): (offset: number) => { line: number; column: number } {
+  let starts: number[] | undefined;
+  return (offset) => {
+    if (!starts) {
+      starts = [0];
+      for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
+    }
+    const at = Math.min(Math.max(offset, 0), text.length);
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid]! <= at) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, column: at - starts[lo]! + 1 };
+  };
+}
+
+function isBreakOrSpace(code: number | undefined): boolean {
+  return code === undefined || Number.isNaN(code) || code === 32 || code === 9 || code === 10 || code === 13;
+}
+
+/**
+ * The line at which a YAML text nests flow collections (`[[[[`) or compact block entries
+ * (`- - - -`) deeper than MAX_NESTING_DEPTH, found in one pass without parsing, or undefined.
+ * The yaml package composes nodes recursively; refusing such input first keeps its stack, its
+ * time and its error printer out of reach. Quotes and comments are skipped as YAML reads them;
+ * where a quote cannot be told from a plain character the scan may count too little, never
+ * refuse a shallow document: the depth check on the parsed value stands behind it.
+ */
+export function yamlNestingTooDeep(text: string, limit = MAX_NESTING_DEPTH): number | undefined {
+  let depth = 0;
+  let line = 1;
+  let quote = 0;
+  /** Block indicators (`- `, `? `, `: `) since the start of the line, before any other character. */
+  let indicators = 0;
+  let lineHead = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) {
+      line++;
+      indicators = 0;
+      lineHead = true;
+      continue;
+    }
+    if (quote === 34) {
+      if (c === 92) i++;
+      else if (c === 34) quote = 0;
+      continue;
+    }
+    if (quote === 39) {
+      if (c === 39) {
+        if (text.charCodeAt(i + 1) === 39) i++;
+        else quote = 0;
+      }
+      continue;
+    }
+    const before = i === 0 ? undefined : text.charCodeAt(i - 1);
+    if (c === 35 && isBreakOrSpace(before)) {
+      const end = text.indexOf('\n', i);
+      if (end === -1) break;
+      i = end - 1;
+      continue;
+    }
+    if (c === 32 || c === 9) continue;
+    if (lineHead && (c === 45 || c === 63 || c === 58) && isBreakOrSpace(text.charCodeAt(i + 1))) {
+      if (++indicators > limit) return line;
+      continue;
+    }
+    lineHead = false;
+    if ((c === 34 || c === 39) && (isBreakOrSpace(before) || before === 91 || before === 123 || before === 44 || before === 58)) quote = c;
+    else if (c === 91 || c === 123) {
+      if (++depth > limit) return line;
+    } else if ((c === 93 || c === 125) && depth > 0) depth--;
+  }
+  return undefined;
+}
+
+function tooDeep(file: string, line?: number): Problem {
+  return { file, pointer: '', message: `nests lists or mappings more than ${MAX_NESTING_DEPTH} levels deep${line ? ` (at line ${line})` : ''}; no pic document needs that, refusing to read it` };
+}
+
+/** A message of the yaml package as one short line: its first line, cut, never a code frame. */
+function yamlMessage(message: string): string {
+  return cut(oneLine(message), 200);
+}
+
+interface YamlIssue {
+  message: string;
+  code?: string;
+  pos?: [number, number];
+}
+
+/** yaml issues turned into problems per document; a hostile file can make yaml report thousands. */
+const MAX_ISSUES = MAX_PROBLEMS_PER_FILE;
+
+/** The message for an error or warning yaml reports at `pos`, with the line and column we count. */
+function yamlProblemMessage(locate: ReturnType<typeof lineLocator>, issue: YamlIssue, warning: boolean): string {
+  const where = issue.pos ? locate(issue.pos[0]) : undefined;
+  const at = where ? ` at line ${where.line}, column ${where.column}` : '';
+  if (!warning) return `not valid YAML${at}: ${yamlMessage(issue.message)}`;
+  if (issue.code === 'TAG_RESOLVE_FAILED') {
+    const tag = issue.message.replace(/^Unresolved tag: /, '').replace(/^tag:yaml\.org,2002:/, '!!');
+    return `the tag ${cut(oneLine(tag), 80)}${at} is not accepted: only the tags of YAML's core schema are (!!str, !!int, !!float, !!bool, !!null, !!seq, !!map); write the value plainly`;
+  }
+  return `not accepted${at}: ${yamlMessage(issue.message)}`;
+}
+
+/** The problems of one document's errors and warnings: the first MAX_ISSUES, then a count of the rest. */
+function issueProblems(locate: ReturnType<typeof lineLocator>, label: string, errors: readonly YamlIssue[], warnings: readonly YamlIssue[]): Problem[] {
+  const all = [...errors.slice(0, MAX_ISSUES).map((e) => ({ issue: e, warning: false })), ...warnings.slice(0, MAX_ISSUES).map((w) => ({ issue: w, warning: true }))];
+  const problems = all.slice(0, MAX_ISSUES).map(({ issue, warning }) => ({ file: label, pointer: '', message: yamlProblemMessage(locate, issue, warning) }));
+  const rest = errors.length + warnings.length - problems.length;
+  if (rest > 0) problems.push(moreProblems(label, rest));
+  return problems;
+}
+
 /**
  * Parse YAML text that may hold several documents. Never throws: syntax errors, duplicate keys,
- * alias bombs and oversize input come back as problems naming the file and the line.
+ * tags outside the core schema, alias bombs, deep nesting and oversize input come back as
+ * problems naming the file and the line; a file with no document at all comes back as a notice.
  */
 export function parseYamlDocuments(text: string, file: string): ParsedFile {
-  const problems: Problem[] = [];
   if (Buffer.byteLength(text, 'utf8') > MAX_DOCUMENT_FILE_BYTES) {
-    return { documents: [], problems: [{ file, pointer: '', message: `file is larger than ${MAX_DOCUMENT_FILE_BYTES} bytes; refusing to parse it` }] };
+    return { documents: [], problems: [{ file, pointer: '', message: `file is larger than ${MAX_DOCUMENT_FILE_BYTES} bytes; refusing to parse it` }], notices: [] };
   }
   const plain = plainDocumentValue(text);
-  if (plain !== undefined) return { documents: [{ label: file, index: 0, value: plain }], problems: [] };
-  let docs;
+  if (plain !== undefined && !nestingDepthExceeds(plain)) return { documents: [{ label: file, index: 0, value: plain }], problems: [], notices: [] };
+  const deepLine = yamlNestingTooDeep(text);
+  if (deepLine !== undefined) return { documents: [], problems: [tooDeep(file, deepLine)], notices: [] };
+  let list;
   try {
-    docs = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: false, strict: true });
-    // Line and column in messages cost a line counter for every file; only a failed one needs them.
-    if (docs.some((doc) => doc.errors.length > 0)) docs = parseAllDocuments(text, { uniqueKeys: true, prettyErrors: true, strict: true });
+    list = parseAllDocuments(text, YAML_OPTIONS);
   } catch (err) {
-    return { documents: [], problems: [{ file, pointer: '', message: `not valid YAML: ${(err as Error).message}` }] };
+    return { documents: [], problems: [{ file, pointer: '', message: `not valid YAML: ${yamlMessage((err as Error).message)}` }], notices: [] };
   }
-  const list = Array.isArray(docs) ? docs : [docs];
+  if (!Array.isArray(list)) list = [list];
+  const locate = lineLocator(text);
+  // A stream of no document can still carry errors and warnings of its own (a broken directive).
+  const streamIssues = list as unknown as { errors?: YamlIssue[]; warnings?: YamlIssue[] };
+  if (list.length === 0 && ((streamIssues.errors?.length ?? 0) > 0 || (streamIssues.warnings?.length ?? 0) > 0)) {
+    return { documents: [], problems: issueProblems(locate, file, streamIssues.errors ?? [], streamIssues.warnings ?? []), notices: [] };
+  }
   if (list.length > MAX_DOCUMENTS_PER_FILE) {
-    return { documents: [], problems: [{ file, pointer: '', message: `more than ${MAX_DOCUMENTS_PER_FILE} documents in one file` }] };
+    return { documents: [], problems: [{ file, pointer: '', message: `more than ${MAX_DOCUMENTS_PER_FILE} documents in one file` }], notices: [] };
   }
   // Convert first, then label: an empty document (a trailing `---`, a file of comments) is no document.
-  const converted: ({ value: unknown } | { problems: string[] })[] = [];
+  const converted: ({ value: unknown } | { problems: (label: string) => Problem[] })[] = [];
   for (const doc of list) {
-    if (doc.errors.length > 0) {
-      converted.push({ problems: doc.errors.map((e) => `not valid YAML: ${oneLine(e.message)}`) });
+    if (doc.errors.length > 0 || doc.warnings.length > 0) {
+      converted.push({ problems: (label) => issueProblems(locate, label, doc.errors, doc.warnings) });
       continue;
     }
     try {
       const value: unknown = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-      if (value !== null && value !== undefined) converted.push({ value });
+      if (value === null || value === undefined) continue;
+      if (nestingDepthExceeds(value)) converted.push({ problems: (label) => [tooDeep(label)] });
+      else converted.push({ value });
     } catch (err) {
-      converted.push({ problems: [`cannot be read: ${oneLine((err as Error).message)}`] });
+      converted.push({ problems: (label) => [{ file: label, pointer: '', message: `cannot be read: ${yamlMessage((err as Error).message)}` }] });
     }
   }
   const documents: ParsedDocument[] = [];
+  const problems: Problem[] = [];
   converted.forEach((entry, index) => {
     const label = documentLabel(file, index, converted.length);
-    if ('problems' in entry) for (const message of entry.problems) problems.push({ file: label, pointer: '', message });
-    else documents.push({ label, index, value: entry.value });
+    if ('problems' in entry) {
+      for (const problem of entry.problems(label)) problems.push(problem);
+    } else documents.push({ label, index, value: entry.value });
   });
-  return { documents, problems };
+  const notices: Problem[] = converted.length === 0 ? [{ file, pointer: '', message: 'holds no document (it is empty or only comments); nothing in it is applied' }] : [];
+  return { documents, problems: boundProblems(problems, file), notices };
 }
 
 function oneLine(message: string): string {
@@ -251,29 +387,98 @@ function oneLine(message: string): string {
 export function readYamlFile(file: string, label = file): ParsedFile {
   try {
     const stat = statSync(file);
-    if (!stat.isFile()) return { documents: [], problems: [{ file: label, pointer: '', message: 'not a regular file' }] };
+    if (!stat.isFile()) return { documents: [], problems: [{ file: label, pointer: '', message: 'not a regular file' }], notices: [] };
     if (stat.size > MAX_DOCUMENT_FILE_BYTES) {
-      return { documents: [], problems: [{ file: label, pointer: '', message: `file is ${stat.size} bytes, more than the ${MAX_DOCUMENT_FILE_BYTES} allowed` }] };
+      return { documents: [], problems: [{ file: label, pointer: '', message: `file is ${stat.size} bytes, more than the ${MAX_DOCUMENT_FILE_BYTES} allowed` }], notices: [] };
     }
     return parseYamlDocuments(readFileSync(file, 'utf8'), label);
   } catch (err) {
-    return { documents: [], problems: [{ file: label, pointer: '', message: `cannot read: ${(err as Error).message}` }] };
+    return { documents: [], problems: [{ file: label, pointer: '', message: `cannot read: ${cut(oneLine((err as Error).message), 200)}` }], notices: [] };
   }
 }
 
-/** Parse JSON text, reporting a syntax error with its line and column. */
+/** JSON files larger than this (manifests, catalog indexes) are refused before parsing. */
+export const MAX_JSON_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The first key repeated within one JSON object, with its line, or undefined. One pass over text
+ * JSON.parse already accepted, with an explicit stack: JSON.parse keeps the last of two equal
+ * keys silently, which would let a reviewed value be shadowed by a later one.
+ */
+export function duplicateJsonKey(text: string): { key: string; line: number } | undefined {
+  const stack: (Set<string> | null)[] = [];
+  let line = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) line++;
+    else if (c === 123) stack.push(new Set());
+    else if (c === 91) stack.push(null);
+    else if (c === 125 || c === 93) stack.pop();
+    else if (c === 34) {
+      const start = i;
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34) break;
+      }
+      let j = i + 1;
+      while (j < text.length && isBreakOrSpace(text.charCodeAt(j))) j++;
+      const keys = stack[stack.length - 1];
+      if (text.charCodeAt(j) !== 58 || !keys) continue;
+      const key = JSON.parse(text.slice(start, i + 1)) as string;
+      if (keys.has(key)) return { key, line };
+      keys.add(key);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Parse JSON text, reporting a syntax error with its line and column, and refusing what JSON.parse
+ * would accept but a reviewer would misread: a text over the size limit, a key given twice in one
+ * object, nesting deeper than any manifest needs.
+ */
 export function parseJsonText(text: string, file: string): { value?: unknown; problems: Problem[] } {
+  if (text.length > MAX_JSON_FILE_BYTES || Buffer.byteLength(text, 'utf8') > MAX_JSON_FILE_BYTES) {
+    return { problems: [{ file, pointer: '', message: `file is larger than ${MAX_JSON_FILE_BYTES} bytes; refusing to parse it` }] };
+  }
+  let value: unknown;
   try {
-    return { value: JSON.parse(text), problems: [] };
+    value = JSON.parse(text);
   } catch (err) {
     // JSON.parse does not always say where; a strict jsonc-parser pass finds the offset.
     const errors: ParseError[] = [];
-    parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+    if (jsonNestingTooDeep(text) === undefined) parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
     const first = errors[0];
-    if (!first) return { problems: [{ file, pointer: '', message: `not valid JSON: ${oneLine((err as Error).message)}` }] };
-    const before = text.slice(0, first.offset);
-    const line = before.split('\n').length;
-    const column = first.offset - before.lastIndexOf('\n');
+    if (!first) return { problems: [{ file, pointer: '', message: `not valid JSON: ${cut(oneLine((err as Error).message).replace(/, "[\s\S]*$/, ''), 120)}` }] };
+    const { line, column } = lineLocator(text)(first.offset);
     return { problems: [{ file, pointer: '', message: `not valid JSON at line ${line}, column ${column}: ${printParseErrorCode(first.error)}` }] };
   }
+  const deep = jsonNestingTooDeep(text);
+  if (deep !== undefined || nestingDepthExceeds(value)) return { problems: [tooDeep(file, deep)] };
+  const duplicate = duplicateJsonKey(text);
+  if (duplicate) {
+    return { problems: [{ file, pointer: '', message: `the key ${JSON.stringify(cut(duplicate.key))} appears twice in one object (line ${duplicate.line}); JSON readers keep only one of them, so write each key once` }] };
+  }
+  return { value, problems: [] };
+}
+
+/** The line where JSON text nests `[` and `{` deeper than the limit (strings skipped), or undefined. */
+function jsonNestingTooDeep(text: string, limit = MAX_NESTING_DEPTH): number | undefined {
+  let depth = 0;
+  let line = 1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) line++;
+    else if (c === 34) {
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34 || d === 10) break;
+      }
+    } else if (c === 91 || c === 123) {
+      if (++depth > limit) return line;
+    } else if ((c === 93 || c === 125) && depth > 0) depth--;
+  }
+  return undefined;
 }

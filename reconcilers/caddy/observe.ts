@@ -114,11 +114,23 @@ export function liveServes(live: LiveRoutes, routes: readonly Route[]): boolean 
   });
 }
 
+/**
+ * Every `dial` under a route's handlers, in document order. Walked with an explicit stack: the
+ * config comes from a process pic does not control, and nesting must not be able to overflow ours.
+ */
 function collectDials(value: unknown): string[] {
-  if (Array.isArray(value)) return value.flatMap(collectDials);
-  if (!isRecord(value)) return [];
-  const own = typeof value.dial === 'string' ? [value.dial] : [];
-  return [...own, ...Object.values(value).flatMap(collectDials)];
+  const dials: string[] = [];
+  const stack: unknown[] = [value];
+  const seen = new Set<unknown>();
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    const children = Array.isArray(v) ? v : Object.values(v);
+    if (!Array.isArray(v) && typeof (v as Record<string, unknown>).dial === 'string') dials.push((v as Record<string, unknown>).dial as string);
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]);
+  }
+  return dials;
 }
 
 /** What to check when the admin address answers with a 4xx other than a refused config. */

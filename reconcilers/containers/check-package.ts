@@ -1,4 +1,5 @@
 import { mergeServiceConfig } from '../../crds/config.js';
+import { boundProblems } from '../../crds/problem-limit.js';
 import type { Manifest, Problem } from '../../crds/types.js';
 import type { ManifestPolicy } from '../../crds/validate-manifest.js';
 import { desiredServicePlan } from './desired.js';
@@ -41,5 +42,6 @@ export function checkServicePackage(
       imageVerification: where.policy.imageVerification,
     },
   });
-  return result.problems;
+  // The trial render quotes template values in its messages; bounded here like every validator's.
+  return boundProblems(result.problems, where.templateFile);
 }

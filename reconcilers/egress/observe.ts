@@ -61,10 +61,16 @@ export async function observeEgress(docker: Dockerode, container: string): Promi
 export function parseIpRules(stdout: string): ObservedIpRule[] {
   const rules: ObservedIpRule[] = [];
   for (const line of stdout.split('\n')) {
-    const match = /^\s*(\d+):\s+(.*\S)\s*$/.exec(line);
-    if (!match) continue;
-    const words = (match[2] as string).split(/\s+/);
-    const rule: ObservedIpRule = { priority: Number(match[1]), text: words.join(' ') };
+    // By hand rather than one regular expression: `\s+(.*\S)\s*$` backtracks quadratically
+    // over a long run of blanks.
+    const trimmed = line.trim();
+    const colon = trimmed.indexOf(':');
+    if (colon <= 0 || !/^\d+$/.test(trimmed.slice(0, colon))) continue;
+    const rest = trimmed.slice(colon + 1);
+    const body = rest.trim();
+    if (body === '' || !/^\s/.test(rest)) continue;
+    const words = body.split(/\s+/);
+    const rule: ObservedIpRule = { priority: Number(trimmed.slice(0, colon)), text: words.join(' ') };
     const valueAfter = (key: string) => {
       const i = words.indexOf(key);
       return i >= 0 ? words[i + 1] : undefined;

@@ -46,7 +46,7 @@ const peer = (name: string, services: string[]) => src({ apiVersion: 'pic.ngo/v1
 const conn = (name: string, type: string) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'Connection', metadata: { name }, spec: { type } } as CellObject);
 
 function docs(...items: Sourced<CellObject>[]): DesiredDocuments {
-  const d: DesiredDocuments = { dir: 'cell', cells: [], services: [], peers: [], connections: [], rejected: [], problems: [], unreadable: [], files: [] };
+  const d: DesiredDocuments = { dir: 'cell', cells: [], services: [], peers: [], connections: [], rejected: [], problems: [], notices: [], unreadable: [], files: [] };
   for (const i of items) {
     if (i.doc.kind === 'Cell') d.cells.push(i as never);
     if (i.doc.kind === 'ServiceInstall') d.services.push(i as never);
@@ -84,10 +84,11 @@ describe('checkDesiredState', () => {
     expect(list).toEqual(expect.arrayContaining([expect.objectContaining({ pointer, message: expect.stringContaining(fragment) })]));
   });
 
-  test('an older admitted version is a notice, not a problem', () => {
+  test('a version lower than the catalog offers is refused, pointing at the one it offers', () => {
     const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '1.0.0' })), catalog);
-    expect(allProblems(r)).toEqual([]);
-    expect(r.notices.get('ServiceInstall/newer')?.[0]).toContain('offers 2.0.0');
+    expect(allProblems(r)).toEqual([
+      expect.objectContaining({ pointer: '/spec/version', message: expect.stringContaining('not in the catalog, which offers 2.0.0; set spec.version to 2.0.0') }),
+    ]);
   });
 
   test('a service with a problem gets no merged config; the others still do', () => {
