@@ -3,11 +3,10 @@ import path from 'node:path';
 import { formatProblem, type ImageVerificationMode, type Problem } from '../../crds/types.js';
 import { DEFAULT_MANIFEST_POLICY, validateManifest, type ManifestPolicy } from '../../crds/validate-manifest.js';
 import { checkServicePackage } from '../../reconcilers/containers/check-package.js';
-import { loadCatalog, loadServicePackage, MANIFEST_FILE, TEMPLATE_FILE, withCatalogMemo, type CatalogService } from '../../state/catalog.js';
+import { loadCatalog, loadServicePackage, MANIFEST_FILE, readManifestFile, TEMPLATE_FILE, withCatalogMemo, type CatalogService } from '../../state/catalog.js';
 import { allProblems, checkDesiredState } from '../../state/check-desired.js';
 import { loadCell } from '../../state/cell.js';
 import { CELL_FILE, loadDocumentFiles } from '../../state/desired.js';
-import { parseJsonText } from '../../state/yaml-documents.js';
 import { InternalError, type Command } from './command.js';
 import { safeLine } from '../safe-text.js';
 import { UsageError } from './usage.js';
@@ -54,10 +53,12 @@ export interface Counts {
   cells: Set<string>;
   /** Catalog packages (service folders or manifests), by folder. */
   packages: Set<string>;
+  /** Facts that are not problems (a file that holds no document): printed, not counted. */
+  notices: Problem[];
 }
 
 export function emptyCounts(): Counts {
-  return { services: new Set(), peers: new Set(), connections: new Set(), cells: new Set(), packages: new Set() };
+  return { services: new Set(), peers: new Set(), connections: new Set(), cells: new Set(), packages: new Set(), notices: [] };
 }
 
 function countDocuments(counts: Counts, docs: { cells: { file: string; doc: { metadata: { name: string } } }[]; services: { file: string; doc: { metadata: { name: string } } }[]; peers: { file: string; doc: { metadata: { name: string } } }[]; connections: { file: string; doc: { metadata: { name: string } } }[] }): void {
@@ -100,8 +101,8 @@ export async function validatePath(p: string, override?: ImageVerificationMode, 
     case 'unknown':
       return [{ file: p, pointer: '', message: `not something pic validates: expected ${MANIFEST_FILE}, a service folder, a catalog folder (index.json + services/), a cell folder (${CELL_FILE}) or YAML documents` }];
     case 'manifest': {
-      const text = await fs.readFile(p, 'utf8');
-      const parsed = parseJsonText(text, p);
+      // The catalog's own rules: no symbolic link, at most 1 MiB, duplicate keys refused.
+      const parsed = readManifestFile(p);
       if (parsed.value === undefined) return parsed.problems;
       const problems = validateManifest(parsed.value, p, policy);
       counts.packages.add(path.resolve(path.dirname(p)));
@@ -130,7 +131,9 @@ export async function validatePath(p: string, override?: ImageVerificationMode, 
       for (const service of cell.catalog?.services.values() ?? []) counts.packages.add(path.resolve(service.dir));
       // Without a valid Cell there is no catalog to check services against: report the Cell's own
       // problems and what needs no catalog, not a false "no service X in the catalog" for each.
-      const problems = cell.cell ? allProblems(cell.checked) : allProblems(checkDesiredState(cell.docs));
+      const checkedCell = cell.cell ? cell.checked : checkDesiredState(cell.docs);
+      counts.notices.push(...checkedCell.generalNotices);
+      const problems = allProblems(checkedCell);
       for (const id of [...(cell.catalog?.services.keys() ?? [])].sort()) problems.push(...templateProblems(cell.catalog!.services.get(id)!, cell.policy, checked));
       return problems;
     }
@@ -138,13 +141,17 @@ export async function validatePath(p: string, override?: ImageVerificationMode, 
       const docs = await loadDocumentFiles([p]);
       countDocuments(counts, docs);
       // Documents outside a cell folder are checked on their own: schema, and what needs no catalog.
-      return allProblems(checkDesiredState(docs));
+      const checkedDocs = checkDesiredState(docs);
+      counts.notices.push(...checkedDocs.generalNotices);
+      return allProblems(checkedDocs);
     }
   }
 }
 
 export interface ValidateResult {
   lines: string[];
+  /** `notice: FILE: message` lines, once each: facts worth telling that do not make the run invalid. */
+  notices: string[];
   exitCode: 0 | 1;
   /** The one-line summary of a valid run: `3 services, 2 peers, 5 packages: valid`. */
   summary: string;
@@ -171,7 +178,8 @@ export async function runValidate(paths: string[], override?: ImageVerificationM
         lines.push(line);
       }
     }
-    return { lines, exitCode: lines.length > 0 ? 1 : 0, summary: summaryLine(counts) };
+    const notices = [...new Set(counts.notices.map((n) => safeLine(`notice: ${formatProblem(n)}`)))];
+    return { lines, notices, exitCode: lines.length > 0 ? 1 : 0, summary: summaryLine(counts) };
   });
 }
 
@@ -203,6 +211,7 @@ export const validateCommand: Command = {
       throw new InternalError(`validating ${parsed.positionals.join(' ')} failed: ${(err as Error).message ?? String(err)}`, { cause: err });
     }
     result.lines.forEach((l) => ctx.io.out(l));
+    result.notices.forEach((l) => ctx.io.err(l));
     if (result.exitCode !== 0) ctx.io.err(`${result.lines.length} problem${result.lines.length === 1 ? '' : 's'} found`);
     else ctx.io.out(result.summary);
     return result.exitCode;

@@ -166,7 +166,7 @@ const cellDoc = (spec: Record<string, unknown> = {}) => src({ apiVersion: 'pic.n
 const svc = (name: string, version = '1.0.0') => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'ServiceInstall', metadata: { name }, spec: { version } } as CellObject);
 
 function docs(...items: Sourced<CellObject>[]): DesiredDocuments {
-  const d: DesiredDocuments = { dir: 'cell', cells: [], services: [], peers: [], connections: [], rejected: [], problems: [], notices: [], files: [] };
+  const d: DesiredDocuments = { dir: 'cell', cells: [], services: [], peers: [], connections: [], rejected: [], problems: [], notices: [], unreadable: [], files: [] };
   for (const i of items) {
     if (i.doc.kind === 'Cell') d.cells.push(i as never);
     if (i.doc.kind === 'ServiceInstall') d.services.push(i as never);

@@ -74,6 +74,20 @@ describe('runValidate', () => {
   });
 
   test('the bundled examples are valid', async () => {
-    expect(await runValidate([path.join('examples', 'store'), path.join('examples', 'cell')])).toEqual({ lines: [], exitCode: 0, summary: '1 cell, 5 services, 2 peers, 1 connection, 5 packages: valid' });
+    expect(await runValidate([path.join('examples', 'store'), path.join('examples', 'cell')])).toEqual({ lines: [], notices: [], exitCode: 0, summary: '1 cell, 5 services, 2 peers, 1 connection, 5 packages: valid' });
+  });
+
+  test('an empty document file is a notice, not a problem: the run stays valid and says so', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-notice-'));
+    try {
+      await fs.cp(path.join('examples', 'cell'), path.join(dir, 'cell'), { recursive: true });
+      await fs.cp(path.join('examples', 'store'), path.join(dir, 'store'), { recursive: true });
+      await fs.writeFile(path.join(dir, 'cell', 'services', 'empty.yaml'), '# nothing here\n');
+      const result = await runValidate([path.join(dir, 'cell')]);
+      expect(result.exitCode).toBe(0);
+      expect(result.notices).toEqual([expect.stringMatching(/^notice: .*empty\.yaml: \/: holds no document/)]);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
