@@ -287,7 +287,7 @@ function yamlMessage(message: string): string {
   return cut(oneLine(message), 200);
 }
 
-interface YamlIssue {
+export interface YamlIssue {
   message: string;
   code?: string;
   pos?: [number, number];
@@ -315,6 +315,20 @@ function issueProblems(locate: ReturnType<typeof lineLocator>, label: string, er
   const rest = errors.length + warnings.length - problems.length;
   if (rest > 0) problems.push(moreProblems(label, rest));
   return problems;
+}
+
+/**
+ * The errors and warnings yaml reported for `text` (parsed with prettyErrors off), as problems of
+ * `label` with the line and column counted here: never a code frame quoting the file, at most
+ * MAX_ISSUES of them. For YAML read elsewhere (compose templates).
+ */
+export function yamlIssuesAsProblems(text: string, label: string, errors: readonly YamlIssue[], warnings: readonly YamlIssue[]): Problem[] {
+  return issueProblems(lineLocator(text), label, errors, warnings);
+}
+
+/** The problem of text nested deeper than any pic document or template needs. */
+export function nestingProblem(file: string, line?: number): Problem {
+  return tooDeep(file, line);
 }
 
 /**

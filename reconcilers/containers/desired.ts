@@ -8,6 +8,7 @@ import { LABEL } from './labels.js';
 import { grantedCapabilitiesOf } from './policy.js';
 import { renderComposeTemplate } from './render.js';
 import type { ServicePlan } from './types.js';
+import { boundProblems } from '../../crds/problem-limit.js';
 
 export interface CellContext {
   name: string;
@@ -106,7 +107,7 @@ export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan;
     },
     templateFile,
   );
-  if (!rendered.compose) return { problems: rendered.problems };
+  if (!rendered.compose) return { problems: boundProblems(rendered.problems, templateFile) };
   const planned = planRenderedCompose(
     rendered.compose,
     {
@@ -126,6 +127,7 @@ export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan;
     },
     (model) => checkManifestAgainstModel(model, inputs),
   );
-  const problems = [...rendered.problems, ...planned.problems];
+  // A template is third-party input: however many problems it has, a status carries a bounded list.
+  const problems = boundProblems([...rendered.problems, ...planned.problems], templateFile);
   return problems.length > 0 || !planned.plan ? { problems } : { plan: planned.plan, problems: [] };
 }

@@ -9,6 +9,7 @@
  */
 import { parseAllDocuments } from 'yaml';
 import type { Problem } from '../../crds/types.js';
+import { nestingProblem, yamlIssuesAsProblems, yamlNestingTooDeep } from '../../state/yaml-documents.js';
 import type { ComposeFile } from './compose.js';
 
 export interface RenderContext {
@@ -229,30 +230,31 @@ function parseTemplate(template: string, file: string): ParsedTemplate {
   if (bytes > MAX_TEMPLATE_BYTES) {
     return { value: undefined, problems: [{ file, pointer: '', message: `the compose template is ${bytes} bytes, over the ${MAX_TEMPLATE_BYTES}-byte limit` }] };
   }
+  // Deep nesting is refused before the parser sees it (its recursion and messages grow with depth).
+  const deep = yamlNestingTooDeep(template);
+  if (deep !== undefined) return { value: undefined, problems: [nestingProblem(file, deep)] };
   try {
     const docs = parseAllDocuments(template, {
       merge: true,
       uniqueKeys: true,
       stringKeys: true,
       strict: true,
-      prettyErrors: true,
+      // Positions are counted by yamlIssuesAsProblems: a pretty error would quote the template.
+      prettyErrors: false,
       // Explicit tags (!!binary, !!set, !!timestamp…) would turn into values Compose has no use for.
       resolveKnownTags: false,
       logLevel: 'silent',
     });
     if (docs.length === 0) {
       // An empty stream (only comments or directives) may still carry errors of its own.
-      for (const error of (docs as { errors?: { message: string }[] }).errors ?? []) {
-        problems.push({ file, pointer: '', message: `not valid YAML: ${oneLine(error.message)}` });
-      }
+      problems.push(...yamlIssuesAsProblems(template, file, (docs as { errors?: { message: string; pos?: [number, number] }[] }).errors ?? [], []));
       return { value: null, problems };
     }
     if (docs.length > 1) {
       return { value: undefined, problems: [{ file, pointer: '', message: `the template holds ${docs.length} YAML documents; a compose template is exactly one` }] };
     }
     const doc = docs[0] as (typeof docs)[number];
-    for (const error of doc.errors) problems.push({ file, pointer: '', message: `not valid YAML: ${oneLine(error.message)}` });
-    for (const warning of doc.warnings) problems.push({ file, pointer: '', message: `YAML: ${oneLine(warning.message)}` });
+    problems.push(...yamlIssuesAsProblems(template, file, doc.errors, doc.warnings));
     if (problems.length) return { value: undefined, problems };
     const value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     return { value, problems };
