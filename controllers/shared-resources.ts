@@ -8,6 +8,7 @@ import {
   reconcileServiceAccounts,
   type ServiceAccountsResult,
 } from '../reconcilers/accounts/index.js';
+import { withCoreDefaults } from '../reconcilers/core/spec.js';
 import { TerminalError } from '../reconcilers/errors.js';
 import type { CellRouting, InstalledService, ResourceContext, ResourceReconciler } from '../reconcilers/shared/types.js';
 import type { LoadedCell } from '../state/cell.js';
@@ -50,7 +51,7 @@ export function buildRouting(cell: LoadedCell, assignments: Readonly<Record<stri
     });
   }
   services.sort((a, b) => a.name.localeCompare(b.name));
-  return { cell: cellDoc, services, connections };
+  return { cell: withCoreDefaults(cellDoc), services, connections };
 }
 
 /** The cell-wide reconcilers a cell uses: firewall and egress only when it declares its VPN container. */

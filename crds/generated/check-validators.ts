@@ -3086,15 +3086,16 @@ return errors === 0;
 }
 
 export const Cell = validate12;
-const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file, relative to the cell folder or absolute.","minLength":1}},"default":{"mode":"enforce"}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"}}}}}}};
+const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file, relative to the cell folder or absolute.","minLength":1}},"default":{"mode":"enforce"}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}},"run":{"type":"object","title":"Caddy run by pic","description":"pic creates and heals the Caddy container on the cell network. Without this section the admin runs Caddy and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-caddy.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"publish":{"type":"object","title":"Published ports","description":"Host ports Caddy is published on; none unless given here. Its admin API is never published.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the ports are bound to; default 0.0.0.0 (every address).","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"http":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTP port","description":"Host port forwarded to Caddy's port 80."},"https":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTPS port","description":"Host port forwarded to Caddy's port 443."}}}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1},"run":{"type":"object","title":"DNS server run by pic","description":"pic creates and heals the DNS server container on the cell network. Without this section the admin runs DNS server and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-dns.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"upstreams":{"type":"array","title":"Upstream resolvers","description":"Resolvers that names outside the cell domain are forwarded to. Without any, such queries are refused.","items":{"type":"string","title":"Upstream","description":"IPv4 address of a resolver.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"uniqueItems":true}}}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"},"subnet":{"type":"string","title":"VPN subnet","description":"The tunnel's IPv4 network; the server takes its first address. Default 10.8.0.0/24.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},"peerPool":{"type":"string","title":"Peer pool","description":"Range inside the VPN subnet from which each PeerAccount gets a stable address. Default: the subnet after the server address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"endpoint":{"type":"string","title":"Endpoint","description":"host:port peers connect to (the cell's public name or address and the published UDP port).","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},"run":{"type":"object","title":"WireGuard run by pic","description":"pic creates and heals the WireGuard container on the cell network. Without this section the admin runs WireGuard and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-wireguard.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"listenPort":{"type":"integer","minimum":1,"maximum":65535,"title":"Listen port","description":"UDP port WireGuard listens on inside the container. Default 51820."},"publish":{"type":"object","title":"Published port","description":"Where the UDP listen port is published on the host.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the port is bound to; default 0.0.0.0.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"port":{"type":"integer","minimum":1,"maximum":65535,"title":"Port","description":"Host UDP port; default the listen port."}}}}}}}}}}};
 const pattern21 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
 const pattern23 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$", "u");
 const pattern24 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
 const pattern25 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "u");
 const pattern26 = new RegExp("^/", "u");
 const pattern29 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
-const pattern30 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
-const pattern31 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
+const pattern31 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
+const pattern35 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
+const pattern43 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3724,7 +3725,7 @@ if(data9.caddy !== undefined){
 let data22 = data9.caddy;
 if(data22 && typeof data22 == "object" && !Array.isArray(data22)){
 for(const key8 in data22){
-if(!((((key8 === "adminAddress") || (key8 === "caddyfile")) || (key8 === "sites")) || (key8 === "tls"))){
+if(!(((((key8 === "adminAddress") || (key8 === "caddyfile")) || (key8 === "sites")) || (key8 === "tls")) || (key8 === "run"))){
 const err51 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy,data:data22};
 if(vErrors === null){
 vErrors = [err51];
@@ -3973,9 +3974,11 @@ vErrors.push(err70);
 errors++;
 }
 }
-}
-else {
-const err71 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.type,parentSchema:schema13.properties.spec.properties.caddy,data:data22};
+if(data22.run !== undefined){
+let data32 = data22.run;
+if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
+if(data32.image === undefined){
+const err71 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema13.properties.spec.properties.caddy.properties.run.required,parentSchema:schema13.properties.spec.properties.caddy.properties.run,data:data32};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -3984,13 +3987,8 @@ vErrors.push(err71);
 }
 errors++;
 }
-}
-if(data9.dns !== undefined){
-let data32 = data9.dns;
-if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
-for(const key11 in data32){
-if(!(((key11 === "address") || (key11 === "nameservers")) || (key11 === "zoneFile"))){
-const err72 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.dns,data:data32};
+if(data32.address === undefined){
+const err72 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema13.properties.spec.properties.caddy.properties.run.required,parentSchema:schema13.properties.spec.properties.caddy.properties.run,data:data32};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -3999,12 +3997,9 @@ vErrors.push(err72);
 }
 errors++;
 }
-}
-if(data32.address !== undefined){
-let data33 = data32.address;
-if(typeof data33 === "string"){
-if(!pattern30.test(data33)){
-const err73 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data33};
+for(const key11 in data32){
+if(!((((key11 === "image") || (key11 === "address")) || (key11 === "container")) || (key11 === "publish"))){
+const err73 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy.properties.run,data:data32};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -4014,8 +4009,11 @@ vErrors.push(err73);
 errors++;
 }
 }
-else {
-const err74 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.address.type,parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data33};
+if(data32.image !== undefined){
+let data33 = data32.image;
+if(typeof data33 === "string"){
+if(!pattern25.test(data33)){
+const err74 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.image,data:data33};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -4025,15 +4023,8 @@ vErrors.push(err74);
 errors++;
 }
 }
-if(data32.nameservers !== undefined){
-let data34 = data32.nameservers;
-if(Array.isArray(data34)){
-const len1 = data34.length;
-for(let i1=0; i1<len1; i1++){
-let data35 = data34[i1];
-if(typeof data35 === "string"){
-if(!pattern31.test(data35)){
-const err75 = {instancePath:instancePath+"/spec/dns/nameservers/" + i1,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data35};
+else {
+const err75 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.image.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.image,data:data33};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -4043,8 +4034,11 @@ vErrors.push(err75);
 errors++;
 }
 }
-else {
-const err76 = {instancePath:instancePath+"/spec/dns/nameservers/" + i1,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.nameservers.items.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data35};
+if(data32.address !== undefined){
+let data34 = data32.address;
+if(typeof data34 === "string"){
+if(!pattern31.test(data34)){
+const err76 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.address,data:data34};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -4054,18 +4048,8 @@ vErrors.push(err76);
 errors++;
 }
 }
-let i2 = data34.length;
-let j0;
-if(i2 > 1){
-const indices0 = {};
-for(;i2--;){
-let item0 = data34[i2];
-if(typeof item0 !== "string"){
-continue;
-}
-if(typeof indices0[item0] == "number"){
-j0 = indices0[item0];
-const err77 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/uniqueItems",keyword:"uniqueItems",params:{i: i2, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i2+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data34};
+else {
+const err77 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.address.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.address,data:data34};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -4073,14 +4057,13 @@ else {
 vErrors.push(err77);
 }
 errors++;
-break;
-}
-indices0[item0] = i2;
 }
 }
-}
-else {
-const err78 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.dns.properties.nameservers.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data34};
+if(data32.container !== undefined){
+let data35 = data32.container;
+if(typeof data35 === "string"){
+if(!pattern9.test(data35)){
+const err78 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.container,data:data35};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -4090,11 +4073,8 @@ vErrors.push(err78);
 errors++;
 }
 }
-if(data32.zoneFile !== undefined){
-let data36 = data32.zoneFile;
-if(typeof data36 === "string"){
-if(func3(data36) < 1){
-const err79 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data36};
+else {
+const err79 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.container.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.container,data:data35};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -4104,8 +4084,12 @@ vErrors.push(err79);
 errors++;
 }
 }
-else {
-const err80 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.zoneFile.type,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data36};
+if(data32.publish !== undefined){
+let data36 = data32.publish;
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+for(const key12 in data36){
+if(!(((key12 === "hostIp") || (key12 === "http")) || (key12 === "https"))){
+const err80 = {instancePath:instancePath+"/spec/caddy/run/publish",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish,data:data36};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -4115,9 +4099,11 @@ vErrors.push(err80);
 errors++;
 }
 }
-}
-else {
-const err81 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.dns.type,parentSchema:schema13.properties.spec.properties.dns,data:data32};
+if(data36.hostIp !== undefined){
+let data37 = data36.hostIp;
+if(typeof data37 === "string"){
+if(!pattern31.test(data37)){
+const err81 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data37};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -4127,12 +4113,8 @@ vErrors.push(err81);
 errors++;
 }
 }
-if(data9.wireguard !== undefined){
-let data37 = data9.wireguard;
-if(data37 && typeof data37 == "object" && !Array.isArray(data37)){
-for(const key12 in data37){
-if(!(key12 === "container")){
-const err82 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard,data:data37};
+else {
+const err82 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data37};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -4142,11 +4124,10 @@ vErrors.push(err82);
 errors++;
 }
 }
-if(data37.container !== undefined){
-let data38 = data37.container;
-if(typeof data38 === "string"){
-if(!pattern9.test(data38)){
-const err83 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data38};
+if(data36.http !== undefined){
+let data38 = data36.http;
+if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
+const err83 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data38};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -4155,9 +4136,9 @@ vErrors.push(err83);
 }
 errors++;
 }
-}
-else {
-const err84 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.container.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data38};
+if((typeof data38 == "number") && (isFinite(data38))){
+if(data38 > 65535 || isNaN(data38)){
+const err84 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data38};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -4166,10 +4147,8 @@ vErrors.push(err84);
 }
 errors++;
 }
-}
-}
-else {
-const err85 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.type,parentSchema:schema13.properties.spec.properties.wireguard,data:data37};
+if(data38 < 1 || isNaN(data38)){
+const err85 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data38};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -4180,8 +4159,10 @@ errors++;
 }
 }
 }
-else {
-const err86 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.type,parentSchema:schema13.properties.spec,data:data9};
+if(data36.https !== undefined){
+let data39 = data36.https;
+if(!(((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39))) && (isFinite(data39)))){
+const err86 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data39};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -4190,15 +4171,785 @@ vErrors.push(err86);
 }
 errors++;
 }
-}
-}
-else {
-const err87 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.type,parentSchema:schema13,data};
+if((typeof data39 == "number") && (isFinite(data39))){
+if(data39 > 65535 || isNaN(data39)){
+const err87 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data39};
 if(vErrors === null){
 vErrors = [err87];
 }
 else {
 vErrors.push(err87);
+}
+errors++;
+}
+if(data39 < 1 || isNaN(data39)){
+const err88 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data39};
+if(vErrors === null){
+vErrors = [err88];
+}
+else {
+vErrors.push(err88);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err89 = {instancePath:instancePath+"/spec/caddy/run/publish",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish,data:data36};
+if(vErrors === null){
+vErrors = [err89];
+}
+else {
+vErrors.push(err89);
+}
+errors++;
+}
+}
+}
+else {
+const err90 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.properties.run.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run,data:data32};
+if(vErrors === null){
+vErrors = [err90];
+}
+else {
+vErrors.push(err90);
+}
+errors++;
+}
+}
+}
+else {
+const err91 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.type,parentSchema:schema13.properties.spec.properties.caddy,data:data22};
+if(vErrors === null){
+vErrors = [err91];
+}
+else {
+vErrors.push(err91);
+}
+errors++;
+}
+}
+if(data9.dns !== undefined){
+let data40 = data9.dns;
+if(data40 && typeof data40 == "object" && !Array.isArray(data40)){
+for(const key13 in data40){
+if(!((((key13 === "address") || (key13 === "nameservers")) || (key13 === "zoneFile")) || (key13 === "run"))){
+const err92 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.dns,data:data40};
+if(vErrors === null){
+vErrors = [err92];
+}
+else {
+vErrors.push(err92);
+}
+errors++;
+}
+}
+if(data40.address !== undefined){
+let data41 = data40.address;
+if(typeof data41 === "string"){
+if(!pattern31.test(data41)){
+const err93 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data41};
+if(vErrors === null){
+vErrors = [err93];
+}
+else {
+vErrors.push(err93);
+}
+errors++;
+}
+}
+else {
+const err94 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.address.type,parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data41};
+if(vErrors === null){
+vErrors = [err94];
+}
+else {
+vErrors.push(err94);
+}
+errors++;
+}
+}
+if(data40.nameservers !== undefined){
+let data42 = data40.nameservers;
+if(Array.isArray(data42)){
+const len1 = data42.length;
+for(let i1=0; i1<len1; i1++){
+let data43 = data42[i1];
+if(typeof data43 === "string"){
+if(!pattern35.test(data43)){
+const err95 = {instancePath:instancePath+"/spec/dns/nameservers/" + i1,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data43};
+if(vErrors === null){
+vErrors = [err95];
+}
+else {
+vErrors.push(err95);
+}
+errors++;
+}
+}
+else {
+const err96 = {instancePath:instancePath+"/spec/dns/nameservers/" + i1,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.nameservers.items.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data43};
+if(vErrors === null){
+vErrors = [err96];
+}
+else {
+vErrors.push(err96);
+}
+errors++;
+}
+}
+let i2 = data42.length;
+let j0;
+if(i2 > 1){
+const indices0 = {};
+for(;i2--;){
+let item0 = data42[i2];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err97 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/uniqueItems",keyword:"uniqueItems",params:{i: i2, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i2+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data42};
+if(vErrors === null){
+vErrors = [err97];
+}
+else {
+vErrors.push(err97);
+}
+errors++;
+break;
+}
+indices0[item0] = i2;
+}
+}
+}
+else {
+const err98 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.dns.properties.nameservers.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data42};
+if(vErrors === null){
+vErrors = [err98];
+}
+else {
+vErrors.push(err98);
+}
+errors++;
+}
+}
+if(data40.zoneFile !== undefined){
+let data44 = data40.zoneFile;
+if(typeof data44 === "string"){
+if(func3(data44) < 1){
+const err99 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data44};
+if(vErrors === null){
+vErrors = [err99];
+}
+else {
+vErrors.push(err99);
+}
+errors++;
+}
+}
+else {
+const err100 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.zoneFile.type,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data44};
+if(vErrors === null){
+vErrors = [err100];
+}
+else {
+vErrors.push(err100);
+}
+errors++;
+}
+}
+if(data40.run !== undefined){
+let data45 = data40.run;
+if(data45 && typeof data45 == "object" && !Array.isArray(data45)){
+if(data45.image === undefined){
+const err101 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema13.properties.spec.properties.dns.properties.run.required,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data45};
+if(vErrors === null){
+vErrors = [err101];
+}
+else {
+vErrors.push(err101);
+}
+errors++;
+}
+if(data45.address === undefined){
+const err102 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema13.properties.spec.properties.dns.properties.run.required,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data45};
+if(vErrors === null){
+vErrors = [err102];
+}
+else {
+vErrors.push(err102);
+}
+errors++;
+}
+for(const key14 in data45){
+if(!((((key14 === "image") || (key14 === "address")) || (key14 === "container")) || (key14 === "upstreams"))){
+const err103 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data45};
+if(vErrors === null){
+vErrors = [err103];
+}
+else {
+vErrors.push(err103);
+}
+errors++;
+}
+}
+if(data45.image !== undefined){
+let data46 = data45.image;
+if(typeof data46 === "string"){
+if(!pattern25.test(data46)){
+const err104 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.image,data:data46};
+if(vErrors === null){
+vErrors = [err104];
+}
+else {
+vErrors.push(err104);
+}
+errors++;
+}
+}
+else {
+const err105 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.image.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.image,data:data46};
+if(vErrors === null){
+vErrors = [err105];
+}
+else {
+vErrors.push(err105);
+}
+errors++;
+}
+}
+if(data45.address !== undefined){
+let data47 = data45.address;
+if(typeof data47 === "string"){
+if(!pattern31.test(data47)){
+const err106 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.address,data:data47};
+if(vErrors === null){
+vErrors = [err106];
+}
+else {
+vErrors.push(err106);
+}
+errors++;
+}
+}
+else {
+const err107 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.address.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.address,data:data47};
+if(vErrors === null){
+vErrors = [err107];
+}
+else {
+vErrors.push(err107);
+}
+errors++;
+}
+}
+if(data45.container !== undefined){
+let data48 = data45.container;
+if(typeof data48 === "string"){
+if(!pattern9.test(data48)){
+const err108 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.container,data:data48};
+if(vErrors === null){
+vErrors = [err108];
+}
+else {
+vErrors.push(err108);
+}
+errors++;
+}
+}
+else {
+const err109 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.container.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.container,data:data48};
+if(vErrors === null){
+vErrors = [err109];
+}
+else {
+vErrors.push(err109);
+}
+errors++;
+}
+}
+if(data45.upstreams !== undefined){
+let data49 = data45.upstreams;
+if(Array.isArray(data49)){
+const len2 = data49.length;
+for(let i3=0; i3<len2; i3++){
+let data50 = data49[i3];
+if(typeof data50 === "string"){
+if(!pattern31.test(data50)){
+const err110 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i3,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data50};
+if(vErrors === null){
+vErrors = [err110];
+}
+else {
+vErrors.push(err110);
+}
+errors++;
+}
+}
+else {
+const err111 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i3,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data50};
+if(vErrors === null){
+vErrors = [err111];
+}
+else {
+vErrors.push(err111);
+}
+errors++;
+}
+}
+let i4 = data49.length;
+let j1;
+if(i4 > 1){
+const indices1 = {};
+for(;i4--;){
+let item1 = data49[i4];
+if(typeof item1 !== "string"){
+continue;
+}
+if(typeof indices1[item1] == "number"){
+j1 = indices1[item1];
+const err112 = {instancePath:instancePath+"/spec/dns/run/upstreams",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/uniqueItems",keyword:"uniqueItems",params:{i: i4, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i4+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams,data:data49};
+if(vErrors === null){
+vErrors = [err112];
+}
+else {
+vErrors.push(err112);
+}
+errors++;
+break;
+}
+indices1[item1] = i4;
+}
+}
+}
+else {
+const err113 = {instancePath:instancePath+"/spec/dns/run/upstreams",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams,data:data49};
+if(vErrors === null){
+vErrors = [err113];
+}
+else {
+vErrors.push(err113);
+}
+errors++;
+}
+}
+}
+else {
+const err114 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.dns.properties.run.type,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data45};
+if(vErrors === null){
+vErrors = [err114];
+}
+else {
+vErrors.push(err114);
+}
+errors++;
+}
+}
+}
+else {
+const err115 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.dns.type,parentSchema:schema13.properties.spec.properties.dns,data:data40};
+if(vErrors === null){
+vErrors = [err115];
+}
+else {
+vErrors.push(err115);
+}
+errors++;
+}
+}
+if(data9.wireguard !== undefined){
+let data51 = data9.wireguard;
+if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
+for(const key15 in data51){
+if(!(((((key15 === "container") || (key15 === "subnet")) || (key15 === "peerPool")) || (key15 === "endpoint")) || (key15 === "run"))){
+const err116 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard,data:data51};
+if(vErrors === null){
+vErrors = [err116];
+}
+else {
+vErrors.push(err116);
+}
+errors++;
+}
+}
+if(data51.container !== undefined){
+let data52 = data51.container;
+if(typeof data52 === "string"){
+if(!pattern9.test(data52)){
+const err117 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data52};
+if(vErrors === null){
+vErrors = [err117];
+}
+else {
+vErrors.push(err117);
+}
+errors++;
+}
+}
+else {
+const err118 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.container.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data52};
+if(vErrors === null){
+vErrors = [err118];
+}
+else {
+vErrors.push(err118);
+}
+errors++;
+}
+}
+if(data51.subnet !== undefined){
+let data53 = data51.subnet;
+if(typeof data53 === "string"){
+if(!pattern23.test(data53)){
+const err119 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.subnet,data:data53};
+if(vErrors === null){
+vErrors = [err119];
+}
+else {
+vErrors.push(err119);
+}
+errors++;
+}
+}
+else {
+const err120 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.subnet.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.subnet,data:data53};
+if(vErrors === null){
+vErrors = [err120];
+}
+else {
+vErrors.push(err120);
+}
+errors++;
+}
+}
+if(data51.peerPool !== undefined){
+let data54 = data51.peerPool;
+if(typeof data54 === "string"){
+if(!pattern24.test(data54)){
+const err121 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.peerPool,data:data54};
+if(vErrors === null){
+vErrors = [err121];
+}
+else {
+vErrors.push(err121);
+}
+errors++;
+}
+}
+else {
+const err122 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.peerPool.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.peerPool,data:data54};
+if(vErrors === null){
+vErrors = [err122];
+}
+else {
+vErrors.push(err122);
+}
+errors++;
+}
+}
+if(data51.endpoint !== undefined){
+let data55 = data51.endpoint;
+if(typeof data55 === "string"){
+if(!pattern43.test(data55)){
+const err123 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.endpoint,data:data55};
+if(vErrors === null){
+vErrors = [err123];
+}
+else {
+vErrors.push(err123);
+}
+errors++;
+}
+}
+else {
+const err124 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.endpoint.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.endpoint,data:data55};
+if(vErrors === null){
+vErrors = [err124];
+}
+else {
+vErrors.push(err124);
+}
+errors++;
+}
+}
+if(data51.run !== undefined){
+let data56 = data51.run;
+if(data56 && typeof data56 == "object" && !Array.isArray(data56)){
+if(data56.image === undefined){
+const err125 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema13.properties.spec.properties.wireguard.properties.run.required,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data56};
+if(vErrors === null){
+vErrors = [err125];
+}
+else {
+vErrors.push(err125);
+}
+errors++;
+}
+if(data56.address === undefined){
+const err126 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema13.properties.spec.properties.wireguard.properties.run.required,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data56};
+if(vErrors === null){
+vErrors = [err126];
+}
+else {
+vErrors.push(err126);
+}
+errors++;
+}
+for(const key16 in data56){
+if(!(((((key16 === "image") || (key16 === "address")) || (key16 === "container")) || (key16 === "listenPort")) || (key16 === "publish"))){
+const err127 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data56};
+if(vErrors === null){
+vErrors = [err127];
+}
+else {
+vErrors.push(err127);
+}
+errors++;
+}
+}
+if(data56.image !== undefined){
+let data57 = data56.image;
+if(typeof data57 === "string"){
+if(!pattern25.test(data57)){
+const err128 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.image,data:data57};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
+}
+errors++;
+}
+}
+else {
+const err129 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.image.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.image,data:data57};
+if(vErrors === null){
+vErrors = [err129];
+}
+else {
+vErrors.push(err129);
+}
+errors++;
+}
+}
+if(data56.address !== undefined){
+let data58 = data56.address;
+if(typeof data58 === "string"){
+if(!pattern31.test(data58)){
+const err130 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.address,data:data58};
+if(vErrors === null){
+vErrors = [err130];
+}
+else {
+vErrors.push(err130);
+}
+errors++;
+}
+}
+else {
+const err131 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.address.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.address,data:data58};
+if(vErrors === null){
+vErrors = [err131];
+}
+else {
+vErrors.push(err131);
+}
+errors++;
+}
+}
+if(data56.container !== undefined){
+let data59 = data56.container;
+if(typeof data59 === "string"){
+if(!pattern9.test(data59)){
+const err132 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.container,data:data59};
+if(vErrors === null){
+vErrors = [err132];
+}
+else {
+vErrors.push(err132);
+}
+errors++;
+}
+}
+else {
+const err133 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.container.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.container,data:data59};
+if(vErrors === null){
+vErrors = [err133];
+}
+else {
+vErrors.push(err133);
+}
+errors++;
+}
+}
+if(data56.listenPort !== undefined){
+let data60 = data56.listenPort;
+if(!(((typeof data60 == "number") && (!(data60 % 1) && !isNaN(data60))) && (isFinite(data60)))){
+const err134 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data60};
+if(vErrors === null){
+vErrors = [err134];
+}
+else {
+vErrors.push(err134);
+}
+errors++;
+}
+if((typeof data60 == "number") && (isFinite(data60))){
+if(data60 > 65535 || isNaN(data60)){
+const err135 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data60};
+if(vErrors === null){
+vErrors = [err135];
+}
+else {
+vErrors.push(err135);
+}
+errors++;
+}
+if(data60 < 1 || isNaN(data60)){
+const err136 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data60};
+if(vErrors === null){
+vErrors = [err136];
+}
+else {
+vErrors.push(err136);
+}
+errors++;
+}
+}
+}
+if(data56.publish !== undefined){
+let data61 = data56.publish;
+if(data61 && typeof data61 == "object" && !Array.isArray(data61)){
+for(const key17 in data61){
+if(!((key17 === "hostIp") || (key17 === "port"))){
+const err137 = {instancePath:instancePath+"/spec/wireguard/run/publish",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish,data:data61};
+if(vErrors === null){
+vErrors = [err137];
+}
+else {
+vErrors.push(err137);
+}
+errors++;
+}
+}
+if(data61.hostIp !== undefined){
+let data62 = data61.hostIp;
+if(typeof data62 === "string"){
+if(!pattern31.test(data62)){
+const err138 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data62};
+if(vErrors === null){
+vErrors = [err138];
+}
+else {
+vErrors.push(err138);
+}
+errors++;
+}
+}
+else {
+const err139 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data62};
+if(vErrors === null){
+vErrors = [err139];
+}
+else {
+vErrors.push(err139);
+}
+errors++;
+}
+}
+if(data61.port !== undefined){
+let data63 = data61.port;
+if(!(((typeof data63 == "number") && (!(data63 % 1) && !isNaN(data63))) && (isFinite(data63)))){
+const err140 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data63};
+if(vErrors === null){
+vErrors = [err140];
+}
+else {
+vErrors.push(err140);
+}
+errors++;
+}
+if((typeof data63 == "number") && (isFinite(data63))){
+if(data63 > 65535 || isNaN(data63)){
+const err141 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data63};
+if(vErrors === null){
+vErrors = [err141];
+}
+else {
+vErrors.push(err141);
+}
+errors++;
+}
+if(data63 < 1 || isNaN(data63)){
+const err142 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data63};
+if(vErrors === null){
+vErrors = [err142];
+}
+else {
+vErrors.push(err142);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err143 = {instancePath:instancePath+"/spec/wireguard/run/publish",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish,data:data61};
+if(vErrors === null){
+vErrors = [err143];
+}
+else {
+vErrors.push(err143);
+}
+errors++;
+}
+}
+}
+else {
+const err144 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.properties.run.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data56};
+if(vErrors === null){
+vErrors = [err144];
+}
+else {
+vErrors.push(err144);
+}
+errors++;
+}
+}
+}
+else {
+const err145 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.type,parentSchema:schema13.properties.spec.properties.wireguard,data:data51};
+if(vErrors === null){
+vErrors = [err145];
+}
+else {
+vErrors.push(err145);
+}
+errors++;
+}
+}
+}
+else {
+const err146 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.type,parentSchema:schema13.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err146];
+}
+else {
+vErrors.push(err146);
+}
+errors++;
+}
+}
+}
+else {
+const err147 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.type,parentSchema:schema13,data};
+if(vErrors === null){
+vErrors = [err147];
+}
+else {
+vErrors.push(err147);
 }
 errors++;
 }
@@ -4208,7 +4959,7 @@ return errors === 0;
 
 export const ServiceInstall = validate13;
 const schema14 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","required":["version"],"additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The catalog version admitted; a newer catalog version is reported, not applied.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}}}}}};
-const pattern35 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
+const pattern50 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -4503,7 +5254,7 @@ errors++;
 if(data9.version !== undefined){
 let data10 = data9.version;
 if(typeof data10 === "string"){
-if(!pattern35.test(data10)){
+if(!pattern50.test(data10)){
 const err24 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/pattern",keyword:"pattern",params:{pattern: "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},message:"must match pattern \""+"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"+"\"",schema:"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$",parentSchema:schema14.properties.spec.properties.version,data:data10};
 if(vErrors === null){
 vErrors = [err24];
@@ -4643,7 +5394,8 @@ return errors === 0;
 }
 
 export const PeerAccount = validate14;
-const schema15 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic PeerAccount","description":"The service accounts of one peer (peers/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"PeerAccount","title":"Kind","description":"Always PeerAccount."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"PeerAccount spec","description":"The services on which the peer named by metadata.name has an account.","required":["services"],"additionalProperties":false,"properties":{"services":{"type":"array","title":"Services","description":"Ids of installed services; removing one deprovisions the account there.","items":{"type":"string","title":"Service","description":"Service id.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"uniqueItems":true}}}}};
+const schema15 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic PeerAccount","description":"The service accounts of one peer (peers/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"PeerAccount","title":"Kind","description":"Always PeerAccount."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"PeerAccount spec","description":"The services on which the peer named by metadata.name has an account.","required":["services"],"additionalProperties":false,"properties":{"services":{"type":"array","title":"Services","description":"Ids of installed services; removing one deprovisions the account there.","items":{"type":"string","title":"Service","description":"Service id.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"uniqueItems":true},"wireguard":{"type":"object","title":"WireGuard","description":"The peer's VPN key.","additionalProperties":false,"properties":{"publicKey":{"type":"string","title":"Public key","description":"The peer's own WireGuard public key (base64); the person keeps the private key. Without it pic generates a pair.","pattern":"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"}}}}}}};
+const pattern55 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
 
 function validate14(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -4924,7 +5676,7 @@ vErrors.push(err22);
 errors++;
 }
 for(const key4 in data9){
-if(!(key4 === "services")){
+if(!((key4 === "services") || (key4 === "wireguard"))){
 const err23 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema15.properties.spec,data:data9};
 if(vErrors === null){
 vErrors = [err23];
@@ -5000,9 +5752,12 @@ vErrors.push(err27);
 errors++;
 }
 }
-}
-else {
-const err28 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema15.properties.spec.type,parentSchema:schema15.properties.spec,data:data9};
+if(data9.wireguard !== undefined){
+let data12 = data9.wireguard;
+if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
+for(const key5 in data12){
+if(!(key5 === "publicKey")){
+const err28 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema15.properties.spec.properties.wireguard,data:data12};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -5012,14 +5767,63 @@ vErrors.push(err28);
 errors++;
 }
 }
-}
-else {
-const err29 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema15.type,parentSchema:schema15,data};
+if(data12.publicKey !== undefined){
+let data13 = data12.publicKey;
+if(typeof data13 === "string"){
+if(!pattern55.test(data13)){
+const err29 = {instancePath:instancePath+"/spec/wireguard/publicKey",schemaPath:"#/properties/spec/properties/wireguard/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"},message:"must match pattern \""+"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"+"\"",schema:"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$",parentSchema:schema15.properties.spec.properties.wireguard.properties.publicKey,data:data13};
 if(vErrors === null){
 vErrors = [err29];
 }
 else {
 vErrors.push(err29);
+}
+errors++;
+}
+}
+else {
+const err30 = {instancePath:instancePath+"/spec/wireguard/publicKey",schemaPath:"#/properties/spec/properties/wireguard/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema15.properties.spec.properties.wireguard.properties.publicKey.type,parentSchema:schema15.properties.spec.properties.wireguard.properties.publicKey,data:data13};
+if(vErrors === null){
+vErrors = [err30];
+}
+else {
+vErrors.push(err30);
+}
+errors++;
+}
+}
+}
+else {
+const err31 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema15.properties.spec.properties.wireguard.type,parentSchema:schema15.properties.spec.properties.wireguard,data:data12};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
+}
+errors++;
+}
+}
+}
+else {
+const err32 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema15.properties.spec.type,parentSchema:schema15.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err32];
+}
+else {
+vErrors.push(err32);
+}
+errors++;
+}
+}
+}
+else {
+const err33 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema15.type,parentSchema:schema15,data};
+if(vErrors === null){
+vErrors = [err33];
+}
+else {
+vErrors.push(err33);
 }
 errors++;
 }
@@ -5029,7 +5833,7 @@ return errors === 0;
 
 export const Connection = validate15;
 const schema16 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Connection","description":"A named egress exit (connections/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Connection","title":"Kind","description":"Always Connection."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Connection spec","description":"A named exit for the outbound traffic of services.","required":["type"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Type","description":"What kind of exit this is."},"interface":{"type":"string","title":"Interface","description":"Network interface of the exit inside cell-wireguard, such as wg_ext0.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},"failOpen":{"type":"boolean","title":"Fail open","description":"When the exit is down, let traffic take the normal route instead of dropping it.","default":false}}}}};
-const pattern42 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
+const pattern58 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
 
 function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -5347,7 +6151,7 @@ errors++;
 if(data9.interface !== undefined){
 let data11 = data9.interface;
 if(typeof data11 === "string"){
-if(!pattern42.test(data11)){
+if(!pattern58.test(data11)){
 const err26 = {instancePath:instancePath+"/spec/interface",schemaPath:"#/properties/spec/properties/interface/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$",parentSchema:schema16.properties.spec.properties.interface,data:data11};
 if(vErrors === null){
 vErrors = [err26];
@@ -5408,4 +6212,4 @@ errors++;
 validate15.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "43e1be3e6ac2ea4dd2bbf9e249d261b6f634555108fd1a2e1fbcfda6ebeb81fc";
+export const SCHEMA_FINGERPRINT = "a4ab6cb9843164b85b113ee20fec616bafe4a84bd155f38ede6cf10c4323d51e";
