@@ -58,6 +58,8 @@ export class Operator {
    */
   private observedByOwner = new Map<string, { containers: ObservedContainer[]; seq: number }>();
   private seq = 0;
+  /** Core keys a Docker event named since their last reconcile. */
+  private coreEvents = new Set<string>();
   private finishedAt = new Map<string, number>();
   /** Services seen Ready by this process, so becoming Ready enqueues their accounts once. */
   private readyBefore = new Set<string>();
@@ -385,7 +387,9 @@ export class Operator {
     const cached = entry && entry.seq > (this.finishedAt.get(key) ?? 0) ? entry.containers : undefined;
     try {
       const outcome = await reconcileCoreReporting(this.ctx, cell, key, { stateRoot: this.opts.stateDir.root, cellDir: this.opts.cellDir }, cached);
-      if (outcome.changed) this.enqueueShared();
+      // Restarted or recreated under pic's feet: what lives in it (Caddy's load, the peer set, the
+      // chains) is written again once it runs.
+      if (outcome.changed || this.coreEvents.delete(key)) this.enqueueShared();
     } finally {
       this.finishedAt.set(key, ++this.seq);
     }
@@ -426,6 +430,7 @@ export class Operator {
   /** Forget a cached listing when Docker says the owner's containers changed. */
   private onDockerEvent(owner: string): void {
     this.observedByOwner.delete(owner);
+    if (isCoreKey(owner)) this.coreEvents.add(owner);
     this.queue.add(owner);
   }
 

@@ -51,13 +51,26 @@ export function buildRouting(cell: LoadedCell, assignments: Readonly<Record<stri
     });
   }
   services.sort((a, b) => a.name.localeCompare(b.name));
-  return { cell: withCoreDefaults(cellDoc), services, connections };
+  const valid = (key: string) => (cell.checked.byDocument.get(key) ?? []).length === 0;
+  const peers = cell.docs.peers.filter(({ doc }) => valid(documentKey(doc))).map((p) => p.doc).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const keptPeers = [
+    ...cell.docs.peers.map((p) => p.doc.metadata.name),
+    ...cell.docs.rejected.flatMap((r) => (r.key?.startsWith('PeerAccount/') ? [r.key.slice('PeerAccount/'.length)] : [])),
+  ].sort();
+  return { cell: withCoreDefaults(cellDoc), services, connections, peers, keptPeers };
 }
 
 /** The cell-wide reconcilers a cell uses: firewall and egress only when it declares its VPN container. */
-export function activeReconcilers(cell: LoadedCell, all: { always: ResourceReconciler[]; wireguard: ResourceReconciler[] }): ResourceReconciler[] {
+export function activeReconcilers(cell: LoadedCell, all: CellResources): ResourceReconciler[] {
   if (!cell.cell) return [];
-  return [...all.always, ...(cell.cell.spec.wireguard ? all.wireguard : [])];
+  return [...all.always, ...(cell.cell.spec.wireguard ? all.wireguard : []), ...(cell.cell.spec.wireguard?.run ? (all.vpn ?? []) : [])];
+}
+
+export interface CellResources {
+  always: ResourceReconciler[];
+  wireguard: ResourceReconciler[];
+  /** Where pic runs the WireGuard container: the peer set and the tunnel's firewall. */
+  vpn?: ResourceReconciler[];
 }
 
 /**
@@ -71,7 +84,7 @@ export class SharedResources {
 
   constructor(
     private readonly ctx: OperatorContext,
-    private readonly reconcilers: { always: ResourceReconciler[]; wireguard: ResourceReconciler[] },
+    private readonly reconcilers: CellResources,
     private readonly stateRoot: string,
     private readonly cellDir: string,
     /** The operator's latest snapshot: statuses are written against it, not a stale one. */
