@@ -13,16 +13,18 @@ import { loadCell } from '../../state/cell.js';
 import { CredentialsStore } from '../../state/credentials.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';
 import { UsageError, type Io } from './usage.js';
+import { printPeerWireguard } from './wireguard.js';
 
 export async function credentialsCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { cell: { type: 'string' }, 'state-dir': { type: 'string' }, output: { type: 'string', short: 'o' } },
+    options: { cell: { type: 'string' }, 'state-dir': { type: 'string' }, output: { type: 'string', short: 'o' }, qr: { type: 'boolean' } },
   });
   if (positionals.length !== 1) throw new UsageError('pic credentials takes one PEER, e.g. pic credentials alice --cell DIR');
   const peer = positionals[0] as string;
-  if (values.output !== undefined && values.output !== 'json') throw new UsageError('pic credentials takes -o json or no -o');
+  if (values.output !== undefined && values.output !== 'json' && values.output !== 'wireguard') throw new UsageError('pic credentials takes -o json, -o wireguard or no -o');
+  if (values.qr && values.output === 'json') throw new UsageError('--qr prints the wg-quick file as a QR code; it does not combine with -o json');
   if (!values.cell) throw new UsageError('pic credentials needs --cell DIR (for the domain, the manifests and the service settings)');
 
   const cell = await loadCell(path.resolve(values.cell));
@@ -30,7 +32,12 @@ export async function credentialsCommand(args: string[], io: Io): Promise<number
     io.err(`pic: ${cell.dir} has no valid Cell document; run pic validate ${cell.dir}`);
     return 1;
   }
-  const store = new CredentialsStore(new StateDir(resolveStateDir(values['state-dir'])).paths.credentials);
+  const stateDir = new StateDir(resolveStateDir(values['state-dir']));
+  if (values.output === 'wireguard' || values.qr) {
+    const doc = cell.docs.peers.find((p) => p.doc.metadata.name === peer && (cell.checked.byDocument.get(`PeerAccount/${peer}`) ?? []).length === 0)?.doc;
+    return printPeerWireguard(cell.cell, doc, peer, stateDir.root, values.qr === true, io);
+  }
+  const store = new CredentialsStore(stateDir.paths.credentials);
   const all = await store.all();
   const mine: Record<string, Record<string, string>> = {};
   for (const service of Object.keys(all)) {

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { ImageVerificationMode } from '../../crds/types.js';
 import { runValidate } from './validate.js';
 import { planCommand } from './plan.js';
+import { caCommand } from './ca.js';
 import { credentialsCommand } from './credentials.js';
 import { runCommand } from './run.js';
 import { describeCommand, getCommand, watchCommand } from './status-commands.js';
@@ -22,8 +23,11 @@ Usage:
   pic get [KIND] [NAME] [-o table|wide|json|yaml]
   pic describe KIND/NAME
   pic watch [-o json]
-  pic credentials PEER --cell DIR [-o json]
-      The filled connection details of every service the peer has an account on.
+  pic credentials PEER --cell DIR [-o json|wireguard] [--qr]
+      The filled connection details of every service the peer has an account on;
+      -o wireguard: the peer's wg-quick file; --qr: that file as a QR code.
+  pic ca --cell DIR
+      The root certificate (PEM) peers trust for the cell's HTTPS.
   pic help
 
 Common options:
@@ -71,6 +75,8 @@ export async function main(argv: string[], io: Io, signal: AbortSignal = new Abo
         return await watchCommand(rest, io, signal);
       case 'credentials':
         return await credentialsCommand(rest, io);
+      case 'ca':
+        return await caCommand(rest, io);
       case undefined:
       case 'help':
       case '--help':
