@@ -39,7 +39,10 @@ export function coreComponents(cell: CellDocument): CoreComponent[] {
   for (const name of CORE_NAMES) {
     const run = cell.spec[name]?.run;
     if (!run) continue;
-    out.push({ name, key: coreKey(name), container: run.container ?? DEFAULT_CORE_CONTAINERS[name], run });
+    // The VPN container's name may also come from spec.wireguard.container, which the firewall
+    // and egress resources address it by.
+    const named = run.container ?? (name === 'wireguard' ? cell.spec.wireguard?.container : undefined);
+    out.push({ name, key: coreKey(name), container: named ?? DEFAULT_CORE_CONTAINERS[name], run });
   }
   return out;
 }
@@ -89,7 +92,7 @@ export function withCoreDefaults(cell: CellDocument): CellDocument {
   }
   const address = caddyAddressOf(cell);
   if (address && !spec.dns?.address) spec.dns = { ...(spec.dns ?? {}), address };
-  if (spec.wireguard?.run) spec.wireguard.container ??= spec.wireguard.run.container ?? DEFAULT_CORE_CONTAINERS.wireguard;
+  if (spec.wireguard?.run) spec.wireguard.container = spec.wireguard.run.container ?? spec.wireguard.container ?? DEFAULT_CORE_CONTAINERS.wireguard;
   return { ...cell, spec };
 }
 
