@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { PeerAccountDocument } from '../../crds/types.js';
 import { allocateServiceIp, IpAllocationStore } from '../../state/ip-allocation.js';
 import { WireguardKeyStore, type KeyPair } from '../../state/wireguard-keys.js';
-import { vpnNetworkOf, WIREGUARD_INTERFACE } from '../core/spec.js';
+import { vpnNetworkOf, WIREGUARD_INTERFACE, type VpnNetwork } from '../core/spec.js';
 import { wireguardContainerOf } from '../firewall/index.js';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
 import { syncPeerSet } from './apply.js';
@@ -43,6 +43,25 @@ function generatedPeers(peers: readonly PeerAccountDocument[]): string[] {
   return peers.filter((p) => !p.spec.wireguard?.publicKey).map((p) => p.metadata.name);
 }
 
+/**
+ * Every peer's VPN address: the one it holds while it stays (valid or held), a free one of the
+ * pool otherwise. Addresses of peers no longer declared are freed first, so a new peer may take
+ * the address of one removed in the same pass; the server's own address is never handed out.
+ */
+export async function allocatePeerAddresses(store: IpAllocationStore, vpn: VpnNetwork, peers: readonly string[], kept: readonly string[]): Promise<Map<string, string>> {
+  await store.load();
+  const keep = new Set([...kept, ...peers]);
+  for (const owner of Object.keys(store.assignments())) {
+    if (!keep.has(owner.slice('PeerAccount/'.length))) await store.release(owner);
+  }
+  const out = new Map<string, string>();
+  for (const name of [...peers].sort()) {
+    const { ip } = await store.allocate(peerOwner(name), vpn.pool.text, vpn.subnet, new Set([vpn.serverAddress]));
+    out.set(name, ip);
+  }
+  return out;
+}
+
 export const wireguardReconciler: ResourceReconciler = {
   key: WIREGUARD_KEY,
 
@@ -74,18 +93,8 @@ export const wireguardReconciler: ResourceReconciler = {
     const peers = input.peers ?? [];
     const kept = new Set([...(input.keptPeers ?? []), ...peers.map((p) => p.metadata.name)]);
     const keys = await keyStoreOf(ctx.stateRoot).ensure(generatedPeers(peers), [...kept]);
-    const addresses = addressStoreOf(ctx.stateRoot);
-    await addresses.load();
-    // Freed first, so that a new peer may take the address of one removed in the same pass.
-    for (const owner of Object.keys(addresses.assignments())) {
-      if (!kept.has(owner.slice('PeerAccount/'.length))) await addresses.release(owner);
-    }
-    const wanted: ServerPeer[] = [];
-    for (const peer of peers) {
-      const name = peer.metadata.name;
-      const { ip } = await addresses.allocate(peerOwner(name), vpn.pool.text, vpn.subnet, new Set([vpn.serverAddress]));
-      wanted.push({ name, publicKey: peerPublicKey(peer, keys.peers)!, address: ip });
-    }
+    const addressOf = await allocatePeerAddresses(addressStoreOf(ctx.stateRoot), vpn, peers.map((p) => p.metadata.name), [...kept]);
+    const wanted: ServerPeer[] = peers.map((peer) => ({ name: peer.metadata.name, publicKey: peerPublicKey(peer, keys.peers)!, address: addressOf.get(peer.metadata.name)! }));
     const config = { privateKey: keys.server.privateKey, listenPort: vpn.listenPort, peers: wanted };
     const container = wireguardContainerOf(input.cell);
     const observed = await observeInterface(ctx.docker, container, WIREGUARD_INTERFACE);

@@ -41,6 +41,7 @@ let peerImage: string | undefined;
 let peerNetwork: { name: string; gateway: string } | undefined;
 let hostListener: net.Server | undefined;
 let hostPort = 0;
+const hostSockets = new Set<net.Socket>();
 const wgPort = 40000 + (randomBytes(2).readUInt16BE(0) % 20000);
 const peers = new Map<string, PeerContainer>();
 const vpnSubnet = `100.64.${randomBytes(1)[0]! % 250}.0/24`;
@@ -125,7 +126,11 @@ beforeAll(async () => {
   await docker.createNetwork({ Name: peerNetwork.name, Driver: 'bridge', CheckDuplicate: true, Labels: cell.labels, IPAM: { Driver: 'default', Config: [{ Subnet: subnet, Gateway: peerNetwork.gateway }] } });
 
   // Something of the Docker host's own, to show the tunnel does not lead to it.
-  hostListener = net.createServer((socket) => socket.end('host says hello\n'));
+  hostListener = net.createServer((socket) => {
+    hostSockets.add(socket);
+    socket.on('close', () => hostSockets.delete(socket));
+    socket.end('host says hello\n');
+  });
   await new Promise<void>((resolve) => hostListener!.listen(0, '0.0.0.0', resolve));
   hostPort = (hostListener.address() as net.AddressInfo).port;
 
@@ -165,13 +170,19 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
+  const step = (what: string) => process.env.PIC_TEST_LOG && process.stderr.write(`afterAll: ${what}\n`);
+  step('stopping the operator');
   await operator?.stop();
+  step('removing peers');
   for (const peer of peers.values()) await removeContainer(peer.id);
-  await new Promise<void>((resolve) => (hostListener ? hostListener.close(() => resolve()) : resolve()));
+  for (const socket of hostSockets) socket.destroy();
+  hostListener?.close();
   if (peerNetwork) await docker.getNetwork(peerNetwork.name).remove().catch(() => undefined);
+  step('removing the cell');
   if (cell) await removeRoutingCell(cell);
+  step('removed');
   if (peerImage) await docker.getImage(peerImage).remove({ force: true }).catch(() => undefined);
-}, 120_000);
+}, 300_000);
 
 jest.setTimeout(300_000);
 
