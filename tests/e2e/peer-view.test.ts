@@ -108,6 +108,36 @@ async function pageThroughTunnel(peer: PeerContainer, id: string): Promise<strin
   }, 120_000);
 }
 
+/** Docker's events about this cell's containers while `action` runs (a marker exec closes the window). */
+async function recordCellEvents(action: () => Promise<unknown>): Promise<string[]> {
+  const marker = `pictest-marker-${randomBytes(4).toString('hex')}`;
+  const stream = (await docker.getEvents({ filters: { type: ['container'], label: [`ngo.pic.cell=${c().name}`] } })) as NodeJS.ReadableStream & { destroy(): void };
+  const seen: string[] = [];
+  let buffered = '';
+  let done: () => void = () => undefined;
+  const markerSeen = new Promise<void>((resolve) => (done = resolve));
+  stream.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline).trim();
+      buffered = buffered.slice(newline + 1);
+      if (!line) continue;
+      const action = String((JSON.parse(line) as { Action?: string }).Action ?? '');
+      if (action.includes(marker)) done();
+      else seen.push(action);
+    }
+  });
+  try {
+    await action();
+    await execInContainer(docker, core('wg'), ['echo', marker]);
+    await markerSeen;
+    return seen;
+  } finally {
+    stream.destroy();
+  }
+}
+
 async function containerId(name: string): Promise<string | undefined> {
   const list = await docker.listContainers({ all: true, filters: { name: [`^/${name}$`] } });
   return list[0]?.Id;
@@ -309,5 +339,18 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
     }
     expect((await status.get('Resource/wireguard'))?.facts?.serverPublicKey).toBe(serverKey);
     expect((await pic(['ca'])).out).toBe(ca);
+  });
+
+  test('a resync with nothing to do recreates nothing, syncs no peer, rewrites no rule, loads nothing, writes no zone', async () => {
+    await operator!.resyncAndSettle(120_000);
+    const zoneBefore = await fs.stat(c().zoneFile);
+    const events = await recordCellEvents(() => operator!.resyncAndSettle(120_000));
+    expect(events.filter((e) => /^(create|destroy|start|die|kill)$/.test(e))).toEqual([]);
+    expect(events.filter((e) => /^exec_create: (wg syncconf|iptables-restore)/.test(e))).toEqual([]);
+    // The observations did happen: it is a real pass, not a skipped one.
+    expect(events.some((e) => e.startsWith('exec_create: wg show'))).toBe(true);
+    const zoneAfter = await fs.stat(c().zoneFile);
+    expect(zoneAfter.mtimeMs).toBe(zoneBefore.mtimeMs);
+    expect((await status.get('Resource/caddy'))?.conditions.find((x) => x.type === 'Ready')?.message).toMatch(/unchanged/);
   });
 });
