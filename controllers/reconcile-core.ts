@@ -4,8 +4,10 @@
  * Cell no longer asks pic to run is converged to absent (container removed, volumes kept).
  */
 import path from 'node:path';
-import { coreComponents, reconcileCoreComponent, removeCoreComponent } from '../reconcilers/core/index.js';
-import type { ObservedContainer } from '../reconcilers/containers/types.js';
+import type Dockerode from 'dockerode';
+import type { CellDocument } from '../crds/types.js';
+import { coreComponents, isCoreKey, reconcileCoreComponent, removeCoreComponent } from '../reconcilers/core/index.js';
+import type { ContainerAction, ObservedContainer } from '../reconcilers/containers/types.js';
 import { zoneFilePath } from '../reconcilers/dns/observe.js';
 import { TerminalError } from '../reconcilers/errors.js';
 import type { LoadedCell } from '../state/cell.js';
@@ -77,4 +79,31 @@ export async function reconcileCoreReporting(
     }
     throw err;
   }
+}
+
+/**
+ * What converging the core containers would do (`pic plan`): the same pipeline with a dry-run
+ * apply, plus the removal of core containers the Cell no longer asks for.
+ */
+export async function planCore(
+  docker: Dockerode,
+  cellDoc: CellDocument,
+  dirs: { stateRoot: string; cellDir: string },
+  byOwner: ReadonlyMap<string, ObservedContainer[]>,
+  describe: (a: ContainerAction) => string,
+): Promise<{ key: string; lines: string[] }[]> {
+  const out: { key: string; lines: string[] }[] = [];
+  const wanted = coreComponents(cellDoc);
+  const cellFile = path.join(dirs.cellDir, 'cell.yaml');
+  for (const component of wanted) {
+    const preview = await reconcileCoreComponent(docker, { component, cell: cellDoc, paths: { zoneFile: zoneFilePath(cellDoc, dirs) }, cellFile, observed: byOwner.get(component.key) ?? [] }, 'dry-run');
+    const lines = preview.outcome === 'refused' ? [`! ${preview.message}`] : preview.actions.filter((a) => a.type !== 'ensure-network').map(describe);
+    if (lines.length > 0) out.push({ key: component.key, lines });
+  }
+  for (const [owner, observed] of [...byOwner.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    if (!isCoreKey(owner) || wanted.some((c) => c.key === owner)) continue;
+    const actions = await removeCoreComponent(docker, { owner, cellName: cellDoc.metadata.name, observed }, 'dry-run');
+    if (actions.length > 0) out.push({ key: owner, lines: [...actions.map(describe), '  (volumes are kept)'] });
+  }
+  return out;
 }

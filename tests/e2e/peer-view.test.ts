@@ -317,7 +317,9 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
     const stats = /(\d+) packets transmitted, (\d+) packets received/.exec(log);
     expect(stats).not.toBeNull();
     expect(Number(stats![1])).toBeGreaterThan(0);
-    expect(stats![2]).toBe(stats![1]);
+    // Every echo was answered, but for the one that may have been in flight when ping was stopped
+    // (an interrupted tunnel loses several: one every 0.2 s until it is back).
+    expect(Number(stats![1]) - Number(stats![2])).toBeLessThanOrEqual(1);
     // bob stayed a peer all along: the server still knows its session (a removed and re-added
     // peer would show no handshake until it made a new one).
     expect(await handshake()).toBeGreaterThanOrEqual(before);
@@ -352,5 +354,23 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
     const zoneAfter = await fs.stat(c().zoneFile);
     expect(zoneAfter.mtimeMs).toBe(zoneBefore.mtimeMs);
     expect((await status.get('Resource/caddy'))?.conditions.find((x) => x.type === 'Ready')?.message).toMatch(/unchanged/);
+    // pic plan agrees: the core containers, the peer set and the tunnel's chains are in sync.
+    const plan = await pic(['plan']);
+    expect({ code: plan.code, out: plan.out }).toEqual({ code: 0, out: expect.any(String) });
+  });
+
+  test('pic plan shows a core container the Cell changed, without touching it', async () => {
+    const before = await containerId(core('dns'));
+    const cellFile = path.join(c().cellDir, 'cell.yaml');
+    const text = await fs.readFile(cellFile, 'utf8');
+    await fs.writeFile(path.join(c().root, 'cell-changed.yaml'), text.replace(`address: ${address(11)}`, `address: ${address(13)}`));
+    const changed = path.join(c().root, 'plan-cell');
+    await fs.cp(c().cellDir, changed, { recursive: true });
+    await fs.copyFile(path.join(c().root, 'cell-changed.yaml'), path.join(changed, 'cell.yaml'));
+    const out: string[] = [];
+    const code = await main(['plan', '--cell', changed, '--state-dir', c().stateDir], { out: (l) => out.push(l), err: (l) => out.push(l) });
+    expect(code).toBe(2);
+    expect(out.join('\n')).toMatch(/Core\/dns/);
+    expect(await containerId(core('dns'))).toBe(before);
   });
 });
