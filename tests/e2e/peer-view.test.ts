@@ -24,9 +24,9 @@ import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { testCellDocument, waitFor, writeDocumentFile } from '../support/cell.js';
-import { docker, pickSubnet } from '../support/docker.js';
+import { docker, pickSubnet, TEST_LABEL } from '../support/docker.js';
 import { buildCoreImages, buildPeerImage, configurePeer, CORE_IMAGES, removeContainer, startPeerContainer, type PeerContainer } from '../support/peer.js';
-import { createRoutingCell, removeRoutingCell, removeStaleRoutingCells, type RoutedService, type RoutingCell } from '../support/routing-cell.js';
+import { createRoutingCell, removeRoutingCell, removeStaleRoutingCells, SUITE_LABEL, type RoutedService, type RoutingCell } from '../support/routing-cell.js';
 
 const SUITE = 'peer-view';
 const tcp = (port: number): IptablesRule => ({ type: 'ACCEPT', dest_ip: '${SERVICE_IP}', dest_port: port, proto: 'tcp' });
@@ -145,6 +145,10 @@ async function containerId(name: string): Promise<string | undefined> {
 
 beforeAll(async () => {
   await removeStaleRoutingCells(SUITE);
+  // The peers' networks of killed runs (the cell sweep above only knows the cell networks).
+  for (const n of await docker.listNetworks({ filters: { label: [`${SUITE_LABEL}=${SUITE}`, `${TEST_LABEL}=1`] } })) {
+    if (n.Name.startsWith('pictest-') && n.Name.endsWith('-peers') && Date.parse(n.Created) < Date.now() - 30 * 60_000) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  }
   await buildCoreImages();
   peerImage = await buildPeerImage();
   cell = await createRoutingCell([ALPHA, BETA], SUITE);
