@@ -9,6 +9,7 @@ import {
   type ServiceAccountsResult,
 } from '../reconcilers/accounts/index.js';
 import { withCoreDefaults } from '../reconcilers/core/spec.js';
+import { addressStoreOf, peerOwner, WIREGUARD_KEY } from '../reconcilers/wireguard/index.js';
 import { TerminalError } from '../reconcilers/errors.js';
 import type { CellRouting, InstalledService, ResourceContext, ResourceReconciler } from '../reconcilers/shared/types.js';
 import type { LoadedCell } from '../state/cell.js';
@@ -142,6 +143,8 @@ export class SharedResources {
     try {
       const outcome = await reconciler.reconcile(routing, this.resourceContext(key));
       await this.ctx.writeStatus(key, { generation, ready: true, readyReason: 'InSync', message: outcome.summary, ...(outcome.facts ? { facts: outcome.facts } : {}) });
+      // Each peer's status names its VPN address, and a peer with no accounts is Ready once it is a peer.
+      if (key === WIREGUARD_KEY) await this.writePeerStatuses(cell);
     } catch (err) {
       const message = (err as Error).message;
       if (err instanceof TerminalError) await this.ctx.writeStatus(key, { generation, ready: false, stalled: { reason: err.reason, message } });
@@ -221,6 +224,8 @@ export class SharedResources {
     for (const status of await this.ctx.status.keys()) {
       if (status.kind === 'PeerAccount' && !present.has(status.key)) await this.ctx.status.remove(status.key);
     }
+    const vpn = cell.cell?.spec.wireguard?.run ? addressStoreOf(this.stateRoot) : undefined;
+    await vpn?.load();
     for (const { doc, file } of cell.docs.peers) {
       const key = documentKey(doc);
       // Invalid or held peers: written as Stalled by the operator.
@@ -234,7 +239,8 @@ export class SharedResources {
       const state = states.includes('failed') ? 'failed' : states.includes('pending') ? 'pending' : 'provisioned';
       const message = state === 'provisioned' ? summary.message : Object.entries(summary.services).map(([s, e]) => `${s}: ${e.state}${e.reason ? ` (${e.reason})` : ''}`).join('; ');
       const generation = generationOf(doc.spec);
-      const facts = { services: summary.services };
+      const vpnAddress = vpn?.assignmentOf(peerOwner(doc.metadata.name));
+      const facts = { services: summary.services, ...(vpnAddress ? { vpnAddress } : {}) };
       if (state === 'provisioned') await this.ctx.writeStatus(key, { file, generation, ready: true, readyReason: 'Provisioned', message, facts });
       else await this.ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: state === 'failed' ? 'AccountsFailed' : 'AccountsPending', message }, facts });
     }

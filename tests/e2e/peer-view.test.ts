@@ -250,6 +250,8 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
     expect(lines).toContain(`PublicKey = ${(await status.get('Resource/wireguard'))?.facts?.serverPublicKey}`);
     expect(lines).toContain(`AllowedIPs = ${vpnSubnet}, ${c().subnet}`);
     expect(lines.filter((l) => l.startsWith('PrivateKey = '))).toHaveLength(1);
+    // The peer's own status says where it is on the VPN; with no accounts to make, it is Ready.
+    expect((await waitPhase('PeerAccount/alice')).facts?.vpnAddress).toBe(aliceAddress);
     const qr = await pic(['credentials', 'alice', '--qr']);
     expect(qr.code).toBe(0);
     expect(qr.out.split('\n').length).toBeGreaterThan(20);
