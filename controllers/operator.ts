@@ -16,6 +16,8 @@ import { StateDir } from '../state/state-dir.js';
 import { StatusStore } from '../state/status-store.js';
 import { OperatorContext } from './context.js';
 import { CELL_RESOURCES } from './resources.js';
+import { CORE_KIND, coreComponents, isCoreKey } from '../reconcilers/core/spec.js';
+import { reconcileCoreReporting } from './reconcile-core.js';
 import { ACCOUNTS_PREFIX, isAccountsKey, isResourceKey, SharedResources } from './shared-resources.js';
 import { WorkQueue } from './queue.js';
 import { generationOf, reconcileServiceReporting, SERVICE_KIND, serviceKey } from './reconcile-service.js';
@@ -56,6 +58,8 @@ export class Operator {
    */
   private observedByOwner = new Map<string, { containers: ObservedContainer[]; seq: number }>();
   private seq = 0;
+  /** Core keys a Docker event named since their last reconcile. */
+  private coreEvents = new Set<string>();
   private finishedAt = new Map<string, number>();
   /** Services seen Ready by this process, so becoming Ready enqueues their accounts once. */
   private readyBefore = new Set<string>();
@@ -106,6 +110,19 @@ export class Operator {
     for (const r of cell.docs.rejected) if (r.key?.startsWith(`${SERVICE_KIND}/`)) keys.add(r.key);
     for (const key of cell.held.keys()) if (key.startsWith(`${SERVICE_KIND}/`)) keys.add(key);
     return [...keys].sort();
+  }
+
+  /** `Core/<name>` of every core container the Cell asks pic to run. */
+  private coreKeys(cell: LoadedCell): string[] {
+    return cell.cell ? coreComponents(cell.cell).map((c) => c.key) : [];
+  }
+
+  /** What the core containers are built from: the Cell's network, domain and core sections. */
+  private coreFingerprint(cell: LoadedCell): string {
+    const spec = cell.cell?.spec;
+    return createHash('sha256')
+      .update(canonicalJson({ name: cell.cell?.metadata.name ?? null, network: spec?.network ?? null, domain: spec?.domain ?? null, caddy: spec?.caddy?.run ?? null, dns: [spec?.dns?.run ?? null, spec?.dns?.zoneFile ?? null], wireguard: spec?.wireguard ?? null }))
+      .digest('hex');
   }
 
   /** Keys of the cell-wide resources and of each service's accounts. */
@@ -212,13 +229,17 @@ export class Operator {
       for (const key of this.desiredKeys(cell)) next.set(key, this.fingerprint(cell, key));
       for (const [key, print] of next) if (this.fingerprints.get(key) !== print) this.queue.add(key);
       for (const key of this.fingerprints.keys()) if (!next.has(key)) this.queue.add(key);
+      const core = this.coreFingerprint(cell);
+      if (this.fingerprints.get('core') !== core) for (const key of this.coreKeys(cell)) this.queue.add(key);
       const shared = this.sharedFingerprint(cell);
       if (this.fingerprints.get('shared') !== shared) for (const key of this.sharedKeys(cell)) this.queue.add(key);
       // Resources the cell stopped using (no more spec.wireguard, a service without accounts): clear them.
       for (const status of await this.ctx.status.keys()) {
         if (status.kind === 'Resource' && !this.shared.resourceKeys(cell).includes(status.key)) this.queue.add(status.key);
+        if (status.kind === CORE_KIND && !this.coreKeys(cell).includes(status.key)) this.queue.add(status.key);
       }
       next.set('shared', shared);
+      next.set('core', core);
       this.fingerprints = next;
       await this.writeValidatedStatuses(cell);
     };
@@ -307,7 +328,7 @@ export class Operator {
   reconciledKeys(): string[] {
     const cell = this.cell;
     if (!cell) return [];
-    const keys = new Set([...this.desiredKeys(cell), ...this.shared.resourceKeys(cell), ...cell.docs.peers.map((p) => documentKey(p.doc)), ...cell.held.keys()]);
+    const keys = new Set([...this.desiredKeys(cell), ...this.coreKeys(cell), ...this.shared.resourceKeys(cell), ...cell.docs.peers.map((p) => documentKey(p.doc)), ...cell.held.keys()]);
     for (const [key, problems] of cell.checked.byDocument) if (problems.length > 0 && /^(PeerAccount|Connection)\//.test(key)) keys.add(key);
     if (cell.frozen) keys.add(this.cellStatusKey());
     return [...keys].sort();
@@ -329,6 +350,7 @@ export class Operator {
     if (held) return held.key.startsWith(`${SERVICE_KIND}/`) ? this.writeHeldStatus(held) : undefined;
     // Without a valid Cell nothing converges, so nothing can be withdrawn or removed by mistake.
     if (cell.frozen) return;
+    if (isCoreKey(key)) return this.handleCore(cell, key);
     if (isResourceKey(key)) return this.shared.reconcileResource(cell, key);
     if (isAccountsKey(key)) return this.shared.reconcileAccounts(cell, key);
     const [kind, name = ''] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
@@ -357,6 +379,24 @@ export class Operator {
   }
 
   /**
+   * A core container: converged like a service's. When it was (re)created, everything built on it
+   * follows: Caddy gets its routes loaded, the firewall and the peer set are written again.
+   */
+  private async handleCore(cell: HeldCell, key: string): Promise<void> {
+    const entry = this.observedByOwner.get(key);
+    this.observedByOwner.delete(key);
+    const cached = entry && entry.seq > (this.finishedAt.get(key) ?? 0) ? entry.containers : undefined;
+    try {
+      const outcome = await reconcileCoreReporting(this.ctx, cell, key, { stateRoot: this.opts.stateDir.root, cellDir: this.opts.cellDir }, cached);
+      // Restarted or recreated under pic's feet: what lives in it (Caddy's load, the peer set, the
+      // chains) is written again once it runs.
+      if (outcome.changed || this.coreEvents.delete(key)) this.enqueueShared();
+    } finally {
+      this.finishedAt.set(key, ++this.seq);
+    }
+  }
+
+  /**
    * A full pass: read the folder, list this cell's containers once, and give every service its
    * share of that listing. A service in sync then costs no further Docker call and no write.
    */
@@ -367,15 +407,15 @@ export class Operator {
     const seq = ++this.seq;
     const all = await listOwnedContainers(this.opts.docker, { cell: cell.cell.metadata.name });
     const byOwner = new Map<string, ObservedContainer[]>();
-    for (const key of this.desiredKeys(cell)) byOwner.set(key, []);
+    for (const key of [...this.desiredKeys(cell), ...this.coreKeys(cell)]) byOwner.set(key, []);
     for (const c of all) {
-      if (!c.owner.startsWith(`${SERVICE_KIND}/`)) continue;
+      if (!c.owner.startsWith(`${SERVICE_KIND}/`) && !isCoreKey(c.owner)) continue;
       if (!byOwner.has(c.owner)) byOwner.set(c.owner, []);
       byOwner.get(c.owner)!.push(c);
     }
     // Status of documents that vanished while the operator was down: converge them to absent too.
     for (const status of await this.ctx.status.keys()) {
-      if (status.kind === SERVICE_KIND && !byOwner.has(status.key)) byOwner.set(status.key, []);
+      if ((status.kind === SERVICE_KIND || status.kind === CORE_KIND) && !byOwner.has(status.key)) byOwner.set(status.key, []);
     }
     this.observedByOwner = new Map([...byOwner].map(([owner, containers]) => [owner, { containers, seq }]));
     for (const key of byOwner.keys()) this.queue.add(key);
@@ -391,6 +431,7 @@ export class Operator {
   /** Forget a cached listing when Docker says the owner's containers changed. */
   private onDockerEvent(owner: string): void {
     this.observedByOwner.delete(owner);
+    if (isCoreKey(owner)) this.coreEvents.add(owner);
     this.queue.add(owner);
   }
 
@@ -416,7 +457,7 @@ export class Operator {
     const events = watchDockerEvents(
       this.opts.docker,
       (e) => {
-        if (e.owner.startsWith(`${SERVICE_KIND}/`)) this.onDockerEvent(e.owner);
+        if (e.owner.startsWith(`${SERVICE_KIND}/`) || isCoreKey(e.owner)) this.onDockerEvent(e.owner);
       },
       {
         labelFilter: OWNER_LABEL,

@@ -2,6 +2,7 @@ import type Dockerode from 'dockerode';
 import type { Problem } from '../crds/types.js';
 import { cellContextOf } from '../reconcilers/containers/desired.js';
 import { reconcileServiceContainers, removeServiceContainers } from '../reconcilers/containers/index.js';
+import { planCore } from './reconcile-core.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import type { ContainerAction } from '../reconcilers/containers/plan.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
@@ -141,6 +142,7 @@ export async function planCell(loaded: LoadedCell, docker: Dockerode, stateDir: 
       changes.push({ key: owner, lines: [`- release IP ${assignments[owner]}`] });
     }
   }
+  changes.push(...(await planCore(docker, cellDoc, { stateRoot: stateDir.root, cellDir: cell.dir }, byOwner, describeAction)));
   // Routes, zone, rules and accounts as they would be once the services above have converged.
   for (const owner of Object.keys(assignments)) if (!desiredKeys.has(owner)) delete assignments[owner];
   const silent = createLogger({ json: true, level: 'error' });

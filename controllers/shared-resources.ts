@@ -8,6 +8,8 @@ import {
   reconcileServiceAccounts,
   type ServiceAccountsResult,
 } from '../reconcilers/accounts/index.js';
+import { withCoreDefaults } from '../reconcilers/core/spec.js';
+import { addressStoreOf, peerOwner, WIREGUARD_KEY } from '../reconcilers/wireguard/index.js';
 import { TerminalError } from '../reconcilers/errors.js';
 import type { CellRouting, InstalledService, ResourceContext, ResourceReconciler } from '../reconcilers/shared/types.js';
 import type { LoadedCell } from '../state/cell.js';
@@ -50,13 +52,26 @@ export function buildRouting(cell: LoadedCell, assignments: Readonly<Record<stri
     });
   }
   services.sort((a, b) => a.name.localeCompare(b.name));
-  return { cell: cellDoc, services, connections };
+  const valid = (key: string) => (cell.checked.byDocument.get(key) ?? []).length === 0;
+  const peers = cell.docs.peers.filter(({ doc }) => valid(documentKey(doc))).map((p) => p.doc).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  const keptPeers = [
+    ...cell.docs.peers.map((p) => p.doc.metadata.name),
+    ...cell.docs.rejected.flatMap((r) => (r.key?.startsWith('PeerAccount/') ? [r.key.slice('PeerAccount/'.length)] : [])),
+  ].sort();
+  return { cell: withCoreDefaults(cellDoc), services, connections, peers, keptPeers };
 }
 
 /** The cell-wide reconcilers a cell uses: firewall and egress only when it declares its VPN container. */
-export function activeReconcilers(cell: LoadedCell, all: { always: ResourceReconciler[]; wireguard: ResourceReconciler[] }): ResourceReconciler[] {
+export function activeReconcilers(cell: LoadedCell, all: CellResources): ResourceReconciler[] {
   if (!cell.cell) return [];
-  return [...all.always, ...(cell.cell.spec.wireguard ? all.wireguard : [])];
+  return [...all.always, ...(cell.cell.spec.wireguard ? all.wireguard : []), ...(cell.cell.spec.wireguard?.run ? (all.vpn ?? []) : [])];
+}
+
+export interface CellResources {
+  always: ResourceReconciler[];
+  wireguard: ResourceReconciler[];
+  /** Where pic runs the WireGuard container: the peer set and the tunnel's firewall. */
+  vpn?: ResourceReconciler[];
 }
 
 /**
@@ -70,7 +85,7 @@ export class SharedResources {
 
   constructor(
     private readonly ctx: OperatorContext,
-    private readonly reconcilers: { always: ResourceReconciler[]; wireguard: ResourceReconciler[] },
+    private readonly reconcilers: CellResources,
     private readonly stateRoot: string,
     private readonly cellDir: string,
     /** The operator's latest snapshot: statuses are written against it, not a stale one. */
@@ -128,6 +143,8 @@ export class SharedResources {
     try {
       const outcome = await reconciler.reconcile(routing, this.resourceContext(key));
       await this.ctx.writeStatus(key, { generation, ready: true, readyReason: 'InSync', message: outcome.summary, ...(outcome.facts ? { facts: outcome.facts } : {}) });
+      // Each peer's status names its VPN address, and a peer with no accounts is Ready once it is a peer.
+      if (key === WIREGUARD_KEY) await this.writePeerStatuses(cell);
     } catch (err) {
       const message = (err as Error).message;
       if (err instanceof TerminalError) await this.ctx.writeStatus(key, { generation, ready: false, stalled: { reason: err.reason, message } });
@@ -207,6 +224,8 @@ export class SharedResources {
     for (const status of await this.ctx.status.keys()) {
       if (status.kind === 'PeerAccount' && !present.has(status.key)) await this.ctx.status.remove(status.key);
     }
+    const vpn = cell.cell?.spec.wireguard?.run ? addressStoreOf(this.stateRoot) : undefined;
+    await vpn?.load();
     for (const { doc, file } of cell.docs.peers) {
       const key = documentKey(doc);
       // Invalid or held peers: written as Stalled by the operator.
@@ -220,7 +239,8 @@ export class SharedResources {
       const state = states.includes('failed') ? 'failed' : states.includes('pending') ? 'pending' : 'provisioned';
       const message = state === 'provisioned' ? summary.message : Object.entries(summary.services).map(([s, e]) => `${s}: ${e.state}${e.reason ? ` (${e.reason})` : ''}`).join('; ');
       const generation = generationOf(doc.spec);
-      const facts = { services: summary.services };
+      const vpnAddress = vpn?.assignmentOf(peerOwner(doc.metadata.name));
+      const facts = { services: summary.services, ...(vpnAddress ? { vpnAddress } : {}) };
       if (state === 'provisioned') await this.ctx.writeStatus(key, { file, generation, ready: true, readyReason: 'Provisioned', message, facts });
       else await this.ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: state === 'failed' ? 'AccountsFailed' : 'AccountsPending', message }, facts });
     }

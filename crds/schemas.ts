@@ -63,6 +63,9 @@ export const ABSOLUTE_PATH_PATTERN = '^/';
 export const CONNECTIVITY_CAPABILITIES = ['NET_ADMIN', 'NET_RAW'] as const;
 export const CAPABILITY_NAME_PATTERN = '^[A-Z][A-Z_]*$';
 export const EMAIL_PATTERN = '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$';
+/** A Curve25519 key as `wg` prints it: 32 bytes in base64. */
+export const WIREGUARD_KEY_PATTERN = '^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$';
+export const ENDPOINT_PATTERN = `^(${LABEL}\\.)*${LABEL}:\\d{1,5}$`;
 
 /** How each pattern reads to a person, for messages. Keyed by the pattern source. */
 export const PATTERN_HINTS: Readonly<Record<string, string>> = {
@@ -87,6 +90,8 @@ export const PATTERN_HINTS: Readonly<Record<string, string>> = {
   [ABSOLUTE_PATH_PATTERN]: 'an absolute path (starting with /)',
   [EMAIL_PATTERN]: 'an e-mail address',
   [CAPABILITY_NAME_PATTERN]: 'a capability name in capitals without CAP_, such as NET_ADMIN',
+  [WIREGUARD_KEY_PATTERN]: 'a WireGuard key: 44 characters of base64 ending in "=", as wg pubkey prints it',
+  [ENDPOINT_PATTERN]: 'host:port, such as vpn.alice.pic.ngo:51820',
 };
 
 export const RESERVED_SUBDOMAINS = ['api', 'webui', 'admin', 'www', 'ns1', 'ns2', 'git', 'registry', 'install'] as const;
@@ -376,6 +381,29 @@ function documentSchema(kind: DocumentKind, title: string, description: string, 
   };
 }
 
+/** Container names and VPN defaults of the core stack pic runs when the Cell asks it to. */
+export const DEFAULT_CORE_CONTAINERS = { caddy: 'cell-caddy', dns: 'cell-dns', wireguard: 'cell-wireguard' } as const;
+export const DEFAULT_VPN = { subnet: '10.8.0.0/24', listenPort: 51820 } as const;
+
+function port(title: string, description: string): JsonSchema {
+  return { type: 'integer', minimum: 1, maximum: 65535, title, description };
+}
+
+/** "pic runs this core container": its image and fixed address on the cell network, plus its own fields. */
+function coreRun(what: string, defaultName: string, extra: Record<string, JsonSchema>): JsonSchema {
+  return obj(
+    `${what} run by pic`,
+    `pic creates and heals the ${what} container on the cell network. Without this section the admin runs ${what} and the fields beside it say where.`,
+    {
+      image: patterned('Image', 'Image of the container, best pinned by @sha256:<digest>.', IMAGE_PREFIX_PATTERN),
+      address: patterned('Address', 'Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.', IPV4_PATTERN),
+      container: patterned('Container', `Container name; default ${defaultName}.`, DOCKER_NAME_PATTERN),
+      ...extra,
+    },
+    ['image', 'address'],
+  );
+}
+
 export const CELL_SPEC_SCHEMA = obj(
   'Cell spec',
   'The cell as a whole: its domain, catalog, network and image policy.',
@@ -437,14 +465,34 @@ export const CELL_SPEC_SCHEMA = obj(
         mode: { type: 'string', enum: ['internal', 'acme', 'off'], title: 'Mode', description: 'internal: a local CA; acme: a public CA such as Let\'s Encrypt; off: plain HTTP.' },
         email: patterned('E-mail', 'Contact address given to the ACME CA.', EMAIL_PATTERN),
       }),
+          run: coreRun('Caddy', DEFAULT_CORE_CONTAINERS.caddy, {
+        publish: obj('Published ports', 'Host ports Caddy is published on; none unless given here. Its admin API is never published.', {
+          hostIp: patterned('Host IP', 'Host address the ports are bound to; default 0.0.0.0 (every address).', IPV4_PATTERN),
+          http: port('HTTP port', 'Host port forwarded to Caddy\'s port 80.'),
+          https: port('HTTPS port', 'Host port forwarded to Caddy\'s port 443.'),
+        }),
+      }),
     }),
     dns: obj('DNS', 'The zone the cell serves for its domain.', {
       address: patterned('Address', 'IPv4 address the A records of the services point at.', IPV4_PATTERN),
       nameservers: arr('Name servers', 'Name servers of the zone.', patterned('Name server', 'Host name or IPv4 address.', HOST_PATTERN), { uniqueItems: true }),
       zoneFile: str('Zone file', 'Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.', { minLength: 1 }),
+          run: coreRun('DNS server', DEFAULT_CORE_CONTAINERS.dns, {
+        upstreams: arr('Upstream resolvers', 'Resolvers that names outside the cell domain are forwarded to. Without any, such queries are refused.', patterned('Upstream', 'IPv4 address of a resolver.', IPV4_PATTERN), { uniqueItems: true }),
+      }),
     }),
     wireguard: obj('WireGuard', 'The container holding the cell\'s VPN, firewall and egress routing.', {
       container: patterned('Container', 'Name of the container whose iptables and routing rules pic manages.', DOCKER_NAME_PATTERN, { default: DEFAULT_WIREGUARD_CONTAINER }),
+      subnet: patterned('VPN subnet', `The tunnel's IPv4 network; the server takes its first address. Default ${DEFAULT_VPN.subnet}.`, IPV4_CIDR_PATTERN),
+      peerPool: patterned('Peer pool', 'Range inside the VPN subnet from which each PeerAccount gets a stable address. Default: the subnet after the server address.', IPV4_RANGE_PATTERN),
+      endpoint: patterned('Endpoint', 'host:port peers connect to (the cell\'s public name or address and the published UDP port).', ENDPOINT_PATTERN),
+      run: coreRun('WireGuard', DEFAULT_CORE_CONTAINERS.wireguard, {
+        listenPort: port('Listen port', `UDP port WireGuard listens on inside the container. Default ${DEFAULT_VPN.listenPort}.`),
+        publish: obj('Published port', 'Where the UDP listen port is published on the host.', {
+          hostIp: patterned('Host IP', 'Host address the port is bound to; default 0.0.0.0.', IPV4_PATTERN),
+          port: port('Port', 'Host UDP port; default the listen port.'),
+        }),
+      }),
     }),
   },
   ['domain', 'store'],
@@ -474,6 +522,9 @@ export const PEER_ACCOUNT_SPEC_SCHEMA = obj(
   {
     services: arr('Services', 'Ids of installed services; removing one deprovisions the account there.', patterned('Service', 'Service id.', SERVICE_ID_PATTERN), {
       uniqueItems: true,
+    }),
+     wireguard: obj('WireGuard', 'The peer\'s VPN key.', {
+      publicKey: patterned('Public key', 'The peer\'s own WireGuard public key (base64); the person keeps the private key. Without it pic generates a pair.', WIREGUARD_KEY_PATTERN),
     }),
   },
   ['services'],

@@ -105,10 +105,30 @@ export interface CellSpec {
   /** Host directory under which every bind mount of a rendered service must stay. */
   dataDir?: string;
   /** The reverse proxy: where its admin API listens and how it gets certificates. */
-  caddy?: { adminAddress?: string; caddyfile?: string; sites?: { subdomain: string; backend: string }[]; tls?: { mode?: CaddyTlsMode; email?: string } };
+  caddy?: {
+    adminAddress?: string;
+    caddyfile?: string;
+    sites?: { subdomain: string; backend: string }[];
+    tls?: { mode?: CaddyTlsMode; email?: string };
+    /** pic runs Caddy; absent: the admin does, and `adminAddress` says where. */
+    run?: CoreRunSpec & { publish?: { hostIp?: string; http?: number; https?: number } };
+  };
   /** The zone of the cell: the IPv4 address its A records point at, and its name servers. */
-  dns?: { address?: string; nameservers?: string[]; zoneFile?: string };
-  wireguard?: { container?: string };
+  dns?: { address?: string; nameservers?: string[]; zoneFile?: string; run?: CoreRunSpec & { upstreams?: string[] } };
+  wireguard?: {
+    container?: string;
+    subnet?: string;
+    peerPool?: string;
+    endpoint?: string;
+    run?: CoreRunSpec & { listenPort?: number; publish?: { hostIp?: string; port?: number } };
+  };
+}
+
+/** A core container pic runs: its image and fixed address on the cell network. */
+export interface CoreRunSpec {
+  image: string;
+  address: string;
+  container?: string;
 }
 
 export type CaddyTlsMode = 'internal' | 'acme' | 'off';
@@ -121,6 +141,8 @@ export interface ServiceInstallSpec {
 
 export interface PeerAccountSpec {
   services: string[];
+  /** The person keeps their own private key; without it pic generates a pair. */
+  wireguard?: { publicKey?: string };
 }
 
 export type ConnectionType = Exclude<EgressType, 'default'>;

@@ -4,7 +4,7 @@
  */
 import { boundProblems } from './problem-limit.js';
 import { compiledSchema, compiledSchemaWithDefaults, schemaProblems } from './schema-problems.js';
-import { DEFAULT_NETWORK, DOCUMENT_ENVELOPE_SCHEMA, DOCUMENT_SCHEMAS, IPV4_CIDR_PATTERN, IPV4_RANGE_PATTERN } from './schemas.js';
+import { DEFAULT_NETWORK, DOCUMENT_ENVELOPE_SCHEMA, DOCUMENT_SCHEMAS, IPV4_CIDR_PATTERN, IPV4_PATTERN, IPV4_RANGE_PATTERN } from './schemas.js';
 import { API_VERSION, DOCUMENT_KINDS, type DocumentKind, type Problem } from './types.js';
 
 type Json = Record<string, unknown>;
@@ -105,6 +105,33 @@ function checkCellNetwork(spec: Json, file: string, prefix: string): Problem[] {
         });
       }
     }
+  }
+  problems.push(...checkCoreAddresses(spec, file, prefix, range, typeof pool === 'string' && new RegExp(IPV4_RANGE_PATTERN).test(pool) ? pool : undefined));
+  return problems;
+}
+
+/**
+ * The fixed addresses of the core containers pic runs: inside the cell subnet (not its network,
+ * gateway or broadcast address), outside the service pool, and each its own.
+ */
+function checkCoreAddresses(spec: Json, file: string, prefix: string, range: { first: number; last: number } | undefined, pool: string | undefined): Problem[] {
+  const problems: Problem[] = [];
+  const seen = new Map<string, string>();
+  const [poolLo, poolHi] = pool ? pool.split('-').map(ipToNumber) : [undefined, undefined];
+  for (const section of ['caddy', 'dns', 'wireguard'] as const) {
+    const part = spec[section];
+    const run = isRecord(part) && isRecord(part.run) ? part.run : undefined;
+    if (!run || typeof run.address !== 'string' || !new RegExp(IPV4_PATTERN).test(run.address)) continue;
+    const pointer = `${prefix}/spec/${section}/run/address`;
+    const value = ipToNumber(run.address);
+    if (range && (value <= range.first + 1 || value >= range.last)) {
+      problems.push({ file, pointer, message: `${run.address} is not a usable address of the cell subnet (${numberToIp(range.first + 2)}-${numberToIp(range.last - 1)})` });
+    } else if (poolLo !== undefined && poolHi !== undefined && value >= poolLo && value <= poolHi) {
+      problems.push({ file, pointer, message: `${run.address} lies inside the service pool ${pool}, whose addresses go to services; pick one outside it` });
+    }
+    const other = seen.get(run.address);
+    if (other) problems.push({ file, pointer, message: `${run.address} is also the address of ${other}; each core container needs its own` });
+    seen.set(run.address, `spec.${section}.run`);
   }
   return problems;
 }

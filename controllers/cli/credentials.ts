@@ -16,14 +16,20 @@ import { safeLine } from '../safe-text.js';
 import { openStateDirForReading } from './state-location.js';
 import { requireFolder } from './run.js';
 import { UsageError, type Io } from './usage.js';
+import { printPeerWireguard } from './wireguard.js';
 
 export const credentials: Command = {
   name: 'credentials',
   summary: "A peer's filled connection details for every service it has an account on",
   args: 'PEER',
   description: 'Prints passwords, by design: it is how they reach the peer. Writes nothing and records no event. Exit 1 when the peer has no stored credentials.',
-  flags: [CELL_FLAG, STATE_DIR_FLAG, { name: 'output', short: 'o', type: 'string', value: 'json', help: 'print JSON instead of text', complete: ['json'] }],
-  examples: ['pic credentials alice --cell examples/cell', 'pic credentials alice --cell examples/cell -o json'],
+  flags: [
+    CELL_FLAG,
+    STATE_DIR_FLAG,
+    { name: 'output', short: 'o', type: 'string', value: 'json|wireguard', help: "print JSON instead of text, or the peer's wg-quick file", complete: ['json', 'wireguard'] },
+    { name: 'qr', type: 'boolean', help: "the peer's wg-quick file as a QR code, for a phone's WireGuard app" },
+  ],
+  examples: ['pic credentials alice --cell examples/cell', 'pic credentials alice --cell examples/cell -o json', 'pic credentials alice --cell examples/cell -o wireguard'],
   run: (parsed, ctx) => printCredentials(parsed, ctx.io),
 };
 
@@ -34,10 +40,11 @@ export function credentialsCommand(args: string[], io: Io): Promise<number> {
 
 async function printCredentials(parsed: Parsed, io: Io): Promise<number> {
   const { positionals } = parsed;
-  const values = { cell: stringFlag(parsed, 'cell'), 'state-dir': stringFlag(parsed, 'state-dir'), output: stringFlag(parsed, 'output') };
+  const values = { cell: stringFlag(parsed, 'cell'), 'state-dir': stringFlag(parsed, 'state-dir'), output: stringFlag(parsed, 'output'), qr: parsed.values.qr === true };
   if (positionals.length !== 1) throw new UsageError('pic credentials takes one PEER, e.g. pic credentials alice --cell DIR');
   const peer = positionals[0] as string;
-  if (values.output !== undefined && values.output !== 'json') throw new UsageError(`pic credentials: -o takes json or nothing, not "${safeLine(values.output)}"`);
+  if (values.output !== undefined && values.output !== 'json' && values.output !== 'wireguard') throw new UsageError(`pic credentials: -o takes json, wireguard or nothing, not "${safeLine(values.output)}"`);
+  if (values.qr && values.output === 'json') throw new UsageError('pic credentials: --qr prints the wg-quick file as a QR code; it does not combine with -o json');
   if (!values.cell) throw new UsageError('pic credentials needs --cell DIR (for the domain, the manifests and the service settings)');
 
   const state = await openStateDirForReading({ stateDir: values['state-dir'], cell: values.cell });
@@ -46,6 +53,10 @@ async function printCredentials(parsed: Parsed, io: Io): Promise<number> {
   if (!cell.cell) {
     io.err(`pic: ${safeLine(cell.dir)} has no valid Cell document; run pic validate ${safeLine(cell.dir)}`);
     return 1;
+  }
+  if (values.output === 'wireguard' || values.qr) {
+    const doc = cell.docs.peers.find((p) => p.doc.metadata.name === peer && (cell.checked.byDocument.get(`PeerAccount/${peer}`) ?? []).length === 0)?.doc;
+    return printPeerWireguard(cell.cell, doc, peer, state.root, values.qr, io);
   }
   const store = new CredentialsStore(state.paths.credentials);
   const all = await store.all();

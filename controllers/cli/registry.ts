@@ -2,6 +2,7 @@
  * Every pic command, in the order `pic help` lists them. A new command is one more line here
  * (a `Command` value from its own module); help, flag checking and completion follow from it.
  */
+import { caCommand } from './ca.js';
 import type { Command } from './command.js';
 import { completionCommand } from './completion.js';
 import { credentials } from './credentials.js';
@@ -20,5 +21,6 @@ export const COMMANDS: readonly Command[] = [
   watchCommand,
   credentials,
   verifyCommand,
+  caCommand,
   completionCommand,
 ];

@@ -81,8 +81,34 @@ export type ApplyMode = ApplyHooks | 'dry-run';
 export async function reconcileServiceContainers(docker: Dockerode, input: ServiceContainersInput, mode: ApplyMode): Promise<ContainersRefusal | ContainersConverged> {
   const desired = memoisedServicePlan(input.inputs);
   if (!desired.plan) return refusal('RenderFailed', desired.problems);
+  return reconcilePlannedContainers(
+    docker,
+    { owner: input.owner, cellName: input.cellName, plan: desired.plan, dataDir: input.inputs.cell.dataDir, file: input.inputs.templateFile, ...(input.observed ? { observed: input.observed } : {}) },
+    mode,
+  );
+}
+
+/** A plan built without a compose template (the cell's core containers), and where its bind sources may lie. */
+export interface PlannedContainersInput {
+  owner: string;
+  cellName: string;
+  /** Not changed: what a pass changes is a copy. */
+  plan: ServicePlan;
+  /** The directory every bind source in `plan.bindSources` must stay under. */
+  dataDir: string;
+  /** Named in refusals. */
+  file: string;
+  observed?: ObservedContainer[];
+}
+
+/**
+ * The part of the pipeline after rendering: observe → plan → (images, verification, bind
+ * sources) → apply. Service containers reach it through `reconcileServiceContainers`; the core
+ * containers, whose plan pic builds itself, call it directly.
+ */
+export async function reconcilePlannedContainers(docker: Dockerode, input: PlannedContainersInput, mode: ApplyMode): Promise<ContainersRefusal | ContainersConverged> {
   // The plan may be shared with the next pass (memoised): what this pass changes is a copy.
-  let plan = desired.plan;
+  let plan = input.plan;
   let observed = input.observed ?? (await observeOwner(docker, input));
   let actions = planContainers(plan, observed, { imagePresent: () => true });
   if (actions.length === 0) return { outcome: 'converged', plan, observed, actions, changed: false };
@@ -91,8 +117,8 @@ export async function reconcileServiceContainers(docker: Dockerode, input: Servi
   if (conflict) return conflict;
   const bindSources = plan.bindSources ?? [];
   // Before Docker or mkdir sees a bind source: a symlink a container planted must not widen a mount.
-  const planted = await checkBindSources(input.inputs.cell.dataDir, bindSources, 'check');
-  if (planted.length > 0) return bindRefusal(planted, input.inputs.templateFile);
+  const planted = await checkBindSources(input.dataDir, bindSources, 'check');
+  if (planted.length > 0) return bindRefusal(planted, input.file);
 
   const hooks = mode === 'dry-run' ? undefined : mode;
   const progressing = hooks?.progressing?.(describeActions(actions), plan, observed) ?? Promise.resolve();
@@ -128,10 +154,10 @@ export async function reconcileServiceContainers(docker: Dockerode, input: Servi
       if (resolved) c.create.Image = imageForCreate(ref, resolved);
     }
     // Docker does not create a missing bind source; made here one real directory at a time.
-    const raced = await checkBindSources(input.inputs.cell.dataDir, bindSources, 'prepare');
+    const raced = await checkBindSources(input.dataDir, bindSources, 'prepare');
     if (raced.length > 0) {
       applied = true;
-      return bindRefusal(raced, input.inputs.templateFile);
+      return bindRefusal(raced, input.file);
     }
     let announced = false;
     await applyContainerActions(
@@ -184,7 +210,7 @@ export function describeActions(actions: ContainerAction[]): string {
   return [...counts.entries()].map(([t, n]) => `${t} ×${n}`).join(', ');
 }
 
-function observeOwner(docker: Dockerode, input: ServiceContainersInput): Promise<ObservedContainer[]> {
+function observeOwner(docker: Dockerode, input: { owner: string; cellName: string }): Promise<ObservedContainer[]> {
   return listOwnedContainers(docker, { cell: input.cellName, owner: input.owner });
 }
 

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { cellRouteTable, type RouteTable } from '../caddy/routes.js';
 import { unifiedDiffLines } from '../shared/diff.js';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
-import { writeZoneFile } from './apply.js';
+import { DEFAULT_CORE_CONTAINERS } from '../../crds/schemas.js';
+import { reloadDnsServer, writeZoneFile } from './apply.js';
 import { readZoneFile, zoneFilePath } from './observe.js';
 import { parseZoneSerial, renderZone, zoneOf } from './render.js';
 import { nextSerial, serialDay } from './serial.js';
@@ -71,13 +72,15 @@ export function createDnsReconciler(options: DnsReconcilerOptions = {}): Resourc
 
     async reconcile(input, ctx): Promise<ResourceOutcome> {
       const { file, plan } = await observeAndPlan(input, ctx);
-      if (!plan.publish) return { changed: false, summary: `no zone: ${plan.why}`, facts: { zoneFile: file } };
+      if (!plan.publish) return { changed: false, summary: `no zone: ${plan.why}`, facts: { zoneFile: file, notices: [plan.why] } };
       const records = plan.table.routes.length;
       const facts = { zoneFile: file, serial: plan.serial, records: plan.table.routes.map((r) => r.host) };
       const head = `${records} record${records === 1 ? '' : 's'} in ${input.cell.spec.domain}`;
       if (!plan.changed) return { changed: false, summary: `${head}; zone unchanged (serial ${plan.serial})`, facts };
       await writeZoneFile(file, plan.text);
-      ctx.event('ZoneWritten', `${file} written with serial ${plan.serial} and ${head}`);
+      const run = input.cell.spec.dns?.run;
+      const reloaded = run ? await reloadDnsServer(ctx.docker, run.container ?? DEFAULT_CORE_CONTAINERS.dns) : false;
+      ctx.event('ZoneWritten', `${file} written with serial ${plan.serial} and ${head}${reloaded ? '; DNS server told to reload' : ''}`);
       return { changed: true, summary: `${head}; zone written with serial ${plan.serial}`, facts };
     },
   };

@@ -4,7 +4,6 @@
  * cell's address, plus the SOA and the name servers.
  */
 import type { CellSpec } from '../../crds/types.js';
-import { TerminalError } from '../errors.js';
 import { compare, type Route } from '../caddy/routes.js';
 
 export const ZONE_TTL = 300;
@@ -43,9 +42,8 @@ const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
  * a host name inside the domain gets an A record at `spec.dns.address`; an IPv4 address gets a
  * name `ns<position>.<domain>` with an A record at it; other host names are NS records only.
  *
- * `spec.dns.address` is required as soon as a record needs it. The one exception is a cell that
- * has configured no DNS at all and routes nothing: there is nothing to publish.
- * Throws TerminalError naming `spec.dns.address` in `cellFile` otherwise.
+ * Without `spec.dns.address` (and nothing it can be derived from) no zone is published, and
+ * `why` names `spec.dns.address` in `cellFile` when a record would have needed it.
  */
 export function zoneOf(spec: Pick<CellSpec, 'domain' | 'dns'>, routes: readonly Route[], cellFile = 'the Cell document'): ZonePlan {
   const domain = spec.domain.toLowerCase().replace(/\.$/, '');
@@ -80,19 +78,23 @@ export function zoneOf(spec: Pick<CellSpec, 'domain' | 'dns'>, routes: readonly 
     if (routes.length === 0 && configured.length === 0) {
       return { publish: false, why: 'no route and no spec.dns settings: nothing to publish' };
     }
+    // Nothing to point the A records at (no spec.dns.address, no Caddy run by pic): a notice,
+    // not a failure; the services themselves converge all the same.
     if (routes.length > 0) {
-      throw new TerminalError(
-        `${cellFile}: spec.dns.address is not set, yet ${routes.length} route${routes.length === 1 ? '' : 's'} ` +
-          `(${routes.map((r) => r.host).join(', ')}) need an A record: set it to the IPv4 address the cell's names should resolve to`,
-        'InvalidSpec',
-      );
+      return {
+        publish: false,
+        why:
+          `${cellFile}: spec.dns.address is not set, so the ${routes.length} route${routes.length === 1 ? '' : 's'} ` +
+          `(${routes.map((r) => r.host).join(', ')}) get no A record: set it to the IPv4 address the cell's names should resolve to, or let pic run Caddy (spec.caddy.run)`,
+      };
     }
     if (inZoneWithoutAddress.length > 0) {
-      throw new TerminalError(
-        `${cellFile}: spec.dns.address is not set, yet the name server${inZoneWithoutAddress.length === 1 ? '' : 's'} ` +
+      return {
+        publish: false,
+        why:
+          `${cellFile}: spec.dns.address is not set, yet the name server${inZoneWithoutAddress.length === 1 ? '' : 's'} ` +
           `${inZoneWithoutAddress.join(', ')} inside ${domain} need an A record: set spec.dns.address, or list their IPv4 addresses in spec.dns.nameservers`,
-        'InvalidSpec',
-      );
+      };
     }
   }
   if (address) for (const r of routes) records.push({ owner: r.subdomain, address });

@@ -5,7 +5,7 @@
  */
 import type Dockerode from 'dockerode';
 import type { ConfigValue } from '../../crds/config.js';
-import type { CellDocument, ConnectionDocument, EgressType, Manifest } from '../../crds/types.js';
+import type { CellDocument, ConnectionDocument, EgressType, Manifest, PeerAccountDocument } from '../../crds/types.js';
 
 export interface ServiceEgress {
   /** "default", or the name of a Connection document. */
@@ -33,6 +33,10 @@ export interface CellRouting {
   services: InstalledService[];
   /** Sorted by name. */
   connections: ConnectionDocument[];
+  /** Valid PeerAccounts, sorted by name: the VPN's peers. */
+  peers?: PeerAccountDocument[];
+  /** Names of every PeerAccount the folder still declares, valid or held: their keys and addresses are kept. */
+  keptPeers?: string[];
 }
 
 export interface ResourceContext {

@@ -86,6 +86,7 @@ const BASE: Record<string, () => string[]> = {
   watch: () => ['--state-dir', stateDir],
   credentials: () => ['alice', '--cell', cellDir, '--state-dir', stateDir],
   completion: () => ['bash'],
+  ca: () => ['--cell', cellDir],
   verify: () => ['127.0.0.1:9/roof/x@sha256:' + '0'.repeat(64), '--key', path.join(process.cwd(), 'examples', 'demo', 'demo-cosign.pub')],
   help: () => [],
   version: () => [],
@@ -99,7 +100,7 @@ const OUTPUTS: Record<string, Record<'json' | 'yaml' | 'name', [number, RegExp]>
   get: { json: [0, /^\{$/], yaml: [0, /^apiVersion: v1$/], name: [0, /^PeerAccount\/alice$/] },
   // watch -o json streams; it is followed below. yaml and name it does not offer.
   watch: { json: [-1, /./], yaml: [2, /^pic watch: -o takes json or nothing, not "yaml"$/], name: [2, /^pic watch: -o takes json or nothing, not "name"$/] },
-  credentials: { json: [1, /^pic: no credentials are stored for peer "alice"/], yaml: [2, /^pic credentials: -o takes json or nothing/], name: [2, /^pic credentials: -o takes json or nothing/] },
+  credentials: { json: [1, /^pic: no credentials are stored for peer "alice"/], yaml: [2, /^pic credentials: -o takes json, wireguard or nothing/], name: [2, /^pic credentials: -o takes json, wireguard or nothing/] },
   // Nothing answers on 127.0.0.1:9: refused (RegistryUnreachable), the verdict on stdout, nothing on stderr.
   verify: { json: [1, /^$/], yaml: [2, /^pic verify: -o takes json or nothing/], name: [2, /^pic verify: -o takes json or nothing/] },
 };

@@ -10,7 +10,6 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createDnsReconciler } from '../../reconcilers/dns/index.js';
 import { parseZoneSerial } from '../../reconcilers/dns/render.js';
-import { TerminalError } from '../../reconcilers/errors.js';
 import { goldenOutputs, testContext, testRouting } from '../support/caddy.js';
 
 const run = promisify(execFile);
@@ -101,12 +100,13 @@ describe('DNS reconciler', () => {
     expect(await checkZone(DOMAIN, zoneFile())).toMatch(/loaded serial 2026031201\s+OK/);
   });
 
-  test('routes without spec.dns.address: a terminal error, the zone left as it was', async () => {
+  test('routes without spec.dns.address: no zone, a notice naming the field, the zone left as it was', async () => {
     const before = await stamp();
     const noAddress = testRouting({ domain: DOMAIN }, { notes: { subdomain: 'notes', backend: 'cell-notes:8080' } });
-    const err = await at('2026-03-13T00:00:00Z').reconcile(noAddress, ctx()).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TerminalError);
-    expect((err as Error).message).toContain(`${path.join(work, 'cell', 'cell.yaml')}: spec.dns.address is not set`);
+    const outcome = await at('2026-03-13T00:00:00Z').reconcile(noAddress, ctx());
+    expect(outcome.changed).toBe(false);
+    expect(outcome.summary).toContain(`${path.join(work, 'cell', 'cell.yaml')}: spec.dns.address is not set`);
+    expect(outcome.facts?.notices).toEqual([expect.stringContaining('spec.dns.address')]);
     expect(await stamp()).toEqual(before);
   });
 

@@ -1,0 +1,52 @@
+/**
+ * The core containers of a cell (Caddy, the DNS server, WireGuard), converged through the same
+ * containers pipeline as the services: desired.ts builds the plan, reconcilePlannedContainers
+ * observes, plans, pulls and applies. What differs is only where the plan comes from and the
+ * owner key (`Core/<name>`).
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type Dockerode from 'dockerode';
+import type { CellDocument } from '../../crds/types.js';
+import { reconcilePlannedContainers, removeServiceContainers, type ApplyMode, type ContainersConverged, type ContainersRefusal } from '../containers/index.js';
+import type { ContainerAction, ObservedContainer } from '../containers/types.js';
+import { desiredCorePlan, type CorePaths } from './desired.js';
+import type { CoreComponent } from './spec.js';
+
+export { coreComponents, coreKey, isCoreKey, withCoreDefaults, vpnNetworkOf, CORE_NAMES, type CoreComponent, type CoreName } from './spec.js';
+
+export interface CoreInput {
+  component: CoreComponent;
+  cell: CellDocument;
+  paths: CorePaths;
+  observed?: ObservedContainer[];
+  /** Named in refusals: the Cell document. */
+  cellFile: string;
+}
+
+export async function reconcileCoreComponent(docker: Dockerode, input: CoreInput, mode: ApplyMode): Promise<ContainersRefusal | ContainersConverged> {
+  const plan = desiredCorePlan(input.component, input.cell, input.paths);
+  // The DNS server reads the zone's folder, which must exist before Docker bind-mounts it.
+  if (mode !== 'dry-run' && input.component.name === 'dns') await mkdir(path.dirname(input.paths.zoneFile), { recursive: true, mode: 0o755 });
+  return reconcilePlannedContainers(
+    docker,
+    {
+      owner: input.component.key,
+      cellName: input.cell.metadata.name,
+      plan,
+      dataDir: path.dirname(input.paths.zoneFile),
+      file: input.cellFile,
+      ...(input.observed ? { observed: input.observed } : {}),
+    },
+    mode,
+  );
+}
+
+/** A core component the Cell no longer asks pic to run: its container removed, its volumes kept. */
+export function removeCoreComponent(
+  docker: Dockerode,
+  target: { owner: string; cellName: string; observed?: ObservedContainer[] },
+  mode: Parameters<typeof removeServiceContainers>[2],
+): Promise<ContainerAction[]> {
+  return removeServiceContainers(docker, target, mode);
+}

@@ -1,0 +1,104 @@
+/**
+ * The cell's core stack as the Cell declares it: which of Caddy, the DNS server and WireGuard pic
+ * runs (and with what), and the defaults that follow from that for the resources built on them
+ * (Caddy's admin address, the address the A records point at, the VPN container, TLS).
+ *
+ * Pure: a Cell document in, plain data out.
+ */
+import { DEFAULT_CORE_CONTAINERS, DEFAULT_VPN } from '../../crds/schemas.js';
+import type { CellDocument, CoreRunSpec } from '../../crds/types.js';
+import { formatIpv4, parseCidr, parseIpv4, parsePool, type IpPool } from '../../state/ip-allocation.js';
+
+export const CORE_KIND = 'Core';
+export const CORE_NAMES = ['caddy', 'dns', 'wireguard'] as const;
+export type CoreName = (typeof CORE_NAMES)[number];
+
+/** Where Caddy's admin API listens inside the container pic runs (never published on the host). */
+export const CORE_CADDY_ADMIN_PORT = 2019;
+export const WIREGUARD_INTERFACE = 'wg0';
+
+export interface CoreComponent {
+  name: CoreName;
+  /** `Core/<name>`: queue, status and owner-label key. */
+  key: string;
+  container: string;
+  run: CoreRunSpec;
+}
+
+export function coreKey(name: CoreName): string {
+  return `${CORE_KIND}/${name}`;
+}
+
+export function isCoreKey(key: string): boolean {
+  return CORE_NAMES.some((n) => coreKey(n) === key);
+}
+
+/** The core containers pic runs for this Cell, in start order (DNS and WireGuard before Caddy is not needed: none depends on another). */
+export function coreComponents(cell: CellDocument): CoreComponent[] {
+  const out: CoreComponent[] = [];
+  for (const name of CORE_NAMES) {
+    const run = cell.spec[name]?.run;
+    if (!run) continue;
+    // The VPN container's name may also come from spec.wireguard.container, which the firewall
+    // and egress resources address it by.
+    const named = run.container ?? (name === 'wireguard' ? cell.spec.wireguard?.container : undefined);
+    out.push({ name, key: coreKey(name), container: named ?? DEFAULT_CORE_CONTAINERS[name], run });
+  }
+  return out;
+}
+
+/** The VPN's addresses: the subnet, the server's own address (its first) and the pool peers get theirs from. */
+export interface VpnNetwork {
+  subnet: string;
+  /** e.g. 10.8.0.1 */
+  serverAddress: string;
+  /** e.g. 24 */
+  prefixLength: number;
+  pool: IpPool;
+  listenPort: number;
+}
+
+export function vpnNetworkOf(cell: CellDocument): VpnNetwork {
+  const wg = cell.spec.wireguard ?? {};
+  const subnet = wg.subnet ?? DEFAULT_VPN.subnet;
+  const cidr = parseCidr(subnet);
+  const server = formatIpv4(cidr.network + 1);
+  const last = cidr.network + 2 ** (32 - cidr.prefix) - 2;
+  const poolText = wg.peerPool ?? `${formatIpv4(cidr.network + 2)}-${formatIpv4(last)}`;
+  return { subnet, serverAddress: server, prefixLength: cidr.prefix, pool: parsePool(poolText, subnet), listenPort: wg.run?.listenPort ?? DEFAULT_VPN.listenPort };
+}
+
+/** The address peers reach Caddy on: pic's Caddy, else the admin's spec.dns.address. */
+export function caddyAddressOf(cell: CellDocument): string | undefined {
+  return cell.spec.caddy?.run?.address ?? cell.spec.dns?.address;
+}
+
+/** The DNS server peers query: pic's, else none known. */
+export function dnsServerAddressOf(cell: CellDocument): string | undefined {
+  return cell.spec.dns?.run?.address;
+}
+
+/**
+ * The Cell with what the core stack implies filled in, for the resources built on it: Caddy's
+ * admin address and TLS mode when pic runs Caddy, the A records' address (Caddy's), and the VPN
+ * container's name. Nothing the admin wrote is replaced.
+ */
+export function withCoreDefaults(cell: CellDocument): CellDocument {
+  const spec = structuredClone(cell.spec);
+  const caddyRun = spec.caddy?.run;
+  if (caddyRun && spec.caddy) {
+    spec.caddy.adminAddress ??= `${caddyRun.address}:${CORE_CADDY_ADMIN_PORT}`;
+    spec.caddy.tls = { ...(spec.caddy.tls ?? {}), mode: spec.caddy.tls?.mode ?? 'internal' };
+  }
+  const address = caddyAddressOf(cell);
+  if (address && !spec.dns?.address) spec.dns = { ...(spec.dns ?? {}), address };
+  if (spec.wireguard?.run) spec.wireguard.container = spec.wireguard.run.container ?? spec.wireguard.container ?? DEFAULT_CORE_CONTAINERS.wireguard;
+  return { ...cell, spec };
+}
+
+/** Whether `ip` is a dotted IPv4 address inside `subnet`. */
+export function inSubnet(ip: string, subnet: string): boolean {
+  const value = parseIpv4(ip);
+  const cidr = parseCidr(subnet);
+  return value !== undefined && value >= cidr.network && value < cidr.network + 2 ** (32 - cidr.prefix);
+}

@@ -1,0 +1,109 @@
+/**
+ * The VPN's peer set: every valid PeerAccount is a WireGuard peer of the core `cell-wireguard`,
+ * with a key pair pic keeps (or the person's own public key) and a stable address from the peer
+ * pool. Keys and addresses live under `<stateRoot>/wireguard/`; the peer set is applied with one
+ * `wg syncconf` only when it differs from what `wg show` reports.
+ */
+import path from 'node:path';
+import type { PeerAccountDocument } from '../../crds/types.js';
+import { allocateServiceIp, IpAllocationStore } from '../../state/ip-allocation.js';
+import { WireguardKeyStore, type KeyPair } from '../../state/wireguard-keys.js';
+import { vpnNetworkOf, WIREGUARD_INTERFACE, type VpnNetwork } from '../core/spec.js';
+import { wireguardContainerOf } from '../firewall/index.js';
+import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
+import { syncPeerSet } from './apply.js';
+import { observeInterface } from './observe.js';
+import { planPeerSet } from './plan.js';
+import { renderServerConfig, type ServerPeer } from './render.js';
+
+export const WIREGUARD_KEY = 'Resource/wireguard';
+
+export function wireguardStateDir(stateRoot: string): string {
+  return path.join(stateRoot, 'wireguard');
+}
+
+export function keyStoreOf(stateRoot: string): WireguardKeyStore {
+  return new WireguardKeyStore(path.join(wireguardStateDir(stateRoot), 'keys.json'));
+}
+
+export function addressStoreOf(stateRoot: string): IpAllocationStore {
+  return new IpAllocationStore(path.join(wireguardStateDir(stateRoot), 'addresses.json'));
+}
+
+export function peerOwner(name: string): string {
+  return `PeerAccount/${name}`;
+}
+
+/** The public key a peer is known by: its own, or the one of the pair pic keeps for it. */
+export function peerPublicKey(peer: PeerAccountDocument, pairs: Record<string, KeyPair>): string | undefined {
+  return peer.spec.wireguard?.publicKey ?? pairs[peer.metadata.name]?.publicKey;
+}
+
+function generatedPeers(peers: readonly PeerAccountDocument[]): string[] {
+  return peers.filter((p) => !p.spec.wireguard?.publicKey).map((p) => p.metadata.name);
+}
+
+/**
+ * Every peer's VPN address: the one it holds while it stays (valid or held), a free one of the
+ * pool otherwise. Addresses of peers no longer declared are freed first, so a new peer may take
+ * the address of one removed in the same pass; the server's own address is never handed out.
+ */
+export async function allocatePeerAddresses(store: IpAllocationStore, vpn: VpnNetwork, peers: readonly string[], kept: readonly string[]): Promise<Map<string, string>> {
+  await store.load();
+  const keep = new Set([...kept, ...peers]);
+  for (const owner of Object.keys(store.assignments())) {
+    if (!keep.has(owner.slice('PeerAccount/'.length))) await store.release(owner);
+  }
+  const out = new Map<string, string>();
+  for (const name of [...peers].sort()) {
+    const { ip } = await store.allocate(peerOwner(name), vpn.pool.text, vpn.subnet, new Set([vpn.serverAddress]));
+    out.set(name, ip);
+  }
+  return out;
+}
+
+export const wireguardReconciler: ResourceReconciler = {
+  key: WIREGUARD_KEY,
+
+  async plan(input: CellRouting, ctx: ResourceContext): Promise<string[]> {
+    const vpn = vpnNetworkOf(input.cell);
+    const peers = input.peers ?? [];
+    const stored = await keyStoreOf(ctx.stateRoot).load();
+    const addresses = addressStoreOf(ctx.stateRoot);
+    await addresses.load();
+    const assignments = addresses.assignments();
+    const lines: string[] = [];
+    if (!stored.server) lines.push('+ server key pair (generated once, kept 0600)');
+    const wanted: ServerPeer[] = [];
+    for (const peer of peers) {
+      const name = peer.metadata.name;
+      const ip = allocateServiceIp(vpn.pool, assignments, peerOwner(name), new Set([vpn.serverAddress]));
+      assignments[peerOwner(name)] = ip;
+      const key = peerPublicKey(peer, stored.peers);
+      if (!key) lines.push(`+ key pair for ${name}`);
+      else wanted.push({ name, publicKey: key, address: ip });
+    }
+    if (!stored.server) return [...lines, ...peers.map((p) => `+ peer ${p.metadata.name}`)];
+    const observed = await observeInterface(ctx.docker, wireguardContainerOf(input.cell), WIREGUARD_INTERFACE);
+    return [...lines, ...planPeerSet({ privateKey: stored.server.privateKey, listenPort: vpn.listenPort, peers: wanted }, observed).lines];
+  },
+
+  async reconcile(input: CellRouting, ctx: ResourceContext): Promise<ResourceOutcome> {
+    const vpn = vpnNetworkOf(input.cell);
+    const peers = input.peers ?? [];
+    const kept = new Set([...(input.keptPeers ?? []), ...peers.map((p) => p.metadata.name)]);
+    const keys = await keyStoreOf(ctx.stateRoot).ensure(generatedPeers(peers), [...kept]);
+    const addressOf = await allocatePeerAddresses(addressStoreOf(ctx.stateRoot), vpn, peers.map((p) => p.metadata.name), [...kept]);
+    const wanted: ServerPeer[] = peers.map((peer) => ({ name: peer.metadata.name, publicKey: peerPublicKey(peer, keys.peers)!, address: addressOf.get(peer.metadata.name)! }));
+    const config = { privateKey: keys.server.privateKey, listenPort: vpn.listenPort, peers: wanted };
+    const container = wireguardContainerOf(input.cell);
+    const observed = await observeInterface(ctx.docker, container, WIREGUARD_INTERFACE);
+    const plan = planPeerSet(config, observed);
+    const facts = { container, serverPublicKey: keys.server.publicKey, listenPort: vpn.listenPort, peers: Object.fromEntries(wanted.map((p) => [p.name, p.address])) };
+    const head = `${wanted.length} peer${wanted.length === 1 ? '' : 's'} on ${WIREGUARD_INTERFACE} in ${container}`;
+    if (!plan.sync) return { changed: false, summary: `${head}; unchanged`, facts };
+    await syncPeerSet(ctx.docker, container, WIREGUARD_INTERFACE, renderServerConfig(config));
+    ctx.event('PeersSynced', `${head}: ${plan.lines.join('; ')}`);
+    return { changed: true, summary: `${head}; synced (${plan.lines.length} change${plan.lines.length === 1 ? '' : 's'})`, facts };
+  },
+};
