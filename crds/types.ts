@@ -109,6 +109,15 @@ export interface CellSpec {
   /** The zone of the cell: the IPv4 address its A records point at, and its name servers. */
   dns?: { address?: string; nameservers?: string[]; zoneFile?: string };
   wireguard?: { container?: string };
+  backup?: BackupSpec;
+}
+
+export type BackupWeekday = 'monday' | 'tuesday' | 'wednesday' | 'thursday' | 'friday' | 'saturday' | 'sunday';
+
+export interface BackupSpec {
+  path?: string;
+  schedule?: { every: 'hourly' | 'daily' | 'weekly'; at?: string; weekday?: BackupWeekday };
+  retention?: { last?: number; daily?: number; weekly?: number; monthly?: number };
 }
 
 export type CaddyTlsMode = 'internal' | 'acme' | 'off';
@@ -117,6 +126,7 @@ export interface ServiceInstallSpec {
   version: string;
   config?: Record<string, string | number | boolean>;
   egress?: { connection: string };
+  backup?: { consistency?: 'pause' | 'stop' };
 }
 
 export interface PeerAccountSpec {
