@@ -7,6 +7,8 @@ import { planCommand } from './plan.js';
 import { credentialsCommand } from './credentials.js';
 import { verifyCommand, VERIFY_USAGE } from './verify.js';
 import { runCommand } from './run.js';
+import { backupCommand, BACKUP_USAGE } from './backup.js';
+import { dataCommand, DATA_USAGE } from './data.js';
 import { describeCommand, getCommand, watchCommand } from './status-commands.js';
 import { UsageError, type Io } from './usage.js';
 
@@ -26,6 +28,8 @@ Usage:
   pic credentials PEER --cell DIR [-o json]
       The filled connection details of every service the peer has an account on.
 ${VERIFY_USAGE}
+${BACKUP_USAGE}
+${DATA_USAGE}
   pic help
 
 Common options:
@@ -75,6 +79,10 @@ export async function main(argv: string[], io: Io, signal: AbortSignal = new Abo
         return await credentialsCommand(rest, io);
       case 'verify':
         return await verifyCommand(rest, io);
+      case 'backup':
+        return await backupCommand(rest, io);
+      case 'data':
+        return await dataCommand(rest, io);
       case undefined:
       case 'help':
       case '--help':

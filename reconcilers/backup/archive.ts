@@ -54,6 +54,8 @@ function tarRecorder(): { sink: Writable; done: Promise<TarReadResult> } {
     extract.on('finish', () => resolve({ entries, refused }));
     extract.on('error', reject);
   });
+  // The pipeline that feeds the recorder reports the same failure; this one must not go unhandled.
+  done.catch(() => undefined);
   return { sink: extract as unknown as Writable, done };
 }
 

@@ -488,7 +488,9 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
             previousKept.push(previous);
           }
         }
-        for (const c of containers) await env.docker.getContainer(c.id).start().catch((err: Error & { statusCode?: number }) => {
+        // Started again: what ran before the restore (a stopped service stays stopped).
+        const wasRunning = containers.filter((x) => x.running || x.paused);
+        for (const c of wasRunning) await env.docker.getContainer(c.id).start().catch((err: Error & { statusCode?: number }) => {
           if (err.statusCode !== 304) throw err;
         });
         journal.state.stopped = [];
@@ -497,7 +499,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
         await journal.save();
         const downtimeMs = Date.now() - started;
         // 4. The previous contents go once the service is Ready again; else they stay for the admin.
-        const ready = containers.length === 0 ? false : await waitReady(env, s.service);
+        const ready = wasRunning.length === 0 ? false : await waitReady(env, s.service);
         if (ready) {
           for (const p of previousKept) {
             if (p.startsWith('/')) await fs.rm(p, { recursive: true, force: true });

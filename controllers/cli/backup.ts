@@ -1,0 +1,125 @@
+/**
+ * `pic backup create|list|restore|verify|delete`: snapshots of the services' declared data, on
+ * demand. Progress goes to stderr; with -o json, stdout holds only the answer (create prints the
+ * snapshot id and manifest). Exit 0 done, 1 failed (the reason names the service and archive).
+ */
+import { parseArgs } from 'node:util';
+import { BackupError, createSnapshot, restoreSnapshot, verifySnapshot } from '../../reconcilers/backup/engine.js';
+import type { SnapshotManifest } from '../../reconcilers/backup/types.js';
+import { SnapshotStore } from '../../state/snapshots.js';
+import { StateDir, resolveStateDir } from '../../state/state-dir.js';
+import { BACKUP_OPTIONS, backupRoot, commandEnv, loadCellOrFail, serviceTargets } from './backup-env.js';
+import { UsageError, type Io } from './usage.js';
+
+export const BACKUP_USAGE = `  pic backup create [SERVICE...] --cell DIR [--no-verify] [-o json]
+      Snapshot the declared backup volumes and config paths of the services (all when none is
+      named), pausing each service (or stopping it, per its spec.backup.consistency) for its own
+      archives; then verify the snapshot by a test restore. -o json prints the snapshot.
+  pic backup list [--cell DIR] [-o json]
+  pic backup verify SNAPSHOT [--cell DIR] [-o json]
+      Restore every archive into scratch volumes and compare with what was archived.
+  pic backup restore SNAPSHOT [SERVICE...] --cell DIR [-o json]
+      Staged: restore into new volumes, check them, stop the service, swap, start; the previous
+      data is kept until the service is Ready again.
+  pic backup delete SNAPSHOT [--cell DIR]`;
+
+function jsonOrText(values: { output?: string | undefined }): boolean {
+  if (values.output !== undefined && values.output !== 'json') throw new UsageError('pic backup takes -o json or no -o');
+  return values.output === 'json';
+}
+
+function summary(m: SnapshotManifest): string {
+  const archives = m.services.reduce((n, s) => n + s.archives.length, 0);
+  const bytes = m.services.reduce((n, s) => n + s.archives.reduce((k, a) => k + a.size, 0), 0);
+  const verified = m.verification === undefined ? 'unverified' : m.verification.ok ? 'verified' : 'FAILED verification';
+  return `${m.id}  ${m.createdAt}  ${m.reason.padEnd(9)} ${verified.padEnd(20)} ${String(archives).padStart(3)} archives ${String(bytes).padStart(12)} bytes  ${m.services.map((s) => s.service).join(',')}`;
+}
+
+async function storeFor(values: { cell?: string | undefined; 'state-dir'?: string | undefined }): Promise<{ store: SnapshotStore; cellName?: string; root: string }> {
+  const state = new StateDir(resolveStateDir(values['state-dir']));
+  if (values.cell) {
+    const cell = await loadCellOrFail(values.cell, 'backup');
+    const root = backupRoot(state, cell);
+    return { store: new SnapshotStore(root), cellName: cell.cell.metadata.name, root };
+  }
+  const root = backupRoot(state);
+  return { store: new SnapshotStore(root), root };
+}
+
+export async function backupCommand(args: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...BACKUP_OPTIONS, 'no-verify': { type: 'boolean' } } });
+  const json = jsonOrText(values);
+  try {
+    switch (sub) {
+      case 'create': {
+        const cell = await loadCellOrFail(values.cell, 'backup create');
+        const state = new StateDir(resolveStateDir(values['state-dir']));
+        const targets = serviceTargets(cell, state, positionals);
+        const { env } = await commandEnv(values, cell.cell.metadata.name, backupRoot(state, cell), io);
+        const { manifest, warnings } = await createSnapshot(env, targets, { verify: values['no-verify'] !== true });
+        warnings.forEach((w) => io.err(`pic: warning: ${w}`));
+        if (json) io.out(JSON.stringify(manifest, null, 2));
+        else {
+          io.out(`snapshot ${manifest.id}`);
+          for (const s of manifest.services) {
+            io.out(`  ${s.service}: ${s.archives.length} archive(s)${s.consistency === 'none' ? '' : `, ${s.consistency === 'stop' ? 'stopped' : 'paused'} for ${s.downtimeMs} ms`}`);
+          }
+          if (manifest.verification) io.out(manifest.verification.ok ? '  verified by a test restore' : `  verification FAILED:\n    ${(manifest.verification.problems ?? []).join('\n    ')}`);
+        }
+        return manifest.verification === undefined || manifest.verification.ok ? 0 : 1;
+      }
+      case 'list': {
+        if (positionals.length > 0) throw new UsageError('pic backup list takes no arguments');
+        const { store, root } = await storeFor(values);
+        const { snapshots, problems } = await store.list();
+        problems.forEach((p) => io.err(`pic: ${p}`));
+        if (json) io.out(JSON.stringify(snapshots.map((s) => ({ id: s.id, createdAt: s.createdAt, reason: s.reason, verification: s.verification ?? null, services: s.services.map((x) => ({ service: x.service, version: x.version, archives: x.archives.length, downtimeMs: x.downtimeMs })) })), null, 2));
+        else if (snapshots.length === 0) io.out(`No snapshots in ${root}.`);
+        else snapshots.forEach((s) => io.out(summary(s)));
+        return 0;
+      }
+      case 'verify': {
+        if (positionals.length !== 1) throw new UsageError('pic backup verify takes one SNAPSHOT (see pic backup list)');
+        const { store, cellName, root } = await storeFor(values);
+        const manifest = await store.read(positionals[0] as string);
+        const { env } = await commandEnv(values, cellName ?? manifest.cell, root, io);
+        const verification = await verifySnapshot(env, manifest.id);
+        if (json) io.out(JSON.stringify(verification, null, 2));
+        else io.out(verification.ok ? `snapshot ${manifest.id}: verified` : `snapshot ${manifest.id}: verification FAILED\n  ${(verification.problems ?? []).join('\n  ')}`);
+        return verification.ok ? 0 : 1;
+      }
+      case 'restore': {
+        if (positionals.length < 1) throw new UsageError('pic backup restore takes SNAPSHOT [SERVICE...]');
+        const cell = await loadCellOrFail(values.cell, 'backup restore');
+        const state = new StateDir(resolveStateDir(values['state-dir']));
+        const { env } = await commandEnv(values, cell.cell.metadata.name, backupRoot(state, cell), io);
+        const [id, ...services] = positionals as [string, ...string[]];
+        const report = await restoreSnapshot(env, id, services);
+        if (json) io.out(JSON.stringify(report, null, 2));
+        else {
+          io.out(`snapshot ${report.snapshot} restored`);
+          for (const s of report.services) {
+            io.out(`  ${s.service}: ${s.archives} archive(s), stopped for ${s.downtimeMs} ms, ${s.ready ? 'Ready again' : `not Ready; previous data kept in ${s.previousKept.join(', ')}`}`);
+          }
+        }
+        return 0;
+      }
+      case 'delete': {
+        if (positionals.length !== 1) throw new UsageError('pic backup delete takes one SNAPSHOT');
+        const { store } = await storeFor(values);
+        await store.delete(positionals[0] as string);
+        io.out(`snapshot ${positionals[0]} deleted`);
+        return 0;
+      }
+      default:
+        throw new UsageError(sub === undefined ? 'pic backup needs a subcommand: create, list, verify, restore or delete' : `unknown backup subcommand "${sub}"`);
+    }
+  } catch (err) {
+    if (err instanceof BackupError) {
+      io.err(`pic: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
