@@ -89,6 +89,7 @@ class Journal {
 function progressReporter(env: BackupEnv, phase: BackupPhase, service: string) {
   let before = 0;
   return {
+    service,
     start(archive: string) {
       let last = 0;
       const report = (bytes: number, done: boolean) => {
@@ -172,6 +173,7 @@ async function takeArchive(env: BackupEnv, image: string, dir: string, planned: 
     const subpath = planned.source.subpath === '.' ? '' : `/${planned.source.subpath}`;
     const written = await archiveContainerPath(env.docker, helper.id, `/d${subpath}`, file, p.onBytes);
     p.finish();
+    env.notify?.({ key: ownerKey(progress.service), type: 'Normal', reason: 'BackupProgress', message: `${planned.file}: ${written.tarBytes} bytes read, ${written.size} bytes archived (service so far: ${progress.total()} bytes)` });
     const entriesFile = `${planned.file.replace(/\.tar\.gz$/, '')}.files.jsonl`;
     await writeEntries(path.join(dir, entriesFile), written.entries);
     const source = planned.source.type === 'volume' ? { ...planned.source, labels: (await volumeLabels(env.docker, planned.source.volume)) ?? {} } : planned.source;
@@ -454,6 +456,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
             problems = await restoreInto(env, image, { type: 'bind', source: folder, target: '/d', readOnly: false }, check, p.onBytes);
           }
           p.finish();
+          env.notify?.({ key: ownerKey(s.service), type: 'Normal', reason: 'RestoreProgress', message: `${check.record.file}: staged and checked (service so far: ${progress.total()} bytes)` });
           if (problems.length > 0) throw new BackupError(`snapshot ${id} is not restored; the service was not touched:\n  ${problems.join('\n  ')}`);
         }
 

@@ -281,4 +281,36 @@ describe('a run killed while the service is paused', () => {
     expect(await ourLeftovers()).toEqual({ containers: [], volumes: [] });
     expect((await fs.readdir(env.store.root)).filter((n) => n.endsWith('.partial'))).toEqual([]);
   });
+
+  it('a restore killed halfway leaves the service running, on its old data or the restored one, and no staged volume', async () => {
+    const c = docker.getContainer(`cell-${cell.tag}-mail-app`);
+    const volume = `${cell.tag}-mail-data`;
+    await inVolume(cell, volume, 'echo snapshot > /d/marker');
+    const { manifest } = await createSnapshot(env, [target('mail', 'pause', [{ container: 'app', path: '/data', name: 'data' }])], { verify: false });
+    const restored = await fingerprint(cell, volume);
+    await inVolume(cell, volume, 'echo later > /d/marker');
+    const old = await fingerprint(cell, volume);
+
+    const child = spawn(process.execPath, [path.join(process.cwd(), 'dist/tests/support/backup-child.js')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PICTEST_BACKUP: JSON.stringify({ cell, root: env.store.root, service: 'mail', container: 'app', path: '/data', restore: manifest.id }) },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    const deadline = Date.now() + 120_000;
+    while ((await c.inspect()).State.Running) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the restore never stopped the service: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGKILL');
+    await exited;
+
+    await sweep(env);
+    expect((await c.inspect()).State.Running).toBe(true);
+    expect([old, restored]).toContain(await fingerprint(cell, volume));
+    const left = await ourLeftovers();
+    expect(left.containers).toEqual([]);
+    expect(left.volumes.filter((v) => !v.endsWith('(previous)'))).toEqual([]);
+  });
 });
