@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { BackupError, createSnapshot, restoreSnapshot, verifySnapshot } from '../../reconcilers/backup/engine.js';
+import { planRetention } from '../../reconcilers/backup/retention.js';
 import type { SnapshotManifest } from '../../reconcilers/backup/types.js';
 import { SnapshotStore } from '../../state/snapshots.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';
@@ -21,7 +22,9 @@ export const BACKUP_USAGE = `  pic backup create [SERVICE...] --cell DIR [--no-v
   pic backup restore SNAPSHOT [SERVICE...] --cell DIR [-o json]
       Staged: restore into new volumes, check them, stop the service, swap, start; the previous
       data is kept until the service is Ready again.
-  pic backup delete SNAPSHOT [--cell DIR]`;
+  pic backup delete SNAPSHOT [--cell DIR]
+  pic backup prune --cell DIR [--dry-run] [-o json]
+      Delete the snapshots the Cell's spec.backup.retention does not keep.`;
 
 function jsonOrText(values: { output?: string | undefined }): boolean {
   if (values.output !== undefined && values.output !== 'json') throw new UsageError('pic backup takes -o json or no -o');
@@ -48,7 +51,7 @@ async function storeFor(values: { cell?: string | undefined; 'state-dir'?: strin
 
 export async function backupCommand(args: string[], io: Io): Promise<number> {
   const [sub, ...rest] = args;
-  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...BACKUP_OPTIONS, 'no-verify': { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { ...BACKUP_OPTIONS, 'no-verify': { type: 'boolean' }, 'dry-run': { type: 'boolean' } } });
   const json = jsonOrText(values);
   try {
     switch (sub) {
@@ -112,8 +115,25 @@ export async function backupCommand(args: string[], io: Io): Promise<number> {
         io.out(`snapshot ${positionals[0]} deleted`);
         return 0;
       }
+      case 'prune': {
+        if (positionals.length > 0) throw new UsageError('pic backup prune takes no arguments');
+        const cell = await loadCellOrFail(values.cell, 'backup prune');
+        const rule = cell.cell.spec.backup?.retention;
+        if (!rule) throw new UsageError(`the Cell in ${cell.dir} has no spec.backup.retention; add one (e.g. {daily: 7, weekly: 4}) before pruning`);
+        const store = new SnapshotStore(backupRoot(new StateDir(resolveStateDir(values['state-dir'])), cell));
+        const { snapshots, problems } = await store.list();
+        problems.forEach((p) => io.err(`pic: ${p}`));
+        const plan = planRetention(snapshots.map((s) => ({ id: s.id, createdAt: s.createdAt, verified: s.verification?.ok === true })), rule);
+        if (!values['dry-run']) for (const id of plan.delete) await store.delete(id);
+        if (json) io.out(JSON.stringify({ ...plan, dryRun: values['dry-run'] === true }, null, 2));
+        else {
+          for (const k of plan.keep) io.out(`keep   ${k.id}  (${k.because.join('; ')})`);
+          for (const id of plan.delete) io.out(`${values['dry-run'] ? 'would delete' : 'deleted'} ${id}`);
+        }
+        return 0;
+      }
       default:
-        throw new UsageError(sub === undefined ? 'pic backup needs a subcommand: create, list, verify, restore or delete' : `unknown backup subcommand "${sub}"`);
+        throw new UsageError(sub === undefined ? 'pic backup needs a subcommand: create, list, verify, restore, delete or prune' : `unknown backup subcommand "${sub}"`);
     }
   } catch (err) {
     if (err instanceof BackupError) {

@@ -314,7 +314,7 @@ interface ArchiveCheck {
 }
 
 /** Read an archive file back: hash, size, what it holds against its record, whether it may be restored. */
-async function checkArchiveFile(env: BackupEnv, id: string, service: string, record: ArchiveRecord, phase: BackupPhase, progress: ReturnType<typeof progressReporter>): Promise<ArchiveCheck> {
+async function checkArchiveFile(env: BackupEnv, id: string, service: string, record: ArchiveRecord, progress: ReturnType<typeof progressReporter>): Promise<ArchiveCheck> {
   const dir = env.store.dir(id);
   const file = path.join(dir, record.file);
   const label = `${service}/${record.file.split('/').pop()}`;
@@ -330,7 +330,6 @@ async function checkArchiveFile(env: BackupEnv, id: string, service: string, rec
   } finally {
     p.finish();
   }
-  void phase;
   return { record, service, file, problems };
 }
 
@@ -359,7 +358,7 @@ export async function verifySnapshot(env: BackupEnv, id: string): Promise<Verifi
   for (const s of manifest.services) {
     const progress = progressReporter(env, 'verify', s.service);
     for (const record of s.archives) {
-      const check = await checkArchiveFile(env, id, s.service, record, 'verify', progress);
+      const check = await checkArchiveFile(env, id, s.service, record, progress);
       problems.push(...check.problems);
       if (check.problems.length > 0) continue;
       const scratch = await createVolume(env.docker, env.helper, 'scratch', s.service, { [BACKUP_LABEL.snapshot]: id });
@@ -424,7 +423,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
   const checks: ArchiveCheck[] = [];
   for (const s of chosen) {
     const progress = progressReporter(env, 'verify', s.service);
-    for (const record of s.archives) checks.push(await checkArchiveFile(env, id, s.service, record, 'verify', progress));
+    for (const record of s.archives) checks.push(await checkArchiveFile(env, id, s.service, record, progress));
   }
   const refused = checks.flatMap((c) => c.problems);
   if (refused.length > 0) throw new BackupError(`snapshot ${id} is not restored; nothing was changed:\n  ${refused.join('\n  ')}`);

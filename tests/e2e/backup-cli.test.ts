@@ -2,7 +2,8 @@
  * `pic backup` and `pic data` as an admin runs them, on a test cell the operator converged: a
  * service whose manifest declares a backup volume and a config path is backed up (-o json gives
  * the snapshot), listed, verified, its data deleted and restored; then it is uninstalled, its kept
- * volume listed by `pic data list` and deleted after a final snapshot.
+ * volume listed by `pic data list` and deleted after a final snapshot; `prune` applies the Cell's
+ * retention.
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -129,5 +130,17 @@ describe('pic backup', () => {
 
     await pic('backup', 'delete', id, '--cell', cell.cellDir);
     expect(JSON.parse((await pic('backup', 'list', '--cell', cell.cellDir, '-o', 'json')).stdout)).toHaveLength(1);
+  });
+
+  test('prune deletes what the Cell\'s retention does not keep', async () => {
+    expect((await pic('backup', 'prune', '--cell', cell.cellDir)).stderr).toContain('no spec.backup.retention');
+    const cellFile = path.join(cell.cellDir, 'cell.yaml');
+    await fs.writeFile(cellFile, `${await fs.readFile(cellFile, 'utf8')}  backup: {retention: {last: 0, daily: 0}}\n`);
+    const [only] = JSON.parse((await pic('backup', 'list', '--cell', cell.cellDir, '-o', 'json')).stdout) as { id: string }[];
+    const dry = await pic('backup', 'prune', '--cell', cell.cellDir, '--dry-run');
+    expect(dry.stdout).toContain(`would delete ${only!.id}`);
+    expect(JSON.parse((await pic('backup', 'list', '--cell', cell.cellDir, '-o', 'json')).stdout)).toHaveLength(1);
+    expect((await pic('backup', 'prune', '--cell', cell.cellDir)).stdout).toContain(`deleted ${only!.id}`);
+    expect((await pic('backup', 'list', '--cell', cell.cellDir)).stdout).toContain('No snapshots');
   });
 });
