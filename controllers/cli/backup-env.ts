@@ -73,8 +73,9 @@ export interface CommandEnv {
  * The engine's environment. PIC_BACKUP_HELPER_IMAGE and PIC_BACKUP_NAME_PREFIX name the helper
  * image and the start of helper names (defaults: built from busybox, `pic-backup`).
  */
-export async function commandEnv(values: { 'state-dir'?: string | undefined }, cellName: string, root: string, io: Io, quiet = false): Promise<CommandEnv> {
+export async function commandEnv(values: { 'state-dir'?: string | undefined }, cellName: string, root: string, io: Io, cell?: LoadedCell): Promise<CommandEnv> {
   const state = new StateDir(resolveStateDir(values['state-dir']));
+  const dataDir = cellDataDir(state, cell);
   const events = new EventLog(state.paths.events);
   const helper: HelperSettings = {
     labels: { [LABEL.cell]: cellName },
@@ -91,9 +92,16 @@ export async function commandEnv(values: { 'state-dir'?: string | undefined }, c
     cellName,
     now: () => new Date(),
     notify,
-    ...(quiet ? {} : { onProgress: terminalProgress(io) }),
+    ...(dataDir !== undefined ? { dataDir } : {}),
+    onProgress: terminalProgress(io),
   };
   return { env, state, events };
+}
+
+/** The cell's data directory, as the operator derives it (state/state-dir.ts, Cell spec.dataDir). */
+export function cellDataDir(state: StateDir, cell?: LoadedCell): string | undefined {
+  if (!cell?.cell) return undefined;
+  return cell.cell.spec.dataDir ? path.posix.normalize(cell.cell.spec.dataDir) : state.paths.data;
 }
 
 /** The installed services to back up (all when `names` is empty), with their manifests. */
@@ -102,7 +110,7 @@ export function serviceTargets(cell: LoadedCell & { cell: NonNullable<LoadedCell
   const unknown = names.filter((n) => !installed.has(n));
   if (unknown.length > 0) throw new UsageError(`no ServiceInstall ${unknown.join(', ')} in ${cell.dir}; installed: ${[...installed.keys()].sort().join(', ') || 'none'}`);
   const chosen = (names.length > 0 ? [...new Set(names)] : [...installed.keys()]).sort();
-  const dataDir = cell.cell.spec.dataDir ? path.posix.normalize(cell.cell.spec.dataDir) : state.paths.data;
+  const dataDir = cellDataDir(state, cell) as string;
   return chosen.map((id) => {
     const doc = installed.get(id)!;
     const manifest = cell.catalog?.services.get(id)?.manifest;

@@ -59,7 +59,7 @@ export async function backupCommand(args: string[], io: Io): Promise<number> {
         const cell = await loadCellOrFail(values.cell, 'backup create');
         const state = new StateDir(resolveStateDir(values['state-dir']));
         const targets = serviceTargets(cell, state, positionals);
-        const { env } = await commandEnv(values, cell.cell.metadata.name, backupRoot(state, cell), io);
+        const { env } = await commandEnv(values, cell.cell.metadata.name, backupRoot(state, cell), io, cell);
         const { manifest, warnings } = await createSnapshot(env, targets, { verify: values['no-verify'] !== true });
         warnings.forEach((w) => io.err(`pic: warning: ${w}`));
         if (json) io.out(JSON.stringify(manifest, null, 2));
@@ -96,7 +96,7 @@ export async function backupCommand(args: string[], io: Io): Promise<number> {
         if (positionals.length < 1) throw new UsageError('pic backup restore takes SNAPSHOT [SERVICE...]');
         const cell = await loadCellOrFail(values.cell, 'backup restore');
         const state = new StateDir(resolveStateDir(values['state-dir']));
-        const { env } = await commandEnv(values, cell.cell.metadata.name, backupRoot(state, cell), io);
+        const { env } = await commandEnv(values, cell.cell.metadata.name, backupRoot(state, cell), io, cell);
         const [id, ...services] = positionals as [string, ...string[]];
         const report = await restoreSnapshot(env, id, services);
         if (json) io.out(JSON.stringify(report, null, 2));

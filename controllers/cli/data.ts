@@ -71,7 +71,7 @@ export async function dataCommand(args: string[], io: Io): Promise<number> {
       }
       if (!values['no-snapshot']) {
         const state = new StateDir(resolveStateDir(values['state-dir']));
-        const { env } = await commandEnv(values, cell.cell.metadata.name, backupRoot(state, cell), io);
+        const { env } = await commandEnv(values, cell.cell.metadata.name, backupRoot(state, cell), io, cell);
         try {
           const { manifest } = await createKeptDataSnapshot(env, service, volumes.map((v) => v.name));
           if (!manifest.verification?.ok) {

@@ -50,6 +50,8 @@ export interface BackupEnv {
   now: () => Date;
   onProgress?: (p: Progress) => void;
   notify?: (n: BackupNotice) => void;
+  /** The cell's data directory: host folders a restore writes must resolve inside it. */
+  dataDir?: string;
   /** How long a restore waits for the service to be Ready before keeping the previous data. */
   readyTimeoutMs?: number;
 }
@@ -204,6 +206,35 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
+/**
+ * Why a host path is not safely inside `folder`, or undefined: every existing part of it must
+ * resolve inside the folder and the path itself must not be a symlink. A service can write under
+ * the data directory through its bind mounts, so a symlink there could point anywhere.
+ */
+async function leavesFolder(p: string, folder: string): Promise<string | undefined> {
+  let root: string;
+  try {
+    root = await fs.realpath(folder);
+  } catch {
+    return `the data directory ${folder} cannot be resolved`;
+  }
+  let existing = p;
+  for (;;) {
+    try {
+      const stat = await fs.lstat(existing);
+      if (existing === p && stat.isSymbolicLink()) return `${p} is a symlink; pic reads and writes only real folders under ${folder}`;
+      break;
+    } catch {
+      const parent = path.dirname(existing);
+      if (parent === existing) return `${p} has no existing folder above it`;
+      existing = parent;
+    }
+  }
+  const real = await fs.realpath(existing);
+  if (real !== root && !real.startsWith(`${root}/`)) return `${p} resolves to ${real}, outside the data directory ${folder}`;
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Create.
 
@@ -228,9 +259,16 @@ export async function createSnapshot(env: BackupEnv, targets: readonly ServiceTa
     problems.push(...plan.problems.map((p) => `ServiceInstall/${p.service}: manifest ${p.pointer}: ${p.message}`));
     const archives: PlannedArchive[] = [];
     for (const a of plan.archives) {
-      if (a.kind === 'config' && a.source.type === 'bind' && !(await exists(a.source.hostPath))) {
-        warnings.push(`ServiceInstall/${target.id}: config path ${a.name} does not exist (${a.source.hostPath}); nothing to archive for it`);
-        continue;
+      if (a.kind === 'config' && a.source.type === 'bind') {
+        if (!(await exists(a.source.hostPath))) {
+          warnings.push(`ServiceInstall/${target.id}: config path ${a.name} does not exist (${a.source.hostPath}); nothing to archive for it`);
+          continue;
+        }
+        const outside = await leavesFolder(a.source.hostPath, target.dataDir);
+        if (outside) {
+          problems.push(`ServiceInstall/${target.id}: manifest /backup/config_paths: ${a.name}: ${outside}`);
+          continue;
+        }
       }
       archives.push(a);
     }
@@ -448,6 +486,9 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
             problems = await restoreInto(env, image, { type: 'volume', source: volume, target: '/d', readOnly: false }, check, p.onBytes);
           } else {
             const target = path.join(src.hostPath, src.subpath);
+            if (env.dataDir === undefined) throw new BackupError(`${s.service}/${check.record.file} restores into the host folder ${target}, and the cell's data directory is not known to check it against`);
+            const outside = await leavesFolder(target, env.dataDir);
+            if (outside) throw new BackupError(`snapshot ${id} is not restored; nothing was changed: ${s.service}/${check.record.file}: ${outside}`);
             const folder = `${target}.pic-staged-${id}`;
             await fs.rm(folder, { recursive: true, force: true });
             await fs.mkdir(folder, { recursive: true, mode: 0o700 });

@@ -59,6 +59,7 @@ beforeAll(async () => {
     onProgress: (p) => progress.push(p),
     notify: (n) => notices.push(`${n.key} ${n.reason}: ${n.message}`),
     readyTimeoutMs: 30_000,
+    dataDir: cell.dataDir,
   };
 });
 
@@ -204,6 +205,13 @@ describe('a stopped service, and one stopped for its snapshot', () => {
     await expect(createSnapshot(env, [target('static', 'pause', [{ container: 'web', path: '/usr/lib', name: 'x' }])])).rejects.toThrow(/\/backup\/volumes\/0\/path: "\/usr\/lib"/);
     const state = (await docker.getContainer(`cell-${cell.tag}-static-web`).inspect()).State;
     expect(state.Running && !state.Paused).toBe(true);
+  });
+
+  it('refuses a config path that is a symlink or lies under one, since a service could have planted it', async () => {
+    await fs.mkdir(path.join(cell.dataDir, 'config'), { recursive: true });
+    await fs.symlink('/etc', path.join(cell.dataDir, 'config', 'planted'));
+    await expect(createSnapshot(env, [target('static', 'pause', [], ['config/planted'])])).rejects.toThrow(/config\/planted: .* is a symlink/);
+    await expect(createSnapshot(env, [target('static', 'pause', [], ['config/planted/ssl'])])).rejects.toThrow(/resolves to \/etc\/ssl, outside the data directory/);
   });
 });
 
