@@ -16,7 +16,7 @@ import { isProcessAlive } from '../../state/state-dir.js';
 import { snapshotId, type BackupJournal, type SnapshotStore } from '../../state/snapshots.js';
 import { archiveContainerPath, listContainerPath, putArchiveFile, readArchiveFile } from './archive.js';
 import { compareEntries, countFiles, entryListDigest, sortEntries } from './entries.js';
-import { createHelper, createVolume, ensureHelperImage, listLeftovers, removeContainer, removeVolume, runHelper, SWAP_SCRIPT, type HelperMount, type HelperSettings } from './helper.js';
+import { createHelper, createVolume, ensureHelperImage, listLeftovers, removeContainer, removeVolume, runHelper, SWAP_SCRIPT, UNSWAP_SCRIPT, type HelperMount, type HelperSettings } from './helper.js';
 import { BACKUP_LABEL } from './labels.js';
 import { observeServiceContainers, volumeLabels } from './observe.js';
 import { planKeptVolumeArchives, planServiceArchives, type BackupContainer, type PlannedArchive } from './plan.js';
@@ -453,6 +453,7 @@ async function waitReady(env: BackupEnv, service: string): Promise<boolean> {
 export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly string[] = []): Promise<RestoreReport> {
   await sweep(env);
   const manifest = await env.store.read(id);
+  if (manifest.cell !== env.cellName) throw new BackupError(`snapshot ${id} is of the cell "${manifest.cell}", not of "${env.cellName}": its volumes are named for that cell; nothing was changed`);
   const unknown = only.filter((s) => !manifest.services.some((x) => x.service === s));
   if (unknown.length > 0) throw new BackupError(`snapshot ${id} holds no service ${unknown.join(', ')}; it holds ${manifest.services.map((s) => s.service).join(', ') || 'none'}`);
   const chosen = manifest.services.filter((s) => only.length === 0 || only.includes(s.service));
@@ -566,8 +567,22 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
       }
     }
   } catch (err) {
-    // Whatever failed, a service this run stopped is started again.
+    // A swap that failed halfway is undone from the previous copy, then the service this run
+    // stopped is started again, on the data it had.
+    const undone: string[] = [];
+    for (const swap of journal.state.swaps) {
+      const image = await ensureHelperImage(env.docker, env.helper).catch(() => undefined);
+      if (image && (await unswapVolume(env, image, swap).then(() => true, () => false))) undone.push(swap.live);
+    }
+    for (const r of journal.state.renames) {
+      if (await exists(r.previous)) {
+        await fs.rm(r.target, { recursive: true, force: true }).catch(() => undefined);
+        await fs.rename(r.previous, r.target).catch(() => undefined);
+        undone.push(r.target);
+      }
+    }
     for (const cid of journal.state.stopped) await env.docker.getContainer(cid).start().catch(() => undefined);
+    if (undone.length > 0) (err as Error).message += ` (the previous data was put back into ${undone.join(', ')})`;
     throw err;
   } finally {
     await journal.close();
@@ -588,6 +603,20 @@ async function swapVolume(env: BackupEnv, image: string, swap: BackupJournal['sw
     ['sh', '-c', SWAP_SCRIPT, 'swap', swap.subpath],
   );
   if (result.exitCode !== 0) throw new Error(`swapping the restored data into volume ${swap.live} failed (exit ${result.exitCode}): ${result.output}`);
+}
+
+async function unswapVolume(env: BackupEnv, image: string, swap: BackupJournal['swaps'][number]): Promise<void> {
+  const result = await runHelper(
+    env.docker,
+    image,
+    env.helper,
+    [
+      { type: 'volume', source: swap.live, target: '/live', readOnly: false },
+      { type: 'volume', source: swap.previous, target: '/previous', readOnly: true },
+    ],
+    ['sh', '-c', UNSWAP_SCRIPT, 'unswap', swap.subpath],
+  );
+  if (result.exitCode !== 0) throw new Error(`putting the previous data back into volume ${swap.live} failed (exit ${result.exitCode}): ${result.output}`);
 }
 
 async function swapFolder(r: BackupJournal['renames'][number]): Promise<void> {

@@ -38,6 +38,17 @@ export const SWAP_SCRIPT = [
   'cp -a /staged/. "$target"/',
 ].join('\n');
 
+/** Undo of a swap that failed halfway: the copy kept in /previous goes back into /live/$1. */
+export const UNSWAP_SCRIPT = [
+  'set -e',
+  'target="/live/$1"',
+  '[ -e /previous/.pic-previous-complete ] || exit 3',
+  'mkdir -p "$target"',
+  'cd "$target" && rm -rf -- * .[!.]* ..?*',
+  'cp -a /previous/. "$target"/',
+  'rm -f "$target"/.pic-previous-complete',
+].join('\n');
+
 export async function ensureHelperImage(docker: Dockerode, settings: HelperSettings): Promise<string> {
   const busyboxPath = settings.busybox ?? process.env.PIC_BUSYBOX ?? '/bin/busybox';
   let busybox: Buffer | undefined;
