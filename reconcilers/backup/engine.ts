@@ -269,6 +269,10 @@ export async function createSnapshot(env: BackupEnv, targets: readonly ServiceTa
           problems.push(`ServiceInstall/${target.id}: manifest /backup/config_paths: ${a.name}: ${outside}`);
           continue;
         }
+        if (!(await fs.stat(a.source.hostPath)).isDirectory()) {
+          problems.push(`ServiceInstall/${target.id}: manifest /backup/config_paths: ${a.name} (${a.source.hostPath}) is not a folder; pic archives config folders, so name the folder that holds the file`);
+          continue;
+        }
       }
       archives.push(a);
     }
@@ -335,6 +339,7 @@ async function takeSnapshot(
     return { manifest, warnings };
   } catch (err) {
     await env.store.abandon(id).catch(() => undefined);
+    for (const { target } of planned) env.notify?.({ key: ownerKey(target.id), type: 'Warning', reason: 'BackupFailed', message: `snapshot ${id} was not taken: ${(err as Error).message}` });
     throw err;
   } finally {
     await journal.close();
