@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { LABEL } from '../../reconcilers/containers/labels.js';
-import type { BackupEnv, BackupNotice, Progress, ServiceTarget } from '../../reconcilers/backup/engine.js';
+import type { BackupEnv, BackupNotice, Progress, ServiceTarget } from '../../reconcilers/backup/index.js';
 import type { HelperSettings } from '../../reconcilers/backup/helper.js';
 import { loadCell, resolveCellPath, type LoadedCell } from '../../state/cell.js';
 import { EventLog } from '../../state/events.js';

@@ -4,7 +4,7 @@
  * snapshot id and manifest). Exit 0 done, 1 failed (the reason names the service and archive).
  */
 import { parseArgs } from 'node:util';
-import { BackupError, createSnapshot, restoreSnapshot, verifySnapshot } from '../../reconcilers/backup/engine.js';
+import { BackupError, createSnapshot, restoreSnapshot, verifySnapshot } from '../../reconcilers/backup/index.js';
 import { planRetention } from '../../reconcilers/backup/retention.js';
 import type { SnapshotManifest } from '../../reconcilers/backup/types.js';
 import { SnapshotStore } from '../../state/snapshots.js';

@@ -4,7 +4,7 @@
  * first unless --no-snapshot, and refuses while any container still uses a volume.
  */
 import { parseArgs } from 'node:util';
-import { BackupError, createKeptDataSnapshot } from '../../reconcilers/backup/engine.js';
+import { BackupError, createKeptDataSnapshot } from '../../reconcilers/backup/index.js';
 import { removeVolume } from '../../reconcilers/backup/helper.js';
 import { containersUsingVolume, listServiceVolumes, type KeptVolume } from '../../reconcilers/backup/observe.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createSnapshot, restoreSnapshot, verifySnapshot, type BackupEnv } from '../../reconcilers/backup/engine.js';
+import { createSnapshot, restoreSnapshot, verifySnapshot, type BackupEnv } from '../../reconcilers/backup/index.js';
 import { SnapshotStore } from '../../state/snapshots.js';
 import { BUSYBOX_IMAGE, createFakeCell, createServiceContainer, createServiceVolume, inVolume, removeFakeCell } from '../support/backup-fixture.js';
 import { docker } from '../support/docker.js';

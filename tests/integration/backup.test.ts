@@ -12,7 +12,7 @@ import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import tar from 'tar-stream';
-import { BackupError, createSnapshot, restoreSnapshot, sweep, verifySnapshot, type BackupEnv, type Progress, type ServiceTarget } from '../../reconcilers/backup/engine.js';
+import { BackupError, createSnapshot, restoreSnapshot, sweep, verifySnapshot, type BackupEnv, type Progress, type ServiceTarget } from '../../reconcilers/backup/index.js';
 import { readArchiveFile } from '../../reconcilers/backup/archive.js';
 import { entryListDigest } from '../../reconcilers/backup/entries.js';
 import { BACKUP_LABEL } from '../../reconcilers/backup/labels.js';

@@ -3,7 +3,7 @@
  * its settings as JSON from PICTEST_BACKUP.
  */
 import path from 'node:path';
-import { createSnapshot, restoreSnapshot, type BackupEnv } from '../../reconcilers/backup/engine.js';
+import { createSnapshot, restoreSnapshot, type BackupEnv } from '../../reconcilers/backup/index.js';
 import { SnapshotStore } from '../../state/snapshots.js';
 import type { FakeCell } from './backup-fixture.js';
 import { docker } from './docker.js';
