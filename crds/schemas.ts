@@ -54,6 +54,8 @@ const REGISTRY_HOST_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\
 export const INTERFACE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$';
 export const IMAGE_PREFIX_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._:/-]*$';
 export const ABSOLUTE_PATH_PATTERN = '^/';
+/** HH:MM, 24-hour. */
+export const BACKUP_TIME_PATTERN = '^([01]\\d|2[0-3]):[0-5]\\d$';
 /**
  * The only Linux capabilities a service may add to its containers, and only a connectivity
  * service that declares them (`connectivity.cap_add`): what a tunnel or proxy needs to set up
@@ -73,6 +75,7 @@ export const PATTERN_HINTS: Readonly<Record<string, string>> = {
   [SUBDOMAIN_PATTERN]: 'a lowercase letter followed by at most 30 lowercase letters, digits or hyphens',
   [BACKEND_PATTERN]: 'host:port, such as cell-notes:8080 (host of letters, digits, ".", "_", "-"; port of 1 to 5 digits)',
   [CONTAINER_NAME_PATTERN]: '"cell-" followed by a lowercase letter or digit and at most 30 lowercase letters, digits or hyphens',
+  [BACKUP_TIME_PATTERN]: 'a time of day as HH:MM, such as 03:30',
   [DOCKER_NAME_PATTERN]: 'a Docker name: a letter or digit, then at most 63 letters, digits, "_", "." or "-"',
   [FILE_STEM_PATTERN]: 'a plain file name stem: a letter or digit, then at most 63 letters, digits, "_", "." or "-" (no slash)',
   [CONFIG_KEY_PATTERN]: 'a lowercase letter, then at most 62 lowercase letters, digits or "_" (it becomes PIC_CFG_<KEY>)',
@@ -494,6 +497,20 @@ export const CELL_SPEC_SCHEMA = obj(
         }),
       }),
     }),
+    backup: obj('Backup', 'Where snapshots of the services\' data are kept, when the operator takes them and how many it keeps.', {
+      path: str('Path', 'Folder holding the snapshots; relative to the cell folder or absolute. Default: backups/ in the state directory.', { minLength: 1 }),
+      schedule: obj('Schedule', 'When the operator takes a snapshot of every installed service (UTC).', {
+        every: { type: 'string', enum: ['hourly', 'daily', 'weekly'], title: 'Every', description: 'How often a snapshot is due.' },
+        at: patterned('At', 'HH:MM (UTC) of a daily or weekly snapshot; of an hourly one only the minutes count. Default 03:00.', BACKUP_TIME_PATTERN),
+        weekday: { type: 'string', enum: ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'], title: 'Weekday', description: 'Day of a weekly snapshot; default sunday.' },
+      }, ['every']),
+      retention: obj('Retention', 'Which verified snapshots are kept: the newest `last`, and the newest of each of the latest `daily` days, `weekly` ISO weeks and `monthly` months. The rest are deleted.', {
+        last: { type: 'integer', minimum: 0, maximum: 1000, title: 'Last', description: 'The newest snapshots kept whatever their age.' },
+        daily: { type: 'integer', minimum: 0, maximum: 1000, title: 'Daily', description: 'Days with a kept snapshot.' },
+        weekly: { type: 'integer', minimum: 0, maximum: 1000, title: 'Weekly', description: 'ISO weeks with a kept snapshot.' },
+        monthly: { type: 'integer', minimum: 0, maximum: 1000, title: 'Monthly', description: 'Months with a kept snapshot.' },
+      }),
+    }),
   },
   ['domain', 'store'],
 );
@@ -512,6 +529,9 @@ export const SERVICE_INSTALL_SPEC_SCHEMA = obj(
     egress: obj('Egress', 'Where the outbound traffic of the service goes.', {
       connection: patterned('Connection', '"default", or the name of a Connection whose type the manifest allows.', DNS_LABEL_PATTERN),
     }, ['connection']),
+    backup: obj('Backup', 'How the service is held still while its snapshot is taken.', {
+      consistency: { type: 'string', enum: ['pause', 'stop'], default: 'pause', title: 'Consistency', description: 'pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again.' },
+    }),
   },
   ['version'],
 );

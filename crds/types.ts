@@ -122,6 +122,15 @@ export interface CellSpec {
     endpoint?: string;
     run?: CoreRunSpec & { listenPort?: number; publish?: { hostIp?: string; port?: number } };
   };
+  backup?: BackupSpec;
+}
+
+export type BackupWeekday = 'monday' | 'tuesday' | 'wednesday' | 'thursday' | 'friday' | 'saturday' | 'sunday';
+
+export interface BackupSpec {
+  path?: string;
+  schedule?: { every: 'hourly' | 'daily' | 'weekly'; at?: string; weekday?: BackupWeekday };
+  retention?: { last?: number; daily?: number; weekly?: number; monthly?: number };
 }
 
 /** A core container pic runs: its image and fixed address on the cell network. */
@@ -137,6 +146,7 @@ export interface ServiceInstallSpec {
   version: string;
   config?: Record<string, string | number | boolean>;
   egress?: { connection: string };
+  backup?: { consistency?: 'pause' | 'stop' };
 }
 
 export interface PeerAccountSpec {

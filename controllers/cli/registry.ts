@@ -2,10 +2,12 @@
  * Every pic command, in the order `pic help` lists them. A new command is one more line here
  * (a `Command` value from its own module); help, flag checking and completion follow from it.
  */
+import { backupCommand } from './backup.js';
 import { caCommand } from './ca.js';
 import type { Command } from './command.js';
 import { completionCommand } from './completion.js';
 import { credentials } from './credentials.js';
+import { dataCommand } from './data.js';
 import { planCommand } from './plan.js';
 import { runCommand } from './run.js';
 import { describeCommand, getCommand, watchCommand } from './status-commands.js';
@@ -22,5 +24,7 @@ export const COMMANDS: readonly Command[] = [
   credentials,
   verifyCommand,
   caCommand,
+  backupCommand,
+  dataCommand,
   completionCommand,
 ];

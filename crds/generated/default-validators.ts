@@ -3,7 +3,7 @@
 // edit crds/schemas.ts, then run `node dist/crds/generate.js`.
 import runtime0 from "ajv/dist/runtime/ucs2length.js";
 export const Cell = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"publicKeys":{"type":"array","title":"Public keys","description":"Several cosign public key files; a signature by any one of them (or by publicKey) verifies. Rotate by adding the new key, re-signing, then removing the old one.","items":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"uniqueItems":true}},"default":{"mode":"enforce"}},"registries":{"type":"object","title":"Registries","description":"How image registries are reached, for pulls and signature look-ups alike.","additionalProperties":false,"properties":{"mirrors":{"type":"object","title":"Mirrors","description":"Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.","additionalProperties":{"type":"string","title":"Mirror","description":"host[:port] of the mirror.","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"}},"insecure":{"type":"array","title":"Insecure registries","description":"Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.","items":{"type":"string","title":"Registry","description":"host[:port].","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},"uniqueItems":true}}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}},"run":{"type":"object","title":"Caddy run by pic","description":"pic creates and heals the Caddy container on the cell network. Without this section the admin runs Caddy and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-caddy.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"publish":{"type":"object","title":"Published ports","description":"Host ports Caddy is published on; none unless given here. Its admin API is never published.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the ports are bound to; default 0.0.0.0 (every address).","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"http":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTP port","description":"Host port forwarded to Caddy's port 80."},"https":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTPS port","description":"Host port forwarded to Caddy's port 443."}}}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1},"run":{"type":"object","title":"DNS server run by pic","description":"pic creates and heals the DNS server container on the cell network. Without this section the admin runs DNS server and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-dns.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"upstreams":{"type":"array","title":"Upstream resolvers","description":"Resolvers that names outside the cell domain are forwarded to. Without any, such queries are refused.","items":{"type":"string","title":"Upstream","description":"IPv4 address of a resolver.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"uniqueItems":true}}}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"},"subnet":{"type":"string","title":"VPN subnet","description":"The tunnel's IPv4 network; the server takes its first address. Default 10.8.0.0/24.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},"peerPool":{"type":"string","title":"Peer pool","description":"Range inside the VPN subnet from which each PeerAccount gets a stable address. Default: the subnet after the server address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"endpoint":{"type":"string","title":"Endpoint","description":"host:port peers connect to (the cell's public name or address and the published UDP port).","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},"run":{"type":"object","title":"WireGuard run by pic","description":"pic creates and heals the WireGuard container on the cell network. Without this section the admin runs WireGuard and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-wireguard.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"listenPort":{"type":"integer","minimum":1,"maximum":65535,"title":"Listen port","description":"UDP port WireGuard listens on inside the container. Default 51820."},"publish":{"type":"object","title":"Published port","description":"Where the UDP listen port is published on the host.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the port is bound to; default 0.0.0.0.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"port":{"type":"integer","minimum":1,"maximum":65535,"title":"Port","description":"Host UDP port; default the listen port."}}}}}}}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"publicKeys":{"type":"array","title":"Public keys","description":"Several cosign public key files; a signature by any one of them (or by publicKey) verifies. Rotate by adding the new key, re-signing, then removing the old one.","items":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"uniqueItems":true}},"default":{"mode":"enforce"}},"registries":{"type":"object","title":"Registries","description":"How image registries are reached, for pulls and signature look-ups alike.","additionalProperties":false,"properties":{"mirrors":{"type":"object","title":"Mirrors","description":"Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.","additionalProperties":{"type":"string","title":"Mirror","description":"host[:port] of the mirror.","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"}},"insecure":{"type":"array","title":"Insecure registries","description":"Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.","items":{"type":"string","title":"Registry","description":"host[:port].","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},"uniqueItems":true}}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}},"run":{"type":"object","title":"Caddy run by pic","description":"pic creates and heals the Caddy container on the cell network. Without this section the admin runs Caddy and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-caddy.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"publish":{"type":"object","title":"Published ports","description":"Host ports Caddy is published on; none unless given here. Its admin API is never published.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the ports are bound to; default 0.0.0.0 (every address).","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"http":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTP port","description":"Host port forwarded to Caddy's port 80."},"https":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTPS port","description":"Host port forwarded to Caddy's port 443."}}}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1},"run":{"type":"object","title":"DNS server run by pic","description":"pic creates and heals the DNS server container on the cell network. Without this section the admin runs DNS server and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-dns.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"upstreams":{"type":"array","title":"Upstream resolvers","description":"Resolvers that names outside the cell domain are forwarded to. Without any, such queries are refused.","items":{"type":"string","title":"Upstream","description":"IPv4 address of a resolver.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"uniqueItems":true}}}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"},"subnet":{"type":"string","title":"VPN subnet","description":"The tunnel's IPv4 network; the server takes its first address. Default 10.8.0.0/24.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},"peerPool":{"type":"string","title":"Peer pool","description":"Range inside the VPN subnet from which each PeerAccount gets a stable address. Default: the subnet after the server address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"endpoint":{"type":"string","title":"Endpoint","description":"host:port peers connect to (the cell's public name or address and the published UDP port).","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},"run":{"type":"object","title":"WireGuard run by pic","description":"pic creates and heals the WireGuard container on the cell network. Without this section the admin runs WireGuard and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-wireguard.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"listenPort":{"type":"integer","minimum":1,"maximum":65535,"title":"Listen port","description":"UDP port WireGuard listens on inside the container. Default 51820."},"publish":{"type":"object","title":"Published port","description":"Where the UDP listen port is published on the host.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the port is bound to; default 0.0.0.0.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"port":{"type":"integer","minimum":1,"maximum":65535,"title":"Port","description":"Host UDP port; default the listen port."}}}}}}},"backup":{"type":"object","title":"Backup","description":"Where snapshots of the services' data are kept, when the operator takes them and how many it keeps.","additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding the snapshots; relative to the cell folder or absolute. Default: backups/ in the state directory.","minLength":1},"schedule":{"type":"object","title":"Schedule","description":"When the operator takes a snapshot of every installed service (UTC).","required":["every"],"additionalProperties":false,"properties":{"every":{"type":"string","enum":["hourly","daily","weekly"],"title":"Every","description":"How often a snapshot is due."},"at":{"type":"string","title":"At","description":"HH:MM (UTC) of a daily or weekly snapshot; of an hourly one only the minutes count. Default 03:00.","pattern":"^([01]\\d|2[0-3]):[0-5]\\d$"},"weekday":{"type":"string","enum":["monday","tuesday","wednesday","thursday","friday","saturday","sunday"],"title":"Weekday","description":"Day of a weekly snapshot; default sunday."}}},"retention":{"type":"object","title":"Retention","description":"Which verified snapshots are kept: the newest `last`, and the newest of each of the latest `daily` days, `weekly` ISO weeks and `monthly` months. The rest are deleted.","additionalProperties":false,"properties":{"last":{"type":"integer","minimum":0,"maximum":1000,"title":"Last","description":"The newest snapshots kept whatever their age."},"daily":{"type":"integer","minimum":0,"maximum":1000,"title":"Daily","description":"Days with a kept snapshot."},"weekly":{"type":"integer","minimum":0,"maximum":1000,"title":"Weekly","description":"ISO weeks with a kept snapshot."},"monthly":{"type":"integer","minimum":0,"maximum":1000,"title":"Monthly","description":"Months with a kept snapshot."}}}}}}}}};
 const func2 = runtime0.default;
 const func4 = Object.prototype.hasOwnProperty;
 const pattern0 = new RegExp("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
@@ -20,6 +20,7 @@ const pattern12 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
 const pattern14 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
 const pattern18 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
 const pattern26 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$", "u");
+const pattern31 = new RegExp("^([01]\\d|2[0-3]):[0-5]\\d$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -2059,9 +2060,12 @@ vErrors.push(err158);
 errors++;
 }
 }
-}
-else {
-const err159 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data9};
+if(data9.backup !== undefined){
+let data71 = data9.backup;
+if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
+for(const key20 in data71){
+if(!(((key20 === "path") || (key20 === "schedule")) || (key20 === "retention"))){
+const err159 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.backup,data:data71};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2071,9 +2075,11 @@ vErrors.push(err159);
 errors++;
 }
 }
-}
-else {
-const err160 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(data71.path !== undefined){
+let data72 = data71.path;
+if(typeof data72 === "string"){
+if(func2(data72) < 1){
+const err160 = {instancePath:instancePath+"/spec/backup/path",schemaPath:"#/properties/spec/properties/backup/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.backup.properties.path,data:data72};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2082,13 +2088,335 @@ vErrors.push(err160);
 }
 errors++;
 }
+}
+else {
+const err161 = {instancePath:instancePath+"/spec/backup/path",schemaPath:"#/properties/spec/properties/backup/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.path.type,parentSchema:schema11.properties.spec.properties.backup.properties.path,data:data72};
+if(vErrors === null){
+vErrors = [err161];
+}
+else {
+vErrors.push(err161);
+}
+errors++;
+}
+}
+if(data71.schedule !== undefined){
+let data73 = data71.schedule;
+if(data73 && typeof data73 == "object" && !Array.isArray(data73)){
+if(data73.every === undefined){
+const err162 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/required",keyword:"required",params:{missingProperty: "every"},message:"must have required property '"+"every"+"'",schema:schema11.properties.spec.properties.backup.properties.schedule.required,parentSchema:schema11.properties.spec.properties.backup.properties.schedule,data:data73};
+if(vErrors === null){
+vErrors = [err162];
+}
+else {
+vErrors.push(err162);
+}
+errors++;
+}
+for(const key21 in data73){
+if(!(((key21 === "every") || (key21 === "at")) || (key21 === "weekday"))){
+const err163 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.backup.properties.schedule,data:data73};
+if(vErrors === null){
+vErrors = [err163];
+}
+else {
+vErrors.push(err163);
+}
+errors++;
+}
+}
+if(data73.every !== undefined){
+let data74 = data73.every;
+if(typeof data74 !== "string"){
+const err164 = {instancePath:instancePath+"/spec/backup/schedule/every",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/every/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.every.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.every,data:data74};
+if(vErrors === null){
+vErrors = [err164];
+}
+else {
+vErrors.push(err164);
+}
+errors++;
+}
+if(!(((data74 === "hourly") || (data74 === "daily")) || (data74 === "weekly"))){
+const err165 = {instancePath:instancePath+"/spec/backup/schedule/every",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/every/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.backup.properties.schedule.properties.every.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.every.enum,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.every,data:data74};
+if(vErrors === null){
+vErrors = [err165];
+}
+else {
+vErrors.push(err165);
+}
+errors++;
+}
+}
+if(data73.at !== undefined){
+let data75 = data73.at;
+if(typeof data75 === "string"){
+if(!pattern31.test(data75)){
+const err166 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/pattern",keyword:"pattern",params:{pattern: "^([01]\\d|2[0-3]):[0-5]\\d$"},message:"must match pattern \""+"^([01]\\d|2[0-3]):[0-5]\\d$"+"\"",schema:"^([01]\\d|2[0-3]):[0-5]\\d$",parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.at,data:data75};
+if(vErrors === null){
+vErrors = [err166];
+}
+else {
+vErrors.push(err166);
+}
+errors++;
+}
+}
+else {
+const err167 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.at.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.at,data:data75};
+if(vErrors === null){
+vErrors = [err167];
+}
+else {
+vErrors.push(err167);
+}
+errors++;
+}
+}
+if(data73.weekday !== undefined){
+let data76 = data73.weekday;
+if(typeof data76 !== "string"){
+const err168 = {instancePath:instancePath+"/spec/backup/schedule/weekday",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/weekday/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday,data:data76};
+if(vErrors === null){
+vErrors = [err168];
+}
+else {
+vErrors.push(err168);
+}
+errors++;
+}
+if(!(((((((data76 === "monday") || (data76 === "tuesday")) || (data76 === "wednesday")) || (data76 === "thursday")) || (data76 === "friday")) || (data76 === "saturday")) || (data76 === "sunday"))){
+const err169 = {instancePath:instancePath+"/spec/backup/schedule/weekday",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/weekday/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.backup.properties.schedule.properties.weekday.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday.enum,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday,data:data76};
+if(vErrors === null){
+vErrors = [err169];
+}
+else {
+vErrors.push(err169);
+}
+errors++;
+}
+}
+}
+else {
+const err170 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.backup.properties.schedule.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule,data:data73};
+if(vErrors === null){
+vErrors = [err170];
+}
+else {
+vErrors.push(err170);
+}
+errors++;
+}
+}
+if(data71.retention !== undefined){
+let data77 = data71.retention;
+if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
+for(const key22 in data77){
+if(!((((key22 === "last") || (key22 === "daily")) || (key22 === "weekly")) || (key22 === "monthly"))){
+const err171 = {instancePath:instancePath+"/spec/backup/retention",schemaPath:"#/properties/spec/properties/backup/properties/retention/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.backup.properties.retention,data:data77};
+if(vErrors === null){
+vErrors = [err171];
+}
+else {
+vErrors.push(err171);
+}
+errors++;
+}
+}
+if(data77.last !== undefined){
+let data78 = data77.last;
+if(!(((typeof data78 == "number") && (!(data78 % 1) && !isNaN(data78))) && (isFinite(data78)))){
+const err172 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.last.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
+if(vErrors === null){
+vErrors = [err172];
+}
+else {
+vErrors.push(err172);
+}
+errors++;
+}
+if((typeof data78 == "number") && (isFinite(data78))){
+if(data78 > 1000 || isNaN(data78)){
+const err173 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
+if(vErrors === null){
+vErrors = [err173];
+}
+else {
+vErrors.push(err173);
+}
+errors++;
+}
+if(data78 < 0 || isNaN(data78)){
+const err174 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
+if(vErrors === null){
+vErrors = [err174];
+}
+else {
+vErrors.push(err174);
+}
+errors++;
+}
+}
+}
+if(data77.daily !== undefined){
+let data79 = data77.daily;
+if(!(((typeof data79 == "number") && (!(data79 % 1) && !isNaN(data79))) && (isFinite(data79)))){
+const err175 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.daily.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
+if(vErrors === null){
+vErrors = [err175];
+}
+else {
+vErrors.push(err175);
+}
+errors++;
+}
+if((typeof data79 == "number") && (isFinite(data79))){
+if(data79 > 1000 || isNaN(data79)){
+const err176 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
+if(vErrors === null){
+vErrors = [err176];
+}
+else {
+vErrors.push(err176);
+}
+errors++;
+}
+if(data79 < 0 || isNaN(data79)){
+const err177 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
+if(vErrors === null){
+vErrors = [err177];
+}
+else {
+vErrors.push(err177);
+}
+errors++;
+}
+}
+}
+if(data77.weekly !== undefined){
+let data80 = data77.weekly;
+if(!(((typeof data80 == "number") && (!(data80 % 1) && !isNaN(data80))) && (isFinite(data80)))){
+const err178 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
+if(vErrors === null){
+vErrors = [err178];
+}
+else {
+vErrors.push(err178);
+}
+errors++;
+}
+if((typeof data80 == "number") && (isFinite(data80))){
+if(data80 > 1000 || isNaN(data80)){
+const err179 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
+if(vErrors === null){
+vErrors = [err179];
+}
+else {
+vErrors.push(err179);
+}
+errors++;
+}
+if(data80 < 0 || isNaN(data80)){
+const err180 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
+if(vErrors === null){
+vErrors = [err180];
+}
+else {
+vErrors.push(err180);
+}
+errors++;
+}
+}
+}
+if(data77.monthly !== undefined){
+let data81 = data77.monthly;
+if(!(((typeof data81 == "number") && (!(data81 % 1) && !isNaN(data81))) && (isFinite(data81)))){
+const err181 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
+if(vErrors === null){
+vErrors = [err181];
+}
+else {
+vErrors.push(err181);
+}
+errors++;
+}
+if((typeof data81 == "number") && (isFinite(data81))){
+if(data81 > 1000 || isNaN(data81)){
+const err182 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
+if(vErrors === null){
+vErrors = [err182];
+}
+else {
+vErrors.push(err182);
+}
+errors++;
+}
+if(data81 < 0 || isNaN(data81)){
+const err183 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
+if(vErrors === null){
+vErrors = [err183];
+}
+else {
+vErrors.push(err183);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err184 = {instancePath:instancePath+"/spec/backup/retention",schemaPath:"#/properties/spec/properties/backup/properties/retention/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.backup.properties.retention.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention,data:data77};
+if(vErrors === null){
+vErrors = [err184];
+}
+else {
+vErrors.push(err184);
+}
+errors++;
+}
+}
+}
+else {
+const err185 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.backup.type,parentSchema:schema11.properties.spec.properties.backup,data:data71};
+if(vErrors === null){
+vErrors = [err185];
+}
+else {
+vErrors.push(err185);
+}
+errors++;
+}
+}
+}
+else {
+const err186 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err186];
+}
+else {
+vErrors.push(err186);
+}
+errors++;
+}
+}
+}
+else {
+const err187 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err187];
+}
+else {
+vErrors.push(err187);
+}
+errors++;
+}
 validate10.errors = vErrors;
 return errors === 0;
 }
 
 export const ServiceInstall = validate11;
-const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","required":["version"],"additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The catalog version admitted; a newer catalog version is reported, not applied.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}}}}}};
-const pattern33 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
+const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","required":["version"],"additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The catalog version admitted; a newer catalog version is reported, not applied.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}},"backup":{"type":"object","title":"Backup","description":"How the service is held still while its snapshot is taken.","additionalProperties":false,"properties":{"consistency":{"type":"string","enum":["pause","stop"],"default":"pause","title":"Consistency","description":"pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again."}}}}}}};
+const pattern34 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -2369,7 +2697,7 @@ vErrors.push(err22);
 errors++;
 }
 for(const key4 in data9){
-if(!(((key4 === "version") || (key4 === "config")) || (key4 === "egress"))){
+if(!((((key4 === "version") || (key4 === "config")) || (key4 === "egress")) || (key4 === "backup"))){
 const err23 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec,data:data9};
 if(vErrors === null){
 vErrors = [err23];
@@ -2383,7 +2711,7 @@ errors++;
 if(data9.version !== undefined){
 let data10 = data9.version;
 if(typeof data10 === "string"){
-if(!pattern33.test(data10)){
+if(!pattern34.test(data10)){
 const err24 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/pattern",keyword:"pattern",params:{pattern: "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},message:"must match pattern \""+"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"+"\"",schema:"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$",parentSchema:schema12.properties.spec.properties.version,data:data10};
 if(vErrors === null){
 vErrors = [err24];
@@ -2495,9 +2823,15 @@ vErrors.push(err32);
 errors++;
 }
 }
+if(data9.backup !== undefined){
+let data15 = data9.backup;
+if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
+if(data15.consistency === undefined){
+data15.consistency = "pause";
 }
-else {
-const err33 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.type,parentSchema:schema12.properties.spec,data:data9};
+for(const key7 in data15){
+if(!(key7 === "consistency")){
+const err33 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.backup,data:data15};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -2507,14 +2841,59 @@ vErrors.push(err33);
 errors++;
 }
 }
-}
-else {
-const err34 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+let data16 = data15.consistency;
+if(typeof data16 !== "string"){
+const err34 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.backup.properties.consistency.type,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data16};
 if(vErrors === null){
 vErrors = [err34];
 }
 else {
 vErrors.push(err34);
+}
+errors++;
+}
+if(!((data16 === "pause") || (data16 === "stop"))){
+const err35 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.backup.properties.consistency.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.spec.properties.backup.properties.consistency.enum,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data16};
+if(vErrors === null){
+vErrors = [err35];
+}
+else {
+vErrors.push(err35);
+}
+errors++;
+}
+}
+else {
+const err36 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.backup.type,parentSchema:schema12.properties.spec.properties.backup,data:data15};
+if(vErrors === null){
+vErrors = [err36];
+}
+else {
+vErrors.push(err36);
+}
+errors++;
+}
+}
+}
+else {
+const err37 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.type,parentSchema:schema12.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err37];
+}
+else {
+vErrors.push(err37);
+}
+errors++;
+}
+}
+}
+else {
+const err38 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(vErrors === null){
+vErrors = [err38];
+}
+else {
+vErrors.push(err38);
 }
 errors++;
 }
@@ -2524,7 +2903,7 @@ return errors === 0;
 
 export const PeerAccount = validate12;
 const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic PeerAccount","description":"The service accounts of one peer (peers/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"PeerAccount","title":"Kind","description":"Always PeerAccount."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"PeerAccount spec","description":"The services on which the peer named by metadata.name has an account.","required":["services"],"additionalProperties":false,"properties":{"services":{"type":"array","title":"Services","description":"Ids of installed services; removing one deprovisions the account there.","items":{"type":"string","title":"Service","description":"Service id.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"uniqueItems":true},"wireguard":{"type":"object","title":"WireGuard","description":"The peer's VPN key.","additionalProperties":false,"properties":{"publicKey":{"type":"string","title":"Public key","description":"The peer's own WireGuard public key (base64); the person keeps the private key. Without it pic generates a pair.","pattern":"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"}}}}}}};
-const pattern38 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
+const pattern39 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -2899,7 +3278,7 @@ errors++;
 if(data12.publicKey !== undefined){
 let data13 = data12.publicKey;
 if(typeof data13 === "string"){
-if(!pattern38.test(data13)){
+if(!pattern39.test(data13)){
 const err29 = {instancePath:instancePath+"/spec/wireguard/publicKey",schemaPath:"#/properties/spec/properties/wireguard/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"},message:"must match pattern \""+"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"+"\"",schema:"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$",parentSchema:schema13.properties.spec.properties.wireguard.properties.publicKey,data:data13};
 if(vErrors === null){
 vErrors = [err29];
@@ -2962,7 +3341,7 @@ return errors === 0;
 
 export const Connection = validate13;
 const schema14 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Connection","description":"A named egress exit (connections/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Connection","title":"Kind","description":"Always Connection."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Connection spec","description":"A named exit for the outbound traffic of services.","required":["type"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Type","description":"What kind of exit this is."},"interface":{"type":"string","title":"Interface","description":"Network interface of the exit inside cell-wireguard, such as wg_ext0.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},"failOpen":{"type":"boolean","title":"Fail open","description":"When the exit is down, let traffic take the normal route instead of dropping it.","default":false}}}}};
-const pattern41 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
+const pattern42 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3283,7 +3662,7 @@ errors++;
 if(data9.interface !== undefined){
 let data11 = data9.interface;
 if(typeof data11 === "string"){
-if(!pattern41.test(data11)){
+if(!pattern42.test(data11)){
 const err26 = {instancePath:instancePath+"/spec/interface",schemaPath:"#/properties/spec/properties/interface/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$",parentSchema:schema14.properties.spec.properties.interface,data:data11};
 if(vErrors === null){
 vErrors = [err26];
@@ -3342,4 +3721,4 @@ errors++;
 validate13.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "879cb2cb3f6cc965fca22355d429b8e632f57594ed15b6636731c97b702f2236";
+export const SCHEMA_FINGERPRINT = "6397b7d3819431634a1baba9309675419bdde6cea59ae653f68dee9db6f6d175";

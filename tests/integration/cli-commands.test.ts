@@ -87,6 +87,8 @@ const BASE: Record<string, () => string[]> = {
   credentials: () => ['alice', '--cell', cellDir, '--state-dir', stateDir],
   completion: () => ['bash'],
   ca: () => ['--cell', cellDir],
+  backup: () => ['list', '--cell', cellDir, '--state-dir', stateDir],
+  data: () => ['list', '--cell', cellDir, '--state-dir', stateDir],
   verify: () => ['127.0.0.1:9/roof/x@sha256:' + '0'.repeat(64), '--key', path.join(process.cwd(), 'examples', 'demo', 'demo-cosign.pub')],
   help: () => [],
   version: () => [],
@@ -102,6 +104,8 @@ const OUTPUTS: Record<string, Record<'json' | 'yaml' | 'name', [number, RegExp]>
   watch: { json: [-1, /./], yaml: [2, /^pic watch: -o takes json or nothing, not "yaml"$/], name: [2, /^pic watch: -o takes json or nothing, not "name"$/] },
   credentials: { json: [1, /^pic: no credentials are stored for peer "alice"/], yaml: [2, /^pic credentials: -o takes json, wireguard or nothing/], name: [2, /^pic credentials: -o takes json, wireguard or nothing/] },
   // Nothing answers on 127.0.0.1:9: refused (RegistryUnreachable), the verdict on stdout, nothing on stderr.
+  backup: { json: [0, /^\[/], yaml: [2, /^pic backup: -o takes json or nothing/], name: [2, /^pic backup: -o takes json or nothing/] },
+  data: { json: [0, /^\{/], yaml: [2, /^pic data: -o takes json or nothing/], name: [2, /^pic data: -o takes json or nothing/] },
   verify: { json: [1, /^$/], yaml: [2, /^pic verify: -o takes json or nothing/], name: [2, /^pic verify: -o takes json or nothing/] },
 };
 

@@ -1,0 +1,193 @@
+/**
+ * The helper the backup engine reads and writes data through: an image built here from the host's
+ * static busybox (so no registry is needed and a service image without tar does not matter),
+ * containers of it that mount one volume or directory each, and the scratch, staged and previous
+ * volumes. Thin Docker calls; what to create is decided by the engine.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type Dockerode from 'dockerode';
+import tar from 'tar-stream';
+import { BACKUP_LABEL, type BackupRole } from './labels.js';
+
+export interface HelperSettings {
+  /** Tag of the helper image; built when absent. Default pic/backup-helper:<busybox hash>. */
+  image?: string;
+  /** The static busybox the helper image holds. */
+  busybox?: string;
+  /** Labels on everything the engine creates (the cell's label; tests add theirs). */
+  labels: Record<string, string>;
+  /** Start of the names of helper containers and volumes; default `pic-backup`. */
+  namePrefix?: string;
+}
+
+/** Applets the helper's fixed scripts use. */
+const APPLETS = ['sh', 'cp', 'rm', 'mkdir', 'touch', 'true', 'test', '['];
+
+/** The copy a restore swaps with: old contents into /previous (once), then the staged tree into /live/$1. */
+export const SWAP_SCRIPT = [
+  'set -e',
+  'target="/live/$1"',
+  'mkdir -p "$target"',
+  'if [ ! -e /previous/.pic-previous-complete ]; then',
+  '  cd /previous && rm -rf -- * .[!.]* ..?*',
+  '  cp -a "$target"/. /previous/',
+  '  touch /previous/.pic-previous-complete',
+  'fi',
+  'cd "$target" && rm -rf -- * .[!.]* ..?*',
+  'cp -a /staged/. "$target"/',
+].join('\n');
+
+/** Undo of a swap that failed halfway: the copy kept in /previous goes back into /live/$1. */
+export const UNSWAP_SCRIPT = [
+  'set -e',
+  'target="/live/$1"',
+  '[ -e /previous/.pic-previous-complete ] || exit 3',
+  'mkdir -p "$target"',
+  'cd "$target" && rm -rf -- * .[!.]* ..?*',
+  'cp -a /previous/. "$target"/',
+  'rm -f "$target"/.pic-previous-complete',
+].join('\n');
+
+export async function ensureHelperImage(docker: Dockerode, settings: HelperSettings): Promise<string> {
+  const busyboxPath = settings.busybox ?? process.env.PIC_BUSYBOX ?? '/bin/busybox';
+  let busybox: Buffer | undefined;
+  let tag = settings.image;
+  if (tag === undefined) {
+    busybox = await readBusybox(busyboxPath);
+    tag = `pic/backup-helper:${createHash('sha256').update(busybox).digest('hex').slice(0, 12)}`;
+  }
+  try {
+    await docker.getImage(tag).inspect();
+    return tag;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+  }
+  busybox ??= await readBusybox(busyboxPath);
+  const pack = tar.pack();
+  pack.entry({ name: 'bin/', type: 'directory', mode: 0o755 });
+  pack.entry({ name: 'tmp/', type: 'directory', mode: 0o1777 });
+  pack.entry({ name: 'bin/busybox', mode: 0o755, size: busybox.length }, busybox);
+  for (const applet of APPLETS) pack.entry({ name: `bin/${applet}`, type: 'symlink', linkname: 'busybox', mode: 0o777 });
+  pack.finalize();
+  const colon = tag.lastIndexOf(':');
+  const repo = colon > tag.lastIndexOf('/') ? tag.slice(0, colon) : tag;
+  const version = colon > tag.lastIndexOf('/') ? tag.slice(colon + 1) : 'latest';
+  const changes = ['ENV PATH=/bin', 'CMD ["true"]', ...Object.entries({ ...settings.labels, [BACKUP_LABEL.role]: 'helper' }).map(([k, v]) => `LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`)];
+  const stream = await docker.importImage(pack, { repo, tag: version, changes });
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(stream, (err: Error | null, output: { error?: string }[]) => {
+      const failed = output?.find((o) => o.error !== undefined);
+      if (err || failed) reject(new Error(`cannot build the backup helper image ${tag}: ${err?.message ?? failed?.error}`));
+      else resolve();
+    });
+  });
+  return tag;
+}
+
+async function readBusybox(file: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw new Error(`the backup helper image is built from a static busybox at ${file}, which cannot be read (${(err as Error).message}); install Debian's busybox-static or set PIC_BUSYBOX`);
+  }
+}
+
+function labelsFor(settings: HelperSettings, role: BackupRole, extra: Record<string, string> = {}): Record<string, string> {
+  return { ...settings.labels, ...extra, [BACKUP_LABEL.role]: role, [BACKUP_LABEL.pid]: String(process.pid) };
+}
+
+function randomPart(): string {
+  return createHash('sha256').update(`${process.pid}-${Date.now()}-${Math.random()}`).digest('hex').slice(0, 10);
+}
+
+export function helperName(settings: HelperSettings, what: string): string {
+  return `${settings.namePrefix ?? 'pic-backup'}-${what}-${randomPart()}`;
+}
+
+export interface HelperMount {
+  /** A volume name, or an absolute host path for a bind mount. */
+  source: string;
+  type: 'volume' | 'bind';
+  target: string;
+  readOnly: boolean;
+}
+
+/** A helper container, created and never started (the archive API works on it as it is). */
+export async function createHelper(docker: Dockerode, image: string, settings: HelperSettings, mounts: HelperMount[], cmd: string[] = ['true']): Promise<Dockerode.Container> {
+  return docker.createContainer({
+    name: helperName(settings, 'helper'),
+    Image: image,
+    Cmd: cmd,
+    Labels: labelsFor(settings, 'helper'),
+    NetworkDisabled: true,
+    HostConfig: {
+      NetworkMode: 'none',
+      Mounts: mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+    },
+  });
+}
+
+export async function removeContainer(docker: Dockerode, id: string): Promise<void> {
+  try {
+    await docker.getContainer(id).remove({ force: true });
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404 && (err as { statusCode?: number }).statusCode !== 409) throw err;
+  }
+}
+
+export async function createVolume(docker: Dockerode, settings: HelperSettings, role: BackupRole, what: string, extra: Record<string, string> = {}): Promise<string> {
+  const name = helperName(settings, `${role}-${what}`.slice(0, 60));
+  await docker.createVolume({ Name: name, Labels: labelsFor(settings, role, extra) });
+  return name;
+}
+
+export async function removeVolume(docker: Dockerode, name: string): Promise<void> {
+  try {
+    await docker.getVolume(name).remove();
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+  }
+}
+
+/** Run a helper to completion; the exit code and its output (for the error message). */
+export async function runHelper(docker: Dockerode, image: string, settings: HelperSettings, mounts: HelperMount[], cmd: string[]): Promise<{ exitCode: number; output: string }> {
+  const container = await createHelper(docker, image, settings, mounts, cmd);
+  try {
+    await container.start();
+    const result = (await container.wait()) as { StatusCode: number };
+    const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+    return { exitCode: result.StatusCode, output: stripDockerFrames(Buffer.isBuffer(logs) ? logs : Buffer.from(String(logs))) };
+  } finally {
+    await removeContainer(docker, container.id);
+  }
+}
+
+/** Docker's multiplexed log frames (8-byte headers) to text. */
+function stripDockerFrames(buf: Buffer): string {
+  const parts: string[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length && (buf[i] === 1 || buf[i] === 2) && buf[i + 1] === 0) {
+    const len = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + len).toString('utf8'));
+    i += 8 + len;
+  }
+  return (parts.length > 0 ? parts.join('') : buf.toString('utf8')).trim().slice(-2000);
+}
+
+/** Helper containers and volumes of a given role whose run (pid) is over, carrying `labels`. */
+export async function listLeftovers(docker: Dockerode, labels: Record<string, string>, isAlive: (pid: number) => boolean): Promise<{ containers: string[]; volumes: { name: string; role: string }[] }> {
+  const filters = { label: [...Object.entries(labels).map(([k, v]) => `${k}=${v}`), BACKUP_LABEL.role] };
+  const dead = (l: Record<string, string> | undefined) => {
+    const pid = Number(l?.[BACKUP_LABEL.pid]);
+    return !Number.isInteger(pid) || !isAlive(pid);
+  };
+  const containers = (await docker.listContainers({ all: true, filters }))
+    .filter((c) => dead(c.Labels))
+    .map((c) => c.Id);
+  const { Volumes } = await docker.listVolumes({ filters });
+  const volumes = (Volumes ?? [])
+    .filter((v) => dead(v.Labels ?? undefined) && (v.Labels?.[BACKUP_LABEL.role] === 'scratch' || v.Labels?.[BACKUP_LABEL.role] === 'staged'))
+    .map((v) => ({ name: v.Name, role: v.Labels?.[BACKUP_LABEL.role] ?? '' }));
+  return { containers, volumes };
+}

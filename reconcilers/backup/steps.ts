@@ -1,0 +1,213 @@
+/**
+ * The steps the backup engine's operations are made of: hold a service still and resume it, take
+ * one archive through a helper container, check an archive file, restore it into a volume or
+ * folder and compare, swap a restored tree in (and back out). Each is a few adapter calls.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { BackupJournal } from '../../state/snapshots.js';
+import { archiveContainerPath, listContainerPath, putArchiveFile, readArchiveFile } from './archive.js';
+import { type BackupEnv, type Journal, ownerKey, type progressReporter } from './context.js';
+import { compareEntries, countFiles, entryListDigest, sortEntries } from './entries.js';
+import { createHelper, removeContainer, runHelper, SWAP_SCRIPT, UNSWAP_SCRIPT, type HelperMount } from './helper.js';
+import { volumeLabels } from './observe.js';
+import type { BackupContainer, PlannedArchive } from './plan.js';
+import type { ArchiveRecord, FileEntry } from './types.js';
+
+export async function quiesce(env: BackupEnv, journal: Journal, containers: readonly BackupContainer[], mode: 'pause' | 'stop'): Promise<() => Promise<void>> {
+  const touched: { id: string; how: 'paused' | 'stopped' }[] = [];
+  const resume = async () => {
+    const failures: string[] = [];
+    for (const t of [...touched].reverse()) {
+      try {
+        if (t.how === 'paused') await env.docker.getContainer(t.id).unpause();
+        else await env.docker.getContainer(t.id).start();
+      } catch (err) {
+        const code = (err as { statusCode?: number }).statusCode;
+        if (code !== 304 && code !== 404 && !/is not paused|already started/i.test((err as Error).message)) failures.push(`${t.id.slice(0, 12)}: ${(err as Error).message}`);
+      }
+      journal.state.paused = journal.state.paused.filter((id) => id !== t.id);
+      journal.state.stopped = journal.state.stopped.filter((id) => id !== t.id);
+    }
+    touched.length = 0;
+    await journal.save();
+    if (failures.length > 0) throw new Error(`could not resume every container: ${failures.join('; ')}`);
+  };
+  try {
+    for (const c of containers) {
+      if (!c.running) continue;
+      // Journal first: a crash between the two leaves a note about a container that still runs.
+      if (mode === 'pause') journal.state.paused.push(c.id);
+      else journal.state.stopped.push(c.id);
+      await journal.save();
+      if (mode === 'pause') await env.docker.getContainer(c.id).pause();
+      else await env.docker.getContainer(c.id).stop();
+      touched.push({ id: c.id, how: mode === 'pause' ? 'paused' : 'stopped' });
+    }
+  } catch (err) {
+    await resume().catch(() => undefined);
+    throw err;
+  }
+  return resume;
+}
+
+export function sourceMount(source: ArchiveRecord['source'], target: string, readOnly: boolean): HelperMount {
+  return source.type === 'volume' ? { type: 'volume', source: source.volume, target, readOnly } : { type: 'bind', source: source.hostPath, target, readOnly };
+}
+
+export async function writeEntries(file: string, entries: readonly FileEntry[]): Promise<void> {
+  await fs.writeFile(file, sortEntries(entries).map((e) => JSON.stringify(e)).join('\n') + '\n', { mode: 0o600 });
+}
+
+export async function readEntries(file: string): Promise<FileEntry[]> {
+  const text = await fs.readFile(file, 'utf8');
+  return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as FileEntry);
+}
+
+export async function takeArchive(env: BackupEnv, image: string, dir: string, planned: PlannedArchive, progress: ReturnType<typeof progressReporter>): Promise<ArchiveRecord> {
+  const helper = await createHelper(env.docker, image, env.helper, [sourceMount(planned.source, '/d', true)]);
+  const file = path.join(dir, planned.file);
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const p = progress.start(planned.name);
+  try {
+    const subpath = planned.source.subpath === '.' ? '' : `/${planned.source.subpath}`;
+    const written = await archiveContainerPath(env.docker, helper.id, `/d${subpath}`, file, p.onBytes);
+    p.finish();
+    env.notify?.({ key: ownerKey(progress.service), type: 'Normal', reason: 'BackupProgress', message: `${planned.file}: ${written.tarBytes} bytes read, ${written.size} bytes archived (service so far: ${progress.total()} bytes)` });
+    const entriesFile = `${planned.file.replace(/\.tar\.gz$/, '')}.files.jsonl`;
+    await writeEntries(path.join(dir, entriesFile), written.entries);
+    const source = planned.source.type === 'volume' ? { ...planned.source, labels: (await volumeLabels(env.docker, planned.source.volume)) ?? {} } : planned.source;
+    return {
+      kind: planned.kind,
+      name: planned.name,
+      file: planned.file,
+      ...(planned.container !== undefined ? { container: planned.container } : {}),
+      ...(planned.path !== undefined ? { path: planned.path } : {}),
+      source,
+      sha256: written.sha256,
+      size: written.size,
+      ...countFiles(written.entries),
+      entriesSha256: entryListDigest(written.entries),
+      entriesFile,
+    };
+  } finally {
+    await removeContainer(env.docker, helper.id);
+  }
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why a host path is not safely inside `folder`, or undefined: every existing part of it must
+ * resolve inside the folder and the path itself must not be a symlink. A service can write under
+ * the data directory through its bind mounts, so a symlink there could point anywhere.
+ */
+export async function leavesFolder(p: string, folder: string): Promise<string | undefined> {
+  let root: string;
+  try {
+    root = await fs.realpath(folder);
+  } catch {
+    return `the data directory ${folder} cannot be resolved`;
+  }
+  let existing = p;
+  for (;;) {
+    try {
+      const stat = await fs.lstat(existing);
+      if (existing === p && stat.isSymbolicLink()) return `${p} is a symlink; pic reads and writes only real folders under ${folder}`;
+      break;
+    } catch {
+      const parent = path.dirname(existing);
+      if (parent === existing) return `${p} has no existing folder above it`;
+      existing = parent;
+    }
+  }
+  const real = await fs.realpath(existing);
+  if (real !== root && !real.startsWith(`${root}/`)) return `${p} resolves to ${real}, outside the data directory ${folder}`;
+  return undefined;
+}
+
+export interface ArchiveCheck {
+  record: ArchiveRecord;
+  service: string;
+  file: string;
+  problems: string[];
+}
+
+/** Read an archive file back: hash, size, what it holds against its record, whether it may be restored. */
+export async function checkArchiveFile(env: BackupEnv, id: string, service: string, record: ArchiveRecord, progress: ReturnType<typeof progressReporter>): Promise<ArchiveCheck> {
+  const dir = env.store.dir(id);
+  const file = path.join(dir, record.file);
+  const label = `${service}/${record.file.split('/').pop()}`;
+  const problems: string[] = [];
+  const p = progress.start(record.name);
+  try {
+    const read = await readArchiveFile(file, p.onBytes);
+    if (read.sha256 !== record.sha256 || read.size !== record.size) problems.push(`${label}: the file's sha256 (${read.sha256.slice(0, 12)}…, ${read.size} bytes) is not the one recorded (${record.sha256.slice(0, 12)}…, ${record.size} bytes): it was changed or corrupted`);
+    for (const r of read.refused) problems.push(`${label}: refused: ${r}`);
+    if (entryListDigest(read.entries) !== record.entriesSha256) problems.push(`${label}: holds other files than were archived`);
+  } catch (err) {
+    problems.push(`${label}: cannot be read (${(err as Error).message}): it is corrupted or truncated`);
+  } finally {
+    p.finish();
+  }
+  return { record, service, file, problems };
+}
+
+export async function restoreInto(env: BackupEnv, image: string, mount: HelperMount, check: ArchiveCheck, onBytes: (n: number) => void): Promise<string[]> {
+  const helper = await createHelper(env.docker, image, env.helper, [mount]);
+  try {
+    await putArchiveFile(env.docker, helper.id, mount.target, check.file, onBytes);
+    const restored = await listContainerPath(env.docker, helper.id, mount.target);
+    if (entryListDigest(restored.entries) === check.record.entriesSha256) return [];
+    const archived = await readEntries(path.join(path.dirname(check.file), path.basename(check.record.entriesFile)));
+    const label = `${check.service}/${check.record.file.split('/').pop()}`;
+    return compareEntries(archived, restored.entries).map((d) => `${label}: restored tree differs: ${d}`);
+  } finally {
+    await removeContainer(env.docker, helper.id);
+  }
+}
+
+
+export async function swapVolume(env: BackupEnv, image: string, swap: BackupJournal['swaps'][number]): Promise<void> {
+  const result = await runHelper(
+    env.docker,
+    image,
+    env.helper,
+    [
+      { type: 'volume', source: swap.live, target: '/live', readOnly: false },
+      { type: 'volume', source: swap.staged, target: '/staged', readOnly: true },
+      { type: 'volume', source: swap.previous, target: '/previous', readOnly: false },
+    ],
+    ['sh', '-c', SWAP_SCRIPT, 'swap', swap.subpath],
+  );
+  if (result.exitCode !== 0) throw new Error(`swapping the restored data into volume ${swap.live} failed (exit ${result.exitCode}): ${result.output}`);
+}
+
+export async function unswapVolume(env: BackupEnv, image: string, swap: BackupJournal['swaps'][number]): Promise<void> {
+  const result = await runHelper(
+    env.docker,
+    image,
+    env.helper,
+    [
+      { type: 'volume', source: swap.live, target: '/live', readOnly: false },
+      { type: 'volume', source: swap.previous, target: '/previous', readOnly: true },
+    ],
+    ['sh', '-c', UNSWAP_SCRIPT, 'unswap', swap.subpath],
+  );
+  if (result.exitCode !== 0) throw new Error(`putting the previous data back into volume ${swap.live} failed (exit ${result.exitCode}): ${result.output}`);
+}
+
+export async function swapFolder(r: BackupJournal['renames'][number]): Promise<void> {
+  if ((await exists(r.target)) && !(await exists(r.previous))) await fs.rename(r.target, r.previous);
+  if (await exists(r.staged)) {
+    await fs.rm(r.target, { recursive: true, force: true });
+    await fs.rename(r.staged, r.target);
+  }
+}

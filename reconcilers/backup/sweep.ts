@@ -1,0 +1,67 @@
+/** What a backup or restore killed halfway left behind, put right by the next run. */
+import { isProcessAlive } from '../../state/state-dir.js';
+import type { BackupEnv } from './context.js';
+import { ensureHelperImage, listLeftovers, removeContainer, removeVolume } from './helper.js';
+import { swapFolder, swapVolume } from './steps.js';
+
+export interface SweepReport {
+  resumed: string[];
+  finishedSwaps: string[];
+  removedContainers: number;
+  removedVolumes: string[];
+  removedFolders: string[];
+}
+
+export async function sweep(env: BackupEnv, isAlive: (pid: number) => boolean = isProcessAlive): Promise<SweepReport> {
+  const report: SweepReport = { resumed: [], finishedSwaps: [], removedContainers: 0, removedVolumes: [], removedFolders: [] };
+  const journals = await env.store.deadJournals(isAlive);
+  {
+    const leftovers = await listLeftovers(env.docker, env.helper.labels, isAlive);
+    for (const id of leftovers.containers) {
+      await removeContainer(env.docker, id);
+      report.removedContainers++;
+    }
+    for (const j of journals) {
+      if (j.swaps.length > 0) {
+        const image = await ensureHelperImage(env.docker, env.helper);
+        for (const swap of j.swaps) {
+          await swapVolume(env, image, swap);
+          report.finishedSwaps.push(swap.live);
+        }
+      }
+      for (const r of j.renames) {
+        await swapFolder(r);
+        report.finishedSwaps.push(r.target);
+      }
+      for (const cid of j.paused) {
+        try {
+          const state = (await env.docker.getContainer(cid).inspect()).State;
+          if (state.Paused) {
+            await env.docker.getContainer(cid).unpause();
+            report.resumed.push(cid);
+          }
+        } catch (err) {
+          if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+        }
+      }
+      for (const cid of j.stopped) {
+        try {
+          const state = (await env.docker.getContainer(cid).inspect()).State;
+          if (state.Paused) await env.docker.getContainer(cid).unpause();
+          else if (!state.Running) await env.docker.getContainer(cid).start();
+          report.resumed.push(cid);
+        } catch (err) {
+          if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+        }
+      }
+      await env.store.removeJournal(j.pid);
+      env.notify?.({ key: 'backup', type: 'Warning', reason: 'BackupRecovered', message: `a backup or restore (pid ${j.pid}) ended without finishing; resumed ${report.resumed.length} container(s), finished ${report.finishedSwaps.length} swap(s)` });
+    }
+    for (const v of leftovers.volumes) {
+      await removeVolume(env.docker, v.name);
+      report.removedVolumes.push(v.name);
+    }
+  }
+  report.removedFolders = await env.store.removeAbandoned(await env.store.livePartials(isAlive));
+  return report;
+}

@@ -1,0 +1,39 @@
+/** Verify a snapshot by a test restore of every archive into a scratch volume. */
+import { BACKUP_LABEL } from './labels.js';
+import { ownerKey, progressReporter, type BackupEnv } from './context.js';
+import { createVolume, ensureHelperImage, removeVolume } from './helper.js';
+import { checkArchiveFile, restoreInto } from './steps.js';
+import type { Verification } from './types.js';
+
+/**
+ * Restore every archive of a snapshot into scratch volumes and compare file list, sizes and
+ * content hashes with what was archived; record the outcome in the snapshot's manifest.
+ */
+export async function verifySnapshot(env: BackupEnv, id: string): Promise<Verification> {
+  const manifest = await env.store.read(id);
+  const image = await ensureHelperImage(env.docker, env.helper);
+  const problems: string[] = [];
+  for (const s of manifest.services) {
+    const progress = progressReporter(env, 'verify', s.service);
+    for (const record of s.archives) {
+      const check = await checkArchiveFile(env, id, s.service, record, progress);
+      problems.push(...check.problems);
+      if (check.problems.length > 0) continue;
+      const scratch = await createVolume(env.docker, env.helper, 'scratch', s.service, { [BACKUP_LABEL.snapshot]: id });
+      try {
+        problems.push(...(await restoreInto(env, image, { type: 'volume', source: scratch, target: '/d', readOnly: false }, check, () => undefined)));
+      } finally {
+        await removeVolume(env.docker, scratch);
+      }
+    }
+    env.notify?.({
+      key: ownerKey(s.service),
+      type: problems.length > 0 ? 'Warning' : 'Normal',
+      reason: problems.length > 0 ? 'BackupVerificationFailed' : 'BackupVerified',
+      message: problems.length > 0 ? `snapshot ${id}: ${problems.join('; ')}` : `snapshot ${id}: every archive restored into a scratch volume matches what was archived`,
+    });
+  }
+  const verification: Verification = { ok: problems.length === 0, at: env.now().toISOString(), ...(problems.length > 0 ? { problems } : {}) };
+  await env.store.write({ ...manifest, verification });
+  return verification;
+}
