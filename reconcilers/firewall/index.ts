@@ -10,7 +10,8 @@ import { observeServicesChain } from './observe.js';
 import { planFirewall } from './plan.js';
 import { renderServiceRules, SERVICES_CHAIN } from './render.js';
 
-export const DEFAULT_WIREGUARD_CONTAINER = 'cell-wireguard';
+export { DEFAULT_WIREGUARD_CONTAINER } from '../../crds/schemas.js';
+import { DEFAULT_WIREGUARD_CONTAINER } from '../../crds/schemas.js';
 
 /** The container whose network namespace holds the cell's firewall and routing. */
 export function wireguardContainerOf(cell: CellDocument): string {
