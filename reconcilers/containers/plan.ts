@@ -31,11 +31,8 @@ export interface PlanOptions {
   labels?: Record<string, string>;
 }
 
-/**
- * States in which a container is not to be started: running, Docker itself bringing it back, or
- * paused (a backup holds it still for its snapshot and resumes it; `docker start` would fail).
- */
-const RUNNING_STATES = new Set(['running', 'restarting', 'paused']);
+/** States in which a container counts as running: Docker itself is bringing it back. */
+const RUNNING_STATES = new Set(['running', 'restarting']);
 /** States from which `docker start` cannot bring a container back. */
 const UNSTARTABLE_STATES = new Set(['dead', 'removing']);
 

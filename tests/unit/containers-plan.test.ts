@@ -99,14 +99,6 @@ const cases: Case[] = [
     expected: [],
   },
   {
-    // A backup pauses a service for its snapshot: starting it then would fail, and unpausing it
-    // would break the snapshot's consistency. The backup resumes it.
-    name: 'paused is left alone',
-    desired: plan,
-    observed: [seen('cell-web', 'h-web', 'paused'), seen('cell-db', 'h-db')],
-    expected: [],
-  },
-  {
     name: 'nothing there → network, volumes, creations in dependency order',
     desired: plan,
     observed: [],
