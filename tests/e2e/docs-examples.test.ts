@@ -58,12 +58,16 @@ interface Example {
 /** `pic` lines of the ```sh blocks of a Markdown file. */
 function markdownExamples(file: string, text: string): Example[] {
   const out: Example[] = [];
+  // Only ```sh blocks hold lines to run as printed; ```text blocks show forms with placeholders.
   let inBlock = false;
+  let runnable = false;
   text.split('\n').forEach((line, i) => {
     if (/^```/.test(line)) {
       inBlock = !inBlock;
+      runnable = inBlock && /^```(sh|bash|shell)\s*$/.test(line);
       return;
     }
+    if (!runnable) return;
     if (inBlock && /^(bin\/)?pic\s/.test(line)) out.push({ source: `${file}:${i + 1}`, line, args: shellWords(line).slice(1) });
   });
   return out;
