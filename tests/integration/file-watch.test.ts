@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { isDocumentPath, isScratchName, watchCellFolder } from '../../controllers/sources/file-watch.js';
+import { DEFAULT_QUIET_MS, isDocumentPath, isScratchName, watchCellFolder } from '../../controllers/sources/file-watch.js';
 
 /** Collects the watcher's callbacks; `next()` resolves with the next one (or one already queued). */
 class Changes {
@@ -150,14 +150,22 @@ describe('watchCellFolder with its default timing', () => {
     });
     const pieces = ['apiVersion: pic.ngo/v1\n', 'kind: ServiceInstall\n', 'metadata: {name: notes}\n', 'spec: {config: {greeting: hello}}\n'];
     const handle = await open(file, 'w');
+    // A writer pausing under the quiet time. On a loaded machine a timer can fire late: the gaps
+    // the writer really left are measured, and a gap past the quiet time is a writer that stopped.
+    let widestGapMs = 0;
+    let last = performance.now();
     for (const piece of pieces) {
       await handle.write(piece);
-      await new Promise((resolve) => setTimeout(resolve, 15)); // a writer pausing under the quiet time
+      await new Promise((resolve) => setTimeout(resolve, 15));
+      const now = performance.now();
+      widestGapMs = Math.max(widestGapMs, now - last);
+      last = now;
     }
     await handle.close();
     await first;
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(seen).toEqual([pieces.join('')]);
+    if (widestGapMs < DEFAULT_QUIET_MS * 0.8) expect(seen).toEqual([pieces.join('')]);
+    else expect(seen[seen.length - 1]).toBe(pieces.join('')); // reported again, whole, once it settled
   });
 
   test('an atomic replace is reported with its path', async () => {
