@@ -7,20 +7,9 @@ import type { CellDocument, CellSpec } from '../../crds/types.js';
 import { desiredCorePlan } from '../../reconcilers/core/desired.js';
 import { coreComponents, withCoreDefaults } from '../../reconcilers/core/spec.js';
 import { validateDocument } from '../../crds/validate-documents.js';
+import { testCell } from '../support/cell-document.js';
 
-const cell = (extra: Partial<CellSpec>): CellDocument => ({
-  apiVersion: 'pic.ngo/v1alpha1',
-  kind: 'Cell',
-  metadata: { name: 'alice' },
-  spec: {
-    domain: 'alice.pic.ngo',
-    store: { path: './store' },
-    network: { name: 'cell-network', subnet: '172.20.0.0/16', servicePool: '172.20.0.20-172.20.0.254' },
-    imageVerification: { mode: 'off' },
-    allowedImagePrefix: 'git.pic.ngo/roof/',
-    ...extra,
-  },
-});
+const cell = testCell;
 const FULL = cell({
   caddy: { run: { image: 'img/caddy:1', address: '172.20.0.10' } },
   dns: { run: { image: 'img/dns:1', address: '172.20.0.11', upstreams: ['9.9.9.9'] } },

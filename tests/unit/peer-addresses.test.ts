@@ -11,20 +11,10 @@ import type { CellDocument } from '../../crds/types.js';
 import { vpnNetworkOf } from '../../reconcilers/core/spec.js';
 import { addressStoreOf, allocatePeerAddresses } from '../../reconcilers/wireguard/index.js';
 import { parseIpv4 } from '../../state/ip-allocation.js';
+import { testCell } from '../support/cell-document.js';
 
-const cell = (subnet: string, peerPool?: string): CellDocument => ({
-  apiVersion: 'pic.ngo/v1alpha1',
-  kind: 'Cell',
-  metadata: { name: 'alice' },
-  spec: {
-    domain: 'alice.pic.ngo',
-    store: { path: './store' },
-    network: { name: 'cell-network', subnet: '172.20.0.0/16', servicePool: '172.20.0.20-172.20.0.254' },
-    imageVerification: { mode: 'off' },
-    allowedImagePrefix: 'git.pic.ngo/roof/',
-    wireguard: { subnet, ...(peerPool ? { peerPool } : {}), run: { image: 'x', address: '172.20.0.12' } },
-  },
-});
+const cell = (subnet: string, peerPool?: string): CellDocument =>
+  testCell({ wireguard: { subnet, ...(peerPool ? { peerPool } : {}), run: { image: 'x', address: '172.20.0.12' } } });
 
 const NAMES = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
 

@@ -3,25 +3,14 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { CellDocument, CellSpec } from '../../crds/types.js';
+import type { CellDocument } from '../../crds/types.js';
 import { renderTunnelChains } from '../../reconcilers/firewall/tunnel.js';
 import { renderChainRestore } from '../../reconcilers/firewall/render.js';
 import { TerminalError } from '../../reconcilers/errors.js';
+import { testCell } from '../support/cell-document.js';
 
 const GOLDEN = path.join(process.cwd(), 'tests', 'golden', 'tunnel');
-const cell = (extra: Partial<CellSpec>): CellDocument => ({
-  apiVersion: 'pic.ngo/v1alpha1',
-  kind: 'Cell',
-  metadata: { name: 'alice' },
-  spec: {
-    domain: 'alice.pic.ngo',
-    store: { path: './store' },
-    network: { name: 'cell-network', subnet: '172.20.0.0/16', servicePool: '172.20.0.20-172.20.0.254' },
-    imageVerification: { mode: 'off' },
-    allowedImagePrefix: 'git.pic.ngo/roof/',
-    ...extra,
-  },
-});
+const cell = testCell;
 const WG = { run: { image: 'wg', address: '172.20.0.12' } };
 
 const CASES: [string, CellDocument][] = [
