@@ -36,9 +36,12 @@ export class OperatorContext {
     readonly dataDir: string,
     readonly clock: () => Date = () => new Date(),
   ) {
-    // The data directory is <state dir>/data (state/state-dir.ts).
-    this.imageVerifier = new ImageVerifier(path.dirname(dataDir));
+    this.stateRoot = path.dirname(dataDir);
+    this.imageVerifier = new ImageVerifier(this.stateRoot);
   }
+
+  /** The state directory: the data directory is <state dir>/data (state/state-dir.ts). */
+  readonly stateRoot: string;
 
   /** Signature checks of images: its cache (in the state directory), clients and tokens. */
   readonly imageVerifier: ImageVerifier;

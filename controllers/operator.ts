@@ -257,15 +257,25 @@ export class Operator {
     return `Cell/${this.cell?.cell?.metadata.name ?? (this.ctx.cellName || 'cell')}`;
   }
 
-  /** The Cell's status: Stalled with why, or (undefined) removed when the cell is readable. */
+  /**
+   * The Cell's status: Stalled with why, or (undefined) removed when the cell is readable. Which
+   * Cell statuses exist is looked up on disk once (one an earlier run left), then remembered, so
+   * a readable cell costs no listing of the status folder on every reload.
+   */
   private async writeCellStatus(problem: { stalled: { reason: string; message: string } } | undefined): Promise<void> {
-    const key = this.cellStatusKey();
+    this.cellStatuses ??= new Set((await this.ctx.status.keys()).filter((s) => s.kind === 'Cell').map((s) => s.key));
     if (!problem) {
-      for (const status of await this.ctx.status.keys()) if (status.kind === 'Cell') await this.ctx.status.remove(status.key);
+      for (const key of this.cellStatuses) await this.ctx.status.remove(key);
+      this.cellStatuses.clear();
       return;
     }
+    const key = this.cellStatusKey();
+    this.cellStatuses.add(key);
     await this.ctx.writeStatus(key, { file: resolveCellPath(this.opts.cellDir, 'cell.yaml'), generation: 'invalid', ready: false, ...problem });
   }
+
+  /** Keys of the Cell statuses on disk, once looked up (writeCellStatus). */
+  private cellStatuses?: Set<string>;
 
   /** A held document's status: Stalled with the problem and what is kept; its facts stay. */
   private async writeHeldStatus(entry: HeldDocument): Promise<void> {

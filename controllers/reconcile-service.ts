@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import path from 'node:path';
 import { reconcileServiceContainers, removeServiceContainers, summariseProblems } from '../reconcilers/containers/index.js';
 import type { ObservedContainer } from '../reconcilers/containers/observe.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
@@ -134,8 +133,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
         config,
         secrets,
         serviceIp: allocation.ip,
-        // The default data directory is <state dir>/data (state/state-dir.ts): its parent is the state directory.
-        cell: { ...ctx.cellContext(cellDoc), stateDir: path.dirname(ctx.dataDir) },
+        cell: { ...ctx.cellContext(cellDoc), stateDir: ctx.stateRoot },
       },
       ...(cached ? { observed: cached } : {}),
     },

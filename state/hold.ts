@@ -97,7 +97,9 @@ export function holdBrokenDocuments(loaded: LoadedCell, applied: ReadonlyMap<str
     if (record) entry.applied = record;
   }
 
-  let snapshot = heldSnapshot(loaded, held);
+  // Nothing held and nothing refused (the common pass): the checks loadCell ran already stand.
+  const refusedNow = [...loaded.checked.byDocument].some(([key, problems]) => problems.length > 0 && isHeldKind(key));
+  let snapshot = held.size === 0 && !refusedNow ? loaded : heldSnapshot(loaded, held);
   for (let round = 0; round < 5; round++) {
     const refused = [...snapshot.checked.byDocument.entries()].filter(([key, problems]) => problems.length > 0 && !held.has(key) && isHeldKind(key));
     if (refused.length === 0) break;
@@ -108,7 +110,7 @@ export function holdBrokenDocuments(loaded: LoadedCell, applied: ReadonlyMap<str
     }
     snapshot = heldSnapshot(loaded, held);
   }
-  for (const key of held.keys()) snapshot.checked.byDocument.delete(key);
+  if (held.size > 0) for (const key of held.keys()) snapshot.checked.byDocument.delete(key);
 
   const records = new Map<string, AppliedRecord>();
   for (const sourced of [...snapshot.docs.services, ...snapshot.docs.peers, ...snapshot.docs.connections]) {
