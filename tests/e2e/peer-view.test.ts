@@ -3,7 +3,9 @@
  * (Caddy, BIND, WireGuard built by examples/images/build-core.sh) and two routed services; a
  * throwaway peer container, on a network of its own, is configured only from what
  * `pic credentials PEER -o wireguard` and `pic ca` print. It resolves both services through the
- * cell's DNS and fetches both pages over HTTPS; it cannot reach a service port no iptables_rules
+ * cell's DNS and fetches both pages over HTTPS, and signs in to the example notes service (its
+ * real image) with the password `pic credentials PEER -o json` prints for it: the account the
+ * accounts reconciler made. It cannot reach a service port no iptables_rules
  * entry opens, nor the Docker host, nor get an answer for a name outside the domain. Peers come
  * and go without interrupting another's tunnel; each core container removed by hand comes back
  * with the same keys, CA and routes.
@@ -11,10 +13,12 @@
  * Steps run in order, each on the state the previous one left.
  */
 import { jest } from '@jest/globals';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { createLogger } from '../../controllers/logging.js';
 import { execInContainer } from '../../reconcilers/shared/exec.js';
 import { main } from '../../controllers/cli/main.js';
@@ -33,6 +37,9 @@ const tcp = (port: number): IptablesRule => ({ type: 'ACCEPT', dest_ip: '${SERVI
 /** `alpha` opens nothing to peers but its route through Caddy; `beta` also opens its port 8080. */
 const ALPHA: RoutedService = { id: 'alpha' };
 const BETA: RoutedService = { id: 'beta', iptablesRules: [tcp(8080)] };
+/** The example notes package (examples/store/services/notes), run from its real image. */
+const NOTES = 'notes';
+const EXAMPLE_NOTES = path.join(process.cwd(), 'examples', 'store', 'services', NOTES);
 
 let cell: RoutingCell | undefined;
 let operator: Operator | undefined;
@@ -69,8 +76,42 @@ async function pic(args: string[]): Promise<{ code: number; out: string; err: st
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
-async function writePeer(name: string): Promise<void> {
-  await writeDocumentFile(path.join(c().cellDir, 'peers', `${name}.yaml`), `apiVersion: pic.ngo/v1alpha1\nkind: PeerAccount\nmetadata: {name: ${name}}\nspec: {services: []}\n`);
+async function writePeer(name: string, services: string[] = []): Promise<void> {
+  await writeDocumentFile(path.join(c().cellDir, 'peers', `${name}.yaml`), `apiVersion: pic.ngo/v1alpha1\nkind: PeerAccount\nmetadata: {name: ${name}}\nspec: {services: ${JSON.stringify(services)}}\n`);
+}
+
+/**
+ * The example notes package in the test cell's catalog, as the store ships it but for two names:
+ * its container is the cell's own (`cell-<tag>-notes`, so it cannot meet the demo's cell-notes),
+ * and its pinned image is named under the test cell's allowed prefix. The pin is the image ID
+ * examples/images/build.sh loads, so the same image runs (it is found by that ID).
+ */
+async function addExampleNotes(cell: RoutingCell): Promise<void> {
+  await promisify(execFile)('bash', [path.join(process.cwd(), 'examples', 'images', 'build.sh')], { maxBuffer: 16 * 1024 * 1024 });
+  const to = path.join(cell.storeDir, 'services', NOTES);
+  await fs.mkdir(to, { recursive: true });
+  for (const file of ['manifest.json', 'compose-template.yml']) {
+    const text = await fs.readFile(path.join(EXAMPLE_NOTES, file), 'utf8');
+    await fs.writeFile(path.join(to, file), text.replace(/\bcell-notes\b/g, cell.containerName(NOTES)).replace(/git\.pic\.ngo\/roof\/pic-notes@/g, 'pictest/pic-notes@'));
+  }
+  const indexFile = path.join(cell.storeDir, 'index.json');
+  const index = JSON.parse(await fs.readFile(indexFile, 'utf8')) as { id: string }[];
+  const example = (JSON.parse(await fs.readFile(path.join(EXAMPLE_NOTES, '..', '..', 'index.json'), 'utf8')) as { id: string }[]).find((e) => e.id === NOTES);
+  await fs.writeFile(indexFile, JSON.stringify([...index, example]));
+}
+
+/** A string in a curl config file (`curl -K -`): quoted, with backslash and quote escaped. */
+const curlConfigString = (value: string) => `"${value.replace(/[\\"]/g, (ch) => `\\${ch}`)}"`;
+
+/**
+ * GET `url` from the peer with HTTP Basic credentials, given to curl on stdin as its config (not
+ * in its argument list): the status code and the page.
+ */
+async function getSignedIn(peer: PeerContainer, url: string, user?: { name: string; password: string }): Promise<{ status: number; body: string }> {
+  const config = user ? `user = ${curlConfigString(`${user.name}:${user.password}`)}\n` : '';
+  const r = await peer.exec(['curl', '-sS', '--max-time', '5', '--cacert', '/root/cell-ca.pem', '-K', '-', '-w', '\n%{http_code}', url], config);
+  const lines = r.stdout.trimEnd().split('\n');
+  return { status: r.exitCode === 0 ? Number(lines.pop()) : 0, body: lines.join('\n') };
 }
 
 /** The address the wireguard resource gave a peer, once the peer set holds it. */
@@ -154,6 +195,7 @@ beforeAll(async () => {
   await buildCoreImages();
   peerImage = await buildPeerImage();
   cell = await createRoutingCell([ALPHA, BETA], SUITE);
+  await addExampleNotes(cell);
 
   // The peers' own network: they reach the cell only through the published WireGuard port.
   const subnet = await pickSubnet();
@@ -189,7 +231,8 @@ beforeAll(async () => {
     }),
   );
   for (const s of [ALPHA, BETA]) await cell.writeService(s.id);
-  await writePeer('alice');
+  await cell.writeService(NOTES);
+  await writePeer('alice', [NOTES]);
   await writePeer('bob');
 
   status = new StatusStore(path.join(cell.stateDir, 'status'));
@@ -252,7 +295,7 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
     expect(lines).toContain(`PublicKey = ${(await status.get('Resource/wireguard'))?.facts?.serverPublicKey}`);
     expect(lines).toContain(`AllowedIPs = ${vpnSubnet}, ${c().subnet}`);
     expect(lines.filter((l) => l.startsWith('PrivateKey = '))).toHaveLength(1);
-    // The peer's own status says where it is on the VPN; with no accounts to make, it is Ready.
+    // The peer's own status says where it is on the VPN; once its notes account is made, it is Ready.
     expect((await waitPhase('PeerAccount/alice')).facts?.vpnAddress).toBe(aliceAddress);
     const qr = await pic(['credentials', 'alice', '--qr']);
     expect(qr.code).toBe(0);
@@ -269,6 +312,33 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
       expect(answer).toBe(address(10));
       expect(await pageThroughTunnel(alice, s.id)).toBe(c().page(s.id));
     }
+  });
+
+  test('a peer signs in to notes with its own credentials from pic credentials; a wrong password is refused', async () => {
+    const alice = peers.get('alice')!;
+    await waitPhase(`ServiceInstall/${NOTES}`);
+    await waitPhase('PeerAccount/alice');
+    const printed = await pic(['credentials', 'alice', '-o', 'json']);
+    expect(printed.code).toBe(0);
+    const notes = (JSON.parse(printed.out) as { services: Record<string, { url: string; username: string; password: string }> }).services[NOTES]!;
+    expect(notes.url).toBe(`https://${c().host(NOTES)}/`);
+    expect(notes.username).toBe('alice');
+    const account = new URL('account', notes.url).href;
+
+    // Through the tunnel, the cell DNS and Caddy (its internal CA trusted): the signed-in page.
+    const signedIn = await waitFor(`${account} signed in from ${alice.name}`, async () => {
+      const r = await getSignedIn(alice, account, { name: notes.username, password: notes.password });
+      return r.status === 200 ? r : undefined;
+    }, 120_000);
+    expect(signedIn.body).toContain('Signed in as alice.');
+    // The same page refuses a wrong password, another name with alice's password, and no credentials.
+    for (const user of [{ name: 'alice', password: `${notes.password}x` }, { name: 'bob', password: notes.password }, undefined]) {
+      const refused = await getSignedIn(alice, account, user);
+      expect(refused.status).toBe(401);
+      expect(refused.body).not.toContain('Signed in');
+    }
+    // The notes page itself is open to every peer.
+    expect((await getSignedIn(alice, notes.url)).status).toBe(200);
   });
 
   test('isolation: no unopened service port, not the Docker host, no answers outside the domain', async () => {

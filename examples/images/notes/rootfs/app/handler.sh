@@ -2,13 +2,17 @@
 # Answers one HTTP request on stdin/stdout, then closes the connection.
 #
 #   GET    /                                 the notes page
+#   GET    /account                          the signed-in page: HTTP Basic, checked against the
+#                                            account store; 401 without or with wrong credentials
 #   GET    /service-api/accounts             200 {"accounts":["alice",...]}
 #   POST   /service-api/accounts             {"username","password"}: 200 {"ok":true},
 #                                            400 invalid input, 409 the account exists
 #   DELETE /service-api/accounts/<username>  200 {"ok":true}, 404 when there is no such account
 #   POST   /register                         sign-up form, only when NOTES_REGISTRATION=true
 #
-# The account API has no authentication: only containers on cell-network can reach it.
+# The account API has no authentication: only containers on cell-network can reach it. Sign-in
+# (/account) checks a peer's password against the same store the account API writes, so the
+# account the operator provisions is the one a person signs in with.
 . /usr/local/lib/pic/account-store.sh
 
 DATA=${NOTES_DATA:-/data/notes}
@@ -88,7 +92,11 @@ read_request_head() {
 		name == "content-length" && value !~ /^[0-9]+$/ { length_value = "bad" }
 		name == "transfer-encoding" { chunked = 1 }
 		name == "expect" && tolower(value) == "100-continue" { expect = 1 }
-		END { printf "CONTENT_LENGTH=%s CHUNKED=%d EXPECT_CONTINUE=%d\n", length_value, chunked, expect }')"
+		# Only the base64 token of a Basic credential is passed on ("-" for anything else), so
+		# the eval below sees nothing but base64 characters.
+		name == "authorization" && value ~ /^[Bb][Aa][Ss][Ii][Cc] +[A-Za-z0-9+\/]+=*$/ && length(value) <= 2048 { sub(/^[^ ]+ +/, "", value); basic = value; next }
+		name == "authorization" { basic = "-" }
+		END { printf "CONTENT_LENGTH=%s CHUNKED=%d EXPECT_CONTINUE=%d AUTH_BASIC=%s\n", length_value, chunked, expect, basic }')"
 }
 
 read_body() {
@@ -119,6 +127,41 @@ create_account() {
 	store_add "$1" "$hash"
 	CREATE_STATUS=$?
 	store_unlock
+}
+
+# password_matches NAME PASSWORD: whether the store holds NAME with that password. The stored
+# crypt(3) string names its own salt; the password is hashed again with it and compared.
+password_matches() {
+	[ -f "$STORE_FILE" ] || return 1
+	stored=$(awk -F: -v name="$1" '$1 == name { print substr($0, length($1) + 2); exit }' "$STORE_FILE")
+	case $stored in '$6$'*'$'?*) ;; *) return 1 ;; esac
+	salt=${stored#'$6$'}
+	salt=${salt%%'$'*}
+	computed=$(printf '%s\n' "$2" | mkpasswd -m sha512 -S "$salt" -P 0) || return 1
+	[ -n "$computed" ] && [ "$computed" = "$stored" ]
+}
+
+# Sets SIGNED_IN to the user name of a valid Basic credential, or answers 401.
+require_sign_in() {
+	SIGNED_IN=''
+	if [ -n "$AUTH_BASIC" ] && [ "$AUTH_BASIC" != - ]; then
+		# The trailing x keeps command substitution from eating final newlines.
+		pair=$(printf '%s' "$AUTH_BASIC" | base64 -d 2>/dev/null; echo x)
+		pair=${pair%x}
+		name=${pair%%:*}
+		password=${pair#*:}
+		if [ "$name" != "$pair" ] && store_valid_name "$name" && store_valid_password "$password" && password_matches "$name" "$password"; then
+			SIGNED_IN=$name
+			return 0
+		fi
+	fi
+	EXTRA_HEADER='WWW-Authenticate: Basic realm="Notes", charset="UTF-8"'
+	send_page '401 Unauthorized' 'Sign in' '<p>Sign in with the username and password the cell admin gave you (pic credentials).</p>'
+}
+
+account_page() {
+	require_sign_in
+	send_page '200 OK' 'Your notes' "<p>Signed in as $(html_escape "$SIGNED_IN").</p>"
 }
 
 list_accounts() {
@@ -174,6 +217,8 @@ home_page() {
 	else
 		signup='<p>Accounts are provided by the cell admin.</p>'
 	fi
+	signup="<p><a href=\"/account\">Sign in</a></p>
+$signup"
 	send_page '200 OK' "$(html_escape "${NOTES_TITLE:-Notes}")" "<p>Notes on $domain: $count account(s).</p>
 $signup"
 }
@@ -206,6 +251,7 @@ register() {
 read_request_head
 case "$METHOD $REQ_PATH" in
 	'GET /' | 'HEAD /') home_page ;;
+	'GET /account' | 'HEAD /account') account_page ;;
 	'GET /service-api/accounts' | 'GET /service-api/accounts/') list_accounts ;;
 	'POST /service-api/accounts' | 'POST /service-api/accounts/') api_create ;;
 	'DELETE /service-api/accounts/'?*) api_delete ;;
