@@ -25,8 +25,11 @@ build: deps
 crds: build
 	@node dist/crds/generate.js
 
+# The store services' images and the core stack's (Caddy, BIND, WireGuard), built from Debian
+# packages on this machine and loaded into Docker.
 images: host
 	@examples/images/build.sh
+	@examples/images/build-core.sh
 
 DEMO_DIR ?= $(CURDIR)/.demo
 DEMO_STATE ?= $(DEMO_DIR)/state
@@ -34,9 +37,13 @@ DEMO_STATE ?= $(DEMO_DIR)/state
 # Like production: the example images go into a local registry (127.0.0.1:5000), signed with the
 # demo key in examples/demo/; the example cell, copied to .demo/cell with its catalog pinned to the
 # signed images, converges under imageVerification enforce, pulling through a mirror of git.pic.ngo.
+# pic runs the cell's core stack too (Caddy, BIND, WireGuard: the run sections of cell.yaml).
 # pic run records its state directory in .demo/cell/.pic/state-dir, so every later command given
-# --cell .demo/cell (or run inside that folder) finds .demo/state without being told. The cell and
-# the registry stay up; `make demo-clean` takes them down (volumes included).
+# --cell .demo/cell (or run inside that folder) finds .demo/state without being told. The demo
+# ends with the peer's view: a throwaway container with nothing but alice's wg-quick file and the
+# cell's CA resolves notes.demo.pic.test through the cell's DNS, fetches the page over HTTPS
+# through Caddy and signs in with alice's password; the demo fails if it cannot. The cell and the
+# registry stay up; `make demo-clean` takes them down (volumes included).
 demo: build images
 	@bin/pic validate examples/store examples/cell && echo "examples/store and examples/cell are valid"
 	@examples/demo/registry.sh start $(DEMO_DIR)
@@ -46,18 +53,23 @@ demo: build images
 	@echo
 	@bin/pic get -o wide --cell $(DEMO_DIR)/cell
 	@echo
+	@node examples/peer-check.mjs --cell $(DEMO_DIR)/cell --state-dir $(DEMO_STATE) --peer alice --url https://notes.demo.pic.test/ --sign-in /account
+	@echo
 	@echo "The demo cell runs. Follow it with: bin/pic watch --cell .demo/cell"
 	@echo "Keep it converging:               bin/pic run --cell .demo/cell"
 	@echo "See a verification:               bin/pic describe ServiceInstall/notes --cell .demo/cell"
-	@echo "Take it down:                      make demo-clean"
+	@echo "A peer's VPN file:                bin/pic credentials alice --cell .demo/cell -o wireguard"
+	@echo "Take it down:                     make demo-clean"
 
 demo-clean:
 	@ids=$$(docker ps -aq --filter label=ngo.pic.cell=demo); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
 	@vols=$$(docker volume ls -q --filter label=ngo.pic.cell=demo); [ -z "$$vols" ] || docker volume rm $$vols >/dev/null
+	@ids=$$(docker ps -aq --filter label=ngo.pic.peer-check=demo); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
+	@imgs=$$(docker images -q --filter reference='pic-peer-check/demo'); [ -z "$$imgs" ] || docker rmi -f $$imgs >/dev/null
 	@docker network rm cell-network >/dev/null 2>&1 || true
 	@examples/demo/registry.sh stop $(DEMO_DIR)
 	@rm -rf $(DEMO_DIR) examples/cell/.pic
-	@echo "demo cell and registry removed"
+	@echo "demo cell (its core containers and volumes too), peer check and registry removed"
 
 unit: build
 	@npm test --silent -- dist/tests/unit

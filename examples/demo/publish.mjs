@@ -8,6 +8,11 @@
 //   DEMO_DIR/cell    examples/cell under imageVerification enforce, trusting demo-cosign.pub,
 //                    with git.pic.ngo mirrored to the demo registry
 //
+// The core stack's images (spec.{caddy,dns,wireguard}.run.image, built by
+// examples/images/build-core.sh) are not published: pic runs them from the local engine by tag,
+// and image verification applies to store images only (the core containers pass no image gate),
+// so enforce asks nothing of them. They are checked to be loaded, so a missing build fails here.
+//
 // Usage: node examples/demo/publish.mjs DEMO_DIR     (PIC_DEMO_REGISTRY, default 127.0.0.1:5000)
 //
 // demo-cosign.key is a DEMO KEY, public in this repository: what it signs proves nothing.
@@ -17,6 +22,7 @@ import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } f
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const EXAMPLES = path.dirname(HERE);
@@ -124,4 +130,16 @@ writeFileSync(
       `  imageVerification:\n    mode: enforce\n    # The DEMO key: never trust it on a real cell.\n    publicKeys: [${JSON.stringify(path.join(HERE, 'demo-cosign.pub'))}]\n\n  # Pulls and signature look-ups for git.pic.ngo go to the demo registry.\n  registries:\n    mirrors: {${SOURCE_REGISTRY}: "${REGISTRY}"}\n`,
     ),
 );
+const cellSpec = parseYaml(cell).spec ?? {};
+for (const section of ['caddy', 'dns', 'wireguard']) {
+  const reference = cellSpec[section]?.run?.image;
+  if (typeof reference !== 'string') continue;
+  let id;
+  try {
+    id = docker('image', 'inspect', '--format', '{{.Id}}', reference);
+  } catch {
+    throw new Error(`${cellFile}: spec.${section}.run.image ${reference} is not loaded; build it with examples/images/build-core.sh`);
+  }
+  console.log(`core ${section}: ${reference} is loaded (${id}); run from the local engine, not verified (core images pass no image gate)`);
+}
 console.log(`wrote ${storeOut} (pinned to registry digests) and ${cellOut} (imageVerification enforce)`);
