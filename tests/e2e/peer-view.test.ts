@@ -51,6 +51,8 @@ let hostPort = 0;
 const hostSockets = new Set<net.Socket>();
 const wgPort = 40000 + (randomBytes(2).readUInt16BE(0) % 20000);
 const peers = new Map<string, PeerContainer>();
+/** What `pic credentials alice -o json` printed for notes, kept for after alice is removed. */
+let aliceNotes: { url: string; username: string; password: string } | undefined;
 const vpnSubnet = `100.64.${randomBytes(1)[0]! % 250}.0/24`;
 const vpnServer = vpnSubnet.replace(/\.0\/24$/, '.1');
 
@@ -323,6 +325,7 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
     const notes = (JSON.parse(printed.out) as { services: Record<string, { url: string; username: string; password: string }> }).services[NOTES]!;
     expect(notes.url).toBe(`https://${c().host(NOTES)}/`);
     expect(notes.username).toBe('alice');
+    aliceNotes = notes;
     const account = new URL('account', notes.url).href;
 
     // Through the tunnel, the cell DNS and Caddy (its internal CA trusted): the signed-in page.
@@ -401,6 +404,18 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
     // bob stayed a peer all along: the server still knows its session (a removed and re-added
     // peer would show no handshake until it made a new one).
     expect(await handshake()).toBeGreaterThanOrEqual(before);
+  });
+
+  test('a removed peer\'s notes account is deprovisioned: its password no longer signs in', async () => {
+    expect(aliceNotes).toBeDefined();
+    const bob = peers.get('bob')!;
+    const account = new URL('account', aliceNotes!.url).href;
+    // alice.yaml was removed above; the accounts reconciler deletes her account in notes.
+    const refused = await waitFor(`alice's notes sign-in refused from ${bob.name}`, async () => {
+      const r = await getSignedIn(bob, account, { name: aliceNotes!.username, password: aliceNotes!.password });
+      return r.status === 401 ? r : undefined;
+    }, 120_000);
+    expect(refused.body).not.toContain('Signed in');
   });
 
   test('core healing: each core container removed by hand comes back with the same keys, CA and routes', async () => {
