@@ -293,6 +293,20 @@ describe('peer accounts through the operator', () => {
     for (const p of peers) await webdavAccepts(p, creds.files![p]!.password);
   }, 240_000);
 
+  test('pic run --once beside a converged cell keeps each peer Ready from the same moment', async () => {
+    const c = theCell();
+    await operator!.stop();
+    operator = undefined;
+    const before = await statusWhere(c, peerKey('bob'), (s) => s.phase === 'Ready');
+    const since = before!.conditions.find((x) => x.type === 'Ready')!.lastTransitionTime;
+    const run = await pic('run', '--once', '--cell', c.cellDir);
+    expect(run.code).toBe(0);
+    const after = await statusWhere(c, peerKey('bob'), () => true);
+    expect(after!.phase).toBe('Ready');
+    expect(after!.conditions.find((x) => x.type === 'Ready')!.lastTransitionTime).toBe(since);
+    operator = await startExampleOperator(c);
+  }, 120_000);
+
   test('no password appears in a status, an event or the operator\'s files other than credentials.json', async () => {
     const c = theCell();
     expect(passwordsSeen.size).toBeGreaterThan(20);

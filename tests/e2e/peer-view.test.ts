@@ -188,6 +188,21 @@ async function containerId(name: string): Promise<string | undefined> {
   return list[0]?.Id;
 }
 
+/** The operator of the test cell, in this process, started. */
+async function startOperator(): Promise<Operator> {
+  const started = new Operator({
+    cellDir: c().cellDir,
+    stateDir: new StateDir(c().stateDir),
+    docker,
+    logger: createLogger({ json: true, level: process.env.PIC_TEST_LOG ?? 'error' }),
+    resyncIntervalMs: 60 * 60_000,
+    watch: true,
+  });
+  await started.stateDirReady();
+  await started.start();
+  return started;
+}
+
 beforeAll(async () => {
   await removeStaleRoutingCells(SUITE);
   // The peers' networks of killed runs (the cell sweep above only knows the cell networks).
@@ -238,16 +253,7 @@ beforeAll(async () => {
   await writePeer('bob');
 
   status = new StatusStore(path.join(cell.stateDir, 'status'));
-  operator = new Operator({
-    cellDir: cell.cellDir,
-    stateDir: new StateDir(cell.stateDir),
-    docker,
-    logger: createLogger({ json: true, level: process.env.PIC_TEST_LOG ?? 'error' }),
-    resyncIntervalMs: 60 * 60_000,
-    watch: true,
-  });
-  await operator.stateDirReady();
-  await operator.start();
+  operator = await startOperator();
 }, 600_000);
 
 afterAll(async () => {
@@ -465,5 +471,15 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
     expect(code).toBe(2);
     expect(out.join('\n')).toMatch(/Core\/dns/);
     expect(await containerId(core('dns'))).toBe(before);
+  });
+
+  test('an operator restarted beside a converged cell keeps each peer Ready from the same moment', async () => {
+    const readySince = async (peer: string) => (await status.get(`PeerAccount/${peer}`))?.conditions.find((x) => x.type === 'Ready' && x.status === 'True')?.lastTransitionTime;
+    const before = await readySince('bob');
+    expect(before).toBeDefined();
+    await operator!.stop();
+    operator = await startOperator();
+    await operator.resyncAndSettle(120_000);
+    expect(await readySince('bob')).toBe(before);
   });
 });
