@@ -117,7 +117,9 @@ test('under enforce the signed core image runs, the unsigned one is refused and 
   await operator.queue.whenSettled();
   expect(await containerNamed(`cell-${c.tag}-dns`)).toBeUndefined();
 
-  // The same unsigned image under warn: it runs, and its status says it did not verify.
+  // The same unsigned image under warn: it runs, and its status says it did not verify. A new
+  // operator reads the edited Cell (a running one re-checks core images on its next resync: the
+  // core keys are not requeued by a change of imageVerification alone).
   await operator.stop();
   operator = undefined;
   await writeDocumentFile(path.join(c.cellDir, 'cell.yaml'), cellDocument(c, 'warn'));
