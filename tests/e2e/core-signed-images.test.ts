@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { createLogger } from '../../controllers/logging.js';
 import { Operator } from '../../controllers/operator.js';
+import { EventLog } from '../../state/events.js';
 import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
@@ -110,6 +111,10 @@ test('under enforce the signed core image runs, the unsigned one is refused and 
   // Created from the local image that carries the verified registry digest, by its Id.
   expect(running.Image).toBe(caddyId);
   expect(running.Config.Image).toBe(caddyId);
+  // Pulled by its digest through the mirror (the push left the engine no name for that digest).
+  const events = await new EventLog(new StateDir(c.stateDir).paths.events).recent({ key: 'Core/caddy', limit: 50 });
+  expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(['Verified', 'Pulled']));
+  expect(events.find((e) => e.reason === 'Pulled')?.message).toContain(`pulled ${registry!.host}/roof/${c.tag}-core-caddy@sha256:`);
 
   const dns = await statusWhere('Core/dns', 'Stalled (Unsigned)', stalledWith('Unsigned'));
   expect(dns.conditions.find((x) => x.type === 'Stalled')?.message).toMatch(/no cosign signature found .*; image verification is enforce, so nothing of Core\/dns is created$/);
