@@ -1,7 +1,9 @@
 /**
- * One core component (`Core/caddy`, `Core/dns`, `Core/wireguard`): its containers converged
- * through the containers pipeline, its status written with the container facts. A component the
- * Cell no longer asks pic to run is converged to absent (container removed, volumes kept).
+ * One core component (`Core/caddy`, `Core/dns`, `Core/wireguard`): its image through the same
+ * gate as a service's (reconcilers/images: the Cell's mode, keys, cache and mirrors), then its
+ * containers converged through the containers pipeline, its status written with the container
+ * and verification facts. A component the Cell no longer asks pic to run is converged to absent
+ * (container removed, volumes kept).
  */
 import path from 'node:path';
 import type Dockerode from 'dockerode';
@@ -10,6 +12,7 @@ import { coreComponents, isCoreKey, reconcileCoreComponent, removeCoreComponent 
 import type { ContainerAction, ObservedContainer } from '../reconcilers/containers/types.js';
 import { zoneFilePath } from '../reconcilers/dns/observe.js';
 import { TerminalError } from '../reconcilers/errors.js';
+import { verifyImages } from '../reconcilers/images/index.js';
 import type { LoadedCell } from '../state/cell.js';
 import type { OperatorContext } from './context.js';
 import { generationOf } from './reconcile-service.js';
@@ -41,9 +44,21 @@ export async function reconcileCoreReporting(
     return { changed: actions.length > 0, ready: true };
   }
   const generation = generationOf(cellDoc.spec[component.name]);
+  // ADR 001 holds for the core stack too: its image is checked before anything of it exists. A
+  // refusal writes the status (Stalled, or Reconciling for an unreachable registry) and throws;
+  // whatever ran before keeps running.
+  const verifiedImages = await verifyImages(ctx, {
+    key,
+    file: cellFile,
+    generation,
+    cell: cellDoc,
+    cellDir: dirs.cellDir,
+    containers: [{ container: component.container, image: component.run.image }],
+    subject: key,
+  });
   const facts = (observed: ObservedContainer[]) => {
     const o = observed.find((c) => c.name === component.container);
-    return { container: component.container, address: component.run.address, image: component.run.image, state: o?.state ?? 'absent', ...(o?.id ? { id: o.id.slice(0, 12) } : {}) };
+    return { container: component.container, address: component.run.address, image: component.run.image, state: o?.state ?? 'absent', ...(o?.id ? { id: o.id.slice(0, 12) } : {}), ...verifiedImages.facts };
   };
   let reported = false;
   try {
@@ -55,6 +70,7 @@ export async function reconcileCoreReporting(
         event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message),
         log: (line) => ctx.logger.info(line, { key }),
         progressing: (summary, _plan, observed) => ctx.writeStatus(key, { file: cellFile, generation, ready: false, reconciling: { reason: 'Progressing', message: summary }, facts: facts(observed) }),
+        prepareImages: (plan, images) => verifiedImages.ensurePresent(plan, images),
       },
     );
     if (result.outcome === 'refused') {
@@ -75,7 +91,10 @@ export async function reconcileCoreReporting(
     return { changed: result.changed, ready: true };
   } catch (err) {
     if (!reported) {
-      await ctx.writeStatus(key, { file: cellFile, generation, ready: false, reconciling: { reason: 'RetryingAfterError', message: (err as Error).message } });
+      const message = (err as Error).message;
+      // A pulled image that is not what was verified is as final as a refused signature.
+      if (err instanceof TerminalError) await ctx.writeStatus(key, { file: cellFile, generation, ready: false, stalled: { reason: err.reason, message } });
+      else await ctx.writeStatus(key, { file: cellFile, generation, ready: false, reconciling: { reason: 'RetryingAfterError', message } });
     }
     throw err;
   }

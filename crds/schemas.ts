@@ -398,7 +398,9 @@ function coreRun(what: string, defaultName: string, extra: Record<string, JsonSc
     `${what} run by pic`,
     `pic creates and heals the ${what} container on the cell network. Without this section the admin runs ${what} and the fields beside it say where.`,
     {
-      image: patterned('Image', 'Image of the container, best pinned by @sha256:<digest>.', IMAGE_PREFIX_PATTERN),
+      // Checked by the one image-reference parser (crds/image-reference.ts, validate-documents.ts):
+      // name[:tag][@sha256:<64 hex>], under allowedImagePrefix. No pattern can state both.
+      image: str('Image', 'Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.', { minLength: 1, maxLength: 1024 }),
       address: patterned('Address', 'Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.', IPV4_PATTERN),
       container: patterned('Container', `Container name; default ${defaultName}.`, DOCKER_NAME_PATTERN),
       ...extra,
@@ -451,7 +453,7 @@ export const CELL_SPEC_SCHEMA = obj(
       },
       insecure: arr('Insecure registries', 'Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.', patterned('Registry', 'host[:port].', REGISTRY_HOST_PATTERN), { uniqueItems: true }),
     }),
-    allowedImagePrefix: patterned('Allowed image prefix', 'Registry path every service image must live under.', IMAGE_PREFIX_PATTERN, { default: DEFAULT_ALLOWED_IMAGE_PREFIX }),
+    allowedImagePrefix: patterned('Allowed image prefix', 'Registry path every service image, and every core image pic runs (spec.{caddy,dns,wireguard}.run.image), must live under.', IMAGE_PREFIX_PATTERN, { default: DEFAULT_ALLOWED_IMAGE_PREFIX }),
     dataDir: patterned('Data directory', 'Host directory under which all bind mounts of services must stay.', ABSOLUTE_PATH_PATTERN),
     caddy: obj('Caddy', 'The reverse proxy in front of the services.', {
       adminAddress: str('Admin address', 'Where the Caddy admin API listens, such as localhost:2019.', { minLength: 1 }),

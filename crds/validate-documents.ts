@@ -2,9 +2,10 @@
  * One desired-state document against the schema of its kind, plus the few Cell rules a schema
  * cannot state (the service pool must fit the subnet). Pure: no I/O, never throws on bad input.
  */
-import { boundProblems } from './problem-limit.js';
+import { allowedPrefixFolder, isUnderImagePrefix, readImageReference, SHA256_DIGEST_RE } from './image-reference.js';
+import { boundProblems, quoted } from './problem-limit.js';
 import { compiledSchema, compiledSchemaWithDefaults, schemaProblems } from './schema-problems.js';
-import { DEFAULT_NETWORK, DOCUMENT_ENVELOPE_SCHEMA, DOCUMENT_SCHEMAS, IPV4_CIDR_PATTERN, IPV4_PATTERN, IPV4_RANGE_PATTERN } from './schemas.js';
+import { DEFAULT_ALLOWED_IMAGE_PREFIX, DEFAULT_NETWORK, DOCUMENT_ENVELOPE_SCHEMA, DOCUMENT_SCHEMAS, IPV4_CIDR_PATTERN, IPV4_PATTERN, IPV4_RANGE_PATTERN } from './schemas.js';
 import { API_VERSION, DOCUMENT_KINDS, type DocumentKind, type Problem } from './types.js';
 
 type Json = Record<string, unknown>;
@@ -137,6 +138,35 @@ function checkCoreAddresses(spec: Json, file: string, prefix: string, range: { f
 }
 
 /**
+ * The images of the core containers pic runs, read by the same parser as every service image:
+ * `name[:tag][@sha256:<64 hex>]`, under the Cell's allowedImagePrefix. A tag alone is accepted
+ * here in every mode; under enforce the image gate refuses it (NotPinned) for that core container
+ * only, instead of holding the whole cell.
+ */
+function checkCoreImages(spec: Json, file: string, prefix: string): Problem[] {
+  const problems: Problem[] = [];
+  const allowed = typeof spec.allowedImagePrefix === 'string' ? spec.allowedImagePrefix : DEFAULT_ALLOWED_IMAGE_PREFIX;
+  for (const section of ['caddy', 'dns', 'wireguard'] as const) {
+    const part = spec[section];
+    const run = isRecord(part) && isRecord(part.run) ? part.run : undefined;
+    if (!run || typeof run.image !== 'string' || run.image === '') continue;
+    const pointer = `${prefix}/spec/${section}/run/image`;
+    const read = readImageReference(run.image);
+    for (const error of read.errors) problems.push({ file, pointer, message: `image reference ${error}` });
+    if (read.name !== undefined) {
+      const folder = allowedPrefixFolder(allowed);
+      if (allowed === '') problems.push({ file, pointer, message: 'no image is allowed: the allowed image prefix (spec.allowedImagePrefix) is empty' });
+      else if (read.name === folder.slice(0, -1)) problems.push({ file, pointer, message: `must name a repository under the allowed prefix ${quoted(folder)}, not the prefix itself` });
+      else if (!isUnderImagePrefix(read.name, allowed)) problems.push({ file, pointer, message: `must come from the allowed registry path ${quoted(folder)} (spec.allowedImagePrefix), like every service image; ${quoted(read.name)} does not` });
+    }
+    if (read.digest !== undefined && !SHA256_DIGEST_RE.test(read.digest)) {
+      problems.push({ file, pointer, message: `must be pinned with a sha256 digest; ${quoted(read.digest.split(':')[0] ?? '')} digests are not verified` });
+    }
+  }
+  return problems;
+}
+
+/**
  * The problems of one parsed YAML document: its kind and apiVersion, then the schema of its
  * kind. `pointerPrefix` locates the document inside a larger structure; usually ''.
  */
@@ -151,7 +181,7 @@ export function validateDocument(value: unknown, file: string, pointerPrefix = '
     const own = new Set([`${pointerPrefix}/kind`, `${pointerPrefix}/apiVersion`]);
     problems.push(...schemaProblems(validate.errors, file, pointerPrefix).filter((p) => !own.has(p.pointer)));
   }
-  if (kind === 'Cell' && isRecord(value.spec)) problems.push(...checkCellNetwork(value.spec, file, pointerPrefix));
+  if (kind === 'Cell' && isRecord(value.spec)) problems.push(...checkCellNetwork(value.spec, file, pointerPrefix), ...checkCoreImages(value.spec, file, pointerPrefix));
   return boundProblems(problems, file);
 }
 

@@ -3086,7 +3086,7 @@ return errors === 0;
 }
 
 export const Cell = validate12;
-const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"publicKeys":{"type":"array","title":"Public keys","description":"Several cosign public key files; a signature by any one of them (or by publicKey) verifies. Rotate by adding the new key, re-signing, then removing the old one.","items":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"uniqueItems":true}},"default":{"mode":"enforce"}},"registries":{"type":"object","title":"Registries","description":"How image registries are reached, for pulls and signature look-ups alike.","additionalProperties":false,"properties":{"mirrors":{"type":"object","title":"Mirrors","description":"Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.","additionalProperties":{"type":"string","title":"Mirror","description":"host[:port] of the mirror.","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"}},"insecure":{"type":"array","title":"Insecure registries","description":"Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.","items":{"type":"string","title":"Registry","description":"host[:port].","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},"uniqueItems":true}}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}},"run":{"type":"object","title":"Caddy run by pic","description":"pic creates and heals the Caddy container on the cell network. Without this section the admin runs Caddy and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-caddy.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"publish":{"type":"object","title":"Published ports","description":"Host ports Caddy is published on; none unless given here. Its admin API is never published.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the ports are bound to; default 0.0.0.0 (every address).","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"http":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTP port","description":"Host port forwarded to Caddy's port 80."},"https":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTPS port","description":"Host port forwarded to Caddy's port 443."}}}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1},"run":{"type":"object","title":"DNS server run by pic","description":"pic creates and heals the DNS server container on the cell network. Without this section the admin runs DNS server and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-dns.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"upstreams":{"type":"array","title":"Upstream resolvers","description":"Resolvers that names outside the cell domain are forwarded to. Without any, such queries are refused.","items":{"type":"string","title":"Upstream","description":"IPv4 address of a resolver.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"uniqueItems":true}}}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"},"subnet":{"type":"string","title":"VPN subnet","description":"The tunnel's IPv4 network; the server takes its first address. Default 10.8.0.0/24.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},"peerPool":{"type":"string","title":"Peer pool","description":"Range inside the VPN subnet from which each PeerAccount gets a stable address. Default: the subnet after the server address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"endpoint":{"type":"string","title":"Endpoint","description":"host:port peers connect to (the cell's public name or address and the published UDP port).","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},"run":{"type":"object","title":"WireGuard run by pic","description":"pic creates and heals the WireGuard container on the cell network. Without this section the admin runs WireGuard and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, best pinned by @sha256:<digest>.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-wireguard.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"listenPort":{"type":"integer","minimum":1,"maximum":65535,"title":"Listen port","description":"UDP port WireGuard listens on inside the container. Default 51820."},"publish":{"type":"object","title":"Published port","description":"Where the UDP listen port is published on the host.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the port is bound to; default 0.0.0.0.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"port":{"type":"integer","minimum":1,"maximum":65535,"title":"Port","description":"Host UDP port; default the listen port."}}}}}}},"backup":{"type":"object","title":"Backup","description":"Where snapshots of the services' data are kept, when the operator takes them and how many it keeps.","additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding the snapshots; relative to the cell folder or absolute. Default: backups/ in the state directory.","minLength":1},"schedule":{"type":"object","title":"Schedule","description":"When the operator takes a snapshot of every installed service (UTC).","required":["every"],"additionalProperties":false,"properties":{"every":{"type":"string","enum":["hourly","daily","weekly"],"title":"Every","description":"How often a snapshot is due."},"at":{"type":"string","title":"At","description":"HH:MM (UTC) of a daily or weekly snapshot; of an hourly one only the minutes count. Default 03:00.","pattern":"^([01]\\d|2[0-3]):[0-5]\\d$"},"weekday":{"type":"string","enum":["monday","tuesday","wednesday","thursday","friday","saturday","sunday"],"title":"Weekday","description":"Day of a weekly snapshot; default sunday."}}},"retention":{"type":"object","title":"Retention","description":"Which verified snapshots are kept: the newest `last`, and the newest of each of the latest `daily` days, `weekly` ISO weeks and `monthly` months. The rest are deleted.","additionalProperties":false,"properties":{"last":{"type":"integer","minimum":0,"maximum":1000,"title":"Last","description":"The newest snapshots kept whatever their age."},"daily":{"type":"integer","minimum":0,"maximum":1000,"title":"Daily","description":"Days with a kept snapshot."},"weekly":{"type":"integer","minimum":0,"maximum":1000,"title":"Weekly","description":"ISO weeks with a kept snapshot."},"monthly":{"type":"integer","minimum":0,"maximum":1000,"title":"Monthly","description":"Months with a kept snapshot."}}}}}}}}};
+const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"publicKeys":{"type":"array","title":"Public keys","description":"Several cosign public key files; a signature by any one of them (or by publicKey) verifies. Rotate by adding the new key, re-signing, then removing the old one.","items":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"uniqueItems":true}},"default":{"mode":"enforce"}},"registries":{"type":"object","title":"Registries","description":"How image registries are reached, for pulls and signature look-ups alike.","additionalProperties":false,"properties":{"mirrors":{"type":"object","title":"Mirrors","description":"Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.","additionalProperties":{"type":"string","title":"Mirror","description":"host[:port] of the mirror.","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"}},"insecure":{"type":"array","title":"Insecure registries","description":"Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.","items":{"type":"string","title":"Registry","description":"host[:port].","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},"uniqueItems":true}}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image, and every core image pic runs (spec.{caddy,dns,wireguard}.run.image), must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}},"run":{"type":"object","title":"Caddy run by pic","description":"pic creates and heals the Caddy container on the cell network. Without this section the admin runs Caddy and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-caddy.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"publish":{"type":"object","title":"Published ports","description":"Host ports Caddy is published on; none unless given here. Its admin API is never published.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the ports are bound to; default 0.0.0.0 (every address).","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"http":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTP port","description":"Host port forwarded to Caddy's port 80."},"https":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTPS port","description":"Host port forwarded to Caddy's port 443."}}}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1},"run":{"type":"object","title":"DNS server run by pic","description":"pic creates and heals the DNS server container on the cell network. Without this section the admin runs DNS server and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-dns.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"upstreams":{"type":"array","title":"Upstream resolvers","description":"Resolvers that names outside the cell domain are forwarded to. Without any, such queries are refused.","items":{"type":"string","title":"Upstream","description":"IPv4 address of a resolver.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"uniqueItems":true}}}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"},"subnet":{"type":"string","title":"VPN subnet","description":"The tunnel's IPv4 network; the server takes its first address. Default 10.8.0.0/24.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},"peerPool":{"type":"string","title":"Peer pool","description":"Range inside the VPN subnet from which each PeerAccount gets a stable address. Default: the subnet after the server address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"endpoint":{"type":"string","title":"Endpoint","description":"host:port peers connect to (the cell's public name or address and the published UDP port).","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},"run":{"type":"object","title":"WireGuard run by pic","description":"pic creates and heals the WireGuard container on the cell network. Without this section the admin runs WireGuard and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-wireguard.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"listenPort":{"type":"integer","minimum":1,"maximum":65535,"title":"Listen port","description":"UDP port WireGuard listens on inside the container. Default 51820."},"publish":{"type":"object","title":"Published port","description":"Where the UDP listen port is published on the host.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the port is bound to; default 0.0.0.0.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"port":{"type":"integer","minimum":1,"maximum":65535,"title":"Port","description":"Host UDP port; default the listen port."}}}}}}},"backup":{"type":"object","title":"Backup","description":"Where snapshots of the services' data are kept, when the operator takes them and how many it keeps.","additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding the snapshots; relative to the cell folder or absolute. Default: backups/ in the state directory.","minLength":1},"schedule":{"type":"object","title":"Schedule","description":"When the operator takes a snapshot of every installed service (UTC).","required":["every"],"additionalProperties":false,"properties":{"every":{"type":"string","enum":["hourly","daily","weekly"],"title":"Every","description":"How often a snapshot is due."},"at":{"type":"string","title":"At","description":"HH:MM (UTC) of a daily or weekly snapshot; of an hourly one only the minutes count. Default 03:00.","pattern":"^([01]\\d|2[0-3]):[0-5]\\d$"},"weekday":{"type":"string","enum":["monday","tuesday","wednesday","thursday","friday","saturday","sunday"],"title":"Weekday","description":"Day of a weekly snapshot; default sunday."}}},"retention":{"type":"object","title":"Retention","description":"Which verified snapshots are kept: the newest `last`, and the newest of each of the latest `daily` days, `weekly` ISO weeks and `monthly` months. The rest are deleted.","additionalProperties":false,"properties":{"last":{"type":"integer","minimum":0,"maximum":1000,"title":"Last","description":"The newest snapshots kept whatever their age."},"daily":{"type":"integer","minimum":0,"maximum":1000,"title":"Daily","description":"Days with a kept snapshot."},"weekly":{"type":"integer","minimum":0,"maximum":1000,"title":"Weekly","description":"ISO weeks with a kept snapshot."},"monthly":{"type":"integer","minimum":0,"maximum":1000,"title":"Monthly","description":"Months with a kept snapshot."}}}}}}}}};
 const pattern21 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
 const pattern23 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$", "u");
 const pattern24 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
@@ -3094,10 +3094,10 @@ const pattern25 = new RegExp("^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\
 const pattern27 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "u");
 const pattern28 = new RegExp("^/", "u");
 const pattern31 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
-const pattern33 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
-const pattern37 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
-const pattern45 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$", "u");
-const pattern50 = new RegExp("^([01]\\d|2[0-3]):[0-5]\\d$", "u");
+const pattern32 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
+const pattern36 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
+const pattern43 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$", "u");
+const pattern47 = new RegExp("^([01]\\d|2[0-3]):[0-5]\\d$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -4211,8 +4211,8 @@ errors++;
 if(data39.image !== undefined){
 let data40 = data39.image;
 if(typeof data40 === "string"){
-if(!pattern27.test(data40)){
-const err87 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.image,data:data40};
+if(func3(data40) > 1024){
+const err87 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters",schema:1024,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.image,data:data40};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -4221,9 +4221,8 @@ vErrors.push(err87);
 }
 errors++;
 }
-}
-else {
-const err88 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.image.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.image,data:data40};
+if(func3(data40) < 1){
+const err88 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.image,data:data40};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -4233,11 +4232,8 @@ vErrors.push(err88);
 errors++;
 }
 }
-if(data39.address !== undefined){
-let data41 = data39.address;
-if(typeof data41 === "string"){
-if(!pattern33.test(data41)){
-const err89 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.address,data:data41};
+else {
+const err89 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.image.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.image,data:data40};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -4247,8 +4243,11 @@ vErrors.push(err89);
 errors++;
 }
 }
-else {
-const err90 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.address.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.address,data:data41};
+if(data39.address !== undefined){
+let data41 = data39.address;
+if(typeof data41 === "string"){
+if(!pattern32.test(data41)){
+const err90 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.address,data:data41};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -4258,11 +4257,8 @@ vErrors.push(err90);
 errors++;
 }
 }
-if(data39.container !== undefined){
-let data42 = data39.container;
-if(typeof data42 === "string"){
-if(!pattern9.test(data42)){
-const err91 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.container,data:data42};
+else {
+const err91 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.address.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.address,data:data41};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -4272,8 +4268,11 @@ vErrors.push(err91);
 errors++;
 }
 }
-else {
-const err92 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.container.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.container,data:data42};
+if(data39.container !== undefined){
+let data42 = data39.container;
+if(typeof data42 === "string"){
+if(!pattern9.test(data42)){
+const err92 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.container,data:data42};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -4283,12 +4282,8 @@ vErrors.push(err92);
 errors++;
 }
 }
-if(data39.publish !== undefined){
-let data43 = data39.publish;
-if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
-for(const key14 in data43){
-if(!(((key14 === "hostIp") || (key14 === "http")) || (key14 === "https"))){
-const err93 = {instancePath:instancePath+"/spec/caddy/run/publish",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish,data:data43};
+else {
+const err93 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.container.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.container,data:data42};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -4298,11 +4293,12 @@ vErrors.push(err93);
 errors++;
 }
 }
-if(data43.hostIp !== undefined){
-let data44 = data43.hostIp;
-if(typeof data44 === "string"){
-if(!pattern33.test(data44)){
-const err94 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data44};
+if(data39.publish !== undefined){
+let data43 = data39.publish;
+if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
+for(const key14 in data43){
+if(!(((key14 === "hostIp") || (key14 === "http")) || (key14 === "https"))){
+const err94 = {instancePath:instancePath+"/spec/caddy/run/publish",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish,data:data43};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -4312,8 +4308,11 @@ vErrors.push(err94);
 errors++;
 }
 }
-else {
-const err95 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data44};
+if(data43.hostIp !== undefined){
+let data44 = data43.hostIp;
+if(typeof data44 === "string"){
+if(!pattern32.test(data44)){
+const err95 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data44};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -4323,10 +4322,8 @@ vErrors.push(err95);
 errors++;
 }
 }
-if(data43.http !== undefined){
-let data45 = data43.http;
-if(!(((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45))) && (isFinite(data45)))){
-const err96 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data45};
+else {
+const err96 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data44};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -4335,9 +4332,11 @@ vErrors.push(err96);
 }
 errors++;
 }
-if((typeof data45 == "number") && (isFinite(data45))){
-if(data45 > 65535 || isNaN(data45)){
-const err97 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data45};
+}
+if(data43.http !== undefined){
+let data45 = data43.http;
+if(!(((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45))) && (isFinite(data45)))){
+const err97 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data45};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -4346,8 +4345,9 @@ vErrors.push(err97);
 }
 errors++;
 }
-if(data45 < 1 || isNaN(data45)){
-const err98 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data45};
+if((typeof data45 == "number") && (isFinite(data45))){
+if(data45 > 65535 || isNaN(data45)){
+const err98 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data45};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -4356,12 +4356,8 @@ vErrors.push(err98);
 }
 errors++;
 }
-}
-}
-if(data43.https !== undefined){
-let data46 = data43.https;
-if(!(((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46))) && (isFinite(data46)))){
-const err99 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data46};
+if(data45 < 1 || isNaN(data45)){
+const err99 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data45};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -4370,9 +4366,12 @@ vErrors.push(err99);
 }
 errors++;
 }
-if((typeof data46 == "number") && (isFinite(data46))){
-if(data46 > 65535 || isNaN(data46)){
-const err100 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data46};
+}
+}
+if(data43.https !== undefined){
+let data46 = data43.https;
+if(!(((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46))) && (isFinite(data46)))){
+const err100 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data46};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -4381,8 +4380,9 @@ vErrors.push(err100);
 }
 errors++;
 }
-if(data46 < 1 || isNaN(data46)){
-const err101 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data46};
+if((typeof data46 == "number") && (isFinite(data46))){
+if(data46 > 65535 || isNaN(data46)){
+const err101 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data46};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -4391,11 +4391,8 @@ vErrors.push(err101);
 }
 errors++;
 }
-}
-}
-}
-else {
-const err102 = {instancePath:instancePath+"/spec/caddy/run/publish",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish,data:data43};
+if(data46 < 1 || isNaN(data46)){
+const err102 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data46};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -4406,8 +4403,9 @@ errors++;
 }
 }
 }
+}
 else {
-const err103 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.properties.run.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run,data:data39};
+const err103 = {instancePath:instancePath+"/spec/caddy/run/publish",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish,data:data43};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -4419,7 +4417,7 @@ errors++;
 }
 }
 else {
-const err104 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.type,parentSchema:schema13.properties.spec.properties.caddy,data:data29};
+const err104 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.properties.run.type,parentSchema:schema13.properties.spec.properties.caddy.properties.run,data:data39};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -4429,12 +4427,9 @@ vErrors.push(err104);
 errors++;
 }
 }
-if(data9.dns !== undefined){
-let data47 = data9.dns;
-if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
-for(const key15 in data47){
-if(!((((key15 === "address") || (key15 === "nameservers")) || (key15 === "zoneFile")) || (key15 === "run"))){
-const err105 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.dns,data:data47};
+}
+else {
+const err105 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.caddy.type,parentSchema:schema13.properties.spec.properties.caddy,data:data29};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -4444,11 +4439,12 @@ vErrors.push(err105);
 errors++;
 }
 }
-if(data47.address !== undefined){
-let data48 = data47.address;
-if(typeof data48 === "string"){
-if(!pattern33.test(data48)){
-const err106 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data48};
+if(data9.dns !== undefined){
+let data47 = data9.dns;
+if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
+for(const key15 in data47){
+if(!((((key15 === "address") || (key15 === "nameservers")) || (key15 === "zoneFile")) || (key15 === "run"))){
+const err106 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.dns,data:data47};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -4458,13 +4454,27 @@ vErrors.push(err106);
 errors++;
 }
 }
-else {
-const err107 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.address.type,parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data48};
+if(data47.address !== undefined){
+let data48 = data47.address;
+if(typeof data48 === "string"){
+if(!pattern32.test(data48)){
+const err107 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data48};
 if(vErrors === null){
 vErrors = [err107];
 }
 else {
 vErrors.push(err107);
+}
+errors++;
+}
+}
+else {
+const err108 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.address.type,parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data48};
+if(vErrors === null){
+vErrors = [err108];
+}
+else {
+vErrors.push(err108);
 }
 errors++;
 }
@@ -4476,24 +4486,24 @@ const len3 = data49.length;
 for(let i5=0; i5<len3; i5++){
 let data50 = data49[i5];
 if(typeof data50 === "string"){
-if(!pattern37.test(data50)){
-const err108 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data50};
-if(vErrors === null){
-vErrors = [err108];
-}
-else {
-vErrors.push(err108);
-}
-errors++;
-}
-}
-else {
-const err109 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.nameservers.items.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data50};
+if(!pattern36.test(data50)){
+const err109 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data50};
 if(vErrors === null){
 vErrors = [err109];
 }
 else {
 vErrors.push(err109);
+}
+errors++;
+}
+}
+else {
+const err110 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.nameservers.items.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data50};
+if(vErrors === null){
+vErrors = [err110];
+}
+else {
+vErrors.push(err110);
 }
 errors++;
 }
@@ -4509,12 +4519,12 @@ continue;
 }
 if(typeof indices2[item2] == "number"){
 j2 = indices2[item2];
-const err110 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i6+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data49};
+const err111 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i6+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data49};
 if(vErrors === null){
-vErrors = [err110];
+vErrors = [err111];
 }
 else {
-vErrors.push(err110);
+vErrors.push(err111);
 }
 errors++;
 break;
@@ -4524,21 +4534,7 @@ indices2[item2] = i6;
 }
 }
 else {
-const err111 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.dns.properties.nameservers.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data49};
-if(vErrors === null){
-vErrors = [err111];
-}
-else {
-vErrors.push(err111);
-}
-errors++;
-}
-}
-if(data47.zoneFile !== undefined){
-let data51 = data47.zoneFile;
-if(typeof data51 === "string"){
-if(func3(data51) < 1){
-const err112 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data51};
+const err112 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.dns.properties.nameservers.type,parentSchema:schema13.properties.spec.properties.dns.properties.nameservers,data:data49};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -4548,8 +4544,11 @@ vErrors.push(err112);
 errors++;
 }
 }
-else {
-const err113 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.zoneFile.type,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data51};
+if(data47.zoneFile !== undefined){
+let data51 = data47.zoneFile;
+if(typeof data51 === "string"){
+if(func3(data51) < 1){
+const err113 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data51};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -4559,11 +4558,8 @@ vErrors.push(err113);
 errors++;
 }
 }
-if(data47.run !== undefined){
-let data52 = data47.run;
-if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
-if(data52.image === undefined){
-const err114 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema13.properties.spec.properties.dns.properties.run.required,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data52};
+else {
+const err114 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.zoneFile.type,parentSchema:schema13.properties.spec.properties.dns.properties.zoneFile,data:data51};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -4572,8 +4568,12 @@ vErrors.push(err114);
 }
 errors++;
 }
-if(data52.address === undefined){
-const err115 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema13.properties.spec.properties.dns.properties.run.required,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data52};
+}
+if(data47.run !== undefined){
+let data52 = data47.run;
+if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
+if(data52.image === undefined){
+const err115 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema13.properties.spec.properties.dns.properties.run.required,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data52};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -4582,9 +4582,8 @@ vErrors.push(err115);
 }
 errors++;
 }
-for(const key16 in data52){
-if(!((((key16 === "image") || (key16 === "address")) || (key16 === "container")) || (key16 === "upstreams"))){
-const err116 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data52};
+if(data52.address === undefined){
+const err116 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema13.properties.spec.properties.dns.properties.run.required,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data52};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -4593,12 +4592,9 @@ vErrors.push(err116);
 }
 errors++;
 }
-}
-if(data52.image !== undefined){
-let data53 = data52.image;
-if(typeof data53 === "string"){
-if(!pattern27.test(data53)){
-const err117 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.image,data:data53};
+for(const key16 in data52){
+if(!((((key16 === "image") || (key16 === "address")) || (key16 === "container")) || (key16 === "upstreams"))){
+const err117 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data52};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -4608,8 +4604,11 @@ vErrors.push(err117);
 errors++;
 }
 }
-else {
-const err118 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.image.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.image,data:data53};
+if(data52.image !== undefined){
+let data53 = data52.image;
+if(typeof data53 === "string"){
+if(func3(data53) > 1024){
+const err118 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters",schema:1024,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.image,data:data53};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -4618,12 +4617,8 @@ vErrors.push(err118);
 }
 errors++;
 }
-}
-if(data52.address !== undefined){
-let data54 = data52.address;
-if(typeof data54 === "string"){
-if(!pattern33.test(data54)){
-const err119 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.address,data:data54};
+if(func3(data53) < 1){
+const err119 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.image,data:data53};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -4634,7 +4629,7 @@ errors++;
 }
 }
 else {
-const err120 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.address.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.address,data:data54};
+const err120 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.image.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.image,data:data53};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -4644,11 +4639,11 @@ vErrors.push(err120);
 errors++;
 }
 }
-if(data52.container !== undefined){
-let data55 = data52.container;
-if(typeof data55 === "string"){
-if(!pattern9.test(data55)){
-const err121 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.container,data:data55};
+if(data52.address !== undefined){
+let data54 = data52.address;
+if(typeof data54 === "string"){
+if(!pattern32.test(data54)){
+const err121 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.address,data:data54};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -4659,12 +4654,37 @@ errors++;
 }
 }
 else {
-const err122 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.container.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.container,data:data55};
+const err122 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.address.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.address,data:data54};
 if(vErrors === null){
 vErrors = [err122];
 }
 else {
 vErrors.push(err122);
+}
+errors++;
+}
+}
+if(data52.container !== undefined){
+let data55 = data52.container;
+if(typeof data55 === "string"){
+if(!pattern9.test(data55)){
+const err123 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.container,data:data55};
+if(vErrors === null){
+vErrors = [err123];
+}
+else {
+vErrors.push(err123);
+}
+errors++;
+}
+}
+else {
+const err124 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.container.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.container,data:data55};
+if(vErrors === null){
+vErrors = [err124];
+}
+else {
+vErrors.push(err124);
 }
 errors++;
 }
@@ -4676,24 +4696,24 @@ const len4 = data56.length;
 for(let i7=0; i7<len4; i7++){
 let data57 = data56[i7];
 if(typeof data57 === "string"){
-if(!pattern33.test(data57)){
-const err123 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i7,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data57};
+if(!pattern32.test(data57)){
+const err125 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i7,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data57};
 if(vErrors === null){
-vErrors = [err123];
+vErrors = [err125];
 }
 else {
-vErrors.push(err123);
+vErrors.push(err125);
 }
 errors++;
 }
 }
 else {
-const err124 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i7,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data57};
+const err126 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i7,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data57};
 if(vErrors === null){
-vErrors = [err124];
+vErrors = [err126];
 }
 else {
-vErrors.push(err124);
+vErrors.push(err126);
 }
 errors++;
 }
@@ -4709,12 +4729,12 @@ continue;
 }
 if(typeof indices3[item3] == "number"){
 j3 = indices3[item3];
-const err125 = {instancePath:instancePath+"/spec/dns/run/upstreams",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/uniqueItems",keyword:"uniqueItems",params:{i: i8, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i8+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams,data:data56};
+const err127 = {instancePath:instancePath+"/spec/dns/run/upstreams",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/uniqueItems",keyword:"uniqueItems",params:{i: i8, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i8+" are identical)",schema:true,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams,data:data56};
 if(vErrors === null){
-vErrors = [err125];
+vErrors = [err127];
 }
 else {
-vErrors.push(err125);
+vErrors.push(err127);
 }
 errors++;
 break;
@@ -4724,31 +4744,7 @@ indices3[item3] = i8;
 }
 }
 else {
-const err126 = {instancePath:instancePath+"/spec/dns/run/upstreams",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams,data:data56};
-if(vErrors === null){
-vErrors = [err126];
-}
-else {
-vErrors.push(err126);
-}
-errors++;
-}
-}
-}
-else {
-const err127 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.dns.properties.run.type,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data52};
-if(vErrors === null){
-vErrors = [err127];
-}
-else {
-vErrors.push(err127);
-}
-errors++;
-}
-}
-}
-else {
-const err128 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.dns.type,parentSchema:schema13.properties.spec.properties.dns,data:data47};
+const err128 = {instancePath:instancePath+"/spec/dns/run/upstreams",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.type,parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams,data:data56};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -4758,12 +4754,9 @@ vErrors.push(err128);
 errors++;
 }
 }
-if(data9.wireguard !== undefined){
-let data58 = data9.wireguard;
-if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
-for(const key17 in data58){
-if(!(((((key17 === "container") || (key17 === "subnet")) || (key17 === "peerPool")) || (key17 === "endpoint")) || (key17 === "run"))){
-const err129 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard,data:data58};
+}
+else {
+const err129 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.dns.properties.run.type,parentSchema:schema13.properties.spec.properties.dns.properties.run,data:data52};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -4773,11 +4766,9 @@ vErrors.push(err129);
 errors++;
 }
 }
-if(data58.container !== undefined){
-let data59 = data58.container;
-if(typeof data59 === "string"){
-if(!pattern9.test(data59)){
-const err130 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data59};
+}
+else {
+const err130 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.dns.type,parentSchema:schema13.properties.spec.properties.dns,data:data47};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -4787,8 +4778,12 @@ vErrors.push(err130);
 errors++;
 }
 }
-else {
-const err131 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.container.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data59};
+if(data9.wireguard !== undefined){
+let data58 = data9.wireguard;
+if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
+for(const key17 in data58){
+if(!(((((key17 === "container") || (key17 === "subnet")) || (key17 === "peerPool")) || (key17 === "endpoint")) || (key17 === "run"))){
+const err131 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard,data:data58};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -4798,11 +4793,11 @@ vErrors.push(err131);
 errors++;
 }
 }
-if(data58.subnet !== undefined){
-let data60 = data58.subnet;
-if(typeof data60 === "string"){
-if(!pattern23.test(data60)){
-const err132 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.subnet,data:data60};
+if(data58.container !== undefined){
+let data59 = data58.container;
+if(typeof data59 === "string"){
+if(!pattern9.test(data59)){
+const err132 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data59};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -4813,7 +4808,7 @@ errors++;
 }
 }
 else {
-const err133 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.subnet.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.subnet,data:data60};
+const err133 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.container.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data59};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -4823,11 +4818,11 @@ vErrors.push(err133);
 errors++;
 }
 }
-if(data58.peerPool !== undefined){
-let data61 = data58.peerPool;
-if(typeof data61 === "string"){
-if(!pattern24.test(data61)){
-const err134 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.peerPool,data:data61};
+if(data58.subnet !== undefined){
+let data60 = data58.subnet;
+if(typeof data60 === "string"){
+if(!pattern23.test(data60)){
+const err134 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.subnet,data:data60};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -4838,7 +4833,7 @@ errors++;
 }
 }
 else {
-const err135 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.peerPool.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.peerPool,data:data61};
+const err135 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.subnet.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.subnet,data:data60};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -4848,11 +4843,11 @@ vErrors.push(err135);
 errors++;
 }
 }
-if(data58.endpoint !== undefined){
-let data62 = data58.endpoint;
-if(typeof data62 === "string"){
-if(!pattern45.test(data62)){
-const err136 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.endpoint,data:data62};
+if(data58.peerPool !== undefined){
+let data61 = data58.peerPool;
+if(typeof data61 === "string"){
+if(!pattern24.test(data61)){
+const err136 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.peerPool,data:data61};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -4863,7 +4858,7 @@ errors++;
 }
 }
 else {
-const err137 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.endpoint.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.endpoint,data:data62};
+const err137 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.peerPool.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.peerPool,data:data61};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -4873,11 +4868,11 @@ vErrors.push(err137);
 errors++;
 }
 }
-if(data58.run !== undefined){
-let data63 = data58.run;
-if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
-if(data63.image === undefined){
-const err138 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema13.properties.spec.properties.wireguard.properties.run.required,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data63};
+if(data58.endpoint !== undefined){
+let data62 = data58.endpoint;
+if(typeof data62 === "string"){
+if(!pattern43.test(data62)){
+const err138 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.endpoint,data:data62};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -4886,8 +4881,9 @@ vErrors.push(err138);
 }
 errors++;
 }
-if(data63.address === undefined){
-const err139 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema13.properties.spec.properties.wireguard.properties.run.required,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data63};
+}
+else {
+const err139 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.endpoint.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.endpoint,data:data62};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -4896,9 +4892,12 @@ vErrors.push(err139);
 }
 errors++;
 }
-for(const key18 in data63){
-if(!(((((key18 === "image") || (key18 === "address")) || (key18 === "container")) || (key18 === "listenPort")) || (key18 === "publish"))){
-const err140 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data63};
+}
+if(data58.run !== undefined){
+let data63 = data58.run;
+if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
+if(data63.image === undefined){
+const err140 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema13.properties.spec.properties.wireguard.properties.run.required,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data63};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -4907,12 +4906,8 @@ vErrors.push(err140);
 }
 errors++;
 }
-}
-if(data63.image !== undefined){
-let data64 = data63.image;
-if(typeof data64 === "string"){
-if(!pattern27.test(data64)){
-const err141 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.image,data:data64};
+if(data63.address === undefined){
+const err141 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema13.properties.spec.properties.wireguard.properties.run.required,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data63};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -4921,9 +4916,9 @@ vErrors.push(err141);
 }
 errors++;
 }
-}
-else {
-const err142 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.image.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.image,data:data64};
+for(const key18 in data63){
+if(!(((((key18 === "image") || (key18 === "address")) || (key18 === "container")) || (key18 === "listenPort")) || (key18 === "publish"))){
+const err142 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data63};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -4933,11 +4928,11 @@ vErrors.push(err142);
 errors++;
 }
 }
-if(data63.address !== undefined){
-let data65 = data63.address;
-if(typeof data65 === "string"){
-if(!pattern33.test(data65)){
-const err143 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.address,data:data65};
+if(data63.image !== undefined){
+let data64 = data63.image;
+if(typeof data64 === "string"){
+if(func3(data64) > 1024){
+const err143 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters",schema:1024,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.image,data:data64};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -4946,9 +4941,8 @@ vErrors.push(err143);
 }
 errors++;
 }
-}
-else {
-const err144 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.address.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.address,data:data65};
+if(func3(data64) < 1){
+const err144 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.image,data:data64};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -4958,11 +4952,8 @@ vErrors.push(err144);
 errors++;
 }
 }
-if(data63.container !== undefined){
-let data66 = data63.container;
-if(typeof data66 === "string"){
-if(!pattern9.test(data66)){
-const err145 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.container,data:data66};
+else {
+const err145 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.image.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.image,data:data64};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -4972,8 +4963,11 @@ vErrors.push(err145);
 errors++;
 }
 }
-else {
-const err146 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.container.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.container,data:data66};
+if(data63.address !== undefined){
+let data65 = data63.address;
+if(typeof data65 === "string"){
+if(!pattern32.test(data65)){
+const err146 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.address,data:data65};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -4983,10 +4977,8 @@ vErrors.push(err146);
 errors++;
 }
 }
-if(data63.listenPort !== undefined){
-let data67 = data63.listenPort;
-if(!(((typeof data67 == "number") && (!(data67 % 1) && !isNaN(data67))) && (isFinite(data67)))){
-const err147 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data67};
+else {
+const err147 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.address.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.address,data:data65};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -4995,9 +4987,12 @@ vErrors.push(err147);
 }
 errors++;
 }
-if((typeof data67 == "number") && (isFinite(data67))){
-if(data67 > 65535 || isNaN(data67)){
-const err148 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data67};
+}
+if(data63.container !== undefined){
+let data66 = data63.container;
+if(typeof data66 === "string"){
+if(!pattern9.test(data66)){
+const err148 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.container,data:data66};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -5006,13 +5001,48 @@ vErrors.push(err148);
 }
 errors++;
 }
-if(data67 < 1 || isNaN(data67)){
-const err149 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data67};
+}
+else {
+const err149 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.container.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.container,data:data66};
 if(vErrors === null){
 vErrors = [err149];
 }
 else {
 vErrors.push(err149);
+}
+errors++;
+}
+}
+if(data63.listenPort !== undefined){
+let data67 = data63.listenPort;
+if(!(((typeof data67 == "number") && (!(data67 % 1) && !isNaN(data67))) && (isFinite(data67)))){
+const err150 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data67};
+if(vErrors === null){
+vErrors = [err150];
+}
+else {
+vErrors.push(err150);
+}
+errors++;
+}
+if((typeof data67 == "number") && (isFinite(data67))){
+if(data67 > 65535 || isNaN(data67)){
+const err151 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data67};
+if(vErrors === null){
+vErrors = [err151];
+}
+else {
+vErrors.push(err151);
+}
+errors++;
+}
+if(data67 < 1 || isNaN(data67)){
+const err152 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data67};
+if(vErrors === null){
+vErrors = [err152];
+}
+else {
+vErrors.push(err152);
 }
 errors++;
 }
@@ -5023,45 +5053,7 @@ let data68 = data63.publish;
 if(data68 && typeof data68 == "object" && !Array.isArray(data68)){
 for(const key19 in data68){
 if(!((key19 === "hostIp") || (key19 === "port"))){
-const err150 = {instancePath:instancePath+"/spec/wireguard/run/publish",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish,data:data68};
-if(vErrors === null){
-vErrors = [err150];
-}
-else {
-vErrors.push(err150);
-}
-errors++;
-}
-}
-if(data68.hostIp !== undefined){
-let data69 = data68.hostIp;
-if(typeof data69 === "string"){
-if(!pattern33.test(data69)){
-const err151 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data69};
-if(vErrors === null){
-vErrors = [err151];
-}
-else {
-vErrors.push(err151);
-}
-errors++;
-}
-}
-else {
-const err152 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data69};
-if(vErrors === null){
-vErrors = [err152];
-}
-else {
-vErrors.push(err152);
-}
-errors++;
-}
-}
-if(data68.port !== undefined){
-let data70 = data68.port;
-if(!(((typeof data70 == "number") && (!(data70 % 1) && !isNaN(data70))) && (isFinite(data70)))){
-const err153 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data70};
+const err153 = {instancePath:instancePath+"/spec/wireguard/run/publish",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish,data:data68};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -5070,9 +5062,12 @@ vErrors.push(err153);
 }
 errors++;
 }
-if((typeof data70 == "number") && (isFinite(data70))){
-if(data70 > 65535 || isNaN(data70)){
-const err154 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data70};
+}
+if(data68.hostIp !== undefined){
+let data69 = data68.hostIp;
+if(typeof data69 === "string"){
+if(!pattern32.test(data69)){
+const err154 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data69};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -5081,8 +5076,9 @@ vErrors.push(err154);
 }
 errors++;
 }
-if(data70 < 1 || isNaN(data70)){
-const err155 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data70};
+}
+else {
+const err155 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data69};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -5092,10 +5088,10 @@ vErrors.push(err155);
 errors++;
 }
 }
-}
-}
-else {
-const err156 = {instancePath:instancePath+"/spec/wireguard/run/publish",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish,data:data68};
+if(data68.port !== undefined){
+let data70 = data68.port;
+if(!(((typeof data70 == "number") && (!(data70 % 1) && !isNaN(data70))) && (isFinite(data70)))){
+const err156 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data70};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -5104,10 +5100,9 @@ vErrors.push(err156);
 }
 errors++;
 }
-}
-}
-else {
-const err157 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.properties.run.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data63};
+if((typeof data70 == "number") && (isFinite(data70))){
+if(data70 > 65535 || isNaN(data70)){
+const err157 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data70};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -5116,10 +5111,8 @@ vErrors.push(err157);
 }
 errors++;
 }
-}
-}
-else {
-const err158 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.type,parentSchema:schema13.properties.spec.properties.wireguard,data:data58};
+if(data70 < 1 || isNaN(data70)){
+const err158 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data70};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -5129,12 +5122,10 @@ vErrors.push(err158);
 errors++;
 }
 }
-if(data9.backup !== undefined){
-let data71 = data9.backup;
-if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
-for(const key20 in data71){
-if(!(((key20 === "path") || (key20 === "schedule")) || (key20 === "retention"))){
-const err159 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.backup,data:data71};
+}
+}
+else {
+const err159 = {instancePath:instancePath+"/spec/wireguard/run/publish",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish,data:data68};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -5144,11 +5135,9 @@ vErrors.push(err159);
 errors++;
 }
 }
-if(data71.path !== undefined){
-let data72 = data71.path;
-if(typeof data72 === "string"){
-if(func3(data72) < 1){
-const err160 = {instancePath:instancePath+"/spec/backup/path",schemaPath:"#/properties/spec/properties/backup/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.backup.properties.path,data:data72};
+}
+else {
+const err160 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.properties.run.type,parentSchema:schema13.properties.spec.properties.wireguard.properties.run,data:data63};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -5158,8 +5147,9 @@ vErrors.push(err160);
 errors++;
 }
 }
+}
 else {
-const err161 = {instancePath:instancePath+"/spec/backup/path",schemaPath:"#/properties/spec/properties/backup/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.backup.properties.path.type,parentSchema:schema13.properties.spec.properties.backup.properties.path,data:data72};
+const err161 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.wireguard.type,parentSchema:schema13.properties.spec.properties.wireguard,data:data58};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -5169,11 +5159,12 @@ vErrors.push(err161);
 errors++;
 }
 }
-if(data71.schedule !== undefined){
-let data73 = data71.schedule;
-if(data73 && typeof data73 == "object" && !Array.isArray(data73)){
-if(data73.every === undefined){
-const err162 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/required",keyword:"required",params:{missingProperty: "every"},message:"must have required property '"+"every"+"'",schema:schema13.properties.spec.properties.backup.properties.schedule.required,parentSchema:schema13.properties.spec.properties.backup.properties.schedule,data:data73};
+if(data9.backup !== undefined){
+let data71 = data9.backup;
+if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
+for(const key20 in data71){
+if(!(((key20 === "path") || (key20 === "schedule")) || (key20 === "retention"))){
+const err162 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.backup,data:data71};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -5182,9 +5173,12 @@ vErrors.push(err162);
 }
 errors++;
 }
-for(const key21 in data73){
-if(!(((key21 === "every") || (key21 === "at")) || (key21 === "weekday"))){
-const err163 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.backup.properties.schedule,data:data73};
+}
+if(data71.path !== undefined){
+let data72 = data71.path;
+if(typeof data72 === "string"){
+if(func3(data72) < 1){
+const err163 = {instancePath:instancePath+"/spec/backup/path",schemaPath:"#/properties/spec/properties/backup/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema13.properties.spec.properties.backup.properties.path,data:data72};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -5194,10 +5188,8 @@ vErrors.push(err163);
 errors++;
 }
 }
-if(data73.every !== undefined){
-let data74 = data73.every;
-if(typeof data74 !== "string"){
-const err164 = {instancePath:instancePath+"/spec/backup/schedule/every",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/every/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.backup.properties.schedule.properties.every.type,parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.every,data:data74};
+else {
+const err164 = {instancePath:instancePath+"/spec/backup/path",schemaPath:"#/properties/spec/properties/backup/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.backup.properties.path.type,parentSchema:schema13.properties.spec.properties.backup.properties.path,data:data72};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -5206,8 +5198,12 @@ vErrors.push(err164);
 }
 errors++;
 }
-if(!(((data74 === "hourly") || (data74 === "daily")) || (data74 === "weekly"))){
-const err165 = {instancePath:instancePath+"/spec/backup/schedule/every",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/every/enum",keyword:"enum",params:{allowedValues: schema13.properties.spec.properties.backup.properties.schedule.properties.every.enum},message:"must be equal to one of the allowed values",schema:schema13.properties.spec.properties.backup.properties.schedule.properties.every.enum,parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.every,data:data74};
+}
+if(data71.schedule !== undefined){
+let data73 = data71.schedule;
+if(data73 && typeof data73 == "object" && !Array.isArray(data73)){
+if(data73.every === undefined){
+const err165 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/required",keyword:"required",params:{missingProperty: "every"},message:"must have required property '"+"every"+"'",schema:schema13.properties.spec.properties.backup.properties.schedule.required,parentSchema:schema13.properties.spec.properties.backup.properties.schedule,data:data73};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -5216,12 +5212,9 @@ vErrors.push(err165);
 }
 errors++;
 }
-}
-if(data73.at !== undefined){
-let data75 = data73.at;
-if(typeof data75 === "string"){
-if(!pattern50.test(data75)){
-const err166 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/pattern",keyword:"pattern",params:{pattern: "^([01]\\d|2[0-3]):[0-5]\\d$"},message:"must match pattern \""+"^([01]\\d|2[0-3]):[0-5]\\d$"+"\"",schema:"^([01]\\d|2[0-3]):[0-5]\\d$",parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.at,data:data75};
+for(const key21 in data73){
+if(!(((key21 === "every") || (key21 === "at")) || (key21 === "weekday"))){
+const err166 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.backup.properties.schedule,data:data73};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -5231,8 +5224,10 @@ vErrors.push(err166);
 errors++;
 }
 }
-else {
-const err167 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.backup.properties.schedule.properties.at.type,parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.at,data:data75};
+if(data73.every !== undefined){
+let data74 = data73.every;
+if(typeof data74 !== "string"){
+const err167 = {instancePath:instancePath+"/spec/backup/schedule/every",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/every/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.backup.properties.schedule.properties.every.type,parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.every,data:data74};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -5241,11 +5236,8 @@ vErrors.push(err167);
 }
 errors++;
 }
-}
-if(data73.weekday !== undefined){
-let data76 = data73.weekday;
-if(typeof data76 !== "string"){
-const err168 = {instancePath:instancePath+"/spec/backup/schedule/weekday",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/weekday/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.backup.properties.schedule.properties.weekday.type,parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.weekday,data:data76};
+if(!(((data74 === "hourly") || (data74 === "daily")) || (data74 === "weekly"))){
+const err168 = {instancePath:instancePath+"/spec/backup/schedule/every",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/every/enum",keyword:"enum",params:{allowedValues: schema13.properties.spec.properties.backup.properties.schedule.properties.every.enum},message:"must be equal to one of the allowed values",schema:schema13.properties.spec.properties.backup.properties.schedule.properties.every.enum,parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.every,data:data74};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -5254,8 +5246,12 @@ vErrors.push(err168);
 }
 errors++;
 }
-if(!(((((((data76 === "monday") || (data76 === "tuesday")) || (data76 === "wednesday")) || (data76 === "thursday")) || (data76 === "friday")) || (data76 === "saturday")) || (data76 === "sunday"))){
-const err169 = {instancePath:instancePath+"/spec/backup/schedule/weekday",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/weekday/enum",keyword:"enum",params:{allowedValues: schema13.properties.spec.properties.backup.properties.schedule.properties.weekday.enum},message:"must be equal to one of the allowed values",schema:schema13.properties.spec.properties.backup.properties.schedule.properties.weekday.enum,parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.weekday,data:data76};
+}
+if(data73.at !== undefined){
+let data75 = data73.at;
+if(typeof data75 === "string"){
+if(!pattern47.test(data75)){
+const err169 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/pattern",keyword:"pattern",params:{pattern: "^([01]\\d|2[0-3]):[0-5]\\d$"},message:"must match pattern \""+"^([01]\\d|2[0-3]):[0-5]\\d$"+"\"",schema:"^([01]\\d|2[0-3]):[0-5]\\d$",parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.at,data:data75};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -5265,9 +5261,8 @@ vErrors.push(err169);
 errors++;
 }
 }
-}
 else {
-const err170 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.backup.properties.schedule.type,parentSchema:schema13.properties.spec.properties.backup.properties.schedule,data:data73};
+const err170 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.backup.properties.schedule.properties.at.type,parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.at,data:data75};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -5277,12 +5272,10 @@ vErrors.push(err170);
 errors++;
 }
 }
-if(data71.retention !== undefined){
-let data77 = data71.retention;
-if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
-for(const key22 in data77){
-if(!((((key22 === "last") || (key22 === "daily")) || (key22 === "weekly")) || (key22 === "monthly"))){
-const err171 = {instancePath:instancePath+"/spec/backup/retention",schemaPath:"#/properties/spec/properties/backup/properties/retention/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.backup.properties.retention,data:data77};
+if(data73.weekday !== undefined){
+let data76 = data73.weekday;
+if(typeof data76 !== "string"){
+const err171 = {instancePath:instancePath+"/spec/backup/schedule/weekday",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/weekday/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema13.properties.spec.properties.backup.properties.schedule.properties.weekday.type,parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.weekday,data:data76};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -5291,11 +5284,8 @@ vErrors.push(err171);
 }
 errors++;
 }
-}
-if(data77.last !== undefined){
-let data78 = data77.last;
-if(!(((typeof data78 == "number") && (!(data78 % 1) && !isNaN(data78))) && (isFinite(data78)))){
-const err172 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.backup.properties.retention.properties.last.type,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
+if(!(((((((data76 === "monday") || (data76 === "tuesday")) || (data76 === "wednesday")) || (data76 === "thursday")) || (data76 === "friday")) || (data76 === "saturday")) || (data76 === "sunday"))){
+const err172 = {instancePath:instancePath+"/spec/backup/schedule/weekday",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/weekday/enum",keyword:"enum",params:{allowedValues: schema13.properties.spec.properties.backup.properties.schedule.properties.weekday.enum},message:"must be equal to one of the allowed values",schema:schema13.properties.spec.properties.backup.properties.schedule.properties.weekday.enum,parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.weekday,data:data76};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -5304,9 +5294,10 @@ vErrors.push(err172);
 }
 errors++;
 }
-if((typeof data78 == "number") && (isFinite(data78))){
-if(data78 > 1000 || isNaN(data78)){
-const err173 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
+}
+}
+else {
+const err173 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.backup.properties.schedule.type,parentSchema:schema13.properties.spec.properties.backup.properties.schedule,data:data73};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -5315,8 +5306,13 @@ vErrors.push(err173);
 }
 errors++;
 }
-if(data78 < 0 || isNaN(data78)){
-const err174 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
+}
+if(data71.retention !== undefined){
+let data77 = data71.retention;
+if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
+for(const key22 in data77){
+if(!((((key22 === "last") || (key22 === "daily")) || (key22 === "weekly")) || (key22 === "monthly"))){
+const err174 = {instancePath:instancePath+"/spec/backup/retention",schemaPath:"#/properties/spec/properties/backup/properties/retention/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties",schema:false,parentSchema:schema13.properties.spec.properties.backup.properties.retention,data:data77};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -5326,11 +5322,10 @@ vErrors.push(err174);
 errors++;
 }
 }
-}
-if(data77.daily !== undefined){
-let data79 = data77.daily;
-if(!(((typeof data79 == "number") && (!(data79 % 1) && !isNaN(data79))) && (isFinite(data79)))){
-const err175 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.backup.properties.retention.properties.daily.type,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
+if(data77.last !== undefined){
+let data78 = data77.last;
+if(!(((typeof data78 == "number") && (!(data78 % 1) && !isNaN(data78))) && (isFinite(data78)))){
+const err175 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.backup.properties.retention.properties.last.type,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -5339,9 +5334,9 @@ vErrors.push(err175);
 }
 errors++;
 }
-if((typeof data79 == "number") && (isFinite(data79))){
-if(data79 > 1000 || isNaN(data79)){
-const err176 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
+if((typeof data78 == "number") && (isFinite(data78))){
+if(data78 > 1000 || isNaN(data78)){
+const err176 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -5350,8 +5345,8 @@ vErrors.push(err176);
 }
 errors++;
 }
-if(data79 < 0 || isNaN(data79)){
-const err177 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
+if(data78 < 0 || isNaN(data78)){
+const err177 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -5362,10 +5357,10 @@ errors++;
 }
 }
 }
-if(data77.weekly !== undefined){
-let data80 = data77.weekly;
-if(!(((typeof data80 == "number") && (!(data80 % 1) && !isNaN(data80))) && (isFinite(data80)))){
-const err178 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.backup.properties.retention.properties.weekly.type,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
+if(data77.daily !== undefined){
+let data79 = data77.daily;
+if(!(((typeof data79 == "number") && (!(data79 % 1) && !isNaN(data79))) && (isFinite(data79)))){
+const err178 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.backup.properties.retention.properties.daily.type,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -5374,9 +5369,9 @@ vErrors.push(err178);
 }
 errors++;
 }
-if((typeof data80 == "number") && (isFinite(data80))){
-if(data80 > 1000 || isNaN(data80)){
-const err179 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
+if((typeof data79 == "number") && (isFinite(data79))){
+if(data79 > 1000 || isNaN(data79)){
+const err179 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -5385,8 +5380,8 @@ vErrors.push(err179);
 }
 errors++;
 }
-if(data80 < 0 || isNaN(data80)){
-const err180 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
+if(data79 < 0 || isNaN(data79)){
+const err180 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -5397,10 +5392,10 @@ errors++;
 }
 }
 }
-if(data77.monthly !== undefined){
-let data81 = data77.monthly;
-if(!(((typeof data81 == "number") && (!(data81 % 1) && !isNaN(data81))) && (isFinite(data81)))){
-const err181 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.backup.properties.retention.properties.monthly.type,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
+if(data77.weekly !== undefined){
+let data80 = data77.weekly;
+if(!(((typeof data80 == "number") && (!(data80 % 1) && !isNaN(data80))) && (isFinite(data80)))){
+const err181 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.backup.properties.retention.properties.weekly.type,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -5409,9 +5404,9 @@ vErrors.push(err181);
 }
 errors++;
 }
-if((typeof data81 == "number") && (isFinite(data81))){
-if(data81 > 1000 || isNaN(data81)){
-const err182 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
+if((typeof data80 == "number") && (isFinite(data80))){
+if(data80 > 1000 || isNaN(data80)){
+const err182 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -5420,8 +5415,8 @@ vErrors.push(err182);
 }
 errors++;
 }
-if(data81 < 0 || isNaN(data81)){
-const err183 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
+if(data80 < 0 || isNaN(data80)){
+const err183 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -5432,9 +5427,10 @@ errors++;
 }
 }
 }
-}
-else {
-const err184 = {instancePath:instancePath+"/spec/backup/retention",schemaPath:"#/properties/spec/properties/backup/properties/retention/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.backup.properties.retention.type,parentSchema:schema13.properties.spec.properties.backup.properties.retention,data:data77};
+if(data77.monthly !== undefined){
+let data81 = data77.monthly;
+if(!(((typeof data81 == "number") && (!(data81 % 1) && !isNaN(data81))) && (isFinite(data81)))){
+const err184 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema13.properties.spec.properties.backup.properties.retention.properties.monthly.type,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -5443,10 +5439,9 @@ vErrors.push(err184);
 }
 errors++;
 }
-}
-}
-else {
-const err185 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.backup.type,parentSchema:schema13.properties.spec.properties.backup,data:data71};
+if((typeof data81 == "number") && (isFinite(data81))){
+if(data81 > 1000 || isNaN(data81)){
+const err185 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -5455,10 +5450,8 @@ vErrors.push(err185);
 }
 errors++;
 }
-}
-}
-else {
-const err186 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.type,parentSchema:schema13.properties.spec,data:data9};
+if(data81 < 0 || isNaN(data81)){
+const err186 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema13.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -5469,13 +5462,50 @@ errors++;
 }
 }
 }
+}
 else {
-const err187 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.type,parentSchema:schema13,data};
+const err187 = {instancePath:instancePath+"/spec/backup/retention",schemaPath:"#/properties/spec/properties/backup/properties/retention/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.backup.properties.retention.type,parentSchema:schema13.properties.spec.properties.backup.properties.retention,data:data77};
 if(vErrors === null){
 vErrors = [err187];
 }
 else {
 vErrors.push(err187);
+}
+errors++;
+}
+}
+}
+else {
+const err188 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.properties.backup.type,parentSchema:schema13.properties.spec.properties.backup,data:data71};
+if(vErrors === null){
+vErrors = [err188];
+}
+else {
+vErrors.push(err188);
+}
+errors++;
+}
+}
+}
+else {
+const err189 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.properties.spec.type,parentSchema:schema13.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err189];
+}
+else {
+vErrors.push(err189);
+}
+errors++;
+}
+}
+}
+else {
+const err190 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema13.type,parentSchema:schema13,data};
+if(vErrors === null){
+vErrors = [err190];
+}
+else {
+vErrors.push(err190);
 }
 errors++;
 }
@@ -5485,7 +5515,7 @@ return errors === 0;
 
 export const ServiceInstall = validate13;
 const schema14 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","required":["version"],"additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The catalog version admitted; a newer catalog version is reported, not applied.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}},"backup":{"type":"object","title":"Backup","description":"How the service is held still while its snapshot is taken.","additionalProperties":false,"properties":{"consistency":{"type":"string","enum":["pause","stop"],"default":"pause","title":"Consistency","description":"pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again."}}}}}}};
-const pattern53 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
+const pattern50 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -5780,7 +5810,7 @@ errors++;
 if(data9.version !== undefined){
 let data10 = data9.version;
 if(typeof data10 === "string"){
-if(!pattern53.test(data10)){
+if(!pattern50.test(data10)){
 const err24 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/pattern",keyword:"pattern",params:{pattern: "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},message:"must match pattern \""+"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"+"\"",schema:"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$",parentSchema:schema14.properties.spec.properties.version,data:data10};
 if(vErrors === null){
 vErrors = [err24];
@@ -5971,7 +6001,7 @@ return errors === 0;
 
 export const PeerAccount = validate14;
 const schema15 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic PeerAccount","description":"The service accounts of one peer (peers/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"PeerAccount","title":"Kind","description":"Always PeerAccount."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"PeerAccount spec","description":"The services on which the peer named by metadata.name has an account.","required":["services"],"additionalProperties":false,"properties":{"services":{"type":"array","title":"Services","description":"Ids of installed services; removing one deprovisions the account there.","items":{"type":"string","title":"Service","description":"Service id.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"uniqueItems":true},"wireguard":{"type":"object","title":"WireGuard","description":"The peer's VPN key.","additionalProperties":false,"properties":{"publicKey":{"type":"string","title":"Public key","description":"The peer's own WireGuard public key (base64); the person keeps the private key. Without it pic generates a pair.","pattern":"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"}}}}}}};
-const pattern58 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
+const pattern55 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
 
 function validate14(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -6346,7 +6376,7 @@ errors++;
 if(data12.publicKey !== undefined){
 let data13 = data12.publicKey;
 if(typeof data13 === "string"){
-if(!pattern58.test(data13)){
+if(!pattern55.test(data13)){
 const err29 = {instancePath:instancePath+"/spec/wireguard/publicKey",schemaPath:"#/properties/spec/properties/wireguard/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"},message:"must match pattern \""+"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"+"\"",schema:"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$",parentSchema:schema15.properties.spec.properties.wireguard.properties.publicKey,data:data13};
 if(vErrors === null){
 vErrors = [err29];
@@ -6409,7 +6439,7 @@ return errors === 0;
 
 export const Connection = validate15;
 const schema16 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Connection","description":"A named egress exit (connections/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Connection","title":"Kind","description":"Always Connection."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Connection spec","description":"A named exit for the outbound traffic of services.","required":["type"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Type","description":"What kind of exit this is."},"interface":{"type":"string","title":"Interface","description":"Network interface of the exit inside cell-wireguard, such as wg_ext0.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},"failOpen":{"type":"boolean","title":"Fail open","description":"When the exit is down, let traffic take the normal route instead of dropping it.","default":false}}}}};
-const pattern61 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
+const pattern58 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
 
 function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -6727,7 +6757,7 @@ errors++;
 if(data9.interface !== undefined){
 let data11 = data9.interface;
 if(typeof data11 === "string"){
-if(!pattern61.test(data11)){
+if(!pattern58.test(data11)){
 const err26 = {instancePath:instancePath+"/spec/interface",schemaPath:"#/properties/spec/properties/interface/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$",parentSchema:schema16.properties.spec.properties.interface,data:data11};
 if(vErrors === null){
 vErrors = [err26];
@@ -6788,4 +6818,4 @@ errors++;
 validate15.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "2e26e2d068aca69d07999e75d13a7be983bc4836f0ddd280d285bc45c6762d8d";
+export const SCHEMA_FINGERPRINT = "ced03949dac857f594ff5f6a6cb7b7e12b15f922c48ad53a0fd389396ef1277b";

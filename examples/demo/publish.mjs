@@ -6,12 +6,12 @@
 //
 //   DEMO_DIR/store   examples/store with every image pinned to its registry digest
 //   DEMO_DIR/cell    examples/cell under imageVerification enforce, trusting demo-cosign.pub,
-//                    with git.pic.ngo mirrored to the demo registry
+//                    with git.pic.ngo mirrored to the demo registry, and the core stack's images
+//                    (spec.{caddy,dns,wireguard}.run.image, built by examples/images/build-core.sh)
+//                    pushed and signed the same way and pinned as name:tag@sha256:<registry digest>
 //
-// The core stack's images (spec.{caddy,dns,wireguard}.run.image, built by
-// examples/images/build-core.sh) are not published: pic runs them from the local engine by tag,
-// and image verification applies to store images only (the core containers pass no image gate),
-// so enforce asks nothing of them. They are checked to be loaded, so a missing build fails here.
+// Under enforce the core containers pass the same image gate as the services, so every image
+// the demo runs has been verified against the demo key.
 //
 // Usage: node examples/demo/publish.mjs DEMO_DIR     (PIC_DEMO_REGISTRY, default 127.0.0.1:5000)
 //
@@ -130,16 +130,28 @@ writeFileSync(
       `  imageVerification:\n    mode: enforce\n    # The DEMO key: never trust it on a real cell.\n    publicKeys: [${JSON.stringify(path.join(HERE, 'demo-cosign.pub'))}]\n\n  # Pulls and signature look-ups for git.pic.ngo go to the demo registry.\n  registries:\n    mirrors: {${SOURCE_REGISTRY}: "${REGISTRY}"}\n`,
     ),
 );
+// The core stack: each run.image (git.pic.ngo/roof/<name>:<tag>) pushed, signed and pinned.
+const CORE_REFERENCE = /^(git\.pic\.ngo\/(roof\/[a-z0-9-]+)):([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/;
 const cellSpec = parseYaml(cell).spec ?? {};
+let pinnedCell = readFileSync(cellFile, 'utf8');
 for (const section of ['caddy', 'dns', 'wireguard']) {
   const reference = cellSpec[section]?.run?.image;
   if (typeof reference !== 'string') continue;
+  const parts = CORE_REFERENCE.exec(reference);
+  if (!parts) throw new Error(`${cellFile}: spec.${section}.run.image ${reference} is not git.pic.ngo/roof/<name>:<tag>; the demo publishes only such images`);
+  const [, name, repository] = parts;
   let id;
   try {
     id = docker('image', 'inspect', '--format', '{{.Id}}', reference);
   } catch {
     throw new Error(`${cellFile}: spec.${section}.run.image ${reference} is not loaded; build it with examples/images/build-core.sh`);
   }
-  console.log(`core ${section}: ${reference} is loaded (${id}); run from the local engine, not verified (core images pass no image gate)`);
+  const digest = push(id, repository);
+  await signLegacy(repository, name, digest);
+  const line = `image: ${reference}\n`;
+  if (pinnedCell.split(line).length !== 2) throw new Error(`${cellFile}: expected exactly one line "${line.trim()}" to pin`);
+  pinnedCell = pinnedCell.replace(line, `image: ${reference}@${digest}\n`);
+  console.log(`published core ${section}: ${reference}@${digest} (signed with the demo key)`);
 }
-console.log(`wrote ${storeOut} (pinned to registry digests) and ${cellOut} (imageVerification enforce)`);
+writeFileSync(cellFile, pinnedCell);
+console.log(`wrote ${storeOut} (pinned to registry digests) and ${cellOut} (imageVerification enforce, core images pinned and signed)`);

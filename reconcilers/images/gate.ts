@@ -1,7 +1,7 @@
 /**
- * The image gate of a service: before anything of it is created, every image its template runs
- * is checked (observe: cache, registry; decide: policy.ts), and when containers are to be made,
- * missing images are pulled by digest and checked against what was verified (pull.ts).
+ * The image gate of a service or a core container: before anything of it is created, every image
+ * it runs is checked (observe: cache, registry; decide: policy.ts), and when containers are to be
+ * made, missing images are pulled by digest and checked against what was verified (pull.ts).
  *
  * The host is the operator's context, described here by what the gate uses of it, so this room
  * imports nothing from controllers/.
@@ -48,6 +48,14 @@ export interface ServiceGateInput {
   template: string;
 }
 
+/** The gate's input for containers pic plans itself (the core stack): their images, named directly. */
+export interface ImageGateInput extends Omit<ServiceGateInput, 'template'> {
+  /** Each container and the image reference it runs. */
+  containers: readonly { container: string; image: string }[];
+  /** What a refusal says is not created, e.g. `Core/caddy`; default "this service". */
+  subject?: string;
+}
+
 /** What the gate let through: the facts for the status, and the pull of what is missing. */
 export class ServiceImages {
   constructor(
@@ -60,6 +68,7 @@ export class ServiceImages {
     private readonly document: { file?: string; generation: string },
     private readonly settings: RegistrySettings,
     private readonly credentials: CredentialLookup,
+    private readonly subject = 'this service',
   ) {}
 
   /**
@@ -72,7 +81,7 @@ export class ServiceImages {
     for (const container of plan.containers) {
       const ref = String(container.create.Image ?? '');
       if (this.enforced && !this.enforced.has(ref)) {
-        const message = `${ref} is to be run but its signature was not verified (the template declares other images than the rendered containers run); image verification is enforce, so nothing of this service is created`;
+        const message = `${ref} is to be run but its signature was not verified (the containers run other images than were checked); image verification is enforce, so nothing of ${this.subject} is created`;
         throw new TerminalError(message, 'Unsigned');
       }
       const image = parseImageReference(ref);
@@ -140,19 +149,29 @@ export class ServiceImages {
  * and throws (a TerminalError, or a plain error to be retried): the caller then creates nothing
  * and whatever ran before keeps running.
  */
-export async function verifyServiceImages(host: ImageGateHost, input: ServiceGateInput): Promise<ServiceImages> {
+export function verifyServiceImages(host: ImageGateHost, input: ServiceGateInput): Promise<ServiceImages> {
+  const { template, ...rest } = input;
+  return verifyImages(host, { ...rest, containers: host.imageVerifier.containersOf(template) });
+}
+
+/**
+ * The same gate for containers whose images are named directly (the core stack): the same policy,
+ * keys, cache, mirrors, statuses and reasons as a service's.
+ */
+export async function verifyImages(host: ImageGateHost, input: ImageGateInput): Promise<ServiceImages> {
   const section = input.cell.spec.imageVerification as unknown;
   const mode = effectiveMode(section);
   const settings = registrySettingsOf(input.cell.spec);
   const verifier = host.imageVerifier;
-  const containers = verifier.containersOf(input.template);
+  const containers = input.containers;
+  const subject = input.subject ?? 'this service';
   const references = [...new Set(containers.map((c) => c.image))].sort();
   const facts: ImageFact[] = [];
   const verdicts: Verdict[] = [];
   const keyFiles = trustedKeyFiles(section, input.cellDir);
   if (mode === 'off' || (mode === 'warn' && keyFiles.length === 0)) {
     for (const reference of references) facts.push({ reference, ...digestOf(reference), verified: 'skipped', ...(mode === 'warn' ? { reason: 'NoKey' } : {}) });
-    return new ServiceImages(factsOf(mode, facts, containers), undefined, host, input.key, { file: input.file, generation: input.generation }, settings, verifier.credentials);
+    return new ServiceImages(factsOf(mode, facts, containers), undefined, host, input.key, { file: input.file, generation: input.generation }, settings, verifier.credentials, subject);
   }
   let keys: TrustedKey[];
   try {
@@ -171,7 +190,7 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
     facts.push(factOf(verdict));
     if (verdict.ok && !cached) host.event(input.key, 'Normal', 'Verified', `${reference}: signature verified with ${verdict.keyFile} (${verdict.format}${verdict.transparencyLog ? ', with a transparency-log entry' : ''})`);
   }
-  const decision = decide(mode, verdicts);
+  const decision = decide(mode, verdicts, subject);
   const gateFacts = factsOf(mode, facts, containers);
   if (!decision.proceed) {
     const previous = await host.status.lastKnown(input.key);
@@ -184,6 +203,6 @@ export async function verifyServiceImages(host: ImageGateHost, input: ServiceGat
     throw new TerminalError(decision.message, decision.refused.reason);
   }
   const verified = mode === 'enforce' ? new Set(verdicts.filter((v) => v.ok).map((v) => v.reference)) : undefined;
-  return new ServiceImages(gateFacts, verified, host, input.key, { file: input.file, generation: input.generation }, settings, verifier.credentials);
+  return new ServiceImages(gateFacts, verified, host, input.key, { file: input.file, generation: input.generation }, settings, verifier.credentials, subject);
 }
 

@@ -1,5 +1,6 @@
 /**
- * Signed images (ADR 001): the gate a service passes before anything of it is created.
+ * Signed images (ADR 001): the gate a service, or a core container, passes before anything of it
+ * is created.
  *
  *   reference.ts  image names, registries, mirrors            (pure)
  *   registry.ts   the OCI distribution client                 (adapter: HTTP)
@@ -9,10 +10,10 @@
  *   verifier.ts   the cache and the clients of one operator
  *   policy.ts     off | warn | enforce                        (pure)
  *   pull.ts       pull by digest, RepoDigests check           (adapter: Docker)
- *   gate.ts       verifyServiceImages, for the service reconcile
+ *   gate.ts       verifyServiceImages, for the service reconcile; verifyImages, for the core stack
  */
 export { ImageVerifier, templateImages } from './verifier.js';
-export { ServiceImages, verifyServiceImages, type ImageGateHost, type ServiceGateInput } from './gate.js';
+export { ServiceImages, verifyImages, verifyServiceImages, type ImageGateHost, type ImageGateInput, type ServiceGateInput } from './gate.js';
 export { describeVerification, type ImageFact, type VerificationFacts } from './facts.js';
 export { verifyImage } from './verify.js';
 export type { Verdict, Verified, Refused, RefusalReason, SignatureFormat } from './verdict.js';

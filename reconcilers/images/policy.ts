@@ -37,11 +37,12 @@ export type GateDecision =
   /** Create nothing. `retry` for a registry that may come back; otherwise the service is Stalled. */
   | { proceed: false; retry: boolean; refused: Refused; message: string };
 
-export function decide(mode: ImageVerificationMode, verdicts: readonly Verdict[]): GateDecision {
+/** `subject` names what is then not created: "this service", or a core container's key. */
+export function decide(mode: ImageVerificationMode, verdicts: readonly Verdict[], subject = 'this service'): GateDecision {
   const refused = verdicts.filter((v): v is Refused => !v.ok);
   if (mode !== 'enforce' || refused.length === 0) return { proceed: true, notes: mode === 'warn' ? refused : [] };
   // A bad artifact outranks an unreachable registry: retrying cannot mend it.
   const first = refused.find((r) => r.reason !== 'RegistryUnreachable') ?? (refused[0] as Refused);
   const more = refused.length > 1 ? ` (and ${refused.length - 1} more image${refused.length > 2 ? 's' : ''} refused)` : '';
-  return { proceed: false, retry: first.reason === 'RegistryUnreachable', refused: first, message: `${first.message}${more}; image verification is enforce, so nothing of this service is created` };
+  return { proceed: false, retry: first.reason === 'RegistryUnreachable', refused: first, message: `${first.message}${more}; image verification is enforce, so nothing of ${subject} is created` };
 }

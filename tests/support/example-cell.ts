@@ -59,7 +59,7 @@ export interface ExampleCell {
 }
 
 /** Every example container name (`cell-<word>`) except the network, in a package file's text. */
-function renameContainers(text: string, tag: string): string {
+export function renameContainers(text: string, tag: string): string {
   return text.replace(/\bcell-(?!network\b)([a-z][a-z0-9]*)\b/g, `cell-${tag}-$1`);
 }
 

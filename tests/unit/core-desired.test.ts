@@ -82,9 +82,9 @@ describe('withCoreDefaults', () => {
 describe('validation of the core addresses', () => {
   const doc = (spec: Record<string, unknown>) => ({ apiVersion: 'pic.ngo/v1alpha1', kind: 'Cell', metadata: { name: 'alice' }, spec: { domain: 'alice.pic.ngo', store: { path: './store' }, ...spec } });
   test.each([
-    ['inside the service pool', { caddy: { run: { image: 'c', address: '172.20.0.30' } } }, '/spec/caddy/run/address', /inside the service pool/],
-    ['the gateway', { dns: { run: { image: 'd', address: '172.20.0.1' } } }, '/spec/dns/run/address', /not a usable address/],
-    ['shared by two', { caddy: { run: { image: 'c', address: '172.20.0.10' } }, dns: { run: { image: 'd', address: '172.20.0.10' } } }, '/spec/dns/run/address', /also the address of spec\.caddy\.run/],
+    ['inside the service pool', { caddy: { run: { image: 'git.pic.ngo/roof/c:1', address: '172.20.0.30' } } }, '/spec/caddy/run/address', /inside the service pool/],
+    ['the gateway', { dns: { run: { image: 'git.pic.ngo/roof/d:1', address: '172.20.0.1' } } }, '/spec/dns/run/address', /not a usable address/],
+    ['shared by two', { caddy: { run: { image: 'git.pic.ngo/roof/c:1', address: '172.20.0.10' } }, dns: { run: { image: 'git.pic.ngo/roof/d:1', address: '172.20.0.10' } } }, '/spec/dns/run/address', /also the address of spec\.caddy\.run/],
     ['a VPN endpoint as host:port is accepted', { wireguard: { endpoint: 'vpn.alice.pic.ngo:51820' } }, '', /^$/],
   ])('%s', (_name, spec, pointer, message) => {
     const problems = validateDocument(doc(spec), 'cell.yaml');

@@ -116,6 +116,12 @@ describe('policy', () => {
     expect(d.proceed).toBe(false);
     if (!d.proceed) expect(d.message).toBe('r: Unsigned (and 1 more image refused); image verification is enforce, so nothing of this service is created');
   });
+
+  test('a core container\'s refusal names the container, not a service', () => {
+    const d = decide('enforce', [refused('NotPinned')], 'Core/caddy');
+    expect(d).toMatchObject({ proceed: false, retry: false, refused: { reason: 'NotPinned' } });
+    if (!d.proceed) expect(d.message).toBe('r: NotPinned; image verification is enforce, so nothing of Core/caddy is created');
+  });
 });
 
 describe('WWW-Authenticate', () => {
