@@ -117,11 +117,11 @@ export class Operator {
     return cell.cell ? coreComponents(cell.cell).map((c) => c.key) : [];
   }
 
-  /** What the core containers are built from: the Cell's network, domain and core sections. */
+  /** What the core containers are built from: the Cell's network, domain, core sections and image policy. */
   private coreFingerprint(cell: LoadedCell): string {
     const spec = cell.cell?.spec;
     return createHash('sha256')
-      .update(canonicalJson({ name: cell.cell?.metadata.name ?? null, network: spec?.network ?? null, domain: spec?.domain ?? null, caddy: spec?.caddy?.run ?? null, dns: [spec?.dns?.run ?? null, spec?.dns?.zoneFile ?? null], wireguard: spec?.wireguard ?? null }))
+      .update(canonicalJson({ name: cell.cell?.metadata.name ?? null, network: spec?.network ?? null, domain: spec?.domain ?? null, caddy: spec?.caddy?.run ?? null, dns: [spec?.dns?.run ?? null, spec?.dns?.zoneFile ?? null], wireguard: spec?.wireguard ?? null, verification: [spec?.imageVerification ?? null, spec?.registries ?? null, spec?.allowedImagePrefix ?? null] }))
       .digest('hex');
   }
 
