@@ -15,8 +15,11 @@ const KIND_ALIASES: Record<string, string> = {
   serviceinstall: 'ServiceInstall', serviceinstalls: 'ServiceInstall', si: 'ServiceInstall', service: 'ServiceInstall', services: 'ServiceInstall',
   peeraccount: 'PeerAccount', peeraccounts: 'PeerAccount', peer: 'PeerAccount', peers: 'PeerAccount', pa: 'PeerAccount',
   connection: 'Connection', connections: 'Connection', conn: 'Connection',
+  core: 'Core', cores: 'Core',
+  resource: 'Resource', resources: 'Resource', res: 'Resource',
 };
-export const KINDS = ['Cell', 'ServiceInstall', 'PeerAccount', 'Connection'] as const;
+/** The documents' kinds, then the kinds of what pic runs for the cell as a whole (core containers, shared resources). */
+export const KINDS = ['Cell', 'ServiceInstall', 'PeerAccount', 'Connection', 'Core', 'Resource'] as const;
 
 export function canonicalKind(kind: string): string {
   const k = Object.prototype.hasOwnProperty.call(KIND_ALIASES, kind.toLowerCase()) ? KIND_ALIASES[kind.toLowerCase()] : undefined;
@@ -40,7 +43,7 @@ export const getCommand: Command = {
   summary: 'List documents and their status',
   args: '[KIND[/NAME]] [NAME]',
   description:
-    'KIND is Cell, ServiceInstall (si), PeerAccount (peer) or Connection; without it, every kind. ' +
+    'KIND is Cell, ServiceInstall (si), PeerAccount (peer), Connection, Core (the core containers) or Resource (Caddyfile, zone, firewall, WireGuard peer set); without it, every kind. ' +
     'A status file that cannot be read is shown in its row as Unreadable, and the exit code is 1. ' +
     'With --watch, prints the table and then each row (or object) again when it changes, until interrupted.',
   flags: [
@@ -50,7 +53,7 @@ export const getCommand: Command = {
     STATE_DIR_FLAG,
     CELL_FLAG,
   ],
-  examples: ['pic get', 'pic get -o wide', 'pic get ServiceInstall notes -o yaml', "pic get si -o jsonpath='{.items[*].name}'", 'pic get -o name', 'pic get --watch'],
+  examples: ['pic get', 'pic get -o wide', 'pic get Core', 'pic get ServiceInstall notes -o yaml', "pic get si -o jsonpath='{.items[*].name}'", 'pic get -o name', 'pic get --watch'],
   completeArgs: [...KINDS],
   async run(parsed, ctx) {
     const output = parseOutput(stringFlag(parsed, 'output'), GET_OUTPUTS, 'get');
@@ -116,7 +119,7 @@ export const describeCommand: Command = {
   args: 'KIND/NAME',
   description: 'Also takes KIND NAME as two words. Exit 1 when nothing is known of the document.',
   flags: [STATE_DIR_FLAG, CELL_FLAG],
-  examples: ['pic describe ServiceInstall/notes', 'pic describe peer alice'],
+  examples: ['pic describe ServiceInstall/notes', 'pic describe peer alice', 'pic describe Core/wireguard'],
   completeArgs: KINDS.map((k) => `${k}/`),
   async run(parsed, ctx) {
     const target = parsed.positionals.join('/');

@@ -283,6 +283,21 @@ describe('honest results', () => {
     expect(before[0]).toBe('. 755');
   });
 
+  test('get and describe take the kinds of what pic runs for the cell: Core and Resource', async () => {
+    const dir = path.join(tmp, 'core-kinds');
+    const store = new StatusStore(path.join(dir, 'status'));
+    await store.put(status('Core', 'caddy', 'Ready'));
+    await store.put(status('Resource', 'dns', 'Ready'));
+    await store.put(status('ServiceInstall', 'notes', 'Ready'));
+    for (const [args, want] of [[['get', 'Core'], 'core/caddy'], [['get', 'res', '-o', 'name'], 'resource/dns'], [['get', 'cores', 'caddy', '-o', 'name'], 'core/caddy']] as const) {
+      const r = await pic([...args, '-o', 'name', '--state-dir', dir]);
+      expect({ args, code: r.code, out: r.stdout.trim().toLowerCase() }).toEqual({ args, code: 0, out: want });
+    }
+    const d = await pic(['describe', 'Core/caddy', '--state-dir', dir]);
+    expect(d.code).toBe(0);
+    expect(d.stdout).toMatch(/^Kind:\s+Core$/m);
+  });
+
   test('one corrupt status file is reported in its row; the others are still listed; exit 1', async () => {
     const dir = path.join(tmp, 'corrupt');
     const store = new StatusStore(path.join(dir, 'status'));
