@@ -239,6 +239,13 @@ export class SharedResources {
       const state = states.includes('failed') ? 'failed' : states.includes('pending') ? 'pending' : 'provisioned';
       const message = state === 'provisioned' ? summary.message : Object.entries(summary.services).map(([s, e]) => `${s}: ${e.state}${e.reason ? ` (${e.reason})` : ''}`).join('; ');
       const generation = generationOf(doc.spec);
+      // Right after a start no service has reported yet: a peer Ready for this very document stays
+      // Ready until one does (its condition's age is not reset by every `pic run --once`).
+      const unreported = wanted.filter((s) => !this.accountResults.has(s) && !waiting.has(s));
+      if (state === 'pending' && unreported.length > 0 && Object.entries(summary.services).every(([s, e]) => e.state === 'provisioned' || unreported.includes(s))) {
+        const stored = await this.ctx.status.lastKnown(key);
+        if (stored?.phase === 'Ready' && stored.observedGeneration === generation) continue;
+      }
       const vpnAddress = vpn?.assignmentOf(peerOwner(doc.metadata.name));
       const facts = { services: summary.services, ...(vpnAddress ? { vpnAddress } : {}) };
       if (state === 'provisioned') await this.ctx.writeStatus(key, { file, generation, ready: true, readyReason: 'Provisioned', message, facts });
