@@ -49,10 +49,21 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/pic-core-images.XXXXXX")
 readonly TMP
 trap 'rm -rf "$TMP"' EXIT
 
+# A fetched bind9 package is kept in .tmp/debs/ of the checkout (ignored by git) and used again
+# while it matches the installed bind9-libs, so a rebuild needs no download.
 NAMED=/usr/sbin/named
 if [[ ! -x $NAMED ]]; then
-  (cd "$TMP" && apt-get download bind9 >/dev/null 2>&1) || die "cannot fetch bind9 with apt-get download"
-  dpkg-deb -x "$TMP"/bind9_*.deb "$TMP/bind9"
+  DEBS=$(cd "$HERE/../.." && pwd)/.tmp/debs
+  libs=$(dpkg-query -W -f '${Version}' bind9-libs 2>/dev/null || true)
+  deb=$DEBS/bind9_${libs//:/%3a}_amd64.deb
+  if [[ -z $libs || ! -s $deb ]]; then
+    mkdir -p "$DEBS"
+    (cd "$TMP" && apt-get download bind9 >/dev/null 2>&1) || die "cannot fetch bind9 with apt-get download"
+    fetched=$(ls "$TMP"/bind9_*.deb)
+    deb=$DEBS/$(basename "$fetched")
+    mv "$fetched" "$deb"
+  fi
+  dpkg-deb -x "$deb" "$TMP/bind9"
   NAMED=$TMP/bind9/usr/sbin/named
 fi
 
