@@ -87,7 +87,7 @@ describe('checkDesiredState', () => {
   test('a version lower than the catalog offers is refused, pointing at the one it offers', () => {
     const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '1.0.0' })), catalog);
     expect(allProblems(r)).toEqual([
-      expect.objectContaining({ pointer: '/spec/version', message: expect.stringContaining('not in the catalog, which offers 2.0.0; set spec.version to 2.0.0') }),
+      expect.objectContaining({ pointer: '/spec/version', message: expect.stringContaining('not in the catalog, which offers 2.0.0; nothing of this service was admitted before, so only 2.0.0 can be installed') }),
     ]);
   });
 
