@@ -1,0 +1,312 @@
+/**
+ * Admitted versions and upgrades against the real engine: a service with data in a volume is
+ * installed at 1.0.0; the catalog moving on changes nothing that runs; an upgrade to a version
+ * that never becomes healthy is rolled back with the data as it was, and not retried; an upgrade
+ * to a good version keeps the data; an operator killed with SIGKILL during an upgrade leaves the
+ * service running, and no paused containers or scratch volumes, once it is started again.
+ *
+ * The tests run in order and share the cell.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createLogger } from '../../controllers/logging.js';
+import { Operator } from '../../controllers/operator.js';
+import { renderDescribe, renderGet } from '../../controllers/cli/status-views.js';
+import { LABEL } from '../../reconcilers/containers/labels.js';
+import { BACKUP_LABEL } from '../../reconcilers/backup/labels.js';
+import { StateDir } from '../../state/state-dir.js';
+import { StatusStore } from '../../state/status-store.js';
+import type { DocumentStatus } from '../../state/status-types.js';
+import { removeTestCell, testCellDocument, waitFor, writeDocumentFile } from '../support/cell.js';
+import { buildBusyboxImage, docker, pickSubnet } from '../support/docker.js';
+import { PIC, runPic } from '../support/pic-cli.js';
+import { HELPER_IMAGE } from '../support/backup-fixture.js';
+
+const tag = `pt${randomBytes(4).toString('hex')}`;
+const cellName = `pictest-${tag}`;
+const SERVICE = 'keeper';
+const KEY = `ServiceInstall/${SERVICE}`;
+const CONTAINER = `cell-${tag}-${SERVICE}`;
+const image = (v: string) => `pictest/upgrade-${tag}:${v}`;
+
+let root = '';
+let cellDir = '';
+let storeDir = '';
+let stateDir = '';
+let operator: Operator | undefined;
+let status: StatusStore;
+const children: ChildProcess[] = [];
+
+interface Version {
+  version: string;
+  /** What the container does before serving: a migration that rewrites the data, say. */
+  prepare: string;
+  healthcheck: 'passes' | 'fails' | 'slow';
+}
+
+function manifest(v: Version) {
+  return {
+    schema_version: 3,
+    id: SERVICE,
+    name: 'Keeper',
+    description: 'A service with data',
+    version: v.version,
+    author: 'pic tests',
+    kind: 'store',
+    capabilities: { has_subdomain: false, has_accounts: false, has_admin_config: false, has_storage: true, has_egress: false, has_api_hooks: false },
+    backup: { volumes: [{ container: CONTAINER, path: '/data', name: 'keeper_data' }], config_paths: [] },
+    storage: { primary_path: '/data', quota_mb: 100 },
+    image: image(v.version),
+    container_name: CONTAINER,
+    volumes: [{ name: 'keeper-data', mount: '/data' }],
+    compose: null,
+  };
+}
+
+function template(v: Version): string {
+  const test = v.healthcheck === 'fails' ? '["CMD", "false"]' : v.healthcheck === 'slow' ? '["CMD", "test", "-f", "/never"]' : '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]';
+  const retries = v.healthcheck === 'slow' ? 10000 : 2;
+  return `services:
+  ${SERVICE}:
+    image: ${image(v.version)}
+    container_name: ${CONTAINER}
+    command: ["sh", "-c", "${v.prepare} echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    volumes:
+      - data:/data
+    networks:
+      cell-network:
+        ipv4_address: "\${SERVICE_IP}"
+    restart: unless-stopped
+    healthcheck:
+      test: ${test}
+      interval: 1s
+      timeout: 2s
+      retries: ${retries}
+volumes:
+  data: {}
+networks:
+  cell-network:
+    external: true
+`;
+}
+
+async function publish(v: Version): Promise<void> {
+  await buildBusyboxImage(image(v.version), { files: { '/version': v.version } });
+  const dir = path.join(storeDir, 'services', SERVICE);
+  await fs.mkdir(dir, { recursive: true });
+  await fs.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest(v), null, 2));
+  await fs.writeFile(path.join(dir, 'compose-template.yml'), template(v));
+  await fs.writeFile(path.join(storeDir, 'index.json'), JSON.stringify([{ id: SERVICE, name: 'Keeper', description: 'A service with data', version: v.version, author: 'pic tests' }]));
+}
+
+async function writeInstall(version: string, deadlineSeconds = 30): Promise<void> {
+  await writeDocumentFile(
+    path.join(cellDir, 'services', `${SERVICE}.yaml`),
+    `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${SERVICE}}\nspec:\n  version: ${version}\n  upgrade: {deadlineSeconds: ${deadlineSeconds}}\n`,
+  );
+}
+
+const ENV = { PIC_BACKUP_HELPER_IMAGE: HELPER_IMAGE, PIC_BACKUP_NAME_PREFIX: cellName };
+
+async function startOperator(): Promise<Operator> {
+  Object.assign(process.env, ENV);
+  const op = new Operator({ cellDir, stateDir: new StateDir(stateDir), docker, logger: createLogger({ json: true, level: process.env.PIC_TEST_LOG ?? 'error' }), resyncIntervalMs: 60 * 60_000 });
+  await op.stateDirReady();
+  await op.start();
+  return op;
+}
+
+async function container(): Promise<{ id: string; image: string; specHash: string; state: string }> {
+  const info = await docker.getContainer(CONTAINER).inspect();
+  return { id: info.Id, image: info.Config.Image, specHash: info.Config.Labels?.[LABEL.specHash] ?? '', state: info.State.Status };
+}
+
+async function dataFile(): Promise<string> {
+  const exec = await docker.getContainer(CONTAINER).exec({ Cmd: ['cat', '/data/file'], AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({});
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve());
+    stream.on('error', reject);
+  });
+  // Docker's multiplexed stream: 8-byte frame headers before each chunk.
+  const raw = Buffer.concat(chunks);
+  let out = '';
+  for (let i = 0; i + 8 <= raw.length; ) {
+    const size = raw.readUInt32BE(i + 4);
+    out += raw.subarray(i + 8, i + 8 + size).toString('utf8');
+    i += 8 + size;
+  }
+  return out.trim();
+}
+
+async function writeData(text: string): Promise<void> {
+  const exec = await docker.getContainer(CONTAINER).exec({ Cmd: ['sh', '-c', 'printf %s "$1" > /data/file', 'sh', text] });
+  await exec.start({});
+  await waitFor('the data written', async () => ((await dataFile()) === text ? true : undefined), 20_000);
+}
+
+function statusWhere(check: (s: DocumentStatus) => boolean, what: string, timeoutMs = 120_000): Promise<DocumentStatus> {
+  return waitFor(what, async () => {
+    const s = await status.get(KEY);
+    return s && check(s) ? s : undefined;
+  }, timeoutMs);
+}
+
+const readyAt = (version: string) => statusWhere((s) => s.phase === 'Ready' && s.facts?.version === version, `${KEY} Ready at ${version}`);
+const upgradeFailed = (target: string) =>
+  statusWhere((s) => s.phase === 'Stalled' && s.conditions.some((c) => c.type === 'Stalled' && c.reason === 'UpgradeFailed' && c.message.includes(target)) && s.facts?.version !== undefined, `${KEY} UpgradeFailed (${target})`);
+
+async function creates(since: number): Promise<number> {
+  const until = Math.ceil(Date.now() / 1000) + 1;
+  const stream = (await docker.getEvents({ since, until, filters: { type: ['container'], event: ['create'], label: [`${LABEL.cell}=${cellName}`] } })) as NodeJS.ReadableStream;
+  const text = await new Promise<string>((resolve, reject) => {
+    let all = '';
+    stream.on('data', (c: Buffer) => (all += c.toString('utf8')));
+    stream.on('end', () => resolve(all));
+    stream.on('error', reject);
+  });
+  return text.split('\n').filter((l) => l.trim() !== '').length;
+}
+
+/** What an interrupted backup or upgrade could leave: paused containers, helper containers, scratch or staged volumes. */
+async function leftovers(): Promise<string[]> {
+  const out: string[] = [];
+  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL.cell}=${cellName}`] } })) {
+    if (c.State === 'paused') out.push(`paused ${c.Names[0]}`);
+    if (c.Labels[BACKUP_LABEL.role]) out.push(`helper container ${c.Names[0]}`);
+  }
+  for (const v of (await docker.listVolumes({ filters: { label: [`${LABEL.cell}=${cellName}`] } })).Volumes ?? []) {
+    const role = v.Labels?.[BACKUP_LABEL.role];
+    if (role === 'scratch' || role === 'staged') out.push(`${role} volume ${v.Name}`);
+  }
+  return out.sort();
+}
+
+const V1: Version = { version: '1.0.0', prepare: '', healthcheck: 'passes' };
+const V2_BROKEN: Version = { version: '2.0.0', prepare: 'echo migrated-by-2.0.0 > /data/file;', healthcheck: 'fails' };
+const V2_GOOD: Version = { version: '2.1.0', prepare: 'echo 2.1.0 > /data/version;', healthcheck: 'passes' };
+const V3_SLOW: Version = { version: '3.0.0', prepare: 'echo migrated-by-3.0.0 > /data/file;', healthcheck: 'slow' };
+
+beforeAll(async () => {
+  root = await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-upgrade-'));
+  cellDir = path.join(root, 'cell');
+  storeDir = path.join(root, 'store');
+  stateDir = path.join(root, 'state');
+  for (const d of ['services', 'peers', 'connections']) await fs.mkdir(path.join(cellDir, d), { recursive: true });
+  const subnet = await pickSubnet();
+  await fs.writeFile(path.join(cellDir, 'cell.yaml'), testCellDocument({ name: cellName, domain: `${tag}.pic.test`, subnet, poolEnd: 100, allowedImagePrefix: 'pictest/' }));
+  await publish(V1);
+  status = new StatusStore(path.join(stateDir, 'status'));
+}, 120_000);
+
+afterAll(async () => {
+  await operator?.stop();
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  await removeTestCell({ name: cellName, network: cellName });
+  for (const v of [V1, V2_BROKEN, V2_GOOD, V3_SLOW]) await docker.getImage(image(v.version)).remove({ force: true }).catch(() => undefined);
+  if (root) await fs.rm(root, { recursive: true, force: true });
+});
+
+describe('admitted versions and upgrades', () => {
+  let installed: { id: string; specHash: string; image: string };
+
+  test('installing admits the package: it is kept, owner-only, with its hashes', async () => {
+    operator = await startOperator();
+    await writeInstall('1.0.0');
+    await readyAt('1.0.0');
+    await writeData('precious-1');
+    installed = await container();
+    const dir = path.join(stateDir, 'packages', SERVICE, '1.0.0');
+    for (const f of ['manifest.json', 'compose-template.yml', 'package.json']) expect((await fs.stat(path.join(dir, f))).mode & 0o777).toBe(0o600);
+    const meta = JSON.parse(await fs.readFile(path.join(dir, 'package.json'), 'utf8')) as { manifestSha256: string; templateSha256: string };
+    expect(meta.manifestSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.parse(await fs.readFile(path.join(stateDir, 'packages', SERVICE, 'admitted.json'), 'utf8')).version).toBe('1.0.0');
+  }, 180_000);
+
+  test('a catalog update without a document change changes nothing that runs, and is reported', async () => {
+    await publish(V2_BROKEN);
+    await operator!.resyncAndSettle(60_000);
+    await operator!.resyncAndSettle(60_000);
+    const now = await container();
+    expect(now).toEqual({ ...installed, state: 'running' });
+    const s = await statusWhere((x) => (x.facts?.update as { version?: string } | undefined)?.version === '2.0.0', 'the update notice');
+    expect(s.phase).toBe('Ready');
+    const table = renderGet([s], 'table', new Date());
+    expect(table.split('\n')[0]).toMatch(/\bUPDATE\b/);
+    expect(table.split('\n')[1]).toMatch(/\b2\.0\.0\b/);
+    const describe = renderDescribe(s, [], new Date());
+    expect(describe).toContain(`~ image: "${image('1.0.0')}" → "${image('2.0.0')}"`);
+    expect(describe).toMatch(/template\.services\.keeper\.healthcheck\.test/);
+    // pic plan sees the same: nothing to change, the newer version noted.
+    const plan = await runPic(['plan', '--cell', cellDir, '--state-dir', stateDir]);
+    expect(plan.stdout).toContain('version 2.0.0 is in the catalog (admitted: 1.0.0)');
+    expect(plan.stdout.split('\n')).not.toContain(`${KEY}:`);
+    expect(plan.stdout).toContain('in sync: nothing to change');
+    expect(plan.code).toBe(0);
+  }, 180_000);
+
+  test('an upgrade to a version that never becomes healthy is rolled back with the data as it was, and not retried', async () => {
+    await writeInstall('2.0.0', 30);
+    const failed = await upgradeFailed('2.0.0');
+    expect(failed.facts?.version).toBe('1.0.0');
+    const afterRollback = await container();
+    expect(afterRollback.image).toBe(image('1.0.0'));
+    expect(afterRollback.specHash).toBe(installed.specHash);
+    expect(afterRollback.state).toBe('running');
+    expect(await dataFile()).toBe('precious-1');
+    expect(JSON.parse(await fs.readFile(path.join(stateDir, 'packages', SERVICE, 'admitted.json'), 'utf8'))).toMatchObject({ version: '1.0.0', failed: { version: '2.0.0' } });
+    // No retry loop: two more passes create no container.
+    const since = Math.floor(Date.now() / 1000);
+    await operator!.resyncAndSettle(60_000);
+    await operator!.resyncAndSettle(60_000);
+    expect(await creates(since)).toBe(0);
+    expect((await container()).id).toBe(afterRollback.id);
+    expect((await status.get(KEY))?.conditions.find((c) => c.type === 'Stalled')?.reason).toBe('UpgradeFailed');
+    expect(await leftovers()).toEqual([]);
+  }, 240_000);
+
+  test('an upgrade to a good version works and keeps the data', async () => {
+    await publish(V2_GOOD);
+    await writeInstall('2.1.0', 30);
+    await readyAt('2.1.0');
+    const c = await container();
+    expect(c.image).toBe(image('2.1.0'));
+    expect(await dataFile()).toBe('precious-1');
+    expect(JSON.parse(await fs.readFile(path.join(stateDir, 'packages', SERVICE, 'admitted.json'), 'utf8'))).toEqual(expect.objectContaining({ version: '2.1.0' }));
+    // The previous package is pruned once the new one is Ready.
+    expect((await fs.readdir(path.join(stateDir, 'packages', SERVICE))).filter((n) => /^\d/.test(n))).toEqual(['2.1.0']);
+    // The old image stays on the machine (a rollback needs no registry).
+    await docker.getImage(image('1.0.0')).inspect();
+    await operator!.stop();
+    operator = undefined;
+  }, 240_000);
+
+  test('an operator killed with SIGKILL during an upgrade: on restart the service runs, nothing is left paused or staged', async () => {
+    await publish(V3_SLOW);
+    await writeInstall('3.0.0', 25);
+    const child = spawn(PIC, ['run', '--cell', cellDir, '--log-format', 'json'], { env: { ...process.env, ...ENV, PIC_STATE_DIR: stateDir }, stdio: 'ignore' });
+    children.push(child);
+    const progressFile = path.join(stateDir, 'packages', SERVICE, 'upgrade.json');
+    await waitFor('the upgrade to switch', async () => {
+      const text = await fs.readFile(progressFile, 'utf8').catch(() => '');
+      return text.includes('"step": "switch"') ? true : undefined;
+    }, 180_000);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    operator = await startOperator();
+    await upgradeFailed('3.0.0');
+    const c = await container();
+    expect(c.state).toBe('running');
+    expect(c.image).toBe(image('2.1.0'));
+    expect(await dataFile()).toBe('precious-1');
+    await fs.access(progressFile).then(() => {
+      throw new Error('upgrade.json is still there');
+    }, () => undefined);
+    expect(await leftovers()).toEqual([]);
+  }, 300_000);
+});
