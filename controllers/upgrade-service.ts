@@ -4,7 +4,7 @@
  * rollback, the status and the events — and the status the outcome leaves.
  */
 import path from 'node:path';
-import { createSnapshot, restoreSnapshot, type BackupEnv } from '../reconcilers/backup/index.js';
+import { createSnapshot, restoreSnapshot, sweep, type BackupEnv } from '../reconcilers/backup/index.js';
 import { LABEL } from '../reconcilers/containers/labels.js';
 import { listOwnedContainers } from '../reconcilers/containers/observe.js';
 import { DEFAULT_UPGRADE_DEADLINE_MS, runUpgrade } from '../reconcilers/upgrade/index.js';
@@ -106,6 +106,11 @@ export async function upgradeService(
         await restoreSnapshot(env, snapshot, [name]);
       },
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      recover: async () => {
+        const report = await sweep(env);
+        const put = report.resumed.length + report.removedContainers + report.removedVolumes.length + report.finishedSwaps.length;
+        if (put > 0) ctx.event(key, 'Warning', 'UpgradeRecovered', `an upgrade interrupted by an operator restart left ${report.resumed.length} paused or stopped container(s), ${report.removedContainers} helper container(s), ${report.removedVolumes.length} scratch volume(s) and ${report.finishedSwaps.length} unfinished swap(s); put right`);
+      },
     },
   );
   switch (result.outcome) {

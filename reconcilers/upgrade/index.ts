@@ -25,6 +25,11 @@ export interface UpgradeDeps {
   /** Restore the service's data from a snapshot (staged; the service is started again after). */
   restore: (snapshot: string) => Promise<void>;
   sleep: (ms: number) => Promise<void>;
+  /**
+   * Put right what an operator killed midway left: containers it paused for the snapshot, helper
+   * containers, scratch and staged volumes, half-done swaps (the backup engine's sweep).
+   */
+  recover: () => Promise<void>;
 }
 
 export interface UpgradeRequest {
@@ -52,6 +57,8 @@ export async function runUpgrade(request: UpgradeRequest, deps: UpgradeDeps): Pr
   let progress = await deps.packages.progress(service);
   let action = nextUpgradeAction(request.decision, progress);
   if (action.type === 'none') return { outcome: 'none' };
+  // An upgrade recorded before this call is one an operator did not finish: first what it left.
+  if (progress) await deps.recover();
   if (action.type === 'abandon') {
     await deps.packages.clearProgress(service);
     deps.event('Normal', 'UpgradeAbandoned', `upgrade ${progress!.from} → ${progress!.to} abandoned before anything switched: ${action.reason}`);

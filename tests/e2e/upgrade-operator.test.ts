@@ -8,145 +8,36 @@
  * The tests run in order and share the cell.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { createLogger } from '../../controllers/logging.js';
-import { Operator } from '../../controllers/operator.js';
+import type { Operator } from '../../controllers/operator.js';
 import { renderDescribe, renderGet } from '../../controllers/cli/status-views.js';
 import { LABEL } from '../../reconcilers/containers/labels.js';
 import { BACKUP_LABEL } from '../../reconcilers/backup/labels.js';
-import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
-import { removeTestCell, testCellDocument, waitFor, writeDocumentFile } from '../support/cell.js';
-import { buildBusyboxImage, docker, pickSubnet } from '../support/docker.js';
+import { waitFor } from '../support/cell.js';
+import { docker } from '../support/docker.js';
 import { PIC, runPic } from '../support/pic-cli.js';
-import { HELPER_IMAGE } from '../support/backup-fixture.js';
+import { containerFacts, createUpgradeCell, execIn, KEY, SERVICE, type UpgradeCell, type Version } from '../support/upgrade-cell.js';
 
-const tag = `pt${randomBytes(4).toString('hex')}`;
-const cellName = `pictest-${tag}`;
-const SERVICE = 'keeper';
-const KEY = `ServiceInstall/${SERVICE}`;
-const CONTAINER = `cell-${tag}-${SERVICE}`;
-const image = (v: string) => `pictest/upgrade-${tag}:${v}`;
-
-let root = '';
+let cell: UpgradeCell;
+let cellName = '';
 let cellDir = '';
-let storeDir = '';
 let stateDir = '';
 let operator: Operator | undefined;
 let status: StatusStore;
 const children: ChildProcess[] = [];
-
-interface Version {
-  version: string;
-  /** What the container does before serving: a migration that rewrites the data, say. */
-  prepare: string;
-  healthcheck: 'passes' | 'fails' | 'slow';
-}
-
-function manifest(v: Version) {
-  return {
-    schema_version: 3,
-    id: SERVICE,
-    name: 'Keeper',
-    description: 'A service with data',
-    version: v.version,
-    author: 'pic tests',
-    kind: 'store',
-    capabilities: { has_subdomain: false, has_accounts: false, has_admin_config: false, has_storage: true, has_egress: false, has_api_hooks: false },
-    backup: { volumes: [{ container: CONTAINER, path: '/data', name: 'keeper_data' }], config_paths: [] },
-    storage: { primary_path: '/data', quota_mb: 100 },
-    image: image(v.version),
-    container_name: CONTAINER,
-    volumes: [{ name: 'keeper-data', mount: '/data' }],
-    compose: null,
-  };
-}
-
-function template(v: Version): string {
-  const test = v.healthcheck === 'fails' ? '["CMD", "false"]' : v.healthcheck === 'slow' ? '["CMD", "test", "-f", "/never"]' : '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]';
-  const retries = v.healthcheck === 'slow' ? 10000 : 2;
-  return `services:
-  ${SERVICE}:
-    image: ${image(v.version)}
-    container_name: ${CONTAINER}
-    command: ["sh", "-c", "${v.prepare} echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
-    volumes:
-      - data:/data
-    networks:
-      cell-network:
-        ipv4_address: "\${SERVICE_IP}"
-    restart: unless-stopped
-    healthcheck:
-      test: ${test}
-      interval: 1s
-      timeout: 2s
-      retries: ${retries}
-volumes:
-  data: {}
-networks:
-  cell-network:
-    external: true
-`;
-}
-
-async function publish(v: Version): Promise<void> {
-  await buildBusyboxImage(image(v.version), { files: { '/version': v.version } });
-  const dir = path.join(storeDir, 'services', SERVICE);
-  await fs.mkdir(dir, { recursive: true });
-  await fs.writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest(v), null, 2));
-  await fs.writeFile(path.join(dir, 'compose-template.yml'), template(v));
-  await fs.writeFile(path.join(storeDir, 'index.json'), JSON.stringify([{ id: SERVICE, name: 'Keeper', description: 'A service with data', version: v.version, author: 'pic tests' }]));
-}
-
-async function writeInstall(version: string, deadlineSeconds = 30): Promise<void> {
-  await writeDocumentFile(
-    path.join(cellDir, 'services', `${SERVICE}.yaml`),
-    `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${SERVICE}}\nspec:\n  version: ${version}\n  upgrade: {deadlineSeconds: ${deadlineSeconds}}\n`,
-  );
-}
-
-const ENV = { PIC_BACKUP_HELPER_IMAGE: HELPER_IMAGE, PIC_BACKUP_NAME_PREFIX: cellName };
-
-async function startOperator(): Promise<Operator> {
-  Object.assign(process.env, ENV);
-  const op = new Operator({ cellDir, stateDir: new StateDir(stateDir), docker, logger: createLogger({ json: true, level: process.env.PIC_TEST_LOG ?? 'error' }), resyncIntervalMs: 60 * 60_000 });
-  await op.stateDirReady();
-  await op.start();
-  return op;
-}
-
-async function container(): Promise<{ id: string; image: string; specHash: string; state: string }> {
-  const info = await docker.getContainer(CONTAINER).inspect();
-  return { id: info.Id, image: info.Config.Image, specHash: info.Config.Labels?.[LABEL.specHash] ?? '', state: info.State.Status };
-}
-
-async function dataFile(): Promise<string> {
-  const exec = await docker.getContainer(CONTAINER).exec({ Cmd: ['cat', '/data/file'], AttachStdout: true, AttachStderr: true });
-  const stream = await exec.start({});
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve());
-    stream.on('error', reject);
-  });
-  // Docker's multiplexed stream: 8-byte frame headers before each chunk.
-  const raw = Buffer.concat(chunks);
-  let out = '';
-  for (let i = 0; i + 8 <= raw.length; ) {
-    const size = raw.readUInt32BE(i + 4);
-    out += raw.subarray(i + 8, i + 8 + size).toString('utf8');
-    i += 8 + size;
-  }
-  return out.trim();
-}
+const image = (v: string) => cell.image(v);
+const startOperator = () => cell.startOperator();
+const container = async () => {
+  const { ip: _ip, ...facts } = await containerFacts(cell.container);
+  return facts;
+};
+const dataFile = async () => (await execIn(cell.container, ['cat', '/data/file'])).trim();
 
 async function writeData(text: string): Promise<void> {
-  const exec = await docker.getContainer(CONTAINER).exec({ Cmd: ['sh', '-c', 'printf %s "$1" > /data/file', 'sh', text] });
-  await exec.start({});
+  await execIn(cell.container, ['sh', '-c', 'printf %s "$1" > /data/file', 'sh', text]);
   await waitFor('the data written', async () => ((await dataFile()) === text ? true : undefined), 20_000);
 }
 
@@ -193,23 +84,16 @@ const V2_GOOD: Version = { version: '2.1.0', prepare: 'echo 2.1.0 > /data/versio
 const V3_SLOW: Version = { version: '3.0.0', prepare: 'echo migrated-by-3.0.0 > /data/file;', healthcheck: 'slow' };
 
 beforeAll(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-upgrade-'));
-  cellDir = path.join(root, 'cell');
-  storeDir = path.join(root, 'store');
-  stateDir = path.join(root, 'state');
-  for (const d of ['services', 'peers', 'connections']) await fs.mkdir(path.join(cellDir, d), { recursive: true });
-  const subnet = await pickSubnet();
-  await fs.writeFile(path.join(cellDir, 'cell.yaml'), testCellDocument({ name: cellName, domain: `${tag}.pic.test`, subnet, poolEnd: 100, allowedImagePrefix: 'pictest/' }));
-  await publish(V1);
+  cell = await createUpgradeCell();
+  ({ name: cellName, cellDir, stateDir } = cell);
+  await cell.publish(V1);
   status = new StatusStore(path.join(stateDir, 'status'));
 }, 120_000);
 
 afterAll(async () => {
   await operator?.stop();
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  await removeTestCell({ name: cellName, network: cellName });
-  for (const v of [V1, V2_BROKEN, V2_GOOD, V3_SLOW]) await docker.getImage(image(v.version)).remove({ force: true }).catch(() => undefined);
-  if (root) await fs.rm(root, { recursive: true, force: true });
+  if (cell) await cell.remove([V1, V2_BROKEN, V2_GOOD, V3_SLOW]);
 });
 
 describe('admitted versions and upgrades', () => {
@@ -217,7 +101,7 @@ describe('admitted versions and upgrades', () => {
 
   test('installing admits the package: it is kept, owner-only, with its hashes', async () => {
     operator = await startOperator();
-    await writeInstall('1.0.0');
+    await cell.writeInstall('1.0.0');
     await readyAt('1.0.0');
     await writeData('precious-1');
     installed = await container();
@@ -229,7 +113,7 @@ describe('admitted versions and upgrades', () => {
   }, 180_000);
 
   test('a catalog update without a document change changes nothing that runs, and is reported', async () => {
-    await publish(V2_BROKEN);
+    await cell.publish(V2_BROKEN);
     await operator!.resyncAndSettle(60_000);
     await operator!.resyncAndSettle(60_000);
     const now = await container();
@@ -251,7 +135,7 @@ describe('admitted versions and upgrades', () => {
   }, 180_000);
 
   test('an upgrade to a version that never becomes healthy is rolled back with the data as it was, and not retried', async () => {
-    await writeInstall('2.0.0', 30);
+    await cell.writeInstall('2.0.0', 30);
     const failed = await upgradeFailed('2.0.0');
     expect(failed.facts?.version).toBe('1.0.0');
     const afterRollback = await container();
@@ -271,8 +155,8 @@ describe('admitted versions and upgrades', () => {
   }, 240_000);
 
   test('an upgrade to a good version works and keeps the data', async () => {
-    await publish(V2_GOOD);
-    await writeInstall('2.1.0', 30);
+    await cell.publish(V2_GOOD);
+    await cell.writeInstall('2.1.0', 30);
     await readyAt('2.1.0');
     const c = await container();
     expect(c.image).toBe(image('2.1.0'));
@@ -287,9 +171,9 @@ describe('admitted versions and upgrades', () => {
   }, 240_000);
 
   test('an operator killed with SIGKILL during an upgrade: on restart the service runs, nothing is left paused or staged', async () => {
-    await publish(V3_SLOW);
-    await writeInstall('3.0.0', 25);
-    const child = spawn(PIC, ['run', '--cell', cellDir, '--log-format', 'json'], { env: { ...process.env, ...ENV, PIC_STATE_DIR: stateDir }, stdio: 'ignore' });
+    await cell.publish(V3_SLOW);
+    await cell.writeInstall('3.0.0', 25);
+    const child = spawn(PIC, ['run', '--cell', cellDir, '--log-format', 'json'], { env: { ...process.env, ...cell.env, PIC_STATE_DIR: stateDir }, stdio: 'ignore' });
     children.push(child);
     const progressFile = path.join(stateDir, 'packages', SERVICE, 'upgrade.json');
     await waitFor('the upgrade to switch', async () => {
