@@ -151,7 +151,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const running = `${facts.containers.length} container${facts.containers.length === 1 ? '' : 's'} running at ${allocation.ip}`;
   if (decision?.kind === 'upgrade-failed') {
     // Running, at the previous version: the failed upgrade is not tried again until the document changes.
-    const message = `upgrade to ${decision.target} failed: ${decision.failed.reason}; rolled back, running version ${decision.running} (${running}); edit the document to try again`;
+    const message = `upgrade to ${decision.target} failed: ${decision.failed.reason}; running version ${decision.running} (${running}); edit the document to try again`;
     await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'UpgradeFailed', message }, facts });
     return { changed, ready: false, admissionChanged };
   }

@@ -121,7 +121,8 @@ export async function upgradeService(
       await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Upgraded', message: `upgraded ${result.from} → ${result.to}; converging the new version` }, ...(last ? { facts: { ...last.facts, version: result.to } } : {}) });
       return { changed: true, admissionChanged: true };
     case 'failed': {
-      const message = `upgrade to ${result.to} failed: ${result.reason}; rolled back, running version ${result.from}${result.restored ? ' with its data restored from the snapshot taken before the upgrade' : ''}; edit the document to try again`;
+      const what = result.switched ? `rolled back, running version ${result.from}${result.restored ? ' with its data restored from the snapshot taken before the upgrade' : ''}` : `nothing was changed, running version ${result.from}`;
+      const message = `upgrade to ${result.to} failed: ${result.reason}; ${what}; edit the document to try again`;
       const facts = last ? { ...last.facts, version: result.from, upgradeFailed: { version: result.to, reason: result.reason, at: ctx.clock().toISOString() } } : undefined;
       await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'UpgradeFailed', message }, ...(facts ? { facts } : {}) });
       return { changed: true, ready: false, admissionChanged: true };

@@ -108,9 +108,10 @@ export class PackageStore {
       throw err;
     }
     for (const service of names) {
-      const record = await readJsonFile<AdmittedFile | undefined>(path.join(this.serviceDir(service), ADMITTED_FILE), undefined);
-      if (!record) continue;
       try {
+        const record = await readJsonFile<AdmittedFile | undefined>(path.join(this.serviceDir(service), ADMITTED_FILE), undefined);
+        if (!record) continue;
+        if (record.formatVersion !== 1 || typeof record.version !== 'string') throw new Error(`${path.join(this.serviceDir(service), ADMITTED_FILE)} is not an admission record of this version of pic; restore it or the state directory`);
         const pkg = await this.read(service, record.version);
         out.admitted.set(service, { ...pkg, admittedAt: record.admittedAt, ...(record.failed ? { failed: record.failed } : {}) });
       } catch (err) {

@@ -46,7 +46,7 @@ export type UpgradeResult =
   | { outcome: 'none' }
   | { outcome: 'upgraded'; from: string; to: string }
   | { outcome: 'abandoned'; reason: string }
-  | { outcome: 'failed'; from: string; to: string; reason: string; restored: boolean };
+  | { outcome: 'failed'; from: string; to: string; reason: string; switched: boolean; restored: boolean };
 
 function message(err: unknown): string {
   return String((err as Error)?.message ?? err).split('\n').slice(0, 3).join('; ');
@@ -80,9 +80,9 @@ export async function runUpgrade(request: UpgradeRequest, deps: UpgradeDeps): Pr
     try {
       taken = await deps.snapshot();
     } catch (err) {
-      return fail(p, `the snapshot before the upgrade failed: ${message(err)}`, false, deps);
+      return fail(p, `the snapshot before the upgrade failed: ${message(err)}`, false, false, deps);
     }
-    if (!taken.verified) return fail(p, `the snapshot ${taken.id} before the upgrade failed verification: ${taken.problems.join('; ')}`, false, deps);
+    if (!taken.verified) return fail(p, `the snapshot ${taken.id} before the upgrade failed verification: ${taken.problems.join('; ')}`, false, false, deps);
     Object.assign(p, { step: 'switch', snapshot: taken.id, switchedAt: deps.now().toISOString() } satisfies Partial<UpgradeProgress>);
     await deps.packages.writeProgress(p);
     deps.event('Normal', 'UpgradeSnapshotVerified', `snapshot ${taken.id} verified by a test restore; switching to ${p.to}`);
@@ -133,14 +133,14 @@ async function rollback(p: UpgradeProgress, reason: string, deps: UpgradeDeps): 
     await deps.restore(p.snapshot);
     restored = true;
   }
-  return fail(p, reason, restored, deps);
+  return fail(p, reason, true, restored, deps);
 }
 
-async function fail(p: UpgradeProgress, reason: string, restored: boolean, deps: UpgradeDeps): Promise<UpgradeResult> {
+async function fail(p: UpgradeProgress, reason: string, switched: boolean, restored: boolean, deps: UpgradeDeps): Promise<UpgradeResult> {
   const now = deps.now();
   await deps.packages.setAdmitted(p.service, p.from, now, { version: p.to, generation: p.generation, reason, at: now.toISOString() });
   await deps.packages.clearProgress(p.service);
   await deps.packages.prune(p.service, [p.from]);
   deps.event('Warning', 'UpgradeFailed', `upgrade ${p.from} → ${p.to} failed: ${reason}; running ${p.from}${restored ? ` with the data of snapshot ${p.snapshot}` : ''}; not retried until the document changes`);
-  return { outcome: 'failed', from: p.from, to: p.to, reason, restored };
+  return { outcome: 'failed', from: p.from, to: p.to, reason, switched, restored };
 }
