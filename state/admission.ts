@@ -34,6 +34,11 @@ export type VersionDecision =
   | { kind: 'upgrade'; from: string; to: string }
   /** The upgrade this document asks for failed and was rolled back; `running` keeps running. */
   | { kind: 'upgrade-failed'; running: string; target: string; failed: FailedUpgrade }
+  /**
+   * No admission record is at hand (pic validate of a folder, without the operator's state): an
+   * older version than the catalog's may be the admitted one, which only the state can tell.
+   */
+  | { kind: 'unchecked'; version: string; offered: string }
   /** The document cannot run: the problem is at `pointer` of the document. */
   | { kind: 'refused'; pointer: string; message: string };
 
@@ -45,6 +50,8 @@ export interface VersionInputs {
   /** Where the catalog's manifest is, for messages about its fields. */
   offeredFile?: string;
   admitted?: AdmittedView;
+  /** Whether the admitted versions are known (false: checked without the operator's state). Default true. */
+  admittedKnown?: boolean;
   /** The document's generation now. */
   generation: string;
   /** pic's own version ('unknown' when it cannot be read: min_pic_version is then not enforced). */
@@ -80,6 +87,7 @@ export function decideVersion(input: VersionInputs): VersionDecision {
   if (!admitted) {
     if (!offered) return { kind: 'refused', pointer: '/metadata/name', message: 'the catalog has no valid package of this service and no version of it was admitted before' };
     if (wanted === undefined || sameVersion(wanted, offered.version)) return admit(offered, { kind: 'install', version: offered.version });
+    if (input.admittedKnown === false && newer(offered.version, wanted)) return { kind: 'unchecked', version: wanted, offered: offered.version };
     return { kind: 'refused', pointer: '/spec/version', message: `version ${quoted(wanted)} is not in the catalog, which offers ${offered.version}; nothing of this service was admitted before, so only ${offered.version} can be installed` };
   }
 
@@ -108,6 +116,7 @@ export function runningVersion(decision: VersionDecision): string | undefined {
   switch (decision.kind) {
     case 'install':
     case 'admitted':
+    case 'unchecked':
       return decision.version;
     case 'upgrade':
       return decision.from;

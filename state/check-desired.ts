@@ -153,6 +153,7 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
       ...(offered ? { offered } : {}),
       ...(catalog!.manifestFiles?.get(name) ? { offeredFile: catalog!.manifestFiles.get(name)! } : {}),
       ...(admitted ? { admitted } : {}),
+      admittedKnown: catalog!.admitted !== undefined,
       generation: generationOf(doc.spec),
       picVersion: catalog!.picVersion ?? 'unknown',
     });
@@ -161,9 +162,10 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
       add(byDocument, key, { file, pointer: decision.pointer, message: decision.message });
       continue;
     }
+    if (decision.kind === 'unchecked') add(notices, key, `version ${decision.version} is older than the catalog's ${decision.offered}: right only if ${decision.version} is the version admitted before, which the operator's state tells (pic plan --cell DIR checks it)`);
     if (decision.kind === 'admitted' && decision.update) add(notices, key, `version ${decision.update} is in the catalog (admitted: ${decision.version}); set spec.version to ${decision.update} to upgrade`);
     // The checks below hold for what is to run: the admitted manifest, or the one being admitted.
-    const manifest = decision.kind === 'install' || decision.kind === 'upgrade' ? offered! : admitted!.manifest;
+    const manifest = decision.kind === 'install' || decision.kind === 'upgrade' || decision.kind === 'unchecked' ? offered! : admitted!.manifest;
 
     const claimed = manifest.container_name;
     const claimant = containerOwner.get(claimed);

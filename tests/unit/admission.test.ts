@@ -42,6 +42,8 @@ const rows: Row[] = [
   ['min_pic_version met', { offered: manifest('1.0.0', { min_pic_version: '0.1' }), generation: G, picVersion: '0.1.0' }, 'install'],
   ['min_pic_version above pic refuses the upgrade', { wanted: '2.0.0', offered: manifest('2.0.0', { min_pic_version: '9.9.9' }), admitted: admitted('1.0.0'), generation: G, picVersion: '0.1.0' }, 'refused', { pointer: '/spec/version' }],
   ['min_pic_version above pic does not stop the admitted version', { wanted: '1.0.0', offered: manifest('2.0.0', { min_pic_version: '9.9.9' }), admitted: admitted('1.0.0'), generation: G, picVersion: '0.1.0' }, 'admitted', { update: '2.0.0' }],
+  ['without the operator state, an older version cannot be judged: unchecked', { wanted: '1.0.0', offered: manifest('2.0.0'), admittedKnown: false, generation: G, picVersion: '0.1.0' }, 'unchecked', { version: '1.0.0', offered: '2.0.0' }],
+  ['without the operator state, a version newer than the catalog is refused', { wanted: '3.0.0', offered: manifest('2.0.0'), admittedKnown: false, generation: G, picVersion: '0.1.0' }, 'refused', { pointer: '/spec/version' }],
   ['pic version unknown: min_pic_version not enforced', { offered: manifest('1.0.0', { min_pic_version: '9.0' }), generation: G, picVersion: 'unknown' }, 'install'],
 ];
 

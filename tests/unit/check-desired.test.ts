@@ -85,7 +85,7 @@ describe('checkDesiredState', () => {
   });
 
   test('a version lower than the catalog offers is refused, pointing at the one it offers', () => {
-    const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '1.0.0' })), catalog);
+    const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '1.0.0' })), { ...catalog, admitted: new Map() });
     expect(allProblems(r)).toEqual([
       expect.objectContaining({ pointer: '/spec/version', message: expect.stringContaining('not in the catalog, which offers 2.0.0; nothing of this service was admitted before, so only 2.0.0 can be installed') }),
     ]);
@@ -104,6 +104,13 @@ describe('checkDesiredState', () => {
 });
 
 describe('checkDesiredState with admitted versions', () => {
+  test('without the operator state (pic validate), an older version is a notice, not a problem', () => {
+    const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '1.0.0' })), catalog);
+    expect(allProblems(r)).toEqual([]);
+    expect(r.versions.get('newer')).toEqual({ kind: 'unchecked', version: '1.0.0', offered: '2.0.0' });
+    expect(r.notices.get('ServiceInstall/newer')).toEqual([expect.stringContaining('right only if 1.0.0 is the version admitted before')]);
+  });
+
   // "newer": the catalog offers 2.0.0; 1.0.0 was admitted, with another config schema and subdomain.
   const admittedNotes = manifest('newer', { version: '1.0.0', subdomain: 'older', config_schema: { legacy: { type: 'string', label: 'Legacy', default: 'x' } } });
   const withAdmitted: CatalogView = { ...catalog, admitted: new Map([['newer', { version: '1.0.0', manifest: admittedNotes }]]), picVersion: '0.1.0' };
