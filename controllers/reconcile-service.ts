@@ -1,4 +1,4 @@
-import { mergeServiceConfig } from '../crds/config.js';
+import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { reconcileServiceContainers, removeServiceContainers, summariseProblems } from '../reconcilers/containers/index.js';
 import type { ObservedContainer } from '../reconcilers/containers/observe.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
@@ -176,7 +176,7 @@ export async function convergePackage(
   cell: LoadedCell,
   name: string,
   service: CatalogService,
-  config: Record<string, unknown>,
+  config: Record<string, ConfigValue>,
   cached: ObservedContainer[] | undefined,
   hooks: ReconcileHooks,
   where: { key: string; file: string | undefined; generation: string; notices: string[] },
@@ -200,7 +200,7 @@ export async function convergePackage(
         template: service.template,
         templateFile: service.templateFile,
         manifestFile: service.manifestFile,
-        config: config as never,
+        config,
         secrets,
         serviceIp: allocation.ip,
         cell: { ...ctx.cellContext(cellDoc), stateDir: ctx.stateRoot },
@@ -229,7 +229,7 @@ export async function convergePackage(
 }
 
 /** The config of a service merged against another package's schema (the previous one, on rollback). */
-export function configFor(service: CatalogService, given: Record<string, unknown> | undefined, file: string): Record<string, unknown> {
+export function configFor(service: CatalogService, given: Record<string, unknown> | undefined, file: string): Record<string, ConfigValue> {
   const m = service.manifest;
   return mergeServiceConfig(m.capabilities.has_admin_config ? m.config_schema : {}, given, file).config;
 }
@@ -243,9 +243,11 @@ export async function removeService(ctx: OperatorContext, name: string, cached?:
     { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
   );
   const released = await ctx.ips.release(key);
+  // A reinstall admits the catalog's version afresh; the volumes (the data) are kept as always.
+  const forgotten = await new PackageStore(ctx.stateRoot).forget(name);
   const hadStatus = await ctx.status.remove(key);
   if (actions.length > 0 || released || hadStatus) ctx.event(key, 'Normal', 'Removed', `uninstalled: ${actions.length} container(s) removed, volumes and data kept`);
-  return { changed: actions.length > 0 };
+  return { changed: actions.length > 0, ...(forgotten ? { admissionChanged: true } : {}) };
 }
 
 export type { DocumentStatus };

@@ -8,6 +8,7 @@ import { createSnapshot, restoreSnapshot, sweep, type BackupEnv } from '../recon
 import { LABEL } from '../reconcilers/containers/labels.js';
 import { listOwnedContainers } from '../reconcilers/containers/observe.js';
 import { DEFAULT_UPGRADE_DEADLINE_MS, runUpgrade } from '../reconcilers/upgrade/index.js';
+import type { ConfigValue } from '../crds/config.js';
 import type { VersionDecision } from '../state/admission.js';
 import { resolveCellPath, type LoadedCell } from '../state/cell.js';
 import type { CatalogService } from '../state/catalog.js';
@@ -58,8 +59,8 @@ export async function upgradeService(
   cell: LoadedCell,
   name: string,
   where: UpgradeWhere,
-  converge: (pkg: CatalogService, config: Record<string, unknown>) => Promise<ConvergedPackage>,
-  configFor: (pkg: CatalogService, given: Record<string, unknown> | undefined, file: string) => Record<string, unknown>,
+  converge: (pkg: CatalogService, config: Record<string, ConfigValue>) => Promise<ConvergedPackage>,
+  configFor: (pkg: CatalogService, given: Record<string, unknown> | undefined, file: string) => Record<string, ConfigValue>,
 ): Promise<ReconcileOutcome | undefined> {
   const { key, file, generation, decision, packages } = where;
   if (decision?.kind !== 'upgrade' && !(await packages.progress(name))) return undefined;

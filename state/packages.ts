@@ -188,6 +188,14 @@ export class PackageStore {
     await fs.rm(path.join(this.serviceDir(service), UPGRADE_FILE), { force: true });
   }
 
+  /** An uninstalled service: its kept packages, admission and any unfinished upgrade go (its data stays). */
+  async forget(service: string): Promise<boolean> {
+    const dir = this.serviceDir(service);
+    const existed = await fs.stat(dir).then(() => true, () => false);
+    if (existed) await fs.rm(dir, { recursive: true, force: true });
+    return existed;
+  }
+
   /** Remove every kept version of `service` except `keep`. Returns the versions removed. */
   async prune(service: string, keep: readonly string[]): Promise<string[]> {
     let entries;

@@ -14,6 +14,7 @@ import type { Operator } from '../../controllers/operator.js';
 import { renderDescribe, renderGet } from '../../controllers/cli/status-views.js';
 import { LABEL } from '../../reconcilers/containers/labels.js';
 import { BACKUP_LABEL } from '../../reconcilers/backup/labels.js';
+import { EventLog } from '../../state/events.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { waitFor } from '../support/cell.js';
@@ -144,6 +145,9 @@ describe('admitted versions and upgrades', () => {
     expect(afterRollback.state).toBe('running');
     expect(await dataFile()).toBe('precious-1');
     expect(JSON.parse(await fs.readFile(path.join(stateDir, 'packages', SERVICE, 'admitted.json'), 'utf8'))).toMatchObject({ version: '1.0.0', failed: { version: '2.0.0' } });
+    // Each step is an event of the document.
+    const reasons = (await new EventLog(path.join(stateDir, 'events.jsonl')).recent({ key: KEY, limit: 200 })).map((e) => e.reason);
+    for (const step of ['UpgradeStarted', 'UpgradeSnapshotVerified', 'UpgradeRollingBack', 'UpgradeFailed']) expect(reasons).toContain(step);
     // No retry loop: two more passes create no container.
     const since = Math.floor(Date.now() / 1000);
     await operator!.resyncAndSettle(60_000);
@@ -193,4 +197,12 @@ describe('admitted versions and upgrades', () => {
     }, () => undefined);
     expect(await leftovers()).toEqual([]);
   }, 300_000);
+
+  test('uninstalling forgets the admission (a reinstall admits afresh) and keeps the data', async () => {
+    await fs.rm(path.join(cellDir, 'services', `${SERVICE}.yaml`));
+    await waitFor('the service uninstalled', async () => ((await status.get(KEY)) === undefined ? true : undefined), 60_000);
+    await waitFor('its kept packages gone', async () => ((await fs.stat(path.join(stateDir, 'packages', SERVICE)).then(() => false, () => true)) ? true : undefined), 30_000);
+    const volumes = (await docker.listVolumes({ filters: { label: [`${LABEL.cell}=${cellName}`] } })).Volumes ?? [];
+    expect(volumes.some((v) => v.Labels?.[LABEL.owner] === KEY)).toBe(true);
+  }, 120_000);
 });
