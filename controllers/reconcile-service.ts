@@ -101,13 +101,18 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const generation = generationOf(source?.doc.spec);
   const file = source?.file ?? cell.docs.rejected.find((r) => r.key === key)?.file;
   const problems = cell.checked.byDocument.get(key) ?? [];
+  const packages = new PackageStore(ctx.stateRoot);
   if (problems.length > 0 || !source) {
+    // An upgrade left halfway by a killed operator is not left so because the document broke
+    // meanwhile: nothing asks for it any more, so it is rolled back (or abandoned) first.
+    if (source && (await packages.progress(name))) {
+      await upgradeService(ctx, cell, name, { key, file: file!, generation, decision: undefined, packages }, (pkg, config) => convergePackage(ctx, cell, name, pkg, config, undefined, {}, { key, file, generation, notices: [] }), configFor);
+    }
     await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: summariseProblems(problems) } });
     throw new TerminalError(summariseProblems(problems), 'InvalidSpec');
   }
 
   const decision = cell.checked.versions.get(name);
-  const packages = new PackageStore(ctx.stateRoot);
   // An upgrade asked for, or one a killed operator left halfway, runs before anything else.
   const upgraded = await upgradeService(ctx, cell, name, { key, file: file!, generation, decision, packages }, (pkg, config) => convergePackage(ctx, cell, name, pkg, config, undefined, {}, { key, file, generation, notices: [] }), configFor);
   if (upgraded) return upgraded;
