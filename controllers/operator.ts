@@ -11,6 +11,7 @@ import { documentKey } from '../state/desired.js';
 import { EventLog } from '../state/events.js';
 import { heldMessage, holdBrokenDocuments, type HeldCell, type HeldDocument } from '../state/hold.js';
 import { IpAllocationStore } from '../state/ip-allocation.js';
+import { PackageStore } from '../state/packages.js';
 import { SecretsStore } from '../state/secrets.js';
 import { StateDir } from '../state/state-dir.js';
 import { StatusStore } from '../state/status-store.js';
@@ -70,6 +71,8 @@ export class Operator {
   private lastGeneral = '';
   /** What the snapshot was read from (`cellFilesSignature`), when it can be trusted. */
   private filesSignature?: string;
+  /** A reconcile admitted, upgraded or rolled back a version since the snapshot was read. */
+  private admissionChanged = false;
 
   constructor(private readonly opts: OperatorOptions) {
     const paths = opts.stateDir.paths;
@@ -176,6 +179,7 @@ export class Operator {
           manifest: pkg?.manifest ?? null,
           template: pkg?.template ?? null,
           config: cell.checked.configs.get(name) ?? null,
+          version: cell.checked.versions.get(name) ?? null,
           held: cell.held.get(key)?.problems ?? null,
         }),
       )
@@ -190,10 +194,11 @@ export class Operator {
       // Nothing the last snapshot was read from has changed on disk: it still holds, and so do the
       // fingerprints, statuses and problems derived from it.
       const before = cellFilesSignature(dir, storeOf(this.cell));
-      if (this.cell && before !== undefined && before === this.filesSignature) return;
+      if (this.cell && before !== undefined && before === this.filesSignature && !this.admissionChanged) return;
+      this.admissionChanged = false;
       let cell: HeldCell;
       try {
-        const loaded = await loadCell(dir);
+        const loaded = await loadCell(dir, { admission: await new PackageStore(this.opts.stateDir.root).load() });
         const held = holdBrokenDocuments(loaded, await this.applied.load());
         cell = held.cell;
         if (!cell.frozen) await this.applied.save(held.records);
@@ -378,6 +383,12 @@ export class Operator {
           if (ip !== ipBefore) this.enqueueShared();
         },
       });
+      if (outcome.admissionChanged) {
+        // The version that runs changed: what everything else follows is read again.
+        this.admissionChanged = true;
+        await this.reload();
+        this.queue.add(key);
+      }
       if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
       if (outcome.changed || ipBefore !== this.ctx.ips.assignmentOf(key)) this.enqueueShared();
       else if (outcome.ready && !this.readyBefore.has(key)) this.queue.add(`${ACCOUNTS_PREFIX}${name}`);

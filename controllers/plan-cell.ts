@@ -13,6 +13,7 @@ import { holdBrokenDocuments } from '../state/hold.js';
 import { IpAllocationStore, allocateServiceIp, parsePool } from '../state/ip-allocation.js';
 import { SecretsStore } from '../state/secrets.js';
 import type { StateDir } from '../state/state-dir.js';
+import { DEFAULT_UPGRADE_DEADLINE_MS } from '../reconcilers/upgrade/index.js';
 import { SERVICE_KIND, serviceKey } from './reconcile-service.js';
 import { OperatorContext } from './context.js';
 import { createLogger } from './logging.js';
@@ -29,6 +30,8 @@ export interface PlannedChange {
 
 export interface CellPlan {
   changes: PlannedChange[];
+  /** Facts worth telling that change nothing: a newer catalog version, an upgrade that failed. */
+  notices: string[];
   /** Documents that cannot converge as written, and problems of the folder. */
   problems: Problem[];
 }
@@ -66,8 +69,9 @@ export async function planCell(loaded: LoadedCell, docker: Dockerode, stateDir: 
   const problems: Problem[] = [...cell.checked.general];
   for (const entry of cell.held.values()) for (const p of entry.problems) if (!problems.includes(p)) problems.push(p);
   const changes: PlannedChange[] = [];
+  const notices: string[] = [];
   const cellDoc = cell.cell;
-  if (!cellDoc || cell.frozen) return { changes, problems };
+  if (!cellDoc || cell.frozen) return { changes, problems, notices };
   const ips = new IpAllocationStore(stateDir.paths.ipAllocations);
   await ips.load();
   const assignments = ips.assignments();
@@ -93,6 +97,14 @@ export async function planCell(loaded: LoadedCell, docker: Dockerode, stateDir: 
     const name = doc.metadata.name;
     const service = cell.catalog!.services.get(name)!;
     const lines: string[] = [];
+    const decision = cell.checked.versions.get(name);
+    if (decision?.kind === 'install') lines.push(`+ admit version ${decision.version} (its package is kept in the state directory and renders the service from now on)`);
+    if (decision?.kind === 'upgrade') {
+      const deadline = doc.spec.upgrade?.deadlineSeconds ?? DEFAULT_UPGRADE_DEADLINE_MS / 1000;
+      lines.push(`~ upgrade ${decision.from} → ${decision.to}: snapshot and verify the data, switch to the new package and image, wait up to ${deadline}s for Ready; on failure roll back to ${decision.from} and restore the snapshot`);
+    }
+    if (decision?.kind === 'admitted' && decision.update) notices.push(`${key}: version ${decision.update} is in the catalog (admitted: ${decision.version}); set spec.version to ${decision.update} to upgrade`);
+    if (decision?.kind === 'upgrade-failed') notices.push(`${key}: the upgrade to ${decision.target} failed (${decision.failed.reason}); running ${decision.running}, not retried until the document changes`);
     const ip = allocateServiceIp(pool, assignments, key);
     if (assignments[key] !== ip) lines.push(`+ allocate IP ${ip}`);
     assignments[key] = ip;
@@ -149,7 +161,7 @@ export async function planCell(loaded: LoadedCell, docker: Dockerode, stateDir: 
   const ctx = new OperatorContext(docker, ips, secretsStore, new StatusStore(stateDir.paths.status), new EventLog(stateDir.paths.events), silent, stateDir.paths.data);
   const shared = new SharedResources(ctx, CELL_RESOURCES, stateDir.root, cell.dir);
   changes.push(...(await shared.planResources(cell, assignments)));
-  return { changes, problems };
+  return { changes, problems, notices };
 }
 
 export { serviceKey };

@@ -1,14 +1,18 @@
-import { createHash } from 'node:crypto';
+import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { reconcileServiceContainers, removeServiceContainers, summariseProblems } from '../reconcilers/containers/index.js';
 import type { ObservedContainer } from '../reconcilers/containers/observe.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
-import { canonicalJson } from '../reconcilers/containers/spec-hash.js';
 import type { ServicePlan } from '../reconcilers/containers/types.js';
 import { TerminalError } from '../reconcilers/errors.js';
 import { verifyServiceImages } from '../reconcilers/images/index.js';
 import type { LoadedCell } from '../state/cell.js';
+import type { CatalogService } from '../state/catalog.js';
+import { generationOf } from '../state/generation.js';
+import { changeLine, diffPackages } from '../state/manifest-diff.js';
+import { PackageStore } from '../state/packages.js';
 import type { ContainerFact, DocumentStatus } from '../state/status-types.js';
 import type { OperatorContext } from './context.js';
+import { upgradeService } from './upgrade-service.js';
 
 export const SERVICE_KIND = 'ServiceInstall';
 
@@ -16,17 +20,7 @@ export function serviceKey(name: string): string {
   return `${SERVICE_KIND}/${name}`;
 }
 
-/** Hash of a document's spec: the generation a status speaks of. */
-export function generationOf(spec: unknown): string {
-  // A loaded document is never changed afterwards, and every pass asks again: remember it.
-  const known = spec !== null && typeof spec === 'object' ? generations.get(spec) : undefined;
-  if (known) return known;
-  const generation = createHash('sha256').update(canonicalJson(spec ?? null)).digest('hex').slice(0, 12);
-  if (spec !== null && typeof spec === 'object') generations.set(spec, generation);
-  return generation;
-}
-
-const generations = new WeakMap<object, string>();
+export { generationOf };
 
 export interface ReconcileOutcome {
   /** Ask the queue to look again after this long (a container still starting, say). */
@@ -35,6 +29,8 @@ export interface ReconcileOutcome {
   changed: boolean;
   /** Whether the service ended Ready. */
   ready?: boolean;
+  /** The admitted version changed (admitted, upgraded, rolled back): read the cell again. */
+  admissionChanged?: boolean;
 }
 
 /** What the containers of a service look like, for its status. */
@@ -105,21 +101,100 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const generation = generationOf(source?.doc.spec);
   const file = source?.file ?? cell.docs.rejected.find((r) => r.key === key)?.file;
   const problems = cell.checked.byDocument.get(key) ?? [];
+  const packages = new PackageStore(ctx.stateRoot);
   if (problems.length > 0 || !source) {
+    // An upgrade left halfway by a killed operator is not left so because the document broke
+    // meanwhile: nothing asks for it any more, so it is rolled back (or abandoned) first.
+    if (source && (await packages.progress(name))) {
+      await upgradeService(ctx, cell, name, { key, file: file!, generation, decision: undefined, packages }, (pkg, config) => convergePackage(ctx, cell, name, pkg, config, undefined, {}, { key, file, generation, notices: [] }), configFor);
+    }
     await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: summariseProblems(problems) } });
     throw new TerminalError(summariseProblems(problems), 'InvalidSpec');
   }
 
+  const decision = cell.checked.versions.get(name);
+  // An upgrade asked for, or one a killed operator left halfway, runs before anything else.
+  const upgraded = await upgradeService(ctx, cell, name, { key, file: file!, generation, decision, packages }, (pkg, config) => convergePackage(ctx, cell, name, pkg, config, undefined, {}, { key, file, generation, notices: [] }), configFor);
+  if (upgraded) return upgraded;
+
   const service = cell.catalog!.services.get(name)!;
+  let admissionChanged = false;
+  if (decision?.kind === 'install') {
+    // Kept before anything runs: from now on this package renders the service, whatever the catalog holds.
+    await packages.admit(name, service, ctx.clock());
+    ctx.event(key, 'Normal', 'Admitted', `version ${decision.version} admitted; its package is kept in the state directory`);
+    admissionChanged = true;
+  }
+  const config = cell.checked.configs.get(name)!;
+  const notices = cell.checked.notices.get(key) ?? [];
+  const converged = await convergePackage(ctx, cell, name, service, config, cached, hooks, { key, file, generation, notices });
+  const { allocation, changed, facts: base } = converged;
+  const offered = cell.catalog!.offered.get(name);
+  const update = decision?.kind === 'admitted' && decision.update && offered
+    ? { update: { version: decision.update, changes: diffPackages(service, offered).map(changeLine) } }
+    : {};
+  const failedUpgrade = decision?.kind === 'upgrade-failed' ? { upgradeFailed: { version: decision.target, reason: decision.failed.reason, at: decision.failed.at } } : {};
+  const facts = { ...base, ...update, ...failedUpgrade };
+  const notRunning = facts.containers.filter((c) => c.state !== 'running');
+  const starting = facts.containers.filter((c) => c.state === 'running' && c.health === 'starting');
+  const unhealthy = facts.containers.filter((c) => c.health === 'unhealthy');
+  if (notRunning.length > 0) {
+    const message = `not running: ${notRunning.map((c) => `${c.name} (${c.state})`).join(', ')}`;
+    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'ContainersNotRunning', message }, facts });
+    throw new Error(message);
+  }
+  if (unhealthy.length > 0) {
+    const message = `unhealthy: ${unhealthy.map((c) => c.name).join(', ')}`;
+    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'ContainersUnhealthy', message }, facts });
+    throw new Error(message);
+  }
+  if (starting.length > 0) {
+    const message = `waiting for health checks: ${starting.map((c) => c.name).join(', ')}`;
+    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'HealthCheckPending', message }, facts });
+    return { requeueAfterMs: 1000, changed, admissionChanged };
+  }
+  const running = `${facts.containers.length} container${facts.containers.length === 1 ? '' : 's'} running at ${allocation.ip}`;
+  if (decision?.kind === 'upgrade-failed') {
+    // Running, at the previous version: the failed upgrade is not tried again until the document changes.
+    const message = `upgrade to ${decision.target} failed: ${decision.failed.reason}; running version ${decision.running} (${running}); edit the document to try again`;
+    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'UpgradeFailed', message }, facts });
+    return { changed, ready: false, admissionChanged };
+  }
+  await ctx.writeStatus(key, { file, generation, ready: true, readyReason: changed ? 'Converged' : 'InSync', message: running, facts });
+  if (changed) ctx.event(key, 'Normal', 'Ready', running);
+  return { changed, ready: true, admissionChanged };
+}
+
+/** What converging one package of a service gives: its address, whether Docker changed, its facts. */
+export interface ConvergedPackage {
+  allocation: { ip: string };
+  changed: boolean;
+  facts: { serviceIp: string; containers: ContainerFact[]; notices: string[]; version: string; [key: string]: unknown };
+}
+
+/**
+ * Converge the service's containers to one package (the admitted one; during an upgrade the new
+ * one, or the previous one on rollback): image verification, address, secrets, containers.
+ */
+export async function convergePackage(
+  ctx: OperatorContext,
+  cell: LoadedCell,
+  name: string,
+  service: CatalogService,
+  config: Record<string, ConfigValue>,
+  cached: ObservedContainer[] | undefined,
+  hooks: ReconcileHooks,
+  where: { key: string; file: string | undefined; generation: string; notices: string[] },
+): Promise<ConvergedPackage> {
+  const { key, file, generation, notices } = where;
+  const cellDoc = cell.cell!;
   // ADR 001: every image is checked against the Cell's keys before anything of the service exists;
   // a refusal writes the status and throws, and whatever ran before keeps running.
   const verifiedImages = await verifyServiceImages(ctx, { key, file, generation, cell: cellDoc, cellDir: cell.dir, template: service.template });
-  const config = cell.checked.configs.get(name)!;
   const network = cellDoc.spec.network;
   const owner = key;
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
   const secrets = await ctx.secrets.ensure(name, templateSecretNames(service.template));
-  const notices = cell.checked.notices.get(key) ?? [];
   const result = await reconcileServiceContainers(
     ctx.docker,
     {
@@ -155,30 +230,13 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     throw new TerminalError(result.message, result.reason);
   }
   const { plan, observed, changed } = result;
+  return { allocation, changed, facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, ...verifiedImages.facts } };
+}
 
-  const facts = { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, ...verifiedImages.facts };
-  const notRunning = facts.containers.filter((c) => c.state !== 'running');
-  const starting = facts.containers.filter((c) => c.state === 'running' && c.health === 'starting');
-  const unhealthy = facts.containers.filter((c) => c.health === 'unhealthy');
-  if (notRunning.length > 0) {
-    const message = `not running: ${notRunning.map((c) => `${c.name} (${c.state})`).join(', ')}`;
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'ContainersNotRunning', message }, facts });
-    throw new Error(message);
-  }
-  if (unhealthy.length > 0) {
-    const message = `unhealthy: ${unhealthy.map((c) => c.name).join(', ')}`;
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'ContainersUnhealthy', message }, facts });
-    throw new Error(message);
-  }
-  if (starting.length > 0) {
-    const message = `waiting for health checks: ${starting.map((c) => c.name).join(', ')}`;
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'HealthCheckPending', message }, facts });
-    return { requeueAfterMs: 1000, changed };
-  }
-  const running = `${facts.containers.length} container${facts.containers.length === 1 ? '' : 's'} running at ${allocation.ip}`;
-  await ctx.writeStatus(key, { file, generation, ready: true, readyReason: changed ? 'Converged' : 'InSync', message: running, facts });
-  if (changed) ctx.event(key, 'Normal', 'Ready', running);
-  return { changed, ready: true };
+/** The config of a service merged against another package's schema (the previous one, on rollback). */
+export function configFor(service: CatalogService, given: Record<string, unknown> | undefined, file: string): Record<string, ConfigValue> {
+  const m = service.manifest;
+  return mergeServiceConfig(m.capabilities.has_admin_config ? m.config_schema : {}, given, file).config;
 }
 
 /** Converge a ServiceInstall whose document is gone: containers removed, IP released, volumes kept. */
@@ -190,9 +248,11 @@ export async function removeService(ctx: OperatorContext, name: string, cached?:
     { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
   );
   const released = await ctx.ips.release(key);
+  // A reinstall admits the catalog's version afresh; the volumes (the data) are kept as always.
+  const forgotten = await new PackageStore(ctx.stateRoot).forget(name);
   const hadStatus = await ctx.status.remove(key);
   if (actions.length > 0 || released || hadStatus) ctx.event(key, 'Normal', 'Removed', `uninstalled: ${actions.length} container(s) removed, volumes and data kept`);
-  return { changed: actions.length > 0 };
+  return { changed: actions.length > 0, ...(forgotten ? { admissionChanged: true } : {}) };
 }
 
 export type { DocumentStatus };

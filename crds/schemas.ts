@@ -521,7 +521,7 @@ export const SERVICE_INSTALL_SPEC_SCHEMA = obj(
   'ServiceInstall spec',
   'Install the catalog service named by metadata.name.',
   {
-    version: patterned('Version', 'The catalog version admitted; a newer catalog version is reported, not applied.', SEMVER_PATTERN),
+    version: patterned('Version', 'The version admitted. Omitted: the catalog\'s version at the first install, kept afterwards. A newer catalog version is reported, not applied, until this names it; then pic upgrades (snapshot first) and rolls back on failure.', SEMVER_PATTERN),
     config: {
       type: 'object',
       title: 'Config',
@@ -534,8 +534,11 @@ export const SERVICE_INSTALL_SPEC_SCHEMA = obj(
     backup: obj('Backup', 'How the service is held still while its snapshot is taken.', {
       consistency: { type: 'string', enum: ['pause', 'stop'], default: 'pause', title: 'Consistency', description: 'pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again.' },
     }),
+    upgrade: obj('Upgrade', 'How an upgrade to the catalog\'s newer version is judged.', {
+      deadlineSeconds: { type: 'integer', minimum: 5, maximum: 86400, default: 300, title: 'Deadline (seconds)', description: 'How long the new version has to become Ready (health checks included) before pic rolls back to the previous version and restores the snapshot taken before the upgrade. Default 300.' },
+    }),
   },
-  ['version'],
+  [],
 );
 
 export const PEER_ACCOUNT_SPEC_SCHEMA = obj(

@@ -143,10 +143,12 @@ export interface CoreRunSpec {
 export type CaddyTlsMode = 'internal' | 'acme' | 'off';
 
 export interface ServiceInstallSpec {
-  version: string;
+  /** The version admitted; omitted: the catalog's at the first install, kept afterwards. */
+  version?: string;
   config?: Record<string, string | number | boolean>;
   egress?: { connection: string };
   backup?: { consistency?: 'pause' | 'stop' };
+  upgrade?: { deadlineSeconds?: number };
 }
 
 export interface PeerAccountSpec {

@@ -2,10 +2,13 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_MANIFEST_POLICY, type ManifestPolicy } from '../crds/validate-manifest.js';
 import type { CellDocument, ImageVerificationMode, Problem } from '../crds/types.js';
-import { loadCatalog, type Catalog } from './catalog.js';
-import { checkDesiredState, type CheckedDesired } from './check-desired.js';
+import type { VersionDecision } from './admission.js';
+import { loadCatalog, type Catalog, type CatalogService } from './catalog.js';
+import { checkDesiredState, type CatalogView, type CheckedDesired } from './check-desired.js';
 import { loadCellFolder, type DesiredDocuments } from './desired.js';
 import { RACY_WINDOW_NS } from './file-memo.js';
+import type { AdmittedPackages } from './packages.js';
+import { picVersion } from './pic-version.js';
 
 export interface LoadedCell {
   dir: string;
@@ -13,9 +16,42 @@ export interface LoadedCell {
   /** The one valid Cell document, when there is exactly one. */
   cell?: CellDocument;
   cellFile?: string;
-  catalog?: Catalog;
+  /**
+   * The catalog, with `services` holding what each installed service runs or goes to: its admitted
+   * package, or the catalog's for a first install or an upgrade. `offered` is the catalog as read.
+   */
+  catalog?: Catalog & { offered: ReadonlyMap<string, CatalogService> };
   policy: ManifestPolicy;
   checked: CheckedDesired;
+  /** The admitted packages the checks were made against (undefined: none known, as for pic validate). */
+  admission?: AdmittedPackages;
+}
+
+/** What the checks are told of a catalog and of the admitted packages. */
+export function catalogView(catalog: Catalog | undefined, admission: AdmittedPackages | undefined, location?: string): CatalogView {
+  const offered = (catalog as { offered?: ReadonlyMap<string, CatalogService> } | undefined)?.offered ?? catalog?.services ?? new Map<string, CatalogService>();
+  return {
+    location: location ?? catalog?.dir ?? '(no catalog: the Cell document is missing or invalid)',
+    manifests: new Map([...offered].map(([id, s]) => [id, s.manifest])),
+    manifestFiles: new Map([...offered].map(([id, s]) => [id, s.manifestFile])),
+    invalid: catalog?.invalid ?? new Map(),
+    ...(admission ? { admitted: admission.admitted, admittedProblems: admission.problems, picVersion: picVersion() } : { picVersion: picVersion() }),
+  };
+}
+
+/**
+ * The package each service runs under its version decision: the admitted one (also while an
+ * upgrade is asked for: the new one runs only once the upgrade switches, and routes and accounts
+ * follow it only once it succeeded), or the catalog's at a first install. Catalog services no
+ * document names stay as the catalog has them.
+ */
+export function effectiveServices(offered: ReadonlyMap<string, CatalogService>, admission: AdmittedPackages | undefined, versions: ReadonlyMap<string, VersionDecision>): Map<string, CatalogService> {
+  const services = new Map(offered);
+  for (const [name, decision] of versions) {
+    const kept = admission?.admitted.get(name);
+    if ((decision.kind === 'admitted' || decision.kind === 'upgrade-failed' || decision.kind === 'upgrade') && kept) services.set(name, kept.service);
+  }
+  return services;
 }
 
 /** The manifest policy a cell applies: its allowed prefix and verification mode, unless overridden. */
@@ -36,7 +72,7 @@ export function resolveCellPath(dir: string, p: string): string {
  * Read a cell folder whole: its documents, the catalog its Cell names, and every check across
  * them. Never throws for bad input; every problem is in `checked`.
  */
-export async function loadCell(dir: string, options: { imageVerification?: ImageVerificationMode } = {}): Promise<LoadedCell> {
+export async function loadCell(dir: string, options: { imageVerification?: ImageVerificationMode; admission?: AdmittedPackages } = {}): Promise<LoadedCell> {
   const docs = await loadCellFolder(dir);
   const cellSource = docs.cells.length === 1 ? docs.cells[0] : undefined;
   const cell = cellSource?.doc;
@@ -47,13 +83,10 @@ export async function loadCell(dir: string, options: { imageVerification?: Image
     catalog = await loadCatalog(resolveCellPath(dir, cell.spec.store.path), policy);
     extra.push(...catalog.problems);
   }
-  const checked = checkDesiredState(docs, {
-    location: catalog?.dir ?? '(no catalog: the Cell document is missing or invalid)',
-    manifests: new Map([...(catalog?.services ?? new Map()).entries()].map(([id, s]) => [id, s.manifest])),
-    invalid: catalog?.invalid ?? new Map(),
-  });
+  const checked = checkDesiredState(docs, catalogView(catalog, options.admission));
   checked.general.push(...extra.filter((p) => !checked.general.includes(p)));
-  return { dir, docs, ...(cell ? { cell, cellFile: cellSource!.file } : {}), ...(catalog ? { catalog } : {}), policy, checked };
+  const effective = catalog ? { ...catalog, offered: catalog.services, services: effectiveServices(catalog.services, options.admission, checked.versions) } : undefined;
+  return { dir, docs, ...(cell ? { cell, cellFile: cellSource!.file } : {}), ...(effective ? { catalog: effective } : {}), policy, checked, ...(options.admission ? { admission: options.admission } : {}) };
 }
 
 /**

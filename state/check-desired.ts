@@ -1,10 +1,11 @@
-import semver from 'semver';
 import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { manifestSubdomains } from '../crds/validate-manifest.js';
 import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
 import { DEFAULT_WIREGUARD_CONTAINER } from '../crds/schemas.js';
 import type { CellDocument, Manifest, Problem, Sourced } from '../crds/types.js';
+import { decideVersion, type AdmittedView, type VersionDecision } from './admission.js';
 import { documentKey, type DesiredDocuments } from './desired.js';
+import { generationOf } from './generation.js';
 
 /** What the cross-document checks need to know of the catalog: pure data, no I/O. */
 export interface CatalogView {
@@ -13,6 +14,17 @@ export interface CatalogView {
   manifests: ReadonlyMap<string, Manifest>;
   /** Catalog services whose package is broken, with their problems. */
   invalid: ReadonlyMap<string, Problem[]>;
+  /** Where each catalog manifest is, for messages about its fields. */
+  manifestFiles?: ReadonlyMap<string, string>;
+  /**
+   * The versions admitted before (state/packages.ts), when known. Without them (pic validate of a
+   * folder no operator converges) a document is checked as a first install.
+   */
+  admitted?: ReadonlyMap<string, AdmittedView>;
+  /** Services whose kept package cannot be trusted, with why. */
+  admittedProblems?: ReadonlyMap<string, string>;
+  /** pic's own version, for min_pic_version; not enforced when not given. */
+  picVersion?: string;
 }
 
 export interface CheckedDesired {
@@ -26,6 +38,8 @@ export interface CheckedDesired {
   generalNotices: Problem[];
   /** Each valid ServiceInstall's merged config (manifest defaults filled in). */
   configs: Map<string, Record<string, ConfigValue>>;
+  /** Which version each ServiceInstall runs or goes to (state/admission.ts), refused ones included. */
+  versions: Map<string, VersionDecision>;
 }
 
 function add<T>(map: Map<string, T[]>, key: string, ...items: T[]): void {
@@ -64,6 +78,7 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
   const notices = new Map<string, string[]>();
   const generalNotices: Problem[] = [...docs.notices];
   const configs = new Map<string, Record<string, ConfigValue>>();
+  const versions = new Map<string, VersionDecision>();
 
   for (const r of docs.rejected) {
     if (r.key) add(byDocument, r.key, ...r.problems);
@@ -107,8 +122,14 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
     const name = doc.metadata.name;
     const key = documentKey(doc);
     const problems: Problem[] = [];
-    const manifest = catalog!.manifests.get(name);
-    if (!manifest) {
+    const offered = catalog!.manifests.get(name);
+    const keptProblem = catalog!.admittedProblems?.get(name);
+    if (keptProblem) {
+      add(byDocument, key, { file, pointer: '/metadata/name', message: keptProblem });
+      continue;
+    }
+    const admitted = catalog!.admitted?.get(name);
+    if (!offered && !admitted) {
       const broken = catalog!.invalid.get(name);
       if (broken) {
         const first = broken[0];
@@ -125,17 +146,26 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
       continue;
     }
 
-    // The catalog holds one version of each service; any other cannot be installed from it. (Which
-    // version runs until a newer one is admitted is the upgrade path's to decide, not validation's.)
-    const wanted = doc.spec.version;
-    if (typeof wanted === 'string' && !(semver.valid(wanted) && semver.valid(manifest.version) ? semver.eq(wanted, manifest.version) : wanted === manifest.version)) {
-      const newer = semver.valid(wanted) && semver.valid(manifest.version) && semver.lt(wanted, manifest.version);
-      problems.push({
-        file,
-        pointer: '/spec/version',
-        message: `version ${quoted(wanted)} is not in the catalog, which offers ${manifest.version}${newer ? `; set spec.version to ${manifest.version} to admit the newer version` : ''}`,
-      });
+    // The admitted version runs whatever the catalog holds now; the catalog's newer version is an
+    // upgrade only when the document asks for it (state/admission.ts).
+    const decision = decideVersion({
+      ...(doc.spec.version !== undefined ? { wanted: doc.spec.version } : {}),
+      ...(offered ? { offered } : {}),
+      ...(catalog!.manifestFiles?.get(name) ? { offeredFile: catalog!.manifestFiles.get(name)! } : {}),
+      ...(admitted ? { admitted } : {}),
+      admittedKnown: catalog!.admitted !== undefined,
+      generation: generationOf(doc.spec),
+      picVersion: catalog!.picVersion ?? 'unknown',
+    });
+    versions.set(name, decision);
+    if (decision.kind === 'refused') {
+      add(byDocument, key, { file, pointer: decision.pointer, message: decision.message });
+      continue;
     }
+    if (decision.kind === 'unchecked') add(notices, key, `version ${decision.version} is older than the catalog's ${decision.offered}: right only if ${decision.version} is the version admitted before, which the operator's state tells (pic plan --cell DIR checks it)`);
+    if (decision.kind === 'admitted' && decision.update) add(notices, key, `version ${decision.update} is in the catalog (admitted: ${decision.version}); set spec.version to ${decision.update} to upgrade`);
+    // The checks below hold for what is to run: the admitted manifest, or the one being admitted.
+    const manifest = decision.kind === 'install' || decision.kind === 'upgrade' || decision.kind === 'unchecked' ? offered! : admitted!.manifest;
 
     const claimed = manifest.container_name;
     const claimant = containerOwner.get(claimed);
@@ -190,7 +220,7 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
 
   // Each document's list bounded like a validator's: its problems gather from several checks.
   for (const [key, list] of byDocument) if (list.length > 0) byDocument.set(key, boundProblems(list, list[0]!.file));
-  return { byDocument, general, notices, generalNotices, configs };
+  return { byDocument, general, notices, generalNotices, configs, versions };
 }
 
 /** The containers the Cell itself runs or names, by name, with who claims them (for messages). */

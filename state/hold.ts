@@ -1,7 +1,7 @@
 import type { ConfigValue } from '../crds/config.js';
 import type { CellObject, ConnectionDocument, Manifest, PeerAccountDocument, Problem, ServiceInstallDocument, Sourced } from '../crds/types.js';
 import type { CatalogService } from './catalog.js';
-import type { LoadedCell } from './cell.js';
+import { catalogView, effectiveServices, type LoadedCell } from './cell.js';
 import { checkDesiredState } from './check-desired.js';
 import { documentKey } from './desired.js';
 
@@ -133,7 +133,9 @@ function heldSnapshot(loaded: LoadedCell, held: ReadonlyMap<string, HeldDocument
   const services = keep(loaded.docs.services);
   const peers = keep(loaded.docs.peers);
   const connections = keep(loaded.docs.connections);
-  const catalogServices = new Map<string, CatalogService>(loaded.catalog?.services ?? []);
+  // Held services are checked against the package they were accepted with, as if the catalog held it.
+  const offered = new Map<string, CatalogService>(loaded.catalog?.offered ?? []);
+  const heldPackages = new Map<string, CatalogService>();
   const invalid = new Map(loaded.catalog?.invalid ?? []);
   for (const { applied: record } of held.values()) {
     if (!record) continue;
@@ -142,7 +144,8 @@ function heldSnapshot(loaded: LoadedCell, held: ReadonlyMap<string, HeldDocument
       if (!record.package) continue;
       const name = record.doc.metadata.name;
       services.push(sourced as Sourced<ServiceInstallDocument>);
-      catalogServices.set(name, { id: name, ...record.package });
+      heldPackages.set(name, { id: name, ...record.package });
+      offered.set(name, { id: name, ...record.package });
       invalid.delete(name);
     } else if (record.doc.kind === 'PeerAccount') {
       peers.push(sourced as Sourced<PeerAccountDocument>);
@@ -152,12 +155,11 @@ function heldSnapshot(loaded: LoadedCell, held: ReadonlyMap<string, HeldDocument
   }
   const byName = (a: Sourced<CellObject>, b: Sourced<CellObject>) => a.doc.metadata.name.localeCompare(b.doc.metadata.name);
   const docs = { ...loaded.docs, services: services.sort(byName), peers: peers.sort(byName), connections: connections.sort(byName) };
-  const catalog = loaded.catalog ? { ...loaded.catalog, services: catalogServices, invalid } : undefined;
-  const checked = checkDesiredState(docs, {
-    location: catalog?.dir ?? '(no catalog)',
-    manifests: new Map([...catalogServices].map(([id, service]) => [id, service.manifest])),
-    invalid,
-  });
+  const base = loaded.catalog ? { ...loaded.catalog, offered, invalid } : undefined;
+  const checked = checkDesiredState(docs, catalogView(base, loaded.admission, loaded.catalog?.dir ?? '(no catalog)'));
+  const catalogServices = effectiveServices(offered, loaded.admission, checked.versions);
+  for (const [name, pkg] of heldPackages) catalogServices.set(name, pkg);
+  const catalog = base ? { ...base, offered: loaded.catalog!.offered, services: catalogServices } : undefined;
   // Problems of the folder as a whole (unreadable files, the catalog's own) stay as first found.
   checked.general = loaded.checked.general;
   for (const { applied: record } of held.values()) {

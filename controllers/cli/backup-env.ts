@@ -115,6 +115,6 @@ export function serviceTargets(cell: LoadedCell & { cell: NonNullable<LoadedCell
     const doc = installed.get(id)!;
     const manifest = cell.catalog?.services.get(id)?.manifest;
     if (!manifest) throw new Error(`ServiceInstall/${id} (${doc.file}): the catalog has no valid package "${id}", so what to back up is not known; run pic validate ${cell.dir}`);
-    return { id, version: doc.doc.spec.version, manifest, consistency: doc.doc.spec.backup?.consistency ?? 'pause', dataDir };
+    return { id, version: manifest.version, manifest, consistency: doc.doc.spec.backup?.consistency ?? 'pause', dataDir };
   });
 }

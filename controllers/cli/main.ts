@@ -1,6 +1,5 @@
-import { readFileSync, realpathSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { commandHelp, InternalError, overviewHelp, parseCommandArgs, splitCommandLine, type Command } from './command.js';
 import { COMMANDS } from './registry.js';
 import { safeLine, safeText } from '../safe-text.js';
@@ -11,21 +10,10 @@ export { UsageError, type Io };
 /** Exit codes of every command: 0 success, 1 failure or problems found, 2 usage error, 3 a bug in pic. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 3 } as const;
 
+import { picVersion } from '../../state/pic-version.js';
+
 /** pic's version, from the package.json of the checkout or package it runs from. */
-export function picVersion(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'pic' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // not here; look further up
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) return 'unknown';
-    dir = parent;
-  }
-}
+export { picVersion };
 
 const helpCommand: Command = {
   name: 'help',

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { formatProblem } from '../../crds/types.js';
 import { loadCell } from '../../state/cell.js';
+import { PackageStore } from '../../state/packages.js';
 import { StateDir } from '../../state/state-dir.js';
 import { planCell } from '../plan-cell.js';
 import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command } from './command.js';
@@ -24,14 +25,16 @@ async function plan(cellFlag: string | undefined, stateDirFlag: string | undefin
   if (positionals.length > 0) throw new UsageError('pic plan takes no arguments; name the cell with --cell DIR');
   if (!cellFlag) throw new UsageError('pic plan needs --cell DIR');
   await requireFolder(cellFlag);
-  const cell = await loadCell(path.resolve(cellFlag));
   const state = await chooseStateDir({ stateDir: stateDirFlag, cell: cellFlag });
+  // Checked against the versions the operator admitted, as a reconcile would be.
+  const cell = await loadCell(path.resolve(cellFlag), { admission: await new PackageStore(state.dir).load() });
   const docker = await connectDocker();
   const plan = await planCell(cell, docker, new StateDir(state.dir));
   for (const change of plan.changes) {
     io.out(`${safeLine(change.key)}:`);
     for (const line of change.lines) io.out(`  ${safeLine(line)}`);
   }
+  for (const notice of plan.notices) io.out(`note: ${safeLine(notice)}`);
   for (const p of plan.problems) io.err(safeLine(formatProblem(p)));
   if (plan.problems.length > 0) {
     io.err(`${plan.problems.length} problem${plan.problems.length === 1 ? '' : 's'}: those documents cannot converge until fixed`);

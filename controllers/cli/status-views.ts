@@ -54,26 +54,29 @@ export function formatAge(since: string | undefined, now: Date): string {
 export function renderTable(statuses: readonly DocumentStatus[], opts: TableOptions): string {
   const wide = opts.wide === true;
   const header = wide
-    ? ['KIND', 'NAME', 'READY', 'STATUS', 'AGE', 'IP', 'CONTAINERS', 'GENERATION', 'MESSAGE']
-    : ['KIND', 'NAME', 'READY', 'STATUS', 'AGE', 'MESSAGE'];
+    ? ['KIND', 'NAME', 'READY', 'STATUS', 'UPDATE', 'AGE', 'VERSION', 'IP', 'CONTAINERS', 'GENERATION', 'MESSAGE']
+    : ['KIND', 'NAME', 'READY', 'STATUS', 'UPDATE', 'AGE', 'MESSAGE'];
   const readable = sortStatuses(statuses).map((s) => {
     const conditions = s.conditions ?? [];
     const ready = findCondition(conditions, 'Ready');
-    const leading = [s.kind, s.name, ready?.status ?? 'Unknown', s.phase, formatAge(ready?.lastTransitionTime, opts.now)];
-    const extra = wide ? [s.facts?.serviceIp ?? NONE, containerSummary(s), shortGeneration(s.observedGeneration)] : [];
+    const leading = [s.kind, s.name, ready?.status ?? 'Unknown', s.phase, updateOf(s) ?? '', formatAge(ready?.lastTransitionTime, opts.now)];
+    const version = typeof s.facts?.version === 'string' ? s.facts.version : NONE;
+    const extra = wide ? [version, s.facts?.serviceIp ?? NONE, containerSummary(s), shortGeneration(s.observedGeneration)] : [];
     return { kind: s.kind, name: s.name, cells: [...leading, ...extra, headline(conditions)] };
   });
   const broken = (opts.unreadable ?? []).map((u) => ({
     kind: u.kind,
     name: u.name,
-    cells: [u.kind, u.name, 'Unknown', 'Unreadable', '<unknown>', ...(wide ? [NONE, NONE, NONE] : []), u.message],
+    cells: [u.kind, u.name, 'Unknown', 'Unreadable', '', '<unknown>', ...(wide ? [NONE, NONE, NONE, NONE] : []), u.message],
   }));
   const rows = [...readable, ...broken]
     .sort((a, b) => compareText(a.kind, b.kind) || compareText(a.name, b.name))
     .map((r) => r.cells.map(oneLine));
-  const all = opts.noHeaders ? rows : [header, ...rows];
+  // Columns are as wide with --no-headers as with them (a blank UPDATE column keeps its place).
+  const all = [header, ...rows];
   if (!wide) truncateLastColumn(all, opts.width ?? TABLE_WIDTH, 3);
-  return formatColumns(all, { gap: 3 }).join('\n');
+  const lines = formatColumns(all, { gap: 3 });
+  return (opts.noHeaders ? lines.slice(1) : lines).join('\n');
 }
 
 export function renderGet(statuses: readonly DocumentStatus[], output: GetOutput, now: Date, opts: GetOptions = {}): string {
@@ -117,8 +120,18 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
   const isService = status.kind === 'ServiceInstall';
   if (isService || facts.serviceIp !== undefined) field('Service IP', facts.serviceIp ?? NONE);
   for (const key of Object.keys(facts).sort()) {
-    if (['serviceIp', 'containers', 'images', 'notices'].includes(key) || facts[key] === undefined) continue;
+    if (['serviceIp', 'containers', 'images', 'notices', 'update', 'upgradeFailed'].includes(key) || facts[key] === undefined) continue;
     field(humanise(key), factText(facts[key]));
+  }
+  const failed = facts.upgradeFailed as { version?: string; reason?: string; at?: string } | undefined;
+  if (failed?.version) field('Upgrade failed', `to ${failed.version}${failed.at ? ` at ${failed.at}` : ''}: ${failed.reason ?? 'no reason recorded'}`);
+  const update = facts.update as { version?: string; changes?: string[] } | undefined;
+  if (update?.version) {
+    field('Update available', `${update.version} (admitted: ${typeof facts.version === 'string' ? facts.version : NONE}); set spec.version to ${update.version} to upgrade`);
+    lines.push(`Changes in ${oneLine(update.version)}:`);
+    const changes = update.changes ?? [];
+    if (changes.length === 0) lines.push('  (the two packages differ in no field pic compares)');
+    for (const change of changes) lines.push(`  ${oneLine(change)}`);
   }
   if (isService || facts.containers !== undefined) {
     section(
@@ -176,6 +189,12 @@ function headline(conditions: readonly Condition[]): string {
   const stalled = findCondition(conditions, 'Stalled');
   if (stalled?.status === 'True') return stalled.message;
   return findCondition(conditions, 'Ready')?.message ?? '';
+}
+
+/** The catalog's newer version of a service, when it offers one. */
+function updateOf(status: DocumentStatus): string | undefined {
+  const update = status.facts?.update as { version?: unknown } | undefined;
+  return typeof update?.version === 'string' ? update.version : undefined;
 }
 
 function containerSummary(status: DocumentStatus): string {

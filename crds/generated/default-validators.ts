@@ -2445,7 +2445,7 @@ return errors === 0;
 }
 
 export const ServiceInstall = validate11;
-const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","required":["version"],"additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The catalog version admitted; a newer catalog version is reported, not applied.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}},"backup":{"type":"object","title":"Backup","description":"How the service is held still while its snapshot is taken.","additionalProperties":false,"properties":{"consistency":{"type":"string","enum":["pause","stop"],"default":"pause","title":"Consistency","description":"pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again."}}}}}}};
+const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The version admitted. Omitted: the catalog's version at the first install, kept afterwards. A newer catalog version is reported, not applied, until this names it; then pic upgrades (snapshot first) and rolls back on failure.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}},"backup":{"type":"object","title":"Backup","description":"How the service is held still while its snapshot is taken.","additionalProperties":false,"properties":{"consistency":{"type":"string","enum":["pause","stop"],"default":"pause","title":"Consistency","description":"pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again."}}},"upgrade":{"type":"object","title":"Upgrade","description":"How an upgrade to the catalog's newer version is judged.","additionalProperties":false,"properties":{"deadlineSeconds":{"type":"integer","minimum":5,"maximum":86400,"default":300,"title":"Deadline (seconds)","description":"How long the new version has to become Ready (health checks included) before pic rolls back to the previous version and restores the snapshot taken before the upgrade. Default 300."}}}}}}};
 const pattern31 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
@@ -2716,8 +2716,9 @@ errors++;
 if(data.spec !== undefined){
 let data9 = data.spec;
 if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
-if(data9.version === undefined){
-const err22 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/required",keyword:"required",params:{missingProperty: "version"},message:"must have required property '"+"version"+"'",schema:schema12.properties.spec.required,parentSchema:schema12.properties.spec,data:data9};
+for(const key4 in data9){
+if(!(((((key4 === "version") || (key4 === "config")) || (key4 === "egress")) || (key4 === "backup")) || (key4 === "upgrade"))){
+const err22 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec,data:data9};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -2726,9 +2727,12 @@ vErrors.push(err22);
 }
 errors++;
 }
-for(const key4 in data9){
-if(!((((key4 === "version") || (key4 === "config")) || (key4 === "egress")) || (key4 === "backup"))){
-const err23 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec,data:data9};
+}
+if(data9.version !== undefined){
+let data10 = data9.version;
+if(typeof data10 === "string"){
+if(!pattern31.test(data10)){
+const err23 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/pattern",keyword:"pattern",params:{pattern: "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},message:"must match pattern \""+"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"+"\"",schema:"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$",parentSchema:schema12.properties.spec.properties.version,data:data10};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -2738,27 +2742,13 @@ vErrors.push(err23);
 errors++;
 }
 }
-if(data9.version !== undefined){
-let data10 = data9.version;
-if(typeof data10 === "string"){
-if(!pattern31.test(data10)){
-const err24 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/pattern",keyword:"pattern",params:{pattern: "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},message:"must match pattern \""+"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"+"\"",schema:"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$",parentSchema:schema12.properties.spec.properties.version,data:data10};
+else {
+const err24 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.version.type,parentSchema:schema12.properties.spec.properties.version,data:data10};
 if(vErrors === null){
 vErrors = [err24];
 }
 else {
 vErrors.push(err24);
-}
-errors++;
-}
-}
-else {
-const err25 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.version.type,parentSchema:schema12.properties.spec.properties.version,data:data10};
-if(vErrors === null){
-vErrors = [err25];
-}
-else {
-vErrors.push(err25);
 }
 errors++;
 }
@@ -2769,7 +2759,19 @@ if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
 for(const key5 in data11){
 let data12 = data11[key5];
 if(((typeof data12 !== "string") && (!(((typeof data12 == "number") && (!(data12 % 1) && !isNaN(data12))) && (isFinite(data12))))) && (typeof data12 !== "boolean")){
-const err26 = {instancePath:instancePath+"/spec/config/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/config/additionalProperties/type",keyword:"type",params:{type: schema12.properties.spec.properties.config.additionalProperties.type},message:"must be string,integer,boolean",schema:schema12.properties.spec.properties.config.additionalProperties.type,parentSchema:schema12.properties.spec.properties.config.additionalProperties,data:data12};
+const err25 = {instancePath:instancePath+"/spec/config/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/config/additionalProperties/type",keyword:"type",params:{type: schema12.properties.spec.properties.config.additionalProperties.type},message:"must be string,integer,boolean",schema:schema12.properties.spec.properties.config.additionalProperties.type,parentSchema:schema12.properties.spec.properties.config.additionalProperties,data:data12};
+if(vErrors === null){
+vErrors = [err25];
+}
+else {
+vErrors.push(err25);
+}
+errors++;
+}
+}
+}
+else {
+const err26 = {instancePath:instancePath+"/spec/config",schemaPath:"#/properties/spec/properties/config/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.config.type,parentSchema:schema12.properties.spec.properties.config,data:data11};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -2779,9 +2781,11 @@ vErrors.push(err26);
 errors++;
 }
 }
-}
-else {
-const err27 = {instancePath:instancePath+"/spec/config",schemaPath:"#/properties/spec/properties/config/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.config.type,parentSchema:schema12.properties.spec.properties.config,data:data11};
+if(data9.egress !== undefined){
+let data13 = data9.egress;
+if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
+if(data13.connection === undefined){
+const err27 = {instancePath:instancePath+"/spec/egress",schemaPath:"#/properties/spec/properties/egress/required",keyword:"required",params:{missingProperty: "connection"},message:"must have required property '"+"connection"+"'",schema:schema12.properties.spec.properties.egress.required,parentSchema:schema12.properties.spec.properties.egress,data:data13};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -2790,12 +2794,9 @@ vErrors.push(err27);
 }
 errors++;
 }
-}
-if(data9.egress !== undefined){
-let data13 = data9.egress;
-if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
-if(data13.connection === undefined){
-const err28 = {instancePath:instancePath+"/spec/egress",schemaPath:"#/properties/spec/properties/egress/required",keyword:"required",params:{missingProperty: "connection"},message:"must have required property '"+"connection"+"'",schema:schema12.properties.spec.properties.egress.required,parentSchema:schema12.properties.spec.properties.egress,data:data13};
+for(const key6 in data13){
+if(!(key6 === "connection")){
+const err28 = {instancePath:instancePath+"/spec/egress",schemaPath:"#/properties/spec/properties/egress/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.egress,data:data13};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -2804,9 +2805,12 @@ vErrors.push(err28);
 }
 errors++;
 }
-for(const key6 in data13){
-if(!(key6 === "connection")){
-const err29 = {instancePath:instancePath+"/spec/egress",schemaPath:"#/properties/spec/properties/egress/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.egress,data:data13};
+}
+if(data13.connection !== undefined){
+let data14 = data13.connection;
+if(typeof data14 === "string"){
+if(!pattern0.test(data14)){
+const err29 = {instancePath:instancePath+"/spec/egress/connection",schemaPath:"#/properties/spec/properties/egress/properties/connection/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema12.properties.spec.properties.egress.properties.connection,data:data14};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -2816,11 +2820,8 @@ vErrors.push(err29);
 errors++;
 }
 }
-if(data13.connection !== undefined){
-let data14 = data13.connection;
-if(typeof data14 === "string"){
-if(!pattern0.test(data14)){
-const err30 = {instancePath:instancePath+"/spec/egress/connection",schemaPath:"#/properties/spec/properties/egress/properties/connection/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema12.properties.spec.properties.egress.properties.connection,data:data14};
+else {
+const err30 = {instancePath:instancePath+"/spec/egress/connection",schemaPath:"#/properties/spec/properties/egress/properties/connection/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.egress.properties.connection.type,parentSchema:schema12.properties.spec.properties.egress.properties.connection,data:data14};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -2830,25 +2831,14 @@ vErrors.push(err30);
 errors++;
 }
 }
+}
 else {
-const err31 = {instancePath:instancePath+"/spec/egress/connection",schemaPath:"#/properties/spec/properties/egress/properties/connection/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.egress.properties.connection.type,parentSchema:schema12.properties.spec.properties.egress.properties.connection,data:data14};
+const err31 = {instancePath:instancePath+"/spec/egress",schemaPath:"#/properties/spec/properties/egress/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.egress.type,parentSchema:schema12.properties.spec.properties.egress,data:data13};
 if(vErrors === null){
 vErrors = [err31];
 }
 else {
 vErrors.push(err31);
-}
-errors++;
-}
-}
-}
-else {
-const err32 = {instancePath:instancePath+"/spec/egress",schemaPath:"#/properties/spec/properties/egress/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.egress.type,parentSchema:schema12.properties.spec.properties.egress,data:data13};
-if(vErrors === null){
-vErrors = [err32];
-}
-else {
-vErrors.push(err32);
 }
 errors++;
 }
@@ -2861,7 +2851,19 @@ data15.consistency = "pause";
 }
 for(const key7 in data15){
 if(!(key7 === "consistency")){
-const err33 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.backup,data:data15};
+const err32 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.backup,data:data15};
+if(vErrors === null){
+vErrors = [err32];
+}
+else {
+vErrors.push(err32);
+}
+errors++;
+}
+}
+let data16 = data15.consistency;
+if(typeof data16 !== "string"){
+const err33 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.backup.properties.consistency.type,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data16};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -2870,10 +2872,8 @@ vErrors.push(err33);
 }
 errors++;
 }
-}
-let data16 = data15.consistency;
-if(typeof data16 !== "string"){
-const err34 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.backup.properties.consistency.type,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data16};
+if(!((data16 === "pause") || (data16 === "stop"))){
+const err34 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.backup.properties.consistency.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.spec.properties.backup.properties.consistency.enum,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data16};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -2882,8 +2882,9 @@ vErrors.push(err34);
 }
 errors++;
 }
-if(!((data16 === "pause") || (data16 === "stop"))){
-const err35 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.backup.properties.consistency.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.spec.properties.backup.properties.consistency.enum,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data16};
+}
+else {
+const err35 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.backup.type,parentSchema:schema12.properties.spec.properties.backup,data:data15};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -2893,8 +2894,15 @@ vErrors.push(err35);
 errors++;
 }
 }
-else {
-const err36 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.backup.type,parentSchema:schema12.properties.spec.properties.backup,data:data15};
+if(data9.upgrade !== undefined){
+let data17 = data9.upgrade;
+if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
+if(data17.deadlineSeconds === undefined){
+data17.deadlineSeconds = 300;
+}
+for(const key8 in data17){
+if(!(key8 === "deadlineSeconds")){
+const err36 = {instancePath:instancePath+"/spec/upgrade",schemaPath:"#/properties/spec/properties/upgrade/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.upgrade,data:data17};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -2904,9 +2912,9 @@ vErrors.push(err36);
 errors++;
 }
 }
-}
-else {
-const err37 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.type,parentSchema:schema12.properties.spec,data:data9};
+let data18 = data17.deadlineSeconds;
+if(!(((typeof data18 == "number") && (!(data18 % 1) && !isNaN(data18))) && (isFinite(data18)))){
+const err37 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds.type,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data18};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -2915,15 +2923,60 @@ vErrors.push(err37);
 }
 errors++;
 }
-}
-}
-else {
-const err38 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if((typeof data18 == "number") && (isFinite(data18))){
+if(data18 > 86400 || isNaN(data18)){
+const err38 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400",schema:86400,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data18};
 if(vErrors === null){
 vErrors = [err38];
 }
 else {
 vErrors.push(err38);
+}
+errors++;
+}
+if(data18 < 5 || isNaN(data18)){
+const err39 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 5},message:"must be >= 5",schema:5,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data18};
+if(vErrors === null){
+vErrors = [err39];
+}
+else {
+vErrors.push(err39);
+}
+errors++;
+}
+}
+}
+else {
+const err40 = {instancePath:instancePath+"/spec/upgrade",schemaPath:"#/properties/spec/properties/upgrade/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.upgrade.type,parentSchema:schema12.properties.spec.properties.upgrade,data:data17};
+if(vErrors === null){
+vErrors = [err40];
+}
+else {
+vErrors.push(err40);
+}
+errors++;
+}
+}
+}
+else {
+const err41 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.type,parentSchema:schema12.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err41];
+}
+else {
+vErrors.push(err41);
+}
+errors++;
+}
+}
+}
+else {
+const err42 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(vErrors === null){
+vErrors = [err42];
+}
+else {
+vErrors.push(err42);
 }
 errors++;
 }
@@ -3751,4 +3804,4 @@ errors++;
 validate13.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "96940a9c49ca0d29bfa762f8e9c1760c8c1760611e26cfff13e604745e3d6efc";
+export const SCHEMA_FINGERPRINT = "27c692d0bf4663475ed5b1a90fba7b7829ca36760b5f721926b84c0edd4ae8a8";

@@ -73,7 +73,7 @@ export interface SnapshotManifest {
   cell: string;
   createdAt: string;
   /** Why it was taken: the command line, a schedule, a `pic data delete`. */
-  reason: 'manual' | 'scheduled' | 'final';
+  reason: 'manual' | 'scheduled' | 'final' | 'upgrade';
   services: ServiceSnapshot[];
   verification?: Verification;
 }

@@ -4,20 +4,12 @@
  */
 import { createHash } from 'node:crypto';
 import type Dockerode from 'dockerode';
-import { configure } from 'safe-stable-stringify';
+import { canonicalJson } from '../../state/canonical-json.js';
 import { LABEL } from './labels.js';
 
-const stableStringify = configure({ deterministic: true, circularValue: TypeError, bigint: false });
+export { canonicalJson };
 
 const SPEC_HASH_LENGTH = 16;
-
-/**
- * JSON with object keys sorted at every level (by UTF-16 code unit), `undefined` members left out
- * and `undefined` array items written as null: the text JSON.stringify gives for sorted keys.
- */
-export function canonicalJson(value: unknown): string {
-  return stableStringify(value) ?? 'null';
-}
 
 /** The spec hash of create options: everything pic would create, minus the hash label itself. */
 export function specHashOf(create: Dockerode.ContainerCreateOptions): string {

@@ -85,9 +85,9 @@ describe('checkDesiredState', () => {
   });
 
   test('a version lower than the catalog offers is refused, pointing at the one it offers', () => {
-    const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '1.0.0' })), catalog);
+    const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '1.0.0' })), { ...catalog, admitted: new Map() });
     expect(allProblems(r)).toEqual([
-      expect.objectContaining({ pointer: '/spec/version', message: expect.stringContaining('not in the catalog, which offers 2.0.0; set spec.version to 2.0.0') }),
+      expect.objectContaining({ pointer: '/spec/version', message: expect.stringContaining('not in the catalog, which offers 2.0.0; nothing of this service was admitted before, so only 2.0.0 can be installed') }),
     ]);
   });
 
@@ -100,5 +100,54 @@ describe('checkDesiredState', () => {
   test('without a catalog only catalog-free checks run', () => {
     const r = checkDesiredState(docs(svc('nope'), peer('a', ['zzz'])));
     expect(r.byDocument.size).toBe(0);
+  });
+});
+
+describe('checkDesiredState with admitted versions', () => {
+  test('without the operator state (pic validate), an older version is a notice, not a problem', () => {
+    const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '1.0.0' })), catalog);
+    expect(allProblems(r)).toEqual([]);
+    expect(r.versions.get('newer')).toEqual({ kind: 'unchecked', version: '1.0.0', offered: '2.0.0' });
+    expect(r.notices.get('ServiceInstall/newer')).toEqual([expect.stringContaining('right only if 1.0.0 is the version admitted before')]);
+  });
+
+  // "newer": the catalog offers 2.0.0; 1.0.0 was admitted, with another config schema and subdomain.
+  const admittedNotes = manifest('newer', { version: '1.0.0', subdomain: 'older', config_schema: { legacy: { type: 'string', label: 'Legacy', default: 'x' } } });
+  const withAdmitted: CatalogView = { ...catalog, admitted: new Map([['newer', { version: '1.0.0', manifest: admittedNotes }]]), picVersion: '0.1.0' };
+
+  test('the admitted version is fine while the catalog moved on: a notice, and the admitted manifest is checked', () => {
+    const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '1.0.0' })), withAdmitted);
+    expect(allProblems(r)).toEqual([]);
+    expect(r.versions.get('newer')).toEqual({ kind: 'admitted', version: '1.0.0', update: '2.0.0' });
+    expect(r.notices.get('ServiceInstall/newer')).toEqual([expect.stringContaining('version 2.0.0 is in the catalog (admitted: 1.0.0)')]);
+    expect(r.configs.get('newer')).toEqual({ legacy: 'x' });
+  });
+
+  test('the newer catalog version is an upgrade, checked against the new manifest', () => {
+    const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '2.0.0' })), withAdmitted);
+    expect(allProblems(r)).toEqual([]);
+    expect(r.versions.get('newer')).toEqual({ kind: 'upgrade', from: '1.0.0', to: '2.0.0' });
+    expect(r.configs.get('newer')).toEqual({ port: 80 });
+  });
+
+  test('another version is refused at /spec/version, naming both', () => {
+    const r = checkDesiredState(docs(cellDoc(), svc('newer', { version: '1.5.0' })), withAdmitted);
+    expect(allProblems(r)).toEqual([expect.objectContaining({ pointer: '/spec/version', message: expect.stringMatching(/admitted version 1\.0\.0.*offers 2\.0\.0/) })]);
+  });
+
+  test('an admitted service the catalog dropped keeps running', () => {
+    const r = checkDesiredState(docs(cellDoc(), svc('gone')), { ...catalog, admitted: new Map([['gone', { version: '1.0.0', manifest: manifest('gone') }]]) });
+    expect(allProblems(r)).toEqual([]);
+    expect(r.versions.get('gone')).toEqual({ kind: 'admitted', version: '1.0.0' });
+  });
+
+  test('a kept package that cannot be trusted is a problem of the document', () => {
+    const r = checkDesiredState(docs(cellDoc(), svc('notes')), { ...catalog, admitted: new Map(), admittedProblems: new Map([['notes', 'packages/notes/1.0.0/manifest.json does not match the sha256 recorded']]) });
+    expect(allProblems(r)).toEqual([expect.objectContaining({ pointer: '/metadata/name', message: expect.stringContaining('does not match the sha256') })]);
+  });
+
+  test('a package needing a newer pic is refused at admission, naming min_pic_version', () => {
+    const r = checkDesiredState(docs(cellDoc(), svc('notes')), { ...catalog, manifests: new Map([['notes', manifest('notes', { min_pic_version: '5.0' })]]), manifestFiles: new Map([['notes', 'store/services/notes/manifest.json']]), picVersion: '0.1.0' });
+    expect(allProblems(r)).toEqual([expect.objectContaining({ pointer: '/spec/version', message: expect.stringContaining('store/services/notes/manifest.json: /min_pic_version') })]);
   });
 });

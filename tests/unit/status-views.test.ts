@@ -40,8 +40,10 @@ const notes: DocumentStatus = {
       { container: 'cell-notes', reference: 'git.pic.ngo/roof/notes@sha256:1111111111111111111111111111111111111111111111111111111111111111', verified: true },
       { container: 'cell-notes-db', reference: 'git.pic.ngo/roof/postgres@sha256:2222222222222222222222222222222222222222222222222222222222222222', verified: 'skipped' },
     ],
-    notices: ['The catalog offers notes 1.1.0; spec.version admits 1.0.0.'],
+    notices: ['version 1.1.0 is in the catalog (admitted: 1.0.0); set spec.version to 1.1.0 to upgrade'],
     subdomain: 'notes',
+    version: '1.0.0',
+    update: { version: '1.1.0', changes: ['~ image: "git.pic.ngo/roof/notes:1.0.0" → "git.pic.ngo/roof/notes:1.1.0"', '+ template services.notes.healthcheck: {"test":["CMD","true"]}'] },
   },
   updatedAt: ago(40),
 };
@@ -242,7 +244,7 @@ describe('status views (properties)', () => {
     const unreadable = [{ key: 'ServiceInstall/broken', kind: 'ServiceInstall', name: 'broken', file: '/s/ServiceInstall/broken.json', message: '/s/ServiceInstall/broken.json: not valid JSON' }];
     const lines = renderGet(statuses, 'table', NOW, { unreadable }).split('\n');
     expect(lines).toHaveLength(statuses.length + 2);
-    expect(lines.find((l) => l.includes('broken'))).toMatch(/^ServiceInstall\s+broken\s+Unknown\s+Unreadable\s+<unknown>\s+\/s\/ServiceInstall\/broken\.json: not/);
+    expect(lines.find((l) => l.includes('broken'))).toMatch(/^ServiceInstall\s+broken\s+Unknown\s+Unreadable\s+<unknown>\s+\/s\/ServiceInstall\/broken\.j/);
   });
 
   test('hostile values are escaped in every output format', () => {

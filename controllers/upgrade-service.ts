@@ -1,0 +1,132 @@
+/**
+ * The operator's side of an upgrade (reconcilers/upgrade): what each step is given — the backup
+ * engine for the snapshot and the restore, the containers reconciler for the switch and the
+ * rollback, the status and the events — and the status the outcome leaves.
+ */
+import path from 'node:path';
+import { createSnapshot, restoreSnapshot, sweep, type BackupEnv } from '../reconcilers/backup/index.js';
+import { LABEL } from '../reconcilers/containers/labels.js';
+import { listOwnedContainers } from '../reconcilers/containers/observe.js';
+import { DEFAULT_UPGRADE_DEADLINE_MS, runUpgrade } from '../reconcilers/upgrade/index.js';
+import type { ConfigValue } from '../crds/config.js';
+import type { VersionDecision } from '../state/admission.js';
+import { resolveCellPath, type LoadedCell } from '../state/cell.js';
+import type { CatalogService } from '../state/catalog.js';
+import type { PackageStore } from '../state/packages.js';
+import { SnapshotStore } from '../state/snapshots.js';
+import type { OperatorContext } from './context.js';
+import type { ConvergedPackage, ReconcileOutcome } from './reconcile-service.js';
+
+export interface UpgradeWhere {
+  key: string;
+  file: string;
+  generation: string;
+  decision: VersionDecision | undefined;
+  packages: PackageStore;
+}
+
+/** Where snapshots live: the Cell's spec.backup.path (relative to the cell folder), else <state dir>/backups. */
+function snapshotRoot(ctx: OperatorContext, cell: LoadedCell): string {
+  const configured = cell.cell?.spec.backup?.path;
+  return configured ? resolveCellPath(cell.dir, configured) : path.join(ctx.stateRoot, 'backups');
+}
+
+/** The backup engine's environment inside the operator (events into the event log, no terminal). */
+export function operatorBackupEnv(ctx: OperatorContext, cell: LoadedCell, readyTimeoutMs: number): BackupEnv {
+  const cellDoc = cell.cell!;
+  return {
+    docker: ctx.docker,
+    store: new SnapshotStore(snapshotRoot(ctx, cell)),
+    helper: {
+      labels: { [LABEL.cell]: cellDoc.metadata.name },
+      ...(process.env.PIC_BACKUP_HELPER_IMAGE ? { image: process.env.PIC_BACKUP_HELPER_IMAGE } : {}),
+      ...(process.env.PIC_BACKUP_NAME_PREFIX ? { namePrefix: process.env.PIC_BACKUP_NAME_PREFIX } : {}),
+    },
+    cellName: cellDoc.metadata.name,
+    now: ctx.clock,
+    notify: (n) => ctx.event(n.key, n.type, n.reason, n.message),
+    dataDir: cellDoc.spec.dataDir ? path.posix.normalize(cellDoc.spec.dataDir) : ctx.dataDir,
+    readyTimeoutMs,
+  };
+}
+
+/**
+ * Run the upgrade a document asks for, or finish one a killed operator left (state/packages.ts
+ * records each step). Undefined when there is none: the caller converges the admitted package.
+ */
+export async function upgradeService(
+  ctx: OperatorContext,
+  cell: LoadedCell,
+  name: string,
+  where: UpgradeWhere,
+  converge: (pkg: CatalogService, config: Record<string, ConfigValue>) => Promise<ConvergedPackage>,
+  configFor: (pkg: CatalogService, given: Record<string, unknown> | undefined, file: string) => Record<string, ConfigValue>,
+): Promise<ReconcileOutcome | undefined> {
+  const { key, file, generation, decision, packages } = where;
+  if (decision?.kind !== 'upgrade' && !(await packages.progress(name))) return undefined;
+  const source = cell.docs.services.find((s) => s.doc.metadata.name === name);
+  const spec = source?.doc.spec;
+  const deadlineMs = (spec?.upgrade?.deadlineSeconds ?? DEFAULT_UPGRADE_DEADLINE_MS / 1000) * 1000;
+  const env = operatorBackupEnv(ctx, cell, deadlineMs);
+  let last: ConvergedPackage | undefined;
+  const packageOf = async (which: 'old' | 'new') => {
+    const p = await packages.progress(name);
+    if (!p) throw new Error('no upgrade is recorded');
+    return (await packages.read(name, which === 'old' ? p.from : p.to)).service;
+  };
+  const result = await runUpgrade(
+    {
+      service: name,
+      decision,
+      generation,
+      deadlineMs,
+      ...(decision?.kind === 'upgrade' && cell.catalog?.offered.get(name) ? { target: cell.catalog.offered.get(name)! } : {}),
+    },
+    {
+      packages,
+      now: ctx.clock,
+      event: (type, reason, message) => ctx.event(key, type, reason, message),
+      progressing: (reason, message) => ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason, message }, ...(last ? { facts: last.facts } : {}) }),
+      snapshot: async () => {
+        const old = await packageOf('old');
+        const { manifest } = await createSnapshot(
+          env,
+          [{ id: name, version: old.manifest.version, manifest: old.manifest, consistency: spec?.backup?.consistency ?? 'pause', dataDir: env.dataDir! }],
+          { verify: true, reason: 'upgrade' },
+        );
+        return { id: manifest.id, verified: manifest.verification?.ok === true, problems: manifest.verification?.problems ?? [] };
+      },
+      converge: async (which) => {
+        const pkg = await packageOf(which);
+        last = await converge(pkg, configFor(pkg, spec?.config, file));
+        return last.facts.containers.map((c) => c.name);
+      },
+      observe: async () =>
+        (await listOwnedContainers(ctx.docker, { cell: cell.cell!.metadata.name, owner: key })).map((c) => ({ name: c.name, state: c.state, ...(c.health ? { health: c.health } : {}) })),
+      restore: async (snapshot) => {
+        await restoreSnapshot(env, snapshot, [name]);
+      },
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      recover: async () => {
+        const report = await sweep(env);
+        const put = report.resumed.length + report.removedContainers + report.removedVolumes.length + report.finishedSwaps.length;
+        if (put > 0) ctx.event(key, 'Warning', 'UpgradeRecovered', `an upgrade interrupted by an operator restart left ${report.resumed.length} paused or stopped container(s), ${report.removedContainers} helper container(s), ${report.removedVolumes.length} scratch volume(s) and ${report.finishedSwaps.length} unfinished swap(s); put right`);
+      },
+    },
+  );
+  switch (result.outcome) {
+    case 'none':
+    case 'abandoned':
+      return undefined;
+    case 'upgraded':
+      await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Upgraded', message: `upgraded ${result.from} → ${result.to}; converging the new version` }, ...(last ? { facts: { ...last.facts, version: result.to } } : {}) });
+      return { changed: true, admissionChanged: true };
+    case 'failed': {
+      const what = result.switched ? `rolled back, running version ${result.from}${result.restored ? ' with its data restored from the snapshot taken before the upgrade' : ''}` : `nothing was changed, running version ${result.from}`;
+      const message = `upgrade to ${result.to} failed: ${result.reason}; ${what}; edit the document to try again`;
+      const facts = last ? { ...last.facts, version: result.from, upgradeFailed: { version: result.to, reason: result.reason, at: ctx.clock().toISOString() } } : undefined;
+      await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'UpgradeFailed', message }, ...(facts ? { facts } : {}) });
+      return { changed: true, ready: false, admissionChanged: true };
+    }
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * The packages pic admitted, kept in the state directory so a catalog update changes nothing that
+ * runs: `<state>/packages/<service>/<version>/` holds the manifest and compose template as they
+ * were admitted with their sha256 (package.json); `<service>/admitted.json` names the admitted
+ * version (and a failed upgrade, not retried until the document changes); `<service>/upgrade.json`
+ * records an upgrade in progress, so an operator restarted midway finishes it or rolls it back.
+ * Owner-only, every file written atomically.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Manifest } from '../crds/types.js';
+import type { AdmittedView, FailedUpgrade } from './admission.js';
+import { readJsonFile, writeFileAtomic } from './atomic-write.js';
+import { MANIFEST_FILE, TEMPLATE_FILE, type CatalogService } from './catalog.js';
+
+export const PACKAGES_FOLDER = 'packages';
+const META_FILE = 'package.json';
+const ADMITTED_FILE = 'admitted.json';
+const UPGRADE_FILE = 'upgrade.json';
+const SERVICE_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+const VERSION_NAME = /^[0-9A-Za-z.+-]{1,64}$/;
+
+export function packagesDir(stateRoot: string): string {
+  return path.join(stateRoot, PACKAGES_FOLDER);
+}
+
+/** A kept package, read back and checked against its recorded hashes. */
+export interface AdmittedPackage extends AdmittedView {
+  service: CatalogService;
+  manifestSha256: string;
+  templateSha256: string;
+  admittedAt: string;
+}
+
+interface PackageMeta {
+  formatVersion: 1;
+  service: string;
+  version: string;
+  manifestSha256: string;
+  templateSha256: string;
+  /** The catalog folder it was copied from, for the record. */
+  source: string;
+  storedAt: string;
+}
+
+interface AdmittedFile {
+  formatVersion: 1;
+  version: string;
+  admittedAt: string;
+  failed?: FailedUpgrade;
+}
+
+/** The steps of an upgrade, in order; a restarted operator resumes from the one recorded. */
+export type UpgradeStep = 'snapshot' | 'switch' | 'rollback';
+
+export interface UpgradeProgress {
+  formatVersion: 1;
+  service: string;
+  from: string;
+  to: string;
+  generation: string;
+  step: UpgradeStep;
+  startedAt: string;
+  /** When the new version was switched to; its deadline counts from here. */
+  switchedAt?: string;
+  deadlineMs: number;
+  /** The verified snapshot taken before the switch. */
+  snapshot?: string;
+  /** Why the rollback runs. */
+  reason?: string;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** What the kept packages hold, and the services whose kept package cannot be trusted. */
+export interface AdmittedPackages {
+  admitted: Map<string, AdmittedPackage>;
+  problems: Map<string, string>;
+}
+
+export class PackageStore {
+  readonly root: string;
+  constructor(stateRoot: string) {
+    this.root = packagesDir(stateRoot);
+  }
+
+  private serviceDir(service: string): string {
+    if (!SERVICE_NAME.test(service)) throw new Error(`"${service}" is not a service id`);
+    return path.join(this.root, service);
+  }
+
+  private versionDir(service: string, version: string): string {
+    if (!VERSION_NAME.test(version)) throw new Error(`"${version}" is not a version pic keeps a package for`);
+    return path.join(this.serviceDir(service), version);
+  }
+
+  /** Every admitted package. A package whose files differ from their hashes is a problem, never used. */
+  async load(): Promise<AdmittedPackages> {
+    const out: AdmittedPackages = { admitted: new Map(), problems: new Map() };
+    let names: string[];
+    try {
+      names = (await fs.readdir(this.root, { withFileTypes: true })).filter((d) => d.isDirectory() && SERVICE_NAME.test(d.name)).map((d) => d.name).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return out;
+      throw err;
+    }
+    for (const service of names) {
+      try {
+        const record = await readJsonFile<AdmittedFile | undefined>(path.join(this.serviceDir(service), ADMITTED_FILE), undefined);
+        if (!record) continue;
+        if (record.formatVersion !== 1 || typeof record.version !== 'string') throw new Error(`${path.join(this.serviceDir(service), ADMITTED_FILE)} is not an admission record of this version of pic; restore it or the state directory`);
+        const pkg = await this.read(service, record.version);
+        out.admitted.set(service, { ...pkg, admittedAt: record.admittedAt, ...(record.failed ? { failed: record.failed } : {}) });
+      } catch (err) {
+        out.problems.set(service, (err as Error).message);
+      }
+    }
+    return out;
+  }
+
+  /** One kept package, checked against the hashes recorded when it was stored. */
+  async read(service: string, version: string): Promise<Omit<AdmittedPackage, 'admittedAt' | 'failed'>> {
+    const dir = this.versionDir(service, version);
+    const meta = await readJsonFile<PackageMeta | undefined>(path.join(dir, META_FILE), undefined);
+    if (!meta || meta.formatVersion !== 1) throw new Error(`the kept package ${dir} has no ${META_FILE}; reinstall the service (delete and re-add its ServiceInstall) or restore the state directory`);
+    const manifestFile = path.join(dir, MANIFEST_FILE);
+    const templateFile = path.join(dir, TEMPLATE_FILE);
+    const manifestText = await fs.readFile(manifestFile, 'utf8');
+    const template = await fs.readFile(templateFile, 'utf8');
+    for (const [file, text, expected] of [[manifestFile, manifestText, meta.manifestSha256], [templateFile, template, meta.templateSha256]] as const) {
+      if (sha256(text) !== expected) throw new Error(`${file} does not match the sha256 recorded when it was admitted (${expected.slice(0, 12)}…); pic does not run a changed package — restore the file or the state directory`);
+    }
+    const manifest = JSON.parse(manifestText) as Manifest;
+    return {
+      version,
+      manifest,
+      manifestSha256: meta.manifestSha256,
+      templateSha256: meta.templateSha256,
+      service: { id: service, dir, manifestFile, templateFile, manifest, template },
+    };
+  }
+
+  /** Keep a copy of a catalog package (idempotent: an identical copy is left as it is). */
+  async store(service: string, pkg: CatalogService, now: Date): Promise<void> {
+    const version = pkg.manifest.version;
+    const dir = this.versionDir(service, version);
+    const manifestText = `${JSON.stringify(pkg.manifest, null, 2)}\n`;
+    const meta: PackageMeta = { formatVersion: 1, service, version, manifestSha256: sha256(manifestText), templateSha256: sha256(pkg.template), source: pkg.dir, storedAt: now.toISOString() };
+    const existing = await readJsonFile<PackageMeta | undefined>(path.join(dir, META_FILE), undefined).catch(() => undefined);
+    if (existing && existing.manifestSha256 === meta.manifestSha256 && existing.templateSha256 === meta.templateSha256) {
+      const intact = await this.read(service, version).then(() => true, () => false);
+      if (intact) return;
+    }
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(path.join(dir, MANIFEST_FILE), manifestText);
+    await writeFileAtomic(path.join(dir, TEMPLATE_FILE), pkg.template);
+    // The record last: a package without it is not one pic reads.
+    await writeFileAtomic(path.join(dir, META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
+  }
+
+  /** Admit `pkg`: keep it and make it the version that runs. */
+  async admit(service: string, pkg: CatalogService, now: Date): Promise<void> {
+    await this.store(service, pkg, now);
+    await this.setAdmitted(service, pkg.manifest.version, now);
+  }
+
+  async setAdmitted(service: string, version: string, now: Date, failed?: FailedUpgrade): Promise<void> {
+    const record: AdmittedFile = { formatVersion: 1, version, admittedAt: now.toISOString(), ...(failed ? { failed } : {}) };
+    const file = path.join(this.serviceDir(service), ADMITTED_FILE);
+    const before = await readJsonFile<AdmittedFile | undefined>(file, undefined).catch(() => undefined);
+    if (before && before.version === version && JSON.stringify(before.failed ?? null) === JSON.stringify(failed ?? null)) return;
+    await writeFileAtomic(file, `${JSON.stringify(before && before.version === version ? { ...record, admittedAt: before.admittedAt } : record, null, 2)}\n`);
+  }
+
+  async progress(service: string): Promise<UpgradeProgress | undefined> {
+    const p = await readJsonFile<UpgradeProgress | undefined>(path.join(this.serviceDir(service), UPGRADE_FILE), undefined);
+    return p?.formatVersion === 1 ? p : undefined;
+  }
+
+  async writeProgress(progress: UpgradeProgress): Promise<void> {
+    await writeFileAtomic(path.join(this.serviceDir(progress.service), UPGRADE_FILE), `${JSON.stringify(progress, null, 2)}\n`);
+  }
+
+  async clearProgress(service: string): Promise<void> {
+    await fs.rm(path.join(this.serviceDir(service), UPGRADE_FILE), { force: true });
+  }
+
+  /** An uninstalled service: its kept packages, admission and any unfinished upgrade go (its data stays). */
+  async forget(service: string): Promise<boolean> {
+    const dir = this.serviceDir(service);
+    const existed = await fs.stat(dir).then(() => true, () => false);
+    if (existed) await fs.rm(dir, { recursive: true, force: true });
+    return existed;
+  }
+
+  /** Remove every kept version of `service` except `keep`. Returns the versions removed. */
+  async prune(service: string, keep: readonly string[]): Promise<string[]> {
+    let entries;
+    try {
+      entries = await fs.readdir(this.serviceDir(service), { withFileTypes: true });
+    } catch {
+      return [];
+    }
+    const removed: string[] = [];
+    for (const e of entries) {
+      if (!e.isDirectory() || keep.includes(e.name) || !VERSION_NAME.test(e.name)) continue;
+      await fs.rm(path.join(this.serviceDir(service), e.name), { recursive: true, force: true });
+      removed.push(e.name);
+    }
+    return removed.sort();
+  }
+}
