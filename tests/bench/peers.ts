@@ -57,7 +57,7 @@ const peerName = (i: number) => `p${String(i).padStart(3, '0')}`;
  * with exactly the expected body; prints the number of attempts. A constant script: URL and
  * body are its arguments, never part of the shell text.
  */
-const PROBE_LOOP = 'url=$1; want=$2; shift 2; n=0; while :; do n=$((n+1)); if body=$(curl -sf --max-time 2 "$@" "$url" 2>/dev/null) && [ "$body" = "$want" ]; then echo "$n"; exit 0; fi; sleep 0.02; done';
+const PROBE_LOOP = 'url=$1; want=$2; shift 2; n=0; : > /tmp/attempts; while :; do n=$((n+1)); out=$(curl -s --max-time 2 -o /tmp/body -w "%{http_code} %{time_total}" "$@" "$url" 2>/dev/null); echo "$out" >> /tmp/attempts; if [ "${out%% *}" = 200 ] && [ "$(cat /tmp/body)" = "$want" ]; then echo "$n"; exit 0; fi; sleep 0.02; done';
 
 /**
  * One real tunnel in the helper container (NET_ADMIN and SYS_ADMIN): a wireguard-go interface made in the helper's own
@@ -163,6 +163,7 @@ export async function benchPeers(): Promise<void> {
   let peerNetwork: string | undefined;
   const containers: string[] = [];
   let noopBreakdown = '';
+  let attemptNote = '';
   try {
     await buildCoreImages();
     peerImage = await buildPeerImage();
@@ -247,6 +248,27 @@ export async function benchPeers(): Promise<void> {
     // The bare container is no pic service, so the tunnel's firewall would drop the peer's
     // requests to it: the bench lets them through itself, before pic's own chain.
     await execInContainer(docker, wgContainer, ['iptables', '-I', ...bareRule.slice(0, 1), '1', ...bareRule.slice(1)]);
+    // Where the time of an install goes, from the clocks of Docker, the zone file, BIND and Caddy.
+    const phases: Record<string, number>[] = [];
+    const attemptsSeen: string[][] = [];
+    const logLines = async (container: string, since: number) => {
+      const { stdout, stderr } = await run('docker', ['logs', '-t', '--since', String(Math.floor(since / 1000) - 1), container], { maxBuffer: 64 << 20 });
+      return `${stdout}\n${stderr}`.split('\n').map((l) => ({ at: Date.parse(l.slice(0, l.indexOf(' ')).replace(/(\.\d{3})\d*/, '$1')), text: l })).filter((l) => l.at >= since);
+    };
+    const installPhases = async (epoch0: number): Promise<Record<string, number>> => {
+      const out: Record<string, number> = {};
+      const info = await docker.getContainer(c.containerName(extra)).inspect();
+      out['container started'] = Date.parse(info.State.StartedAt.replace(/(\.\d{3})\d*/, '$1')) - epoch0;
+      out['zone written'] = (await fs.stat(c.zoneFile)).mtimeMs - epoch0;
+      const named = (await logLines(core('dns'), epoch0)).find((l) => l.text.includes(`zone ${c.domain}/IN: loaded serial`));
+      if (named) out['BIND loaded the zone'] = named.at - epoch0;
+      const caddyLines = await logLines(core('caddy'), epoch0);
+      const load = caddyLines.find((l) => l.text.includes('"uri":"/load"'));
+      if (load) out['Caddy got POST /load'] = load.at - epoch0;
+      const cert = caddyLines.find((l) => l.text.includes('certificate obtained successfully') && l.text.includes(c.host(extra)));
+      if (cert) out['Caddy had the certificate'] = cert.at - epoch0;
+      return out;
+    };
     const goneFromPeer = async () => {
       const r = await probe.exec(['dig', '+short', '+time=1', '+tries=1', c.host(extra), 'A']);
       return r.exitCode === 0 && r.stdout.trim() === '' ? true : undefined;
@@ -256,10 +278,13 @@ export async function benchPeers(): Promise<void> {
       const looping = probeUntil(`https://${c.host(extra)}/`, c.page(extra), ['--cacert', '/root/cell-ca.pem']);
       await sleep(300);
       const t0 = performance.now();
+      const epoch0 = Date.now();
       await c.writeService(extra);
       const r = await looping;
       picTimes.push(performance.now() - t0);
       if (r.exitCode !== 0) throw new Error(`probe of ${extra}: ${r.stderr}`);
+      phases.push(await installPhases(epoch0));
+      attemptsSeen.push((await probe.sh(['cat', '/tmp/attempts'])).trim().split('\n'));
       await c.removeServiceFile(extra);
       await waitFor(`${extra} uninstalled`, async () => ((await status.get(`ServiceInstall/${extra}`)) === undefined && (await docker.listContainers({ all: true, filters: { name: [`^/${c.containerName(extra)}$`] } })).length === 0 ? true : undefined), 120_000);
       await waitFor(`${extra} gone from the cell DNS`, goneFromPeer, 60_000);
@@ -286,7 +311,19 @@ export async function benchPeers(): Promise<void> {
       { name: `install one more routed service among ${SERVICES} (ServiceInstall written → its page over HTTPS to a peer, through WireGuard, the cell's DNS and Caddy; the watcher's quiet period included)`, result: `median ${ms(median(picTimes))} (each: ${each(picTimes)} ms)`, target: '—', met: true },
       { name: '`docker run -d` of the same container → its first answer to the same peer through the tunnel, by its address', result: `median ${ms(median(bareTimes))} (each: ${each(bareTimes)} ms; the CLI returned after median ${ms(median(bareCliTimes))})`, target: '—', met: true },
       { name: 'ratio pic / bare (medians, measured in this run)', result: ratio.toFixed(2), target: `≤ ${TARGET_RATIO}`, met: ratio <= TARGET_RATIO },
+      ...[...new Set(phases.flatMap((p) => Object.keys(p)))]
+        .map((k) => ({ k, v: median(phases.flatMap((p) => (p[k] === undefined ? [] : [p[k]!]))) }))
+        .sort((x, y) => x.v - y.v)
+        .map(({ k, v }) => ({ name: `of which: write → ${k}`, result: `median ${ms(v)}`, target: '—', met: true })),
     );
+
+    const medianRun = picTimes.indexOf([...picTimes].sort((x, y) => x - y)[Math.floor(picTimes.length / 2)]!);
+    const attempts = attemptsSeen[medianRun] ?? [];
+    const codes = new Map<string, number>();
+    for (const a of attempts) codes.set(a.split(' ')[0]!, (codes.get(a.split(' ')[0]!) ?? 0) + 1);
+    const slowest = Math.max(...attempts.map((a) => Number(a.split(' ')[1] ?? 0)));
+    attemptNote = `The peer's attempts in the median install: ${attempts.length} (HTTP status ${[...codes].map(([k, v]) => `${k === '000' ? 'none' : k} ×${v}`).join(', ')}; the slowest took ${slowest.toFixed(3)} s; in order: ${attempts.map((a) => a.replace(' ', '/')).join(', ')}).`;
+    console.log(attemptNote);
 
     // ---- b. one more peer among 200 -------------------------------------------------------
     const bulk0 = performance.now();
@@ -430,8 +467,9 @@ export async function benchPeers(): Promise<void> {
     notes.push(
       `**Cell**: the core stack run by pic (Caddy, BIND and WireGuard on wireguard-go, images from examples/images/build-core.sh under a test prefix), ${SERVICES} routed busybox services (\`s000\`…), \`tls internal\`; WireGuard published on the gateway of a network of the peers' own. Operator in-process, \`watch: true\`, default concurrency; everything converged and the probe peer's first page after ${ms(convergedMs)}.`,
       `**a**: ${RUNS} pairs. The probe peer is a container with its own network namespace configured only from \`pic credentials probe -o wireguard\` and \`pic ca\` (wg-quick up, its DNS the cell's). One \`docker exec\` in it runs a loop (curl with a 2 s limit, 20 ms pause) started 300 ms before the clock; the clock starts as \`${extra}\`'s ServiceInstall is written beside and renamed over, and stops when the loop's exec returns after an HTTPS 200 with the service's own page at \`https://${c.host(extra)}/\` (name resolved by the cell's DNS through the tunnel, certificate of Caddy's internal CA checked). Then the document is deleted and waited on until the container is gone and the name no longer resolves. The bare side: \`docker run -d\` (CLI) of the same image, command, env, labels, volume, restart policy and network at ${bareIp} (outside the pool), probed by the same loop at \`http://${bareIp}:8080/\` through the tunnel; as it is no pic service, the bench inserts one ACCEPT rule for it in the WireGuard container's FORWARD chain before pic's own chain for the bare runs.`,
+      attemptNote,
       `**b**: ${PEERS} PeerAccounts (no services) written, then real tunnels of the first ${tunnels}: one helper container on the peers' network (NET_ADMIN, SYS_ADMIN and /dev/net/tun: this engine refuses \`--privileged\`) holds a wireguard-go interface per peer (keys and address from \`pic credentials pNNN -o wireguard\`), each moved into its own network namespace, each pinging the server's tunnel address every 0.2 s from before the write to after the new peer's first page. The new peer is a container started before the clock; the clock starts at the write of \`${newName}\`; its wg-quick file is asked for once its status shows it in the peer set. Before and after: the server's \`wg show wg0 dump\` compared for every peer it held before (public key present, allowed IPs the same, latest handshake not reset).`,
-      `**c**: ${NOOP_PASSES} passes of \`op.resyncAndSettle()\` after b. Container events and execs counted from Docker's event stream for the cell's containers (a marker exec closes the window); Caddy loads from Caddy's own log of admin requests; Docker requests by wrapping \`modem.dial\` of the Dockerode the operator was given.`,
+      `**c**: ${NOOP_PASSES} passes of \`op.resyncAndSettle()\` after b. Container events and execs counted from Docker's event stream for the cell's containers (a marker exec closes the window); Caddy loads from Caddy's own log of admin requests; Docker requests by wrapping \`modem.dial\` of the Dockerode the operator was given; those of the median pass: ${noopBreakdown}.`,
       `Figures from one run on a shared machine (other engineers' suites and demos were using the same dockerd). 1-minute load average at the start → end (${os.cpus().length} CPUs): ${loadBefore.toFixed(1)} → ${os.loadavg()[0]!.toFixed(1)}.`,
     );
   } finally {
