@@ -57,7 +57,7 @@ const peerName = (i: number) => `p${String(i).padStart(3, '0')}`;
  * with exactly the expected body; prints the number of attempts. A constant script: URL and
  * body are its arguments, never part of the shell text.
  */
-const PROBE_LOOP = 'url=$1; want=$2; shift 2; n=0; : > /tmp/attempts; while :; do n=$((n+1)); out=$(curl -s --max-time 2 -o /tmp/body -w "%{http_code} %{time_total}" "$@" "$url" 2>/dev/null); echo "$out" >> /tmp/attempts; if [ "${out%% *}" = 200 ] && [ "$(cat /tmp/body)" = "$want" ]; then echo "$n"; exit 0; fi; sleep 0.02; done';
+const PROBE_LOOP = 'url=$1; want=$2; shift 2; n=0; : > /tmp/attempts; while :; do n=$((n+1)); out=$(curl -s --max-time 2 -o /tmp/body -w "%{http_code} %{time_total} dns=%{time_namelookup},tcp=%{time_connect},tls=%{time_appconnect},first-byte=%{time_starttransfer}" "$@" "$url" 2>/dev/null); echo "$out" >> /tmp/attempts; if [ "${out%% *}" = 200 ] && [ "$(cat /tmp/body)" = "$want" ]; then echo "$n"; exit 0; fi; sleep 0.02; done';
 
 /**
  * One real tunnel in the helper container (NET_ADMIN and SYS_ADMIN): a wireguard-go interface made in the helper's own
@@ -322,7 +322,7 @@ export async function benchPeers(): Promise<void> {
     const codes = new Map<string, number>();
     for (const a of attempts) codes.set(a.split(' ')[0]!, (codes.get(a.split(' ')[0]!) ?? 0) + 1);
     const slowest = Math.max(...attempts.map((a) => Number(a.split(' ')[1] ?? 0)));
-    attemptNote = `The peer's attempts in the median install: ${attempts.length} (HTTP status ${[...codes].map(([k, v]) => `${k === '000' ? 'none' : k} ×${v}`).join(', ')}; the slowest took ${slowest.toFixed(3)} s; in order: ${attempts.map((a) => a.replace(' ', '/')).join(', ')}).`;
+    attemptNote = `The peer's attempts in the median install: ${attempts.length} (HTTP status ${[...codes].map(([k, v]) => `${k === '000' ? 'none' : k} ×${v}`).join(', ')}; the slowest took ${slowest.toFixed(3)} s; the last: ${attempts[attempts.length - 1] ?? ''}).`;
     console.log(attemptNote);
 
     // ---- b. one more peer among 200 -------------------------------------------------------
