@@ -74,15 +74,16 @@ function startOperator(): Promise<Operator> {
 }
 
 /**
- * An admin API request from inside `container` (busybox wget) to Caddy's address and `port`, with
- * the Host header Caddy's admin API accepts on a network address (anyone can send it): the body
- * when something answered 2xx, undefined when nothing did.
+ * An admin API request from inside `container`, written by hand to busybox nc (the busybox wget
+ * of the test image crashes), with a Host header Caddy's admin API accepts on a network address
+ * (anyone can send it): the answer when it is a 2xx, undefined when nothing answered so.
  */
 async function adminAttempt(container: string, port: number, route: '/config/' | '/load', target = caddyAddress()): Promise<string | undefined> {
-  const argv = ['wget', '-q', '-O', '-', '-T', '3', '--header', `Host: localhost:${port}`];
-  if (route === '/load') argv.push('--header', 'Content-Type: application/json', '--post-data', '{"apps":{}}');
-  const r = await execInContainer(docker, container, [...argv, `http://${target}:${port}${route}`], { timeoutMs: 30_000 });
-  return r.exitCode === 0 ? r.stdout : undefined;
+  const body = '{"apps":{}}';
+  const head = route === '/load' ? [`POST /load HTTP/1.1`, 'Content-Type: application/json', `Content-Length: ${body.length}`] : ['GET /config/ HTTP/1.1'];
+  const request = `${[...head, `Host: localhost:${port}`, 'Connection: close'].join('\r\n')}\r\n\r\n${route === '/load' ? body : ''}`;
+  const r = await execInContainer(docker, container, ['nc', '-w', '3', target, String(port)], { stdin: request, timeoutMs: 30_000 });
+  return /^HTTP\/1\.[01] 2\d\d /.test(r.stdout) ? r.stdout : undefined;
 }
 
 /** The page Caddy serves for alpha over HTTPS, asked at Caddy's own address from the probe container. */
