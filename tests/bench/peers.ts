@@ -481,7 +481,7 @@ export async function benchPeers(): Promise<void> {
       `**b**: ${PEERS} PeerAccounts (no services) written, then real tunnels of the first ${tunnels}: one helper container on the peers' network (NET_ADMIN, SYS_ADMIN and /dev/net/tun: this engine refuses \`--privileged\`) holds a wireguard-go interface per peer (keys and address from \`pic credentials pNNN -o wireguard\`), each moved into its own network namespace, each pinging the server's tunnel address every 0.2 s from before the write to after the new peer's first page. The new peer is a container started before the clock; the clock starts at the write of \`${newName}\`; its wg-quick file is asked for once its status shows it in the peer set. Before and after: the server's \`wg show wg0 dump\` compared for every peer it held before (public key present, allowed IPs the same, latest handshake not reset).`,
       `**c**: ${NOOP_PASSES} passes of \`op.resyncAndSettle()\` after b. Container events and execs counted from Docker's event stream for the cell's containers (a marker exec closes the window); Caddy loads from Caddy's own log of admin requests; Docker requests by wrapping \`modem.dial\` of the Dockerode the operator was given; those of the median pass: ${noopBreakdown}.`,
       `**No-op resync time**: a pass is the observations the shared resources make inside the core containers (the firewall's, the tunnel's and egress's chains, the peer set), each a \`docker exec\` (create, start, inspect), four keys at a time; the row above gives their count and what one costs alone. They are the whole of the pass beyond the one container listing; reading every chain with one \`iptables-save\` per table would cut their number (reconcilers/firewall and egress, not touched here).`,
-      `Figures from one run on a shared machine (other engineers' suites and demos were using the same dockerd). 1-minute load average at the start → end (${os.cpus().length} CPUs): ${loadBefore.toFixed(1)} → ${os.loadavg()[0]!.toFixed(1)}.`,
+      `Figures from one run on a shared machine (other engineers' suites and demos were using the same dockerd); the ratio of a moves from run to run with that load, by as much as the bare side's own spread shows. 1-minute load average at the start → end (${os.cpus().length} CPUs): ${loadBefore.toFixed(1)} → ${os.loadavg()[0]!.toFixed(1)}.`,
     );
   } finally {
     requests.restore();
@@ -491,7 +491,8 @@ export async function benchPeers(): Promise<void> {
     if (peerNetwork) await docker.getNetwork(peerNetwork).remove().catch(() => undefined);
     if (peerImage) await docker.getImage(peerImage).remove({ force: true }).catch(() => undefined);
   }
-  await writeBenchSection(SECTION, rows, notes);
+  // One paragraph per note.
+  await writeBenchSection(SECTION, rows, notes.flatMap((n, i) => (i === 0 ? [n] : ['', n])));
 }
 
 await benchPeers();
