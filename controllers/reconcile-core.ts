@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import type { CellDocument } from '../crds/types.js';
-import { coreComponents, isCoreKey, reconcileCoreComponent, removeCoreComponent } from '../reconcilers/core/index.js';
+import { caddyAdminDir, coreComponents, isCoreKey, reconcileCoreComponent, removeCoreComponent, type CorePaths } from '../reconcilers/core/index.js';
 import type { ContainerAction, ObservedContainer } from '../reconcilers/containers/types.js';
 import { zoneFilePath } from '../reconcilers/dns/observe.js';
 import { TerminalError } from '../reconcilers/errors.js';
@@ -64,7 +64,7 @@ export async function reconcileCoreReporting(
   try {
     const result = await reconcileCoreComponent(
       ctx.docker,
-      { component, cell: cellDoc, paths: { zoneFile: zoneFilePath(cellDoc, dirs) }, cellFile, ...(cached ? { observed: cached } : {}) },
+      { component, cell: cellDoc, paths: corePaths(cellDoc, dirs), cellFile, ...(cached ? { observed: cached } : {}) },
       {
         network: ctx.network,
         event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message),
@@ -115,7 +115,7 @@ export async function planCore(
   const wanted = coreComponents(cellDoc);
   const cellFile = path.join(dirs.cellDir, 'cell.yaml');
   for (const component of wanted) {
-    const preview = await reconcileCoreComponent(docker, { component, cell: cellDoc, paths: { zoneFile: zoneFilePath(cellDoc, dirs) }, cellFile, observed: byOwner.get(component.key) ?? [] }, 'dry-run');
+    const preview = await reconcileCoreComponent(docker, { component, cell: cellDoc, paths: corePaths(cellDoc, dirs), cellFile, observed: byOwner.get(component.key) ?? [] }, 'dry-run');
     const lines = preview.outcome === 'refused' ? [`! ${preview.message}`] : preview.actions.filter((a) => a.type !== 'ensure-network').map(describe);
     if (lines.length > 0) out.push({ key: component.key, lines });
   }
@@ -125,4 +125,9 @@ export async function planCore(
     if (actions.length > 0) out.push({ key: owner, lines: [...actions.map(describe), '  (volumes are kept)'] });
   }
   return out;
+}
+
+/** The files of the state directory the core containers mount. */
+function corePaths(cellDoc: CellDocument, dirs: { stateRoot: string; cellDir: string }): CorePaths {
+  return { zoneFile: zoneFilePath(cellDoc, dirs), caddyAdminDir: caddyAdminDir(dirs.stateRoot) };
 }

@@ -3,8 +3,9 @@
  * internal CA), on stdout and nothing else, so it can be redirected into a file.
  */
 import path from 'node:path';
-import { fetchRootCertificate } from '../../reconcilers/caddy/ca.js';
-import { withCoreDefaults } from '../../reconcilers/core/spec.js';
+import { fetchRootCertificate, readRootCertificate } from '../../reconcilers/caddy/ca.js';
+import { coreComponents } from '../../reconcilers/core/spec.js';
+import { dockerClient } from '../docker-client.js';
 import { loadCell } from '../../state/cell.js';
 import { safeLine } from '../safe-text.js';
 import { CELL_FLAG, stringFlag, type Command, type Parsed } from './command.js';
@@ -15,7 +16,7 @@ export const caCommand: Command = {
   name: 'ca',
   summary: "The root certificate peers trust for the cell's HTTPS (Caddy's internal CA), as PEM",
   args: '',
-  description: 'Asks the running Caddy through its admin API; prints the PEM and nothing else, so it can be redirected into a file. Exit 1 when Caddy cannot be asked.',
+  description: "Reads it from the data volume of the Caddy pic runs (through Docker), or asks the admin's Caddy through its admin API; prints the PEM and nothing else, so it can be redirected into a file. Exit 1 when Caddy cannot be asked.",
   flags: [CELL_FLAG],
   examples: ['pic ca --cell .demo/cell > cell-ca.pem'],
   run: (parsed, ctx) => printCa(parsed, ctx.io),
@@ -32,7 +33,12 @@ async function printCa(parsed: Parsed, io: Io): Promise<number> {
     io.err(`pic: ${safeLine(cell.dir)} has no valid Cell document; run pic validate ${safeLine(cell.dir)}`);
     return 1;
   }
-  const admin = withCoreDefaults(cell.cell).spec.caddy?.adminAddress;
+  const own = coreComponents(cell.cell).find((c) => c.name === 'caddy');
+  if (own) {
+    io.out((await readRootCertificate(await dockerClient(), own.container)).replace(/\n$/, ''));
+    return 0;
+  }
+  const admin = cell.cell.spec.caddy?.adminAddress;
   if (!admin) {
     io.err('pic: the Cell gives no Caddy admin address (spec.caddy.adminAddress) and pic does not run Caddy (spec.caddy.run)');
     return 1;

@@ -7,8 +7,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../../state/atomic-write.js';
 import { TerminalError } from '../errors.js';
-import { httpRequest, type HttpAnswer } from '../shared/http.js';
-import { ADMIN_TIMEOUT_MS, adminHint, adminUrl, describeRequestFailure, errorText } from './observe.js';
+import type { HttpAnswer } from '../shared/http.js';
+import { ADMIN_TIMEOUT_MS, adminHint, adminRequest, adminTarget, describeRequestFailure, errorText } from './observe.js';
 import { describeRoute, routesConcerned, type RenderedCaddyfile } from './render.js';
 
 export interface CaddyfileApply {
@@ -34,9 +34,10 @@ export async function applyCaddyfile(req: CaddyfileApply): Promise<{ loaded: boo
  * `{"error": ...}` when it cannot adapt or start it (then the old config stays in force).
  */
 export async function loadCaddyfile(adminAddress: string, rendered: RenderedCaddyfile, previous: string, timeoutMs = ADMIN_TIMEOUT_MS): Promise<void> {
+  adminTarget(adminAddress); // a malformed address is the admin's to fix, not a failure to retry
   let res: HttpAnswer;
   try {
-    res = await httpRequest(`${adminUrl(adminAddress)}/load`, {
+    res = await adminRequest(adminAddress, '/load', {
       method: 'POST',
       headers: { 'Content-Type': 'text/caddyfile' },
       body: rendered.text,

@@ -1,11 +1,15 @@
 /**
  * The Caddy reconciler: the cell's routes → a Caddyfile on disk and in force in Caddy.
  *
- * `spec.caddy.adminAddress` is where pic reaches Caddy's admin API. Where Caddy itself listens for
- * it can differ (Caddy in a container with its admin port published), so the `admin` option
- * written into the Caddyfile is the one Caddy already runs with: loading a config without it would
- * move the admin API to Caddy's default and lock pic out.
+ * Where pic reaches Caddy's admin API: for the Caddy pic runs (`spec.caddy.run`), the Unix socket
+ * in the state directory that only that container mounts (reconcilers/core/spec.ts), and every
+ * Caddyfile pic renders for it keeps the admin API there; for the admin's own Caddy,
+ * `spec.caddy.adminAddress`. Where the admin's Caddy itself listens can differ from that address
+ * (Caddy in a container with its admin port published), so the `admin` option written into the
+ * Caddyfile is the one Caddy already runs with: loading a config without it would move the admin
+ * API to Caddy's default and lock pic out.
  */
+import { caddyAdminAddressOf, CADDY_ADMIN_LISTEN } from '../core/spec.js';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
 import { unifiedDiffLines } from '../shared/diff.js';
 import { applyCaddyfile } from './apply.js';
@@ -41,8 +45,9 @@ export interface CaddyPlan {
 export function planCaddy(input: CellRouting, observed: CaddyObservation): CaddyPlan {
   const table = cellRouteTable(input);
   const running = observed.live?.reachable ? liveRoutes(observed.live.config) : undefined;
-  // Caddy's running admin option wins; a Caddy with no config at all falls back to the file's.
-  const adminListen = running && !running.empty ? running.adminListen : adminListenOf(observed.current);
+  // pic's own Caddy keeps its socket. The admin's: its running admin option wins; a Caddy with no
+  // config at all falls back to the file's.
+  const adminListen = input.cell.spec.caddy?.run ? CADDY_ADMIN_LISTEN : running && !running.empty ? running.adminListen : adminListenOf(observed.current);
   const rendered = renderCaddyfile(table.routes, {
     ...(input.cell.spec.caddy?.tls ? { tls: input.cell.spec.caddy.tls } : {}),
     ...(adminListen ? { adminListen } : {}),
@@ -63,7 +68,7 @@ export function createCaddyReconciler(options: CaddyReconcilerOptions = {}): Res
   async function observe(input: CellRouting, ctx: ResourceContext): Promise<CaddyObservation> {
     const file = caddyfilePath(input.cell, ctx);
     const current = await readCaddyfile(file);
-    const adminAddress = input.cell.spec.caddy?.adminAddress;
+    const adminAddress = caddyAdminAddressOf(input.cell, ctx.stateRoot);
     return adminAddress === undefined ? { file, current } : { file, current, live: await fetchLiveConfig(adminAddress, timeoutMs) };
   }
 
@@ -72,14 +77,14 @@ export function createCaddyReconciler(options: CaddyReconcilerOptions = {}): Res
 
     async plan(input, ctx) {
       const p = planCaddy(input, await observe(input, ctx));
-      const adminAddress = input.cell.spec.caddy?.adminAddress;
+      const adminAddress = caddyAdminAddressOf(input.cell, ctx.stateRoot);
       return p.reloadNeeded ? [...p.diff, `reload Caddy at ${adminAddress}: it does not run the Caddyfile's routes`] : p.diff;
     },
 
     async reconcile(input, ctx): Promise<ResourceOutcome> {
       const observed = await observe(input, ctx);
       const p = planCaddy(input, observed);
-      const adminAddress = input.cell.spec.caddy?.adminAddress;
+      const adminAddress = caddyAdminAddressOf(input.cell, ctx.stateRoot);
       const routes = p.table.routes;
       const facts = {
         caddyfile: observed.file,

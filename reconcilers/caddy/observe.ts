@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CellDocument } from '../../crds/types.js';
 import { TerminalError } from '../errors.js';
-import { HttpRequestError, httpRequest, type HttpAnswer } from '../shared/http.js';
+import { HttpRequestError, httpRequest, type HttpAnswer, type HttpRequestOptions } from '../shared/http.js';
 import type { ResourceContext } from '../shared/types.js';
 import type { Route } from './routes.js';
 
@@ -33,16 +33,43 @@ export async function readCaddyfile(file: string): Promise<string> {
   }
 }
 
-/** The base URL of the admin API for `spec.caddy.adminAddress` ("host:port" or a URL). */
-export function adminUrl(adminAddress: string): string {
-  if (/^unix\//.test(adminAddress)) {
-    throw new TerminalError(
-      `spec.caddy.adminAddress "${adminAddress}": a Unix socket cannot be reached by pic; give Caddy's admin API a host:port`,
-      'InvalidSpec',
-    );
+/**
+ * How to reach the admin API at an admin address: "host:port", a URL, or a Unix socket written as
+ * Caddy writes it (`unix//run/caddy/admin.sock`, the path absolute).
+ */
+export interface AdminTarget {
+  /** The URL's scheme and host; on a socket the host only stands in (the Host header is sent empty). */
+  base: string;
+  socketPath?: string;
+  headers: Record<string, string>;
+}
+
+export function adminTarget(adminAddress: string): AdminTarget {
+  const unix = /^unix\/(.*)$/.exec(adminAddress);
+  if (unix) {
+    const socketPath = unix[1] ?? '';
+    if (!path.isAbsolute(socketPath)) {
+      throw new TerminalError(
+        `spec.caddy.adminAddress "${adminAddress}": a Unix socket needs an absolute path, as in unix//run/caddy/admin.sock`,
+        'InvalidSpec',
+      );
+    }
+    // On a socket Caddy's admin API accepts only an empty Host (its check against DNS rebinding:
+    // Caddy 2.6 allows nothing else, later versions also 127.0.0.1 and ::1).
+    return { base: 'http://caddy-admin', socketPath, headers: { Host: '' } };
   }
   const base = /^https?:\/\//.test(adminAddress) ? adminAddress : `http://${adminAddress}`;
-  return base.replace(/\/+$/, '');
+  return { base: base.replace(/\/+$/, ''), headers: {} };
+}
+
+/** One request to the admin API at `adminAddress`; `route` starts with a slash. */
+export async function adminRequest(adminAddress: string, route: string, options: HttpRequestOptions): Promise<HttpAnswer> {
+  const target = adminTarget(adminAddress);
+  return httpRequest(`${target.base}${route}`, {
+    ...options,
+    headers: { ...target.headers, ...options.headers },
+    ...(target.socketPath === undefined ? {} : { socketPath: target.socketPath }),
+  });
 }
 
 /**
@@ -51,10 +78,10 @@ export function adminUrl(adminAddress: string): string {
  * retry fixes.
  */
 export async function fetchLiveConfig(adminAddress: string, timeoutMs = ADMIN_TIMEOUT_MS): Promise<LiveCaddy> {
-  const url = `${adminUrl(adminAddress)}/config/`;
+  adminTarget(adminAddress); // a malformed address is the admin's to fix, not a failure to retry
   let res: HttpAnswer;
   try {
-    res = await httpRequest(url, { timeoutMs });
+    res = await adminRequest(adminAddress, '/config/', { timeoutMs });
   } catch (err) {
     return { reachable: false, problem: describeRequestFailure(err, timeoutMs) };
   }
@@ -156,6 +183,8 @@ export function describeRequestFailure(err: unknown, timeoutMs: number): string 
   if (!(err instanceof HttpRequestError)) return err instanceof Error ? err.message : String(err);
   if (err.timedOut) return `no answer within ${Math.round(timeoutMs / 1000)} s`;
   if (err.code === 'ECONNREFUSED') return 'connection refused (is Caddy running?)';
+  if (err.code === 'ENOENT') return 'its socket is not there (is Caddy running?)';
+  if (err.code === 'EACCES') return 'permission to its socket is denied';
   if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return `its host name does not resolve (${err.code})`;
   return `${err.code}: ${err.message}`;
 }

@@ -15,6 +15,16 @@ export interface CaddyfileOptions {
   adminListen?: string;
 }
 
+/**
+ * How Caddy treats a backend that does not answer yet (a service starting or restarting; routes
+ * are loaded while its container starts): each connection attempt gives up after 100 ms and is
+ * made again 50 ms later, for up to 5 s, so the first request waits for the service instead of
+ * getting a 502, and a SYN sent before the container had its address costs one retry instead of
+ * TCP's 1 s retransmission. Backends are containers on the cell's own bridge, whose handshake the
+ * kernel completes in well under a millisecond however busy the machine is.
+ */
+export const PROXY_OPTIONS = ['lb_try_duration 5s', 'lb_try_interval 50ms', 'transport http {', '\tdial_timeout 100ms', '}'];
+
 /** Where one route's site block sits in the rendered text (1-based, inclusive). */
 export interface SiteBlock {
   route: Route;
@@ -55,7 +65,7 @@ export function renderCaddyfile(routes: readonly Route[], options: CaddyfileOpti
     lines.push('');
     const firstLine = lines.length + 1;
     lines.push(route.service === null ? '# core site' : `# service ${route.service}`);
-    lines.push(`${mode === 'off' ? 'http://' : ''}${route.host} {`, `\treverse_proxy ${route.backend}`, '}');
+    lines.push(`${mode === 'off' ? 'http://' : ''}${route.host} {`, `\treverse_proxy ${route.backend} {`, ...PROXY_OPTIONS.map((o) => `\t\t${o}`), '\t}', '}');
     sites.push({ route, firstLine, lastLine: lines.length });
   }
   return { text: `${lines.join('\n')}\n`, sites };
@@ -72,7 +82,7 @@ export function adminListenOf(caddyfile: string): string | undefined {
 /** host → backend of every site block in a Caddyfile this module rendered. */
 export function sitesOf(caddyfile: string): Map<string, string> {
   const sites = new Map<string, string>();
-  const block = /^(?:http:\/\/)?(\S+) \{\n\treverse_proxy (\S+)\n\}$/gm;
+  const block = /^(?:http:\/\/)?(\S+) \{\n\treverse_proxy (\S+)(?: \{\n(?:\t\t[^\n]*\n)*\t\})?\n\}$/gm;
   for (const m of caddyfile.matchAll(block)) sites.set(m[1]!, m[2]!);
   return sites;
 }

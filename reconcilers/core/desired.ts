@@ -12,20 +12,40 @@ import { LABEL } from '../containers/labels.js';
 import { specHashOf } from '../containers/spec-hash.js';
 import type { DesiredVolume, ServicePlan } from '../containers/types.js';
 import { CORE_PRIVILEGES } from './policy.js';
-import { vpnNetworkOf, WIREGUARD_INTERFACE, type CoreComponent } from './spec.js';
+import { CADDY_ADMIN_LISTEN, CADDY_ADMIN_MOUNT, vpnNetworkOf, WIREGUARD_INTERFACE, type CoreComponent } from './spec.js';
 
 export interface CorePaths {
   /** The zone file pic writes (the DNS server reads its folder, read-only). */
   zoneFile: string;
+  /** The owner-only folder of the state directory holding Caddy's admin socket (caddyAdminDir). */
+  caddyAdminDir: string;
 }
 
 /** Mount point of the zone's folder inside the DNS container. */
 export const DNS_ZONE_DIR = '/zones';
-/** Caddy's data (certificates, its internal CA) and config (the autosaved last load) inside the container. */
+/** Caddy's data (certificates, its internal CA) inside the container: a named volume. */
 export const CADDY_DATA_DIR = '/data';
-export const CADDY_CONFIG_DIR = '/config';
 /** Where Caddy keeps the root of its internal CA, under its data directory. */
 export const CADDY_ROOT_CERT = `${CADDY_DATA_DIR}/caddy/pki/authorities/local/root.crt`;
+/** The boot config pic writes into the admin folder, and the container's command that starts from it. */
+export const CADDY_BOOT_FILE = 'boot.Caddyfile';
+export const CADDY_COMMAND = ['caddy', 'run', '--resume', '--config', `${CADDY_ADMIN_MOUNT}/${CADDY_BOOT_FILE}`, '--adapter', 'caddyfile'];
+
+/**
+ * What a Caddy with no saved config starts from: only its admin API, on the socket. pic then
+ * loads the routes through it. Caddy saves each config it loads (autosave, under
+ * XDG_CONFIG_HOME: the admin folder too), and `--resume` starts from that save when there is one,
+ * so a restarted or recreated Caddy serves the last routes at once, before pic has looked.
+ * The image's own boot file is not used: it may put the admin API on a network address.
+ */
+export const CADDY_BOOT_CADDYFILE = [
+  '# Boot config of the cell\'s Caddy, written by pic. The admin API listens only on a Unix socket in',
+  '# a folder of pic\'s state directory that no other container mounts; pic loads the routes through it.',
+  '{',
+  `\tadmin ${CADDY_ADMIN_LISTEN}`,
+  '}',
+  '',
+].join('\n');
 
 export function desiredCorePlan(component: CoreComponent, cell: CellDocument, paths: CorePaths): ServicePlan {
   const cellName = cell.metadata.name;
@@ -44,10 +64,10 @@ export function desiredCorePlan(component: CoreComponent, cell: CellDocument, pa
   switch (component.name) {
     case 'caddy': {
       const data = volume('data');
-      const config = volume('config');
-      volumes.push(data, config);
-      mounts.push({ Type: 'volume', Source: data.name, Target: CADDY_DATA_DIR, ReadOnly: false }, { Type: 'volume', Source: config.name, Target: CADDY_CONFIG_DIR, ReadOnly: false });
-      create.Env = [`HOME=/tmp`, `XDG_CONFIG_HOME=${CADDY_CONFIG_DIR}`, `XDG_DATA_HOME=${CADDY_DATA_DIR}`];
+      volumes.push(data);
+      mounts.push({ Type: 'volume', Source: data.name, Target: CADDY_DATA_DIR, ReadOnly: false }, { Type: 'bind', Source: paths.caddyAdminDir, Target: CADDY_ADMIN_MOUNT, ReadOnly: false });
+      create.Cmd = [...CADDY_COMMAND];
+      create.Env = [`HOME=/tmp`, `XDG_CONFIG_HOME=${CADDY_ADMIN_MOUNT}`, `XDG_DATA_HOME=${CADDY_DATA_DIR}`];
       const publish = cell.spec.caddy?.run?.publish;
       const hostIp = publish?.hostIp ?? '0.0.0.0';
       if (publish?.http !== undefined) ports.push({ key: '80/tcp', hostIp, hostPort: publish.http });

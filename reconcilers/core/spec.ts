@@ -5,6 +5,7 @@
  *
  * Pure: a Cell document in, plain data out.
  */
+import path from 'node:path';
 import { DEFAULT_CORE_CONTAINERS, DEFAULT_VPN } from '../../crds/schemas.js';
 import type { CellDocument, CoreRunSpec } from '../../crds/types.js';
 import { formatIpv4, parseCidr, parseIpv4, parsePool, type IpPool } from '../../state/ip-allocation.js';
@@ -13,8 +14,31 @@ export const CORE_KIND = 'Core';
 export const CORE_NAMES = ['caddy', 'dns', 'wireguard'] as const;
 export type CoreName = (typeof CORE_NAMES)[number];
 
-/** Where Caddy's admin API listens inside the container pic runs (never published on the host). */
-export const CORE_CADDY_ADMIN_PORT = 2019;
+/**
+ * Caddy's admin API, when pic runs Caddy, is on no network at all: a Unix socket in a folder of
+ * the state directory (owner-only) that is bind-mounted into the Caddy container alone. No other
+ * container, and no peer, can reach it; pic talks to it through the socket on the host.
+ */
+export const CADDY_ADMIN_FOLDER = 'caddy-admin';
+/** Where that folder is mounted inside the Caddy container. */
+export const CADDY_ADMIN_MOUNT = '/run/caddy-admin';
+export const CADDY_ADMIN_SOCKET = 'admin.sock';
+/** The `admin` option of every config pic gives its Caddy (Caddy's own address syntax). */
+export const CADDY_ADMIN_LISTEN = `unix/${CADDY_ADMIN_MOUNT}/${CADDY_ADMIN_SOCKET}`;
+
+/** The folder on the host holding the admin socket of the Caddy pic runs. */
+export function caddyAdminDir(stateRoot: string): string {
+  return path.join(stateRoot, CADDY_ADMIN_FOLDER);
+}
+
+/**
+ * Where pic reaches Caddy's admin API: the socket of the Caddy pic runs (`unix/<state>/...`),
+ * else the admin's `spec.caddy.adminAddress`; undefined when there is neither.
+ */
+export function caddyAdminAddressOf(cell: CellDocument, stateRoot: string): string | undefined {
+  if (cell.spec.caddy?.run) return `unix/${path.join(caddyAdminDir(stateRoot), CADDY_ADMIN_SOCKET)}`;
+  return cell.spec.caddy?.adminAddress;
+}
 export const WIREGUARD_INTERFACE = 'wg0';
 
 export interface CoreComponent {
@@ -80,14 +104,13 @@ export function dnsServerAddressOf(cell: CellDocument): string | undefined {
 
 /**
  * The Cell with what the core stack implies filled in, for the resources built on it: Caddy's
- * admin address and TLS mode when pic runs Caddy, the A records' address (Caddy's), and the VPN
- * container's name. Nothing the admin wrote is replaced.
+ * TLS mode when pic runs Caddy, the A records' address (Caddy's), and the VPN container's name.
+ * Nothing the admin wrote is replaced. (Where pic reaches its own Caddy depends on the state
+ * directory too: caddyAdminAddressOf.)
  */
 export function withCoreDefaults(cell: CellDocument): CellDocument {
   const spec = structuredClone(cell.spec);
-  const caddyRun = spec.caddy?.run;
-  if (caddyRun && spec.caddy) {
-    spec.caddy.adminAddress ??= `${caddyRun.address}:${CORE_CADDY_ADMIN_PORT}`;
+  if (spec.caddy?.run) {
     spec.caddy.tls = { ...(spec.caddy.tls ?? {}), mode: spec.caddy.tls?.mode ?? 'internal' };
   }
   const address = caddyAddressOf(cell);

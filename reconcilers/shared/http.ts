@@ -7,6 +7,9 @@
  * time-out timer does not keep Node running, so a one-shot command could end in the middle of
  * its work, and the operator would sit out the whole time-out. Here the socket and the deadline
  * are ordinary handles, and such a peer is a plain "socket hang up" error.
+ *
+ * A Host header given in `headers` is sent exactly as given, even empty (node:http would otherwise
+ * put the URL's host in its place).
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -28,6 +31,12 @@ export interface HttpRequestOptions {
   timeoutMs: number;
   /** Answers longer than this are cut off with an error (default 8 MiB). */
   maxBytes?: number;
+  /**
+   * A Unix socket to send the request through instead of connecting to the URL's host (whose
+   * name then only fills the Host header). Caddy's admin API on a socket wants an empty Host:
+   * give `headers: { Host: '' }`.
+   */
+  socketPath?: string;
 }
 
 /** Why a request got no answer. `sent` is false when the request cannot have reached the peer. */
@@ -47,8 +56,8 @@ export class HttpRequestError extends Error {
   }
 }
 
-/** Codes of connection errors raised before a byte of the request left. */
-const BEFORE_SENDING = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+/** Codes of connection errors raised before a byte of the request left (ENOENT, EACCES: a Unix socket's path). */
+const BEFORE_SENDING = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'ENOENT', 'EACCES']);
 
 const DEFAULT_MAX_BYTES = 8 * 1024 * 1024;
 
@@ -58,6 +67,8 @@ export function httpRequest(url: string, options: HttpRequestOptions): Promise<H
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const headers: Record<string, string | number> = { ...options.headers };
   if (options.body !== undefined) headers['content-length'] = Buffer.byteLength(options.body);
+  const ownHost = Object.keys(headers).some((name) => name.toLowerCase() === 'host');
+  const where: http.RequestOptions = options.socketPath === undefined ? {} : { socketPath: options.socketPath };
 
   return new Promise<HttpAnswer>((resolve, reject) => {
     let connected = false;
@@ -73,7 +84,7 @@ export function httpRequest(url: string, options: HttpRequestOptions): Promise<H
     };
     // A new connection each time (no keep-alive pool): these calls are few, and a pooled socket
     // that the peer closed meanwhile would fail the next request for nothing.
-    const req = transport.request(target, { method: options.method ?? 'GET', headers, agent: false }, (res) => {
+    const req = transport.request(target, { ...where, method: options.method ?? 'GET', headers, agent: false, setHost: !ownHost }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {

@@ -135,7 +135,7 @@ describe('Caddy reconciler against a real Caddy', () => {
     expect(live.adminListen).toBe(`127.0.0.1:${adminPort}`);
     const text = await fs.readFile(caddyfile(), 'utf8');
     expect(text).toContain(`admin 127.0.0.1:${adminPort}`);
-    expect(text).toContain(`http://one.${DOMAIN} {\n\treverse_proxy cell-one:8080\n}`);
+    expect(text).toContain(`http://one.${DOMAIN} {\n\treverse_proxy cell-one:8080 {\n`);
     expect((await fs.stat(caddyfile())).mode & 0o777).toBe(0o644);
     expect(c.events.map((e) => e.reason)).toEqual(['CaddyfileWritten']);
   });
@@ -155,7 +155,7 @@ describe('Caddy reconciler against a real Caddy', () => {
     proxy.requests.length = 0;
     const lines = await reconciler.plan(routing(['one', 'two', 'three']), ctx());
     expect(lines).toContain(`+http://three.${DOMAIN} {`);
-    expect(lines).toContain('+\treverse_proxy cell-three:8080');
+    expect(lines).toContain('+\treverse_proxy cell-three:8080 {');
     expect(proxy.requests).toEqual(['GET /config/']);
     expect(await fileStamp(caddyfile())).toEqual(before);
     expect(await liveHosts()).toEqual([`one.${DOMAIN}`, `two.${DOMAIN}`]);

@@ -5,7 +5,8 @@
  */
 import type { CellDocument, CellSpec } from '../../crds/types.js';
 import { desiredCorePlan } from '../../reconcilers/core/desired.js';
-import { coreComponents, withCoreDefaults } from '../../reconcilers/core/spec.js';
+import { CADDY_BOOT_CADDYFILE, CADDY_COMMAND } from '../../reconcilers/core/desired.js';
+import { caddyAdminAddressOf, coreComponents, withCoreDefaults } from '../../reconcilers/core/spec.js';
 import { validateDocument } from '../../crds/validate-documents.js';
 import { testCell } from '../support/cell-document.js';
 
@@ -15,7 +16,7 @@ const FULL = cell({
   dns: { run: { image: 'img/dns:1', address: '172.20.0.11', upstreams: ['9.9.9.9'] } },
   wireguard: { container: 'cell-wireguard', run: { image: 'img/wg:1', address: '172.20.0.12' } },
 });
-const paths = { zoneFile: '/var/lib/pic/dns/alice.pic.ngo.zone' };
+const paths = { zoneFile: '/var/lib/pic/dns/alice.pic.ngo.zone', caddyAdminDir: '/var/lib/pic/caddy-admin' };
 
 describe('coreComponents', () => {
   test('a Cell with no core sections runs no core container', () => {
@@ -52,9 +53,22 @@ describe('desiredCorePlan', () => {
     expect(plan.containers[0]!.create.HostConfig!.PortBindings).toEqual({ '443/tcp': [{ HostIp: '127.0.0.1', HostPort: '8443' }] });
   });
   test('state in named volumes of the cell (Caddy) and the zone folder read-only (DNS)', () => {
-    expect(plans.caddy!.volumes.map((v) => v.name)).toEqual(['alice-caddy-config', 'alice-caddy-data']);
+    expect(plans.caddy!.volumes.map((v) => v.name)).toEqual(['alice-caddy-data']);
     expect(host('dns').Mounts).toEqual([{ Type: 'bind', Source: '/var/lib/pic/dns', Target: '/zones', ReadOnly: true }]);
     expect(plans.dns!.containers[0]!.create.Env).toContain('DNS_UPSTREAMS=9.9.9.9');
+  });
+  test("Caddy's admin API: a socket in the state directory's admin folder, which only Caddy mounts; booted from pic's file", () => {
+    expect(host('caddy').Mounts).toEqual([
+      { Type: 'volume', Source: 'alice-caddy-data', Target: '/data', ReadOnly: false },
+      { Type: 'bind', Source: '/var/lib/pic/caddy-admin', Target: '/run/caddy-admin', ReadOnly: false },
+    ]);
+    const caddy = plans.caddy!.containers[0]!.create;
+    expect(caddy.Cmd).toEqual(CADDY_COMMAND);
+    expect(CADDY_COMMAND).toEqual(['caddy', 'run', '--resume', '--config', '/run/caddy-admin/boot.Caddyfile', '--adapter', 'caddyfile']);
+    expect(caddy.Env).toContain('XDG_CONFIG_HOME=/run/caddy-admin');
+    expect(CADDY_BOOT_CADDYFILE).toMatch(/^\{\n\tadmin unix\/\/run\/caddy-admin\/admin\.sock\n\}$/m);
+    expect(caddy.ExposedPorts).toBeUndefined();
+    for (const name of ['dns', 'wireguard']) expect((host(name).Mounts ?? []).some((m) => m.Source === '/var/lib/pic/caddy-admin')).toBe(false);
   });
   test('the fixed address, the owner labels and a spec hash that follows the spec', () => {
     const c = plans.caddy!.containers[0]!;
@@ -70,12 +84,26 @@ describe('desiredCorePlan', () => {
 describe('withCoreDefaults', () => {
   const cases: [string, CellDocument, Partial<CellSpec>][] = [
     ['nothing run by pic: unchanged', cell({ dns: { address: '192.0.2.1' } }), { dns: { address: '192.0.2.1' } }],
-    ['pic runs Caddy: admin address, TLS internal and the A records\' address', cell({ caddy: { run: { image: 'c', address: '172.20.0.10' } } }), { caddy: { run: { image: 'c', address: '172.20.0.10' }, adminAddress: '172.20.0.10:2019', tls: { mode: 'internal' } }, dns: { address: '172.20.0.10' } }],
+    ['pic runs Caddy: TLS internal and the A records\' address', cell({ caddy: { run: { image: 'c', address: '172.20.0.10' } } }), { caddy: { run: { image: 'c', address: '172.20.0.10' }, tls: { mode: 'internal' } }, dns: { address: '172.20.0.10' } }],
     ['what the admin wrote stays', cell({ caddy: { adminAddress: 'x:1', tls: { mode: 'off' }, run: { image: 'c', address: '172.20.0.10' } }, dns: { address: '192.0.2.9' } }), { caddy: { adminAddress: 'x:1', tls: { mode: 'off' }, run: { image: 'c', address: '172.20.0.10' } }, dns: { address: '192.0.2.9' } }],
     ['the VPN container takes the run section\'s name', cell({ wireguard: { container: 'cell-wireguard', run: { image: 'w', address: '172.20.0.12', container: 'my-wg' } } }), { wireguard: { container: 'my-wg', run: { image: 'w', address: '172.20.0.12', container: 'my-wg' } } }],
   ];
   test.each(cases)('%s', (_name, doc, expected) => {
     expect(withCoreDefaults(doc).spec).toMatchObject(expected);
+  });
+  test('pic runs Caddy: no network admin address is derived', () => {
+    expect(withCoreDefaults(cell({ caddy: { run: { image: 'c', address: '172.20.0.10' } } })).spec.caddy?.adminAddress).toBeUndefined();
+  });
+});
+
+describe('caddyAdminAddressOf', () => {
+  test.each([
+    ['pic runs Caddy: its socket in the state directory', cell({ caddy: { run: { image: 'c', address: '172.20.0.10' } } }), 'unix//var/lib/pic/caddy-admin/admin.sock'],
+    ["pic runs Caddy: an adminAddress beside run does not move pic off the socket", cell({ caddy: { adminAddress: '172.20.0.10:2019', run: { image: 'c', address: '172.20.0.10' } } }), 'unix//var/lib/pic/caddy-admin/admin.sock'],
+    ["the admin's Caddy: spec.caddy.adminAddress", cell({ caddy: { adminAddress: 'localhost:2019' } }), 'localhost:2019'],
+    ['no Caddy to reach', cell({}), undefined],
+  ])('%s', (_name, doc, expected) => {
+    expect(caddyAdminAddressOf(doc, '/var/lib/pic/')).toBe(expected);
   });
 });
 

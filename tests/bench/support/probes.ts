@@ -61,7 +61,8 @@ export function requestKind(r: DockerRequest): string {
   const p = r.path
     .replace(/^\/v[\d.]+/, '')
     .replace(/^\/images\/.+\/(json|tag|history|push|get)$/, '/images/{ref}/$1')
-    .replace(/^\/(containers|volumes|networks)\/(?!json$|create$|prune$)[^/]+/, '/$1/{id}');
+    .replace(/^\/(containers|volumes|networks)\/(?!json$|create$|prune$)[^/]+/, '/$1/{id}')
+    .replace(/^\/exec\/[0-9a-f]{12,}/, '/exec/{id}');
   return `${r.method} ${p}`;
 }
 
