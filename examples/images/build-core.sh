@@ -99,7 +99,7 @@ base_stage() {
 
 stage_caddy() {
   put_with_libraries "$1" /usr/bin/caddy
-  mkdir -p "$1/data" "$1/config"
+  mkdir -p "$1/data" "$1/config" "$1/run/caddy-admin"
   IMG_CMD=(/usr/bin/caddy run --resume --config /etc/caddy/Caddyfile --adapter caddyfile)
   IMG_ENV=(HOME=/tmp XDG_CONFIG_HOME=/config XDG_DATA_HOME=/data)
   IMG_PACKAGES="caddy=$(dpkg-query -W -f '${Version}' caddy 2>/dev/null || echo unknown)"
