@@ -129,15 +129,12 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
       continue;
     }
     const admitted = catalog!.admitted?.get(name);
+    const broken = catalog!.invalid.get(name);
+    const brokenText = broken ? `the catalog package of "${name}" is invalid (${broken.length} problem${broken.length === 1 ? '' : 's'}${broken[0] ? `; first: ${broken[0].file}: ${broken[0].pointer || '/'}: ${cut(broken[0].message, 200)}` : ''})` : undefined;
+    if (brokenText && admitted) add(notices, key, `${brokenText}; the admitted version ${admitted.manifest.version} keeps running from the package pic kept`);
     if (!offered && !admitted) {
-      const broken = catalog!.invalid.get(name);
-      if (broken) {
-        const first = broken[0];
-        problems.push({
-          file,
-          pointer: '/metadata/name',
-          message: `the catalog package of "${name}" is invalid (${broken.length} problem${broken.length === 1 ? '' : 's'}${first ? `; first: ${first.file}: ${first.pointer || '/'}: ${cut(first.message, 200)}` : ''})`,
-        });
+      if (brokenText) {
+        problems.push({ file, pointer: '/metadata/name', message: brokenText });
       } else {
         const known = [...catalog!.manifests.keys()].sort();
         problems.push({ file, pointer: '/metadata/name', message: `no service "${name}" in the catalog at ${cut(catalog!.location, 200)}${known.length ? `; it offers: ${known.join(', ')}` : ''}` });

@@ -148,7 +148,7 @@ describe('a broken file holds what it declared', () => {
     await ready('PeerAccount/alice');
   });
 
-  test('a broken catalog package holds the service at its accepted package', async () => {
+  test('a broken catalog package leaves the service running from its admitted package, with a notice', async () => {
     const before = await containerIds();
     const manifest = path.join(theCell().storeDir, 'services', 'notes', 'manifest.json');
     const good = await fs.readFile(manifest, 'utf8');
@@ -156,7 +156,10 @@ describe('a broken file holds what it declared', () => {
       await fs.writeFile(manifest, good.replace(/"version": "1.0.0"/, '"version": "1.0.0",,'));
       // The catalog is read again on a resync (the watcher follows the cell folder only).
       await operator!.resyncAndSettle();
-      await stalled('ServiceInstall/notes', 'InvalidSpec', 'manifest.json');
+      const notes = await waitFor('ServiceInstall/notes Ready with a notice of the broken catalog package', () =>
+        statusWhere(theCell(), 'ServiceInstall/notes', (s) => s.phase === 'Ready' && (s.facts?.notices ?? []).some((n) => n.includes('manifest.json') && n.includes('keeps running'))),
+      );
+      expect(notes.phase).toBe('Ready');
       await expectNothingPruned(before);
     } finally {
       await fs.writeFile(manifest, good);
