@@ -120,7 +120,8 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
   const isService = status.kind === 'ServiceInstall';
   if (isService || facts.serviceIp !== undefined) field('Service IP', facts.serviceIp ?? NONE);
   for (const key of Object.keys(facts).sort()) {
-    if (['serviceIp', 'containers', 'images', 'notices', 'update', 'upgradeFailed'].includes(key) || facts[key] === undefined) continue;
+    // signatures: summarised by the Verification line and the Images table.
+    if (['serviceIp', 'containers', 'images', 'notices', 'update', 'upgradeFailed', 'signatures'].includes(key) || facts[key] === undefined) continue;
     field(humanise(key), factText(facts[key]));
   }
   const failed = facts.upgradeFailed as { version?: string; reason?: string; at?: string } | undefined;
