@@ -7,7 +7,7 @@ import { loadCatalog, type Catalog, type CatalogService } from './catalog.js';
 import { checkDesiredState, type CatalogView, type CheckedDesired } from './check-desired.js';
 import { loadCellFolder, type DesiredDocuments } from './desired.js';
 import { RACY_WINDOW_NS } from './file-memo.js';
-import type { AdmittedPackages } from './packages.js';
+import { PackageStore, type AdmittedPackages } from './packages.js';
 import { picVersion } from './pic-version.js';
 
 export interface LoadedCell {
@@ -72,6 +72,15 @@ export function resolveCellPath(dir: string, p: string): string {
  * Read a cell folder whole: its documents, the catalog its Cell names, and every check across
  * them. Never throws for bad input; every problem is in `checked`.
  */
+/**
+ * The cell as the operator with state directory `stateRoot` renders it: each service from the
+ * package it was admitted with (what runs), not from whatever the catalog holds now. For every
+ * command that reads a running cell (plan, credentials, backup).
+ */
+export async function loadRunningCell(dir: string, stateRoot: string): Promise<LoadedCell> {
+  return loadCell(dir, { admission: await new PackageStore(stateRoot).load() });
+}
+
 export async function loadCell(dir: string, options: { imageVerification?: ImageVerificationMode; admission?: AdmittedPackages } = {}): Promise<LoadedCell> {
   const docs = await loadCellFolder(dir);
   const cellSource = docs.cells.length === 1 ? docs.cells[0] : undefined;

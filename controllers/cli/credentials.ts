@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { fillPeerConfig, PeerConfigError } from '../../reconcilers/accounts/template.js';
-import { loadCell } from '../../state/cell.js';
+import { loadRunningCell } from '../../state/cell.js';
 import { CredentialsStore } from '../../state/credentials.js';
 import { CELL_FLAG, parseCommandArgs, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
 import { toJsonText } from './output.js';
@@ -49,7 +49,8 @@ async function printCredentials(parsed: Parsed, io: Io): Promise<number> {
 
   const state = await openStateDirForReading({ stateDir: values['state-dir'], cell: values.cell });
   await requireFolder(values.cell);
-  const cell = await loadCell(path.resolve(values.cell));
+  // The account templates of the admitted packages: what the running services were given.
+  const cell = await loadRunningCell(path.resolve(values.cell), state.root);
   if (!cell.cell) {
     io.err(`pic: ${safeLine(cell.dir)} has no valid Cell document; run pic validate ${safeLine(cell.dir)}`);
     return 1;

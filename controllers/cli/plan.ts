@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { formatProblem } from '../../crds/types.js';
-import { loadCell } from '../../state/cell.js';
-import { PackageStore } from '../../state/packages.js';
+import { loadRunningCell } from '../../state/cell.js';
 import { StateDir } from '../../state/state-dir.js';
 import { planCell } from '../plan-cell.js';
 import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command } from './command.js';
@@ -27,7 +26,7 @@ async function plan(cellFlag: string | undefined, stateDirFlag: string | undefin
   await requireFolder(cellFlag);
   const state = await chooseStateDir({ stateDir: stateDirFlag, cell: cellFlag });
   // Checked against the versions the operator admitted, as a reconcile would be.
-  const cell = await loadCell(path.resolve(cellFlag), { admission: await new PackageStore(state.dir).load() });
+  const cell = await loadRunningCell(path.resolve(cellFlag), state.dir);
   const docker = await connectDocker();
   const plan = await planCell(cell, docker, new StateDir(state.dir));
   for (const change of plan.changes) {
