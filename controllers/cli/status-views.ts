@@ -51,22 +51,33 @@ export function formatAge(since: string | undefined, now: Date): string {
   return `${Math.floor(hours / 24)}d`;
 }
 
+/**
+ * The BACKUP column: how old the service's last verified snapshot is (`never` without one), with
+ * `!` when the Cell's schedule says it is overdue. Empty for kinds that have no backups.
+ */
+export function backupCell(s: DocumentStatus, now: Date): string {
+  const backup = s.facts?.backup as { lastVerified?: { at: string }; overdue?: boolean } | undefined;
+  if (!backup) return '';
+  const age = backup.lastVerified ? formatAge(backup.lastVerified.at, now) : 'never';
+  return backup.overdue ? `${age}!` : age;
+}
+
 export function renderTable(statuses: readonly DocumentStatus[], opts: TableOptions): string {
   const wide = opts.wide === true;
   const header = wide
-    ? ['KIND', 'NAME', 'READY', 'STATUS', 'AGE', 'IP', 'CONTAINERS', 'GENERATION', 'MESSAGE']
-    : ['KIND', 'NAME', 'READY', 'STATUS', 'AGE', 'MESSAGE'];
+    ? ['KIND', 'NAME', 'READY', 'STATUS', 'AGE', 'BACKUP', 'IP', 'CONTAINERS', 'GENERATION', 'MESSAGE']
+    : ['KIND', 'NAME', 'READY', 'STATUS', 'AGE', 'BACKUP', 'MESSAGE'];
   const readable = sortStatuses(statuses).map((s) => {
     const conditions = s.conditions ?? [];
     const ready = findCondition(conditions, 'Ready');
-    const leading = [s.kind, s.name, ready?.status ?? 'Unknown', s.phase, formatAge(ready?.lastTransitionTime, opts.now)];
+    const leading = [s.kind, s.name, ready?.status ?? 'Unknown', s.phase, formatAge(ready?.lastTransitionTime, opts.now), backupCell(s, opts.now)];
     const extra = wide ? [s.facts?.serviceIp ?? NONE, containerSummary(s), shortGeneration(s.observedGeneration)] : [];
     return { kind: s.kind, name: s.name, cells: [...leading, ...extra, headline(conditions)] };
   });
   const broken = (opts.unreadable ?? []).map((u) => ({
     kind: u.kind,
     name: u.name,
-    cells: [u.kind, u.name, 'Unknown', 'Unreadable', '<unknown>', ...(wide ? [NONE, NONE, NONE] : []), u.message],
+    cells: [u.kind, u.name, 'Unknown', 'Unreadable', '<unknown>', '', ...(wide ? [NONE, NONE, NONE] : []), u.message],
   }));
   const rows = [...readable, ...broken]
     .sort((a, b) => compareText(a.kind, b.kind) || compareText(a.name, b.name))

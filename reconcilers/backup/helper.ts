@@ -136,10 +136,28 @@ export async function removeContainer(docker: Dockerode, id: string): Promise<vo
   }
 }
 
-export async function createVolume(docker: Dockerode, settings: HelperSettings, role: BackupRole, what: string, extra: Record<string, string> = {}): Promise<string> {
-  const name = helperName(settings, `${role}-${what}`.slice(0, 60));
+export function volumeName(settings: HelperSettings, role: BackupRole, what: string): string {
+  return helperName(settings, `${role}-${what}`.slice(0, 60));
+}
+
+/** Labels of a previous volume: the live volume it holds the old contents of, and the snapshot restored. */
+export function previousLabels(live: string, snapshot?: string): Record<string, string> {
+  return { [BACKUP_LABEL.previousOf]: live, ...(snapshot ? { [BACKUP_LABEL.snapshot]: snapshot } : {}) };
+}
+
+export async function createVolume(docker: Dockerode, settings: HelperSettings, role: BackupRole, what: string, extra: Record<string, string> = {}, name: string = volumeName(settings, role, what)): Promise<string> {
   await docker.createVolume({ Name: name, Labels: labelsFor(settings, role, extra) });
   return name;
+}
+
+/** Create a volume the engine names (a previous volume a crashed restore journalled) unless it exists. */
+export async function ensureVolume(docker: Dockerode, settings: HelperSettings, role: BackupRole, name: string, extra: Record<string, string> = {}): Promise<void> {
+  try {
+    await docker.getVolume(name).inspect();
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    await docker.createVolume({ Name: name, Labels: labelsFor(settings, role, extra) });
+  }
 }
 
 export async function removeVolume(docker: Dockerode, name: string): Promise<void> {

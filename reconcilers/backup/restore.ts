@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { BACKUP_LABEL } from './labels.js';
 import { BackupError, Journal, ownerKey, progressReporter, type BackupEnv } from './context.js';
-import { createVolume, ensureHelperImage, removeVolume } from './helper.js';
+import { createVolume, ensureHelperImage, previousLabels, removeVolume, volumeName } from './helper.js';
 import { observeServiceContainers, volumeLabels } from './observe.js';
 import { checkArchiveFile, exists, leavesFolder, restoreInto, swapFolder, swapVolume, unswapVolume, type ArchiveCheck } from './steps.js';
 import { sweep } from './sweep.js';
@@ -60,7 +60,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
   if (refused.length > 0) throw new BackupError(`snapshot ${id} is not restored; nothing was changed:\n  ${refused.join('\n  ')}`);
 
   const image = await ensureHelperImage(env.docker, env.helper);
-  const journal = new Journal(env.store);
+  const journal = new Journal(env.store, 'restore', env.now());
   const report: RestoreReport = { snapshot: id, services: [] };
   try {
     for (const s of chosen) {
@@ -94,6 +94,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
         }
 
         // 3. Stop, swap, start.
+        await journal.hold(s.service);
         const containers = await observeServiceContainers(env.docker, s.service, env.cellName);
         const started = Date.now();
         for (const c of containers.filter((x) => x.running || x.paused)) {
@@ -109,11 +110,13 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
             if ((await volumeLabels(env.docker, src.volume)) === undefined) {
               await env.docker.createVolume({ Name: src.volume, Labels: (src as { labels?: Record<string, string> }).labels ?? {} });
             }
-            const previous = await createVolume(env.docker, env.helper, 'previous', s.service, { [BACKUP_LABEL.previousOf]: src.volume, [BACKUP_LABEL.snapshot]: id });
-            previousKept.push(previous);
+            // Journalled before it exists, so a crash right after creating it leaves no volume unknown to the sweep.
+            const previous = volumeName(env.helper, 'previous', s.service);
             const swap = { live: src.volume, subpath: src.subpath, staged: st.volume, previous };
             journal.state.swaps.push(swap);
             await journal.save();
+            await createVolume(env.docker, env.helper, 'previous', s.service, previousLabels(src.volume, id), previous);
+            previousKept.push(previous);
             await swapVolume(env, image, swap);
           } else if (st.folder && st.target) {
             const previous = `${st.target}.pic-previous-${id}`;
@@ -132,7 +135,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
         journal.state.stopped = [];
         journal.state.swaps = [];
         journal.state.renames = [];
-        await journal.save();
+        await journal.release(s.service);
         const downtimeMs = Date.now() - started;
         // 4. The previous contents go once the service is Ready again; else they stay for the admin.
         const ready = wasRunning.length === 0 ? false : await waitReady(env, s.service);

@@ -1,7 +1,7 @@
 /** What a backup or restore killed halfway left behind, put right by the next run. */
 import { isProcessAlive } from '../../state/state-dir.js';
 import type { BackupEnv } from './context.js';
-import { ensureHelperImage, listLeftovers, removeContainer, removeVolume } from './helper.js';
+import { ensureHelperImage, ensureVolume, listLeftovers, previousLabels, removeContainer, removeVolume } from './helper.js';
 import { swapFolder, swapVolume } from './steps.js';
 
 export interface SweepReport {
@@ -25,6 +25,7 @@ export async function sweep(env: BackupEnv, isAlive: (pid: number) => boolean = 
       if (j.swaps.length > 0) {
         const image = await ensureHelperImage(env.docker, env.helper);
         for (const swap of j.swaps) {
+          await ensureVolume(env.docker, env.helper, 'previous', swap.previous, previousLabels(swap.live));
           await swapVolume(env, image, swap);
           report.finishedSwaps.push(swap.live);
         }
@@ -37,7 +38,10 @@ export async function sweep(env: BackupEnv, isAlive: (pid: number) => boolean = 
         try {
           const state = (await env.docker.getContainer(cid).inspect()).State;
           if (state.Paused) {
-            await env.docker.getContainer(cid).unpause();
+            await env.docker.getContainer(cid).unpause().catch((err: Error & { statusCode?: number }) => {
+              // Another sweep (the operator's, a command's) got there first.
+              if (err.statusCode !== 409 && !/not paused/i.test(err.message)) throw err;
+            });
             report.resumed.push(cid);
           }
         } catch (err) {
