@@ -45,6 +45,22 @@ export interface BackupJournal {
   stopped: string[];
   /** A restore between stopping the service and starting it: the copies still to finish. */
   swaps: { live: string; subpath: string; staged: string; previous: string }[];
+  /**
+   * Restores staged inside a plain local volume's own folder (the parent of its `_data`, which the
+   * service does not see), swapped in by two renames: `staging` while the staged tree is written
+   * (a crash leaves only it to remove), `swapping` from the moment the service is stopped (a crash
+   * is finished forward by the sweep). Names are relative to `folder`.
+   */
+  moves?: {
+    live: string;
+    folder: string;
+    target: string;
+    staged: string;
+    previous: string;
+    phase: 'staging' | 'swapping';
+    /** The archived root folder's owner (`uid:gid`) and mode (octal), given to the staged root before it goes in. */
+    root?: { owner: string; mode: string };
+  }[];
   /** Host folders renamed by a restore: staged → target once target has moved to previous. */
   renames: { target: string; staged: string; previous: string }[];
   partial?: string;

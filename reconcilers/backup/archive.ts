@@ -146,6 +146,20 @@ export async function putArchiveFile(docker: Dockerode, containerId: string, dir
   }
 }
 
+/** Create the empty folder `name` (0700) in `dir` of a (created) container. */
+export async function putDirectory(docker: Dockerode, containerId: string, dir: string, name: string): Promise<void> {
+  const pack = tar.pack();
+  pack.entry({ name: `${name}/`, type: 'directory', mode: 0o700 });
+  pack.finalize();
+  const response: unknown = await docker.getContainer(containerId).putArchive(pack, { path: dir });
+  const stream = response as Readable | undefined;
+  if (stream && typeof stream.resume === 'function' && typeof stream.on === 'function') {
+    await new Promise<void>((resolve, reject) => {
+      stream.on('end', resolve).on('error', reject).resume();
+    });
+  }
+}
+
 /** Read the entries of `dir` of a container, without writing anything. */
 export async function listContainerPath(docker: Dockerode, containerId: string, dir: string, onBytes?: OnBytes): Promise<TarReadResult> {
   const source = (await docker.getContainer(containerId).getArchive({ path: `${dir.replace(/\/+$/, '')}/.` })) as Readable;

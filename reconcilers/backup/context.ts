@@ -71,7 +71,7 @@ export class Journal {
     startedAt: Date,
   ) {
     const procStart = processStartTime(process.pid);
-    this.state = { pid: process.pid, ...(procStart ? { procStart } : {}), startedAt: startedAt.toISOString(), operation, holding: [], paused: [], stopped: [], swaps: [], renames: [] };
+    this.state = { pid: process.pid, ...(procStart ? { procStart } : {}), startedAt: startedAt.toISOString(), operation, holding: [], paused: [], stopped: [], swaps: [], moves: [], renames: [] };
   }
   async save(): Promise<void> {
     await this.store.writeJournal(this.state);

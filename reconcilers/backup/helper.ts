@@ -49,6 +49,38 @@ export const UNSWAP_SCRIPT = [
   'rm -f "$target"/.pic-previous-complete',
 ].join('\n');
 
+/**
+ * The swap of a restore staged inside a volume's own folder (bound at /vol): the live tree
+ * ($1, `_data` or a path under it) renamed to the previous name ($3), the staged tree ($2), given
+ * the archived root's owner and mode ($4, $5, when known), renamed into its place. Two renames on one file system, so the live data is at every moment the old
+ * tree or the restored one, and a run killed between them is finished by running it again.
+ * `busybox` is named for every applet, so a helper image built before these scripts works too.
+ */
+export const MOVE_SWAP_SCRIPT = [
+  'set -e',
+  'target="/vol/$1"; staged="/vol/$2"; previous="/vol/$3"',
+  '[ -e "$staged" ] || exit 0',
+  'if [ ! -e "$previous" ]; then',
+  '  if [ -e "$target" ] || [ -L "$target" ]; then busybox mv "$target" "$previous"; else busybox mkdir "$previous"; fi',
+  'fi',
+  'if [ -e "$target" ] || [ -L "$target" ]; then echo "$1 is in the way of the restored tree"; exit 4; fi',
+  // The archive API does not carry the root folder's owner and mode: given as $4 and $5.
+  'if [ -n "$4" ]; then busybox chown "$4" "$staged"; busybox chmod "$5" "$staged"; fi',
+  'busybox mkdir -p "$(busybox dirname "$target")"',
+  'busybox mv "$staged" "$target"',
+].join('\n');
+
+/** Undo of a move swap: the restored tree set aside under the staged name, the previous one put back. */
+export const MOVE_UNSWAP_SCRIPT = [
+  'set -e',
+  'target="/vol/$1"; staged="/vol/$2"; previous="/vol/$3"',
+  '[ -e "$previous" ] || exit 3',
+  'if [ -e "$target" ] || [ -L "$target" ]; then',
+  '  if [ -e "$staged" ]; then busybox rm -rf "$target"; else busybox mv "$target" "$staged"; fi',
+  'fi',
+  'busybox mv "$previous" "$target"',
+].join('\n');
+
 export async function ensureHelperImage(docker: Dockerode, settings: HelperSettings): Promise<string> {
   const busyboxPath = settings.busybox ?? process.env.PIC_BUSYBOX ?? '/bin/busybox';
   let busybox: Buffer | undefined;

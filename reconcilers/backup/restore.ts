@@ -4,13 +4,16 @@
  * kept in a previous volume, the restored tree swapped in, the service started again, and the
  * previous data removed once it is Ready. A failed swap is undone before the service starts.
  */
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { BackupJournal } from '../../state/snapshots.js';
 import { BACKUP_LABEL } from './labels.js';
 import { BackupError, Journal, ownerKey, progressReporter, type BackupEnv } from './context.js';
 import { createVolume, ensureHelperImage, previousLabels, removeVolume, volumeName } from './helper.js';
-import { observeServiceContainers, volumeLabels } from './observe.js';
-import { checkArchiveFile, exists, leavesFolder, restoreInto, swapFolder, swapVolume, unswapVolume, type ArchiveCheck } from './steps.js';
+import { observeServiceContainers, volumeFolder, volumeLabels } from './observe.js';
+import { movedTarget } from './plan.js';
+import { archivedRoot, checkArchiveFile, exists, leavesFolder, moveSwap, moveUnswap, removeFromFolder, restoreInto, stageInFolder, swapFolder, swapVolume, unswapVolume, type ArchiveCheck } from './steps.js';
 import { sweep } from './sweep.js';
 
 export interface RestoreReport {
@@ -20,7 +23,8 @@ export interface RestoreReport {
 
 interface Staged {
   check: ArchiveCheck;
-  /** A staged volume, or a staged host folder. */
+  /** Staged inside the live volume's own folder (swapped by renames), in a staged volume, or in a staged host folder. */
+  move?: NonNullable<BackupJournal['moves']>[number];
   volume?: string;
   folder?: string;
   target?: string;
@@ -74,9 +78,25 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
           const src = check.record.source;
           let problems: string[];
           if (src.type === 'volume') {
-            const volume = await createVolume(env.docker, env.helper, 'staged', s.service, { [BACKUP_LABEL.snapshot]: id });
-            staged.push({ check, volume });
-            problems = await restoreInto(env, image, { type: 'volume', source: volume, target: '/d', readOnly: false }, check, p.onBytes);
+            // A deleted volume is made again as it was (no container can be using it).
+            if ((await volumeLabels(env.docker, src.volume)) === undefined) await env.docker.createVolume({ Name: src.volume, Labels: src.labels ?? {} });
+            const folder = await volumeFolder(env.docker, src.volume);
+            const target = movedTarget(src.subpath);
+            if (target === undefined) throw new BackupError(`snapshot ${id} is not restored; nothing was changed: ${s.service}/${check.record.file}: its subpath "${src.subpath}" leaves the volume`);
+            if (folder !== undefined) {
+              const unique = randomBytes(4).toString('hex');
+              const root = await archivedRoot(check);
+              const move = { live: src.volume, folder, target, staged: `pic-staged-${id}-${unique}`, previous: `pic-previous-${id}-${unique}`, phase: 'staging' as const, ...(root ? { root } : {}) };
+              // Journalled before it is written, so a crash leaves nothing the sweep does not know.
+              (journal.state.moves ??= []).push(move);
+              await journal.save();
+              staged.push({ check, move });
+              problems = await stageInFolder(env, image, move, check, p.onBytes);
+            } else {
+              const volume = await createVolume(env.docker, env.helper, 'staged', s.service, { [BACKUP_LABEL.snapshot]: id });
+              staged.push({ check, volume });
+              problems = await restoreInto(env, image, { type: 'volume', source: volume, target: '/d', readOnly: false }, check, p.onBytes);
+            }
           } else {
             const target = path.join(src.hostPath, src.subpath);
             if (env.dataDir === undefined) throw new BackupError(`${s.service}/${check.record.file} restores into the host folder ${target}, and the cell's data directory is not known to check it against`);
@@ -103,20 +123,23 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
           if (c.paused) await env.docker.getContainer(c.id).unpause();
           await env.docker.getContainer(c.id).stop();
         }
-        const previousKept: string[] = [];
+        const previousKept: { label: string; remove: () => Promise<void> }[] = [];
         for (const st of staged) {
           const src = st.check.record.source;
-          if (st.volume && src.type === 'volume') {
-            if ((await volumeLabels(env.docker, src.volume)) === undefined) {
-              await env.docker.createVolume({ Name: src.volume, Labels: (src as { labels?: Record<string, string> }).labels ?? {} });
-            }
+          if (st.move) {
+            st.move.phase = 'swapping';
+            await journal.save();
+            await moveSwap(env, image, st.move);
+            const { folder, previous } = st.move;
+            previousKept.push({ label: `${folder}/${previous}`, remove: () => removeFromFolder(env, image, folder, previous) });
+          } else if (st.volume && src.type === 'volume') {
             // Journalled before it exists, so a crash right after creating it leaves no volume unknown to the sweep.
             const previous = volumeName(env.helper, 'previous', s.service);
             const swap = { live: src.volume, subpath: src.subpath, staged: st.volume, previous };
             journal.state.swaps.push(swap);
             await journal.save();
             await createVolume(env.docker, env.helper, 'previous', s.service, previousLabels(src.volume, id), previous);
-            previousKept.push(previous);
+            previousKept.push({ label: `volume ${previous}`, remove: () => removeVolume(env.docker, previous) });
             await swapVolume(env, image, swap);
           } else if (st.folder && st.target) {
             const previous = `${st.target}.pic-previous-${id}`;
@@ -124,7 +147,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
             journal.state.renames.push(rename);
             await journal.save();
             await swapFolder(rename);
-            previousKept.push(previous);
+            previousKept.push({ label: previous, remove: () => fs.rm(previous, { recursive: true, force: true }) });
           }
         }
         // Started again: what ran before the restore (a stopped service stays stopped).
@@ -134,28 +157,27 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
         });
         journal.state.stopped = [];
         journal.state.swaps = [];
+        journal.state.moves = [];
         journal.state.renames = [];
         await journal.release(s.service);
         const downtimeMs = Date.now() - started;
         // 4. The previous contents go once the service is Ready again; else they stay for the admin.
         const ready = wasRunning.length === 0 ? false : await waitReady(env, s.service);
-        if (ready) {
-          for (const p of previousKept) {
-            if (p.startsWith('/')) await fs.rm(p, { recursive: true, force: true });
-            else await removeVolume(env.docker, p);
-          }
-        }
-        report.services.push({ service: s.service, archives: mine.length, downtimeMs, ready, previousKept: ready ? [] : previousKept });
+        if (ready) for (const p of previousKept) await p.remove();
+        const kept = ready ? [] : previousKept.map((p) => p.label);
+        report.services.push({ service: s.service, archives: mine.length, downtimeMs, ready, previousKept: kept });
         env.notify?.({
           key: ownerKey(s.service),
           type: ready ? 'Normal' : 'Warning',
           reason: ready ? 'BackupRestored' : 'BackupRestoredNotReady',
           message: ready
             ? `snapshot ${id} restored (${mine.length} archive(s), stopped for ${downtimeMs} ms)`
-            : `snapshot ${id} restored, but the service is not Ready; the previous data is kept in ${previousKept.join(', ')}`,
+            : `snapshot ${id} restored, but the service is not Ready; the previous data is kept in ${kept.join(', ')}`,
         });
       } finally {
         for (const st of staged) {
+          // A tree staged beside the live one and not swapped in yet; one being swapped is the undo's.
+          if (st.move?.phase === 'staging') await removeFromFolder(env, image, st.move.folder, st.move.staged).catch(() => undefined);
           if (st.volume) await removeVolume(env.docker, st.volume).catch(() => undefined);
           if (st.folder) await fs.rm(st.folder, { recursive: true, force: true }).catch(() => undefined);
         }
@@ -168,6 +190,14 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
     for (const swap of journal.state.swaps) {
       const image = await ensureHelperImage(env.docker, env.helper).catch(() => undefined);
       if (image && (await unswapVolume(env, image, swap).then(() => true, () => false))) undone.push(swap.live);
+    }
+    for (const move of journal.state.moves ?? []) {
+      if (move.phase !== 'swapping') continue;
+      const image = await ensureHelperImage(env.docker, env.helper).catch(() => undefined);
+      if (image && (await moveUnswap(env, image, move).then(() => true, () => false))) {
+        undone.push(move.live);
+        await removeFromFolder(env, image, move.folder, move.staged).catch(() => undefined);
+      }
     }
     for (const r of journal.state.renames) {
       if (await exists(r.previous)) {

@@ -6,10 +6,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BackupJournal } from '../../state/snapshots.js';
-import { archiveContainerPath, listContainerPath, putArchiveFile, readArchiveFile } from './archive.js';
+import { archiveContainerPath, listContainerPath, putArchiveFile, putDirectory, readArchiveFile } from './archive.js';
 import { type BackupEnv, type Journal, ownerKey, type progressReporter } from './context.js';
 import { compareEntries, countFiles, entryListDigest, sortEntries } from './entries.js';
-import { createHelper, removeContainer, runHelper, SWAP_SCRIPT, UNSWAP_SCRIPT, type HelperMount } from './helper.js';
+import { createHelper, MOVE_SWAP_SCRIPT, MOVE_UNSWAP_SCRIPT, removeContainer, runHelper, SWAP_SCRIPT, UNSWAP_SCRIPT, type HelperMount } from './helper.js';
 import { volumeLabels } from './observe.js';
 import type { BackupContainer, PlannedArchive } from './plan.js';
 import type { ArchiveRecord, FileEntry } from './types.js';
@@ -160,11 +160,13 @@ export async function checkArchiveFile(env: BackupEnv, id: string, service: stri
   return { record, service, file, problems };
 }
 
-export async function restoreInto(env: BackupEnv, image: string, mount: HelperMount, check: ArchiveCheck, onBytes: (n: number) => void): Promise<string[]> {
+export async function restoreInto(env: BackupEnv, image: string, mount: HelperMount, check: ArchiveCheck, onBytes: (n: number) => void, subdir?: string): Promise<string[]> {
   const helper = await createHelper(env.docker, image, env.helper, [mount]);
   try {
-    await putArchiveFile(env.docker, helper.id, mount.target, check.file, onBytes);
-    const restored = await listContainerPath(env.docker, helper.id, mount.target);
+    const dir = subdir === undefined ? mount.target : `${mount.target}/${subdir}`;
+    if (subdir !== undefined) await putDirectory(env.docker, helper.id, mount.target, subdir);
+    await putArchiveFile(env.docker, helper.id, dir, check.file, onBytes);
+    const restored = await listContainerPath(env.docker, helper.id, dir);
     if (entryListDigest(restored.entries) === check.record.entriesSha256) return [];
     const archived = await readEntries(path.join(path.dirname(check.file), path.basename(check.record.entriesFile)));
     const label = `${check.service}/${check.record.file.split('/').pop()}`;
@@ -172,6 +174,46 @@ export async function restoreInto(env: BackupEnv, image: string, mount: HelperMo
   } finally {
     await removeContainer(env.docker, helper.id);
   }
+}
+
+type Move = NonNullable<BackupJournal['moves']>[number];
+
+function folderMount(move: Pick<Move, 'folder'>): HelperMount {
+  return { type: 'bind', source: move.folder, target: '/vol', readOnly: false };
+}
+
+/** The owner and mode of an archive's root folder, from its entry list (when it holds one). */
+export async function archivedRoot(check: ArchiveCheck): Promise<{ owner: string; mode: string } | undefined> {
+  const entries = await readEntries(path.join(path.dirname(check.file), path.basename(check.record.entriesFile)));
+  const root = entries.find((e) => e.path === '.' && e.type === 'directory');
+  if (!root || !Number.isInteger(root.uid) || !Number.isInteger(root.gid) || !Number.isInteger(root.mode)) return undefined;
+  return { owner: `${root.uid}:${root.gid}`, mode: (root.mode & 0o7777).toString(8) };
+}
+
+/** Stage an archive inside a volume's own folder, beside its live tree, and compare it. */
+export async function stageInFolder(env: BackupEnv, image: string, move: Move, check: ArchiveCheck, onBytes: (n: number) => void): Promise<string[]> {
+  return restoreInto(env, image, folderMount(move), check, onBytes, move.staged);
+}
+
+async function runMove(env: BackupEnv, image: string, move: Move, script: string, what: string): Promise<void> {
+  const result = await runHelper(env.docker, image, env.helper, [folderMount(move)], ['sh', '-c', script, what, move.target, move.staged, move.previous, move.root?.owner ?? '', move.root?.mode ?? '']);
+  if (result.exitCode !== 0) throw new Error(`${what} of the restored data in volume ${move.live} failed (exit ${result.exitCode}): ${result.output}`);
+}
+
+/** Swap a staged tree in by two renames; run again after a crash, it finishes what is left. */
+export async function moveSwap(env: BackupEnv, image: string, move: Move): Promise<void> {
+  await runMove(env, image, move, MOVE_SWAP_SCRIPT, 'swap');
+}
+
+export async function moveUnswap(env: BackupEnv, image: string, move: Move): Promise<void> {
+  await runMove(env, image, move, MOVE_UNSWAP_SCRIPT, 'undo');
+}
+
+/** Remove a staged or previous tree from a volume's folder. */
+export async function removeFromFolder(env: BackupEnv, image: string, folder: string, name: string): Promise<void> {
+  if (!/^pic-(staged|previous)-[A-Za-z0-9-]+$/.test(name)) throw new Error(`refusing to remove "${name}" from ${folder}: not a name the restore gave`);
+  const result = await runHelper(env.docker, image, env.helper, [folderMount({ folder })], ['busybox', 'rm', '-rf', `/vol/${name}`]);
+  if (result.exitCode !== 0) throw new Error(`removing ${folder}/${name} failed (exit ${result.exitCode}): ${result.output}`);
 }
 
 

@@ -169,9 +169,10 @@ describe('a stopped service, and one stopped for its snapshot', () => {
     // Not Ready (it does not run): the previous contents stay for the admin.
     expect(report.services[0]!.ready).toBe(false);
     expect(report.services[0]!.previousKept).toHaveLength(1);
+    // A plain local volume keeps it beside its _data on the Docker host (removed with the volume).
     const previous = report.services[0]!.previousKept[0]!;
+    expect(previous).toMatch(new RegExp(`/${volume}/pic-previous-${manifest.id}-[0-9a-f]+$`));
     expect(await inVolume(cell, previous, 'ls /d/notes 2>&1 || echo gone')).toContain('gone');
-    await docker.getVolume(previous).remove();
   });
 
   it('stops a service whose ServiceInstall asks for it, and starts it again', async () => {

@@ -85,7 +85,8 @@ export async function inVolume(cell: FakeCell, volume: string, script: string, a
     Image: BUSYBOX_IMAGE,
     Cmd: ['sh', '-c', script, 'sh', ...args],
     Labels: cell.labels,
-    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: volume, Target: '/d' }] },
+    // A volume by name, or a folder on the Docker host by its absolute path.
+    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: volume.startsWith('/') ? 'bind' : 'volume', Source: volume, Target: '/d' }] },
   });
   try {
     await c.start();
