@@ -160,7 +160,7 @@ export async function checkArchiveFile(env: BackupEnv, id: string, service: stri
   return { record, service, file, problems };
 }
 
-export async function restoreInto(env: BackupEnv, image: string, mount: HelperMount, check: ArchiveCheck, onBytes: (n: number) => void, subdir?: string): Promise<string[]> {
+export async function restoreInto(env: BackupEnv, image: string, mount: HelperMount, check: Pick<ArchiveCheck, 'record' | 'service' | 'file'>, onBytes: (n: number) => void, subdir?: string): Promise<string[]> {
   const helper = await createHelper(env.docker, image, env.helper, [mount]);
   try {
     const dir = subdir === undefined ? mount.target : `${mount.target}/${subdir}`;
@@ -183,15 +183,15 @@ function folderMount(move: Pick<Move, 'folder'>): HelperMount {
 }
 
 /** The owner and mode of an archive's root folder, from its entry list (when it holds one). */
-export async function archivedRoot(check: ArchiveCheck): Promise<{ owner: string; mode: string } | undefined> {
-  const entries = await readEntries(path.join(path.dirname(check.file), path.basename(check.record.entriesFile)));
+export async function archivedRoot(file: string, record: ArchiveRecord): Promise<{ owner: string; mode: string } | undefined> {
+  const entries = await readEntries(path.join(path.dirname(file), path.basename(record.entriesFile)));
   const root = entries.find((e) => e.path === '.' && e.type === 'directory');
   if (!root || !Number.isInteger(root.uid) || !Number.isInteger(root.gid) || !Number.isInteger(root.mode)) return undefined;
   return { owner: `${root.uid}:${root.gid}`, mode: (root.mode & 0o7777).toString(8) };
 }
 
 /** Stage an archive inside a volume's own folder, beside its live tree, and compare it. */
-export async function stageInFolder(env: BackupEnv, image: string, move: Move, check: ArchiveCheck, onBytes: (n: number) => void): Promise<string[]> {
+export async function stageInFolder(env: BackupEnv, image: string, move: Move, check: Pick<ArchiveCheck, 'record' | 'service' | 'file'>, onBytes: (n: number) => void): Promise<string[]> {
   return restoreInto(env, image, folderMount(move), check, onBytes, move.staged);
 }
 
