@@ -16,7 +16,7 @@ import { BackupError, Journal, ownerKey, progressReporter, type BackupEnv } from
 import { createVolume, ensureHelperImage, previousLabels, removeVolume, volumeName } from './helper.js';
 import { observeServiceContainers, volumeFolder, volumeLabels } from './observe.js';
 import { movedTarget } from './plan.js';
-import { archivedRoot, checkArchiveFile, exists, leavesFolder, moveSwap, moveUnswap, removeFromFolder, restoreInto, stageInFolder, swapFolder, swapVolume, unswapVolume, type ArchiveCheck } from './steps.js';
+import { archivedRoot, exists, leavesFolder, moveSwap, moveUnswap, removeFromFolder, restoreInto, stageInFolder, swapFolder, swapVolume, unswapVolume, type ArchiveToRestore } from './steps.js';
 import type { ArchiveRecord } from './types.js';
 import { sweep } from './sweep.js';
 
@@ -26,7 +26,7 @@ export interface RestoreReport {
 }
 
 /** What staging and comparing one archive needs to know of it. */
-type StagedCheck = Pick<ArchiveCheck, 'record' | 'service' | 'file'> & { source: ArchiveRecord['source'] };
+type StagedCheck = ArchiveToRestore & { source: ArchiveRecord['source'] };
 
 interface Staged {
   check: StagedCheck;
@@ -77,18 +77,13 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
     // Only when all of them pass is any service touched.
     const refused: string[] = [];
     for (const s of chosen) {
-      const checking = progressReporter(env, 'verify', s.service);
       const progress = progressReporter(env, 'restore', s.service);
       for (const record of s.archives) {
         const p = progress.start(record.name);
-        const [check, stageProblems] = await Promise.all([
-          checkArchiveFile(env, id, s.service, record, checking),
-          stage(env, image, id, s.service, record, journal, staged, createdLive, p.onBytes).catch((err: Error) => [`${s.service}/${record.file}: cannot be staged: ${err.message}`]),
-        ]);
+        const problems = await stage(env, image, id, s.service, record, journal, staged, createdLive, p.onBytes).catch((err: Error) => [`${s.service}/${record.file}: cannot be staged: ${err.message}`]);
         p.finish();
-        // The record's own check speaks first: an archive refused or corrupted is named as such.
-        refused.push(...(check.problems.length > 0 ? check.problems : stageProblems));
-        if (check.problems.length === 0 && stageProblems.length === 0) env.notify?.({ key: ownerKey(s.service), type: 'Normal', reason: 'RestoreProgress', message: `${record.file}: staged and checked (service so far: ${progress.total()} bytes)` });
+        refused.push(...problems);
+        if (problems.length === 0) env.notify?.({ key: ownerKey(s.service), type: 'Normal', reason: 'RestoreProgress', message: `${record.file}: staged and checked (service so far: ${progress.total()} bytes)` });
       }
     }
     if (refused.length > 0) throw new BackupError(`snapshot ${id} is not restored; nothing was changed:\n  ${refused.join('\n  ')}`);
