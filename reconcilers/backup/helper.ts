@@ -146,14 +146,16 @@ export interface HelperMount {
 }
 
 /** A helper container, created and never started (the archive API works on it as it is). */
-export async function createHelper(docker: Dockerode, image: string, settings: HelperSettings, mounts: HelperMount[], cmd: string[] = ['true']): Promise<Dockerode.Container> {
+export async function createHelper(docker: Dockerode, image: string, settings: HelperSettings, mounts: HelperMount[], cmd: string[] = ['true'], role: 'helper' | 'cleanup' = 'helper'): Promise<Dockerode.Container> {
   return docker.createContainer({
-    name: helperName(settings, 'helper'),
+    name: helperName(settings, role),
     Image: image,
     Cmd: cmd,
-    Labels: labelsFor(settings, 'helper'),
+    Labels: labelsFor(settings, role),
     NetworkDisabled: true,
     HostConfig: {
+      // A cleanup removes itself when done; it outlives the run that started it by design.
+      ...(role === 'cleanup' ? { AutoRemove: true } : {}),
       NetworkMode: 'none',
       Mounts: mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
     },
@@ -233,7 +235,7 @@ export async function listLeftovers(docker: Dockerode, labels: Record<string, st
     return !Number.isInteger(pid) || !isAlive(pid);
   };
   const containers = (await docker.listContainers({ all: true, filters }))
-    .filter((c) => dead(c.Labels))
+    .filter((c) => dead(c.Labels) && c.Labels?.[BACKUP_LABEL.role] !== 'cleanup')
     .map((c) => c.Id);
   const { Volumes } = await docker.listVolumes({ filters });
   const volumes = (Volumes ?? [])

@@ -16,7 +16,7 @@ import { BackupError, Journal, ownerKey, progressReporter, type BackupEnv } from
 import { createVolume, ensureHelperImage, previousLabels, removeVolume, volumeName } from './helper.js';
 import { observeServiceContainers, volumeFolder, volumeLabels } from './observe.js';
 import { movedTarget } from './plan.js';
-import { archivedRoot, exists, leavesFolder, moveSwap, moveUnswap, removeFromFolder, restoreInto, stageInFolder, swapFolder, swapVolume, unswapVolume, type ArchiveToRestore } from './steps.js';
+import { archivedRoot, exists, leavesFolder, moveSwap, moveUnswap, removeFromFolder, restoreInto, stageInFolder, startRemovalFromFolder, swapFolder, swapVolume, unswapVolume, type ArchiveToRestore } from './steps.js';
 import type { ArchiveRecord } from './types.js';
 import { sweep } from './sweep.js';
 
@@ -110,7 +110,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
           await moveSwap(env, image, st.move);
           st.swapped = true;
           const { folder, previous } = st.move;
-          previousKept.push({ label: `${folder}/${previous}`, remove: () => removeFromFolder(env, image, folder, previous) });
+          previousKept.push({ label: `${folder}/${previous}`, remove: () => startRemovalFromFolder(env, image, folder, previous) });
         } else if (st.volume && src.type === 'volume') {
           // Journalled before it exists, so a crash right after creating it leaves no volume unknown to the sweep.
           const previous = volumeName(env.helper, 'previous', s.service);

@@ -217,6 +217,16 @@ export async function moveUnswap(env: BackupEnv, image: string, move: Move): Pro
   await runMove(env, image, move, MOVE_UNSWAP_SCRIPT, 'undo');
 }
 
+/**
+ * Start removing a previous tree from a volume's folder and return: a helper that removes itself
+ * when done (freeing the space of a large volume takes a while, and the restore is over).
+ */
+export async function startRemovalFromFolder(env: BackupEnv, image: string, folder: string, name: string): Promise<void> {
+  if (!/^pic-previous-[A-Za-z0-9-]+$/.test(name)) throw new Error(`refusing to remove "${name}" from ${folder}: not a name the restore gave`);
+  const helper = await createHelper(env.docker, image, env.helper, [folderMount({ folder })], ['busybox', 'rm', '-rf', `/vol/${name}`], 'cleanup');
+  await helper.start();
+}
+
 /** Remove a staged or previous tree from a volume's folder. */
 export async function removeFromFolder(env: BackupEnv, image: string, folder: string, name: string): Promise<void> {
   if (!/^pic-(staged|previous)-[A-Za-z0-9-]+$/.test(name)) throw new Error(`refusing to remove "${name}" from ${folder}: not a name the restore gave`);

@@ -12,7 +12,7 @@ import { createSnapshot, restoreSnapshot, sweep, type BackupEnv, type ServiceTar
 import { volumeFolder } from '../../reconcilers/backup/observe.js';
 import { SnapshotStore, type BackupJournal } from '../../state/snapshots.js';
 import { docker } from '../support/docker.js';
-import { createFakeCell, createServiceContainer, createServiceVolume, fingerprint, inVolume, removeFakeCell, type FakeCell } from '../support/backup-fixture.js';
+import { cleanupsDone, createFakeCell, createServiceContainer, createServiceVolume, fingerprint, inVolume, removeFakeCell, type FakeCell } from '../support/backup-fixture.js';
 
 let cell: FakeCell;
 let env: BackupEnv;
@@ -48,7 +48,8 @@ describe('a restore into a plain local volume', () => {
     expect(report.services[0]).toMatchObject({ ready: true, previousKept: [] });
     expect(await fingerprint(cell, volume)).toBe(fp);
     expect((await inVolume(cell, volume, 'stat -c "%a %u:%g" /d')).trim()).toBe('750 1000:1000');
-    // Nothing staged or previous is left beside the live tree.
+    // Nothing staged or previous is left beside the live tree (the previous one goes in the background).
+    await cleanupsDone(cell);
     const folder = (await volumeFolder(docker, volume)) as string;
     expect((await inVolume(cell, folder, 'ls -A /d')).trim()).toBe('_data');
   });

@@ -21,6 +21,7 @@ import { SnapshotStore } from '../../state/snapshots.js';
 import { docker } from '../support/docker.js';
 import {
   buildNoTarImage,
+  cleanupsDone,
   createFakeCell,
   createServiceContainer,
   createServiceVolume,
@@ -124,6 +125,8 @@ describe('a service with two volumes and a config path', () => {
     expect(await fs.readFile(path.join(configDir(), 'app.conf'), 'utf8')).toBe('listen 8080\n');
     const state = (await docker.getContainer(`cell-${cell.tag}-notes-app`).inspect()).State;
     expect(state.Running).toBe(true);
+    // The previous trees are removed in the background once the service is Ready.
+    await cleanupsDone(cell);
     expect(await ourLeftovers()).toEqual({ containers: [], volumes: [] });
     expect((await fs.readdir(path.dirname(configDir()))).sort()).toEqual(['notes']);
   });

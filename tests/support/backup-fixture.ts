@@ -174,3 +174,13 @@ export async function buildNoTarImage(): Promise<void> {
 export async function sleepBinary(): Promise<string> {
   return (await exec('sh', ['-c', 'command -v sleep'])).stdout.trim();
 }
+
+/** Wait until the background removals of a restore's previous trees (cleanup helpers) of this cell are done. */
+export async function cleanupsDone(cell: FakeCell): Promise<void> {
+  const filters = { label: [`ngo.pic.test-run=${cell.name}`, 'ngo.pic.backup.role=cleanup'] };
+  const deadline = Date.now() + 120_000;
+  while ((await docker.listContainers({ all: true, filters })).length > 0) {
+    if (Date.now() > deadline) throw new Error('a cleanup helper is still running after 2 minutes');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
