@@ -155,7 +155,9 @@ export class BackupScheduler {
 
   /** Sweep, then keep an eye on the journals and the schedule (not for `pic run --once`). */
   async start(watch: boolean): Promise<void> {
-    await this.sweep();
+    // A sweep that fails is tried again before each held service is reconciled (holdOf), so the
+    // operator starts anyway and no service it concerns is touched before it succeeds.
+    await this.sweep().catch((err: Error) => this.opts.ctx.logger.error(`cannot put right what a killed backup or restore left: ${err.message}`));
     if (!watch) return;
     const poll = async () => {
       const cell = this.cellDoc();
@@ -269,7 +271,12 @@ export class BackupScheduler {
     const loaded = this.opts.cell();
     const services = (loaded?.docs.services ?? []).map((s) => s.doc.metadata.name);
     const facts = new Map<string, BackupFacts>();
-    for (const service of services) facts.set(service, backupFactsOf(service, snapshots, cell.spec.backup?.schedule, now));
+    const schedule = cell.spec.backup?.schedule;
+    for (const service of services) {
+      const f = backupFactsOf(service, snapshots, schedule, now);
+      // A cell that takes no backups says nothing about them.
+      if (schedule || f.last) facts.set(service, f);
+    }
     await this.opts.statusStore.setBackupFacts(facts);
   }
 }

@@ -14,12 +14,14 @@ const NOTICE_PREFIX = 'backup overdue:';
 
 /** A status with the backup facts of its service merged in. Pure. */
 export function withBackupFacts(status: DocumentStatus, facts: BackupFacts | undefined): DocumentStatus {
-  if (status.kind !== SERVICE_KIND || facts === undefined) return status;
-  const { notice, ...backup } = facts;
+  if (status.kind !== SERVICE_KIND || (facts === undefined && status.facts?.backup === undefined)) return status;
   const notices = (status.facts?.notices ?? []).filter((n) => !n.startsWith(NOTICE_PREFIX));
-  if (notice) notices.push(notice);
   const rest = { ...(status.facts ?? {}) };
   delete rest.notices;
+  delete rest.backup;
+  if (facts === undefined) return { ...status, facts: { ...rest, ...(notices.length > 0 ? { notices } : {}) } };
+  const { notice, ...backup } = facts;
+  if (notice) notices.push(notice);
   return { ...status, facts: { ...rest, ...(notices.length > 0 ? { notices } : {}), backup } };
 }
 
@@ -34,8 +36,8 @@ export class BackupStatusStore extends StatusStore {
   async setBackupFacts(next: ReadonlyMap<string, BackupFacts>): Promise<void> {
     const before = this.facts;
     this.facts = new Map(next);
-    for (const [service, facts] of next) {
-      if (JSON.stringify(before.get(service)) === JSON.stringify(facts)) continue;
+    for (const service of new Set([...before.keys(), ...next.keys()])) {
+      if (JSON.stringify(before.get(service)) === JSON.stringify(next.get(service))) continue;
       const key = `${SERVICE_KIND}/${service}`;
       const current = await this.lastKnown(key);
       if (current) await this.put(current);

@@ -216,11 +216,12 @@ describe('the operator and backups', () => {
       killed.child.kill('SIGKILL');
       await killed.exited;
       await waitFor('the operator starting the service again', async () => ((await state()).Running ? true : undefined), 60_000);
-      await waitFor('the sweep removing the helpers', async () => {
+      // The sweep removes the helpers, then the run's partial folder and journal.
+      await waitFor('the sweep removing the helpers and the partial snapshot', async () => {
         const left = await leftovers();
-        return left.helpers.length === 0 && left.volumes.length === 0 ? true : undefined;
+        if (left.helpers.length > 0 || left.volumes.length > 0) return undefined;
+        return backupFolderClean().then(() => true, () => undefined);
       }, 60_000);
-      await backupFolderClean();
     } finally {
       await stopOperator(op);
     }

@@ -67,6 +67,10 @@ describe('withBackupFacts', () => {
   test('no longer overdue: the notice goes', () => {
     expect(withBackupFacts(status, { overdue: false, lastVerified: { snapshot: 's', at: 'x' } }).facts).toEqual({ serviceIp: '172.20.0.20', notices: ['the catalog offers 1.1.0'], backup: { overdue: false, lastVerified: { snapshot: 's', at: 'x' } } });
   });
+  test('facts gone (the cell takes no backups any more): the backup fact and its notice go', () => {
+    const before = withBackupFacts(status, { overdue: true, notice: 'backup overdue: new' });
+    expect(withBackupFacts(before, undefined).facts).toEqual({ serviceIp: '172.20.0.20', notices: ['the catalog offers 1.1.0'] });
+  });
   test('other kinds, and services without facts yet, are left as they are', () => {
     expect(withBackupFacts({ ...status, kind: 'PeerAccount', key: 'PeerAccount/notes' }, { overdue: true })).toEqual({ ...status, kind: 'PeerAccount', key: 'PeerAccount/notes' });
     expect(withBackupFacts(status, undefined)).toBe(status);
