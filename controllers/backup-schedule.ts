@@ -200,8 +200,9 @@ export class BackupScheduler {
       return;
     }
     if (this.running) return;
-    const next = Math.max(nextSlot(schedule, now).getTime(), this.retryAt);
-    this.arm(next - now.getTime());
+    // Due but waiting out a failure: look again when the wait is over; else at the next slot.
+    const due = backupDue(schedule, lastScheduled, now);
+    this.arm((due ? this.retryAt : nextSlot(schedule, now).getTime()) - now.getTime());
   }
 
   private arm(delayMs: number): void {

@@ -10,7 +10,7 @@ import { BackupError, Journal, ownerKey, progressReporter, type BackupEnv, type 
 import { ensureHelperImage } from './helper.js';
 import { observeServiceContainers } from './observe.js';
 import { planKeptVolumeArchives, planServiceArchives, type BackupContainer, type PlannedArchive } from './plan.js';
-import { exists, leavesFolder, quiesce, takeArchive } from './steps.js';
+import { exists, leavesFolder, quiesce, takeArchive, waitUntilUnheld } from './steps.js';
 import { sweep } from './sweep.js';
 import type { ArchiveRecord, ServiceSnapshot, SnapshotManifest } from './types.js';
 import { verifySnapshot } from './verify.js';
@@ -90,7 +90,10 @@ async function takeSnapshot(
       const started = Date.now();
       // Held (in the journal) before the first pause and until the last container runs again:
       // the operator leaves the service's containers alone meanwhile.
-      if (archives.length > 0) await journal.hold(target.id);
+      if (archives.length > 0) {
+        await waitUntilUnheld(env, target.id);
+        await journal.hold(target.id);
+      }
       let downtimeMs = 0;
       try {
         const resume = archives.length > 0 ? await quiesce(env, journal, containers, target.consistency) : async () => undefined;

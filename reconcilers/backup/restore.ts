@@ -16,7 +16,7 @@ import { BackupError, Journal, ownerKey, progressReporter, type BackupEnv } from
 import { createVolume, ensureHelperImage, previousLabels, removeVolume, volumeName } from './helper.js';
 import { observeServiceContainers, volumeFolder, volumeLabels } from './observe.js';
 import { movedTarget } from './plan.js';
-import { archivedRoot, exists, leavesFolder, moveSwap, moveUnswap, removeFromFolder, restoreInto, stageInFolder, startRemovalFromFolder, swapFolder, swapVolume, unswapVolume, type ArchiveToRestore } from './steps.js';
+import { archivedRoot, exists, leavesFolder, moveSwap, moveUnswap, removeFromFolder, restoreInto, stageInFolder, startRemovalFromFolder, swapFolder, waitUntilUnheld, swapVolume, unswapVolume, type ArchiveToRestore } from './steps.js';
 import type { ArchiveRecord } from './types.js';
 import { sweep } from './sweep.js';
 
@@ -92,6 +92,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
     swapping = true;
     for (const s of chosen) {
       const mine = staged.filter((st) => st.service === s.service);
+      await waitUntilUnheld(env, s.service);
       await journal.hold(s.service);
       const containers = await observeServiceContainers(env.docker, s.service, env.cellName);
       const started = Date.now();

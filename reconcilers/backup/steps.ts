@@ -14,6 +14,21 @@ import { volumeLabels } from './observe.js';
 import type { BackupContainer, PlannedArchive } from './plan.js';
 import type { ArchiveRecord, FileEntry } from './types.js';
 
+/**
+ * Wait while another live run (the operator's scheduled backup, another command) holds the
+ * service still: two runs pausing and resuming one service would resume it under each other.
+ */
+export async function waitUntilUnheld(env: BackupEnv, service: string, timeoutMs = 30 * 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { live } = await env.store.journals();
+    const other = live.find((j) => j.pid !== process.pid && (j.holding ?? []).includes(service));
+    if (!other) return;
+    if (Date.now() > deadline) throw new Error(`ServiceInstall/${service} is held by another ${other.operation ?? 'backup'} (pid ${other.pid}) for more than ${Math.round(timeoutMs / 60_000)} minutes`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
 export async function quiesce(env: BackupEnv, journal: Journal, containers: readonly BackupContainer[], mode: 'pause' | 'stop'): Promise<() => Promise<void>> {
   const touched: { id: string; how: 'paused' | 'stopped' }[] = [];
   const resume = async () => {
