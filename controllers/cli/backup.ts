@@ -138,7 +138,7 @@ export const backupCommand: Command = {
   name: 'backup',
   summary: "Snapshots of the services' declared data: create, list, verify (a test restore), restore (staged), delete, prune",
   args: 'create|list|verify|restore|delete|prune [SNAPSHOT] [SERVICE...]',
-  description: "Each service is paused (or stopped, per its spec.backup.consistency) for its own archives and started again even when the backup fails; a snapshot is verified by a test restore into scratch volumes. Restore is staged: new volumes, checked, then swapped in; the previous data is kept until the service is Ready. Progress goes to stderr. Exit 0 done, 1 failed.",
+  description: "Each service is paused (or stopped, per its spec.backup.consistency) for its own archives and started again even when the backup fails; a snapshot is verified by a test restore into scratch volumes. Restore is staged: every archive extracted out of the services' sight and checked before any service is touched, then each service stopped, its data swapped in (by renames for a plain local volume) and started; the previous data is kept until the service is Ready. A running operator leaves a service alone while a backup or restore holds it. Progress goes to stderr. Exit 0 done, 1 failed.",
   flags: [
     CELL_FLAG,
     STATE_DIR_FLAG,
