@@ -94,7 +94,12 @@ export class Operator {
       opts.cellDir,
       () => this.cell,
     );
-    this.backups = new BackupScheduler({ ctx: this.ctx, stateRoot: opts.stateDir.root, cellDir: opts.cellDir, cell: () => this.cell, statusStore,
+    this.backups = new BackupScheduler({
+      ctx: this.ctx,
+      stateRoot: opts.stateDir.root,
+      cellDir: opts.cellDir,
+      cell: () => this.cell,
+      statusStore,
       enqueue: (key) => this.queue.add(key),
       // A backup waits for the pass under way, so it sees which services are Ready (at most a minute).
       settled: () => Promise.race([this.queue.whenIdle(5000), new Promise<void>((resolve) => setTimeout(resolve, 60_000).unref())]),
