@@ -14,7 +14,8 @@ import { IpAllocationStore } from '../state/ip-allocation.js';
 import { PackageStore } from '../state/packages.js';
 import { SecretsStore } from '../state/secrets.js';
 import { StateDir } from '../state/state-dir.js';
-import { StatusStore } from '../state/status-store.js';
+import { BackupScheduler } from './backup-schedule.js';
+import { BackupStatusStore } from './backup-status.js';
 import { OperatorContext } from './context.js';
 import { CELL_RESOURCES } from './resources.js';
 import { CORE_KIND, coreComponents, isCoreKey } from '../reconcilers/core/spec.js';
@@ -67,6 +68,8 @@ export class Operator {
   private closers: (() => Promise<void> | void)[] = [];
   private reloading?: Promise<void>;
   readonly shared: SharedResources;
+  /** Scheduled backups, the sweep after a killed one, and the hold a running one has on a service. */
+  readonly backups: BackupScheduler;
   /** The folder-wide problems last logged, so an unchanged problem is not logged on every pass. */
   private lastGeneral = '';
   /** What the snapshot was read from (`cellFilesSignature`), when it can be trusted. */
@@ -76,11 +79,12 @@ export class Operator {
 
   constructor(private readonly opts: OperatorOptions) {
     const paths = opts.stateDir.paths;
+    const statusStore = new BackupStatusStore(paths.status);
     this.ctx = new OperatorContext(
       opts.docker,
       new IpAllocationStore(paths.ipAllocations),
       new SecretsStore(paths.secrets),
-      new StatusStore(paths.status),
+      statusStore,
       new EventLog(paths.events),
       opts.logger,
       paths.data,
@@ -93,6 +97,16 @@ export class Operator {
       opts.cellDir,
       () => this.cell,
     );
+    this.backups = new BackupScheduler({
+      ctx: this.ctx,
+      stateRoot: opts.stateDir.root,
+      cellDir: opts.cellDir,
+      cell: () => this.cell,
+      statusStore,
+      enqueue: (key) => this.queue.add(key),
+      // A backup waits for the pass under way, so it sees which services are Ready (at most a minute).
+      settled: () => Promise.race([this.queue.whenIdle(5000), new Promise<void>((resolve) => setTimeout(resolve, 60_000).unref())]),
+    });
     this.queue = new WorkQueue({
       handler: (key) => this.handle(key),
       concurrency: opts.concurrency ?? 4,
@@ -367,9 +381,10 @@ export class Operator {
     if (cell.frozen) return;
     if (isCoreKey(key)) return this.handleCore(cell, key);
     if (isResourceKey(key)) return this.shared.reconcileResource(cell, key);
-    if (isAccountsKey(key)) return this.shared.reconcileAccounts(cell, key);
+    if (isAccountsKey(key)) return (await this.heldByBackup(key, key.slice(ACCOUNTS_PREFIX.length))) ? undefined : this.shared.reconcileAccounts(cell, key);
     const [kind, name = ''] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
     if (kind !== SERVICE_KIND) return;
+    if (await this.heldByBackup(key, name)) return;
     const entry = this.observedByOwner.get(key);
     this.observedByOwner.delete(key);
     const cached = entry && entry.seq > (this.finishedAt.get(key) ?? 0) ? entry.containers : undefined;
@@ -397,6 +412,16 @@ export class Operator {
     } finally {
       this.finishedAt.set(key, ++this.seq);
     }
+  }
+
+  /**
+   * A backup or restore (this operator's or a command's) is holding the service still: its
+   * containers are left as they are and the key is looked at again shortly.
+   */
+  private async heldByBackup(key: string, service: string): Promise<boolean> {
+    const hold = await this.backups.holdOf(service);
+    if (hold) this.queue.addAfter(key, 2000);
+    return hold !== undefined;
   }
 
   /**
@@ -441,6 +466,7 @@ export class Operator {
     this.observedByOwner = new Map([...byOwner].map(([owner, containers]) => [owner, { containers, seq }]));
     for (const key of byOwner.keys()) this.queue.add(key);
     for (const key of this.sharedKeys(cell)) this.queue.add(key);
+    if (this.opts.watch !== false) this.backups.check().catch((err: Error) => this.opts.logger.warn(`backup schedule: ${err.message}`));
   }
 
   /** Run one full pass now and wait until the queue has nothing left to do soon (benchmarks, --once). */
@@ -468,6 +494,7 @@ export class Operator {
     }
     await this.ctx.ips.load();
     await this.reload();
+    await this.backups.start(this.opts.watch !== false);
     this.queue.add(RESYNC_KEY);
     if (this.opts.watch === false) return;
     const watcher = await watchCellFolder(this.opts.cellDir, () => {
@@ -497,6 +524,7 @@ export class Operator {
   /** Finish in-flight work, stop the sources, write nothing more. */
   async stop(): Promise<void> {
     for (const close of this.closers.splice(0).reverse()) await close();
+    await this.backups.stop();
     await this.queue.shutdown();
   }
 

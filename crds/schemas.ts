@@ -501,12 +501,12 @@ export const CELL_SPEC_SCHEMA = obj(
     }),
     backup: obj('Backup', 'Where snapshots of the services\' data are kept, when the operator takes them and how many it keeps.', {
       path: str('Path', 'Folder holding the snapshots; relative to the cell folder or absolute. Default: backups/ in the state directory.', { minLength: 1 }),
-      schedule: obj('Schedule', 'When the operator takes a snapshot of every installed service (UTC).', {
+      schedule: obj('Schedule', 'When the operator takes a verified snapshot of every installed service that declares data and is Ready (UTC). A slot missed while the operator was down is taken when it starts.', {
         every: { type: 'string', enum: ['hourly', 'daily', 'weekly'], title: 'Every', description: 'How often a snapshot is due.' },
         at: patterned('At', 'HH:MM (UTC) of a daily or weekly snapshot; of an hourly one only the minutes count. Default 03:00.', BACKUP_TIME_PATTERN),
         weekday: { type: 'string', enum: ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'], title: 'Weekday', description: 'Day of a weekly snapshot; default sunday.' },
       }, ['every']),
-      retention: obj('Retention', 'Which verified snapshots are kept: the newest `last`, and the newest of each of the latest `daily` days, `weekly` ISO weeks and `monthly` months. The rest are deleted.', {
+      retention: obj('Retention', 'Which verified snapshots are kept: the newest `last`, and the newest of each of the latest `daily` days, `weekly` ISO weeks and `monthly` months. The rest are deleted, by the operator after each scheduled snapshot and by pic backup prune.', {
         last: { type: 'integer', minimum: 0, maximum: 1000, title: 'Last', description: 'The newest snapshots kept whatever their age.' },
         daily: { type: 'integer', minimum: 0, maximum: 1000, title: 'Daily', description: 'Days with a kept snapshot.' },
         weekly: { type: 'integer', minimum: 0, maximum: 1000, title: 'Weekly', description: 'ISO weeks with a kept snapshot.' },

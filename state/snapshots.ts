@@ -6,7 +6,7 @@
  * what a running backup or restore has paused, stopped or is swapping, so a later run can put it
  * back after a crash.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { SnapshotManifest } from '../reconcilers/backup/types.js';
 import { writeFileAtomic } from './atomic-write.js';
@@ -26,14 +26,72 @@ export function isSnapshotId(id: string): boolean {
 
 export interface BackupJournal {
   pid: number;
+  /**
+   * When the process started (field 22 of /proc/<pid>/stat), so a pid reused by another process
+   * after a crash is not taken for the run that wrote the journal.
+   */
+  procStart?: string;
+  /** When the run began (ISO), for the admin reading the journal. */
+  startedAt?: string;
+  /** backup | restore */
+  operation?: 'backup' | 'restore';
+  /**
+   * Services this run is holding still (paused, stopped, or swapping their data): the operator
+   * leaves their containers alone while the run lives, and puts them right once it is gone.
+   */
+  holding?: string[];
   /** Containers this run paused or stopped and has not resumed yet. */
   paused: string[];
   stopped: string[];
   /** A restore between stopping the service and starting it: the copies still to finish. */
   swaps: { live: string; subpath: string; staged: string; previous: string }[];
+  /**
+   * Restores staged inside a plain local volume's own folder (the parent of its `_data`, which the
+   * service does not see), swapped in by two renames: `staging` while the staged tree is written
+   * (a crash leaves only it to remove), `swapping` from the moment the service is stopped (a crash
+   * is finished forward by the sweep). Names are relative to `folder`.
+   */
+  moves?: {
+    live: string;
+    folder: string;
+    target: string;
+    staged: string;
+    previous: string;
+    phase: 'staging' | 'swapping';
+    /** The archived root folder's owner (`uid:gid`) and mode (octal), given to the staged root before it goes in. */
+    root?: { owner: string; mode: string };
+  }[];
   /** Host folders renamed by a restore: staged → target once target has moved to previous. */
   renames: { target: string; staged: string; previous: string }[];
   partial?: string;
+}
+
+/** The start time of a process as the kernel counts it, or undefined when it cannot be read. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the run that wrote a journal is still alive: its pid runs, and is the same process. */
+export function journalAlive(journal: Pick<BackupJournal, 'pid' | 'procStart'>, isAlive: (pid: number) => boolean = isProcessAlive): boolean {
+  if (!isAlive(journal.pid)) return false;
+  if (journal.procStart === undefined) return true;
+  const now = processStartTime(journal.pid);
+  return now === undefined || now === journal.procStart;
+}
+
+/**
+ * Where a cell's snapshots live: the Cell's spec.backup.path (relative to the cell folder), else
+ * `backups/` in the state directory. The operator and the commands both derive it from here.
+ */
+export function snapshotRoot(stateRoot: string, cellDir: string, configured: string | undefined): string {
+  if (!configured) return path.join(stateRoot, 'backups');
+  return path.isAbsolute(configured) ? path.normalize(configured) : path.resolve(cellDir, configured);
 }
 
 export class SnapshotStore {
@@ -127,25 +185,39 @@ export class SnapshotStore {
     await fs.rm(this.journalFile(pid), { force: true });
   }
 
-  /** Journals of runs that are no longer alive. */
-  async deadJournals(isAlive: (pid: number) => boolean = isProcessAlive): Promise<BackupJournal[]> {
+  /** Every journal, read once: of runs that are alive (this process's own included) and of runs that are gone. */
+  async journals(isAlive: (pid: number) => boolean = isProcessAlive): Promise<{ live: BackupJournal[]; dead: BackupJournal[] }> {
     let names: string[];
     try {
       names = await fs.readdir(path.join(this.root, '.journal'));
     } catch {
-      return [];
+      return { live: [], dead: [] };
     }
-    const out: BackupJournal[] = [];
-    for (const name of names) {
+    const live: BackupJournal[] = [];
+    const dead: BackupJournal[] = [];
+    for (const name of names.sort()) {
       const m = /^(\d+)\.json$/.exec(name);
-      if (!m || Number(m[1]) === process.pid || isAlive(Number(m[1]))) continue;
+      if (!m) continue;
+      const file = path.join(this.root, '.journal', name);
+      let journal: BackupJournal;
       try {
-        out.push(JSON.parse(await fs.readFile(path.join(this.root, '.journal', name), 'utf8')) as BackupJournal);
+        journal = JSON.parse(await fs.readFile(file, 'utf8')) as BackupJournal;
       } catch {
-        await fs.rm(path.join(this.root, '.journal', name), { force: true });
+        // Journals are written atomically, so an unreadable one is damage, not a write under way;
+        // one of a live run is written again at its next step.
+        if (!isAlive(Number(m[1]))) await fs.rm(file, { force: true });
+        continue;
       }
+      const own = journal.pid === process.pid && (journal.procStart === undefined || journal.procStart === processStartTime(process.pid));
+      if (own || (journal.pid !== process.pid && journalAlive(journal, isAlive))) live.push(journal);
+      else dead.push(journal);
     }
-    return out;
+    return { live, dead };
+  }
+
+  /** Journals of runs that are no longer alive. */
+  async deadJournals(isAlive: (pid: number) => boolean = isProcessAlive): Promise<BackupJournal[]> {
+    return (await this.journals(isAlive)).dead;
   }
 
   /** Remove `.partial` and `.deleting` folders nobody is writing any more (the journals name live ones). */
@@ -167,25 +239,9 @@ export class SnapshotStore {
     return removed;
   }
 
-  /** Journals of live runs other than this one: their partial folders are not abandoned. */
+  /** The partial folders of live runs (this one included): not abandoned. */
   async livePartials(isAlive: (pid: number) => boolean = isProcessAlive): Promise<Set<string>> {
-    const live = new Set<string>();
-    let names: string[];
-    try {
-      names = await fs.readdir(path.join(this.root, '.journal'));
-    } catch {
-      return live;
-    }
-    for (const name of names) {
-      const m = /^(\d+)\.json$/.exec(name);
-      if (!m || !(Number(m[1]) === process.pid || isAlive(Number(m[1])))) continue;
-      try {
-        const j = JSON.parse(await fs.readFile(path.join(this.root, '.journal', name), 'utf8')) as BackupJournal;
-        if (j.partial) live.add(j.partial);
-      } catch {
-        // being written: its partial folder is skipped by the next sweep's view
-      }
-    }
-    return live;
+    const { live } = await this.journals(isAlive);
+    return new Set(live.flatMap((j) => (j.partial ? [j.partial] : [])));
   }
 }

@@ -4,13 +4,13 @@
  * services a backup takes with their manifests.
  */
 import path from 'node:path';
-import { LABEL } from '../../reconcilers/containers/labels.js';
 import type { BackupEnv, BackupNotice, Progress, ServiceTarget } from '../../reconcilers/backup/index.js';
 import type { HelperSettings } from '../../reconcilers/backup/helper.js';
-import { loadCell, resolveCellPath, type LoadedCell } from '../../state/cell.js';
+import { loadRunningCell, type LoadedCell } from '../../state/cell.js';
 import { EventLog } from '../../state/events.js';
 import { SnapshotStore } from '../../state/snapshots.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';
+import { cellDataDir as dataDirOf, cellSnapshotRoot, helperSettings, serviceTarget } from '../backup-schedule.js';
 import { dockerClient } from '../docker-client.js';
 import { UsageError, type Io } from './usage.js';
 
@@ -22,13 +22,13 @@ export const BACKUP_OPTIONS = {
 
 /** Where snapshots live: the Cell's spec.backup.path (relative to the cell folder), else <state dir>/backups. */
 export function backupRoot(state: StateDir, cell?: LoadedCell): string {
-  const configured = cell?.cell?.spec.backup?.path;
-  return configured ? resolveCellPath(cell.dir, configured) : path.join(state.root, 'backups');
+  return cellSnapshotRoot(state.root, cell?.dir ?? '.', cell?.cell);
 }
 
-export async function loadCellOrFail(dir: string | undefined, command: string): Promise<LoadedCell & { cell: NonNullable<LoadedCell['cell']> }> {
+/** The cell as its operator (state directory `stateRoot`) runs it: each service at its admitted package. */
+export async function loadCellOrFail(dir: string | undefined, stateRoot: string, command: string): Promise<LoadedCell & { cell: NonNullable<LoadedCell['cell']> }> {
   if (!dir) throw new UsageError(`pic ${command} needs --cell DIR (the services, their manifests and the cell's name)`);
-  const cell = await loadCell(path.resolve(dir));
+  const cell = await loadRunningCell(path.resolve(dir), stateRoot);
   if (!cell.cell) throw new Error(`${cell.dir} has no valid Cell document; run pic validate ${cell.dir}`);
   return cell as LoadedCell & { cell: NonNullable<LoadedCell['cell']> };
 }
@@ -77,11 +77,7 @@ export async function commandEnv(values: { 'state-dir'?: string | undefined }, c
   const state = new StateDir(resolveStateDir(values['state-dir']));
   const dataDir = cellDataDir(state, cell);
   const events = new EventLog(state.paths.events);
-  const helper: HelperSettings = {
-    labels: { [LABEL.cell]: cellName },
-    ...(process.env.PIC_BACKUP_HELPER_IMAGE ? { image: process.env.PIC_BACKUP_HELPER_IMAGE } : {}),
-    ...(process.env.PIC_BACKUP_NAME_PREFIX ? { namePrefix: process.env.PIC_BACKUP_NAME_PREFIX } : {}),
-  };
+  const helper: HelperSettings = helperSettings(cellName);
   const notify = (n: BackupNotice) => {
     events.record(n).catch((err: Error) => io.err(`pic: cannot record event: ${err.message}`));
   };
@@ -100,8 +96,7 @@ export async function commandEnv(values: { 'state-dir'?: string | undefined }, c
 
 /** The cell's data directory, as the operator derives it (state/state-dir.ts, Cell spec.dataDir). */
 export function cellDataDir(state: StateDir, cell?: LoadedCell): string | undefined {
-  if (!cell?.cell) return undefined;
-  return cell.cell.spec.dataDir ? path.posix.normalize(cell.cell.spec.dataDir) : state.paths.data;
+  return cell?.cell ? dataDirOf(state.root, cell.cell) : undefined;
 }
 
 /** The installed services to back up (all when `names` is empty), with their manifests. */
@@ -112,9 +107,8 @@ export function serviceTargets(cell: LoadedCell & { cell: NonNullable<LoadedCell
   const chosen = (names.length > 0 ? [...new Set(names)] : [...installed.keys()]).sort();
   const dataDir = cellDataDir(state, cell) as string;
   return chosen.map((id) => {
-    const doc = installed.get(id)!;
-    const manifest = cell.catalog?.services.get(id)?.manifest;
-    if (!manifest) throw new Error(`ServiceInstall/${id} (${doc.file}): the catalog has no valid package "${id}", so what to back up is not known; run pic validate ${cell.dir}`);
-    return { id, version: manifest.version, manifest, consistency: doc.doc.spec.backup?.consistency ?? 'pause', dataDir };
+    const target = serviceTarget(cell, installed.get(id)!, dataDir);
+    if ('problem' in target) throw new Error(target.problem);
+    return target;
   });
 }

@@ -30,7 +30,7 @@ function summary(m: SnapshotManifest): string {
 async function storeFor(values: { cell?: string | undefined; 'state-dir'?: string | undefined }): Promise<{ store: SnapshotStore; cellName?: string; root: string }> {
   const state = new StateDir(resolveStateDir(values['state-dir']));
   if (values.cell) {
-    const cell = await loadCellOrFail(values.cell, 'backup');
+    const cell = await loadCellOrFail(values.cell, state.root, 'backup');
     const root = backupRoot(state, cell);
     return { store: new SnapshotStore(root), cellName: cell.cell.metadata.name, root };
   }
@@ -46,7 +46,7 @@ async function runBackup(parsed: Parsed, io: Io): Promise<number> {
   try {
     switch (sub) {
       case 'create': {
-        const cell = await loadCellOrFail(values.cell, 'backup create');
+        const cell = await loadCellOrFail(values.cell, values['state-dir'], 'backup create');
         const state = new StateDir(resolveStateDir(values['state-dir']));
         const targets = serviceTargets(cell, state, positionals);
         const { env } = await commandEnv(values, cell.cell.metadata.name, backupRoot(state, cell), io, cell);
@@ -84,7 +84,7 @@ async function runBackup(parsed: Parsed, io: Io): Promise<number> {
       }
       case 'restore': {
         if (positionals.length < 1) throw new UsageError('pic backup restore takes SNAPSHOT [SERVICE...]');
-        const cell = await loadCellOrFail(values.cell, 'backup restore');
+        const cell = await loadCellOrFail(values.cell, values['state-dir'], 'backup restore');
         const state = new StateDir(resolveStateDir(values['state-dir']));
         const { env } = await commandEnv(values, cell.cell.metadata.name, backupRoot(state, cell), io, cell);
         const [id, ...services] = positionals as [string, ...string[]];
@@ -107,7 +107,7 @@ async function runBackup(parsed: Parsed, io: Io): Promise<number> {
       }
       case 'prune': {
         if (positionals.length > 0) throw new UsageError('pic backup prune takes no arguments');
-        const cell = await loadCellOrFail(values.cell, 'backup prune');
+        const cell = await loadCellOrFail(values.cell, values['state-dir'], 'backup prune');
         const rule = cell.cell.spec.backup?.retention;
         if (!rule) throw new UsageError(`the Cell in ${cell.dir} has no spec.backup.retention; add one (e.g. {daily: 7, weekly: 4}) before pruning`);
         const store = new SnapshotStore(backupRoot(new StateDir(resolveStateDir(values['state-dir'])), cell));
@@ -138,7 +138,7 @@ export const backupCommand: Command = {
   name: 'backup',
   summary: "Snapshots of the services' declared data: create, list, verify (a test restore), restore (staged), delete, prune",
   args: 'create|list|verify|restore|delete|prune [SNAPSHOT] [SERVICE...]',
-  description: "Each service is paused (or stopped, per its spec.backup.consistency) for its own archives and started again even when the backup fails; a snapshot is verified by a test restore into scratch volumes. Restore is staged: new volumes, checked, then swapped in; the previous data is kept until the service is Ready. Progress goes to stderr. Exit 0 done, 1 failed.",
+  description: "Each service is paused (or stopped, per its spec.backup.consistency) for its own archives and started again even when the backup fails; a snapshot is verified by a test restore into scratch volumes. Restore is staged: every archive extracted out of the services' sight and checked before any service is touched, then each service stopped, its data swapped in (by renames for a plain local volume) and started; the previous data is kept until the service is Ready. A running operator leaves a service alone while a backup or restore holds it. Progress goes to stderr. Exit 0 done, 1 failed.",
   flags: [
     CELL_FLAG,
     STATE_DIR_FLAG,

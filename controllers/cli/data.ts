@@ -30,7 +30,7 @@ async function runData(parsed: Parsed, io: Io): Promise<number> {
   const chosen = await chooseStateDir({ stateDir: stringFlag(parsed, 'state-dir'), cell: stringFlag(parsed, 'cell') });
   const values = { cell: stringFlag(parsed, 'cell'), 'state-dir': chosen.dir, output: stringFlag(parsed, 'output'), yes: parsed.values.yes === true, 'no-snapshot': parsed.values['no-snapshot'] === true };
   if (values.output !== undefined && values.output !== 'json') throw new UsageError(`pic data: -o takes json or nothing, not "${safeLine(values.output)}"`);
-  const cell = await loadCellOrFail(values.cell, `data ${sub ?? ''}`.trim());
+  const cell = await loadCellOrFail(values.cell, values['state-dir'], `data ${sub ?? ''}`.trim());
   const installed = new Set(cell.docs.services.map((s) => s.doc.metadata.name));
   // A ServiceInstall file that cannot be read is not known to be gone: its data is not "kept".
   for (const r of [...cell.docs.rejected]) if (r.key?.startsWith('ServiceInstall/')) installed.add(r.key.slice('ServiceInstall/'.length));

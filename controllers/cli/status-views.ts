@@ -51,15 +51,26 @@ export function formatAge(since: string | undefined, now: Date): string {
   return `${Math.floor(hours / 24)}d`;
 }
 
+/**
+ * The BACKUP column: how old the service's last verified snapshot is (`never` without one), with
+ * `!` when the Cell's schedule says it is overdue. Empty for kinds that have no backups.
+ */
+export function backupCell(s: DocumentStatus, now: Date): string {
+  const backup = s.facts?.backup as { lastVerified?: { at: string }; overdue?: boolean } | undefined;
+  if (!backup) return '';
+  const age = backup.lastVerified ? formatAge(backup.lastVerified.at, now) : 'never';
+  return backup.overdue ? `${age}!` : age;
+}
+
 export function renderTable(statuses: readonly DocumentStatus[], opts: TableOptions): string {
   const wide = opts.wide === true;
   const header = wide
-    ? ['KIND', 'NAME', 'READY', 'STATUS', 'UPDATE', 'AGE', 'VERSION', 'IP', 'CONTAINERS', 'GENERATION', 'MESSAGE']
-    : ['KIND', 'NAME', 'READY', 'STATUS', 'UPDATE', 'AGE', 'MESSAGE'];
+    ? ['KIND', 'NAME', 'READY', 'STATUS', 'UPDATE', 'AGE', 'BACKUP', 'VERSION', 'IP', 'CONTAINERS', 'GENERATION', 'MESSAGE']
+    : ['KIND', 'NAME', 'READY', 'STATUS', 'UPDATE', 'AGE', 'BACKUP', 'MESSAGE'];
   const readable = sortStatuses(statuses).map((s) => {
     const conditions = s.conditions ?? [];
     const ready = findCondition(conditions, 'Ready');
-    const leading = [s.kind, s.name, ready?.status ?? 'Unknown', s.phase, updateOf(s) ?? '', formatAge(ready?.lastTransitionTime, opts.now)];
+    const leading = [s.kind, s.name, ready?.status ?? 'Unknown', s.phase, updateOf(s) ?? '', formatAge(ready?.lastTransitionTime, opts.now), backupCell(s, opts.now)];
     const version = typeof s.facts?.version === 'string' ? s.facts.version : NONE;
     const extra = wide ? [version, s.facts?.serviceIp ?? NONE, containerSummary(s), shortGeneration(s.observedGeneration)] : [];
     return { kind: s.kind, name: s.name, cells: [...leading, ...extra, headline(conditions)] };
@@ -67,7 +78,7 @@ export function renderTable(statuses: readonly DocumentStatus[], opts: TableOpti
   const broken = (opts.unreadable ?? []).map((u) => ({
     kind: u.kind,
     name: u.name,
-    cells: [u.kind, u.name, 'Unknown', 'Unreadable', '', '<unknown>', ...(wide ? [NONE, NONE, NONE, NONE] : []), u.message],
+    cells: [u.kind, u.name, 'Unknown', 'Unreadable', '', '<unknown>', '', ...(wide ? [NONE, NONE, NONE, NONE] : []), u.message],
   }));
   const rows = [...readable, ...broken]
     .sort((a, b) => compareText(a.kind, b.kind) || compareText(a.name, b.name))

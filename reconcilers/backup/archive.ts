@@ -59,6 +59,47 @@ function tarRecorder(): { sink: Writable; done: Promise<TarReadResult> } {
   return { sink: extract as unknown as Writable, done };
 }
 
+/** A writable that writes every chunk to both streams, at the pace of the slower one. */
+function teeTo(a: PassThrough, b: PassThrough): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      const okA = a.write(chunk);
+      const okB = b.write(chunk);
+      if (okA && okB) return cb();
+      let waiting = (okA ? 0 : 1) + (okB ? 0 : 1);
+      const drained = () => {
+        waiting--;
+        if (waiting === 0) cb();
+      };
+      if (!okA) a.once('drain', drained);
+      if (!okB) b.once('drain', drained);
+    },
+    final(cb) {
+      a.end();
+      b.end();
+      cb();
+    },
+    // Destroyed after a clean finish too (autoDestroy): only a failure is passed on to the readers.
+    destroy(err, cb) {
+      if (err) {
+        a.destroy(err);
+        b.destroy(err);
+      }
+      cb(err);
+    },
+  });
+}
+
+async function drainResponse(response: unknown): Promise<void> {
+  // dockerode may answer with the response stream: drain it so the request completes.
+  const stream = response as Readable | undefined;
+  if (stream && typeof stream.resume === 'function' && typeof stream.on === 'function') {
+    await new Promise<void>((resolve, reject) => {
+      stream.on('end', resolve).on('error', reject).resume();
+    });
+  }
+}
+
 function hashingCounter(onBytes?: OnBytes): { transform: Transform; digest: () => { sha256: string; size: number } } {
   const hash = createHash('sha256');
   let size = 0;
@@ -92,25 +133,7 @@ export async function archiveContainerPath(docker: Dockerode, containerId: strin
   const toRecorder = new PassThrough({ highWaterMark: 1 << 20 });
   const fileHash = hashingCounter();
   // One read of Docker's stream feeds both the gzip file and the entry recorder.
-  const tee = pipeline(source, counted.transform, new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      const a = toGzip.write(chunk);
-      const b = toRecorder.write(chunk);
-      if (a && b) return cb();
-      let waiting = (a ? 0 : 1) + (b ? 0 : 1);
-      const drained = () => {
-        waiting--;
-        if (waiting === 0) cb();
-      };
-      if (!a) toGzip.once('drain', drained);
-      if (!b) toRecorder.once('drain', drained);
-    },
-    final(cb) {
-      toGzip.end();
-      toRecorder.end();
-      cb();
-    },
-  }));
+  const tee = pipeline(source, counted.transform, teeTo(toGzip, toRecorder));
   const written = pipeline(toGzip, createGzip({ level: 6 }), fileHash.transform, createWriteStream(outFile, { mode: 0o600 }));
   const recorded = pipeline(toRecorder, recorder.sink);
   await Promise.all([tee, written, recorded]);
@@ -132,12 +155,42 @@ export async function readArchiveFile(file: string, onBytes?: OnBytes): Promise<
   return { ...result, ...counted.digest() };
 }
 
-/** Extract an archive file into `dir` of a (created) container. */
-export async function putArchiveFile(docker: Dockerode, containerId: string, dir: string, file: string, onBytes?: OnBytes): Promise<void> {
+/**
+ * Extract an archive file into `dir` of a (created) container and read it on the way: one read
+ * and one gunzip feed both Docker (an uncompressed tar) and the entry recorder, so the file's
+ * hash, its entries and why it may not be restored are known when the extraction ends.
+ */
+export async function putArchiveFileRead(docker: Dockerode, containerId: string, dir: string, file: string, onBytes?: OnBytes): Promise<{ read: ReadArchive | Error; put?: Error }> {
   const counted = hashingCounter(onBytes);
-  const body = createReadStream(file, { highWaterMark: 1 << 20 }).pipe(counted.transform);
-  const response: unknown = await docker.getContainer(containerId).putArchive(body, { path: dir });
-  // dockerode may answer with the response stream: drain it so the request completes.
+  const recorder = tarRecorder();
+  const toDocker = new PassThrough({ highWaterMark: 1 << 20 });
+  const toRecorder = new PassThrough({ highWaterMark: 1 << 20 });
+  const read = pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), counted.transform, createGunzip(), teeTo(toDocker, toRecorder));
+  // Docker refusing the archive must not stall the read: the rest is then read for the check alone.
+  const put = docker
+    .getContainer(containerId)
+    .putArchive(toDocker, { path: dir })
+    .then(drainResponse)
+    .then(
+      () => undefined,
+      (err: Error) => {
+        toDocker.resume();
+        return err;
+      },
+    );
+  const [readOutcome, recordOutcome] = await Promise.allSettled([read, pipeline(toRecorder, recorder.sink)]);
+  const putError = await put;
+  const failed = readOutcome.status === 'rejected' ? readOutcome.reason : recordOutcome.status === 'rejected' ? recordOutcome.reason : undefined;
+  const outcome: ReadArchive | Error = failed !== undefined ? (failed instanceof Error ? failed : new Error(String(failed))) : { ...(await recorder.done), ...counted.digest() };
+  return { read: outcome, ...(putError ? { put: putError } : {}) };
+}
+
+/** Create the empty folder `name` (0700) in `dir` of a (created) container. */
+export async function putDirectory(docker: Dockerode, containerId: string, dir: string, name: string): Promise<void> {
+  const pack = tar.pack();
+  pack.entry({ name: `${name}/`, type: 'directory', mode: 0o700 });
+  pack.finalize();
+  const response: unknown = await docker.getContainer(containerId).putArchive(pack, { path: dir });
   const stream = response as Readable | undefined;
   if (stream && typeof stream.resume === 'function' && typeof stream.on === 'function') {
     await new Promise<void>((resolve, reject) => {

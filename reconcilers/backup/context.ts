@@ -5,7 +5,7 @@
  */
 import type Dockerode from 'dockerode';
 import type { Manifest } from '../../crds/types.js';
-import type { BackupJournal, SnapshotStore } from '../../state/snapshots.js';
+import { processStartTime, type BackupJournal, type SnapshotStore } from '../../state/snapshots.js';
 import type { HelperSettings } from './helper.js';
 
 export type BackupPhase = 'backup' | 'verify' | 'restore';
@@ -64,10 +64,28 @@ export function ownerKey(service: string): string {
 }
 
 export class Journal {
-  readonly state: BackupJournal = { pid: process.pid, paused: [], stopped: [], swaps: [], renames: [] };
-  constructor(private readonly store: SnapshotStore) {}
+  readonly state: BackupJournal;
+  constructor(
+    private readonly store: SnapshotStore,
+    operation: 'backup' | 'restore',
+    startedAt: Date,
+  ) {
+    const procStart = processStartTime(process.pid);
+    this.state = { pid: process.pid, ...(procStart ? { procStart } : {}), startedAt: startedAt.toISOString(), operation, holding: [], paused: [], stopped: [], swaps: [], moves: [], renames: [] };
+  }
   async save(): Promise<void> {
     await this.store.writeJournal(this.state);
+  }
+  /** Say (before touching it) that this run holds a service still; the operator keeps off it. */
+  async hold(service: string): Promise<void> {
+    const holding = this.state.holding ?? [];
+    if (holding.includes(service)) return;
+    this.state.holding = [...holding, service];
+    await this.save();
+  }
+  async release(service: string): Promise<void> {
+    this.state.holding = (this.state.holding ?? []).filter((s) => s !== service);
+    await this.save();
   }
   async close(): Promise<void> {
     await this.store.removeJournal(this.state.pid);

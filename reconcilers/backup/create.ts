@@ -10,7 +10,7 @@ import { BackupError, Journal, ownerKey, progressReporter, type BackupEnv, type 
 import { ensureHelperImage } from './helper.js';
 import { observeServiceContainers } from './observe.js';
 import { planKeptVolumeArchives, planServiceArchives, type BackupContainer, type PlannedArchive } from './plan.js';
-import { exists, leavesFolder, quiesce, takeArchive } from './steps.js';
+import { exists, leavesFolder, quiesce, takeArchive, waitUntilUnheld } from './steps.js';
 import { sweep } from './sweep.js';
 import type { ArchiveRecord, ServiceSnapshot, SnapshotManifest } from './types.js';
 import { verifySnapshot } from './verify.js';
@@ -76,7 +76,7 @@ async function takeSnapshot(
   const image = await ensureHelperImage(env.docker, env.helper);
   const createdAt = env.now();
   const id = snapshotId(createdAt, randomBytes(2).toString('hex'));
-  const journal = new Journal(env.store);
+  const journal = new Journal(env.store, 'backup', createdAt);
   const dir = await env.store.begin(id);
   journal.state.partial = dir;
   await journal.save();
@@ -88,16 +88,26 @@ async function takeSnapshot(
       const progress = progressReporter(env, 'backup', target.id);
       const records: ArchiveRecord[] = [];
       const started = Date.now();
-      const resume = archives.length > 0 ? await quiesce(env, journal, containers, target.consistency) : async () => undefined;
+      // Held (in the journal) before the first pause and until the last container runs again:
+      // the operator leaves the service's containers alone meanwhile.
+      if (archives.length > 0) {
+        await waitUntilUnheld(env, target.id);
+        await journal.hold(target.id);
+      }
       let downtimeMs = 0;
       try {
-        for (const a of archives) records.push(await takeArchive(env, image, dir, a, progress));
-      } finally {
+        const resume = archives.length > 0 ? await quiesce(env, journal, containers, target.consistency) : async () => undefined;
         try {
-          await resume();
+          for (const a of archives) records.push(await takeArchive(env, image, dir, a, progress));
         } finally {
-          downtimeMs = Date.now() - started;
+          try {
+            await resume();
+          } finally {
+            downtimeMs = Date.now() - started;
+          }
         }
+      } finally {
+        if (archives.length > 0) await journal.release(target.id);
       }
       const affected = containers.some((c) => c.running);
       services.push({ service: target.id, version: target.version, images, consistency: affected && archives.length > 0 ? target.consistency : 'none', downtimeMs: affected ? downtimeMs : 0, archives: records });

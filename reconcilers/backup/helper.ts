@@ -49,6 +49,38 @@ export const UNSWAP_SCRIPT = [
   'rm -f "$target"/.pic-previous-complete',
 ].join('\n');
 
+/**
+ * The swap of a restore staged inside a volume's own folder (bound at /vol): the live tree
+ * ($1, `_data` or a path under it) renamed to the previous name ($3), the staged tree ($2), given
+ * the archived root's owner and mode ($4, $5, when known), renamed into its place. Two renames on one file system, so the live data is at every moment the old
+ * tree or the restored one, and a run killed between them is finished by running it again.
+ * `busybox` is named for every applet, so a helper image built before these scripts works too.
+ */
+export const MOVE_SWAP_SCRIPT = [
+  'set -e',
+  'target="/vol/$1"; staged="/vol/$2"; previous="/vol/$3"',
+  '[ -e "$staged" ] || exit 0',
+  'if [ ! -e "$previous" ]; then',
+  '  if [ -e "$target" ] || [ -L "$target" ]; then busybox mv "$target" "$previous"; else busybox mkdir "$previous"; fi',
+  'fi',
+  'if [ -e "$target" ] || [ -L "$target" ]; then echo "$1 is in the way of the restored tree"; exit 4; fi',
+  // The archive API does not carry the root folder's owner and mode: given as $4 and $5.
+  'if [ -n "$4" ]; then busybox chown "$4" "$staged"; busybox chmod "$5" "$staged"; fi',
+  'busybox mkdir -p "$(busybox dirname "$target")"',
+  'busybox mv "$staged" "$target"',
+].join('\n');
+
+/** Undo of a move swap: the restored tree set aside under the staged name, the previous one put back. */
+export const MOVE_UNSWAP_SCRIPT = [
+  'set -e',
+  'target="/vol/$1"; staged="/vol/$2"; previous="/vol/$3"',
+  '[ -e "$previous" ] || exit 3',
+  'if [ -e "$target" ] || [ -L "$target" ]; then',
+  '  if [ -e "$staged" ]; then busybox rm -rf "$target"; else busybox mv "$target" "$staged"; fi',
+  'fi',
+  'busybox mv "$previous" "$target"',
+].join('\n');
+
 export async function ensureHelperImage(docker: Dockerode, settings: HelperSettings): Promise<string> {
   const busyboxPath = settings.busybox ?? process.env.PIC_BUSYBOX ?? '/bin/busybox';
   let busybox: Buffer | undefined;
@@ -114,14 +146,16 @@ export interface HelperMount {
 }
 
 /** A helper container, created and never started (the archive API works on it as it is). */
-export async function createHelper(docker: Dockerode, image: string, settings: HelperSettings, mounts: HelperMount[], cmd: string[] = ['true']): Promise<Dockerode.Container> {
+export async function createHelper(docker: Dockerode, image: string, settings: HelperSettings, mounts: HelperMount[], cmd: string[] = ['true'], role: 'helper' | 'cleanup' = 'helper'): Promise<Dockerode.Container> {
   return docker.createContainer({
-    name: helperName(settings, 'helper'),
+    name: helperName(settings, role),
     Image: image,
     Cmd: cmd,
-    Labels: labelsFor(settings, 'helper'),
+    Labels: labelsFor(settings, role),
     NetworkDisabled: true,
     HostConfig: {
+      // A cleanup removes itself when done; it outlives the run that started it by design.
+      ...(role === 'cleanup' ? { AutoRemove: true } : {}),
       NetworkMode: 'none',
       Mounts: mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
     },
@@ -136,10 +170,28 @@ export async function removeContainer(docker: Dockerode, id: string): Promise<vo
   }
 }
 
-export async function createVolume(docker: Dockerode, settings: HelperSettings, role: BackupRole, what: string, extra: Record<string, string> = {}): Promise<string> {
-  const name = helperName(settings, `${role}-${what}`.slice(0, 60));
+export function volumeName(settings: HelperSettings, role: BackupRole, what: string): string {
+  return helperName(settings, `${role}-${what}`.slice(0, 60));
+}
+
+/** Labels of a previous volume: the live volume it holds the old contents of, and the snapshot restored. */
+export function previousLabels(live: string, snapshot?: string): Record<string, string> {
+  return { [BACKUP_LABEL.previousOf]: live, ...(snapshot ? { [BACKUP_LABEL.snapshot]: snapshot } : {}) };
+}
+
+export async function createVolume(docker: Dockerode, settings: HelperSettings, role: BackupRole, what: string, extra: Record<string, string> = {}, name: string = volumeName(settings, role, what)): Promise<string> {
   await docker.createVolume({ Name: name, Labels: labelsFor(settings, role, extra) });
   return name;
+}
+
+/** Create a volume the engine names (a previous volume a crashed restore journalled) unless it exists. */
+export async function ensureVolume(docker: Dockerode, settings: HelperSettings, role: BackupRole, name: string, extra: Record<string, string> = {}): Promise<void> {
+  try {
+    await docker.getVolume(name).inspect();
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    await docker.createVolume({ Name: name, Labels: labelsFor(settings, role, extra) });
+  }
 }
 
 export async function removeVolume(docker: Dockerode, name: string): Promise<void> {
@@ -183,7 +235,7 @@ export async function listLeftovers(docker: Dockerode, labels: Record<string, st
     return !Number.isInteger(pid) || !isAlive(pid);
   };
   const containers = (await docker.listContainers({ all: true, filters }))
-    .filter((c) => dead(c.Labels))
+    .filter((c) => dead(c.Labels) && c.Labels?.[BACKUP_LABEL.role] !== 'cleanup')
     .map((c) => c.Id);
   const { Volumes } = await docker.listVolumes({ filters });
   const volumes = (Volumes ?? [])

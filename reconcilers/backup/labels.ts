@@ -4,7 +4,7 @@
  * run tell a crashed run's leftovers from a live run's resources.
  */
 export const BACKUP_LABEL = {
-  /** helper | scratch | staged | previous */
+  /** helper | cleanup (removing a restore's previous tree, in the background) | scratch | staged | previous */
   role: 'ngo.pic.backup.role',
   pid: 'ngo.pic.backup.pid',
   /** On a previous volume: the live volume it holds the old contents of. */
@@ -12,4 +12,4 @@ export const BACKUP_LABEL = {
   snapshot: 'ngo.pic.backup.snapshot',
 } as const;
 
-export type BackupRole = 'helper' | 'scratch' | 'staged' | 'previous';
+export type BackupRole = 'helper' | 'cleanup' | 'scratch' | 'staged' | 'previous';

@@ -39,6 +39,19 @@ export async function volumeLabels(docker: Dockerode, name: string): Promise<Rec
   }
 }
 
+/**
+ * The folder that holds a plain local volume's `_data` on the Docker host (its Mountpoint's
+ * parent), where a restore can stage beside the live tree and swap by renames; undefined for a
+ * volume of another driver or with mount options (its `_data` may be a mount of its own).
+ */
+export async function volumeFolder(docker: Dockerode, name: string): Promise<string | undefined> {
+  const v = await docker.getVolume(name).inspect();
+  const options = (v as { Options?: Record<string, string> | null }).Options;
+  if (v.Driver !== 'local' || (options && Object.keys(options).length > 0)) return undefined;
+  if (!v.Mountpoint.startsWith('/') || !v.Mountpoint.endsWith('/_data')) return undefined;
+  return v.Mountpoint.slice(0, -'/_data'.length);
+}
+
 export interface KeptVolume {
   name: string;
   service: string;

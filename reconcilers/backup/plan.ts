@@ -118,3 +118,14 @@ export function planKeptVolumeArchives(service: string, volumes: readonly string
   const folder = serviceFolder(service);
   return [...volumes].sort().map((volume) => ({ kind: 'kept', name: volume, file: `${folder}/${volume}.tar.gz`, source: { type: 'volume', volume, subpath: '.' } }));
 }
+
+/**
+ * Where a snapshot's subpath lands under a volume's `_data`, or undefined when it is not a plain
+ * relative path (a snapshot folder is input: it may have been edited).
+ */
+export function movedTarget(subpath: string): string | undefined {
+  const normal = path.posix.normalize(subpath).replace(/\/+$/, '');
+  if (normal === '.' || normal === '') return '_data';
+  if (path.posix.isAbsolute(normal) || normal === '..' || normal.startsWith('../')) return undefined;
+  return `_data/${normal}`;
+}

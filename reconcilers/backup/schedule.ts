@@ -47,3 +47,46 @@ export function verifiedBackupOverdue(schedule: Schedule, lastVerifiedAt: Date |
   if (lastVerifiedAt === undefined) return true;
   return lastVerifiedAt.getTime() < lastSlot(schedule, now).getTime() - intervalMs(schedule);
 }
+
+/** The first moment after `now` at which the schedule asks for a snapshot. */
+export function nextSlot(schedule: Schedule, now: Date): Date {
+  return new Date(lastSlot(schedule, now).getTime() + intervalMs(schedule));
+}
+
+/** What a service's status says about its backups. */
+export interface BackupFacts {
+  /** The newest snapshot holding the service that passed its test restore. */
+  lastVerified?: { snapshot: string; at: string };
+  /** The newest snapshot holding it, verified or not. */
+  last?: { snapshot: string; at: string; verified: boolean };
+  /** The Cell has a schedule and the last verified snapshot is older than it allows. */
+  overdue: boolean;
+  /** A line for the status when overdue (undefined otherwise). */
+  notice?: string;
+}
+
+function describeSchedule(schedule: Schedule): string {
+  return schedule.every === 'hourly' ? 'hourly' : schedule.every === 'daily' ? `daily at ${schedule.at ?? '03:00'} UTC` : `weekly on ${schedule.weekday ?? 'sunday'} at ${schedule.at ?? '03:00'} UTC`;
+}
+
+/** The backup facts of one service from the snapshots in the store (any order). Pure. */
+export function backupFactsOf(
+  service: string,
+  snapshots: readonly { id: string; createdAt: string; services: readonly { service: string }[]; verification?: { ok: boolean } }[],
+  schedule: Schedule | undefined,
+  now: Date,
+): BackupFacts {
+  const mine = snapshots.filter((s) => s.services.some((x) => x.service === service)).sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1));
+  const newest = mine[0];
+  const verified = mine.find((s) => s.verification?.ok === true);
+  const facts: BackupFacts = { overdue: false };
+  if (newest) facts.last = { snapshot: newest.id, at: newest.createdAt, verified: newest.verification?.ok === true };
+  if (verified) facts.lastVerified = { snapshot: verified.id, at: verified.createdAt };
+  if (schedule && verifiedBackupOverdue(schedule, verified ? new Date(verified.createdAt) : undefined, now)) {
+    facts.overdue = true;
+    facts.notice = verified
+      ? `backup overdue: the last verified snapshot (${verified.id}) is older than the schedule (${describeSchedule(schedule)}) allows`
+      : `backup overdue: no verified snapshot holds this service, and the schedule is ${describeSchedule(schedule)}`;
+  }
+  return facts;
+}

@@ -6,13 +6,28 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BackupJournal } from '../../state/snapshots.js';
-import { archiveContainerPath, listContainerPath, putArchiveFile, readArchiveFile } from './archive.js';
+import { archiveContainerPath, listContainerPath, putArchiveFileRead, putDirectory, type ReadArchive } from './archive.js';
 import { type BackupEnv, type Journal, ownerKey, type progressReporter } from './context.js';
 import { compareEntries, countFiles, entryListDigest, sortEntries } from './entries.js';
-import { createHelper, removeContainer, runHelper, SWAP_SCRIPT, UNSWAP_SCRIPT, type HelperMount } from './helper.js';
+import { createHelper, MOVE_SWAP_SCRIPT, MOVE_UNSWAP_SCRIPT, removeContainer, runHelper, SWAP_SCRIPT, UNSWAP_SCRIPT, type HelperMount } from './helper.js';
 import { volumeLabels } from './observe.js';
 import type { BackupContainer, PlannedArchive } from './plan.js';
 import type { ArchiveRecord, FileEntry } from './types.js';
+
+/**
+ * Wait while another live run (the operator's scheduled backup, another command) holds the
+ * service still: two runs pausing and resuming one service would resume it under each other.
+ */
+export async function waitUntilUnheld(env: BackupEnv, service: string, timeoutMs = 30 * 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { live } = await env.store.journals();
+    const other = live.find((j) => j.pid !== process.pid && (j.holding ?? []).includes(service));
+    if (!other) return;
+    if (Date.now() > deadline) throw new Error(`ServiceInstall/${service} is held by another ${other.operation ?? 'backup'} (pid ${other.pid}) for more than ${Math.round(timeoutMs / 60_000)} minutes`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
 
 export async function quiesce(env: BackupEnv, journal: Journal, containers: readonly BackupContainer[], mode: 'pause' | 'stop'): Promise<() => Promise<void>> {
   const touched: { id: string; how: 'paused' | 'stopped' }[] = [];
@@ -133,45 +148,105 @@ export async function leavesFolder(p: string, folder: string): Promise<string | 
   return undefined;
 }
 
-export interface ArchiveCheck {
+/** An archive of a snapshot to extract: its record, the service it belongs to, its file. */
+export interface ArchiveToRestore {
   record: ArchiveRecord;
   service: string;
   file: string;
-  problems: string[];
 }
 
-/** Read an archive file back: hash, size, what it holds against its record, whether it may be restored. */
-export async function checkArchiveFile(env: BackupEnv, id: string, service: string, record: ArchiveRecord, progress: ReturnType<typeof progressReporter>): Promise<ArchiveCheck> {
-  const dir = env.store.dir(id);
-  const file = path.join(dir, record.file);
-  const label = `${service}/${record.file.split('/').pop()}`;
+function archiveLabel(service: string, record: ArchiveRecord): string {
+  return `${service}/${record.file.split('/').pop()}`;
+}
+
+/** What is wrong with an archive file as read (its hash, size, entries) against its record. */
+export function judgeArchive(label: string, record: ArchiveRecord, read: ReadArchive | Error): string[] {
+  if (read instanceof Error) return [`${label}: cannot be read (${read.message}): it is corrupted or truncated`];
   const problems: string[] = [];
-  const p = progress.start(record.name);
-  try {
-    const read = await readArchiveFile(file, p.onBytes);
-    if (read.sha256 !== record.sha256 || read.size !== record.size) problems.push(`${label}: the file's sha256 (${read.sha256.slice(0, 12)}…, ${read.size} bytes) is not the one recorded (${record.sha256.slice(0, 12)}…, ${record.size} bytes): it was changed or corrupted`);
-    for (const r of read.refused) problems.push(`${label}: refused: ${r}`);
-    if (entryListDigest(read.entries) !== record.entriesSha256) problems.push(`${label}: holds other files than were archived`);
-  } catch (err) {
-    problems.push(`${label}: cannot be read (${(err as Error).message}): it is corrupted or truncated`);
-  } finally {
-    p.finish();
-  }
-  return { record, service, file, problems };
+  if (read.sha256 !== record.sha256 || read.size !== record.size) problems.push(`${label}: the file's sha256 (${read.sha256.slice(0, 12)}…, ${read.size} bytes) is not the one recorded (${record.sha256.slice(0, 12)}…, ${record.size} bytes): it was changed or corrupted`);
+  for (const r of read.refused) problems.push(`${label}: refused: ${r}`);
+  if (entryListDigest(read.entries) !== record.entriesSha256) problems.push(`${label}: holds other files than were archived`);
+  return problems;
 }
 
-export async function restoreInto(env: BackupEnv, image: string, mount: HelperMount, check: ArchiveCheck, onBytes: (n: number) => void): Promise<string[]> {
+/**
+ * Extract an archive into a mount of a helper (into `subdir` of it, made first, when given),
+ * reading the file on the way, then compare the extracted tree with the record. Returns what is
+ * wrong: the file's own problems first (a corrupted or refused archive is named as such), then
+ * Docker's refusal, then the differences of the extracted tree.
+ */
+export async function restoreInto(env: BackupEnv, image: string, mount: HelperMount, check: ArchiveToRestore, onBytes: (n: number) => void, subdir?: string): Promise<string[]> {
   const helper = await createHelper(env.docker, image, env.helper, [mount]);
+  const label = archiveLabel(check.service, check.record);
   try {
-    await putArchiveFile(env.docker, helper.id, mount.target, check.file, onBytes);
-    const restored = await listContainerPath(env.docker, helper.id, mount.target);
+    const dir = subdir === undefined ? mount.target : `${mount.target}/${subdir}`;
+    if (subdir !== undefined) await putDirectory(env.docker, helper.id, mount.target, subdir);
+    const { read, put } = await putArchiveFileRead(env.docker, helper.id, dir, check.file, onBytes);
+    const problems = judgeArchive(label, check.record, read);
+    if (problems.length > 0) return problems;
+    if (put) return [`${label}: Docker could not extract it: ${put.message}`];
+    const restored = await listContainerPath(env.docker, helper.id, dir);
     if (entryListDigest(restored.entries) === check.record.entriesSha256) return [];
     const archived = await readEntries(path.join(path.dirname(check.file), path.basename(check.record.entriesFile)));
-    const label = `${check.service}/${check.record.file.split('/').pop()}`;
     return compareEntries(archived, restored.entries).map((d) => `${label}: restored tree differs: ${d}`);
   } finally {
     await removeContainer(env.docker, helper.id);
   }
+}
+
+type Move = NonNullable<BackupJournal['moves']>[number];
+
+function folderMount(move: Pick<Move, 'folder'>): HelperMount {
+  return { type: 'bind', source: move.folder, target: '/vol', readOnly: false };
+}
+
+/** The owner and mode of an archive's root folder, from its entry list (when it holds one). */
+export async function archivedRoot(file: string, record: ArchiveRecord): Promise<{ owner: string; mode: string } | undefined> {
+  let entries: FileEntry[];
+  try {
+    entries = await readEntries(path.join(path.dirname(file), path.basename(record.entriesFile)));
+  } catch {
+    return undefined; // no list to read it from (the extraction's check names what is wrong)
+  }
+  const root = entries.find((e) => e.path === '.' && e.type === 'directory');
+  if (!root || !Number.isInteger(root.uid) || !Number.isInteger(root.gid) || !Number.isInteger(root.mode)) return undefined;
+  return { owner: `${root.uid}:${root.gid}`, mode: (root.mode & 0o7777).toString(8) };
+}
+
+/** Stage an archive inside a volume's own folder, beside its live tree, and compare it. */
+export async function stageInFolder(env: BackupEnv, image: string, move: Move, check: ArchiveToRestore, onBytes: (n: number) => void): Promise<string[]> {
+  return restoreInto(env, image, folderMount(move), check, onBytes, move.staged);
+}
+
+async function runMove(env: BackupEnv, image: string, move: Move, script: string, what: string): Promise<void> {
+  const result = await runHelper(env.docker, image, env.helper, [folderMount(move)], ['sh', '-c', script, what, move.target, move.staged, move.previous, move.root?.owner ?? '', move.root?.mode ?? '']);
+  if (result.exitCode !== 0) throw new Error(`${what} of the restored data in volume ${move.live} failed (exit ${result.exitCode}): ${result.output}`);
+}
+
+/** Swap a staged tree in by two renames; run again after a crash, it finishes what is left. */
+export async function moveSwap(env: BackupEnv, image: string, move: Move): Promise<void> {
+  await runMove(env, image, move, MOVE_SWAP_SCRIPT, 'swap');
+}
+
+export async function moveUnswap(env: BackupEnv, image: string, move: Move): Promise<void> {
+  await runMove(env, image, move, MOVE_UNSWAP_SCRIPT, 'undo');
+}
+
+/**
+ * Start removing a previous tree from a volume's folder and return: a helper that removes itself
+ * when done (freeing the space of a large volume takes a while, and the restore is over).
+ */
+export async function startRemovalFromFolder(env: BackupEnv, image: string, folder: string, name: string): Promise<void> {
+  if (!/^pic-previous-[A-Za-z0-9-]+$/.test(name)) throw new Error(`refusing to remove "${name}" from ${folder}: not a name the restore gave`);
+  const helper = await createHelper(env.docker, image, env.helper, [folderMount({ folder })], ['busybox', 'rm', '-rf', `/vol/${name}`], 'cleanup');
+  await helper.start();
+}
+
+/** Remove a staged or previous tree from a volume's folder. */
+export async function removeFromFolder(env: BackupEnv, image: string, folder: string, name: string): Promise<void> {
+  if (!/^pic-(staged|previous)-[A-Za-z0-9-]+$/.test(name)) throw new Error(`refusing to remove "${name}" from ${folder}: not a name the restore gave`);
+  const result = await runHelper(env.docker, image, env.helper, [folderMount({ folder })], ['busybox', 'rm', '-rf', `/vol/${name}`]);
+  if (result.exitCode !== 0) throw new Error(`removing ${folder}/${name} failed (exit ${result.exitCode}): ${result.output}`);
 }
 
 

@@ -1,8 +1,8 @@
 /** What a backup or restore killed halfway left behind, put right by the next run. */
 import { isProcessAlive } from '../../state/state-dir.js';
 import type { BackupEnv } from './context.js';
-import { ensureHelperImage, listLeftovers, removeContainer, removeVolume } from './helper.js';
-import { swapFolder, swapVolume } from './steps.js';
+import { ensureHelperImage, ensureVolume, listLeftovers, previousLabels, removeContainer, removeVolume } from './helper.js';
+import { moveSwap, removeFromFolder, swapFolder, swapVolume } from './steps.js';
 
 export interface SweepReport {
   resumed: string[];
@@ -10,10 +10,12 @@ export interface SweepReport {
   removedContainers: number;
   removedVolumes: string[];
   removedFolders: string[];
+  /** Old trees a finished swap left beside a volume's live one: the restore that would have removed them once Ready is gone. */
+  keptPrevious: string[];
 }
 
 export async function sweep(env: BackupEnv, isAlive: (pid: number) => boolean = isProcessAlive): Promise<SweepReport> {
-  const report: SweepReport = { resumed: [], finishedSwaps: [], removedContainers: 0, removedVolumes: [], removedFolders: [] };
+  const report: SweepReport = { resumed: [], finishedSwaps: [], removedContainers: 0, removedVolumes: [], removedFolders: [], keptPrevious: [] };
   const journals = await env.store.deadJournals(isAlive);
   {
     const leftovers = await listLeftovers(env.docker, env.helper.labels, isAlive);
@@ -25,8 +27,25 @@ export async function sweep(env: BackupEnv, isAlive: (pid: number) => boolean = 
       if (j.swaps.length > 0) {
         const image = await ensureHelperImage(env.docker, env.helper);
         for (const swap of j.swaps) {
+          await ensureVolume(env.docker, env.helper, 'previous', swap.previous, previousLabels(swap.live));
           await swapVolume(env, image, swap);
           report.finishedSwaps.push(swap.live);
+        }
+      }
+      const moves = j.moves ?? [];
+      if (moves.length > 0) {
+        const image = await ensureHelperImage(env.docker, env.helper);
+        for (const move of moves) {
+          // Staging: the live tree was not touched, only the staged one goes. Swapping: finished
+          // forward (the restored tree was checked before the service was stopped).
+          if (move.phase === 'swapping') {
+            await moveSwap(env, image, move);
+            report.finishedSwaps.push(move.live);
+            report.keptPrevious.push(`${move.folder}/${move.previous}`);
+          } else {
+            await removeFromFolder(env, image, move.folder, move.staged);
+            report.removedFolders.push(`${move.folder}/${move.staged}`);
+          }
         }
       }
       for (const r of j.renames) {
@@ -37,7 +56,10 @@ export async function sweep(env: BackupEnv, isAlive: (pid: number) => boolean = 
         try {
           const state = (await env.docker.getContainer(cid).inspect()).State;
           if (state.Paused) {
-            await env.docker.getContainer(cid).unpause();
+            await env.docker.getContainer(cid).unpause().catch((err: Error & { statusCode?: number }) => {
+              // Another sweep (the operator's, a command's) got there first.
+              if (err.statusCode !== 409 && !/not paused/i.test(err.message)) throw err;
+            });
             report.resumed.push(cid);
           }
         } catch (err) {
@@ -62,6 +84,7 @@ export async function sweep(env: BackupEnv, isAlive: (pid: number) => boolean = 
       report.removedVolumes.push(v.name);
     }
   }
-  report.removedFolders = await env.store.removeAbandoned(await env.store.livePartials(isAlive));
+  report.removedFolders.push(...(await env.store.removeAbandoned(await env.store.livePartials(isAlive))));
+  if (report.keptPrevious.length > 0) env.notify?.({ key: 'backup', type: 'Warning', reason: 'PreviousDataKept', message: `a restore ended between its swap and the service's Ready check; the data it replaced is kept in ${report.keptPrevious.join(', ')} (on the Docker host); remove it once the service is fine` });
   return report;
 }

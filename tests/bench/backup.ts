@@ -80,11 +80,12 @@ async function main(): Promise<void> {
       [
         { name: `backup of a ${MIB} MiB volume (${size.files} files), paused service`, result: `${ms(ourBackup)} vs ${ms(plainBackup)} for docker run … tar -czf (ratio ${backupRatio.toFixed(2)}); service paused ${ms(downtime)}`, target: 'ratio ≤ 1.1', met: backupRatio <= 1.1 },
         { name: 'verification (sha256 of the file, read back, test restore into a scratch volume, compare)', result: ms(verify), target: '— (reported)', met: true },
-        { name: `restore of the same snapshot, staged (check, restore into a new volume, compare, stop, swap, start, wait for Ready)`, result: `${ms(ourRestore)} vs ${ms(plainRestore)} for docker run -i … tar -xzf (ratio ${restoreRatio.toFixed(2)}); service stopped ${ms(report.services[0]!.downtimeMs)}`, target: 'ratio ≤ 1.1', met: restoreRatio <= 1.1 },
+        { name: `restore of the same snapshot, staged (extract beside the live tree while checking the file, compare, stop, swap by renames, start, wait for Ready)`, result: `${ms(ourRestore)} vs ${ms(plainRestore)} for docker run -i … tar -xzf (ratio ${restoreRatio.toFixed(2)}); service stopped ${ms(report.services[0]!.downtimeMs)}`, target: 'ratio ≤ 1.1', met: restoreRatio <= 1.1 },
       ],
       [
         `Archive ${(size.size / 1048576).toFixed(1)} MiB (random data does not compress). The engine reads the volume through Docker's archive API on a helper container that mounts it read-only, gzips in Node's thread pool and hashes every file as it streams. ` +
-          'A staged restore reads the archive three times (its checksum and entry safety before anything is touched, the extraction into the staged volume, the comparison of the staged tree) and copies the staged tree into the live volume while the service is stopped, so it does more than a plain extraction by design.',
+          'A staged restore reads and gunzips the archive once: the same stream is hashed, its entries checked for safety, and sent uncompressed to Docker, which extracts it beside the volume\'s live `_data` (out of the service\'s sight). The extracted tree is then read back and compared with the record, and only then is the service stopped and the tree swapped in by two renames (no copy while it is stopped); the old tree is removed in the background once the service is Ready. ' +
+          'That read-back of the extracted tree (every file hashed again) is what a plain extraction does not do, and what keeps the ratio above 1 (0.9–1.5 across runs on this shared machine); gunzipping in Node\'s zlib rather than busybox narrows it. Verification is the same extraction and comparison into a scratch volume.',
       ],
     );
     await fs.rm(plainFile, { force: true });

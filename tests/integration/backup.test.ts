@@ -21,6 +21,7 @@ import { SnapshotStore } from '../../state/snapshots.js';
 import { docker } from '../support/docker.js';
 import {
   buildNoTarImage,
+  cleanupsDone,
   createFakeCell,
   createServiceContainer,
   createServiceVolume,
@@ -124,6 +125,8 @@ describe('a service with two volumes and a config path', () => {
     expect(await fs.readFile(path.join(configDir(), 'app.conf'), 'utf8')).toBe('listen 8080\n');
     const state = (await docker.getContainer(`cell-${cell.tag}-notes-app`).inspect()).State;
     expect(state.Running).toBe(true);
+    // The previous trees are removed in the background once the service is Ready.
+    await cleanupsDone(cell);
     expect(await ourLeftovers()).toEqual({ containers: [], volumes: [] });
     expect((await fs.readdir(path.dirname(configDir()))).sort()).toEqual(['notes']);
   });
@@ -169,9 +172,10 @@ describe('a stopped service, and one stopped for its snapshot', () => {
     // Not Ready (it does not run): the previous contents stay for the admin.
     expect(report.services[0]!.ready).toBe(false);
     expect(report.services[0]!.previousKept).toHaveLength(1);
+    // A plain local volume keeps it beside its _data on the Docker host (removed with the volume).
     const previous = report.services[0]!.previousKept[0]!;
+    expect(previous).toMatch(new RegExp(`/${volume}/pic-previous-${manifest.id}-[0-9a-f]+$`));
     expect(await inVolume(cell, previous, 'ls /d/notes 2>&1 || echo gone')).toContain('gone');
-    await docker.getVolume(previous).remove();
   });
 
   it('stops a service whose ServiceInstall asks for it, and starts it again', async () => {

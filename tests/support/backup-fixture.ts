@@ -85,7 +85,8 @@ export async function inVolume(cell: FakeCell, volume: string, script: string, a
     Image: BUSYBOX_IMAGE,
     Cmd: ['sh', '-c', script, 'sh', ...args],
     Labels: cell.labels,
-    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'volume', Source: volume, Target: '/d' }] },
+    // A volume by name, or a folder on the Docker host by its absolute path.
+    HostConfig: { NetworkMode: 'none', Mounts: [{ Type: volume.startsWith('/') ? 'bind' : 'volume', Source: volume, Target: '/d' }] },
   });
   try {
     await c.start();
@@ -172,4 +173,14 @@ export async function buildNoTarImage(): Promise<void> {
 
 export async function sleepBinary(): Promise<string> {
   return (await exec('sh', ['-c', 'command -v sleep'])).stdout.trim();
+}
+
+/** Wait until the background removals of a restore's previous trees (cleanup helpers) of this cell are done. */
+export async function cleanupsDone(cell: FakeCell): Promise<void> {
+  const filters = { label: [`ngo.pic.test-run=${cell.name}`, 'ngo.pic.backup.role=cleanup'] };
+  const deadline = Date.now() + 120_000;
+  while ((await docker.listContainers({ all: true, filters })).length > 0) {
+    if (Date.now() > deadline) throw new Error('a cleanup helper is still running after 2 minutes');
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { formatAge, renderDescribe, renderGet, renderTable, renderWatchFrame } from '../../controllers/cli/status-views.js';
+import { backupCell, formatAge, renderDescribe, renderGet, renderTable, renderWatchFrame } from '../../controllers/cli/status-views.js';
 import type { DocumentStatus, OperatorEvent } from '../../state/status-types.js';
 
 /** Golden files hold the exact text; `UPDATE_GOLDEN=1 npm test` rewrites them after a deliberate change. */
@@ -44,6 +44,7 @@ const notes: DocumentStatus = {
     subdomain: 'notes',
     version: '1.0.0',
     update: { version: '1.1.0', changes: ['~ image: "git.pic.ngo/roof/notes:1.0.0" → "git.pic.ngo/roof/notes:1.1.0"', '+ template services.notes.healthcheck: {"test":["CMD","true"]}'] },
+    backup: { lastVerified: { snapshot: '20240501T030000Z-1a2b', at: ago(9 * 3600) }, overdue: false },
   },
   updatedAt: ago(40),
 };
@@ -65,6 +66,7 @@ const files: DocumentStatus = {
       { name: 'cell-files', state: 'running', health: 'starting' },
       { name: 'cell-files-web', state: 'created' },
     ],
+    backup: { overdue: true, notice: 'backup overdue: no verified snapshot holds this service, and the schedule is hourly' },
   },
   updatedAt: ago(1),
 };
@@ -265,5 +267,18 @@ describe('status views (properties)', () => {
   test('watch header counts Ready documents', () => {
     expect(renderWatchFrame(statuses, NOW).split('\n')[0]).toBe('2/5 Ready   2024-05-01 12:00:00 UTC');
     expect(renderWatchFrame([], NOW, { emptyMessage: 'Nothing yet.' })).toBe('0/0 Ready   2024-05-01 12:00:00 UTC\n\nNothing yet.');
+  });
+});
+
+describe('the BACKUP column', () => {
+  const base = { ...notes, facts: {} };
+  test.each([
+    ['no backup facts (another kind, or before the operator looked)', undefined, ''],
+    ['a verified snapshot 9 hours old', { lastVerified: { snapshot: 's', at: ago(9 * 3600) }, overdue: false }, '9h'],
+    ['overdue: marked with !', { lastVerified: { snapshot: 's', at: ago(3 * 86400) }, overdue: true }, '3d!'],
+    ['never verified', { overdue: false }, 'never'],
+    ['never verified and overdue', { overdue: true }, 'never!'],
+  ])('%s', (_name, backup, expected) => {
+    expect(backupCell({ ...base, facts: backup === undefined ? {} : { backup } }, NOW)).toBe(expected);
   });
 });
