@@ -246,7 +246,7 @@ describe('status views (properties)', () => {
     const unreadable = [{ key: 'ServiceInstall/broken', kind: 'ServiceInstall', name: 'broken', file: '/s/ServiceInstall/broken.json', message: '/s/ServiceInstall/broken.json: not valid JSON' }];
     const lines = renderGet(statuses, 'table', NOW, { unreadable }).split('\n');
     expect(lines).toHaveLength(statuses.length + 2);
-    expect(lines.find((l) => l.includes('broken'))).toMatch(/^ServiceInstall\s+broken\s+Unknown\s+Unreadable\s+<unknown>\s+\/s\/ServiceInstall\/broken\.j/);
+    expect(lines.find((l) => l.includes('broken'))).toMatch(/^ServiceInstall\s+broken\s+Unknown\s+Unreadable\s+<unknown>\s+\/s\/ServiceInstall\/b/);
   });
 
   test('hostile values are escaped in every output format', () => {
