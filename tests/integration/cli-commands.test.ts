@@ -231,7 +231,7 @@ describe('honest results', () => {
     expect(await exited).toBe(0);
     const lines = out.trim().split('\n');
     expect(lines.slice(0, 3)).toEqual([
-      expect.stringMatching(/^KIND\s+NAME\s+READY\s+STATUS\s+UPDATE\s+AGE\s+MESSAGE$/),
+      expect.stringMatching(/^KIND\s+NAME\s+READY\s+STATUS\s+UPDATE\s+AGE\s+BACKUP\s+MESSAGE$/),
       expect.stringMatching(/^ServiceInstall\s+files\s+True\s+Ready/),
       expect.stringMatching(/^ServiceInstall\s+notes\s+False\s+Reconciling/),
     ]);
