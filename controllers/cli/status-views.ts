@@ -1,3 +1,4 @@
+import type { BackupFacts } from '../../reconcilers/backup/schedule.js';
 import { findCondition, isConditionTrue } from '../../state/conditions.js';
 import type { UnreadableStatus } from '../../state/status-store.js';
 import type { Condition, DocumentStatus, OperatorEvent } from '../../state/status-types.js';
@@ -132,8 +133,14 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
   if (isService || facts.serviceIp !== undefined) field('Service IP', facts.serviceIp ?? NONE);
   for (const key of Object.keys(facts).sort()) {
     // signatures: summarised by the Verification line and the Images table.
-    if (['serviceIp', 'containers', 'images', 'notices', 'update', 'upgradeFailed', 'signatures'].includes(key) || facts[key] === undefined) continue;
+    if (['serviceIp', 'containers', 'images', 'notices', 'update', 'upgradeFailed', 'signatures', 'backup'].includes(key) || facts[key] === undefined) continue;
     field(humanise(key), factText(facts[key]));
+  }
+  const backup = facts.backup as BackupFacts | undefined;
+  if (backup) {
+    const when = (b: { snapshot: string; at: string }) => `${b.snapshot} at ${b.at} (${formatAge(b.at, now)} ago)`;
+    field('Last verified backup', `${backup.lastVerified ? when(backup.lastVerified) : 'none'}${backup.overdue ? '; overdue' : ''}`);
+    if (backup.last && backup.last.snapshot !== backup.lastVerified?.snapshot) field('Last backup', `${when(backup.last)}, ${backup.last.verified ? 'verified' : 'not verified'}`);
   }
   const failed = facts.upgradeFailed as { version?: string; reason?: string; at?: string } | undefined;
   if (failed?.version) field('Upgrade failed', `to ${failed.version}${failed.at ? ` at ${failed.at}` : ''}: ${failed.reason ?? 'no reason recorded'}`);

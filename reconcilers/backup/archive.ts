@@ -202,8 +202,20 @@ export async function putDirectory(docker: Dockerode, containerId: string, dir: 
 /** Read the entries of `dir` of a container, without writing anything. */
 export async function listContainerPath(docker: Dockerode, containerId: string, dir: string, onBytes?: OnBytes): Promise<TarReadResult> {
   const source = (await docker.getContainer(containerId).getArchive({ path: `${dir.replace(/\/+$/, '')}/.` })) as Readable;
-  const counted = hashingCounter(onBytes);
   const recorder = tarRecorder();
-  await pipeline(source, counted.transform, recorder.sink);
+  // The tree's files are hashed one by one by the recorder; the tar stream itself needs no digest.
+  if (!onBytes) {
+    await pipeline(source, recorder.sink);
+    return recorder.done;
+  }
+  let size = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      size += chunk.length;
+      onBytes(size);
+      cb(null, chunk);
+    },
+  });
+  await pipeline(source, counted, recorder.sink);
   return recorder.done;
 }
