@@ -55,7 +55,9 @@ const upgradeFailed = (target: string) =>
 
 async function creates(since: number): Promise<number> {
   const until = Math.ceil(Date.now() / 1000) + 1;
-  const stream = (await docker.getEvents({ since, until, filters: { type: ['container'], event: ['create'], label: [`${LABEL.cell}=${cellName}`] } })) as NodeJS.ReadableStream;
+  // The service's own containers (a backup helper, e.g. the one that frees a restored volume's
+  // previous tree once the service is Ready, is not a retry of the upgrade).
+  const stream = (await docker.getEvents({ since, until, filters: { type: ['container'], event: ['create'], label: [`${LABEL.cell}=${cellName}`, `${LABEL.owner}=${KEY}`] } })) as NodeJS.ReadableStream;
   const text = await new Promise<string>((resolve, reject) => {
     let all = '';
     stream.on('data', (c: Buffer) => (all += c.toString('utf8')));
