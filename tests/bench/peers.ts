@@ -30,7 +30,7 @@ import { execInContainer } from '../../reconcilers/shared/exec.js';
 import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import { testCellDocument, waitFor, writeDocumentFile } from '../support/cell.js';
-import { docker, pickSubnet, TEST_LABELS, uniqueName } from '../support/docker.js';
+import { docker, pickSubnet, recordDockerEvents, TEST_LABELS, uniqueName } from '../support/docker.js';
 import { buildCoreImages, buildPeerImage, configurePeer, CORE_IMAGES, removeContainer, startPeerContainer, type PeerContainer } from '../support/peer.js';
 import { createRoutingCell, removeRoutingCell, removeStaleRoutingCells, ROUTING_IMAGE, type RoutingCell } from '../support/routing-cell.js';
 import { changedFiles, isContainerListing, median, ms, recordDockerRequests, requestTimes, snapshotFiles } from './support/probes.js';
@@ -113,32 +113,8 @@ async function serverDump(container: string): Promise<Map<string, DumpLine>> {
 
 /** Docker's events about the cell's containers until `stop`; a marker exec in `markerContainer` closes the window. */
 async function recordCellEvents(cellName: string, markerContainer: string): Promise<{ stop(): Promise<string[]> }> {
-  const marker = `pictest-marker-${uniqueName('m').slice(2)}`;
-  const stream = (await docker.getEvents({ filters: { type: ['container'], label: [`ngo.pic.cell=${cellName}`] } })) as NodeJS.ReadableStream & { destroy(): void };
-  const seen: string[] = [];
-  let buffered = '';
-  let done: () => void = () => undefined;
-  const markerSeen = new Promise<void>((resolve) => (done = resolve));
-  stream.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    let newline: number;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, newline).trim();
-      buffered = buffered.slice(newline + 1);
-      if (!line) continue;
-      const action = String((JSON.parse(line) as { Action?: string }).Action ?? '');
-      if (action.includes(marker)) done();
-      else seen.push(action);
-    }
-  });
-  return {
-    async stop() {
-      await execInContainer(docker, markerContainer, ['echo', marker]);
-      await markerSeen;
-      stream.destroy();
-      return seen;
-    },
-  };
+  const recording = await recordDockerEvents({ type: ['container'], label: [`ngo.pic.cell=${cellName}`] });
+  return { stop: () => recording.stop((marker) => execInContainer(docker, markerContainer, ['echo', marker])) };
 }
 
 const isRecreate = (e: string) => /^(create|destroy|start|die|kill)$/.test(e);

@@ -28,7 +28,7 @@ import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { testCellDocument, waitFor, writeDocumentFile } from '../support/cell.js';
-import { docker, pickSubnet, TEST_LABEL } from '../support/docker.js';
+import { docker, pickSubnet, recordDockerEvents, TEST_LABEL } from '../support/docker.js';
 import { buildCoreImages, buildPeerImage, configurePeer, CORE_IMAGES, removeContainer, startPeerContainer, type PeerContainer } from '../support/peer.js';
 import { createRoutingCell, removeRoutingCell, removeStaleRoutingCells, SUITE_LABEL, type RoutedService, type RoutingCell } from '../support/routing-cell.js';
 
@@ -155,32 +155,14 @@ async function pageThroughTunnel(peer: PeerContainer, id: string): Promise<strin
 
 /** Docker's events about this cell's containers while `action` runs (a marker exec closes the window). */
 async function recordCellEvents(action: () => Promise<unknown>): Promise<string[]> {
-  const marker = `pictest-marker-${randomBytes(4).toString('hex')}`;
-  const stream = (await docker.getEvents({ filters: { type: ['container'], label: [`ngo.pic.cell=${c().name}`] } })) as NodeJS.ReadableStream & { destroy(): void };
-  const seen: string[] = [];
-  let buffered = '';
-  let done: () => void = () => undefined;
-  const markerSeen = new Promise<void>((resolve) => (done = resolve));
-  stream.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    let newline: number;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, newline).trim();
-      buffered = buffered.slice(newline + 1);
-      if (!line) continue;
-      const action = String((JSON.parse(line) as { Action?: string }).Action ?? '');
-      if (action.includes(marker)) done();
-      else seen.push(action);
-    }
-  });
+  const recording = await recordDockerEvents({ type: ['container'], label: [`ngo.pic.cell=${c().name}`] });
   try {
     await action();
-    await execInContainer(docker, core('wg'), ['echo', marker]);
-    await markerSeen;
-    return seen;
-  } finally {
-    stream.destroy();
+  } catch (err) {
+    recording.close();
+    throw err;
   }
+  return recording.stop((marker) => execInContainer(docker, core('wg'), ['echo', marker]));
 }
 
 async function containerId(name: string): Promise<string | undefined> {

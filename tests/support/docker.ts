@@ -106,6 +106,45 @@ export async function followStream(stream: NodeJS.ReadableStream, what: string):
 }
 
 /** `prefix-<8 hex>`: unique enough for names that tests running side by side create. */
+/**
+ * The actions of Docker's events that match `filters`, from now until `stop(mark)`: `mark` makes an
+ * event the filters see and that carries the marker it is given (e.g. an exec of `echo <marker>` in
+ * a watched container). Docker sends events in order, so every event before the marker's is in the
+ * list stop returns. `close` ends the recording without waiting (for a test that failed).
+ */
+export async function recordDockerEvents(filters: Record<string, string[]>): Promise<{ stop(mark: (marker: string) => Promise<unknown>): Promise<string[]>; close(): void }> {
+  const marker = `pictest-marker-${randomBytes(4).toString('hex')}`;
+  const stream = (await docker.getEvents({ filters })) as NodeJS.ReadableStream & { destroy(): void };
+  const seen: string[] = [];
+  let buffered = '';
+  let sawMarker: () => void = () => undefined;
+  const markerSeen = new Promise<void>((resolve) => (sawMarker = resolve));
+  stream.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline).trim();
+      buffered = buffered.slice(newline + 1);
+      if (!line) continue;
+      const action = String((JSON.parse(line) as { Action?: string }).Action ?? '');
+      if (action.includes(marker)) sawMarker();
+      else seen.push(action);
+    }
+  });
+  return {
+    async stop(mark) {
+      try {
+        await mark(marker);
+        await markerSeen;
+        return seen;
+      } finally {
+        stream.destroy();
+      }
+    },
+    close: () => stream.destroy(),
+  };
+}
+
 export function uniqueName(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`;
 }

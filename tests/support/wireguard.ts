@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import type { CellDocument, ConnectionDocument, ConnectionType, EgressType, IptablesRule, Manifest } from '../../crds/types.js';
 import { execInContainer, type ExecResult } from '../../reconcilers/shared/exec.js';
 import type { CellRouting, InstalledService } from '../../reconcilers/shared/types.js';
-import { docker, followStream, TEST_LABEL, TEST_LABELS, uniqueName } from './docker.js';
+import { docker, followStream, recordDockerEvents, TEST_LABEL, TEST_LABELS, uniqueName } from './docker.js';
 
 const run = promisify(execFile);
 
@@ -163,35 +163,15 @@ export async function removeWireguardLeftovers(olderThanMs = 30 * 60_000): Promi
  * earlier event has arrived; it is not included.
  */
 export async function recordExecs(container: WireguardTestContainer, action: () => Promise<unknown>): Promise<string[]> {
-  const marker = uniqueName('pictest-exec-marker');
-  const stream = (await docker.getEvents({
-    filters: { type: ['container'], container: [container.id], event: ['exec_create'] },
-  })) as NodeJS.ReadableStream & { destroy(): void };
-  const commands: string[] = [];
-  let buffered = '';
-  let sawMarker: () => void = () => undefined;
-  const markerSeen = new Promise<void>((resolve) => (sawMarker = resolve));
-  stream.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    let newline: number;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, newline).trim();
-      buffered = buffered.slice(newline + 1);
-      if (!line) continue;
-      const event = JSON.parse(line) as { Action?: string };
-      const command = (event.Action ?? '').replace(/^exec_create:\s*/, '');
-      if (command.includes(marker)) sawMarker();
-      else commands.push(command);
-    }
-  });
+  const recording = await recordDockerEvents({ type: ['container'], container: [container.id], event: ['exec_create'] });
   try {
     await action();
-    await container.sh(['echo', marker]);
-    await markerSeen;
-    return commands;
-  } finally {
-    stream.destroy();
+  } catch (err) {
+    recording.close();
+    throw err;
   }
+  const actions = await recording.stop((marker) => container.sh(['echo', marker]));
+  return actions.map((a) => a.replace(/^exec_create:\s*/, ''));
 }
 
 async function sharedLibraries(binary: string): Promise<string[]> {
