@@ -31,7 +31,7 @@ import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import { testCellDocument, waitFor, writeDocumentFile } from '../support/cell.js';
 import { docker, pickSubnet, recordDockerEvents, TEST_LABELS, uniqueName } from '../support/docker.js';
-import { buildCoreImages, buildPeerImage, configurePeer, CORE_IMAGES, removeContainer, startPeerContainer, type PeerContainer } from '../support/peer.js';
+import { buildCoreImages, buildPeerImage, configurePeer, coreStackLines, removeContainer, startPeerContainer, type PeerContainer } from '../support/peer.js';
 import { createRoutingCell, removeRoutingCell, removeStaleRoutingCells, ROUTING_IMAGE, type RoutingCell } from '../support/routing-cell.js';
 import { changedFiles, isContainerListing, median, ms, recordDockerRequests, requestTimes, snapshotFiles } from './support/probes.js';
 import { writeBenchSection, type BenchRow } from './report.js';
@@ -164,14 +164,11 @@ export async function benchPeers(): Promise<void> {
         subnet: c.subnet,
         poolEnd: 120,
         allowedImagePrefix: 'pictest/',
-        extra: [
-          `  caddy: {run: {image: "${CORE_IMAGES.caddy}", address: ${address(10)}, container: ${core('caddy')}}}`,
-          `  dns: {run: {image: "${CORE_IMAGES.dns}", address: ${address(11)}, container: ${core('dns')}}}`,
-          `  wireguard:`,
-          `    subnet: ${vpnSubnet}`,
-          `    endpoint: "${gateway}:${wgPort}"`,
-          `    run: {image: "${CORE_IMAGES.wireguard}", address: ${address(12)}, container: ${wgContainer}, publish: {hostIp: ${gateway}, port: ${wgPort}}}`,
-        ],
+        extra: coreStackLines({
+          caddy: { container: core('caddy'), address: address(10) },
+          dns: { container: core('dns'), address: address(11) },
+          wireguard: { container: wgContainer, address: address(12), subnet: vpnSubnet, hostIp: gateway, port: wgPort },
+        }),
       }),
     );
     for (const id of installed) await c.writeService(id);

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { execInContainer } from '../../reconcilers/shared/exec.js';
 import { docker } from '../support/docker.js';
 import { HELPER_IMAGE } from '../support/backup-fixture.js';
 import { createTestCell, removeStaleTestCells, removeTestCell, type TestCell } from '../support/cell.js';
@@ -29,22 +30,8 @@ async function pic(...args: string[]): Promise<{ code: number; stdout: string; s
 }
 
 async function exec(container: string, cmd: string[]): Promise<string> {
-  const e = await docker.getContainer(container).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({});
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    stream.on('data', (d: Buffer) => chunks.push(d));
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
-  const buf = Buffer.concat(chunks);
-  const out: string[] = [];
-  for (let i = 0; i + 8 <= buf.length; ) {
-    const len = buf.readUInt32BE(i + 4);
-    out.push(buf.subarray(i + 8, i + 8 + len).toString());
-    i += 8 + len;
-  }
-  return out.join('');
+  const r = await execInContainer(docker, container, cmd);
+  return r.stdout + r.stderr;
 }
 
 beforeAll(async () => {

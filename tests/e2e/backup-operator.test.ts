@@ -11,6 +11,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { BACKUP_LABEL } from '../../reconcilers/backup/labels.js';
+import { execInContainer } from '../../reconcilers/shared/exec.js';
 import { HELPER_IMAGE } from '../support/backup-fixture.js';
 import { createTestCell, removeStaleTestCells, removeTestCell, waitFor, type TestCell } from '../support/cell.js';
 import { docker } from '../support/docker.js';
@@ -52,22 +53,8 @@ async function stopOperator(op: { child: ChildProcess; exited: Promise<void> }):
 }
 
 async function exec(cmd: string[]): Promise<string> {
-  const e = await docker.getContainer(container).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  const stream = await e.start({});
-  const chunks: Buffer[] = [];
-  await new Promise<void>((resolve, reject) => {
-    stream.on('data', (d: Buffer) => chunks.push(d));
-    stream.on('end', resolve);
-    stream.on('error', reject);
-  });
-  const buf = Buffer.concat(chunks);
-  const out: string[] = [];
-  for (let i = 0; i + 8 <= buf.length; ) {
-    const len = buf.readUInt32BE(i + 4);
-    out.push(buf.subarray(i + 8, i + 8 + len).toString());
-    i += 8 + len;
-  }
-  return out.join('');
+  const r = await execInContainer(docker, container, cmd);
+  return r.stdout + r.stderr;
 }
 
 async function state(): Promise<{ Running: boolean; Paused: boolean }> {

@@ -21,7 +21,7 @@ import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { testCellDocument, waitFor, writeDocumentFile } from '../support/cell.js';
 import { docker, pickSubnet, TEST_LABEL, TEST_LABELS, uniqueName } from '../support/docker.js';
-import { buildCoreImages, buildPeerImage, configurePeer, CORE_IMAGES, removeContainer, startPeerContainer, type PeerContainer } from '../support/peer.js';
+import { buildCoreImages, buildPeerImage, configurePeer, coreStackLines, removeContainer, startPeerContainer, type PeerContainer } from '../support/peer.js';
 import { createRoutingCell, removeRoutingCell, removeStaleRoutingCells, SUITE_LABEL, type RoutedService, type RoutingCell } from '../support/routing-cell.js';
 
 const SUITE = 'caddy-admin';
@@ -146,14 +146,11 @@ beforeAll(async () => {
       subnet: cell.subnet,
       poolEnd: 120,
       allowedImagePrefix: 'pictest/',
-      extra: [
-        `  caddy: {run: {image: "${CORE_IMAGES.caddy}", address: ${caddyAddress()}, container: ${core('caddy')}}}`,
-        `  dns: {run: {image: "${CORE_IMAGES.dns}", address: ${address(11)}, container: ${core('dns')}}}`,
-        `  wireguard:`,
-        `    subnet: ${vpnSubnet}`,
-        `    endpoint: "${peerNetwork.gateway}:${wgPort}"`,
-        `    run: {image: "${CORE_IMAGES.wireguard}", address: ${address(12)}, container: ${core('wg')}, publish: {hostIp: ${peerNetwork.gateway}, port: ${wgPort}}}`,
-      ],
+      extra: coreStackLines({
+        caddy: { container: core('caddy'), address: caddyAddress() },
+        dns: { container: core('dns'), address: address(11) },
+        wireguard: { container: core('wg'), address: address(12), subnet: vpnSubnet, hostIp: peerNetwork.gateway, port: wgPort },
+      }),
     }),
   );
   await cell.writeService(ALPHA.id);

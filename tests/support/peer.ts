@@ -21,6 +21,26 @@ const run = promisify(execFile);
 export const CORE_IMAGE_PREFIX = 'pictest/core-';
 export const CORE_IMAGES = { caddy: `${CORE_IMAGE_PREFIX}caddy:1.0.0`, dns: `${CORE_IMAGE_PREFIX}dns:1.0.0`, wireguard: `${CORE_IMAGE_PREFIX}wireguard:1.0.0` } as const;
 
+/** Where a test cell's core containers run: their names and addresses, the VPN and its published port. */
+export interface TestCoreStack {
+  caddy: { container: string; address: string };
+  dns: { container: string; address: string };
+  wireguard: { container: string; address: string; subnet: string; hostIp: string; port: number };
+}
+
+/** The Cell's `caddy`, `dns` and `wireguard` run sections (testCellDocument's `extra` lines) for the test core images. */
+export function coreStackLines(c: TestCoreStack): string[] {
+  const w = c.wireguard;
+  return [
+    `  caddy: {run: {image: "${CORE_IMAGES.caddy}", address: ${c.caddy.address}, container: ${c.caddy.container}}}`,
+    `  dns: {run: {image: "${CORE_IMAGES.dns}", address: ${c.dns.address}, container: ${c.dns.container}}}`,
+    `  wireguard:`,
+    `    subnet: ${w.subnet}`,
+    `    endpoint: "${w.hostIp}:${w.port}"`,
+    `    run: {image: "${CORE_IMAGES.wireguard}", address: ${w.address}, container: ${w.container}, publish: {hostIp: ${w.hostIp}, port: ${w.port}}}`,
+  ];
+}
+
 /** Builds (or finds up to date) the three core images under the test prefix, labelled as test images. */
 export async function buildCoreImages(): Promise<Record<string, string>> {
   const script = join(process.cwd(), 'examples', 'images', 'build-core.sh');
