@@ -128,6 +128,7 @@ export async function planCell(loaded: LoadedCell, docker: Dockerode, stateDir: 
         config: cell.checked.configs.get(name)!,
         secrets,
         serviceIp: ip,
+        publish: doc.spec.publish ?? [],
         cell: cellContextOf(cellDoc, stateDir.paths.data, stateDir.root),
       },
       observed: byOwner.get(key) ?? [],

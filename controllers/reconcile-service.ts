@@ -176,6 +176,11 @@ export interface ConvergedPackage {
  * Converge the service's containers to one package (the admitted one; during an upgrade the new
  * one, or the previous one on rollback): image verification, address, secrets, containers.
  */
+/** The host ports the admin consented to for the service (its ServiceInstall's spec.publish). */
+export function publishedPortsOf(cell: LoadedCell, name: string): string[] {
+  return cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc.spec.publish ?? [];
+}
+
 export async function convergePackage(
   ctx: OperatorContext,
   cell: LoadedCell,
@@ -208,6 +213,7 @@ export async function convergePackage(
         config,
         secrets,
         serviceIp: allocation.ip,
+        publish: publishedPortsOf(cell, name),
         cell: { ...ctx.cellContext(cellDoc), stateDir: ctx.stateRoot },
       },
       ...(cached ? { observed: cached } : {}),

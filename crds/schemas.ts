@@ -21,6 +21,7 @@ export const SERVICE_ID_PATTERN = '^[a-z][a-z0-9-]{0,30}$';
 export const SUBDOMAIN_PATTERN = '^[a-z][a-z0-9-]{0,30}$';
 export const BACKEND_PATTERN = '^[A-Za-z0-9._-]+:\\d{1,5}$';
 export const CONTAINER_NAME_PATTERN = '^cell-[a-z0-9][a-z0-9-]{0,30}$';
+export const PUBLISHED_PORT_PATTERN = '^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$';
 /** Docker's rule for container and volume names, also used for backup containers. */
 export const DOCKER_NAME_PATTERN = '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$';
 export const FILE_STEM_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
@@ -74,6 +75,7 @@ export const PATTERN_HINTS: Readonly<Record<string, string>> = {
   [DNS_LABEL_PATTERN]: 'a DNS label: lowercase letters, digits and hyphens, at most 63, starting and ending with a letter or digit',
   [SUBDOMAIN_PATTERN]: 'a lowercase letter followed by at most 30 lowercase letters, digits or hyphens',
   [BACKEND_PATTERN]: 'host:port, such as cell-notes:8080 (host of letters, digits, ".", "_", "-"; port of 1 to 5 digits)',
+  [PUBLISHED_PORT_PATTERN]: 'a port from 1 to 65535, a slash and tcp, udp or sctp, such as 25/tcp',
   [CONTAINER_NAME_PATTERN]: '"cell-" followed by a lowercase letter or digit and at most 30 lowercase letters, digits or hyphens',
   [BACKUP_TIME_PATTERN]: 'a time of day as HH:MM, such as 03:30',
   [DOCKER_NAME_PATTERN]: 'a Docker name: a letter or digit, then at most 63 letters, digits, "_", "." or "-"',
@@ -531,6 +533,12 @@ export const SERVICE_INSTALL_SPEC_SCHEMA = obj(
     egress: obj('Egress', 'Where the outbound traffic of the service goes.', {
       connection: patterned('Connection', '"default", or the name of a Connection whose type the manifest allows.', DNS_LABEL_PATTERN),
     }, ['connection']),
+    publish: arr(
+      'Published ports',
+      'Host ports the admin consents to the service publishing on the cell\'s own addresses, outside the VPN, as PORT/PROTOCOL (e.g. "25/tcp"). The service\'s template must name each; a port it publishes that is not listed here is refused, and the core stack\'s ports (80, 443, 53, the WireGuard port) never are allowed.',
+      patterned('Port', 'PORT/tcp or PORT/udp, PORT from 1 to 65535.', PUBLISHED_PORT_PATTERN),
+      { uniqueItems: true },
+    ),
     backup: obj('Backup', 'How the service is held still while its snapshot is taken.', {
       consistency: { type: 'string', enum: ['pause', 'stop'], default: 'pause', title: 'Consistency', description: 'pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again.' },
     }),

@@ -147,6 +147,8 @@ export interface ServiceInstallSpec {
   version?: string;
   config?: Record<string, string | number | boolean>;
   egress?: { connection: string };
+  /** Host ports the admin consents to the service publishing, as "25/tcp". */
+  publish?: string[];
   backup?: { consistency?: 'pause' | 'stop' };
   upgrade?: { deadlineSeconds?: number };
 }

@@ -4,6 +4,7 @@
  * paths after normalisation, the image policy). Pure: no I/O, never throws on bad input.
  */
 import path from 'node:path';
+import { serviceConfigPath } from './service-folder.js';
 import semver from 'semver';
 import { compiledSchema, pointerOf, schemaProblems } from './schema-problems.js';
 import {
@@ -229,16 +230,11 @@ function checkBackup(m: Json, report: Report): void {
     });
   }
   if (Array.isArray(configPaths)) {
+    const id = typeof m.id === 'string' ? m.id : '';
     configPaths.forEach((p, i) => {
       if (typeof p !== 'string' || p === '') return;
-      const pointer = pointerOf('backup', 'config_paths', i);
-      if (p.startsWith('/')) {
-        report(pointer, `must be relative to the pic project root, not the absolute path ${quoted(p)}`);
-        return;
-      }
-      const n = path.posix.normalize(p).replace(/\/+$/, '');
-      if (n === '..' || n.startsWith('../')) report(pointer, `must stay inside the pic project root; ${quoted(p)} climbs out of it (it normalises to ${n})`);
-      else if (n === '.' || n === '') report(pointer, `must name something inside the pic project root, not the root itself`);
+      const checked = serviceConfigPath(id, p);
+      if ('refused' in checked) report(pointerOf('backup', 'config_paths', i), checked.refused);
     });
   }
 }

@@ -1,7 +1,7 @@
 import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { manifestSubdomains } from '../crds/validate-manifest.js';
 import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
-import { DEFAULT_WIREGUARD_CONTAINER } from '../crds/schemas.js';
+import { DEFAULT_CORE_CONTAINERS, DEFAULT_WIREGUARD_CONTAINER } from '../crds/schemas.js';
 import type { CellDocument, Manifest, Problem, Sourced } from '../crds/types.js';
 import { decideVersion, type AdmittedView, type VersionDecision } from './admission.js';
 import { documentKey, type DesiredDocuments } from './desired.js';
@@ -117,6 +117,7 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
 
   const subdomainOwner = new Map<string, string>();
   const containerOwner = coreContainerNames(docs.cells.length === 1 ? docs.cells[0]!.doc : undefined);
+  const portOwner = new Map<string, string>();
   const sortedServices = [...services].sort((a, b) => a.doc.metadata.name.localeCompare(b.doc.metadata.name));
   for (const { doc, file } of catalogKnown ? sortedServices : []) {
     const name = doc.metadata.name;
@@ -164,10 +165,19 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
     // The checks below hold for what is to run: the admitted manifest, or the one being admitted.
     const manifest = decision.kind === 'install' || decision.kind === 'upgrade' || decision.kind === 'unchecked' ? offered! : admitted!.manifest;
 
-    const claimed = manifest.container_name;
-    const claimant = containerOwner.get(claimed);
-    if (claimant) problems.push({ file, pointer: '/metadata/name', message: `container name "${claimed}" is already taken by ${claimant}; two containers cannot share a name, so one of the services must not be installed` });
-    else containerOwner.set(claimed, `ServiceInstall/${name}`);
+    // Every name the package may give a container (policy.ts holds its template to them) is the
+    // service's alone: no core container's, no other service's.
+    for (const claimed of new Set([manifest.container_name, ...(manifest.containers ?? [])])) {
+      const claimant = containerOwner.get(claimed);
+      if (claimant) problems.push({ file, pointer: '/metadata/name', message: `container name "${claimed}" (in the manifest's container_name or containers) is already taken by ${claimant}; two containers cannot share a name, so this service cannot be installed beside it` });
+      else containerOwner.set(claimed, `ServiceInstall/${name}`);
+    }
+
+    (doc.spec.publish ?? []).forEach((port, i) => {
+      const holder = portOwner.get(port);
+      if (holder) problems.push({ file, pointer: `/spec/publish/${i}`, message: `host port ${port} is already published by ServiceInstall/${holder}; one host port serves one service` });
+      else portOwner.set(port, name);
+    });
 
     const merged = mergeServiceConfig(manifest.capabilities.has_admin_config ? manifest.config_schema : {}, doc.spec.config, file);
     problems.push(...merged.problems);
@@ -223,8 +233,14 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
 /** The containers the Cell itself runs or names, by name, with who claims them (for messages). */
 function coreContainerNames(cell: CellDocument | undefined): Map<string, string> {
   const owners = new Map<string, string>();
+  // The core's usual names are never a service's, whoever runs the core and whatever it is called.
+  owners.set(DEFAULT_CORE_CONTAINERS.caddy, 'the cell\'s core Caddy (cell-caddy is reserved for it)');
+  owners.set(DEFAULT_CORE_CONTAINERS.dns, 'the cell\'s core DNS server (cell-dns is reserved for it)');
+  owners.set(DEFAULT_CORE_CONTAINERS.wireguard, 'the cell\'s core WireGuard (cell-wireguard is reserved for it)');
   if (!cell) return owners;
-  owners.set(cell.spec.wireguard?.container ?? DEFAULT_WIREGUARD_CONTAINER, 'the Cell\'s WireGuard container (spec.wireguard.container)');
+  owners.set(cell.spec.wireguard?.run?.container ?? cell.spec.wireguard?.container ?? DEFAULT_WIREGUARD_CONTAINER, 'the Cell\'s WireGuard container (spec.wireguard)');
+  if (cell.spec.caddy?.run?.container) owners.set(cell.spec.caddy.run.container, 'the Cell\'s Caddy container (spec.caddy.run.container)');
+  if (cell.spec.dns?.run?.container) owners.set(cell.spec.dns.run.container, 'the Cell\'s DNS container (spec.dns.run.container)');
   for (const site of cell.spec.caddy?.sites ?? []) {
     const host = site.backend.slice(0, site.backend.lastIndexOf(':'));
     if (host && !owners.has(host)) owners.set(host, `the Cell's core site "${site.subdomain}" (spec.caddy.sites)`);

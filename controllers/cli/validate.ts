@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { formatProblem, type ImageVerificationMode, type Problem } from '../../crds/types.js';
 import { DEFAULT_MANIFEST_POLICY, validateManifest, type ManifestPolicy } from '../../crds/validate-manifest.js';
-import { checkServicePackage } from '../../reconcilers/containers/check-package.js';
+import { checkServicePackage, type TrialInstall } from '../../reconcilers/containers/check-package.js';
 import { loadCatalog, loadServicePackage, MANIFEST_FILE, readManifestFile, TEMPLATE_FILE, withCatalogMemo, type CatalogService } from '../../state/catalog.js';
 import { allProblems, checkDesiredState } from '../../state/check-desired.js';
 import { loadCell } from '../../state/cell.js';
@@ -85,11 +85,29 @@ export function summaryLine(counts: Counts): string {
   return `${shown.join(', ')}: valid`;
 }
 
-function templateProblems(service: CatalogService, policy: ManifestPolicy, checked: Checked = new Set()): Problem[] {
-  const key = `${service.dir}\0${policy.allowedImagePrefix}\0${policy.imageVerification}`;
+function templateProblems(service: CatalogService, policy: ManifestPolicy, checked: Checked = new Set(), install?: TrialInstall): Problem[] {
+  // A folder is one folder however the paths given spell it (examples/store, examples/cell/../store).
+  const key = `${path.resolve(service.dir)}\0${policy.allowedImagePrefix}\0${policy.imageVerification}${install ? `\0${JSON.stringify(install)}` : ''}`;
   if (checked.has(key)) return [];
   checked.add(key);
-  return checkServicePackage(service.manifest, service.template, { manifestFile: service.manifestFile, templateFile: service.templateFile, policy });
+  return checkServicePackage(service.manifest, service.template, { manifestFile: service.manifestFile, templateFile: service.templateFile, policy, ...(install ? { install } : {}) });
+}
+
+/**
+ * The cell's packages: each installed service rendered as its ServiceInstall asks (its config, the
+ * ports it consents to publish, the Cell's core ports), the catalog's other services as packages.
+ */
+function cellTemplateProblems(cell: Awaited<ReturnType<typeof loadCell>>, checked: Checked): Problem[] {
+  const problems: Problem[] = [];
+  const installs = new Map(cell.docs.services.map((s) => [s.doc.metadata.name, s.doc]));
+  for (const id of [...(cell.catalog?.services.keys() ?? [])].sort()) {
+    const service = cell.catalog!.services.get(id)!;
+    const doc = installs.get(id);
+    const config = cell.checked.configs.get(id);
+    const install = cell.cell && doc && config ? { cell: cell.cell, config, publish: doc.spec.publish ?? [] } : undefined;
+    problems.push(...templateProblems(service, cell.policy, checked, install));
+  }
+  return problems;
 }
 
 /** Validate one path of any kind; returns its problems (never throws for bad input). */
@@ -133,9 +151,7 @@ export async function validatePath(p: string, override?: ImageVerificationMode, 
       // problems and what needs no catalog, not a false "no service X in the catalog" for each.
       const checkedCell = cell.cell ? cell.checked : checkDesiredState(cell.docs);
       counts.notices.push(...checkedCell.generalNotices);
-      const problems = allProblems(checkedCell);
-      for (const id of [...(cell.catalog?.services.keys() ?? [])].sort()) problems.push(...templateProblems(cell.catalog!.services.get(id)!, cell.policy, checked));
-      return problems;
+      return [...allProblems(checkedCell), ...cellTemplateProblems(cell, checked)];
     }
     case 'documents': {
       const docs = await loadDocumentFiles([p]);
@@ -172,10 +188,11 @@ export async function runValidate(paths: string[], override?: ImageVerificationM
     const seen = new Set<string>();
     for (const p of paths) {
       for (const problem of await validatePath(p, override, checked, counts)) {
-        const line = safeLine(formatProblem(problem));
-        if (seen.has(line)) continue;
-        seen.add(line);
-        lines.push(line);
+        // Once per file, however the paths given spell it.
+        const identity = `${path.resolve(problem.file)}\0${problem.pointer}\0${problem.message}`;
+        if (seen.has(identity)) continue;
+        seen.add(identity);
+        lines.push(safeLine(formatProblem(problem)));
       }
     }
     const notices = [...new Set(counts.notices.map((n) => safeLine(`notice: ${formatProblem(n)}`)))];

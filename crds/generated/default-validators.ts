@@ -2445,8 +2445,9 @@ return errors === 0;
 }
 
 export const ServiceInstall = validate11;
-const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The version admitted. Omitted: the catalog's version at the first install, kept afterwards. A newer catalog version is reported, not applied, until this names it; then pic upgrades (snapshot first) and rolls back on failure.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}},"backup":{"type":"object","title":"Backup","description":"How the service is held still while its snapshot is taken.","additionalProperties":false,"properties":{"consistency":{"type":"string","enum":["pause","stop"],"default":"pause","title":"Consistency","description":"pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again."}}},"upgrade":{"type":"object","title":"Upgrade","description":"How an upgrade to the catalog's newer version is judged.","additionalProperties":false,"properties":{"deadlineSeconds":{"type":"integer","minimum":5,"maximum":86400,"default":300,"title":"Deadline (seconds)","description":"How long the new version has to become Ready (health checks included) before pic rolls back to the previous version and restores the snapshot taken before the upgrade. Default 300."}}}}}}};
+const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The version admitted. Omitted: the catalog's version at the first install, kept afterwards. A newer catalog version is reported, not applied, until this names it; then pic upgrades (snapshot first) and rolls back on failure.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}},"publish":{"type":"array","title":"Published ports","description":"Host ports the admin consents to the service publishing on the cell's own addresses, outside the VPN, as PORT/PROTOCOL (e.g. \"25/tcp\"). The service's template must name each; a port it publishes that is not listed here is refused, and the core stack's ports (80, 443, 53, the WireGuard port) never are allowed.","items":{"type":"string","title":"Port","description":"PORT/tcp or PORT/udp, PORT from 1 to 65535.","pattern":"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"},"uniqueItems":true},"backup":{"type":"object","title":"Backup","description":"How the service is held still while its snapshot is taken.","additionalProperties":false,"properties":{"consistency":{"type":"string","enum":["pause","stop"],"default":"pause","title":"Consistency","description":"pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again."}}},"upgrade":{"type":"object","title":"Upgrade","description":"How an upgrade to the catalog's newer version is judged.","additionalProperties":false,"properties":{"deadlineSeconds":{"type":"integer","minimum":5,"maximum":86400,"default":300,"title":"Deadline (seconds)","description":"How long the new version has to become Ready (health checks included) before pic rolls back to the previous version and restores the snapshot taken before the upgrade. Default 300."}}}}}}};
 const pattern31 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
+const pattern33 = new RegExp("^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$", "u");
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -2717,7 +2718,7 @@ if(data.spec !== undefined){
 let data9 = data.spec;
 if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
 for(const key4 in data9){
-if(!(((((key4 === "version") || (key4 === "config")) || (key4 === "egress")) || (key4 === "backup")) || (key4 === "upgrade"))){
+if(!((((((key4 === "version") || (key4 === "config")) || (key4 === "egress")) || (key4 === "publish")) || (key4 === "backup")) || (key4 === "upgrade"))){
 const err22 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec,data:data9};
 if(vErrors === null){
 vErrors = [err22];
@@ -2843,15 +2844,15 @@ vErrors.push(err31);
 errors++;
 }
 }
-if(data9.backup !== undefined){
-let data15 = data9.backup;
-if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
-if(data15.consistency === undefined){
-data15.consistency = "pause";
-}
-for(const key7 in data15){
-if(!(key7 === "consistency")){
-const err32 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.backup,data:data15};
+if(data9.publish !== undefined){
+let data15 = data9.publish;
+if(Array.isArray(data15)){
+const len0 = data15.length;
+for(let i0=0; i0<len0; i0++){
+let data16 = data15[i0];
+if(typeof data16 === "string"){
+if(!pattern33.test(data16)){
+const err32 = {instancePath:instancePath+"/spec/publish/" + i0,schemaPath:"#/properties/spec/properties/publish/items/pattern",keyword:"pattern",params:{pattern: "^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"},message:"must match pattern \""+"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"+"\"",schema:"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$",parentSchema:schema12.properties.spec.properties.publish.items,data:data16};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -2861,9 +2862,8 @@ vErrors.push(err32);
 errors++;
 }
 }
-let data16 = data15.consistency;
-if(typeof data16 !== "string"){
-const err33 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.backup.properties.consistency.type,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data16};
+else {
+const err33 = {instancePath:instancePath+"/spec/publish/" + i0,schemaPath:"#/properties/spec/properties/publish/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.publish.items.type,parentSchema:schema12.properties.spec.properties.publish.items,data:data16};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -2872,8 +2872,19 @@ vErrors.push(err33);
 }
 errors++;
 }
-if(!((data16 === "pause") || (data16 === "stop"))){
-const err34 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.backup.properties.consistency.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.spec.properties.backup.properties.consistency.enum,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data16};
+}
+let i1 = data15.length;
+let j0;
+if(i1 > 1){
+const indices0 = {};
+for(;i1--;){
+let item0 = data15[i1];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err34 = {instancePath:instancePath+"/spec/publish",schemaPath:"#/properties/spec/properties/publish/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema12.properties.spec.properties.publish,data:data15};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -2881,10 +2892,14 @@ else {
 vErrors.push(err34);
 }
 errors++;
+break;
+}
+indices0[item0] = i1;
+}
 }
 }
 else {
-const err35 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.backup.type,parentSchema:schema12.properties.spec.properties.backup,data:data15};
+const err35 = {instancePath:instancePath+"/spec/publish",schemaPath:"#/properties/spec/properties/publish/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema12.properties.spec.properties.publish.type,parentSchema:schema12.properties.spec.properties.publish,data:data15};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -2894,15 +2909,15 @@ vErrors.push(err35);
 errors++;
 }
 }
-if(data9.upgrade !== undefined){
-let data17 = data9.upgrade;
+if(data9.backup !== undefined){
+let data17 = data9.backup;
 if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
-if(data17.deadlineSeconds === undefined){
-data17.deadlineSeconds = 300;
+if(data17.consistency === undefined){
+data17.consistency = "pause";
 }
-for(const key8 in data17){
-if(!(key8 === "deadlineSeconds")){
-const err36 = {instancePath:instancePath+"/spec/upgrade",schemaPath:"#/properties/spec/properties/upgrade/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.upgrade,data:data17};
+for(const key7 in data17){
+if(!(key7 === "consistency")){
+const err36 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.backup,data:data17};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -2912,9 +2927,9 @@ vErrors.push(err36);
 errors++;
 }
 }
-let data18 = data17.deadlineSeconds;
-if(!(((typeof data18 == "number") && (!(data18 % 1) && !isNaN(data18))) && (isFinite(data18)))){
-const err37 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds.type,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data18};
+let data18 = data17.consistency;
+if(typeof data18 !== "string"){
+const err37 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.backup.properties.consistency.type,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data18};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -2923,9 +2938,8 @@ vErrors.push(err37);
 }
 errors++;
 }
-if((typeof data18 == "number") && (isFinite(data18))){
-if(data18 > 86400 || isNaN(data18)){
-const err38 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400",schema:86400,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data18};
+if(!((data18 === "pause") || (data18 === "stop"))){
+const err38 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.backup.properties.consistency.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.spec.properties.backup.properties.consistency.enum,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data18};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -2934,8 +2948,9 @@ vErrors.push(err38);
 }
 errors++;
 }
-if(data18 < 5 || isNaN(data18)){
-const err39 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 5},message:"must be >= 5",schema:5,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data18};
+}
+else {
+const err39 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.backup.type,parentSchema:schema12.properties.spec.properties.backup,data:data17};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -2945,9 +2960,15 @@ vErrors.push(err39);
 errors++;
 }
 }
+if(data9.upgrade !== undefined){
+let data19 = data9.upgrade;
+if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
+if(data19.deadlineSeconds === undefined){
+data19.deadlineSeconds = 300;
 }
-else {
-const err40 = {instancePath:instancePath+"/spec/upgrade",schemaPath:"#/properties/spec/properties/upgrade/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.upgrade.type,parentSchema:schema12.properties.spec.properties.upgrade,data:data17};
+for(const key8 in data19){
+if(!(key8 === "deadlineSeconds")){
+const err40 = {instancePath:instancePath+"/spec/upgrade",schemaPath:"#/properties/spec/properties/upgrade/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.upgrade,data:data19};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -2957,9 +2978,9 @@ vErrors.push(err40);
 errors++;
 }
 }
-}
-else {
-const err41 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.type,parentSchema:schema12.properties.spec,data:data9};
+let data20 = data19.deadlineSeconds;
+if(!(((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20))) && (isFinite(data20)))){
+const err41 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds.type,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data20};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -2968,15 +2989,60 @@ vErrors.push(err41);
 }
 errors++;
 }
-}
-}
-else {
-const err42 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if((typeof data20 == "number") && (isFinite(data20))){
+if(data20 > 86400 || isNaN(data20)){
+const err42 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400",schema:86400,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data20};
 if(vErrors === null){
 vErrors = [err42];
 }
 else {
 vErrors.push(err42);
+}
+errors++;
+}
+if(data20 < 5 || isNaN(data20)){
+const err43 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 5},message:"must be >= 5",schema:5,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data20};
+if(vErrors === null){
+vErrors = [err43];
+}
+else {
+vErrors.push(err43);
+}
+errors++;
+}
+}
+}
+else {
+const err44 = {instancePath:instancePath+"/spec/upgrade",schemaPath:"#/properties/spec/properties/upgrade/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.upgrade.type,parentSchema:schema12.properties.spec.properties.upgrade,data:data19};
+if(vErrors === null){
+vErrors = [err44];
+}
+else {
+vErrors.push(err44);
+}
+errors++;
+}
+}
+}
+else {
+const err45 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.type,parentSchema:schema12.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err45];
+}
+else {
+vErrors.push(err45);
+}
+errors++;
+}
+}
+}
+else {
+const err46 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(vErrors === null){
+vErrors = [err46];
+}
+else {
+vErrors.push(err46);
 }
 errors++;
 }
@@ -2986,7 +3052,7 @@ return errors === 0;
 
 export const PeerAccount = validate12;
 const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic PeerAccount","description":"The service accounts of one peer (peers/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"PeerAccount","title":"Kind","description":"Always PeerAccount."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"PeerAccount spec","description":"The services on which the peer named by metadata.name has an account.","required":["services"],"additionalProperties":false,"properties":{"services":{"type":"array","title":"Services","description":"Ids of installed services; removing one deprovisions the account there.","items":{"type":"string","title":"Service","description":"Service id.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"uniqueItems":true},"wireguard":{"type":"object","title":"WireGuard","description":"The peer's VPN key.","additionalProperties":false,"properties":{"publicKey":{"type":"string","title":"Public key","description":"The peer's own WireGuard public key (base64); the person keeps the private key. Without it pic generates a pair.","pattern":"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"}}}}}}};
-const pattern36 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
+const pattern37 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3361,7 +3427,7 @@ errors++;
 if(data12.publicKey !== undefined){
 let data13 = data12.publicKey;
 if(typeof data13 === "string"){
-if(!pattern36.test(data13)){
+if(!pattern37.test(data13)){
 const err29 = {instancePath:instancePath+"/spec/wireguard/publicKey",schemaPath:"#/properties/spec/properties/wireguard/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"},message:"must match pattern \""+"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"+"\"",schema:"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$",parentSchema:schema13.properties.spec.properties.wireguard.properties.publicKey,data:data13};
 if(vErrors === null){
 vErrors = [err29];
@@ -3424,7 +3490,7 @@ return errors === 0;
 
 export const Connection = validate13;
 const schema14 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Connection","description":"A named egress exit (connections/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Connection","title":"Kind","description":"Always Connection."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Connection spec","description":"A named exit for the outbound traffic of services.","required":["type"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Type","description":"What kind of exit this is."},"interface":{"type":"string","title":"Interface","description":"Network interface of the exit inside cell-wireguard, such as wg_ext0.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},"failOpen":{"type":"boolean","title":"Fail open","description":"When the exit is down, let traffic take the normal route instead of dropping it.","default":false}}}}};
-const pattern39 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
+const pattern40 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3745,7 +3811,7 @@ errors++;
 if(data9.interface !== undefined){
 let data11 = data9.interface;
 if(typeof data11 === "string"){
-if(!pattern39.test(data11)){
+if(!pattern40.test(data11)){
 const err26 = {instancePath:instancePath+"/spec/interface",schemaPath:"#/properties/spec/properties/interface/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$",parentSchema:schema14.properties.spec.properties.interface,data:data11};
 if(vErrors === null){
 vErrors = [err26];
@@ -3804,4 +3870,4 @@ errors++;
 validate13.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "13761cfe97f04dabbed0d554c2c75cbe38b009cbe57a664dce348007946ec9a9";
+export const SCHEMA_FINGERPRINT = "a10e0cdcba003f04259651112bb24b7b17cc9355e44dc5915c1c51f6d5edd084";

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import type { Manifest } from '../../crds/types.js';
+import { serviceConfigPath } from '../../crds/service-folder.js';
 import type { ArchiveSource } from './types.js';
 
 /** A service container as the backup sees it (from a container inspect). */
@@ -53,11 +54,9 @@ export function mountHolding(container: BackupContainer, target: string): Backup
 }
 
 /** Where a config path lives on the host; undefined when it would leave the data directory. */
-export function configPathOnHost(dataDir: string, configPath: string): string | undefined {
-  if (path.posix.isAbsolute(configPath)) return undefined;
-  const normal = path.posix.normalize(configPath);
-  if (normal === '..' || normal.startsWith('../') || normal === '.') return undefined;
-  return path.posix.join(dataDir, normal);
+export function configPathOnHost(dataDir: string, serviceId: string, configPath: string): { hostPath: string } | { refused: string } {
+  const checked = serviceConfigPath(serviceId, configPath);
+  return 'refused' in checked ? checked : { hostPath: path.posix.join(dataDir, checked.path) };
 }
 
 /** Config paths name a file name stem of their own: `config/notes` → `config_paths/config_notes.tar.gz`. */
@@ -97,11 +96,12 @@ export function planServiceArchives(
     archives.push({ kind: 'volume', name: v.name, file: `${folder}/${v.name}.tar.gz`, container: v.container, path: v.path, source });
   });
   backup.config_paths.forEach((p, i) => {
-    const hostPath = configPathOnHost(dataDir, p);
-    if (!hostPath) {
-      problems.push({ service, pointer: `/backup/config_paths/${i}`, message: `"${p}" leaves the cell's data directory; config paths are relative and stay inside it` });
+    const onHost = configPathOnHost(dataDir, service, p);
+    if ('refused' in onHost) {
+      problems.push({ service, pointer: `/backup/config_paths/${i}`, message: onHost.refused });
       return;
     }
+    const hostPath = onHost.hostPath;
     const name = configArchiveName(p);
     archives.push({ kind: 'config', name: p, file: `${folder}/config_paths/${name}.tar.gz`, source: { type: 'bind', hostPath, subpath: '.' } });
   });

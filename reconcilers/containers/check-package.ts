@@ -1,26 +1,42 @@
+import type { ConfigValue } from '../../crds/config.js';
 import { mergeServiceConfig } from '../../crds/config.js';
 import { boundProblems } from '../../crds/problem-limit.js';
-import type { Manifest, Problem } from '../../crds/types.js';
+import type { CellDocument, Manifest, Problem } from '../../crds/types.js';
 import type { ManifestPolicy } from '../../crds/validate-manifest.js';
-import { desiredServicePlan } from './desired.js';
+import { corePortsOf, desiredServicePlan } from './desired.js';
 import { templateSecretNames } from './render.js';
 
 const SAMPLE_BY_TYPE = { string: 'example', integer: 1, boolean: false } as const;
 
 /**
+ * The address a trial render gives the service: from TEST-NET-1 (RFC 5737), which no cell uses, so a
+ * template that writes an address of its own instead of `${SERVICE_IP}` never passes by chance.
+ */
+export const TRIAL_SERVICE_IP = '192.0.2.20';
+
+/** What a cell folder knows of one install: its merged config and the host ports the admin consented to. */
+export interface TrialInstall {
+  cell: CellDocument;
+  config: Record<string, ConfigValue>;
+  publish: readonly string[];
+}
+
+/**
  * A trial render of a service package, as `pic validate` does before any cell installs it: the
  * manifest's defaults (or a sample value for a required field without one), a placeholder for
  * every secret, a sample address. It finds unknown variables, forbidden Compose settings and a
- * template that does not match its manifest without touching Docker.
+ * template that does not match its manifest without touching Docker. Given an install (a cell
+ * folder's ServiceInstall), it renders with that install's config and checks its consent to
+ * published ports and the Cell's core ports, as the operator will.
  */
 export function checkServicePackage(
   manifest: Manifest,
   template: string,
-  where: { manifestFile: string; templateFile: string; policy: ManifestPolicy },
+  where: { manifestFile: string; templateFile: string; policy: ManifestPolicy; install?: TrialInstall },
 ): Problem[] {
   const schema = manifest.capabilities.has_admin_config ? manifest.config_schema ?? {} : {};
   const merged = mergeServiceConfig(schema, {}, where.manifestFile, '/config_schema');
-  const config = { ...merged.config };
+  const config = { ...merged.config, ...where.install?.config };
   for (const [key, field] of Object.entries(schema)) {
     if (!(key in config)) config[key] = field.type === 'integer' && field.min !== undefined ? field.min : SAMPLE_BY_TYPE[field.type];
   }
@@ -32,10 +48,12 @@ export function checkServicePackage(
     manifestFile: where.manifestFile,
     config,
     secrets,
-    serviceIp: '172.20.0.20',
+    serviceIp: TRIAL_SERVICE_IP,
+    ...(where.install ? { publish: where.install.publish } : {}),
     cell: {
-      name: 'validate',
-      domain: 'cell.example',
+      name: where.install?.cell.metadata.name ?? 'validate',
+      corePorts: corePortsOf(where.install?.cell),
+      domain: where.install?.cell.spec.domain ?? 'cell.example',
       dataDir: '/var/lib/pic/data',
       networkName: 'cell-network',
       allowedImagePrefix: where.policy.allowedImagePrefix,

@@ -103,6 +103,8 @@ export type MountModel =
 
 export interface PortModel {
   containerPort: number;
+  /** Where the entry was written. */
+  pointer: string;
   protocol: string;
   hostIp: string;
   hostPort: string;
@@ -124,8 +126,8 @@ export interface ServiceModel {
   entrypoint?: string[];
   environment: Map<string, string>;
   mounts: MountModel[];
-  ipv4Address?: string;
-  aliases: string[];
+  ipv4Address?: Setting<string>;
+  aliases: Setting<string>[];
   restart?: { Name: string; MaximumRetryCount?: number };
   labels: Map<string, string>;
   dependsOn: DependencyModel[];
@@ -148,7 +150,8 @@ export interface ServiceModel {
   workingDir?: string;
   user?: string;
   hostname?: string;
-  stopTimeout?: number;
+  /** Seconds, from `stop_grace_period`, with where it was written. */
+  stopTimeout?: Setting<number>;
   stopSignal?: string;
   /** `tmpfs:` entries: a target and its mount options as written ("" for none). */
   tmpfs: { target: string; options: string; pointer: string }[];

@@ -1,17 +1,20 @@
 import type { ConfigValue } from '../../crds/config.js';
 import path from 'node:path';
 import { parsePinnedReference } from '../../crds/image-reference.js';
+import { DEFAULT_VPN } from '../../crds/schemas.js';
 import type { CellDocument, ImageVerificationMode, Manifest, Problem } from '../../crds/types.js';
 import { planRenderedCompose } from './compose.js';
 import type { ComposeModel } from './compose-model.js';
 import { LABEL } from './labels.js';
-import { grantedCapabilitiesOf } from './policy.js';
+import { grantedCapabilitiesOf, type CorePort } from './policy.js';
 import { renderComposeTemplate } from './render.js';
 import type { ServicePlan } from './types.js';
 import { boundProblems } from '../../crds/problem-limit.js';
 
 export interface CellContext {
   name: string;
+  /** Host ports the core stack uses (policy.ts): no service publishes them. */
+  corePorts: readonly CorePort[];
   domain: string;
   dataDir: string;
   /** The operator's state directory, which no data directory may contain. */
@@ -25,6 +28,7 @@ export interface CellContext {
 export function cellContextOf(cell: CellDocument, defaultDataDir: string, stateDir?: string): CellContext {
   return {
     name: cell.metadata.name,
+    corePorts: corePortsOf(cell),
     domain: cell.spec.domain,
     dataDir: cell.spec.dataDir ? path.posix.normalize(cell.spec.dataDir) : defaultDataDir,
     ...(stateDir !== undefined ? { stateDir } : {}),
@@ -32,6 +36,30 @@ export function cellContextOf(cell: CellDocument, defaultDataDir: string, stateD
     allowedImagePrefix: cell.spec.allowedImagePrefix,
     imageVerification: cell.spec.imageVerification.mode,
   };
+}
+
+/**
+ * The host ports of the core stack: the well-known ones whoever runs the core, and those the Cell
+ * publishes its own containers on.
+ */
+export function corePortsOf(cell: CellDocument | undefined): CorePort[] {
+  const ports: CorePort[] = [
+    { port: 80, protocol: 'tcp', what: 'HTTP, Caddy' },
+    { port: 443, protocol: 'tcp', what: 'HTTPS, Caddy' },
+    { port: 443, protocol: 'udp', what: 'HTTP/3, Caddy' },
+    { port: 53, protocol: 'tcp', what: 'DNS' },
+    { port: 53, protocol: 'udp', what: 'DNS' },
+    { port: DEFAULT_VPN.listenPort, protocol: 'udp', what: 'WireGuard' },
+  ];
+  const add = (port: number | undefined, protocol: string, what: string): void => {
+    if (port !== undefined && !ports.some((p) => p.port === port && p.protocol === protocol)) ports.push({ port, protocol, what });
+  };
+  const caddy = cell?.spec.caddy?.run?.publish;
+  add(caddy?.http, 'tcp', "Caddy's HTTP port (spec.caddy.run.publish.http)");
+  add(caddy?.https, 'tcp', "Caddy's HTTPS port (spec.caddy.run.publish.https)");
+  const wg = cell?.spec.wireguard?.run;
+  add(wg?.publish?.port ?? wg?.listenPort, 'udp', "WireGuard's port (spec.wireguard.run)");
+  return ports;
 }
 
 export interface ServiceInputs {
@@ -42,7 +70,14 @@ export interface ServiceInputs {
   config: Record<string, ConfigValue>;
   secrets: Record<string, string>;
   serviceIp: string;
+  /** The admin's consent to host ports (ServiceInstall spec.publish); absent for a package checked without an install. */
+  publish?: readonly string[];
   cell: CellContext;
+}
+
+/** The manifest's container_name and containers: the names the service's containers may bear. */
+export function ownContainerNames(manifest: Pick<Manifest, 'container_name' | 'containers'>): string[] {
+  return [...new Set([manifest.container_name, ...(manifest.containers ?? [])])].sort();
 }
 
 /**
@@ -53,12 +88,9 @@ export interface ServiceInputs {
 export function checkManifestAgainstModel(model: ComposeModel, inputs: ServiceInputs): Problem[] {
   const { manifest, templateFile, manifestFile } = inputs;
   const problems: Problem[] = [];
-  const names = new Set<string>();
-  for (const s of model.services) {
-    names.add(s.key);
-    if (s.containerName !== undefined) names.add(s.containerName);
-  }
+  // Caddy reaches a backend by container name: a compose key is no name on the cell network.
   const containerNames = new Set(model.services.flatMap((s) => (s.containerName !== undefined ? [s.containerName] : [])));
+  const names = containerNames;
   const primary = model.services.find((s) => s.containerName === manifest.container_name);
   if (!primary) {
     problems.push({ file: templateFile, pointer: '/services', message: `no service has container_name "${manifest.container_name}", the manifest's container_name` });
@@ -107,7 +139,7 @@ export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan;
     },
     templateFile,
   );
-  if (!rendered.compose) return { problems: boundProblems(rendered.problems, templateFile) };
+  if (!rendered.compose) return { problems: boundProblems(withoutSecrets(rendered.problems, inputs.secrets), templateFile) };
   const planned = planRenderedCompose(
     rendered.compose,
     {
@@ -116,6 +148,11 @@ export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan;
       ...(cell.stateDir !== undefined ? { stateDir: cell.stateDir } : {}),
       networkName: cell.networkName,
       grantedCapabilities: grantedCapabilitiesOf(manifest),
+      serviceId: manifest.id,
+      ownContainerNames: ownContainerNames(manifest),
+      serviceIp: inputs.serviceIp,
+      ...(inputs.publish !== undefined ? { publish: inputs.publish } : {}),
+      corePorts: cell.corePorts,
     },
     {
       serviceId: manifest.id,
@@ -128,6 +165,17 @@ export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan;
     (model) => checkManifestAgainstModel(model, inputs),
   );
   // A template is third-party input: however many problems it has, a status carries a bounded list.
-  const problems = boundProblems([...rendered.problems, ...planned.problems], templateFile);
+  const problems = boundProblems(withoutSecrets([...rendered.problems, ...planned.problems], inputs.secrets), templateFile);
   return problems.length > 0 || !planned.plan ? { problems } : { plan: planned.plan, problems: [] };
+}
+
+/**
+ * Problems quote what was rendered; a rendered secret is quoted as the template wrote it
+ * (`${PIC_SECRET_NAME}`), never as its value, since messages reach statuses, events and logs.
+ */
+export function withoutSecrets(problems: Problem[], secrets: Record<string, string>): Problem[] {
+  const values = Object.entries(secrets).filter(([, v]) => v !== '').sort((a, b) => b[1].length - a[1].length);
+  if (values.length === 0) return problems;
+  const hide = (text: string): string => values.reduce((t, [name, value]) => t.split(value).join(`\${PIC_SECRET_${name}}`), text);
+  return problems.map((p) => ({ ...p, message: hide(p.message), pointer: hide(p.pointer) }));
 }

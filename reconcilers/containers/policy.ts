@@ -13,10 +13,18 @@
  * | networks       | only the cell network, declared external; services join no other network               |
  * | devices        | refused (only an empty list)                                                            |
  * | security_opt   | only no-new-privileges; anything that disables confinement is refused                   |
- * | bind mounts    | sources strictly inside the cell data directory; never the Docker socket or a parent     |
+ * | bind mounts    | never the Docker socket or a parent; strictly inside the cell data directory            |
  * | data directory | absolute, not `/`, and not containing the operator's state directory                    |
  * | tmpfs options  | size, mode, uid, gid, nr_inodes, noexec, nosuid, nodev, exec, ro, rw; never suid or dev  |
- * | ports          | allowed: a published port is the admin's own host, and Docker refuses a busy one        |
+ * | container names| only the service's own: the manifest's container_name and its containers list         |
+ * | aliases        | only the service's own container names (another name would draw that name's traffic)    |
+ * | ipv4_address   | only the service's address (${SERVICE_IP}), on one container                           |
+ * | bind mounts    | sources inside the service's own folder, <data directory>/<service id>                  |
+ * | volume names   | derived from the service; a `name:` override could mount any volume of the host        |
+ * | ports          | an explicit host port the admin consented to (ServiceInstall spec.publish), never the  |
+ * |                | core stack's (80, 443, 53, the WireGuard port); without an install (a package check)  |
+ * |                | consent is not asked, the core ports still are                                          |
+ * | stop grace     | at most 10 minutes: upgrades, removals and backups wait for it                          |
  *
  * Symlinks on a bind source's path are refused too, but that needs the file system: see
  * bind-sources.ts, the adapter step that runs before anything is created. Pure.
@@ -38,7 +46,30 @@ export interface ComposePolicy {
   networkName: string;
   /** What the manifest declares in `connectivity.cap_add`; nothing else may be added. */
   grantedCapabilities: readonly string[];
+  /** The service the template belongs to: `<dataDir>/<serviceId>` is the only folder its binds reach. */
+  serviceId: string;
+  /** The manifest's container_name and containers: the only names its containers and aliases may bear. */
+  ownContainerNames: readonly string[];
+  /** The service's address on the cell network: the only fixed address a container may ask for. */
+  serviceIp: string;
+  /**
+   * Host ports the admin consented to publish (`ServiceInstall.spec.publish`, e.g. "25/tcp").
+   * Absent for a package checked without an install: consent is then the install's question.
+   */
+  publish?: readonly string[];
+  /** Host ports the core stack uses; no service may publish them, consent or not. */
+  corePorts: readonly CorePort[];
 }
+
+/** A host port of the core stack, and who uses it (for messages). */
+export interface CorePort {
+  port: number;
+  protocol: string;
+  what: string;
+}
+
+/** The longest `stop_grace_period` a service may ask for: every upgrade, removal and backup waits for it. */
+export const MAX_STOP_GRACE_SECONDS = 600;
 
 /** A model that passed the policy: the only input the translator accepts. */
 export type CheckedComposeModel = ComposeModel & { readonly __checked: true };
@@ -79,13 +110,20 @@ export function checkComposePolicy(model: ComposeModel, policy: ComposePolicy, f
   const problems = new Problems(file);
   checkDataDir(policy, problems);
   checkNetworks(model, policy, problems);
+  checkVolumeNames(model, problems);
+  checkFixedAddresses(model, policy, problems);
   for (const s of model.services) {
     if (s.image !== undefined && s.image !== '') checkImage(s.image, s.imagePointer, policy, problems);
+    checkNames(s, policy, problems);
     for (const cap of s.capAdd) checkCapability(cap.value, cap.pointer, policy, problems);
     checkConfinement(s.confinement, policy, problems);
     for (const opt of s.securityOpt) checkSecurityOption(opt.value, opt.pointer, problems);
     for (const mount of s.mounts) if (mount.type === 'bind') checkBindSource(mount.source, mount.pointer, policy, problems);
     for (const t of s.tmpfs) checkTmpfsOptions(t.options, t.pointer, problems);
+    for (const p of s.ports) checkPublishedPort(p, policy, problems);
+    if (s.stopTimeout !== undefined && s.stopTimeout.value > MAX_STOP_GRACE_SECONDS) {
+      problems.add(s.stopTimeout.pointer, `stop_grace_period of ${s.stopTimeout.value} s is refused: at most ${MAX_STOP_GRACE_SECONDS / 60} minutes, since every upgrade, removal and backup of the service waits for it`);
+    }
   }
   return problems.list.length === 0 ? { checked: model as CheckedComposeModel, problems: [] } : { problems: problems.list };
 }
@@ -111,6 +149,11 @@ function checkDataDir(policy: ComposePolicy, problems: Problems): void {
   } else if (policy.stateDir !== undefined && isWithin(normaliseHostPath(policy.stateDir), dataDir)) {
     problems.add('', `the cell data directory "${dataDir}" is refused: it contains pic's state directory "${normaliseHostPath(policy.stateDir)}" (secrets, allocations), which a bind mount could then expose; ${fix}`);
   }
+}
+
+/** The one folder of the data directory a service's binds and backup config paths may reach. */
+export function serviceFolder(dataDir: string, serviceId: string): string {
+  return `${normaliseHostPath(dataDir)}/${serviceId}`;
 }
 
 /** `inner` is `outer` or below it. */
@@ -202,8 +245,63 @@ function checkBindSource(source: string, pointer: string, policy: ComposePolicy,
   }
   const dataDir = usableDataDir(policy);
   if (dataDir === undefined) return; // checkDataDir reported why no bind can be allowed
-  if (!source.startsWith(`${dataDir}/`)) {
-    problems.add(pointer, `bind mount of "${source}" is refused: bind sources must be inside the cell data directory "${dataDir}" (use \${PIC_DATA_DIR}/…)`);
+  const own = serviceFolder(dataDir, policy.serviceId);
+  const normalised = normaliseHostPath(source);
+  if (!isWithin(normalised, own)) {
+    const where = isWithin(normalised, dataDir) ? `it is in the cell data directory "${dataDir}" but not in this service's own folder` : `it is outside the cell data directory "${dataDir}"`;
+    problems.add(pointer, `bind mount of "${source}" is refused: ${where}; a service's bind sources stay inside "${own}" (use \${PIC_DATA_DIR}/\${PIC_SERVICE_ID}/…)`);
+  }
+}
+
+/** Every container bears one of the service's own names; its aliases too. */
+function checkNames(s: ComposeModel['services'][number], policy: ComposePolicy, problems: Problems): void {
+  const own = policy.ownContainerNames;
+  const listed = own.map((n) => `"${n}"`).join(', ');
+  if (s.containerName !== undefined && !own.includes(s.containerName)) {
+    problems.add(`${s.pointer}/container_name`, `container_name "${s.containerName}" is not one of this service's containers (${listed}): a container may bear only a name its manifest declares, as container_name or in "containers"`);
+  }
+  for (const alias of s.aliases) {
+    if (!own.includes(alias.value)) {
+      problems.add(alias.pointer, `alias "${alias.value}" is refused: Docker's DNS would answer that name with this container, drawing traffic meant for another; an alias may only be one of this service's own container names (${listed})`);
+    }
+  }
+}
+
+function checkVolumeNames(model: ComposeModel, problems: Problems): void {
+  for (const v of model.volumes) {
+    if (v.name !== undefined) {
+      problems.add(`${v.pointer}/name`, `volume name "${v.name}" is refused: pic names a service's volumes after the service, so that no template can mount another service's, the core's or another application's volume; leave "name" out`);
+    }
+  }
+}
+
+/** Only the service's own address, and on one container: the others take what Docker gives them. */
+function checkFixedAddresses(model: ComposeModel, policy: ComposePolicy, problems: Problems): void {
+  let holder: string | undefined;
+  for (const s of model.services) {
+    const fixed = s.ipv4Address;
+    if (fixed === undefined) continue;
+    if (fixed.value !== policy.serviceIp) {
+      problems.add(fixed.pointer, `ipv4_address "${fixed.value}" is refused: it is not this service's address; write "\${SERVICE_IP}", and leave the address out on the service's other containers`);
+    } else if (holder !== undefined) {
+      problems.add(fixed.pointer, `ipv4_address "\${SERVICE_IP}" is already given to service "${holder}": one container holds the service's address, the others take what Docker gives them`);
+    } else {
+      holder = s.key;
+    }
+  }
+}
+
+function checkPublishedPort(p: ComposeModel['services'][number]['ports'][number], policy: ComposePolicy, problems: Problems): void {
+  const spelled = `${p.hostPort}/${p.protocol}`;
+  if (p.hostPort === '') {
+    problems.add(p.pointer, `publishing container port ${p.containerPort}/${p.protocol} on a host port Docker picks is refused: name the host port ("HOST:${p.containerPort}"), which the admin then consents to in the ServiceInstall's spec.publish`);
+    return;
+  }
+  const core = policy.corePorts.find((c) => String(c.port) === p.hostPort && c.protocol === p.protocol);
+  if (core) {
+    problems.add(p.pointer, `host port ${spelled} is refused: the core stack uses it (${core.what}); a service may not answer on it`);
+  } else if (policy.publish !== undefined && !policy.publish.includes(spelled)) {
+    problems.add(p.pointer, `host port ${spelled} is published only with the admin's consent: add "${spelled}" to spec.publish of ServiceInstall/${policy.serviceId}`);
   }
 }
 

@@ -224,8 +224,8 @@ export function readServiceNetworks(value: unknown, pointer: string, s: ServiceM
     for (const [k, v] of Object.entries(settings)) {
       if (k === 'ipv4_address') {
         if (typeof v !== 'string' || !isIpv4(v)) problems.add(ptr(at, k), `ipv4_address ${describe(v)} is not an IPv4 address`);
-        else if (s.ipv4Address !== undefined && s.ipv4Address !== v) problems.add(ptr(at, k), 'the service is given two different IPv4 addresses');
-        else s.ipv4Address = v;
+        else if (s.ipv4Address !== undefined && s.ipv4Address.value !== v) problems.add(ptr(at, k), 'the service is given two different IPv4 addresses');
+        else s.ipv4Address = { value: v, pointer: ptr(at, k) };
       } else if (k === 'aliases') {
         if (!Array.isArray(v)) {
           problems.add(ptr(at, k), `"aliases" must be a list, not ${describe(v)}`);
@@ -234,8 +234,8 @@ export function readServiceNetworks(value: unknown, pointer: string, s: ServiceM
         v.forEach((alias, index) => {
           if (typeof alias !== 'string' || !/^[a-zA-Z0-9]([a-zA-Z0-9_.-]{0,62})$/.test(alias)) {
             problems.add(ptr(at, k, index), `alias ${describe(alias)} is not a valid host name`);
-          } else if (!s.aliases.includes(alias)) {
-            s.aliases.push(alias);
+          } else if (!s.aliases.some((a) => a.value === alias)) {
+            s.aliases.push({ value: alias, pointer: ptr(at, k, index) });
           }
         });
       } else if (!k.startsWith('x-')) {
@@ -396,7 +396,7 @@ function readShortPort(spec: string, at: string, problems: Problems): PortModel 
   const containerPort = readPortNumber(containerText, 'container', at, problems);
   if (containerPort === undefined) return undefined;
   if (hostPort !== '' && readPortNumber(hostPort, 'host', at, problems) === undefined) return undefined;
-  return { containerPort, protocol, hostIp, hostPort };
+  return { containerPort, protocol, hostIp, hostPort, pointer: at };
 }
 
 function readLongPort(spec: Record<string, unknown>, at: string, problems: Problems): PortModel | undefined {
@@ -435,7 +435,7 @@ function readLongPort(spec: Record<string, unknown>, at: string, problems: Probl
     ok = false;
   }
   if (!ok || containerPort === undefined) return undefined;
-  return { containerPort, protocol: protocol as string, hostIp, hostPort };
+  return { containerPort, protocol: protocol as string, hostIp, hostPort, pointer: at };
 }
 
 export function readPorts(value: unknown, pointer: string, problems: Problems): PortModel[] {

@@ -275,7 +275,7 @@ function readService(key: string, value: unknown, volumeKeys: Set<string>, probl
   if (s.stopSignal !== undefined && !/^(SIG[A-Z0-9+-]+|\d{1,2})$/.test(s.stopSignal)) problems.add(at('stop_signal'), `stop_signal "${s.stopSignal}" is not a signal name such as SIGTERM`);
   if (value.stop_grace_period !== undefined && value.stop_grace_period !== null) {
     const grace = durationField(value.stop_grace_period, at('stop_grace_period'), problems);
-    if (grace !== undefined) s.stopTimeout = Math.ceil(grace / 1e9);
+    if (grace !== undefined) s.stopTimeout = { value: Math.ceil(grace / 1e9), pointer: at('stop_grace_period') };
   }
   if (value.read_only !== undefined && value.read_only !== null) {
     s.readOnly = asBoolean(value.read_only);

@@ -75,7 +75,7 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
     create.ExposedPorts = exposed;
   }
   if (s.stopSignal !== undefined) create.StopSignal = s.stopSignal;
-  if (s.stopTimeout !== undefined) create.StopTimeout = s.stopTimeout;
+  if (s.stopTimeout !== undefined) create.StopTimeout = s.stopTimeout.value;
   if (s.healthcheck !== undefined) create.Healthcheck = s.healthcheck;
 
   const host: Dockerode.HostConfig = { NetworkMode: ctx.networkName };
@@ -104,10 +104,13 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
   if (s.nanoCpus !== undefined) host.NanoCpus = s.nanoCpus;
   create.HostConfig = host;
 
+  // Docker's DNS answers for the container name and these aliases only: never the compose key,
+  // which another service's container could bear as its name (policy.ts allows as aliases only the
+  // service's own container names).
   const aliases: string[] = [];
-  for (const alias of [s.key, name, ...s.aliases]) if (!aliases.includes(alias)) aliases.push(alias);
+  for (const alias of [name, ...s.aliases.map((a) => a.value)]) if (!aliases.includes(alias)) aliases.push(alias);
   const endpoint: Dockerode.EndpointSettings = {};
-  if (s.ipv4Address !== undefined) endpoint.IPAMConfig = { IPv4Address: s.ipv4Address };
+  if (s.ipv4Address !== undefined) endpoint.IPAMConfig = { IPv4Address: s.ipv4Address.value };
   endpoint.Aliases = aliases;
   const endpoints: Dockerode.EndpointsConfig = {};
   setOwn(endpoints as Record<string, unknown>, ctx.networkName, endpoint);
@@ -115,8 +118,9 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
   return create;
 }
 
+/** Always derived from the service: the policy refuses a `name:` override (policy.ts). */
 function dockerVolumeName(ctx: TranslateContext, volume: VolumeModel): string {
-  return volume.name ?? `${ctx.volumePrefix ?? 'pic'}-${ctx.serviceId}-${volume.key}`;
+  return `${ctx.volumePrefix ?? 'pic'}-${ctx.serviceId}-${volume.key}`;
 }
 
 /**

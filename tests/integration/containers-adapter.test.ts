@@ -435,7 +435,7 @@ describe('the containers pipeline: bind sources are walked without following sym
       '    command: ["sleep", "3600"]',
       '    stop_grace_period: 1s',
       '    volumes:',
-      '      - ${PIC_DATA_DIR}/app/cfg:/cfg',
+      '      - ${PIC_DATA_DIR}/${PIC_SERVICE_ID}/cfg:/cfg',
       '    networks: [cell-network]',
       'networks:',
       '  cell-network: {external: true}',
@@ -446,7 +446,7 @@ describe('the containers pipeline: bind sources are walked without following sym
     config: {},
     secrets: {},
     serviceIp: ipOf(40),
-    cell: { name: pipelineCell, domain: 'bind.test', dataDir, networkName: network.name, allowedImagePrefix: 'pictest/', imageVerification: 'off' },
+    cell: { name: pipelineCell, corePorts: [], domain: 'bind.test', dataDir, networkName: network.name, allowedImagePrefix: 'pictest/', imageVerification: 'off' },
   });
   const hooks = (): ApplyHooks => ({ network, event: (e) => events.push(e), log: () => undefined });
   const ours = async () => docker.listContainers({ all: true, filters: { label: [`ngo.pic.cell=${pipelineCell}`] } });
@@ -455,13 +455,14 @@ describe('the containers pipeline: bind sources are walked without following sym
     dataRoot = await fs.mkdtemp(path.join(os.tmpdir(), 'pic-binds-'));
     dataDir = path.join(dataRoot, 'data');
     outside = path.join(dataRoot, 'outside');
+    await fs.mkdir(path.join(dataDir, run), { recursive: true });
     await fs.mkdir(path.join(dataDir, 'app'), { recursive: true });
     await fs.mkdir(outside);
     await fs.writeFile(path.join(outside, 'secret'), 'not for the container');
   });
 
   test('a symlink a container planted in its data directory is refused, path named, nothing created', async () => {
-    const planted = path.join(dataDir, 'app', 'cfg');
+    const planted = path.join(dataDir, run, 'cfg');
     await fs.symlink(outside, planted);
     const result = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
     expect(result.outcome).toBe('refused');
@@ -477,7 +478,7 @@ describe('the containers pipeline: bind sources are walked without following sym
   });
 
   test('a symlink higher up the path is refused, and nothing is made through it', async () => {
-    const app = path.join(dataDir, 'app');
+    const app = path.join(dataDir, run);
     await fs.rm(app, { recursive: true });
     await fs.symlink(outside, app);
     const result = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
@@ -493,18 +494,18 @@ describe('the containers pipeline: bind sources are walked without following sym
     expect(preview.outcome === 'converged' && preview.actions.map((a) => a.type)).toEqual(['ensure-network', 'create']);
     expect(preview.outcome === 'converged' && preview.changed).toBe(false);
     expect(await ours()).toEqual([]);
-    await expect(fs.lstat(path.join(dataDir, 'app'))).rejects.toThrow(/ENOENT/);
+    await expect(fs.lstat(path.join(dataDir, run))).rejects.toThrow(/ENOENT/);
   });
 
   test('once the link is gone: the bind source is made as real directories and the container runs; the next pass does nothing', async () => {
     const result = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
     expect(result.outcome).toBe('converged');
-    const cfg = await fs.lstat(path.join(dataDir, 'app', 'cfg'));
+    const cfg = await fs.lstat(path.join(dataDir, run, 'cfg'));
     expect(cfg.isDirectory()).toBe(true);
     expect(cfg.mode & 0o777).toBe(0o750);
     const [info] = await ours();
     expect(info?.State).toBe('running');
-    expect(info?.Mounts.find((m) => m.Destination === '/cfg')?.Source).toBe(path.join(dataDir, 'app', 'cfg'));
+    expect(info?.Mounts.find((m) => m.Destination === '/cfg')?.Source).toBe(path.join(dataDir, run, 'cfg'));
     const again = await reconcileServiceContainers(docker, { owner, cellName: pipelineCell, inputs: inputs() }, hooks());
     expect(again.outcome === 'converged' && again.changed).toBe(false);
   });

@@ -143,12 +143,25 @@ describe('planServiceArchives', () => {
     expect(problems.map((p) => p.pointer)).toEqual(['/backup/volumes/0/container', '/backup/volumes/1/path', '/backup/config_paths/0', '/backup']);
   });
 
-  it('puts config paths under the data directory and never outside it', () => {
-    expect(configPathOnHost('/srv/d', 'config/notes')).toBe('/srv/d/config/notes');
-    expect(configPathOnHost('/srv/d', 'config/../notes')).toBe('/srv/d/notes');
-    expect(configPathOnHost('/srv/d', '../x')).toBeUndefined();
-    expect(configPathOnHost('/srv/d', '/etc')).toBeUndefined();
-    expect(configPathOnHost('/srv/d', '.')).toBeUndefined();
+  it.each([
+    ['notes/config', '/srv/d/notes/config'],
+    ['notes', '/srv/d/notes'],
+    ['notes/x/../config/', '/srv/d/notes/config'],
+    ['config/../notes/config', '/srv/d/notes/config'],
+    ['config/notes', /not in the service's own folder "notes\/"/],
+    ['files/config', /not in the service's own folder/],
+    ['notes-archive/config', /not in the service's own folder/],
+    ['notes/../files', /not in the service's own folder/],
+    ['../x', /climbs out/],
+    ['/etc', /not the absolute path/],
+    ['.', /not the data directory itself/],
+  ])('config path %s of service notes: %s', (configPath, expected) => {
+    const onHost = configPathOnHost('/srv/d', 'notes', configPath);
+    if (typeof expected === 'string') expect(onHost).toEqual({ hostPath: expected });
+    else expect('refused' in onHost && onHost.refused).toMatch(expected);
+  });
+
+  it('names a config archive after its path', () => {
     expect(configArchiveName('config/notes/')).toBe('config_notes');
   });
 });

@@ -3,12 +3,22 @@ import type { Manifest } from '../../crds/types.js';
 import { validateManifest } from '../../crds/validate-manifest.js';
 import type { ComposeFile } from '../../reconcilers/containers/compose-model.js';
 import { readComposeModel } from '../../reconcilers/containers/read-compose.js';
-import { desiredServicePlan, type ServiceInputs } from '../../reconcilers/containers/desired.js';
+import { corePortsOf, desiredServicePlan, type ServiceInputs } from '../../reconcilers/containers/desired.js';
 import { checkComposePolicy, type ComposePolicy } from '../../reconcilers/containers/policy.js';
 
 const FILE = 'services/app/compose-template.yml';
 const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
-const POLICY: ComposePolicy = { allowedImagePrefix: 'git.pic.ngo/roof/', dataDir: '/srv/pic/data', stateDir: '/var/lib/pic', networkName: 'cell-network', grantedCapabilities: [] };
+const POLICY: ComposePolicy = {
+  allowedImagePrefix: 'git.pic.ngo/roof/',
+  dataDir: '/srv/pic/data',
+  stateDir: '/var/lib/pic',
+  networkName: 'cell-network',
+  grantedCapabilities: [],
+  serviceId: 'app',
+  ownContainerNames: ['cell-app', 'cell-app-worker'],
+  serviceIp: '172.20.0.20',
+  corePorts: corePortsOf(undefined),
+};
 
 function base(): Record<string, any> {
   return {
@@ -91,16 +101,45 @@ const ROWS: Row[] = [
   refused('security_opt: systempaths=unconfined', edit((s) => { s.security_opt = ['systempaths=unconfined']; }), '/services/app/security_opt/0', /disables/),
   refused('security_opt: label:disable', edit((s) => { s.security_opt = ['label:disable']; }), '/services/app/security_opt/0', /disables/),
   refused('security_opt: a custom profile', edit((s) => { s.security_opt = ['seccomp=/etc/p.json']; }), '/services/app/security_opt/0', /not supported by pic/),
-  // bind mounts
-  allowed('bind: inside the data directory', edit((s) => { s.volumes = ['/srv/pic/data/app/cfg:/cfg:ro']; })),
+  // bind mounts: only the service's own folder, <data directory>/<service id>
+  allowed('bind: inside the service\'s own folder', edit((s) => { s.volumes = ['/srv/pic/data/app/cfg:/cfg:ro']; })),
+  allowed('bind: the service\'s own folder itself', edit((s) => { s.volumes = ['/srv/pic/data/app:/app-data']; })),
   allowed('bind: a data directory given with a trailing slash', edit((s) => { s.volumes = ['/srv/pic/data/app:/cfg']; }), { dataDir: '/srv/pic/data/' }),
-  refused('bind: the data directory itself', edit((s) => { s.volumes = ['/srv/pic/data:/all']; }), '/services/app/volumes/0', /must be inside the cell data directory/),
-  refused('bind: outside', edit((s) => { s.volumes = ['/etc:/etc:ro']; }), '/services/app/volumes/0', /must be inside the cell data directory "\/srv\/pic\/data"/),
-  refused('bind: a sibling sharing the prefix', edit((s) => { s.volumes = ['/srv/pic/data-old/x:/x']; }), '/services/app/volumes/0', /must be inside/),
+  refused('bind: the data directory itself', edit((s) => { s.volumes = ['/srv/pic/data:/all']; }), '/services/app/volumes/0', /in the cell data directory "\/srv\/pic\/data" but not in this service's own folder; a service's bind sources stay inside "\/srv\/pic\/data\/app"/),
+  refused('bind: another service\'s folder', edit((s) => { s.volumes = ['/srv/pic/data/files/accounts:/steal'] ; }), '/services/app/volumes/0', /"\/srv\/pic\/data\/files\/accounts" is refused: it is in the cell data directory .* but not in this service's own folder/),
+  refused('bind: a sibling sharing the service\'s prefix', edit((s) => { s.volumes = ['/srv/pic/data/app-old/x:/x']; }), '/services/app/volumes/0', /not in this service's own folder/),
+  refused('bind: out of the own folder with ..', edit((s) => { s.volumes = ['/srv/pic/data/app/../files:/x']; }), '/services/app/volumes/0', /"\/srv\/pic\/data\/files" is refused: .*not in this service's own folder/),
+  refused('bind: outside', edit((s) => { s.volumes = ['/etc:/etc:ro']; }), '/services/app/volumes/0', /outside the cell data directory "\/srv\/pic\/data"/),
+  refused('bind: a sibling of the data directory sharing its prefix', edit((s) => { s.volumes = ['/srv/pic/data-old/x:/x']; }), '/services/app/volumes/0', /outside the cell data directory/),
   refused('bind: climbing out with ..', edit((s) => { s.volumes = ['/srv/pic/data/../secrets:/s']; }), '/services/app/volumes/0', /"\/srv\/pic\/secrets" is refused/),
   refused('bind: the Docker socket', edit((s) => { s.volumes = ['/var/run/docker.sock:/var/run/docker.sock']; }), '/services/app/volumes/0', /Docker socket/),
   refused('bind: a directory holding the socket', edit((s) => { s.volumes = ['/run:/host-run:ro']; }), '/services/app/volumes/0', /Docker socket/),
   refused('bind: the host root', edit((s) => { s.volumes = ['/:/host']; }), '/services/app/volumes/0', /Docker socket/),
+  // container names and aliases: only the service's own (manifest container_name and containers)
+  allowed('container_name: the manifest\'s container_name', base()),
+  allowed('container_name: a second container listed in the manifest\'s containers', edit((_s, c) => { c.services.worker = { image: 'git.pic.ngo/roof/app:1.0', container_name: 'cell-app-worker', networks: ['cell-network'] }; })),
+  refused('container_name: a core name', edit((_s, c) => { c.services.dns = { image: 'git.pic.ngo/roof/app:1.0', container_name: 'cell-dns', networks: ['cell-network'] }; }), '/services/dns/container_name', /"cell-dns" is not one of this service's containers \("cell-app", "cell-app-worker"\)/),
+  refused('container_name: another service\'s name', edit((s) => { s.container_name = 'cell-files'; }), '/services/app/container_name', /"cell-files" is not one of this service's containers/),
+  allowed('aliases: the service\'s own names', edit((s) => { s.networks = { 'cell-network': { aliases: ['cell-app', 'cell-app-worker'] } }; })),
+  refused('aliases: another container\'s name', edit((s) => { s.networks = { 'cell-network': { aliases: ['cell-files'] } }; }), '/services/app/networks/cell-network/aliases/0', /alias "cell-files" is refused: Docker's DNS would answer that name with this container/),
+  refused('aliases: a core name', edit((s) => { s.networks = { 'cell-network': { aliases: ['cell-app', 'cell-caddy'] } }; }), '/services/app/networks/cell-network/aliases/1', /alias "cell-caddy" is refused/),
+  refused('aliases: a plain host name', edit((s) => { s.networks = { 'cell-network': { aliases: ['db'] } }; }), '/services/app/networks/cell-network/aliases/0', /alias "db" is refused/),
+  // fixed addresses: only the service's own, on one container
+  allowed('ipv4_address: the service\'s address', edit((s) => { s.networks = { 'cell-network': { ipv4_address: '172.20.0.20' } }; })),
+  refused('ipv4_address: Caddy\'s address', edit((s) => { s.networks = { 'cell-network': { ipv4_address: '172.20.0.2' } }; }), '/services/app/networks/cell-network/ipv4_address', /"172.20.0.2" is refused: it is not this service's address/),
+  refused('ipv4_address: the gateway', edit((s) => { s.networks = { 'cell-network': { ipv4_address: '172.20.0.1' } }; }), '/services/app/networks/cell-network/ipv4_address', /not this service's address/),
+  refused('ipv4_address: the service\'s address twice', edit((s, c) => {
+    s.networks = { 'cell-network': { ipv4_address: '172.20.0.20' } };
+    c.services.worker = { image: 'git.pic.ngo/roof/app:1.0', container_name: 'cell-app-worker', networks: { 'cell-network': { ipv4_address: '172.20.0.20' } } };
+  }), '/services/worker/networks/cell-network/ipv4_address', /already given to service "app": one container holds the service's address/),
+  // volume names derive from the service
+  allowed('volumes: a named volume without a name override', edit((s, c) => { s.volumes = ['data:/data']; c.volumes = { data: null }; })),
+  refused('volumes: a name override (the core Caddy\'s data)', edit((s, c) => { s.volumes = ['data:/data']; c.volumes = { data: { name: 'cell-caddy-data' } }; }), '/volumes/data/name', /volume name "cell-caddy-data" is refused: pic names a service's volumes after the service/),
+  refused('volumes: a name override (another application\'s)', edit((s, c) => { s.volumes = ['db:/db']; c.volumes = { db: { name: 'nextcloud_db' } }; }), '/volumes/db/name', /refused/),
+  // stop_grace_period: at most 10 minutes
+  allowed('stop_grace_period: 10 minutes', edit((s) => { s.stop_grace_period = '10m'; })),
+  refused('stop_grace_period: 11 minutes', edit((s) => { s.stop_grace_period = '11m'; }), '/services/app/stop_grace_period', /stop_grace_period of 660 s is refused: at most 10 minutes/),
+  refused('stop_grace_period: hundreds of hours', edit((s) => { s.stop_grace_period = '300h'; }), '/services/app/stop_grace_period', /1080000 s is refused/),
   // the data directory
   allowed('data directory: below the state directory (the default <state>/data)', edit((s) => { s.volumes = ['/var/lib/pic/data/app:/d']; }), { dataDir: '/var/lib/pic/data' }),
   refused('data directory: relative', base(), '', /not an absolute path/, { dataDir: 'data' }),
@@ -115,8 +154,18 @@ const ROWS: Row[] = [
   refused('tmpfs: dev', edit((s) => { s.tmpfs = '/run:dev'; }), '/services/app/tmpfs', /tmpfs option "dev" is refused/),
   refused('tmpfs: an unknown option', edit((s) => { s.tmpfs = ['/run:huge=always']; }), '/services/app/tmpfs/0', /"huge=always" is not supported/),
   refused('tmpfs: a size that is not one', edit((s) => { s.tmpfs = ['/run:size=lots']; }), '/services/app/tmpfs/0', /"size=lots" is not supported/),
-  // ports
-  allowed('ports: published on the host', edit((s) => { s.ports = ['8080:80', '127.0.0.1:5353:53/udp']; })),
+  // ports: an explicit host port, with the admin's consent, never the core stack's
+  allowed('ports: a package checked without an install asks no consent', edit((s) => { s.ports = ['8080:80', '127.0.0.1:5353:53/udp']; })),
+  allowed('ports: consented to in spec.publish', edit((s) => { s.ports = ['8080:80', '127.0.0.1:5353:53/udp']; }), { publish: ['8080/tcp', '5353/udp'] }),
+  allowed('ports: the long form, consented', edit((s) => { s.ports = [{ target: 25, published: 25 }]; }), { publish: ['25/tcp'] }),
+  refused('ports: not consented to', edit((s) => { s.ports = ['25:25']; }), '/services/app/ports/0', /host port 25\/tcp is published only with the admin's consent: add "25\/tcp" to spec.publish of ServiceInstall\/app/, { publish: [] }),
+  refused('ports: consent for another protocol', edit((s) => { s.ports = ['5353:53/udp']; }), '/services/app/ports/0', /add "5353\/udp"/, { publish: ['5353/tcp'] }),
+  refused('ports: Caddy\'s 443, even consented', edit((s) => { s.ports = ['443:8443']; }), '/services/app/ports/0', /host port 443\/tcp is refused: the core stack uses it \(HTTPS, Caddy\)/, { publish: ['443/tcp'] }),
+  refused('ports: 80', edit((s) => { s.ports = ['0.0.0.0:80:8080']; }), '/services/app/ports/0', /80\/tcp is refused: the core stack uses it/),
+  refused('ports: DNS over udp', edit((s) => { s.ports = ['53:53/udp']; }), '/services/app/ports/0', /53\/udp is refused: the core stack uses it \(DNS\)/),
+  refused('ports: WireGuard', edit((s) => { s.ports = [{ target: 51820, published: 51820, protocol: 'udp' }]; }), '/services/app/ports/0', /51820\/udp is refused: the core stack uses it \(WireGuard\)/),
+  refused('ports: the Cell\'s own Caddy port', edit((s) => { s.ports = ['8443:443']; }), '/services/app/ports/0', /8443\/tcp is refused: the core stack uses it \(Caddy's HTTPS port/, { corePorts: [...corePortsOf(undefined), { port: 8443, protocol: 'tcp', what: "Caddy's HTTPS port (spec.caddy.run.publish.https)" }] }),
+  refused('ports: a host port Docker picks', edit((s) => { s.ports = ['8080']; }), '/services/app/ports/0', /on a host port Docker picks is refused: name the host port/),
 ];
 
 describe('the security policy, rule by rule', () => {
@@ -134,7 +183,7 @@ describe('the security policy, rule by rule', () => {
   test('every refused row names a field the template has (or the document for the data directory)', () => {
     for (const [, compose, policy, expected] of ROWS) {
       if (expected === null) continue;
-      for (const p of verdict(compose, policy).problems) expect(p.pointer === '' || p.pointer.startsWith('/services/app/') || p.pointer.startsWith('/networks/')).toBe(true);
+      for (const p of verdict(compose, policy).problems) expect(p.pointer === '' || /^\/(services\/(app|worker|dns)|networks|volumes)\//.test(p.pointer)).toBe(true);
     }
   });
 });
@@ -167,7 +216,7 @@ function inputs(template: string, m: Manifest): ServiceInputs {
     config: {},
     secrets: {},
     serviceIp: '172.20.0.20',
-    cell: { name: 'c', domain: 'c.test', dataDir: '/srv/pic/data', stateDir: '/var/lib/pic', networkName: 'cell-network', allowedImagePrefix: 'git.pic.ngo/roof/', imageVerification: 'warn' },
+    cell: { name: 'c', corePorts: corePortsOf(undefined), domain: 'c.test', dataDir: '/srv/pic/data', stateDir: '/var/lib/pic', networkName: 'cell-network', allowedImagePrefix: 'git.pic.ngo/roof/', imageVerification: 'warn' },
   };
 }
 

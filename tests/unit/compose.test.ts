@@ -12,7 +12,16 @@ import type { ServicePlan } from '../../reconcilers/containers/types.js';
 import { parseByteSize, parseDuration } from '../../reconcilers/containers/units.js';
 
 const FILE = 'rendered/notes.yml';
-const POLICY: ComposePolicy = { allowedImagePrefix: 'git.pic.ngo/roof/', dataDir: '/srv/pic/data', networkName: 'cell-network', grantedCapabilities: [] };
+const POLICY: ComposePolicy = {
+  allowedImagePrefix: 'git.pic.ngo/roof/',
+  dataDir: '/srv/pic/data',
+  networkName: 'cell-network',
+  grantedCapabilities: [],
+  serviceId: 'notes',
+  ownContainerNames: ['cell-notes', 'cell-notes-aaa', 'cell-notes-cache', 'cell-notes-db'],
+  serviceIp: '172.20.0.20',
+  corePorts: [],
+};
 const TRANSLATE: TranslateContext = { serviceId: 'notes', networkName: 'cell-network', file: FILE };
 
 /** Read, check and translate, as the operator does; an empty plan with the problems when refused. */
@@ -130,11 +139,11 @@ describe('checkRenderedCompose', () => {
     ['parent of the socket: /', withService((s) => { s.volumes = ['/:/host'] ; }), {}, { pointer: '/services/app/volumes/0', message: /Docker socket/ }],
     ['socket reached through ..', withService((s) => { s.volumes = ['/srv/pic/data/../../../var/run/docker.sock:/s']; }), {}, { pointer: '/services/app/volumes/0', message: /Docker socket/ }],
     ['long-form bind of the socket', withService((s) => { s.volumes = [{ type: 'bind', source: '/var/run/docker.sock', target: '/s' }]; }), {}, { pointer: '/services/app/volumes/0', message: /Docker socket/ }],
-    ['bind outside the data dir', withService((s) => { s.volumes = ['/etc:/host-etc:ro']; }), {}, { pointer: '/services/app/volumes/0', message: /bind sources must be inside the cell data directory "\/srv\/pic\/data"/ }],
+    ['bind outside the data dir', withService((s) => { s.volumes = ['/etc:/host-etc:ro']; }), {}, { pointer: '/services/app/volumes/0', message: /it is outside the cell data directory "\/srv\/pic\/data"/ }],
     ['bind climbing out of the data dir', withService((s) => { s.volumes = ['/srv/pic/data/../secrets:/s']; }), {}, { pointer: '/services/app/volumes/0', message: /"\/srv\/pic\/secrets" is refused/ }],
-    ['bind of a sibling with the same prefix', withService((s) => { s.volumes = ['/srv/pic/data-other/x:/x']; }), {}, { pointer: '/services/app/volumes/0', message: /must be inside/ }],
-    ['bind of the data dir itself', withService((s) => { s.volumes = ['/srv/pic/data:/all']; }), {}, { pointer: '/services/app/volumes/0', message: /must be inside/ }],
-    ['long-form bind outside', withService((s) => { s.volumes = [{ type: 'bind', source: '/home/alice', target: '/h' }]; }), {}, { pointer: '/services/app/volumes/0', message: /must be inside/ }],
+    ['bind of a sibling with the same prefix', withService((s) => { s.volumes = ['/srv/pic/data-other/x:/x']; }), {}, { pointer: '/services/app/volumes/0', message: /outside the cell data directory/ }],
+    ['bind of the data dir itself', withService((s) => { s.volumes = ['/srv/pic/data:/all']; }), {}, { pointer: '/services/app/volumes/0', message: /not in this service's own folder/ }],
+    ['long-form bind outside', withService((s) => { s.volumes = [{ type: 'bind', source: '/home/alice', target: '/h' }]; }), {}, { pointer: '/services/app/volumes/0', message: /outside the cell data directory/ }],
     ['relative bind', withService((s) => { s.volumes = ['./config:/cfg']; }), {}, { pointer: '/services/app/volumes/0', message: /relative or home-based/ }],
     ['home bind', withService((s) => { s.volumes = ['~/config:/cfg']; }), {}, { pointer: '/services/app/volumes/0', message: /relative or home-based/ }],
     ['anonymous volume', withService((s) => { s.volumes = ['/data']; }), {}, { pointer: '/services/app/volumes/0', message: /anonymous volume/ }],
@@ -142,7 +151,7 @@ describe('checkRenderedCompose', () => {
     ['unsupported mount option', withService((s) => { s.volumes = ['data:/data:z']; }), {}, { pointer: '/services/app/volumes/0', message: /option "z" is not supported/ }],
     ['relative mount target', withService((s) => { s.volumes = ['data:data']; }), {}, { pointer: '/services/app/volumes/0', message: /must be an absolute path/ }],
     ['tmpfs on a volume target', withService((s) => { s.tmpfs = ['/data:size=1m']; }), {}, { pointer: '/services/app/tmpfs', message: /also the target of a volume/ }],
-    ['two mounts on one target', withService((s) => { s.volumes = ['data:/data', '/srv/pic/data/x:/data/']; }), {}, { pointer: '/services/app/volumes/1', message: /two mounts target "\/data"/ }],
+    ['two mounts on one target', withService((s) => { s.volumes = ['data:/data', '/srv/pic/data/notes/x:/data/']; }), {}, { pointer: '/services/app/volumes/1', message: /two mounts target "\/data"/ }],
     // devices, capabilities, confinement
     ['devices: []', withService((s) => { s.devices = []; }), {}, null],
     ['devices', withService((s) => { s.devices = ['/dev/sda:/dev/sda']; }), {}, { pointer: '/services/app/devices', message: /host devices are refused/ }],
@@ -179,7 +188,7 @@ describe('checkRenderedCompose', () => {
     // networks
     ['no networks at all', withService((s, c) => { delete s.networks; delete c.networks; }), {}, null],
     ['network as a list', withService((s) => { s.networks = ['cell-network']; }), {}, null],
-    ['cell network declared under another key', withService((s, c) => { c.networks = { cell: { external: true, name: 'cell-network' } }; s.networks = { cell: { aliases: ['notes'] } }; }), {}, null],
+    ['cell network declared under another key', withService((s, c) => { c.networks = { cell: { external: true, name: 'cell-network' } }; s.networks = { cell: { aliases: ['cell-notes'] } }; }), {}, null],
     ['cell network not external', withService((_s, c) => { c.networks['cell-network'] = {}; }), {}, { pointer: '/networks/cell-network', message: /declare it with "external: true"/ }],
     ['another external network', withService((_s, c) => { c.networks.other = { external: true }; }), {}, { pointer: '/networks/other', message: /network "other" \(even an external one\) is refused/ }],
     ['service on another network', withService((s) => { s.networks = ['default']; }), {}, { pointer: '/services/app/networks/0', message: /network "default" is refused/ }],
@@ -418,20 +427,22 @@ describe('composeToContainerSpecs', () => {
     expect(plan.problems.map((p) => p.pointer)).toEqual(['/services/app/privileged']);
   });
 
-  test('named volumes: pic-<service>-<name> unless named, labelled with their owner', () => {
+  test('named volumes: always pic-<service>-<name>, labelled with their owner; a name override is refused', () => {
     const compose = withService((s, c) => {
       s.volumes = ['data:/data', 'shared:/shared:ro'];
-      c.volumes = { data: null, shared: { name: 'notes-shared', labels: { 'org.example.x': 'y' } } };
+      c.volumes = { data: null, shared: { labels: { 'org.example.x': 'y' } } };
     });
     const plan = composeToContainerSpecs(compose, TRANSLATE);
     expect(plan.volumes).toEqual([
-      { name: 'notes-shared', labels: { 'ngo.pic.owner': 'ServiceInstall/notes', 'ngo.pic.volume': 'shared', 'org.example.x': 'y' } },
       { name: 'pic-notes-data', labels: { 'ngo.pic.owner': 'ServiceInstall/notes', 'ngo.pic.volume': 'data' } },
+      { name: 'pic-notes-shared', labels: { 'ngo.pic.owner': 'ServiceInstall/notes', 'ngo.pic.volume': 'shared', 'org.example.x': 'y' } },
     ]);
     expect(plan.containers[0]?.create.HostConfig?.Mounts).toEqual([
       { Type: 'volume', Source: 'pic-notes-data', Target: '/data', ReadOnly: false },
-      { Type: 'volume', Source: 'notes-shared', Target: '/shared', ReadOnly: true },
+      { Type: 'volume', Source: 'pic-notes-shared', Target: '/shared', ReadOnly: true },
     ]);
+    const named = composeToContainerSpecs(withService((s, c) => { s.volumes = ['shared:/shared']; c.volumes = { shared: { name: 'notes-shared' } }; }), TRANSLATE);
+    expect(named.problems).toEqual([{ file: FILE, pointer: '/volumes/shared/name', message: expect.stringMatching(/volume name "notes-shared" is refused/) }]);
   });
 
   test('an explicit volume name must still be a Docker volume name', () => {
@@ -439,11 +450,11 @@ describe('composeToContainerSpecs', () => {
     expect(problems).toEqual([{ file: FILE, pointer: '/volumes/data/name', message: expect.stringMatching(/not a valid Docker volume name/) }]);
   });
 
-  test('environment is sorted K=V, labels sorted and owned, aliases are the service key and container name', () => {
+  test('environment is sorted K=V, labels sorted and owned, aliases are the container name and its own declared ones, never the compose key', () => {
     const compose = withService((s) => {
       s.environment = { ZED: 1, ALPHA: 'a', MIDDLE: true };
       s.labels = ['z.label=1', 'a.label'];
-      s.networks['cell-network'].aliases = ['notes', 'cell-notes'];
+      s.networks['cell-network'].aliases = ['cell-notes'];
     });
     const [container] = composeToContainerSpecs(compose, { ...TRANSLATE, projectLabel: 'pic-notes' }).containers;
     expect(container?.create.Env).toEqual(['ALPHA=a', 'MIDDLE=true', 'ZED=1']);
@@ -453,7 +464,7 @@ describe('composeToContainerSpecs', () => {
     expect(container?.create.Labels?.['com.docker.compose.project']).toBe('pic-notes');
     expect(container?.create.NetworkingConfig?.EndpointsConfig?.['cell-network']).toEqual({
       IPAMConfig: { IPv4Address: '172.20.0.20' },
-      Aliases: ['app', 'cell-notes', 'notes'],
+      Aliases: ['cell-notes'],
     });
     expect(container?.create.HostConfig?.NetworkMode).toBe('cell-network');
   });
@@ -485,7 +496,7 @@ describe('composeToContainerSpecs', () => {
 
   test('ports: short and long forms, all protocols', () => {
     const compose = withService((s) => {
-      s.ports = ['8080:80', '127.0.0.1:5353:53/udp', '[::1]:8443:443', 9000, { target: 80, published: 8081, protocol: 'tcp' }, '127.0.0.1::7000'];
+      s.ports = ['8080:80', '127.0.0.1:5353:53/udp', '[::1]:8443:443', '9000:9000', { target: 80, published: 8081, protocol: 'tcp' }, '127.0.0.1:7000:7000'];
     });
     const create = composeToContainerSpecs(compose, TRANSLATE).containers[0]?.create;
     expect(create?.ExposedPorts).toEqual({ '53/udp': {}, '80/tcp': {}, '443/tcp': {}, '7000/tcp': {}, '9000/tcp': {} });
@@ -493,8 +504,8 @@ describe('composeToContainerSpecs', () => {
       '53/udp': [{ HostIp: '127.0.0.1', HostPort: '5353' }],
       '80/tcp': [{ HostIp: '', HostPort: '8080' }, { HostIp: '', HostPort: '8081' }],
       '443/tcp': [{ HostIp: '::1', HostPort: '8443' }],
-      '7000/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }],
-      '9000/tcp': [{ HostIp: '', HostPort: '' }],
+      '7000/tcp': [{ HostIp: '127.0.0.1', HostPort: '7000' }],
+      '9000/tcp': [{ HostIp: '', HostPort: '9000' }],
     });
   });
 
@@ -546,7 +557,7 @@ describe('canonicalJson and specHash', () => {
     const variants = [
       hash((s) => { s.image = 'git.pic.ngo/roof/notes:1.1'; }),
       hash((s) => { s.environment = { A: '1' }; }),
-      hash((s) => { s.networks['cell-network'].ipv4_address = '172.20.0.21'; }),
+      hash((s) => { delete s.networks['cell-network'].ipv4_address; }),
       hash((s) => { s.volumes = ['data:/data:ro']; }),
       hash((s) => { s.restart = 'always'; }),
       hash((s) => { s.labels = { a: 'b' }; }),
