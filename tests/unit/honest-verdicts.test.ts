@@ -151,6 +151,11 @@ const catalog: CatalogView = {
     ['wiki', manifest('wiki', { container_name: 'cell-notes' })],
     ['vpn', manifest('vpn', { container_name: 'cell-wireguard' })],
     ['api', manifest('api', { container_name: 'cell-api' })],
+    ['sidecar', manifest('sidecar', { containers: ['cell-sidecar', 'cell-dns'] })],
+    ['thief', manifest('thief', { containers: ['cell-thief', 'cell-notes'] })],
+    ['proxy', manifest('proxy', { container_name: 'cell-caddy' })],
+    ['mail', manifest('mail')],
+    ['relay', manifest('relay')],
     ['newer', manifest('newer', { version: '2.0.0' })],
   ]),
   invalid: new Map(),
@@ -163,7 +168,7 @@ function src(doc: CellObject): Sourced<CellObject> {
 }
 const cellSpec = { domain: 'c.test', store: { path: 'store' }, network: { name: 'cell-network', subnet: '172.20.0.0/16', servicePool: '172.20.0.20-172.20.0.254' } };
 const cellDoc = (spec: Record<string, unknown> = {}) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'Cell', metadata: { name: 'c' }, spec: { ...cellSpec, ...spec } } as CellObject);
-const svc = (name: string, version = '1.0.0') => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'ServiceInstall', metadata: { name }, spec: { version } } as CellObject);
+const svc = (name: string, version = '1.0.0', spec: Record<string, unknown> = {}) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'ServiceInstall', metadata: { name }, spec: { version, ...spec } } as CellObject);
 
 function docs(...items: Sourced<CellObject>[]): DesiredDocuments {
   const d: DesiredDocuments = { dir: 'cell', cells: [], services: [], peers: [], connections: [], rejected: [], problems: [], notices: [], unreadable: [], files: [] };
@@ -176,7 +181,12 @@ function docs(...items: Sourced<CellObject>[]): DesiredDocuments {
 
 describe('cross-document verdicts', () => {
   test.each([
-    ['two services claim one container name', () => docs(cellDoc(), svc('notes'), svc('wiki')), 'ServiceInstall/wiki', 'container name "cell-notes" is already taken by ServiceInstall/notes'],
+    ['two services claim one container name', () => docs(cellDoc(), svc('notes'), svc('wiki')), 'ServiceInstall/wiki', 'container name "cell-notes" (in the manifest\'s container_name or containers) is already taken by ServiceInstall/notes'],
+    ['a service lists another service\'s container in "containers"', () => docs(cellDoc(), svc('notes'), svc('thief')), 'ServiceInstall/thief', 'container name "cell-notes" (in the manifest\'s container_name or containers) is already taken by ServiceInstall/notes'],
+    ['a service lists the core DNS container in "containers"', () => docs(cellDoc(), svc('sidecar')), 'ServiceInstall/sidecar', 'container name "cell-dns" (in the manifest\'s container_name or containers) is already taken by the cell\'s core DNS server'],
+    ['a service claims the core Caddy\'s name, even with no Caddy run by pic', () => docs(cellDoc(), svc('proxy')), 'ServiceInstall/proxy', 'is already taken by the cell\'s core Caddy'],
+    ['a service claims the name the Cell gives its Caddy', () => docs(cellDoc({ caddy: { run: { image: 'git.pic.ngo/roof/caddy:1', address: '172.20.0.2', container: 'cell-api' } } }), svc('api')), 'ServiceInstall/api', "taken by the Cell's Caddy container (spec.caddy.run.container)"],
+    ['two services publish one host port', () => docs(cellDoc(), svc('mail', '1.0.0', { publish: ['25/tcp'] }), svc('relay', '1.0.0', { publish: ['587/tcp', '25/tcp'] })), 'ServiceInstall/relay', 'host port 25/tcp is already published by ServiceInstall/mail'],
     ["a service claims the Cell's WireGuard container", () => docs(cellDoc(), svc('vpn')), 'ServiceInstall/vpn', "taken by the Cell's WireGuard container"],
     [
       'a service claims a WireGuard container the Cell names',

@@ -43,7 +43,7 @@ function validManifest(): Json {
     },
     accounts: { manager: 'http', credentials: ['password'] },
     compose: null,
-    backup: { volumes: [{ container: 'cell-notes', path: '/data/notes', name: 'notes_data' }], config_paths: ['config/notes'] },
+    backup: { volumes: [{ container: 'cell-notes', path: '/data/notes', name: 'notes_data' }], config_paths: ['notes/config'] },
     storage: { primary_path: 'data/notes', quota_mb: null },
     egress: { default: 'default', allowed: ['default', 'wireguard_ext', 'tor'] },
     image: `git.pic.ngo/roof/pic-notes@${DIGEST}`,
@@ -108,6 +108,7 @@ const passing: Case[] = [
   { name: 'an id with digits and hyphens', edit: (m) => {
     m.id = 'my-notes2';
     m.peer_config_template.password = '{peer.service_credentials.my-notes2.password}';
+    m.backup.config_paths = ['my-notes2/config'];
   } },
   { name: 'has_subdomain false without subdomain or backend', edit: (m) => {
     m.capabilities.has_subdomain = false;
@@ -130,7 +131,8 @@ const passing: Case[] = [
   } },
   { name: 'an integer default equal to min and max', edit: (m) => (m.config_schema.port = { type: 'integer', label: 'Port', default: 5, min: 5, max: 5 }) },
   { name: 'a config field without default', edit: (m) => (m.config_schema.title = { type: 'string', label: 'Title', required: true }) },
-  { name: 'a config_paths entry with a harmless ..', edit: (m) => (m.backup.config_paths = ['config/../config/notes', 'data/notes/']) },
+  { name: 'a config_paths entry with a harmless ..', edit: (m) => (m.backup.config_paths = ['notes/x/../config', 'config/../notes/data/']) },
+  { name: 'a config path that is the service\'s whole folder', edit: (m) => (m.backup.config_paths = ['notes']) },
   { name: 'an empty backup', edit: (m) => (m.backup = { volumes: [], config_paths: [] }) },
   { name: 'a numeric quota', edit: (m) => (m.storage.quota_mb = 0) },
   { name: 'egress allowing only default', edit: (m) => (m.egress = { default: 'default', allowed: ['default'] }) },
@@ -249,9 +251,12 @@ const failing: FailCase[] = [
   { name: 'a backup name with a slash', edit: (m) => (m.backup.volumes[0].name = 'a/b'), pointer: '/backup/volumes/0/name', message: 'plain file name stem' },
   { name: 'a backup name with ..', edit: (m) => (m.backup.volumes[0].name = 'a..b'), pointer: '/backup/volumes/0/name', message: 'without ".."' },
   { name: 'a config path climbing out', edit: (m) => (m.backup.config_paths = ['a/../../b']), pointer: '/backup/config_paths/0', message: 'climbs out' },
-  { name: 'a config path of ..', edit: (m) => (m.backup.config_paths = ['config', '..']), pointer: '/backup/config_paths/1', message: 'climbs out' },
-  { name: 'an absolute config path', edit: (m) => (m.backup.config_paths = ['/abs']), pointer: '/backup/config_paths/0', message: 'relative to the pic project root' },
-  { name: 'a config path that is the root itself', edit: (m) => (m.backup.config_paths = ['a/..']), pointer: '/backup/config_paths/0', message: 'not the root itself' },
+  { name: 'a config path of ..', edit: (m) => (m.backup.config_paths = ['notes/config', '..']), pointer: '/backup/config_paths/1', message: 'climbs out' },
+  { name: 'an absolute config path', edit: (m) => (m.backup.config_paths = ['/abs']), pointer: '/backup/config_paths/0', message: 'relative to the cell data directory' },
+  { name: 'a config path that is the root itself', edit: (m) => (m.backup.config_paths = ['a/..']), pointer: '/backup/config_paths/0', message: 'not the data directory itself' },
+  { name: 'another service\'s config folder', edit: (m) => (m.backup.config_paths = ['files/config']), pointer: '/backup/config_paths/0', message: 'not in the service\'s own folder "notes/"' },
+  { name: 'the shared config folder of the old layout', edit: (m) => (m.backup.config_paths = ['config/files']), pointer: '/backup/config_paths/0', message: 'not in the service\'s own folder' },
+  { name: 'a folder sharing the id as a prefix', edit: (m) => (m.backup.config_paths = ['notes-old/config']), pointer: '/backup/config_paths/0', message: 'not in the service\'s own folder' },
   { name: 'a negative quota', edit: (m) => (m.storage.quota_mb = -1), pointer: '/storage/quota_mb', message: 'at least 0' },
   { name: 'a fractional quota', edit: (m) => (m.storage.quota_mb = 1.5), pointer: '/storage/quota_mb', message: 'must be an integer or null' },
   { name: 'storage without quota_mb', edit: (m) => delete m.storage.quota_mb, pointer: '/storage/quota_mb', message: 'is required' },

@@ -26,7 +26,7 @@ const VALID_MANIFEST: Json = {
   peer_config_template: { url: 'https://notes.{domain}:{config.port}/', password: '{peer.service_credentials.notes.password}' },
   accounts: { manager: 'http', credentials: ['password'] },
   compose: null,
-  backup: { volumes: [{ container: 'cell-notes', path: '/data', name: 'data' }], config_paths: ['config/notes'] },
+  backup: { volumes: [{ container: 'cell-notes', path: '/data', name: 'data' }], config_paths: ['notes/config'] },
   storage: { primary_path: 'data/notes', quota_mb: 100 },
   egress: { default: 'default', allowed: ['default', 'tor'] },
   image: `git.pic.ngo/roof/notes@${DIGEST}`,
