@@ -35,6 +35,16 @@ async function servedSerial(address: string): Promise<number | undefined> {
   }
 }
 
+/** Whether the server answers at all (NOERROR, REFUSED, SERVFAIL: any status). */
+async function answers(address: string): Promise<boolean> {
+  try {
+    const { stdout } = await run('dig', ['+time=1', '+tries=1', '+norecurse', `@${address}`, DOMAIN, 'SOA']);
+    return /status: [A-Z]+/.test(stdout);
+  } catch {
+    return false;
+  }
+}
+
 const name = uniqueName('pictest-dns');
 let work: string;
 let address: string;
@@ -70,6 +80,8 @@ beforeAll(async () => {
     NetworkingConfig: { EndpointsConfig: { [name]: { IPAMConfig: { IPv4Address: address } } } },
   });
   await container.start();
+  // named listens a moment after the container starts; without its zone yet, it answers REFUSED.
+  await waitFor(`named in ${name} to answer`, async () => ((await answers(address)) ? true : undefined), 20_000);
 });
 
 afterAll(async () => {
