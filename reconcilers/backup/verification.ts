@@ -13,16 +13,13 @@ export interface ServiceCheck {
 }
 
 export function verificationVerdict(id: string, results: readonly ServiceCheck[], at: Date): { notices: BackupNotice[]; verification: Verification } {
-  const problems: string[] = [];
-  const notices: BackupNotice[] = [];
-  for (const r of results) {
-    problems.push(...r.problems);
-    notices.push({
-      key: ownerKey(r.service),
-      type: problems.length > 0 ? 'Warning' : 'Normal',
-      reason: problems.length > 0 ? 'BackupVerificationFailed' : 'BackupVerified',
-      message: problems.length > 0 ? `snapshot ${id}: ${problems.join('; ')}` : `snapshot ${id}: every archive restored into a scratch volume matches what was archived`,
-    });
-  }
+  // Each service is told its own problems only; the snapshot's verification holds them all.
+  const notices = results.map(
+    ({ service, problems }): BackupNotice =>
+      problems.length > 0
+        ? { key: ownerKey(service), type: 'Warning', reason: 'BackupVerificationFailed', message: `snapshot ${id}: ${problems.join('; ')}` }
+        : { key: ownerKey(service), type: 'Normal', reason: 'BackupVerified', message: `snapshot ${id}: every archive restored into a scratch volume matches what was archived` },
+  );
+  const problems = results.flatMap((r) => r.problems);
   return { notices, verification: { ok: problems.length === 0, at: at.toISOString(), ...(problems.length > 0 ? { problems } : {}) } };
 }
