@@ -59,6 +59,7 @@ export function createDnsReconciler(options: DnsReconcilerOptions = {}): Resourc
   return {
     key: DNS_KEY,
 
+    // A server that does not answer is no change pic can make here (Core/dns's plan shows its start).
     async plan(input, ctx) {
       const p = planDns(input, await observe(input, ctx), serialDay(now()), cellFile(ctx));
       if (!p.publish) return [];
@@ -112,7 +113,7 @@ export function createDnsReconciler(options: DnsReconcilerOptions = {}): Resourc
             return { changed: true, summary: `${head}; zone written with serial ${p.serial} and served`, facts };
           }
           ctx.event('ZoneReloaded', `the DNS server ${container} (${address}) ${p.server.why}: sent SIGHUP, and it now serves serial ${p.serial}`);
-          return { changed: true, summary: `${head}; zone unchanged (serial ${p.serial}); the DNS server ${p.server.why} and was made to load it again`, facts };
+          return { changed: true, summary: `${head}; zone unchanged (serial ${p.serial}), now served: the DNS server had not loaded it (it ${p.server.why}) and was sent SIGHUP`, facts };
         }
       }
     },

@@ -17,12 +17,15 @@ import { DNS_ZONE_DIR } from '../../reconcilers/core/desired.js';
 import { parseZoneSerial } from '../../reconcilers/dns/render.js';
 import { testContext, testRouting } from '../support/caddy.js';
 import { waitFor } from '../support/cell.js';
-import { docker, pickSubnet, TEST_LABELS, uniqueName } from '../support/docker.js';
+import { cleanupTestResources, docker, pickSubnet, TEST_LABELS, uniqueName } from '../support/docker.js';
 
 const run = promisify(execFile);
 const DNS_IMAGE = process.env.PIC_TEST_DNS_IMAGE ?? 'git.pic.ngo/roof/pic-core-dns:1.0.0';
 const DOMAIN = 'dserved.pic.test';
 const RUN_LABEL = 'ngo.pic.test-run';
+/** Every run of this file carries it, so a later run removes what a killed one left (and nothing else). */
+const SUITE_LABEL = 'ngo.pic.test-suite';
+const SUITE = 'pictest-dns-served';
 
 /** The SOA serial the server answers with, as `dig` on the host reads it; undefined without an answer for the zone. */
 async function servedSerial(address: string): Promise<number | undefined> {
@@ -55,9 +58,10 @@ beforeAll(async () => {
   } catch {
     throw new Error(`the core DNS image ${DNS_IMAGE} is not there: build it with make images`);
   }
+  await cleanupTestResources(`${SUITE_LABEL}=${SUITE}`, { olderThanMs: 10 * 60_000 });
   work = await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-dns-'));
   await fs.chmod(work, 0o755);
-  const labels = { ...TEST_LABELS, [RUN_LABEL]: name };
+  const labels = { ...TEST_LABELS, [SUITE_LABEL]: SUITE, [RUN_LABEL]: name };
   for (let attempt = 0; ; attempt++) {
     const subnet = await pickSubnet();
     try {
