@@ -66,6 +66,7 @@ export interface BackupSchedulerOptions {
   enqueue: (key: string) => void;
   /** Resolves when the reconcile loop has settled (the services' statuses say whether they are Ready). */
   settled?: () => Promise<void>;
+  /** The clock of every time the scheduler keeps: slots, the wait after a failed run, progress logs. */
   now?: () => Date;
   /** After a scheduled backup failed, or found no service ready, wait this long before trying again. */
   retryMs?: number;
@@ -113,7 +114,7 @@ export class BackupScheduler {
       dataDir: cellDataDir(this.opts.stateRoot, cell),
       notify: (n) => ctx.event(n.key, n.type, n.reason, n.message),
       onProgress: (p: Progress) => {
-        const t = Date.now();
+        const t = this.now().getTime();
         if (!p.done && t - lastLog < 10_000) return;
         lastLog = t;
         ctx.logger.info(`${p.phase} ${p.service}: ${p.archive} ${p.bytes} bytes (service ${p.serviceBytes} bytes)${p.done ? ', done' : ''}`, { key: `ServiceInstall/${p.service}` });
@@ -244,8 +245,10 @@ export class BackupScheduler {
       targets.push(target);
     }
     const retryMs = this.opts.retryMs ?? 15 * 60_000;
+    // The wait is on the clock `check` compares it with (the injected one), never the host's.
+    const retryLater = () => (this.retryAt = this.now().getTime() + retryMs);
     if (targets.length === 0) {
-      this.retryAt = Date.now() + retryMs;
+      retryLater();
       return;
     }
     try {
@@ -253,10 +256,10 @@ export class BackupScheduler {
       const { manifest, warnings } = await createSnapshot(env, targets, { reason: 'scheduled', verify: true });
       for (const w of warnings) ctx.logger.warn(w);
       this.retryAt = 0;
-      if (!manifest.verification?.ok) this.retryAt = Date.now() + retryMs;
+      if (!manifest.verification?.ok) retryLater();
       await this.prune(cell, env.store);
     } catch (err) {
-      this.retryAt = Date.now() + retryMs;
+      retryLater();
       ctx.event('backup', 'Warning', 'ScheduledBackupFailed', `the scheduled backup failed; next try in ${Math.round(retryMs / 60_000)} min: ${(err as Error).message}`);
     }
   }

@@ -1,10 +1,11 @@
 /** Verify a snapshot by a test restore of every archive into a scratch volume. */
 import path from 'node:path';
 import { BACKUP_LABEL } from './labels.js';
-import { ownerKey, progressReporter, type BackupEnv } from './context.js';
+import { progressReporter, type BackupEnv } from './context.js';
 import { createVolume, ensureHelperImage, removeVolume } from './helper.js';
 import { restoreInto } from './steps.js';
 import type { Verification } from './types.js';
+import { verificationVerdict, type ServiceCheck } from './verification.js';
 
 /**
  * Restore every archive of a snapshot into scratch volumes and compare file list, sizes and
@@ -13,9 +14,10 @@ import type { Verification } from './types.js';
 export async function verifySnapshot(env: BackupEnv, id: string): Promise<Verification> {
   const manifest = await env.store.read(id);
   const image = await ensureHelperImage(env.docker, env.helper);
-  const problems: string[] = [];
+  const results: ServiceCheck[] = [];
   for (const s of manifest.services) {
     const progress = progressReporter(env, 'verify', s.service);
+    const problems: string[] = [];
     for (const record of s.archives) {
       // The file's hash and entries are checked as it is extracted into the scratch volume.
       const p = progress.start(record.name);
@@ -28,14 +30,10 @@ export async function verifySnapshot(env: BackupEnv, id: string): Promise<Verifi
         await removeVolume(env.docker, scratch);
       }
     }
-    env.notify?.({
-      key: ownerKey(s.service),
-      type: problems.length > 0 ? 'Warning' : 'Normal',
-      reason: problems.length > 0 ? 'BackupVerificationFailed' : 'BackupVerified',
-      message: problems.length > 0 ? `snapshot ${id}: ${problems.join('; ')}` : `snapshot ${id}: every archive restored into a scratch volume matches what was archived`,
-    });
+    results.push({ service: s.service, problems });
   }
-  const verification: Verification = { ok: problems.length === 0, at: env.now().toISOString(), ...(problems.length > 0 ? { problems } : {}) };
+  const { notices, verification } = verificationVerdict(id, results, env.now());
+  for (const n of notices) env.notify?.(n);
   await env.store.write({ ...manifest, verification });
   return verification;
 }

@@ -15,16 +15,16 @@ export async function writeZoneFile(file: string, text: string): Promise<void> {
 }
 
 /**
- * SIGHUP to the DNS server's container: BIND's named reloads its zones on it. A container that
- * is not running needs none (it reads the zone when it starts); that returns false.
+ * SIGHUP to the DNS server's container: BIND's named loads its zones again on it. Whether it did
+ * is not taken from Docker's reply but observed (the serial it then answers with), so every
+ * failure here is an error saying what stood in the way; the next pass observes and sends again.
  */
-export async function reloadDnsServer(docker: Dockerode, container: string): Promise<boolean> {
+export async function reloadDnsServer(docker: Dockerode, container: string): Promise<void> {
   try {
     await docker.getContainer(container).kill({ signal: 'SIGHUP' });
-    return true;
   } catch (err) {
     const code = dockerStatusCode(err);
-    if (code === 404 || code === 409) return false;
-    throw err;
+    const why = code === 404 ? 'there is no such container (Core/dns creates it)' : code === 409 ? 'it is not running (Core/dns starts it)' : (err as Error).message;
+    throw new Error(`cannot send SIGHUP to the DNS server's container ${container} to load the zone again: ${why}; the next pass sends it again`);
   }
 }

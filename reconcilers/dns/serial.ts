@@ -28,3 +28,10 @@ function serialAfter(a: number, b: number): boolean {
 export function serialDay(date: Date): string {
   return date.toISOString().slice(0, 10).replace(/-/g, '');
 }
+
+/** The later of two serials in RFC 1982's order; either may be missing. */
+export function laterSerial(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return serialAfter(b, a) ? b : a;
+}
