@@ -97,7 +97,7 @@ function templateProblems(service: CatalogService, policy: ManifestPolicy, check
  * The cell's packages: each installed service rendered as its ServiceInstall asks (its config, the
  * ports it consents to publish, the Cell's core ports), the catalog's other services as packages.
  */
-function cellTemplateProblems(cell: Awaited<ReturnType<typeof loadCell>>, checked: Checked): Problem[] {
+export function cellTemplateProblems(cell: Awaited<ReturnType<typeof loadCell>>, checked: Checked): Problem[] {
   const problems: Problem[] = [];
   const installs = new Map(cell.docs.services.map((s) => [s.doc.metadata.name, s.doc]));
   for (const id of [...(cell.catalog?.services.keys() ?? [])].sort()) {

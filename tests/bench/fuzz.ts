@@ -22,6 +22,7 @@ await writeBenchSection(
     { name: 'stack traces in messages', result: String(report.stackTraces), target: '0', met: report.stackTraces === 0 },
     { name: 'problems naming no file', result: String(report.unnamed), target: '0', met: report.unnamed === 0 },
     { name: 'unbounded reports or leaked outside content', result: String(report.unbounded), target: '0', met: report.unbounded === 0 },
+    { name: 'packages reaching outside their service that validated (escape mutations alone)', result: `${report.escapesAccepted} of ${report.mutations.escape ?? 0} escapes`, target: '0', met: report.escapesAccepted === 0 },
   ],
   [
     `${report.problems} problems reported in all; ${report.valid} cases were still valid after their mutation (a flipped bit in a comment, a removed optional file).`,

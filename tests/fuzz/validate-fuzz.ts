@@ -15,6 +15,8 @@ import path from 'node:path';
 import { MAX_MESSAGE_LENGTH, MAX_PROBLEMS_PER_FILE } from '../../crds/problem-limit.js';
 import { DEFAULT_MANIFEST_POLICY, validateManifest, type ManifestPolicy } from '../../crds/validate-manifest.js';
 import { formatProblem, type Problem } from '../../crds/types.js';
+import { parseDocument, stringify } from 'yaml';
+import { cellTemplateProblems } from '../../controllers/cli/validate.js';
 import { checkServicePackage } from '../../reconcilers/containers/check-package.js';
 import { loadCatalog, readManifestFile, type CatalogService } from '../../state/catalog.js';
 import { loadCell } from '../../state/cell.js';
@@ -47,6 +49,8 @@ export interface FuzzReport {
   unnamed: number;
   /** Files with more problems than the bound, or messages longer than the cut. */
   unbounded: number;
+  /** Cases whose only mutations were escapes from the service (issue 18) and that validated. */
+  escapesAccepted: number;
   /** Cases validation called valid (a mutation can leave a file valid: a flipped comment byte). */
   valid: number;
   problems: number;
@@ -81,7 +85,8 @@ export class Random {
 // ---------------------------------------------------------------------------------------------
 // Mutations of one file's text. Each returns the new bytes, or a symbolic link / removal.
 
-type Mutated = { text: Buffer } | { link: string } | { remove: true };
+/** `escape`: the text now asks for something outside its service, which validation must refuse. */
+type Mutated = { text: Buffer; escape?: true } | { link: string } | { remove: true };
 type Mutation = (text: Buffer, rnd: Random, file: string, outside: string) => Mutated;
 
 const TAGS = ['!!binary aGVsbG8=', '!!omap [ {a: 1} ]', '!!set {a: null}', '!!timestamp 2001-12-14', '!!js/function "f(){}"', '!!js/regexp /x/', '!custom x', '!!python/object:os.system x', '!<tag:x.com,2000:y> z'];
@@ -183,12 +188,63 @@ const MUTATIONS: Record<string, Mutation> = {
     for (let i = 1; i < 9; i++) bomb.push(`x-${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
     return { text: Buffer.from(`${text.toString('utf8')}\n${bomb.join('\n')}\n`) };
   },
+  escape: (text, rnd, file) => {
+    // A package that reaches outside its service (issue 18): each must be refused.
+    let doc: Record<string, any>;
+    try {
+      doc = parseDocument(text.toString('utf8')).toJSON() as Record<string, any>;
+    } catch {
+      return { text };
+    }
+    if (doc === null || typeof doc !== 'object') return { text };
+    if (file.endsWith('compose-template.yml')) {
+      const service = doc.services && typeof doc.services === 'object' ? Object.values(doc.services)[0] as Record<string, any> | undefined : undefined;
+      if (!service || typeof service !== 'object') return { text };
+      rnd.pick(TEMPLATE_ESCAPES)(service, doc);
+      return { text: Buffer.from(stringify(doc)), escape: true };
+    }
+    if (file.endsWith('manifest.json')) {
+      rnd.pick(MANIFEST_ESCAPES)(doc);
+      return { text: Buffer.from(JSON.stringify(doc, null, 2)), escape: true };
+    }
+    if (file.includes(`${path.sep}services${path.sep}`) && doc.kind === 'ServiceInstall' && doc.spec) {
+      doc.spec.publish = [rnd.pick(['443/tcp', '80/tcp', '53/udp', '51820/udp', '25/tcp', '70000/tcp', 'x', '25'])];
+      return { text: Buffer.from(stringify(doc)) };
+    }
+    return { text };
+  },
   symlink: (_text, rnd, file, outside) => ({ link: rnd.pick([outside, '/etc/passwd', '/dev/zero', path.basename(file), '../' + path.basename(file), '/nonexistent']) }),
   empty: () => ({ text: Buffer.alloc(0) }),
   remove: () => ({ remove: true }),
 };
 
 export const MUTATION_NAMES = Object.keys(MUTATIONS);
+
+type Escape = (service: Record<string, any>, doc: Record<string, any>) => void;
+const netOf = (service: Record<string, any>): Record<string, any> => {
+  if (!service.networks || Array.isArray(service.networks)) service.networks = { 'cell-network': {} };
+  service.networks['cell-network'] ??= {};
+  return service.networks['cell-network'] as Record<string, any>;
+};
+const TEMPLATE_ESCAPES: Escape[] = [
+  (s) => { s.volumes = [...(Array.isArray(s.volumes) ? s.volumes : []), '${PIC_DATA_DIR}/files/accounts:/steal']; },
+  (s) => { s.volumes = [...(Array.isArray(s.volumes) ? s.volumes : []), '${PIC_DATA_DIR}:/all']; },
+  (_s, d) => { d.services.sidecar = { image: 'git.pic.ngo/roof/pic-notes:1', container_name: 'cell-dns', networks: ['cell-network'] }; },
+  (s) => { s.container_name = 'cell-wireguard'; },
+  (s) => { netOf(s).aliases = ['cell-caddy']; },
+  (s) => { netOf(s).aliases = ['cell-files']; },
+  (s) => { netOf(s).ipv4_address = '172.20.0.2'; },
+  (_s, d) => { d.volumes = { ...(d.volumes ?? {}), stolen: { name: 'demo-caddy-data' } }; },
+  (s) => { s.ports = ['443:8080']; },
+  (s) => { s.ports = ['25:25']; },
+  (s) => { s.ports = ['8080']; },
+  (s) => { s.stop_grace_period = '300h'; },
+];
+const MANIFEST_ESCAPES: ((m: Record<string, any>) => void)[] = [
+  (m) => { m.backup = { volumes: [], ...(m.backup ?? {}), config_paths: ['config/other'] }; },
+  (m) => { m.containers = [m.container_name, 'cell-caddy']; },
+  (m) => { m.containers = [m.container_name, 'cell-wireguard']; },
+];
 
 // ---------------------------------------------------------------------------------------------
 
@@ -215,7 +271,8 @@ async function validateAll(store: string, cell: string, mutated: string[]): Prom
   for (const service of catalog.services.values()) problems.push(...trial(service, policy));
   const loaded = await loadCell(cell);
   problems.push(...allProblems(loaded.checked), ...loaded.checked.generalNotices);
-  for (const service of loaded.catalog?.services.values() ?? []) problems.push(...trial(service, loaded.policy));
+  // As pic validate renders a cell's packages: each installed one as its ServiceInstall asks.
+  problems.push(...cellTemplateProblems(loaded, new Set()));
   for (const file of mutated) {
     if (file.endsWith('manifest.json')) {
       const read = readManifestFile(file);
@@ -262,17 +319,19 @@ export async function runValidateFuzz(options: FuzzOptions): Promise<FuzzReport>
   await fs.writeFile(outside, '{"id": "notes", "secret": "FUZZ-SECRET-DO-NOT-QUOTE"}\n');
   const files = [...(await listFiles(store)), ...(await listFiles(cell))];
   const originals = new Map(await Promise.all(files.map(async (f) => [f, await fs.readFile(f)] as const)));
-  const report: FuzzReport = { seed, cases: 0, crashes: 0, stackTraces: 0, unnamed: 0, unbounded: 0, valid: 0, problems: 0, mutations: {}, failures: [] };
+  const report: FuzzReport = { seed, cases: 0, crashes: 0, stackTraces: 0, unnamed: 0, unbounded: 0, escapesAccepted: 0, valid: 0, problems: 0, mutations: {}, failures: [] };
   try {
     for (let n = 0; n < options.cases; n++) {
       const applied: string[] = [];
       const touched = new Set<string>();
+      let onlyEscapes = true;
       for (let m = 1 + (rnd.next() < 0.25 ? 1 : 0); m > 0; m--) {
         const file = rnd.pick(files);
         const name = rnd.pick(MUTATION_NAMES);
         const current = touched.has(file) ? await fs.readFile(file).catch(() => originals.get(file)!) : originals.get(file)!;
         const result = MUTATIONS[name]!(current, rnd, file, outside);
         await fs.rm(file, { force: true });
+        if (!('text' in result && result.escape)) onlyEscapes = false;
         if ('text' in result) await fs.writeFile(file, result.text);
         else if ('link' in result) await fs.symlink(result.link, file);
         touched.add(file);
@@ -286,6 +345,10 @@ export async function runValidateFuzz(options: FuzzOptions): Promise<FuzzReport>
         report.problems += problems.length;
         if (problems.length === 0) report.valid++;
         why = judge(problems, root);
+        if (!why && onlyEscapes && problems.length === 0) {
+          why = 'a package reaching outside its service validated';
+          report.escapesAccepted++;
+        }
         if (why?.startsWith('stack')) report.stackTraces++;
         else if (why?.startsWith('a problem names')) report.unnamed++;
         else if (why) report.unbounded++;
