@@ -5,6 +5,8 @@ import { reconcileServiceContainers, removeServiceContainers } from '../reconcil
 import { planCore } from './reconcile-core.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import type { ContainerAction } from '../reconcilers/containers/plan.js';
+import { publishedPortsOf } from '../reconcilers/containers/translate.js';
+import type { DesiredContainer } from '../reconcilers/containers/types.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
 import type { LoadedCell } from '../state/cell.js';
 import { AppliedStore } from '../state/applied-store.js';
@@ -37,6 +39,12 @@ export interface CellPlan {
 }
 
 /** One line per action, in the order they would run. */
+/** What a container opens on the host, for the admin who consented to it: ", publishing host port 25/tcp on 0.0.0.0 → cell-mail:25". */
+function publishing(container: DesiredContainer): string {
+  const ports = publishedPortsOf({ containers: [container], volumes: [] });
+  return ports.length === 0 ? '' : `, publishing host port${ports.length === 1 ? '' : 's'} ${ports.join(', ')} (consented in spec.publish)`;
+}
+
 export function describeAction(a: ContainerAction): string {
   switch (a.type) {
     case 'conflict':
@@ -50,9 +58,9 @@ export function describeAction(a: ContainerAction): string {
     case 'pull-image':
       return `+ pull image ${a.image}`;
     case 'create':
-      return `+ create container ${a.container.name} from ${String(a.container.create.Image)}`;
+      return `+ create container ${a.container.name} from ${String(a.container.create.Image)}${publishing(a.container)}`;
     case 'recreate':
-      return `~ recreate container ${a.container.name} (${a.reason})`;
+      return `~ recreate container ${a.container.name} (${a.reason})${publishing(a.container)}`;
     case 'start':
       return `> start container ${a.container.name}`;
   }

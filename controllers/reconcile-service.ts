@@ -2,6 +2,7 @@ import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { reconcileServiceContainers, removeServiceContainers, summariseProblems } from '../reconcilers/containers/index.js';
 import type { ObservedContainer } from '../reconcilers/containers/observe.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
+import { publishedPortsOf } from '../reconcilers/containers/translate.js';
 import type { ServicePlan } from '../reconcilers/containers/types.js';
 import { TerminalError } from '../reconcilers/errors.js';
 import { verifyServiceImages } from '../reconcilers/images/index.js';
@@ -177,7 +178,7 @@ export interface ConvergedPackage {
  * one, or the previous one on rollback): image verification, address, secrets, containers.
  */
 /** The host ports the admin consented to for the service (its ServiceInstall's spec.publish). */
-export function publishedPortsOf(cell: LoadedCell, name: string): string[] {
+export function consentedPortsOf(cell: LoadedCell, name: string): string[] {
   return cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc.spec.publish ?? [];
 }
 
@@ -213,7 +214,7 @@ export async function convergePackage(
         config,
         secrets,
         serviceIp: allocation.ip,
-        publish: publishedPortsOf(cell, name),
+        publish: consentedPortsOf(cell, name),
         cell: { ...ctx.cellContext(cellDoc), stateDir: ctx.stateRoot },
       },
       ...(cached ? { observed: cached } : {}),
@@ -236,7 +237,12 @@ export async function convergePackage(
     throw new TerminalError(result.message, result.reason);
   }
   const { plan, observed, changed } = result;
-  return { allocation, changed, facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, ...verifiedImages.facts } };
+  const published = publishedPortsOf(plan);
+  return {
+    allocation,
+    changed,
+    facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, ...(published.length > 0 ? { publishedPorts: published } : {}), ...verifiedImages.facts },
+  };
 }
 
 /** The config of a service merged against another package's schema (the previous one, on rollback). */

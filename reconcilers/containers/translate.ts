@@ -164,3 +164,18 @@ export function translateCompose(model: CheckedComposeModel, ctx: TranslateConte
   const bindSources = [...new Set(model.services.flatMap((s) => s.mounts.flatMap((m) => (m.type === 'bind' ? [m.source] : []))))].sort(compareStrings);
   return { plan: { containers, volumes, bindSources }, problems: [] };
 }
+
+/**
+ * The host ports a plan publishes, as a person reads them: `25/tcp on 0.0.0.0 → cell-mail:25`.
+ * Every one was consented to in the ServiceInstall's spec.publish (policy.ts); sorted.
+ */
+export function publishedPortsOf(plan: ServicePlan): string[] {
+  const out: string[] = [];
+  for (const c of plan.containers) {
+    for (const [key, bindings] of Object.entries(c.create.HostConfig?.PortBindings ?? {}) as [string, Dockerode.PortBinding[]][]) {
+      const [containerPort, protocol] = key.split('/');
+      for (const b of bindings) out.push(`${b.HostPort ?? ''}/${protocol ?? 'tcp'} on ${b.HostIp || '0.0.0.0'} → ${c.name}:${containerPort ?? ''}`);
+    }
+  }
+  return out.sort(compareStrings);
+}

@@ -202,13 +202,19 @@ describe('the operator creates nothing of a package that escapes its service', (
     secret: { pointer: '/services/secret/volumes/1', message: /bind mount of "\/etc\/\$\{PIC_SECRET_TOKEN\}" is refused/ },
   };
 
+  /** A free host port on loopback for the service that publishes one, with consent. */
+  const publishedPort = 20000 + Math.floor(Math.random() * 20000);
+
   beforeAll(async () => {
     await removeStaleTestCells();
-    cell = await createTestCell([{ id: 'good' }, ...evil.map((id) => ({ id }))]);
+    cell = await createTestCell([{ id: 'good' }, { id: 'open' }, ...evil.map((id) => ({ id }))]);
     for (const id of evil) await fs.writeFile(path.join(cell.storeDir, 'services', id, 'compose-template.yml'), evilTemplate(cell, id));
+    const open = evilTemplate(cell, 'port').replace('services:\n  port:', 'services:\n  open:').replace(cell.containerName('port'), cell.containerName('open')).replace('127.0.0.1:18443:8080', `127.0.0.1:${publishedPort}:8080`);
+    await fs.writeFile(path.join(cell.storeDir, 'services', 'open', 'compose-template.yml'), open);
     // A volume of the host that is not the cell's: the "volume" package names it.
     await docker.createVolume({ Name: `${cell.name}-victim`, Labels: { 'ngo.pic.cell': cell.name, 'pictest.victim': 'yes' } });
     for (const id of ['good', ...evil]) await cell.writeService(id);
+    await cell.writeFile('services/open.yaml', `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: open}\nspec:\n  version: 1.0.0\n  publish: ["${publishedPort}/tcp"]\n`);
   }, 120_000);
 
   afterAll(async () => {
@@ -216,6 +222,12 @@ describe('the operator creates nothing of a package that escapes its service', (
       await docker.getVolume(`${cell.name}-victim`).remove().catch(() => undefined);
       await removeTestCell(cell);
     }
+  });
+
+  test('pic plan names the host port the admin consented to before anything runs', async () => {
+    const c = theCell();
+    const plan = await runPic(['plan', '--cell', c.cellDir, '--state-dir', c.stateDir]);
+    expect(plan.stdout).toContain(`+ create container ${c.containerName('open')} from ${TEST_IMAGE}, publishing host port ${publishedPort}/tcp on 127.0.0.1 → ${c.containerName('open')}:8080 (consented in spec.publish)`);
   });
 
   test('pic run --once: the good service runs; every escaping one is Stalled naming its field, with nothing created', async () => {
@@ -228,9 +240,9 @@ describe('the operator creates nothing of a package that escapes its service', (
     expect(byName.get('good')?.phase).toBe('Ready');
 
     const containers = await docker.listContainers({ all: true, filters: { label: [`ngo.pic.cell=${c.name}`] } });
-    expect(containers.map((x) => x.Labels['ngo.pic.owner'])).toEqual(['ServiceInstall/good']);
+    expect(containers.map((x) => x.Labels['ngo.pic.owner']).sort()).toEqual(['ServiceInstall/good', 'ServiceInstall/open']);
     const volumes = (await docker.listVolumes({ filters: { label: [`ngo.pic.cell=${c.name}`] } })).Volumes ?? [];
-    expect(volumes.map((v) => v.Name).sort()).toEqual([`${c.name}-victim`, `pic-${c.name}-good-data`].sort());
+    expect(volumes.map((v) => v.Name).sort()).toEqual([`${c.name}-victim`, `pic-${c.name}-good-data`, `pic-${c.name}-open-data`].sort());
     expect((await docker.getVolume(`${c.name}-victim`).inspect()).Labels).toEqual({ 'ngo.pic.cell': c.name, 'pictest.victim': 'yes' });
 
     for (const id of evil) {
@@ -240,6 +252,14 @@ describe('the operator creates nothing of a package that escapes its service', (
       expect({ id, message: stalled?.message }).toEqual({ id, message: expect.stringContaining(`compose-template.yml: ${expected[id].pointer}: `) });
       expect(stalled?.message).toMatch(expected[id].message);
     }
+  });
+
+  test('the consented port answers on the host, and pic describe shows it', async () => {
+    const c = theCell();
+    const answer = await fetch(`http://127.0.0.1:${publishedPort}/`).then((r) => r.status, (err: Error) => err.message);
+    expect([200, 404]).toContain(answer);
+    const described = await runPic(['describe', 'ServiceInstall/open', '--state-dir', c.stateDir]);
+    expect(described.stdout).toMatch(new RegExp(`Published ports:\\s+${publishedPort}/tcp on 127\\.0\\.0\\.1 → ${c.containerName('open')}:8080`));
   });
 
   test('a rendered secret appears in no status, event or log line', async () => {
