@@ -19,7 +19,7 @@ fi
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
-packages=(docker.io caddy bind9-utils bind9-dnsutils busybox-static iptables docker-registry docker-compose iproute2 wireguard-go wireguard-tools curl)
+packages=(docker.io caddy bind9-utils bind9-dnsutils busybox-static iptables docker-registry docker-compose iproute2 wireguard-go wireguard-tools curl prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
