@@ -46,6 +46,24 @@ function backupOf(status: DocumentStatus): { lastVerifiedAt?: number; overdue: b
   return { ...(Number.isNaN(at) ? {} : { lastVerifiedAt: at }), overdue: backup.overdue === true };
 }
 
+/** Labels and value of one sample of a gauge computed at scrape time. */
+type Sample = [Partial<Record<string, string>>, number];
+
+/** A gauge whose samples are computed when scraped; a series absent from `samples` is absent from the scrape. */
+function scrapedGauge(registry: Registry, name: string, help: string, labelNames: string[], samples: () => Sample[] | Promise<Sample[]>): void {
+  new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    async collect() {
+      const list = await samples();
+      this.reset();
+      for (const [labels, value] of list) this.set(labels, value);
+    },
+  });
+}
+
 // Reconciles take from milliseconds (in sync) to minutes (an image pull, an upgrade's wait).
 const RECONCILE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const QUEUE_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300];
@@ -82,118 +100,48 @@ export class OperatorMetrics implements WorkQueueObserver {
     this.#errors = new Counter({ name: 'controller_runtime_reconcile_errors_total', help: 'Total number of reconciliation errors per controller', labelNames: ['controller'], registers });
     this.#terminalErrors = new Counter({ name: 'controller_runtime_terminal_reconcile_errors_total', help: 'Total number of terminal reconciliation errors per controller (bad input: not retried, the document is Stalled)', labelNames: ['controller'], registers });
     this.#reconcileTime = new Histogram({ name: 'controller_runtime_reconcile_time_seconds', help: 'Length of time per reconciliation per controller', labelNames: ['controller'], buckets: RECONCILE_BUCKETS, registers });
-    const source = () => this.#source;
-    new Gauge({
-      name: 'controller_runtime_active_workers',
-      help: 'Number of reconciles running now per controller',
-      labelNames: ['controller'],
-      registers,
-      collect() {
-        this.reset();
-        const running = source()?.runningSince();
-        if (!running) return;
-        for (const key of running.keys()) this.inc({ controller: controllerOf(key) });
-      },
-    });
     this.#adds = new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by the work queue', labelNames: ['name'], registers });
     this.#retries = new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries (after a failed reconcile) handled by the work queue', labelNames: ['name'], registers });
     this.#queueDuration = new Histogram({ name: 'workqueue_queue_duration_seconds', help: 'How long in seconds a key stays in the work queue before it is reconciled', labelNames: ['name'], buckets: QUEUE_BUCKETS, registers });
     this.#workDuration = new Histogram({ name: 'workqueue_work_duration_seconds', help: 'How long in seconds reconciling a key from the work queue takes', labelNames: ['name'], buckets: QUEUE_BUCKETS, registers });
     for (const metric of [this.#adds, this.#retries]) metric.inc({ name: QUEUE_NAME }, 0);
-    new Gauge({
-      name: 'workqueue_depth',
-      help: 'Current depth of the work queue: keys waiting for a worker',
-      labelNames: ['name'],
-      registers,
-      collect() {
-        this.set({ name: QUEUE_NAME }, source()?.queueDepth() ?? 0);
-      },
+
+    const running = () => [...(this.#source?.runningSince() ?? new Map<string, number>())];
+    const queue = { name: QUEUE_NAME };
+    scrapedGauge(registry, 'controller_runtime_active_workers', 'Number of reconciles running now per controller', ['controller'], () => {
+      const counts = new Map<string, number>();
+      for (const controller of running().map(([key]) => controllerOf(key))) counts.set(controller, (counts.get(controller) ?? 0) + 1);
+      return [...counts].map(([controller, n]) => [{ controller }, n]);
     });
-    new Gauge({
-      name: 'workqueue_unfinished_work_seconds',
-      help: 'How many seconds of work are in progress and not yet observed by work_duration; large values indicate stuck workers',
-      labelNames: ['name'],
-      registers,
-      collect() {
-        const t = now();
-        let sum = 0;
-        for (const since of source()?.runningSince().values() ?? []) sum += Math.max(0, t - since);
-        this.set({ name: QUEUE_NAME }, sum / 1000);
-      },
-    });
-    new Gauge({
-      name: 'workqueue_longest_running_processor_seconds',
-      help: 'How many seconds the longest reconcile in progress has been running',
-      labelNames: ['name'],
-      registers,
-      collect() {
-        const t = now();
-        let longest = 0;
-        for (const since of source()?.runningSince().values() ?? []) longest = Math.max(longest, t - since);
-        this.set({ name: QUEUE_NAME }, longest / 1000);
-      },
-    });
-    const statuses = () => this.#statuses(now());
-    new Gauge({
-      name: 'pic_document_ready',
-      help: "1 when the document's Ready condition is True, 0 when it is False or Unknown",
-      labelNames: ['kind', 'name'],
-      registers,
-      async collect() {
-        const all = await statuses();
-        this.reset();
-        for (const s of all) this.set({ kind: s.kind, name: s.name }, readyValue(s));
-      },
-    });
-    new Gauge({
-      name: 'pic_backup_last_verified_timestamp_seconds',
-      help: 'When the newest snapshot holding the service that passed its test restore was taken (Unix time); absent when there is none',
-      labelNames: ['service'],
-      registers,
-      async collect() {
-        const all = await statuses();
-        this.reset();
-        for (const s of all) {
-          const at = s.kind === 'ServiceInstall' ? backupOf(s)?.lastVerifiedAt : undefined;
-          if (at !== undefined) this.set({ service: s.name }, at / 1000);
-        }
-      },
-    });
-    new Gauge({
-      name: 'pic_backup_overdue',
-      help: "1 when the service's last verified backup is older than the Cell's spec.backup.schedule allows, else 0; absent when the cell takes no backups",
-      labelNames: ['service'],
-      registers,
-      async collect() {
-        const all = await statuses();
-        this.reset();
-        for (const s of all) {
-          const backup = s.kind === 'ServiceInstall' ? backupOf(s) : undefined;
-          if (backup) this.set({ service: s.name }, backup.overdue ? 1 : 0);
-        }
-      },
-    });
-    const caExpiries = () => this.#caExpiries(now());
-    new Gauge({
-      name: 'pic_certificate_expiry_timestamp_seconds',
-      help: "When a certificate of the cell's Caddy internal CA expires (Unix time), read from Caddy's admin API at most hourly",
-      labelNames: ['ca', 'certificate'],
-      registers,
-      async collect() {
-        const expiries = await caExpiries();
-        this.reset();
-        for (const e of expiries) this.set({ ca: 'local', certificate: e.certificate }, e.notAfter.getTime() / 1000);
-      },
-    });
-    new Gauge({
-      name: 'pic_last_pass_timestamp_seconds',
-      help: 'When the operator last finished a full pass over the cell (Unix time); absent before the first',
-      registers,
-      collect() {
-        this.reset();
-        const at = source()?.lastPassAt();
-        if (at !== undefined) this.set(at / 1000);
-      },
+    scrapedGauge(registry, 'workqueue_depth', 'Current depth of the work queue: keys waiting for a worker', ['name'], () => [[queue, this.#source?.queueDepth() ?? 0]]);
+    scrapedGauge(registry, 'workqueue_unfinished_work_seconds', 'How many seconds of work are in progress and not yet observed by work_duration; large values indicate stuck workers', ['name'], () => [
+      [queue, running().reduce((sum, [, since]) => sum + Math.max(0, now() - since), 0) / 1000],
+    ]);
+    scrapedGauge(registry, 'workqueue_longest_running_processor_seconds', 'How many seconds the longest reconcile in progress has been running', ['name'], () => [
+      [queue, running().reduce((longest, [, since]) => Math.max(longest, now() - since), 0) / 1000],
+    ]);
+    const services = async () => (await this.#statuses(now())).filter((s) => s.kind === 'ServiceInstall');
+    scrapedGauge(registry, 'pic_document_ready', "1 when the document's Ready condition is True, 0 when it is False or Unknown", ['kind', 'name'], async () =>
+      (await this.#statuses(now())).map((s) => [{ kind: s.kind, name: s.name }, readyValue(s)]),
+    );
+    scrapedGauge(registry, 'pic_backup_last_verified_timestamp_seconds', 'When the newest snapshot holding the service that passed its test restore was taken (Unix time); absent when there is none', ['service'], async () =>
+      (await services()).flatMap((s) => {
+        const at = backupOf(s)?.lastVerifiedAt;
+        return at === undefined ? [] : [[{ service: s.name }, at / 1000]];
+      }),
+    );
+    scrapedGauge(registry, 'pic_backup_overdue', "1 when the service's last verified backup is older than the Cell's spec.backup.schedule allows, else 0; absent when the cell takes no backups", ['service'], async () =>
+      (await services()).flatMap((s) => {
+        const backup = backupOf(s);
+        return backup ? [[{ service: s.name }, backup.overdue ? 1 : 0]] : [];
+      }),
+    );
+    scrapedGauge(registry, 'pic_certificate_expiry_timestamp_seconds', "When a certificate of the cell's Caddy internal CA expires (Unix time), read from Caddy's admin API at most hourly", ['ca', 'certificate'], async () =>
+      (await this.#caExpiries(now())).map((e) => [{ ca: 'local', certificate: e.certificate }, e.notAfter.getTime() / 1000]),
+    );
+    scrapedGauge(registry, 'pic_last_pass_timestamp_seconds', 'When the operator last finished a full pass over the cell (Unix time); absent before the first', [], () => {
+      const at = this.#source?.lastPassAt();
+      return at === undefined ? [] : [[{}, at / 1000]];
     });
   }
 
