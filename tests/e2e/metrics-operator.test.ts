@@ -31,12 +31,14 @@ function start(name: string, command: string, args: string[]): ChildProcess {
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
+  // Not installed (deploy/scripts/ensure-host.sh installs Debian's prometheus): said in the failure, not a crash.
+  child.on('error', (err) => output.push(`cannot start ${command}: ${err.message}\n`));
   children.push({ name, child, output });
   return child;
 }
 
 async function stop(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return child.exitCode;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   return exited;
