@@ -3,6 +3,8 @@ import type Dockerode from 'dockerode';
 import type winston from 'winston';
 import { canonicalJson } from '../reconcilers/containers/spec-hash.js';
 import { LABEL, OWNER_LABEL } from '../reconcilers/containers/labels.js';
+import { fetchCaExpiries } from '../reconcilers/caddy/ca-expiry.js';
+import { caddyAdminAddressOf } from '../reconcilers/core/spec.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import { isTerminal } from '../reconcilers/errors.js';
 import { AppliedStore } from '../state/applied-store.js';
@@ -14,6 +16,7 @@ import { IpAllocationStore } from '../state/ip-allocation.js';
 import { PackageStore } from '../state/packages.js';
 import { SecretsStore } from '../state/secrets.js';
 import { StateDir } from '../state/state-dir.js';
+import type { DocumentStatus } from '../state/status-types.js';
 import { BackupScheduler } from './backup-schedule.js';
 import { BackupStatusStore } from './backup-status.js';
 import { OperatorContext } from './context.js';
@@ -23,11 +26,14 @@ import { reconcileCoreReporting } from './reconcile-core.js';
 import { ACCOUNTS_PREFIX, isAccountsKey, isResourceKey, SharedResources } from './shared-resources.js';
 import { WorkQueue } from './queue.js';
 import { generationOf, reconcileServiceReporting, SERVICE_KIND, serviceKey } from './reconcile-service.js';
+import type { OperatorMetrics } from './metrics.js';
+import { readinessOf, type Readiness } from './metrics-server.js';
 import { watchDockerEvents } from './sources/docker-events.js';
 import { watchCellFolder } from './sources/file-watch.js';
 import { startResync } from './sources/resync.js';
 
 export const RESYNC_KEY = 'resync';
+const DEFAULT_RESYNC_MS = 10 * 60_000;
 
 export interface OperatorOptions {
   cellDir: string;
@@ -39,6 +45,8 @@ export interface OperatorOptions {
   concurrency?: number;
   /** Watch the folder and Docker; false for `pic run --once`. */
   watch?: boolean;
+  /** Metrics in a registry the caller serves (`pic run --metrics-address`); none by default. */
+  metrics?: OperatorMetrics;
 }
 
 /**
@@ -76,6 +84,8 @@ export class Operator {
   private filesSignature?: string;
   /** A reconcile admitted, upgraded or rolled back a version since the snapshot was read. */
   private admissionChanged = false;
+  /** When the last full pass (a resync and every key it queued) finished, for /readyz and metrics. */
+  private lastPassAt?: number;
 
   constructor(private readonly opts: OperatorOptions) {
     const paths = opts.stateDir.paths;
@@ -110,9 +120,18 @@ export class Operator {
     this.queue = new WorkQueue({
       handler: (key) => this.handle(key),
       concurrency: opts.concurrency ?? 4,
+      ...(opts.metrics ? { observer: opts.metrics } : {}),
       onOutcome: (o) => {
         if (!o.ok && !o.terminal) this.opts.logger.warn(`${(o.error as Error)?.message ?? o.error}; retry in ${Math.round((o.retryInMs ?? 0) / 100) / 10}s`, { key: o.key });
       },
+    });
+    opts.metrics?.attach({
+      statuses: () => this.knownStatuses(),
+      queueDepth: () => this.queue.depth,
+      runningSince: () => this.queue.runningSince(),
+      lastPassAt: () => this.lastPassAt,
+      caddyAdminAddress: () => (this.cell?.cell ? caddyAdminAddressOf(this.cell.cell, opts.stateDir.root) : undefined),
+      fetchCaExpiries: (address) => fetchCaExpiries(address, 2000),
     });
   }
 
@@ -371,7 +390,14 @@ export class Operator {
   }
 
   private async handle(key: string): Promise<void> {
-    if (key === RESYNC_KEY) return this.resync();
+    if (key === RESYNC_KEY) {
+      await this.resync();
+      // The pass is over once every key it queued has run (a key left to retry later included).
+      void this.queue.whenSettled().then(() => {
+        this.lastPassAt = Date.now();
+      });
+      return;
+    }
     if (!this.cell) await this.reload();
     const cell = this.cell;
     if (!cell) return; // the folder could not be read at all: its status says why
@@ -517,7 +543,7 @@ export class Operator {
       },
     );
     this.closers.push(() => events.close());
-    const resync = startResync(this.opts.resyncIntervalMs ?? 10 * 60_000, () => this.queue.add(RESYNC_KEY));
+    const resync = startResync(this.opts.resyncIntervalMs ?? DEFAULT_RESYNC_MS, () => this.queue.add(RESYNC_KEY));
     this.closers.push(() => resync.stop());
   }
 
@@ -526,6 +552,21 @@ export class Operator {
     for (const close of this.closers.splice(0).reverse()) await close();
     await this.backups.stop();
     await this.queue.shutdown();
+  }
+
+  /** /readyz: the first full pass has finished and the last one is recent. */
+  readiness(now = Date.now()): Readiness {
+    return readinessOf(this.lastPassAt, this.opts.resyncIntervalMs ?? DEFAULT_RESYNC_MS, now);
+  }
+
+  /**
+   * Every status as this operator last wrote or read it: the folder is listed, the files are read
+   * only the first time (the operator is their only writer). What metrics are computed from.
+   */
+  private async knownStatuses(): Promise<DocumentStatus[]> {
+    const keys = await this.ctx.status.keys();
+    const statuses = await Promise.all(keys.map((k) => this.ctx.status.lastKnown(k.key).catch(() => undefined)));
+    return statuses.filter((s): s is DocumentStatus => s !== undefined);
   }
 
   /** Keys of the documents of the current snapshot, with their status, for --once and tests. */

@@ -12,6 +12,21 @@ export interface WorkOutcome {
   attempt: number;
   /** Set when a retry was scheduled: the delay until it runs (0 when it was re-added meanwhile). */
   retryInMs?: number;
+  /** How long the handler ran. */
+  durationMs: number;
+}
+
+/**
+ * Told what the queue does with each key, for metrics (the names follow client-go's workqueue:
+ * an add, a wait in the queue, a run). An observer that throws is ignored.
+ */
+export interface WorkQueueObserver {
+  /** The key became due to run: queued, or due again after its current run. Coalesced adds are not told. */
+  added?(key: string): void;
+  /** A run of the key starts after it waited `waitedMs` for a slot. */
+  started?(key: string, waitedMs: number): void;
+  /** A run ended; a scheduled retry shows as `outcome.retryInMs`. */
+  finished?(outcome: WorkOutcome): void;
 }
 
 export interface WorkQueueOptions {
@@ -24,6 +39,7 @@ export interface WorkQueueOptions {
   jitter?: number;
   random?: () => number;
   onOutcome?: (outcome: WorkOutcome) => void;
+  observer?: WorkQueueObserver;
 }
 
 const DEFAULT_CONCURRENCY = 4;
@@ -52,6 +68,9 @@ interface KeyState {
   dueAt?: number;
   /** Consecutive failed runs; reset by a success. */
   failures: number;
+  /** When it was last queued, and when its current run started (Date.now()). */
+  queuedAt: number;
+  startedAt: number;
 }
 
 interface Waiter {
@@ -71,6 +90,7 @@ export class WorkQueue {
   readonly #jitter: number;
   readonly #random: () => number;
   readonly #onOutcome: ((outcome: WorkOutcome) => void) | undefined;
+  readonly #observer: WorkQueueObserver;
   readonly #slots: PQueue;
   readonly #keys = new Map<string, KeyState>();
   #waiters: Waiter[] = [];
@@ -91,6 +111,7 @@ export class WorkQueue {
     this.#jitter = jitter;
     this.#random = options.random ?? Math.random;
     this.#onOutcome = options.onOutcome;
+    this.#observer = options.observer ?? {};
     this.#slots = new PQueue({ concurrency });
   }
 
@@ -127,6 +148,20 @@ export class WorkQueue {
     let size = 0;
     for (const state of this.#keys.values()) if (isPending(state)) size++;
     return size;
+  }
+
+  /** Keys waiting for a slot (client-go's depth: neither running nor only scheduled). */
+  get depth(): number {
+    let depth = 0;
+    for (const state of this.#keys.values()) if (state.queued) depth++;
+    return depth;
+  }
+
+  /** When each run in progress started (Date.now()), by key. */
+  runningSince(): Map<string, number> {
+    const running = new Map<string, number>();
+    for (const [key, state] of this.#keys) if (state.running) running.set(key, state.startedAt);
+    return running;
   }
 
   /** Consecutive failed runs of `key` (0 after a success). */
@@ -174,17 +209,26 @@ export class WorkQueue {
   #state(key: string): KeyState {
     let state = this.#keys.get(key);
     if (state === undefined) {
-      state = { queued: false, running: false, dirty: false, failures: 0 };
+      state = { queued: false, running: false, dirty: false, failures: 0, queuedAt: 0, startedAt: 0 };
       this.#keys.set(key, state);
     }
     return state;
   }
 
-  #enqueue(key: string, state: KeyState): void {
+  #enqueue(key: string, state: KeyState, told = false): void {
     if (state.queued) return;
     if (state.running) {
+      if (!state.dirty) {
+        this.#tell(() => this.#observer.added?.(key));
+        state.queuedAt = Date.now();
+      }
       state.dirty = true;
       return;
+    }
+    // A key due again after its run was told of (and its wait began) when it was added.
+    if (!told) {
+      this.#tell(() => this.#observer.added?.(key));
+      state.queuedAt = Date.now();
     }
     state.queued = true;
     // #run never rejects; the catch only keeps a bug there from becoming an unhandled rejection.
@@ -219,16 +263,18 @@ export class WorkQueue {
     if (!state.queued) return; // dropped by shutdown
     state.queued = false;
     state.running = true;
+    state.startedAt = Date.now();
+    this.#tell(() => this.#observer.started?.(key, state.startedAt - state.queuedAt));
     const attempt = state.failures + 1;
     let outcome: WorkOutcome;
     try {
       await this.#handler(key);
       state.failures = 0;
-      outcome = { key, ok: true, terminal: false, attempt };
+      outcome = { key, ok: true, terminal: false, attempt, durationMs: Date.now() - state.startedAt };
     } catch (error) {
       state.failures++;
       const terminal = isTerminal(error);
-      outcome = { key, ok: false, error, terminal, attempt };
+      outcome = { key, ok: false, error, terminal, attempt, durationMs: Date.now() - state.startedAt };
       if (!terminal && !this.#closed) {
         if (state.dirty) {
           outcome.retryInMs = 0;
@@ -242,21 +288,21 @@ export class WorkQueue {
     state.running = false;
     if (state.dirty && !this.#closed) {
       state.dirty = false;
-      this.#enqueue(key, state);
+      this.#enqueue(key, state, true);
     }
-    this.#report(outcome);
+    this.#tell(() => this.#onOutcome?.(outcome));
+    this.#tell(() => this.#observer.finished?.(outcome));
     if (!isPending(state) && !state.running && state.failures === 0) {
       this.#keys.delete(key);
     }
     this.#notify();
   }
 
-  #report(outcome: WorkOutcome): void {
-    if (this.#onOutcome === undefined) return;
+  #tell(call: () => void): void {
     try {
-      this.#onOutcome(outcome);
+      call();
     } catch {
-      // An observer that throws must not wedge the queue; the outcome itself is already applied.
+      // An observer that throws must not wedge the queue; what it was told of is already applied.
     }
   }
 

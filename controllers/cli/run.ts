@@ -5,6 +5,9 @@ import { dockerClient } from '../docker-client.js';
 import { recordStateDir, StateDir } from '../../state/state-dir.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { createLogger } from '../logging.js';
+import { Registry } from 'prom-client';
+import { OperatorMetrics } from '../metrics.js';
+import { MetricsAddressError, metricsUrl, parseMetricsAddress, startMetricsServer, type MetricsAddress, type MetricsServer } from '../metrics-server.js';
 import { Operator } from '../operator.js';
 import { CELL_FLAG, LOG_FORMAT_FLAG, STATE_DIR_FLAG, stringFlag, untilAborted, type Command, type Parsed } from './command.js';
 import { safeLine } from '../safe-text.js';
@@ -65,9 +68,10 @@ export const runCommand: Command = {
     { name: 'timeout', type: 'string', value: 'S', help: 'with --once: give up after this many seconds (default 600)' },
     { name: 'resync', type: 'string', value: 'S', help: 're-check everything every S seconds (default 600)' },
     { name: 'concurrency', type: 'string', value: 'N', help: 'documents reconciled at once (default 4)' },
+    { name: 'metrics-address', type: 'string', value: 'ADDR', help: 'serve Prometheus /metrics, /healthz and /readyz on a loopback HOST:PORT or unix:/PATH (default: off)' },
     LOG_FORMAT_FLAG,
   ],
-  examples: ['pic run --cell examples/cell', 'pic run --cell examples/cell --once --log-format text'],
+  examples: ['pic run --cell examples/cell', 'pic run --cell examples/cell --once --log-format text', 'pic run --cell examples/cell --metrics-address 127.0.0.1:9464'],
   run: (parsed, ctx) => runOperator(parsed, ctx.io, ctx.signal),
 };
 
@@ -81,6 +85,7 @@ async function runOperator(parsed: Parsed, io: Io, signal: AbortSignal): Promise
     timeout: stringFlag(parsed, 'timeout'),
     'log-format': stringFlag(parsed, 'log-format'),
     concurrency: stringFlag(parsed, 'concurrency'),
+    'metrics-address': stringFlag(parsed, 'metrics-address'),
   };
   if (!values.cell) throw new UsageError('pic run needs --cell DIR');
   await requireFolder(values.cell);
@@ -88,6 +93,7 @@ async function runOperator(parsed: Parsed, io: Io, signal: AbortSignal): Promise
   if (format !== undefined && format !== 'json' && format !== 'text') throw new UsageError(`--log-format is json or text, not "${safeLine(format)}"`);
   const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError('--concurrency takes a whole number ≥ 1');
+  const metricsAddress = values['metrics-address'] === undefined ? undefined : usageOf(() => parseMetricsAddress(values['metrics-address']!));
   const logger = createLogger(format ? { json: format === 'json' } : {});
   const choice = await chooseStateDir({ stateDir: values['state-dir'], cell: values.cell });
   const stateDir = new StateDir(choice.dir);
@@ -103,6 +109,7 @@ async function runOperator(parsed: Parsed, io: Io, signal: AbortSignal): Promise
     await lock.release();
     throw err;
   });
+  const registry = metricsAddress ? new Registry() : undefined;
   const operator = new Operator({
     cellDir: path.resolve(values.cell),
     stateDir,
@@ -111,11 +118,14 @@ async function runOperator(parsed: Parsed, io: Io, signal: AbortSignal): Promise
     resyncIntervalMs: positiveSeconds(values.resync, '--resync', 600),
     concurrency,
     watch: !values.once,
+    ...(registry ? { metrics: new OperatorMetrics(registry) } : {}),
   });
   // The queue's timers do not hold the process open (so it can always exit); while the operator
   // works, this does.
   const keepAlive = setInterval(() => undefined, 60_000);
+  let metricsServer: MetricsServer | undefined;
   try {
+    if (metricsAddress && registry) metricsServer = await serveMetrics(metricsAddress, registry, operator, logger);
     await operator.start();
     if (values.once) {
       const deadline = positiveSeconds(values.timeout, '--timeout', 600);
@@ -146,7 +156,30 @@ async function runOperator(parsed: Parsed, io: Io, signal: AbortSignal): Promise
     return 0;
   } finally {
     clearInterval(keepAlive);
+    await metricsServer?.close();
     await operator.stop();
     await lock.release();
   }
+}
+
+/** A refused --metrics-address is a usage error (exit 2), like any other bad flag. */
+function usageOf<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof MetricsAddressError) throw new UsageError(safeLine(err.message));
+    throw err;
+  }
+}
+
+/** Listen before the first pass, so /healthz answers and /readyz says the pass is under way. */
+async function serveMetrics(address: MetricsAddress, registry: Registry, operator: Operator, logger: { info(message: string): unknown }): Promise<MetricsServer> {
+  let server: MetricsServer;
+  try {
+    server = await startMetricsServer(address, { registry, readiness: () => operator.readiness() });
+  } catch (err) {
+    throw new Error(`cannot serve metrics on ${metricsUrl(address)}: ${(err as Error).message}`);
+  }
+  logger.info(`metrics on ${metricsUrl(server.address)}; health on /healthz and /readyz`);
+  return server;
 }

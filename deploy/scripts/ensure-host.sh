@@ -19,7 +19,7 @@ fi
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
-packages=(docker.io caddy bind9-utils bind9-dnsutils busybox-static iptables docker-registry docker-compose iproute2 wireguard-go wireguard-tools curl)
+packages=(docker.io caddy bind9-utils bind9-dnsutils busybox-static iptables docker-registry docker-compose iproute2 wireguard-go wireguard-tools curl prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -28,6 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts its own Prometheus on every address (:9090); the tests only need the binary and
+  # start theirs on loopback.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 sock=/var/run/docker.sock

@@ -120,11 +120,13 @@ spec:
 ${(c.extra ?? []).map((l) => `${l}\n`).join('')}`;
 }
 
-export async function createTestCell(services: TestService[]): Promise<TestCell> {
+/** `prefix` starts the cell's name (its network, its labels) and its temporary folder; default `pictest-`. */
+export async function createTestCell(services: TestService[], options: { prefix?: string } = {}): Promise<TestCell> {
   await buildBusyboxImage(TEST_IMAGE);
   const tag = `pt${randomBytes(4).toString('hex')}`;
-  const name = `pictest-${tag}`;
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-cell-'));
+  const prefix = options.prefix ?? 'pictest-';
+  const name = `${prefix}${tag}`;
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), options.prefix ?? 'pictest-cell-'));
   const cellDir = path.join(root, 'cell');
   const storeDir = path.join(root, 'store');
   const stateDir = path.join(root, 'state');
