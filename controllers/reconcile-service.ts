@@ -1,6 +1,7 @@
 import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { reconcileServiceContainers, removeServiceContainers, summariseProblems } from '../reconcilers/containers/index.js';
 import type { ObservedContainer } from '../reconcilers/containers/observe.js';
+import { DEFAULT_MIN_READY_SECONDS, judgeReadiness, LOOP_MIN_READY_SECONDS } from '../reconcilers/containers/readiness.js';
 import { templateSecretNames } from '../reconcilers/containers/render.js';
 import { publishedPortsOf } from '../reconcilers/containers/translate.js';
 import type { ServicePlan } from '../reconcilers/containers/types.js';
@@ -136,23 +137,19 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     : {};
   const failedUpgrade = decision?.kind === 'upgrade-failed' ? { upgradeFailed: { version: decision.target, reason: decision.failed.reason, at: decision.failed.at } } : {};
   const facts = { ...base, ...update, ...failedUpgrade };
-  const notRunning = facts.containers.filter((c) => c.state !== 'running');
-  const starting = facts.containers.filter((c) => c.state === 'running' && c.health === 'starting');
-  const unhealthy = facts.containers.filter((c) => c.health === 'unhealthy');
-  if (notRunning.length > 0) {
-    const message = `not running: ${notRunning.map((c) => `${c.name} (${c.state})`).join(', ')}`;
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'ContainersNotRunning', message }, facts });
-    throw new Error(message);
+  // The one readiness rule (reconcilers/containers/readiness.ts), with the loop's window: judged
+  // again on every Docker event of the service, so a container that dies later is seen then.
+  const window = Math.min(LOOP_MIN_READY_SECONDS, minReadySecondsOf(cell, name));
+  const verdict = judgeReadiness(converged.expected, converged.observed, window);
+  if (verdict.state === 'failed') {
+    const reason = verdict.cause === 'health' ? 'ContainersUnhealthy' : 'ContainersNotRunning';
+    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason, message: verdict.reason }, facts });
+    throw new Error(verdict.reason);
   }
-  if (unhealthy.length > 0) {
-    const message = `unhealthy: ${unhealthy.map((c) => c.name).join(', ')}`;
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'ContainersUnhealthy', message }, facts });
-    throw new Error(message);
-  }
-  if (starting.length > 0) {
-    const message = `waiting for health checks: ${starting.map((c) => c.name).join(', ')}`;
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'HealthCheckPending', message }, facts });
-    return { requeueAfterMs: 1000, changed, admissionChanged };
+  if (verdict.state === 'waiting') {
+    const reason = verdict.cause === 'health' ? 'HealthCheckPending' : verdict.cause === 'window' ? 'Settling' : 'ContainersNotRunning';
+    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason, message: verdict.reason }, facts });
+    return { requeueAfterMs: verdict.retryAfterMs, changed, admissionChanged };
   }
   const running = `${facts.containers.length} container${facts.containers.length === 1 ? '' : 's'} running at ${allocation.ip}`;
   if (decision?.kind === 'upgrade-failed') {
@@ -170,6 +167,9 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
 export interface ConvergedPackage {
   allocation: { ip: string };
   changed: boolean;
+  /** The names of the containers the package renders, and what Docker showed of them after the pass. */
+  expected: string[];
+  observed: ObservedContainer[];
   facts: { serviceIp: string; containers: ContainerFact[]; notices: string[]; version: string; [key: string]: unknown };
 }
 
@@ -177,6 +177,11 @@ export interface ConvergedPackage {
  * Converge the service's containers to one package (the admitted one; during an upgrade the new
  * one, or the previous one on rollback): image verification, address, secrets, containers.
  */
+/** The stability window of the service's readiness (ServiceInstall spec.minReadySeconds). */
+export function minReadySecondsOf(cell: LoadedCell, name: string): number {
+  return cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc.spec.minReadySeconds ?? DEFAULT_MIN_READY_SECONDS;
+}
+
 /** The host ports the admin consented to for the service (its ServiceInstall's spec.publish). */
 export function consentedPortsOf(cell: LoadedCell, name: string): string[] {
   return cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc.spec.publish ?? [];
@@ -241,6 +246,8 @@ export async function convergePackage(
   return {
     allocation,
     changed,
+    expected: plan.containers.map((c) => c.name),
+    observed,
     facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, ...(published.length > 0 ? { publishedPorts: published } : {}), ...verifiedImages.facts },
   };
 }

@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { createSnapshot, restoreSnapshot, sweep, type BackupEnv } from '../reconcilers/backup/index.js';
 import { LABEL } from '../reconcilers/containers/labels.js';
-import { listOwnedContainers } from '../reconcilers/containers/observe.js';
+import { observeForReadiness } from '../reconcilers/containers/observe.js';
+import { DEFAULT_MIN_READY_SECONDS } from '../reconcilers/containers/readiness.js';
 import { DEFAULT_UPGRADE_DEADLINE_MS, runUpgrade } from '../reconcilers/upgrade/index.js';
 import type { ConfigValue } from '../crds/config.js';
 import type { VersionDecision } from '../state/admission.js';
@@ -80,6 +81,7 @@ export async function upgradeService(
       decision,
       generation,
       deadlineMs,
+      minReadySeconds: spec?.minReadySeconds ?? DEFAULT_MIN_READY_SECONDS,
       ...(decision?.kind === 'upgrade' && cell.catalog?.offered.get(name) ? { target: cell.catalog.offered.get(name)! } : {}),
     },
     {
@@ -101,12 +103,10 @@ export async function upgradeService(
         last = await converge(pkg, configFor(pkg, spec?.config, file));
         return last.facts.containers.map((c) => c.name);
       },
-      observe: async () =>
-        (await listOwnedContainers(ctx.docker, { cell: cell.cell!.metadata.name, owner: key })).map((c) => ({ name: c.name, state: c.state, ...(c.health ? { health: c.health } : {}) })),
+      observe: () => observeForReadiness(ctx.docker, { cell: cell.cell!.metadata.name, owner: key }, ctx.clock()),
       restore: async (snapshot) => {
         await restoreSnapshot(env, snapshot, [name]);
       },
-      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       recover: async () => {
         const report = await sweep(env);
         const put = report.resumed.length + report.removedContainers + report.removedVolumes.length + report.finishedSwaps.length;
@@ -118,6 +118,9 @@ export async function upgradeService(
     case 'none':
     case 'abandoned':
       return undefined;
+    case 'waiting':
+      // Looked at again by the queue: no worker sleeps through an upgrade.
+      return { changed: false, ready: false, requeueAfterMs: result.retryAfterMs };
     case 'upgraded':
       await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Upgraded', message: `upgraded ${result.from} → ${result.to}; converging the new version` }, ...(last ? { facts: { ...last.facts, version: result.to } } : {}) });
       return { changed: true, admissionChanged: true };

@@ -539,6 +539,7 @@ export const SERVICE_INSTALL_SPEC_SCHEMA = obj(
       patterned('Port', 'PORT/tcp or PORT/udp, PORT from 1 to 65535.', PUBLISHED_PORT_PATTERN),
       { uniqueItems: true },
     ),
+    minReadySeconds: { type: 'integer', minimum: 0, maximum: 600, title: 'Minimum ready seconds', description: 'How long every container of the service must stay running (and healthy, where it has a health check) before an upgrade or a restore counts the service Ready; a container that exits or restarts within it fails the upgrade at once. The loop\'s own Ready waits for the smaller of this and 2 seconds. Default 10.' },
     backup: obj('Backup', 'How the service is held still while its snapshot is taken.', {
       consistency: { type: 'string', enum: ['pause', 'stop'], default: 'pause', title: 'Consistency', description: 'pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again.' },
     }),

@@ -149,6 +149,8 @@ export interface ServiceInstallSpec {
   egress?: { connection: string };
   /** Host ports the admin consents to the service publishing, as "25/tcp". */
   publish?: string[];
+  /** How long every container must stay up before an upgrade or restore counts it Ready (seconds). */
+  minReadySeconds?: number;
   backup?: { consistency?: 'pause' | 'stop' };
   upgrade?: { deadlineSeconds?: number };
 }

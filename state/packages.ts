@@ -65,6 +65,13 @@ export interface UpgradeProgress {
   /** When the new version was switched to; its deadline counts from here. */
   switchedAt?: string;
   deadlineMs: number;
+  /** The stability window the new version must pass (seconds); the default when absent. */
+  minReadySeconds?: number;
+  /**
+   * The containers of the new version, once it was started: from then on the switch only watches
+   * them (starting them again would hide a container that exited).
+   */
+  started?: string[];
   /** The verified snapshot taken before the switch. */
   snapshot?: string;
   /** Why the rollback runs. */

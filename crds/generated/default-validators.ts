@@ -2445,7 +2445,7 @@ return errors === 0;
 }
 
 export const ServiceInstall = validate11;
-const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The version admitted. Omitted: the catalog's version at the first install, kept afterwards. A newer catalog version is reported, not applied, until this names it; then pic upgrades (snapshot first) and rolls back on failure.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}},"publish":{"type":"array","title":"Published ports","description":"Host ports the admin consents to the service publishing on the cell's own addresses, outside the VPN, as PORT/PROTOCOL (e.g. \"25/tcp\"). The service's template must name each; a port it publishes that is not listed here is refused, and the core stack's ports (80, 443, 53, the WireGuard port) never are allowed.","items":{"type":"string","title":"Port","description":"PORT/tcp or PORT/udp, PORT from 1 to 65535.","pattern":"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"},"uniqueItems":true},"backup":{"type":"object","title":"Backup","description":"How the service is held still while its snapshot is taken.","additionalProperties":false,"properties":{"consistency":{"type":"string","enum":["pause","stop"],"default":"pause","title":"Consistency","description":"pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again."}}},"upgrade":{"type":"object","title":"Upgrade","description":"How an upgrade to the catalog's newer version is judged.","additionalProperties":false,"properties":{"deadlineSeconds":{"type":"integer","minimum":5,"maximum":86400,"default":300,"title":"Deadline (seconds)","description":"How long the new version has to become Ready (health checks included) before pic rolls back to the previous version and restores the snapshot taken before the upgrade. Default 300."}}}}}}};
+const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The version admitted. Omitted: the catalog's version at the first install, kept afterwards. A newer catalog version is reported, not applied, until this names it; then pic upgrades (snapshot first) and rolls back on failure.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}},"publish":{"type":"array","title":"Published ports","description":"Host ports the admin consents to the service publishing on the cell's own addresses, outside the VPN, as PORT/PROTOCOL (e.g. \"25/tcp\"). The service's template must name each; a port it publishes that is not listed here is refused, and the core stack's ports (80, 443, 53, the WireGuard port) never are allowed.","items":{"type":"string","title":"Port","description":"PORT/tcp or PORT/udp, PORT from 1 to 65535.","pattern":"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"},"uniqueItems":true},"minReadySeconds":{"type":"integer","minimum":0,"maximum":600,"title":"Minimum ready seconds","description":"How long every container of the service must stay running (and healthy, where it has a health check) before an upgrade or a restore counts the service Ready; a container that exits or restarts within it fails the upgrade at once. The loop's own Ready waits for the smaller of this and 2 seconds. Default 10."},"backup":{"type":"object","title":"Backup","description":"How the service is held still while its snapshot is taken.","additionalProperties":false,"properties":{"consistency":{"type":"string","enum":["pause","stop"],"default":"pause","title":"Consistency","description":"pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again."}}},"upgrade":{"type":"object","title":"Upgrade","description":"How an upgrade to the catalog's newer version is judged.","additionalProperties":false,"properties":{"deadlineSeconds":{"type":"integer","minimum":5,"maximum":86400,"default":300,"title":"Deadline (seconds)","description":"How long the new version has to become Ready (health checks included) before pic rolls back to the previous version and restores the snapshot taken before the upgrade. Default 300."}}}}}}};
 const pattern31 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
 const pattern33 = new RegExp("^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$", "u");
 
@@ -2718,7 +2718,7 @@ if(data.spec !== undefined){
 let data9 = data.spec;
 if(data9 && typeof data9 == "object" && !Array.isArray(data9)){
 for(const key4 in data9){
-if(!((((((key4 === "version") || (key4 === "config")) || (key4 === "egress")) || (key4 === "publish")) || (key4 === "backup")) || (key4 === "upgrade"))){
+if(!(((((((key4 === "version") || (key4 === "config")) || (key4 === "egress")) || (key4 === "publish")) || (key4 === "minReadySeconds")) || (key4 === "backup")) || (key4 === "upgrade"))){
 const err22 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec,data:data9};
 if(vErrors === null){
 vErrors = [err22];
@@ -2909,15 +2909,10 @@ vErrors.push(err35);
 errors++;
 }
 }
-if(data9.backup !== undefined){
-let data17 = data9.backup;
-if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
-if(data17.consistency === undefined){
-data17.consistency = "pause";
-}
-for(const key7 in data17){
-if(!(key7 === "consistency")){
-const err36 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.backup,data:data17};
+if(data9.minReadySeconds !== undefined){
+let data17 = data9.minReadySeconds;
+if(!(((typeof data17 == "number") && (!(data17 % 1) && !isNaN(data17))) && (isFinite(data17)))){
+const err36 = {instancePath:instancePath+"/spec/minReadySeconds",schemaPath:"#/properties/spec/properties/minReadySeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.spec.properties.minReadySeconds.type,parentSchema:schema12.properties.spec.properties.minReadySeconds,data:data17};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -2926,10 +2921,9 @@ vErrors.push(err36);
 }
 errors++;
 }
-}
-let data18 = data17.consistency;
-if(typeof data18 !== "string"){
-const err37 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.backup.properties.consistency.type,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data18};
+if((typeof data17 == "number") && (isFinite(data17))){
+if(data17 > 600 || isNaN(data17)){
+const err37 = {instancePath:instancePath+"/spec/minReadySeconds",schemaPath:"#/properties/spec/properties/minReadySeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 600},message:"must be <= 600",schema:600,parentSchema:schema12.properties.spec.properties.minReadySeconds,data:data17};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -2938,8 +2932,8 @@ vErrors.push(err37);
 }
 errors++;
 }
-if(!((data18 === "pause") || (data18 === "stop"))){
-const err38 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.backup.properties.consistency.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.spec.properties.backup.properties.consistency.enum,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data18};
+if(data17 < 0 || isNaN(data17)){
+const err38 = {instancePath:instancePath+"/spec/minReadySeconds",schemaPath:"#/properties/spec/properties/minReadySeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema12.properties.spec.properties.minReadySeconds,data:data17};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -2949,8 +2943,16 @@ vErrors.push(err38);
 errors++;
 }
 }
-else {
-const err39 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.backup.type,parentSchema:schema12.properties.spec.properties.backup,data:data17};
+}
+if(data9.backup !== undefined){
+let data18 = data9.backup;
+if(data18 && typeof data18 == "object" && !Array.isArray(data18)){
+if(data18.consistency === undefined){
+data18.consistency = "pause";
+}
+for(const key7 in data18){
+if(!(key7 === "consistency")){
+const err39 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.backup,data:data18};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -2960,15 +2962,9 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data9.upgrade !== undefined){
-let data19 = data9.upgrade;
-if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
-if(data19.deadlineSeconds === undefined){
-data19.deadlineSeconds = 300;
-}
-for(const key8 in data19){
-if(!(key8 === "deadlineSeconds")){
-const err40 = {instancePath:instancePath+"/spec/upgrade",schemaPath:"#/properties/spec/properties/upgrade/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.upgrade,data:data19};
+let data19 = data18.consistency;
+if(typeof data19 !== "string"){
+const err40 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema12.properties.spec.properties.backup.properties.consistency.type,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data19};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -2977,10 +2973,8 @@ vErrors.push(err40);
 }
 errors++;
 }
-}
-let data20 = data19.deadlineSeconds;
-if(!(((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20))) && (isFinite(data20)))){
-const err41 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds.type,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data20};
+if(!((data19 === "pause") || (data19 === "stop"))){
+const err41 = {instancePath:instancePath+"/spec/backup/consistency",schemaPath:"#/properties/spec/properties/backup/properties/consistency/enum",keyword:"enum",params:{allowedValues: schema12.properties.spec.properties.backup.properties.consistency.enum},message:"must be equal to one of the allowed values",schema:schema12.properties.spec.properties.backup.properties.consistency.enum,parentSchema:schema12.properties.spec.properties.backup.properties.consistency,data:data19};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -2989,9 +2983,9 @@ vErrors.push(err41);
 }
 errors++;
 }
-if((typeof data20 == "number") && (isFinite(data20))){
-if(data20 > 86400 || isNaN(data20)){
-const err42 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400",schema:86400,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data20};
+}
+else {
+const err42 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.backup.type,parentSchema:schema12.properties.spec.properties.backup,data:data18};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -3000,8 +2994,16 @@ vErrors.push(err42);
 }
 errors++;
 }
-if(data20 < 5 || isNaN(data20)){
-const err43 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 5},message:"must be >= 5",schema:5,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data20};
+}
+if(data9.upgrade !== undefined){
+let data20 = data9.upgrade;
+if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
+if(data20.deadlineSeconds === undefined){
+data20.deadlineSeconds = 300;
+}
+for(const key8 in data20){
+if(!(key8 === "deadlineSeconds")){
+const err43 = {instancePath:instancePath+"/spec/upgrade",schemaPath:"#/properties/spec/properties/upgrade/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema12.properties.spec.properties.upgrade,data:data20};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -3011,9 +3013,9 @@ vErrors.push(err43);
 errors++;
 }
 }
-}
-else {
-const err44 = {instancePath:instancePath+"/spec/upgrade",schemaPath:"#/properties/spec/properties/upgrade/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.upgrade.type,parentSchema:schema12.properties.spec.properties.upgrade,data:data19};
+let data21 = data20.deadlineSeconds;
+if(!(((typeof data21 == "number") && (!(data21 % 1) && !isNaN(data21))) && (isFinite(data21)))){
+const err44 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds.type,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data21};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -3022,10 +3024,9 @@ vErrors.push(err44);
 }
 errors++;
 }
-}
-}
-else {
-const err45 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.type,parentSchema:schema12.properties.spec,data:data9};
+if((typeof data21 == "number") && (isFinite(data21))){
+if(data21 > 86400 || isNaN(data21)){
+const err45 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400",schema:86400,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data21};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -3034,15 +3035,49 @@ vErrors.push(err45);
 }
 errors++;
 }
-}
-}
-else {
-const err46 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(data21 < 5 || isNaN(data21)){
+const err46 = {instancePath:instancePath+"/spec/upgrade/deadlineSeconds",schemaPath:"#/properties/spec/properties/upgrade/properties/deadlineSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 5},message:"must be >= 5",schema:5,parentSchema:schema12.properties.spec.properties.upgrade.properties.deadlineSeconds,data:data21};
 if(vErrors === null){
 vErrors = [err46];
 }
 else {
 vErrors.push(err46);
+}
+errors++;
+}
+}
+}
+else {
+const err47 = {instancePath:instancePath+"/spec/upgrade",schemaPath:"#/properties/spec/properties/upgrade/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.properties.upgrade.type,parentSchema:schema12.properties.spec.properties.upgrade,data:data20};
+if(vErrors === null){
+vErrors = [err47];
+}
+else {
+vErrors.push(err47);
+}
+errors++;
+}
+}
+}
+else {
+const err48 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.properties.spec.type,parentSchema:schema12.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err48];
+}
+else {
+vErrors.push(err48);
+}
+errors++;
+}
+}
+}
+else {
+const err49 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema12.type,parentSchema:schema12,data};
+if(vErrors === null){
+vErrors = [err49];
+}
+else {
+vErrors.push(err49);
 }
 errors++;
 }
@@ -3870,4 +3905,4 @@ errors++;
 validate13.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "a10e0cdcba003f04259651112bb24b7b17cc9355e44dc5915c1c51f6d5edd084";
+export const SCHEMA_FINGERPRINT = "57aa46fb34ac500516ce19fe76edc31952925eb5422210fc9388d7a83b594159";

@@ -4,6 +4,7 @@
  */
 import type Dockerode from 'dockerode';
 import { LABEL } from './labels.js';
+import { parseUptime, type ContainerForReadiness } from './readiness.js';
 import type { ContainerHealth, ObservedContainer } from './types.js';
 
 export type { ObservedContainer } from './types.js';
@@ -48,6 +49,8 @@ export function toObservedContainer(info: Dockerode.ContainerInfo, cellNetwork?:
     labels: { ...labels },
   };
   if (health !== undefined) observed.health = health;
+  const up = parseUptime(info.Status ?? '');
+  if (up !== undefined) observed.upSeconds = up;
   if (ip !== undefined) observed.ip = ip;
   return observed;
 }
@@ -61,4 +64,33 @@ export function parseHealth(status: string): ContainerHealth | undefined {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The containers of an owner as the readiness rule needs them when a verdict commits (an upgrade,
+ * a restore): one listing, then one inspect per container for what the listing lacks, its restart
+ * count and its exact start time.
+ */
+export async function observeForReadiness(docker: Dockerode, filter: { cell: string; owner: string }, now: Date): Promise<ContainerForReadiness[]> {
+  const listed = await listOwnedContainers(docker, filter);
+  const out: ContainerForReadiness[] = [];
+  for (const c of listed) {
+    let inspect: Dockerode.ContainerInspectInfo;
+    try {
+      inspect = await docker.getContainer(c.id).inspect();
+    } catch {
+      continue; // removed meanwhile: absent
+    }
+    const state = inspect.State;
+    const started = Date.parse(state.StartedAt);
+    const health = state.Health?.Status;
+    out.push({
+      name: c.name,
+      state: state.Status,
+      ...(health && health !== 'none' ? { health } : {}),
+      ...(state.Running && Number.isFinite(started) ? { upSeconds: Math.max(0, Math.floor((now.getTime() - started) / 1000)) } : {}),
+      restarts: inspect.RestartCount,
+    });
+  }
+  return out;
 }

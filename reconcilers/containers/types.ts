@@ -66,6 +66,8 @@ export interface ObservedContainer {
   state: ContainerState;
   /** Only for containers with a healthcheck, parsed from Docker's status text. */
   health?: ContainerHealth;
+  /** How long a running container has been up, at least (seconds), from Docker's status text. */
+  upSeconds?: number;
   imageId: string;
   /** The IPv4 address on the cell network, when the container has one. */
   ip?: string;

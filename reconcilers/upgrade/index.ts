@@ -7,9 +7,10 @@
 import type { VersionDecision } from '../../state/admission.js';
 import type { CatalogService } from '../../state/catalog.js';
 import type { PackageStore, UpgradeProgress } from '../../state/packages.js';
-import { judgeReadiness, nextUpgradeAction, type WaitedContainer } from './plan.js';
+import { DEFAULT_MIN_READY_SECONDS, judgeReadiness, type ContainerForReadiness } from '../containers/readiness.js';
+import { nextUpgradeAction } from './plan.js';
 
-export { DEFAULT_UPGRADE_DEADLINE_MS, judgeReadiness, nextUpgradeAction, type Readiness, type UpgradeAction, type WaitedContainer } from './plan.js';
+export { DEFAULT_UPGRADE_DEADLINE_MS, nextUpgradeAction, type UpgradeAction } from './plan.js';
 
 export interface UpgradeDeps {
   packages: PackageStore;
@@ -21,10 +22,10 @@ export interface UpgradeDeps {
   snapshot: () => Promise<{ id: string; verified: boolean; problems: string[] }>;
   /** Converge the service to the old or the new package; returns the names of its containers. */
   converge: (to: 'old' | 'new') => Promise<string[]>;
-  observe: () => Promise<WaitedContainer[]>;
+  /** The service's containers as the readiness rule needs them (restarts and uptime from an inspect). */
+  observe: () => Promise<ContainerForReadiness[]>;
   /** Restore the service's data from a snapshot (staged; the service is started again after). */
   restore: (snapshot: string) => Promise<void>;
-  sleep: (ms: number) => Promise<void>;
   /**
    * Put right what an operator killed midway left: containers it paused for the snapshot, helper
    * containers, scratch and staged volumes, half-done swaps (the backup engine's sweep).
@@ -38,12 +39,16 @@ export interface UpgradeRequest {
   /** The document's generation now. */
   generation: string;
   deadlineMs: number;
+  /** The stability window of the new version (spec.minReadySeconds). */
+  minReadySeconds?: number;
   /** The catalog's package of the new version (kept before anything switches). */
   target?: CatalogService;
 }
 
 export type UpgradeResult =
   | { outcome: 'none' }
+  /** The new version runs and is not Ready yet: look again after `retryAfterMs` (the queue requeues the key; nothing sleeps). */
+  | { outcome: 'waiting'; retryAfterMs: number; reason: string }
   | { outcome: 'upgraded'; from: string; to: string }
   | { outcome: 'abandoned'; reason: string }
   | { outcome: 'failed'; from: string; to: string; reason: string; switched: boolean; restored: boolean };
@@ -67,7 +72,17 @@ export async function runUpgrade(request: UpgradeRequest, deps: UpgradeDeps): Pr
   if (action.type === 'begin') {
     if (!request.target) throw new Error(`the catalog package of version ${action.to} is not at hand`);
     await deps.packages.store(service, request.target, deps.now());
-    progress = { formatVersion: 1, service, from: action.from, to: action.to, generation: request.generation, step: 'snapshot', startedAt: deps.now().toISOString(), deadlineMs: request.deadlineMs };
+    progress = {
+      formatVersion: 1,
+      service,
+      from: action.from,
+      to: action.to,
+      generation: request.generation,
+      step: 'snapshot',
+      startedAt: deps.now().toISOString(),
+      deadlineMs: request.deadlineMs,
+      ...(request.minReadySeconds !== undefined ? { minReadySeconds: request.minReadySeconds } : {}),
+    };
     await deps.packages.writeProgress(progress);
     deps.event('Normal', 'UpgradeStarted', `upgrading ${action.from} → ${action.to}: snapshot first`);
     action = { type: 'snapshot' };
@@ -91,19 +106,21 @@ export async function runUpgrade(request: UpgradeRequest, deps: UpgradeDeps): Pr
 
   if (action.type === 'switch') {
     const switchedAt = Date.parse(p.switchedAt ?? p.startedAt);
+    const window = p.minReadySeconds ?? DEFAULT_MIN_READY_SECONDS;
     let reason: string | undefined;
     try {
-      await deps.progressing('UpgradeSwitching', `upgrading ${p.from} → ${p.to}: running the new version, waiting until it is Ready (deadline ${Math.round(p.deadlineMs / 1000)}s)`);
-      const expected = await deps.converge('new');
-      for (;;) {
-        const readiness = judgeReadiness(expected, await deps.observe(), switchedAt + p.deadlineMs - deps.now().getTime());
-        if (readiness.state === 'ready') break;
-        if (readiness.state === 'failed') {
-          reason = readiness.reason;
-          break;
-        }
-        await deps.sleep(500);
+      if (p.started === undefined) {
+        await deps.progressing('UpgradeSwitching', `upgrading ${p.from} → ${p.to}: running the new version, waiting until it is Ready (it must stay up ${window}s; deadline ${Math.round(p.deadlineMs / 1000)}s)`);
+        p.started = await deps.converge('new');
+        await deps.packages.writeProgress(p);
       }
+      // The one readiness rule; a container that exits or restarts in the window fails at once.
+      const readiness = judgeReadiness(p.started, await deps.observe(), window, switchedAt + p.deadlineMs - deps.now().getTime());
+      if (readiness.state === 'waiting') {
+        await deps.progressing('UpgradeSwitching', `upgrading ${p.from} → ${p.to}: ${readiness.reason} (deadline ${Math.round(p.deadlineMs / 1000)}s)`);
+        return { outcome: 'waiting', retryAfterMs: readiness.retryAfterMs, reason: readiness.reason };
+      }
+      if (readiness.state === 'failed') reason = readiness.reason;
     } catch (err) {
       reason = `the new version could not be started: ${message(err)}`;
     }

@@ -42,34 +42,3 @@ export function nextUpgradeAction(decision: VersionDecision | undefined, progres
   }
 }
 
-/** A container of the new version as observed while waiting. */
-export interface WaitedContainer {
-  name: string;
-  state: string;
-  health?: string;
-}
-
-export type Readiness = { state: 'ready' } | { state: 'waiting'; reason: string } | { state: 'failed'; reason: string };
-
-/**
- * Whether the new version is Ready: every container of its plan running, and healthy where it has
- * a health check. A container that exited, died or is unhealthy fails at once; one starting or
- * restarting is waited on until `remainingMs` runs out.
- */
-export function judgeReadiness(expected: readonly string[], observed: readonly WaitedContainer[], remainingMs: number): Readiness {
-  const waiting: string[] = [];
-  for (const name of expected) {
-    const c = observed.find((o) => o.name === name);
-    if (!c) {
-      waiting.push(`${name} (absent)`);
-      continue;
-    }
-    if (c.health === 'unhealthy') return { state: 'failed', reason: `${name} is unhealthy (its health check fails)` };
-    if (c.state === 'exited' || c.state === 'dead') return { state: 'failed', reason: `${name} ${c.state} instead of running` };
-    if (c.state !== 'running') waiting.push(`${name} (${c.state})`);
-    else if (c.health === 'starting') waiting.push(`${name} (health: starting)`);
-  }
-  if (waiting.length === 0) return { state: 'ready' };
-  const reason = `not Ready: ${waiting.join(', ')}`;
-  return remainingMs <= 0 ? { state: 'failed', reason: `${reason} when the deadline passed` } : { state: 'waiting', reason };
-}

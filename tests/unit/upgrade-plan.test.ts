@@ -1,4 +1,4 @@
-import { judgeReadiness, nextUpgradeAction } from '../../reconcilers/upgrade/plan.js';
+import { nextUpgradeAction } from '../../reconcilers/upgrade/plan.js';
 import type { VersionDecision } from '../../state/admission.js';
 import type { UpgradeProgress } from '../../state/packages.js';
 
@@ -20,20 +20,5 @@ describe('upgrade steps', () => {
     ['rollback recorded: finish it whatever is asked', upgrade, progress('rollback', { reason: 'x' }), 'rollback'],
   ] as const)('%s', (_n, decision, p, type) => {
     expect(nextUpgradeAction(decision, p).type).toBe(type);
-  });
-});
-
-describe('readiness of the new version', () => {
-  test.each([
-    ['all running, no health check', [{ name: 'a', state: 'running' }], 1000, 'ready'],
-    ['healthy', [{ name: 'a', state: 'running', health: 'healthy' }], 1000, 'ready'],
-    ['health starting, time left', [{ name: 'a', state: 'running', health: 'starting' }], 1000, 'waiting'],
-    ['health starting, deadline passed', [{ name: 'a', state: 'running', health: 'starting' }], 0, 'failed'],
-    ['unhealthy fails at once', [{ name: 'a', state: 'running', health: 'unhealthy' }], 1000, 'failed'],
-    ['exited fails at once', [{ name: 'a', state: 'exited' }], 1000, 'failed'],
-    ['restarting is waited on', [{ name: 'a', state: 'restarting' }], 1000, 'waiting'],
-    ['a container absent is waited on', [], 1000, 'waiting'],
-  ] as const)('%s', (_n, observed, remaining, state) => {
-    expect(judgeReadiness(['a'], observed, remaining).state).toBe(state);
   });
 });
