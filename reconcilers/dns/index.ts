@@ -7,8 +7,7 @@ import path from 'node:path';
 import { cellRouteTable, type RouteTable } from '../caddy/routes.js';
 import { unifiedDiffLines } from '../shared/diff.js';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
-import { DEFAULT_CORE_CONTAINERS } from '../../crds/schemas.js';
-import { reloadDnsServer, writeZoneFile } from './apply.js';
+import { reloadDnsServer, resolveDnsServer, writeZoneFile } from './apply.js';
 import { readZoneFile, zoneFilePath } from './observe.js';
 import { parseZoneSerial, renderZone, zoneOf } from './render.js';
 import { nextSerial, serialDay } from './serial.js';
@@ -77,9 +76,11 @@ export function createDnsReconciler(options: DnsReconcilerOptions = {}): Resourc
       const facts = { zoneFile: file, serial: plan.serial, records: plan.table.routes.map((r) => r.host) };
       const head = `${records} record${records === 1 ? '' : 's'} in ${input.cell.spec.domain}`;
       if (!plan.changed) return { changed: false, summary: `${head}; zone unchanged (serial ${plan.serial})`, facts };
+      // Checked before the zone is written: a name another container holds stops the pass here
+      // (Stalled, naming it), and the next pass after it is gone writes and signals.
+      const server = input.cell.spec.dns?.run ? await resolveDnsServer(ctx.docker, input.cell) : undefined;
       await writeZoneFile(file, plan.text);
-      const run = input.cell.spec.dns?.run;
-      const reloaded = run ? await reloadDnsServer(ctx.docker, run.container ?? DEFAULT_CORE_CONTAINERS.dns) : false;
+      const reloaded = server ? await reloadDnsServer(ctx.docker, server) : false;
       ctx.event('ZoneWritten', `${file} written with serial ${plan.serial} and ${head}${reloaded ? '; DNS server told to reload' : ''}`);
       return { changed: true, summary: `${head}; zone written with serial ${plan.serial}`, facts };
     },
