@@ -60,13 +60,13 @@ export class ContainerNotOwnedError extends TerminalError {
 }
 
 /**
- * Who holds a container or volume, as its labels say: its owner label (with the cell when it is
- * another cell's), or "no pic labels".
+ * Who holds a container or volume, in the words of a refusal: its owner label (with the cell when
+ * it is another cell's), or "a container with no pic labels".
  */
-export function describeHolder(labels: Readonly<Record<string, string>>, cell: string): string {
+export function describeHolder(labels: Readonly<Record<string, string>>, cell: string, noun = 'container'): string {
   const owner = labels[LABEL.owner];
   const holderCell = labels[LABEL.cell];
-  if (owner === undefined) return holderCell === undefined ? 'no pic labels' : `no pic owner (cell ${holderCell})`;
+  if (owner === undefined) return holderCell === undefined ? `a ${noun} with no pic labels` : `a ${noun} of cell ${holderCell} with no pic owner`;
   return holderCell === cell ? owner : `${owner} of cell ${holderCell ?? '(none)'}`;
 }
 
@@ -76,8 +76,7 @@ export function claimRefusal(claim: ContainerClaim, holder: NameHolder): string 
   const cell = holder.labels[LABEL.cell];
   const ours = owner === claim.owner && cell === claim.cell;
   if (ours || (claim.createdBy === 'admin' && owner === undefined)) return undefined;
-  const held = describeHolder(holder.labels, claim.cell);
-  return `${claim.name} is held by ${owner === undefined ? `a container with ${held}` : held} (container ${shortId(holder.id)}), not by ${claim.role}: pic will not ${claim.use} it`;
+  return `${claim.name} is held by ${describeHolder(holder.labels, claim.cell)} (container ${shortId(holder.id)}), not by ${claim.role}: pic will not ${claim.use} it`;
 }
 
 /**
