@@ -12,6 +12,7 @@ import { ensureNetwork } from './network.js';
 import { LABEL } from './labels.js';
 import { nameConflictMessage } from './plan.js';
 import { describeHolder } from '../shared/owned-container.js';
+import { stopContainerBounded, stopTimeoutOf } from '../shared/stop.js';
 import {
   dockerMessage,
   dockerStatusCode,
@@ -182,7 +183,7 @@ async function removeLeftoverOrFail(
     have[LABEL.owner] !== undefined && have[LABEL.owner] === labels[LABEL.owner] && have[LABEL.cell] === labels[LABEL.cell];
   if (!ours) throw new TerminalError(nameConflictMessage(name, { id: info.Id, labels: have }, labels[LABEL.owner], labels[LABEL.cell]), 'ContainerNameConflict');
   ctx.log({ type: 'Warning', reason: 'LeftoverRemoved', message: `removing leftover container ${name} (${shortId(info.Id)}) that holds the name` });
-  await stopAndRemove(docker, info.Id, name);
+  await stopAndRemove(docker, info.Id, name, { stopTimeout: stopTimeoutOf(info) });
 }
 
 /** A pinned reference whose digest is a local image's Id is created from that Id. */
@@ -209,11 +210,14 @@ async function startContainer(docker: Dockerode, id: string, name: string): Prom
   }
 }
 
-/** Stops with the container's own stop timeout (no `t`), then removes it, keeping its volumes. */
-async function stopAndRemove(docker: Dockerode, id: string, name: string): Promise<void> {
+/**
+ * Stops with the container's own stop timeout, bounded (shared/stop.ts), then removes it, keeping
+ * its volumes. `known` is its StopTimeout when already inspected.
+ */
+async function stopAndRemove(docker: Dockerode, id: string, name: string, known?: { stopTimeout: number | undefined }): Promise<void> {
   const container = docker.getContainer(id);
   try {
-    await container.stop();
+    await stopContainerBounded(docker, id, known);
   } catch (err) {
     const code = dockerStatusCode(err);
     if (code === 404) return;
