@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import type Dockerode from 'dockerode';
 import { applyContainerActions, volumeRefusal, type ApplyEvent } from '../../reconcilers/containers/apply.js';
 import { isTerminal, type TerminalError } from '../../reconcilers/errors.js';
+import { inVolume as scriptIn } from '../support/backup-fixture.js';
 import { TEST_IMAGE } from '../support/cell.js';
 import { buildBusyboxImage, cleanupTestResources, docker, TEST_LABELS, uniqueName } from '../support/docker.js';
 
@@ -17,31 +18,8 @@ const OWNER = 'ServiceInstall/notes';
 const labels = { ...TEST_LABELS, [SUITE_LABEL]: '1' };
 const events: ApplyEvent[] = [];
 
-/** Runs `sh -c script` in a throwaway container with the volume at /v; returns its output. */
-async function inVolume(volume: string, script: string): Promise<string> {
-  const container = await docker.createContainer({
-    name: uniqueName('pictest-exec-vol'),
-    Image: TEST_IMAGE,
-    Cmd: ['sh', '-c', script],
-    Labels: labels,
-    HostConfig: { NetworkMode: 'none', Binds: [`${volume}:/v`] },
-  });
-  try {
-    await container.start();
-    await container.wait();
-    const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as Buffer;
-    // Non-TTY logs are framed: 8 bytes of header per chunk.
-    const out: Buffer[] = [];
-    for (let at = 0; at + 8 <= logs.length; ) {
-      const size = logs.readUInt32BE(at + 4);
-      out.push(logs.subarray(at + 8, at + 8 + size));
-      at += 8 + size;
-    }
-    return Buffer.concat(out).toString('utf8');
-  } finally {
-    await container.remove({ force: true });
-  }
-}
+/** Runs a busybox script with the volume at /d; its output. */
+const inVolume = (volume: string, script: string) => scriptIn({ labels }, volume, script);
 
 function createVolume(name: string) {
   return applyContainerActions(docker, [{ type: 'create-volume', volume: { name, labels: { 'ngo.pic.volume': 'data' } } }], {
@@ -81,13 +59,13 @@ test.each([
 ])('an existing volume with %s is refused, its labels and data untouched', async (_what, have, holder) => {
   const name = uniqueName('pictest-exec-data');
   await docker.createVolume({ Name: name, Labels: { ...labels, ...have } });
-  await inVolume(name, 'echo precious > /v/file');
+  await inVolume(name, 'echo precious > /d/file');
   const err = await rejection(createVolume(name));
   expect(isTerminal(err)).toBe(true);
   expect((err as TerminalError).reason).toBe('VolumeConflict');
   expect(err.message).toContain(`volume "${name}" already exists, held by ${holder}, and pic did not create it for ${OWNER}`);
   expect(await labelsOf(name)).toEqual({ ...labels, ...have });
-  expect(await inVolume(name, 'cat /v/file; ls -a /v | wc -l')).toBe('precious\n3\n');
+  expect(await inVolume(name, 'cat /d/file; ls -a /d | wc -l')).toBe('precious\n3\n');
   expect(events.map((e) => e.reason)).not.toContain('VolumeAdopted');
 });
 
@@ -95,10 +73,10 @@ test('the service\'s own kept volume is used again, as it is', async () => {
   const name = uniqueName('pictest-exec-data');
   await createVolume(name);
   expect(events.filter((e) => e.message === `created volume ${name}`)).toHaveLength(1);
-  await inVolume(name, 'echo kept > /v/file');
+  await inVolume(name, 'echo kept > /d/file');
   await createVolume(name);
   expect(events.filter((e) => e.message === `created volume ${name}`)).toHaveLength(1);
-  expect(await inVolume(name, 'cat /v/file')).toBe('kept\n');
+  expect(await inVolume(name, 'cat /d/file')).toBe('kept\n');
   // What the volume carries is what pic gave it, and the same owner and cell pass the check.
   const have = await labelsOf(name);
   expect(have).toEqual({ 'ngo.pic.owner': OWNER, 'ngo.pic.cell': CELL, 'ngo.pic.volume': 'data' });
