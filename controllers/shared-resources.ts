@@ -171,7 +171,7 @@ export class SharedResources {
       if (!service) continue;
       const desired = desiredPeersByService(routing.services, this.validPeers(cell)).get(service.name) ?? [];
       try {
-        const lines = await previewServiceAccounts(service, desired, { docker: this.ctx.docker, credentials: this.credentials });
+        const lines = await previewServiceAccounts(service, desired, { docker: this.ctx.docker, cellName: routing.cell.metadata.name, credentials: this.credentials });
         if (lines.length > 0) out.push({ key, lines });
       } catch (err) {
         out.push({ key, lines: [`! cannot plan: ${(err as Error).message}`] });
@@ -206,6 +206,7 @@ export class SharedResources {
     const desired = desiredPeersByService(routing.services, this.validPeers(cell)).get(name) ?? [];
     const result = await reconcileServiceAccounts(service, desired, {
       docker: this.ctx.docker,
+      cellName: routing.cell.metadata.name,
       credentials: this.credentials,
       event: (reason, message, type) => this.ctx.event(key, type ?? 'Normal', reason, message),
     });

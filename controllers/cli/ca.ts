@@ -4,7 +4,8 @@
  */
 import path from 'node:path';
 import { fetchRootCertificate, readRootCertificate } from '../../reconcilers/caddy/ca.js';
-import { coreComponents } from '../../reconcilers/core/spec.js';
+import { coreComponents, coreContainerClaim } from '../../reconcilers/core/spec.js';
+import { resolveOwnedContainer } from '../../reconcilers/shared/owned-container.js';
 import { dockerClient } from '../docker-client.js';
 import { loadCell } from '../../state/cell.js';
 import { safeLine } from '../safe-text.js';
@@ -33,9 +34,10 @@ async function printCa(parsed: Parsed, io: Io): Promise<number> {
     io.err(`pic: ${safeLine(cell.dir)} has no valid Cell document; run pic validate ${safeLine(cell.dir)}`);
     return 1;
   }
-  const own = coreComponents(cell.cell).find((c) => c.name === 'caddy');
-  if (own) {
-    io.out((await readRootCertificate(await dockerClient(), own.container)).replace(/\n$/, ''));
+  if (coreComponents(cell.cell).some((c) => c.name === 'caddy')) {
+    const docker = await dockerClient();
+    const caddy = await resolveOwnedContainer(docker, coreContainerClaim(cell.cell, 'caddy', 'read from'));
+    io.out((await readRootCertificate(docker, caddy)).replace(/\n$/, ''));
     return 0;
   }
   const admin = cell.cell.spec.caddy?.adminAddress;

@@ -53,6 +53,8 @@ export interface ServiceAccountsResult {
 
 export interface AccountsDeps {
   docker: Dockerode;
+  /** The cell's name: an exec manager runs only in a container carrying this cell's label. */
+  cellName: string;
   credentials: CredentialsStore;
   /** Record an event about this service's accounts (also logged). */
   event: (reason: string, message: string, type?: 'Normal' | 'Warning') => void;
@@ -106,7 +108,7 @@ export async function reconcileServiceAccounts(
   let manager: AccountManager;
   let inService: string[];
   try {
-    manager = managerFor(service, deps.docker, deps.timeoutMs === undefined ? {} : { timeoutMs: deps.timeoutMs });
+    manager = managerFor(service, deps.docker, deps.cellName, deps.timeoutMs === undefined ? {} : { timeoutMs: deps.timeoutMs });
     inService = await manager.list();
   } catch (err) {
     const failure = failureOf(err);
@@ -229,9 +231,9 @@ async function deprovision(
 export async function previewServiceAccounts(
   service: InstalledService,
   desiredPeers: readonly string[],
-  deps: Pick<AccountsDeps, 'docker' | 'credentials' | 'timeoutMs'>,
+  deps: Pick<AccountsDeps, 'docker' | 'cellName' | 'credentials' | 'timeoutMs'>,
 ): Promise<string[]> {
-  const manager = managerFor(service, deps.docker, deps.timeoutMs === undefined ? {} : { timeoutMs: deps.timeoutMs });
+  const manager = managerFor(service, deps.docker, deps.cellName, deps.timeoutMs === undefined ? {} : { timeoutMs: deps.timeoutMs });
   const [inService, credentialed] = await Promise.all([manager.list(), deps.credentials.peersOf(service.name)]);
   return planAccounts([...new Set(desiredPeers)], { inService, credentialed }).map((a) => describeAccountAction(service.name, a));
 }

@@ -3,7 +3,9 @@
  * `file_manager`): the account command of the service's image, run in the container the manifest
  * names (`container_name`: cell-mail, cell-calendar, cell-files) through the Docker exec API with
  * an argument array. The password goes on stdin, never into the argument list, so no process
- * listing shows it.
+ * listing shows it. The container is the service's own: the name is resolved once per manager
+ * and checked to carry the service's owner label (`ServiceInstall/<name>`) and the cell's, and
+ * every command runs in that id.
  *
  *   mail-account  add USER DOMAIN | del USER DOMAIN | list DOMAIN
  *   cal-account   add USER        | del USER        | list
@@ -12,8 +14,10 @@
  * Exit status: 0 ok, 1 error, 2 usage (an invalid name), 3 already exists, 4 not found.
  */
 import type Dockerode from 'dockerode';
+import { serviceOwner } from '../containers/labels.js';
 import type { InstalledService } from '../shared/types.js';
 import { ContainerUnavailableError, execInContainer, type ExecResult } from '../shared/exec.js';
+import { ContainerNotOwnedError, resolveOwnedContainer, type ContainerClaim, type OwnedContainer } from '../shared/owned-container.js';
 import {
   AccountRejectedError,
   AccountServiceError,
@@ -50,7 +54,7 @@ function scopeOf(service: InstalledService, manager: ExecManagerName): string[] 
   return [domain];
 }
 
-export function execAccountManager(service: InstalledService, docker: Dockerode, options: ManagerOptions = {}): AccountManager {
+export function execAccountManager(service: InstalledService, docker: Dockerode, cellName: string, options: ManagerOptions = {}): AccountManager {
   const manager = service.manifest.accounts?.manager;
   if (manager === undefined || !(manager in COMMANDS)) {
     throw new AccountRejectedError(`service "${service.name}": accounts.manager "${String(manager)}" is not run in a container`, 'UnknownAccountManager');
@@ -60,13 +64,18 @@ export function execAccountManager(service: InstalledService, docker: Dockerode,
   const container = service.manifest.container_name;
   const timeoutMs = options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
   const name = service.name;
+  const claim: ContainerClaim = { name: container, owner: serviceOwner(name), cell: cellName, createdBy: 'pic', role: `pic's ${name} service`, use: 'exec into' };
+  let owned: Promise<OwnedContainer> | undefined;
 
   async function run(args: string[], stdin?: string): Promise<ExecResult> {
     const argv = [command, ...args, ...scope];
     const what = `${name}: ${command} ${args[0]} in ${container}`;
     try {
-      return await execInContainer(docker, container, argv, { ...(stdin === undefined ? {} : { stdin }), timeoutMs });
+      owned ??= resolveOwnedContainer(docker, claim);
+      return await execInContainer(docker, await owned, argv, { ...(stdin === undefined ? {} : { stdin }), timeoutMs });
     } catch (err) {
+      // Another container holds the name: nothing ran, and nothing will until it is gone.
+      if (err instanceof ContainerNotOwnedError) throw err;
       // The container is missing or stopped: the command never ran.
       if (err instanceof ContainerUnavailableError) throw new AccountServiceError(`${what}: ${serviceText(err.message)}`, false, true);
       // A timeout or a broken exec stream: the command may have run.

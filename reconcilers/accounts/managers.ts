@@ -78,7 +78,7 @@ export function checkPassword(service: string, password: string): void {
  * The manager for `service`'s `accounts.manager`. Throws AccountRejectedError when the service
  * cannot have one (no accounts, an unknown manager, email without a domain): before any call.
  */
-export function managerFor(service: InstalledService, docker: Dockerode, options: ManagerOptions = {}): AccountManager {
+export function managerFor(service: InstalledService, docker: Dockerode, cellName: string, options: ManagerOptions = {}): AccountManager {
   const accounts = service.manifest.accounts;
   if (!service.manifest.capabilities.has_accounts || accounts === undefined) {
     throw new AccountRejectedError(`service "${service.name}" has no accounts: its manifest does not set capabilities.has_accounts and accounts`, 'NoAccounts');
@@ -89,7 +89,7 @@ export function managerFor(service: InstalledService, docker: Dockerode, options
     case 'email_manager':
     case 'calendar_manager':
     case 'file_manager':
-      return execAccountManager(service, docker, options);
+      return execAccountManager(service, docker, cellName, options);
     default:
       throw new AccountRejectedError(
         `service "${service.name}": unknown accounts.manager "${String(accounts.manager)}"; use http, email_manager, calendar_manager or file_manager`,

@@ -1,6 +1,7 @@
 /** Read what a backup needs from Docker: a service's containers with their mounts, kept volumes. */
 import type Dockerode from 'dockerode';
 import { LABEL, serviceOwner } from '../containers/labels.js';
+import { stopTimeoutOf } from '../shared/stop.js';
 import type { BackupContainer } from './plan.js';
 
 export async function observeServiceContainers(docker: Dockerode, service: string, cellName?: string): Promise<BackupContainer[]> {
@@ -16,12 +17,14 @@ export async function observeServiceContainers(docker: Dockerode, service: strin
       throw err;
     }
     const serviceKey = inspect.Config.Labels?.[LABEL.service];
+    const stopTimeout = stopTimeoutOf(inspect);
     out.push({
       id: inspect.Id,
       name: inspect.Name.replace(/^\//, ''),
       ...(serviceKey ? { serviceKey } : {}),
       running: inspect.State.Running && !inspect.State.Paused,
       paused: inspect.State.Paused,
+      ...(stopTimeout !== undefined ? { stopTimeout } : {}),
       image: inspect.Image,
       mounts: (inspect.Mounts ?? []).map((m) => ({ type: m.Type, ...(m.Name ? { name: m.Name } : {}), source: m.Source, destination: m.Destination })),
     });

@@ -17,6 +17,8 @@ export interface BackupContainer {
   serviceKey?: string;
   running: boolean;
   paused: boolean;
+  /** Its own StopTimeout (seconds), when it has one: a stop waits that long, bounded by shared/stop.ts. */
+  stopTimeout?: number;
   image: string;
   mounts: { type: string; name?: string; source: string; destination: string }[];
 }

@@ -18,6 +18,7 @@ import { observeServiceContainers, volumeFolder, volumeLabels } from './observe.
 import { movedTarget } from './plan.js';
 import { archivedRoot, exists, leavesFolder, moveSwap, moveUnswap, removeFromFolder, restoreInto, stageInFolder, startRemovalFromFolder, swapFolder, waitUntilUnheld, swapVolume, unswapVolume, type ArchiveToRestore } from './steps.js';
 import type { ArchiveRecord } from './types.js';
+import { stopContainerBounded } from '../shared/stop.js';
 import { sweep } from './sweep.js';
 
 export interface RestoreReport {
@@ -100,7 +101,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
         journal.state.stopped.push(c.id);
         await journal.save();
         if (c.paused) await env.docker.getContainer(c.id).unpause();
-        await env.docker.getContainer(c.id).stop();
+        await stopContainerBounded(env.docker, c.id, { stopTimeout: c.stopTimeout });
       }
       const previousKept: { label: string; remove: () => Promise<void> }[] = [];
       for (const st of mine) {

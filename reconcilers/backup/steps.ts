@@ -13,6 +13,7 @@ import { createHelper, MOVE_SWAP_SCRIPT, MOVE_UNSWAP_SCRIPT, removeContainer, ru
 import { volumeLabels } from './observe.js';
 import type { BackupContainer, PlannedArchive } from './plan.js';
 import type { ArchiveRecord, FileEntry } from './types.js';
+import { stopContainerBounded } from '../shared/stop.js';
 
 /**
  * Wait while another live run (the operator's scheduled backup, another command) holds the
@@ -56,7 +57,7 @@ export async function quiesce(env: BackupEnv, journal: Journal, containers: read
       else journal.state.stopped.push(c.id);
       await journal.save();
       if (mode === 'pause') await env.docker.getContainer(c.id).pause();
-      else await env.docker.getContainer(c.id).stop();
+      else await stopContainerBounded(env.docker, c.id, { stopTimeout: c.stopTimeout });
       touched.push({ id: c.id, how: mode === 'pause' ? 'paused' : 'stopped' });
     }
   } catch (err) {

@@ -10,6 +10,7 @@
 import type Dockerode from 'dockerode';
 import tar from 'tar-stream';
 import { CADDY_ROOT_CERT } from '../core/desired.js';
+import type { OwnedContainer } from '../shared/owned-container.js';
 import { adminRequest } from './observe.js';
 
 export async function fetchRootCertificate(adminAddress: string, timeoutMs = 5000): Promise<string> {
@@ -24,11 +25,16 @@ export async function fetchRootCertificate(adminAddress: string, timeoutMs = 500
   return checkedPem(pem, `Caddy at ${adminAddress}`);
 }
 
-/** The root of the internal CA of the Caddy container `container`, from its data directory. */
-export async function readRootCertificate(docker: Dockerode, container: string, maxBytes = 64 * 1024): Promise<string> {
+/**
+ * The root of the internal CA of the Caddy container pic runs, from its data directory: read by
+ * id from the container resolved and checked to be pic's (a certificate another container offers
+ * under Caddy's name is never handed to peers).
+ */
+export async function readRootCertificate(docker: Dockerode, owned: OwnedContainer, maxBytes = 64 * 1024): Promise<string> {
+  const container = owned.name;
   let archive: NodeJS.ReadableStream;
   try {
-    archive = await docker.getContainer(container).getArchive({ path: CADDY_ROOT_CERT });
+    archive = await docker.getContainer(owned.id).getArchive({ path: CADDY_ROOT_CERT });
   } catch (err) {
     const code = (err as { statusCode?: number }).statusCode;
     if (code === 404) return checkedPem(undefined, `Caddy (${container})`);

@@ -10,6 +10,9 @@ import { parsePinnedReference } from '../../crds/image-reference.js';
 import { imageForCreate, pullImage, resolveImage } from './image.js';
 import { ensureNetwork } from './network.js';
 import { LABEL } from './labels.js';
+import { nameConflictMessage } from './plan.js';
+import { describeHolder } from '../shared/owned-container.js';
+import { stopContainerBounded, stopTimeoutOf } from '../shared/stop.js';
 import {
   dockerMessage,
   dockerStatusCode,
@@ -92,29 +95,17 @@ export async function applyContainerActions(
   if (conflicts.length > 0) throw new TerminalError(conflicts.join('\n'), 'ContainerNameConflict');
 }
 
-/** Creates the volume unless it exists; an existing one must not belong to another owner or cell. */
+/**
+ * Creates the volume unless it exists. An existing volume is used only when pic made it for this
+ * owner in this cell (its own, kept across an uninstall); any other, labelled or not, is refused:
+ * pic never mounts data it did not create for this service.
+ */
 async function ensureVolume(docker: Dockerode, volume: DesiredVolume, ctx: ApplyContext): Promise<void> {
   const labels = { ...volume.labels, ...ctx.labels };
   const existing = await inspectVolume(docker, volume.name);
   if (existing) {
-    const have = existing.Labels ?? {};
-    for (const key of [LABEL.owner, LABEL.cell]) {
-      if (have[key] !== undefined && labels[key] !== undefined && have[key] !== labels[key]) {
-        throw new TerminalError(
-          `volume "${volume.name}" already exists with ${key}=${have[key]}, but ${labels[key]} wants it: ` +
-            `two owners must not share data. Rename the volume in the service's template, or remove the other ` +
-            `volume once its data is saved (docker volume rm ${volume.name}).`,
-          'VolumeConflict',
-        );
-      }
-    }
-    if (have[LABEL.owner] === undefined) {
-      ctx.log({
-        type: 'Warning',
-        reason: 'VolumeAdopted',
-        message: `volume ${volume.name} exists without pic labels; using it as it is (its data is kept)`,
-      });
-    }
+    const refusal = volumeRefusal(volume.name, existing.Labels ?? {}, labels);
+    if (refusal !== undefined) throw new TerminalError(refusal, 'VolumeConflict');
     return;
   }
   try {
@@ -123,6 +114,18 @@ async function ensureVolume(docker: Dockerode, volume: DesiredVolume, ctx: Apply
     throw new Error(`cannot create volume ${volume.name}: ${dockerMessage(err)}`, { cause: err });
   }
   ctx.log({ reason: 'VolumeCreated', message: `created volume ${volume.name}` });
+}
+
+/** Why an existing volume is not the one pic would create with `wanted` labels, or undefined when it is. Pure. */
+export function volumeRefusal(name: string, have: Readonly<Record<string, string>>, wanted: Readonly<Record<string, string>>): string | undefined {
+  const owner = wanted[LABEL.owner];
+  const cell = wanted[LABEL.cell];
+  if (owner !== undefined && cell !== undefined && have[LABEL.owner] === owner && have[LABEL.cell] === cell) return undefined;
+  return (
+    `volume "${name}" already exists, held by ${describeHolder(have, cell ?? '', 'volume')}, and pic did not create it for ${owner ?? 'this service'}: ` +
+    `pic never mounts data it did not create. Look at what it holds (docker volume inspect ${name}); once it is moved away, pic creates ` +
+    `the volume afresh (docker volume rm ${name})`
+  );
 }
 
 async function inspectVolume(docker: Dockerode, name: string): Promise<Dockerode.VolumeInspectInfo | undefined> {
@@ -178,20 +181,9 @@ async function removeLeftoverOrFail(
   const have = info.Config?.Labels ?? {};
   const ours =
     have[LABEL.owner] !== undefined && have[LABEL.owner] === labels[LABEL.owner] && have[LABEL.cell] === labels[LABEL.cell];
-  if (!ours) {
-    const holder =
-      have[LABEL.owner] === undefined
-        ? 'a container not managed by pic'
-        : `a container owned by ${have[LABEL.owner]} in cell ${have[LABEL.cell] ?? '(none)'}`;
-    throw new TerminalError(
-      `container name "${name}" is already used by ${holder} (id ${shortId(info.Id)}), so ` +
-        `${labels[LABEL.owner] ?? 'this service'} cannot create it; remove or rename that container ` +
-        `(docker rm -f ${name}), or change container_name in the service's template`,
-      'ContainerNameConflict',
-    );
-  }
+  if (!ours) throw new TerminalError(nameConflictMessage(name, { id: info.Id, labels: have }, labels[LABEL.owner], labels[LABEL.cell]), 'ContainerNameConflict');
   ctx.log({ type: 'Warning', reason: 'LeftoverRemoved', message: `removing leftover container ${name} (${shortId(info.Id)}) that holds the name` });
-  await stopAndRemove(docker, info.Id, name);
+  await stopAndRemove(docker, info.Id, name, { stopTimeout: stopTimeoutOf(info) });
 }
 
 /** A pinned reference whose digest is a local image's Id is created from that Id. */
@@ -218,11 +210,14 @@ async function startContainer(docker: Dockerode, id: string, name: string): Prom
   }
 }
 
-/** Stops with the container's own stop timeout (no `t`), then removes it, keeping its volumes. */
-async function stopAndRemove(docker: Dockerode, id: string, name: string): Promise<void> {
+/**
+ * Stops with the container's own stop timeout, bounded (shared/stop.ts), then removes it, keeping
+ * its volumes. `known` is its StopTimeout when already inspected.
+ */
+async function stopAndRemove(docker: Dockerode, id: string, name: string, known?: { stopTimeout: number | undefined }): Promise<void> {
   const container = docker.getContainer(id);
   try {
-    await container.stop();
+    await stopContainerBounded(docker, id, known);
   } catch (err) {
     const code = dockerStatusCode(err);
     if (code === 404) return;

@@ -10,6 +10,8 @@
  * (one inspect per volume), and they are only planned when a container is about to be created,
  * so a pass with nothing to do costs nothing.
  */
+import { CORE_KIND } from '../core/spec.js';
+import { describeHolder, type NameHolder } from '../shared/owned-container.js';
 import { LABEL } from './labels.js';
 import type { ContainerAction, DesiredContainer, ObservedContainer, ServicePlan } from './types.js';
 
@@ -175,16 +177,24 @@ function keeperRank(o: ObservedContainer, want: DesiredContainer): number {
 }
 
 function conflictMessage(o: ObservedContainer, owner: string | undefined, cell: string | undefined): string {
-  const holder =
-    o.owner === ''
-      ? 'a container not managed by pic'
-      : cell !== undefined && o.cell !== cell
-        ? `a container of another cell (${o.cell || 'none'}, owner ${o.owner})`
-        : `a container owned by ${o.owner}`;
-  const us = owner ?? 'this service';
+  const labels: Record<string, string> = {};
+  if (o.owner !== '') labels[LABEL.owner] = o.owner;
+  if (o.cell !== '') labels[LABEL.cell] = o.cell;
+  return nameConflictMessage(o.name, { id: o.id, labels }, owner, cell);
+}
+
+/**
+ * Why `owner` cannot create a container called `name`: who holds the name (its owner label, or
+ * no pic labels), the holder's id, and what to do. Pure; the plan's conflicts and the create that
+ * meets a name taken meanwhile both say it this way.
+ */
+export function nameConflictMessage(name: string, holder: NameHolder, owner: string | undefined, cell: string | undefined): string {
+  const rename = owner?.startsWith(`${CORE_KIND}/`)
+    ? `or give pic's container another name in the Cell (spec.${owner.slice(CORE_KIND.length + 1)}.run.container)`
+    : "or change container_name in the service's template";
   return (
-    `container name "${o.name}" is already used by ${holder} (id ${o.id.slice(0, 12)}), so ${us} cannot create it; ` +
-    `remove or rename that container (docker rm -f ${o.name}), or change container_name in the service's template`
+    `container name "${name}" is held by ${describeHolder(holder.labels, cell ?? '')} (id ${holder.id.slice(0, 12)}), so ${owner ?? 'this service'} cannot create it; ` +
+    `remove or rename that container (docker rm -f ${name}), ${rename}`
   );
 }
 

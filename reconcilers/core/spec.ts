@@ -9,6 +9,7 @@ import path from 'node:path';
 import { DEFAULT_CORE_CONTAINERS, DEFAULT_VPN } from '../../crds/schemas.js';
 import type { CellDocument, CoreRunSpec } from '../../crds/types.js';
 import { formatIpv4, parseCidr, parseIpv4, parsePool, type IpPool } from '../../state/ip-allocation.js';
+import type { ContainerClaim, ContainerUse } from '../shared/owned-container.js';
 
 export const CORE_KIND = 'Core';
 export const CORE_NAMES = ['caddy', 'dns', 'wireguard'] as const;
@@ -69,6 +70,27 @@ export function coreComponents(cell: CellDocument): CoreComponent[] {
     out.push({ name, key: coreKey(name), container: named ?? DEFAULT_CORE_CONTAINERS[name], run });
   }
   return out;
+}
+
+/**
+ * The container whose network namespace holds the cell's VPN, firewall and egress routing: the
+ * one pic runs, else the one `spec.wireguard.container` names.
+ */
+export function wireguardContainerOf(cell: CellDocument): string {
+  return coreComponents(cell).find((c) => c.name === 'wireguard')?.container ?? (cell.spec.wireguard?.container || DEFAULT_CORE_CONTAINERS.wireguard);
+}
+
+const CORE_ROLES: Record<CoreName, string> = { caddy: 'Caddy', dns: 'DNS server', wireguard: 'WireGuard' };
+
+/**
+ * The core container pic is about to exec into or signal, and who may hold its name: pic's own
+ * (both labels) when the Cell has pic run it, else the admin's (no pic owner but this one).
+ */
+export function coreContainerClaim(cell: CellDocument, name: CoreName, use: ContainerUse): ContainerClaim {
+  const component = coreComponents(cell).find((c) => c.name === name);
+  const container = name === 'wireguard' ? wireguardContainerOf(cell) : (component?.container ?? DEFAULT_CORE_CONTAINERS[name]);
+  const role = component ? `pic's ${CORE_ROLES[name]}` : `the ${CORE_ROLES[name]} the admin runs`;
+  return { name: container, owner: coreKey(name), cell: cell.metadata.name, createdBy: component ? 'pic' : 'admin', role, use };
 }
 
 /** The VPN's addresses: the subnet, the server's own address (its first) and the pool peers get theirs from. */

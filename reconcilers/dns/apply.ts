@@ -5,8 +5,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
+import type { CellDocument } from '../../crds/types.js';
 import { writeFileAtomic } from '../../state/atomic-write.js';
 import { dockerStatusCode } from '../containers/types.js';
+import { coreContainerClaim } from '../core/spec.js';
+import { resolveOwnedContainer } from '../shared/owned-container.js';
 
 /** Atomically, mode 0644: a DNS server running as its own user must be able to read it. */
 export async function writeZoneFile(file: string, text: string): Promise<void> {
@@ -15,16 +18,19 @@ export async function writeZoneFile(file: string, text: string): Promise<void> {
 }
 
 /**
- * SIGHUP to the DNS server's container: BIND's named loads its zones again on it. Whether it did
- * is not taken from Docker's reply but observed (the serial it then answers with), so every
- * failure here is an error saying what stood in the way; the next pass observes and sends again.
+ * SIGHUP to the DNS server's container, by id once it is checked to be pic's own (a name held by
+ * another container throws ContainerNotOwnedError, which stalls the resource naming the holder):
+ * BIND's named loads its zones again on it. Whether it did is not taken from Docker's reply but
+ * observed (the serial it then answers with), so every failure here is an error saying what stood
+ * in the way; the next pass observes and sends again.
  */
-export async function reloadDnsServer(docker: Dockerode, container: string): Promise<void> {
+export async function reloadDnsServer(docker: Dockerode, cell: CellDocument): Promise<void> {
+  const container = await resolveOwnedContainer(docker, coreContainerClaim(cell, 'dns', 'signal'));
   try {
-    await docker.getContainer(container).kill({ signal: 'SIGHUP' });
+    await docker.getContainer(container.id).kill({ signal: 'SIGHUP' });
   } catch (err) {
     const code = dockerStatusCode(err);
     const why = code === 404 ? 'there is no such container (Core/dns creates it)' : code === 409 ? 'it is not running (Core/dns starts it)' : (err as Error).message;
-    throw new Error(`cannot send SIGHUP to the DNS server's container ${container} to load the zone again: ${why}; the next pass sends it again`);
+    throw new Error(`cannot send SIGHUP to the DNS server's container ${container.name} to load the zone again: ${why}; the next pass sends it again`, { cause: err });
   }
 }

@@ -96,7 +96,7 @@ export function createDnsReconciler(options: DnsReconcilerOptions = {}): Resourc
         case 'reload': {
           const { container, address } = p.server.server;
           try {
-            await reloadDnsServer(ctx.docker, container);
+            await reloadDnsServer(ctx.docker, input.cell);
             const after = await servedAfterReload(address, input.cell.spec.domain, p.serial, confirmMs);
             if (after.state !== 'serving' || after.serial !== p.serial) {
               throw new Error(

@@ -7,9 +7,10 @@
 import type Dockerode from 'dockerode';
 import { restoreChains } from '../firewall/apply.js';
 import { execInContainer } from '../shared/exec.js';
+import type { OwnedContainer } from '../shared/owned-container.js';
 import type { EgressPlan } from './plan.js';
 
-export async function applyEgress(docker: Dockerode, container: string, plan: EgressPlan): Promise<number> {
+export async function applyEgress(docker: Dockerode, container: OwnedContainer, plan: EgressPlan): Promise<number> {
   let writes = 0;
   if (plan.restore !== undefined) {
     await restoreChains(docker, container, plan.restore);
@@ -19,7 +20,7 @@ export async function applyEgress(docker: Dockerode, container: string, plan: Eg
     const result = await execInContainer(docker, container, ['ip', ...args]);
     if (result.exitCode !== 0) {
       const detail = (result.stderr || result.stdout).trim() || `exit code ${result.exitCode}`;
-      throw new Error(`ip ${args.join(' ')} in container ${container} failed: ${detail}`);
+      throw new Error(`ip ${args.join(' ')} in container ${container.name} failed: ${detail}`);
     }
     writes++;
   }

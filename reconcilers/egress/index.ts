@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { readJsonFile, writeFileAtomic } from '../../state/atomic-write.js';
 import { TerminalError } from '../errors.js';
-import { wireguardContainerOf } from '../firewall/index.js';
+import { resolveVpnContainer } from '../firewall/index.js';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
 import { allocateEgress, formatFwmark, type AllocationResult, type EgressAllocations } from './allocate.js';
 import { applyEgress } from './apply.js';
@@ -89,12 +89,12 @@ export const egressReconciler: ResourceReconciler = {
     const existing = await loadEgressAllocations(ctx.stateRoot);
     const allocation = allocateFor(input, existing);
     const desired = renderEgress(input, allocation.allocations);
-    const observed = await observeEgress(ctx.docker, wireguardContainerOf(input.cell));
+    const observed = await observeEgress(ctx.docker, await resolveVpnContainer(input, ctx));
     return [...allocationLines(allocation, existing), ...planEgress(desired, observed).lines];
   },
 
   async reconcile(input: CellRouting, ctx: ResourceContext): Promise<ResourceOutcome> {
-    const container = wireguardContainerOf(input.cell);
+    const container = await resolveVpnContainer(input, ctx);
     const existing = await loadEgressAllocations(ctx.stateRoot);
     const allocation = allocateFor(input, existing);
     const desired = renderEgress(input, allocation.allocations);
@@ -108,14 +108,14 @@ export const egressReconciler: ResourceReconciler = {
       if (lines.length > 0) ctx.event('EgressAllocated', lines.join('; '));
     }
     const writes = await applyEgress(ctx.docker, container, plan);
-    if (writes > 0) ctx.event('EgressUpdated', `egress routing in ${container}: ${plan.lines.join('; ')}`);
+    if (writes > 0) ctx.event('EgressUpdated', `egress routing in ${container.name}: ${plan.lines.join('; ')}`);
 
     const { summary, waiting, facts } = describe(desired, plan);
     const state = writes > 0 ? `; updated (${plan.lines.length} change${plan.lines.length === 1 ? '' : 's'})` : '; unchanged';
     return {
       changed: writes > 0 || allocation.changed,
       summary: `${summary}${state}${waiting}`,
-      facts: { container, ...facts, allocations: allocation.allocations.connections },
+      facts: { container: container.name, ...facts, allocations: allocation.allocations.connections },
     };
   },
 };

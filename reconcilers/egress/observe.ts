@@ -7,6 +7,7 @@
 import type Dockerode from 'dockerode';
 import { observeChain, type ObservedChain } from '../firewall/observe.js';
 import { execInContainer } from '../shared/exec.js';
+import type { OwnedContainer } from '../shared/owned-container.js';
 import { isOwnFwmark, isOwnRulePriority, isOwnTable } from './allocate.js';
 import { KILLSWITCH_CHAIN, KILLSWITCH_PARENT, KILLSWITCH_TABLE, MARK_CHAIN, MARK_PARENT, MARK_TABLE } from './render.js';
 
@@ -41,13 +42,13 @@ export interface ObservedEgress {
   links: ObservedLink[];
 }
 
-export async function observeEgress(docker: Dockerode, container: string): Promise<ObservedEgress> {
+export async function observeEgress(docker: Dockerode, container: OwnedContainer): Promise<ObservedEgress> {
   const killswitch = await observeChain(docker, container, { table: KILLSWITCH_TABLE, chain: KILLSWITCH_CHAIN, parent: KILLSWITCH_PARENT });
   const marks = await observeChain(docker, container, { table: MARK_TABLE, chain: MARK_CHAIN, parent: MARK_PARENT });
   const ip = async (...args: string[]) => {
     const result = await execInContainer(docker, container, ['ip', ...args]);
     if (result.exitCode !== 0) {
-      throw new Error(`ip ${args.join(' ')} in container ${container} failed: ${result.stderr.trim() || `exit code ${result.exitCode}`}`);
+      throw new Error(`ip ${args.join(' ')} in container ${container.name} failed: ${result.stderr.trim() || `exit code ${result.exitCode}`}`);
     }
     return result.stdout;
   };

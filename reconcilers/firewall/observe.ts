@@ -5,6 +5,7 @@
  */
 import type Dockerode from 'dockerode';
 import { execInContainer } from '../shared/exec.js';
+import type { OwnedContainer } from '../shared/owned-container.js';
 import { jumpRule, SERVICES_CHAIN, SERVICES_PARENT } from './render.js';
 
 export interface ObservedChain {
@@ -21,11 +22,11 @@ export interface ChainRef {
   parent: string;
 }
 
-export async function observeChain(docker: Dockerode, container: string, ref: ChainRef): Promise<ObservedChain> {
+export async function observeChain(docker: Dockerode, container: OwnedContainer, ref: ChainRef): Promise<ObservedChain> {
   const iptables = (...args: string[]) => execInContainer(docker, container, ['iptables', '-t', ref.table, ...args]);
 
   const parent = await iptables('-S', ref.parent);
-  if (parent.exitCode !== 0) throw listingFailed(container, ref.table, ref.parent, parent.stderr);
+  if (parent.exitCode !== 0) throw listingFailed(container.name, ref.table, ref.parent, parent.stderr);
   const jump = jumpRule(ref.parent, ref.chain);
   const jumps = parseListing(parent.stdout).filter((line) => line === jump).length;
 
@@ -35,13 +36,13 @@ export async function observeChain(docker: Dockerode, container: string, ref: Ch
   }
   // iptables words "no such chain" differently across versions and backends: look it up instead.
   const all = await iptables('-S');
-  if (all.exitCode !== 0) throw listingFailed(container, ref.table, '', all.stderr);
+  if (all.exitCode !== 0) throw listingFailed(container.name, ref.table, '', all.stderr);
   if (!parseListing(all.stdout).includes(`-N ${ref.chain}`)) return { exists: false, rules: [], jumps };
-  throw listingFailed(container, ref.table, ref.chain, own.stderr);
+  throw listingFailed(container.name, ref.table, ref.chain, own.stderr);
 }
 
 /** `PIC-SERVICES` in the filter table and the jumps to it from FORWARD. */
-export function observeServicesChain(docker: Dockerode, container: string): Promise<ObservedChain> {
+export function observeServicesChain(docker: Dockerode, container: OwnedContainer): Promise<ObservedChain> {
   return observeChain(docker, container, { table: 'filter', chain: SERVICES_CHAIN, parent: SERVICES_PARENT });
 }
 

@@ -18,7 +18,7 @@ import { restoreChains } from './apply.js';
 import { observeChain, observeServicesChain } from './observe.js';
 import { planChain, type ChainSpec } from './plan.js';
 import { assertIpv4, SERVICES_CHAIN } from './render.js';
-import { wireguardContainerOf } from './index.js';
+import { resolveVpnContainer } from './index.js';
 import type { CellDocument } from '../../crds/types.js';
 
 export const TUNNEL_FORWARD_CHAIN = 'PIC-TUNNEL';
@@ -55,7 +55,7 @@ export function renderTunnelChains(cell: CellDocument): ChainSpec[] {
 }
 
 async function observeAndPlan(input: CellRouting, ctx: ResourceContext) {
-  const container = wireguardContainerOf(input.cell);
+  const container = await resolveVpnContainer(input, ctx);
   const specs = renderTunnelChains(input.cell);
   const plans = [];
   for (const spec of specs) plans.push({ spec, plan: planChain(spec, await observeChain(ctx.docker, container, spec)) });
@@ -75,13 +75,13 @@ export const tunnelReconciler: ResourceReconciler = {
 
   async reconcile(input, ctx): Promise<ResourceOutcome> {
     const { container, specs, plans, servicesExist } = await observeAndPlan(input, ctx);
-    const facts = { container, chains: specs.map((s) => `${s.table}/${s.chain}`), returnPath: 'masquerade' };
+    const facts = { container: container.name, chains: specs.map((s) => `${s.table}/${s.chain}`), returnPath: 'masquerade' };
     const changed = plans.filter((p) => p.plan.action);
-    if (changed.length === 0) return { changed: false, summary: `tunnel firewall in ${container}; unchanged`, facts };
+    if (changed.length === 0) return { changed: false, summary: `tunnel firewall in ${container.name}; unchanged`, facts };
     const services = servicesExist ? '' : `*filter\n:${SERVICES_CHAIN} - [0:0]\nCOMMIT\n`;
     await restoreChains(ctx.docker, container, services + changed.map((p) => p.plan.action!.restore).join(''));
     const lines = changed.flatMap((p) => p.plan.lines);
-    ctx.event('TunnelFirewallUpdated', `tunnel chains in ${container} rewritten: ${lines.join('; ')}`);
-    return { changed: true, summary: `tunnel firewall in ${container}; rewritten (${lines.length} change${lines.length === 1 ? '' : 's'})`, facts };
+    ctx.event('TunnelFirewallUpdated', `tunnel chains in ${container.name} rewritten: ${lines.join('; ')}`);
+    return { changed: true, summary: `tunnel firewall in ${container.name}; rewritten (${lines.length} change${lines.length === 1 ? '' : 's'})`, facts };
   },
 };

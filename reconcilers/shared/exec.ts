@@ -35,20 +35,25 @@ export class ContainerUnavailableError extends Error {
   }
 }
 
+/**
+ * `target` is a container resolved by owned-container.ts (run by its id, named by its name), or a
+ * bare name for a container nobody else can hold (a test's own, a helper pic just created).
+ */
 export async function execInContainer(
   docker: Dockerode,
-  container: string,
+  target: string | { name: string; id: string },
   argv: string[],
   opts: ExecOptions = {},
 ): Promise<ExecResult> {
   if (argv.length === 0 || argv[0] === '') throw new Error('execInContainer: empty command');
   const withStdin = opts.stdin !== undefined;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const container = typeof target === 'string' ? target : target.name;
   const what = `${argv.join(' ')} in ${container}`;
 
   let exec: Dockerode.Exec;
   try {
-    exec = await docker.getContainer(container).exec({
+    exec = await docker.getContainer(typeof target === 'string' ? target : target.id).exec({
       Cmd: argv,
       AttachStdin: withStdin,
       AttachStdout: true,

@@ -4,9 +4,10 @@
  */
 import type Dockerode from 'dockerode';
 import { execInContainer } from '../shared/exec.js';
+import type { OwnedContainer } from '../shared/owned-container.js';
 
-export async function syncPeerSet(docker: Dockerode, container: string, iface: string, config: string): Promise<void> {
+export async function syncPeerSet(docker: Dockerode, container: OwnedContainer, iface: string, config: string): Promise<void> {
   const result = await execInContainer(docker, container, ['wg', 'syncconf', iface, '/dev/stdin'], { stdin: config });
   // stderr of wg names the line it could not read, not the key on it.
-  if (result.exitCode !== 0) throw new Error(`wg syncconf ${iface} in ${container} exited ${result.exitCode}: ${result.stderr.trim()}`);
+  if (result.exitCode !== 0) throw new Error(`wg syncconf ${iface} in ${container.name} exited ${result.exitCode}: ${result.stderr.trim()}`);
 }

@@ -4,6 +4,7 @@
  */
 import type Dockerode from 'dockerode';
 import { execInContainer } from '../shared/exec.js';
+import type { OwnedContainer } from '../shared/owned-container.js';
 
 export interface ObservedInterface {
   /** '(none)' until a key is set. */
@@ -25,8 +26,8 @@ export function parseDump(stdout: string): ObservedInterface {
   return { privateKey, listenPort: Number(port) || 0, peers };
 }
 
-export async function observeInterface(docker: Dockerode, container: string, iface: string): Promise<ObservedInterface> {
+export async function observeInterface(docker: Dockerode, container: OwnedContainer, iface: string): Promise<ObservedInterface> {
   const result = await execInContainer(docker, container, ['wg', 'show', iface, 'dump']);
-  if (result.exitCode !== 0) throw new Error(`wg show ${iface} dump in ${container} exited ${result.exitCode}: ${result.stderr.trim()}`);
+  if (result.exitCode !== 0) throw new Error(`wg show ${iface} dump in ${container.name} exited ${result.exitCode}: ${result.stderr.trim()}`);
   return parseDump(result.stdout);
 }

@@ -33,7 +33,7 @@ const reasons: string[] = [];
 const passwordsSeen = new Set<string>();
 
 function deps() {
-  return { docker, credentials: store, event: (reason: string, message: string, type?: 'Normal' | 'Warning') => events.push({ reason, message, ...(type ? { type } : {}) }) };
+  return { docker, cellName: env!.cellName, credentials: store, event: (reason: string, message: string, type?: 'Normal' | 'Warning') => events.push({ reason, message, ...(type ? { type } : {}) }) };
 }
 
 async function reconcile(target: RunningExample, peers: string[]): Promise<ServiceAccountsResult> {

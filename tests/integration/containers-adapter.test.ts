@@ -315,7 +315,7 @@ describe('containers adapter against dockerd', () => {
       const actions = plan(servicePlan({ workerEnv: ['MODE=two'], extra: ['late'] }), wholeCell);
       expect(types(actions)).toEqual(['conflict']);
       expect(actions[0]).toMatchObject({ type: 'conflict', name: `${run}-db` });
-      expect((actions[0] as { message: string }).message).toContain('not managed by pic');
+      expect((actions[0] as { message: string }).message).toContain(`is held by a container of cell ${cell} with no pic owner (id ${foreign.id.slice(0, 12)})`);
 
       const err = await rejection(apply(actions));
       expect(isTerminal(err)).toBe(true);
@@ -344,7 +344,7 @@ describe('containers adapter against dockerd', () => {
       expect(isTerminal(err)).toBe(true);
       expect((err as TerminalError).reason).toBe('ContainerNameConflict');
       expect(err.message).toContain(`${run}-db`);
-      expect(err.message).toContain('not managed by pic');
+      expect(err.message).toContain(`is held by a container with no pic labels (id ${foreign.id.slice(0, 12)})`);
       const info = await docker.getContainer(foreign.id).inspect();
       expect(info.State.Status).toBe('created');
       expect(info.Config.Labels?.['ngo.pic.owner']).toBeUndefined();

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ConfigValue } from '../../crds/config.js';
 import type { Manifest } from '../../crds/types.js';
+import { LABEL, serviceOwner } from '../../reconcilers/containers/labels.js';
 import { httpRequest } from '../../reconcilers/shared/http.js';
 import type { InstalledService } from '../../reconcilers/shared/types.js';
 import { cleanupTestResources, docker, pickSubnet, TEST_LABELS } from './docker.js';
@@ -95,6 +96,8 @@ export interface AccountsTestEnv {
   network: string;
   subnet: string;
   labels: Record<string, string>;
+  /** The cell label its service containers carry (what pic would put on them), and the accounts reconciler is given. */
+  cellName: string;
   /** An address of the test subnet: ipOf(20) is x.y.z.20. */
   ipOf(host: number): string;
 }
@@ -110,7 +113,7 @@ export async function createAccountsTestEnv(): Promise<AccountsTestEnv> {
     const subnet = await pickSubnet();
     try {
       await docker.createNetwork({ Name: network, Driver: 'bridge', CheckDuplicate: true, Labels: labels, IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } });
-      return { tag, network, subnet, labels, ipOf: (host) => subnet.replace(/\.0\/24$/, `.${host}`) };
+      return { tag, network, subnet, labels, cellName: network, ipOf: (host) => subnet.replace(/\.0\/24$/, `.${host}`) };
     } catch (err) {
       // Another suite took the subnet between the pick and the create.
       if (attempt >= 5 || !/overlap/i.test((err as Error).message)) throw err;
@@ -160,7 +163,8 @@ export async function startExampleService(
     name: container,
     Image: `git.pic.ngo/roof/${shape.image}:${IMAGE_VERSION}`,
     Env: shape.env(EXAMPLE_DOMAIN),
-    Labels: env.labels,
+    // What pic puts on a service's container: the account managers exec only into one carrying them.
+    Labels: { ...env.labels, [LABEL.owner]: serviceOwner(id), [LABEL.cell]: env.cellName },
     StopTimeout: 5,
     HostConfig: { NetworkMode: env.network, Binds: binds, RestartPolicy: { Name: 'no' } },
     NetworkingConfig: { EndpointsConfig: { [env.network]: { IPAMConfig: { IPv4Address: ip } } } },

@@ -80,7 +80,7 @@ export async function createServiceContainer(cell: FakeCell, spec: FakeContainer
 }
 
 /** Run a busybox script with `volume` at /d; its output. The script is a constant of the test. */
-export async function inVolume(cell: FakeCell, volume: string, script: string, args: string[] = []): Promise<string> {
+export async function inVolume(cell: Pick<FakeCell, 'labels'>, volume: string, script: string, args: string[] = []): Promise<string> {
   const c = await docker.createContainer({
     Image: BUSYBOX_IMAGE,
     Cmd: ['sh', '-c', script, 'sh', ...args],

@@ -319,8 +319,7 @@ describe('planContainers', () => {
     expect(conflict).toMatchObject({ type: 'conflict', name: 'cell-web' });
     const message = (conflict as { message: string }).message;
     expect(message).toContain('cell-web');
-    expect(message).toContain('not managed by pic');
-    expect(message).toContain('0123456789ab');
+    expect(message).toContain(`is held by a container of cell ${CELL} with no pic owner (id 0123456789ab)`);
     expect(message).toContain('docker rm -f cell-web');
   });
 
