@@ -10,6 +10,8 @@ import { parseJsonText, parseYamlDocuments } from './yaml-documents.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const TEMPLATE_FILE = 'compose-template.yml';
+/** A package's own installer script: pic never runs it, but an admin should know it ships one. */
+export const INSTALL_SCRIPT_FILE = 'install.sh';
 const MAX_PACKAGE_FILE_BYTES = 1024 * 1024;
 
 /** A service package from the catalog that passed every check. */
@@ -20,6 +22,8 @@ export interface CatalogService {
   templateFile: string;
   manifest: Manifest;
   template: string;
+  /** Whether the package folder holds an install.sh (a regular file; a link makes the package invalid). Unknown for a kept package. */
+  installScript?: boolean;
 }
 
 export interface Catalog {
@@ -81,6 +85,14 @@ function readCatalogFile(file: string, root: string): { text?: string; problem?:
     return { problem: { file, pointer: '', message: code === 'ENOENT' ? 'missing' : `cannot read: ${errorText(err)}` } };
   } finally {
     if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function isRegularFile(file: string): boolean {
+  try {
+    return lstatSync(file).isFile();
+  } catch {
+    return false;
   }
 }
 
@@ -160,7 +172,7 @@ function readServicePackage(dir: string, manifestFile: string, templateFile: str
   const manifest = parsed.value as Manifest;
   if (problems.length > 0) return { problems };
   return {
-    service: { id: manifest.id, dir, manifestFile, templateFile, manifest, template: templateRead.text },
+    service: { id: manifest.id, dir, manifestFile, templateFile, manifest, template: templateRead.text, installScript: isRegularFile(path.join(dir, INSTALL_SCRIPT_FILE)) },
     problems,
   };
 }

@@ -5,6 +5,7 @@
 import { backupCommand } from './backup.js';
 import { caCommand } from './ca.js';
 import type { Command } from './command.js';
+import { catalogCommand } from './catalog.js';
 import { completionCommand } from './completion.js';
 import { credentials } from './credentials.js';
 import { dataCommand } from './data.js';
@@ -24,6 +25,7 @@ export const COMMANDS: readonly Command[] = [
   credentials,
   verifyCommand,
   caCommand,
+  catalogCommand,
   backupCommand,
   dataCommand,
   completionCommand,

@@ -300,7 +300,7 @@ function compareText(a: string, b: string): number {
 }
 
 /** Table cells are one line of printable text: a message cannot break the table or steer the terminal. */
-function oneLine(text: string): string {
+export function oneLine(text: string): string {
   return safeLine(text.trim());
 }
 
@@ -316,7 +316,8 @@ function truncateLastColumn(rows: string[][], width: number, gap: number): void 
   }
 }
 
-function formatColumns(rows: string[][], opts: { gap: number }): string[] {
+/** Rows as left-aligned columns `gap` spaces apart (the last column unpadded); cells are taken as given. */
+export function formatColumns(rows: string[][], opts: { gap: number }): string[] {
   const columns = Math.max(0, ...rows.map((r) => r.length));
   const widths = Array.from({ length: columns }, (_, c) => Math.max(...rows.map((r) => r[c]?.length ?? 0)));
   return rows.map((row) =>

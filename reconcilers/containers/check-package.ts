@@ -5,6 +5,7 @@ import type { CellDocument, Manifest, Problem } from '../../crds/types.js';
 import type { ManifestPolicy } from '../../crds/validate-manifest.js';
 import { corePortsOf, desiredServicePlan } from './desired.js';
 import { templateSecretNames } from './render.js';
+import type { ServicePlan } from './types.js';
 
 const SAMPLE_BY_TYPE = { string: 'example', integer: 1, boolean: false } as const;
 
@@ -21,6 +22,19 @@ export interface TrialInstall {
   publish: readonly string[];
 }
 
+/** Where a trial render's package lives and what it is checked under. */
+export interface TrialWhere {
+  manifestFile: string;
+  templateFile: string;
+  policy: ManifestPolicy;
+  install?: TrialInstall;
+  /**
+   * Render every published host port without deciding on it (no consent asked, no core port
+   * refused), for a preview that then says port by port what the policy decides (hostPortVerdict).
+   */
+  portsUndecided?: boolean;
+}
+
 /**
  * A trial render of a service package, as `pic validate` does before any cell installs it: the
  * manifest's defaults (or a sample value for a required field without one), a placeholder for
@@ -29,11 +43,12 @@ export interface TrialInstall {
  * folder's ServiceInstall), it renders with that install's config and checks its consent to
  * published ports and the Cell's core ports, as the operator will.
  */
-export function checkServicePackage(
-  manifest: Manifest,
-  template: string,
-  where: { manifestFile: string; templateFile: string; policy: ManifestPolicy; install?: TrialInstall },
-): Problem[] {
+export function checkServicePackage(manifest: Manifest, template: string, where: TrialWhere): Problem[] {
+  return trialServicePlan(manifest, template, where).problems;
+}
+
+/** The trial render itself: what pic would create (with placeholder secrets and address), or the problems. */
+export function trialServicePlan(manifest: Manifest, template: string, where: TrialWhere): { plan?: ServicePlan; problems: Problem[] } {
   const schema = manifest.capabilities.has_admin_config ? manifest.config_schema ?? {} : {};
   const merged = mergeServiceConfig(schema, {}, where.manifestFile, '/config_schema');
   const config = { ...merged.config, ...where.install?.config };
@@ -41,6 +56,7 @@ export function checkServicePackage(
     if (!(key in config)) config[key] = field.type === 'integer' && field.min !== undefined ? field.min : SAMPLE_BY_TYPE[field.type];
   }
   const secrets = Object.fromEntries(templateSecretNames(template).map((n) => [n, 'x'.repeat(32)]));
+  const undecided = where.portsUndecided === true;
   const result = desiredServicePlan({
     manifest,
     template,
@@ -49,10 +65,10 @@ export function checkServicePackage(
     config,
     secrets,
     serviceIp: TRIAL_SERVICE_IP,
-    ...(where.install ? { publish: where.install.publish } : {}),
+    ...(where.install && !undecided ? { publish: where.install.publish } : {}),
     cell: {
       name: where.install?.cell.metadata.name ?? 'validate',
-      corePorts: corePortsOf(where.install?.cell),
+      corePorts: undecided ? [] : corePortsOf(where.install?.cell),
       domain: where.install?.cell.spec.domain ?? 'cell.example',
       dataDir: '/var/lib/pic/data',
       networkName: 'cell-network',
@@ -61,5 +77,5 @@ export function checkServicePackage(
     },
   });
   // The trial render quotes template values in its messages; bounded here like every validator's.
-  return boundProblems(result.problems, where.templateFile);
+  return { ...(result.plan ? { plan: result.plan } : {}), problems: boundProblems(result.problems, where.templateFile) };
 }

@@ -297,12 +297,27 @@ function checkPublishedPort(p: ComposeModel['services'][number]['ports'][number]
     problems.add(p.pointer, `publishing container port ${p.containerPort}/${p.protocol} on a host port Docker picks is refused: name the host port ("HOST:${p.containerPort}"), which the admin then consents to in the ServiceInstall's spec.publish`);
     return;
   }
-  const core = policy.corePorts.find((c) => String(c.port) === p.hostPort && c.protocol === p.protocol);
-  if (core) {
-    problems.add(p.pointer, `host port ${spelled} is refused: the core stack uses it (${core.what}); a service may not answer on it`);
-  } else if (policy.publish !== undefined && !policy.publish.includes(spelled)) {
+  const verdict = hostPortVerdict(p.hostPort, p.protocol, policy);
+  if (verdict.kind === 'core') {
+    problems.add(p.pointer, `host port ${spelled} is refused: the core stack uses it (${verdict.core.what}); a service may not answer on it`);
+  } else if (verdict.kind === 'needs-consent' && policy.publish !== undefined) {
     problems.add(p.pointer, `host port ${spelled} is published only with the admin's consent: add "${spelled}" to spec.publish of ServiceInstall/${policy.serviceId}`);
   }
+}
+
+/** What the policy says of one host port a service publishes, spelt as spec.publish spells it ("25/tcp"). */
+export type HostPortVerdict = { kind: 'core'; spelled: string; core: CorePort } | { kind: 'consented'; spelled: string } | { kind: 'needs-consent'; spelled: string };
+
+/**
+ * The rule for a published host port: never one of the core stack's, otherwise only with the
+ * admin's consent in `publish` (none given: not consented). The one definition, used by the
+ * policy check and by previews such as `pic catalog show`.
+ */
+export function hostPortVerdict(hostPort: string, protocol: string, policy: { publish?: readonly string[] | undefined; corePorts: readonly CorePort[] }): HostPortVerdict {
+  const spelled = `${hostPort}/${protocol}`;
+  const core = policy.corePorts.find((c) => String(c.port) === hostPort && c.protocol === protocol);
+  if (core) return { kind: 'core', spelled, core };
+  return (policy.publish ?? []).includes(spelled) ? { kind: 'consented', spelled } : { kind: 'needs-consent', spelled };
 }
 
 function checkTmpfsOptions(options: string, pointer: string, problems: Problems): void {

@@ -87,6 +87,7 @@ const BASE: Record<string, () => string[]> = {
   credentials: () => ['alice', '--cell', cellDir, '--state-dir', stateDir],
   completion: () => ['bash'],
   ca: () => ['--cell', cellDir],
+  catalog: () => ['list', '--cell', cellDir, '--state-dir', stateDir],
   backup: () => ['list', '--cell', cellDir, '--state-dir', stateDir],
   data: () => ['list', '--cell', cellDir, '--state-dir', stateDir],
   verify: () => ['127.0.0.1:9/roof/x@sha256:' + '0'.repeat(64), '--key', path.join(process.cwd(), 'examples', 'demo', 'demo-cosign.pub')],
@@ -105,6 +106,7 @@ const OUTPUTS: Record<string, Record<'json' | 'yaml' | 'name', [number, RegExp]>
   credentials: { json: [1, /^pic: no credentials are stored for peer "alice"/], yaml: [2, /^pic credentials: -o takes json, wireguard or nothing/], name: [2, /^pic credentials: -o takes json, wireguard or nothing/] },
   // Nothing answers on 127.0.0.1:9: refused (RegistryUnreachable), the verdict on stdout, nothing on stderr.
   backup: { json: [0, /^\[/], yaml: [2, /^pic backup: -o takes json or nothing/], name: [2, /^pic backup: -o takes json or nothing/] },
+  catalog: { json: [0, /^\{$/], yaml: [0, /^apiVersion: v1$/], name: [2, /^pic catalog: -o must be one of table, json, yaml, not "name"$/] },
   data: { json: [0, /^\{/], yaml: [2, /^pic data: -o takes json or nothing/], name: [2, /^pic data: -o takes json or nothing/] },
   verify: { json: [1, /^$/], yaml: [2, /^pic verify: -o takes json or nothing/], name: [2, /^pic verify: -o takes json or nothing/] },
 };

@@ -1,0 +1,183 @@
+/**
+ * `pic catalog list|show ID`: the store's services, their versions and updates, and for one of
+ * them what installing it would open on the cell (names, host ports, peer ports, egress,
+ * accounts, capabilities, volumes). The catalog is the Cell's `spec.store.path` (`--cell`) or a
+ * folder given with `--store`; either way it is read by the one loader, state/catalog.ts
+ * loadCatalog, so a remote store plugs in there. Reads only: nothing is written or created.
+ */
+import path from 'node:path';
+import { formatProblem, type Problem } from '../../crds/types.js';
+import { DEFAULT_MANIFEST_POLICY, type ManifestPolicy } from '../../crds/validate-manifest.js';
+import { trialServicePlan, type TrialInstall } from '../../reconcilers/containers/check-package.js';
+import { corePortsOf } from '../../reconcilers/containers/desired.js';
+import { loadCatalog, withCatalogMemo, type Catalog, type CatalogService } from '../../state/catalog.js';
+import { loadCell, resolveCellPath, type LoadedCell } from '../../state/cell.js';
+import { PackageStore } from '../../state/packages.js';
+import { openStateDirForReading } from '../../state/state-dir.js';
+import { safeLine } from '../safe-text.js';
+import { catalogRows, renderCatalogList, renderExposure, serviceExposure } from './catalog-views.js';
+import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
+import { parseOutput } from './output.js';
+import { requireFolder } from './run.js';
+import { chooseStateDir } from './state-location.js';
+import { UsageError, type Io } from './usage.js';
+
+const OUTPUTS = ['table', 'json', 'yaml'] as const;
+
+/** The catalog a command reads, and the cell it is read for (when one is given). */
+interface CatalogSource {
+  catalog: Catalog;
+  cell?: LoadedCell & { cell: NonNullable<LoadedCell['cell']> };
+  policy: ManifestPolicy;
+}
+
+function folderFlag(parsed: Parsed, name: 'cell' | 'store'): string | undefined {
+  const value = stringFlag(parsed, name);
+  if (value !== undefined && value.trim() === '') throw new UsageError(`--${name} needs a folder, not an empty string`);
+  return value;
+}
+
+/**
+ * The catalog of `--store DIR`, else the one the cell's Cell names, read through loadCatalog;
+ * the cell (its installs, domain and core ports) when `--cell` is given. Undefined, with the
+ * reason printed, when there is nothing to read.
+ */
+async function openCatalog(cellFlag: string | undefined, storeFlag: string | undefined, io: Io): Promise<CatalogSource | undefined> {
+  let cell: CatalogSource['cell'];
+  if (cellFlag !== undefined) {
+    await requireFolder(cellFlag);
+    const loaded = await loadCell(path.resolve(cellFlag));
+    if (!loaded.cell) {
+      io.err(`pic: ${safeLine(loaded.dir)} has no valid Cell document, so its catalog is not known; run pic validate ${safeLine(loaded.dir)}, or give the catalog with --store DIR`);
+      return undefined;
+    }
+    cell = loaded as CatalogSource['cell'];
+  }
+  const policy = cell?.policy ?? DEFAULT_MANIFEST_POLICY;
+  const dir = storeFlag ?? resolveCellPath(cell!.dir, cell!.cell.spec.store.path);
+  const catalog = await loadCatalog(dir, policy);
+  if (catalog.services.size === 0 && catalog.invalid.size === 0 && catalog.problems.length > 0) {
+    io.err(`pic: the catalog ${safeLine(dir)} cannot be read:`);
+    for (const p of catalog.problems) io.err(`  ${safeLine(formatProblem(p))}`);
+    return undefined;
+  }
+  return { catalog, ...(cell ? { cell } : {}), policy };
+}
+
+/**
+ * The admitted version of each service, from the state directory given (`--state-dir`,
+ * `$PIC_STATE_DIR`) or recorded by the cell's operator; undefined when none is known (the
+ * default /var/lib/pic is not assumed for a command that may run anywhere).
+ */
+async function admittedVersions(stateFlag: string | undefined, cellDir: string | undefined, io: Io): Promise<Map<string, string> | undefined> {
+  const choice = await chooseStateDir({ stateDir: stateFlag, cell: cellDir });
+  if (choice.source === 'the default') return undefined;
+  const state = await openStateDirForReading(choice.dir, choice.source);
+  const kept = await new PackageStore(state.root).load();
+  for (const [service, problem] of [...kept.problems].sort((a, b) => (a[0] < b[0] ? -1 : 1))) io.err(`pic: warning: the admitted package of ${safeLine(service)} cannot be read: ${safeLine(problem)}`);
+  return new Map([...kept.admitted].map(([service, pkg]) => [service, pkg.version]));
+}
+
+/** Services the cell has a ServiceInstall for, a rejected one included: the admin wrote it. */
+function installedServices(cell: LoadedCell): Set<string> {
+  const installed = new Set(cell.docs.services.map((s) => s.doc.metadata.name));
+  for (const r of cell.docs.rejected) if (r.key?.startsWith('ServiceInstall/')) installed.add(r.key.slice('ServiceInstall/'.length));
+  return installed;
+}
+
+/** Problems of the catalog that belong to no listed package (a folder missing, an index entry without one). */
+function generalProblems(catalog: Catalog): Problem[] {
+  const owned = new Set([...catalog.invalid.values()].flat());
+  return catalog.problems.filter((p) => !owned.has(p));
+}
+
+async function listCatalog(source: CatalogSource, stateFlag: string | undefined, format: (typeof OUTPUTS)[number], io: Io): Promise<number> {
+  const admitted = await admittedVersions(stateFlag, source.cell?.dir, io);
+  const rows = catalogRows(source.catalog, { ...(source.cell ? { installed: installedServices(source.cell) } : {}), ...(admitted ? { admitted } : {}) });
+  for (const p of generalProblems(source.catalog)) io.err(`pic: warning: ${safeLine(formatProblem(p))}`);
+  if (rows.length === 0 && format === 'table') io.out(`No services in the catalog ${safeLine(source.catalog.dir)}.`);
+  else io.out(renderCatalogList(rows, format));
+  return 0;
+}
+
+/** The install's consent and config, as `pic validate` renders an installed service. */
+function trialInstallOf(cell: NonNullable<CatalogSource['cell']>, id: string): { install?: TrialInstall; problems: Problem[] } {
+  const doc = cell.docs.services.find((s) => s.doc.metadata.name === id)?.doc;
+  if (!doc) return { problems: [] };
+  const config = cell.checked.configs.get(id) ?? {};
+  return { install: { cell: cell.cell, config, publish: doc.spec.publish ?? [] }, problems: cell.checked.byDocument.get(`ServiceInstall/${id}`) ?? [] };
+}
+
+async function showService(source: CatalogSource, id: string, format: (typeof OUTPUTS)[number], io: Io): Promise<number> {
+  const { catalog } = source;
+  const service: CatalogService | undefined = catalog.services.get(id);
+  if (!service) {
+    const broken = catalog.invalid.get(id);
+    if (broken) {
+      io.err(`pic: the package "${safeLine(id)}" of the catalog ${safeLine(catalog.dir)} is invalid, so there is nothing trustworthy to show:`);
+      for (const p of broken) io.err(`  ${safeLine(formatProblem(p))}`);
+      return 1;
+    }
+    const offered = [...new Set([...catalog.services.keys(), ...catalog.invalid.keys()])].sort();
+    io.err(`pic: no service "${safeLine(id)}" in the catalog ${safeLine(catalog.dir)}; it offers ${offered.length > 0 ? safeLine(offered.join(', ')) : 'none'}`);
+    return 1;
+  }
+  const { install, problems: documentProblems } = source.cell ? trialInstallOf(source.cell, id) : { problems: [] };
+  const where = { manifestFile: service.manifestFile, templateFile: service.templateFile, policy: source.policy, ...(install ? { install } : {}) };
+  // Rendered twice: as the cell would (its problems), and with ports left undecided (every port
+  // the template publishes, each then judged on its own).
+  const checked = trialServicePlan(service.manifest, service.template, where);
+  const undecided = trialServicePlan(service.manifest, service.template, { ...where, portsUndecided: true });
+  const exposure = serviceExposure({
+    manifest: service.manifest,
+    installScript: service.installScript === true,
+    ...(undecided.plan ? { plan: undecided.plan } : {}),
+    problems: [...documentProblems, ...checked.problems],
+    catalogDir: catalog.dir,
+    ...(source.cell ? { cell: { domain: source.cell.cell.spec.domain } } : {}),
+    corePorts: corePortsOf(source.cell?.cell),
+    ...(install ? { install: { publish: install.publish } } : {}),
+  });
+  io.out(renderExposure(exposure, format));
+  return 0;
+}
+
+async function runCatalog(parsed: Parsed, io: Io): Promise<number> {
+  const [sub, ...args] = parsed.positionals;
+  if (sub !== 'list' && sub !== 'show') throw new UsageError(sub === undefined ? 'pic catalog needs a subcommand: list or show ID' : `unknown catalog subcommand "${safeLine(sub)}"; use list or show ID`);
+  if (sub === 'list' && args.length > 0) throw new UsageError('pic catalog list takes no arguments');
+  if (sub === 'show' && args.length !== 1) throw new UsageError('pic catalog show takes one service ID, e.g. pic catalog show notes --cell DIR');
+  const output = parseOutput(stringFlag(parsed, 'output'), OUTPUTS, 'pic catalog');
+  const format = output.format as (typeof OUTPUTS)[number];
+  const cellFlag = folderFlag(parsed, 'cell');
+  const storeFlag = folderFlag(parsed, 'store');
+  const stateFlag = stringFlag(parsed, 'state-dir');
+  if (stateFlag !== undefined && stateFlag.trim() === '') throw new UsageError('--state-dir needs a folder, not an empty string');
+  if (cellFlag === undefined && storeFlag === undefined) throw new UsageError('pic catalog needs --cell DIR (the catalog its Cell names) or --store DIR (a catalog folder)');
+  // The cell names its catalog again: one read of it for the whole command.
+  return withCatalogMemo(async () => {
+    const source = await openCatalog(cellFlag, storeFlag, io);
+    if (!source) return 1;
+    return sub === 'list' ? listCatalog(source, stateFlag, format, io) : showService(source, args[0]!, format, io);
+  });
+}
+
+export const catalogCommand: Command = {
+  name: 'catalog',
+  summary: "The store's services, their versions and updates; what installing one would open",
+  args: 'list|show [ID]',
+  description:
+    'The catalog is the one the Cell names (--cell) or a catalog folder (--store); with both, the folder is previewed against the cell. ' +
+    'list: one row per service (a broken package with its first problem); ADMITTED and UPDATE need the state directory (--state-dir, $PIC_STATE_DIR or the one the cell\'s operator recorded), else "-". ' +
+    'show ID: the manifest\'s facts and what installing it opens: subdomains, host ports (each consented, needing spec.publish, or refused), peer ports, egress, accounts, capabilities, volumes, images, install.sh, render problems. ' +
+    'Exit 0 shown, 1 not in the catalog or unreadable, 2 usage error.',
+  flags: [
+    CELL_FLAG,
+    { name: 'store', type: 'string', value: 'DIR', help: 'a catalog folder (index.json + services/) instead of the one the Cell names', complete: 'dir' },
+    STATE_DIR_FLAG,
+    { name: 'output', short: 'o', type: 'string', value: 'table|json|yaml', help: 'a table (show: text), JSON or YAML', complete: OUTPUTS },
+  ],
+  examples: ['pic catalog list --cell examples/cell', 'pic catalog show notes --cell examples/cell', 'pic catalog list --store examples/store -o json'],
+  completeArgs: ['list', 'show'],
+  run: (parsed, ctx) => runCatalog(parsed, ctx.io),
+};
