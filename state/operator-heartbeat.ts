@@ -27,7 +27,8 @@ function pidNamespace(): string | undefined {
  */
 export class HeartbeatWriter {
   private readonly beat: Heartbeat;
-  private writtenAt?: Date;
+  /** When a pass was last written down (the start's write does not count: the first pass is always written). */
+  private passWrittenAt?: Date;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -51,25 +52,26 @@ export class HeartbeatWriter {
     this.beat.startedAt = now.toISOString();
     delete this.beat.lastPassAt;
     delete this.beat.stoppedAt;
-    return this.write(now);
+    this.passWrittenAt = undefined;
+    return this.write();
   }
 
   /** A full pass finished: remembered always, written only when the file is due. */
   passed(now = new Date()): Promise<void> {
     this.beat.lastPassAt = now.toISOString();
-    if (!heartbeatDue(this.writtenAt, now, this.options.resyncIntervalMs)) return this.writing;
-    return this.write(now);
+    if (!heartbeatDue(this.passWrittenAt, now, this.options.resyncIntervalMs)) return this.writing;
+    this.passWrittenAt = now;
+    return this.write();
   }
 
   /** The operator stops: the last pass it finished and when it stopped. */
   stopped(now = new Date()): Promise<void> {
     this.beat.stoppedAt = now.toISOString();
-    return this.write(now);
+    return this.write();
   }
 
-  private write(now: Date): Promise<void> {
+  private write(): Promise<void> {
     const text = `${JSON.stringify(this.beat)}\n`;
-    this.writtenAt = now;
     this.writing = this.writing.then(() => writeFileAtomic(this.file, text, 0o600)).catch((err: Error) => this.options.onError(err));
     return this.writing;
   }

@@ -65,14 +65,14 @@ export function heartbeatStaleAfterMs(resyncIntervalMs: number): number {
 }
 
 /**
- * Whether a finished pass rewrites the heartbeat: only when the one on disk is older than half a
- * resync interval. Passes come at least once an interval, so the heartbeat a reader sees is never
+ * Whether a finished pass rewrites the heartbeat: the first pass always, later ones only when the
+ * pass on disk is older than half a resync interval. Passes come at least once an interval, so the heartbeat a reader sees is never
  * older than 1.5 intervals plus a pass while the loop runs (well inside the 2 intervals + 1 minute
  * it is judged by), and passes closer together than that (Docker reconnects, a short --resync,
  * benchmarks) write nothing: a no-op pass costs at most one small write per half interval.
  */
-export function heartbeatDue(lastWritten: Date | undefined, now: Date, resyncIntervalMs: number): boolean {
-  return lastWritten === undefined || now.getTime() - lastWritten.getTime() >= resyncIntervalMs / 2;
+export function heartbeatDue(passLastWritten: Date | undefined, now: Date, resyncIntervalMs: number): boolean {
+  return passLastWritten === undefined || now.getTime() - passLastWritten.getTime() >= resyncIntervalMs / 2;
 }
 
 function parseTime(iso: string | undefined): number | undefined {
