@@ -1,5 +1,6 @@
 import { EventLog, followEvents } from '../../state/events.js';
 import { operatorPresence } from '../../state/operator-heartbeat.js';
+import type { OperatorPresence } from '../../state/operator-presence.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { StatusStore, watchStatusDir, type UnreadableStatus } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
@@ -84,17 +85,21 @@ export const getCommand: Command = {
     if (operator.stale && noHeaders && (output.format === 'table' || output.format === 'wide')) ctx.io.err(`pic: ${operatorLine(operator, now)}`);
     reportUnreadable(first.unreadable, ctx);
     if (parsed.values.watch !== true) return first.unreadable.length > 0 ? 1 : 0;
-    await followChanges(state, read, first.statuses, output, ctx);
+    await followChanges(state, read, first.statuses, output, operator, ctx);
     return 0;
   },
 };
 
-/** `get --watch`: each status that changed, as one table row (no header) or one object. */
+/**
+ * `get --watch`: each status that changed, as one table row (no header) or one object. Rows keep
+ * the columns of the first table (its AS OF column too, when that one had it).
+ */
 async function followChanges(
   state: StateDir,
   read: () => Promise<{ statuses: DocumentStatus[]; unreadable: UnreadableStatus[] }>,
   initial: readonly DocumentStatus[],
   output: Output,
+  operator: OperatorPresence,
   ctx: Context,
 ): Promise<void> {
   const seen = new Map(initial.map((s) => [s.key, JSON.stringify(s)]));
@@ -104,7 +109,7 @@ async function followChanges(
       const text = JSON.stringify(s);
       if (seen.get(s.key) === text) continue;
       seen.set(s.key, text);
-      if (output.format === 'table' || output.format === 'wide') ctx.io.out(renderTable([s], { now: new Date(), wide: output.format === 'wide', noHeaders: true }));
+      if (output.format === 'table' || output.format === 'wide') ctx.io.out(renderTable([s], { now: new Date(), wide: output.format === 'wide', noHeaders: true, operator }));
       else if (output.format === 'json') ctx.io.out(toJsonText(s));
       else ctx.io.out(renderGet([s], output, new Date(), { single: true }) + (output.format === 'yaml' ? '\n---' : ''));
     }
