@@ -3,11 +3,11 @@
  * and get, describe and watch say so; with `pic run` going they show it live; after the operator
  * is killed (SIGKILL: its lock stays behind) they say it is gone.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import type { OperatorPresence } from '../../state/operator-presence.js';
 import { createTestCell, removeTestCell, waitFor, type TestCell } from '../support/cell.js';
 import { docker } from '../support/docker.js';
-import { PIC, runPic } from '../support/pic-cli.js';
+import { runPic, startPic, type RunningPic } from '../support/pic-cli.js';
 
 let cell: TestCell;
 const children: ChildProcess[] = [];
@@ -20,14 +20,10 @@ async function operatorOf(): Promise<OperatorPresence> {
   return (JSON.parse(r.stdout) as { operator: OperatorPresence }).operator;
 }
 
-function start(...args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(PIC, [...args, '--state-dir', cell.stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += String(d)));
-  child.stderr!.on('data', (d) => (out += String(d)));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
+function start(...args: string[]): RunningPic {
+  const running = startPic([...args, '--state-dir', cell.stateDir]);
+  children.push(running.child);
+  return running;
 }
 
 /** The first frame `pic watch` prints (to a pipe: the frame, then a blank line before the next). */
