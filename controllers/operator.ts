@@ -13,6 +13,7 @@ import { documentKey } from '../state/desired.js';
 import { EventLog } from '../state/events.js';
 import { heldMessage, holdBrokenDocuments, type HeldCell, type HeldDocument } from '../state/hold.js';
 import { IpAllocationStore } from '../state/ip-allocation.js';
+import { HeartbeatWriter } from '../state/operator-heartbeat.js';
 import { PackageStore } from '../state/packages.js';
 import { SecretsStore } from '../state/secrets.js';
 import { StateDir } from '../state/state-dir.js';
@@ -86,9 +87,17 @@ export class Operator {
   private admissionChanged = false;
   /** When the last full pass (a resync and every key it queued) finished, for /readyz and metrics. */
   private lastPassAt?: number;
+  /** Tells readers (get, describe, watch) that this operator runs and when it last finished a pass. */
+  private readonly heartbeat: HeartbeatWriter;
+  private heartbeatStarted = false;
 
   constructor(private readonly opts: OperatorOptions) {
     const paths = opts.stateDir.paths;
+    this.heartbeat = new HeartbeatWriter(paths.heartbeat, {
+      mode: opts.watch === false ? 'once' : 'run',
+      resyncIntervalMs: opts.resyncIntervalMs ?? DEFAULT_RESYNC_MS,
+      onError: (err) => opts.logger.warn(`cannot write the heartbeat ${paths.heartbeat}: ${err.message}; pic get will call the statuses stale`),
+    });
     const statusStore = new BackupStatusStore(paths.status);
     this.ctx = new OperatorContext(
       opts.docker,
@@ -395,6 +404,7 @@ export class Operator {
       // The pass is over once every key it queued has run (a key left to retry later included).
       void this.queue.whenSettled().then(() => {
         this.lastPassAt = Date.now();
+        return this.heartbeat.passed(new Date(this.lastPassAt));
       });
       return;
     }
@@ -518,6 +528,8 @@ export class Operator {
     for (const file of await this.opts.stateDir.removeStaleTemporaryFiles()) {
       this.opts.logger.info(`removed ${file}, left by an operator that was killed while writing it`);
     }
+    this.heartbeatStarted = true;
+    await this.heartbeat.started();
     await this.ctx.ips.load();
     await this.reload();
     await this.backups.start(this.opts.watch !== false);
@@ -552,6 +564,7 @@ export class Operator {
     for (const close of this.closers.splice(0).reverse()) await close();
     await this.backups.stop();
     await this.queue.shutdown();
+    if (this.heartbeatStarted) await this.heartbeat.stopped();
   }
 
   /** /readyz: the first full pass has finished and the last one is recent. */

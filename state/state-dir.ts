@@ -120,6 +120,8 @@ export interface StatePaths {
   /** The last accepted version of every document, held while its file is broken (state/hold.ts). */
   applied: string;
   lock: string;
+  /** The operator's heartbeat: when it started and last finished a pass (state/operator-heartbeat.ts). */
+  heartbeat: string;
   /** Data directories of the services (bind mounts), data/<service>/... */
   data: string;
 }
@@ -160,6 +162,7 @@ export class StateDir {
       credentials: path.join(this.root, 'credentials.json'),
       applied: path.join(this.root, 'applied.json'),
       lock: path.join(this.root, 'operator.lock'),
+      heartbeat: path.join(this.root, 'operator-heartbeat.json'),
       data: path.join(this.root, 'data'),
     };
   }
@@ -265,6 +268,12 @@ async function releaseLock(lockFile: string): Promise<void> {
   if (!heldByThisProcess.delete(lockFile)) return;
   const content = await readLockContent(lockFile);
   if (content !== undefined && parsePid(content) === process.pid) await fs.rm(lockFile, { force: true });
+}
+
+/** The pid an operator lock file names, or undefined when there is none (no file, or no pid in it yet). */
+export async function readLockPid(lockFile: string): Promise<number | undefined> {
+  const content = await readLockContent(lockFile);
+  return content === undefined ? undefined : parsePid(content);
 }
 
 async function readLockContent(lockFile: string): Promise<string | undefined> {

@@ -1,4 +1,6 @@
 import { EventLog, followEvents } from '../../state/events.js';
+import { operatorPresence } from '../../state/operator-heartbeat.js';
+import type { OperatorPresence } from '../../state/operator-presence.js';
 import type { StateDir } from '../../state/state-dir.js';
 import { StatusStore, watchStatusDir, type UnreadableStatus } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
@@ -6,7 +8,7 @@ import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, untilAborted, type Command, type
 import { parseOutput, toJsonText, type Output } from './output.js';
 import { safeLine, toSafeJson } from '../safe-text.js';
 import { openStateDirForReading } from './state-location.js';
-import { GET_OUTPUTS, renderDescribe, renderGet, renderTable, renderWatchFrame } from './status-views.js';
+import { GET_OUTPUTS, operatorLine, renderDescribe, renderGet, renderTable, renderWatchFrame } from './status-views.js';
 import { UsageError } from './usage.js';
 
 /** Kind names as an admin may type them: `ServiceInstall`, `serviceinstalls`, `si`, ... */
@@ -76,20 +78,28 @@ export const getCommand: Command = {
       return 1;
     }
     const single = name !== undefined && first.statuses.length === 1 && first.unreadable.length === 0;
-    ctx.io.out(renderGet(first.statuses, output, new Date(), { single, noHeaders, unreadable: first.unreadable, emptyMessage: `No documents found in ${safeLine(state.root)}.` }));
+    const now = new Date();
+    const operator = await operatorPresence(state.paths, now);
+    ctx.io.out(renderGet(first.statuses, output, now, { single, noHeaders, unreadable: first.unreadable, emptyMessage: `No documents found in ${safeLine(state.root)}.`, operator }));
+    // Without a header line the table cannot say it may be stale: stderr does, out of the way of scripts.
+    if (operator.stale && noHeaders && (output.format === 'table' || output.format === 'wide')) ctx.io.err(`pic: ${operatorLine(operator, now)}`);
     reportUnreadable(first.unreadable, ctx);
     if (parsed.values.watch !== true) return first.unreadable.length > 0 ? 1 : 0;
-    await followChanges(state, read, first.statuses, output, ctx);
+    await followChanges(state, read, first.statuses, output, operator, ctx);
     return 0;
   },
 };
 
-/** `get --watch`: each status that changed, as one table row (no header) or one object. */
+/**
+ * `get --watch`: each status that changed, as one table row (no header) or one object. Rows keep
+ * the columns of the first table (its AS OF column too, when that one had it).
+ */
 async function followChanges(
   state: StateDir,
   read: () => Promise<{ statuses: DocumentStatus[]; unreadable: UnreadableStatus[] }>,
   initial: readonly DocumentStatus[],
   output: Output,
+  operator: OperatorPresence,
   ctx: Context,
 ): Promise<void> {
   const seen = new Map(initial.map((s) => [s.key, JSON.stringify(s)]));
@@ -99,7 +109,7 @@ async function followChanges(
       const text = JSON.stringify(s);
       if (seen.get(s.key) === text) continue;
       seen.set(s.key, text);
-      if (output.format === 'table' || output.format === 'wide') ctx.io.out(renderTable([s], { now: new Date(), wide: output.format === 'wide', noHeaders: true }));
+      if (output.format === 'table' || output.format === 'wide') ctx.io.out(renderTable([s], { now: new Date(), wide: output.format === 'wide', noHeaders: true, operator }));
       else if (output.format === 'json') ctx.io.out(toJsonText(s));
       else ctx.io.out(renderGet([s], output, new Date(), { single: true }) + (output.format === 'yaml' ? '\n---' : ''));
     }
@@ -145,7 +155,8 @@ export const describeCommand: Command = {
       for (const e of events) ctx.io.out(`  ${safeLine(`${e.time}  ${e.type}  ${e.reason}  ${e.message}`)}`);
       return 0;
     }
-    ctx.io.out(renderDescribe(status, events, new Date()));
+    const now = new Date();
+    ctx.io.out(renderDescribe(status, events, now, await operatorPresence(state.paths, now)));
     return 0;
   },
 };
@@ -175,8 +186,11 @@ export const watchCommand: Command = {
     let last = '';
     const draw = async () => {
       const { statuses, unreadable } = await store.listForReading();
-      const frame = renderWatchFrame(statuses, new Date(), { unreadable, emptyMessage: `No documents found in ${state.root}; is pic run going?` });
-      const body = frame.split('\n').slice(1).join('\n');
+      const now = new Date();
+      const operator = await operatorPresence(state.paths, now);
+      const frame = renderWatchFrame(statuses, now, { unreadable, emptyMessage: `No documents found in ${state.root}; is pic run going?`, operator });
+      // The clock in the first line ticks on its own; the rest, and who keeps it current, decide a new frame.
+      const body = [operatorLine(operator, now), ...frame.split('\n').slice(1)].join('\n');
       if (body === last) return;
       last = body;
       ctx.io.out(tty ? `\x1b[H\x1b[2J${frame}` : `${frame}\n`);
@@ -187,12 +201,12 @@ export const watchCommand: Command = {
       drawing = drawing.then(draw, draw);
     };
     const watcher = await watchStatusDir(state.paths.status, redraw, { debounceMs: 30 });
-    // Ages in the table move on their own; refresh them now and then even when nothing changes.
+    // Ages in the table move on their own, and an operator can die without a status changing:
+    // look again now and then. A terminal is redrawn anyway; a pipe gets a frame only when the
+    // table or the operator's line changed.
     const tick = setInterval(() => {
-      if (tty) {
-        last = '';
-        redraw();
-      }
+      if (tty) last = '';
+      redraw();
     }, 5000);
     await untilAborted(ctx.signal);
     clearInterval(tick);

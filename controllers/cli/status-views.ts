@@ -1,5 +1,6 @@
 import type { BackupFacts } from '../../reconcilers/backup/schedule.js';
 import { findCondition, isConditionTrue } from '../../state/conditions.js';
+import type { OperatorPresence } from '../../state/operator-presence.js';
 import type { UnreadableStatus } from '../../state/status-store.js';
 import type { Condition, DocumentStatus, OperatorEvent } from '../../state/status-types.js';
 import { listObject, renderJsonPath, renderNames, toJsonText, toYamlText, type Output } from './output.js';
@@ -7,8 +8,9 @@ import { safeLine, safeText } from '../safe-text.js';
 
 /**
  * What `pic get`, `pic describe` and `pic watch` print. Pure and deterministic: the statuses and
- * events come in as values, the clock as `now`, and rows are sorted. Every function returns the
- * text without a final newline.
+ * events come in as values, the clock as `now`, whether an operator runs as `operator`
+ * (state/operator-presence.ts), and rows are sorted. Every function returns the text without a
+ * final newline.
  */
 
 export const TABLE_WIDTH = 100;
@@ -23,6 +25,8 @@ export interface TableOptions {
   noHeaders?: boolean;
   /** Status files that could not be read: one row each, saying why. */
   unreadable?: readonly UnreadableStatus[];
+  /** Whether an operator runs; when its statuses may be stale, each row says as of when (AS OF). */
+  operator?: OperatorPresence;
 }
 
 /** The output formats of `pic get`. */
@@ -37,6 +41,11 @@ export interface GetOptions {
   emptyMessage?: string;
   noHeaders?: boolean;
   unreadable?: readonly UnreadableStatus[];
+  /**
+   * Whether an operator runs: json and yaml carry it as `operator`; a table whose statuses may be
+   * stale says so in a line above its header, and as of when in each row.
+   */
+  operator?: OperatorPresence;
 }
 
 /** `5s`, `3m`, `2h`, `4d` since `since`; `<unknown>` when there is no time to measure from. */
@@ -65,21 +74,27 @@ export function backupCell(s: DocumentStatus, now: Date): string {
 
 export function renderTable(statuses: readonly DocumentStatus[], opts: TableOptions): string {
   const wide = opts.wide === true;
-  const header = wide
-    ? ['KIND', 'NAME', 'READY', 'STATUS', 'UPDATE', 'AGE', 'BACKUP', 'VERSION', 'IP', 'CONTAINERS', 'GENERATION', 'MESSAGE']
-    : ['KIND', 'NAME', 'READY', 'STATUS', 'UPDATE', 'AGE', 'BACKUP', 'MESSAGE'];
+  const stale = opts.operator?.stale === true;
+  const header = [
+    ...(wide
+      ? ['KIND', 'NAME', 'READY', 'STATUS', 'UPDATE', 'AGE', 'BACKUP', 'VERSION', 'IP', 'CONTAINERS', 'GENERATION']
+      : ['KIND', 'NAME', 'READY', 'STATUS', 'UPDATE', 'AGE', 'BACKUP']),
+    ...(stale ? ['AS OF'] : []),
+    'MESSAGE',
+  ];
   const readable = sortStatuses(statuses).map((s) => {
     const conditions = s.conditions ?? [];
     const ready = findCondition(conditions, 'Ready');
     const leading = [s.kind, s.name, ready?.status ?? 'Unknown', s.phase, updateOf(s) ?? '', formatAge(ready?.lastTransitionTime, opts.now), backupCell(s, opts.now)];
     const version = typeof s.facts?.version === 'string' ? s.facts.version : NONE;
     const extra = wide ? [version, s.facts?.serviceIp ?? NONE, containerSummary(s), shortGeneration(s.observedGeneration)] : [];
-    return { kind: s.kind, name: s.name, cells: [...leading, ...extra, headline(conditions)] };
+    const asOf = stale ? [statusAsOf(s, opts.operator, opts.now)] : [];
+    return { kind: s.kind, name: s.name, cells: [...leading, ...extra, ...asOf, headline(conditions)] };
   });
   const broken = (opts.unreadable ?? []).map((u) => ({
     kind: u.kind,
     name: u.name,
-    cells: [u.kind, u.name, 'Unknown', 'Unreadable', '', '<unknown>', '', ...(wide ? [NONE, NONE, NONE, NONE] : []), u.message],
+    cells: [u.kind, u.name, 'Unknown', 'Unreadable', '', '<unknown>', '', ...(wide ? [NONE, NONE, NONE, NONE] : []), ...(stale ? ['<unknown>'] : []), u.message],
   }));
   const rows = [...readable, ...broken]
     .sort((a, b) => compareText(a.kind, b.kind) || compareText(a.name, b.name))
@@ -96,12 +111,20 @@ export function renderGet(statuses: readonly DocumentStatus[], output: GetOutput
     throw new Error(`renderGet: single output needs exactly one status, got ${statuses.length}`);
   }
   const out: Output = typeof output === 'string' ? { format: output } : output;
-  const value = opts.single ? statuses[0] : listObject(sortStatuses(statuses));
+  const operator = opts.operator;
+  const listed = opts.single ? statuses[0] : listObject(sortStatuses(statuses));
+  // Added beside what was there, so a consumer of `items` (or of the single status) reads on unchanged.
+  const value = operator ? { ...listed, operator } : listed;
   switch (out.format) {
     case 'table':
-    case 'wide':
-      if (statuses.length === 0 && (opts.unreadable ?? []).length === 0) return opts.emptyMessage ?? 'No documents found.';
-      return renderTable(statuses, { wide: out.format === 'wide', now, noHeaders: opts.noHeaders === true, unreadable: opts.unreadable ?? [] });
+    case 'wide': {
+      const notice = operator?.stale && opts.noHeaders !== true ? [capitalise(operatorLine(operator, now))] : [];
+      const body =
+        statuses.length === 0 && (opts.unreadable ?? []).length === 0
+          ? opts.emptyMessage ?? 'No documents found.'
+          : renderTable(statuses, { wide: out.format === 'wide', now, noHeaders: opts.noHeaders === true, unreadable: opts.unreadable ?? [], ...(operator ? { operator } : {}) });
+      return [...notice, body].join('\n');
+    }
     case 'json':
       return toJsonText(value);
     case 'yaml':
@@ -114,7 +137,7 @@ export function renderGet(statuses: readonly DocumentStatus[], output: GetOutput
 }
 
 /** kubectl-describe-like detail of one document: identity, facts, conditions and its events. */
-export function renderDescribe(status: DocumentStatus, events: readonly OperatorEvent[], now: Date): string {
+export function renderDescribe(status: DocumentStatus, events: readonly OperatorEvent[], now: Date, operator?: OperatorPresence): string {
   const lines: string[] = [];
   const conditions = status.conditions ?? [];
   const facts = status.facts ?? {};
@@ -122,12 +145,14 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
     lines.push(`${`${oneLine(label)}:`.padEnd(22)}${oneLine(value)}`);
   };
 
+  if (operator) field('Operator', operatorLine(operator, now));
   field('Name', status.name);
   field('Kind', status.kind);
   field('File', status.file ?? NONE);
   field('Phase', status.phase);
   field('Observed generation', status.observedGeneration || NONE);
   field('Updated', status.updatedAt ? `${status.updatedAt} (${formatAge(status.updatedAt, now)} ago)` : NONE);
+  if (operator?.stale) field('As of', `${statusAsOf(status, operator, now)} UTC; nothing has checked it since`);
 
   const isService = status.kind === 'ServiceInstall';
   if (isService || facts.serviceIp !== undefined) field('Service IP', facts.serviceIp ?? NONE);
@@ -194,13 +219,57 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
 }
 
 /** One screen of `pic watch`: how many documents are Ready, when, and the table. */
-export function renderWatchFrame(statuses: readonly DocumentStatus[], now: Date, opts: { emptyMessage?: string; unreadable?: readonly UnreadableStatus[] } = {}): string {
+export function renderWatchFrame(
+  statuses: readonly DocumentStatus[],
+  now: Date,
+  opts: { emptyMessage?: string; unreadable?: readonly UnreadableStatus[]; operator?: OperatorPresence } = {},
+): string {
   const ready = statuses.filter((s) => isConditionTrue(s.conditions, 'Ready')).length;
   const time = now.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-  const header = `${ready}/${statuses.length} Ready   ${time}`;
+  const operator = opts.operator;
+  const header = `${ready}/${statuses.length} Ready   ${time}${operator ? `   ${operatorLine(operator, now)}` : ''}`;
   const unreadable = opts.unreadable ?? [];
-  const body = statuses.length === 0 && unreadable.length === 0 ? safeText(opts.emptyMessage ?? 'No documents found.') : renderTable(statuses, { now, unreadable });
+  const body = statuses.length === 0 && unreadable.length === 0 ? safeText(opts.emptyMessage ?? 'No documents found.') : renderTable(statuses, { now, unreadable, ...(operator ? { operator } : {}) });
   return `${header}\n\n${body}`;
+}
+
+/**
+ * One line on who keeps the statuses current: `operator running (pid 4242), last pass 11:58:58
+ * UTC`, or, when nothing does, `no operator since 11:58:58 UTC — statuses may be stale`.
+ */
+export function operatorLine(operator: OperatorPresence, now: Date): string {
+  const at = (iso: string) => `${formatClock(iso, now)} UTC`;
+  const pid = operator.pid !== undefined ? ` (pid ${operator.pid})` : '';
+  const STALE = ' — statuses may be stale';
+  if (operator.running && !operator.stale) {
+    if (operator.mode === 'once') return `pic run --once${pid} is converging`;
+    return `operator running${pid}${operator.lastPass ? `, last pass ${at(operator.lastPass)}` : ''}`;
+  }
+  if (operator.running) return `operator${pid} has finished no pass since ${operator.lastSeen ? at(operator.lastSeen) : 'it started'}${STALE}`;
+  if (operator.mode === 'once' && operator.lastPass) return `no operator running; last converged by pic run --once at ${at(operator.lastPass)}${STALE}`;
+  if (operator.lastSeen) return `no operator since ${at(operator.lastSeen)}${STALE}`;
+  return `no operator is running for this state directory${STALE}`;
+}
+
+/**
+ * When a status was last known true: its last write, or the operator's last pass after it (a
+ * pass that finds a document in sync confirms its status without writing it).
+ */
+function statusAsOf(s: DocumentStatus, operator: OperatorPresence | undefined, now: Date): string {
+  const times = [s.updatedAt, operator?.lastPass].map((t) => (t === undefined ? NaN : Date.parse(t))).filter((t) => !Number.isNaN(t));
+  return times.length === 0 ? '<unknown>' : formatClock(new Date(Math.max(...times)).toISOString(), now);
+}
+
+/** `11:58:58` on the day of `now` (UTC), else `2024-04-30 11:58:58`. */
+export function formatClock(iso: string, now: Date): string {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '<unknown>';
+  const [day, time] = new Date(t).toISOString().replace(/\.\d+Z$/, '').split('T') as [string, string];
+  return day === now.toISOString().slice(0, 10) ? time : `${day} ${time}`;
+}
+
+function capitalise(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /** What a person should read first: why it is stalled, else what Ready says. */

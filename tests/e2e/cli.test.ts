@@ -4,11 +4,12 @@
  * records in the cell folder; and a hostile document whose escape sequences never reach the
  * terminal raw.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createTestCell, removeStaleTestCells, removeTestCell, waitFor, type TestCell } from '../support/cell.js';
+import { startPic, type RunningPic } from '../support/pic-cli.js';
 
 const run = promisify(execFile);
 const PIC = path.join(process.cwd(), 'bin', 'pic');
@@ -25,14 +26,10 @@ async function pic(...args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-function start(...args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(PIC, args, { env: { ...process.env, PIC_STATE_DIR: cell.stateDir }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += String(d)));
-  child.stderr!.on('data', (d) => (out += String(d)));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
+function start(...args: string[]): RunningPic {
+  const running = startPic(args, { PIC_STATE_DIR: cell.stateDir });
+  children.push(running.child);
+  return running;
 }
 
 beforeAll(async () => {

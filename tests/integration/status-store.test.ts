@@ -72,6 +72,7 @@ describe('StateDir', () => {
       ipAllocations: '/var/lib/pic/allocations/ips.json',
       credentials: '/var/lib/pic/credentials.json',
       lock: '/var/lib/pic/operator.lock',
+      heartbeat: '/var/lib/pic/operator-heartbeat.json',
       data: '/var/lib/pic/data',
     });
   });

@@ -1,5 +1,5 @@
 /** `bin/pic` as a separate process, as an admin runs it: exit code and both streams, never a throw. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -20,4 +20,21 @@ export async function runPic(args: string[], env: NodeJS.ProcessEnv = {}): Promi
     const e = err as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
+}
+
+export interface RunningPic {
+  child: ChildProcess;
+  /** Everything it printed so far, stdout and stderr together. */
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** `bin/pic` started in the background (an operator, a watch): the caller stops it. */
+export function startPic(args: string[], env: NodeJS.ProcessEnv = {}): RunningPic {
+  const child = spawn(PIC, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += String(d)));
+  child.stderr!.on('data', (d) => (out += String(d)));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => out, exited };
 }

@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { backupCell, formatAge, renderDescribe, renderGet, renderTable, renderWatchFrame } from '../../controllers/cli/status-views.js';
+import { backupCell, formatAge, operatorLine, renderDescribe, renderGet, renderTable, renderWatchFrame } from '../../controllers/cli/status-views.js';
+import type { OperatorPresence } from '../../state/operator-presence.js';
 import type { DocumentStatus, OperatorEvent } from '../../state/status-types.js';
 
 /** Golden files hold the exact text; `UPDATE_GOLDEN=1 npm test` rewrites them after a deliberate change. */
@@ -280,5 +281,79 @@ describe('the BACKUP column', () => {
     ['never verified and overdue', { overdue: true }, 'never!'],
   ])('%s', (_name, backup, expected) => {
     expect(backupCell({ ...base, facts: backup === undefined ? {} : { backup } }, NOW)).toBe(expected);
+  });
+});
+
+describe('whether an operator keeps the statuses current', () => {
+  const live: OperatorPresence = { running: true, stale: false, pid: 4242, mode: 'run', lastPass: ago(120), lastSeen: ago(120), resyncIntervalSeconds: 600 };
+  // Killed two hours ago; its last pass came after mail's and alice's last writes, before files' and notes'.
+  const gone: OperatorPresence = { running: false, stale: true, mode: 'run', lastPass: ago(2 * 3600 - 62), lastSeen: ago(2 * 3600 - 62), resyncIntervalSeconds: 600 };
+  const once: OperatorPresence = { running: false, stale: true, mode: 'once', lastPass: ago(3 * 86400), lastSeen: ago(3 * 86400 - 1), resyncIntervalSeconds: 600 };
+  const stuck: OperatorPresence = { running: true, stale: true, pid: 4242, mode: 'run', lastPass: ago(3600), lastSeen: ago(3600), resyncIntervalSeconds: 600 };
+  const never: OperatorPresence = { running: false, stale: true };
+
+  test.each<[string, OperatorPresence, string]>([
+    ['running', live, 'operator running (pid 4242), last pass 11:58:00 UTC'],
+    ['running, first pass under way', { running: true, stale: false, pid: 7 }, 'operator running (pid 7)'],
+    ['pic run --once converging', { running: true, stale: false, pid: 7, mode: 'once' }, 'pic run --once (pid 7) is converging'],
+    ['killed or stopped', gone, 'no operator since 10:01:02 UTC — statuses may be stale'],
+    ['converged by --once days ago', once, 'no operator running; last converged by pic run --once at 2024-04-28 12:00:00 UTC — statuses may be stale'],
+    ['running but no pass for too long', stuck, 'operator (pid 4242) has finished no pass since 11:00:00 UTC — statuses may be stale'],
+    ['nothing ever ran', never, 'no operator is running for this state directory — statuses may be stale'],
+  ])('%s', (_what, operator, line) => {
+    expect(operatorLine(operator, NOW)).toBe(line);
+  });
+
+  test('a live operator changes nothing in the table', () => {
+    expect(renderGet(statuses, 'table', NOW, { operator: live })).toBe(renderTable(statuses, { now: NOW }));
+    expect(renderGet(statuses, 'wide', NOW, { operator: live })).toBe(renderTable(statuses, { now: NOW, wide: true }));
+  });
+
+  test('without one, the table says so above its header and each row says as of when', async () => {
+    await expectGolden('table-stale.txt', renderGet(statuses, 'table', NOW, { operator: gone }));
+    await expectGolden('wide-stale.txt', renderGet(statuses, 'wide', NOW, { operator: gone }));
+    const lines = renderGet(statuses, 'table', NOW, { operator: gone }).split('\n');
+    expect(lines[0]).toBe('No operator since 10:01:02 UTC — statuses may be stale');
+    expect(lines[1]).toMatch(/^KIND\s+NAME\s+READY\s+STATUS\s+UPDATE\s+AGE\s+BACKUP\s+AS OF\s+MESSAGE$/);
+    // Each row as of its last write, or the last pass when that came later.
+    expect(lines.find((l) => l.includes('notes'))).toMatch(/\s11:59:20\s/);
+    expect(lines.find((l) => l.includes('mail'))).toMatch(/\s10:01:02\s/);
+  });
+
+  test('--no-headers leaves the notice out with the header (the command prints it on stderr)', () => {
+    expect(renderGet(statuses, 'table', NOW, { operator: gone, noHeaders: true }).split('\n')).toHaveLength(statuses.length);
+  });
+
+  test('an empty state directory still says no operator runs', () => {
+    expect(renderGet([], 'table', NOW, { operator: never, emptyMessage: 'No documents found in /s.' })).toBe(
+      'No operator is running for this state directory — statuses may be stale\nNo documents found in /s.',
+    );
+  });
+
+  test('json and yaml carry it as a top-level `operator`, the items unchanged', () => {
+    const list = (items: DocumentStatus[]) => ({ apiVersion: 'v1', kind: 'List', items });
+    expect(JSON.parse(renderGet(statuses, 'json', NOW, { operator: gone }))).toEqual({ ...list([vpn, alice, files, mail, notes]), operator: gone });
+    expect(JSON.parse(renderGet(statuses, 'json', NOW, { operator: live }))).toEqual({ ...list([vpn, alice, files, mail, notes]), operator: live });
+    expect(parseYaml(renderGet(statuses, 'yaml', NOW, { operator: once }))).toEqual({ ...list([vpn, alice, files, mail, notes]), operator: once });
+    expect(JSON.parse(renderGet([mail], 'json', NOW, { single: true, operator: never }))).toEqual({ ...mail, operator: never });
+    expect(renderGet(statuses, { format: 'jsonpath', template: '{.operator.running} {.operator.stale}' }, NOW, { operator: gone })).toBe('false true');
+    expect(renderGet(statuses, 'name', NOW, { operator: gone })).toBe(renderGet(statuses, 'name', NOW));
+  });
+
+  test('watch: the header says who keeps the table current', () => {
+    expect(renderWatchFrame(statuses, NOW, { operator: live }).split('\n')[0]).toBe('2/5 Ready   2024-05-01 12:00:00 UTC   operator running (pid 4242), last pass 11:58:00 UTC');
+    const frame = renderWatchFrame(statuses, NOW, { operator: gone }).split('\n');
+    expect(frame[0]).toBe('2/5 Ready   2024-05-01 12:00:00 UTC   no operator since 10:01:02 UTC — statuses may be stale');
+    expect(frame[2]).toMatch(/\sAS OF\s/);
+    expect(renderWatchFrame(statuses, NOW, { operator: live }).split('\n')[2]).not.toMatch(/AS OF/);
+  });
+
+  test('describe: an Operator line first, and as of when when stale', () => {
+    const text = renderDescribe(notes, [], NOW, gone).split('\n');
+    expect(text[0]).toBe('Operator:             no operator since 10:01:02 UTC — statuses may be stale');
+    expect(text).toContain('As of:                11:59:20 UTC; nothing has checked it since');
+    const fresh = renderDescribe(notes, [], NOW, live).split('\n');
+    expect(fresh[0]).toBe('Operator:             operator running (pid 4242), last pass 11:58:00 UTC');
+    expect(fresh.some((l) => l.startsWith('As of:'))).toBe(false);
   });
 });
