@@ -33,7 +33,7 @@ function snapshotRoot(ctx: OperatorContext, cell: LoadedCell): string {
 }
 
 /** The backup engine's environment inside the operator (events into the event log, no terminal). */
-export function operatorBackupEnv(ctx: OperatorContext, cell: LoadedCell, readyTimeoutMs: number): BackupEnv {
+export function operatorBackupEnv(ctx: OperatorContext, cell: LoadedCell, readyTimeoutMs: number, minReadySeconds?: number): BackupEnv {
   const cellDoc = cell.cell!;
   return {
     docker: ctx.docker,
@@ -48,6 +48,7 @@ export function operatorBackupEnv(ctx: OperatorContext, cell: LoadedCell, readyT
     notify: (n) => ctx.event(n.key, n.type, n.reason, n.message),
     dataDir: cellDoc.spec.dataDir ? path.posix.normalize(cellDoc.spec.dataDir) : ctx.dataDir,
     readyTimeoutMs,
+    ...(minReadySeconds !== undefined ? { minReadySeconds } : {}),
   };
 }
 
@@ -68,7 +69,7 @@ export async function upgradeService(
   const source = cell.docs.services.find((s) => s.doc.metadata.name === name);
   const spec = source?.doc.spec;
   const deadlineMs = (spec?.upgrade?.deadlineSeconds ?? DEFAULT_UPGRADE_DEADLINE_MS / 1000) * 1000;
-  const env = operatorBackupEnv(ctx, cell, deadlineMs);
+  const env = operatorBackupEnv(ctx, cell, deadlineMs, spec?.minReadySeconds);
   let last: ConvergedPackage | undefined;
   const packageOf = async (which: 'old' | 'new') => {
     const p = await packages.progress(name);
@@ -103,7 +104,7 @@ export async function upgradeService(
         last = await converge(pkg, configFor(pkg, spec?.config, file));
         return last.facts.containers.map((c) => c.name);
       },
-      observe: () => observeForReadiness(ctx.docker, { cell: cell.cell!.metadata.name, owner: key }, ctx.clock()),
+      observe: () => observeForReadiness(ctx.docker, { cell: cell.cell!.metadata.name, owner: key }, new Date()),
       restore: async (snapshot) => {
         await restoreSnapshot(env, snapshot, [name]);
       },

@@ -40,6 +40,8 @@ export interface BackupEnv {
   dataDir?: string;
   /** How long a restore waits for the service to be Ready before keeping the previous data. */
   readyTimeoutMs?: number;
+  /** The stability window a restored service must pass (its spec.minReadySeconds); 10 s by default. */
+  minReadySeconds?: number;
 }
 
 export interface ServiceTarget {

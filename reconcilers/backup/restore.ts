@@ -15,6 +15,8 @@ import { BACKUP_LABEL } from './labels.js';
 import { BackupError, Journal, ownerKey, progressReporter, type BackupEnv } from './context.js';
 import { createVolume, ensureHelperImage, previousLabels, removeVolume, volumeName } from './helper.js';
 import { observeServiceContainers, volumeFolder, volumeLabels } from './observe.js';
+import { observeForReadiness } from '../containers/observe.js';
+import { DEFAULT_MIN_READY_SECONDS, judgeReadiness } from '../containers/readiness.js';
 import { movedTarget } from './plan.js';
 import { archivedRoot, exists, leavesFolder, moveSwap, moveUnswap, removeFromFolder, restoreInto, stageInFolder, startRemovalFromFolder, swapFolder, waitUntilUnheld, swapVolume, unswapVolume, type ArchiveToRestore } from './steps.js';
 import type { ArchiveRecord } from './types.js';
@@ -41,19 +43,24 @@ interface Staged {
   target?: string;
 }
 
-async function waitReady(env: BackupEnv, service: string): Promise<boolean> {
+/**
+ * Whether the service is up again after its data was swapped, by the one readiness rule
+ * (containers/readiness.ts): every container that ran before running for the stability window,
+ * healthy where it has a check, with no restart since it was started again. Waits at most
+ * `readyTimeoutMs`; false keeps the previous data.
+ */
+async function waitReady(env: BackupEnv, service: string, expected: readonly string[]): Promise<boolean> {
+  // Real waits on real containers: Docker's start times are the host's clock, not an injected one.
   const deadline = Date.now() + (env.readyTimeoutMs ?? 120_000);
+  const window = env.minReadySeconds ?? DEFAULT_MIN_READY_SECONDS;
+  // Restarts count from now: a container's count holds every crash of its life.
+  const baseline = new Map((await observeForReadiness(env.docker, { cell: env.cellName, owner: ownerKey(service) }, new Date())).map((c) => [c.name, c.restarts ?? 0]));
   for (;;) {
-    const containers = await observeServiceContainers(env.docker, service, env.cellName);
-    let ready = containers.length > 0;
-    for (const c of containers) {
-      const inspect = await env.docker.getContainer(c.id).inspect();
-      const health = inspect.State.Health?.Status;
-      if (!inspect.State.Running || inspect.State.Paused || (health !== undefined && health !== 'healthy')) ready = false;
-    }
-    if (ready) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 500));
+    const observed = (await observeForReadiness(env.docker, { cell: env.cellName, owner: ownerKey(service) }, new Date())).map((c) => ({ ...c, restarts: (c.restarts ?? 0) - (baseline.get(c.name) ?? 0) }));
+    const verdict = judgeReadiness(expected, observed, window, deadline - Date.now());
+    if (verdict.state === 'ready') return true;
+    if (verdict.state === 'failed') return false;
+    await new Promise((r) => setTimeout(r, Math.min(verdict.retryAfterMs, 1000)));
   }
 }
 
@@ -143,7 +150,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
       journal.state.renames = [];
       await journal.release(s.service);
       const downtimeMs = Date.now() - started;
-      const ready = wasRunning.length === 0 ? false : await waitReady(env, s.service);
+      const ready = wasRunning.length === 0 ? false : await waitReady(env, s.service, wasRunning.map((c) => c.name));
       if (ready) for (const p of previousKept) await p.remove();
       const kept = ready ? [] : previousKept.map((p) => p.label);
       report.services.push({ service: s.service, archives: mine.length, downtimeMs, ready, previousKept: kept });

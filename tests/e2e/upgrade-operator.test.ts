@@ -85,6 +85,10 @@ const V1: Version = { version: '1.0.0', prepare: '', healthcheck: 'passes' };
 const V2_BROKEN: Version = { version: '2.0.0', prepare: 'echo migrated-by-2.0.0 > /data/file;', healthcheck: 'fails' };
 const V2_GOOD: Version = { version: '2.1.0', prepare: 'echo 2.1.0 > /data/version;', healthcheck: 'passes' };
 const V3_SLOW: Version = { version: '3.0.0', prepare: 'echo migrated-by-3.0.0 > /data/file;', healthcheck: 'slow' };
+/** Dies right after it starts, with no restart policy and no health check: judged at one instant, it looked Ready. */
+const V2_DIES: Version = { version: '2.2.0', prepare: 'echo migrated-by-2.2.0 > /data/file; exit 3;', healthcheck: 'none', restart: 'no' };
+/** Runs a second, exits, and Docker starts it again: a crash loop that is "running" half the time. */
+const V2_LOOPS: Version = { version: '2.3.0', prepare: 'echo migrated-by-2.3.0 > /data/file; sleep 1; exit 3;', healthcheck: 'none' };
 
 beforeAll(async () => {
   cell = await createUpgradeCell();
@@ -96,7 +100,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await operator?.stop();
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  if (cell) await cell.remove([V1, V2_BROKEN, V2_GOOD, V3_SLOW]);
+  if (cell) await cell.remove([V1, V2_BROKEN, V2_GOOD, V3_SLOW, V2_DIES, V2_LOOPS]);
 });
 
 describe('admitted versions and upgrades', () => {
@@ -173,6 +177,29 @@ describe('admitted versions and upgrades', () => {
     // The old image stays on the machine (a rollback needs no registry).
     await docker.getImage(image('1.0.0')).inspect();
     await operator!.stop();
+    operator = undefined;
+  }, 240_000);
+
+  test.each([
+    ['exits right after it starts (no restart policy, no health check)', V2_DIES, /exited instead of running/],
+    ['exits and is restarted by Docker (a crash loop)', V2_LOOPS, /restart/],
+  ])('an upgrade to a version that %s fails within the stability window and rolls back with the data', async (_what, version, why) => {
+    operator = await startOperator();
+    // Running 2.1.0: Ready, or Stalled by the failed upgrade of the case before.
+    await statusWhere((s) => s.facts?.version === '2.1.0' && (s.phase === 'Ready' || s.phase === 'Stalled'), `${KEY} at 2.1.0`);
+    await cell.publish(version);
+    await cell.writeInstall(version.version, 120);
+    const failed = await upgradeFailed(version.version);
+    const stalled = failed.conditions.find((c) => c.type === 'Stalled');
+    expect(stalled?.message).toMatch(why);
+    expect(failed.facts?.version).toBe('2.1.0');
+    const c = await container();
+    expect(c.image).toBe(image('2.1.0'));
+    expect(c.state).toBe('running');
+    expect(await dataFile()).toBe('precious-1');
+    const reasons = (await new EventLog(path.join(stateDir, 'events.jsonl')).recent({ key: KEY, limit: 200 })).map((e) => e.reason);
+    expect(reasons).toContain('UpgradeRollingBack');
+    await operator.stop();
     operator = undefined;
   }, 240_000);
 

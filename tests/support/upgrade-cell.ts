@@ -22,7 +22,9 @@ export interface Version {
   version: string;
   /** Shell run before serving: a migration that rewrites the data, say (fixed text, never input). */
   prepare: string;
-  healthcheck: 'passes' | 'fails' | 'slow';
+  healthcheck: 'passes' | 'fails' | 'slow' | 'none';
+  /** Docker's restart policy; unless-stopped when not given. */
+  restart?: 'no' | 'unless-stopped';
 }
 
 export interface UpgradeCell {
@@ -84,13 +86,13 @@ export async function createUpgradeCell(): Promise<UpgradeCell> {
     networks:
       cell-network:
         ipv4_address: "\${SERVICE_IP}"
-    restart: unless-stopped
-    healthcheck:
+    restart: ${v.restart ?? 'unless-stopped'}
+${v.healthcheck === 'none' ? '' : `    healthcheck:
       test: ${test}
       interval: 1s
       timeout: 2s
       retries: ${v.healthcheck === 'slow' ? 10000 : 2}
-volumes:
+`}volumes:
   data: {}
 networks:
   cell-network:
