@@ -12,6 +12,8 @@ import type { SecretsStore } from '../state/secrets.js';
 import type { StatusStore } from '../state/status-store.js';
 import type { DocumentStatus, OperatorEvent } from '../state/status-types.js';
 
+import { TerminalError } from '../reconcilers/errors.js';
+
 export interface StatusUpdate {
   file?: string;
   generation: string;
@@ -22,6 +24,16 @@ export interface StatusUpdate {
   reconciling?: { reason: string; message: string };
   stalled?: { reason: string; message: string };
   facts?: DocumentStatus['facts'];
+}
+
+/**
+ * The one rule that turns a failed reconcile into conditions: a terminal error (bad input, a
+ * refusal) is Stalled with its reason and is not retried; any other error is Reconciling, retried
+ * with back-off.
+ */
+export function failureConditions(err: unknown): Pick<StatusUpdate, 'stalled' | 'reconciling'> & { ready: false } {
+  const message = err instanceof Error ? err.message : String(err);
+  return err instanceof TerminalError ? { ready: false, stalled: { reason: err.reason, message } } : { ready: false, reconciling: { reason: 'RetryingAfterError', message } };
 }
 
 /** Everything a reconciler may touch, passed in (no module-level singletons). */

@@ -14,7 +14,7 @@ import { zoneFilePath } from '../reconcilers/dns/observe.js';
 import { TerminalError } from '../reconcilers/errors.js';
 import { verifyImages } from '../reconcilers/images/index.js';
 import type { LoadedCell } from '../state/cell.js';
-import type { OperatorContext } from './context.js';
+import { failureConditions, type OperatorContext } from './context.js';
 import { generationOf } from './reconcile-service.js';
 
 export interface CoreOutcome {
@@ -91,10 +91,8 @@ export async function reconcileCoreReporting(
     return { changed: result.changed, ready: true };
   } catch (err) {
     if (!reported) {
-      const message = (err as Error).message;
       // A pulled image that is not what was verified is as final as a refused signature.
-      if (err instanceof TerminalError) await ctx.writeStatus(key, { file: cellFile, generation, ready: false, stalled: { reason: err.reason, message } });
-      else await ctx.writeStatus(key, { file: cellFile, generation, ready: false, reconciling: { reason: 'RetryingAfterError', message } });
+      await ctx.writeStatus(key, { file: cellFile, generation, ...failureConditions(err) });
     }
     throw err;
   }

@@ -13,7 +13,7 @@ import { generationOf } from '../state/generation.js';
 import { changeLine, diffPackages } from '../state/manifest-diff.js';
 import { PackageStore } from '../state/packages.js';
 import type { ContainerFact, DocumentStatus } from '../state/status-types.js';
-import type { OperatorContext } from './context.js';
+import { failureConditions, type OperatorContext } from './context.js';
 import { upgradeService } from './upgrade-service.js';
 
 export const SERVICE_KIND = 'ServiceInstall';
@@ -62,12 +62,10 @@ export async function reconcileServiceReporting(ctx: OperatorContext, cell: Load
     const previous = await ctx.status.lastKnown(key);
     const source = cell.docs.services.find((s) => s.doc.metadata.name === name);
     if (source && previous?.phase !== 'Stalled') {
-      const message = (err as Error).message;
-      const update = { file: source.file, generation: generationOf(source.doc.spec), ready: false as const, ...(previous?.facts ? { facts: previous.facts } : {}) };
-      if (err instanceof TerminalError) await ctx.writeStatus(key, { ...update, stalled: { reason: err.reason, message } });
-      else if (previous?.conditions.find((c) => c.type === 'Reconciling')?.message !== message) {
-        await ctx.writeStatus(key, { ...update, reconciling: { reason: 'RetryingAfterError', message } });
-      }
+      const failure = failureConditions(err);
+      const update = { file: source.file, generation: generationOf(source.doc.spec), ...failure, ...(previous?.facts ? { facts: previous.facts } : {}) };
+      // The same retry failing again is not news: no write.
+      if (failure.stalled || previous?.conditions.find((c) => c.type === 'Reconciling')?.message !== failure.reconciling?.message) await ctx.writeStatus(key, update);
     }
     throw err;
   }

@@ -10,13 +10,12 @@ import {
 } from '../reconcilers/accounts/index.js';
 import { withCoreDefaults } from '../reconcilers/core/spec.js';
 import { addressStoreOf, peerOwner, WIREGUARD_KEY } from '../reconcilers/wireguard/index.js';
-import { TerminalError } from '../reconcilers/errors.js';
 import type { CellRouting, InstalledService, ResourceContext, ResourceReconciler } from '../reconcilers/shared/types.js';
 import type { LoadedCell } from '../state/cell.js';
 import { CredentialsStore } from '../state/credentials.js';
 import { documentKey } from '../state/desired.js';
 import { isHeld } from '../state/hold.js';
-import type { OperatorContext } from './context.js';
+import { failureConditions, type OperatorContext } from './context.js';
 import { generationOf, SERVICE_KIND } from './reconcile-service.js';
 
 export const RESOURCE_KIND = 'Resource';
@@ -146,9 +145,7 @@ export class SharedResources {
       // Each peer's status names its VPN address, and a peer with no accounts is Ready once it is a peer.
       if (key === WIREGUARD_KEY) await this.writePeerStatuses(cell);
     } catch (err) {
-      const message = (err as Error).message;
-      if (err instanceof TerminalError) await this.ctx.writeStatus(key, { generation, ready: false, stalled: { reason: err.reason, message } });
-      else await this.ctx.writeStatus(key, { generation, ready: false, reconciling: { reason: 'RetryingAfterError', message } });
+      await this.ctx.writeStatus(key, { generation, ...failureConditions(err) });
       throw err;
     }
   }
