@@ -544,6 +544,11 @@ export class Operator {
       this.opts.docker,
       (e) => {
         if (e.owner.startsWith(`${SERVICE_KIND}/`) || isCoreKey(e.owner)) this.onDockerEvent(e.owner);
+        // Another owner's container under a core container's name (a Stalled core waits for it to
+        // go): its events concern that core component too.
+        const cellDoc = this.cell?.cell;
+        const core = cellDoc ? coreComponents(cellDoc).find((c) => c.container === e.container && c.key !== e.owner) : undefined;
+        if (core) this.onDockerEvent(core.key);
       },
       {
         labelFilter: OWNER_LABEL,
