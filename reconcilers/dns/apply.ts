@@ -9,7 +9,8 @@ import type { CellDocument } from '../../crds/types.js';
 import { writeFileAtomic } from '../../state/atomic-write.js';
 import { dockerStatusCode } from '../containers/types.js';
 import { coreContainerClaim } from '../core/spec.js';
-import { resolveOwnedContainer } from '../shared/owned-container.js';
+import { ContainerUnavailableError } from '../shared/exec.js';
+import { resolveOwnedContainer, type OwnedContainer } from '../shared/owned-container.js';
 
 /** Atomically, mode 0644: a DNS server running as its own user must be able to read it. */
 export async function writeZoneFile(file: string, text: string): Promise<void> {
@@ -18,19 +19,32 @@ export async function writeZoneFile(file: string, text: string): Promise<void> {
 }
 
 /**
- * SIGHUP to the DNS server's container, by id once it is checked to be pic's own (a name held by
- * another container throws ContainerNotOwnedError, which stalls the resource naming the holder):
- * BIND's named loads its zones again on it. Whether it did is not taken from Docker's reply but
- * observed (the serial it then answers with), so every failure here is an error saying what stood
- * in the way; the next pass observes and sends again.
+ * The DNS server pic runs, checked to be pic's own before its zone is written or it is signalled
+ * (a name held by another container throws ContainerNotOwnedError, which stalls the resource
+ * naming the holder); undefined when no container has the name: it reads the zone when it starts.
  */
-export async function reloadDnsServer(docker: Dockerode, cell: CellDocument): Promise<void> {
-  const container = await resolveOwnedContainer(docker, coreContainerClaim(cell, 'dns', 'signal'));
+export async function resolveDnsServer(docker: Dockerode, cell: CellDocument): Promise<OwnedContainer | undefined> {
   try {
+    return await resolveOwnedContainer(docker, coreContainerClaim(cell, 'dns', 'signal'));
+  } catch (err) {
+    if (err instanceof ContainerUnavailableError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * SIGHUP to the DNS server's container, by the id checked to be pic's: BIND's named loads its
+ * zones again on it. Whether it did is not taken from Docker's reply but observed (the serial it
+ * then answers with), so every failure here is an error saying what stood in the way; the next
+ * pass observes and sends again.
+ */
+export async function reloadDnsServer(docker: Dockerode, container: OwnedContainer | undefined, name: string): Promise<void> {
+  try {
+    if (!container) throw Object.assign(new Error('no such container'), { statusCode: 404 });
     await docker.getContainer(container.id).kill({ signal: 'SIGHUP' });
   } catch (err) {
     const code = dockerStatusCode(err);
     const why = code === 404 ? 'there is no such container (Core/dns creates it)' : code === 409 ? 'it is not running (Core/dns starts it)' : (err as Error).message;
-    throw new Error(`cannot send SIGHUP to the DNS server's container ${container.name} to load the zone again: ${why}; the next pass sends it again`, { cause: err });
+    throw new Error(`cannot send SIGHUP to the DNS server's container ${name} to load the zone again: ${why}; the next pass sends it again`, { cause: err });
   }
 }

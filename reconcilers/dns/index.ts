@@ -11,7 +11,7 @@
 import path from 'node:path';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
 import { DEFAULT_CORE_CONTAINERS } from '../../crds/schemas.js';
-import { reloadDnsServer, writeZoneFile } from './apply.js';
+import { reloadDnsServer, resolveDnsServer, writeZoneFile } from './apply.js';
 import { queryServedZone, readZoneFile, servedAfterReload, zoneFilePath } from './observe.js';
 import { planDns, type DnsObservation, type DnsServer } from './plan.js';
 import { serialDay } from './serial.js';
@@ -76,6 +76,10 @@ export function createDnsReconciler(options: DnsReconcilerOptions = {}): Resourc
       const head = `${records} record${records === 1 ? '' : 's'} in ${input.cell.spec.domain}`;
       const facts = { zoneFile: file, serial: p.serial, records: p.table.routes.map((r) => r.host) };
 
+      // Checked before anything is written or signalled: a name another container holds stops the
+      // pass here (Stalled, naming it). A pass with nothing to do asks Docker nothing.
+      const acts = p.write || p.server.step === 'reload' || p.server.step === 'unreachable';
+      const server = acts && input.cell.spec.dns?.run ? await resolveDnsServer(ctx.docker, input.cell) : undefined;
       if (p.write) await writeZoneFile(file, p.text);
       const written = p.write ? `${file} written with serial ${p.serial} and ${head}` : '';
 
@@ -96,7 +100,7 @@ export function createDnsReconciler(options: DnsReconcilerOptions = {}): Resourc
         case 'reload': {
           const { container, address } = p.server.server;
           try {
-            await reloadDnsServer(ctx.docker, input.cell);
+            await reloadDnsServer(ctx.docker, server, container);
             const after = await servedAfterReload(address, input.cell.spec.domain, p.serial, confirmMs);
             if (after.state !== 'serving' || after.serial !== p.serial) {
               throw new Error(

@@ -40,11 +40,11 @@ beforeAll(async () => {
   const manifestFile = path.join(cell.storeDir, 'services', 'notes', 'manifest.json');
   const manifest = JSON.parse(await fs.readFile(manifestFile, 'utf8')) as Record<string, unknown> & { capabilities: Record<string, boolean> };
   manifest.capabilities.has_storage = true;
-  manifest.backup = { volumes: [{ container: cell.containerName('notes'), path: '/data', name: 'notes_data' }], config_paths: ['config/notes'] };
+  manifest.backup = { volumes: [{ container: cell.containerName('notes'), path: '/data', name: 'notes_data' }], config_paths: ['notes/config'] };
   manifest.storage = { primary_path: 'notes', quota_mb: null };
   await fs.writeFile(manifestFile, JSON.stringify(manifest, null, 2));
-  await fs.mkdir(path.join(cell.stateDir, 'data', 'config', 'notes'), { recursive: true });
-  await fs.writeFile(path.join(cell.stateDir, 'data', 'config', 'notes', 'notes.conf'), 'theme=dark\n');
+  await fs.mkdir(path.join(cell.stateDir, 'data', 'notes', 'config'), { recursive: true });
+  await fs.writeFile(path.join(cell.stateDir, 'data', 'notes', 'config', 'notes.conf'), 'theme=dark\n');
   await cell.writeService('notes');
   const converged = await pic('run', '--cell', cell.cellDir, '--once', '--timeout', '90');
   if (converged.code !== 0) throw new Error(`pic run --once failed: ${converged.stdout}${converged.stderr}`);
@@ -80,12 +80,12 @@ describe('pic backup', () => {
     expect(JSON.parse(verify.stdout).ok).toBe(true);
 
     await exec(container, ['sh', '-c', 'rm -rf /data/n']);
-    await fs.writeFile(path.join(cell.stateDir, 'data', 'config', 'notes', 'notes.conf'), 'theme=light\n');
+    await fs.writeFile(path.join(cell.stateDir, 'data', 'notes', 'config', 'notes.conf'), 'theme=light\n');
     const restored = await pic('backup', 'restore', id, '--cell', cell.cellDir);
     expect(restored.stdout).toContain('notes: 2 archive(s)');
     expect(restored.code).toBe(0);
     expect(await exec(container, ['cat', '/data/n/1.md'])).toBe('my first note\n');
-    expect(await fs.readFile(path.join(cell.stateDir, 'data', 'config', 'notes', 'notes.conf'), 'utf8')).toBe('theme=dark\n');
+    expect(await fs.readFile(path.join(cell.stateDir, 'data', 'notes', 'config', 'notes.conf'), 'utf8')).toBe('theme=dark\n');
 
     const events = await fs.readFile(path.join(cell.stateDir, 'events.jsonl'), 'utf8');
     expect(events).toMatch(/"reason":"BackupTaken"/);

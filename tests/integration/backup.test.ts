@@ -73,7 +73,7 @@ describe('a service with two volumes and a config path', () => {
   let filesVolume = '';
   let before: { notes: string; files: string };
   let manifest: SnapshotManifest;
-  const configDir = () => path.join(cell.dataDir, 'config', 'notes');
+  const configDir = () => path.join(cell.dataDir, 'notes', 'config');
 
   beforeAll(async () => {
     notesVolume = await createServiceVolume(cell, 'notes', 'data');
@@ -91,12 +91,12 @@ describe('a service with two volumes and a config path', () => {
       target('notes', 'pause', [
         { container: `cell-${cell.tag}-notes-app`, path: '/data/notes', name: 'notes_data' },
         { container: 'app', path: '/srv/files', name: 'files' },
-      ], ['config/notes']),
+      ], ['notes/config']),
     ]);
     manifest = result.manifest;
     const s = manifest.services[0]!;
     expect(s.service).toBe('notes');
-    expect(s.archives.map((a) => a.file)).toEqual(['service_data/notes/notes_data.tar.gz', 'service_data/notes/files.tar.gz', 'service_data/notes/config_paths/config_notes.tar.gz']);
+    expect(s.archives.map((a) => a.file)).toEqual(['service_data/notes/notes_data.tar.gz', 'service_data/notes/files.tar.gz', 'service_data/notes/config_paths/notes_config.tar.gz']);
     expect(s.archives[0]!.files).toBe(5);
     expect(s.archives[0]!.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(s.consistency).toBe('pause');
@@ -212,10 +212,10 @@ describe('a stopped service, and one stopped for its snapshot', () => {
   });
 
   it('refuses a config path that is a symlink or lies under one, since a service could have planted it', async () => {
-    await fs.mkdir(path.join(cell.dataDir, 'config'), { recursive: true });
-    await fs.symlink('/etc', path.join(cell.dataDir, 'config', 'planted'));
-    await expect(createSnapshot(env, [target('static', 'pause', [], ['config/planted'])])).rejects.toThrow(/config\/planted: .* is a symlink/);
-    await expect(createSnapshot(env, [target('static', 'pause', [], ['config/planted/ssl'])])).rejects.toThrow(/resolves to \/etc\/ssl, outside the data directory/);
+    await fs.mkdir(path.join(cell.dataDir, 'static'), { recursive: true });
+    await fs.symlink('/etc', path.join(cell.dataDir, 'static', 'planted'));
+    await expect(createSnapshot(env, [target('static', 'pause', [], ['static/planted'])])).rejects.toThrow(/static\/planted: .* is a symlink/);
+    await expect(createSnapshot(env, [target('static', 'pause', [], ['static/planted/ssl'])])).rejects.toThrow(/resolves to \/etc\/ssl, outside the data directory/);
   });
 });
 
