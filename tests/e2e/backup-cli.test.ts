@@ -68,7 +68,7 @@ describe('pic backup', () => {
     id = manifest.id;
     expect(manifest.verification.ok).toBe(true);
     expect(manifest.services[0]!.version).toBe('1.0.0');
-    expect(manifest.services[0]!.archives.map((a) => a.file)).toEqual(['service_data/notes/notes_data.tar.gz', 'service_data/notes/config_paths/config_notes.tar.gz']);
+    expect(manifest.services[0]!.archives.map((a) => a.file)).toEqual(['service_data/notes/notes_data.tar.gz', 'service_data/notes/config_paths/notes_config.tar.gz']);
     await fs.access(path.join(cell.stateDir, 'backups', id, 'service_data', 'notes', 'notes_data.tar.gz'));
 
     const list = await pic('backup', 'list', '--cell', cell.cellDir);

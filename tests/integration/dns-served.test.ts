@@ -78,7 +78,8 @@ beforeAll(async () => {
   const container = await docker.createContainer({
     name,
     Image: DNS_IMAGE,
-    Labels: labels,
+    // pic's own labels, as Core/dns creates it: pic signals only a DNS server it owns.
+    Labels: { ...labels, 'ngo.pic.owner': 'Core/dns', 'ngo.pic.cell': DOMAIN.split('.')[0]! },
     Env: [`DNS_DOMAIN=${DOMAIN}`, 'DNS_UPSTREAMS=', `DNS_ZONE_FILE=${DNS_ZONE_DIR}/${DOMAIN}.zone`],
     HostConfig: { NetworkMode: name, Mounts: [{ Type: 'bind', Source: zoneDir, Target: DNS_ZONE_DIR, ReadOnly: true }] },
     NetworkingConfig: { EndpointsConfig: { [name]: { IPAMConfig: { IPv4Address: address } } } },
