@@ -4,13 +4,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 HOST := deploy/scripts/ensure-host.sh
 
-.PHONY: help deps host build crds images demo demo-clean test unit bench clean
+.PHONY: help deps host build lint crds images demo demo-clean test unit bench clean
 
 help:
 	@echo "make demo    converge the bundled example cell and show its status"
 	@echo "make test    run the whole test suite (installs what it needs)"
 	@echo "make bench   run the benchmarks and write docs/benchmarks.md"
 	@echo "make build   compile to dist/ (bin/pic runs the result)"
+	@echo "make lint    eslint: typescript-eslint's type-aware rules and the import layers (eslint.config.js)"
 
 deps:
 	@$(HOST) node
@@ -20,6 +21,12 @@ host:
 
 build: deps
 	@node_modules/.bin/tsc -p tsconfig.json
+
+# Type-aware lint and the import rules (eslint.config.js), cached in .tmp/eslintcache: about a
+# minute and a half from cold on two cores, half a minute after a change, seconds when none.
+lint: deps
+	@mkdir -p .tmp
+	@node_modules/.bin/eslint . --cache --cache-location .tmp/eslintcache
 
 # Regenerate the published JSON Schemas and CRDs from crds/schemas.ts.
 crds: build
@@ -75,7 +82,7 @@ unit: build
 	@npm test --silent -- dist/tests/unit
 
 # Jest's own summary is followed by one plain line CI tools read: "tests: N passed, N failed, N skipped".
-test: build images
+test: build lint images
 	@mkdir -p .tmp
 	@status=0; npm test --silent -- --json --outputFile=.tmp/jest-results.json || status=$$?; \
 	  node -e 'const r=require("./.tmp/jest-results.json"); console.log("tests: " + r.numPassedTests + " passed, " + r.numFailedTests + " failed, " + (r.numPendingTests + r.numTodoTests) + " skipped")' || true; \

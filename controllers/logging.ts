@@ -37,7 +37,7 @@ const PLACED = new Set(['level', 'message', 'timestamp', 'key']);
  * `12:00:01 info  ServiceInstall/notes  Created container cell-notes  image=…`
  */
 export function readableLine(info: winston.Logform.TransformableInfo, colour: boolean, time: Date): string {
-  const level = String((info as Record<symbol, unknown>)[LEVEL] ?? info.level);
+  const level = (info as Record<symbol, string | undefined>)[LEVEL] ?? info.level;
   const paddedLevel = level.padEnd(5);
   const shownLevel = colour && LEVEL_COLOURS[level] ? `${LEVEL_COLOURS[level]}${paddedLevel}${RESET}` : paddedLevel;
   const hasKey = typeof info.key === 'string' && info.key !== '';

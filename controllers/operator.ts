@@ -200,7 +200,7 @@ export class Operator {
           peers: cell.docs.peers.map((p) => [p.doc.metadata.name, p.doc.spec]),
           connections: cell.docs.connections.map((c) => [c.doc.metadata.name, c.doc.spec]),
           problems: [...cell.checked.byDocument.entries()].map(([k, v]) => [k, v.length]),
-          held: [...(cell as HeldCell).held.keys()].sort(),
+          held: [...cell.held.keys()].sort(),
         }),
       )
       .digest('hex');

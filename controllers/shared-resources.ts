@@ -1,4 +1,4 @@
-import type { ConnectionDocument, EgressType, PeerAccountDocument } from '../crds/types.js';
+import type { ConnectionDocument, PeerAccountDocument } from '../crds/types.js';
 import {
   accountsError,
   accountsKey,
@@ -46,7 +46,7 @@ export function buildRouting(cell: LoadedCell, assignments: Readonly<Record<stri
       config,
       serviceIp: ip,
       egress: target
-        ? { connection, type: target.spec.type as EgressType, failOpen: target.spec.failOpen ?? false, ...(target.spec.interface ? { interface: target.spec.interface } : {}) }
+        ? { connection, type: target.spec.type, failOpen: target.spec.failOpen ?? false, ...(target.spec.interface ? { interface: target.spec.interface } : {}) }
         : { connection: 'default', type: 'default', failOpen: false },
     });
   }

@@ -75,7 +75,9 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return `the string ${quoted(value)}`;
   if (typeof value === 'object') return 'a mapping';
-  return `${typeof value} ${cut(String(value))}`;
+  // Objects, null and strings are described above: what is left is a number, a boolean or undefined.
+  const scalar = value as number | boolean | undefined;
+  return `${typeof value} ${cut(String(scalar))}`;
 }
 
 /** RFC 6901 escaping of one reference token. */

@@ -43,6 +43,7 @@ export function readImageReference(ref: string): ReadReference {
     out.errors.push(`is longer than ${MAX_REFERENCE_LENGTH} characters`);
     return out;
   }
+  // eslint-disable-next-line no-control-regex
   if (/[\s\u0000-\u001f]/.test(ref)) out.errors.push('must not contain whitespace or control characters');
   let rest = ref;
   const at = ref.indexOf('@');

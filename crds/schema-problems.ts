@@ -41,7 +41,7 @@ let compiledWithDefaults: Map<JsonSchema, ValidateFunction> | undefined;
 
 /** The validator of a schema: precompiled (crds/generated/) when current, else compiled on first use and kept. */
 export function compiledSchema(schema: JsonSchema): ValidateFunction {
-  compiled ??= precompiledValidators(checkValidators as GeneratedModule, CHECKED_SCHEMAS, false);
+  compiled ??= precompiledValidators(checkValidators, CHECKED_SCHEMAS, false);
   let fn = compiled.get(schema);
   if (!fn) {
     checking ??= newAjv(false);
@@ -53,7 +53,7 @@ export function compiledSchema(schema: JsonSchema): ValidateFunction {
 
 /** Like compiledSchema, but the validator writes each `default` into the data it checks. */
 export function compiledSchemaWithDefaults(schema: JsonSchema): ValidateFunction {
-  compiledWithDefaults ??= precompiledValidators(defaultValidators as GeneratedModule, DEFAULTED_SCHEMAS, true);
+  compiledWithDefaults ??= precompiledValidators(defaultValidators, DEFAULTED_SCHEMAS, true);
   let fn = compiledWithDefaults.get(schema);
   if (!fn) {
     defaulting ??= newAjv(true);
@@ -135,7 +135,7 @@ function translate(error: ErrorObject, context: ErrorContext): { pointer: string
     }
     case 'additionalProperties': {
       const extra = String(params.additionalProperty);
-      const parent = error.parentSchema as JsonSchema | undefined;
+      const parent = error.parentSchema;
       const known = Object.keys((parent?.properties as Record<string, unknown> | undefined) ?? {});
       const guess = closestName(extra, known);
       const message = `is not a known field${guess ? ` (did you mean ${quoted(guess)}?)` : ''}; allowed here: ${known.join(', ')}`;
@@ -143,7 +143,7 @@ function translate(error: ErrorObject, context: ErrorContext): { pointer: string
     }
     case 'propertyNames': {
       const name = String(params.propertyName);
-      const names = (error.parentSchema as JsonSchema | undefined)?.propertyNames as JsonSchema | undefined;
+      const names = error.parentSchema?.propertyNames as JsonSchema | undefined;
       const pattern = typeof names?.pattern === 'string' ? names.pattern : '';
       return { pointer: at + pointerOf(cut(name)), message: `the key ${quoted(name)} is not valid: it ${patternWords(pattern)}` };
     }

@@ -18,7 +18,10 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
-  return typeof value === 'object' ? 'a mapping' : `the ${typeof value} ${String(value)}`;
+  if (typeof value === 'object') return 'a mapping';
+  // Objects, null and strings are described above: what is left is a number, a boolean or undefined.
+  const scalar = value as number | boolean | undefined;
+  return `the ${typeof value} ${String(scalar)}`;
 }
 
 /** The kind a document declares, if it is one pic knows. */
@@ -97,7 +100,7 @@ function checkCellNetwork(spec: Json, file: string, prefix: string): Problem[] {
     if (lo > hi) problems.push({ file, pointer: at('servicePool'), message: `${which} starts after it ends; write first-last` });
     else if (range) {
       if (lo < range.first || hi > range.last) {
-        problems.push({ file, pointer: at('servicePool'), message: `${which} is not inside subnet ${String(subnet)} (${numberToIp(range.first)}-${numberToIp(range.last)})` });
+        problems.push({ file, pointer: at('servicePool'), message: `${which} is not inside subnet ${subnet as string} (${numberToIp(range.first)}-${numberToIp(range.last)})` });
       } else if (lo <= range.first + 1 || hi >= range.last) {
         problems.push({
           file,

@@ -290,6 +290,7 @@ function checkVolumes(m: Json, policy: ManifestPolicy, report: Report): void {
     if (!isRecord(v) || typeof v.mount !== 'string' || v.mount === '') return;
     const pointer = pointerOf('volumes', i, 'mount');
     const mount = v.mount;
+    // eslint-disable-next-line no-control-regex
     if (/[:\u0000-\u001f]/.test(mount)) report(pointer, 'must not contain ":" or control characters, which Docker would read as mount options');
     if (!mount.startsWith('/')) {
       report(pointer, `must be an absolute path inside the container (starting with /), not ${quoted(mount)}`);
@@ -356,7 +357,7 @@ export function validateManifest(value: unknown, file: string, policy: ManifestP
   validate(value);
   const requirementFlags = Object.keys(CAPABILITY_REQUIREMENTS);
   const problems = schemaProblems(validate.errors, file, '', {
-    describeRequired: (error, missing) => {
+    describeRequired: (error) => {
       const flag = /^#\/allOf\/(\d+)\/then\/required$/.exec(error.schemaPath);
       return flag ? `is required because capabilities.${requirementFlags[Number(flag[1])]} is true` : undefined;
     },

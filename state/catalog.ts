@@ -283,7 +283,7 @@ async function readCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog
     }
   }
 
-  let folders: string[] = [];
+  const folders: string[] = [];
   /** Service folders that are symbolic links: refused, never followed. */
   const linked: string[] = [];
   try {

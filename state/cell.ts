@@ -95,7 +95,7 @@ export async function loadCell(dir: string, options: { imageVerification?: Image
   const checked = checkDesiredState(docs, catalogView(catalog, options.admission));
   checked.general.push(...extra.filter((p) => !checked.general.includes(p)));
   const effective = catalog ? { ...catalog, offered: catalog.services, services: effectiveServices(catalog.services, options.admission, checked.versions) } : undefined;
-  return { dir, docs, ...(cell ? { cell, cellFile: cellSource!.file } : {}), ...(effective ? { catalog: effective } : {}), policy, checked, ...(options.admission ? { admission: options.admission } : {}) };
+  return { dir, docs, ...(cell ? { cell, cellFile: cellSource.file } : {}), ...(effective ? { catalog: effective } : {}), policy, checked, ...(options.admission ? { admission: options.admission } : {}) };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { manifestSubdomains } from '../crds/validate-manifest.js';
-import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
+import { boundProblems, cut } from '../crds/problem-limit.js';
 import { DEFAULT_CORE_CONTAINERS, DEFAULT_WIREGUARD_CONTAINER } from '../crds/schemas.js';
 import type { CellDocument, Manifest, Problem, Sourced } from '../crds/types.js';
 import { decideVersion, type AdmittedView, type VersionDecision } from './admission.js';

@@ -39,7 +39,7 @@ function walk(before: Json | undefined, after: Json | undefined, field: string, 
   if (Array.isArray(before) && Array.isArray(after)) {
     const key = keyOf([...before, ...after]);
     if (key) {
-      const byKey = (items: Json[]) => new Map(items.map((i) => [String((i as Record<string, Json>)[key]), i]));
+      const byKey = (items: Json[]) => new Map(items.map((i) => [String((i as Record<string, string>)[key]), i]));
       const b = byKey(before);
       const a = byKey(after);
       for (const k of [...new Set([...b.keys(), ...a.keys()])].sort()) walk(b.get(k), a.get(k), `${field}[${k}]`, out);

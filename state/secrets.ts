@@ -69,7 +69,7 @@ export class SecretsStore {
         await this.write(next);
       }
       const result: Record<string, string> = {};
-      for (const name of names) setOwn(result, name, service[name] as string);
+      for (const name of names) setOwn(result, name, service[name]);
       return result;
     });
   }
@@ -105,7 +105,7 @@ export class SecretsStore {
   /** The file's content, shared with later reads: copy before changing. */
   private async read(): Promise<Readonly<SecretsFile>> {
     const data = await this.store.read();
-    if (data === this.checked) return data as SecretsFile;
+    if (data === this.checked) return data;
     if (!isSecretsFile(data)) {
       throw new Error(`${this.file}: expected { "<service>": { "<NAME>": "<secret>" } }; refusing to overwrite it — fix or move it aside`);
     }

@@ -8,7 +8,7 @@
  */
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { SnapshotManifest } from '../reconcilers/backup/types.js';
+import type { SnapshotManifest } from './snapshot-types.js';
 import { writeFileAtomic } from './atomic-write.js';
 import { isProcessAlive } from './state-dir.js';
 

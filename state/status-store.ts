@@ -175,7 +175,7 @@ export class StatusStore {
     if (!isStatusShaped(value) || value.key !== key) {
       throw new Error(`${file}: not a status of ${key}; move it aside and the operator will write a new one`);
     }
-    const status = value as DocumentStatus;
+    const status = value;
     this.known.set(key, structuredClone(status));
     return status;
   }

@@ -8,7 +8,7 @@ import { planRetention } from '../../reconcilers/backup/retention.js';
 import type { SnapshotManifest } from '../../reconcilers/backup/types.js';
 import { SnapshotStore } from '../../state/snapshots.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';
-import { BACKUP_OPTIONS, backupRoot, commandEnv, loadCellOrFail, serviceTargets } from './backup-env.js';
+import { backupRoot, commandEnv, loadCellOrFail, serviceTargets } from './backup-env.js';
 import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
 import { chooseStateDir } from './state-location.js';
 import { safeLine } from '../safe-text.js';

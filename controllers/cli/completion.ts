@@ -21,7 +21,7 @@ function caseArm(patterns: string[], body: string): string {
   return `    ${patterns.join('|')}) ${body} ;;`;
 }
 
-function valueCompletion(spec: Flag['complete'] | Command['completeArgs'], shell: 'bash' | 'zsh'): string {
+function valueCompletion(spec: Flag['complete'], shell: 'bash' | 'zsh'): string {
   if (spec === 'dir') return shell === 'bash' ? 'COMPREPLY=($(compgen -d -- "$cur"))' : "_files -/";
   if (spec === 'file') return shell === 'bash' ? 'COMPREPLY=($(compgen -f -- "$cur"))' : '_files';
   const words = (spec ?? []).map(word).join(' ');

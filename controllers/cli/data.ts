@@ -8,7 +8,7 @@ import { removeVolume } from '../../reconcilers/backup/helper.js';
 import { containersUsingVolume, listServiceVolumes, type KeptVolume } from '../../reconcilers/backup/observe.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';
 import { dockerClient } from '../docker-client.js';
-import { BACKUP_OPTIONS, backupRoot, commandEnv, loadCellOrFail } from './backup-env.js';
+import { backupRoot, commandEnv, loadCellOrFail } from './backup-env.js';
 import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
 import { chooseStateDir } from './state-location.js';
 import { safeLine } from '../safe-text.js';

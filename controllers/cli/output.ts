@@ -120,7 +120,7 @@ function jsonPathOf(expr: string): string {
 function evaluate(expr: string, json: unknown): unknown[] {
   try {
     // 'safe': filters such as ?(@.phase=="Ready") run in jsonpath-plus's own evaluator, never as JavaScript.
-    return JSONPath({ path: jsonPathOf(expr), json: json as object, wrap: true, eval: 'safe' }) as unknown[];
+    return JSONPath<unknown[]>({ path: jsonPathOf(expr), json: json as object, wrap: true, eval: 'safe' });
   } catch (err) {
     throw new UsageError(`-o jsonpath: cannot evaluate {${safeLine(expr)}}: ${safeLine((err as Error).message)}`);
   }

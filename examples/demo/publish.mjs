@@ -120,7 +120,7 @@ for (const service of readdirSync(path.join(storeOut, 'services')).sort()) {
 
 const cellFile = path.join(cellOut, 'cell.yaml');
 const cell = readFileSync(cellFile, 'utf8');
-const verification = /  imageVerification:\n    mode: warn\n/;
+const verification = / {2}imageVerification:\n {4}mode: warn\n/;
 if (!verification.test(cell)) throw new Error(`${cellFile}: no "imageVerification: mode: warn" block to replace`);
 writeFileSync(
   cellFile,

@@ -180,7 +180,7 @@ export async function putArchiveFileRead(docker: Dockerode, containerId: string,
     );
   const [readOutcome, recordOutcome] = await Promise.allSettled([read, pipeline(toRecorder, recorder.sink)]);
   const putError = await put;
-  const failed = readOutcome.status === 'rejected' ? readOutcome.reason : recordOutcome.status === 'rejected' ? recordOutcome.reason : undefined;
+  const failed = (readOutcome.status === 'rejected' ? readOutcome.reason : recordOutcome.status === 'rejected' ? recordOutcome.reason : undefined) as Error | string | undefined;
   const outcome: ReadArchive | Error = failed !== undefined ? (failed instanceof Error ? failed : new Error(String(failed))) : { ...(await recorder.done), ...counted.digest() };
   return { read: outcome, ...(putError ? { put: putError } : {}) };
 }

@@ -208,7 +208,7 @@ export async function runHelper(docker: Dockerode, image: string, settings: Help
   try {
     await container.start();
     const result = (await container.wait()) as { StatusCode: number };
-    const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+    const logs = await container.logs({ stdout: true, stderr: true, follow: false });
     return { exitCode: result.StatusCode, output: stripDockerFrames(Buffer.isBuffer(logs) ? logs : Buffer.from(String(logs))) };
   } finally {
     await removeContainer(docker, container.id);

@@ -118,7 +118,7 @@ export function liveRoutes(config: unknown): LiveRoutes {
     if (!isRecord(server) || !Array.isArray(server.routes)) continue;
     for (const route of server.routes) {
       if (!isRecord(route)) continue;
-      const matched = Array.isArray(route.match) ? route.match.flatMap((m) => (isRecord(m) && Array.isArray(m.host) ? m.host : [])) : [];
+      const matched = Array.isArray(route.match) ? route.match.flatMap((m) => (isRecord(m) && Array.isArray(m.host) ? (m.host as unknown[]) : [])) : [];
       const dials = collectDials(route.handle);
       for (const host of matched) {
         if (typeof host === 'string') hosts.set(host, [...(hosts.get(host) ?? []), ...dials]);

@@ -130,7 +130,7 @@ export function volumeRefusal(name: string, have: Readonly<Record<string, string
 
 async function inspectVolume(docker: Dockerode, name: string): Promise<Dockerode.VolumeInspectInfo | undefined> {
   try {
-    return (await docker.getVolume(name).inspect()) as Dockerode.VolumeInspectInfo;
+    return await docker.getVolume(name).inspect();
   } catch (err) {
     if (dockerStatusCode(err) === 404) return undefined;
     throw new Error(`cannot inspect volume ${name}: ${dockerMessage(err)}`, { cause: err });

@@ -32,3 +32,14 @@ export const RESERVED_LABEL_PREFIXES = ['ngo.pic.', 'com.docker.compose.'] as co
 export function serviceOwner(serviceId: string): string {
   return `ServiceInstall/${serviceId}`;
 }
+
+/**
+ * Who holds a container or volume, in the words of a refusal: its owner label (with the cell when
+ * it is another cell's), or "a container with no pic labels".
+ */
+export function describeHolder(labels: Readonly<Record<string, string>>, cell: string, noun = 'container'): string {
+  const owner = labels[LABEL.owner];
+  const holderCell = labels[LABEL.cell];
+  if (owner === undefined) return holderCell === undefined ? `a ${noun} with no pic labels` : `a ${noun} of cell ${holderCell} with no pic owner`;
+  return holderCell === cell ? owner : `${owner} of cell ${holderCell ?? '(none)'}`;
+}

@@ -49,7 +49,7 @@ const inFlight = new WeakMap<Dockerode, Map<string, Promise<unknown>>>();
 /** Makes sure the network exists with the subnet; tells whether it had to create it. */
 export async function ensureNetwork(docker: Dockerode, spec: NetworkSpec): Promise<{ created: boolean }> {
   let perEngine = inFlight.get(docker);
-  if (!perEngine) inFlight.set(docker, (perEngine = new Map()));
+  if (!perEngine) inFlight.set(docker, (perEngine = new Map<string, Promise<unknown>>()));
   const previous = perEngine.get(spec.name) ?? Promise.resolve();
   const run = previous.then(
     () => ensureNetworkNow(docker, spec),
@@ -102,7 +102,7 @@ async function ensureNetworkNow(docker: Dockerode, spec: NetworkSpec): Promise<{
 
 async function inspectNetwork(docker: Dockerode, name: string): Promise<Dockerode.NetworkInspectInfo | undefined> {
   try {
-    const info = (await docker.getNetwork(name).inspect()) as Dockerode.NetworkInspectInfo;
+    const info = await docker.getNetwork(name).inspect();
     // Docker also resolves a network by a prefix of its id; only an exact name is this network.
     return info.Name === name ? info : undefined;
   } catch (err) {

@@ -11,8 +11,8 @@
  * so a pass with nothing to do costs nothing.
  */
 import { CORE_KIND } from '../core/spec.js';
-import { describeHolder, type NameHolder } from '../shared/owned-container.js';
-import { LABEL } from './labels.js';
+import type { NameHolder } from '../shared/owned-container.js';
+import { describeHolder, LABEL } from './labels.js';
 import type { ContainerAction, DesiredContainer, ObservedContainer, ServicePlan } from './types.js';
 
 export type { ContainerAction } from './types.js';

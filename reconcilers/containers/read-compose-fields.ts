@@ -330,11 +330,11 @@ export function readHealthcheck(value: unknown, pointer: string, problems: Probl
   if (typeof test === 'string') {
     health.Test = ['CMD-SHELL', test];
   } else if (Array.isArray(test) && test.length > 0 && test.every((t) => typeof t === 'string')) {
-    const [kind] = test as string[];
+    const [kind] = test;
     if (kind !== 'CMD' && kind !== 'CMD-SHELL' && kind !== 'NONE') {
       problems.add(ptr(pointer, 'test'), `a healthcheck test list starts with CMD, CMD-SHELL or NONE, not ${JSON.stringify(kind)}`);
     } else {
-      health.Test = [...(test as string[])];
+      health.Test = [...test];
     }
   } else if (test !== undefined) {
     problems.add(ptr(pointer, 'test'), `"test" must be a string or a list of strings, not ${describe(test)}`);

@@ -256,7 +256,7 @@ function parseTemplate(template: string, file: string): ParsedTemplate {
     const doc = docs[0] as (typeof docs)[number];
     problems.push(...yamlIssuesAsProblems(template, file, doc.errors, doc.warnings));
     if (problems.length) return { value: undefined, problems };
-    const value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    const value: unknown = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     return { value, problems };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

@@ -46,7 +46,7 @@ function topologicalOrder(services: ServiceModel[]): ServiceModel[] | undefined 
 
 function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames: Map<string, string>): Dockerode.ContainerCreateOptions {
   const name = s.containerName as string;
-  const create: Dockerode.ContainerCreateOptions = { name, Image: s.image as string };
+  const create: Dockerode.ContainerCreateOptions = { name, Image: s.image };
   if (s.hostname !== undefined) create.Hostname = s.hostname;
   if (s.user !== undefined) create.User = s.user;
   if (s.environment.size > 0) {
@@ -113,7 +113,7 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
   if (s.ipv4Address !== undefined) endpoint.IPAMConfig = { IPv4Address: s.ipv4Address.value };
   endpoint.Aliases = aliases;
   const endpoints: Dockerode.EndpointsConfig = {};
-  setOwn(endpoints as Record<string, unknown>, ctx.networkName, endpoint);
+  setOwn(endpoints, ctx.networkName, endpoint);
   create.NetworkingConfig = { EndpointsConfig: endpoints };
   return create;
 }
@@ -172,7 +172,7 @@ export function translateCompose(model: CheckedComposeModel, ctx: TranslateConte
 export function publishedPortsOf(plan: ServicePlan): string[] {
   const out: string[] = [];
   for (const c of plan.containers) {
-    for (const [key, bindings] of Object.entries(c.create.HostConfig?.PortBindings ?? {}) as [string, Dockerode.PortBinding[]][]) {
+    for (const [key, bindings] of Object.entries((c.create.HostConfig?.PortBindings ?? {}) as Record<string, Dockerode.PortBinding[]>)) {
       const [containerPort, protocol] = key.split('/');
       for (const b of bindings) out.push(`${b.HostPort ?? ''}/${protocol ?? 'tcp'} on ${b.HostIp || '0.0.0.0'} → ${c.name}:${containerPort ?? ''}`);
     }

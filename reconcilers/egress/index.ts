@@ -24,7 +24,7 @@ export async function loadEgressAllocations(stateRoot: string): Promise<EgressAl
   const file = egressAllocationsFile(stateRoot);
   const saved = await readJsonFile<unknown>(file, undefined);
   if (saved === undefined) return undefined;
-  const connections = (saved as { connections?: unknown } | null)?.connections;
+  const connections = typeof saved === 'object' && saved !== null && 'connections' in saved ? saved.connections : undefined;
   if (typeof saved !== 'object' || saved === null || typeof connections !== 'object' || connections === null || Array.isArray(connections)) {
     throw new TerminalError(`${file}: not an egress allocations file (no "connections" object); move it aside to start afresh`, 'BadStateFile');
   }

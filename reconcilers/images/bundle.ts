@@ -34,7 +34,7 @@ const OFFLINE_ROOT = {
 
 /** A verifier that answers every key hint with `key`: trust comes from the cell's list, not the hint. */
 function verifierFor(key: TrustedKey): Verifier {
-  const trust = toTrustMaterial(OFFLINE_ROOT as unknown as Parameters<typeof toTrustMaterial>[0], () => ({ publicKey: key.key, validFor: () => true }));
+  const trust = toTrustMaterial(OFFLINE_ROOT, () => ({ publicKey: key.key, validFor: () => true }));
   return new Verifier(trust, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 });
 }
 
@@ -70,7 +70,7 @@ export function checkBundle(bytes: Buffer, keys: readonly TrustedKey[], digest: 
   if (envelope.payloadType !== IN_TOTO_PAYLOAD_TYPE) return { ok: false, reason: 'Malformed', message: `the envelope's payload type is ${JSON.stringify(envelope.payloadType)}, not ${IN_TOTO_PAYLOAD_TYPE}` };
   let statement: { _type?: unknown; subject?: unknown };
   try {
-    statement = JSON.parse(envelope.payload.toString('utf8'));
+    statement = JSON.parse(envelope.payload.toString('utf8')) as typeof statement;
   } catch {
     return { ok: false, reason: 'Malformed', message: 'the signed statement is not JSON' };
   }

@@ -23,7 +23,7 @@ export function effectiveMode(section: unknown): ImageVerificationMode {
 export function trustedKeyFiles(section: unknown, cellDir: string): string[] {
   if (!section || typeof section !== 'object') return [];
   const { publicKey, publicKeys } = section as { publicKey?: unknown; publicKeys?: unknown };
-  const named = [publicKey, ...(Array.isArray(publicKeys) ? publicKeys : [])].filter((k): k is string => typeof k === 'string' && k !== '');
+  const named = [publicKey, ...(Array.isArray(publicKeys) ? (publicKeys as unknown[]) : [])].filter((k): k is string => typeof k === 'string' && k !== '');
   return [...new Set(named.map((k) => path.resolve(cellDir, k)))];
 }
 
@@ -42,7 +42,7 @@ export function decide(mode: ImageVerificationMode, verdicts: readonly Verdict[]
   const refused = verdicts.filter((v): v is Refused => !v.ok);
   if (mode !== 'enforce' || refused.length === 0) return { proceed: true, notes: mode === 'warn' ? refused : [] };
   // A bad artifact outranks an unreachable registry: retrying cannot mend it.
-  const first = refused.find((r) => r.reason !== 'RegistryUnreachable') ?? (refused[0] as Refused);
+  const first = refused.find((r) => r.reason !== 'RegistryUnreachable') ?? refused[0]!;
   const more = refused.length > 1 ? ` (and ${refused.length - 1} more image${refused.length > 2 ? 's' : ''} refused)` : '';
   return { proceed: false, retry: first.reason === 'RegistryUnreachable', refused: first, message: `${first.message}${more}; image verification is enforce, so nothing of ${subject} is created` };
 }

@@ -6,7 +6,7 @@
  * cell, the demo): pulls and signature look-ups then go to the mirror, under the same
  * repository path, while the signature must still name the original repository.
  */
-import { parsePinnedReference } from '../containers/image.js';
+import { parsePinnedReference } from '../../crds/image-reference.js';
 
 export interface ImageReference {
   /** What the catalog wrote. */

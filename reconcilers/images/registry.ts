@@ -138,7 +138,7 @@ export class RegistryClient {
     this.expectOk(answer, `referrers of ${repository}@${digest}`);
     const contentType = String(answer.headers['content-type'] ?? '').split(';')[0];
     if (contentType !== OCI_INDEX) return undefined; // not the referrers API, whatever it is
-    return descriptorsOf(parseJsonObject(answer.body, `referrers of ${repository}@${digest}`) as Manifest);
+    return descriptorsOf(parseJsonObject(answer.body, `referrers of ${repository}@${digest}`));
   }
 
   private expectOk(answer: RawAnswer, what: string): void {

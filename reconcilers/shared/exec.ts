@@ -66,7 +66,7 @@ export async function execInContainer(
 
   let stream: NodeJS.ReadWriteStream;
   try {
-    stream = (await exec.start({ hijack: true, stdin: withStdin })) as unknown as NodeJS.ReadWriteStream;
+    stream = await exec.start({ hijack: true, stdin: withStdin });
   } catch (err) {
     throw unavailableOr(err, container, what);
   }

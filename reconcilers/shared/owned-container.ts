@@ -10,10 +10,12 @@
  * a container swapped in under the name meanwhile is never reached.
  */
 import type Dockerode from 'dockerode';
-import { LABEL } from '../containers/labels.js';
+import { describeHolder, LABEL } from '../containers/labels.js';
 import { dockerMessage, dockerStatusCode } from '../containers/types.js';
 import { TerminalError } from '../errors.js';
 import { ContainerUnavailableError } from './exec.js';
+
+export { describeHolder } from '../containers/labels.js';
 
 /** What pic is about to do with the container; the refusal says it will not. */
 export type ContainerUse = 'exec into' | 'signal' | 'read from';
@@ -57,17 +59,6 @@ export class ContainerNotOwnedError extends TerminalError {
   ) {
     super(message, 'ContainerNotOwned');
   }
-}
-
-/**
- * Who holds a container or volume, in the words of a refusal: its owner label (with the cell when
- * it is another cell's), or "a container with no pic labels".
- */
-export function describeHolder(labels: Readonly<Record<string, string>>, cell: string, noun = 'container'): string {
-  const owner = labels[LABEL.owner];
-  const holderCell = labels[LABEL.cell];
-  if (owner === undefined) return holderCell === undefined ? `a ${noun} with no pic labels` : `a ${noun} of cell ${holderCell} with no pic owner`;
-  return holderCell === cell ? owner : `${owner} of cell ${holderCell ?? '(none)'}`;
 }
 
 /** Why the holder is not the container the claim means, or undefined when it is. Pure. */

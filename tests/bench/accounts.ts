@@ -228,8 +228,8 @@ async function main(): Promise<void> {
     await poll(
       `${PEERS * SERVICES.length} credentials stored`,
       async () => {
-        const creds = await readCredentials(cell).catch(() => ({}) as Awaited<ReturnType<typeof readCredentials>>);
-        return SERVICES.every((s) => Object.keys(creds[s] ?? {}).length === PEERS) ? true : undefined;
+        const creds = await readCredentials(cell).catch(() => undefined);
+        return SERVICES.every((s) => Object.keys(creds?.[s] ?? {}).length === PEERS) ? true : undefined;
       },
       30 * 60_000,
     );

@@ -549,7 +549,7 @@ async function peakRss(): Promise<Result> {
     ? spawn('/usr/bin/time', ['-v', '-o', timeFile, BIN, ...picArgs], { stdio: ['ignore', 'ignore', 'pipe'] })
     : spawn(BIN, picArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => {
+  child.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-8000);
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -285,7 +285,7 @@ export async function benchPeers(): Promise<void> {
       { name: '`docker run -d` of the same container → its first answer to the same peer through the tunnel, by its address', result: `median ${ms(median(bareTimes))} (each: ${each(bareTimes)} ms; the CLI returned after median ${ms(median(bareCliTimes))})`, target: '—', met: true },
       { name: 'ratio pic / bare (medians, measured in this run)', result: ratio.toFixed(2), target: `≤ ${TARGET_RATIO}`, met: ratio <= TARGET_RATIO },
       ...[...new Set(phases.flatMap((p) => Object.keys(p)))]
-        .map((k) => ({ k, v: median(phases.flatMap((p) => (p[k] === undefined ? [] : [p[k]!]))) }))
+        .map((k) => ({ k, v: median(phases.flatMap((p) => (p[k] === undefined ? [] : [p[k]]))) }))
         .sort((x, y) => x.v - y.v)
         .map(({ k, v }) => ({ name: `of which: write → ${k}`, result: `median ${ms(v)}`, target: '—', met: true })),
     );

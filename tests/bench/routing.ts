@@ -83,7 +83,7 @@ async function pollOverlapping(what: string, check: () => Promise<boolean>, time
       }
       if (inFlight < MAX_PROBES_IN_FLIGHT) {
         inFlight++;
-        check()
+        void check()
           .catch(() => false)
           .then((ok) => {
             inFlight--;

@@ -41,8 +41,8 @@ function start(...args: string[]): { child: ChildProcess; output: () => string; 
   const child = spawn(PIC, args, { env: environment(), stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-8000)));
-  child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-8000)));
+  child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-8000)));
+  child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-8000)));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   return { child, output: () => out, exited };
 }

@@ -8,7 +8,6 @@
  *
  * The core images are the real ones (examples/images/build-core.sh, under the test prefix).
  */
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { createLogger } from '../../controllers/logging.js';

@@ -86,7 +86,7 @@ function makefileDemoLines(text: string): Example[] {
 }
 
 let cell: ExampleCell | undefined;
-let examples: Example[] = [];
+const examples: Example[] = [];
 let demo: Example[] = [];
 
 beforeAll(async () => {

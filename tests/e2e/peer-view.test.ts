@@ -279,7 +279,7 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
     expect(lines).toContain(`Address = ${aliceAddress}/32`);
     expect(lines).toContain(`DNS = ${address(11)}, ${c().domain}`);
     expect(lines).toContain(`Endpoint = ${peerNetwork!.gateway}:${wgPort}`);
-    expect(lines).toContain(`PublicKey = ${(await status.get('Resource/wireguard'))?.facts?.serverPublicKey}`);
+    expect(lines).toContain(`PublicKey = ${String((await status.get('Resource/wireguard'))?.facts?.serverPublicKey)}`);
     expect(lines).toContain(`AllowedIPs = ${vpnSubnet}, ${c().subnet}`);
     expect(lines.filter((l) => l.startsWith('PrivateKey = '))).toHaveLength(1);
     // The peer's own status says where it is on the VPN; once its notes account is made, it is Ready.

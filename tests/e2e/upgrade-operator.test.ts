@@ -57,7 +57,7 @@ async function creates(since: number): Promise<number> {
   const until = Math.ceil(Date.now() / 1000) + 1;
   // The service's own containers (a backup helper, e.g. the one that frees a restored volume's
   // previous tree once the service is Ready, is not a retry of the upgrade).
-  const stream = (await docker.getEvents({ since, until, filters: { type: ['container'], event: ['create'], label: [`${LABEL.cell}=${cellName}`, `${LABEL.owner}=${KEY}`] } })) as NodeJS.ReadableStream;
+  const stream = await docker.getEvents({ since, until, filters: { type: ['container'], event: ['create'], label: [`${LABEL.cell}=${cellName}`, `${LABEL.owner}=${KEY}`] } });
   const text = await new Promise<string>((resolve, reject) => {
     let all = '';
     stream.on('data', (c: Buffer) => (all += c.toString('utf8')));

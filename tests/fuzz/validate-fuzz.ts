@@ -130,7 +130,7 @@ const MUTATIONS: Record<string, Mutation> = {
       const keys = [...s.matchAll(/"([a-z_]+)":/g)];
       if (keys.length === 0) return { text };
       const key = rnd.pick(keys);
-      return { text: Buffer.from(insertAt(s, key.index!, `"${key[1]}": ${rnd.pick(['"x"', '1', 'null', '[]', '{}'])}, `)) };
+      return { text: Buffer.from(insertAt(s, key.index, `"${key[1]}": ${rnd.pick(['"x"', '1', 'null', '[]', '{}'])}, `)) };
     }
     const all = lines(text);
     const i = rnd.int(all.length);
@@ -155,7 +155,7 @@ const MUTATIONS: Record<string, Mutation> = {
     const numbers = [...s.matchAll(/\b\d+(\.\d+)*\b/g)];
     if (numbers.length === 0) return { text };
     const n = rnd.pick(numbers);
-    return { text: Buffer.from(s.slice(0, n.index!) + rnd.pick(HUGE_NUMBERS) + s.slice(n.index! + n[0].length)) };
+    return { text: Buffer.from(s.slice(0, n.index) + rnd.pick(HUGE_NUMBERS) + s.slice(n.index + n[0].length)) };
   },
   hugeString: (text, rnd) => {
     const s = text.toString('utf8');

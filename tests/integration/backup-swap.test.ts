@@ -23,7 +23,7 @@ function target(id: string): ServiceTarget {
 
 /** A pid no process has: one that has just exited. */
 function deadPid(): number {
-  return spawnSync('true').pid as number;
+  return spawnSync('true').pid;
 }
 
 beforeAll(async () => {

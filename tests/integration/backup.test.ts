@@ -246,7 +246,7 @@ describe('hostile archives', () => {
     const pack = tar.pack();
     pack.entry({ name: './', type: 'directory', mode: 0o755 });
     pack.entry({ name: './ok.txt', mode: 0o644 }, 'fine\n');
-    if (evil.type === 'symlink') pack.entry({ name: evil.name, type: 'symlink', linkname: evil.linkname as string, mode: 0o777 });
+    if (evil.type === 'symlink') pack.entry({ name: evil.name, type: 'symlink', linkname: evil.linkname, mode: 0o777 });
     else if (evil.type) pack.entry({ name: evil.name, type: evil.type, mode: 0o644 });
     else pack.entry({ name: evil.name, mode: 0o644 }, evil.body ?? '');
     pack.finalize();

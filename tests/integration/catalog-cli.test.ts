@@ -133,7 +133,7 @@ describe('pic catalog show', () => {
     const without = await pic(['catalog', 'show', 'notes', '--cell', copy.cell]);
     expect(without.code).toBe(0);
     expect(without.stdout).toContain('Host ports:\n  2525/tcp -> cell-notes:8080  needs spec.publish: ["2525/tcp"] in ServiceInstall/notes\n');
-    expect(without.stdout).toMatch(/Problems:\n  services\/notes\/compose-template\.yml: .*host port 2525\/tcp is published only with the admin's consent/);
+    expect(without.stdout).toMatch(/Problems:\n {2}services\/notes\/compose-template\.yml: .*host port 2525\/tcp is published only with the admin's consent/);
 
     await editFile(path.join(copy.cell, 'services', 'notes.yaml'), (t) => `${t.trimEnd()}\n  publish: ["2525/tcp"]\n`);
     const consented = await pic(['catalog', 'show', 'notes', '--cell', copy.cell]);
@@ -182,6 +182,7 @@ describe('pic catalog show', () => {
     expect(show.stdout).toContain('Description:        Home\\e[2J\\rReady\\u{202e}\n');
     const json = await pic(['catalog', 'show', 'homepage', '--cell', copy.cell, '-o', 'json']);
     expect(JSON.parse(json.stdout).description).toBe('Home\u001b[2J\rReady\u202e');
+    // eslint-disable-next-line no-control-regex
     for (const out of [show.stdout, json.stdout]) expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u202e]/);
   });
 

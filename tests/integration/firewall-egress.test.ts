@@ -277,7 +277,7 @@ describe('egress', () => {
 
   test('services back to default: marks, rules, routes and DROPs vanish; numbers are kept', async () => {
     const input = routing(
-      routed.map((s) => ({ ...s, connection: undefined }) as TestServiceShape),
+      routed.map((s) => ({ ...s, connection: undefined })),
       connections,
     );
     const outcome = await egressReconciler.reconcile(input, ctx());

@@ -91,7 +91,7 @@ describe('StateDir', () => {
   test('temporary files of killed writers are removed; live writers\' and the services\' data are not', async () => {
     const dir = new StateDir(tmp);
     await dir.ensure();
-    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
     const files = {
       deadTop: path.join(tmp, `.credentials.json.${dead}.0123456789ab.tmp`),
       deadStatus: path.join(dir.paths.status, 'ServiceInstall', `.notes.json.${dead}.ba9876543210.tmp`),
@@ -356,7 +356,7 @@ describe('redact', () => {
   test('does not change its input and survives cycles', () => {
     const input: Record<string, unknown> = { password: 'p' };
     input.self = input;
-    const output = redact(input) as Record<string, unknown>;
+    const output = redact<Record<string, unknown>>(input);
     expect(input.password).toBe('p');
     expect(output.password).toBe(REDACTED);
     expect(output.self).toBe(output);
@@ -524,9 +524,10 @@ describe('createLogger', () => {
     logger.debug('Resync');
     await waitFor(() => out.lines().length >= 3, 'three log lines');
     const [first, second, third] = out.lines();
-    expect(first).toMatch(/^\d\d:\d\d:\d\d info  ServiceInstall\/notes  Created container cell-notes$/);
+    expect(first).toMatch(/^\d\d:\d\d:\d\d info {2}ServiceInstall\/notes {2}Created container cell-notes$/);
     expect(second).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d warn  caddy  Reload failed: token=\\[REDACTED\\]  attempt=2$`));
     expect(third).toMatch(/^\d\d:\d\d:\d\d debug Resync$/);
+    // eslint-disable-next-line no-control-regex
     expect(out.lines().join('\n')).not.toMatch(/\u001b/);
   });
 });

@@ -5,7 +5,6 @@
  * and left as it is: labels and content untouched.
  */
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
-import type Dockerode from 'dockerode';
 import { applyContainerActions, volumeRefusal, type ApplyEvent } from '../../reconcilers/containers/apply.js';
 import { isTerminal, type TerminalError } from '../../reconcilers/errors.js';
 import { inVolume as scriptIn } from '../support/backup-fixture.js';
@@ -39,7 +38,7 @@ async function rejection(promise: Promise<unknown>): Promise<Error> {
 }
 
 async function labelsOf(name: string): Promise<Record<string, string>> {
-  return ((await docker.getVolume(name).inspect()) as Dockerode.VolumeInspectInfo).Labels ?? {};
+  return (await docker.getVolume(name).inspect()).Labels ?? {};
 }
 
 beforeAll(async () => {

@@ -207,7 +207,7 @@ export async function startExampleService(
     return new Promise<{ stdout: string; exitCode: number }>((resolve, reject) => {
       const child = execFile('docker', args, (err, stdout) => {
         const code = (err as { code?: unknown } | null)?.code;
-        if (err && typeof code !== 'number') reject(err);
+        if (err instanceof Error && typeof code !== 'number') reject(err);
         else resolve({ stdout, exitCode: typeof code === 'number' ? code : 0 });
       });
       child.stdin?.end(stdin ?? '');

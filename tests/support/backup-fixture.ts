@@ -91,7 +91,7 @@ export async function inVolume(cell: Pick<FakeCell, 'labels'>, volume: string, s
   try {
     await c.start();
     const { StatusCode } = (await c.wait()) as { StatusCode: number };
-    const logs = (await c.logs({ stdout: true, stderr: true })) as unknown as Buffer;
+    const logs = await c.logs({ stdout: true, stderr: true });
     const text = demux(logs);
     if (StatusCode !== 0) throw new Error(`script in ${volume} failed (${StatusCode}): ${text}`);
     return text;

@@ -64,7 +64,7 @@ export async function buildBusyboxImage(tag: string, options: BusyboxImageOption
     await chmod(join(root, 'bin', 'busybox'), 0o755);
     const { stdout } = await run(BUSYBOX, ['--list']);
     for (const applet of stdout.split('\n').map((s) => s.trim())) {
-      if (applet && applet !== 'busybox' && /^[A-Za-z0-9_.\[-]+$/.test(applet)) {
+      if (applet && applet !== 'busybox' && /^[A-Za-z0-9_.[-]+$/.test(applet)) {
         await symlink('busybox', join(root, 'bin', applet));
       }
     }
@@ -99,7 +99,7 @@ export async function followStream(stream: NodeJS.ReadableStream, what: string):
     docker.modem.followProgress(stream, (err: Error | null, output: Record<string, unknown>[]) => {
       if (err) return reject(new Error(`${what} failed: ${err.message}`));
       const failed = output.find((e) => e.error !== undefined || e.errorDetail !== undefined);
-      if (failed) return reject(new Error(`${what} failed: ${String(failed.error ?? JSON.stringify(failed.errorDetail))}`));
+      if (failed) return reject(new Error(`${what} failed: ${String((failed.error as string | undefined) ?? JSON.stringify(failed.errorDetail))}`));
       resolve(output);
     });
   });

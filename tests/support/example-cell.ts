@@ -188,7 +188,7 @@ export function dockerExec(container: string, argv: string[], options: { user?: 
   return new Promise((resolve, reject) => {
     const child = execFile('docker', args, (err, stdout, stderr) => {
       const code = (err as { code?: unknown } | null)?.code;
-      if (err && typeof code !== 'number') reject(err);
+      if (err instanceof Error && typeof code !== 'number') reject(err);
       else resolve({ stdout, stderr, exitCode: typeof code === 'number' ? code : 0 });
     });
     child.stdin?.end(options.stdin ?? '');

@@ -363,10 +363,10 @@ export async function removeStaleRoutingCells(suite: string, olderThanMs = 30 * 
   const filters = { label: [`${SUITE_LABEL}=${suite}`, `${TEST_LABEL}=1`] };
   const stale = new Set<string>();
   for (const c of await docker.listContainers({ all: true, filters })) {
-    if (c.Created * 1000 < cutoff && c.Labels[CELL_LABEL]) stale.add(c.Labels[CELL_LABEL]!);
+    if (c.Created * 1000 < cutoff && c.Labels[CELL_LABEL]) stale.add(c.Labels[CELL_LABEL]);
   }
   for (const n of await docker.listNetworks({ filters })) {
-    if (Date.parse(n.Created) < cutoff && n.Labels?.[CELL_LABEL]) stale.add(n.Labels[CELL_LABEL]!);
+    if (Date.parse(n.Created) < cutoff && n.Labels?.[CELL_LABEL]) stale.add(n.Labels[CELL_LABEL]);
   }
   for (const name of stale) if (name.startsWith('pictest-')) await removeRoutingCell({ name, network: name });
 }

@@ -107,7 +107,7 @@ function service(name: string, hasAccounts: boolean): InstalledService {
 }
 
 function peer(name: string, services: string[]): PeerAccountDocument {
-  return { apiVersion: 'pic.ngo/v1alpha1', kind: 'PeerAccount', metadata: { name }, spec: { services } } as PeerAccountDocument;
+  return { apiVersion: 'pic.ngo/v1alpha1', kind: 'PeerAccount', metadata: { name }, spec: { services } };
 }
 
 describe('desiredPeersByService', () => {

@@ -64,11 +64,11 @@ describe('admission rules', () => {
     expect(minPicVersionProblem(manifest('1.0.0', { min_pic_version: '2.1' }), 'store/services/notes/manifest.json', '0.1.0')).toMatch(/manifest\.json: \/min_pic_version: .*needs pic 2\.1 or newer.*this is pic 0\.1\.0/);
   });
 
-  test.each([
-    [{ kind: 'install', version: '1' } as VersionDecision, '1'],
-    [{ kind: 'upgrade', from: '1', to: '2' } as VersionDecision, '1'],
-    [{ kind: 'upgrade-failed', running: '1', target: '2', failed: failedAt('2', G) } as VersionDecision, '1'],
-    [{ kind: 'refused', pointer: '/spec/version', message: 'x' } as VersionDecision, undefined],
+  test.each<[VersionDecision, string | undefined]>([
+    [{ kind: 'install', version: '1' }, '1'],
+    [{ kind: 'upgrade', from: '1', to: '2' }, '1'],
+    [{ kind: 'upgrade-failed', running: '1', target: '2', failed: failedAt('2', G) }, '1'],
+    [{ kind: 'refused', pointer: '/spec/version', message: 'x' }, undefined],
   ])('running version of %j', (d, v) => expect(runningVersion(d)).toBe(v));
 });
 
@@ -76,11 +76,11 @@ describe('the package each service runs', () => {
   const service = (version: string) => ({ id: 'notes', dir: `/d/${version}`, manifestFile: `/d/${version}/manifest.json`, templateFile: `/d/${version}/compose-template.yml`, manifest: manifest(version), template: `# ${version}` });
   const offered = new Map([['notes', service('2.0.0')]]);
   const kept = { admitted: new Map([['notes', { version: '1.0.0', manifest: manifest('1.0.0'), service: service('1.0.0'), manifestSha256: 'a', templateSha256: 'b', admittedAt: 'x' }]]), problems: new Map() };
-  test.each([
-    ['the admitted version: the kept package', { kind: 'admitted', version: '1.0.0', update: '2.0.0' } as VersionDecision, '1.0.0'],
-    ['an upgrade asked for: still the kept package until it succeeds (routes and accounts follow what runs)', { kind: 'upgrade', from: '1.0.0', to: '2.0.0' } as VersionDecision, '1.0.0'],
-    ['a failed upgrade: the kept package', { kind: 'upgrade-failed', running: '1.0.0', target: '2.0.0', failed: failedAt('2.0.0', G) } as VersionDecision, '1.0.0'],
-    ['a first install: the catalog package', { kind: 'install', version: '2.0.0' } as VersionDecision, '2.0.0'],
+  test.each<[string, VersionDecision, string]>([
+    ['the admitted version: the kept package', { kind: 'admitted', version: '1.0.0', update: '2.0.0' }, '1.0.0'],
+    ['an upgrade asked for: still the kept package until it succeeds (routes and accounts follow what runs)', { kind: 'upgrade', from: '1.0.0', to: '2.0.0' }, '1.0.0'],
+    ['a failed upgrade: the kept package', { kind: 'upgrade-failed', running: '1.0.0', target: '2.0.0', failed: failedAt('2.0.0', G) }, '1.0.0'],
+    ['a first install: the catalog package', { kind: 'install', version: '2.0.0' }, '2.0.0'],
   ])('%s', (_n, decision, version) => {
     expect(effectiveServices(offered, kept, new Map([['notes', decision]])).get('notes')!.manifest.version).toBe(version);
   });

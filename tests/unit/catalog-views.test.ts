@@ -122,6 +122,7 @@ describe('serviceExposure: what installing a package opens', () => {
   test('the text escapes what the package wrote', () => {
     const text = renderExposureText(serviceExposure({ ...BASE, manifest: { ...MANIFEST, description: 'evil\u001b[2J\rReady\u202e' } }));
     expect(text).toContain('Description:        evil\\e[2J\\rReady\\u{202e}');
+    // eslint-disable-next-line no-control-regex
     expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u202e]/);
   });
 });

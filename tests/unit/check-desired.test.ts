@@ -41,8 +41,8 @@ function src<T extends CellObject>(doc: T): Sourced<T> {
   return { file: `f${fileNo}.yaml`, index: 0, doc };
 }
 const cellDoc = () => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'Cell', metadata: { name: 'c' }, spec: { domain: 'c.test', store: { path: 'store' }, network: { name: 'cell-network', subnet: '172.20.0.0/16', servicePool: '172.20.0.20-172.20.0.254' }, imageVerification: { mode: 'warn' }, allowedImagePrefix: 'git.pic.ngo/roof/' } } as const);
-const svc = (name: string, spec: Record<string, unknown> = {}) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'ServiceInstall', metadata: { name }, spec: { version: '1.0.0', ...spec } } as CellObject);
-const peer = (name: string, services: string[]) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'PeerAccount', metadata: { name }, spec: { services } } as CellObject);
+const svc = (name: string, spec: Record<string, unknown> = {}) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'ServiceInstall', metadata: { name }, spec: { version: '1.0.0', ...spec } });
+const peer = (name: string, services: string[]) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'PeerAccount', metadata: { name }, spec: { services } });
 const conn = (name: string, type: string) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'Connection', metadata: { name }, spec: { type } } as CellObject);
 
 function docs(...items: Sourced<CellObject>[]): DesiredDocuments {

@@ -31,7 +31,7 @@ describe('mergeServiceConfig', () => {
     ['string given a number', { domain: 5 }, '/spec/config/domain', 'must be a string'],
     ['key with a slash is escaped', { domain: 'd', 'a/b': 1 }, '/spec/config/a~1b', 'not a setting'],
   ])('%s', (_name, given, pointer, fragment) => {
-    const r = mergeServiceConfig(schema, given as Record<string, unknown>, 'f.yaml');
+    const r = mergeServiceConfig(schema, given, 'f.yaml');
     expect(r.problems).toEqual([expect.objectContaining({ file: 'f.yaml', pointer, message: expect.stringContaining(fragment) })]);
   });
 

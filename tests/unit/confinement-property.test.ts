@@ -29,7 +29,7 @@ const manifest: Manifest = {
   image: 'git.pic.ngo/roof/wiki:1',
   container_name: 'cell-wiki',
   containers: OWN_NAMES,
-} as Manifest;
+};
 
 const names = fc.constantFrom(...OWN_NAMES, 'cell-files', 'cell-dns', 'cell-caddy', 'cell-wireguard', 'cell-notes');
 const addresses = fc.constantFrom('${SERVICE_IP}', '172.20.0.2', '172.20.0.1', '172.20.0.41', SERVICE_IP);

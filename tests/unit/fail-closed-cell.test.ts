@@ -36,7 +36,7 @@ describe('a Cell whose image verification cannot be read', () => {
     await fs.cp(EXAMPLE_STORE, path.join(dir, 'store'), { recursive: true });
     const file = path.join(dir, 'cell', 'cell.yaml');
     const text = await fs.readFile(file, 'utf8');
-    await fs.writeFile(file, text.replace(/  imageVerification:\n    mode: warn\n/, section));
+    await fs.writeFile(file, text.replace(/ {2}imageVerification:\n {4}mode: warn\n/, section));
     const cell = await loadCell(path.join(dir, 'cell'));
     expect(cell.cell?.spec.imageVerification).toEqual(expected);
     const reported = cell.checked.general.filter((p) => p.pointer.startsWith('/spec/imageVerification'));

@@ -22,7 +22,7 @@ function fresh(content = 'a: 1\n'): string {
 
 describe('FileMemo', () => {
   test.each([
-    ['a settled, unchanged file is computed once', (f: string) => undefined, 1],
+    ['a settled, unchanged file is computed once', (_f: string) => undefined, 1],
     ['rewritten in place with the same size: computed again', (f: string) => writeFileSync(f, 'a: 2\n'), 2],
     ['replaced by a rename: computed again', (f: string) => (writeFileSync(`${f}.tmp`, 'a: 1\n'), renameSync(`${f}.tmp`, f)), 2],
     ['times set back to what they were: the ctime still tells', (f: string) => (writeFileSync(f, 'a: 3\n'), utimesSync(f, 1, 1)), 2],

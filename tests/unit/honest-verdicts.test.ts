@@ -168,7 +168,7 @@ function src(doc: CellObject): Sourced<CellObject> {
 }
 const cellSpec = { domain: 'c.test', store: { path: 'store' }, network: { name: 'cell-network', subnet: '172.20.0.0/16', servicePool: '172.20.0.20-172.20.0.254' } };
 const cellDoc = (spec: Record<string, unknown> = {}) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'Cell', metadata: { name: 'c' }, spec: { ...cellSpec, ...spec } } as CellObject);
-const svc = (name: string, version = '1.0.0', spec: Record<string, unknown> = {}) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'ServiceInstall', metadata: { name }, spec: { version, ...spec } } as CellObject);
+const svc = (name: string, version = '1.0.0', spec: Record<string, unknown> = {}) => src({ apiVersion: 'pic.ngo/v1alpha1', kind: 'ServiceInstall', metadata: { name }, spec: { version, ...spec } });
 
 function docs(...items: Sourced<CellObject>[]): DesiredDocuments {
   const d: DesiredDocuments = { dir: 'cell', cells: [], services: [], peers: [], connections: [], rejected: [], problems: [], notices: [], unreadable: [], files: [] };

@@ -40,7 +40,7 @@ describe('log lines never carry a control character raw', () => {
   });
 
   test('the readable line shows escapes a person can read', () => {
-    const line = readableLine({ level: 'info', message: `x${FAKE}`, key: 'ServiceInstall/notes' } as never, false, new Date(2026, 0, 1, 12, 0, 1));
+    const line = readableLine({ level: 'info', message: `x${FAKE}`, key: 'ServiceInstall/notes' }, false, new Date(2026, 0, 1, 12, 0, 1));
     expect(line).toBe('12:00:01 info  ServiceInstall/notes  x\\e[2J\\e[H\\rServiceInstall   notes   True   Ready\\u{202e}\\x9b2J\\a\\u{200b}');
   });
 });

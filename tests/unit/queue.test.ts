@@ -300,7 +300,7 @@ describe('WorkQueue', () => {
         rec.calls.push(key);
         if (rec.callsOf(key) === 1) throw new Error('sync failure');
         return Promise.resolve();
-      }) as (key: string) => Promise<void>,
+      }),
       onOutcome: () => {
         thrown++;
         throw new Error('observer bug');

@@ -209,6 +209,7 @@ describe('status views (properties)', () => {
       conditions: [{ type: 'Ready', status: 'False', reason: 'X', message: 'evil \u001b[2J\u001b]0;title\u0007 text\r\nnext', lastTransitionTime: ago(1) }],
     };
     for (const text of [renderTable([hostile], { now: NOW }), renderDescribe(hostile, [], NOW)]) {
+      // eslint-disable-next-line no-control-regex
       expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
       for (const line of text.split('\n')) expect(line).toBe(line.trimEnd());
     }

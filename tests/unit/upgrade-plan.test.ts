@@ -16,7 +16,7 @@ describe('upgrade steps', () => {
     ['snapshot recorded, document changed back: abandon (nothing switched)', admitted, progress('snapshot'), 'abandon'],
     ['switch recorded and still asked: resume waiting', upgrade, progress('switch', { snapshot: 's' }), 'switch'],
     ['switch recorded, document changed back: roll back', admitted, progress('switch', { snapshot: 's' }), 'rollback'],
-    ['switch recorded, catalog moved to another version: roll back', { kind: 'upgrade', from: '1.0.0', to: '3.0.0' } as VersionDecision, progress('switch'), 'rollback'],
+    ['switch recorded, catalog moved to another version: roll back', { kind: 'upgrade', from: '1.0.0', to: '3.0.0' }, progress('switch'), 'rollback'],
     ['rollback recorded: finish it whatever is asked', upgrade, progress('rollback', { reason: 'x' }), 'rollback'],
   ] as const)('%s', (_n, decision, p, type) => {
     expect(nextUpgradeAction(decision, p).type).toBe(type);
