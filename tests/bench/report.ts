@@ -66,7 +66,7 @@ export function previousResults(text: string, header: string): Map<string, strin
   for (const line of lines) {
     if (!line.startsWith('| ') || line === head || line.startsWith('|---')) continue;
     const cells = splitRow(line);
-    if (cells[0] && cells[result] !== undefined) out.set(cells[0], cells[result]!);
+    if (cells[0] && cells[result] !== undefined) out.set(cells[0], cells[result]);
   }
   return out;
 }
