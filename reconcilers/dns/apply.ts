@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../../state/atomic-write.js';
 import { dockerStatusCode } from '../containers/types.js';
 import { coreContainerClaim } from '../core/spec.js';
 import { ContainerUnavailableError } from '../shared/exec.js';
-import { resolveOwnedContainer, type OwnedContainer } from '../shared/owned-container.js';
+import { ContainerNotOwnedError, resolveOwnedContainer, type OwnedContainer } from '../shared/owned-container.js';
 
 /** Atomically, mode 0644: a DNS server running as its own user must be able to read it. */
 export async function writeZoneFile(file: string, text: string): Promise<void> {
@@ -23,12 +23,15 @@ export async function writeZoneFile(file: string, text: string): Promise<void> {
  * (a name held by another container throws ContainerNotOwnedError, which stalls the resource
  * naming the holder); undefined when no container has the name: it reads the zone when it starts.
  */
-export async function resolveDnsServer(docker: Dockerode, cell: CellDocument): Promise<OwnedContainer | undefined> {
+export async function resolveDnsServer(docker: Dockerode, cell: CellDocument): Promise<OwnedContainer | undefined | { unreachable: Error }> {
   try {
     return await resolveOwnedContainer(docker, coreContainerClaim(cell, 'dns', 'signal'));
   } catch (err) {
     if (err instanceof ContainerUnavailableError) return undefined;
-    throw err;
+    if (err instanceof ContainerNotOwnedError) throw err;
+    // Docker itself did not answer: the zone is still written (the server loads it when it can),
+    // and the reload fails below with this reason.
+    return { unreachable: err as Error };
   }
 }
 
@@ -38,9 +41,10 @@ export async function resolveDnsServer(docker: Dockerode, cell: CellDocument): P
  * then answers with), so every failure here is an error saying what stood in the way; the next
  * pass observes and sends again.
  */
-export async function reloadDnsServer(docker: Dockerode, container: OwnedContainer | undefined, name: string): Promise<void> {
+export async function reloadDnsServer(docker: Dockerode, container: OwnedContainer | undefined | { unreachable: Error }, name: string): Promise<void> {
   try {
     if (!container) throw Object.assign(new Error('no such container'), { statusCode: 404 });
+    if ('unreachable' in container) throw container.unreachable;
     await docker.getContainer(container.id).kill({ signal: 'SIGHUP' });
   } catch (err) {
     const code = dockerStatusCode(err);
