@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { readJsonFile, writeFileAtomic } from '../../state/atomic-write.js';
 import { TerminalError } from '../errors.js';
-import { resolveVpnContainer } from '../firewall/index.js';
+import { readVia, resolveVpnContainer } from '../firewall/index.js';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
 import { allocateEgress, formatFwmark, type AllocationResult, type EgressAllocations } from './allocate.js';
 import { applyEgress } from './apply.js';
@@ -89,16 +89,17 @@ export const egressReconciler: ResourceReconciler = {
     const existing = await loadEgressAllocations(ctx.stateRoot);
     const allocation = allocateFor(input, existing);
     const desired = renderEgress(input, allocation.allocations);
-    const observed = await observeEgress(ctx.docker, await resolveVpnContainer(input, ctx));
+    const observed = await observeEgress((await resolveVpnContainer(input, ctx)).reader);
     return [...allocationLines(allocation, existing), ...planEgress(desired, observed).lines];
   },
 
   async reconcile(input: CellRouting, ctx: ResourceContext): Promise<ResourceOutcome> {
-    const container = await resolveVpnContainer(input, ctx);
+    const vpn = await resolveVpnContainer(input, ctx);
+    const { container } = vpn;
     const existing = await loadEgressAllocations(ctx.stateRoot);
     const allocation = allocateFor(input, existing);
     const desired = renderEgress(input, allocation.allocations);
-    const observed = await observeEgress(ctx.docker, container);
+    const observed = await observeEgress(vpn.reader);
     const plan = planEgress(desired, observed);
 
     // Saved before anything live carries the numbers, so a crash cannot leave marks nobody owns.
@@ -115,7 +116,7 @@ export const egressReconciler: ResourceReconciler = {
     return {
       changed: writes > 0 || allocation.changed,
       summary: `${summary}${state}${waiting}`,
-      facts: { container: container.name, ...facts, allocations: allocation.allocations.connections },
+      facts: { container: container.name, readVia: readVia(vpn), ...facts, allocations: allocation.allocations.connections },
     };
   },
 };
