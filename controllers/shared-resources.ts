@@ -144,7 +144,7 @@ export class SharedResources {
       stateRoot: this.stateRoot,
       cellDir: this.cellDir,
       event: (reason, message, type) => this.ctx.event(key, type ?? 'Normal', reason, message),
-      core,
+      core: core.forKey(key),
     };
   }
 

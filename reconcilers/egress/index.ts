@@ -108,7 +108,12 @@ export const egressReconciler: ResourceReconciler = {
       const lines = allocationLines(allocation, existing);
       if (lines.length > 0) ctx.event('EgressAllocated', lines.join('; '));
     }
-    const writes = await applyEgress(ctx.docker, container, plan);
+    // Reads of the pass taken before or during the write are not handed out again.
+    const writing = plan.restore !== undefined || plan.commands.length > 0;
+    if (writing) ctx.core?.wrote();
+    const writes = await applyEgress(ctx.docker, container, plan).finally(() => {
+      if (writing) ctx.core?.wrote();
+    });
     if (writes > 0) ctx.event('EgressUpdated', `egress routing in ${container.name}: ${plan.lines.join('; ')}`);
 
     const { summary, waiting, facts } = describe(desired, plan);

@@ -56,7 +56,10 @@ export const firewallReconciler: ResourceReconciler = {
 
     if (!plan.action) return { changed: false, summary: `${size}; unchanged`, facts };
 
+    // Reads of the pass taken before or during the write are not handed out again.
+    ctx.core?.wrote();
     await restoreChains(ctx.docker, container, plan.action.restore);
+    ctx.core?.wrote();
     const added = plan.lines.filter((l) => l.startsWith(`+ -A ${SERVICES_CHAIN} `)).length;
     const removed = plan.lines.filter((l) => l.startsWith(`- -A ${SERVICES_CHAIN} `)).length;
     ctx.event('FirewallUpdated', `${SERVICES_CHAIN} in ${container.name} rewritten: ${plan.lines.join('; ')}`);

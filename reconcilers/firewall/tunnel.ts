@@ -79,7 +79,10 @@ export const tunnelReconciler: ResourceReconciler = {
     const changed = plans.filter((p) => p.plan.action);
     if (changed.length === 0) return { changed: false, summary: `tunnel firewall in ${container.name}; unchanged`, facts };
     const services = servicesExist ? '' : `*filter\n:${SERVICES_CHAIN} - [0:0]\nCOMMIT\n`;
+    // Reads of the pass taken before or during the write are not handed out again.
+    ctx.core?.wrote();
     await restoreChains(ctx.docker, container, services + changed.map((p) => p.plan.action!.restore).join(''));
+    ctx.core?.wrote();
     const lines = changed.flatMap((p) => p.plan.lines);
     ctx.event('TunnelFirewallUpdated', `tunnel chains in ${container.name} rewritten: ${lines.join('; ')}`);
     return { changed: true, summary: `tunnel firewall in ${container.name}; rewritten (${lines.length} change${lines.length === 1 ? '' : 's'})`, facts };

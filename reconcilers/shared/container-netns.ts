@@ -47,7 +47,7 @@ export interface ContainerNetworkReader {
  */
 export async function containerNetworkReader(docker: Dockerode, container: OwnedContainer): Promise<ContainerNetworkReader> {
   const refusal = await hostReadRefusal(container);
-  if (refusal === undefined) return hostReader(container, container.pid!);
+  if (refusal === undefined) return hostReader(container, container.pid!, docker);
   return execReader(docker, container, refusal);
 }
 
@@ -87,7 +87,7 @@ async function backendOf(candidates: readonly { root: string; file: string }[]):
 }
 
 /** Reads from the host through the namespaces of process `pid` (checked by `hostReadRefusal`). */
-export function hostReader(container: OwnedContainer, pid: number): ContainerNetworkReader {
+export function hostReader(container: OwnedContainer, pid: number, docker?: Dockerode): ContainerNetworkReader {
   const netns = `--net=/proc/${pid}/ns/net`;
   return {
     via: { mode: 'host' },
@@ -97,7 +97,13 @@ export function hostReader(container: OwnedContainer, pid: number): ContainerNet
     },
     async wireguard(iface) {
       const socket = `/proc/${pid}/root/var/run/wireguard/${iface}.sock`;
-      return { format: 'uapi', text: await uapiGet(socket, container.name) };
+      if (await fs.stat(socket).then(() => true, () => false)) return { format: 'uapi', text: await uapiGet(socket, container.name) };
+      // No userspace WireGuard: the kernel's, asked over netlink from inside the namespace by the
+      // host's `wg`, or by exec where the host has none.
+      const text = await runHost('nsenter', [netns, 'wg', 'show', iface, 'dump'], undefined, container.name).catch((err: Error) =>
+        /ENOENT|No such file/.test(err.message) && docker ? execReader(docker, container, 'no wg on the host').wireguard(iface).then((r) => r.text) : Promise.reject(err),
+      );
+      return { format: 'dump', text };
     },
   };
 }

@@ -103,7 +103,10 @@ export const wireguardReconciler: ResourceReconciler = {
     const facts = { container: container.name, readVia: readVia(readable), serverPublicKey: keys.server.publicKey, listenPort: vpn.listenPort, peers: Object.fromEntries(wanted.map((p) => [p.name, p.address])) };
     const head = `${wanted.length} peer${wanted.length === 1 ? '' : 's'} on ${WIREGUARD_INTERFACE} in ${container.name}`;
     if (!plan.sync) return { changed: false, summary: `${head}; unchanged`, facts };
+    // Reads of the pass taken before or during the write are not handed out again.
+    ctx.core?.wrote();
     await syncPeerSet(ctx.docker, container, WIREGUARD_INTERFACE, renderServerConfig(config));
+    ctx.core?.wrote();
     ctx.event('PeersSynced', `${head}: ${plan.lines.join('; ')}`);
     return { changed: true, summary: `${head}; synced (${plan.lines.length} change${plan.lines.length === 1 ? '' : 's'})`, facts };
   },

@@ -177,7 +177,7 @@ test('WireGuard: the UAPI socket under the container\'s root gives what wg show 
   expect(await observeInterface(execReader(docker, vpn(), 'test'), 'wg0')).toEqual(byExec);
 });
 
-test('an interface with no socket is an error naming the container', async () => {
+test('an interface that is not there (no socket, and wg finds none) is an error naming the container', async () => {
   const iface = `x${randomBytes(3).toString('hex')}`;
   await expect(observeInterface(hostReader(vpn(), vpn().pid!), iface)).rejects.toThrow(name);
 });
