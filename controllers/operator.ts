@@ -472,7 +472,10 @@ export class Operator {
       const outcome = await reconcileCoreReporting(this.ctx, cell, key, { stateRoot: this.opts.stateDir.root, cellDir: this.opts.cellDir }, cached);
       // Restarted or recreated under pic's feet: what lives in it (Caddy's load, the peer set, the
       // chains) is written again once it runs.
-      if (outcome.changed || this.coreEvents.delete(key)) this.enqueueShared();
+      if (outcome.changed || this.coreEvents.delete(key)) {
+        this.shared.forgetCoreContainers();
+        this.enqueueShared();
+      }
     } finally {
       this.finishedAt.set(key, ++this.seq);
     }
@@ -487,6 +490,7 @@ export class Operator {
     const cell = this.cell;
     if (!cell?.cell || cell.frozen) return;
     const seq = ++this.seq;
+    this.shared.beginPass();
     const all = await listOwnedContainers(this.opts.docker, { cell: cell.cell.metadata.name });
     const byOwner = new Map<string, ObservedContainer[]>();
     for (const key of [...this.desiredKeys(cell), ...this.coreKeys(cell)]) byOwner.set(key, []);
@@ -514,7 +518,10 @@ export class Operator {
   /** Forget a cached listing when Docker says the owner's containers changed. */
   private onDockerEvent(owner: string): void {
     this.observedByOwner.delete(owner);
-    if (isCoreKey(owner)) this.coreEvents.add(owner);
+    if (isCoreKey(owner)) {
+      this.coreEvents.add(owner);
+      this.shared.forgetCoreContainers();
+    }
     this.queue.add(owner);
   }
 

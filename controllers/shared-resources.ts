@@ -10,6 +10,7 @@ import {
 } from '../reconcilers/accounts/index.js';
 import { withCoreDefaults } from '../reconcilers/core/spec.js';
 import { addressStoreOf, peerOwner, WIREGUARD_KEY } from '../reconcilers/wireguard/index.js';
+import { CoreContainers } from '../reconcilers/shared/core-containers.js';
 import type { CellRouting, InstalledService, ResourceContext, ResourceReconciler } from '../reconcilers/shared/types.js';
 import type { LoadedCell } from '../state/cell.js';
 import { CredentialsStore } from '../state/credentials.js';
@@ -120,12 +121,29 @@ export class SharedResources {
 
   private lastGeneration?: { cell: LoadedCell; addresses: string; generation: string };
 
-  private resourceContext(key: string): ResourceContext {
+  /**
+   * The core containers as this pass resolved them (one inspect of the VPN container for the
+   * firewall, tunnel, egress and peer-set resources together), until the next pass or a change.
+   */
+  private core = new CoreContainers();
+
+  /** A new pass resolves the core containers afresh. */
+  beginPass(): void {
+    this.core = new CoreContainers();
+  }
+
+  /** A core container changed (a Docker event, a recreate): its resolution no longer holds. */
+  forgetCoreContainers(): void {
+    this.core.forget();
+  }
+
+  private resourceContext(key: string, core: CoreContainers = this.core): ResourceContext {
     return {
       docker: this.ctx.docker,
       stateRoot: this.stateRoot,
       cellDir: this.cellDir,
       event: (reason, message, type) => this.ctx.event(key, type ?? 'Normal', reason, message),
+      core: core.forKey(key),
     };
   }
 
@@ -145,6 +163,8 @@ export class SharedResources {
       // Each peer's status names its VPN address, and a peer with no accounts is Ready once it is a peer.
       if (key === WIREGUARD_KEY) await this.writePeerStatuses(cell);
     } catch (err) {
+      // The failure may be the container's (gone, restarted under another pid): resolve it again.
+      this.core.forget();
       await this.ctx.writeStatus(key, { generation, ...failureConditions(err) });
       throw err;
     }
@@ -155,9 +175,10 @@ export class SharedResources {
     const routing = buildRouting(cell, assignments);
     if (!routing) return [];
     const out: { key: string; lines: string[] }[] = [];
+    const core = new CoreContainers();
     for (const r of activeReconcilers(cell, this.reconcilers)) {
       try {
-        const lines = await r.plan(routing, this.resourceContext(r.key));
+        const lines = await r.plan(routing, this.resourceContext(r.key, core));
         if (lines.length > 0) out.push({ key: r.key, lines });
       } catch (err) {
         out.push({ key: r.key, lines: [`! cannot plan: ${(err as Error).message}`] });

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { readJsonFile, writeFileAtomic } from '../../state/atomic-write.js';
 import { TerminalError } from '../errors.js';
-import { resolveVpnContainer } from '../firewall/index.js';
+import { readVia, resolveVpnContainer } from '../firewall/index.js';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
 import { allocateEgress, formatFwmark, type AllocationResult, type EgressAllocations } from './allocate.js';
 import { applyEgress } from './apply.js';
@@ -89,16 +89,17 @@ export const egressReconciler: ResourceReconciler = {
     const existing = await loadEgressAllocations(ctx.stateRoot);
     const allocation = allocateFor(input, existing);
     const desired = renderEgress(input, allocation.allocations);
-    const observed = await observeEgress(ctx.docker, await resolveVpnContainer(input, ctx));
+    const observed = await observeEgress((await resolveVpnContainer(input, ctx)).reader);
     return [...allocationLines(allocation, existing), ...planEgress(desired, observed).lines];
   },
 
   async reconcile(input: CellRouting, ctx: ResourceContext): Promise<ResourceOutcome> {
-    const container = await resolveVpnContainer(input, ctx);
+    const vpn = await resolveVpnContainer(input, ctx);
+    const { container } = vpn;
     const existing = await loadEgressAllocations(ctx.stateRoot);
     const allocation = allocateFor(input, existing);
     const desired = renderEgress(input, allocation.allocations);
-    const observed = await observeEgress(ctx.docker, container);
+    const observed = await observeEgress(vpn.reader);
     const plan = planEgress(desired, observed);
 
     // Saved before anything live carries the numbers, so a crash cannot leave marks nobody owns.
@@ -107,7 +108,12 @@ export const egressReconciler: ResourceReconciler = {
       const lines = allocationLines(allocation, existing);
       if (lines.length > 0) ctx.event('EgressAllocated', lines.join('; '));
     }
-    const writes = await applyEgress(ctx.docker, container, plan);
+    // Reads of the pass taken before or during the write are not handed out again.
+    const writing = plan.restore !== undefined || plan.commands.length > 0;
+    if (writing) ctx.core?.wrote();
+    const writes = await applyEgress(ctx.docker, container, plan).finally(() => {
+      if (writing) ctx.core?.wrote();
+    });
     if (writes > 0) ctx.event('EgressUpdated', `egress routing in ${container.name}: ${plan.lines.join('; ')}`);
 
     const { summary, waiting, facts } = describe(desired, plan);
@@ -115,7 +121,7 @@ export const egressReconciler: ResourceReconciler = {
     return {
       changed: writes > 0 || allocation.changed,
       summary: `${summary}${state}${waiting}`,
-      facts: { container: container.name, ...facts, allocations: allocation.allocations.connections },
+      facts: { container: container.name, readVia: readVia(vpn), ...facts, allocations: allocation.allocations.connections },
     };
   },
 };

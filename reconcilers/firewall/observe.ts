@@ -1,11 +1,10 @@
 /**
- * Read an own iptables chain, and the jumps to it, inside the wireguard container. Reading only:
- * `iptables -S <chain>` and `iptables -S <parent>`, and, when the first fails, the table's full
- * listing to tell a missing chain (nothing there yet) from a real failure.
+ * Own iptables chains, and the jumps to them, inside the wireguard container, from one
+ * `iptables-save` of all its tables (read from the host through the container's network
+ * namespace, or by exec: shared/container-netns.ts). Reading only. A chain the save does not
+ * declare does not exist yet; a table it does not list has no chains at all.
  */
-import type Dockerode from 'dockerode';
-import { execInContainer } from '../shared/exec.js';
-import type { OwnedContainer } from '../shared/owned-container.js';
+import type { ContainerNetworkReader } from '../shared/container-netns.js';
 import { jumpRule, SERVICES_CHAIN, SERVICES_PARENT } from './render.js';
 
 export interface ObservedChain {
@@ -22,29 +21,49 @@ export interface ChainRef {
   parent: string;
 }
 
-export async function observeChain(docker: Dockerode, container: OwnedContainer, ref: ChainRef): Promise<ObservedChain> {
-  const iptables = (...args: string[]) => execInContainer(docker, container, ['iptables', '-t', ref.table, ...args]);
+/** One table of an `iptables-save`: the chains it declares and its rules in order, normalised. */
+export interface SavedTable {
+  chains: Set<string>;
+  rules: string[];
+}
 
-  const parent = await iptables('-S', ref.parent);
-  if (parent.exitCode !== 0) throw listingFailed(container.name, ref.table, ref.parent, parent.stderr);
-  const jump = jumpRule(ref.parent, ref.chain);
-  const jumps = parseListing(parent.stdout).filter((line) => line === jump).length;
-
-  const own = await iptables('-S', ref.chain);
-  if (own.exitCode === 0) {
-    return { exists: true, rules: parseListing(own.stdout).filter((line) => line.startsWith(`-A ${ref.chain} `)), jumps };
+/** Every table of an `iptables-save` output, by name. Pure. */
+export function parseIptablesSave(text: string): Map<string, SavedTable> {
+  const tables = new Map<string, SavedTable>();
+  let current: SavedTable | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (line.startsWith('*')) {
+      current = { chains: new Set(), rules: [] };
+      tables.set(line.slice(1), current);
+    } else if (line === 'COMMIT') {
+      current = undefined;
+    } else if (current && line.startsWith(':')) {
+      current.chains.add(line.slice(1).split(/\s+/)[0] ?? '');
+    } else if (current && line.startsWith('-A ')) {
+      current.rules.push(normaliseRule(line));
+    }
   }
-  // iptables words "no such chain" differently across versions and backends: look it up instead.
-  const all = await iptables('-S');
-  if (all.exitCode !== 0) throw listingFailed(container.name, ref.table, '', all.stderr);
-  if (!parseListing(all.stdout).includes(`-N ${ref.chain}`)) return { exists: false, rules: [], jumps };
-  throw listingFailed(container.name, ref.table, ref.chain, own.stderr);
+  return tables;
 }
 
-/** `PIC-SERVICES` in the filter table and the jumps to it from FORWARD. */
-export function observeServicesChain(docker: Dockerode, container: OwnedContainer): Promise<ObservedChain> {
-  return observeChain(docker, container, { table: 'filter', chain: SERVICES_CHAIN, parent: SERVICES_PARENT });
+/** The chain and the parent's jumps to it, as `iptables -S <chain>` and `-S <parent>` would show them. Pure. */
+export function chainOf(tables: ReadonlyMap<string, SavedTable>, ref: ChainRef): ObservedChain {
+  const table = tables.get(ref.table);
+  const jump = jumpRule(ref.parent, ref.chain);
+  const jumps = (table?.rules ?? []).filter((line) => line === jump).length;
+  if (!table?.chains.has(ref.chain)) return { exists: false, rules: [], jumps };
+  return { exists: true, rules: table.rules.filter((line) => line.startsWith(`-A ${ref.chain} `)), jumps };
 }
+
+/** Several chains from one read of every table. */
+export async function observeChains(reader: ContainerNetworkReader, refs: readonly ChainRef[]): Promise<ObservedChain[]> {
+  const tables = parseIptablesSave(await reader.iptablesSave());
+  return refs.map((ref) => chainOf(tables, ref));
+}
+
+export const SERVICES_REF: ChainRef = { table: 'filter', chain: SERVICES_CHAIN, parent: SERVICES_PARENT };
 
 /** The lines of `iptables -S` output, each normalised. */
 export function parseListing(stdout: string): string[] {
@@ -97,9 +116,4 @@ function splitWords(line: string): string[] {
   }
   if (inWord) words.push(current);
   return words;
-}
-
-function listingFailed(container: string, table: string, chain: string, stderr: string): Error {
-  const what = chain ? `chain ${chain} of table ${table}` : `table ${table}`;
-  return new Error(`cannot list ${what} in container ${container}: ${stderr.trim() || 'iptables failed'}`);
 }

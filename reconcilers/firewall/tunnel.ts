@@ -15,10 +15,10 @@
 import { dnsServerAddressOf, caddyAddressOf, vpnNetworkOf, WIREGUARD_INTERFACE } from '../core/spec.js';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
 import { restoreChains } from './apply.js';
-import { observeChain, observeServicesChain } from './observe.js';
+import { observeChains, SERVICES_REF } from './observe.js';
 import { planChain, type ChainSpec } from './plan.js';
 import { assertIpv4, SERVICES_CHAIN } from './render.js';
-import { resolveVpnContainer } from './index.js';
+import { readVia, resolveVpnContainer } from './index.js';
 import type { CellDocument } from '../../crds/types.js';
 
 export const TUNNEL_FORWARD_CHAIN = 'PIC-TUNNEL';
@@ -55,14 +55,14 @@ export function renderTunnelChains(cell: CellDocument): ChainSpec[] {
 }
 
 async function observeAndPlan(input: CellRouting, ctx: ResourceContext) {
-  const container = await resolveVpnContainer(input, ctx);
+  const vpn = await resolveVpnContainer(input, ctx);
   const specs = renderTunnelChains(input.cell);
-  const plans = [];
-  for (const spec of specs) plans.push({ spec, plan: planChain(spec, await observeChain(ctx.docker, container, spec)) });
+  const observed = await observeChains(vpn.reader, [...specs, SERVICES_REF]);
+  const plans = specs.map((spec, i) => ({ spec, plan: planChain(spec, observed[i]!) }));
   // PIC-TUNNEL jumps to PIC-SERVICES, which must exist first: when the firewall resource has not
   // made it yet, an empty one is declared (never re-declared: its rules are that resource's).
-  const servicesExist = (await observeServicesChain(ctx.docker, container)).exists;
-  return { container, specs, plans, servicesExist };
+  const servicesExist = observed[specs.length]!.exists;
+  return { vpn, container: vpn.container, specs, plans, servicesExist };
 }
 
 export const tunnelReconciler: ResourceReconciler = {
@@ -74,12 +74,15 @@ export const tunnelReconciler: ResourceReconciler = {
   },
 
   async reconcile(input, ctx): Promise<ResourceOutcome> {
-    const { container, specs, plans, servicesExist } = await observeAndPlan(input, ctx);
-    const facts = { container: container.name, chains: specs.map((s) => `${s.table}/${s.chain}`), returnPath: 'masquerade' };
+    const { vpn, container, specs, plans, servicesExist } = await observeAndPlan(input, ctx);
+    const facts = { container: container.name, readVia: readVia(vpn), chains: specs.map((s) => `${s.table}/${s.chain}`), returnPath: 'masquerade' };
     const changed = plans.filter((p) => p.plan.action);
     if (changed.length === 0) return { changed: false, summary: `tunnel firewall in ${container.name}; unchanged`, facts };
     const services = servicesExist ? '' : `*filter\n:${SERVICES_CHAIN} - [0:0]\nCOMMIT\n`;
+    // Reads of the pass taken before or during the write are not handed out again.
+    ctx.core?.wrote();
     await restoreChains(ctx.docker, container, services + changed.map((p) => p.plan.action!.restore).join(''));
+    ctx.core?.wrote();
     const lines = changed.flatMap((p) => p.plan.lines);
     ctx.event('TunnelFirewallUpdated', `tunnel chains in ${container.name} rewritten: ${lines.join('; ')}`);
     return { changed: true, summary: `tunnel firewall in ${container.name}; rewritten (${lines.length} change${lines.length === 1 ? '' : 's'})`, facts };

@@ -48,6 +48,11 @@ export interface NameHolder {
 export interface OwnedContainer {
   name: string;
   id: string;
+  /**
+   * Its main process on the host, when the check inspected it and it runs: the way to its
+   * namespaces for reads from the host (shared/container-netns.ts).
+   */
+  pid?: number;
 }
 
 /** The name is held by a container that is not the one pic means: pic will not touch it. */
@@ -93,7 +98,8 @@ export async function resolveOwnedContainer(
   const holder = { id: info.Id, labels: info.Config?.Labels ?? {} };
   const refusal = claimRefusal(claim, holder);
   if (refusal !== undefined) throw new ContainerNotOwnedError(refusal, claim.name, info.Id);
-  return { name: claim.name, id: info.Id };
+  const pid = info.State?.Running ? info.State.Pid : 0;
+  return { name: claim.name, id: info.Id, ...(pid > 0 ? { pid } : {}) };
 }
 
 function shortId(id: string): string {

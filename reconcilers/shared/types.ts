@@ -6,6 +6,7 @@
 import type Dockerode from 'dockerode';
 import type { ConfigValue } from '../../crds/config.js';
 import type { CellDocument, ConnectionDocument, EgressType, Manifest, PeerAccountDocument } from '../../crds/types.js';
+import type { CoreView } from './core-containers.js';
 
 export interface ServiceEgress {
   /** "default", or the name of a Connection document. */
@@ -47,6 +48,8 @@ export interface ResourceContext {
   cellDir: string;
   /** Record an event (also logged) about this resource. */
   event: (reason: string, message: string, type?: 'Normal' | 'Warning') => void;
+  /** The pass's core containers and their reads, shared by the resources of one pass; without it each resolves and reads its own. */
+  core?: CoreView;
 }
 
 export interface ResourceOutcome {

@@ -9,7 +9,7 @@ import type { PeerAccountDocument } from '../../crds/types.js';
 import { allocateServiceIp, IpAllocationStore } from '../../state/ip-allocation.js';
 import { WireguardKeyStore, type KeyPair } from '../../state/wireguard-keys.js';
 import { vpnNetworkOf, WIREGUARD_INTERFACE, type VpnNetwork } from '../core/spec.js';
-import { resolveVpnContainer } from '../firewall/index.js';
+import { readVia, resolveVpnContainer } from '../firewall/index.js';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
 import { syncPeerSet } from './apply.js';
 import { observeInterface } from './observe.js';
@@ -84,7 +84,7 @@ export const wireguardReconciler: ResourceReconciler = {
       else wanted.push({ name, publicKey: key, address: ip });
     }
     if (!stored.server) return [...lines, ...peers.map((p) => `+ peer ${p.metadata.name}`)];
-    const observed = await observeInterface(ctx.docker, await resolveVpnContainer(input, ctx), WIREGUARD_INTERFACE);
+    const observed = await observeInterface((await resolveVpnContainer(input, ctx)).reader, WIREGUARD_INTERFACE);
     return [...lines, ...planPeerSet({ privateKey: stored.server.privateKey, listenPort: vpn.listenPort, peers: wanted }, observed).lines];
   },
 
@@ -96,13 +96,17 @@ export const wireguardReconciler: ResourceReconciler = {
     const addressOf = await allocatePeerAddresses(addressStoreOf(ctx.stateRoot), vpn, peers.map((p) => p.metadata.name), [...kept]);
     const wanted: ServerPeer[] = peers.map((peer) => ({ name: peer.metadata.name, publicKey: peerPublicKey(peer, keys.peers)!, address: addressOf.get(peer.metadata.name)! }));
     const config = { privateKey: keys.server.privateKey, listenPort: vpn.listenPort, peers: wanted };
-    const container = await resolveVpnContainer(input, ctx);
-    const observed = await observeInterface(ctx.docker, container, WIREGUARD_INTERFACE);
+    const readable = await resolveVpnContainer(input, ctx);
+    const { container } = readable;
+    const observed = await observeInterface(readable.reader, WIREGUARD_INTERFACE);
     const plan = planPeerSet(config, observed);
-    const facts = { container: container.name, serverPublicKey: keys.server.publicKey, listenPort: vpn.listenPort, peers: Object.fromEntries(wanted.map((p) => [p.name, p.address])) };
+    const facts = { container: container.name, readVia: readVia(readable), serverPublicKey: keys.server.publicKey, listenPort: vpn.listenPort, peers: Object.fromEntries(wanted.map((p) => [p.name, p.address])) };
     const head = `${wanted.length} peer${wanted.length === 1 ? '' : 's'} on ${WIREGUARD_INTERFACE} in ${container.name}`;
     if (!plan.sync) return { changed: false, summary: `${head}; unchanged`, facts };
+    // Reads of the pass taken before or during the write are not handed out again.
+    ctx.core?.wrote();
     await syncPeerSet(ctx.docker, container, WIREGUARD_INTERFACE, renderServerConfig(config));
+    ctx.core?.wrote();
     ctx.event('PeersSynced', `${head}: ${plan.lines.join('; ')}`);
     return { changed: true, summary: `${head}; synced (${plan.lines.length} change${plan.lines.length === 1 ? '' : 's'})`, facts };
   },
