@@ -128,7 +128,7 @@ describe('a service with two volumes and a config path', () => {
     // The previous trees are removed in the background once the service is Ready.
     await cleanupsDone(cell);
     expect(await ourLeftovers()).toEqual({ containers: [], volumes: [] });
-    expect((await fs.readdir(path.dirname(configDir()))).sort()).toEqual(['notes']);
+    expect((await fs.readdir(path.dirname(configDir()))).sort()).toEqual(['config']);
   });
 
   it('a flipped byte fails verification naming the archive, and restore refuses before touching live data', async () => {
