@@ -5,8 +5,8 @@ import { dockerClient } from '../docker-client.js';
 import { recordStateDir, StateDir } from '../../state/state-dir.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { createLogger } from '../logging.js';
-import { Registry } from 'prom-client';
-import { OperatorMetrics } from '../metrics.js';
+import type { Registry } from 'prom-client';
+import type { OperatorMetrics } from '../metrics.js';
 import { MetricsAddressError, metricsUrl, parseMetricsAddress, startMetricsServer, type MetricsAddress, type MetricsServer } from '../metrics-server.js';
 import { Operator } from '../operator.js';
 import { CELL_FLAG, LOG_FORMAT_FLAG, STATE_DIR_FLAG, stringFlag, untilAborted, type Command, type Parsed } from './command.js';
@@ -109,7 +109,8 @@ async function runOperator(parsed: Parsed, io: Io, signal: AbortSignal): Promise
     await lock.release();
     throw err;
   });
-  const registry = metricsAddress ? new Registry() : undefined;
+  // prom-client is loaded only when metrics are asked for: every other command starts without it.
+  const metrics = metricsAddress ? await loadMetrics() : undefined;
   const operator = new Operator({
     cellDir: path.resolve(values.cell),
     stateDir,
@@ -118,14 +119,14 @@ async function runOperator(parsed: Parsed, io: Io, signal: AbortSignal): Promise
     resyncIntervalMs: positiveSeconds(values.resync, '--resync', 600),
     concurrency,
     watch: !values.once,
-    ...(registry ? { metrics: new OperatorMetrics(registry) } : {}),
+    ...(metrics ? { metrics: metrics.operatorMetrics } : {}),
   });
   // The queue's timers do not hold the process open (so it can always exit); while the operator
   // works, this does.
   const keepAlive = setInterval(() => undefined, 60_000);
   let metricsServer: MetricsServer | undefined;
   try {
-    if (metricsAddress && registry) metricsServer = await serveMetrics(metricsAddress, registry, operator, logger);
+    if (metricsAddress && metrics) metricsServer = await serveMetrics(metricsAddress, metrics.registry, operator, logger);
     await operator.start();
     if (values.once) {
       const deadline = positiveSeconds(values.timeout, '--timeout', 600);
@@ -173,6 +174,13 @@ function usageOf<T>(parse: () => T): T {
 }
 
 /** Listen before the first pass, so /healthz answers and /readyz says the pass is under way. */
+/** The metrics registry and the operator's metrics in it, loaded on demand. */
+async function loadMetrics(): Promise<{ registry: Registry; operatorMetrics: OperatorMetrics }> {
+  const [{ Registry: RegistryClass }, { OperatorMetrics: Metrics }] = await Promise.all([import('prom-client'), import('../metrics.js')]);
+  const registry = new RegistryClass();
+  return { registry, operatorMetrics: new Metrics(registry) };
+}
+
 async function serveMetrics(address: MetricsAddress, registry: Registry, operator: Operator, logger: { info(message: string): unknown }): Promise<MetricsServer> {
   let server: MetricsServer;
   try {

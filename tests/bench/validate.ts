@@ -24,7 +24,7 @@ async function generate(root: string): Promise<{ store: string; cell: string }> 
       accounts: { manager: 'http', credentials: ['password'] },
       peer_config_template: { url: `https://${id}.{domain}/`, username: '{peer.username}', password: `{peer.service_credentials.${id}.password}` },
       config_schema: { port: { type: 'integer', label: 'Port', default: 8080, min: 1024, max: 65535 }, title: { type: 'string', label: 'Title', default: 'x' } },
-      backup: { volumes: [{ container: `cell-${id}`, path: '/data', name: `${id}_data` }], config_paths: [`config/${id}`] },
+      backup: { volumes: [{ container: `cell-${id}`, path: '/data', name: `${id}_data` }], config_paths: [`${id}/config`] },
       storage: { primary_path: `data/${id}`, quota_mb: null },
       egress: { default: 'default', allowed: ['default', 'tor'] },
       image, container_name: `cell-${id}`,
