@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { Manifest } from '../../crds/types.js';
 import { serviceConfigPath } from '../../crds/service-folder.js';
-import type { ArchiveSource } from './types.js';
+import type { ArchiveRecord, ArchiveSource } from './types.js';
 
 /** A service container as the backup sees it (from a container inspect). */
 export interface BackupContainer {
@@ -23,14 +23,8 @@ export interface BackupContainer {
   mounts: { type: string; name?: string; source: string; destination: string }[];
 }
 
-export interface PlannedArchive {
-  kind: 'volume' | 'config' | 'kept';
-  name: string;
-  file: string;
-  container?: string;
-  path?: string;
-  source: ArchiveSource;
-}
+/** An archive before it is written: the record without what only writing it tells. */
+export type PlannedArchive = Pick<ArchiveRecord, 'kind' | 'name' | 'file' | 'container' | 'path' | 'source'>;
 
 export interface BackupProblem {
   service: string;
