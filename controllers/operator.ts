@@ -26,7 +26,9 @@ import { CORE_KIND, coreComponents, isCoreKey } from '../reconcilers/core/spec.j
 import { reconcileCoreReporting } from './reconcile-core.js';
 import { ACCOUNTS_PREFIX, isAccountsKey, isResourceKey, SharedResources } from './shared-resources.js';
 import { WorkQueue } from './queue.js';
-import { generationOf, reconcileServiceReporting, SERVICE_KIND, serviceKey } from './reconcile-service.js';
+import { generationOf, reconcileServiceReporting, SERVICE_KIND, serviceKey, type ReconcileHooks } from './reconcile-service.js';
+import { CONNECTION_KIND, exitServiceOf, reconcileConnection } from './reconcile-connection.js';
+import { fenceServiceAddress } from '../reconcilers/egress/index.js';
 import type { OperatorMetrics } from './metrics.js';
 import { readinessOf, type Readiness } from './metrics-server.js';
 import { watchDockerEvents } from './sources/docker-events.js';
@@ -152,8 +154,9 @@ export class Operator {
   private desiredKeys(cell: HeldCell): string[] {
     const keys = new Set<string>();
     for (const s of cell.docs.services) keys.add(documentKey(s.doc));
-    for (const r of cell.docs.rejected) if (r.key?.startsWith(`${SERVICE_KIND}/`)) keys.add(r.key);
-    for (const key of cell.held.keys()) if (key.startsWith(`${SERVICE_KIND}/`)) keys.add(key);
+    for (const c of cell.docs.connections) keys.add(documentKey(c.doc));
+    for (const r of cell.docs.rejected) if (r.key && isContainerOwnerKey(r.key)) keys.add(r.key);
+    for (const key of cell.held.keys()) if (isContainerOwnerKey(key)) keys.add(key);
     return [...keys].sort();
   }
 
@@ -168,6 +171,50 @@ export class Operator {
     return createHash('sha256')
       .update(canonicalJson({ name: cell.cell?.metadata.name ?? null, network: spec?.network ?? null, domain: spec?.domain ?? null, caddy: spec?.caddy?.run ?? null, dns: [spec?.dns?.run ?? null, spec?.dns?.zoneFile ?? null], wireguard: spec?.wireguard ?? null, verification: [spec?.imageVerification ?? null, spec?.registries ?? null, spec?.allowedImagePrefix ?? null] }))
       .digest('hex');
+  }
+
+  /**
+   * A service assigned to a Connection: fenced on the host before its containers start (unless the
+   * Connection is fail-open), and Ready only while its Connection's exit is healthy.
+   */
+  private egressHooks(cell: HeldCell, name: string): Pick<ReconcileHooks, 'fence' | 'egress'> {
+    const doc = cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc;
+    const connection = doc?.spec.egress?.connection ?? 'default';
+    const cellDoc = cell.cell;
+    if (connection === 'default' || !cellDoc) return {};
+    const target = cell.docs.connections.find((c) => c.doc.metadata.name === connection)?.doc;
+    const failOpen = target?.spec.failOpen ?? false;
+    return {
+      ...(failOpen ? {} : { fence: async (ip: string) => void (await fenceServiceAddress({ name: cellDoc.metadata.name, subnet: cellDoc.spec.network.subnet }, { name, address: ip })) }),
+      egress: () => {
+        if (this.shared.exitHealth.get(connection) === true) return undefined;
+        const consequence = failOpen ? 'its outbound traffic goes direct (fail-open) until the exit is back' : 'its outbound traffic is blocked (kill switch) until the exit is back';
+        return { reason: 'ConnectionDown', message: `Connection/${connection} is not Ready: ${consequence}` };
+      },
+    };
+  }
+
+  /** Converge a Connection's exit; a change of its health re-steers and re-judges its services. */
+  private async handleConnection(cell: HeldCell, key: string, name: string): Promise<void> {
+    const entry = this.observedByOwner.get(key);
+    this.observedByOwner.delete(key);
+    const cached = entry && entry.seq > (this.finishedAt.get(key) ?? 0) ? entry.containers : undefined;
+    const before = this.shared.exitHealth.get(name) ?? false;
+    let healthy = false;
+    try {
+      const outcome = await reconcileConnection(this.ctx, cell, name, cached);
+      healthy = outcome.healthy;
+      if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
+      if (outcome.changed) this.enqueueShared();
+    } finally {
+      this.finishedAt.set(key, ++this.seq);
+      if (cell.docs.connections.some((c) => c.doc.metadata.name === name)) this.shared.exitHealth.set(name, healthy);
+      else this.shared.exitHealth.delete(name);
+      if (healthy !== before) {
+        this.queue.add('Resource/egress');
+        for (const s of cell.docs.services) if (s.doc.spec.egress?.connection === name) this.queue.add(documentKey(s.doc));
+      }
+    }
   }
 
   /** Keys of the cell-wide resources and of each service's accounts. */
@@ -208,8 +255,10 @@ export class Operator {
 
   private fingerprint(cell: HeldCell, key: string): string {
     const name = key.slice(key.indexOf('/') + 1);
-    const doc = cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc;
-    const pkg = cell.catalog?.services.get(name);
+    const isConnection = key.startsWith(`${CONNECTION_KIND}/`);
+    const connection = isConnection ? cell.docs.connections.find((c) => c.doc.metadata.name === name)?.doc : undefined;
+    const doc = isConnection ? connection : cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc;
+    const pkg = isConnection ? (connection && cell.catalog ? exitServiceOf(cell.catalog.offered, connection).service : undefined) : cell.catalog?.services.get(name);
     return createHash('sha256')
       .update(
         canonicalJson({
@@ -220,8 +269,8 @@ export class Operator {
           general: cell.checked.general.length,
           manifest: pkg?.manifest ?? null,
           template: pkg?.template ?? null,
-          config: cell.checked.configs.get(name) ?? null,
-          version: cell.checked.versions.get(name) ?? null,
+          config: isConnection ? null : (cell.checked.configs.get(name) ?? null),
+          version: isConnection ? null : (cell.checked.versions.get(name) ?? null),
           held: cell.held.get(key)?.problems ?? null,
         }),
       )
@@ -344,7 +393,6 @@ export class Operator {
   private async writeValidatedStatuses(cell: HeldCell): Promise<void> {
     const present = new Set<string>();
     const docs = [...cell.docs.peers, ...cell.docs.connections];
-    const egressManaged = Boolean(cell.cell?.spec.wireguard);
     for (const entry of cell.held.values()) {
       if (entry.key.startsWith(`${SERVICE_KIND}/`)) continue;
       present.add(entry.key);
@@ -359,14 +407,8 @@ export class Operator {
       if (problems.length > 0) {
         await this.ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') } });
       } else if (doc.kind === 'Connection') {
-        const users = cell.docs.services.filter((s) => s.doc.spec.egress?.connection === doc.metadata.name).map((s) => s.doc.metadata.name);
-        await this.ctx.writeStatus(key, {
-          file,
-          generation,
-          ...(egressManaged
-            ? { ready: true, readyReason: 'Declared', message: `used by ${users.length ? users.join(', ') : 'no service'}; routing converges under Resource/egress` }
-            : { ready: 'Unknown' as const, readyReason: 'EgressNotManaged', message: 'the Cell declares no spec.wireguard, so pic manages no egress routing' }),
-        });
+        // Converged under its own key (reconcile-connection.ts), which writes its status.
+        continue;
       } else if (!(await this.ctx.status.lastKnown(key))) {
         await this.ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'AccountsPending', message: 'accounts not reconciled yet' } });
       }
@@ -419,6 +461,7 @@ export class Operator {
     if (isResourceKey(key)) return this.shared.reconcileResource(cell, key);
     if (isAccountsKey(key)) return (await this.heldByBackup(key, key.slice(ACCOUNTS_PREFIX.length))) ? undefined : this.shared.reconcileAccounts(cell, key);
     const [kind, name = ''] = [key.slice(0, key.indexOf('/')), key.slice(key.indexOf('/') + 1)];
+    if (kind === CONNECTION_KIND) return this.handleConnection(cell, key, name);
     if (kind !== SERVICE_KIND) return;
     if (await this.heldByBackup(key, name)) return;
     const entry = this.observedByOwner.get(key);
@@ -433,6 +476,7 @@ export class Operator {
         starting: (ip) => {
           if (ip !== ipBefore) this.enqueueShared();
         },
+        ...this.egressHooks(cell, name),
       });
       if (outcome.admissionChanged) {
         // The version that runs changed: what everything else follows is read again.
@@ -495,13 +539,13 @@ export class Operator {
     const byOwner = new Map<string, ObservedContainer[]>();
     for (const key of [...this.desiredKeys(cell), ...this.coreKeys(cell)]) byOwner.set(key, []);
     for (const c of all) {
-      if (!c.owner.startsWith(`${SERVICE_KIND}/`) && !isCoreKey(c.owner)) continue;
+      if (!isContainerOwnerKey(c.owner) && !isCoreKey(c.owner)) continue;
       if (!byOwner.has(c.owner)) byOwner.set(c.owner, []);
       byOwner.get(c.owner)!.push(c);
     }
     // Status of documents that vanished while the operator was down: converge them to absent too.
     for (const status of await this.ctx.status.keys()) {
-      if ((status.kind === SERVICE_KIND || status.kind === CORE_KIND) && !byOwner.has(status.key)) byOwner.set(status.key, []);
+      if ((status.kind === SERVICE_KIND || status.kind === CONNECTION_KIND || status.kind === CORE_KIND) && !byOwner.has(status.key)) byOwner.set(status.key, []);
     }
     this.observedByOwner = new Map([...byOwner].map(([owner, containers]) => [owner, { containers, seq }]));
     for (const key of byOwner.keys()) this.queue.add(key);
@@ -550,7 +594,7 @@ export class Operator {
     const events = watchDockerEvents(
       this.opts.docker,
       (e) => {
-        if (e.owner.startsWith(`${SERVICE_KIND}/`) || isCoreKey(e.owner)) this.onDockerEvent(e.owner);
+        if (isContainerOwnerKey(e.owner) || isCoreKey(e.owner)) this.onDockerEvent(e.owner);
         // Another owner's container under a core container's name (a Stalled core waits for it to
         // go): its events concern that core component too.
         const cellDoc = this.cell?.cell;
@@ -607,3 +651,8 @@ export class Operator {
 }
 
 export { isTerminal, serviceKey };
+
+/** Keys of documents that own containers: ServiceInstalls and Connections (their exits). */
+function isContainerOwnerKey(key: string): boolean {
+  return key.startsWith(`${SERVICE_KIND}/`) || key.startsWith(`${CONNECTION_KIND}/`);
+}

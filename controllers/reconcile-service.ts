@@ -5,6 +5,7 @@ import { DEFAULT_MIN_READY_SECONDS, judgeReadiness, LOOP_MIN_READY_SECONDS } fro
 import { templateSecretNames } from '../reconcilers/containers/render.js';
 import { publishedPortsOf } from '../reconcilers/containers/translate.js';
 import type { ServicePlan } from '../reconcilers/containers/types.js';
+import type { ServiceInstance } from '../reconcilers/containers/desired.js';
 import { TerminalError } from '../reconcilers/errors.js';
 import { verifyServiceImages } from '../reconcilers/images/index.js';
 import type { LoadedCell } from '../state/cell.js';
@@ -82,6 +83,16 @@ export interface ReconcileHooks {
    * takes Docker far longer than any of that work, without slowing the creates before it.
    */
   starting?: (ip: string) => void;
+  /**
+   * Awaited once before the first container starts: a service assigned to a Connection has its
+   * address fenced on the host first, so not one packet leaves directly.
+   */
+  fence?: (ip: string) => Promise<void>;
+  /**
+   * For a service assigned to a Connection: why it is not Ready although its containers are (its
+   * exit is down), or undefined while the exit is healthy.
+   */
+  egress?: () => { reason: string; message: string } | undefined;
 }
 
 export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, name: string, cached?: ObservedContainer[], hooks: ReconcileHooks = {}): Promise<ReconcileOutcome> {
@@ -156,6 +167,11 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'UpgradeFailed', message }, facts });
     return { changed, ready: false, admissionChanged };
   }
+  const egressDown = hooks.egress?.();
+  if (egressDown) {
+    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: egressDown.reason, message: `${running}; ${egressDown.message}` }, facts });
+    return { changed, ready: false, admissionChanged };
+  }
   await ctx.writeStatus(key, { file, generation, ready: true, readyReason: changed ? 'Converged' : 'InSync', message: running, facts });
   if (changed) ctx.event(key, 'Normal', 'Ready', running);
   return { changed, ready: true, admissionChanged };
@@ -193,9 +209,9 @@ export async function convergePackage(
   config: Record<string, ConfigValue>,
   cached: ObservedContainer[] | undefined,
   hooks: ReconcileHooks,
-  where: { key: string; file: string | undefined; generation: string; notices: string[] },
+  where: { key: string; file: string | undefined; generation: string; notices: string[]; instance?: ServiceInstance },
 ): Promise<ConvergedPackage> {
-  const { key, file, generation, notices } = where;
+  const { key, file, generation, notices, instance } = where;
   const cellDoc = cell.cell!;
   // ADR 001: every image is checked against the Cell's keys before anything of the service exists;
   // a refusal writes the status and throws, and whatever ran before keeps running.
@@ -203,7 +219,8 @@ export async function convergePackage(
   const network = cellDoc.spec.network;
   const owner = key;
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
-  const secrets = await ctx.secrets.ensure(name, templateSecretNames(service.template));
+  // An exit's secrets are its instance's: a ServiceInstall of the same name never shares them.
+  const secrets = await ctx.secrets.ensure(instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.template));
   const result = await reconcileServiceContainers(
     ctx.docker,
     {
@@ -217,8 +234,9 @@ export async function convergePackage(
         config,
         secrets,
         serviceIp: allocation.ip,
-        publish: consentedPortsOf(cell, name),
+        publish: instance ? [] : consentedPortsOf(cell, name),
         cell: { ...ctx.cellContext(cellDoc), stateDir: ctx.stateRoot },
+        ...(instance ? { instance } : {}),
       },
       ...(cached ? { observed: cached } : {}),
     },
@@ -231,6 +249,7 @@ export async function convergePackage(
       progressing: (summary, plan, observed) =>
         ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Progressing', message: summary }, facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices } }),
       starting: () => hooks.starting?.(allocation.ip),
+      ...(hooks.fence ? { fence: () => hooks.fence!(allocation.ip) } : {}),
       prepareImages: (plan, images) => verifiedImages.ensurePresent(plan, images),
     },
   );

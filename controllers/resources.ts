@@ -10,4 +10,4 @@ import { wireguardReconciler } from '../reconcilers/wireguard/index.js';
  * egress only in a cell that declares its VPN container (Cell spec.wireguard); the peer set and the
  * tunnel's firewall only where pic runs that container (spec.wireguard.run).
  */
-export const CELL_RESOURCES = { always: [caddyReconciler, dnsReconciler], wireguard: [firewallReconciler, egressReconciler], vpn: [wireguardReconciler, tunnelReconciler] };
+export const CELL_RESOURCES = { always: [caddyReconciler, dnsReconciler, egressReconciler], wireguard: [firewallReconciler], vpn: [wireguardReconciler, tunnelReconciler] };

@@ -26,7 +26,7 @@ export const ACCOUNTS_PREFIX = 'Accounts/';
  * The services that shared resources are built from: valid ServiceInstalls that hold an address,
  * with their merged config and resolved egress. Pure given the snapshot and the assignments.
  */
-export function buildRouting(cell: LoadedCell, assignments: Readonly<Record<string, string>>): CellRouting | undefined {
+export function buildRouting(cell: LoadedCell, assignments: Readonly<Record<string, string>>, exitHealth: ReadonlyMap<string, boolean> = new Map()): CellRouting | undefined {
   const cellDoc = cell.cell;
   if (!cellDoc || !cell.catalog) return undefined;
   const connections = [...cell.docs.connections.map((c) => c.doc)].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
@@ -46,9 +46,7 @@ export function buildRouting(cell: LoadedCell, assignments: Readonly<Record<stri
       manifest,
       config,
       serviceIp: ip,
-      egress: target
-        ? { connection, type: target.spec.type, failOpen: target.spec.failOpen ?? false, ...(target.spec.interface ? { interface: target.spec.interface } : {}) }
-        : { connection: 'default', type: 'default', failOpen: false },
+      egress: target ? { connection, type: target.spec.type, failOpen: target.spec.failOpen ?? false } : { connection: 'default', type: 'default', failOpen: false },
     });
   }
   services.sort((a, b) => a.name.localeCompare(b.name));
@@ -58,7 +56,29 @@ export function buildRouting(cell: LoadedCell, assignments: Readonly<Record<stri
     ...cell.docs.peers.map((p) => p.doc.metadata.name),
     ...cell.docs.rejected.flatMap((r) => (r.key?.startsWith('PeerAccount/') ? [r.key.slice('PeerAccount/'.length)] : [])),
   ].sort();
-  return { cell: withCoreDefaults(cellDoc), services, connections, peers, keptPeers };
+  return { cell: withCoreDefaults(cellDoc), services, connections, peers, keptPeers, egress: egressInputOf(cell, assignments, exitHealth) };
+}
+
+/**
+ * Every service that names a Connection — valid or not, held or not: a document that breaks or a
+ * Connection that is deleted never moves a service to the direct path — and every Connection,
+ * with its exit's address and whether its exit is healthy now.
+ */
+export function egressInputOf(cell: LoadedCell, assignments: Readonly<Record<string, string>>, exitHealth: ReadonlyMap<string, boolean>): NonNullable<CellRouting['egress']> {
+  const assigned = cell.docs.services.flatMap(({ doc }) => {
+    const connection = doc.spec.egress?.connection ?? 'default';
+    const address = assignments[documentKey(doc)];
+    return connection === 'default' || !address ? [] : [{ name: doc.metadata.name, address, connection }];
+  });
+  const names = [...new Set([...cell.docs.connections.map((c) => c.doc.metadata.name), ...assigned.map((a) => a.connection)])].sort();
+  const exits = names.map((name) => {
+    const source = cell.docs.connections.find((c) => c.doc.metadata.name === name);
+    const key = `Connection/${name}`;
+    const declared = source !== undefined && (cell.checked.byDocument.get(key) ?? []).length === 0;
+    const address = assignments[key];
+    return { name, failOpen: source?.doc.spec.failOpen ?? false, declared, healthy: exitHealth.get(name) ?? false, ...(address ? { address } : {}) };
+  });
+  return { assigned, exits };
 }
 
 /** The cell-wide reconcilers a cell uses: firewall and egress only when it declares its VPN container. */
@@ -121,6 +141,9 @@ export class SharedResources {
 
   private lastGeneration?: { cell: LoadedCell; addresses: string; generation: string };
 
+  /** Whether each Connection's exit is healthy now (its reconcile says), for fail-open steering. */
+  readonly exitHealth = new Map<string, boolean>();
+
   /**
    * The core containers as this pass resolved them (one inspect of the VPN container for the
    * firewall, tunnel, egress and peer-set resources together), until the next pass or a change.
@@ -154,12 +177,14 @@ export class SharedResources {
       return;
     }
     const assignments = this.ctx.ips.assignments();
-    const routing = buildRouting(cell, assignments);
+    const routing = buildRouting(cell, assignments, this.exitHealth);
     if (!routing) return;
     const generation = this.routingGeneration(cell, assignments, routing);
     try {
       const outcome = await reconciler.reconcile(routing, this.resourceContext(key));
-      await this.ctx.writeStatus(key, { generation, ready: true, readyReason: 'InSync', message: outcome.summary, ...(outcome.facts ? { facts: outcome.facts } : {}) });
+      const facts = outcome.facts ? { facts: outcome.facts } : {};
+      if (outcome.notReady) await this.ctx.writeStatus(key, { generation, ready: false, reconciling: { reason: outcome.notReady.reason, message: `${outcome.notReady.message}; ${outcome.summary}` }, ...facts });
+      else await this.ctx.writeStatus(key, { generation, ready: true, readyReason: 'InSync', message: outcome.summary, ...facts });
       // Each peer's status names its VPN address, and a peer with no accounts is Ready once it is a peer.
       if (key === WIREGUARD_KEY) await this.writePeerStatuses(cell);
     } catch (err) {

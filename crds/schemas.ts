@@ -21,6 +21,11 @@ export const SERVICE_ID_PATTERN = '^[a-z][a-z0-9-]{0,30}$';
 export const SUBDOMAIN_PATTERN = '^[a-z][a-z0-9-]{0,30}$';
 export const BACKEND_PATTERN = '^[A-Za-z0-9._-]+:\\d{1,5}$';
 export const CONTAINER_NAME_PATTERN = '^cell-[a-z0-9][a-z0-9-]{0,30}$';
+/**
+ * A manifest's container names: as above, or (a connectivity service, one instance per
+ * Connection) with `${INSTANCE_ID}` in place of its end, which renders to at most 8 characters.
+ */
+export const MANIFEST_CONTAINER_NAME_PATTERN = '^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$';
 export const PUBLISHED_PORT_PATTERN = '^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$';
 /** Docker's rule for container and volume names, also used for backup containers. */
 export const DOCKER_NAME_PATTERN = '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$';
@@ -64,6 +69,12 @@ export const BACKUP_TIME_PATTERN = '^([01]\\d|2[0-3]):[0-5]\\d$';
  * refused (many amount to root on the host).
  */
 export const CONNECTIVITY_CAPABILITIES = ['NET_ADMIN', 'NET_RAW'] as const;
+/** The only host device a connectivity service may have: the TUN device of a userspace tunnel. */
+export const CONNECTIVITY_DEVICES = ['/dev/net/tun'] as const;
+/** Sysctls of the exit's own network namespace: IPv4 forwarding and its per-interface settings. */
+export const CONNECTIVITY_SYSCTL_PATTERN = '^net\\.ipv4\\.[a-z0-9_.]{1,64}$';
+/** Where an exit finds its Connection's configFile unless its manifest says otherwise. */
+export const DEFAULT_CONNECTION_CONFIG_PATH = '/run/pic/connection/config';
 export const CAPABILITY_NAME_PATTERN = '^[A-Z][A-Z_]*$';
 export const EMAIL_PATTERN = '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$';
 /** A Curve25519 key as `wg` prints it: 32 bytes in base64. */
@@ -77,6 +88,8 @@ export const PATTERN_HINTS: Readonly<Record<string, string>> = {
   [BACKEND_PATTERN]: 'host:port, such as cell-notes:8080 (host of letters, digits, ".", "_", "-"; port of 1 to 5 digits)',
   [PUBLISHED_PORT_PATTERN]: 'a port from 1 to 65535, a slash and tcp, udp or sctp, such as 25/tcp',
   [CONTAINER_NAME_PATTERN]: '"cell-" followed by a lowercase letter or digit and at most 30 lowercase letters, digits or hyphens',
+  [MANIFEST_CONTAINER_NAME_PATTERN]:
+    '"cell-" followed by a lowercase letter or digit and at most 30 lowercase letters, digits or hyphens (a connectivity service: ending in ${INSTANCE_ID}, such as cell-exit-${INSTANCE_ID})',
   [BACKUP_TIME_PATTERN]: 'a time of day as HH:MM, such as 03:30',
   [DOCKER_NAME_PATTERN]: 'a Docker name: a letter or digit, then at most 63 letters, digits, "_", "." or "-"',
   [FILE_STEM_PATTERN]: 'a plain file name stem: a letter or digit, then at most 63 letters, digits, "_", "." or "-" (no slash)',
@@ -213,7 +226,7 @@ export const MANIFEST_SCHEMA: JsonSchema = {
       propertyNames: { pattern: SUBDOMAIN_PATTERN },
       additionalProperties: backend('Extra backend', 'container:port for this subdomain.'),
     },
-    containers: arr('Containers', 'Names of the containers that make up the service; informational.', patterned('Container', 'Container name.', CONTAINER_NAME_PATTERN)),
+    containers: arr('Containers', 'Names of the containers that make up the service; informational.', patterned('Container', 'Container name.', MANIFEST_CONTAINER_NAME_PATTERN)),
     config_schema: {
       type: 'object',
       title: 'Config schema',
@@ -286,7 +299,7 @@ export const MANIFEST_SCHEMA: JsonSchema = {
       ['default', 'allowed'],
     ),
     image: str('Image', 'Image reference under the allowed prefix, pinned as @sha256:<64 hex> for installation under enforce.', { minLength: 1 }),
-    container_name: patterned('Container name', 'Name of the main container.', CONTAINER_NAME_PATTERN),
+    container_name: patterned('Container name', 'Name of the main container.', MANIFEST_CONTAINER_NAME_PATTERN),
     volumes: arr(
       'Volumes',
       'Named volumes mounted into the container.',
@@ -330,7 +343,7 @@ export const MANIFEST_SCHEMA: JsonSchema = {
     ),
     connectivity: obj(
       'Connectivity',
-      'Declares the service as a connectivity exit (a Connection type) and the capabilities its containers add.',
+      'Declares the service as a connectivity exit (a Connection type): pic runs one instance of it per Connection, named by ${INSTANCE_ID}, with what it declares here.',
       {
         provides: { type: 'string', enum: EGRESS_TYPES.filter((t) => t !== 'default'), title: 'Provides', description: 'The connection type this service implements.' },
         cap_add: arr(
@@ -338,6 +351,24 @@ export const MANIFEST_SCHEMA: JsonSchema = {
           `Linux capabilities the template's cap_add may use; only ${CONNECTIVITY_CAPABILITIES.join(' and ')} are ever granted.`,
           patterned('Capability', 'A capability name without CAP_, such as NET_ADMIN.', CAPABILITY_NAME_PATTERN),
           { uniqueItems: true },
+        ),
+        devices: arr(
+          'Devices',
+          `Host devices the template's devices may use; only ${CONNECTIVITY_DEVICES.join(' and ')} is ever granted.`,
+          { type: 'string', enum: [...CONNECTIVITY_DEVICES], title: 'Device', description: 'A device path.' },
+          { uniqueItems: true },
+        ),
+        sysctls: {
+          type: 'object',
+          title: 'Sysctls',
+          description: "Kernel settings of the exit's own network namespace the template's sysctls may set (net.ipv4.* only).",
+          propertyNames: { pattern: CONNECTIVITY_SYSCTL_PATTERN },
+          additionalProperties: { type: 'string', pattern: '^[0-9]{1,10}$' },
+        },
+        config_path: patterned(
+          'Config path',
+          "Where in the exit's container the Connection's configFile is mounted, read-only (default /run/pic/connection/config).",
+          ABSOLUTE_PATH_PATTERN,
         ),
       },
       ['provides'],
@@ -566,11 +597,26 @@ export const PEER_ACCOUNT_SPEC_SCHEMA = obj(
 
 export const CONNECTION_SPEC_SCHEMA = obj(
   'Connection spec',
-  'A named exit for the outbound traffic of services.',
+  'A named exit for the outbound traffic of services: pic runs one instance of a connectivity service for it and steers the traffic of the services that name it through that instance.',
   {
     type: { type: 'string', enum: EGRESS_TYPES.filter((t) => t !== 'default'), title: 'Type', description: 'What kind of exit this is.' },
-    interface: patterned('Interface', 'Network interface of the exit inside cell-wireguard, such as wg_ext0.', INTERFACE_NAME_PATTERN),
-    failOpen: bool('Fail open', 'When the exit is down, let traffic take the normal route instead of dropping it.', { default: false }),
+    service: patterned(
+      'Service',
+      'The catalog service that implements the type; default: the one catalog service whose manifest says connectivity.provides: <type>.',
+      SERVICE_ID_PATTERN,
+    ),
+    configFile: str(
+      'Config file',
+      'A file the exit reads (a wg-quick file, an .ovpn file, an SSH key…), relative to this document or an absolute path on the cell host; mounted read-only into the exit, never logged or copied into status.',
+      { minLength: 1, maxLength: 4096 },
+    ),
+    config: {
+      type: 'object',
+      title: 'Config',
+      description: "Values for the connectivity service's config_schema.",
+      additionalProperties: { type: ['string', 'integer', 'boolean'] },
+    },
+    failOpen: bool('Fail open', 'When the exit is down, let traffic take the normal route instead of dropping it (no kill switch).', { default: false }),
   },
   ['type'],
 );

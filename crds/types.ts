@@ -79,7 +79,14 @@ export interface Manifest {
   iptables_rules?: IptablesRule[];
   caddy_route?: { subdomain: string };
   /** A connectivity exit: the Connection type it provides and the capabilities its containers add. */
-  connectivity?: { provides: Exclude<EgressType, 'default'>; cap_add?: string[] };
+  connectivity?: {
+    provides: Exclude<EgressType, 'default'>;
+    cap_add?: string[];
+    devices?: string[];
+    sysctls?: Record<string, string>;
+    /** Where the Connection's configFile is mounted in the exit (default DEFAULT_CONNECTION_CONFIG_PATH). */
+    config_path?: string;
+  };
 }
 
 export const API_VERSION = 'pic.ngo/v1alpha1';
@@ -165,7 +172,11 @@ export type ConnectionType = Exclude<EgressType, 'default'>;
 
 export interface ConnectionSpec {
   type: ConnectionType;
-  interface?: string;
+  /** The catalog service implementing the type; default: the one that provides it. */
+  service?: string;
+  /** Relative to the document, or absolute on the cell host; mounted read-only into the exit. */
+  configFile?: string;
+  config?: Record<string, string | number | boolean>;
   failOpen?: boolean;
 }
 

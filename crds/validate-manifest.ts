@@ -255,7 +255,19 @@ function checkEgress(m: Json, report: Report): void {
  * checks the spelling, this the allow-list, so the message can say what is allowed.
  */
 function checkConnectivity(m: Json, report: Report): void {
-  if (!isRecord(m.connectivity) || !Array.isArray(m.connectivity.cap_add)) return;
+  const instanced = (name: unknown): boolean => typeof name === 'string' && name.includes('${INSTANCE_ID}');
+  const names: [string, unknown][] = [['/container_name', m.container_name], ...(Array.isArray(m.containers) ? m.containers.map((c, i): [string, unknown] => [pointerOf('containers', i), c]) : [])];
+  if (!isRecord(m.connectivity)) {
+    for (const [pointer, name] of names) {
+      if (instanced(name)) report(pointer, '${INSTANCE_ID} is set only for a connectivity service (one instance per Connection); declare connectivity or name the container without it');
+    }
+    return;
+  }
+  // Two Connections of one type run side by side: every container name of an exit is per instance.
+  for (const [pointer, name] of names) {
+    if (typeof name === 'string' && !instanced(name)) report(pointer, `"${name}" must end in \${INSTANCE_ID} (such as cell-exit-\${INSTANCE_ID}): pic runs one instance of a connectivity service per Connection`);
+  }
+  if (!Array.isArray(m.connectivity.cap_add)) return;
   m.connectivity.cap_add.forEach((cap, i) => {
     if (typeof cap !== 'string' || (CONNECTIVITY_CAPABILITIES as readonly string[]).includes(cap)) return;
     report(

@@ -3,12 +3,12 @@
 // edit crds/schemas.ts, then run `node dist/crds/generate.js`.
 import runtime0 from "ajv/dist/runtime/ucs2length.js";
 export const manifest = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic store service manifest (schema_version 3)","description":"Describes one catalog service: its identity, the integrations it needs and how its container runs.","type":"object","required":["schema_version","kind","id","name","description","version","author","capabilities","image","container_name"],"additionalProperties":false,"properties":{"$schema":{"type":"string","title":"JSON Schema","description":"Lets an editor find this schema; ignored by pic."},"schema_version":{"type":"integer","const":3,"title":"Schema version","description":"Always 3 for this format."},"kind":{"type":"string","const":"store","title":"Kind","description":"Always \"store\"."},"id":{"type":"string","title":"Service id","description":"Lowercase identifier; equals the catalog index entry and the folder services/<id>/.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"name":{"type":"string","title":"Name","description":"Display name, such as \"Notes\".","minLength":1},"description":{"type":"string","title":"Description","description":"One plain sentence saying what the service does.","minLength":1},"version":{"type":"string","title":"Version","description":"Semantic version of this package, such as 1.0.0. Raise it with every change.","minLength":1},"author":{"type":"string","title":"Author","description":"Person or organisation that maintains the package.","minLength":1},"min_pic_version":{"type":"string","title":"Minimum pic version","description":"Oldest pic release able to run the package, such as 1.0.","minLength":1},"capabilities":{"type":"object","title":"Capabilities","description":"Which integrations the cell turns on for this service. All six flags must be present.","required":["has_subdomain","has_accounts","has_admin_config","has_storage","has_egress","has_api_hooks"],"additionalProperties":false,"properties":{"has_subdomain":{"type":"boolean","title":"Has subdomain","description":"Route <subdomain>.<cell domain> to the service through Caddy and publish a DNS record. Needs subdomain and backend."},"has_accounts":{"type":"boolean","title":"Has accounts","description":"Provision an account per peer on the service. Needs accounts and peer_config_template."},"has_admin_config":{"type":"boolean","title":"Has admin config","description":"The admin can set the fields of config_schema in the ServiceInstall document."},"has_storage":{"type":"boolean","title":"Has storage","description":"The service holds data worth backing up. Needs backup and storage."},"has_egress":{"type":"boolean","title":"Has egress","description":"The admin may route the outbound traffic of the service through a Connection. Needs egress."},"has_api_hooks":{"type":"boolean","const":false,"title":"Has API hooks","description":"Reserved for a later version; must be false."}}},"subdomain":{"type":"string","title":"Subdomain","description":"Primary name: the service answers at <subdomain>.<cell domain>. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"extra_subdomains":{"type":"array","title":"Extra subdomains","description":"More names served by the same backend.","items":{"type":"string","title":"Extra subdomain","description":"Another name for the same backend. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}},"backend":{"type":"string","title":"Backend","description":"container:port that Caddy forwards the subdomain to, resolved on cell-network. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"},"extra_backends":{"type":"object","title":"Extra backends","description":"Subdomains that go to a different container:port than the primary backend.","propertyNames":{"pattern":"^[a-z][a-z0-9-]{0,30}$"},"additionalProperties":{"type":"string","title":"Extra backend","description":"container:port for this subdomain. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}},"containers":{"type":"array","title":"Containers","description":"Names of the containers that make up the service; informational.","items":{"type":"string","title":"Container","description":"Container name.","pattern":"^cell-[a-z0-9][a-z0-9-]{0,30}$"}},"config_schema":{"type":"object","title":"Config schema","description":"Fields the admin can set in ServiceInstall.spec.config. Keys are lowercase identifiers.","propertyNames":{"pattern":"^[a-z][a-z0-9_]{0,62}$"},"additionalProperties":{"type":"object","title":"Config field","description":"One admin-settable value. It reaches the compose template as ${PIC_CFG_<KEY>} (key in upper case).","required":["type","label"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["string","integer","boolean"],"title":"Type","description":"The type of the value."},"label":{"type":"string","title":"Label","description":"What the admin sees next to the field; plain English, sentence case.","minLength":1},"required":{"type":"boolean","title":"Required","description":"The service cannot start until this field has a value."},"default":{"type":["string","integer","boolean"],"title":"Default","description":"Used when the admin sets nothing. Must have the field type (and lie within min/max)."},"min":{"type":"integer","title":"Minimum","description":"Smallest allowed value, inclusive. Integer fields only."},"max":{"type":"integer","title":"Maximum","description":"Largest allowed value, inclusive. Integer fields only."}}}},"peer_config_template":{"type":"object","title":"Peer config template","description":"What a peer receives to set up a client, filled in per peer. Tokens: {domain}, {peer.username}, {peer.service_credentials.<id>.<credential>}, {config.<key>}.","additionalProperties":{"type":"string","title":"Template value","description":"Text with tokens in braces."}},"accounts":{"type":"object","title":"Accounts","description":"How peer accounts are provisioned on the service.","required":["manager","credentials"],"additionalProperties":false,"properties":{"manager":{"type":"string","enum":["http","email_manager","calendar_manager","file_manager"],"title":"Manager","description":"\"http\" calls the service at /service-api/accounts; the others are the reference services' managers."},"credentials":{"type":"array","title":"Credentials","description":"Names of the credentials issued per peer, such as [\"password\"].","items":{"type":"string","title":"Credential","description":"Credential name.","pattern":"^[A-Za-z_][A-Za-z0-9_]{0,62}$"},"minItems":1,"uniqueItems":true}}},"compose":{"type":"null","title":"Compose","description":"Unused: the compose definition lives in compose-template.yml. Leave out or set to null."},"backup":{"type":"object","title":"Backup","description":"What a backup of the cell takes from this service.","required":["volumes","config_paths"],"additionalProperties":false,"properties":{"volumes":{"type":"array","title":"Volumes","description":"Directories streamed out of running containers, one archive <name>.tar.gz each.","items":{"type":"object","title":"Backup volume","description":"One directory inside one container.","required":["container","path","name"],"additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Container to read from.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"path":{"type":"string","title":"Path","description":"Absolute directory inside the container.","minLength":1},"name":{"type":"string","title":"Archive name","description":"File name stem of the archive.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}}}},"config_paths":{"type":"array","title":"Config paths","description":"Host paths relative to the pic project root copied into the backup; they may not leave it.","items":{"type":"string","title":"Config path","description":"Relative path.","minLength":1}}}},"storage":{"type":"object","title":"Storage","description":"Where the bulk of the data lives, for the storage display.","required":["primary_path","quota_mb"],"additionalProperties":false,"properties":{"primary_path":{"type":"string","title":"Primary path","description":"Path (relative to the project root) holding most user data.","minLength":1},"quota_mb":{"type":["integer","null"],"minimum":0,"title":"Quota (MB)","description":"Storage quota in megabytes; null for none."}}},"egress":{"type":"object","title":"Egress","description":"Which kinds of outbound connection the admin may choose for the service.","required":["default","allowed"],"additionalProperties":false,"properties":{"default":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Default","description":"Used until the admin chooses; must be one of allowed."},"allowed":{"type":"array","title":"Allowed","description":"Every connection type the admin may choose; must include \"default\".","items":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Egress type","description":"A connection type."},"minItems":1,"uniqueItems":true}}},"image":{"type":"string","title":"Image","description":"Image reference under the allowed prefix, pinned as @sha256:<64 hex> for installation under enforce.","minLength":1},"container_name":{"type":"string","title":"Container name","description":"Name of the main container.","pattern":"^cell-[a-z0-9][a-z0-9-]{0,30}$"},"volumes":{"type":"array","title":"Volumes","description":"Named volumes mounted into the container.","items":{"type":"object","title":"Volume","description":"A named volume and where it is mounted.","required":["name","mount"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker volume name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"mount":{"type":"string","title":"Mount","description":"Absolute path in the container; system directories and the pic project root are refused.","minLength":1}}}},"env":{"type":"array","title":"Environment","description":"Environment variables of the container.","items":{"type":"object","title":"Variable","description":"One environment variable.","required":["key","value"],"additionalProperties":false,"properties":{"key":{"type":"string","title":"Key","description":"Variable name.","pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"value":{"type":"string","title":"Value","description":"Safe characters and ${PIC_...}, ${SERVICE_IP}, ${INSTANCE_ID} placeholders.","pattern":"^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$"}}}},"iptables_rules":{"type":"array","title":"iptables rules","description":"Ports of the service that VPN peers may reach.","items":{"type":"object","title":"Rule","description":"Accept forwarded traffic to one port of the service.","required":["type","dest_ip","dest_port"],"additionalProperties":false,"properties":{"type":{"type":"string","const":"ACCEPT","title":"Type","description":"Only ACCEPT rules exist."},"dest_ip":{"type":"string","const":"${SERVICE_IP}","title":"Destination IP","description":"Always the literal ${SERVICE_IP}; pic fills in the service address."},"dest_port":{"type":"integer","minimum":1,"maximum":65535,"title":"Destination port","description":"Port of the service, 1 to 65535."},"proto":{"type":"string","enum":["tcp","udp"],"default":"tcp","title":"Protocol","description":"tcp (default) or udp."}}}},"connectivity":{"type":"object","title":"Connectivity","description":"Declares the service as a connectivity exit (a Connection type) and the capabilities its containers add.","required":["provides"],"additionalProperties":false,"properties":{"provides":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Provides","description":"The connection type this service implements."},"cap_add":{"type":"array","title":"Capabilities","description":"Linux capabilities the template's cap_add may use; only NET_ADMIN and NET_RAW are ever granted.","items":{"type":"string","title":"Capability","description":"A capability name without CAP_, such as NET_ADMIN.","pattern":"^[A-Z][A-Z_]*$"},"uniqueItems":true}}},"caddy_route":{"type":"object","title":"Caddy route","description":"The web interface of the service.","required":["subdomain"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"Name the web interface answers at. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}}}},"allOf":[{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_subdomain"],"properties":{"has_subdomain":{"const":true}}}}},"then":{"required":["subdomain","backend"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_accounts"],"properties":{"has_accounts":{"const":true}}}}},"then":{"required":["accounts","peer_config_template"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_admin_config"],"properties":{"has_admin_config":{"const":true}}}}},"then":{"required":["config_schema"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_storage"],"properties":{"has_storage":{"const":true}}}}},"then":{"required":["backup","storage"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_egress"],"properties":{"has_egress":{"const":true}}}}},"then":{"required":["egress"]}}]};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic store service manifest (schema_version 3)","description":"Describes one catalog service: its identity, the integrations it needs and how its container runs.","type":"object","required":["schema_version","kind","id","name","description","version","author","capabilities","image","container_name"],"additionalProperties":false,"properties":{"$schema":{"type":"string","title":"JSON Schema","description":"Lets an editor find this schema; ignored by pic."},"schema_version":{"type":"integer","const":3,"title":"Schema version","description":"Always 3 for this format."},"kind":{"type":"string","const":"store","title":"Kind","description":"Always \"store\"."},"id":{"type":"string","title":"Service id","description":"Lowercase identifier; equals the catalog index entry and the folder services/<id>/.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"name":{"type":"string","title":"Name","description":"Display name, such as \"Notes\".","minLength":1},"description":{"type":"string","title":"Description","description":"One plain sentence saying what the service does.","minLength":1},"version":{"type":"string","title":"Version","description":"Semantic version of this package, such as 1.0.0. Raise it with every change.","minLength":1},"author":{"type":"string","title":"Author","description":"Person or organisation that maintains the package.","minLength":1},"min_pic_version":{"type":"string","title":"Minimum pic version","description":"Oldest pic release able to run the package, such as 1.0.","minLength":1},"capabilities":{"type":"object","title":"Capabilities","description":"Which integrations the cell turns on for this service. All six flags must be present.","required":["has_subdomain","has_accounts","has_admin_config","has_storage","has_egress","has_api_hooks"],"additionalProperties":false,"properties":{"has_subdomain":{"type":"boolean","title":"Has subdomain","description":"Route <subdomain>.<cell domain> to the service through Caddy and publish a DNS record. Needs subdomain and backend."},"has_accounts":{"type":"boolean","title":"Has accounts","description":"Provision an account per peer on the service. Needs accounts and peer_config_template."},"has_admin_config":{"type":"boolean","title":"Has admin config","description":"The admin can set the fields of config_schema in the ServiceInstall document."},"has_storage":{"type":"boolean","title":"Has storage","description":"The service holds data worth backing up. Needs backup and storage."},"has_egress":{"type":"boolean","title":"Has egress","description":"The admin may route the outbound traffic of the service through a Connection. Needs egress."},"has_api_hooks":{"type":"boolean","const":false,"title":"Has API hooks","description":"Reserved for a later version; must be false."}}},"subdomain":{"type":"string","title":"Subdomain","description":"Primary name: the service answers at <subdomain>.<cell domain>. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"extra_subdomains":{"type":"array","title":"Extra subdomains","description":"More names served by the same backend.","items":{"type":"string","title":"Extra subdomain","description":"Another name for the same backend. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}},"backend":{"type":"string","title":"Backend","description":"container:port that Caddy forwards the subdomain to, resolved on cell-network. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"},"extra_backends":{"type":"object","title":"Extra backends","description":"Subdomains that go to a different container:port than the primary backend.","propertyNames":{"pattern":"^[a-z][a-z0-9-]{0,30}$"},"additionalProperties":{"type":"string","title":"Extra backend","description":"container:port for this subdomain. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}},"containers":{"type":"array","title":"Containers","description":"Names of the containers that make up the service; informational.","items":{"type":"string","title":"Container","description":"Container name.","pattern":"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"}},"config_schema":{"type":"object","title":"Config schema","description":"Fields the admin can set in ServiceInstall.spec.config. Keys are lowercase identifiers.","propertyNames":{"pattern":"^[a-z][a-z0-9_]{0,62}$"},"additionalProperties":{"type":"object","title":"Config field","description":"One admin-settable value. It reaches the compose template as ${PIC_CFG_<KEY>} (key in upper case).","required":["type","label"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["string","integer","boolean"],"title":"Type","description":"The type of the value."},"label":{"type":"string","title":"Label","description":"What the admin sees next to the field; plain English, sentence case.","minLength":1},"required":{"type":"boolean","title":"Required","description":"The service cannot start until this field has a value."},"default":{"type":["string","integer","boolean"],"title":"Default","description":"Used when the admin sets nothing. Must have the field type (and lie within min/max)."},"min":{"type":"integer","title":"Minimum","description":"Smallest allowed value, inclusive. Integer fields only."},"max":{"type":"integer","title":"Maximum","description":"Largest allowed value, inclusive. Integer fields only."}}}},"peer_config_template":{"type":"object","title":"Peer config template","description":"What a peer receives to set up a client, filled in per peer. Tokens: {domain}, {peer.username}, {peer.service_credentials.<id>.<credential>}, {config.<key>}.","additionalProperties":{"type":"string","title":"Template value","description":"Text with tokens in braces."}},"accounts":{"type":"object","title":"Accounts","description":"How peer accounts are provisioned on the service.","required":["manager","credentials"],"additionalProperties":false,"properties":{"manager":{"type":"string","enum":["http","email_manager","calendar_manager","file_manager"],"title":"Manager","description":"\"http\" calls the service at /service-api/accounts; the others are the reference services' managers."},"credentials":{"type":"array","title":"Credentials","description":"Names of the credentials issued per peer, such as [\"password\"].","items":{"type":"string","title":"Credential","description":"Credential name.","pattern":"^[A-Za-z_][A-Za-z0-9_]{0,62}$"},"minItems":1,"uniqueItems":true}}},"compose":{"type":"null","title":"Compose","description":"Unused: the compose definition lives in compose-template.yml. Leave out or set to null."},"backup":{"type":"object","title":"Backup","description":"What a backup of the cell takes from this service.","required":["volumes","config_paths"],"additionalProperties":false,"properties":{"volumes":{"type":"array","title":"Volumes","description":"Directories streamed out of running containers, one archive <name>.tar.gz each.","items":{"type":"object","title":"Backup volume","description":"One directory inside one container.","required":["container","path","name"],"additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Container to read from.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"path":{"type":"string","title":"Path","description":"Absolute directory inside the container.","minLength":1},"name":{"type":"string","title":"Archive name","description":"File name stem of the archive.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}}}},"config_paths":{"type":"array","title":"Config paths","description":"Host paths relative to the pic project root copied into the backup; they may not leave it.","items":{"type":"string","title":"Config path","description":"Relative path.","minLength":1}}}},"storage":{"type":"object","title":"Storage","description":"Where the bulk of the data lives, for the storage display.","required":["primary_path","quota_mb"],"additionalProperties":false,"properties":{"primary_path":{"type":"string","title":"Primary path","description":"Path (relative to the project root) holding most user data.","minLength":1},"quota_mb":{"type":["integer","null"],"minimum":0,"title":"Quota (MB)","description":"Storage quota in megabytes; null for none."}}},"egress":{"type":"object","title":"Egress","description":"Which kinds of outbound connection the admin may choose for the service.","required":["default","allowed"],"additionalProperties":false,"properties":{"default":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Default","description":"Used until the admin chooses; must be one of allowed."},"allowed":{"type":"array","title":"Allowed","description":"Every connection type the admin may choose; must include \"default\".","items":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Egress type","description":"A connection type."},"minItems":1,"uniqueItems":true}}},"image":{"type":"string","title":"Image","description":"Image reference under the allowed prefix, pinned as @sha256:<64 hex> for installation under enforce.","minLength":1},"container_name":{"type":"string","title":"Container name","description":"Name of the main container.","pattern":"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"},"volumes":{"type":"array","title":"Volumes","description":"Named volumes mounted into the container.","items":{"type":"object","title":"Volume","description":"A named volume and where it is mounted.","required":["name","mount"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker volume name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"mount":{"type":"string","title":"Mount","description":"Absolute path in the container; system directories and the pic project root are refused.","minLength":1}}}},"env":{"type":"array","title":"Environment","description":"Environment variables of the container.","items":{"type":"object","title":"Variable","description":"One environment variable.","required":["key","value"],"additionalProperties":false,"properties":{"key":{"type":"string","title":"Key","description":"Variable name.","pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"value":{"type":"string","title":"Value","description":"Safe characters and ${PIC_...}, ${SERVICE_IP}, ${INSTANCE_ID} placeholders.","pattern":"^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$"}}}},"iptables_rules":{"type":"array","title":"iptables rules","description":"Ports of the service that VPN peers may reach.","items":{"type":"object","title":"Rule","description":"Accept forwarded traffic to one port of the service.","required":["type","dest_ip","dest_port"],"additionalProperties":false,"properties":{"type":{"type":"string","const":"ACCEPT","title":"Type","description":"Only ACCEPT rules exist."},"dest_ip":{"type":"string","const":"${SERVICE_IP}","title":"Destination IP","description":"Always the literal ${SERVICE_IP}; pic fills in the service address."},"dest_port":{"type":"integer","minimum":1,"maximum":65535,"title":"Destination port","description":"Port of the service, 1 to 65535."},"proto":{"type":"string","enum":["tcp","udp"],"default":"tcp","title":"Protocol","description":"tcp (default) or udp."}}}},"connectivity":{"type":"object","title":"Connectivity","description":"Declares the service as a connectivity exit (a Connection type): pic runs one instance of it per Connection, named by ${INSTANCE_ID}, with what it declares here.","required":["provides"],"additionalProperties":false,"properties":{"provides":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Provides","description":"The connection type this service implements."},"cap_add":{"type":"array","title":"Capabilities","description":"Linux capabilities the template's cap_add may use; only NET_ADMIN and NET_RAW are ever granted.","items":{"type":"string","title":"Capability","description":"A capability name without CAP_, such as NET_ADMIN.","pattern":"^[A-Z][A-Z_]*$"},"uniqueItems":true},"devices":{"type":"array","title":"Devices","description":"Host devices the template's devices may use; only /dev/net/tun is ever granted.","items":{"type":"string","enum":["/dev/net/tun"],"title":"Device","description":"A device path."},"uniqueItems":true},"sysctls":{"type":"object","title":"Sysctls","description":"Kernel settings of the exit's own network namespace the template's sysctls may set (net.ipv4.* only).","propertyNames":{"pattern":"^net\\.ipv4\\.[a-z0-9_.]{1,64}$"},"additionalProperties":{"type":"string","pattern":"^[0-9]{1,10}$"}},"config_path":{"type":"string","title":"Config path","description":"Where in the exit's container the Connection's configFile is mounted, read-only (default /run/pic/connection/config).","pattern":"^/"}}},"caddy_route":{"type":"object","title":"Caddy route","description":"The web interface of the service.","required":["subdomain"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"Name the web interface answers at. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}}}},"allOf":[{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_subdomain"],"properties":{"has_subdomain":{"const":true}}}}},"then":{"required":["subdomain","backend"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_accounts"],"properties":{"has_accounts":{"const":true}}}}},"then":{"required":["accounts","peer_config_template"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_admin_config"],"properties":{"has_admin_config":{"const":true}}}}},"then":{"required":["config_schema"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_storage"],"properties":{"has_storage":{"const":true}}}}},"then":{"required":["backup","storage"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_egress"],"properties":{"has_egress":{"const":true}}}}},"then":{"required":["egress"]}}]};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = runtime0.default;
 const pattern0 = new RegExp("^[a-z][a-z0-9-]{0,30}$", "u");
 const pattern3 = new RegExp("^[A-Za-z0-9._-]+:\\d{1,5}$", "u");
-const pattern6 = new RegExp("^cell-[a-z0-9][a-z0-9-]{0,30}$", "u");
+const pattern6 = new RegExp("^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$", "u");
 const pattern7 = new RegExp("^[a-z][a-z0-9_]{0,62}$", "u");
 const pattern8 = new RegExp("^[A-Za-z_][A-Za-z0-9_]{0,62}$", "u");
 const pattern9 = new RegExp("^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$", "u");
@@ -16,6 +16,9 @@ const pattern10 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "u");
 const pattern13 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
 const pattern14 = new RegExp("^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$", "u");
 const pattern15 = new RegExp("^[A-Z][A-Z_]*$", "u");
+const pattern16 = new RegExp("^net\\.ipv4\\.[a-z0-9_.]{1,64}$", "u");
+const pattern17 = new RegExp("^[0-9]{1,10}$", "u");
+const pattern18 = new RegExp("^/", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1262,7 +1265,7 @@ for(let i1=0; i1<len1; i1++){
 let data33 = data32[i1];
 if(typeof data33 === "string"){
 if(!pattern6.test(data33)){
-const err93 = {instancePath:instancePath+"/containers/" + i1,schemaPath:"#/properties/containers/items/pattern",keyword:"pattern",params:{pattern: "^cell-[a-z0-9][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^cell-[a-z0-9][a-z0-9-]{0,30}$"+"\"",schema:"^cell-[a-z0-9][a-z0-9-]{0,30}$",parentSchema:schema11.properties.containers.items,data:data33};
+const err93 = {instancePath:instancePath+"/containers/" + i1,schemaPath:"#/properties/containers/items/pattern",keyword:"pattern",params:{pattern: "^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"},message:"must match pattern \""+"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"+"\"",schema:"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$",parentSchema:schema11.properties.containers.items,data:data33};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -2174,7 +2177,7 @@ if(data.container_name !== undefined){
 let data65 = data.container_name;
 if(typeof data65 === "string"){
 if(!pattern6.test(data65)){
-const err165 = {instancePath:instancePath+"/container_name",schemaPath:"#/properties/container_name/pattern",keyword:"pattern",params:{pattern: "^cell-[a-z0-9][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^cell-[a-z0-9][a-z0-9-]{0,30}$"+"\"",schema:"^cell-[a-z0-9][a-z0-9-]{0,30}$",parentSchema:schema11.properties.container_name,data:data65};
+const err165 = {instancePath:instancePath+"/container_name",schemaPath:"#/properties/container_name/pattern",keyword:"pattern",params:{pattern: "^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"},message:"must match pattern \""+"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"+"\"",schema:"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$",parentSchema:schema11.properties.container_name,data:data65};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2612,7 +2615,7 @@ vErrors.push(err200);
 errors++;
 }
 for(const key16 in data80){
-if(!((key16 === "provides") || (key16 === "cap_add"))){
+if(!(((((key16 === "provides") || (key16 === "cap_add")) || (key16 === "devices")) || (key16 === "sysctls")) || (key16 === "config_path"))){
 const err201 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.connectivity,data:data80};
 if(vErrors === null){
 vErrors = [err201];
@@ -2711,9 +2714,14 @@ vErrors.push(err207);
 errors++;
 }
 }
-}
-else {
-const err208 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.connectivity.type,parentSchema:schema11.properties.connectivity,data:data80};
+if(data80.devices !== undefined){
+let data84 = data80.devices;
+if(Array.isArray(data84)){
+const len10 = data84.length;
+for(let i13=0; i13<len10; i13++){
+let data85 = data84[i13];
+if(typeof data85 !== "string"){
+const err208 = {instancePath:instancePath+"/connectivity/devices/" + i13,schemaPath:"#/properties/connectivity/properties/devices/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.devices.items.type,parentSchema:schema11.properties.connectivity.properties.devices.items,data:data85};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2722,12 +2730,8 @@ vErrors.push(err208);
 }
 errors++;
 }
-}
-if(data.caddy_route !== undefined){
-let data84 = data.caddy_route;
-if(data84 && typeof data84 == "object" && !Array.isArray(data84)){
-if(data84.subdomain === undefined){
-const err209 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/required",keyword:"required",params:{missingProperty: "subdomain"},message:"must have required property '"+"subdomain"+"'",schema:schema11.properties.caddy_route.required,parentSchema:schema11.properties.caddy_route,data:data84};
+if(!(data85 === "/dev/net/tun")){
+const err209 = {instancePath:instancePath+"/connectivity/devices/" + i13,schemaPath:"#/properties/connectivity/properties/devices/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.connectivity.properties.devices.items.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.connectivity.properties.devices.items.enum,parentSchema:schema11.properties.connectivity.properties.devices.items,data:data85};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2736,9 +2740,19 @@ vErrors.push(err209);
 }
 errors++;
 }
-for(const key17 in data84){
-if(!(key17 === "subdomain")){
-const err210 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.caddy_route,data:data84};
+}
+let i14 = data84.length;
+let j3;
+if(i14 > 1){
+const indices3 = {};
+for(;i14--;){
+let item3 = data84[i14];
+if(typeof item3 !== "string"){
+continue;
+}
+if(typeof indices3[item3] == "number"){
+j3 = indices3[item3];
+const err210 = {instancePath:instancePath+"/connectivity/devices",schemaPath:"#/properties/connectivity/properties/devices/uniqueItems",keyword:"uniqueItems",params:{i: i14, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i14+" are identical)",schema:true,parentSchema:schema11.properties.connectivity.properties.devices,data:data84};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2746,13 +2760,14 @@ else {
 vErrors.push(err210);
 }
 errors++;
+break;
+}
+indices3[item3] = i14;
 }
 }
-if(data84.subdomain !== undefined){
-let data85 = data84.subdomain;
-if(typeof data85 === "string"){
-if(!pattern0.test(data85)){
-const err211 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data85};
+}
+else {
+const err211 = {instancePath:instancePath+"/connectivity/devices",schemaPath:"#/properties/connectivity/properties/devices/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.connectivity.properties.devices.type,parentSchema:schema11.properties.connectivity.properties.devices,data:data84};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2762,8 +2777,14 @@ vErrors.push(err211);
 errors++;
 }
 }
-else {
-const err212 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.caddy_route.properties.subdomain.type,parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data85};
+if(data80.sysctls !== undefined){
+let data86 = data80.sysctls;
+if(data86 && typeof data86 == "object" && !Array.isArray(data86)){
+for(const key17 in data86){
+const _errs212 = errors;
+if(typeof key17 === "string"){
+if(!pattern16.test(key17)){
+const err212 = {instancePath:instancePath+"/connectivity/sysctls",schemaPath:"#/properties/connectivity/properties/sysctls/propertyNames/pattern",keyword:"pattern",params:{pattern: "^net\\.ipv4\\.[a-z0-9_.]{1,64}$"},message:"must match pattern \""+"^net\\.ipv4\\.[a-z0-9_.]{1,64}$"+"\"",schema:"^net\\.ipv4\\.[a-z0-9_.]{1,64}$",parentSchema:schema11.properties.connectivity.properties.sysctls.propertyNames,data:key17,propertyName:key17};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2773,9 +2794,9 @@ vErrors.push(err212);
 errors++;
 }
 }
-}
-else {
-const err213 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.caddy_route.type,parentSchema:schema11.properties.caddy_route,data:data84};
+var valid59 = _errs212 === errors;
+if(!valid59){
+const err213 = {instancePath:instancePath+"/connectivity/sysctls",schemaPath:"#/properties/connectivity/properties/sysctls/propertyNames",keyword:"propertyNames",params:{propertyName: key17},message:"property name must be valid",schema:schema11.properties.connectivity.properties.sysctls.propertyNames,parentSchema:schema11.properties.connectivity.properties.sysctls,data:data86};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2785,14 +2806,150 @@ vErrors.push(err213);
 errors++;
 }
 }
-}
-else {
-const err214 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+for(const key18 in data86){
+let data87 = data86[key18];
+if(typeof data87 === "string"){
+if(!pattern17.test(data87)){
+const err214 = {instancePath:instancePath+"/connectivity/sysctls/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/connectivity/properties/sysctls/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}$"},message:"must match pattern \""+"^[0-9]{1,10}$"+"\"",schema:"^[0-9]{1,10}$",parentSchema:schema11.properties.connectivity.properties.sysctls.additionalProperties,data:data87};
 if(vErrors === null){
 vErrors = [err214];
 }
 else {
 vErrors.push(err214);
+}
+errors++;
+}
+}
+else {
+const err215 = {instancePath:instancePath+"/connectivity/sysctls/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/connectivity/properties/sysctls/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.sysctls.additionalProperties.type,parentSchema:schema11.properties.connectivity.properties.sysctls.additionalProperties,data:data87};
+if(vErrors === null){
+vErrors = [err215];
+}
+else {
+vErrors.push(err215);
+}
+errors++;
+}
+}
+}
+else {
+const err216 = {instancePath:instancePath+"/connectivity/sysctls",schemaPath:"#/properties/connectivity/properties/sysctls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.connectivity.properties.sysctls.type,parentSchema:schema11.properties.connectivity.properties.sysctls,data:data86};
+if(vErrors === null){
+vErrors = [err216];
+}
+else {
+vErrors.push(err216);
+}
+errors++;
+}
+}
+if(data80.config_path !== undefined){
+let data88 = data80.config_path;
+if(typeof data88 === "string"){
+if(!pattern18.test(data88)){
+const err217 = {instancePath:instancePath+"/connectivity/config_path",schemaPath:"#/properties/connectivity/properties/config_path/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema11.properties.connectivity.properties.config_path,data:data88};
+if(vErrors === null){
+vErrors = [err217];
+}
+else {
+vErrors.push(err217);
+}
+errors++;
+}
+}
+else {
+const err218 = {instancePath:instancePath+"/connectivity/config_path",schemaPath:"#/properties/connectivity/properties/config_path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.config_path.type,parentSchema:schema11.properties.connectivity.properties.config_path,data:data88};
+if(vErrors === null){
+vErrors = [err218];
+}
+else {
+vErrors.push(err218);
+}
+errors++;
+}
+}
+}
+else {
+const err219 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.connectivity.type,parentSchema:schema11.properties.connectivity,data:data80};
+if(vErrors === null){
+vErrors = [err219];
+}
+else {
+vErrors.push(err219);
+}
+errors++;
+}
+}
+if(data.caddy_route !== undefined){
+let data89 = data.caddy_route;
+if(data89 && typeof data89 == "object" && !Array.isArray(data89)){
+if(data89.subdomain === undefined){
+const err220 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/required",keyword:"required",params:{missingProperty: "subdomain"},message:"must have required property '"+"subdomain"+"'",schema:schema11.properties.caddy_route.required,parentSchema:schema11.properties.caddy_route,data:data89};
+if(vErrors === null){
+vErrors = [err220];
+}
+else {
+vErrors.push(err220);
+}
+errors++;
+}
+for(const key19 in data89){
+if(!(key19 === "subdomain")){
+const err221 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.caddy_route,data:data89};
+if(vErrors === null){
+vErrors = [err221];
+}
+else {
+vErrors.push(err221);
+}
+errors++;
+}
+}
+if(data89.subdomain !== undefined){
+let data90 = data89.subdomain;
+if(typeof data90 === "string"){
+if(!pattern0.test(data90)){
+const err222 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data90};
+if(vErrors === null){
+vErrors = [err222];
+}
+else {
+vErrors.push(err222);
+}
+errors++;
+}
+}
+else {
+const err223 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.caddy_route.properties.subdomain.type,parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data90};
+if(vErrors === null){
+vErrors = [err223];
+}
+else {
+vErrors.push(err223);
+}
+errors++;
+}
+}
+}
+else {
+const err224 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.caddy_route.type,parentSchema:schema11.properties.caddy_route,data:data89};
+if(vErrors === null){
+vErrors = [err224];
+}
+else {
+vErrors.push(err224);
+}
+errors++;
+}
+}
+}
+else {
+const err225 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err225];
+}
+else {
+vErrors.push(err225);
 }
 errors++;
 }
@@ -2802,7 +2959,7 @@ return errors === 0;
 
 export const envelope = validate11;
 const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","type":"object","required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1"},"kind":{"type":"string","enum":["Cell","ServiceInstall","PeerAccount","Connection"]},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object"}}};
-const pattern17 = new RegExp("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
+const pattern20 = new RegExp("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -2932,7 +3089,7 @@ vErrors.push(err10);
 }
 errors++;
 }
-if(!pattern17.test(data3)){
+if(!pattern20.test(data3)){
 const err11 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema12.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err11];
@@ -2967,7 +3124,7 @@ vErrors.push(err13);
 }
 errors++;
 }
-if(!pattern17.test(data4)){
+if(!pattern20.test(data4)){
 const err14 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema12.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err14];
@@ -3087,17 +3244,16 @@ return errors === 0;
 
 export const Cell = validate12;
 const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"publicKeys":{"type":"array","title":"Public keys","description":"Several cosign public key files; a signature by any one of them (or by publicKey) verifies. Rotate by adding the new key, re-signing, then removing the old one.","items":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"uniqueItems":true}},"default":{"mode":"enforce"}},"registries":{"type":"object","title":"Registries","description":"How image registries are reached, for pulls and signature look-ups alike.","additionalProperties":false,"properties":{"mirrors":{"type":"object","title":"Mirrors","description":"Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.","additionalProperties":{"type":"string","title":"Mirror","description":"host[:port] of the mirror.","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"}},"insecure":{"type":"array","title":"Insecure registries","description":"Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.","items":{"type":"string","title":"Registry","description":"host[:port].","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},"uniqueItems":true}}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image, and every core image pic runs (spec.{caddy,dns,wireguard}.run.image), must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}},"run":{"type":"object","title":"Caddy run by pic","description":"pic creates and heals the Caddy container on the cell network. Without this section the admin runs Caddy and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-caddy.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"publish":{"type":"object","title":"Published ports","description":"Host ports Caddy is published on; none unless given here. Its admin API is never published.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the ports are bound to; default 0.0.0.0 (every address).","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"http":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTP port","description":"Host port forwarded to Caddy's port 80."},"https":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTPS port","description":"Host port forwarded to Caddy's port 443."}}}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1},"run":{"type":"object","title":"DNS server run by pic","description":"pic creates and heals the DNS server container on the cell network. Without this section the admin runs DNS server and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-dns.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"upstreams":{"type":"array","title":"Upstream resolvers","description":"Resolvers that names outside the cell domain are forwarded to. Without any, such queries are refused.","items":{"type":"string","title":"Upstream","description":"IPv4 address of a resolver.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"uniqueItems":true}}}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"},"subnet":{"type":"string","title":"VPN subnet","description":"The tunnel's IPv4 network; the server takes its first address. Default 10.8.0.0/24.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},"peerPool":{"type":"string","title":"Peer pool","description":"Range inside the VPN subnet from which each PeerAccount gets a stable address. Default: the subnet after the server address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"endpoint":{"type":"string","title":"Endpoint","description":"host:port peers connect to (the cell's public name or address and the published UDP port).","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},"run":{"type":"object","title":"WireGuard run by pic","description":"pic creates and heals the WireGuard container on the cell network. Without this section the admin runs WireGuard and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-wireguard.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"listenPort":{"type":"integer","minimum":1,"maximum":65535,"title":"Listen port","description":"UDP port WireGuard listens on inside the container. Default 51820."},"publish":{"type":"object","title":"Published port","description":"Where the UDP listen port is published on the host.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the port is bound to; default 0.0.0.0.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"port":{"type":"integer","minimum":1,"maximum":65535,"title":"Port","description":"Host UDP port; default the listen port."}}}}}}},"backup":{"type":"object","title":"Backup","description":"Where snapshots of the services' data are kept, when the operator takes them and how many it keeps.","additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding the snapshots; relative to the cell folder or absolute. Default: backups/ in the state directory.","minLength":1},"schedule":{"type":"object","title":"Schedule","description":"When the operator takes a verified snapshot of every installed service that declares data and is Ready (UTC). A slot missed while the operator was down is taken when it starts.","required":["every"],"additionalProperties":false,"properties":{"every":{"type":"string","enum":["hourly","daily","weekly"],"title":"Every","description":"How often a snapshot is due."},"at":{"type":"string","title":"At","description":"HH:MM (UTC) of a daily or weekly snapshot; of an hourly one only the minutes count. Default 03:00.","pattern":"^([01]\\d|2[0-3]):[0-5]\\d$"},"weekday":{"type":"string","enum":["monday","tuesday","wednesday","thursday","friday","saturday","sunday"],"title":"Weekday","description":"Day of a weekly snapshot; default sunday."}}},"retention":{"type":"object","title":"Retention","description":"Which verified snapshots are kept: the newest `last`, and the newest of each of the latest `daily` days, `weekly` ISO weeks and `monthly` months. The rest are deleted, by the operator after each scheduled snapshot and by pic backup prune.","additionalProperties":false,"properties":{"last":{"type":"integer","minimum":0,"maximum":1000,"title":"Last","description":"The newest snapshots kept whatever their age."},"daily":{"type":"integer","minimum":0,"maximum":1000,"title":"Daily","description":"Days with a kept snapshot."},"weekly":{"type":"integer","minimum":0,"maximum":1000,"title":"Weekly","description":"ISO weeks with a kept snapshot."},"monthly":{"type":"integer","minimum":0,"maximum":1000,"title":"Monthly","description":"Months with a kept snapshot."}}}}}}}}};
-const pattern21 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
-const pattern23 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$", "u");
-const pattern24 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
-const pattern25 = new RegExp("^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$", "u");
-const pattern27 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "u");
-const pattern28 = new RegExp("^/", "u");
-const pattern31 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
-const pattern32 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
-const pattern36 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
-const pattern43 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$", "u");
-const pattern47 = new RegExp("^([01]\\d|2[0-3]):[0-5]\\d$", "u");
+const pattern24 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
+const pattern26 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$", "u");
+const pattern27 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
+const pattern28 = new RegExp("^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$", "u");
+const pattern30 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "u");
+const pattern34 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
+const pattern35 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
+const pattern39 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
+const pattern46 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$", "u");
+const pattern50 = new RegExp("^([01]\\d|2[0-3]):[0-5]\\d$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3239,7 +3395,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern17.test(data3)){
+if(!pattern20.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema13.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -3274,7 +3430,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern17.test(data4)){
+if(!pattern20.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema13.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -3412,7 +3568,7 @@ vErrors.push(err25);
 }
 errors++;
 }
-if(!pattern21.test(data10)){
+if(!pattern24.test(data10)){
 const err26 = {instancePath:instancePath+"/spec/domain",schemaPath:"#/properties/spec/properties/domain/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema13.properties.spec.properties.domain,data:data10};
 if(vErrors === null){
 vErrors = [err26];
@@ -3539,7 +3695,7 @@ errors++;
 if(data13.subnet !== undefined){
 let data15 = data13.subnet;
 if(typeof data15 === "string"){
-if(!pattern23.test(data15)){
+if(!pattern26.test(data15)){
 const err36 = {instancePath:instancePath+"/spec/network/subnet",schemaPath:"#/properties/spec/properties/network/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema13.properties.spec.properties.network.properties.subnet,data:data15};
 if(vErrors === null){
 vErrors = [err36];
@@ -3564,7 +3720,7 @@ errors++;
 if(data13.servicePool !== undefined){
 let data16 = data13.servicePool;
 if(typeof data16 === "string"){
-if(!pattern24.test(data16)){
+if(!pattern27.test(data16)){
 const err38 = {instancePath:instancePath+"/spec/network/servicePool",schemaPath:"#/properties/spec/properties/network/properties/servicePool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.network.properties.servicePool,data:data16};
 if(vErrors === null){
 vErrors = [err38];
@@ -3759,7 +3915,7 @@ if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
 for(const key9 in data23){
 let data24 = data23[key9];
 if(typeof data24 === "string"){
-if(!pattern25.test(data24)){
+if(!pattern28.test(data24)){
 const err52 = {instancePath:instancePath+"/spec/registries/mirrors/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/properties/mirrors/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},message:"must match pattern \""+"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"+"\"",schema:"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$",parentSchema:schema13.properties.spec.properties.registries.properties.mirrors.additionalProperties,data:data24};
 if(vErrors === null){
 vErrors = [err52];
@@ -3800,7 +3956,7 @@ const len1 = data25.length;
 for(let i2=0; i2<len1; i2++){
 let data26 = data25[i2];
 if(typeof data26 === "string"){
-if(!pattern25.test(data26)){
+if(!pattern28.test(data26)){
 const err55 = {instancePath:instancePath+"/spec/registries/insecure/" + i2,schemaPath:"#/properties/spec/properties/registries/properties/insecure/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},message:"must match pattern \""+"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"+"\"",schema:"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$",parentSchema:schema13.properties.spec.properties.registries.properties.insecure.items,data:data26};
 if(vErrors === null){
 vErrors = [err55];
@@ -3873,7 +4029,7 @@ errors++;
 if(data9.allowedImagePrefix !== undefined){
 let data27 = data9.allowedImagePrefix;
 if(typeof data27 === "string"){
-if(!pattern27.test(data27)){
+if(!pattern30.test(data27)){
 const err60 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.allowedImagePrefix,data:data27};
 if(vErrors === null){
 vErrors = [err60];
@@ -3898,7 +4054,7 @@ errors++;
 if(data9.dataDir !== undefined){
 let data28 = data9.dataDir;
 if(typeof data28 === "string"){
-if(!pattern28.test(data28)){
+if(!pattern18.test(data28)){
 const err62 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema13.properties.spec.properties.dataDir,data:data28};
 if(vErrors === null){
 vErrors = [err62];
@@ -4139,7 +4295,7 @@ errors++;
 if(data36.email !== undefined){
 let data38 = data36.email;
 if(typeof data38 === "string"){
-if(!pattern31.test(data38)){
+if(!pattern34.test(data38)){
 const err81 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/pattern",keyword:"pattern",params:{pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"},message:"must match pattern \""+"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"+"\"",schema:"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.email,data:data38};
 if(vErrors === null){
 vErrors = [err81];
@@ -4246,7 +4402,7 @@ errors++;
 if(data39.address !== undefined){
 let data41 = data39.address;
 if(typeof data41 === "string"){
-if(!pattern32.test(data41)){
+if(!pattern35.test(data41)){
 const err90 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.address,data:data41};
 if(vErrors === null){
 vErrors = [err90];
@@ -4311,7 +4467,7 @@ errors++;
 if(data43.hostIp !== undefined){
 let data44 = data43.hostIp;
 if(typeof data44 === "string"){
-if(!pattern32.test(data44)){
+if(!pattern35.test(data44)){
 const err95 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data44};
 if(vErrors === null){
 vErrors = [err95];
@@ -4457,7 +4613,7 @@ errors++;
 if(data47.address !== undefined){
 let data48 = data47.address;
 if(typeof data48 === "string"){
-if(!pattern32.test(data48)){
+if(!pattern35.test(data48)){
 const err107 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data48};
 if(vErrors === null){
 vErrors = [err107];
@@ -4486,7 +4642,7 @@ const len3 = data49.length;
 for(let i5=0; i5<len3; i5++){
 let data50 = data49[i5];
 if(typeof data50 === "string"){
-if(!pattern36.test(data50)){
+if(!pattern39.test(data50)){
 const err109 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data50};
 if(vErrors === null){
 vErrors = [err109];
@@ -4642,7 +4798,7 @@ errors++;
 if(data52.address !== undefined){
 let data54 = data52.address;
 if(typeof data54 === "string"){
-if(!pattern32.test(data54)){
+if(!pattern35.test(data54)){
 const err121 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.address,data:data54};
 if(vErrors === null){
 vErrors = [err121];
@@ -4696,7 +4852,7 @@ const len4 = data56.length;
 for(let i7=0; i7<len4; i7++){
 let data57 = data56[i7];
 if(typeof data57 === "string"){
-if(!pattern32.test(data57)){
+if(!pattern35.test(data57)){
 const err125 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i7,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data57};
 if(vErrors === null){
 vErrors = [err125];
@@ -4821,7 +4977,7 @@ errors++;
 if(data58.subnet !== undefined){
 let data60 = data58.subnet;
 if(typeof data60 === "string"){
-if(!pattern23.test(data60)){
+if(!pattern26.test(data60)){
 const err134 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.subnet,data:data60};
 if(vErrors === null){
 vErrors = [err134];
@@ -4846,7 +5002,7 @@ errors++;
 if(data58.peerPool !== undefined){
 let data61 = data58.peerPool;
 if(typeof data61 === "string"){
-if(!pattern24.test(data61)){
+if(!pattern27.test(data61)){
 const err136 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.peerPool,data:data61};
 if(vErrors === null){
 vErrors = [err136];
@@ -4871,7 +5027,7 @@ errors++;
 if(data58.endpoint !== undefined){
 let data62 = data58.endpoint;
 if(typeof data62 === "string"){
-if(!pattern43.test(data62)){
+if(!pattern46.test(data62)){
 const err138 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.endpoint,data:data62};
 if(vErrors === null){
 vErrors = [err138];
@@ -4966,7 +5122,7 @@ errors++;
 if(data63.address !== undefined){
 let data65 = data63.address;
 if(typeof data65 === "string"){
-if(!pattern32.test(data65)){
+if(!pattern35.test(data65)){
 const err146 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.address,data:data65};
 if(vErrors === null){
 vErrors = [err146];
@@ -5066,7 +5222,7 @@ errors++;
 if(data68.hostIp !== undefined){
 let data69 = data68.hostIp;
 if(typeof data69 === "string"){
-if(!pattern32.test(data69)){
+if(!pattern35.test(data69)){
 const err154 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data69};
 if(vErrors === null){
 vErrors = [err154];
@@ -5250,7 +5406,7 @@ errors++;
 if(data73.at !== undefined){
 let data75 = data73.at;
 if(typeof data75 === "string"){
-if(!pattern47.test(data75)){
+if(!pattern50.test(data75)){
 const err169 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/pattern",keyword:"pattern",params:{pattern: "^([01]\\d|2[0-3]):[0-5]\\d$"},message:"must match pattern \""+"^([01]\\d|2[0-3]):[0-5]\\d$"+"\"",schema:"^([01]\\d|2[0-3]):[0-5]\\d$",parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.at,data:data75};
 if(vErrors === null){
 vErrors = [err169];
@@ -5515,8 +5671,8 @@ return errors === 0;
 
 export const ServiceInstall = validate13;
 const schema14 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The version admitted. Omitted: the catalog's version at the first install, kept afterwards. A newer catalog version is reported, not applied, until this names it; then pic upgrades (snapshot first) and rolls back on failure.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}},"publish":{"type":"array","title":"Published ports","description":"Host ports the admin consents to the service publishing on the cell's own addresses, outside the VPN, as PORT/PROTOCOL (e.g. \"25/tcp\"). The service's template must name each; a port it publishes that is not listed here is refused, and the core stack's ports (80, 443, 53, the WireGuard port) never are allowed.","items":{"type":"string","title":"Port","description":"PORT/tcp or PORT/udp, PORT from 1 to 65535.","pattern":"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"},"uniqueItems":true},"minReadySeconds":{"type":"integer","minimum":0,"maximum":600,"title":"Minimum ready seconds","description":"How long every container of the service must stay running (and healthy, where it has a health check) before an upgrade or a restore counts the service Ready; a container that exits or restarts within it fails the upgrade at once. The loop's own Ready waits for the smaller of this and 2 seconds. Default 10."},"backup":{"type":"object","title":"Backup","description":"How the service is held still while its snapshot is taken.","additionalProperties":false,"properties":{"consistency":{"type":"string","enum":["pause","stop"],"default":"pause","title":"Consistency","description":"pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again."}}},"upgrade":{"type":"object","title":"Upgrade","description":"How an upgrade to the catalog's newer version is judged.","additionalProperties":false,"properties":{"deadlineSeconds":{"type":"integer","minimum":5,"maximum":86400,"default":300,"title":"Deadline (seconds)","description":"How long the new version has to become Ready (health checks included) before pic rolls back to the previous version and restores the snapshot taken before the upgrade. Default 300."}}}}}}};
-const pattern50 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
-const pattern52 = new RegExp("^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$", "u");
+const pattern53 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
+const pattern55 = new RegExp("^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$", "u");
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -5658,7 +5814,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern17.test(data3)){
+if(!pattern20.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema14.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -5693,7 +5849,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern17.test(data4)){
+if(!pattern20.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema14.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -5801,7 +5957,7 @@ errors++;
 if(data9.version !== undefined){
 let data10 = data9.version;
 if(typeof data10 === "string"){
-if(!pattern50.test(data10)){
+if(!pattern53.test(data10)){
 const err23 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/pattern",keyword:"pattern",params:{pattern: "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},message:"must match pattern \""+"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"+"\"",schema:"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$",parentSchema:schema14.properties.spec.properties.version,data:data10};
 if(vErrors === null){
 vErrors = [err23];
@@ -5879,7 +6035,7 @@ errors++;
 if(data13.connection !== undefined){
 let data14 = data13.connection;
 if(typeof data14 === "string"){
-if(!pattern17.test(data14)){
+if(!pattern20.test(data14)){
 const err29 = {instancePath:instancePath+"/spec/egress/connection",schemaPath:"#/properties/spec/properties/egress/properties/connection/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema14.properties.spec.properties.egress.properties.connection,data:data14};
 if(vErrors === null){
 vErrors = [err29];
@@ -5920,7 +6076,7 @@ const len0 = data15.length;
 for(let i0=0; i0<len0; i0++){
 let data16 = data15[i0];
 if(typeof data16 === "string"){
-if(!pattern52.test(data16)){
+if(!pattern55.test(data16)){
 const err32 = {instancePath:instancePath+"/spec/publish/" + i0,schemaPath:"#/properties/spec/properties/publish/items/pattern",keyword:"pattern",params:{pattern: "^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"},message:"must match pattern \""+"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"+"\"",schema:"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$",parentSchema:schema14.properties.spec.properties.publish.items,data:data16};
 if(vErrors === null){
 vErrors = [err32];
@@ -6154,7 +6310,7 @@ return errors === 0;
 
 export const PeerAccount = validate14;
 const schema15 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic PeerAccount","description":"The service accounts of one peer (peers/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"PeerAccount","title":"Kind","description":"Always PeerAccount."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"PeerAccount spec","description":"The services on which the peer named by metadata.name has an account.","required":["services"],"additionalProperties":false,"properties":{"services":{"type":"array","title":"Services","description":"Ids of installed services; removing one deprovisions the account there.","items":{"type":"string","title":"Service","description":"Service id.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"uniqueItems":true},"wireguard":{"type":"object","title":"WireGuard","description":"The peer's VPN key.","additionalProperties":false,"properties":{"publicKey":{"type":"string","title":"Public key","description":"The peer's own WireGuard public key (base64); the person keeps the private key. Without it pic generates a pair.","pattern":"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"}}}}}}};
-const pattern56 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
+const pattern59 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
 
 function validate14(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -6296,7 +6452,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern17.test(data3)){
+if(!pattern20.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema15.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -6331,7 +6487,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern17.test(data4)){
+if(!pattern20.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema15.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -6529,7 +6685,7 @@ errors++;
 if(data12.publicKey !== undefined){
 let data13 = data12.publicKey;
 if(typeof data13 === "string"){
-if(!pattern56.test(data13)){
+if(!pattern59.test(data13)){
 const err29 = {instancePath:instancePath+"/spec/wireguard/publicKey",schemaPath:"#/properties/spec/properties/wireguard/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"},message:"must match pattern \""+"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"+"\"",schema:"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$",parentSchema:schema15.properties.spec.properties.wireguard.properties.publicKey,data:data13};
 if(vErrors === null){
 vErrors = [err29];
@@ -6591,8 +6747,7 @@ return errors === 0;
 }
 
 export const Connection = validate15;
-const schema16 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Connection","description":"A named egress exit (connections/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Connection","title":"Kind","description":"Always Connection."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Connection spec","description":"A named exit for the outbound traffic of services.","required":["type"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Type","description":"What kind of exit this is."},"interface":{"type":"string","title":"Interface","description":"Network interface of the exit inside cell-wireguard, such as wg_ext0.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},"failOpen":{"type":"boolean","title":"Fail open","description":"When the exit is down, let traffic take the normal route instead of dropping it.","default":false}}}}};
-const pattern59 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
+const schema16 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Connection","description":"A named egress exit (connections/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Connection","title":"Kind","description":"Always Connection."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Connection spec","description":"A named exit for the outbound traffic of services: pic runs one instance of a connectivity service for it and steers the traffic of the services that name it through that instance.","required":["type"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Type","description":"What kind of exit this is."},"service":{"type":"string","title":"Service","description":"The catalog service that implements the type; default: the one catalog service whose manifest says connectivity.provides: <type>.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"configFile":{"type":"string","title":"Config file","description":"A file the exit reads (a wg-quick file, an .ovpn file, an SSH key…), relative to this document or an absolute path on the cell host; mounted read-only into the exit, never logged or copied into status.","minLength":1,"maxLength":4096},"config":{"type":"object","title":"Config","description":"Values for the connectivity service's config_schema.","additionalProperties":{"type":["string","integer","boolean"]}},"failOpen":{"type":"boolean","title":"Fail open","description":"When the exit is down, let traffic take the normal route instead of dropping it (no kill switch).","default":false}}}}};
 
 function validate15(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -6734,7 +6889,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern17.test(data3)){
+if(!pattern20.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema16.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -6769,7 +6924,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern17.test(data4)){
+if(!pattern20.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema16.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -6873,7 +7028,7 @@ vErrors.push(err22);
 errors++;
 }
 for(const key4 in data9){
-if(!(((key4 === "type") || (key4 === "interface")) || (key4 === "failOpen"))){
+if(!(((((key4 === "type") || (key4 === "service")) || (key4 === "configFile")) || (key4 === "config")) || (key4 === "failOpen"))){
 const err23 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema16.properties.spec,data:data9};
 if(vErrors === null){
 vErrors = [err23];
@@ -6907,11 +7062,11 @@ vErrors.push(err25);
 errors++;
 }
 }
-if(data9.interface !== undefined){
-let data11 = data9.interface;
+if(data9.service !== undefined){
+let data11 = data9.service;
 if(typeof data11 === "string"){
-if(!pattern59.test(data11)){
-const err26 = {instancePath:instancePath+"/spec/interface",schemaPath:"#/properties/spec/properties/interface/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$",parentSchema:schema16.properties.spec.properties.interface,data:data11};
+if(!pattern0.test(data11)){
+const err26 = {instancePath:instancePath+"/spec/service",schemaPath:"#/properties/spec/properties/service/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema16.properties.spec.properties.service,data:data11};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -6922,7 +7077,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/spec/interface",schemaPath:"#/properties/spec/properties/interface/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.spec.properties.interface.type,parentSchema:schema16.properties.spec.properties.interface,data:data11};
+const err27 = {instancePath:instancePath+"/spec/service",schemaPath:"#/properties/spec/properties/service/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.spec.properties.service.type,parentSchema:schema16.properties.spec.properties.service,data:data11};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -6932,10 +7087,11 @@ vErrors.push(err27);
 errors++;
 }
 }
-if(data9.failOpen !== undefined){
-let data12 = data9.failOpen;
-if(typeof data12 !== "boolean"){
-const err28 = {instancePath:instancePath+"/spec/failOpen",schemaPath:"#/properties/spec/properties/failOpen/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema16.properties.spec.properties.failOpen.type,parentSchema:schema16.properties.spec.properties.failOpen,data:data12};
+if(data9.configFile !== undefined){
+let data12 = data9.configFile;
+if(typeof data12 === "string"){
+if(func3(data12) > 4096){
+const err28 = {instancePath:instancePath+"/spec/configFile",schemaPath:"#/properties/spec/properties/configFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters",schema:4096,parentSchema:schema16.properties.spec.properties.configFile,data:data12};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -6944,10 +7100,8 @@ vErrors.push(err28);
 }
 errors++;
 }
-}
-}
-else {
-const err29 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema16.properties.spec.type,parentSchema:schema16.properties.spec,data:data9};
+if(func3(data12) < 1){
+const err29 = {instancePath:instancePath+"/spec/configFile",schemaPath:"#/properties/spec/properties/configFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema16.properties.spec.properties.configFile,data:data12};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -6957,9 +7111,8 @@ vErrors.push(err29);
 errors++;
 }
 }
-}
 else {
-const err30 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema16.type,parentSchema:schema16,data};
+const err30 = {instancePath:instancePath+"/spec/configFile",schemaPath:"#/properties/spec/properties/configFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema16.properties.spec.properties.configFile.type,parentSchema:schema16.properties.spec.properties.configFile,data:data12};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -6968,7 +7121,72 @@ vErrors.push(err30);
 }
 errors++;
 }
+}
+if(data9.config !== undefined){
+let data13 = data9.config;
+if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
+for(const key5 in data13){
+let data14 = data13[key5];
+if(((typeof data14 !== "string") && (!(((typeof data14 == "number") && (!(data14 % 1) && !isNaN(data14))) && (isFinite(data14))))) && (typeof data14 !== "boolean")){
+const err31 = {instancePath:instancePath+"/spec/config/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/config/additionalProperties/type",keyword:"type",params:{type: schema16.properties.spec.properties.config.additionalProperties.type},message:"must be string,integer,boolean",schema:schema16.properties.spec.properties.config.additionalProperties.type,parentSchema:schema16.properties.spec.properties.config.additionalProperties,data:data14};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
+}
+errors++;
+}
+}
+}
+else {
+const err32 = {instancePath:instancePath+"/spec/config",schemaPath:"#/properties/spec/properties/config/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema16.properties.spec.properties.config.type,parentSchema:schema16.properties.spec.properties.config,data:data13};
+if(vErrors === null){
+vErrors = [err32];
+}
+else {
+vErrors.push(err32);
+}
+errors++;
+}
+}
+if(data9.failOpen !== undefined){
+let data15 = data9.failOpen;
+if(typeof data15 !== "boolean"){
+const err33 = {instancePath:instancePath+"/spec/failOpen",schemaPath:"#/properties/spec/properties/failOpen/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema16.properties.spec.properties.failOpen.type,parentSchema:schema16.properties.spec.properties.failOpen,data:data15};
+if(vErrors === null){
+vErrors = [err33];
+}
+else {
+vErrors.push(err33);
+}
+errors++;
+}
+}
+}
+else {
+const err34 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema16.properties.spec.type,parentSchema:schema16.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err34];
+}
+else {
+vErrors.push(err34);
+}
+errors++;
+}
+}
+}
+else {
+const err35 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema16.type,parentSchema:schema16,data};
+if(vErrors === null){
+vErrors = [err35];
+}
+else {
+vErrors.push(err35);
+}
+errors++;
+}
 validate15.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "ed7763d345b98867da7a46b10abda620a248606552d8854e6f933ea1f94172d2";
+export const SCHEMA_FINGERPRINT = "ec75b3d0fc0ef70edc888f60fe9b4e6e16e703b5f587538a4f2e13aa4d76e791";

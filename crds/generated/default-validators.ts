@@ -3524,8 +3524,7 @@ return errors === 0;
 }
 
 export const Connection = validate13;
-const schema14 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Connection","description":"A named egress exit (connections/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Connection","title":"Kind","description":"Always Connection."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Connection spec","description":"A named exit for the outbound traffic of services.","required":["type"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Type","description":"What kind of exit this is."},"interface":{"type":"string","title":"Interface","description":"Network interface of the exit inside cell-wireguard, such as wg_ext0.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},"failOpen":{"type":"boolean","title":"Fail open","description":"When the exit is down, let traffic take the normal route instead of dropping it.","default":false}}}}};
-const pattern40 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$", "u");
+const schema14 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Connection","description":"A named egress exit (connections/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Connection","title":"Kind","description":"Always Connection."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Connection spec","description":"A named exit for the outbound traffic of services: pic runs one instance of a connectivity service for it and steers the traffic of the services that name it through that instance.","required":["type"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Type","description":"What kind of exit this is."},"service":{"type":"string","title":"Service","description":"The catalog service that implements the type; default: the one catalog service whose manifest says connectivity.provides: <type>.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"configFile":{"type":"string","title":"Config file","description":"A file the exit reads (a wg-quick file, an .ovpn file, an SSH key…), relative to this document or an absolute path on the cell host; mounted read-only into the exit, never logged or copied into status.","minLength":1,"maxLength":4096},"config":{"type":"object","title":"Config","description":"Values for the connectivity service's config_schema.","additionalProperties":{"type":["string","integer","boolean"]}},"failOpen":{"type":"boolean","title":"Fail open","description":"When the exit is down, let traffic take the normal route instead of dropping it (no kill switch).","default":false}}}}};
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3809,7 +3808,7 @@ vErrors.push(err22);
 errors++;
 }
 for(const key4 in data9){
-if(!(((key4 === "type") || (key4 === "interface")) || (key4 === "failOpen"))){
+if(!(((((key4 === "type") || (key4 === "service")) || (key4 === "configFile")) || (key4 === "config")) || (key4 === "failOpen"))){
 const err23 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties",schema:false,parentSchema:schema14.properties.spec,data:data9};
 if(vErrors === null){
 vErrors = [err23];
@@ -3843,11 +3842,11 @@ vErrors.push(err25);
 errors++;
 }
 }
-if(data9.interface !== undefined){
-let data11 = data9.interface;
+if(data9.service !== undefined){
+let data11 = data9.service;
 if(typeof data11 === "string"){
-if(!pattern40.test(data11)){
-const err26 = {instancePath:instancePath+"/spec/interface",schemaPath:"#/properties/spec/properties/interface/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$",parentSchema:schema14.properties.spec.properties.interface,data:data11};
+if(!pattern10.test(data11)){
+const err26 = {instancePath:instancePath+"/spec/service",schemaPath:"#/properties/spec/properties/service/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema14.properties.spec.properties.service,data:data11};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -3858,7 +3857,7 @@ errors++;
 }
 }
 else {
-const err27 = {instancePath:instancePath+"/spec/interface",schemaPath:"#/properties/spec/properties/interface/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema14.properties.spec.properties.interface.type,parentSchema:schema14.properties.spec.properties.interface,data:data11};
+const err27 = {instancePath:instancePath+"/spec/service",schemaPath:"#/properties/spec/properties/service/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema14.properties.spec.properties.service.type,parentSchema:schema14.properties.spec.properties.service,data:data11};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -3868,9 +3867,11 @@ vErrors.push(err27);
 errors++;
 }
 }
-let data12 = data9.failOpen;
-if(typeof data12 !== "boolean"){
-const err28 = {instancePath:instancePath+"/spec/failOpen",schemaPath:"#/properties/spec/properties/failOpen/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema14.properties.spec.properties.failOpen.type,parentSchema:schema14.properties.spec.properties.failOpen,data:data12};
+if(data9.configFile !== undefined){
+let data12 = data9.configFile;
+if(typeof data12 === "string"){
+if(func2(data12) > 4096){
+const err28 = {instancePath:instancePath+"/spec/configFile",schemaPath:"#/properties/spec/properties/configFile/maxLength",keyword:"maxLength",params:{limit: 4096},message:"must NOT have more than 4096 characters",schema:4096,parentSchema:schema14.properties.spec.properties.configFile,data:data12};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -3879,9 +3880,8 @@ vErrors.push(err28);
 }
 errors++;
 }
-}
-else {
-const err29 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema14.properties.spec.type,parentSchema:schema14.properties.spec,data:data9};
+if(func2(data12) < 1){
+const err29 = {instancePath:instancePath+"/spec/configFile",schemaPath:"#/properties/spec/properties/configFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema14.properties.spec.properties.configFile,data:data12};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -3891,9 +3891,8 @@ vErrors.push(err29);
 errors++;
 }
 }
-}
 else {
-const err30 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema14.type,parentSchema:schema14,data};
+const err30 = {instancePath:instancePath+"/spec/configFile",schemaPath:"#/properties/spec/properties/configFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema14.properties.spec.properties.configFile.type,parentSchema:schema14.properties.spec.properties.configFile,data:data12};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -3902,7 +3901,70 @@ vErrors.push(err30);
 }
 errors++;
 }
+}
+if(data9.config !== undefined){
+let data13 = data9.config;
+if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
+for(const key5 in data13){
+let data14 = data13[key5];
+if(((typeof data14 !== "string") && (!(((typeof data14 == "number") && (!(data14 % 1) && !isNaN(data14))) && (isFinite(data14))))) && (typeof data14 !== "boolean")){
+const err31 = {instancePath:instancePath+"/spec/config/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/config/additionalProperties/type",keyword:"type",params:{type: schema14.properties.spec.properties.config.additionalProperties.type},message:"must be string,integer,boolean",schema:schema14.properties.spec.properties.config.additionalProperties.type,parentSchema:schema14.properties.spec.properties.config.additionalProperties,data:data14};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
+}
+errors++;
+}
+}
+}
+else {
+const err32 = {instancePath:instancePath+"/spec/config",schemaPath:"#/properties/spec/properties/config/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema14.properties.spec.properties.config.type,parentSchema:schema14.properties.spec.properties.config,data:data13};
+if(vErrors === null){
+vErrors = [err32];
+}
+else {
+vErrors.push(err32);
+}
+errors++;
+}
+}
+let data15 = data9.failOpen;
+if(typeof data15 !== "boolean"){
+const err33 = {instancePath:instancePath+"/spec/failOpen",schemaPath:"#/properties/spec/properties/failOpen/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema14.properties.spec.properties.failOpen.type,parentSchema:schema14.properties.spec.properties.failOpen,data:data15};
+if(vErrors === null){
+vErrors = [err33];
+}
+else {
+vErrors.push(err33);
+}
+errors++;
+}
+}
+else {
+const err34 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema14.properties.spec.type,parentSchema:schema14.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err34];
+}
+else {
+vErrors.push(err34);
+}
+errors++;
+}
+}
+}
+else {
+const err35 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema14.type,parentSchema:schema14,data};
+if(vErrors === null){
+vErrors = [err35];
+}
+else {
+vErrors.push(err35);
+}
+errors++;
+}
 validate13.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "57aa46fb34ac500516ce19fe76edc31952925eb5422210fc9388d7a83b594159";
+export const SCHEMA_FINGERPRINT = "a55ab8c33be393e9e5996e4d81c5eee3cf522dfb8e9c2659a173500801d519e6";

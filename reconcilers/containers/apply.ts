@@ -33,7 +33,7 @@ export interface ApplyContext {
   labels: Record<string, string>;
   log: (event: ApplyEvent) => void;
   /** Called before each container start (after its create): work that can overlap the start. */
-  beforeStart?: () => void;
+  beforeStart?: () => void | Promise<void>;
 }
 
 /**
@@ -82,7 +82,7 @@ export async function applyContainerActions(
         break;
       }
       case 'start':
-        ctx.beforeStart?.();
+        await ctx.beforeStart?.();
         await startContainer(docker, action.id, action.container.name);
         ctx.log({ reason: 'Started', message: `started container ${action.container.name} (${shortId(action.id)})` });
         break;
@@ -160,7 +160,7 @@ async function createAndStart(docker: Dockerode, container: DesiredContainer, ct
       throw containerError('create', container.name, retryErr);
     }
   }
-  ctx.beforeStart?.();
+  await ctx.beforeStart?.();
   await startContainer(docker, created.id, container.name);
   return created.id;
 }

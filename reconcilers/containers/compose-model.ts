@@ -135,6 +135,10 @@ export interface ServiceModel {
   ports: PortModel[];
   /** Capability names, upper case without CAP_, each with its pointer. */
   capAdd: Setting<string>[];
+  /** `devices:` entries as host path → container path (only a connectivity service's grant passes the policy). */
+  devices: (Setting<string> & { target: string })[];
+  /** `sysctls:` as name → value, each with its pointer (only a connectivity service's grant passes the policy). */
+  sysctls: (Setting<string> & { name: string })[];
   securityOpt: Setting<string>[];
   /** The networks the service names (list or mapping keys). */
   networkRefs: Setting<string>[];

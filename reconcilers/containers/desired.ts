@@ -1,12 +1,12 @@
 import type { ConfigValue } from '../../crds/config.js';
 import path from 'node:path';
 import { parsePinnedReference } from '../../crds/image-reference.js';
-import { DEFAULT_VPN } from '../../crds/schemas.js';
+import { DEFAULT_CONNECTION_CONFIG_PATH, DEFAULT_VPN } from '../../crds/schemas.js';
 import type { CellDocument, ImageVerificationMode, Manifest, Problem } from '../../crds/types.js';
 import { planRenderedCompose } from './compose.js';
 import type { ComposeModel } from './compose-model.js';
 import { LABEL } from './labels.js';
-import { grantedCapabilitiesOf, type CorePort } from './policy.js';
+import { connectivityGrantsOf, grantedCapabilitiesOf, type CorePort } from './policy.js';
 import { renderComposeTemplate } from './render.js';
 import type { ServicePlan } from './types.js';
 import { boundProblems } from '../../crds/problem-limit.js';
@@ -73,11 +73,29 @@ export interface ServiceInputs {
   /** The admin's consent to host ports (ServiceInstall spec.publish); absent for a package checked without an install. */
   publish?: readonly string[];
   cell: CellContext;
+  /** Set for one instance of a connectivity service (a Connection's exit). */
+  instance?: ServiceInstance;
+}
+
+/** One instance of a connectivity service: the exit of a Connection. */
+export interface ServiceInstance {
+  /** `${INSTANCE_ID}`: short and stable, derived from the Connection's name. */
+  id: string;
+  /** `Connection/<name>`: the owner label of what the instance creates. */
+  owner: string;
+  /** The Connection's configFile as pic keeps it, mounted read-only at the manifest's config_path. */
+  configFile?: { source: string; digest: string };
+}
+
+/** Where an instance's names and folder derive from: `<service id>-<instance id>`, or the service id. */
+export function instanceServiceId(manifest: Pick<Manifest, 'id'>, instance: ServiceInstance | undefined): string {
+  return instance ? `${manifest.id}-${instance.id}` : manifest.id;
 }
 
 /** The manifest's container_name and containers: the names the service's containers may bear. */
-export function ownContainerNames(manifest: Pick<Manifest, 'container_name' | 'containers'>): string[] {
-  return [...new Set([manifest.container_name, ...(manifest.containers ?? [])])].sort();
+export function ownContainerNames(manifest: Pick<Manifest, 'container_name' | 'containers'>, instanceId?: string): string[] {
+  const named = (name: string): string => (instanceId === undefined ? name : name.split('${INSTANCE_ID}').join(instanceId));
+  return [...new Set([manifest.container_name, ...(manifest.containers ?? [])].map(named))].sort();
 }
 
 /**
@@ -91,9 +109,10 @@ export function checkManifestAgainstModel(model: ComposeModel, inputs: ServiceIn
   // Caddy reaches a backend by container name: a compose key is no name on the cell network.
   const containerNames = new Set(model.services.flatMap((s) => (s.containerName !== undefined ? [s.containerName] : [])));
   const names = containerNames;
-  const primary = model.services.find((s) => s.containerName === manifest.container_name);
+  const primaryName = ownContainerNames({ container_name: manifest.container_name }, inputs.instance?.id)[0];
+  const primary = model.services.find((s) => s.containerName === primaryName);
   if (!primary) {
-    problems.push({ file: templateFile, pointer: '/services', message: `no service has container_name "${manifest.container_name}", the manifest's container_name` });
+    problems.push({ file: templateFile, pointer: '/services', message: `no service has container_name "${primaryName}", the manifest's container_name` });
   } else if (primary.image !== undefined && primary.image !== manifest.image) {
     problems.push({ file: templateFile, pointer: primary.imagePointer, message: `image "${primary.image}" differs from the manifest's image "${manifest.image}"; the template must run the image the manifest declares` });
   }
@@ -136,9 +155,13 @@ export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan;
       config: inputs.config,
       secrets: inputs.secrets,
       serviceIp: inputs.serviceIp,
+      ...(inputs.instance ? { instanceId: inputs.instance.id } : {}),
     },
     templateFile,
   );
+  const serviceId = instanceServiceId(manifest, inputs.instance);
+  const primaryName = ownContainerNames({ container_name: manifest.container_name }, inputs.instance?.id)[0] as string;
+  const configFile = inputs.instance?.configFile;
   if (!rendered.compose) return { problems: boundProblems(withoutSecrets(rendered.problems, inputs.secrets), templateFile) };
   const planned = planRenderedCompose(
     rendered.compose,
@@ -148,14 +171,19 @@ export function desiredServicePlan(inputs: ServiceInputs): { plan?: ServicePlan;
       ...(cell.stateDir !== undefined ? { stateDir: cell.stateDir } : {}),
       networkName: cell.networkName,
       grantedCapabilities: grantedCapabilitiesOf(manifest),
-      serviceId: manifest.id,
-      ownContainerNames: ownContainerNames(manifest),
+      ...connectivityGrantsOf(manifest),
+      serviceId,
+      ownContainerNames: ownContainerNames(manifest, inputs.instance?.id),
       serviceIp: inputs.serviceIp,
       ...(inputs.publish !== undefined ? { publish: inputs.publish } : {}),
       corePorts: cell.corePorts,
     },
     {
-      serviceId: manifest.id,
+      serviceId,
+      ...(inputs.instance ? { owner: inputs.instance.owner } : {}),
+      ...(configFile
+        ? { ownMounts: [{ container: primaryName, source: configFile.source, target: manifest.connectivity?.config_path ?? DEFAULT_CONNECTION_CONFIG_PATH, digest: configFile.digest }] }
+        : {}),
       networkName: cell.networkName,
       // Scoped by cell, so a second cell (or a test) on the same engine never shares a volume.
       volumePrefix: `pic-${cell.name}`,

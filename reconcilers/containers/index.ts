@@ -49,6 +49,8 @@ export interface ApplyHooks {
   progressing?: (summary: string, plan: ServicePlan, observed: ObservedContainer[]) => Promise<void>;
   /** Containers were created and are about to start (called at most once a pass). */
   starting?: () => void;
+  /** Awaited before the first start of a pass: what must hold before the service runs (its egress fence). */
+  fence?: () => Promise<void>;
   prepareImages?: ImageGate;
 }
 
@@ -167,10 +169,11 @@ export async function reconcilePlannedContainers(docker: Dockerode, input: Plann
         network: hooks.network,
         labels: { [LABEL.owner]: input.owner, [LABEL.cell]: input.cellName },
         log: hooks.event,
-        beforeStart: () => {
+        beforeStart: async () => {
           if (announced) return;
           announced = true;
           hooks.starting?.();
+          await hooks.fence?.();
         },
       },
     );

@@ -15,6 +15,8 @@ export const LABEL = {
   specHash: 'ngo.pic.spec-hash',
   /** The key of a named volume under the template's top-level `volumes`. */
   volume: 'ngo.pic.volume',
+  /** A file pic mounts itself (`<prefix><n>`: its target and content digest), e.g. a Connection's configFile. */
+  ownMount: 'ngo.pic.own-mount.',
   /** The catalog version of the package the resource was rendered from. */
   version: 'ngo.pic.version',
   /** Compose's own labels, set only when asked, so `docker compose -p` lists the containers. */

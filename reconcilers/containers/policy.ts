@@ -11,7 +11,8 @@
  * | privileged     | refused (only `false` is accepted)                                                      |
  * | namespaces     | network_mode only the cell network; pid, ipc, userns_mode never set                     |
  * | networks       | only the cell network, declared external; services join no other network               |
- * | devices        | refused (only an empty list)                                                            |
+ * | devices        | only /dev/net/tun, and only when the manifest declares it in connectivity.devices       |
+ * | sysctls        | only net.ipv4.*, only those connectivity.sysctls declares, with the declared value      |
  * | security_opt   | only no-new-privileges; anything that disables confinement is refused                   |
  * | bind mounts    | never the Docker socket or a parent; strictly inside the cell data directory            |
  * | data directory | absolute, not `/`, and not containing the operator's state directory                    |
@@ -30,7 +31,7 @@
  * bind-sources.ts, the adapter step that runs before anything is created. Pure.
  */
 import { imageReferenceUnderPrefix, parseImageReference, allowedPrefixFolder } from '../../crds/image-reference.js';
-import { CONNECTIVITY_CAPABILITIES } from '../../crds/schemas.js';
+import { CONNECTIVITY_CAPABILITIES, CONNECTIVITY_DEVICES, CONNECTIVITY_SYSCTL_PATTERN } from '../../crds/schemas.js';
 import type { Problem } from '../../crds/types.js';
 import { asBoolean, normaliseHostPath, Problems, scalarText, type ComposeModel } from './compose-model.js';
 import { describeValue as describe } from './units.js';
@@ -46,6 +47,10 @@ export interface ComposePolicy {
   networkName: string;
   /** What the manifest declares in `connectivity.cap_add`; nothing else may be added. */
   grantedCapabilities: readonly string[];
+  /** What the manifest declares in `connectivity.devices` (only /dev/net/tun can be); absent: none. */
+  grantedDevices?: readonly string[];
+  /** What the manifest declares in `connectivity.sysctls` (net.ipv4.* only); absent: none. */
+  grantedSysctls?: Readonly<Record<string, string>>;
   /** The service the template belongs to: `<dataDir>/<serviceId>` is the only folder its binds reach. */
   serviceId: string;
   /** The manifest's container_name and containers: the only names its containers and aliases may bear. */
@@ -117,6 +122,8 @@ export function checkComposePolicy(model: ComposeModel, policy: ComposePolicy, f
     checkNames(s, policy, problems);
     for (const cap of s.capAdd) checkCapability(cap.value, cap.pointer, policy, problems);
     checkConfinement(s.confinement, policy, problems);
+    for (const d of s.devices) checkDevice(d, policy, problems);
+    for (const sysctl of s.sysctls) checkSysctl(sysctl, policy, problems);
     for (const opt of s.securityOpt) checkSecurityOption(opt.value, opt.pointer, problems);
     for (const mount of s.mounts) if (mount.type === 'bind') checkBindSource(mount.source, mount.pointer, policy, problems);
     for (const t of s.tmpfs) checkTmpfsOptions(t.options, t.pointer, problems);
@@ -202,8 +209,29 @@ function checkConfinement(c: ComposeModel['services'][number]['confinement'], po
     if (setting.value === 'host') problems.add(setting.pointer, `${field} "host" is refused: it shares the host's ${namespace} namespace`);
     else problems.add(setting.pointer, `${field} ${describe(setting.value)} is not supported by pic`);
   }
-  if (c.devices !== undefined && !(Array.isArray(c.devices.value) && c.devices.value.length === 0)) {
-    problems.add(c.devices.pointer, 'host devices are refused: pic does not pass host devices to service containers');
+}
+
+/** A device passes only as the manifest's connectivity grant, at the same path inside. */
+function checkDevice(d: { value: string; target: string; pointer: string }, policy: ComposePolicy, problems: Problems): void {
+  const granted = policy.grantedDevices ?? [];
+  if (!(CONNECTIVITY_DEVICES as readonly string[]).includes(d.value)) {
+    problems.add(d.pointer, `device ${d.value} is refused: host devices give access to the host; only a connectivity service may have ${CONNECTIVITY_DEVICES.join(' or ')}, declared in connectivity.devices`);
+  } else if (!granted.includes(d.value)) {
+    problems.add(d.pointer, `device ${d.value} is refused: the manifest does not declare it; a connectivity service lists it in connectivity.devices`);
+  } else if (d.target !== d.value) {
+    problems.add(d.pointer, `device ${d.value} must keep its path inside the container, not ${d.target}`);
+  }
+}
+
+/** A sysctl passes only as the manifest's connectivity grant, with the value it declares. */
+function checkSysctl(sysctl: { name: string; value: string; pointer: string }, policy: ComposePolicy, problems: Problems): void {
+  const granted = policy.grantedSysctls ?? {};
+  if (!new RegExp(CONNECTIVITY_SYSCTL_PATTERN).test(sysctl.name)) {
+    problems.add(sysctl.pointer, `sysctl ${sysctl.name} is refused: only a connectivity service may set kernel settings, and only net.ipv4.* ones of its own network namespace`);
+  } else if (!Object.hasOwn(granted, sysctl.name)) {
+    problems.add(sysctl.pointer, `sysctl ${sysctl.name} is refused: the manifest does not declare it in connectivity.sysctls`);
+  } else if (granted[sysctl.name] !== sysctl.value) {
+    problems.add(sysctl.pointer, `sysctl ${sysctl.name}=${sysctl.value} differs from the manifest's connectivity.sysctls (${granted[sysctl.name]})`);
   }
 }
 
@@ -335,4 +363,12 @@ function checkTmpfsOptions(options: string, pointer: string, problems: Problems)
 /** The services' declared policy inputs, for callers that only have the manifest. */
 export function grantedCapabilitiesOf(manifest: { connectivity?: { cap_add?: readonly string[] } }): readonly string[] {
   return manifest.connectivity?.cap_add ?? [];
+}
+
+/** What a manifest's connectivity section grants its template beyond capabilities: devices and sysctls. */
+export function connectivityGrantsOf(manifest: { connectivity?: { devices?: readonly string[]; sysctls?: Readonly<Record<string, string>> } }): {
+  grantedDevices: readonly string[];
+  grantedSysctls: Readonly<Record<string, string>>;
+} {
+  return { grantedDevices: manifest.connectivity?.devices ?? [], grantedSysctls: manifest.connectivity?.sysctls ?? {} };
 }

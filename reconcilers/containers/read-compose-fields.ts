@@ -472,6 +472,55 @@ export function readCapabilities(value: unknown, pointer: string, problems: Prob
   return caps.sort((a, b) => compareStrings(a.value, b.value));
 }
 
+/**
+ * `devices:` as Compose writes them: "/dev/x", "/dev/x:/dev/y" or "/dev/x:/dev/y:rwm". Only the
+ * policy decides which may pass (a connectivity service's grant); this reads what was written.
+ */
+export function readDevices(value: unknown, pointer: string, problems: Problems): (Setting<string> & { target: string })[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) {
+    problems.add(pointer, `"devices" must be a list, not ${describe(value)}`);
+    return [];
+  }
+  const devices: (Setting<string> & { target: string })[] = [];
+  value.forEach((item, index) => {
+    const parts = typeof item === 'string' ? item.split(':') : [];
+    const [source, target = source, permissions = 'rwm'] = parts;
+    if (parts.length < 1 || parts.length > 3 || !source?.startsWith('/dev/') || !target?.startsWith('/dev/') || !/^[rwm]{1,3}$/.test(permissions)) {
+      problems.add(ptr(pointer, index), `${describe(item)} is not a device such as "/dev/net/tun"`);
+    } else if (!devices.some((d) => d.value === source)) {
+      devices.push({ value: source, target, pointer: ptr(pointer, index) });
+    }
+  });
+  return devices.sort((a, b) => compareStrings(a.value, b.value));
+}
+
+/** `sysctls:` as a mapping or a list of "name=value"; only the policy decides which may pass. */
+export function readSysctls(value: unknown, pointer: string, problems: Problems): (Setting<string> & { name: string })[] {
+  if (value === undefined || value === null) return [];
+  const entries: [string, unknown, string][] = [];
+  if (Array.isArray(value)) {
+    value.forEach((item, index) => {
+      const text = typeof item === 'string' ? item : '';
+      const eq = text.indexOf('=');
+      if (eq <= 0) problems.add(ptr(pointer, index), `${describe(item)} is not "name=value"`);
+      else entries.push([text.slice(0, eq), text.slice(eq + 1), ptr(pointer, index)]);
+    });
+  } else if (isMapping(value)) {
+    for (const [name, v] of Object.entries(value)) entries.push([name, v, ptr(pointer, name)]);
+  } else {
+    problems.add(pointer, `"sysctls" must be a mapping or a list, not ${describe(value)}`);
+    return [];
+  }
+  const sysctls: (Setting<string> & { name: string })[] = [];
+  for (const [name, raw, at] of entries) {
+    const text = scalarText(raw);
+    if (!/^[a-z0-9_.-]{1,128}$/.test(name) || text === undefined) problems.add(at, `sysctl ${JSON.stringify(name)} must be a name with a scalar value`);
+    else if (!sysctls.some((s) => s.name === name)) sysctls.push({ name, value: text, pointer: at });
+  }
+  return sysctls.sort((a, b) => compareStrings(a.name, b.name));
+}
+
 export function readSecurityOpt(value: unknown, pointer: string, problems: Problems): Setting<string>[] {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) {

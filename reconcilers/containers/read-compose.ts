@@ -29,6 +29,8 @@ import {
   durationField,
   readCapabilities,
   readCommand,
+  readDevices,
+  readSysctls,
   readDependsOn,
   readHealthcheck,
   readMounts,
@@ -206,7 +208,7 @@ function readLabels(value: unknown, pointer: string, problems: Problems): Map<st
 const SERVICE_KEYS = new Set([
   'image', 'container_name', 'command', 'entrypoint', 'environment', 'volumes', 'networks', 'restart', 'labels',
   'depends_on', 'healthcheck', 'ports', 'cap_add', 'working_dir', 'user', 'hostname', 'stop_grace_period',
-  'stop_signal', 'tmpfs', 'read_only', 'mem_limit', 'cpus', 'security_opt',
+  'stop_signal', 'tmpfs', 'read_only', 'mem_limit', 'cpus', 'security_opt', 'sysctls',
   // Settings the policy decides on (see readConfinement).
   'privileged', 'network_mode', 'pid', 'ipc', 'userns_mode', 'devices',
 ]);
@@ -223,7 +225,7 @@ function readService(key: string, value: unknown, volumeKeys: Set<string>, probl
   }
   const s: ServiceModel = {
     key, pointer, imagePointer: ptr(pointer, 'image'), environment: new Map(), mounts: [], aliases: [], labels: new Map(), dependsOn: [], ports: [],
-    capAdd: [], securityOpt: [], networkRefs: [], confinement: {}, tmpfs: [],
+    capAdd: [], devices: [], sysctls: [], securityOpt: [], networkRefs: [], confinement: {}, tmpfs: [],
   };
   for (const field of Object.keys(value)) {
     if (!SERVICE_KEYS.has(field) && !field.startsWith('x-')) {
@@ -260,6 +262,8 @@ function readService(key: string, value: unknown, volumeKeys: Set<string>, probl
   s.healthcheck = readHealthcheck(value.healthcheck, at('healthcheck'), problems);
   s.ports = readPorts(value.ports, at('ports'), problems);
   s.capAdd = readCapabilities(value.cap_add, at('cap_add'), problems);
+  s.devices = readDevices(value.devices, at('devices'), problems);
+  s.sysctls = readSysctls(value.sysctls, at('sysctls'), problems);
   s.securityOpt = readSecurityOpt(value.security_opt, at('security_opt'), problems);
   s.tmpfs = readTmpfs(value.tmpfs, at('tmpfs'), problems);
   for (const { target } of s.tmpfs) {
@@ -301,7 +305,7 @@ function readService(key: string, value: unknown, volumeKeys: Set<string>, probl
 /** Privilege and namespace settings, kept as written: only the policy decides what they may say. */
 function readConfinement(value: Record<string, unknown>, pointer: string): ServiceModel['confinement'] {
   const confinement: ServiceModel['confinement'] = {};
-  const fields = [['privileged', 'privileged'], ['networkMode', 'network_mode'], ['pid', 'pid'], ['ipc', 'ipc'], ['usernsMode', 'userns_mode'], ['devices', 'devices']] as const;
+  const fields = [['privileged', 'privileged'], ['networkMode', 'network_mode'], ['pid', 'pid'], ['ipc', 'ipc'], ['usernsMode', 'userns_mode']] as const;
   for (const [name, field] of fields) {
     const v = value[field];
     if (v !== undefined && v !== null) confinement[name] = { value: v, pointer: ptr(pointer, field) };

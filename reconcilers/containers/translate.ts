@@ -26,6 +26,13 @@ export interface TranslateContext {
   extraLabels?: Record<string, string>;
   /** Named in the problems this translation reports. */
   file?: string;
+  /** The owner label of what is created; default `ServiceInstall/<serviceId>`. */
+  owner?: string;
+  /**
+   * Files pic itself mounts read-only into one container of the service (a Connection's
+   * configFile into its exit), with a digest of their content so a change recreates it.
+   */
+  ownMounts?: { container: string; source: string; target: string; digest: string }[];
 }
 
 /** Dependencies first; among services that are ready at the same time, by service key. */
@@ -57,8 +64,9 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
   if (s.workingDir !== undefined) create.WorkingDir = s.workingDir;
 
   const labels = new Map([...s.labels, ...Object.entries(ctx.extraLabels ?? {})]);
-  labels.set(LABEL.owner, serviceOwner(ctx.serviceId));
+  labels.set(LABEL.owner, ctx.owner ?? serviceOwner(ctx.serviceId));
   labels.set(LABEL.service, s.key);
+  for (const [i, m] of ownMountsOf(ctx, name).entries()) labels.set(`${LABEL.ownMount}${i}`, `${m.target} sha256:${m.digest}`);
   if (ctx.projectLabel !== undefined) {
     labels.set(LABEL.composeProject, ctx.projectLabel);
     labels.set(LABEL.composeService, s.key);
@@ -95,7 +103,11 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
     host.PortBindings = bindings;
   }
   if (s.restart !== undefined) host.RestartPolicy = { ...s.restart };
+  const own = ownMountsOf(ctx, name).map((m): Dockerode.MountSettings => ({ Type: 'bind', Source: m.source, Target: m.target, ReadOnly: true }));
+  if (own.length > 0) host.Mounts = [...(host.Mounts ?? []), ...own];
   if (s.capAdd.length > 0) host.CapAdd = s.capAdd.map((c) => c.value);
+  if (s.devices.length > 0) host.Devices = s.devices.map((d) => ({ PathOnHost: d.value, PathInContainer: d.target, CgroupPermissions: 'rwm' }));
+  if (s.sysctls.length > 0) host.Sysctls = sortedRecord(s.sysctls.map((x): [string, string] => [x.name, x.value]));
   // The policy admits only no-new-privileges, in any of its spellings.
   if (s.securityOpt.length > 0) host.SecurityOpt = ['no-new-privileges:true'];
   if (s.tmpfs.length > 0) host.Tmpfs = sortedRecord(s.tmpfs.map((t): [string, string] => [t.target, t.options]));
@@ -118,6 +130,10 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
   return create;
 }
 
+function ownMountsOf(ctx: TranslateContext, container: string): { source: string; target: string; digest: string }[] {
+  return (ctx.ownMounts ?? []).filter((m) => m.container === container);
+}
+
 /** Always derived from the service: the policy refuses a `name:` override (policy.ts). */
 function dockerVolumeName(ctx: TranslateContext, volume: VolumeModel): string {
   return `${ctx.volumePrefix ?? 'pic'}-${ctx.serviceId}-${volume.key}`;
@@ -137,7 +153,7 @@ export function translateCompose(model: CheckedComposeModel, ctx: TranslateConte
   const volumes: DesiredVolume[] = model.volumes
     .map((v) => {
       const labels = new Map([...v.labels, ...Object.entries(ctx.extraLabels ?? {})]);
-      labels.set(LABEL.owner, serviceOwner(ctx.serviceId));
+      labels.set(LABEL.owner, ctx.owner ?? serviceOwner(ctx.serviceId));
       labels.set(LABEL.volume, v.key);
       return { name: volumeNames.get(v.key) as string, labels: sortedRecord(labels) };
     })

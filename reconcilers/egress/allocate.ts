@@ -51,13 +51,17 @@ export function allocateEgress(
   existing: EgressAllocations | undefined,
   connectionNames: readonly string[],
   referencedNames: readonly string[] = [],
+  host: { taken?: { tables: ReadonlySet<number>; fwmarks: ReadonlySet<number> }; startAt?: number } = {},
 ): AllocationResult {
   const wanted = [...new Set([...connectionNames, ...referencedNames])].sort(compareText);
   const wantedSet = new Set(wanted);
   const before = existing?.connections ?? {};
   const kept: Record<string, EgressAllocation> = {};
-  const usedMarks = new Set<number>();
-  const usedTables = new Set<number>();
+  // Pairs another cell on the same host holds are never handed out; each cell starts its search
+  // at its own offset, so two cells allocating at once rarely meet.
+  const usedMarks = new Set<number>(host.taken?.fwmarks ?? []);
+  const usedTables = new Set<number>(host.taken?.tables ?? []);
+  const startAt = Math.max(0, Math.min(MAX_CONNECTIONS - 1, Math.floor(host.startAt ?? 0)));
 
   for (const name of Object.keys(before).sort(compareText)) {
     const allocation = before[name];
@@ -71,9 +75,13 @@ export function allocateEgress(
   const added: string[] = [];
   for (const name of wanted) {
     if (kept[name]) continue;
-    let index = 0;
-    while (index < MAX_CONNECTIONS && (usedMarks.has(FWMARK_BASE + index) || usedTables.has(TABLE_BASE + index))) index++;
-    if (index >= MAX_CONNECTIONS) {
+    let tried = 0;
+    let index = startAt;
+    while (tried < MAX_CONNECTIONS && (usedMarks.has(FWMARK_BASE + index) || usedTables.has(TABLE_BASE + index))) {
+      index = (index + 1) % MAX_CONNECTIONS;
+      tried++;
+    }
+    if (tried >= MAX_CONNECTIONS) {
       throw new TerminalError(`Connection/${name}: no fwmark/table left; pic routes at most ${MAX_CONNECTIONS} connections`, 'TooManyConnections');
     }
     kept[name] = { fwmark: FWMARK_BASE + index, table: TABLE_BASE + index };

@@ -1,27 +1,34 @@
 /**
- * Carry out an egress plan inside the wireguard container: the chains through
- * `iptables-restore --noflush`, then each `ip` command as an argument vector, in plan order.
- * The first failing command stops the run (the loop retries; the next plan starts from what is
- * then live).
+ * Carry out an egress plan on the cell host: the chains through one `iptables-restore --noflush`,
+ * then each `ip` command as an argument vector, in plan order. The first failing command stops the
+ * run (the loop retries; the next plan starts from what is then live).
  */
-import type Dockerode from 'dockerode';
-import { restoreChains } from '../firewall/apply.js';
-import { execInContainer } from '../shared/exec.js';
-import type { OwnedContainer } from '../shared/owned-container.js';
+import { execFile } from 'node:child_process';
 import type { EgressPlan } from './plan.js';
 
-export async function applyEgress(docker: Dockerode, container: OwnedContainer, plan: EgressPlan): Promise<number> {
+const WRITE_TIMEOUT_MS = 15_000;
+
+/** Runs a host command with its argument vector (never a shell), `stdin` written to it. */
+export function runHostCommand(file: string, args: readonly string[], stdin?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, [...args], { timeout: WRITE_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${file} ${args.join(' ')} on the host failed: ${stderr.trim() || err.message}`));
+      else resolve(stdout);
+    });
+    // A command that does not read its input (an `ip` call) closes the pipe: not an error of ours.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(stdin);
+  });
+}
+
+export async function applyEgress(plan: EgressPlan): Promise<number> {
   let writes = 0;
   if (plan.restore !== undefined) {
-    await restoreChains(docker, container, plan.restore);
+    await runHostCommand('iptables-restore', ['--noflush'], plan.restore);
     writes++;
   }
   for (const args of plan.commands) {
-    const result = await execInContainer(docker, container, ['ip', ...args]);
-    if (result.exitCode !== 0) {
-      const detail = (result.stderr || result.stdout).trim() || `exit code ${result.exitCode}`;
-      throw new Error(`ip ${args.join(' ')} in container ${container.name} failed: ${detail}`);
-    }
+    await runHostCommand('ip', args);
     writes++;
   }
   return writes;

@@ -1,16 +1,15 @@
 /**
- * Read egress routing inside the wireguard container, without changing anything: the two own
- * chains (PIC-EGRESS in mangle, PIC-KILLSWITCH in filter, and their parents' jumps) from one
- * `iptables-save`, and from one `ip -json -batch`: the policy rules (`rule show`), the routes of
- * every table (`route show table all`, so a table pic no longer allocates is still seen) and the
- * interfaces (`link show`). Both read through shared/container-netns.ts (from the host, or by
- * exec). The JSON is turned into the words `ip` prints (`parseIpRules` and `parseRoutes` read
- * those), so a plan compares the same text whichever way it was read.
+ * Read egress steering on the cell host, without changing anything: the three own chains of the
+ * cell (and their parents' jumps) from one `iptables-save`, and from one `ip -json -batch`: the
+ * policy rules (`rule show`), the routes of every table (`route show table all`, so a table pic
+ * no longer allocates is still seen) and the IPv4 addresses (`-4 addr show`, to find the
+ * bridge of the cell network). The JSON is turned into the words `ip` prints (`parseIpRules` and
+ * `parseRoutes` read those), so a plan compares the same text as a person reading `ip` does.
  */
-import { observeChains, type ObservedChain } from '../firewall/observe.js';
-import type { ContainerNetworkReader } from '../shared/container-netns.js';
+import { chainOf, parseIptablesSave, type ObservedChain } from '../firewall/observe.js';
+import type { HostNetworkReader } from '../shared/container-netns.js';
 import { isOwnFwmark, isOwnRulePriority, isOwnTable } from './allocate.js';
-import { KILLSWITCH_CHAIN, KILLSWITCH_PARENT, KILLSWITCH_TABLE, MARK_CHAIN, MARK_PARENT, MARK_TABLE } from './render.js';
+import { DOCKER_USER_CHAIN, type EgressChains } from './render.js';
 
 export interface ObservedIpRule {
   priority: number;
@@ -28,37 +27,56 @@ export interface ObservedRoute {
   text: string;
 }
 
-export interface ObservedLink {
-  name: string;
-  up: boolean;
+export interface HostAddress {
+  ifname: string;
+  address: string;
+  prefixlen: number;
 }
 
 export interface ObservedEgress {
+  fence: ObservedChain;
   marks: ObservedChain;
-  killswitch: ObservedChain;
-  /** Only the rules pic owns: priority 10000–10999 or an fwmark in pic's range. */
+  dns: ObservedChain;
+  /** Whether Docker's DOCKER-USER chain exists (the fence's parent; FORWARD when not). */
+  dockerUser: boolean;
+  /** Rules in pic's ranges (priority 10000–10999 or an fwmark 0x1000–…): every cell's on this host. */
   ipRules: ObservedIpRule[];
-  /** Only routes in pic's tables (1000–1999). */
+  /** Routes in pic's tables (1000–1999): every cell's on this host. */
   routes: ObservedRoute[];
-  links: ObservedLink[];
+  addresses: HostAddress[];
 }
 
-export async function observeEgress(reader: ContainerNetworkReader): Promise<ObservedEgress> {
-  const [chains, ip] = await Promise.all([
-    observeChains(reader, [
-      { table: KILLSWITCH_TABLE, chain: KILLSWITCH_CHAIN, parent: KILLSWITCH_PARENT },
-      { table: MARK_TABLE, chain: MARK_CHAIN, parent: MARK_PARENT },
-    ]),
-    reader.ipJson(['rule show', 'route show table all', 'link show']),
-  ]);
-  const [rules = [], routes = [], links = []] = ip;
+export async function observeEgress(reader: HostNetworkReader, chains: EgressChains): Promise<ObservedEgress> {
+  const [saved, ip] = await Promise.all([reader.iptablesSave(), reader.ipJson(['rule show', 'route show table all', 'address show'])]);
+  const tables = parseIptablesSave(saved);
+  const dockerUser = tables.get('filter')?.chains.has(DOCKER_USER_CHAIN) ?? false;
+  const fenceParent = dockerUser ? DOCKER_USER_CHAIN : 'FORWARD';
+  const [rules = [], routes = [], addresses = []] = ip;
   return {
-    killswitch: chains[0]!,
-    marks: chains[1]!,
+    fence: chainOf(tables, { table: 'filter', chain: chains.fence, parent: fenceParent }),
+    marks: chainOf(tables, { table: 'mangle', chain: chains.marks, parent: 'PREROUTING' }),
+    dns: chainOf(tables, { table: 'nat', chain: chains.dns, parent: 'PREROUTING' }),
+    dockerUser,
     ipRules: parseIpRules(rules.map(ipRuleLine).join('\n')).filter(isOwnIpRule),
     routes: parseRoutes(routes.map(routeLine).join('\n')),
-    links: parseLinks(links.map(linkLine).join('\n')),
+    addresses: parseAddresses(addresses),
   };
+}
+
+/** Entries of `ip -json -4 addr show` as (interface, address, prefix length). Pure. */
+export function parseAddresses(entries: readonly unknown[]): HostAddress[] {
+  const out: HostAddress[] = [];
+  for (const entry of entries) {
+    const link = fields(entry);
+    const infos = Array.isArray(link.addr_info) ? link.addr_info : [];
+    for (const info of infos) {
+      const a = fields(info);
+      if (a.family === 'inet' && typeof a.local === 'string' && typeof a.prefixlen === 'number' && typeof link.ifname === 'string') {
+        out.push({ ifname: link.ifname, address: a.local, prefixlen: a.prefixlen });
+      }
+    }
+  }
+  return out;
 }
 
 type IpJson = Record<string, unknown>;
@@ -114,13 +132,6 @@ export function routeLine(entry: unknown): string {
   return words.join(' ');
 }
 
-/** One entry of `ip -json link show` as `ip -o link show` begins it, e.g. `2: wg0: <POINTOPOINT,UP> `. Pure. */
-export function linkLine(entry: unknown): string {
-  const l = fields(entry);
-  const flags = Array.isArray(l.flags) ? l.flags.map(word) : [];
-  return `${word(l.ifindex)}: ${word(l.ifname)}: <${flags.join(',')}>`;
-}
-
 /** Lines of `ip rule show`, e.g. `10000:\tfrom all fwmark 0x1000 lookup 1000`. */
 export function parseIpRules(stdout: string): ObservedIpRule[] {
   const rules: ObservedIpRule[] = [];
@@ -170,15 +181,4 @@ export function parseRoutes(stdout: string): ObservedRoute[] {
     routes.push({ table, text: words.join(' ') });
   }
   return routes.sort((a, b) => a.table - b.table);
-}
-
-/** Lines of `ip -o link show`, e.g. `3: wg0@if4: <POINTOPOINT,NOARP,UP,LOWER_UP> mtu 1420 ...`. */
-export function parseLinks(stdout: string): ObservedLink[] {
-  const links: ObservedLink[] = [];
-  for (const line of stdout.split('\n')) {
-    const match = /^\s*\d+:\s+([^:@\s]+)(?:@[^:\s]*)?:\s+<([^>]*)>/.exec(line);
-    if (!match) continue;
-    links.push({ name: match[1] as string, up: (match[2] as string).split(',').includes('UP') });
-  }
-  return links;
 }

@@ -1,87 +1,64 @@
 /**
- * Pure: from the wanted egress routing and what was observed, the writes that converge it.
+ * Pure: from the wanted steering and what the host shows, the writes that converge it.
  *
- * Order matters for a fail-closed switch-over, and `applyEgress` keeps it: the chains first
- * (kill switch before marks), then routes, then `ip rule` deletions and additions. A route whose
- * interface is missing or down cannot be added; it is reported as waiting, not planned, and the
- * kill switch keeps that connection's traffic in until the interface comes up.
+ * Order matters for a fail-closed switch-over, and `applyEgress` keeps it: the chains first (the
+ * fence before the marks and the DNS redirection, all in one restore), then routes, then `ip
+ * rule` deletions and additions. Only this cell's rules and routes are touched: those of the
+ * tables its allocation holds, or held until this pass (`ownTables`); another cell's on the same
+ * host are left alone.
  */
 import { planChain } from '../firewall/plan.js';
 import { formatFwmark } from './allocate.js';
 import type { ObservedEgress, ObservedIpRule, ObservedRoute } from './observe.js';
-import {
-  ipRuleArgs,
-  KILLSWITCH_CHAIN,
-  KILLSWITCH_PARENT,
-  KILLSWITCH_TABLE,
-  MARK_CHAIN,
-  MARK_PARENT,
-  MARK_TABLE,
-  type DesiredEgress,
-  type DesiredRoute,
-} from './render.js';
+import { egressChainSpecs, ipRuleArgs, routeText, type DesiredEgress, type EgressChains } from './render.js';
 
 export interface EgressPlan {
-  /** `iptables-restore --noflush` input for the chains that differ; absent when both are in sync. */
+  /** `iptables-restore --noflush` input for the chains that differ; absent when all are in sync. */
   restore?: string;
   /** `ip` argument vectors (without the leading `ip`), run in this order after the restore. */
   commands: string[][];
-  /** What cannot be done yet, e.g. a route whose interface does not exist. Not counted as a change. */
-  waiting: string[];
   /** What changes, one line each; [] when in sync. */
   lines: string[];
 }
 
-export function planEgress(desired: DesiredEgress, observed: ObservedEgress): EgressPlan {
+export function planEgress(desired: DesiredEgress, observed: ObservedEgress, chains: EgressChains, ownTables: ReadonlySet<number>): EgressPlan {
   const lines: string[] = [];
   const restores: string[] = [];
-  const killswitch = planChain(
-    { table: KILLSWITCH_TABLE, chain: KILLSWITCH_CHAIN, parent: KILLSWITCH_PARENT, rules: desired.killswitchRules },
-    observed.killswitch,
-  );
-  const marks = planChain({ table: MARK_TABLE, chain: MARK_CHAIN, parent: MARK_PARENT, rules: desired.markRules }, observed.marks);
-  for (const chain of [killswitch, marks]) {
+  const seen = [observed.fence, observed.marks, observed.dns];
+  egressChainSpecs(chains, desired).forEach((spec, i) => {
+    const chain = planChain(spec, seen[i]!);
     lines.push(...chain.lines);
     if (chain.action) restores.push(chain.action.restore);
-  }
+  });
 
   const routeCommands: string[][] = [];
-  const waiting: string[] = [];
   const wantedByTable = new Map(desired.routes.map((r) => [r.table, r]));
   const seenByTable = new Map<number, ObservedRoute[]>();
-  for (const route of observed.routes) seenByTable.set(route.table, [...(seenByTable.get(route.table) ?? []), route]);
+  for (const route of observed.routes) {
+    if (ownTables.has(route.table)) seenByTable.set(route.table, [...(seenByTable.get(route.table) ?? []), route]);
+  }
   const tables = [...new Set([...wantedByTable.keys(), ...seenByTable.keys()])].sort((a, b) => a - b);
-  const links = new Map(observed.links.map((l) => [l.name, l]));
   for (const table of tables) {
     const wanted = wantedByTable.get(table);
-    const seen = seenByTable.get(table) ?? [];
-    const first = seen[0];
-    if (wanted && seen.length === 1 && first && routeMatches(first, wanted)) continue;
-    if (!wanted && seen.length === 0) continue;
-    if (seen.length > 0) {
-      for (const route of seen) lines.push(`- ip route ${route.text} table ${table}`);
+    const routes = seenByTable.get(table) ?? [];
+    if (wanted && routes.length === 1 && routeMatches(routes[0]!, routeText(wanted))) continue;
+    if (!wanted && routes.length === 0) continue;
+    if (routes.length > 0) {
+      for (const route of routes) lines.push(`- ip route ${route.text} table ${table}`);
       routeCommands.push(['route', 'flush', 'table', String(table)]);
     }
     if (!wanted) continue;
-    const link = links.get(wanted.interface);
-    if (!link) {
-      waiting.push(`Connection/${wanted.connection}: interface ${wanted.interface} does not exist yet; its route (table ${table}) waits for it`);
-    } else if (!link.up) {
-      waiting.push(`Connection/${wanted.connection}: interface ${wanted.interface} is down; its route (table ${table}) waits for it`);
-    } else {
-      lines.push(`+ ip route replace default dev ${wanted.interface} table ${table}`);
-      routeCommands.push(['route', 'replace', 'default', 'dev', wanted.interface, 'table', String(table)]);
-    }
+    lines.push(`+ ip route replace ${routeText(wanted)} table ${table}`);
+    routeCommands.push(['route', 'replace', 'default', 'via', wanted.via, 'dev', wanted.dev, 'table', String(table)]);
   }
 
   const ruleCommands: string[][] = [];
   const wantedRules = new Map<string, string[]>();
-  for (const rule of desired.ipRules) {
-    wantedRules.set(`${rule.priority}: from all fwmark ${formatFwmark(rule.fwmark)} lookup ${rule.table}`, ipRuleArgs(rule));
-  }
+  for (const rule of desired.ipRules) wantedRules.set(ruleKey(rule.priority, `from all fwmark ${formatFwmark(rule.fwmark)} lookup ${rule.table}`), ipRuleArgs(rule));
   const matched = new Set<string>();
   for (const rule of observed.ipRules) {
-    const key = `${rule.priority}: ${rule.text}`;
+    if (!isOwnRule(rule, ownTables)) continue;
+    const key = ruleKey(rule.priority, rule.text);
     if (wantedRules.has(key) && !matched.has(key)) {
       matched.add(key);
       continue;
@@ -95,15 +72,40 @@ export function planEgress(desired: DesiredEgress, observed: ObservedEgress): Eg
     ruleCommands.push(['rule', 'add', ...args]);
   }
 
-  const plan: EgressPlan = { commands: [...routeCommands, ...ruleCommands], waiting, lines };
+  const plan: EgressPlan = { commands: [...routeCommands, ...ruleCommands], lines };
   if (restores.length > 0) plan.restore = restores.join('');
   return plan;
 }
 
-/** A default route through exactly the wanted interface (flags like `scope link linkdown` aside). */
-function routeMatches(route: ObservedRoute, wanted: DesiredRoute): boolean {
-  const words = route.text.split(' ');
-  return words[0] === 'default' && words[1] === 'dev' && words[2] === wanted.interface && !words.includes('via');
+/**
+ * Tables and fwmarks in pic's range that another cell on this host holds now (its rules and
+ * routes): a new allocation of this cell must not take them.
+ */
+export function takenByOthers(observed: Pick<ObservedEgress, 'ipRules' | 'routes'>, ownTables: ReadonlySet<number>): { tables: Set<number>; fwmarks: Set<number> } {
+  const tables = new Set<number>();
+  const fwmarks = new Set<number>();
+  for (const route of observed.routes) if (!ownTables.has(route.table)) tables.add(route.table);
+  for (const rule of observed.ipRules) {
+    if (isOwnRule(rule, ownTables)) continue;
+    const table = Number(rule.lookup);
+    if (Number.isInteger(table)) tables.add(table);
+    const mark = Number.parseInt((rule.fwmark ?? '').split('/')[0] ?? '', 16);
+    if (Number.isInteger(mark)) fwmarks.add(mark);
+  }
+  return { tables, fwmarks };
+}
+
+function ruleKey(priority: number, text: string): string {
+  return `${priority}: ${text}`;
+}
+
+function isOwnRule(rule: ObservedIpRule, ownTables: ReadonlySet<number>): boolean {
+  return rule.lookup !== undefined && ownTables.has(Number(rule.lookup));
+}
+
+/** The one wanted route, whatever flags `ip` adds (`linkdown`, `onlink`, `proto`…). */
+function routeMatches(route: ObservedRoute, wanted: string): boolean {
+  return route.text === wanted || route.text.startsWith(`${wanted} `);
 }
 
 /** Enough of a rule to make `ip rule del` remove that one: its priority and whatever it matches on. */

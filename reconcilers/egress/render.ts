@@ -1,41 +1,96 @@
 /**
- * What egress routing should look like inside the wireguard container (pure):
+ * What egress steering should look like on the cell host (pure).
  *
- * - mangle `PIC-EGRESS` (from PREROUTING): packets from a routed service get their connection's
- *   fwmark;
- * - `ip rule` per connection in use: that fwmark looks up the connection's table, whose default
- *   route leaves through the connection's interface (when its document names one);
- * - filter `PIC-KILLSWITCH` (from FORWARD): marked packets that would leave any other way are
- *   dropped, unless the connection is failOpen. Without a known interface every marked packet
- *   is dropped: fail closed.
+ * A service keeps its ordinary network: one address on the cell network, its default route the
+ * bridge's gateway on the host. Everything of it that is not for the cell network reaches the
+ * host, and the host decides:
  *
- * Chain rules are written exactly as `iptables -S` prints them.
+ * - filter `PIC-EGK-<cell>` (from DOCKER-USER, which Docker runs first in FORWARD and never
+ *   flushes): the kill switch. A packet from a fenced service's address that would leave the
+ *   bridge for any other interface (the uplink) is dropped. It is keyed on the address alone,
+ *   so it holds whether or not the exit, its tunnel, the Connection document or pic exist; it
+ *   goes only when the service's assignment goes back to `default` (or to a fail-open Connection).
+ * - mangle `PIC-EGM-<cell>` (from PREROUTING): a steered service's packets get their
+ *   Connection's fwmark; `ip rule fwmark M lookup T` sends them to the Connection's table, whose
+ *   one route is `default via <exit address> dev <bridge>`: back out of the bridge, to the exit's
+ *   container, which forwards them into its tunnel. Nothing of this lives in the service's or the
+ *   exit's namespace, so the service never needs a capability, and a restart or recreation of the
+ *   exit (same address) or of the service changes nothing here.
+ * - nat `PIC-EGD-<cell>` (from PREROUTING): a steered service's DNS (udp and tcp 53, to any
+ *   server off the cell network) goes to the exit's resolver instead: no query leaves by the uplink.
+ *
+ * A fail-open Connection whose exit is not healthy is neither fenced nor steered: its services
+ * take the direct path until it is back (the status says so). Chain rules are written exactly as
+ * `iptables-save` prints them.
  */
-import { TerminalError } from '../errors.js';
+import { createHash } from 'node:crypto';
 import { assertCommentName, assertIpv4, COMMENT_PREFIX, compareText, quoteComment, renderChainRestore } from '../firewall/render.js';
-import type { CellRouting } from '../shared/types.js';
 import { formatFwmark, rulePriorityOf, type EgressAllocations } from './allocate.js';
 
-export const MARK_CHAIN = 'PIC-EGRESS';
-/** Private (RFC 1918) destinations, never routed through an egress connection. */
-export const LOCAL_DESTINATIONS = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'] as const;
-export const MARK_TABLE = 'mangle';
-export const MARK_PARENT = 'PREROUTING';
-export const KILLSWITCH_CHAIN = 'PIC-KILLSWITCH';
-export const KILLSWITCH_TABLE = 'filter';
-export const KILLSWITCH_PARENT = 'FORWARD';
+/** Docker's chain for the admin's own forwarding rules: first in FORWARD, never flushed by dockerd. */
+export const DOCKER_USER_CHAIN = 'DOCKER-USER';
 
-/** A Linux interface name (IFNAMSIZ 16 with the NUL), safe as an argument anywhere. */
-const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
+/** The host chains of one cell: several cells (or tests) can share a host. */
+export interface EgressChains {
+  fence: string;
+  marks: string;
+  dns: string;
+  /** Where the fence is jumped to from: DOCKER-USER when Docker made it, else FORWARD. */
+  fenceParent: string;
+}
+
+/** `PIC-EG{K,M,D}-<8 hex of the cell name>`: within iptables' 28 characters, and per cell. */
+export function egressChainsOf(cellName: string, dockerUserExists = true): EgressChains {
+  const tag = createHash('sha256').update(cellName).digest('hex').slice(0, 8);
+  return { fence: `PIC-EGK-${tag}`, marks: `PIC-EGM-${tag}`, dns: `PIC-EGD-${tag}`, fenceParent: dockerUserExists ? DOCKER_USER_CHAIN : 'FORWARD' };
+}
+
+/** A service whose outbound traffic is assigned to a Connection. */
+export interface AssignedService {
+  name: string;
+  /** Its address on the cell network. */
+  address: string;
+  connection: string;
+}
+
+/** A Connection as steering sees it: its exit's address and whether its exit is healthy now. */
+export interface ExitState {
+  name: string;
+  failOpen: boolean;
+  /** The exit's address on the cell network; absent while it has none (not installed yet). */
+  address?: string;
+  healthy: boolean;
+  /** Whether the Connection document exists and is valid; a deleted one fences its services. */
+  declared: boolean;
+}
+
+export interface EgressInput {
+  /** Every service assigned to a Connection, valid or not: a broken document keeps its fence. */
+  services: AssignedService[];
+  exits: ExitState[];
+  allocations: EgressAllocations;
+  /** The host's interface of the cell network, and the network's subnet. */
+  bridge: string;
+  subnet: string;
+  chains: EgressChains;
+}
+
+/** What happens to one Connection's services now, for the status. */
+export type ConnectionMode = 'steered' | 'fenced' | 'direct';
 
 export interface RoutedConnection {
   name: string;
   fwmark: number;
   table: number;
   priority: number;
-  interface?: string;
+  exit?: string;
   failOpen: boolean;
-  /** Services whose traffic leaves through it, sorted. */
+  /**
+   * steered: through the exit, fenced; fenced: no exit to steer to (none yet, or the document is
+   * gone), traffic dropped; direct: fail-open and the exit is down, the uplink is used.
+   */
+  mode: ConnectionMode;
+  /** Services assigned to it, sorted. */
   services: string[];
 }
 
@@ -47,85 +102,94 @@ export interface DesiredIpRule {
 
 export interface DesiredRoute {
   table: number;
-  interface: string;
+  via: string;
+  dev: string;
   connection: string;
 }
 
 export interface DesiredEgress {
-  /** Connections at least one installed service routes through, sorted by name. */
   connections: RoutedConnection[];
-  /** Content of `PIC-EGRESS` (mangle), sorted by service. */
+  fenceRules: string[];
   markRules: string[];
-  /** Content of `PIC-KILLSWITCH` (filter), sorted by connection. */
-  killswitchRules: string[];
+  dnsRules: string[];
   /** Sorted by priority. */
   ipRules: DesiredIpRule[];
-  /** A default route per connection in use that names an interface; sorted by table. */
+  /** Sorted by table. */
   routes: DesiredRoute[];
 }
 
-export function renderEgress(routing: CellRouting, allocations: EgressAllocations): DesiredEgress {
-  const documents = new Map(routing.connections.map((c) => [c.metadata.name, c]));
-  const byConnection = new Map<string, RoutedConnection>();
-  const marks: { service: string; rule: string }[] = [];
+/** A Linux interface name (IFNAMSIZ 16 with the NUL). */
+const INTERFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/;
 
-  const routed = routing.services.filter((s) => s.egress.connection !== 'default');
-  for (const service of [...routed].sort((a, b) => compareText(a.name, b.name))) {
-    const name = service.egress.connection;
+/** The rule that drops what a fenced address sends past the bridge; also written alone before a service starts. */
+export function fenceRule(chains: EgressChains, bridge: string, service: { name: string; address: string }): string {
+  return `-A ${chains.fence} -s ${service.address}/32 -i ${bridge} ! -o ${bridge} -m comment --comment ${quoteComment(COMMENT_PREFIX + service.name)} -j DROP`;
+}
+
+export function renderEgress(input: EgressInput): DesiredEgress {
+  const { bridge, subnet, chains } = input;
+  if (!INTERFACE_NAME.test(bridge)) throw new Error(`the cell network's host interface ${JSON.stringify(bridge)} is not an interface name`);
+  const exits = new Map(input.exits.map((e) => [e.name, e]));
+  const byConnection = new Map<string, RoutedConnection>();
+  const fence: string[] = [];
+  const marks: string[] = [];
+  const dns: string[] = [];
+
+  for (const service of [...input.services].sort((a, b) => compareText(a.name, b.name))) {
+    assertCommentName(service.name, `ServiceInstall/${service.name}`);
+    assertIpv4(service.address, `ServiceInstall/${service.name}: service IP`);
+    const name = service.connection;
     let connection = byConnection.get(name);
     if (!connection) {
-      const allocation = allocations.connections[name];
+      const allocation = input.allocations.connections[name];
       if (!allocation) throw new Error(`Connection/${name}: no fwmark allocated (allocate before rendering)`);
-      const document = documents.get(name);
-      const iface = document?.spec.interface ?? service.egress.interface;
       assertCommentName(name, `Connection/${name}`);
-      if (iface !== undefined && !INTERFACE_NAME.test(iface)) {
-        throw new TerminalError(`Connection/${name}: spec.interface ${JSON.stringify(iface)} is not an interface name (1–15 of letters, digits, . _ -)`);
-      }
+      const exit = exits.get(name);
+      const failOpen = exit?.declared === true && exit.failOpen;
+      const mode: ConnectionMode = !exit?.declared || exit.address === undefined ? (failOpen ? 'direct' : 'fenced') : failOpen && !exit.healthy ? 'direct' : 'steered';
+      if (exit?.address !== undefined) assertIpv4(exit.address, `Connection/${name}: exit address`);
       connection = {
         name,
         fwmark: allocation.fwmark,
         table: allocation.table,
         priority: rulePriorityOf(allocation),
-        failOpen: document?.spec.failOpen ?? service.egress.failOpen,
+        ...(exit?.address !== undefined ? { exit: exit.address } : {}),
+        failOpen,
+        mode,
         services: [],
       };
-      if (iface !== undefined) connection.interface = iface;
       byConnection.set(name, connection);
     }
     connection.services.push(service.name);
-    assertCommentName(service.name, `ServiceInstall/${service.name}`);
-    assertIpv4(service.serviceIp, `ServiceInstall/${service.name}: service IP`);
-    marks.push({
-      service: service.name,
-      rule:
-        `-A ${MARK_CHAIN} -s ${service.serviceIp}/32 -m comment --comment ${quoteComment(COMMENT_PREFIX + service.name)} ` +
-        `-j MARK --set-xmark ${formatFwmark(connection.fwmark)}/0xffffffff`,
-    });
+    const comment = `-m comment --comment ${quoteComment(COMMENT_PREFIX + service.name)}`;
+    if (!connection.failOpen) fence.push(fenceRule(chains, bridge, service));
+    if (connection.mode !== 'steered' || connection.exit === undefined) continue;
+    const from = `-s ${service.address}/32 ! -d ${subnet} -i ${bridge}`;
+    marks.push(`-A ${chains.marks} ${from} ${comment} -j MARK --set-xmark ${formatFwmark(connection.fwmark)}/0xffffffff`);
+    for (const proto of ['udp', 'tcp']) {
+      dns.push(`-A ${chains.dns} ${from} -p ${proto} -m ${proto} --dport 53 ${comment} -j DNAT --to-destination ${connection.exit}:53`);
+    }
   }
 
   const connections = [...byConnection.values()].sort((a, b) => compareText(a.name, b.name));
-  const killswitchRules = connections
-    .filter((c) => !c.failOpen)
-    .map((c) => {
-      const out = c.interface === undefined ? '' : ` ! -o ${c.interface}`;
-      return `-A ${KILLSWITCH_CHAIN}${out} -m mark --mark ${formatFwmark(c.fwmark)} -m comment --comment ${quoteComment(COMMENT_PREFIX + c.name)} -j DROP`;
-    });
-  const ipRules = connections
-    .map((c) => ({ priority: c.priority, fwmark: c.fwmark, table: c.table }))
-    .sort((a, b) => a.priority - b.priority);
-  const routes = connections
-    .filter((c): c is RoutedConnection & { interface: string } => c.interface !== undefined)
-    .map((c) => ({ table: c.table, interface: c.interface, connection: c.name }))
-    .sort((a, b) => a.table - b.table);
+  const steered = connections.filter((c): c is RoutedConnection & { exit: string } => c.mode === 'steered' && c.exit !== undefined);
+  return {
+    connections,
+    fenceRules: fence,
+    markRules: marks,
+    dnsRules: dns,
+    ipRules: steered.map((c) => ({ priority: c.priority, fwmark: c.fwmark, table: c.table })).sort((a, b) => a.priority - b.priority),
+    routes: steered.map((c) => ({ table: c.table, via: c.exit, dev: bridge, connection: c.name })).sort((a, b) => a.table - b.table),
+  };
+}
 
-  // Traffic to private addresses — replies to VPN peers, other containers of the cell, the LAN —
-  // is not egress: it stays unmarked so the kill switch never cuts a service off from its peers.
-  const localRules =
-    marks.length === 0
-      ? []
-      : LOCAL_DESTINATIONS.map((cidr) => `-A ${MARK_CHAIN} -d ${cidr} -m comment --comment ${quoteComment(`${COMMENT_PREFIX}local`)} -j RETURN`);
-  return { connections, markRules: [...localRules, ...marks.map((m) => m.rule)], killswitchRules, ipRules, routes };
+/** The three chains with their tables and parents, in the order they are written: the fence first. */
+export function egressChainSpecs(chains: EgressChains, desired: Pick<DesiredEgress, 'fenceRules' | 'markRules' | 'dnsRules'>) {
+  return [
+    { table: 'filter', chain: chains.fence, parent: chains.fenceParent, rules: desired.fenceRules },
+    { table: 'mangle', chain: chains.marks, parent: 'PREROUTING', rules: desired.markRules },
+    { table: 'nat', chain: chains.dns, parent: 'PREROUTING', rules: desired.dnsRules },
+  ];
 }
 
 /** `ip rule` arguments after `add`/`del`, in the order `ip rule show` prints them back. */
@@ -133,10 +197,14 @@ export function ipRuleArgs(rule: DesiredIpRule): string[] {
   return ['priority', String(rule.priority), 'fwmark', formatFwmark(rule.fwmark), 'lookup', String(rule.table)];
 }
 
-/** The full `iptables-restore --noflush` input of both egress chains (kill switch first), without jump changes. */
-export function renderEgressRestore(desired: DesiredEgress): string {
-  return (
-    renderChainRestore({ table: KILLSWITCH_TABLE, chain: KILLSWITCH_CHAIN, parent: KILLSWITCH_PARENT, rules: desired.killswitchRules }) +
-    renderChainRestore({ table: MARK_TABLE, chain: MARK_CHAIN, parent: MARK_PARENT, rules: desired.markRules })
-  );
+/** The route as `ip route show table all` prints it, without its `table N`. */
+export function routeText(route: DesiredRoute): string {
+  return `default via ${route.via} dev ${route.dev}`;
+}
+
+/** The full `iptables-restore --noflush` input of the three chains (fence first), without jump changes. */
+export function renderEgressRestore(chains: EgressChains, desired: DesiredEgress): string {
+  return egressChainSpecs(chains, desired)
+    .map((spec) => renderChainRestore(spec))
+    .join('');
 }

@@ -108,6 +108,19 @@ export function hostReader(container: OwnedContainer, pid: number, docker?: Dock
   };
 }
 
+/** The host's own network state (its netfilter tables, policy routing, addresses): where egress steering lives. */
+export interface HostNetworkReader {
+  iptablesSave(): Promise<string>;
+  ipJson(commands: readonly string[]): Promise<unknown[][]>;
+}
+
+export function hostNetworkReader(): HostNetworkReader {
+  return {
+    iptablesSave: () => runHost('iptables-save', [], undefined, 'the host'),
+    ipJson: async (commands) => parseIpBatch(await runHost('ip', ['-json', '-batch', '-'], `${commands.join('\n')}\n`, 'the host'), commands.length),
+  };
+}
+
 /** Reads by one Docker exec each, in the container. */
 export function execReader(docker: Dockerode, container: OwnedContainer, reason: string): ContainerNetworkReader {
   const run = async (argv: string[], stdin?: string) => {
@@ -126,7 +139,7 @@ export function execReader(docker: Dockerode, container: OwnedContainer, reason:
 function runHost(file: string, args: string[], stdin: string | undefined, container: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(file, args, { timeout: READ_TIMEOUT_MS, maxBuffer: MAX_OUTPUT, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${file} ${args.join(' ')} (reading container ${container}): ${stderr.trim() || err.message}`));
+      if (err) reject(new Error(`${file} ${args.join(' ')} (reading ${container === 'the host' ? container : `container ${container}`}): ${stderr.trim() || err.message}`));
       else resolve(stdout);
     });
     if (stdin !== undefined) child.stdin?.end(stdin);

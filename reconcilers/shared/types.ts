@@ -6,6 +6,7 @@
 import type Dockerode from 'dockerode';
 import type { ConfigValue } from '../../crds/config.js';
 import type { CellDocument, ConnectionDocument, EgressType, Manifest, PeerAccountDocument } from '../../crds/types.js';
+import type { AssignedService, ExitState } from '../egress/render.js';
 import type { CoreView } from './core-containers.js';
 
 export interface ServiceEgress {
@@ -13,8 +14,6 @@ export interface ServiceEgress {
   connection: string;
   type: EgressType;
   failOpen: boolean;
-  /** The interface the connection leaves through, when its document names one. */
-  interface?: string;
 }
 
 /** A ServiceInstall that is valid and has its address: what shared resources are built from. */
@@ -38,6 +37,13 @@ export interface CellRouting {
   peers?: PeerAccountDocument[];
   /** Names of every PeerAccount the folder still declares, valid or held: their keys and addresses are kept. */
   keptPeers?: string[];
+  /** What egress steering is built from; absent: nothing is assigned to a Connection. */
+  egress?: {
+    /** Every service assigned to a Connection, valid or not, with its address: a broken document keeps its fence. */
+    assigned: AssignedService[];
+    /** Every Connection named or declared: its exit's address and health. */
+    exits: ExitState[];
+  };
 }
 
 export interface ResourceContext {
@@ -58,6 +64,8 @@ export interface ResourceOutcome {
   /** One line for the resource's status, e.g. "3 routes; Caddyfile unchanged". */
   summary: string;
   facts?: Record<string, unknown>;
+  /** Converged as far as it can be, yet not Ready for a person (a Connection down, traffic blocked): why. */
+  notReady?: { reason: string; message: string };
 }
 
 export interface ResourceReconciler {

@@ -1,10 +1,10 @@
 /**
  * Routing end to end through the real operator (watching the cell folder): a Caddy container on
- * the cell's network, a `cell-wireguard` stand-in (iptables-nft, NET_ADMIN) with an exit
- * interface, and two routed busybox services installed and removed by writing and deleting their
- * documents. Each step checks what a person would: the page behind each host name, the zone file
- * (also through `named-checkzone`), the firewall chain, egress marks / ip rules / kill switch,
- * the statuses, and `pic plan`. Caddy's admin API is reached through a counting proxy on loopback,
+ * the cell's network, a `cell-wireguard` stand-in (iptables-nft, NET_ADMIN), and two routed
+ * busybox services installed and removed by writing and deleting their documents. Each step checks
+ * what a person would: the page behind each host name, the zone file (also through
+ * `named-checkzone`), the firewall chain, the statuses, and `pic plan`. (Egress through a
+ * Connection's exit has its own end-to-end test, egress-operator.test.ts.) Caddy's admin API is reached through a counting proxy on loopback,
  * so the test can tell whether the operator asked Caddy to load anything.
  *
  * Steps run in order, each on the state the previous one left.
@@ -34,7 +34,6 @@ import {
   type RoutingCell,
 } from '../support/routing-cell.js';
 import {
-  addTestInterface,
   buildWireguardImage,
   recordExecs,
   removeWireguardContainer,
@@ -47,8 +46,6 @@ import {
 const run = promisify(execFile);
 
 const SUITE = 'routing-operator';
-const EXIT_INTERFACE = 'wgt0';
-const CONNECTION = 'vpn';
 const RESOURCES = ['Resource/caddy', 'Resource/dns', 'Resource/firewall', 'Resource/egress'];
 
 const tcp = (port: number): IptablesRule => ({ type: 'ACCEPT', dest_ip: '${SERVICE_IP}', dest_port: port, proto: 'tcp' });
@@ -107,11 +104,6 @@ function firewallRules(id: string, ip: string, rules: IptablesRule[]): string[] 
   return rules.map((r) => `-A PIC-SERVICES -d ${ip}/32 -p ${r.proto} -m ${r.proto} --dport ${r.dest_port} -m comment --comment "pic:${id}" -j ACCEPT`);
 }
 
-const MARK = '0x1000';
-const TABLE = '1000';
-const markRule = (ip: string) => `-A PIC-EGRESS -s ${ip}/32 -m comment --comment "pic:relay" -j MARK --set-xmark ${MARK}/0xffffffff`;
-const KILL_SWITCH = `-A PIC-KILLSWITCH ! -o ${EXIT_INTERFACE} -m mark --mark ${MARK} -m comment --comment "pic:${CONNECTION}" -j DROP`;
-const IP_RULE = `10000: from all fwmark ${MARK} lookup ${TABLE}`;
 
 /** A records of the zone file, as `owner address`. */
 async function zoneRecords(): Promise<string[]> {
@@ -154,10 +146,8 @@ beforeAll(async () => {
   proxy = await startCountingProxy(() => `127.0.0.1:${current.adminPort}`);
   wgImage = await buildWireguardImage();
   wg = await startWireguardContainer(wgImage, cell.labels);
-  await addTestInterface(wg, EXIT_INTERFACE);
 
   await cell.writeCellDocument({ adminAddress: proxy.address, wireguardContainer: wg.name });
-  await cell.writeConnection(CONNECTION, { type: 'wireguard_ext', interface: EXIT_INTERFACE });
   status = new StatusStore(path.join(cell.stateDir, 'status'));
   operator = new Operator({
     cellDir: cell.cellDir,
@@ -182,7 +172,7 @@ afterAll(async () => {
 describe('routing through the operator', () => {
   test('two routed services installed by their documents: pages, zone, firewall, egress, statuses', async () => {
     await c().writeService('web');
-    await c().writeService('relay', { connection: CONNECTION });
+    await c().writeService('relay');
     const webIp = await serviceIp('web');
     const relayIp = await serviceIp('relay');
     expect(webIp).not.toBe(relayIp);
@@ -209,23 +199,9 @@ describe('routing through the operator', () => {
     expect(await chain('filter', 'PIC-SERVICES')).toEqual(wanted);
     expect((await lines(['iptables', '-S', 'FORWARD'])).filter((l) => l === '-A FORWARD -j PIC-SERVICES')).toHaveLength(1);
 
-    // relay's traffic is marked, routed through the exit's table, and fenced by the kill switch; web's is not.
-    await waitFor('the egress mark of relay', async () => ((await chain('mangle', 'PIC-EGRESS')).includes(markRule(relayIp)) ? true : undefined));
-    const marks = await chain('mangle', 'PIC-EGRESS');
-    expect(marks.filter((l) => l.includes('MARK'))).toEqual([markRule(relayIp)]);
-    expect(marks.some((l) => l.includes(webIp))).toBe(false);
-    expect(await lines(['iptables', '-t', 'mangle', '-S', 'PREROUTING'])).toContain('-A PREROUTING -j PIC-EGRESS');
-    expect(await lines(['ip', 'rule', 'show'])).toContain(IP_RULE);
-    expect(await lines(['ip', 'route', 'show', 'table', TABLE])).toEqual([`default dev ${EXIT_INTERFACE} scope link`]);
-    expect(await chain('filter', 'PIC-KILLSWITCH')).toEqual([KILL_SWITCH]);
-    expect(await lines(['iptables', '-S', 'FORWARD'])).toContain('-A FORWARD -j PIC-KILLSWITCH');
-
     await waitFor('every Resource Ready', () => allReady(RESOURCES));
     const caddyStatus = (await status.get('Resource/caddy'))!;
     expect((caddyStatus.facts?.routes as { host: string }[]).map((r) => r.host).sort()).toEqual([c().host('relay'), c().host('web')]);
-    expect((await status.get('Resource/egress'))!.facts?.connections).toEqual([
-      expect.objectContaining({ name: CONNECTION, fwmark: MARK, table: 1000, interface: EXIT_INTERFACE, killSwitch: true, services: ['relay'] }),
-    ]);
   });
 
   test('pic plan shows nothing pending once converged', async () => {
@@ -247,9 +223,9 @@ describe('routing through the operator', () => {
     expect(p().requests.filter((r) => r !== 'GET /config/')).toEqual([]);
     expect(await fileIdentity(c().caddyfile)).toEqual(caddyfileBefore);
     expect(await fileIdentity(c().zoneFile)).toEqual(zoneBefore);
-    // Firewall and egress only looked, and from the host through the container's namespaces: no exec at all.
+    // The firewall only looked, and from the host through the container's namespaces: no exec at all.
     expect(commands).toEqual([]);
-    for (const key of ['Resource/firewall', 'Resource/egress']) expect((await status.get(key))?.facts?.readVia).toBe('host namespaces');
+    expect((await status.get('Resource/firewall'))?.facts?.readVia).toBe('host namespaces');
     expect(await allReady(RESOURCES)).toBe(true);
     expect((await status.get('Resource/caddy'))!.conditions.find((x) => x.type === 'Ready')!.message).toBe('2 routes; Caddyfile unchanged');
   });
@@ -274,17 +250,6 @@ describe('routing through the operator', () => {
     await waitFor('relay’s firewall rules removed', async () => ((await chain('filter', 'PIC-SERVICES')).some((l) => l.includes(relayIp)) ? undefined : true));
     expect(await chain('filter', 'PIC-SERVICES')).toEqual(firewallRules('web', webIp, WEB.iptablesRules!));
 
-    // Chains are rewritten first, then the ip rule and route go: wait for the last of them.
-    await waitFor('relay’s egress withdrawn', async () =>
-      (await chain('mangle', 'PIC-EGRESS')).length === 0 && !(await lines(['ip', 'rule', 'show'])).includes(IP_RULE) ? true : undefined,
-    );
-    await waitFor('Resource/egress Ready after the change', async () => {
-      const s = await phaseOf('Resource/egress', 'Ready');
-      return s && (s.facts?.connections as unknown[] | undefined)?.length === 0 ? s : undefined;
-    });
-    expect(await lines(['ip', 'route', 'show', 'table', 'all'])).not.toContainEqual(expect.stringContaining(`table ${TABLE}`));
-    expect(await chain('filter', 'PIC-KILLSWITCH')).toEqual([]);
-
     await waitFor('every Resource Ready', () => allReady(RESOURCES));
     expect((await status.get('Resource/dns'))!.facts?.serial).toBeGreaterThan(serialBefore);
   });
@@ -293,7 +258,7 @@ describe('routing through the operator', () => {
     await operator!.queue.whenIdle(30_000);
     await k().stop();
     p().requests.length = 0;
-    await c().writeService('relay', { connection: CONNECTION });
+    await c().writeService('relay');
     // The change reaches the Caddy key twice: as soon as the document is read (relay has no address
     // yet, nothing to write: "cannot confirm"), and again once relay holds its address.
     const why = await waitFor('Resource/caddy Reconciling over the new route', async () => {

@@ -241,7 +241,7 @@ describe('containers adapter against dockerd', () => {
       return dial.call(this, options, callback);
     };
     try {
-      await applyContainerActions(docker, actions, { network, labels, log: (e) => events.push(e), beforeStart: () => seen.push('beforeStart') });
+      await applyContainerActions(docker, actions, { network, labels, log: (e) => events.push(e), beforeStart: () => void seen.push('beforeStart') });
     } finally {
       modem.dial = dial;
     }

@@ -256,7 +256,6 @@ export function testRouting(container: string, services: TestServiceShape[], con
   };
   const documents: ConnectionDocument[] = connections.map((c) => {
     const spec: ConnectionDocument['spec'] = { type: c.type ?? 'wireguard_ext' };
-    if (c.interface !== undefined) spec.interface = c.interface;
     if (c.failOpen !== undefined) spec.failOpen = c.failOpen;
     return { apiVersion: 'pic.ngo/v1alpha1', kind: 'Connection', metadata: { name: c.name }, spec };
   });
@@ -268,7 +267,6 @@ export function testRouting(container: string, services: TestServiceShape[], con
       type: document?.spec.type ?? 'default',
       failOpen: document?.spec.failOpen ?? false,
     };
-    if (document?.spec.interface !== undefined) egress.interface = document.spec.interface;
     return {
       name: s.name,
       manifest: testManifest(s.name, s.rules ?? [], s.connection === undefined ? undefined : ['default', egress.type]),

@@ -91,8 +91,15 @@ const ROWS: Row[] = [
   refused('networks: a service on an undeclared network', edit((s) => { s.networks = ['default']; }), '/services/app/networks/0', /network "default" is refused/),
   // devices
   allowed('devices: an empty list', edit((s) => { s.devices = []; })),
-  refused('devices: a host device', edit((s) => { s.devices = ['/dev/net/tun']; }), '/services/app/devices', /host devices are refused/),
-  refused('devices: a string', edit((s) => { s.devices = '/dev/sda'; }), '/services/app/devices', /host devices are refused/),
+  refused('devices: a host disk', edit((s) => { s.devices = ['/dev/sda']; }), '/services/app/devices/0', /device \/dev\/sda is refused: host devices give access to the host/),
+  refused('devices: the TUN device, undeclared', edit((s) => { s.devices = ['/dev/net/tun']; }), '/services/app/devices/0', /the manifest does not declare it/),
+  allowed('devices: the TUN device, declared by a connectivity service', edit((s) => { s.devices = ['/dev/net/tun']; }), { grantedDevices: ['/dev/net/tun'] }),
+  refused('devices: the TUN device under another path', edit((s) => { s.devices = ['/dev/net/tun:/dev/tun0']; }), '/services/app/devices/0', /must keep its path/, { grantedDevices: ['/dev/net/tun'] }),
+  // sysctls
+  refused('sysctls: undeclared', edit((s) => { s.sysctls = { 'net.ipv4.ip_forward': '1' }; }), '/services/app/sysctls/net.ipv4.ip_forward', /does not declare it in connectivity.sysctls/),
+  allowed('sysctls: declared, same value', edit((s) => { s.sysctls = ['net.ipv4.ip_forward=1']; }), { grantedSysctls: { 'net.ipv4.ip_forward': '1' } }),
+  refused('sysctls: declared, another value', edit((s) => { s.sysctls = { 'net.ipv4.ip_forward': 0 }; }), '/services/app/sysctls/net.ipv4.ip_forward', /differs from the manifest/, { grantedSysctls: { 'net.ipv4.ip_forward': '1' } }),
+  refused('sysctls: outside net.ipv4', edit((s) => { s.sysctls = { 'kernel.shm_rmid_forced': '1' }; }), '/services/app/sysctls/kernel.shm_rmid_forced', /only net.ipv4/, { grantedSysctls: { 'kernel.shm_rmid_forced': '1' } }),
   // security_opt
   allowed('security_opt: no-new-privileges', edit((s) => { s.security_opt = ['no-new-privileges']; })),
   allowed('security_opt: no-new-privileges=true', edit((s) => { s.security_opt = ['no-new-privileges=true']; })),
@@ -229,6 +236,11 @@ services:
 `;
 
 describe('capabilities by declaration', () => {
+  test('${INSTANCE_ID} in a container name of a service that is no connectivity service is refused', () => {
+    const problems = validateManifest({ ...manifest(), container_name: 'cell-x-${INSTANCE_ID}' }, 'services/vpn/manifest.json', { allowedImagePrefix: 'git.pic.ngo/roof/', imageVerification: 'warn' });
+    expect(problems).toContainEqual({ file: 'services/vpn/manifest.json', pointer: '/container_name', message: expect.stringMatching(/only for a connectivity service/) });
+  });
+
   test('a comment "# ${INSTANCE_ID}" in the template grants nothing', () => {
     const result = desiredServicePlan(inputs(TEMPLATE_WITH_COMMENT, manifest()));
     expect(result.plan).toBeUndefined();
@@ -247,7 +259,7 @@ describe('capabilities by declaration', () => {
     expect(result.problems.map((p) => p.pointer)).toEqual(['/services/vpn/cap_add/1']);
   });
 
-  const valid = (connectivity: unknown) => ({ ...manifest(), connectivity }) as unknown;
+  const valid = (connectivity: unknown) => ({ ...manifest(), container_name: 'cell-vpn-${INSTANCE_ID}', containers: ['cell-vpn-${INSTANCE_ID}'], connectivity }) as unknown;
   test.each<[string, unknown, null | { pointer: string; message: RegExp }]>([
     ['provides a connection type with NET_ADMIN', { provides: 'wireguard_ext', cap_add: ['NET_ADMIN'] }, null],
     ['provides without capabilities', { provides: 'proxy' }, null],
@@ -257,8 +269,13 @@ describe('capabilities by declaration', () => {
     ['"default" is not something a service provides', { provides: 'default' }, { pointer: '/connectivity/provides', message: /.+/ }],
     ['provides is required', { cap_add: ['NET_ADMIN'] }, { pointer: '/connectivity/provides', message: /is required/ }],
     ['no other keys', { provides: 'tor', privileged: true }, { pointer: '/connectivity/privileged', message: /not a known field/ }],
-  ])('manifest connectivity: %s', (_name, connectivity, expected) => {
-    const problems = validateManifest(valid(connectivity), 'services/vpn/manifest.json', { allowedImagePrefix: 'git.pic.ngo/roof/', imageVerification: 'warn' });
+    ['the TUN device and forwarding', { provides: 'wireguard_ext', cap_add: ['NET_ADMIN'], devices: ['/dev/net/tun'], sysctls: { 'net.ipv4.ip_forward': '1' } }, null],
+    ['another device', { provides: 'wireguard_ext', devices: ['/dev/mem'] }, { pointer: '/connectivity/devices/0', message: /.+/ }],
+    ['a sysctl outside net.ipv4', { provides: 'wireguard_ext', sysctls: { 'kernel.panic': '1' } }, { pointer: '/connectivity/sysctls/kernel.panic', message: /must match the pattern/ }],
+    ['a container name without ${INSTANCE_ID}', { provides: 'tor', name: 'cell-vpn' }, { pointer: '/container_name', message: /must end in \$\{INSTANCE_ID\}/ }],
+  ])('manifest connectivity: %s', (name, connectivity, expected) => {
+    const fixed = name.includes('without ${INSTANCE_ID}') ? { ...(valid({ provides: 'tor' }) as object), container_name: 'cell-vpn', containers: ['cell-vpn'] } : valid(connectivity);
+    const problems = validateManifest(fixed, 'services/vpn/manifest.json', { allowedImagePrefix: 'git.pic.ngo/roof/', imageVerification: 'warn' });
     if (expected === null) expect(problems).toEqual([]);
     else expect(problems).toContainEqual({ file: 'services/vpn/manifest.json', pointer: expected.pointer, message: expect.stringMatching(expected.message) });
   });

@@ -154,7 +154,7 @@ describe('checkRenderedCompose', () => {
     ['two mounts on one target', withService((s) => { s.volumes = ['data:/data', '/srv/pic/data/notes/x:/data/']; }), {}, { pointer: '/services/app/volumes/1', message: /two mounts target "\/data"/ }],
     // devices, capabilities, confinement
     ['devices: []', withService((s) => { s.devices = []; }), {}, null],
-    ['devices', withService((s) => { s.devices = ['/dev/sda:/dev/sda']; }), {}, { pointer: '/services/app/devices', message: /host devices are refused/ }],
+    ['devices', withService((s) => { s.devices = ['/dev/sda:/dev/sda']; }), {}, { pointer: '/services/app/devices/0', message: /host devices give access to the host/ }],
     ['cap_add declared by the manifest', withService((s) => { s.cap_add = ['NET_ADMIN']; }), { grantedCapabilities: ['NET_ADMIN'] }, null],
     ['cap_add not declared', withService((s) => { s.cap_add = ['NET_ADMIN']; }), {}, { pointer: '/services/app/cap_add/0', message: /manifest does not declare it/ }],
     ['cap_add ALL refused even when declared', withService((s) => { s.cap_add = ['ALL']; }), { grantedCapabilities: ['ALL'] }, { pointer: '/services/app/cap_add/0', message: /capability ALL is refused/ }],

@@ -207,10 +207,10 @@ const SAMPLES: Record<DocumentKind, [string, unknown, boolean][]> = {
   ],
   Connection: [
     ['type only', { type: 'tor' }, true],
-    ['full', { type: 'wireguard_ext', interface: 'wg_ext0', failOpen: true }, true],
+    ['full', { type: 'wireguard_ext', service: 'exit-wireguard', configFile: '/etc/pic/vpn.conf', config: { mtu: 1380, name: 'x', on: true }, failOpen: true }, true],
     ['no type', { failOpen: true }, false],
     ['type default', { type: 'default' }, false],
-    ['interface too long', { type: 'openvpn', interface: 'tun-0123456789ab' }, false],
+    ['an old interface field', { type: 'openvpn', interface: 'tun0' }, false],
     ['failOpen as string', { type: 'proxy', failOpen: 'yes' }, false],
     ['unknown field', { type: 'sshuttle', host: 'x' }, false],
   ],

@@ -23,7 +23,7 @@ const fullCell = (): Json =>
   });
 const service = (): Json => doc('ServiceInstall', { version: '1.0.0', config: { port: 8080, title: 'Notes', public: false }, egress: { connection: 'default' } }, 'notes');
 const peer = (): Json => doc('PeerAccount', { services: ['notes', 'files'] });
-const connection = (): Json => doc('Connection', { type: 'wireguard_ext', interface: 'wg_ext0', failOpen: false }, 'vpn-home');
+const connection = (): Json => doc('Connection', { type: 'wireguard_ext', configFile: 'vpn-home.conf', failOpen: false }, 'vpn-home');
 
 interface Case {
   name: string;
@@ -134,8 +134,9 @@ const failing: FailCase[] = [
   { name: 'a Connection without type', base: connection, edit: (d) => delete d.spec.type, pointer: '/spec/type', message: 'is required' },
   { name: 'a Connection of type default', base: connection, edit: (d) => (d.spec.type = 'default'), pointer: '/spec/type', message: 'must be one of "wireguard_ext", "openvpn", "tor", "sshuttle", "proxy"' },
   { name: 'a Connection of type wireguard', base: connection, edit: (d) => (d.spec.type = 'wireguard'), pointer: '/spec/type', message: 'must be one of' },
-  { name: 'an interface name of 16 characters', base: connection, edit: (d) => (d.spec.interface = 'wg-external-0001'), pointer: '/spec/interface', message: 'interface name' },
-  { name: 'an interface name with a slash', base: connection, edit: (d) => (d.spec.interface = 'wg/0'), pointer: '/spec/interface', message: 'interface name' },
+  { name: 'the interface of the old in-container egress', base: connection, edit: (d) => (d.spec.interface = 'wg_ext0'), pointer: '/spec/interface', message: 'not a known field' },
+  { name: 'an empty configFile', base: connection, edit: (d) => (d.spec.configFile = ''), pointer: '/spec/configFile', message: 'must not be empty' },
+  { name: 'a service id that is not one', base: connection, edit: (d) => (d.spec.service = 'Exit_WG'), pointer: '/spec/service', message: 'must be a lowercase letter' },
   { name: 'failOpen as a string', base: connection, edit: (d) => (d.spec.failOpen = 'no'), pointer: '/spec/failOpen', message: 'must be a boolean' },
   { name: 'an unknown Connection field', base: connection, edit: (d) => (d.spec.failopen = true), pointer: '/spec/failopen', message: 'did you mean "failOpen"' },
 ];

@@ -1,6 +1,7 @@
 /**
- * Egress's pure parts: allocating fwmarks and tables, rendering the wanted routing (golden
- * files), parsing what `ip` prints, and the plan from wanted and observed routing.
+ * Egress's pure parts: allocating fwmarks and tables (beside other cells on the host), rendering
+ * the wanted host steering (golden files), parsing what `ip` prints, and the plan from wanted and
+ * observed steering.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -11,12 +12,18 @@ import {
   type EgressAllocation,
   type EgressAllocations,
 } from '../../reconcilers/egress/allocate.js';
-import { isOwnIpRule, parseIpRules, parseLinks, parseRoutes, type ObservedEgress } from '../../reconcilers/egress/observe.js';
-import { planEgress } from '../../reconcilers/egress/plan.js';
-import { renderEgress, renderEgressRestore, type DesiredEgress } from '../../reconcilers/egress/render.js';
+import { bridgeOf } from '../../reconcilers/egress/index.js';
+import { isOwnIpRule, parseAddresses, parseIpRules, parseRoutes, type ObservedEgress } from '../../reconcilers/egress/observe.js';
+import { planEgress, takenByOthers } from '../../reconcilers/egress/plan.js';
+import {
+  egressChainsOf,
+  renderEgress,
+  renderEgressRestore,
+  type AssignedService,
+  type DesiredEgress,
+  type ExitState,
+} from '../../reconcilers/egress/render.js';
 import { normaliseRule } from '../../reconcilers/firewall/observe.js';
-import type { CellRouting } from '../../reconcilers/shared/types.js';
-import { testRouting, type TestConnectionShape, type TestServiceShape } from '../support/wireguard.js';
 
 const GOLDEN_DIR = path.join(process.cwd(), 'tests', 'golden', 'egress');
 
@@ -45,12 +52,21 @@ describe('allocateEgress', () => {
     ['a pair is free only when mark and table both are', saved({ a: { fwmark: 0x1001, table: 1000 } }), ['a', 'b'], [], { a: { fwmark: 0x1001, table: 1000 }, b: pair(2) }, ['b'], [], true],
     ['an entry out of range is allocated again', saved({ a: { fwmark: 0x10, table: 110 } }), ['a'], [], { a: pair(0) }, ['a'], [], true],
     ['of two entries sharing a mark the second is moved', saved({ a: pair(0), b: { fwmark: 0x1000, table: 1005 } }), ['a', 'b'], [], { a: pair(0), b: pair(1) }, ['b'], [], true],
-  ])('%s', (_name, existing, documents, referenced, connections, added, freed, changed) => {
-    const result = allocateEgress(existing, documents, referenced);
+    ['a pair another cell on the host holds is skipped', undefined, ['a'], [], { a: pair(1) }, ['a'], [], true],
+  ])('%s', (name, existing, documents, referenced, connections, added, freed, changed) => {
+    const taken = name.includes('another cell') ? { tables: new Set([1000]), fwmarks: new Set<number>() } : undefined;
+    const result = allocateEgress(existing, documents, referenced, taken ? { taken } : {});
     expect(result.allocations).toEqual({ version: 1, connections });
     expect(result.added).toEqual(added);
     expect(result.freed).toEqual(freed);
     expect(result.changed).toBe(changed);
+  });
+
+  test('each cell starts at its own offset and wraps round', () => {
+    expect(allocateEgress(undefined, ['a'], [], { startAt: 7 }).allocations.connections.a).toEqual(pair(7));
+    const last = MAX_CONNECTIONS - 1;
+    const wrapped = allocateEgress(undefined, ['a', 'b'], [], { startAt: last });
+    expect(wrapped.allocations.connections).toEqual({ a: pair(last), b: pair(0) });
   });
 
   test('allocation does not depend on the order names come in', () => {
@@ -75,76 +91,99 @@ describe('allocateEgress', () => {
   });
 });
 
-/** Render with allocations made from the routing itself. */
-function render(routing: CellRouting, existing?: EgressAllocations): DesiredEgress {
-  const names = routing.connections.map((c) => c.metadata.name);
-  const referenced = routing.services.map((s) => s.egress.connection).filter((c) => c !== 'default');
-  return renderEgress(routing, allocateEgress(existing, names, referenced).allocations);
+const CELL = 'pt-cell';
+const BRIDGE = 'br-0123456789ab';
+const SUBNET = '172.20.0.0/16';
+
+/** Render with allocations made from the input itself. */
+function render(services: AssignedService[], exits: ExitState[], existing?: EgressAllocations, dockerUser = true): DesiredEgress {
+  const names = exits.map((e) => e.name);
+  const allocations = allocateEgress(existing, names, services.map((s) => s.connection)).allocations;
+  return renderEgress({ services, exits, allocations, bridge: BRIDGE, subnet: SUBNET, chains: egressChainsOf(CELL, dockerUser) });
 }
 
-/** Everything egress would write on an empty container, as one text. */
+/** Everything egress would write on an empty host, as one text. */
 function renderedText(desired: DesiredEgress): string {
   const rules = desired.ipRules.map((r) => `ip rule add priority ${r.priority} fwmark 0x${r.fwmark.toString(16)} lookup ${r.table}`);
-  const routes = desired.routes.map((r) => `ip route replace default dev ${r.interface} table ${r.table}   # ${r.connection}`);
-  return ['# iptables-restore --noflush', renderEgressRestore(desired).trimEnd(), '# ip rules', ...rules, '# routes', ...routes, ''].join('\n');
+  const routes = desired.routes.map((r) => `ip route replace default via ${r.via} dev ${r.dev} table ${r.table}   # ${r.connection}`);
+  const modes = desired.connections.map((c) => `# ${c.name}: ${c.mode}${c.failOpen ? ' (fail-open)' : ''}: ${c.services.join(', ')}`);
+  return ['# iptables-restore --noflush', renderEgressRestore(egressChainsOf(CELL), desired).trimEnd(), '# ip rules', ...rules, '# routes', ...routes, '# connections', ...modes, ''].join('\n');
 }
 
+const exit = (name: string, extra: Partial<ExitState> = {}): ExitState => ({ name, failOpen: false, healthy: true, declared: true, address: '172.20.0.30', ...extra });
+
 describe('renderEgress (golden)', () => {
-  const cases: [string, TestServiceShape[], TestConnectionShape[], EgressAllocations | undefined][] = [
-    [
-      'one-service.txt',
-      [{ name: 'mail', ip: '172.20.0.20', connection: 'vpn-home' }, { name: 'notes', ip: '172.20.0.21' }],
-      [{ name: 'vpn-home', interface: 'wg_ext0' }],
-      undefined,
-    ],
+  const cases: [string, AssignedService[], ExitState[], EgressAllocations | undefined][] = [
+    ['one-service.txt', [{ name: 'mail', address: '172.20.0.20', connection: 'vpn-home' }], [exit('vpn-home')], undefined],
     [
       'mixed.txt',
       [
-        { name: 'files', ip: '172.20.0.24', connection: 'vpn-home' },
-        { name: 'mail', ip: '172.20.0.20', connection: 'vpn-home' },
-        { name: 'notes', ip: '172.20.0.21', connection: 'onion' },
-        { name: 'calendar', ip: '172.20.0.22', connection: 'office' },
-        { name: 'web', ip: '172.20.0.23' },
+        { name: 'files', address: '172.20.0.24', connection: 'vpn-home' },
+        { name: 'mail', address: '172.20.0.20', connection: 'vpn-home' },
+        { name: 'notes', address: '172.20.0.21', connection: 'onion' },
+        { name: 'calendar', address: '172.20.0.22', connection: 'office' },
+        { name: 'web', address: '172.20.0.23', connection: 'gone' },
       ],
       [
-        { name: 'vpn-home', type: 'wireguard_ext', interface: 'wg_ext0' },
-        { name: 'onion', type: 'tor' },
-        { name: 'office', type: 'openvpn', interface: 'tun0', failOpen: true },
-        { name: 'unused', type: 'sshuttle' },
+        exit('vpn-home', { address: '172.20.0.30' }),
+        exit('onion', { address: '172.20.0.31', healthy: false }),
+        exit('office', { address: '172.20.0.32', failOpen: true, healthy: false }),
+        exit('gone', { declared: false, address: undefined as unknown as string }),
+        exit('unused', { address: '172.20.0.33' }),
       ],
       saved({ 'vpn-home': pair(2), unused: pair(0) }),
     ],
-    ['nothing-routed.txt', [{ name: 'notes', ip: '172.20.0.21' }], [{ name: 'vpn-home', interface: 'wg_ext0' }], undefined],
+    ['nothing-routed.txt', [], [exit('vpn-home')], undefined],
   ];
 
-  test.each(cases)('%s', async (name, services, connections, existing) => {
-    const desired = render(testRouting('cell-wireguard', services, connections), existing);
+  test.each(cases)('%s', async (name, services, exits, existing) => {
+    const desired = render(services, exits.map((e) => (e.address === undefined ? (({ address: _a, ...rest }) => rest)(e) : e)), existing);
     await expectGolden(name, renderedText(desired));
-    for (const rule of [...desired.markRules, ...desired.killswitchRules]) expect(normaliseRule(rule)).toBe(rule);
+    for (const rule of [...desired.fenceRules, ...desired.markRules, ...desired.dnsRules]) expect(normaliseRule(rule)).toBe(rule);
   });
 
-  test('failOpen: marked and routed, but no DROP rule', () => {
-    const desired = render(testRouting('c', [{ name: 'mail', ip: '172.20.0.20', connection: 'vpn' }], [{ name: 'vpn', interface: 'wg1', failOpen: true }]));
-    expect(desired.markRules.filter((r) => !r.includes('"pic:local"'))).toHaveLength(1);
-    expect(desired.ipRules).toHaveLength(1);
-    expect(desired.killswitchRules).toEqual([]);
+  test('fail-closed with the exit down: still steered to the exit, and fenced', () => {
+    const desired = render([{ name: 'mail', address: '172.20.0.20', connection: 'vpn' }], [exit('vpn', { healthy: false })]);
+    expect(desired.connections[0]?.mode).toBe('steered');
+    expect(desired.fenceRules).toHaveLength(1);
+    expect(desired.routes).toHaveLength(1);
   });
 
-  test('without an interface every marked packet is dropped (fail closed)', () => {
-    const desired = render(testRouting('c', [{ name: 'mail', ip: '172.20.0.20', connection: 'vpn' }], [{ name: 'vpn' }]));
-    expect(desired.killswitchRules).toEqual(['-A PIC-KILLSWITCH -m mark --mark 0x1000 -m comment --comment "pic:vpn" -j DROP']);
-    expect(desired.routes).toEqual([]);
+  test('fail-open with the exit down: neither fenced nor steered (direct)', () => {
+    const desired = render([{ name: 'mail', address: '172.20.0.20', connection: 'vpn' }], [exit('vpn', { failOpen: true, healthy: false })]);
+    expect(desired.connections[0]?.mode).toBe('direct');
+    expect([...desired.fenceRules, ...desired.markRules, ...desired.dnsRules]).toEqual([]);
+    expect(desired.ipRules).toEqual([]);
   });
 
-  test('an interface name that is not one is bad input naming the Connection', () => {
-    let thrown: unknown;
-    try {
-      render(testRouting('c', [{ name: 'mail', ip: '172.20.0.20', connection: 'vpn' }], [{ name: 'vpn', interface: 'wg0; reboot' }]));
-    } catch (err) {
-      thrown = err;
+  test('fail-open with the exit up: steered, not fenced', () => {
+    const desired = render([{ name: 'mail', address: '172.20.0.20', connection: 'vpn' }], [exit('vpn', { failOpen: true })]);
+    expect(desired.connections[0]?.mode).toBe('steered');
+    expect(desired.fenceRules).toEqual([]);
+    expect(desired.markRules).toHaveLength(1);
+  });
+
+  test('a deleted Connection keeps its services fenced, never direct (fail-open or not)', () => {
+    for (const failOpen of [false, true]) {
+      const desired = render([{ name: 'mail', address: '172.20.0.20', connection: 'vpn' }], [{ name: 'vpn', failOpen, healthy: false, declared: false }]);
+      expect(desired.connections[0]?.mode).toBe('fenced');
+      expect(desired.fenceRules).toEqual([`-A ${egressChainsOf(CELL).fence} -s 172.20.0.20/32 -i ${BRIDGE} ! -o ${BRIDGE} -m comment --comment "pic:mail" -j DROP`]);
+      expect(desired.markRules).toEqual([]);
     }
-    expect(isTerminal(thrown)).toBe(true);
-    expect((thrown as Error).message).toMatch(/Connection\/vpn: spec.interface/);
+  });
+
+  test('without DOCKER-USER the fence hangs from FORWARD', () => {
+    expect(egressChainsOf(CELL, false).fenceParent).toBe('FORWARD');
+    expect(egressChainsOf(CELL).fenceParent).toBe('DOCKER-USER');
+  });
+
+  test('two cells have different chains', () => {
+    expect(egressChainsOf('a').fence).not.toBe(egressChainsOf('b').fence);
+    expect(egressChainsOf('a').fence.length).toBeLessThanOrEqual(28);
+  });
+
+  test('a name that cannot label a rule is bad input naming the service', () => {
+    expect(() => render([{ name: 'mail"x', address: '172.20.0.20', connection: 'vpn' }], [exit('vpn')])).toThrow(/ServiceInstall\/mail"x/);
   });
 });
 
@@ -170,73 +209,71 @@ describe('parsing what ip prints', () => {
     const routes = parseRoutes(
       [
         'default via 172.17.0.1 dev eth0 ',
-        'default dev wgx0 table 1000 scope link linkdown ',
+        'default via 172.20.0.30 dev br-0123456789ab table 1000 ',
         '10.0.0.0/8 dev eth0 table 1001 scope link ',
         'default dev tun0 table 200 scope link ',
         'local 127.0.0.1 dev lo table local proto kernel scope host src 127.0.0.1 ',
       ].join('\n'),
     );
     expect(routes).toEqual([
-      { table: 1000, text: 'default dev wgx0 scope link linkdown' },
+      { table: 1000, text: 'default via 172.20.0.30 dev br-0123456789ab' },
       { table: 1001, text: '10.0.0.0/8 dev eth0 scope link' },
     ]);
   });
 
-  test('ip -o link show', () => {
-    const links = parseLinks(
-      [
-        '1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00',
-        '2: wgx0p@wgx0: <BROADCAST,MULTICAST,M-DOWN> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 1000\\    link/ether 8e:7e:62:13:f5:8a brd ff:ff:ff:ff:ff:ff',
-        '3: wgx0@wgx0p: <NO-CARRIER,BROADCAST,MULTICAST,UP,M-DOWN> mtu 1500 qdisc noqueue state LOWERLAYERDOWN mode DEFAULT group default qlen 1000',
-        '325: eth0@if326: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default',
-      ].join('\n'),
-    );
-    expect(links).toEqual([
-      { name: 'lo', up: true },
-      { name: 'wgx0p', up: false },
-      { name: 'wgx0', up: true },
-      { name: 'eth0', up: true },
+  test('ip -json -4 addr show, and the bridge of the cell network', () => {
+    const addresses = parseAddresses([
+      { ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
+      { ifname: 'eth0', addr_info: [{ family: 'inet', local: '10.0.2.15', prefixlen: 24 }] },
+      { ifname: 'br-0123456789ab', addr_info: [{ family: 'inet', local: '172.20.0.1', prefixlen: 16 }] },
+      { ifname: 'odd', addr_info: 'nonsense' },
     ]);
+    expect(addresses.map((a) => a.ifname)).toEqual(['lo', 'eth0', 'br-0123456789ab']);
+    expect(bridgeOf(addresses, '172.20.0.0/16')).toBe('br-0123456789ab');
+    expect(bridgeOf(addresses, '172.21.0.0/16')).toBeUndefined();
   });
 });
 
 describe('planEgress', () => {
-  const routing = testRouting(
-    'c',
-    [
-      { name: 'mail', ip: '172.20.0.20', connection: 'vpn' },
-      { name: 'notes', ip: '172.20.0.21', connection: 'onion' },
-    ],
-    [
-      { name: 'onion', type: 'tor' },
-      { name: 'vpn', interface: 'wgx0' },
-    ],
-  );
+  const chains = egressChainsOf(CELL);
+  const services: AssignedService[] = [
+    { name: 'mail', address: '172.20.0.20', connection: 'vpn' },
+    { name: 'notes', address: '172.20.0.21', connection: 'onion' },
+  ];
+  const exits = [exit('onion', { address: '172.20.0.31' }), exit('vpn', { address: '172.20.0.30' })];
   // onion: pair 0, vpn: pair 1
-  const desired = render(routing);
+  const desired = render(services, exits);
+  const own = new Set([1000, 1001]);
   const live: ObservedEgress = {
+    fence: { exists: true, rules: desired.fenceRules, jumps: 1 },
     marks: { exists: true, rules: desired.markRules, jumps: 1 },
-    killswitch: { exists: true, rules: desired.killswitchRules, jumps: 1 },
+    dns: { exists: true, rules: desired.dnsRules, jumps: 1 },
+    dockerUser: true,
     ipRules: [
       { priority: 10000, text: 'from all fwmark 0x1000 lookup 1000', from: 'all', fwmark: '0x1000', lookup: '1000' },
       { priority: 10001, text: 'from all fwmark 0x1001 lookup 1001', from: 'all', fwmark: '0x1001', lookup: '1001' },
+      // Another cell's, on the same host: never touched.
+      { priority: 10005, text: 'from all fwmark 0x1005 lookup 1005', from: 'all', fwmark: '0x1005', lookup: '1005' },
     ],
-    routes: [{ table: 1001, text: 'default dev wgx0 scope link' }],
-    links: [
-      { name: 'lo', up: true },
-      { name: 'wgx0', up: true },
+    routes: [
+      { table: 1000, text: `default via 172.20.0.31 dev ${BRIDGE}` },
+      { table: 1001, text: `default via 172.20.0.30 dev ${BRIDGE}` },
+      { table: 1005, text: 'default via 10.9.0.9 dev br-other' },
     ],
+    addresses: [],
   };
   const empty: ObservedEgress = {
+    fence: { exists: false, rules: [], jumps: 0 },
     marks: { exists: false, rules: [], jumps: 0 },
-    killswitch: { exists: false, rules: [], jumps: 0 },
-    ipRules: [],
-    routes: [],
-    links: live.links,
+    dns: { exists: false, rules: [], jumps: 0 },
+    dockerUser: true,
+    ipRules: [live.ipRules[2]!],
+    routes: [live.routes[2]!],
+    addresses: [],
   };
-  const handDrop = '-A PIC-KILLSWITCH -s 10.1.1.1/32 -j DROP';
+  const handDrop = `-A ${chains.fence} -s 10.1.1.1/32 -j DROP`;
 
-  test.each<[string, DesiredEgress, ObservedEgress, { lines: string[]; commands: string[][]; restore: boolean; waiting?: RegExp }]>([
+  test.each<[string, DesiredEgress, ObservedEgress, { lines: string[]; commands: string[][]; restore: boolean }]>([
     ['in sync', desired, live, { lines: [], commands: [], restore: false }],
     [
       'from nothing',
@@ -244,98 +281,59 @@ describe('planEgress', () => {
       empty,
       {
         lines: [
-          '+ -N PIC-KILLSWITCH',
-          ...desired.killswitchRules.map((r) => `+ ${r}`),
-          '+ -I FORWARD 1 -j PIC-KILLSWITCH',
-          '+ -N PIC-EGRESS (table mangle)',
+          `+ -N ${chains.fence}`,
+          ...desired.fenceRules.map((r) => `+ ${r}`),
+          `+ -I DOCKER-USER 1 -j ${chains.fence}`,
+          `+ -N ${chains.marks} (table mangle)`,
           ...desired.markRules.map((r) => `+ ${r}`),
-          '+ -I PREROUTING 1 -j PIC-EGRESS (table mangle)',
-          '+ ip route replace default dev wgx0 table 1001',
+          `+ -I PREROUTING 1 -j ${chains.marks} (table mangle)`,
+          `+ -N ${chains.dns} (table nat)`,
+          ...desired.dnsRules.map((r) => `+ ${r}`),
+          `+ -I PREROUTING 1 -j ${chains.dns} (table nat)`,
+          `+ ip route replace default via 172.20.0.31 dev ${BRIDGE} table 1000`,
+          `+ ip route replace default via 172.20.0.30 dev ${BRIDGE} table 1001`,
           '+ ip rule add priority 10000 fwmark 0x1000 lookup 1000',
           '+ ip rule add priority 10001 fwmark 0x1001 lookup 1001',
         ],
         commands: [
-          ['route', 'replace', 'default', 'dev', 'wgx0', 'table', '1001'],
+          ['route', 'replace', 'default', 'via', '172.20.0.31', 'dev', BRIDGE, 'table', '1000'],
+          ['route', 'replace', 'default', 'via', '172.20.0.30', 'dev', BRIDGE, 'table', '1001'],
           ['rule', 'add', 'priority', '10000', 'fwmark', '0x1000', 'lookup', '1000'],
           ['rule', 'add', 'priority', '10001', 'fwmark', '0x1001', 'lookup', '1001'],
         ],
         restore: true,
       },
     ],
+    ['a rule added by hand to the fence', desired, { ...live, fence: { exists: true, rules: [...desired.fenceRules, handDrop], jumps: 1 } }, { lines: [`- ${handDrop}`], commands: [], restore: true }],
     [
-      'a rule added by hand to the kill switch',
+      'the exit moved to another address',
       desired,
-      { ...live, killswitch: { exists: true, rules: [...desired.killswitchRules, handDrop], jumps: 1 } },
-      { lines: [`- ${handDrop}`], commands: [], restore: true },
-    ],
-    [
-      'a stale ip rule and a stale table',
-      desired,
+      { ...live, routes: [{ table: 1000, text: `default via 172.20.0.99 dev ${BRIDGE}` }, live.routes[1]!, live.routes[2]!] },
       {
-        ...live,
-        ipRules: [...live.ipRules, { priority: 10004, text: 'from all fwmark 0x1004 lookup 1004', from: 'all', fwmark: '0x1004', lookup: '1004' }],
-        routes: [...live.routes, { table: 1004, text: 'default dev tun9 scope link' }],
-      },
-      {
-        lines: ['- ip route default dev tun9 scope link table 1004', '- ip rule 10004: from all fwmark 0x1004 lookup 1004'],
+        lines: [`- ip route default via 172.20.0.99 dev ${BRIDGE} table 1000`, `+ ip route replace default via 172.20.0.31 dev ${BRIDGE} table 1000`],
         commands: [
-          ['route', 'flush', 'table', '1004'],
-          ['rule', 'del', 'priority', '10004', 'fwmark', '0x1004', 'lookup', '1004'],
+          ['route', 'flush', 'table', '1000'],
+          ['route', 'replace', 'default', 'via', '172.20.0.31', 'dev', BRIDGE, 'table', '1000'],
         ],
         restore: false,
       },
     ],
     [
-      'a rule at our priority pointing elsewhere',
-      desired,
-      { ...live, ipRules: [{ ...(live.ipRules[0] as ObservedEgress['ipRules'][number]), text: 'from all fwmark 0x1000 lookup 1009', lookup: '1009' }, live.ipRules[1] as ObservedEgress['ipRules'][number]] },
-      {
-        lines: ['- ip rule 10000: from all fwmark 0x1000 lookup 1009', '+ ip rule add priority 10000 fwmark 0x1000 lookup 1000'],
-        commands: [
-          ['rule', 'del', 'priority', '10000', 'fwmark', '0x1000', 'lookup', '1009'],
-          ['rule', 'add', 'priority', '10000', 'fwmark', '0x1000', 'lookup', '1000'],
-        ],
-        restore: false,
-      },
-    ],
-    [
-      'the route through another interface',
-      desired,
-      { ...live, routes: [{ table: 1001, text: 'default dev eth0 scope link' }] },
-      {
-        lines: ['- ip route default dev eth0 scope link table 1001', '+ ip route replace default dev wgx0 table 1001'],
-        commands: [
-          ['route', 'flush', 'table', '1001'],
-          ['route', 'replace', 'default', 'dev', 'wgx0', 'table', '1001'],
-        ],
-        restore: false,
-      },
-    ],
-    [
-      'the interface does not exist yet: waiting, not a change',
-      desired,
-      { ...live, routes: [], links: [{ name: 'lo', up: true }] },
-      { lines: [], commands: [], restore: false, waiting: /Connection\/vpn: interface wgx0 does not exist yet/ },
-    ],
-    [
-      'the interface is down: waiting',
-      desired,
-      { ...live, routes: [], links: [{ name: 'wgx0', up: false }] },
-      { lines: [], commands: [], restore: false, waiting: /interface wgx0 is down/ },
-    ],
-    [
-      'every service back to default: all withdrawn',
-      render(testRouting('c', [{ name: 'mail', ip: '172.20.0.20' }], [{ name: 'onion', type: 'tor' }, { name: 'vpn', interface: 'wgx0' }])),
+      'every service back to default: all withdrawn, the other cell left alone',
+      render([], exits),
       live,
       {
         lines: [
-          ...desired.killswitchRules.map((r) => `- ${r}`),
+          ...desired.fenceRules.map((r) => `- ${r}`),
           ...desired.markRules.map((r) => `- ${r}`),
-          '- ip route default dev wgx0 scope link table 1001',
+          ...desired.dnsRules.map((r) => `- ${r}`),
+          `- ip route default via 172.20.0.31 dev ${BRIDGE} table 1000`,
+          `- ip route default via 172.20.0.30 dev ${BRIDGE} table 1001`,
           '- ip rule 10000: from all fwmark 0x1000 lookup 1000',
           '- ip rule 10001: from all fwmark 0x1001 lookup 1001',
         ],
         commands: [
+          ['route', 'flush', 'table', '1000'],
           ['route', 'flush', 'table', '1001'],
           ['rule', 'del', 'priority', '10000', 'fwmark', '0x1000', 'lookup', '1000'],
           ['rule', 'del', 'priority', '10001', 'fwmark', '0x1001', 'lookup', '1001'],
@@ -344,17 +342,19 @@ describe('planEgress', () => {
       },
     ],
   ])('%s', (_name, wanted, observed, expected) => {
-    const plan = planEgress(wanted, observed);
+    const plan = planEgress(wanted, observed, chains, own);
     expect(plan.lines).toEqual(expected.lines);
     expect(plan.commands).toEqual(expected.commands);
     expect(plan.restore !== undefined).toBe(expected.restore);
-    if (expected.waiting) expect(plan.waiting.join('\n')).toMatch(expected.waiting);
-    else expect(plan.waiting).toEqual([]);
   });
 
   test('a chain in sync is left out of the restore input', () => {
-    const plan = planEgress(desired, { ...live, marks: { exists: true, rules: [], jumps: 1 } });
-    expect(plan.restore).toMatch(/^\*mangle\n:PIC-EGRESS - \[0:0\]\n-F PIC-EGRESS\n/);
-    expect(plan.restore).not.toMatch(/PIC-KILLSWITCH/);
+    const plan = planEgress(desired, { ...live, marks: { exists: true, rules: [], jumps: 1 } }, chains, own);
+    expect(plan.restore).toMatch(new RegExp(`^\\*mangle\\n:${chains.marks} - \\[0:0\\]\\n-F ${chains.marks}\\n`));
+    expect(plan.restore).not.toMatch(new RegExp(chains.fence));
+  });
+
+  test("what other cells hold is what a new allocation avoids", () => {
+    expect(takenByOthers(live, own)).toEqual({ tables: new Set([1005]), fwmarks: new Set([0x1005]) });
   });
 });

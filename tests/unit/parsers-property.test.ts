@@ -12,7 +12,7 @@ import { liveRoutes, errorText } from '../../reconcilers/caddy/observe.js';
 import { checkServicePackage } from '../../reconcilers/containers/check-package.js';
 import { parseZoneSerial } from '../../reconcilers/dns/render.js';
 import { nextSerial } from '../../reconcilers/dns/serial.js';
-import { parseIpRules, parseLinks, parseRoutes } from '../../reconcilers/egress/observe.js';
+import { parseIpRules, parseRoutes } from '../../reconcilers/egress/observe.js';
 import { normaliseRule, parseListing } from '../../reconcilers/firewall/observe.js';
 import { duplicateJsonKey, parseJsonText, parseYamlDocuments, yamlNestingTooDeep } from '../../state/yaml-documents.js';
 
@@ -216,7 +216,7 @@ describe('routing listings (reconcilers/egress/observe.ts)', () => {
   test('the ip parsers never throw on any text', () => {
     fc.assert(
       fc.property(fc.string({ unit: fc.constantFrom(...'0123456789: abfromtlkupwg@<>,UP\t\n'.split('')), maxLength: 300 }), (text) => {
-        return Array.isArray(parseIpRules(text)) && Array.isArray(parseRoutes(text)) && Array.isArray(parseLinks(text));
+        return Array.isArray(parseIpRules(text)) && Array.isArray(parseRoutes(text));
       }),
       { numRuns: 3000 },
     );
@@ -226,11 +226,10 @@ describe('routing listings (reconcilers/egress/observe.ts)', () => {
     const text = adversarial(unit);
     expect(Array.isArray(parseIpRules(text))).toBe(true);
     expect(Array.isArray(parseRoutes(text))).toBe(true);
-    expect(Array.isArray(parseLinks(text))).toBe(true);
     // One long line without a newline, the worst case of a per-line regular expression.
     const line = unit.split('\n')[0]! + ' '.repeat(MB);
     expect(Array.isArray(parseIpRules(line))).toBe(true);
-    expect(Array.isArray(parseLinks(line))).toBe(true);
+    expect(Array.isArray(parseRoutes(line))).toBe(true);
   });
 });
 
