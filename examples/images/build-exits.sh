@@ -21,7 +21,7 @@ export LC_ALL=C TZ=UTC
 umask 022
 
 readonly VERSION=1.0.0 EPOCH=1970-01-01T00:00:00Z PREFIX=git.pic.ngo/roof/pic-exit-
-readonly ALL_EXITS=(wireguard)
+readonly ALL_EXITS=(wireguard openvpn)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly HERE BUSYBOX=${BUSYBOX:-/bin/busybox} STORE=$HERE/../store/services
 die() { printf 'build-exits.sh: %s\n' "$*" >&2; exit 1; }

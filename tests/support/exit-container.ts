@@ -185,13 +185,24 @@ export async function startExit(options: ExitOptions): Promise<ExitContainer> {
       return { status: s.State.Status, exitCode: s.State.ExitCode, restarts: s.RestartCount };
     },
     async logs() {
-      return (await container.logs({ stdout: true, stderr: true, tail: 60 })).toString('utf8');
+      return demultiplex(await container.logs({ stdout: true, stderr: true, tail: 80 }));
     },
     async remove() {
       await base.remove();
       await rm(work, { recursive: true, force: true });
     },
   };
+}
+
+/** The text of a log stream Docker multiplexes (8-byte frame headers) for a container without a TTY. */
+function demultiplex(raw: Buffer): string {
+  const parts: string[] = [];
+  for (let at = 0; at + 8 <= raw.length; ) {
+    const size = raw.readUInt32BE(at + 4);
+    parts.push(raw.subarray(at + 8, at + 8 + size).toString('utf8'));
+    at += 8 + size;
+  }
+  return parts.join('');
 }
 
 /** A busybox container that sleeps: the "service" whose traffic is steered. */

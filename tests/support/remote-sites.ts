@@ -11,10 +11,10 @@
  *                   answers TEST_NAME with 198.19.K.10; the host routes 198.19.K.0/24 to it.
  *                   Counters (iptables in the namespace) of every packet and every DNS query
  *                   arriving from the host.
- *   wireguard site  a wireguard-go server at 198.18.K.2:51820; through its tunnel (198.19.K.0/24,
- *                   not routed by the host, so only the tunnel reaches it) it answers the uplink's
- *                   PROBE address with "remote-wireguard" and TEST_NAME with 198.19.K.10 from its
- *                   DNS at 198.19.K.53.
+ *   remote sites    a server at 198.18.K.2 (wireguard-go :51820, openvpn :1194…); through its
+ *                   tunnel (198.19.K.0/24, not routed by the host, so only the tunnel reaches it)
+ *                   it answers the uplink's PROBE address with "remote-<type>" and TEST_NAME with
+ *                   198.19.K.10 from its DNS at 198.19.K.53.
  *
  * Names: namespace `<prefix>-<kind>`, host end `<prefix><kind>0`, namespace end `<prefix><kind>1`
  * (a prefix of at most 10 characters keeps them within Linux's 15). `removeSiteLeftovers(prefix)`
@@ -23,7 +23,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -308,15 +308,46 @@ async function wgKeyPair(): Promise<{ privateKey: string; publicKey: string }> {
   return { privateKey, publicKey };
 }
 
+/** The part every remote site shares: its namespace, the probe address and the DNS server behind its tunnel. */
+async function startSiteBase(prefix: string, kind: string, options: SiteOptions, body: string): Promise<{ ns: Namespace; dnsServer: string; dnsAnswer: string }> {
+  const ns = await createNamespace(prefix, kind);
+  try {
+    const dnsServer = `198.19.${ns.k}.53`;
+    const dnsAnswer = `198.19.${ns.k}.10`;
+    await ns.exec(['ip', 'address', 'add', `${options.probe}/32`, 'dev', 'lo']);
+    await ns.exec(['ip', 'address', 'add', `${dnsServer}/32`, 'dev', 'lo']);
+    await startHttpd(ns, options.probe, body, 'www');
+    await startDnsServer(ns, dnsServer, dnsAnswer);
+    return { ns, dnsServer, dnsAnswer };
+  } catch (err) {
+    await ns.remove();
+    throw err;
+  }
+}
+
+/** A server daemon that the site can take down and bring back. */
+function restartable(start: () => Promise<Daemon>, gone: () => Promise<boolean>): { startServer(): Promise<void>; stopServer(): Promise<void> } {
+  let daemon: Daemon | undefined;
+  return {
+    async startServer() {
+      daemon = await start();
+    },
+    async stopServer() {
+      await daemon?.stop();
+      daemon = undefined;
+      await until('the server to be gone', gone, 10_000);
+    },
+  };
+}
+
 /** A WireGuard server (wireguard-go) whose tunnel leads to the probe address and a DNS server. */
 export async function startWireguardSite(prefix: string, options: SiteOptions): Promise<RemoteSite> {
-  const ns = await createNamespace(prefix, 'wg');
+  const body = 'remote-wireguard';
+  const { ns, dnsServer, dnsAnswer } = await startSiteBase(prefix, 'wg', options, body);
   try {
     const k = ns.k;
     const tunnelServer = `198.19.${k}.1`;
     const tunnelClient = `198.19.${k}.2`;
-    const dnsServer = `198.19.${k}.53`;
-    const dnsAnswer = `198.19.${k}.10`;
     const port = 51820;
     // wireguard-go's control socket is /var/run/wireguard/<interface>.sock on the host's file
     // system, shared by every namespace: the interface gets a name of its own.
@@ -326,29 +357,22 @@ export async function startWireguardSite(prefix: string, options: SiteOptions): 
     const keyFile = join(ns.dir, 'server.key');
     await writeFile(keyFile, `${server.privateKey}\n`, { mode: 0o600 });
     await chmod(keyFile, 0o600);
-    await ns.exec(['ip', 'address', 'add', `${options.probe}/32`, 'dev', 'lo']);
-    await ns.exec(['ip', 'address', 'add', `${dnsServer}/32`, 'dev', 'lo']);
-    await startHttpd(ns, options.probe, 'remote-wireguard', 'www');
-    await startDnsServer(ns, dnsServer, dnsAnswer);
-
-    let daemon: Daemon | undefined;
-    const startServer = async () => {
-      const d = ns.spawn(['wireguard-go', '-f', wgIf], { WG_PROCESS_FOREGROUND: '1' });
-      daemon = d;
-      await until(`wireguard-go's ${wgIf} in ${ns.name}`, () => trySh(['ip', '-n', ns.name, 'link', 'show', wgIf]), 10_000).catch((err: Error) => {
-        throw new Error(`${err.message}: ${d.stderr()}`);
-      });
-      await until(`the control socket of ${wgIf}`, () => trySh(['ip', 'netns', 'exec', ns.name, 'wg', 'show', wgIf]), 10_000);
-      await ns.exec(['wg', 'set', wgIf, 'listen-port', String(port), 'private-key', keyFile, 'peer', client.publicKey, 'allowed-ips', `${tunnelClient}/32`]);
-      await ns.exec(['ip', 'address', 'add', `${tunnelServer}/24`, 'dev', wgIf]);
-      await ns.exec(['ip', 'link', 'set', wgIf, 'up']);
-    };
-    const stopServer = async () => {
-      await daemon?.stop();
-      daemon = undefined;
-      await until(`${wgIf} gone`, async () => !(await trySh(['ip', '-n', ns.name, 'link', 'show', wgIf])), 10_000);
-    };
-    await startServer();
+    const present = () => trySh(['ip', '-n', ns.name, 'link', 'show', wgIf]);
+    const control = restartable(
+      async () => {
+        const d = ns.spawn(['wireguard-go', '-f', wgIf], { WG_PROCESS_FOREGROUND: '1' });
+        await until(`wireguard-go's ${wgIf} in ${ns.name}`, present, 10_000).catch((err: Error) => {
+          throw new Error(`${err.message}: ${d.stderr()}`);
+        });
+        await until(`the control socket of ${wgIf}`, () => trySh(['ip', 'netns', 'exec', ns.name, 'wg', 'show', wgIf]), 10_000);
+        await ns.exec(['wg', 'set', wgIf, 'listen-port', String(port), 'private-key', keyFile, 'peer', client.publicKey, 'allowed-ips', `${tunnelClient}/32`]);
+        await ns.exec(['ip', 'address', 'add', `${tunnelServer}/24`, 'dev', wgIf]);
+        await ns.exec(['ip', 'link', 'set', wgIf, 'up']);
+        return d;
+      },
+      async () => !(await present()),
+    );
+    await control.startServer();
 
     const clientConfig = [
       '# A wg-quick file as a provider exports it (no PersistentKeepalive: the exit adds one).',
@@ -363,7 +387,69 @@ export async function startWireguardSite(prefix: string, options: SiteOptions): 
       'AllowedIPs = 0.0.0.0/0, ::/0',
       '',
     ].join('\n');
-    return { ns, body: 'remote-wireguard', dnsAnswer, clientConfig, endpoint: `${ns.nsAddress}:${port}`, stopServer, startServer, stop: () => ns.remove() };
+    return { ns, body, dnsAnswer, clientConfig, endpoint: `${ns.nsAddress}:${port}`, ...control, stop: () => ns.remove() };
+  } catch (err) {
+    await ns.remove();
+    throw err;
+  }
+}
+
+/** A test CA and two certificates signed by it (EC P-256, valid two days), made with openssl. */
+async function testCertificates(dir: string): Promise<{ ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string }> {
+  const f = (name: string) => join(dir, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await sh(['openssl', 'req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=pic exit test CA']);
+  for (const [name, usage, serial] of [['server', 'serverAuth', '2'], ['client', 'clientAuth', '3']] as const) {
+    await writeFile(f(`${name}.ext`), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyAgreement\nextendedKeyUsage=${usage}\n`);
+    await sh(['openssl', 'req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=${name}`]);
+    await sh(['openssl', 'x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', serial, '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`)]);
+  }
+  const read = (name: string) => readFile(f(name), 'utf8');
+  return { ca: await read('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: await read('client.crt'), clientKey: await read('client.key') };
+}
+
+/**
+ * An OpenVPN server (Debian's openvpn, UDP 1194, its own test CA) that pushes a DNS server and
+ * redirect-gateway (the exit routes by itself and must ignore the latter).
+ */
+export async function startOpenvpnSite(prefix: string, options: SiteOptions): Promise<RemoteSite> {
+  const body = 'remote-openvpn';
+  const { ns, dnsServer, dnsAnswer } = await startSiteBase(prefix, 'ov', options, body);
+  try {
+    const k = ns.k;
+    const port = 1194;
+    const certs = await testCertificates(ns.dir);
+    const listening = async () => (await ns.exec(['ss', '-Hlun', 'src', `${ns.nsAddress}:${port}`])).includes(ns.nsAddress);
+    const control = restartable(
+      async () => {
+        const d = ns.spawn([
+          'openvpn', '--dev', `${prefix}ovs`, '--dev-type', 'tun', '--proto', 'udp', '--local', ns.nsAddress, '--port', String(port),
+          '--server', `198.19.${k}.128`, '255.255.255.128', '--topology', 'subnet', '--ca', join(ns.dir, 'ca.crt'), '--cert', certs.serverCert,
+          '--key', certs.serverKey, '--dh', 'none', '--keepalive', '2', '10', '--push', `dhcp-option DNS ${dnsServer}`, '--push', 'redirect-gateway def1', '--verb', '1',
+        ]);
+        await until(`openvpn listening on ${ns.nsAddress}:${port}`, listening, 10_000).catch((err: Error) => {
+          throw new Error(`${err.message}: ${d.stderr()}`);
+        });
+        return d;
+      },
+      async () => !(await listening()),
+    );
+    await control.startServer();
+    const clientConfig = [
+      '# An .ovpn file as a provider exports it, keys inline.',
+      'client',
+      'dev tun',
+      'proto udp',
+      `remote ${ns.nsAddress} ${port}`,
+      'nobind',
+      'remote-cert-tls server',
+      'verb 3',
+      `<ca>\n${certs.ca.trim()}\n</ca>`,
+      `<cert>\n${certs.clientCert.trim()}\n</cert>`,
+      `<key>\n${certs.clientKey.trim()}\n</key>`,
+      '',
+    ].join('\n');
+    return { ns, body, dnsAnswer, clientConfig, endpoint: `${ns.nsAddress}:${port}`, ...control, stop: () => ns.remove() };
   } catch (err) {
     await ns.remove();
     throw err;

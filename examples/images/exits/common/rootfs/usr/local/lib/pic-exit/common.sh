@@ -71,19 +71,24 @@ exit_capture_dns() {
 }
 
 # dnsmasq on 0.0.0.0:53 forwarding to the given servers (reached through the connection's
-# default route). Without servers it answers every query with REFUSED-like NXDOMAIN rather than
-# asking anyone outside. Sets DNS_PID.
+# default route, so through the tunnel). Without servers it refuses every query rather than ask
+# anyone outside. Sets DNS_PID.
 exit_start_dnsmasq() {
-  set -- "$@"
   servers=''
   for s in "$@"; do servers="$servers --server=$s"; done
-  if [ -z "$servers" ]; then
-    exit_log "the connection names no DNS server: every name query is answered NXDOMAIN"
-    servers='--address=/#/'
-  fi
+  [ -n "$servers" ] || exit_log "the connection names no DNS server: name queries are refused"
   # shellcheck disable=SC2086
+  exit_run_dnsmasq $servers
+}
+
+# The same with the servers in a file of "server=a.b.c.d" lines, read again on SIGHUP.
+exit_start_dnsmasq_file() {
+  exit_run_dnsmasq "--servers-file=$1"
+}
+
+exit_run_dnsmasq() {
   dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --user=nobody --group=nogroup \
-    --pid-file= --log-facility=- --cache-size=1000 --port=53 $servers &
+    --pid-file= --log-facility=- --cache-size=1000 --port=53 "$@" &
   DNS_PID=$!
 }
 
