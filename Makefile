@@ -32,11 +32,13 @@ lint: deps
 crds: build
 	@node dist/crds/generate.js
 
-# The store services' images and the core stack's (Caddy, BIND, WireGuard), built from Debian
-# packages on this machine and loaded into Docker.
+# The store services' images, the core stack's (Caddy, BIND, WireGuard) and the connectivity
+# exits' (a Connection's wireguard_ext, openvpn, proxy…), built from Debian packages on this
+# machine and loaded into Docker.
 images: host
 	@examples/images/build.sh
 	@examples/images/build-core.sh
+	@examples/images/build-exits.sh
 
 DEMO_DIR ?= $(CURDIR)/.demo
 DEMO_STATE ?= $(DEMO_DIR)/state

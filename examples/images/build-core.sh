@@ -36,14 +36,14 @@ readonly VERSION=1.0.0 EPOCH=1970-01-01T00:00:00Z
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly HERE BUSYBOX=${BUSYBOX:-/bin/busybox}
 die() { printf 'build-core.sh: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=debian-image.sh
+source "$HERE/debian-image.sh"
 
 command -v docker >/dev/null || die "docker is not installed"
 [[ -x $BUSYBOX ]] || die "$BUSYBOX not found: apt-get install busybox-static"
 for bin in /usr/bin/caddy /usr/bin/wireguard-go /usr/bin/wg /usr/sbin/xtables-nft-multi; do
   [[ -x $bin ]] || die "$bin not found: apt-get install caddy wireguard-go wireguard-tools iptables iproute2"
 done
-IP_BIN=$(command -v ip) || die "ip not found: apt-get install iproute2"
-IP_BIN=$(readlink -f "$IP_BIN")
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pic-core-images.XXXXXX")
 readonly TMP
@@ -67,36 +67,6 @@ if [[ ! -x $NAMED ]]; then
   NAMED=$TMP/bind9/usr/sbin/named
 fi
 
-json_string() { local s=$1; s=${s//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
-json_array() { local out='' item; for item in "$@"; do out+=${out:+,}$(json_string "$item"); done; printf '[%s]' "$out"; }
-
-# Copies a file into the stage at `target` (default: its own path), following symlinks.
-put() {
-  local stage=$1 source=$2 target=${3:-$2}
-  mkdir -p "$stage/$(dirname "$target")"
-  cp -L "$source" "$stage/$target"
-  chmod 0755 "$stage/$target"
-}
-
-put_with_libraries() {
-  local stage=$1 source=$2 target=${3:-$2} lib
-  put "$stage" "$source" "$target"
-  while read -r lib; do put "$stage" "$lib"; done < <(ldd "$source" 2>/dev/null | sed -n 's/^[^/]*\(\/[^ ]*\) (0x.*/\1/p' | sort -u)
-}
-
-base_stage() {
-  local stage=$1 applet
-  mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,tmp,root,run,var}
-  put "$stage" "$BUSYBOX" /bin/busybox
-  while IFS= read -r applet; do
-    case $applet in linuxrc | bin/busybox | */*/*/* | *ip | *iptables*) continue ;; esac
-    [[ -e $stage/$applet || -L $stage/$applet ]] || ln -s /bin/busybox "$stage/$applet"
-  done < <("$BUSYBOX" --list-full)
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$stage/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
-  printf 'hosts: files dns\n' >"$stage/etc/nsswitch.conf"
-}
-
 stage_caddy() {
   put_with_libraries "$1" /usr/bin/caddy
   mkdir -p "$1/data" "$1/config" "$1/run/caddy-admin"
@@ -114,13 +84,10 @@ stage_dns() {
 }
 
 stage_wireguard() {
-  local stage=$1 name ext
+  local stage=$1
   put_with_libraries "$stage" /usr/bin/wireguard-go
   put_with_libraries "$stage" /usr/bin/wg
-  put_with_libraries "$stage" "$IP_BIN" /usr/sbin/ip
-  put_with_libraries "$stage" /usr/sbin/xtables-nft-multi
-  for name in iptables iptables-restore iptables-save; do ln -s xtables-nft-multi "$stage/usr/sbin/$name"; done
-  for ext in /usr/lib/x86_64-linux-gnu/xtables/*.so; do put_with_libraries "$stage" "$ext"; done
+  stage_ip_and_iptables "$stage"
   mkdir -p "$stage/var/run/wireguard"
   IMG_CMD=(/usr/local/bin/pic-wireguard-start)
   IMG_ENV=()
@@ -128,35 +95,16 @@ stage_wireguard() {
 }
 
 build() {
-  local image=$1 stage=$TMP/$1/stage dir=$TMP/$1 diff config_id tag label_json
+  local image=$1 stage=$TMP/$1/stage dir=$TMP/$1
   mkdir -p "$dir"
-  base_stage "$stage"
+  base_stage "$stage" "$BUSYBOX"
   "stage_$image" "$stage"
   cp -a --no-preserve=ownership "$HERE/core/$image/rootfs/." "$stage/"
-  find "$stage" -type d -exec chmod 0755 {} +
-  chmod 1777 "$stage/tmp"
-  tar --sort=name --mtime=@0 --numeric-owner --owner=0 --group=0 --format=gnu --no-acls --no-xattrs --no-selinux \
-    -C "$stage" -cf "$dir/layer.tar" .
-  diff=$(sha256sum "$dir/layer.tar" | cut -d' ' -f1)
-  label_json=$(json_string org.opencontainers.image.title):$(json_string "pic-core-$image")
-  label_json+=,$(json_string org.opencontainers.image.version):$(json_string "$VERSION")
-  label_json+=,$(json_string ngo.pic.core.packages):$(json_string "$IMG_PACKAGES")
+  IMG_TITLE=pic-core-$image IMG_VERSION=$VERSION IMG_CREATED_BY="examples/images/build-core.sh $image" IMG_LABELS=''
   local l
-  for l in "${labels[@]}"; do label_json+=,$(json_string "${l%%=*}"):$(json_string "${l#*=}"); done
-  printf '{"architecture":"amd64","config":{"Cmd":%s,"Env":%s,"Labels":{%s}},"created":"%s","history":[{"created":"%s","created_by":"examples/images/build-core.sh %s"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-    "$(json_array "${IMG_CMD[@]}")" "$(json_array PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${IMG_ENV[@]}")" \
-    "$label_json" "$EPOCH" "$EPOCH" "$image" "$diff" >"$dir/config.json"
-  config_id=$(sha256sum "$dir/config.json" | cut -d' ' -f1)
-  tag=$prefix$image:$VERSION
-  if [[ $(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true) != "sha256:$config_id" ]]; then
-    mkdir -p "$dir/archive/$diff"
-    mv "$dir/layer.tar" "$dir/archive/$diff/layer.tar"
-    cp "$dir/config.json" "$dir/archive/$config_id.json"
-    printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$config_id" "$tag" "$diff" >"$dir/archive/manifest.json"
-    tar -C "$dir/archive" -cf "$dir/image.tar" manifest.json "$config_id.json" "$diff"
-    docker load -q -i "$dir/image.tar" >/dev/null
-  fi
-  printf '%s sha256:%s\n' "$tag" "$config_id"
+  for l in "${labels[@]}"; do IMG_LABELS+=${IMG_LABELS:+,}$(json_string "${l%%=*}"):$(json_string "${l#*=}"); done
+  load_stage "$stage" "$dir" "$prefix$image:$VERSION"
+  printf '%s %s\n' "$prefix$image:$VERSION" "$LOADED_ID"
 }
 
 for image in caddy dns wireguard; do build "$image"; done
