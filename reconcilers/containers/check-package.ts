@@ -43,6 +43,9 @@ export interface TrialWhere {
  * folder's ServiceInstall), it renders with that install's config and checks its consent to
  * published ports and the Cell's core ports, as the operator will.
  */
+/** The `${INSTANCE_ID}` a connectivity service's package is tried with. */
+export const TRIAL_INSTANCE_ID = 'trial000';
+
 export function checkServicePackage(manifest: Manifest, template: string, where: TrialWhere): Problem[] {
   return trialServicePlan(manifest, template, where).problems;
 }
@@ -66,6 +69,8 @@ export function trialServicePlan(manifest: Manifest, template: string, where: Tr
     secrets,
     serviceIp: TRIAL_SERVICE_IP,
     ...(where.install && !undecided ? { publish: where.install.publish } : {}),
+    // A connectivity service runs as instances of Connections: tried as one, with a sample config file.
+    ...(manifest.connectivity ? { instance: { id: TRIAL_INSTANCE_ID, owner: 'Connection/trial', configFile: { source: '/var/lib/pic/connections/trial/config', digest: '0'.repeat(64) } } } : {}),
     cell: {
       name: where.install?.cell.metadata.name ?? 'validate',
       corePorts: undecided ? [] : corePortsOf(where.install?.cell),
