@@ -3,11 +3,16 @@
  * state directory, and a network of its own. Names start with `pt<hex>` / `pictest-` so nothing
  * can meet a real cell's containers, and `removeTestCell` deletes exactly what the cell created.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { egressChainsOf } from '../../reconcilers/egress/render.js';
 import { buildBusyboxImage, docker, pickSubnet } from './docker.js';
+
+const run = promisify(execFile);
 
 export const TEST_IMAGE = 'pictest/busybox:1';
 
@@ -175,7 +180,19 @@ export async function removeTestCell(cell: { name: string; root?: string; networ
   const volumes = (await docker.listVolumes({ filters: { label: [label] } })).Volumes ?? [];
   for (const v of volumes) await docker.getVolume(v.Name).remove().catch(() => undefined);
   await docker.getNetwork(cell.network).remove().catch(() => undefined);
+  await removeEgressChains(cell.name);
   if (cell.root) await fs.rm(cell.root, { recursive: true, force: true });
+}
+
+/** The host chains egress made for a cell (reconcilers/egress/render.ts), with their jumps. */
+export async function removeEgressChains(cellName: string): Promise<void> {
+  const chains = egressChainsOf(cellName);
+  const quiet = (args: string[]) => run('iptables', args).catch(() => undefined);
+  for (const [table, chain, parents] of [['filter', chains.fence, ['DOCKER-USER', 'FORWARD']], ['mangle', chains.marks, ['PREROUTING']], ['nat', chains.dns, ['PREROUTING']]] as const) {
+    for (const parent of parents) await quiet(['-t', table, '-D', parent, '-j', chain]);
+    await quiet(['-t', table, '-F', chain]);
+    await quiet(['-t', table, '-X', chain]);
+  }
 }
 
 /** Leftovers of test cells from runs that were killed: cells named pictest-* older than 30 minutes. */
