@@ -27,6 +27,9 @@ afterAll(async () => {
 async function copyCell(name: string): Promise<string> {
   const dir = path.join(root, name, 'cell');
   await fs.cp(EXAMPLE_CELL, dir, { recursive: true });
+  // The example Connection, as an admin adds it (the demo cell runs none: it has no far end).
+  await fs.mkdir(path.join(dir, 'connections'), { recursive: true });
+  await fs.cp(path.join(EXAMPLE_CELL, '..', 'connections', 'vpn-home.yaml'), path.join(dir, 'connections', 'vpn-home.yaml'));
   await fs.cp(EXAMPLE_STORE, path.join(root, name, 'store'), { recursive: true });
   return dir;
 }
