@@ -27,7 +27,7 @@ import { reconcileCoreReporting } from './reconcile-core.js';
 import { ACCOUNTS_PREFIX, isAccountsKey, isResourceKey, SharedResources } from './shared-resources.js';
 import { WorkQueue } from './queue.js';
 import { generationOf, reconcileServiceReporting, SERVICE_KIND, serviceKey, type ReconcileHooks } from './reconcile-service.js';
-import { CONNECTION_KIND, exitServiceOf, reconcileConnection } from './reconcile-connection.js';
+import { CONNECTION_KIND, exitPackageOf, reconcileConnection } from './reconcile-connection.js';
 import { fenceServiceAddress } from '../reconcilers/egress/index.js';
 import type { OperatorMetrics } from './metrics.js';
 import { readinessOf, type Readiness } from './metrics-server.js';
@@ -258,7 +258,7 @@ export class Operator {
     const isConnection = key.startsWith(`${CONNECTION_KIND}/`);
     const connection = isConnection ? cell.docs.connections.find((c) => c.doc.metadata.name === name)?.doc : undefined;
     const doc = isConnection ? connection : cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc;
-    const pkg = isConnection ? (connection && cell.catalog ? exitServiceOf(cell.catalog.offered, connection).service : undefined) : cell.catalog?.services.get(name);
+    const pkg = isConnection ? (connection && cell.catalog ? exitPackageOf(cell.catalog.offered, connection).service : undefined) : cell.catalog?.services.get(name);
     return createHash('sha256')
       .update(
         canonicalJson({

@@ -19,6 +19,7 @@ import { TerminalError } from '../reconcilers/errors.js';
 import { writeFileAtomic } from '../state/atomic-write.js';
 import type { LoadedCell } from '../state/cell.js';
 import type { CatalogService } from '../state/catalog.js';
+import { exitServiceOf } from '../state/check-desired.js';
 import { generationOf } from '../state/generation.js';
 import type { OperatorContext } from './context.js';
 import { convergePackage, type ReconcileOutcome } from './reconcile-service.js';
@@ -34,21 +35,11 @@ export function instanceIdOf(connection: string): string {
   return createHash('sha256').update(connection).digest('hex').slice(0, 8);
 }
 
-/** The catalog service that implements a Connection: the one it names, or the one that provides its type. */
-export function exitServiceOf(offered: ReadonlyMap<string, CatalogService>, doc: ConnectionDocument): { service?: CatalogService; problem?: string } {
-  const type = doc.spec.type;
-  if (doc.spec.service !== undefined) {
-    const service = offered.get(doc.spec.service);
-    if (!service) return { problem: `the catalog has no service "${doc.spec.service}"` };
-    if (service.manifest.connectivity?.provides !== type) {
-      return { problem: `catalog service "${doc.spec.service}" ${service.manifest.connectivity ? `provides ${service.manifest.connectivity.provides}, not ${type}` : 'is not a connectivity service (no connectivity section)'}` };
-    }
-    return { service };
-  }
-  const providers = [...offered.values()].filter((s) => s.manifest.connectivity?.provides === type).sort((a, b) => a.id.localeCompare(b.id));
-  if (providers.length === 0) return { problem: `no catalog service provides ${type} (a manifest with connectivity.provides: ${type}); add one to the store or name one in spec.service` };
-  if (providers.length > 1) return { problem: `several catalog services provide ${type} (${providers.map((p) => p.id).join(', ')}); name one in spec.service` };
-  return { service: providers[0]! };
+/** The catalog package that implements a Connection (state/check-desired.ts decides which). */
+export function exitPackageOf(offered: ReadonlyMap<string, CatalogService>, doc: ConnectionDocument): { service?: CatalogService; problem?: string } {
+  const resolved = exitServiceOf(new Map([...offered].map(([id, pkg]) => [id, pkg.manifest])), doc);
+  if ('problem' in resolved) return { problem: resolved.problem };
+  return { service: offered.get(resolved.id)! };
 }
 
 /** Where pic keeps an instance's copy of the configFile (0600), which the exit mounts read-only. */
@@ -103,7 +94,7 @@ export async function reconcileConnection(ctx: OperatorContext, cell: LoadedCell
     await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason, message }, facts: { services: users } });
     throw new TerminalError(message, reason);
   };
-  const { service, problem } = exitServiceOf(cell.catalog.offered, doc);
+  const { service, problem } = exitPackageOf(cell.catalog.offered, doc);
   if (!service) return stalled('NoExitService', `${file}: /spec/type: ${problem}`);
   const instanceId = instanceIdOf(name);
   let configFile: { source: string; digest: string } | undefined;

@@ -2,7 +2,7 @@ import { mergeServiceConfig, type ConfigValue } from '../crds/config.js';
 import { manifestSubdomains } from '../crds/validate-manifest.js';
 import { boundProblems, cut } from '../crds/problem-limit.js';
 import { DEFAULT_CORE_CONTAINERS, DEFAULT_WIREGUARD_CONTAINER } from '../crds/schemas.js';
-import type { CellDocument, Manifest, Problem, Sourced } from '../crds/types.js';
+import type { CellDocument, ConnectionDocument, Manifest, Problem, Sourced } from '../crds/types.js';
 import { decideVersion, type AdmittedView, type VersionDecision } from './admission.js';
 import { documentKey, type DesiredDocuments } from './desired.js';
 import { generationOf } from './generation.js';
@@ -64,6 +64,27 @@ function firstOfEachName<T extends { kind: string; metadata: { name: string } }>
     }
   }
   return [...seen.values()];
+}
+
+/**
+ * The catalog service that implements a Connection: the one its spec.service names, or the one
+ * whose manifest provides its type (connectivity.provides). Pure.
+ */
+export function exitServiceOf(manifests: ReadonlyMap<string, Manifest>, doc: ConnectionDocument): { id: string; manifest: Manifest } | { problem: string } {
+  const type = doc.spec.type;
+  if (doc.spec.service !== undefined) {
+    const manifest = manifests.get(doc.spec.service);
+    if (!manifest) return { problem: `the catalog has no service "${doc.spec.service}"` };
+    if (manifest.connectivity?.provides !== type) {
+      return { problem: `catalog service "${doc.spec.service}" ${manifest.connectivity ? `provides ${manifest.connectivity.provides}, not ${type}` : 'is not a connectivity service (its manifest has no connectivity section)'}` };
+    }
+    return { id: doc.spec.service, manifest };
+  }
+  const providers = [...manifests.entries()].filter(([, m]) => m.connectivity?.provides === type).sort((a, b) => a[0].localeCompare(b[0]));
+  if (providers.length === 0) return { problem: `no catalog service provides ${type} (a manifest with connectivity.provides: ${type}); add one to the store or name one in spec.service` };
+  if (providers.length > 1) return { problem: `several catalog services provide ${type} (${providers.map(([id]) => id).join(', ')}); name one in spec.service` };
+  const [id, manifest] = providers[0]!;
+  return { id, manifest };
 }
 
 /**
@@ -137,10 +158,15 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
       if (brokenText) {
         problems.push({ file, pointer: '/metadata/name', message: brokenText });
       } else {
-        const known = [...catalog!.manifests.keys()].sort();
+        const known = [...catalog!.manifests.entries()].filter(([, m]) => !m.connectivity).map(([id]) => id).sort();
         problems.push({ file, pointer: '/metadata/name', message: `no service "${name}" in the catalog at ${cut(catalog!.location, 200)}${known.length ? `; it offers: ${known.join(', ')}` : ''}` });
       }
       add(byDocument, key, ...problems);
+      continue;
+    }
+
+    if (offered?.connectivity) {
+      add(byDocument, key, { file, pointer: '/metadata/name', message: `"${name}" is a connectivity service: it runs as the exit of a Connection, not as a ServiceInstall; write connections/<name>.yaml with type: ${offered.connectivity.provides}` });
       continue;
     }
 
@@ -223,6 +249,19 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
       }
     });
     add(byDocument, documentKey(doc), ...problems);
+  }
+
+  // A Connection runs an exit: the catalog must hold the one service that implements it, and its
+  // config must satisfy that service's config_schema.
+  for (const { doc, file } of catalogKnown ? connections : []) {
+    const resolved = exitServiceOf(catalog!.manifests, doc);
+    if ('problem' in resolved) {
+      add(byDocument, documentKey(doc), { file, pointer: doc.spec.service !== undefined ? '/spec/service' : '/spec/type', message: resolved.problem });
+      continue;
+    }
+    const m = resolved.manifest;
+    const merged = mergeServiceConfig(m.capabilities.has_admin_config ? m.config_schema : {}, doc.spec.config, file);
+    add(byDocument, documentKey(doc), ...merged.problems);
   }
 
   // Each document's list bounded like a validator's: its problems gather from several checks.

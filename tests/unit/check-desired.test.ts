@@ -31,6 +31,7 @@ const catalog: CatalogView = {
     ['wiki', manifest('wiki', { subdomain: 'notes' })],
     ['homepage', manifest('homepage', { capabilities: { has_subdomain: true, has_accounts: false, has_admin_config: false, has_storage: false, has_egress: false, has_api_hooks: false } })],
     ['newer', manifest('newer', { version: '2.0.0', subdomain: 'newer' })],
+    ['exit-tor', manifest('exit-tor', { container_name: 'cell-tor-${INSTANCE_ID}', connectivity: { provides: 'tor' }, capabilities: { has_subdomain: false, has_accounts: false, has_admin_config: false, has_storage: false, has_egress: false, has_api_hooks: false } })],
   ]),
   invalid: new Map([['broken', [{ file: 'store/services/broken/manifest.json', pointer: '/image', message: 'bad image' }]]]),
 };
@@ -82,6 +83,11 @@ describe('checkDesiredState', () => {
     const r = checkDesiredState(build(), catalog);
     const list = key ? r.byDocument.get(key) ?? [] : r.general;
     expect(list).toEqual(expect.arrayContaining([expect.objectContaining({ pointer, message: expect.stringContaining(fragment) })]));
+  });
+
+  test('a connectivity service is no ServiceInstall: it runs as a Connection\'s exit', () => {
+    const r = checkDesiredState(docs(cellDoc(), svc('exit-tor')), catalog);
+    expect(r.byDocument.get('ServiceInstall/exit-tor')).toEqual([expect.objectContaining({ pointer: '/metadata/name', message: expect.stringMatching(/runs as the exit of a Connection.*type: tor/) })]);
   });
 
   test('a version lower than the catalog offers is refused, pointing at the one it offers', () => {
