@@ -20,7 +20,7 @@ fi
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 packages=(docker.io caddy bind9-utils bind9-dnsutils busybox-static iptables docker-registry docker-compose iproute2 wireguard-go wireguard-tools curl prometheus
-  dnsmasq-base openvpn redsocks sshuttle tor microsocks openssh-server)
+  dnsmasq-base openvpn redsocks unbound sshuttle tor microsocks openssh-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -34,10 +34,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
     $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
-  # The exit images copy tor, openvpn, redsocks and sshd out of their packages, and the exit tests
+  # The exit images copy tor, openvpn, redsocks, unbound and sshd out of their packages, and the exit tests
   # start their own in network namespaces: the system's own daemons are not wanted.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
-    for unit in tor openvpn redsocks ssh; do
+    for unit in tor openvpn redsocks unbound ssh; do
       [[ " ${missing[*]} " != *" ${unit/ssh/openssh-server} "* ]] || $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
     done
   fi

@@ -4,7 +4,7 @@
 #
 #   pic-exit-wireguard  wireguard_ext: wireguard-go and wg (wireguard-go, wireguard-tools)
 #   pic-exit-openvpn    openvpn: Debian's openvpn client
-#   pic-exit-proxy      proxy: redsocks towards a SOCKS5 or HTTP CONNECT proxy
+#   pic-exit-proxy      proxy: redsocks towards a SOCKS5 or HTTP CONNECT proxy, unbound for DNS over it
 #
 # Every exit also has ip (iproute2), iptables-nft (iptables) with its extensions and dnsmasq
 # (dnsmasq-base), busybox-static for the shell, and examples/images/exits/{common,<exit>}/rootfs.
@@ -21,7 +21,7 @@ export LC_ALL=C TZ=UTC
 umask 022
 
 readonly VERSION=1.0.0 EPOCH=1970-01-01T00:00:00Z PREFIX=git.pic.ngo/roof/pic-exit-
-readonly ALL_EXITS=(wireguard openvpn)
+readonly ALL_EXITS=(wireguard openvpn proxy)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly HERE BUSYBOX=${BUSYBOX:-/bin/busybox} STORE=$HERE/../store/services
 die() { printf 'build-exits.sh: %s\n' "$*" >&2; exit 1; }
@@ -78,8 +78,10 @@ stage_openvpn() {
 
 stage_proxy() {
   need /usr/sbin/redsocks redsocks
+  need /usr/sbin/unbound unbound
   put_with_libraries "$1" /usr/sbin/redsocks
-  IMG_PACKAGES+=" redsocks=$(package_version redsocks)"
+  put_with_libraries "$1" /usr/sbin/unbound
+  IMG_PACKAGES+=" redsocks=$(package_version redsocks) unbound=$(package_version unbound)"
 }
 
 # The digest examples/store/services/exit-<exit>/ pins for the image, or nothing.

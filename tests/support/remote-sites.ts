@@ -285,6 +285,8 @@ export interface RemoteSite {
   ns: Namespace;
   /** The body its HTTP server gives on the probe address, e.g. "remote-wireguard". */
   body: string;
+  /** Its DNS server, reached only through its tunnel (198.19.K.53). */
+  dnsServer: string;
   /** What its DNS server answers for TEST_NAME. */
   dnsAnswer: string;
   /** The file the exit's Connection uses (configFile). */
@@ -387,7 +389,7 @@ export async function startWireguardSite(prefix: string, options: SiteOptions): 
       'AllowedIPs = 0.0.0.0/0, ::/0',
       '',
     ].join('\n');
-    return { ns, body, dnsAnswer, clientConfig, endpoint: `${ns.nsAddress}:${port}`, ...control, stop: () => ns.remove() };
+    return { ns, body, dnsServer, dnsAnswer, clientConfig, endpoint: `${ns.nsAddress}:${port}`, ...control, stop: () => ns.remove() };
   } catch (err) {
     await ns.remove();
     throw err;
@@ -449,7 +451,37 @@ export async function startOpenvpnSite(prefix: string, options: SiteOptions): Pr
       `<key>\n${certs.clientKey.trim()}\n</key>`,
       '',
     ].join('\n');
-    return { ns, body, dnsAnswer, clientConfig, endpoint: `${ns.nsAddress}:${port}`, ...control, stop: () => ns.remove() };
+    return { ns, body, dnsServer, dnsAnswer, clientConfig, endpoint: `${ns.nsAddress}:${port}`, ...control, stop: () => ns.remove() };
+  } catch (err) {
+    await ns.remove();
+    throw err;
+  }
+}
+
+/**
+ * A SOCKS5 proxy (Debian's microsocks, no authentication) at 198.18.K.2:1080: what it connects to
+ * inside its namespace answers the probe with "remote-proxy" and TEST_NAME (over TCP) from 198.19.K.53.
+ * Its clientConfig is the proxy URL, as the proxy exit reads it from a configFile.
+ */
+export async function startProxySite(prefix: string, options: SiteOptions): Promise<RemoteSite> {
+  const body = 'remote-proxy';
+  const { ns, dnsServer, dnsAnswer } = await startSiteBase(prefix, 'px', options, body);
+  try {
+    const port = 1080;
+    const listening = async () => (await ns.exec(['ss', '-Hltn', 'src', `${ns.nsAddress}:${port}`])).includes(ns.nsAddress);
+    const control = restartable(
+      async () => {
+        const d = ns.spawn(['microsocks', '-i', ns.nsAddress, '-p', String(port)]);
+        await until(`microsocks on ${ns.nsAddress}:${port}`, listening, 10_000).catch((err: Error) => {
+          throw new Error(`${err.message}: ${d.stderr()}`);
+        });
+        return d;
+      },
+      async () => !(await listening()),
+    );
+    await control.startServer();
+    const endpoint = `${ns.nsAddress}:${port}`;
+    return { ns, body, dnsServer, dnsAnswer, clientConfig: `socks5://${endpoint}\n`, endpoint, ...control, stop: () => ns.remove() };
   } catch (err) {
     await ns.remove();
     throw err;
