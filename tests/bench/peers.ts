@@ -143,7 +143,7 @@ export async function benchPeers(): Promise<void> {
   try {
     await buildCoreImages();
     peerImage = await buildPeerImage();
-    cell = await createRoutingCell(ids.map((id) => ({ id })), SUITE);
+    cell = await createRoutingCell(ids.map((id) => ({ id })), SUITE, { window: 'default' });
     const c = cell;
     const core = (name: string) => `${c.name}-${name}`;
     const address = (last: number) => `${c.base}.${last}`;

@@ -113,7 +113,7 @@ export async function createBenchCell(count: number): Promise<BenchCell> {
     ids,
     containerName: (id) => `cell-${tag}-${id}`,
     async writeService(id, config = {}) {
-      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config));
+      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config, undefined, 'default'));
     },
   };
   for (const id of ids) await cell.writeService(id);
