@@ -5,5 +5,7 @@ export default {
   testMatch: ['**/*.test.js'],
   transform: {},
   testTimeout: 120000,
-  maxWorkers: 2,
+  // Three test files at a time on two cores: the end-to-end files spend most of their time waiting
+  // on Docker (starts, stops, health checks), not on the CPU.
+  maxWorkers: 3,
 };

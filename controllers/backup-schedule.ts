@@ -15,7 +15,9 @@ import type { SnapshotManifest } from '../reconcilers/backup/types.js';
 import { LABEL } from '../reconcilers/containers/labels.js';
 import type { LoadedCell } from '../state/cell.js';
 import type { HeldCell } from '../state/hold.js';
-import { SnapshotStore, snapshotRoot } from '../state/snapshots.js';
+import { FileMemo } from '../state/file-memo.js';
+import { SnapshotStore, snapshotRoot, type JournalFile } from '../state/snapshots.js';
+import { isProcessAlive } from '../state/state-dir.js';
 import type { OperatorContext } from './context.js';
 import type { BackupStatusStore } from './backup-status.js';
 
@@ -88,6 +90,8 @@ export class BackupScheduler {
   private retryAt = 0;
   private stopped = false;
   private readonly now: () => Date;
+  /** The journal folder as last read, kept while it is unchanged (a run writes its journal by renames). */
+  private readonly journalFiles = new FileMemo<JournalFile[]>(4);
 
   constructor(private readonly opts: BackupSchedulerOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -151,7 +155,9 @@ export class BackupScheduler {
   async holdOf(service: string): Promise<BackupHold | undefined> {
     const cell = this.cellDoc();
     if (!cell) return undefined;
-    const { live, dead } = await this.store(cell).journals();
+    // Asked before every reconcile of every service: the folder is read again only when it changed.
+    const store = this.store(cell);
+    const { live, dead } = await store.journals(isProcessAlive, this.journalFiles.get([store.journalDir], '', () => store.readJournalFiles()));
     const holder = live.find((j) => (j.holding ?? []).includes(service));
     if (holder) return { pid: holder.pid, operation: holder.operation ?? 'backup' };
     if (dead.length > 0) await this.sweep();

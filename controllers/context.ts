@@ -9,6 +9,7 @@ import type { EventLog } from '../state/events.js';
 import { parsePool, type IpAllocationStore } from '../state/ip-allocation.js';
 import { dynamicRangeFor } from '../reconcilers/containers/network.js';
 import type { SecretsStore } from '../state/secrets.js';
+import { PackageStore } from '../state/packages.js';
 import type { StatusStore } from '../state/status-store.js';
 import type { DocumentStatus, OperatorEvent } from '../state/status-types.js';
 
@@ -50,7 +51,11 @@ export class OperatorContext {
   ) {
     this.stateRoot = path.dirname(dataDir);
     this.imageVerifier = new ImageVerifier(this.stateRoot);
+    this.packages = new PackageStore(this.stateRoot);
   }
+
+  /** The kept packages and upgrade records; one store, which remembers the records it read and wrote. */
+  readonly packages: PackageStore;
 
   /** The state directory: the data directory is <state dir>/data (state/state-dir.ts). */
   readonly stateRoot: string;

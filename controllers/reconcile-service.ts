@@ -12,7 +12,6 @@ import type { LoadedCell } from '../state/cell.js';
 import type { CatalogService } from '../state/catalog.js';
 import { generationOf } from '../state/generation.js';
 import { changeLine, diffPackages } from '../state/manifest-diff.js';
-import { PackageStore } from '../state/packages.js';
 import type { ContainerFact, DocumentStatus } from '../state/status-types.js';
 import { failureConditions, type OperatorContext } from './context.js';
 import { upgradeService } from './upgrade-service.js';
@@ -112,7 +111,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   const generation = generationOf(source?.doc.spec);
   const file = source?.file ?? cell.docs.rejected.find((r) => r.key === key)?.file;
   const problems = cell.checked.byDocument.get(key) ?? [];
-  const packages = new PackageStore(ctx.stateRoot);
+  const packages = ctx.packages;
   if (problems.length > 0 || !source) {
     // An upgrade left halfway by a killed operator is not left so because the document broke
     // meanwhile: nothing asks for it any more, so it is rolled back (or abandoned) first.
@@ -285,7 +284,7 @@ export async function removeService(ctx: OperatorContext, name: string, cached?:
   );
   const released = await ctx.ips.release(key);
   // A reinstall admits the catalog's version afresh; the volumes (the data) are kept as always.
-  const forgotten = await new PackageStore(ctx.stateRoot).forget(name);
+  const forgotten = await ctx.packages.forget(name);
   const hadStatus = await ctx.status.remove(key);
   if (actions.length > 0 || released || hadStatus) ctx.event(key, 'Normal', 'Removed', `uninstalled: ${actions.length} container(s) removed, volumes and data kept`);
   return { changed: actions.length > 0, ...(forgotten ? { admissionChanged: true } : {}) };

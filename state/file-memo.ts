@@ -54,7 +54,9 @@ function signatureOf(files: readonly string[], nowMs: number): { signature: stri
   let stable = true;
   const parts = files.map((file) => {
     try {
-      const st = statSync(file, { bigint: true });
+      // A missing file is common (a folder not made yet) and is no error: no exception to build.
+      const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+      if (!st) return 'missing:ENOENT';
       if (now - st.mtimeNs < RACY_WINDOW_NS || now - st.ctimeNs < RACY_WINDOW_NS) stable = false;
       return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     } catch (err) {

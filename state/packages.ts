@@ -90,6 +90,8 @@ export interface AdmittedPackages {
 
 export class PackageStore {
   readonly root: string;
+  /** Per service, the upgrade record last read or written (null: none); see `progress`. */
+  private readonly progressKnown = new Map<string, UpgradeProgress | null>();
   constructor(stateRoot: string) {
     this.root = packagesDir(stateRoot);
   }
@@ -182,24 +184,40 @@ export class PackageStore {
     await writeFileAtomic(file, `${JSON.stringify(before && before.version === version ? { ...record, admittedAt: before.admittedAt } : record, null, 2)}\n`);
   }
 
+  /**
+   * The upgrade under way for `service`, as this store last read or wrote it: the file is read the
+   * first time only. Upgrade records have one writer, the operator, under its lock on the state
+   * directory; it keeps one store (OperatorContext.packages), so a pass does not read a file per
+   * service to learn that no upgrade is under way. A store made for one command reads afresh.
+   */
   async progress(service: string): Promise<UpgradeProgress | undefined> {
+    const known = this.progressKnown.get(service);
+    if (known !== undefined) return known === null ? undefined : structuredClone(known);
     const p = await readJsonFile<UpgradeProgress | undefined>(path.join(this.serviceDir(service), UPGRADE_FILE), undefined);
-    return p?.formatVersion === 1 ? p : undefined;
+    const value = p?.formatVersion === 1 ? p : undefined;
+    this.progressKnown.set(service, value ? structuredClone(value) : null);
+    return value;
   }
 
   async writeProgress(progress: UpgradeProgress): Promise<void> {
+    this.progressKnown.delete(progress.service);
     await writeFileAtomic(path.join(this.serviceDir(progress.service), UPGRADE_FILE), `${JSON.stringify(progress, null, 2)}\n`);
+    this.progressKnown.set(progress.service, structuredClone(progress));
   }
 
   async clearProgress(service: string): Promise<void> {
+    this.progressKnown.delete(service);
     await fs.rm(path.join(this.serviceDir(service), UPGRADE_FILE), { force: true });
+    this.progressKnown.set(service, null);
   }
 
   /** An uninstalled service: its kept packages, admission and any unfinished upgrade go (its data stays). */
   async forget(service: string): Promise<boolean> {
     const dir = this.serviceDir(service);
+    this.progressKnown.delete(service);
     const existed = await fs.stat(dir).then(() => true, () => false);
     if (existed) await fs.rm(dir, { recursive: true, force: true });
+    this.progressKnown.set(service, null);
     return existed;
   }
 

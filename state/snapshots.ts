@@ -6,7 +6,7 @@
  * what a running backup or restore has paused, stopped or is swapping, so a later run can put it
  * back after a crash.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { SnapshotManifest } from './snapshot-types.js';
 import { writeFileAtomic } from './atomic-write.js';
@@ -22,6 +22,13 @@ export function snapshotId(now: Date, random: string): string {
 
 export function isSnapshotId(id: string): boolean {
   return SNAPSHOT_ID_PATTERN.test(id);
+}
+
+/** A file of the journal folder: its run's pid, and the journal unless the file cannot be read. */
+export interface JournalFile {
+  file: string;
+  pid: number;
+  journal?: BackupJournal;
 }
 
 export interface BackupJournal {
@@ -185,27 +192,48 @@ export class SnapshotStore {
     await fs.rm(this.journalFile(pid), { force: true });
   }
 
-  /** Every journal, read once: of runs that are alive (this process's own included) and of runs that are gone. */
-  async journals(isAlive: (pid: number) => boolean = isProcessAlive): Promise<{ live: BackupJournal[]; dead: BackupJournal[] }> {
+  /** The folder of the journals of runs under way. */
+  get journalDir(): string {
+    return path.join(this.root, '.journal');
+  }
+
+  /**
+   * The journal files, parsed (`journal` undefined for one that cannot be). Synchronous: a few small
+   * files, read once per change of the folder where a FileMemo keeps the result (BackupScheduler).
+   */
+  readJournalFiles(): JournalFile[] {
     let names: string[];
     try {
-      names = await fs.readdir(path.join(this.root, '.journal'));
+      names = readdirSync(this.journalDir);
     } catch {
-      return { live: [], dead: [] };
+      return [];
     }
-    const live: BackupJournal[] = [];
-    const dead: BackupJournal[] = [];
+    const files: JournalFile[] = [];
     for (const name of names.sort()) {
       const m = /^(\d+)\.json$/.exec(name);
       if (!m) continue;
-      const file = path.join(this.root, '.journal', name);
-      let journal: BackupJournal;
+      const file = path.join(this.journalDir, name);
       try {
-        journal = JSON.parse(await fs.readFile(file, 'utf8')) as BackupJournal;
+        files.push({ file, pid: Number(m[1]), journal: JSON.parse(readFileSync(file, 'utf8')) as BackupJournal });
       } catch {
+        files.push({ file, pid: Number(m[1]) });
+      }
+    }
+    return files;
+  }
+
+  /**
+   * Every journal, read once (or as `files` already read them): of runs that are alive (this
+   * process's own included) and of runs that are gone.
+   */
+  async journals(isAlive: (pid: number) => boolean = isProcessAlive, files: readonly JournalFile[] = this.readJournalFiles()): Promise<{ live: BackupJournal[]; dead: BackupJournal[] }> {
+    const live: BackupJournal[] = [];
+    const dead: BackupJournal[] = [];
+    for (const { file, pid, journal } of files) {
+      if (!journal) {
         // Journals are written atomically, so an unreadable one is damage, not a write under way;
         // one of a live run is written again at its next step.
-        if (!isAlive(Number(m[1]))) await fs.rm(file, { force: true });
+        if (!isAlive(pid)) await fs.rm(file, { force: true });
         continue;
       }
       const own = journal.pid === process.pid && (journal.procStart === undefined || journal.procStart === processStartTime(process.pid));

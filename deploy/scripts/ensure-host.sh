@@ -9,7 +9,13 @@ what=${1:-all}
 
 log() { printf '[ensure-host] %s\n' "$*" >&2; }
 
-if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ -L node_modules ]; then
+  # A checkout that borrows another's packages (a git worktree linking node_modules): npm ci here
+  # would empty the folder the link points to, under every other checkout using it.
+  if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "node_modules links to $(readlink -f node_modules), which is older than package-lock.json: not reinstalling through the link; run npm ci where it lives"
+  fi
+elif [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   # Exactly the locked versions. The lock records every platform's optional binaries (jest's
   # resolver bindings among them), which `npm ci` needs to accept it.
   log "installing npm packages (npm ci from package-lock.json)"

@@ -190,7 +190,7 @@ function peerNames(n: number): string[] {
 
 async function main(): Promise<void> {
   await removeStaleExampleCells();
-  const cell = await createExampleCell([...SERVICES]);
+  const cell = await createExampleCell([...SERVICES], { window: 'default' });
   let op: Operator | undefined;
   const calls: Call[] = [];
   const markers = new Map<string, number>();

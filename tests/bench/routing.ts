@@ -305,7 +305,7 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   let failed = false;
   try {
-    cell = await createRoutingCell(ids.map((id) => ({ id })), SUITE);
+    cell = await createRoutingCell(ids.map((id) => ({ id })), SUITE, { window: 'default' });
     const current = cell;
     const caddy = await startCellCaddy(cell);
     admin = await startTimingProxy(() => `127.0.0.1:${caddy.adminPort}`);

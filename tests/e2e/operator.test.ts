@@ -10,6 +10,7 @@ import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { docker } from '../support/docker.js';
 import { createTestCell, removeStaleTestCells, removeTestCell, waitFor, type TestCell } from '../support/cell.js';
+import { LOOP_MIN_READY_SECONDS } from '../../reconcilers/containers/readiness.js';
 
 let cell: TestCell;
 let operator: Operator | undefined;
@@ -48,7 +49,8 @@ async function waitReady(...ids: string[]): Promise<DocumentStatus[]> {
 
 beforeAll(async () => {
   await removeStaleTestCells();
-  cell = await createTestCell([{ id: 'alpha' }, { id: 'beta', healthcheck: true }, { id: 'gamma' }, { id: 'delta' }]);
+  // pic's own stability window (no spec.minReadySeconds), which other end-to-end cells set to 0.
+  cell = await createTestCell([{ id: 'alpha' }, { id: 'beta', healthcheck: true }, { id: 'gamma' }, { id: 'delta' }], { window: 'default' });
   status = new StatusStore(`${cell.stateDir}/status`);
 });
 
@@ -72,6 +74,13 @@ describe('operator end to end', () => {
     }
     expect(new Set([a!.facts?.serviceIp, b!.facts?.serviceIp, g!.facts?.serviceIp]).size).toBe(3);
     expect(b!.facts?.containers?.[0]?.health).toBe('healthy');
+    // The loop's stability window: Ready only once the container has run 2 s (Docker's clock and
+    // the status's are this machine's).
+    for (const [id, s] of [['alpha', a], ['gamma', g]] as const) {
+      const started = Date.parse((await docker.getContainer(cell.containerName(id)).inspect()).State.StartedAt);
+      const readySince = Date.parse(s!.conditions.find((c) => c.type === 'Ready')!.lastTransitionTime);
+      expect(readySince - started).toBeGreaterThanOrEqual(LOOP_MIN_READY_SECONDS * 1000);
+    }
   });
 
   test('changing one config recreates only that container', async () => {

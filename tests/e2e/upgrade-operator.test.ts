@@ -81,6 +81,13 @@ async function leftovers(): Promise<string[]> {
   return out.sort();
 }
 
+/**
+ * The stability window every upgrade here asks for (spec.minReadySeconds): shorter than the
+ * default 10 s, which each upgrade and each rollback's restore would wait out, and still three
+ * times as long as the crash loop below runs before it exits.
+ */
+const WINDOW = 3;
+
 const V1: Version = { version: '1.0.0', prepare: '', healthcheck: 'passes' };
 const V2_BROKEN: Version = { version: '2.0.0', prepare: 'echo migrated-by-2.0.0 > /data/file;', healthcheck: 'fails' };
 const V2_GOOD: Version = { version: '2.1.0', prepare: 'echo 2.1.0 > /data/version;', healthcheck: 'passes' };
@@ -108,7 +115,7 @@ describe('admitted versions and upgrades', () => {
 
   test('installing admits the package: it is kept, owner-only, with its hashes', async () => {
     operator = await startOperator();
-    await cell.writeInstall('1.0.0');
+    await cell.writeInstall('1.0.0', 30, WINDOW);
     await readyAt('1.0.0');
     await writeData('precious-1');
     installed = await container();
@@ -142,7 +149,7 @@ describe('admitted versions and upgrades', () => {
   }, 180_000);
 
   test('an upgrade to a version that never becomes healthy is rolled back with the data as it was, and not retried', async () => {
-    await cell.writeInstall('2.0.0', 30);
+    await cell.writeInstall('2.0.0', 30, WINDOW);
     const failed = await upgradeFailed('2.0.0');
     expect(failed.facts?.version).toBe('1.0.0');
     const afterRollback = await container();
@@ -166,7 +173,7 @@ describe('admitted versions and upgrades', () => {
 
   test('an upgrade to a good version works and keeps the data', async () => {
     await cell.publish(V2_GOOD);
-    await cell.writeInstall('2.1.0', 30);
+    await cell.writeInstall('2.1.0', 30, WINDOW);
     await readyAt('2.1.0');
     const c = await container();
     expect(c.image).toBe(image('2.1.0'));
@@ -188,7 +195,7 @@ describe('admitted versions and upgrades', () => {
     // Running 2.1.0: Ready, or Stalled by the failed upgrade of the case before.
     await statusWhere((s) => s.facts?.version === '2.1.0' && (s.phase === 'Ready' || s.phase === 'Stalled'), `${KEY} at 2.1.0`);
     await cell.publish(version);
-    await cell.writeInstall(version.version, 120);
+    await cell.writeInstall(version.version, 120, WINDOW);
     const failed = await upgradeFailed(version.version);
     const stalled = failed.conditions.find((c) => c.type === 'Stalled');
     expect(stalled?.message).toMatch(why);
@@ -205,7 +212,7 @@ describe('admitted versions and upgrades', () => {
 
   test('an operator killed with SIGKILL during an upgrade: on restart the service runs, nothing is left paused or staged', async () => {
     await cell.publish(V3_SLOW);
-    await cell.writeInstall('3.0.0', 25);
+    await cell.writeInstall('3.0.0', 15, WINDOW);
     const child = spawn(PIC, ['run', '--cell', cellDir, '--log-format', 'json'], { env: { ...process.env, ...cell.env, PIC_STATE_DIR: stateDir }, stdio: 'ignore' });
     children.push(child);
     const progressFile = path.join(stateDir, 'packages', SERVICE, 'upgrade.json');

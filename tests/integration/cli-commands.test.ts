@@ -180,7 +180,7 @@ describe('every command', () => {
 
 describe('the docs and the commands agree', () => {
   /** Flags the docs name that belong to node, not to pic (docs/benchmarks.md explains bin/pic's node flags). */
-  const NODE_FLAGS = ['--max-semi-space-size'];
+  const NODE_FLAGS = ['--max-semi-space-size', '--heap-growing-percent', '--optimize-for-size'];
 
   test('every --flag the docs name is a flag of a pic command, and every command is in the README', async () => {
     const files = ['README.md', ...(await fs.readdir(path.join(process.cwd(), 'docs'))).filter((f) => f.endsWith('.md')).map((f) => path.join('docs', f))];

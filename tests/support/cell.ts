@@ -60,6 +60,13 @@ function manifestOf(tag: string, s: TestService) {
   };
 }
 
+/**
+ * What a test service runs: httpd beside a shell that exits on SIGTERM, as a real service stops
+ * when asked. (httpd as PID 1 ignores SIGTERM, so every stop, recreate and removal would wait out
+ * Docker's 10 s stop timeout and then kill it.)
+ */
+export const SERVICE_SCRIPT = "trap 'exit 0' TERM; echo ok > /www/index.html && httpd -f -p 8080 -h /www & wait";
+
 function templateOf(tag: string, s: TestService): string {
   const health = s.healthcheck
     ? `    healthcheck:\n      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]\n      interval: 1s\n      timeout: 2s\n      retries: 30\n`
@@ -68,7 +75,7 @@ function templateOf(tag: string, s: TestService): string {
   ${s.id}:
     image: ${TEST_IMAGE}
     container_name: cell-${tag}-${s.id}
-    command: ["sh", "-c", "echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    command: ["sh", "-c", "${SERVICE_SCRIPT}"]
     environment:
       GREETING: "\${PIC_CFG_GREETING}"
       TOKEN: "\${PIC_SECRET_TOKEN}"
@@ -93,10 +100,25 @@ export async function writeDocumentFile(file: string, body: string): Promise<voi
   await fs.rename(`${file}.tmp`, file);
 }
 
+/**
+ * The stability window (ServiceInstall spec.minReadySeconds) of the services test cells install:
+ * `'default'` leaves the field out, so the loop's own window (2 s) applies; a number sets it.
+ */
+export type ReadyWindow = number | 'default';
+
+/**
+ * Test cells install their services with no stability window: each Ready would otherwise come 2 s
+ * after its containers start, on every install and recreate of every end-to-end test. Where the
+ * window is what is tested (e2e/operator.test.ts, the upgrade tests) or measured (the benchmarks),
+ * the cell asks for `'default'` or its own figure.
+ */
+export const TEST_READY_WINDOW: ReadyWindow = 0;
+
 /** A ServiceInstall document admitting version 1.0.0 with `config` and, when given, an egress connection. */
-export function serviceInstallDocument(id: string, config: Record<string, unknown> = {}, connection?: string): string {
+export function serviceInstallDocument(id: string, config: Record<string, unknown> = {}, connection?: string, window: ReadyWindow = TEST_READY_WINDOW): string {
   const egress = connection ? `\n  egress: {connection: ${connection}}` : '';
-  return `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${id}}\nspec:\n  version: 1.0.0\n  config: ${JSON.stringify(config)}${egress}\n`;
+  const minReady = window === 'default' ? '' : `\n  minReadySeconds: ${window}`;
+  return `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${id}}\nspec:\n  version: 1.0.0\n  config: ${JSON.stringify(config)}${egress}${minReady}\n`;
 }
 
 export interface TestCellSpec {
@@ -105,6 +127,8 @@ export interface TestCellSpec {
   subnet: string;
   /** Last octet of the service pool, which starts at .20 of the subnet's first /24. */
   poolEnd: number;
+  /** The whole service pool (FIRST-LAST), instead of .20 to `poolEnd` of the first /24. */
+  servicePool?: string;
   allowedImagePrefix: string;
   /** Further `spec:` lines, each already indented by two spaces. */
   extra?: string[];
@@ -119,14 +143,17 @@ metadata: {name: ${c.name}}
 spec:
   domain: ${c.domain}
   store: {path: ../store}
-  network: {name: ${c.name}, subnet: ${c.subnet}, servicePool: ${base}.20-${base}.${c.poolEnd}}
+  network: {name: ${c.name}, subnet: ${c.subnet}, servicePool: ${c.servicePool ?? `${base}.20-${base}.${c.poolEnd}`}}
   imageVerification: {mode: warn}
   allowedImagePrefix: ${c.allowedImagePrefix}
 ${(c.extra ?? []).map((l) => `${l}\n`).join('')}`;
 }
 
-/** `prefix` starts the cell's name (its network, its labels) and its temporary folder; default `pictest-`. */
-export async function createTestCell(services: TestService[], options: { prefix?: string } = {}): Promise<TestCell> {
+/**
+ * `prefix` starts the cell's name (its network, its labels) and its temporary folder; default
+ * `pictest-`. `window` is the stability window `writeService` asks for (TEST_READY_WINDOW).
+ */
+export async function createTestCell(services: TestService[], options: { prefix?: string; window?: ReadyWindow } = {}): Promise<TestCell> {
   await buildBusyboxImage(TEST_IMAGE);
   const tag = `pt${randomBytes(4).toString('hex')}`;
   const prefix = options.prefix ?? 'pictest-';
@@ -159,7 +186,7 @@ export async function createTestCell(services: TestService[], options: { prefix?
     subnet,
     containerName: (id) => `cell-${tag}-${id}`,
     async writeService(id, config = {}) {
-      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config));
+      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config, undefined, options.window));
     },
     async removeServiceFile(id) {
       await fs.rm(path.join(cellDir, 'services', `${id}.yaml`), { force: true });

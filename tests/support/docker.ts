@@ -153,20 +153,22 @@ export function uniqueName(prefix: string): string {
  * A /24 inside 10.213.0.0/16 that no existing Docker network overlaps. Another test may take it
  * between this call and the network's creation: callers retry on an overlap error.
  */
-export async function pickSubnet(): Promise<string> {
+export async function pickSubnet(prefixLength = 24): Promise<string> {
   const networks = await docker.listNetworks();
   const used = networks
     .flatMap((n) => n.IPAM?.Config ?? [])
     .map((c) => parseCidr(c.Subnet ?? ''))
     .filter((r): r is [number, number] => r !== undefined);
+  // A /22 spans four /24s: its third octet is a multiple of four.
+  const step = 2 ** (24 - Math.min(24, prefixLength));
   const start = randomBytes(1)[0] ?? 0;
-  for (let i = 0; i < 256; i++) {
-    const third = (start + i) % 256;
-    const candidate = `10.213.${third}.0/24`;
+  for (let i = 0; i < 256; i += step) {
+    const third = Math.floor(((start + i) % 256) / step) * step;
+    const candidate = `10.213.${third}.0/${prefixLength}`;
     const [lo, hi] = parseCidr(candidate) as [number, number];
     if (!used.some(([ulo, uhi]) => ulo <= hi && lo <= uhi)) return candidate;
   }
-  throw new Error('no free /24 left in 10.213.0.0/16: remove leftover test networks (docker network ls)');
+  throw new Error(`no free /${prefixLength} left in 10.213.0.0/16: remove leftover test networks (docker network ls)`);
 }
 
 /** The first and last address of an IPv4 CIDR, as numbers. */

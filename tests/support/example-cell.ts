@@ -26,7 +26,7 @@ import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { ensureExampleImages } from './accounts-service.js';
-import { removeStaleTestCells, removeTestCell, serviceInstallDocument, testCellDocument, writeDocumentFile } from './cell.js';
+import { removeStaleTestCells, removeTestCell, serviceInstallDocument, testCellDocument, writeDocumentFile, type ReadyWindow } from './cell.js';
 import { docker, pickSubnet } from './docker.js';
 
 export type ExampleServiceId = 'notes' | 'files' | 'calendar' | 'email';
@@ -71,9 +71,10 @@ export function peerDocument(peer: string, services: string[]): string {
 
 /**
  * Copies the example packages `ids` into a temporary catalog (container names rewritten) and
- * writes a Cell for them. Installs nothing: `writeService` does, and an operator converges it.
+ * writes a Cell for them. Installs nothing: `writeService` does (with the stability window
+ * `options.window`, TEST_READY_WINDOW unless given), and an operator converges it.
  */
-export async function createExampleCell(ids: ExampleServiceId[]): Promise<ExampleCell> {
+export async function createExampleCell(ids: ExampleServiceId[], options: { window?: ReadyWindow } = {}): Promise<ExampleCell> {
   await ensureExampleImages();
   const tag = `pt${randomBytes(4).toString('hex')}`;
   const name = `pictest-${tag}`;
@@ -114,7 +115,7 @@ export async function createExampleCell(ids: ExampleServiceId[]): Promise<Exampl
     status: new StatusStore(path.join(stateDir, 'status')),
     containerName: (exampleName) => renameContainers(exampleName, tag),
     async writeService(id, config = {}) {
-      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config));
+      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config, undefined, options.window));
     },
     async writePeer(peer, services) {
       await writeDocumentFile(path.join(cellDir, 'peers', `${peer}.yaml`), peerDocument(peer, services));

@@ -18,7 +18,7 @@ import type Dockerode from 'dockerode';
 import type { EgressType, IptablesRule } from '../../crds/types.js';
 import { httpRequest } from '../../reconcilers/shared/http.js';
 import { buildCaddyImage, CADDY_IMAGE, caddyConfig } from './caddy.js';
-import { removeStaleTestCells, serviceInstallDocument, testCellDocument, waitFor, writeDocumentFile } from './cell.js';
+import { removeStaleTestCells, serviceInstallDocument, testCellDocument, waitFor, writeDocumentFile, type ReadyWindow } from './cell.js';
 import { buildBusyboxImage, docker, pickSubnet, TEST_LABEL, TEST_LABELS } from './docker.js';
 
 export const ROUTING_IMAGE = 'pictest/busybox:1';
@@ -138,7 +138,8 @@ networks:
  * Caddy's admin address, known once Caddy runs). The service pool is .20–.120 of a free /24;
  * Docker's own addresses (Caddy's) come from .128/25, as the operator would configure.
  */
-export async function createRoutingCell(services: RoutedService[], suite: string): Promise<RoutingCell> {
+export async function createRoutingCell(services: RoutedService[], suite: string, cellOptions: { window?: ReadyWindow } = {}): Promise<RoutingCell> {
+  const readyWindow = cellOptions.window;
   await buildBusyboxImage(ROUTING_IMAGE);
   const tag = `pt${randomBytes(4).toString('hex')}`;
   const name = `pictest-${tag}`;
@@ -201,7 +202,7 @@ export async function createRoutingCell(services: RoutedService[], suite: string
       );
     },
     async writeService(id, options = {}) {
-      await replace(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, {}, options.connection));
+      await replace(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, {}, options.connection, readyWindow));
     },
     async removeServiceFile(id) {
       await fs.rm(path.join(cellDir, 'services', `${id}.yaml`), { force: true });

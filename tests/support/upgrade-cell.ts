@@ -39,7 +39,8 @@ export interface UpgradeCell {
   /** Environment the operator needs (the backup helper image, names of helper containers). */
   env: Record<string, string>;
   publish(v: Version): Promise<void>;
-  writeInstall(version: string, deadlineSeconds?: number): Promise<void>;
+  /** The ServiceInstall at `version`; `minReadySeconds` left out (pic's default window) unless given. */
+  writeInstall(version: string, deadlineSeconds?: number, minReadySeconds?: number): Promise<void>;
   startOperator(): Promise<Operator>;
   remove(versions: readonly Version[]): Promise<void>;
 }
@@ -80,7 +81,7 @@ export async function createUpgradeCell(): Promise<UpgradeCell> {
   ${SERVICE}:
     image: ${image(v.version)}
     container_name: ${container}
-    command: ["sh", "-c", "${v.prepare} echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; ${v.prepare} echo ok > /www/index.html && httpd -f -p 8080 -h /www & wait"]
     volumes:
       - data:/data
     networks:
@@ -118,10 +119,11 @@ networks:
       await fs.writeFile(path.join(dir, 'compose-template.yml'), template(v));
       await fs.writeFile(path.join(storeDir, 'index.json'), JSON.stringify([{ id: SERVICE, name: 'Keeper', description: 'A service with data', version: v.version, author: 'pic tests' }]));
     },
-    async writeInstall(version, deadlineSeconds = 30) {
+    async writeInstall(version, deadlineSeconds = 30, minReadySeconds) {
+      const window = minReadySeconds === undefined ? '' : `  minReadySeconds: ${minReadySeconds}\n`;
       await writeDocumentFile(
         path.join(cellDir, 'services', `${SERVICE}.yaml`),
-        `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${SERVICE}}\nspec:\n  version: ${version}\n  upgrade: {deadlineSeconds: ${deadlineSeconds}}\n`,
+        `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${SERVICE}}\nspec:\n  version: ${version}\n  upgrade: {deadlineSeconds: ${deadlineSeconds}}\n${window}`,
       );
     },
     async startOperator() {

@@ -75,9 +75,16 @@ networks:
 `;
 }
 
+/** .20 of the first /24 of a /22 to .250 of its last. */
+function widePool(subnet: string): string {
+  const [a, b, c] = subnet.split('/')[0]!.split('.').map(Number) as [number, number, number];
+  return `${a}.${b}.${c}.20-${a}.${b}.${c + 3}.250`;
+}
+
 /** A catalog of `count` services and a cell folder installing every one of them. */
 export async function createBenchCell(count: number): Promise<BenchCell> {
-  if (count > 230) throw new RangeError('a bench cell has one /24: at most 230 services');
+  // One /24 up to 230 services, a /22 (four of them, under the 1,024 ports of a Linux bridge) beyond.
+  if (count > 1000) throw new RangeError('a bench cell has at most a /22: at most 1,000 services');
   await buildBusyboxImage(TEST_IMAGE);
   const tag = `pt${randomBytes(4).toString('hex')}`;
   const name = `pictest-${tag}`;
@@ -86,7 +93,7 @@ export async function createBenchCell(count: number): Promise<BenchCell> {
   const cellDir = path.join(root, 'cell');
   const storeDir = path.join(root, 'store');
   const stateDir = path.join(root, 'state');
-  const subnet = await pickSubnet();
+  const subnet = await pickSubnet(count > 230 ? 22 : 24);
   const ids = serviceIds(count);
   for (const d of ['services', 'peers', 'connections']) await fs.mkdir(path.join(cellDir, d), { recursive: true });
   for (const id of ids) {
@@ -99,7 +106,7 @@ export async function createBenchCell(count: number): Promise<BenchCell> {
     path.join(storeDir, 'index.json'),
     JSON.stringify(ids.map((id) => ({ id, name: `Bench ${id}`, description: 'A benchmark service', version: '1.0.0', author: 'pic bench' }))),
   );
-  await fs.writeFile(path.join(cellDir, 'cell.yaml'), testCellDocument({ name, domain, subnet, poolEnd: 250, allowedImagePrefix: 'pictest/' }));
+  await fs.writeFile(path.join(cellDir, 'cell.yaml'), testCellDocument({ name, domain, subnet, poolEnd: 250, allowedImagePrefix: 'pictest/', ...(count > 230 ? { servicePool: widePool(subnet) } : {}) }));
   const cell: BenchCell = {
     name,
     tag,
@@ -113,7 +120,7 @@ export async function createBenchCell(count: number): Promise<BenchCell> {
     ids,
     containerName: (id) => `cell-${tag}-${id}`,
     async writeService(id, config = {}) {
-      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config));
+      await writeDocumentFile(path.join(cellDir, 'services', `${id}.yaml`), serviceInstallDocument(id, config, undefined, 'default'));
     },
   };
   for (const id of ids) await cell.writeService(id);
