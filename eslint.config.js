@@ -32,6 +32,7 @@ const PURE_FILES = [
   'reconcilers/**/render.ts',
   'reconcilers/**/*-render.ts',
   'reconcilers/errors.ts',
+  'controllers/outcome.ts',
   'reconcilers/shared/diff.ts',
   'reconcilers/shared/types.ts',
   'reconcilers/backup/entries.ts',
