@@ -24,6 +24,7 @@ import { OperatorContext } from './context.js';
 import { progressing, refused } from './outcome.js';
 import { CELL_RESOURCES } from './resources.js';
 import { CORE_KIND, coreComponents, isCoreKey } from '../reconcilers/core/spec.js';
+import { coreKeys, isContainerOwnerKey, ownerKeys, ownersOfPass } from './pass-keys.js';
 import { reconcileCoreReporting } from './reconcile-core.js';
 import { ACCOUNTS_PREFIX, isAccountsKey, isResourceKey, SharedResources } from './shared-resources.js';
 import { WorkQueue } from './queue.js';
@@ -151,19 +152,14 @@ export class Operator {
     return this.cell;
   }
 
-  /** Keys of every document the snapshot declares (valid or not). */
+  /** Keys of every document the snapshot declares that owns containers (valid or not). */
   private desiredKeys(cell: HeldCell): string[] {
-    const keys = new Set<string>();
-    for (const s of cell.docs.services) keys.add(documentKey(s.doc));
-    for (const c of cell.docs.connections) keys.add(documentKey(c.doc));
-    for (const r of cell.docs.rejected) if (r.key && isContainerOwnerKey(r.key)) keys.add(r.key);
-    for (const key of cell.held.keys()) if (isContainerOwnerKey(key)) keys.add(key);
-    return [...keys].sort();
+    return ownerKeys(cell);
   }
 
   /** `Core/<name>` of every core container the Cell asks pic to run. */
   private coreKeys(cell: LoadedCell): string[] {
-    return cell.cell ? coreComponents(cell.cell).map((c) => c.key) : [];
+    return coreKeys(cell);
   }
 
   /** What the core containers are built from: the Cell's network, domain, core sections and image policy. */
@@ -520,17 +516,8 @@ export class Operator {
     const seq = ++this.seq;
     this.shared.beginPass();
     const all = await listOwnedContainers(this.opts.docker, { cell: cell.cell.metadata.name });
-    const byOwner = new Map<string, ObservedContainer[]>();
-    for (const key of [...this.desiredKeys(cell), ...this.coreKeys(cell)]) byOwner.set(key, []);
-    for (const c of all) {
-      if (!isContainerOwnerKey(c.owner) && !isCoreKey(c.owner)) continue;
-      if (!byOwner.has(c.owner)) byOwner.set(c.owner, []);
-      byOwner.get(c.owner)!.push(c);
-    }
-    // Status of documents that vanished while the operator was down: converge them to absent too.
-    for (const status of await this.ctx.status.keys()) {
-      if ((status.kind === SERVICE_KIND || status.kind === CONNECTION_KIND || status.kind === CORE_KIND) && !byOwner.has(status.key)) byOwner.set(status.key, []);
-    }
+    // Documents that vanished while the operator was down (a status or an address is left): converged to absent too.
+    const byOwner = ownersOfPass(cell, all, [...(await this.ctx.status.keys()).map((s) => s.key), ...Object.keys(this.ctx.ips.assignments())]);
     this.observedByOwner = new Map([...byOwner].map(([owner, containers]) => [owner, { containers, seq }]));
     for (const key of byOwner.keys()) this.queue.add(key);
     for (const key of this.sharedKeys(cell)) this.queue.add(key);
@@ -635,8 +622,3 @@ export class Operator {
 }
 
 export { isTerminal, serviceKey };
-
-/** Keys of documents that own containers: ServiceInstalls and Connections (their exits). */
-function isContainerOwnerKey(key: string): boolean {
-  return key.startsWith(`${SERVICE_KIND}/`) || key.startsWith(`${CONNECTION_KIND}/`);
-}
