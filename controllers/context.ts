@@ -10,6 +10,7 @@ import { dynamicRangeFor } from '../reconcilers/containers/network.js';
 import type { SecretsStore } from '../state/secrets.js';
 import type { StatusStore } from '../state/status-store.js';
 import type { OperatorEvent } from '../state/status-types.js';
+import type { PlanJournal } from './plan-journal.js';
 import { StatusWriters } from './status-writers.js';
 
 /** Everything a reconciler may touch, passed in (no module-level singletons). */
@@ -23,10 +24,17 @@ export class OperatorContext {
     readonly logger: winston.Logger,
     readonly dataDir: string,
     readonly clock: () => Date = () => new Date(),
+    /**
+     * A dry run (`pic plan`): the same reconciles, but where one would change something it notes
+     * the change here instead. Nothing is written: no container, no status, no event, no state
+     * file (`ips` must then be a dry-run store: addresses are computed, not saved), and the image
+     * verifier reads its cache without adding to it.
+     */
+    readonly dryRun?: PlanJournal,
   ) {
     this.stateRoot = path.dirname(dataDir);
-    this.imageVerifier = new ImageVerifier(this.stateRoot);
-    this.statuses = new StatusWriters(status, { clock, event: (key, type, reason, message) => this.event(key, type, reason, message) });
+    this.imageVerifier = new ImageVerifier(this.stateRoot, undefined, undefined, { dryRun: Boolean(dryRun) });
+    this.statuses = new StatusWriters(status, { clock, event: (key, type, reason, message) => this.event(key, type, reason, message), dryRun: Boolean(dryRun) });
   }
 
   /** The one writer of each kind's statuses (status-writers.ts); `status` is for reading. */
@@ -60,8 +68,9 @@ export class OperatorContext {
   }
 
 
-  /** Record an event and log it; failures to record never fail a reconcile. */
+  /** Record an event and log it; failures to record never fail a reconcile. A dry run records none. */
   event(key: string, type: OperatorEvent['type'], reason: string, message: string): void {
+    if (this.dryRun) return;
     const level = type === 'Warning' ? 'warn' : 'info';
     this.logger.log(level, message, { key, reason });
     this.events.record({ key, type, reason, message }).catch((err: Error) => this.logger.warn(`cannot record event: ${err.message}`, { key }));

@@ -50,9 +50,10 @@ export function connectionFilesDir(stateRoot: string, instanceId: string): strin
 
 /**
  * Reads the configFile (relative to the document, or absolute on the host) and keeps a copy pic
- * owns, written only when its content changed. The content is never logged or put in a status.
+ * owns, written only when its content changed (a dry run writes none). The content is never logged
+ * or put in a status.
  */
-async function keepConfigFile(stateRoot: string, instanceId: string, doc: ConnectionDocument, documentFile: string, warn: (message: string) => void): Promise<{ source: string; digest: string } | undefined> {
+async function keepConfigFile(stateRoot: string, instanceId: string, doc: ConnectionDocument, documentFile: string, warn: (message: string) => void, dryRun: boolean): Promise<{ source: string; digest: string } | undefined> {
   const given = doc.spec.configFile;
   if (given === undefined) return undefined;
   const file = path.isAbsolute(given) ? given : path.resolve(path.dirname(documentFile), given);
@@ -70,7 +71,7 @@ async function keepConfigFile(stateRoot: string, instanceId: string, doc: Connec
   const dir = connectionFilesDir(stateRoot, instanceId);
   const source = path.join(dir, 'config');
   const kept = await fs.readFile(source).catch(() => undefined);
-  if (!kept || !kept.equals(content)) {
+  if (!dryRun && (!kept || !kept.equals(content))) {
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(source, content, 0o600);
   }
@@ -122,7 +123,7 @@ async function convergeConnection(ctx: OperatorContext, cell: LoadedCell, source
   const instanceId = instanceIdOf(name);
   let configFile: { source: string; digest: string } | undefined;
   try {
-    configFile = await keepConfigFile(ctx.stateRoot, instanceId, doc, file, (message) => ctx.event(key, 'Warning', 'ConfigFileExposed', message));
+    configFile = await keepConfigFile(ctx.stateRoot, instanceId, doc, file, (message) => ctx.event(key, 'Warning', 'ConfigFileExposed', message), Boolean(ctx.dryRun));
   } catch (err) {
     if (err instanceof TerminalError) return stalled(err.reason ?? 'ConfigFileInvalid', err.message);
     throw err;
@@ -134,6 +135,8 @@ async function convergeConnection(ctx: OperatorContext, cell: LoadedCell, source
   const instance = { id: instanceId, owner: key, ...(configFile ? { configFile } : {}) };
   const converged = await convergePackage(ctx, cell, name, service, config.config, cached, {}, { key, file, generation, notices: [], instance });
   if ('halt' in converged) return { changed: false, healthy: false, status: converged.halt, error: converged.error };
+  // A dry run has noted what would change; whether the exit then comes up is Docker's to tell.
+  if (ctx.dryRun) return { changed: false, healthy: false };
   const facts = {
     ...converged.facts,
     instance: instanceId,
@@ -163,9 +166,15 @@ export async function removeConnection(ctx: OperatorContext, name: string, cache
   const actions = await removeServiceContainers(
     ctx.docker,
     { owner: key, cellName: ctx.cellName, ...(cached ? { observed: cached } : {}) },
-    { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
+    ctx.dryRun ? 'dry-run' : { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
   );
+  const ip = ctx.ips.assignmentOf(key);
   const released = await ctx.ips.release(key);
+  if (ctx.dryRun) {
+    ctx.dryRun.noteActions(key, actions);
+    if (released) ctx.dryRun.note(key, `- release IP ${ip}`);
+    return { changed: false };
+  }
   await fs.rm(connectionFilesDir(ctx.stateRoot, instanceIdOf(name)), { recursive: true, force: true });
   const hadStatus = await ctx.statuses.connections.remove(key);
   if (actions.length > 0 || released || hadStatus) ctx.event(key, 'Normal', 'Removed', `exit removed: ${actions.length} container(s)`);

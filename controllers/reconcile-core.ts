@@ -6,10 +6,9 @@
  * (container removed, volumes kept).
  */
 import path from 'node:path';
-import type Dockerode from 'dockerode';
 import type { CellDocument } from '../crds/types.js';
-import { caddyAdminDir, coreComponents, isCoreKey, reconcileCoreComponent, removeCoreComponent, type CoreComponent, type CorePaths } from '../reconcilers/core/index.js';
-import type { ContainerAction, ObservedContainer } from '../reconcilers/containers/types.js';
+import { caddyAdminDir, coreComponents, reconcileCoreComponent, removeCoreComponent, type CoreComponent, type CorePaths } from '../reconcilers/core/index.js';
+import type { ObservedContainer } from '../reconcilers/containers/types.js';
 import { zoneFilePath } from '../reconcilers/dns/observe.js';
 import { TerminalError } from '../reconcilers/errors.js';
 import { ServiceImages, verifyImages } from '../reconcilers/images/index.js';
@@ -43,8 +42,9 @@ export async function reconcileCoreReporting(
     const actions = await removeCoreComponent(
       ctx.docker,
       { owner: key, cellName: cellDoc.metadata.name, ...(cached ? { observed: cached } : {}) },
-      { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
+      ctx.dryRun ? 'dry-run' : { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
     );
+    ctx.dryRun?.noteActions(key, actions, '  (volumes are kept)');
     const hadStatus = await ctx.statuses.cell.remove(key);
     if (actions.length > 0 || hadStatus) ctx.event(key, 'Normal', 'Removed', `the Cell no longer runs ${key}: ${actions.length} container(s) removed, volumes kept`);
     return { changed: actions.length > 0, ready: true };
@@ -58,15 +58,17 @@ export async function reconcileCoreReporting(
     await ctx.statuses.cell.write(key, doc, failed(err));
     throw err;
   }
-  await ctx.statuses.cell.report(key, result.status);
-  if (result.changed && result.status.outcome.state === 'ready') ctx.event(key, 'Normal', 'Ready', result.status.outcome.message);
+  const outcome = result.status?.outcome;
+  if (result.status) await ctx.statuses.cell.report(key, result.status);
+  if (result.changed && outcome?.state === 'ready') ctx.event(key, 'Normal', 'Ready', outcome.message);
   if (result.error) throw result.error;
-  return { changed: result.changed, ready: result.status.outcome.state === 'ready' };
+  return { changed: result.changed, ready: outcome?.state === 'ready' };
 }
 
 interface CoreResult {
   changed: boolean;
-  status: StatusReport;
+  /** None for a dry run, which says nothing of a status. */
+  status?: StatusReport;
   /** For the queue, once the status is written. */
   error?: Error;
 }
@@ -107,7 +109,7 @@ async function reconcileCore(
   const result = await reconcileCoreComponent(
     ctx.docker,
     { component, cell: cellDoc, paths: corePaths(cellDoc, dirs), cellFile: doc.file!, ...(cached ? { observed: cached } : {}) },
-    {
+    ctx.dryRun ? 'dry-run' : {
       network: ctx.network,
       event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message),
       log: (line) => ctx.logger.info(line, { key }),
@@ -117,41 +119,19 @@ async function reconcileCore(
       prepareImages: (plan, images) => verifiedImages.ensurePresent(plan, images),
     },
   );
-  if (result.outcome === 'refused') return { changed: false, status: { doc, outcome: refused(result.reason, result.message) }, error: new TerminalError(result.message, result.reason) };
+  if (result.outcome === 'refused') return { changed: false, status: { doc, outcome: refused(result.reason, result.message) }, error: new TerminalError(result.message, result.reason, result.problems) };
   const f = facts(result.observed);
+  if (ctx.dryRun) {
+    // Whether it then runs is Docker's to tell, after the change.
+    ctx.dryRun.noteActions(key, result.actions);
+    return { changed: false };
+  }
   if (f.state !== 'running') {
     const message = `${component.container} is ${f.state}`;
     return { changed: result.changed, status: { doc, outcome: progressing('ContainersNotRunning', message), facts: f }, error: new Error(message) };
   }
   const message = `${component.container} running at ${component.run.address}`;
   return { changed: result.changed, status: { doc, outcome: ready(result.changed ? 'Converged' : 'InSync', message), facts: f } };
-}
-
-/**
- * What converging the core containers would do (`pic plan`): the same pipeline with a dry-run
- * apply, plus the removal of core containers the Cell no longer asks for.
- */
-export async function planCore(
-  docker: Dockerode,
-  cellDoc: CellDocument,
-  dirs: { stateRoot: string; cellDir: string },
-  byOwner: ReadonlyMap<string, ObservedContainer[]>,
-  describe: (a: ContainerAction) => string,
-): Promise<{ key: string; lines: string[] }[]> {
-  const out: { key: string; lines: string[] }[] = [];
-  const wanted = coreComponents(cellDoc);
-  const cellFile = path.join(dirs.cellDir, 'cell.yaml');
-  for (const component of wanted) {
-    const preview = await reconcileCoreComponent(docker, { component, cell: cellDoc, paths: corePaths(cellDoc, dirs), cellFile, observed: byOwner.get(component.key) ?? [] }, 'dry-run');
-    const lines = preview.outcome === 'refused' ? [`! ${preview.message}`] : preview.actions.filter((a) => a.type !== 'ensure-network').map(describe);
-    if (lines.length > 0) out.push({ key: component.key, lines });
-  }
-  for (const [owner, observed] of [...byOwner.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-    if (!isCoreKey(owner) || wanted.some((c) => c.key === owner)) continue;
-    const actions = await removeCoreComponent(docker, { owner, cellName: cellDoc.metadata.name, observed }, 'dry-run');
-    if (actions.length > 0) out.push({ key: owner, lines: [...actions.map(describe), '  (volumes are kept)'] });
-  }
-  return out;
 }
 
 /** The files of the state directory the core containers mount. */

@@ -150,7 +150,7 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     if (source && (await packages.progress(name))) {
       await upgradeService(ctx, cell, name, { key, file: file!, generation, decision: undefined, packages }, (pkg, config) => convergePackage(ctx, cell, name, pkg, config, undefined, {}, { key, file, generation, notices: [] }), configFor);
     }
-    return stalled(doc, 'InvalidSpec', summariseProblems(problems));
+    return stalled(doc, 'InvalidSpec', summariseProblems(problems), new TerminalError(summariseProblems(problems), 'InvalidSpec', problems));
   }
 
   const decision = cell.checked.versions.get(name);
@@ -162,8 +162,11 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   let admissionChanged = false;
   if (decision?.kind === 'install') {
     // Kept before anything runs: from now on this package renders the service, whatever the catalog holds.
-    await packages.admit(name, service, ctx.clock());
-    ctx.event(key, 'Normal', 'Admitted', `version ${decision.version} admitted; its package is kept in the state directory`);
+    if (ctx.dryRun) ctx.dryRun.note(key, `+ admit version ${decision.version} (its package is kept in the state directory and renders the service from now on)`);
+    else {
+      await packages.admit(name, service, ctx.clock());
+      ctx.event(key, 'Normal', 'Admitted', `version ${decision.version} admitted; its package is kept in the state directory`);
+    }
     admissionChanged = true;
   }
   const config = cell.checked.configs.get(name)!;
@@ -177,6 +180,12 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     : {};
   const failedUpgrade = decision?.kind === 'upgrade-failed' ? { upgradeFailed: { version: decision.target, reason: decision.failed.reason, at: decision.failed.at } } : {};
   const facts = { ...base, ...update, ...failedUpgrade };
+  if (ctx.dryRun) {
+    // What would change is noted; whether it then runs is Docker's to tell, after the change.
+    if (decision?.kind === 'admitted' && decision.update) ctx.dryRun.notice(`${key}: version ${decision.update} is in the catalog (admitted: ${decision.version}); set spec.version to ${decision.update} to upgrade`);
+    if (decision?.kind === 'upgrade-failed') ctx.dryRun.notice(`${key}: the upgrade to ${decision.target} failed (${decision.failed.reason}); running ${decision.running}, not retried until the document changes`);
+    return { changed, admissionChanged };
+  }
   // The one readiness rule (reconcilers/containers/readiness.ts), with the loop's window: judged
   // again on every Docker event of the service, so a container that dies later is seen then.
   const window = Math.min(LOOP_MIN_READY_SECONDS, minReadySecondsOf(cell, name));
@@ -253,9 +262,11 @@ export async function convergePackage(
   if (!(verifiedImages instanceof ServiceImages)) return gateHalt(doc, verifiedImages);
   const network = cellDoc.spec.network;
   const owner = key;
+  const before = ctx.ips.assignmentOf(owner);
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
+  if (allocation.ip !== before) ctx.dryRun?.note(key, `+ allocate IP ${allocation.ip}`);
   // An exit's secrets are its instance's: a ServiceInstall of the same name never shares them.
-  const secrets = await ctx.secrets.ensure(instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.template));
+  const secrets = await ensureSecrets(ctx, key, instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.template));
   const result = await reconcileServiceContainers(
     ctx.docker,
     {
@@ -275,7 +286,7 @@ export async function convergePackage(
       },
       ...(cached ? { observed: cached } : {}),
     },
-    {
+    ctx.dryRun ? 'dry-run' : {
       network: ctx.network,
       event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message),
       log: (line) => ctx.logger.info(line, { key }),
@@ -291,9 +302,10 @@ export async function convergePackage(
   );
   if (result.outcome === 'refused') {
     const facts = result.reason === 'NameConflict' ? { facts: { serviceIp: allocation.ip, notices } } : {};
-    return { halt: { doc, outcome: refused(result.reason, result.message), ...facts }, error: new TerminalError(result.message, result.reason) };
+    return { halt: { doc, outcome: refused(result.reason, result.message), ...facts }, error: new TerminalError(result.message, result.reason, result.problems) };
   }
   const { plan, observed, changed } = result;
+  ctx.dryRun?.noteActions(key, result.actions);
   const published = publishedPortsOf(plan);
   return {
     allocation,
@@ -302,6 +314,19 @@ export async function convergePackage(
     observed,
     facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, ...(published.length > 0 ? { publishedPorts: published } : {}), ...verifiedImages.facts },
   };
+}
+
+/** The service's secrets, the missing ones generated (never rotated); a dry run notes which would be. */
+async function ensureSecrets(ctx: OperatorContext, key: string, name: string, names: readonly string[]): Promise<Record<string, string>> {
+  if (!ctx.dryRun) return ctx.secrets.ensure(name, names);
+  const stored = await ctx.secrets.get(name);
+  const secrets: Record<string, string> = {};
+  for (const secret of names) {
+    const value = Object.prototype.hasOwnProperty.call(stored, secret) ? stored[secret] : undefined;
+    if (value === undefined) ctx.dryRun.note(key, `+ generate secret PIC_SECRET_${secret}`);
+    Object.defineProperty(secrets, secret, { value: value ?? '(to be generated)', enumerable: true, writable: true, configurable: true });
+  }
+  return secrets;
 }
 
 /** The config of a service merged against another package's schema (the previous one, on rollback). */
@@ -316,9 +341,16 @@ export async function removeService(ctx: OperatorContext, name: string, cached?:
   const actions = await removeServiceContainers(
     ctx.docker,
     { owner: key, cellName: ctx.cellName, ...(cached ? { observed: cached } : {}) },
-    { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
+    ctx.dryRun ? 'dry-run' : { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
   );
+  const ip = ctx.ips.assignmentOf(key);
   const released = await ctx.ips.release(key);
+  if (ctx.dryRun) {
+    ctx.dryRun.noteActions(key, actions);
+    if (released) ctx.dryRun.note(key, `- release IP ${ip}`);
+    if (actions.length > 0 || released) ctx.dryRun.note(key, '  (volumes and data are kept)');
+    return { changed: false };
+  }
   // A reinstall admits the catalog's version afresh; the volumes (the data) are kept as always.
   const forgotten = await new PackageStore(ctx.stateRoot).forget(name);
   const hadStatus = await ctx.statuses.services.remove(key);

@@ -67,10 +67,17 @@ export async function upgradeService(
 ): Promise<ReconcileOutcome | undefined> {
   const { key, file, generation, decision, packages } = where;
   const doc = { file, generation };
-  if (decision?.kind !== 'upgrade' && !(await packages.progress(name))) return undefined;
+  const halfway = await packages.progress(name);
+  if (decision?.kind !== 'upgrade' && !halfway) return undefined;
   const source = cell.docs.services.find((s) => s.doc.metadata.name === name);
   const spec = source?.doc.spec;
   const deadlineMs = (spec?.upgrade?.deadlineSeconds ?? DEFAULT_UPGRADE_DEADLINE_MS / 1000) * 1000;
+  if (ctx.dryRun) {
+    // An upgrade is a sequence of steps that each wait on the one before: a dry run says which.
+    if (halfway) ctx.dryRun.note(key, `~ finish the upgrade ${halfway.from} → ${halfway.to} left halfway at its ${halfway.step} step: complete it, or roll back to ${halfway.from} and restore the snapshot`);
+    else if (decision?.kind === 'upgrade') ctx.dryRun.note(key, `~ upgrade ${decision.from} → ${decision.to}: snapshot and verify the data, switch to the new package and image, wait up to ${deadlineMs / 1000}s for Ready; on failure roll back to ${decision.from} and restore the snapshot`);
+    return { changed: false };
+  }
   const env = operatorBackupEnv(ctx, cell, deadlineMs, spec?.minReadySeconds);
   let last: ConvergedPackage | undefined;
   const packageOf = async (which: 'old' | 'new') => {
