@@ -32,6 +32,8 @@ const PURE_FILES = [
   'reconcilers/**/render.ts',
   'reconcilers/**/*-render.ts',
   'reconcilers/errors.ts',
+  'controllers/outcome.ts',
+  'controllers/plan-journal.ts',
   'reconcilers/shared/diff.ts',
   'reconcilers/shared/types.ts',
   'reconcilers/backup/entries.ts',

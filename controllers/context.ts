@@ -3,7 +3,6 @@ import type Dockerode from 'dockerode';
 import type winston from 'winston';
 import type { CellDocument } from '../crds/types.js';
 import { cellContextOf, type CellContext } from '../reconcilers/containers/desired.js';
-import { computeConditions, phaseOf } from '../state/conditions.js';
 import { ImageVerifier } from '../reconcilers/images/index.js';
 import type { EventLog } from '../state/events.js';
 import { parsePool, type IpAllocationStore } from '../state/ip-allocation.js';
@@ -11,31 +10,9 @@ import { dynamicRangeFor } from '../reconcilers/containers/network.js';
 import type { SecretsStore } from '../state/secrets.js';
 import { PackageStore } from '../state/packages.js';
 import type { StatusStore } from '../state/status-store.js';
-import type { DocumentStatus, OperatorEvent } from '../state/status-types.js';
-
-import { TerminalError } from '../reconcilers/errors.js';
-
-export interface StatusUpdate {
-  file?: string;
-  generation: string;
-  /** 'Unknown' when the operator has no verdict to give (a kind it only validates). */
-  ready: boolean | 'Unknown';
-  readyReason?: string;
-  message?: string;
-  reconciling?: { reason: string; message: string };
-  stalled?: { reason: string; message: string };
-  facts?: DocumentStatus['facts'];
-}
-
-/**
- * The one rule that turns a failed reconcile into conditions: a terminal error (bad input, a
- * refusal) is Stalled with its reason and is not retried; any other error is Reconciling, retried
- * with back-off.
- */
-export function failureConditions(err: unknown): Pick<StatusUpdate, 'stalled' | 'reconciling'> & { ready: false } {
-  const message = err instanceof Error ? err.message : String(err);
-  return err instanceof TerminalError ? { ready: false, stalled: { reason: err.reason, message } } : { ready: false, reconciling: { reason: 'RetryingAfterError', message } };
-}
+import type { OperatorEvent } from '../state/status-types.js';
+import type { PlanJournal } from './plan-journal.js';
+import { StatusWriters } from './status-writers.js';
 
 /** Everything a reconciler may touch, passed in (no module-level singletons). */
 export class OperatorContext {
@@ -48,14 +25,25 @@ export class OperatorContext {
     readonly logger: winston.Logger,
     readonly dataDir: string,
     readonly clock: () => Date = () => new Date(),
+    /**
+     * A dry run (`pic plan`): the same reconciles, but where one would change something it notes
+     * the change here instead. Nothing is written: no container, no status, no event, no state
+     * file (`ips` must then be a dry-run store: addresses are computed, not saved), and the image
+     * verifier reads its cache without adding to it.
+     */
+    readonly dryRun?: PlanJournal,
   ) {
     this.stateRoot = path.dirname(dataDir);
-    this.imageVerifier = new ImageVerifier(this.stateRoot);
+    this.imageVerifier = new ImageVerifier(this.stateRoot, undefined, undefined, { dryRun: Boolean(dryRun) });
+    this.statuses = new StatusWriters(status, { clock, event: (key, type, reason, message) => this.event(key, type, reason, message), dryRun: Boolean(dryRun) });
     this.packages = new PackageStore(this.stateRoot);
   }
 
   /** The kept packages and upgrade records; one store, which remembers the records it read and wrote. */
   readonly packages: PackageStore;
+
+  /** The one writer of each kind's statuses (status-writers.ts); `status` is for reading. */
+  readonly statuses: StatusWriters;
 
   /** The state directory: the data directory is <state dir>/data (state/state-dir.ts). */
   readonly stateRoot: string;
@@ -85,53 +73,11 @@ export class OperatorContext {
   }
 
 
-  /** Record an event and log it; failures to record never fail a reconcile. */
+  /** Record an event and log it; failures to record never fail a reconcile. A dry run records none. */
   event(key: string, type: OperatorEvent['type'], reason: string, message: string): void {
+    if (this.dryRun) return;
     const level = type === 'Warning' ? 'warn' : 'info';
     this.logger.log(level, message, { key, reason });
     this.events.record({ key, type, reason, message }).catch((err: Error) => this.logger.warn(`cannot record event: ${err.message}`, { key }));
-  }
-
-  /** Write a document's status; a no-op when nothing but the time would change. */
-  async writeStatus(key: string, update: StatusUpdate): Promise<void> {
-    const [kind = '', name = ''] = key.split('/');
-    const previous = await this.status.lastKnown(key);
-    const now = this.clock().toISOString();
-    const conditions = computeConditions(
-      previous?.conditions,
-      {
-        ready: update.ready === 'Unknown'
-          ? { status: 'Unknown', reason: update.readyReason ?? 'Unknown', message: update.message ?? 'no verdict' }
-          : update.ready
-          ? { status: 'True', reason: update.readyReason ?? 'Ready', message: update.message ?? 'ready' }
-          : { status: 'False', reason: update.stalled?.reason ?? update.reconciling?.reason ?? 'NotReady', message: update.stalled?.message ?? update.reconciling?.message ?? update.message ?? 'not ready' },
-        ...(update.reconciling ? { reconciling: update.reconciling } : {}),
-        ...(update.stalled ? { stalled: update.stalled } : {}),
-      },
-      now,
-    );
-    // The Ready reason flips between Converged and InSync across passes; keep the first one so an
-    // unchanged, ready document is not rewritten on every pass.
-    const prevReady = previous?.conditions.find((c) => c.type === 'Ready');
-    const ready = conditions.find((c) => c.type === 'Ready');
-    if (prevReady && ready && prevReady.status === 'True' && ready.status === 'True') {
-      ready.reason = prevReady.reason;
-    }
-    const status: DocumentStatus = {
-      key,
-      kind,
-      name,
-      observedGeneration: update.generation,
-      phase: phaseOf(conditions),
-      conditions,
-      ...(update.file ? { file: update.file } : {}),
-      ...(update.facts ? { facts: update.facts } : {}),
-      updatedAt: now,
-    };
-    const wrote = await this.status.put(status);
-    if (wrote && previous?.phase !== status.phase) {
-      const cond = status.conditions.find((c) => c.type === 'Stalled') ?? ready;
-      if (status.phase === 'Stalled') this.event(key, 'Warning', cond?.reason ?? 'Stalled', cond?.message ?? 'stalled');
-    }
   }
 }

@@ -11,7 +11,7 @@ import { AppliedStore } from '../state/applied-store.js';
 import { cellFilesSignature, loadCell, resolveCellPath, type LoadedCell } from '../state/cell.js';
 import { documentKey } from '../state/desired.js';
 import { EventLog } from '../state/events.js';
-import { heldMessage, holdBrokenDocuments, type HeldCell, type HeldDocument } from '../state/hold.js';
+import { holdBrokenDocuments, type HeldCell, type HeldDocument } from '../state/hold.js';
 import { IpAllocationStore } from '../state/ip-allocation.js';
 import { HeartbeatWriter } from '../state/operator-heartbeat.js';
 import { PackageStore } from '../state/packages.js';
@@ -21,8 +21,10 @@ import type { DocumentStatus } from '../state/status-types.js';
 import { BackupScheduler } from './backup-schedule.js';
 import { BackupStatusStore } from './backup-status.js';
 import { OperatorContext } from './context.js';
+import { progressing, refused } from './outcome.js';
 import { CELL_RESOURCES } from './resources.js';
 import { CORE_KIND, coreComponents, isCoreKey } from '../reconcilers/core/spec.js';
+import { coreKeys, isContainerOwnerKey, ownerKeys, ownersOfPass } from './pass-keys.js';
 import { reconcileCoreReporting } from './reconcile-core.js';
 import { ACCOUNTS_PREFIX, isAccountsKey, isResourceKey, SharedResources } from './shared-resources.js';
 import { WorkQueue } from './queue.js';
@@ -150,19 +152,14 @@ export class Operator {
     return this.cell;
   }
 
-  /** Keys of every document the snapshot declares (valid or not). */
+  /** Keys of every document the snapshot declares that owns containers (valid or not). */
   private desiredKeys(cell: HeldCell): string[] {
-    const keys = new Set<string>();
-    for (const s of cell.docs.services) keys.add(documentKey(s.doc));
-    for (const c of cell.docs.connections) keys.add(documentKey(c.doc));
-    for (const r of cell.docs.rejected) if (r.key && isContainerOwnerKey(r.key)) keys.add(r.key);
-    for (const key of cell.held.keys()) if (isContainerOwnerKey(key)) keys.add(key);
-    return [...keys].sort();
+    return ownerKeys(cell);
   }
 
   /** `Core/<name>` of every core container the Cell asks pic to run. */
   private coreKeys(cell: LoadedCell): string[] {
-    return cell.cell ? coreComponents(cell.cell).map((c) => c.key) : [];
+    return coreKeys(cell);
   }
 
   /** What the core containers are built from: the Cell's network, domain, core sections and image policy. */
@@ -299,7 +296,7 @@ export class Operator {
         this.filesSignature = undefined;
         const message = `cannot read the cell folder ${dir}: ${(err as Error).message}; this is a bug or a fault of the state directory, the last snapshot keeps holding`;
         this.opts.logger.error(message);
-        await this.writeCellStatus({ stalled: { reason: 'LoadFailed', message } });
+        await this.writeCellStatus({ reason: 'LoadFailed', message });
         return;
       }
       // Kept only when nothing changed while reading (and the catalog is still the same folder).
@@ -316,7 +313,7 @@ export class Operator {
         // meanwhile included.
         this.fingerprints = new Map([...this.fingerprints.keys()].map((key) => [key, 'frozen']));
         const first = cell.checked.general[0];
-        await this.writeCellStatus({ stalled: { reason: 'CellInvalid', message: `${first ? `${first.file}: ${first.pointer || '/'}: ${first.message}` : 'no valid Cell document'}; the whole cell is held: nothing is created, changed or removed until cell.yaml is valid` } });
+        await this.writeCellStatus({ reason: 'CellInvalid', message: `${first ? `${first.file}: ${first.pointer || '/'}: ${first.message}` : 'no valid Cell document'}; the whole cell is held: nothing is created, changed or removed until cell.yaml is valid` });
         for (const entry of cell.held.values()) await this.writeHeldStatus(entry);
         return;
       }
@@ -353,73 +350,56 @@ export class Operator {
     return `Cell/${this.cell?.cell?.metadata.name ?? (this.ctx.cellName || 'cell')}`;
   }
 
-  /**
-   * The Cell's status: Stalled with why, or (undefined) removed when the cell is readable. Which
-   * Cell statuses exist is looked up on disk once (one an earlier run left), then remembered, so
-   * a readable cell costs no listing of the status folder on every reload.
-   */
-  private async writeCellStatus(problem: { stalled: { reason: string; message: string } } | undefined): Promise<void> {
-    this.cellStatuses ??= new Set((await this.ctx.status.keys()).filter((s) => s.kind === 'Cell').map((s) => s.key));
-    if (!problem) {
-      for (const key of this.cellStatuses) await this.ctx.status.remove(key);
-      this.cellStatuses.clear();
-      return;
-    }
-    const key = this.cellStatusKey();
-    this.cellStatuses.add(key);
-    await this.ctx.writeStatus(key, { file: resolveCellPath(this.opts.cellDir, 'cell.yaml'), generation: 'invalid', ready: false, ...problem });
+  /** The Cell's status: Stalled with why, or (undefined) removed when the cell is readable. */
+  private async writeCellStatus(problem: { reason: string; message: string } | undefined): Promise<void> {
+    await this.ctx.statuses.cell.cellProblem(this.cellStatusKey(), resolveCellPath(this.opts.cellDir, 'cell.yaml'), problem && refused(problem.reason, problem.message));
   }
-
-  /** Keys of the Cell statuses on disk, once looked up (writeCellStatus). */
-  private cellStatuses?: Set<string>;
 
   /** A held document's status: Stalled with the problem and what is kept; its facts stay. */
   private async writeHeldStatus(entry: HeldDocument): Promise<void> {
-    const previous = await this.ctx.status.lastKnown(entry.key);
-    const file = entry.applied?.file ?? entry.file;
-    await this.ctx.writeStatus(entry.key, {
-      ...(file ? { file } : {}),
-      generation: previous?.observedGeneration ?? (entry.applied ? generationOf(entry.applied.doc.spec) : 'invalid'),
-      ready: false,
-      stalled: { reason: entry.reason, message: heldMessage(entry) },
-      ...(previous?.facts ? { facts: previous.facts } : {}),
-    });
+    await this.ctx.statuses.of(entry.key).held(entry);
   }
 
   /**
-   * PeerAccount and Connection documents are validated but not yet converged by this version:
-   * their status says so (Ready Unknown), or Stalled with the problem when they are invalid.
+   * PeerAccount and Connection documents: Stalled with the problem when invalid; a peer
+   * AccountsPending until its accounts report (a valid Connection's status is its own reconcile's).
+   * Their writers are told which documents exist, so the statuses of deleted ones go.
    */
   private async writeValidatedStatuses(cell: HeldCell): Promise<void> {
     const present = new Set<string>();
     const docs = [...cell.docs.peers, ...cell.docs.connections];
+    const invalid = (problems: { pointer: string; message: string }[]) => refused('InvalidSpec', problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; '));
+    for (const entry of cell.held.values()) if (!entry.key.startsWith(`${SERVICE_KIND}/`)) present.add(entry.key);
+    for (const { doc } of docs) present.add(documentKey(doc));
+    for (const r of cell.docs.rejected) if (r.key && /^(PeerAccount|Connection)\//.test(r.key)) present.add(r.key);
+    const { peers, connections } = this.ctx.statuses;
+    await peers.track(new Set([...present].filter((k) => peers.owns(k))));
+    await connections.track(new Set([...present].filter((k) => connections.owns(k))));
+    const written = new Set<string>();
     for (const entry of cell.held.values()) {
       if (entry.key.startsWith(`${SERVICE_KIND}/`)) continue;
-      present.add(entry.key);
+      written.add(entry.key);
       await this.writeHeldStatus(entry);
     }
     for (const { doc, file } of docs) {
       const key = documentKey(doc);
-      if (present.has(key)) continue;
-      present.add(key);
+      if (written.has(key)) continue;
+      written.add(key);
       const problems = cell.checked.byDocument.get(key) ?? [];
-      const generation = generationOf(doc.spec);
+      const ref = { file, generation: generationOf(doc.spec) };
       if (problems.length > 0) {
-        await this.ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') } });
+        await this.ctx.statuses.of(key).write(key, ref, invalid(problems));
       } else if (doc.kind === 'Connection') {
         // Converged under its own key (reconcile-connection.ts), which writes its status.
         continue;
       } else if (!(await this.ctx.status.lastKnown(key))) {
-        await this.ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'AccountsPending', message: 'accounts not reconciled yet' } });
+        await peers.write(key, ref, progressing('AccountsPending', 'accounts not reconciled yet'));
       }
     }
     for (const r of cell.docs.rejected) {
-      if (!r.key || present.has(r.key) || r.key.startsWith(`${SERVICE_KIND}/`) || !/^(PeerAccount|Connection)\//.test(r.key)) continue;
-      present.add(r.key);
-      await this.ctx.writeStatus(r.key, { file: r.file, generation: 'invalid', ready: false, stalled: { reason: 'InvalidSpec', message: r.problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; ') } });
-    }
-    for (const status of await this.ctx.status.keys()) {
-      if ((status.kind === 'PeerAccount' || status.kind === 'Connection') && !present.has(status.key)) await this.ctx.status.remove(status.key);
+      if (!r.key || written.has(r.key) || !/^(PeerAccount|Connection)\//.test(r.key)) continue;
+      written.add(r.key);
+      await this.ctx.statuses.of(r.key).write(r.key, { file: r.file, generation: 'invalid' }, invalid(r.problems));
     }
   }
 
@@ -536,17 +516,8 @@ export class Operator {
     const seq = ++this.seq;
     this.shared.beginPass();
     const all = await listOwnedContainers(this.opts.docker, { cell: cell.cell.metadata.name });
-    const byOwner = new Map<string, ObservedContainer[]>();
-    for (const key of [...this.desiredKeys(cell), ...this.coreKeys(cell)]) byOwner.set(key, []);
-    for (const c of all) {
-      if (!isContainerOwnerKey(c.owner) && !isCoreKey(c.owner)) continue;
-      if (!byOwner.has(c.owner)) byOwner.set(c.owner, []);
-      byOwner.get(c.owner)!.push(c);
-    }
-    // Status of documents that vanished while the operator was down: converge them to absent too.
-    for (const status of await this.ctx.status.keys()) {
-      if ((status.kind === SERVICE_KIND || status.kind === CONNECTION_KIND || status.kind === CORE_KIND) && !byOwner.has(status.key)) byOwner.set(status.key, []);
-    }
+    // Documents that vanished while the operator was down (a status or an address is left): converged to absent too.
+    const byOwner = ownersOfPass(cell, all, [...(await this.ctx.status.keys()).map((s) => s.key), ...Object.keys(this.ctx.ips.assignments())]);
     this.observedByOwner = new Map([...byOwner].map(([owner, containers]) => [owner, { containers, seq }]));
     for (const key of byOwner.keys()) this.queue.add(key);
     for (const key of this.sharedKeys(cell)) this.queue.add(key);
@@ -651,8 +622,3 @@ export class Operator {
 }
 
 export { isTerminal, serviceKey };
-
-/** Keys of documents that own containers: ServiceInstalls and Connections (their exits). */
-function isContainerOwnerKey(key: string): boolean {
-  return key.startsWith(`${SERVICE_KIND}/`) || key.startsWith(`${CONNECTION_KIND}/`);
-}

@@ -22,6 +22,7 @@ import type { CatalogService } from '../state/catalog.js';
 import { exitServiceOf } from '../state/check-desired.js';
 import { generationOf } from '../state/generation.js';
 import type { OperatorContext } from './context.js';
+import { failed, progressing, ready, refused } from './outcome.js';
 import { convergePackage, type ReconcileOutcome } from './reconcile-service.js';
 
 export const CONNECTION_KIND = 'Connection';
@@ -49,9 +50,10 @@ export function connectionFilesDir(stateRoot: string, instanceId: string): strin
 
 /**
  * Reads the configFile (relative to the document, or absolute on the host) and keeps a copy pic
- * owns, written only when its content changed. The content is never logged or put in a status.
+ * owns, written only when its content changed (a dry run writes none). The content is never logged
+ * or put in a status.
  */
-async function keepConfigFile(stateRoot: string, instanceId: string, doc: ConnectionDocument, documentFile: string, warn: (message: string) => void): Promise<{ source: string; digest: string } | undefined> {
+async function keepConfigFile(stateRoot: string, instanceId: string, doc: ConnectionDocument, documentFile: string, warn: (message: string) => void, dryRun: boolean): Promise<{ source: string; digest: string } | undefined> {
   const given = doc.spec.configFile;
   if (given === undefined) return undefined;
   const file = path.isAbsolute(given) ? given : path.resolve(path.dirname(documentFile), given);
@@ -69,7 +71,7 @@ async function keepConfigFile(stateRoot: string, instanceId: string, doc: Connec
   const dir = connectionFilesDir(stateRoot, instanceId);
   const source = path.join(dir, 'config');
   const kept = await fs.readFile(source).catch(() => undefined);
-  if (!kept || !kept.equals(content)) {
+  if (!dryRun && (!kept || !kept.equals(content))) {
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(source, content, 0o600);
   }
@@ -81,25 +83,47 @@ export interface ConnectionOutcome extends ReconcileOutcome {
   healthy: boolean;
 }
 
-/** Converge one Connection's exit and write its status. */
+/**
+ * Converge one Connection's exit and write the status it returns through the Connection writer
+ * (a reconcile that threw midway is reported by the one rule); the error it returns or throws
+ * then goes to the queue.
+ */
 export async function reconcileConnection(ctx: OperatorContext, cell: LoadedCell, name: string, cached?: ObservedContainer[]): Promise<ConnectionOutcome> {
   const key = connectionKey(name);
   const source = cell.docs.connections.find((c) => c.doc.metadata.name === name);
   if (!source || !cell.cell || !cell.catalog) return { ...(await removeConnection(ctx, name, cached)), healthy: false };
+  const statuses = ctx.statuses.connections;
+  let result: ConnectionOutcome;
+  try {
+    result = await convergeConnection(ctx, cell, source, cached);
+  } catch (err) {
+    await statuses.write(key, { file: source.file, generation: generationOf(source.doc.spec) }, failed(err), undefined, 'merge');
+    throw err;
+  }
+  if (result.status) {
+    await statuses.report(key, result.status);
+    if (result.changed && result.status.outcome.state === 'ready') ctx.event(key, 'Normal', 'Ready', result.status.outcome.message);
+  }
+  if (result.error) throw result.error;
+  return result;
+}
+
+/** One Connection's exit: the catalog service that provides it, its config file, its containers; returns its status. */
+async function convergeConnection(ctx: OperatorContext, cell: LoadedCell, source: { doc: ConnectionDocument; file: string }, cached: ObservedContainer[] | undefined): Promise<ConnectionOutcome> {
   const { doc, file } = source;
+  const name = doc.metadata.name;
+  const key = connectionKey(name);
   const generation = generationOf(doc.spec);
+  const ref = { file, generation };
   const users = cell.docs.services.filter((s) => s.doc.spec.egress?.connection === name).map((s) => s.doc.metadata.name).sort();
   const usedBy = users.length > 0 ? users.join(', ') : 'no service';
-  const stalled = async (reason: string, message: string): Promise<never> => {
-    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason, message }, facts: { services: users } });
-    throw new TerminalError(message, reason);
-  };
-  const { service, problem } = exitPackageOf(cell.catalog.offered, doc);
+  const stalled = (reason: string, message: string): ConnectionOutcome => ({ changed: false, healthy: false, status: { doc: ref, outcome: refused(reason, message), facts: { services: users } }, error: new TerminalError(message, reason) });
+  const { service, problem } = exitPackageOf(cell.catalog!.offered, doc);
   if (!service) return stalled('NoExitService', `${file}: /spec/type: ${problem}`);
   const instanceId = instanceIdOf(name);
   let configFile: { source: string; digest: string } | undefined;
   try {
-    configFile = await keepConfigFile(ctx.stateRoot, instanceId, doc, file, (message) => ctx.event(key, 'Warning', 'ConfigFileExposed', message));
+    configFile = await keepConfigFile(ctx.stateRoot, instanceId, doc, file, (message) => ctx.event(key, 'Warning', 'ConfigFileExposed', message), Boolean(ctx.dryRun));
   } catch (err) {
     if (err instanceof TerminalError) return stalled(err.reason ?? 'ConfigFileInvalid', err.message);
     throw err;
@@ -110,6 +134,9 @@ export async function reconcileConnection(ctx: OperatorContext, cell: LoadedCell
 
   const instance = { id: instanceId, owner: key, ...(configFile ? { configFile } : {}) };
   const converged = await convergePackage(ctx, cell, name, service, config.config, cached, {}, { key, file, generation, notices: [], instance });
+  if ('halt' in converged) return { changed: false, healthy: false, status: converged.halt, error: converged.error };
+  // A dry run has noted what would change; whether the exit then comes up is Docker's to tell.
+  if (ctx.dryRun) return { changed: false, healthy: false };
   const facts = {
     ...converged.facts,
     instance: instanceId,
@@ -125,14 +152,12 @@ export async function reconcileConnection(ctx: OperatorContext, cell: LoadedCell
     const running = converged.observed.some((c) => c.state === 'running');
     const reason = !running ? 'ExitNotRunning' : verdict.cause === 'health' ? 'ConnectionDown' : 'ExitStarting';
     const message = `exit ${converged.facts.containers.map((c) => c.name).join(', ')} not ready: ${verdict.reason}; ${consequence}`;
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason, message }, facts });
-    if (verdict.state === 'failed') throw new Error(message);
-    return { requeueAfterMs: verdict.retryAfterMs, changed: converged.changed, healthy: false };
+    const status = { doc: ref, outcome: progressing(reason, message), facts };
+    if (verdict.state === 'failed') return { changed: converged.changed, healthy: false, status, error: new Error(message) };
+    return { requeueAfterMs: verdict.retryAfterMs, changed: converged.changed, healthy: false, status };
   }
   const message = `exit ${converged.facts.containers.map((c) => c.name).join(', ')} at ${converged.allocation.ip} up, probe passing; carries ${usedBy}`;
-  await ctx.writeStatus(key, { file, generation, ready: true, readyReason: converged.changed ? 'Converged' : 'InSync', message, facts });
-  if (converged.changed) ctx.event(key, 'Normal', 'Ready', message);
-  return { changed: converged.changed, ready: true, healthy: true };
+  return { changed: converged.changed, ready: true, healthy: true, status: { doc: ref, outcome: ready(converged.changed ? 'Converged' : 'InSync', message), facts } };
 }
 
 /** A Connection whose document is gone: its exit removed, its address released. Its services stay fenced. */
@@ -141,11 +166,17 @@ export async function removeConnection(ctx: OperatorContext, name: string, cache
   const actions = await removeServiceContainers(
     ctx.docker,
     { owner: key, cellName: ctx.cellName, ...(cached ? { observed: cached } : {}) },
-    { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
+    ctx.dryRun ? 'dry-run' : { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
   );
+  const ip = ctx.ips.assignmentOf(key);
   const released = await ctx.ips.release(key);
+  if (ctx.dryRun) {
+    ctx.dryRun.noteActions(key, actions);
+    if (released) ctx.dryRun.note(key, `- release IP ${ip}`);
+    return { changed: false };
+  }
   await fs.rm(connectionFilesDir(ctx.stateRoot, instanceIdOf(name)), { recursive: true, force: true });
-  const hadStatus = await ctx.status.remove(key);
+  const hadStatus = await ctx.statuses.connections.remove(key);
   if (actions.length > 0 || released || hadStatus) ctx.event(key, 'Normal', 'Removed', `exit removed: ${actions.length} container(s)`);
   return { changed: actions.length > 0 };
 }

@@ -7,13 +7,15 @@ import { publishedPortsOf } from '../reconcilers/containers/translate.js';
 import type { ServicePlan } from '../reconcilers/containers/types.js';
 import type { ServiceInstance } from '../reconcilers/containers/desired.js';
 import { TerminalError } from '../reconcilers/errors.js';
-import { verifyServiceImages } from '../reconcilers/images/index.js';
+import { ServiceImages, verifyServiceImages, type GateRefusal } from '../reconcilers/images/index.js';
 import type { LoadedCell } from '../state/cell.js';
 import type { CatalogService } from '../state/catalog.js';
 import { generationOf } from '../state/generation.js';
 import { changeLine, diffPackages } from '../state/manifest-diff.js';
 import type { ContainerFact, DocumentStatus } from '../state/status-types.js';
-import { failureConditions, type OperatorContext } from './context.js';
+import type { OperatorContext } from './context.js';
+import { progressing, ready, refused } from './outcome.js';
+import type { DocumentRef, StatusReport } from './status-writers.js';
 import { upgradeService } from './upgrade-service.js';
 
 export const SERVICE_KIND = 'ServiceInstall';
@@ -33,6 +35,32 @@ export interface ReconcileOutcome {
   ready?: boolean;
   /** The admitted version changed (admitted, upgraded, rolled back): read the cell again. */
   admissionChanged?: boolean;
+  /** What the document's status says; none when there is nothing new to say (the document is gone: its status went with it). */
+  status?: StatusReport;
+  /** Handed to the queue once the status is written: a TerminalError is not retried, any other error is, with back-off. */
+  error?: Error;
+}
+
+/** Why a package cannot converge now: the status it leaves, and the error the queue gets. */
+export interface PackageHalt {
+  halt: StatusReport;
+  error: Error;
+}
+
+/** Stalled with `reason`, not retried until the document changes. */
+function stalled(doc: DocumentRef, reason: string, message: string, error: Error = new TerminalError(message, reason)): ReconcileOutcome {
+  return { changed: false, status: { doc, outcome: refused(reason, message) }, error };
+}
+
+/**
+ * A refusal of the image gate: Stalled for a bad artifact or key, Reconciling for a registry that
+ * may come back (retried with back-off); the verification facts are laid over the stored ones.
+ */
+export function gateHalt(doc: DocumentRef, gate: GateRefusal): PackageHalt {
+  return {
+    halt: { doc, outcome: gate.retry ? progressing(gate.reason, gate.message) : refused(gate.reason, gate.message), ...(gate.facts ? { facts: { ...gate.facts }, how: 'merge' as const } : {}) },
+    error: gate.retry ? new Error(gate.message) : new TerminalError(gate.message, gate.reason),
+  };
 }
 
 /** What the containers of a service look like, for its status. */
@@ -50,25 +78,26 @@ function containerFacts(plan: ServicePlan, observed: ObservedContainer[]): Conta
 }
 
 /**
- * Reconcile a service and make sure its status tells the outcome even when the reconcile failed
- * midway (Docker refused something, a conflict): Stalled for a terminal error, Reconciling with
- * the error for one that will be retried.
+ * Reconcile a service and write the status it returns through the ServiceInstall writer; a
+ * reconcile that threw midway (Docker refused something) is reported by the one rule
+ * (ServiceStatuses.failed). The error a reconcile returns or throws then goes to the queue.
  */
 export async function reconcileServiceReporting(ctx: OperatorContext, cell: LoadedCell, name: string, cached?: ObservedContainer[], hooks: ReconcileHooks = {}): Promise<ReconcileOutcome> {
+  const key = serviceKey(name);
+  let result: ReconcileOutcome;
   try {
-    return await reconcileService(ctx, cell, name, cached, hooks);
+    result = await reconcileService(ctx, cell, name, cached, hooks);
   } catch (err) {
-    const key = serviceKey(name);
-    const previous = await ctx.status.lastKnown(key);
     const source = cell.docs.services.find((s) => s.doc.metadata.name === name);
-    if (source && previous?.phase !== 'Stalled') {
-      const failure = failureConditions(err);
-      const update = { file: source.file, generation: generationOf(source.doc.spec), ...failure, ...(previous?.facts ? { facts: previous.facts } : {}) };
-      // The same retry failing again is not news: no write.
-      if (failure.stalled || previous?.conditions.find((c) => c.type === 'Reconciling')?.message !== failure.reconciling?.message) await ctx.writeStatus(key, update);
-    }
+    if (source) await ctx.statuses.services.failed(key, { file: source.file, generation: generationOf(source.doc.spec) }, err);
     throw err;
   }
+  if (result.status) {
+    await ctx.statuses.services.report(key, result.status);
+    if (result.changed && result.status.outcome.state === 'ready') ctx.event(key, 'Normal', 'Ready', result.status.outcome.message);
+  }
+  if (result.error) throw result.error;
+  return result;
 }
 
 /**
@@ -101,8 +130,8 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   if (!cellDoc) {
     const problems = cell.checked.general.length ? cell.checked.general : [{ file: `${cell.dir}/cell.yaml`, pointer: '', message: 'no valid Cell document' }];
     if (!source) return removeService(ctx, name, cached);
-    await ctx.writeStatus(key, { file: source.file, generation: generationOf(source.doc.spec), ready: false, stalled: { reason: 'CellInvalid', message: summariseProblems(problems) } });
-    throw new TerminalError(`the cell itself is invalid: ${summariseProblems(problems)}`, 'CellInvalid');
+    const message = summariseProblems(problems);
+    return stalled({ file: source.file, generation: generationOf(source.doc.spec) }, 'CellInvalid', message, new TerminalError(`the cell itself is invalid: ${message}`, 'CellInvalid'));
   }
   if (!source) {
     const rejected = cell.checked.byDocument.get(key);
@@ -110,16 +139,17 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   }
   const generation = generationOf(source?.doc.spec);
   const file = source?.file ?? cell.docs.rejected.find((r) => r.key === key)?.file;
+  const doc: DocumentRef = { ...(file ? { file } : {}), generation };
   const problems = cell.checked.byDocument.get(key) ?? [];
   const packages = ctx.packages;
   if (problems.length > 0 || !source) {
     // An upgrade left halfway by a killed operator is not left so because the document broke
-    // meanwhile: nothing asks for it any more, so it is rolled back (or abandoned) first.
+    // meanwhile: nothing asks for it any more, so it is rolled back (or abandoned) first. What its
+    // status would say gives way to the document's problem.
     if (source && (await packages.progress(name))) {
       await upgradeService(ctx, cell, name, { key, file: file!, generation, decision: undefined, packages }, (pkg, config) => convergePackage(ctx, cell, name, pkg, config, undefined, {}, { key, file, generation, notices: [] }), configFor);
     }
-    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'InvalidSpec', message: summariseProblems(problems) } });
-    throw new TerminalError(summariseProblems(problems), 'InvalidSpec');
+    return stalled(doc, 'InvalidSpec', summariseProblems(problems), new TerminalError(summariseProblems(problems), 'InvalidSpec', problems));
   }
 
   const decision = cell.checked.versions.get(name);
@@ -131,13 +161,17 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   let admissionChanged = false;
   if (decision?.kind === 'install') {
     // Kept before anything runs: from now on this package renders the service, whatever the catalog holds.
-    await packages.admit(name, service, ctx.clock());
-    ctx.event(key, 'Normal', 'Admitted', `version ${decision.version} admitted; its package is kept in the state directory`);
+    if (ctx.dryRun) ctx.dryRun.note(key, `+ admit version ${decision.version} (its package is kept in the state directory and renders the service from now on)`);
+    else {
+      await packages.admit(name, service, ctx.clock());
+      ctx.event(key, 'Normal', 'Admitted', `version ${decision.version} admitted; its package is kept in the state directory`);
+    }
     admissionChanged = true;
   }
   const config = cell.checked.configs.get(name)!;
   const notices = cell.checked.notices.get(key) ?? [];
   const converged = await convergePackage(ctx, cell, name, service, config, cached, hooks, { key, file, generation, notices });
+  if ('halt' in converged) return { changed: false, admissionChanged, status: converged.halt, error: converged.error };
   const { allocation, changed, facts: base } = converged;
   const offered = cell.catalog!.offered.get(name);
   const update = decision?.kind === 'admitted' && decision.update && offered
@@ -145,35 +179,33 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     : {};
   const failedUpgrade = decision?.kind === 'upgrade-failed' ? { upgradeFailed: { version: decision.target, reason: decision.failed.reason, at: decision.failed.at } } : {};
   const facts = { ...base, ...update, ...failedUpgrade };
+  if (ctx.dryRun) {
+    // What would change is noted; whether it then runs is Docker's to tell, after the change.
+    if (decision?.kind === 'admitted' && decision.update) ctx.dryRun.notice(`${key}: version ${decision.update} is in the catalog (admitted: ${decision.version}); set spec.version to ${decision.update} to upgrade`);
+    if (decision?.kind === 'upgrade-failed') ctx.dryRun.notice(`${key}: the upgrade to ${decision.target} failed (${decision.failed.reason}); running ${decision.running}, not retried until the document changes`);
+    return { changed, admissionChanged };
+  }
   // The one readiness rule (reconcilers/containers/readiness.ts), with the loop's window: judged
   // again on every Docker event of the service, so a container that dies later is seen then.
   const window = Math.min(LOOP_MIN_READY_SECONDS, minReadySecondsOf(cell, name));
   const verdict = judgeReadiness(converged.expected, converged.observed, window);
   if (verdict.state === 'failed') {
     const reason = verdict.cause === 'health' ? 'ContainersUnhealthy' : 'ContainersNotRunning';
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason, message: verdict.reason }, facts });
-    throw new Error(verdict.reason);
+    return { changed, admissionChanged, status: { doc, outcome: progressing(reason, verdict.reason), facts }, error: new Error(verdict.reason) };
   }
   if (verdict.state === 'waiting') {
     const reason = verdict.cause === 'health' ? 'HealthCheckPending' : verdict.cause === 'window' ? 'Settling' : 'ContainersNotRunning';
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason, message: verdict.reason }, facts });
-    return { requeueAfterMs: verdict.retryAfterMs, changed, admissionChanged };
+    return { requeueAfterMs: verdict.retryAfterMs, changed, admissionChanged, status: { doc, outcome: progressing(reason, verdict.reason), facts } };
   }
   const running = `${facts.containers.length} container${facts.containers.length === 1 ? '' : 's'} running at ${allocation.ip}`;
   if (decision?.kind === 'upgrade-failed') {
     // Running, at the previous version: the failed upgrade is not tried again until the document changes.
     const message = `upgrade to ${decision.target} failed: ${decision.failed.reason}; running version ${decision.running} (${running}); edit the document to try again`;
-    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'UpgradeFailed', message }, facts });
-    return { changed, ready: false, admissionChanged };
+    return { changed, ready: false, admissionChanged, status: { doc, outcome: refused('UpgradeFailed', message), facts } };
   }
   const egressDown = hooks.egress?.();
-  if (egressDown) {
-    await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: egressDown.reason, message: `${running}; ${egressDown.message}` }, facts });
-    return { changed, ready: false, admissionChanged };
-  }
-  await ctx.writeStatus(key, { file, generation, ready: true, readyReason: changed ? 'Converged' : 'InSync', message: running, facts });
-  if (changed) ctx.event(key, 'Normal', 'Ready', running);
-  return { changed, ready: true, admissionChanged };
+  if (egressDown) return { changed, ready: false, admissionChanged, status: { doc, outcome: progressing(egressDown.reason, `${running}; ${egressDown.message}`), facts } };
+  return { changed, ready: true, admissionChanged, status: { doc, outcome: ready(changed ? 'Converged' : 'InSync', running), facts } };
 }
 
 /** What converging one package of a service gives: its address, whether Docker changed, its facts. */
@@ -209,17 +241,31 @@ export async function convergePackage(
   cached: ObservedContainer[] | undefined,
   hooks: ReconcileHooks,
   where: { key: string; file: string | undefined; generation: string; notices: string[]; instance?: ServiceInstance },
-): Promise<ConvergedPackage> {
+): Promise<ConvergedPackage | PackageHalt> {
   const { key, file, generation, notices, instance } = where;
+  const doc: DocumentRef = { ...(file ? { file } : {}), generation };
+  // A Connection's exit is converged here too: its status is its own kind's.
+  const statuses = ctx.statuses.of(key);
   const cellDoc = cell.cell!;
   // ADR 001: every image is checked against the Cell's keys before anything of the service exists;
-  // a refusal writes the status and throws, and whatever ran before keeps running.
-  const verifiedImages = await verifyServiceImages(ctx, { key, file, generation, cell: cellDoc, cellDir: cell.dir, template: service.template });
+  // a refusal is returned (nothing is created), and whatever ran before keeps running.
+  const verifiedImages = await verifyServiceImages(ctx, {
+    key,
+    cell: cellDoc,
+    cellDir: cell.dir,
+    template: service.template,
+    progressing: async (reason, message) => {
+      await statuses.write(key, doc, progressing(reason, message), undefined, 'merge');
+    },
+  });
+  if (!(verifiedImages instanceof ServiceImages)) return gateHalt(doc, verifiedImages);
   const network = cellDoc.spec.network;
   const owner = key;
+  const before = ctx.ips.assignmentOf(owner);
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
+  if (allocation.ip !== before) ctx.dryRun?.note(key, `+ allocate IP ${allocation.ip}`);
   // An exit's secrets are its instance's: a ServiceInstall of the same name never shares them.
-  const secrets = await ctx.secrets.ensure(instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.template));
+  const secrets = await ensureSecrets(ctx, key, instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.template));
   const result = await reconcileServiceContainers(
     ctx.docker,
     {
@@ -239,14 +285,15 @@ export async function convergePackage(
       },
       ...(cached ? { observed: cached } : {}),
     },
-    {
+    ctx.dryRun ? 'dry-run' : {
       network: ctx.network,
       event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message),
       log: (line) => ctx.logger.info(line, { key }),
       // Written while Docker works (statuses of one key are stored in order, so a later verdict
       // cannot be overtaken).
-      progressing: (summary, plan, observed) =>
-        ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Progressing', message: summary }, facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices } }),
+      progressing: async (summary, plan, observed) => {
+        await statuses.write(key, doc, progressing('Progressing', summary), { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices });
+      },
       starting: () => hooks.starting?.(allocation.ip),
       ...(hooks.fence ? { fence: () => hooks.fence!(allocation.ip) } : {}),
       prepareImages: (plan, images) => verifiedImages.ensurePresent(plan, images),
@@ -254,10 +301,10 @@ export async function convergePackage(
   );
   if (result.outcome === 'refused') {
     const facts = result.reason === 'NameConflict' ? { facts: { serviceIp: allocation.ip, notices } } : {};
-    await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: result.reason, message: result.message }, ...facts });
-    throw new TerminalError(result.message, result.reason);
+    return { halt: { doc, outcome: refused(result.reason, result.message), ...facts }, error: new TerminalError(result.message, result.reason, result.problems) };
   }
   const { plan, observed, changed } = result;
+  ctx.dryRun?.noteActions(key, result.actions);
   const published = publishedPortsOf(plan);
   return {
     allocation,
@@ -266,6 +313,19 @@ export async function convergePackage(
     observed,
     facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, ...(published.length > 0 ? { publishedPorts: published } : {}), ...verifiedImages.facts },
   };
+}
+
+/** The service's secrets, the missing ones generated (never rotated); a dry run notes which would be. */
+async function ensureSecrets(ctx: OperatorContext, key: string, name: string, names: readonly string[]): Promise<Record<string, string>> {
+  if (!ctx.dryRun) return ctx.secrets.ensure(name, names);
+  const stored = await ctx.secrets.get(name);
+  const secrets: Record<string, string> = {};
+  for (const secret of names) {
+    const value = Object.prototype.hasOwnProperty.call(stored, secret) ? stored[secret] : undefined;
+    if (value === undefined) ctx.dryRun.note(key, `+ generate secret PIC_SECRET_${secret}`);
+    Object.defineProperty(secrets, secret, { value: value ?? '(to be generated)', enumerable: true, writable: true, configurable: true });
+  }
+  return secrets;
 }
 
 /** The config of a service merged against another package's schema (the previous one, on rollback). */
@@ -280,12 +340,19 @@ export async function removeService(ctx: OperatorContext, name: string, cached?:
   const actions = await removeServiceContainers(
     ctx.docker,
     { owner: key, cellName: ctx.cellName, ...(cached ? { observed: cached } : {}) },
-    { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
+    ctx.dryRun ? 'dry-run' : { network: ctx.network, event: (e) => ctx.event(key, e.type ?? 'Normal', e.reason, e.message) },
   );
+  const ip = ctx.ips.assignmentOf(key);
   const released = await ctx.ips.release(key);
+  if (ctx.dryRun) {
+    ctx.dryRun.noteActions(key, actions);
+    if (released) ctx.dryRun.note(key, `- release IP ${ip}`);
+    if (actions.length > 0 || released) ctx.dryRun.note(key, '  (volumes and data are kept)');
+    return { changed: false };
+  }
   // A reinstall admits the catalog's version afresh; the volumes (the data) are kept as always.
   const forgotten = await ctx.packages.forget(name);
-  const hadStatus = await ctx.status.remove(key);
+  const hadStatus = await ctx.statuses.services.remove(key);
   if (actions.length > 0 || released || hadStatus) ctx.event(key, 'Normal', 'Removed', `uninstalled: ${actions.length} container(s) removed, volumes and data kept`);
   return { changed: actions.length > 0, ...(forgotten ? { admissionChanged: true } : {}) };
 }

@@ -16,7 +16,8 @@ import type { LoadedCell } from '../state/cell.js';
 import { CredentialsStore } from '../state/credentials.js';
 import { documentKey } from '../state/desired.js';
 import { isHeld } from '../state/hold.js';
-import { failureConditions, type OperatorContext } from './context.js';
+import type { OperatorContext } from './context.js';
+import { failed, progressing, ready } from './outcome.js';
 import { generationOf, SERVICE_KIND } from './reconcile-service.js';
 
 export const RESOURCE_KIND = 'Resource';
@@ -173,7 +174,7 @@ export class SharedResources {
   async reconcileResource(cell: LoadedCell, key: string): Promise<void> {
     const reconciler = activeReconcilers(cell, this.reconcilers).find((r) => r.key === key);
     if (!reconciler) {
-      await this.ctx.status.remove(key);
+      await this.ctx.statuses.resources.remove(key);
       return;
     }
     const assignments = this.ctx.ips.assignments();
@@ -182,15 +183,14 @@ export class SharedResources {
     const generation = this.routingGeneration(cell, assignments, routing);
     try {
       const outcome = await reconciler.reconcile(routing, this.resourceContext(key));
-      const facts = outcome.facts ? { facts: outcome.facts } : {};
-      if (outcome.notReady) await this.ctx.writeStatus(key, { generation, ready: false, reconciling: { reason: outcome.notReady.reason, message: `${outcome.notReady.message}; ${outcome.summary}` }, ...facts });
-      else await this.ctx.writeStatus(key, { generation, ready: true, readyReason: 'InSync', message: outcome.summary, ...facts });
+      const status = outcome.notReady ? progressing(outcome.notReady.reason, `${outcome.notReady.message}; ${outcome.summary}`) : ready('InSync', outcome.summary);
+      await this.ctx.statuses.resources.write(key, { generation }, status, outcome.facts);
       // Each peer's status names its VPN address, and a peer with no accounts is Ready once it is a peer.
       if (key === WIREGUARD_KEY) await this.writePeerStatuses(cell);
     } catch (err) {
       // The failure may be the container's (gone, restarted under another pid): resolve it again.
       this.core.forget();
-      await this.ctx.writeStatus(key, { generation, ...failureConditions(err) });
+      await this.ctx.statuses.resources.write(key, { generation }, failed(err));
       throw err;
     }
   }
@@ -262,12 +262,8 @@ export class SharedResources {
   /** Every PeerAccount's status from the latest per-service results. */
   async writePeerStatuses(started: LoadedCell, waiting: Map<string, string> = new Map()): Promise<void> {
     // An accounts pass can outlive the snapshot it started with (a peer deleted meanwhile): write
-    // against the newest one, and drop statuses of peers it no longer has.
+    // against the newest one (and the PeerAccount writer writes no status of a peer it no longer has).
     const cell = this.currentCell() ?? started;
-    const present = new Set([...cell.docs.peers.map((p) => documentKey(p.doc)), ...cell.docs.rejected.map((r) => r.key).filter((k): k is string => k !== undefined)]);
-    for (const status of await this.ctx.status.keys()) {
-      if (status.kind === 'PeerAccount' && !present.has(status.key)) await this.ctx.status.remove(status.key);
-    }
     const vpn = cell.cell?.spec.wireguard?.run ? addressStoreOf(this.stateRoot) : undefined;
     await vpn?.load();
     for (const { doc, file } of cell.docs.peers) {
@@ -292,8 +288,8 @@ export class SharedResources {
       }
       const vpnAddress = vpn?.assignmentOf(peerOwner(doc.metadata.name));
       const facts = { services: summary.services, ...(vpnAddress ? { vpnAddress } : {}) };
-      if (state === 'provisioned') await this.ctx.writeStatus(key, { file, generation, ready: true, readyReason: 'Provisioned', message, facts });
-      else await this.ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: state === 'failed' ? 'AccountsFailed' : 'AccountsPending', message }, facts });
+      const outcome = state === 'provisioned' ? ready('Provisioned', message) : progressing(state === 'failed' ? 'AccountsFailed' : 'AccountsPending', message);
+      await this.ctx.statuses.peers.write(key, { file, generation }, outcome, facts);
     }
   }
 

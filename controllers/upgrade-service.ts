@@ -16,7 +16,8 @@ import type { CatalogService } from '../state/catalog.js';
 import type { PackageStore } from '../state/packages.js';
 import { SnapshotStore } from '../state/snapshots.js';
 import type { OperatorContext } from './context.js';
-import type { ConvergedPackage, ReconcileOutcome } from './reconcile-service.js';
+import { progressing, refused } from './outcome.js';
+import type { ConvergedPackage, PackageHalt, ReconcileOutcome } from './reconcile-service.js';
 
 export interface UpgradeWhere {
   key: string;
@@ -61,14 +62,22 @@ export async function upgradeService(
   cell: LoadedCell,
   name: string,
   where: UpgradeWhere,
-  converge: (pkg: CatalogService, config: Record<string, ConfigValue>) => Promise<ConvergedPackage>,
+  converge: (pkg: CatalogService, config: Record<string, ConfigValue>) => Promise<ConvergedPackage | PackageHalt>,
   configFor: (pkg: CatalogService, given: Record<string, unknown> | undefined, file: string) => Record<string, ConfigValue>,
 ): Promise<ReconcileOutcome | undefined> {
   const { key, file, generation, decision, packages } = where;
-  if (decision?.kind !== 'upgrade' && !(await packages.progress(name))) return undefined;
+  const doc = { file, generation };
+  const halfway = await packages.progress(name);
+  if (decision?.kind !== 'upgrade' && !halfway) return undefined;
   const source = cell.docs.services.find((s) => s.doc.metadata.name === name);
   const spec = source?.doc.spec;
   const deadlineMs = (spec?.upgrade?.deadlineSeconds ?? DEFAULT_UPGRADE_DEADLINE_MS / 1000) * 1000;
+  if (ctx.dryRun) {
+    // An upgrade is a sequence of steps that each wait on the one before: a dry run says which.
+    if (halfway) ctx.dryRun.note(key, `~ finish the upgrade ${halfway.from} → ${halfway.to} left halfway at its ${halfway.step} step: complete it, or roll back to ${halfway.from} and restore the snapshot`);
+    else if (decision?.kind === 'upgrade') ctx.dryRun.note(key, `~ upgrade ${decision.from} → ${decision.to}: snapshot and verify the data, switch to the new package and image, wait up to ${deadlineMs / 1000}s for Ready; on failure roll back to ${decision.from} and restore the snapshot`);
+    return { changed: false };
+  }
   const env = operatorBackupEnv(ctx, cell, deadlineMs, spec?.minReadySeconds);
   let last: ConvergedPackage | undefined;
   const packageOf = async (which: 'old' | 'new') => {
@@ -89,7 +98,9 @@ export async function upgradeService(
       packages,
       now: ctx.clock,
       event: (type, reason, message) => ctx.event(key, type, reason, message),
-      progressing: (reason, message) => ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason, message }, ...(last ? { facts: last.facts } : {}) }),
+      progressing: async (reason, message) => {
+        await ctx.statuses.services.write(key, doc, progressing(reason, message), last?.facts);
+      },
       snapshot: async () => {
         const old = await packageOf('old');
         const { manifest } = await createSnapshot(
@@ -101,7 +112,10 @@ export async function upgradeService(
       },
       converge: async (which) => {
         const pkg = await packageOf(which);
-        last = await converge(pkg, configFor(pkg, spec?.config, file));
+        const converged = await converge(pkg, configFor(pkg, spec?.config, file));
+        // A package that cannot converge (a refused image, a name conflict) fails the step.
+        if ('halt' in converged) throw converged.error;
+        last = converged;
         return last.facts.containers.map((c) => c.name);
       },
       observe: () => observeForReadiness(ctx.docker, { cell: cell.cell!.metadata.name, owner: key }, new Date()),
@@ -122,15 +136,15 @@ export async function upgradeService(
     case 'waiting':
       // Looked at again by the queue: no worker sleeps through an upgrade.
       return { changed: false, ready: false, requeueAfterMs: result.retryAfterMs };
-    case 'upgraded':
-      await ctx.writeStatus(key, { file, generation, ready: false, reconciling: { reason: 'Upgraded', message: `upgraded ${result.from} → ${result.to}; converging the new version` }, ...(last ? { facts: { ...last.facts, version: result.to } } : {}) });
-      return { changed: true, admissionChanged: true };
+    case 'upgraded': {
+      const message = `upgraded ${result.from} → ${result.to}; converging the new version`;
+      return { changed: true, admissionChanged: true, status: { doc, outcome: progressing('Upgraded', message), ...(last ? { facts: { ...last.facts, version: result.to } } : {}) } };
+    }
     case 'failed': {
       const what = result.switched ? `rolled back, running version ${result.from}${result.restored ? ' with its data restored from the snapshot taken before the upgrade' : ''}` : `nothing was changed, running version ${result.from}`;
       const message = `upgrade to ${result.to} failed: ${result.reason}; ${what}; edit the document to try again`;
       const facts = last ? { ...last.facts, version: result.from, upgradeFailed: { version: result.to, reason: result.reason, at: ctx.clock().toISOString() } } : undefined;
-      await ctx.writeStatus(key, { file, generation, ready: false, stalled: { reason: 'UpgradeFailed', message }, ...(facts ? { facts } : {}) });
-      return { changed: true, ready: false, admissionChanged: true };
+      return { changed: true, ready: false, admissionChanged: true, status: { doc, outcome: refused('UpgradeFailed', message), ...(facts ? { facts } : {}) } };
     }
   }
 }

@@ -1,3 +1,5 @@
+import type { Problem } from '../crds/types.js';
+
 /**
  * A failure caused by the input (a document, a manifest, a template): retrying cannot help until
  * someone changes it, so the queue does not retry it and the document is marked Stalled.
@@ -10,6 +12,8 @@ export class TerminalError extends Error {
     message: string,
     /** A short CamelCase reason for the Stalled condition, e.g. "InvalidSpec". */
     readonly reason = 'InvalidSpec',
+    /** The problems the message sums up, each with its file and field (`pic plan` lists them all). */
+    readonly problems: readonly Problem[] = [],
   ) {
     super(message);
   }

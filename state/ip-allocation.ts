@@ -168,7 +168,14 @@ export class IpAllocationStore {
   /** How many owners hold each address of `current`, so a kept address is confirmed without a scan. */
   private holders = new Map<string, number>();
 
-  constructor(readonly file: string) {}
+  /**
+   * `dryRun` (`pic plan`): allocations and releases are computed exactly as they would be, and
+   * kept in this object for the rest of the run, but never saved: the file is not written.
+   */
+  constructor(
+    readonly file: string,
+    private readonly options: { dryRun?: boolean } = {},
+  ) {}
 
   /**
    * Read the file (a missing file is an empty allocation) so that `assignments()` reflects it.
@@ -258,6 +265,11 @@ export class IpAllocationStore {
   private async save(assignments: Record<string, string>): Promise<void> {
     const sorted: Record<string, string> = {};
     for (const owner of Object.keys(assignments).sort()) setOwn(sorted, owner, assignments[owner]);
+    if (this.options.dryRun) {
+      // Held against the file as it was read: while it does not change, loads return this.
+      this.remember(sorted, this.signature);
+      return;
+    }
     await writeFileAtomic(this.file, `${JSON.stringify({ assignments: sorted }, null, 2)}\n`, 0o600);
     this.remember(sorted, await fileSignature(this.file));
   }

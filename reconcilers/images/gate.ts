@@ -19,33 +19,39 @@ import { parseImageReference, pullReference, type RegistrySettings } from './ref
 import type { Verdict } from './verdict.js';
 import { ImageVerifier } from './verifier.js';
 
-interface StatusWriteLike {
-  file?: string;
-  generation: string;
-  ready: boolean;
-  reconciling?: { reason: string; message: string };
-  stalled?: { reason: string; message: string };
-  facts?: Record<string, unknown>;
-}
-
 /** What the gate needs of the operator (OperatorContext has all of it). */
 export interface ImageGateHost {
   docker: Dockerode;
-  status: { dir: string; lastKnown(key: string): Promise<{ facts?: Record<string, unknown> } | undefined> };
   event(key: string, type: 'Normal' | 'Warning', reason: string, message: string): void;
-  writeStatus(key: string, update: StatusWriteLike): Promise<void>;
   logger: { info(message: string, meta?: object): unknown };
   /** The operator's verifier: its cache, registry clients and tokens live as long as the operator. */
   imageVerifier: ImageVerifier;
 }
 
 export interface ServiceGateInput {
+  /** The document the gate speaks for, in its events: `ServiceInstall/<name>`, `Core/<name>`. */
   key: string;
-  file?: string;
-  generation: string;
   cell: CellDocument;
   cellDir: string;
   template: string;
+  /**
+   * Told while an image is pulled (reason Pulling, the layers and bytes so far, at most once a
+   * second), for the document's status: the caller writes it through its kind's writer.
+   */
+  progressing?: (reason: string, message: string) => Promise<void>;
+}
+
+/**
+ * Why nothing of the subject may be created, for the caller's status: Stalled with `reason` for a
+ * bad artifact or key, or, with `retry`, Reconciling for a registry that may come back. `facts`
+ * are the verification facts to lay over the stored ones (none for a key that cannot be read).
+ */
+export interface GateRefusal {
+  outcome: 'refused';
+  reason: string;
+  message: string;
+  retry: boolean;
+  facts?: VerificationFacts;
 }
 
 /** The gate's input for containers pic plans itself (the core stack): their images, named directly. */
@@ -64,11 +70,11 @@ export class ServiceImages {
     private readonly enforced: ReadonlySet<string> | undefined,
     private readonly host: ImageGateHost,
     private readonly key: string,
-    /** The document the statuses written during a pull speak of. */
-    private readonly document: { file?: string; generation: string },
     private readonly settings: RegistrySettings,
     private readonly credentials: CredentialLookup,
     private readonly subject = 'this service',
+    /** Told the progress of a pull, for the status (the caller writes it). */
+    private readonly progressing?: (reason: string, message: string) => Promise<void>,
   ) {}
 
   /**
@@ -94,7 +100,7 @@ export class ServiceImages {
         id = await localImageByDigest(this.host.docker, pullRef);
         if (!id) {
           this.host.event(this.key, 'Normal', 'Pulling', `pulling ${pullRef}`);
-          const progress = await this.pullStatus(pullRef);
+          const progress = this.pullStatus(pullRef);
           let report;
           try {
             report = await pullByDigest(this.host.docker, pullRef, { progress: (line) => this.host.logger.info(line, { key: this.key }), summary: progress.update }, this.credentials);
@@ -121,16 +127,16 @@ export class ServiceImages {
   }
 
   /**
-   * The service's status while an image is pulled, for `pic watch`: Reconciling with reason
-   * Pulling and the layers and bytes so far, rewritten at most once a second.
+   * The progress of a pull, for `pic watch`: reason Pulling and the layers and bytes so far, told
+   * at most once a second, one report after another (the caller writes the status).
    */
-  private async pullStatus(pullRef: string): Promise<{ update: (r: { done: number; layers: number; bytes: number }) => void; settled: () => Promise<void> }> {
-    const facts = (await this.host.status.lastKnown(this.key))?.facts;
+  private pullStatus(pullRef: string): { update: (r: { done: number; layers: number; bytes: number }) => void; settled: () => Promise<void> } {
     let last: Promise<void> = Promise.resolve();
     let lastAt = 0;
+    const report = this.progressing;
     const write = (message: string): void => {
       lastAt = Date.now();
-      last = last.then(() => this.host.writeStatus(this.key, { ...this.document, ready: false, reconciling: { reason: 'Pulling', message }, ...(facts ? { facts } : {}) })).catch(() => undefined);
+      if (report) last = last.then(() => report('Pulling', message)).catch(() => undefined);
     };
     write(`pulling ${pullRef}`);
     return {
@@ -145,11 +151,10 @@ export class ServiceImages {
 
 /**
  * The gate of one service, called before anything of it is created. Under `enforce` a refused
- * image writes the status (Stalled for a bad artifact, Reconciling for an unreachable registry)
- * and throws (a TerminalError, or a plain error to be retried): the caller then creates nothing
- * and whatever ran before keeps running.
+ * image is returned as a refusal (GateRefusal): the caller reports it, creates nothing, and
+ * whatever ran before keeps running. The gate writes no status.
  */
-export function verifyServiceImages(host: ImageGateHost, input: ServiceGateInput): Promise<ServiceImages> {
+export function verifyServiceImages(host: ImageGateHost, input: ServiceGateInput): Promise<ServiceImages | GateRefusal> {
   const { template, ...rest } = input;
   return verifyImages(host, { ...rest, containers: host.imageVerifier.containersOf(template) });
 }
@@ -158,7 +163,7 @@ export function verifyServiceImages(host: ImageGateHost, input: ServiceGateInput
  * The same gate for containers whose images are named directly (the core stack): the same policy,
  * keys, cache, mirrors, statuses and reasons as a service's.
  */
-export async function verifyImages(host: ImageGateHost, input: ImageGateInput): Promise<ServiceImages> {
+export async function verifyImages(host: ImageGateHost, input: ImageGateInput): Promise<ServiceImages | GateRefusal> {
   const section = input.cell.spec.imageVerification as unknown;
   const mode = effectiveMode(section);
   const settings = registrySettingsOf(input.cell.spec);
@@ -171,17 +176,14 @@ export async function verifyImages(host: ImageGateHost, input: ImageGateInput): 
   const keyFiles = trustedKeyFiles(section, input.cellDir);
   if (mode === 'off' || (mode === 'warn' && keyFiles.length === 0)) {
     for (const reference of references) facts.push({ reference, ...digestOf(reference), verified: 'skipped', ...(mode === 'warn' ? { reason: 'NoKey' } : {}) });
-    return new ServiceImages(factsOf(mode, facts, containers), undefined, host, input.key, { file: input.file, generation: input.generation }, settings, verifier.credentials, subject);
+    return new ServiceImages(factsOf(mode, facts, containers), undefined, host, input.key, settings, verifier.credentials, subject, input.progressing);
   }
   let keys: TrustedKey[];
   try {
     keys = verifier.keys(keyFiles);
   } catch (err) {
     const message = `${(err as Error).message} (spec.imageVerification of ${input.cell.metadata.name})`;
-    if (mode === 'enforce') {
-      await host.writeStatus(input.key, { file: input.file, generation: input.generation, ready: false, stalled: { reason: 'UnknownKey', message } });
-      throw new TerminalError(message, 'UnknownKey');
-    }
+    if (mode === 'enforce') return { outcome: 'refused', reason: 'UnknownKey', message, retry: false };
     keys = [];
   }
   for (const reference of references) {
@@ -192,17 +194,8 @@ export async function verifyImages(host: ImageGateHost, input: ImageGateInput): 
   }
   const decision = decide(mode, verdicts, subject);
   const gateFacts = factsOf(mode, facts, containers);
-  if (!decision.proceed) {
-    const previous = await host.status.lastKnown(input.key);
-    const update = { file: input.file, generation: input.generation, ready: false, facts: { ...(previous?.facts ?? {}), ...gateFacts } };
-    if (decision.retry) {
-      await host.writeStatus(input.key, { ...update, reconciling: { reason: decision.refused.reason, message: decision.message } });
-      throw new Error(decision.message);
-    }
-    await host.writeStatus(input.key, { ...update, stalled: { reason: decision.refused.reason, message: decision.message } });
-    throw new TerminalError(decision.message, decision.refused.reason);
-  }
+  if (!decision.proceed) return { outcome: 'refused', reason: decision.refused.reason, message: decision.message, retry: decision.retry, facts: gateFacts };
   const verified = mode === 'enforce' ? new Set(verdicts.filter((v) => v.ok).map((v) => v.reference)) : undefined;
-  return new ServiceImages(gateFacts, verified, host, input.key, { file: input.file, generation: input.generation }, settings, verifier.credentials, subject);
+  return new ServiceImages(gateFacts, verified, host, input.key, settings, verifier.credentials, subject, input.progressing);
 }
 

@@ -13,7 +13,7 @@
  *   gate.ts       verifyServiceImages, for the service reconcile; verifyImages, for the core stack
  */
 export { ImageVerifier, templateImages } from './verifier.js';
-export { ServiceImages, verifyImages, verifyServiceImages, type ImageGateHost, type ImageGateInput, type ServiceGateInput } from './gate.js';
+export { ServiceImages, verifyImages, verifyServiceImages, type GateRefusal, type ImageGateHost, type ImageGateInput, type ServiceGateInput } from './gate.js';
 export { describeVerification, type ImageFact, type VerificationFacts } from './facts.js';
 export { verifyImage } from './verify.js';
 export type { Verdict, Verified, Refused, RefusalReason, SignatureFormat } from './verdict.js';

@@ -32,6 +32,8 @@ export class ImageVerifier {
     stateRoot: string,
     readonly credentials: CredentialLookup = dockerCredentials(),
     private readonly timeoutMs = 10_000,
+    /** `dryRun` (`pic plan`): the cache is read, never written; a fresh verdict is not kept. */
+    private readonly options: { dryRun?: boolean } = {},
   ) {
     this.cache = new VerificationCache(path.join(stateRoot, 'images', 'verified.json'));
   }
@@ -72,7 +74,7 @@ export class ImageVerifier {
       }
     }
     const verdict = await verifyImage(reference, { keys, settings, clientFor: this.clientFor });
-    if (verdict.ok && image) {
+    if (verdict.ok && image && !this.options.dryRun) {
       await this.cache.put({ repository: repositoryName(image), digest: verdict.digest, keySet, keyId: verdict.keyId, keyFile: verdict.keyFile, format: verdict.format, transparencyLog: verdict.transparencyLog, verifiedAt: new Date().toISOString() });
     }
     return { verdict, cached: false };

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import type { PeerAccountDocument } from '../../crds/types.js';
-import { allocateServiceIp, IpAllocationStore } from '../../state/ip-allocation.js';
+import { IpAllocationStore } from '../../state/ip-allocation.js';
 import { WireguardKeyStore, type KeyPair } from '../../state/wireguard-keys.js';
 import { vpnNetworkOf, WIREGUARD_INTERFACE, type VpnNetwork } from '../core/spec.js';
 import { readVia, resolveVpnContainer } from '../firewall/index.js';
@@ -26,8 +26,9 @@ export function keyStoreOf(stateRoot: string): WireguardKeyStore {
   return new WireguardKeyStore(path.join(wireguardStateDir(stateRoot), 'keys.json'));
 }
 
-export function addressStoreOf(stateRoot: string): IpAllocationStore {
-  return new IpAllocationStore(path.join(wireguardStateDir(stateRoot), 'addresses.json'));
+/** The peers' VPN addresses; `dryRun`: computed as a reconcile would, never saved (`pic plan`). */
+export function addressStoreOf(stateRoot: string, options: { dryRun?: boolean } = {}): IpAllocationStore {
+  return new IpAllocationStore(path.join(wireguardStateDir(stateRoot), 'addresses.json'), options);
 }
 
 export function peerOwner(name: string): string {
@@ -62,6 +63,11 @@ export async function allocatePeerAddresses(store: IpAllocationStore, vpn: VpnNe
   return out;
 }
 
+/** The peers whose keys and addresses are kept: every one the folder declares, valid or held. */
+function keptPeersOf(input: CellRouting): string[] {
+  return [...new Set([...(input.keptPeers ?? []), ...(input.peers ?? []).map((p) => p.metadata.name)])];
+}
+
 export const wireguardReconciler: ResourceReconciler = {
   key: WIREGUARD_KEY,
 
@@ -69,31 +75,31 @@ export const wireguardReconciler: ResourceReconciler = {
     const vpn = vpnNetworkOf(input.cell);
     const peers = input.peers ?? [];
     const stored = await keyStoreOf(ctx.stateRoot).load();
-    const addresses = addressStoreOf(ctx.stateRoot);
-    await addresses.load();
-    const assignments = addresses.assignments();
+    // The reconcile's own allocation (a removed peer's address freed first, then the rest), computed and not saved.
+    const addressOf = await allocatePeerAddresses(addressStoreOf(ctx.stateRoot, { dryRun: true }), vpn, peers.map((p) => p.metadata.name), keptPeersOf(input));
     const lines: string[] = [];
     if (!stored.server) lines.push('+ server key pair (generated once, kept 0600)');
     const wanted: ServerPeer[] = [];
+    const unkeyed: string[] = [];
     for (const peer of peers) {
       const name = peer.metadata.name;
-      const ip = allocateServiceIp(vpn.pool, assignments, peerOwner(name), new Set([vpn.serverAddress]));
-      assignments[peerOwner(name)] = ip;
       const key = peerPublicKey(peer, stored.peers);
-      if (!key) lines.push(`+ key pair for ${name}`);
-      else wanted.push({ name, publicKey: key, address: ip });
+      if (!key) {
+        lines.push(`+ key pair for ${name}`);
+        unkeyed.push(`+ peer ${name} (its new key pair) at ${addressOf.get(name)}`);
+      } else wanted.push({ name, publicKey: key, address: addressOf.get(name)! });
     }
-    if (!stored.server) return [...lines, ...peers.map((p) => `+ peer ${p.metadata.name}`)];
+    if (!stored.server) return [...lines, ...peers.map((p) => `+ peer ${p.metadata.name} at ${addressOf.get(p.metadata.name)}`)];
     const observed = await observeInterface((await resolveVpnContainer(input, ctx)).reader, WIREGUARD_INTERFACE);
-    return [...lines, ...planPeerSet({ privateKey: stored.server.privateKey, listenPort: vpn.listenPort, peers: wanted }, observed).lines];
+    return [...lines, ...planPeerSet({ privateKey: stored.server.privateKey, listenPort: vpn.listenPort, peers: wanted }, observed).lines, ...unkeyed];
   },
 
   async reconcile(input: CellRouting, ctx: ResourceContext): Promise<ResourceOutcome> {
     const vpn = vpnNetworkOf(input.cell);
     const peers = input.peers ?? [];
-    const kept = new Set([...(input.keptPeers ?? []), ...peers.map((p) => p.metadata.name)]);
-    const keys = await keyStoreOf(ctx.stateRoot).ensure(generatedPeers(peers), [...kept]);
-    const addressOf = await allocatePeerAddresses(addressStoreOf(ctx.stateRoot), vpn, peers.map((p) => p.metadata.name), [...kept]);
+    const kept = keptPeersOf(input);
+    const keys = await keyStoreOf(ctx.stateRoot).ensure(generatedPeers(peers), kept);
+    const addressOf = await allocatePeerAddresses(addressStoreOf(ctx.stateRoot), vpn, peers.map((p) => p.metadata.name), kept);
     const wanted: ServerPeer[] = peers.map((peer) => ({ name: peer.metadata.name, publicKey: peerPublicKey(peer, keys.peers)!, address: addressOf.get(peer.metadata.name)! }));
     const config = { privateKey: keys.server.privateKey, listenPort: vpn.listenPort, peers: wanted };
     const readable = await resolveVpnContainer(input, ctx);

@@ -404,6 +404,30 @@ describe('the peer\'s view of a cell whose core stack pic runs', () => {
     expect(refused.body).not.toContain('Signed in');
   });
 
+  test('pic plan shows the VPN address a new peer will get, and the run gives it that one (a removed peer\'s is freed first)', async () => {
+    const carolAddress = await peerAddress('carol');
+    // The change planned from a copy of the folder (the operator watches the real one): carol goes, erin comes.
+    const planned = path.join(c().root, 'plan-peers');
+    await fs.rm(planned, { recursive: true, force: true });
+    await fs.cp(c().cellDir, planned, { recursive: true });
+    await fs.rm(path.join(planned, 'peers', 'carol.yaml'));
+    await writeDocumentFile(path.join(planned, 'peers', 'erin.yaml'), 'apiVersion: pic.ngo/v1alpha1\nkind: PeerAccount\nmetadata: {name: erin}\nspec: {services: []}\n');
+    const out: string[] = [];
+    const code = await main(['plan', '--cell', planned, '--state-dir', c().stateDir], { out: (l) => out.push(l), err: (l) => out.push(l) });
+    expect(code).toBe(2);
+    const shown = /^\s*\+ peer erin\b.* at (\d+\.\d+\.\d+\.\d+)$/m.exec(out.join('\n'))?.[1];
+    expect(shown).toBe(carolAddress);
+    // The plan saved nothing: carol still holds her address on disk.
+    const saved = JSON.parse(await fs.readFile(path.join(c().stateDir, 'wireguard', 'addresses.json'), 'utf8')) as { assignments: Record<string, string> };
+    expect(saved.assignments['PeerAccount/carol']).toBe(carolAddress);
+    expect(saved.assignments['PeerAccount/erin']).toBeUndefined();
+    // The same change for real.
+    await fs.rm(path.join(c().cellDir, 'peers', 'carol.yaml'));
+    await writePeer('erin');
+    expect(await peerAddress('erin')).toBe(shown);
+    await waitPhase('PeerAccount/erin');
+  });
+
   test('core healing: each core container removed by hand comes back with the same keys, CA and routes', async () => {
     const bob = peers.get('bob')!;
     const serverKey = (await status.get('Resource/wireguard'))?.facts?.serverPublicKey;

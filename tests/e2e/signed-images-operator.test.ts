@@ -7,6 +7,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { main } from '../../controllers/cli/main.js';
 import { createLogger } from '../../controllers/logging.js';
 import { Operator } from '../../controllers/operator.js';
 import { StateDir } from '../../state/state-dir.js';
@@ -100,7 +101,36 @@ afterAll(async () => {
   await registry?.stop();
 }, 60_000);
 
+/** Every file under `dir` (none when it does not exist). */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  return entries.filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name)).sort();
+}
+
 describe('under enforce', () => {
+  test('pic plan runs the image gate the operator runs: an unsigned image is the refusal, not a create; nothing is written', async () => {
+    for (const id of SERVICES.filter((s) => s !== 'late')) await cell.writeService(id);
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(['plan', '--cell', cell.cellDir, '--state-dir', cell.stateDir], { out: (l) => out.push(l), err: (l) => err.push(l) });
+    expect(code).toBe(1);
+    const said = out.join('\n');
+    // Signed images verify (from the registry, through the mirror): their containers are promised.
+    expect(said).toContain(`+ create container ${cell.containerName('legacy')}`);
+    expect(said).toContain(`+ create container ${cell.containerName('bundle')}`);
+    // The others are refused as the operator refuses them, each naming its image and the reason.
+    for (const [id, reason] of [['unsigned', 'Unsigned'], ['stranger', 'UnknownKey'], ['replay', 'DigestMismatch'], ['malformed', 'Malformed']] as const) {
+      expect(said).not.toContain(`create container ${cell.containerName(id)}`);
+      expect(err.find((l) => l.includes(`ServiceInstall/${id} is refused (${reason}): `))).toContain(refs.get(id)!.ref);
+    }
+    // A dry run: no verification cached, no status, no address, no secret, no container.
+    expect(await filesUnder(cell.stateDir)).toEqual([]);
+    expect(await containerOf('legacy')).toBeUndefined();
+  }, 120_000);
+
   test('signed images (legacy and bundle) are pulled by digest through the mirror and run', async () => {
     operator = await startOperator();
     for (const id of SERVICES.filter((s) => s !== 'late')) await cell.writeService(id);

@@ -204,7 +204,7 @@ describe('ensurePresent under enforce', () => {
     const { ServiceImages } = await import('../../reconcilers/images/index.js');
     const asked: string[] = [];
     const host = new Proxy({}, { get: (_t, p) => (asked.push(String(p)), undefined) }) as never;
-    const gate = new ServiceImages({ verification: '', signatures: [], images: [] }, new Set([`x/a@${D}`]), host, 'ServiceInstall/a', { generation: 'g' }, { mirrors: {}, insecure: [] }, async () => undefined);
+    const gate = new ServiceImages({ verification: '', signatures: [], images: [] }, new Set([`x/a@${D}`]), host, 'ServiceInstall/a', { mirrors: {}, insecure: [] }, async () => undefined);
     const plan = { containers: [{ create: { Image: `x/a@${D}` } }, { create: { Image: `x/b@${D}` } }] };
     await expect(gate.ensurePresent(plan, new Map())).rejects.toMatchObject({ name: 'TerminalError', reason: 'Unsigned' });
     expect(asked).toEqual([]);

@@ -71,3 +71,21 @@ test('a held peer keeps its address; a deleted one frees it for the next', async
     await fs.rm(root, { recursive: true, force: true });
   }
 });
+
+test('a dry run allocates as the run does, and saves nothing', async () => {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-peer-addresses-'));
+  try {
+    const vpn = vpnNetworkOf(cell('10.9.0.0/24'));
+    await allocatePeerAddresses(addressStoreOf(root), vpn, ['alice', 'bob', 'carol'], []);
+    const file = path.join(root, 'wireguard', 'addresses.json');
+    const before = await fs.readFile(file, 'utf8');
+    // bob goes and dave comes in the same change: bob's address is freed first, for dave.
+    const planned = await allocatePeerAddresses(addressStoreOf(root, { dryRun: true }), vpn, ['alice', 'carol', 'dave'], []);
+    expect(await fs.readFile(file, 'utf8')).toBe(before);
+    const applied = await allocatePeerAddresses(addressStoreOf(root), vpn, ['alice', 'carol', 'dave'], []);
+    expect(planned).toEqual(applied);
+    expect(planned.get('dave')).toBe(JSON.parse(before).assignments['PeerAccount/bob']);
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});
