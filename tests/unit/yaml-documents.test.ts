@@ -175,7 +175,8 @@ const nearPlainDocument = fc
 describe('plainDocumentValue', () => {
   test('reads the documents of the example cell, and yaml reads them the same', () => {
     const root = path.join(process.cwd(), 'examples', 'cell');
-    const files = [path.join(root, 'cell.yaml'), ...['services', 'peers', 'connections'].flatMap((d) => readdirSync(path.join(root, d)).map((f) => path.join(root, d, f)))];
+    const connection = path.join(process.cwd(), 'examples', 'connections', 'vpn-home.yaml');
+    const files = [path.join(root, 'cell.yaml'), ...['services', 'peers'].flatMap((d) => readdirSync(path.join(root, d)).map((f) => path.join(root, d, f))), connection];
     let plain = 0;
     for (const file of files) {
       const text = readFileSync(file, 'utf8');
