@@ -231,6 +231,8 @@ describe('admitted versions and upgrades', () => {
     await fs.access(progressFile).then(() => {
       throw new Error('upgrade.json is still there');
     }, () => undefined);
+    // The restore frees the old tree with a short-lived helper in the background: it must go by itself.
+    await waitFor('no paused container, helper or staged volume left', async () => ((await leftovers()).length === 0 ? true : undefined), 60_000).catch(() => undefined);
     expect(await leftovers()).toEqual([]);
   }, 300_000);
 

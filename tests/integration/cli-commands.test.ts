@@ -179,8 +179,11 @@ describe('every command', () => {
 });
 
 describe('the docs and the commands agree', () => {
-  /** Flags the docs name that belong to node, not to pic (docs/benchmarks.md explains bin/pic's node flags). */
-  const NODE_FLAGS = ['--max-semi-space-size', '--heap-growing-percent', '--optimize-for-size'];
+  /**
+   * Flags the docs name that belong to other programs: node's (docs/benchmarks.md explains bin/pic's),
+   * and those of build-exits.sh, dnsmasq and openvpn that docs/exits.md describes.
+   */
+  const NODE_FLAGS = ['--max-semi-space-size', '--heap-growing-percent', '--optimize-for-size', '--pin', '--no-resolv', '--server', '--dev', '--pull-filter', '--up'];
 
   test('every --flag the docs name is a flag of a pic command, and every command is in the README', async () => {
     const files = ['README.md', ...(await fs.readdir(path.join(process.cwd(), 'docs'))).filter((f) => f.endsWith('.md')).map((f) => path.join('docs', f))];
