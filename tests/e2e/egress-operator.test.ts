@@ -11,7 +11,7 @@
  * on the uplink) and the statuses say so; all resume with mail's container unchanged; a deleted
  * Connection keeps mail blocked and Stalled; back on default, mail reaches the uplink.
  */
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { createLogger } from '../../controllers/logging.js';
@@ -26,6 +26,8 @@ import { docker } from '../support/docker.js';
 import { removeSiteLeftovers, startUplink, startWireguardSite, TEST_NAME, type RemoteSite, type Uplink } from '../support/remote-sites.js';
 
 const PREFIX = 'pt20e';
+// Each step waits for the exit's health checks and Docker; its own waits fail first, with what they waited for.
+jest.setTimeout(300_000);
 const CONNECTION = 'vpn';
 const EXIT_PACKAGE = path.join(process.cwd(), 'examples', 'store', 'services', 'exit-wireguard');
 
