@@ -341,6 +341,8 @@ export async function runValidateFuzz(options: FuzzOptions): Promise<FuzzReport>
         report.mutations[name] = (report.mutations[name] ?? 0) + 1;
       }
       report.cases++;
+      // PIC_FUZZ_TRACE=1 names each case before it runs: the last one printed is the one that hangs.
+      if (process.env.PIC_FUZZ_TRACE) process.stderr.write(`case ${n}: ${applied.join(', ')}\n`);
       let why: string | undefined;
       try {
         const problems = await validateAll(store, cell, [...touched]);
