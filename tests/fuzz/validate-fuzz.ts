@@ -306,6 +306,16 @@ function judge(problems: Problem[], root: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The text a second mutation of one file in a case starts from: the first mutation's bytes, or
+ * the original when the first one left a link or removed the file. (Reading through the link would
+ * follow it: a link to /dev/zero never ends, and the harness grew to 24 GB doing that.)
+ */
+async function mutatedText(file: string, original: Buffer): Promise<Buffer> {
+  const stat = await fs.lstat(file).catch(() => undefined);
+  return stat?.isFile() ? fs.readFile(file) : original;
+}
+
 /** Run `cases` seeded cases; never throws for a failing case (it is counted and described). */
 export async function runValidateFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const seed = options.seed ?? DEFAULT_FUZZ_SEED;
@@ -330,7 +340,7 @@ export async function runValidateFuzz(options: FuzzOptions): Promise<FuzzReport>
       for (let m = 1 + (rnd.next() < 0.25 ? 1 : 0); m > 0; m--) {
         const file = rnd.pick(files);
         const name = rnd.pick(MUTATION_NAMES);
-        const current = touched.has(file) ? await fs.readFile(file).catch(() => originals.get(file)!) : originals.get(file)!;
+        const current = touched.has(file) ? await mutatedText(file, originals.get(file)!) : originals.get(file)!;
         const result = MUTATIONS[name]!(current, rnd, file, outside);
         await fs.rm(file, { force: true });
         if (!('text' in result && result.escape)) onlyEscapes = false;

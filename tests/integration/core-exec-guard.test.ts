@@ -1,7 +1,7 @@
 /**
  * A container named like a core one (or like a service's) but holding pic's labels of another
  * owner — a store container that took `cell-wireguard` while the core one was gone — is never
- * exec'd into nor signalled: the WireGuard, firewall, tunnel and egress resources, the DNS reload
+ * exec'd into nor signalled: the WireGuard, firewall and tunnel resources, the DNS reload
  * and the account managers refuse it, naming the container, its id and its owner label, and
  * Docker's event stream shows that no exec was even created in it. A container that does carry
  * the expected labels (or, for one the admin runs, none) is reached.
@@ -13,7 +13,6 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { CellDocument } from '../../crds/types.js';
 import { reconcileServiceAccounts } from '../../reconcilers/accounts/apply.js';
 import { createDnsReconciler } from '../../reconcilers/dns/index.js';
-import { egressReconciler } from '../../reconcilers/egress/index.js';
 import { isTerminal } from '../../reconcilers/errors.js';
 import { firewallReconciler } from '../../reconcilers/firewall/index.js';
 import { tunnelReconciler } from '../../reconcilers/firewall/tunnel.js';
@@ -87,7 +86,8 @@ function routingWith(container: string, run: boolean): CellRouting {
   return { ...routing, cell, peers: [] };
 }
 
-const VPN_RESOURCES: ResourceReconciler[] = [wireguardReconciler, firewallReconciler, tunnelReconciler, egressReconciler];
+const VPN_RESOURCES: ResourceReconciler[] = [wireguardReconciler, firewallReconciler, tunnelReconciler];
+// The egress resource works on the cell host (iptables, ip rule), never inside a container.
 
 beforeAll(async () => {
   await cleanupTestResources(`${SUITE_LABEL}=1`, { olderThanMs: 30 * 60_000 });
