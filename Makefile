@@ -84,6 +84,7 @@ unit: build
 	@npm test --silent -- dist/tests/unit
 
 # Jest's own summary is followed by one plain line CI tools read: "tests: N passed, N failed, N skipped".
+# tests/serial (a dockerd restart) runs alone after the parallel run: it stops every container.
 # Lint runs beside the tests rather than before them: it needs one core for a minute and a half
 # from cold, while the end-to-end tests spend most of their time waiting on Docker. Its output
 # follows the tests' summary, and a lint failure fails the target like a test failure.
@@ -91,7 +92,8 @@ test: build images
 	@mkdir -p .tmp
 	@$(MAKE) --no-print-directory lint > .tmp/lint.log 2>&1 & lint=$$!; \
 	  status=0; npm test --silent -- --json --outputFile=.tmp/jest-results.json || status=$$?; \
-	  node -e 'const r=require("./.tmp/jest-results.json"); console.log("tests: " + r.numPassedTests + " passed, " + r.numFailedTests + " failed, " + (r.numPendingTests + r.numTodoTests) + " skipped")' || true; \
+	  npm test --silent -- --runInBand --testPathIgnorePatterns /node_modules/ --json --outputFile=.tmp/jest-serial.json dist/tests/serial || status=$$?; \
+	  node -e 'const r=[require("./.tmp/jest-results.json"),require("./.tmp/jest-serial.json")]; const n=(k)=>r.reduce((s,x)=>s+x[k],0); console.log("tests: " + n("numPassedTests") + " passed, " + n("numFailedTests") + " failed, " + (n("numPendingTests") + n("numTodoTests")) + " skipped")' || true; \
 	  if wait $$lint; then cat .tmp/lint.log; echo "lint: clean"; else cat .tmp/lint.log; echo "lint: failed"; status=1; fi; \
 	  exit $$status
 

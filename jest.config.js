@@ -3,6 +3,9 @@ export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/dist/tests'],
   testMatch: ['**/*.test.js'],
+  // tests/serial restarts the Docker engine every other test uses: the Makefile runs it alone,
+  // after the parallel run (`make test`).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/dist/tests/serial/'],
   transform: {},
   testTimeout: 120000,
   // Three test files at a time on two cores: the end-to-end files spend most of their time waiting

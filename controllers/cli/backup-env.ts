@@ -12,6 +12,7 @@ import { SnapshotStore } from '../../state/snapshots.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';
 import { cellDataDir as dataDirOf, cellSnapshotRoot, helperSettings, serviceTarget } from '../backup-schedule.js';
 import { dockerClient } from '../docker-client.js';
+import { formatBytes } from './status-views.js';
 import { UsageError, type Io } from './usage.js';
 
 export const BACKUP_OPTIONS = {
@@ -33,16 +34,6 @@ export async function loadCellOrFail(dir: string | undefined, stateRoot: string,
   return cell as LoadedCell & { cell: NonNullable<LoadedCell['cell']> };
 }
 
-function human(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
 
 /**
  * Progress on stderr: rewritten in place on a terminal, one line per finished archive otherwise
@@ -51,7 +42,7 @@ function human(bytes: number): string {
 export function terminalProgress(io: Io, isTty: boolean = process.stderr.isTTY === true): (p: Progress) => void {
   let lastDraw = 0;
   return (p) => {
-    const line = `${p.phase} ${p.service}: ${p.archive} ${human(p.bytes)} (service ${human(p.serviceBytes)})`;
+    const line = `${p.phase} ${p.service}: ${p.archive} ${formatBytes(p.bytes)} (service ${formatBytes(p.serviceBytes)})`;
     if (isTty) {
       const now = Date.now();
       if (!p.done && now - lastDraw < 200) return;

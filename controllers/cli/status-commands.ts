@@ -8,7 +8,7 @@ import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, untilAborted, type Command, type
 import { parseOutput, toJsonText, type Output } from './output.js';
 import { safeLine, toSafeJson } from '../safe-text.js';
 import { openStateDirForReading } from './state-location.js';
-import { GET_OUTPUTS, operatorLine, renderDescribe, renderGet, renderTable, renderWatchFrame } from './status-views.js';
+import { GET_OUTPUTS, operatorLine, renderDescribe, renderGet, renderTable, renderWatchFrame, type LiveTunnel } from './status-views.js';
 import { UsageError } from './usage.js';
 
 /** Kind names as an admin may type them: `ServiceInstall`, `serviceinstalls`, `si`, ... */
@@ -156,10 +156,24 @@ export const describeCommand: Command = {
       return 0;
     }
     const now = new Date();
-    ctx.io.out(renderDescribe(status, events, now, await operatorPresence(state.paths, now)));
+    const tunnel = status.kind === 'Connection' ? await liveTunnel(status) : undefined;
+    ctx.io.out(renderDescribe(status, events, now, await operatorPresence(state.paths, now), tunnel));
     return 0;
   },
 };
+
+/** The bytes through a Connection's exit's tunnel, read now. */
+async function liveTunnel(status: DocumentStatus): Promise<LiveTunnel> {
+  const exit = status.facts?.containers?.[0]?.name;
+  if (exit === undefined) return { problem: 'no exit container is recorded' };
+  try {
+    // Loaded here: `pic get` and `pic watch` never talk to Docker and should not load its client.
+    const [{ readExitTraffic }, { dockerClient }] = await Promise.all([import('../../reconcilers/egress/exit-traffic.js'), import('../docker-client.js')]);
+    return { traffic: await readExitTraffic(await dockerClient(), { name: exit, connection: status.name }) };
+  } catch (err) {
+    return { problem: (err as Error).message };
+  }
+}
 
 /** `pic watch`: redraw the table whenever a status changes; `-o json` streams events instead. */
 export const watchCommand: Command = {

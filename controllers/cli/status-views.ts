@@ -1,4 +1,5 @@
 import type { BackupFacts } from '../../reconcilers/backup/schedule.js';
+import type { TunnelTraffic } from '../../reconcilers/egress/exit-traffic.js';
 import { findCondition, isConditionTrue } from '../../state/conditions.js';
 import type { OperatorPresence } from '../../state/operator-presence.js';
 import type { UnreadableStatus } from '../../state/status-store.js';
@@ -136,8 +137,23 @@ export function renderGet(statuses: readonly DocumentStatus[], output: GetOutput
   }
 }
 
+/** 1536 → "1.5 KiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+/** What `pic describe` read live for a Connection: its exit's tunnel counters, or why it could not. */
+export type LiveTunnel = { traffic: readonly TunnelTraffic[] } | { problem: string };
+
 /** kubectl-describe-like detail of one document: identity, facts, conditions and its events. */
-export function renderDescribe(status: DocumentStatus, events: readonly OperatorEvent[], now: Date, operator?: OperatorPresence): string {
+export function renderDescribe(status: DocumentStatus, events: readonly OperatorEvent[], now: Date, operator?: OperatorPresence, tunnel?: LiveTunnel): string {
   const lines: string[] = [];
   const conditions = status.conditions ?? [];
   const facts = status.facts ?? {};
@@ -196,6 +212,11 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
         .sort((a, b) => compareText(a.container, b.container))
         .map((i) => [i.container, i.reference, verifiedText(i.verified)]),
     );
+  }
+  if (tunnel) {
+    if ('problem' in tunnel) field('Tunnel traffic', `not read: ${tunnel.problem}`);
+    else if (tunnel.traffic.length === 0) field('Tunnel traffic', 'the exit has no tunnel interface (it relays connections, e.g. a proxy)');
+    else section(lines, 'Tunnel traffic (now, since the exit started)', ['INTERFACE', 'SENT', 'RECEIVED'], tunnel.traffic.map((t) => [t.iface, formatBytes(t.sent), formatBytes(t.received)]));
   }
   if (facts.notices !== undefined) {
     lines.push('Notices:');

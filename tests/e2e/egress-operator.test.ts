@@ -12,8 +12,10 @@
  * Connection keeps mail blocked and Stalled; back on default, mail reaches the uplink.
  */
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { createLogger } from '../../controllers/logging.js';
 import { Operator } from '../../controllers/operator.js';
 import { instanceIdOf } from '../../controllers/reconcile-connection.js';
@@ -21,17 +23,19 @@ import { execInContainer } from '../../reconcilers/shared/exec.js';
 import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
-import { createTestCell, removeTestCell, serviceInstallDocument, waitFor, writeDocumentFile, type TestCell } from '../support/cell.js';
+import { removeTestCell, waitFor } from '../support/cell.js';
+import { createEgressCell, type EgressCell } from '../support/egress-cell.js';
 import { docker } from '../support/docker.js';
 import { removeSiteLeftovers, startUplink, startWireguardSite, TEST_NAME, type RemoteSite, type Uplink } from '../support/remote-sites.js';
 
 const PREFIX = 'pt20e';
+const PIC = path.join(process.cwd(), 'bin', 'pic');
+const run = promisify(execFile);
 // Each step waits for the exit's health checks and Docker; its own waits fail first, with what they waited for.
 jest.setTimeout(300_000);
 const CONNECTION = 'vpn';
-const EXIT_PACKAGE = path.join(process.cwd(), 'examples', 'store', 'services', 'exit-wireguard');
 
-let cell: TestCell;
+let cell: EgressCell;
 let uplink: Uplink;
 let site: RemoteSite;
 let operator: Operator | undefined;
@@ -75,43 +79,18 @@ function reasonOf(s: DocumentStatus | undefined, type: string): string | undefin
   return s?.conditions.find((c) => c.type === type)?.reason;
 }
 
-async function writeConnection(spec: Record<string, unknown>): Promise<void> {
-  await writeDocumentFile(
-    path.join(cell.cellDir, 'connections', `${CONNECTION}.yaml`),
-    `apiVersion: pic.ngo/v1alpha1\nkind: Connection\nmetadata: {name: ${CONNECTION}}\nspec: ${JSON.stringify(spec)}\n`,
-  );
-}
-
 async function writeMail(connection?: string): Promise<void> {
-  await writeDocumentFile(path.join(cell.cellDir, 'services', 'mail.yaml'), serviceInstallDocument('mail', {}, connection));
+  await cell.assign('mail', connection);
 }
 
-const exitName = () => `cell-exit-${instanceIdOf(CONNECTION)}`;
+const exitName = () => cell.exitName(CONNECTION);
 
 beforeAll(async () => {
   await removeSiteLeftovers(PREFIX);
   uplink = await startUplink(PREFIX);
   site = await startWireguardSite(PREFIX, { probe: uplink.probe });
-  cell = await createTestCell([{ id: 'mail' }, { id: 'web' }], { prefix: `${PREFIX}-` });
-
-  // mail may choose its egress; the exit comes from the example catalog, its image under the test prefix.
-  const mailManifest = path.join(cell.storeDir, 'services', 'mail', 'manifest.json');
-  const manifest = JSON.parse(await fs.readFile(mailManifest, 'utf8')) as Record<string, unknown>;
-  manifest.capabilities = { ...(manifest.capabilities as object), has_egress: true };
-  manifest.egress = { default: 'default', allowed: ['default', 'wireguard_ext'] };
-  await fs.writeFile(mailManifest, JSON.stringify(manifest, null, 2));
-  const exitDir = path.join(cell.storeDir, 'services', 'exit-wireguard');
-  await fs.mkdir(exitDir, { recursive: true });
-  for (const file of ['manifest.json', 'compose-template.yml']) {
-    const text = await fs.readFile(path.join(EXIT_PACKAGE, file), 'utf8');
-    await fs.writeFile(path.join(exitDir, file), text.replaceAll('git.pic.ngo/roof/pic-exit-wireguard@', 'pictest/pic-exit-wireguard@').replace('interval: 10s', 'interval: 2s'));
-  }
-  const index = JSON.parse(await fs.readFile(path.join(cell.storeDir, 'index.json'), 'utf8')) as object[];
-  index.push({ id: 'exit-wireguard', name: 'WireGuard exit', description: 'the wireguard_ext exit', version: '1.0.0', author: 'pic examples' });
-  await fs.writeFile(path.join(cell.storeDir, 'index.json'), JSON.stringify(index));
-
-  await fs.writeFile(path.join(cell.cellDir, 'connections', `${CONNECTION}.conf`), site.clientConfig, { mode: 0o600 });
-  await writeConnection({ type: 'wireguard_ext', configFile: `${CONNECTION}.conf`, failOpen: false, config: { health_check: `${uplink.probe}:80` } });
+  cell = await createEgressCell(['mail', 'web'], `${PREFIX}-`);
+  await cell.writeConnection(CONNECTION, { type: 'wireguard_ext', configFile: `${CONNECTION}.conf`, failOpen: false, config: { health_check: `${uplink.probe}:80` } }, site.clientConfig);
   await writeMail(CONNECTION);
   await cell.writeService('web');
   status = new StatusStore(path.join(cell.stateDir, 'status'));
@@ -147,6 +126,19 @@ describe('egress through a Connection', () => {
 
     expect(await probe('web')).toBe('uplink');
     expect(await uplink.countPackets()).toBeGreaterThan(packets);
+  });
+
+  test('pic describe Connection/vpn: the instance, the services it carries, and the bytes through its tunnel now', async () => {
+    const describe = async () => (await run(PIC, ['describe', `Connection/${CONNECTION}`, '--state-dir', cell.stateDir])).stdout;
+    const sentOf = (text: string): string => /^\s+wg0\s+(\S+ \S+)\s+\S+ \S+$/m.exec(text)?.[1] ?? 'no wg0 row';
+    const before = await describe();
+    expect(before).toMatch(new RegExp(`Instance:\\s+${instanceIdOf(CONNECTION)}`));
+    expect(before).toMatch(/Services:\s+mail/);
+    expect(before).toMatch(/Tunnel traffic \(now, since the exit started\):\n\s+INTERFACE\s+SENT\s+RECEIVED\n\s+wg0\s/);
+    expect(before).not.toContain('PrivateKey');
+    // A larger transfer through the tunnel moves the counter.
+    for (let i = 0; i < 5; i++) expect(await probe('mail')).toBe('remote-wireguard');
+    expect(sentOf(await describe())).not.toBe(sentOf(before));
   });
 
   test('the remote down: mail reaches nothing, the statuses say blocked; back with mail unchanged', async () => {

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { loadEgressAllocations } from '../../reconcilers/egress/index.js';
 import { egressChainsOf } from '../../reconcilers/egress/render.js';
 import { buildBusyboxImage, docker, pickSubnet } from './docker.js';
 
@@ -199,7 +200,7 @@ export async function createTestCell(services: TestService[], options: { prefix?
 }
 
 /** Remove every container, volume and the network of one test cell, and its folders. */
-export async function removeTestCell(cell: { name: string; root?: string; network: string }): Promise<void> {
+export async function removeTestCell(cell: { name: string; root?: string; network: string; stateDir?: string }): Promise<void> {
   const label = `ngo.pic.cell=${cell.name}`;
   for (const c of await docker.listContainers({ all: true, filters: { label: [label] } })) {
     await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
@@ -208,6 +209,7 @@ export async function removeTestCell(cell: { name: string; root?: string; networ
   for (const v of volumes) await docker.getVolume(v.Name).remove().catch(() => undefined);
   await docker.getNetwork(cell.network).remove().catch(() => undefined);
   await removeEgressChains(cell.name);
+  if (cell.stateDir) await removeEgressRoutes(cell.stateDir);
   if (cell.root) await fs.rm(cell.root, { recursive: true, force: true });
 }
 
@@ -219,6 +221,15 @@ export async function removeEgressChains(cellName: string): Promise<void> {
     for (const parent of parents) await quiet(['-t', table, '-D', parent, '-j', chain]);
     await quiet(['-t', table, '-F', chain]);
     await quiet(['-t', table, '-X', chain]);
+  }
+}
+
+/** The policy rules and routing tables of the connections egress allocated in a cell's state directory. */
+export async function removeEgressRoutes(stateDir: string): Promise<void> {
+  const allocations = await loadEgressAllocations(stateDir).catch(() => undefined);
+  for (const a of Object.values(allocations?.connections ?? {})) {
+    while (await run('ip', ['rule', 'del', 'lookup', String(a.table)]).then(() => true, () => false));
+    await run('ip', ['route', 'flush', 'table', String(a.table)]).catch(() => undefined);
   }
 }
 

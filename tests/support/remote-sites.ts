@@ -302,6 +302,8 @@ export interface RemoteSite {
 export interface SiteOptions {
   /** The uplink's probe address: the site answers it too, differently. */
   probe: string;
+  /** What its HTTP server answers there (default "remote-<type>"): two sites of one type told apart. */
+  body?: string;
 }
 
 async function wgKeyPair(): Promise<{ privateKey: string; publicKey: string }> {
@@ -344,7 +346,7 @@ function restartable(start: () => Promise<Daemon>, gone: () => Promise<boolean>)
 
 /** A WireGuard server (wireguard-go) whose tunnel leads to the probe address and a DNS server. */
 export async function startWireguardSite(prefix: string, options: SiteOptions): Promise<RemoteSite> {
-  const body = 'remote-wireguard';
+  const body = options.body ?? 'remote-wireguard';
   const { ns, dnsServer, dnsAnswer } = await startSiteBase(prefix, 'wg', options, body);
   try {
     const k = ns.k;

@@ -12,6 +12,7 @@ import {
   type EgressAllocation,
   type EgressAllocations,
 } from '../../reconcilers/egress/allocate.js';
+import { tunnelTraffic } from '../../reconcilers/egress/exit-traffic.js';
 import { bridgeOf } from '../../reconcilers/egress/index.js';
 import { isOwnIpRule, parseAddresses, parseIpRules, parseRoutes, type ObservedEgress } from '../../reconcilers/egress/observe.js';
 import { planEgress, takenByOthers } from '../../reconcilers/egress/plan.js';
@@ -356,5 +357,27 @@ describe('planEgress', () => {
 
   test("what other cells hold is what a new allocation avoids", () => {
     expect(takenByOthers(live, own)).toEqual({ tables: new Set([1005]), fwmarks: new Set([0x1005]) });
+  });
+});
+
+describe('tunnelTraffic (ip -json link show and /proc/net/dev of an exit)', () => {
+  const netDev = [
+    'Inter-|   Receive                                                |  Transmit',
+    ' face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed',
+    '    lo:       5       1    0    0    0     0          0         0        5       1    0    0    0     0       0          0',
+    '  eth0:     900      10    0    0    0     0          0         0      800       9    0    0    0     0       0          0',
+    '   wg0:     300       3    0    0    0     0          0         0      200       2    0    0    0     0       0          0',
+    '  tun0:       7       1    0    0    0     0          0         0        9       1    0    0    0     0       0          0',
+    '   wg1: garbage',
+  ].join('\n');
+  const link = (ifname: string, linkType: string) => ({ ifname, link_type: linkType });
+  test.each([
+    ['a WireGuard exit: wg0 only, not lo or eth0', [link('lo', 'loopback'), link('eth0', 'ether'), link('wg0', 'none')], [{ iface: 'wg0', received: 300, sent: 200 }]],
+    ['an OpenVPN exit: tun0', [link('eth0', 'ether'), link('tun0', 'none')], [{ iface: 'tun0', received: 7, sent: 9 }]],
+    ['a proxy exit: no tunnel interface', [link('lo', 'loopback'), link('eth0', 'ether')], []],
+    ['two tunnels, sorted by name', [link('wg0', 'none'), link('tun0', 'none')], [{ iface: 'tun0', received: 7, sent: 9 }, { iface: 'wg0', received: 300, sent: 200 }]],
+    ['malformed entries and unreadable counters are skipped', [null, 'x', { ifname: 5, link_type: 'none' }, link('wg1', 'none'), link('wg9', 'none')], []],
+  ])('%s', (_what, links, expected) => {
+    expect(tunnelTraffic(links, netDev)).toEqual(expected);
   });
 });

@@ -150,6 +150,15 @@ describe('status views (golden)', () => {
     await expectGolden('describe-peer.txt', renderDescribe(alice, [], NOW));
   });
 
+  test('describe of a Connection, with its tunnel traffic read live or the reason it was not', async () => {
+    const vpn: DocumentStatus = { ...alice, kind: 'Connection', name: 'vpn', facts: { instance: '3f2a9c1e', services: ['mail'], containers: [{ name: 'cell-exit-3f2a9c1e', state: 'running', health: 'healthy' }] } };
+    const read = renderDescribe(vpn, [], NOW, undefined, { traffic: [{ iface: 'wg0', received: 5 * 1024 * 1024, sent: 1536 }] });
+    expect(read).toMatch(/Tunnel traffic \(now, since the exit started\):\n\s+INTERFACE\s+SENT\s+RECEIVED\n\s+wg0\s+1\.5 KiB\s+5\.0 MiB/);
+    expect(renderDescribe(vpn, [], NOW, undefined, { traffic: [] })).toMatch(/Tunnel traffic:\s+the exit has no tunnel interface/);
+    expect(renderDescribe(vpn, [], NOW, undefined, { problem: 'no such container' })).toMatch(/Tunnel traffic:\s+not read: no such container/);
+    expect(renderDescribe(alice, [], NOW)).not.toContain('Tunnel traffic');
+  });
+
   test('empty list', async () => {
     await expectGolden('empty.txt', renderGet([], 'table', NOW, { emptyMessage: 'No documents found in /var/lib/pic/status.' }));
   });
