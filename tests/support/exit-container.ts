@@ -221,6 +221,25 @@ export async function startClient(prefix: string, network: ExitNetwork, ip: stri
   return handle(name, container.id, ip);
 }
 
+/**
+ * The same busybox container in another container's network namespace (`--network container:`):
+ * the "VPN sidecar" way, where the service's own packets leave by the tunnel of the container
+ * whose namespace it shares, without the host steering anything.
+ */
+export async function startClientBeside(prefix: string, beside: TestContainer): Promise<TestContainer> {
+  await buildBusyboxImage(CLIENT_IMAGE);
+  const name = `${prefix}-client-${randomBytes(3).toString('hex')}`;
+  const container = await docker.createContainer({
+    name,
+    Image: CLIENT_IMAGE,
+    Cmd: ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"],
+    Labels: { ...TEST_LABELS, [EXIT_TEST_LABEL]: prefix },
+    HostConfig: { NetworkMode: `container:${beside.id}` },
+  });
+  await container.start();
+  return handle(name, container.id, beside.ip);
+}
+
 /** The routing table the steering of this prefix uses (stable, so leftovers are found). */
 function steeringTable(prefix: string): number {
   let h = 0;

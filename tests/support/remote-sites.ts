@@ -7,7 +7,8 @@
  * 198.18.K.0/24 over its veth (another fixture, a parallel run, gets "exists" and takes the next),
  * and owns 198.19.K.0/24 with it:
  *
- *   uplink          198.18.K.2 its end; PROBE 198.19.K.1:80 answers "uplink"; DNS 198.19.K.53
+ *   uplink          198.18.K.2 its end; PROBE 198.19.K.1:80 answers "uplink" (and, when asked,
+ *                   serves BULK_PATH: that many bytes for throughput); DNS 198.19.K.53
  *                   answers TEST_NAME with 198.19.K.10; the host routes 198.19.K.0/24 to it.
  *                   Counters (iptables in the namespace) of every packet and every DNS query
  *                   arriving from the host.
@@ -23,12 +24,15 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+
+/** Where an HTTP server of these fixtures started with `bulkBytes` serves that many bytes. */
+export const BULK_PATH = '/bulk';
 
 /** The name every DNS server of these fixtures answers, each with its own address. */
 export const TEST_NAME = 'probe.pic.test';
@@ -221,10 +225,17 @@ async function readCounter(ns: Namespace, comment: string): Promise<number> {
   return total;
 }
 
-async function startHttpd(ns: Namespace, address: string, body: string, folder: string): Promise<Daemon> {
+async function startHttpd(ns: Namespace, address: string, body: string, folder: string, bulkBytes?: number): Promise<Daemon> {
   const www = join(ns.dir, folder);
   await sh(['mkdir', '-p', www]);
   await writeFile(join(www, 'index.html'), `${body}\n`);
+  if (bulkBytes !== undefined) {
+    if (!Number.isSafeInteger(bulkBytes) || bulkBytes < 1) throw new Error(`bulkBytes must be a positive integer, not ${bulkBytes}`);
+    // A sparse file: any size, no disk space, read as zeros (nothing on the path compresses).
+    const bulk = join(www, BULK_PATH.slice(1));
+    await writeFile(bulk, '');
+    await truncate(bulk, bulkBytes);
+  }
   const d = ns.spawn([BUSYBOX, 'httpd', '-f', '-p', `${address}:80`, '-h', www]);
   await until(`httpd on ${address}:80 in ${ns.name}`, async () => (await ns.exec(['ss', '-Hltn', 'src', `${address}:80`])).includes(address));
   return d;
@@ -253,7 +264,12 @@ export interface Uplink {
   stop(): Promise<void>;
 }
 
-export async function startUplink(prefix: string): Promise<Uplink> {
+export interface UplinkOptions {
+  /** Also serve BULK_PATH on the probe address: this many bytes (for a throughput measurement). */
+  bulkBytes?: number;
+}
+
+export async function startUplink(prefix: string, options: UplinkOptions = {}): Promise<Uplink> {
   const ns = await createNamespace(prefix, 'up');
   try {
     const probe = `198.19.${ns.k}.1`;
@@ -263,7 +279,7 @@ export async function startUplink(prefix: string): Promise<Uplink> {
     await ns.exec(['ip', 'address', 'add', `${dnsServer}/32`, 'dev', 'lo']);
     await sh(['ip', 'route', 'add', `198.19.${ns.k}.0/24`, 'via', ns.nsAddress, 'dev', ns.hostIf]);
     await installCounters(ns);
-    await startHttpd(ns, probe, 'uplink', 'www');
+    await startHttpd(ns, probe, 'uplink', 'www', options.bulkBytes);
     await startDnsServer(ns, dnsServer, dnsAnswer);
     return {
       ns,
@@ -304,6 +320,8 @@ export interface SiteOptions {
   probe: string;
   /** What its HTTP server answers there (default "remote-<type>"): two sites of one type told apart. */
   body?: string;
+  /** Also serve BULK_PATH on the probe address: this many bytes (for a throughput measurement). */
+  bulkBytes?: number;
 }
 
 async function wgKeyPair(): Promise<{ privateKey: string; publicKey: string }> {
@@ -320,7 +338,7 @@ async function startSiteBase(prefix: string, kind: string, options: SiteOptions,
     const dnsAnswer = `198.19.${ns.k}.10`;
     await ns.exec(['ip', 'address', 'add', `${options.probe}/32`, 'dev', 'lo']);
     await ns.exec(['ip', 'address', 'add', `${dnsServer}/32`, 'dev', 'lo']);
-    await startHttpd(ns, options.probe, body, 'www');
+    await startHttpd(ns, options.probe, body, 'www', options.bulkBytes);
     await startDnsServer(ns, dnsServer, dnsAnswer);
     return { ns, dnsServer, dnsAnswer };
   } catch (err) {
@@ -344,20 +362,34 @@ function restartable(start: () => Promise<Daemon>, gone: () => Promise<boolean>)
   };
 }
 
+export interface WireguardSiteOptions extends SiteOptions {
+  /** More clients the server accepts (at most 7), each with a wg-quick file of its own. */
+  extraPeers?: number;
+}
+
+export interface WireguardSite extends RemoteSite {
+  /** The wg-quick files of the extra peers (tunnel addresses 198.19.K.3, .4, …). */
+  extraClientConfigs: string[];
+  /** The server's WireGuard interface in the site's namespace. */
+  tunnelInterface: string;
+}
+
 /** A WireGuard server (wireguard-go) whose tunnel leads to the probe address and a DNS server. */
-export async function startWireguardSite(prefix: string, options: SiteOptions): Promise<RemoteSite> {
+export async function startWireguardSite(prefix: string, options: WireguardSiteOptions): Promise<WireguardSite> {
   const body = options.body ?? 'remote-wireguard';
+  const extra = options.extraPeers ?? 0;
+  if (!Number.isInteger(extra) || extra < 0 || extra > 7) throw new Error(`extraPeers must be an integer from 0 to 7, not ${extra}`);
   const { ns, dnsServer, dnsAnswer } = await startSiteBase(prefix, 'wg', options, body);
   try {
     const k = ns.k;
     const tunnelServer = `198.19.${k}.1`;
-    const tunnelClient = `198.19.${k}.2`;
     const port = 51820;
     // wireguard-go's control socket is /var/run/wireguard/<interface>.sock on the host's file
     // system, shared by every namespace: the interface gets a name of its own.
     const wgIf = `${prefix}wgs`;
     const server = await wgKeyPair();
-    const client = await wgKeyPair();
+    // The first client is .2; the extra peers follow (.10 is the DNS answer, never a peer).
+    const clients = await Promise.all(Array.from({ length: 1 + extra }, async (_, i) => ({ ...(await wgKeyPair()), address: `198.19.${k}.${2 + i}` })));
     const keyFile = join(ns.dir, 'server.key');
     await writeFile(keyFile, `${server.privateKey}\n`, { mode: 0o600 });
     await chmod(keyFile, 0o600);
@@ -369,7 +401,8 @@ export async function startWireguardSite(prefix: string, options: SiteOptions): 
           throw new Error(`${err.message}: ${d.stderr()}`);
         });
         await until(`the control socket of ${wgIf}`, () => trySh(['ip', 'netns', 'exec', ns.name, 'wg', 'show', wgIf]), 10_000);
-        await ns.exec(['wg', 'set', wgIf, 'listen-port', String(port), 'private-key', keyFile, 'peer', client.publicKey, 'allowed-ips', `${tunnelClient}/32`]);
+        const peers = clients.flatMap((c) => ['peer', c.publicKey, 'allowed-ips', `${c.address}/32`]);
+        await ns.exec(['wg', 'set', wgIf, 'listen-port', String(port), 'private-key', keyFile, ...peers]);
         await ns.exec(['ip', 'address', 'add', `${tunnelServer}/24`, 'dev', wgIf]);
         await ns.exec(['ip', 'link', 'set', wgIf, 'up']);
         return d;
@@ -378,20 +411,33 @@ export async function startWireguardSite(prefix: string, options: SiteOptions): 
     );
     await control.startServer();
 
-    const clientConfig = [
-      '# A wg-quick file as a provider exports it (no PersistentKeepalive: the exit adds one).',
-      '[Interface]',
-      `PrivateKey = ${client.privateKey}`,
-      `Address = ${tunnelClient}/32`,
-      `DNS = ${dnsServer}`,
-      '',
-      '[Peer]',
-      `PublicKey = ${server.publicKey}`,
-      `Endpoint = ${ns.nsAddress}:${port}`,
-      'AllowedIPs = 0.0.0.0/0, ::/0',
-      '',
-    ].join('\n');
-    return { ns, body, dnsServer, dnsAnswer, clientConfig, endpoint: `${ns.nsAddress}:${port}`, ...control, stop: () => ns.remove() };
+    const configOf = (client: { privateKey: string; address: string }) =>
+      [
+        '# A wg-quick file as a provider exports it (no PersistentKeepalive: the exit adds one).',
+        '[Interface]',
+        `PrivateKey = ${client.privateKey}`,
+        `Address = ${client.address}/32`,
+        `DNS = ${dnsServer}`,
+        '',
+        '[Peer]',
+        `PublicKey = ${server.publicKey}`,
+        `Endpoint = ${ns.nsAddress}:${port}`,
+        'AllowedIPs = 0.0.0.0/0, ::/0',
+        '',
+      ].join('\n');
+    const [first, ...others] = clients;
+    return {
+      ns,
+      body,
+      dnsServer,
+      dnsAnswer,
+      clientConfig: configOf(first!),
+      extraClientConfigs: others.map(configOf),
+      tunnelInterface: wgIf,
+      endpoint: `${ns.nsAddress}:${port}`,
+      ...control,
+      stop: () => ns.remove(),
+    };
   } catch (err) {
     await ns.remove();
     throw err;
