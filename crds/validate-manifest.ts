@@ -20,8 +20,6 @@ import { boundProblems, quoted } from './problem-limit.js';
 import { EGRESS_TYPES, type ImageVerificationMode, type Manifest, type Problem } from './types.js';
 import { readImageReference, SHA256_DIGEST_RE, allowedPrefixFolder, isUnderImagePrefix } from './image-reference.js';
 
-export { isUnderImagePrefix, parseImageReference, type ImageReference } from './image-reference.js';
-
 export interface ManifestPolicy {
   /** Registry path every image must live under, matched on whole path segments. */
   allowedImagePrefix: string;

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type Dockerode from 'dockerode';
 import tar from 'tar-stream';
+import { parseImageReference } from '../../crds/image-reference.js';
 import { BACKUP_LABEL, type BackupRole } from './labels.js';
 
 export interface HelperSettings {
@@ -102,11 +103,10 @@ export async function ensureHelperImage(docker: Dockerode, settings: HelperSetti
   pack.entry({ name: 'bin/busybox', mode: 0o755, size: busybox.length }, busybox);
   for (const applet of APPLETS) pack.entry({ name: `bin/${applet}`, type: 'symlink', linkname: 'busybox', mode: 0o777 });
   pack.finalize();
-  const colon = tag.lastIndexOf(':');
-  const repo = colon > tag.lastIndexOf('/') ? tag.slice(0, colon) : tag;
-  const version = colon > tag.lastIndexOf('/') ? tag.slice(colon + 1) : 'latest';
+  const named = parseImageReference(tag);
+  if (!named || named.digest !== undefined) throw new Error(`cannot build the backup helper image ${JSON.stringify(tag)}: it is not a name[:tag] (PIC_BACKUP_HELPER_IMAGE)`);
   const changes = ['ENV PATH=/bin', 'CMD ["true"]', ...Object.entries({ ...settings.labels, [BACKUP_LABEL.role]: 'helper' }).map(([k, v]) => `LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`)];
-  const stream = await docker.importImage(pack, { repo, tag: version, changes });
+  const stream = await docker.importImage(pack, { repo: named.name, tag: named.tag ?? 'latest', changes });
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(stream, (err: Error | null, output: { error?: string }[]) => {
       const failed = output?.find((o) => o.error !== undefined);

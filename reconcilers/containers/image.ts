@@ -16,8 +16,6 @@ export interface ResolvedImage {
   id?: string;
 }
 
-export { parsePinnedReference, type PinnedReference } from '../../crds/image-reference.js';
-
 export async function resolveImage(docker: Dockerode, ref: string): Promise<ResolvedImage> {
   const pinned = parsePinnedReference(ref);
   const byReference = await inspectImage(docker, ref);

@@ -1,7 +1,8 @@
 import { dependencyOrder, imagesForCreation, planContainers, type PlanOptions } from '../../reconcilers/containers/plan.js';
 import type { ContainerAction, DesiredContainer, ObservedContainer, ServicePlan } from '../../reconcilers/containers/types.js';
 import { parseHealth } from '../../reconcilers/containers/observe.js';
-import { imageForCreate, parsePinnedReference, PullProgressSummary } from '../../reconcilers/containers/image.js';
+import { parsePinnedReference } from '../../crds/image-reference.js';
+import { imageForCreate, PullProgressSummary } from '../../reconcilers/containers/image.js';
 import { normaliseCidr } from '../../reconcilers/containers/network.js';
 
 const OWNER = 'ServiceInstall/notes';
