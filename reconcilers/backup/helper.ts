@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import type Dockerode from 'dockerode';
 import tar from 'tar-stream';
 import { parseImageReference } from '../../crds/image-reference.js';
+import { followDockerStream } from '../shared/docker-stream.js';
 import { BACKUP_LABEL, type BackupRole } from './labels.js';
 
 export interface HelperSettings {
@@ -107,13 +108,7 @@ export async function ensureHelperImage(docker: Dockerode, settings: HelperSetti
   if (!named || named.digest !== undefined) throw new Error(`cannot build the backup helper image ${JSON.stringify(tag)}: it is not a name[:tag] (PIC_BACKUP_HELPER_IMAGE)`);
   const changes = ['ENV PATH=/bin', 'CMD ["true"]', ...Object.entries({ ...settings.labels, [BACKUP_LABEL.role]: 'helper' }).map(([k, v]) => `LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`)];
   const stream = await docker.importImage(pack, { repo: named.name, tag: named.tag ?? 'latest', changes });
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(stream, (err: Error | null, output: { error?: string }[]) => {
-      const failed = output?.find((o) => o.error !== undefined);
-      if (err || failed) reject(new Error(`cannot build the backup helper image ${tag}: ${err?.message ?? failed?.error}`));
-      else resolve();
-    });
-  });
+  await followDockerStream(docker, stream, `cannot build the backup helper image ${tag}`);
   return tag;
 }
 

@@ -16,7 +16,7 @@ import { imageForCreate, pullImage, resolveImage, resolveImages, type ResolvedIm
 import { LABEL } from './labels.js';
 import { listOwnedContainers } from './observe.js';
 import { imagesForCreation, planContainers } from './plan.js';
-import type { ContainerAction, ObservedContainer, ServicePlan } from './types.js';
+import { isContainerChange, type ContainerAction, type ObservedContainer, type ServicePlan } from './types.js';
 
 export interface ServiceContainersInput {
   /** `ServiceInstall/<name>`: the owner label of everything created. */
@@ -164,7 +164,7 @@ export async function reconcilePlannedContainers(docker: Dockerode, input: Plann
     let announced = false;
     await applyContainerActions(
       docker,
-      actions.filter((a) => a.type !== 'pull-image'),
+      actions.filter(isContainerChange),
       {
         network: hooks.network,
         labels: { [LABEL.owner]: input.owner, [LABEL.cell]: input.cellName },
@@ -197,7 +197,7 @@ export async function removeServiceContainers(
   const observed = target.observed ?? (await listOwnedContainers(docker, { cell: target.cellName, owner: target.owner }));
   const actions = planContainers(null, observed, { imagePresent: () => true, owner: target.owner });
   if (mode !== 'dry-run' && actions.length > 0) {
-    await applyContainerActions(docker, actions, {
+    await applyContainerActions(docker, actions.filter(isContainerChange), {
       network: mode.network,
       labels: { [LABEL.owner]: target.owner, [LABEL.cell]: target.cellName },
       log: mode.event,
