@@ -4,13 +4,12 @@
  * the model's shape and reports what it cannot read, with the pointer of the field. Pure.
  */
 import type Dockerode from 'dockerode';
+import { isIpv4, isIpv6 } from '../../crds/ipv4.js';
 import { splitCommand } from './command.js';
 import {
   asBoolean,
   asInteger,
   compareStrings,
-  isIpv4,
-  isIpv6,
   isMapping,
   normaliseHostPath,
   ptr,

@@ -7,6 +7,7 @@
  * repository path, while the signature must still name the original repository.
  */
 import { DOCKER_HUB, parseImageReference, type ImageReference } from '../../crds/image-reference.js';
+import { isLoopbackHost } from '../../crds/ipv4.js';
 
 /** `registry/repository`, the name a signature's docker-reference is compared with. */
 export function repositoryName(ref: Pick<ImageReference, 'registry' | 'repository'>): string {
@@ -31,16 +32,11 @@ export interface RegistryEndpoint {
   mirrored: boolean;
 }
 
-/** A loopback host, where plain HTTP cannot be overheard (dockerd makes the same exception). */
-export function isLoopbackHost(host: string): boolean {
-  const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
-}
-
 /** Where the manifests and signatures of `ref` are fetched from. */
 export function endpointFor(ref: Pick<ImageReference, 'registry'>, settings: RegistrySettings): RegistryEndpoint {
   const mirror = settings.mirrors[ref.registry];
   const host = mirror ?? (ref.registry === DOCKER_HUB ? 'registry-1.docker.io' : ref.registry);
+  // A loopback host cannot be overheard over plain HTTP (dockerd makes the same exception).
   const plain = isLoopbackHost(host) || settings.insecure.includes(host) || settings.insecure.includes(ref.registry);
   return { host, baseUrl: `${plain ? 'http' : 'https'}://${host}`, mirrored: mirror !== undefined };
 }

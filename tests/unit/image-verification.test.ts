@@ -5,7 +5,8 @@ import { describeVerification, templateImages } from '../../reconcilers/images/i
 import { templateContainers } from '../../reconcilers/images/verifier.js';
 import { decide, effectiveMode, registrySettingsOf, trustedKeyFiles } from '../../reconcilers/images/policy.js';
 import { parseImageReference } from '../../crds/image-reference.js';
-import { endpointFor, isLoopbackHost, namesSameRepository, pullReference } from '../../reconcilers/images/reference.js';
+import { isLoopbackHost } from '../../crds/ipv4.js';
+import { endpointFor, namesSameRepository, pullReference } from '../../reconcilers/images/reference.js';
 import { parseAuthenticate } from '../../reconcilers/images/registry.js';
 import type { Refused, Verified } from '../../reconcilers/images/verdict.js';
 
