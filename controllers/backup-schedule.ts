@@ -6,6 +6,7 @@
  * has on a service (its journal), which keeps the reconcile off that service's containers.
  */
 import path from 'node:path';
+import type Dockerode from 'dockerode';
 import type { CellDocument, ServiceInstallDocument } from '../crds/types.js';
 import { createSnapshot, sweep, type BackupEnv, type Progress, type ServiceTarget } from '../reconcilers/backup/index.js';
 import type { HelperSettings } from '../reconcilers/backup/helper.js';
@@ -21,12 +22,28 @@ import { isProcessAlive } from '../state/state-dir.js';
 import type { OperatorContext } from './context.js';
 import type { BackupStatusStore } from './backup-status.js';
 
-/** The helper settings of this cell (PIC_BACKUP_HELPER_IMAGE and PIC_BACKUP_NAME_PREFIX override the image and the names). */
-export function helperSettings(cellName: string): HelperSettings {
+/**
+ * The helper settings of this cell, and the one reader of the backup's environment variables:
+ * PIC_BACKUP_HELPER_IMAGE (the helper image, else one built here), PIC_BACKUP_NAME_PREFIX (the
+ * start of helper names) and PIC_BUSYBOX (the static busybox a built helper holds).
+ */
+export function helperSettings(cellName: string, env: NodeJS.ProcessEnv = process.env): HelperSettings {
   return {
     labels: { [LABEL.cell]: cellName },
-    ...(process.env.PIC_BACKUP_HELPER_IMAGE ? { image: process.env.PIC_BACKUP_HELPER_IMAGE } : {}),
-    ...(process.env.PIC_BACKUP_NAME_PREFIX ? { namePrefix: process.env.PIC_BACKUP_NAME_PREFIX } : {}),
+    ...(env.PIC_BACKUP_HELPER_IMAGE ? { image: env.PIC_BACKUP_HELPER_IMAGE } : {}),
+    ...(env.PIC_BACKUP_NAME_PREFIX ? { namePrefix: env.PIC_BACKUP_NAME_PREFIX } : {}),
+    ...(env.PIC_BUSYBOX ? { busybox: env.PIC_BUSYBOX } : {}),
+  };
+}
+
+/** What every backup of this cell works with, whoever runs it: Docker, the snapshot store, the data directory and the helper. */
+export function cellBackupEnv(docker: Dockerode, stateRoot: string, cellDir: string, cell: CellDocument): Pick<BackupEnv, 'docker' | 'store' | 'helper' | 'cellName' | 'dataDir'> {
+  return {
+    docker,
+    store: new SnapshotStore(cellSnapshotRoot(stateRoot, cellDir, cell)),
+    helper: helperSettings(cell.metadata.name),
+    cellName: cell.metadata.name,
+    dataDir: cellDataDir(stateRoot, cell),
   };
 }
 
@@ -110,12 +127,8 @@ export class BackupScheduler {
     const { ctx } = this.opts;
     let lastLog = 0;
     return {
-      docker: ctx.docker,
-      store: this.store(cell),
-      helper: helperSettings(cell.metadata.name),
-      cellName: cell.metadata.name,
+      ...cellBackupEnv(ctx.docker, this.opts.stateRoot, this.opts.cellDir, cell),
       now: this.now,
-      dataDir: cellDataDir(this.opts.stateRoot, cell),
       notify: (n) => ctx.event(n.key, n.type, n.reason, n.message),
       onProgress: (p: Progress) => {
         const t = this.now().getTime();

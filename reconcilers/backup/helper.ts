@@ -15,7 +15,7 @@ import { BACKUP_LABEL, type BackupRole } from './labels.js';
 export interface HelperSettings {
   /** Tag of the helper image; built when absent. Default pic/backup-helper:<busybox hash>. */
   image?: string;
-  /** The static busybox the helper image holds. */
+  /** The static busybox the helper image holds (default /bin/busybox). */
   busybox?: string;
   /** Labels on everything the engine creates (the cell's label; tests add theirs). */
   labels: Record<string, string>;
@@ -84,7 +84,7 @@ export const MOVE_UNSWAP_SCRIPT = [
 ].join('\n');
 
 export async function ensureHelperImage(docker: Dockerode, settings: HelperSettings): Promise<string> {
-  const busyboxPath = settings.busybox ?? process.env.PIC_BUSYBOX ?? '/bin/busybox';
+  const busyboxPath = settings.busybox ?? '/bin/busybox';
   let busybox: Buffer | undefined;
   let tag = settings.image;
   if (tag === undefined) {
