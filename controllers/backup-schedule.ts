@@ -16,6 +16,7 @@ import type { SnapshotManifest } from '../reconcilers/backup/types.js';
 import { LABEL } from '../reconcilers/containers/labels.js';
 import type { LoadedCell } from '../state/cell.js';
 import type { HeldCell } from '../state/hold.js';
+import { serviceKey } from '../state/document-keys.js';
 import { FileMemo } from '../state/file-memo.js';
 import { SnapshotStore, snapshotRoot, type JournalFile } from '../state/snapshots.js';
 import { isProcessAlive } from '../state/state-dir.js';
@@ -134,7 +135,7 @@ export class BackupScheduler {
         const t = this.now().getTime();
         if (!p.done && t - lastLog < 10_000) return;
         lastLog = t;
-        ctx.logger.info(`${p.phase} ${p.service}: ${p.archive} ${p.bytes} bytes (service ${p.serviceBytes} bytes)${p.done ? ', done' : ''}`, { key: `ServiceInstall/${p.service}` });
+        ctx.logger.info(`${p.phase} ${p.service}: ${p.archive} ${p.bytes} bytes (service ${p.serviceBytes} bytes)${p.done ? ', done' : ''}`, { key: serviceKey(p.service) });
       },
     };
   }
@@ -153,7 +154,7 @@ export class BackupScheduler {
       const report = await sweep(env);
       const touched = report.resumed.length + report.finishedSwaps.length + report.removedContainers + report.removedVolumes.length + report.removedFolders.length;
       if (touched > 0) this.opts.ctx.logger.info(`backup sweep: resumed ${report.resumed.length} container(s), finished ${report.finishedSwaps.length} swap(s), removed ${report.removedContainers} helper(s), ${report.removedVolumes.length} volume(s), ${report.removedFolders.length} partial folder(s)`);
-      for (const service of held) this.opts.enqueue(`ServiceInstall/${service}`);
+      for (const service of held) this.opts.enqueue(serviceKey(service));
     })().finally(() => {
       this.sweeping = undefined;
     });
@@ -248,7 +249,7 @@ export class BackupScheduler {
     const dataDir = cellDataDir(this.opts.stateRoot, cell);
     const targets: ServiceTarget[] = [];
     for (const doc of loaded.docs.services) {
-      const key = `ServiceInstall/${doc.doc.metadata.name}`;
+      const key = serviceKey(doc.doc.metadata.name);
       if (loaded.held.has(key)) continue;
       const target = serviceTarget(loaded, doc, dataDir);
       if ('problem' in target) {

@@ -11,18 +11,13 @@ import { ServiceImages, verifyServiceImages, type GateRefusal } from '../reconci
 import type { LoadedCell } from '../state/cell.js';
 import type { CatalogService } from '../state/catalog.js';
 import { generationOf } from '../state/generation.js';
+import { serviceKey } from '../state/document-keys.js';
 import { changeLine, diffPackages } from '../state/manifest-diff.js';
 import type { ContainerFact, DocumentStatus } from '../state/status-types.js';
 import type { OperatorContext } from './context.js';
 import { progressing, ready, refused } from './outcome.js';
 import type { DocumentRef, StatusReport } from './status-writers.js';
 import { upgradeService } from './upgrade-service.js';
-
-export const SERVICE_KIND = 'ServiceInstall';
-
-export function serviceKey(name: string): string {
-  return `${SERVICE_KIND}/${name}`;
-}
 
 export { generationOf };
 

@@ -10,6 +10,7 @@ import type {
   ServiceInstallDocument,
   Sourced,
 } from '../crds/types.js';
+import { claimedKey } from './document-keys.js';
 import { FileMemo } from './file-memo.js';
 import { readYamlFile } from './yaml-documents.js';
 
@@ -47,18 +48,6 @@ export interface DesiredDocuments {
 export function isDocumentFileName(name: string): boolean {
   if (name.startsWith('.') || name.startsWith('#') || name.endsWith('~')) return false;
   return /\.(ya?ml)$/i.test(name);
-}
-
-export function documentKey(doc: { kind: string; metadata: { name: string } }): string {
-  return `${doc.kind}/${doc.metadata.name}`;
-}
-
-/** The "Kind/name" a raw document claims, if it says, so even a broken document can get a status. */
-export function claimedKey(value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const v = value as { kind?: unknown; metadata?: { name?: unknown } };
-  if (typeof v.kind !== 'string' || typeof v.metadata?.name !== 'string') return undefined;
-  return `${v.kind}/${v.metadata.name}`;
 }
 
 async function listDocumentFiles(dir: string): Promise<{ files: string[]; problems: Problem[]; unreadable: DesiredDocuments['unreadable'] }> {

@@ -12,6 +12,7 @@ import { trialServicePlan, type TrialInstall } from '../../reconcilers/container
 import { corePortsOf } from '../../reconcilers/containers/desired.js';
 import { loadCatalog, withCatalogMemo, type Catalog, type CatalogService } from '../../state/catalog.js';
 import { loadCell, resolveCellPath, type LoadedCell } from '../../state/cell.js';
+import { nameInKey, serviceKey } from '../../state/document-keys.js';
 import { PackageStore } from '../../state/packages.js';
 import { openStateDirForReading } from '../../state/state-dir.js';
 import { safeLine } from '../safe-text.js';
@@ -81,7 +82,7 @@ async function admittedVersions(stateFlag: string | undefined, cellDir: string |
 /** Services the cell has a ServiceInstall for, a rejected one included: the admin wrote it. */
 function installedServices(cell: LoadedCell): Set<string> {
   const installed = new Set(cell.docs.services.map((s) => s.doc.metadata.name));
-  for (const r of cell.docs.rejected) if (r.key?.startsWith('ServiceInstall/')) installed.add(r.key.slice('ServiceInstall/'.length));
+  for (const name of cell.docs.rejected.flatMap((r) => nameInKey(r.key, 'ServiceInstall') ?? [])) installed.add(name);
   return installed;
 }
 
@@ -105,7 +106,7 @@ function trialInstallOf(cell: NonNullable<CatalogSource['cell']>, id: string): {
   const doc = cell.docs.services.find((s) => s.doc.metadata.name === id)?.doc;
   if (!doc) return { problems: [] };
   const config = cell.checked.configs.get(id) ?? {};
-  return { install: { cell: cell.cell, config, publish: doc.spec.publish ?? [] }, problems: cell.checked.byDocument.get(`ServiceInstall/${id}`) ?? [] };
+  return { install: { cell: cell.cell, config, publish: doc.spec.publish ?? [] }, problems: cell.checked.byDocument.get(serviceKey(id)) ?? [] };
 }
 
 async function showService(source: CatalogSource, id: string, format: (typeof OUTPUTS)[number], io: Io): Promise<number> {

@@ -6,6 +6,7 @@
 import { BackupError, createKeptDataSnapshot } from '../../reconcilers/backup/index.js';
 import { removeVolume } from '../../reconcilers/backup/helper.js';
 import { containersUsingVolume, listServiceVolumes, type KeptVolume } from '../../reconcilers/backup/observe.js';
+import { nameInKey } from '../../state/document-keys.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';
 import { dockerClient } from '../docker-client.js';
 import { backupRoot, commandEnv, loadCellOrFail } from './backup-env.js';
@@ -33,7 +34,7 @@ async function runData(parsed: Parsed, io: Io): Promise<number> {
   const cell = await loadCellOrFail(values.cell, values['state-dir'], `data ${sub ?? ''}`.trim());
   const installed = new Set(cell.docs.services.map((s) => s.doc.metadata.name));
   // A ServiceInstall file that cannot be read is not known to be gone: its data is not "kept".
-  for (const r of [...cell.docs.rejected]) if (r.key?.startsWith('ServiceInstall/')) installed.add(r.key.slice('ServiceInstall/'.length));
+  for (const name of cell.docs.rejected.flatMap((r) => nameInKey(r.key, 'ServiceInstall') ?? [])) installed.add(name);
   if (cell.docs.unreadable.some((u) => u.file.includes('/services/'))) {
     io.err('pic: a file under services/ cannot be read, so which services are installed is not known; fix it first (pic validate)');
     return 1;

@@ -1,11 +1,12 @@
 /** Read what a backup needs from Docker: a service's containers with their mounts, kept volumes. */
 import type Dockerode from 'dockerode';
-import { LABEL, serviceOwner } from '../containers/labels.js';
+import { serviceKey } from '../../state/document-keys.js';
+import { LABEL } from '../containers/labels.js';
 import { stopTimeoutOf } from '../shared/stop.js';
 import type { BackupContainer } from './plan.js';
 
 export async function observeServiceContainers(docker: Dockerode, service: string, cellName?: string): Promise<BackupContainer[]> {
-  const label = [`${LABEL.owner}=${serviceOwner(service)}`, ...(cellName ? [`${LABEL.cell}=${cellName}`] : [])];
+  const label = [`${LABEL.owner}=${serviceKey(service)}`, ...(cellName ? [`${LABEL.cell}=${cellName}`] : [])];
   const infos = await docker.listContainers({ all: true, filters: { label } });
   const out: BackupContainer[] = [];
   for (const info of infos) {

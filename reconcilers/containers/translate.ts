@@ -7,7 +7,8 @@
 import type Dockerode from 'dockerode';
 import type { Problem } from '../../crds/types.js';
 import { compareStrings, DOCKER_VOLUME_NAME_PATTERN, setOwn, sortedRecord, type PortModel, type ServiceModel, type VolumeModel } from './compose-model.js';
-import { LABEL, serviceOwner } from './labels.js';
+import { serviceKey } from '../../state/document-keys.js';
+import { LABEL } from './labels.js';
 import type { CheckedComposeModel } from './policy.js';
 import { specHashOf } from './spec-hash.js';
 import type { DependsOnCondition, DesiredContainer, DesiredVolume, ServicePlan } from './types.js';
@@ -64,7 +65,7 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
   if (s.workingDir !== undefined) create.WorkingDir = s.workingDir;
 
   const labels = new Map([...s.labels, ...Object.entries(ctx.extraLabels ?? {})]);
-  labels.set(LABEL.owner, ctx.owner ?? serviceOwner(ctx.serviceId));
+  labels.set(LABEL.owner, ctx.owner ?? serviceKey(ctx.serviceId));
   labels.set(LABEL.service, s.key);
   for (const [i, m] of ownMountsOf(ctx, name).entries()) labels.set(`${LABEL.ownMount}${i}`, `${m.target} sha256:${m.digest}`);
   if (ctx.projectLabel !== undefined) {
@@ -153,7 +154,7 @@ export function translateCompose(model: CheckedComposeModel, ctx: TranslateConte
   const volumes: DesiredVolume[] = model.volumes
     .map((v) => {
       const labels = new Map([...v.labels, ...Object.entries(ctx.extraLabels ?? {})]);
-      labels.set(LABEL.owner, ctx.owner ?? serviceOwner(ctx.serviceId));
+      labels.set(LABEL.owner, ctx.owner ?? serviceKey(ctx.serviceId));
       labels.set(LABEL.volume, v.key);
       return { name: volumeNames.get(v.key) as string, labels: sortedRecord(labels) };
     })
