@@ -8,12 +8,9 @@ import { boundProblems, quoted } from './problem-limit.js';
 import { compiledSchema, compiledSchemaWithDefaults, schemaProblems } from './schema-problems.js';
 import { DEFAULT_ALLOWED_IMAGE_PREFIX, DEFAULT_NETWORK, DOCUMENT_ENVELOPE_SCHEMA, DOCUMENT_SCHEMAS } from './schemas.js';
 import { API_VERSION, DOCUMENT_KINDS, type DocumentKind, type Problem } from './types.js';
+import { isRecord } from './values.js';
 
 type Json = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function describe(value: unknown): string {
   if (value === null) return 'null';

@@ -5,6 +5,7 @@ import semver from 'semver';
 import { validateManifest, type ManifestPolicy } from '../crds/validate-manifest.js';
 import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
 import type { Manifest, Problem } from '../crds/types.js';
+import { byText } from '../crds/values.js';
 import { FileMemo } from './file-memo.js';
 import { parseJsonText, parseYamlDocuments } from './yaml-documents.js';
 
@@ -102,7 +103,7 @@ function symlinkedEntries(dir: string): Problem[] {
     return readdirSync(dir, { withFileTypes: true })
       .filter((entry) => entry.isSymbolicLink())
       .map((entry) => symlinkProblem(path.join(dir, entry.name)))
-      .sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+      .sort(byText((p) => p.file));
   } catch {
     return [];
   }

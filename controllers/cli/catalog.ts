@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { formatProblem, type Problem } from '../../crds/types.js';
 import { DEFAULT_MANIFEST_POLICY, type ManifestPolicy } from '../../crds/validate-manifest.js';
+import { byText } from '../../crds/values.js';
 import { trialServicePlan, type TrialInstall } from '../../reconcilers/containers/check-package.js';
 import { corePortsOf } from '../../reconcilers/containers/desired.js';
 import { loadCatalog, withCatalogMemo, type Catalog, type CatalogService } from '../../state/catalog.js';
@@ -75,7 +76,7 @@ async function admittedVersions(stateFlag: string | undefined, cellDir: string |
   if (choice.source === 'the default') return undefined;
   const state = await openStateDirForReading(choice.dir, choice.source);
   const kept = await new PackageStore(state.root).load();
-  for (const [service, problem] of [...kept.problems].sort((a, b) => (a[0] < b[0] ? -1 : 1))) io.err(`pic: warning: the admitted package of ${safeLine(service)} cannot be read: ${safeLine(problem)}`);
+  for (const [service, problem] of [...kept.problems].sort(byText(([service]) => service))) io.err(`pic: warning: the admitted package of ${safeLine(service)} cannot be read: ${safeLine(problem)}`);
   return new Map([...kept.admitted].map(([service, pkg]) => [service, pkg.version]));
 }
 

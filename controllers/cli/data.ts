@@ -3,6 +3,7 @@
  * ServiceInstall is gone; removal keeps data by design). Delete takes a final, verified snapshot
  * first unless --no-snapshot, and refuses while any container still uses a volume.
  */
+import { byText } from '../../crds/values.js';
 import { BackupError, createKeptDataSnapshot } from '../../reconcilers/backup/index.js';
 import { removeVolume } from '../../reconcilers/backup/helper.js';
 import { containersUsingVolume, listServiceVolumes, type KeptVolume } from '../../reconcilers/backup/observe.js';
@@ -23,7 +24,7 @@ export function keptData(volumes: readonly KeptVolume[], installed: ReadonlySet<
     if (installed.has(v.service)) continue;
     out.set(v.service, [...(out.get(v.service) ?? []), v]);
   }
-  return new Map([...out.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+  return new Map([...out.entries()].sort(byText(([name]) => name)));
 }
 
 async function runData(parsed: Parsed, io: Io): Promise<number> {

@@ -16,6 +16,7 @@
  * Nothing here writes a password into an event, a result, or an error.
  */
 import type Dockerode from 'dockerode';
+import { compareText } from '../../crds/values.js';
 import { generatePassword, type CredentialsStore } from '../../state/credentials.js';
 import { redact } from '../../state/events.js';
 import { isTerminal, TerminalError } from '../errors.js';
@@ -85,7 +86,7 @@ function conflictReason(service: string, peer: string): string {
 }
 
 function byPeer<T extends { peer: string }>(a: T, b: T): number {
-  return a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0;
+  return compareText(a.peer, b.peer);
 }
 
 export async function reconcileServiceAccounts(

@@ -5,6 +5,7 @@
  * removed. Accounts someone created in the service by other means are left alone.
  */
 import type { PeerAccountDocument } from '../../crds/types.js';
+import { compareText } from '../../crds/values.js';
 import type { InstalledService } from '../shared/types.js';
 
 export interface ObservedAccounts {
@@ -30,7 +31,6 @@ export type AccountAction =
       inService: boolean;
     };
 
-const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Actions to converge one service: removals first (sorted by peer), then provisions (sorted by
@@ -43,12 +43,12 @@ export function planAccounts(desiredPeers: readonly string[], observed: Observed
 
   const removals: AccountAction[] = [...credentialed]
     .filter((peer) => !desired.has(peer))
-    .sort(compare)
+    .sort(compareText)
     .map((peer) => ({ kind: 'deprovision', peer, inService: inService.has(peer) }));
 
   const provisions: AccountAction[] = [...desired]
     .filter((peer) => !(inService.has(peer) && credentialed.has(peer)))
-    .sort(compare)
+    .sort(compareText)
     .map((peer) => ({ kind: 'provision', peer, inService: inService.has(peer), hasCredential: credentialed.has(peer) }));
 
   return [...removals, ...provisions];
@@ -61,13 +61,13 @@ export function planAccounts(desiredPeers: readonly string[], observed: Observed
  */
 export function desiredPeersByService(services: readonly InstalledService[], peers: readonly PeerAccountDocument[]): Map<string, string[]> {
   const result = new Map<string, string[]>();
-  for (const s of [...services].sort((a, b) => compare(a.name, b.name))) {
+  for (const s of [...services].sort((a, b) => compareText(a.name, b.name))) {
     if (s.manifest.capabilities.has_accounts && s.manifest.accounts !== undefined) result.set(s.name, []);
   }
   for (const peer of peers) {
     for (const service of new Set(peer.spec.services)) result.get(service)?.push(peer.metadata.name);
   }
-  for (const list of result.values()) list.sort(compare);
+  for (const list of result.values()) list.sort(compareText);
   return result;
 }
 

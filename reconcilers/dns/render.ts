@@ -5,7 +5,8 @@
  */
 import { isIpv4 } from '../../crds/ipv4.js';
 import type { CellSpec } from '../../crds/types.js';
-import { compare, type Route } from '../caddy/routes.js';
+import { compareText } from '../../crds/values.js';
+import type { Route } from '../caddy/routes.js';
 
 export const ZONE_TTL = 300;
 /** SOA timers: refresh, retry, expire, negative-answer TTL (seconds). */
@@ -100,7 +101,7 @@ export function zoneOf(spec: Pick<CellSpec, 'domain' | 'dns'>, routes: readonly 
 
   const seen = new Set<string>();
   const sorted = records
-    .sort((a, b) => compare(a.owner, b.owner) || compare(a.address, b.address))
+    .sort((a, b) => compareText(a.owner, b.owner) || compareText(a.address, b.address))
     .filter((r) => {
       const key = `${r.owner} ${r.address}`;
       if (seen.has(key)) return false;

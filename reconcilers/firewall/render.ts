@@ -7,6 +7,7 @@
  * is live is a string comparison.
  */
 import { isIpv4 } from '../../crds/ipv4.js';
+import { compareText } from '../../crds/values.js';
 import { TerminalError } from '../errors.js';
 import type { InstalledService } from '../shared/types.js';
 
@@ -113,8 +114,4 @@ export function assertCommentName(name: string, where: string): void {
 
 export function assertIpv4(ip: string, where: string): void {
   if (!isIpv4(ip)) throw new TerminalError(`${where}: ${JSON.stringify(ip)} is not an IPv4 address`);
-}
-
-export function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
