@@ -8,7 +8,7 @@ import { caddyAdminAddressOf } from '../reconcilers/core/spec.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import { isTerminal } from '../reconcilers/errors.js';
 import { AppliedStore } from '../state/applied-store.js';
-import { cellFilesSignature, loadCell, resolveCellPath, type LoadedCell } from '../state/cell.js';
+import { CellReadMemo, cellFilesSignature, loadCell, resolveCellPath, type LoadedCell } from '../state/cell.js';
 import { EventLog } from '../state/events.js';
 import { holdBrokenDocuments, type HeldCell, type HeldDocument } from '../state/hold.js';
 import { IpAllocationStore } from '../state/ip-allocation.js';
@@ -85,6 +85,8 @@ export class Operator {
   readonly backups: BackupScheduler;
   /** The folder-wide problems last logged, so an unchanged problem is not logged on every pass. */
   private lastGeneral = '';
+  /** The files the snapshot was read from, as read and checked: a reading after an edit reads the edited file alone. */
+  private readonly reads = new CellReadMemo();
   /** What the snapshot was read from (`cellFilesSignature`), when it can be trusted. */
   private filesSignature?: string;
   /** A reconcile admitted, upgraded or rolled back a version since the snapshot was read. */
@@ -286,7 +288,7 @@ export class Operator {
       this.admissionChanged = false;
       let cell: HeldCell;
       try {
-        const loaded = await loadCell(dir, { admission: await new PackageStore(this.opts.stateDir.root).load() });
+        const loaded = await loadCell(dir, { admission: await new PackageStore(this.opts.stateDir.root).load(), reads: this.reads });
         const held = holdBrokenDocuments(loaded, await this.applied.load());
         cell = held.cell;
         if (!cell.frozen) await this.applied.save(held.records);

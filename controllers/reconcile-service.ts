@@ -260,7 +260,7 @@ export async function convergePackage(
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
   if (allocation.ip !== before) ctx.dryRun?.note(key, `+ allocate IP ${allocation.ip}`);
   // An exit's secrets are its instance's: a ServiceInstall of the same name never shares them.
-  const secrets = await ensureSecrets(ctx, key, instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.template));
+  const secrets = await ensureSecrets(ctx, key, instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.template, cell.memo));
   const result = await reconcileServiceContainers(
     ctx.docker,
     {
@@ -279,6 +279,7 @@ export async function convergePackage(
         ...(instance ? { instance } : {}),
       },
       ...(cached ? { observed: cached } : {}),
+      memo: cell.memo,
     },
     ctx.dryRun ? 'dry-run' : {
       network: ctx.network,

@@ -10,8 +10,9 @@
 import { parseAllDocuments } from 'yaml';
 import { pointerOf } from '../../crds/json-pointer.js';
 import type { Problem } from '../../crds/types.js';
-import { nestingProblem, yamlIssuesAsProblems, yamlNestingTooDeep } from '../../state/yaml-documents.js';
 import { compareText, isRecord } from '../../crds/values.js';
+import { nestingProblem, yamlIssuesAsProblems, yamlNestingTooDeep } from '../../state/yaml-documents.js';
+import type { SnapshotMemo } from '../../state/snapshot-memo.js';
 import type { ComposeFile } from './compose.js';
 
 export interface RenderContext {
@@ -269,20 +270,12 @@ function oneLine(text: string): string {
 /**
  * Names of the secrets the template uses (`${PIC_SECRET_<NAME>}`), sorted and unique, so the caller
  * can have them generated before rendering. Escaped references (`$${PIC_SECRET_X}`) and comments do
- * not count; a template that does not parse yields none (rendering reports why).
+ * not count; a template that does not parse yields none (rendering reports why). Asked on every
+ * reconcile of every service: with the snapshot's memo, each template is parsed once.
  */
-export function templateSecretNames(template: string): string[] {
-  const known = secretNamesMemo.get(template);
-  if (known) return [...known];
-  const names = secretNamesOf(template);
-  // A pure function of the text, asked on every reconcile of every service: remember it.
-  if (secretNamesMemo.size >= SECRET_NAMES_MEMO_LIMIT) secretNamesMemo.clear();
-  secretNamesMemo.set(template, names);
-  return [...names];
+export function templateSecretNames(template: string, memo?: SnapshotMemo): string[] {
+  return [...(memo ? memo.remember('secret-names', template, '', () => secretNamesOf(template)) : secretNamesOf(template))];
 }
-
-const SECRET_NAMES_MEMO_LIMIT = 1000;
-const secretNamesMemo = new Map<string, readonly string[]>();
 
 function secretNamesOf(template: string): string[] {
   const { value, problems } = parseTemplate(template, '');
