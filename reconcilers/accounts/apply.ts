@@ -21,7 +21,8 @@ import { generatePassword, type CredentialsStore } from '../../state/credentials
 import { redact } from '../../state/events.js';
 import { isTerminal, TerminalError } from '../errors.js';
 import type { InstalledService } from '../shared/types.js';
-import { AccountServiceError, managerFor, usernameProblem, type AccountManager } from './managers.js';
+import { AccountServiceError, usernameProblem, type AccountManager } from './account-manager.js';
+import { managerFor } from './managers.js';
 import { describeAccountAction, planAccounts, type AccountAction } from './plan.js';
 
 export type PeerAccountState = 'provisioned' | 'pending' | 'failed';

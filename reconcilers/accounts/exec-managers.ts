@@ -26,7 +26,7 @@ import {
   serviceText,
   type AccountManager,
   type ManagerOptions,
-} from './managers.js';
+} from './account-manager.js';
 
 export const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
 

@@ -18,7 +18,6 @@ export {
   type ServiceAccountsResult,
 } from './apply.js';
 export {
-  managerFor,
   usernameProblem,
   checkUsername,
   USERNAME_PATTERN,
@@ -26,7 +25,8 @@ export {
   AccountServiceError,
   type AccountManager,
   type ManagerOptions,
-} from './managers.js';
+} from './account-manager.js';
+export { managerFor } from './managers.js';
 export { planAccounts, desiredPeersByService, describeAccountAction, type AccountAction, type ObservedAccounts } from './plan.js';
 export { fillPeerConfig, encodeUsername, PeerConfigError, type PeerConfigInput } from './template.js';
 
