@@ -11,6 +11,7 @@
  */
 import { redact } from '../../state/events.js';
 import { TerminalError } from '../errors.js';
+import { printable, usernameProblem } from './username.js';
 
 export interface AccountManager {
   /** Usernames the service has, as it reports them. */
@@ -45,16 +46,6 @@ export class AccountServiceError extends Error {
   }
 }
 
-/** What every example service accepts, and what is safe as a path segment and a directory name. */
-export const USERNAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
-
-/** Why `username` cannot be an account name, or undefined when it can. */
-export function usernameProblem(username: string): string | undefined {
-  if (!USERNAME_PATTERN.test(username)) return `"${printable(username)}" is not a valid account name: use 1-64 characters of A-Z a-z 0-9 . _ @ -`;
-  if (username.startsWith('.') || username.startsWith('-')) return `"${username}" is not a valid account name: it may not start with "." or "-"`;
-  return undefined;
-}
-
 export function checkUsername(service: string, username: string): void {
   const problem = usernameProblem(username);
   if (problem !== undefined) throw new AccountRejectedError(`${service}: ${problem}`, 'InvalidUsername');
@@ -80,9 +71,4 @@ export function serviceText(text: string): string {
       .find((l) => l !== '') ?? '';
   const clean = printable(line);
   return redact(clean.length > 300 ? `${clean.slice(0, 300)}…` : clean);
-}
-
-function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f]/g, '?');
 }

@@ -7,6 +7,7 @@
 import type { PeerAccountDocument } from '../../crds/types.js';
 import { compareText } from '../../crds/values.js';
 import type { InstalledService } from '../shared/types.js';
+import { usernameProblem } from './username.js';
 
 export interface ObservedAccounts {
   /** Usernames the service reports. */
@@ -19,8 +20,6 @@ export type AccountAction =
   | {
       kind: 'provision';
       peer: string;
-      /** The service already has an account of that name (pic then has no password for it). */
-      inService: boolean;
       /** pic holds a password for it (from an earlier attempt): reuse it, never replace it. */
       hasCredential: boolean;
     }
@@ -29,12 +28,21 @@ export type AccountAction =
       peer: string;
       /** false: the account is already gone from the service; only the credential is left to drop. */
       inService: boolean;
+    }
+  | {
+      /** A desired account pic must not or cannot create: reported, nothing is called. */
+      kind: 'refuse';
+      peer: string;
+      /** not-ours: the service has an account of that name and pic holds no password for it; invalid-name: the name cannot be an account's. */
+      why: 'not-ours' | 'invalid-name';
+      /** For invalid-name: what is wrong with the name. */
+      problem?: string;
     };
 
 
 /**
- * Actions to converge one service: removals first (sorted by peer), then provisions (sorted by
- * peer). [] when in sync.
+ * Actions to converge one service: removals first (sorted by peer), then provisions and refusals
+ * (sorted by peer). [] when in sync.
  */
 export function planAccounts(desiredPeers: readonly string[], observed: ObservedAccounts): AccountAction[] {
   const desired = new Set(desiredPeers);
@@ -49,7 +57,12 @@ export function planAccounts(desiredPeers: readonly string[], observed: Observed
   const provisions: AccountAction[] = [...desired]
     .filter((peer) => !(inService.has(peer) && credentialed.has(peer)))
     .sort(compareText)
-    .map((peer) => ({ kind: 'provision', peer, inService: inService.has(peer), hasCredential: credentialed.has(peer) }));
+    .map((peer): AccountAction => {
+      if (inService.has(peer) && !credentialed.has(peer)) return { kind: 'refuse', peer, why: 'not-ours' };
+      const problem = usernameProblem(peer);
+      if (problem !== undefined) return { kind: 'refuse', peer, why: 'invalid-name', problem };
+      return { kind: 'provision', peer, hasCredential: credentialed.has(peer) };
+    });
 
   return [...removals, ...provisions];
 }
@@ -78,7 +91,11 @@ export function describeAccountAction(service: string, action: AccountAction): s
       ? `remove account "${action.peer}" from ${service} and forget its credentials`
       : `forget the credentials of "${action.peer}" on ${service} (the account is already gone)`;
   }
-  if (action.inService) return `account "${action.peer}" exists in ${service} but pic has no password for it: cannot provision`;
+  if (action.kind === 'refuse') {
+    return action.why === 'not-ours'
+      ? `account "${action.peer}" exists in ${service} but pic has no password for it: cannot provision`
+      : `cannot create account "${action.peer}" in ${service}: ${action.problem ?? 'not a valid account name'}`;
+  }
   return action.hasCredential
     ? `create account "${action.peer}" in ${service} with its stored password`
     : `create account "${action.peer}" in ${service} with a new password`;
