@@ -74,12 +74,12 @@ const IO_BUILTINS = [
 
 // Our modules that do I/O without being named observe/apply/index, by file name (a specifier is
 // relative, so the name is what every importer spells the same way; no pure module shares one):
-// reconcilers/shared/{exec,http,owned-container,stop}, containers/{image,network,bind-sources},
+// reconcilers/shared/{exec,http,owned-container,stop,docker-stream}, containers/{image,network,bind-sources},
 // images/{credentials,keys,pull,registry,transport,verifier,gate}, backup/{archive,helper,context,
 // steps,sweep,create,restore}, caddy/{ca,ca-expiry}, firewall/tunnel, wireguard/credentials and
 // state/{atomic-write,state-dir,snapshots,file-memo}.
 const IO_HELPERS = [
-  'exec', 'http', 'owned-container', 'stop',
+  'exec', 'http', 'owned-container', 'stop', 'docker-stream',
   'image', 'network', 'bind-sources',
   'credentials', 'keys', 'pull', 'registry', 'transport', 'verifier', 'gate',
   'archive', 'helper', 'context', 'steps', 'sweep', 'create', 'restore',

@@ -6,6 +6,7 @@
  * has on a service (its journal), which keeps the reconcile off that service's containers.
  */
 import path from 'node:path';
+import type Dockerode from 'dockerode';
 import type { CellDocument, ServiceInstallDocument } from '../crds/types.js';
 import { createSnapshot, sweep, type BackupEnv, type Progress, type ServiceTarget } from '../reconcilers/backup/index.js';
 import type { HelperSettings } from '../reconcilers/backup/helper.js';
@@ -15,18 +16,35 @@ import type { SnapshotManifest } from '../reconcilers/backup/types.js';
 import { LABEL } from '../reconcilers/containers/labels.js';
 import type { LoadedCell } from '../state/cell.js';
 import type { HeldCell } from '../state/hold.js';
+import { serviceKey } from '../state/document-keys.js';
 import { FileMemo } from '../state/file-memo.js';
 import { SnapshotStore, snapshotRoot, type JournalFile } from '../state/snapshots.js';
 import { isProcessAlive } from '../state/state-dir.js';
 import type { OperatorContext } from './context.js';
 import type { BackupStatusStore } from './backup-status.js';
 
-/** The helper settings of this cell (PIC_BACKUP_HELPER_IMAGE and PIC_BACKUP_NAME_PREFIX override the image and the names). */
-export function helperSettings(cellName: string): HelperSettings {
+/**
+ * The helper settings of this cell, and the one reader of the backup's environment variables:
+ * PIC_BACKUP_HELPER_IMAGE (the helper image, else one built here), PIC_BACKUP_NAME_PREFIX (the
+ * start of helper names) and PIC_BUSYBOX (the static busybox a built helper holds).
+ */
+export function helperSettings(cellName: string, env: NodeJS.ProcessEnv = process.env): HelperSettings {
   return {
     labels: { [LABEL.cell]: cellName },
-    ...(process.env.PIC_BACKUP_HELPER_IMAGE ? { image: process.env.PIC_BACKUP_HELPER_IMAGE } : {}),
-    ...(process.env.PIC_BACKUP_NAME_PREFIX ? { namePrefix: process.env.PIC_BACKUP_NAME_PREFIX } : {}),
+    ...(env.PIC_BACKUP_HELPER_IMAGE ? { image: env.PIC_BACKUP_HELPER_IMAGE } : {}),
+    ...(env.PIC_BACKUP_NAME_PREFIX ? { namePrefix: env.PIC_BACKUP_NAME_PREFIX } : {}),
+    ...(env.PIC_BUSYBOX ? { busybox: env.PIC_BUSYBOX } : {}),
+  };
+}
+
+/** What every backup of this cell works with, whoever runs it: Docker, the snapshot store, the data directory and the helper. */
+export function cellBackupEnv(docker: Dockerode, stateRoot: string, cellDir: string, cell: CellDocument): Pick<BackupEnv, 'docker' | 'store' | 'helper' | 'cellName' | 'dataDir'> {
+  return {
+    docker,
+    store: new SnapshotStore(cellSnapshotRoot(stateRoot, cellDir, cell)),
+    helper: helperSettings(cell.metadata.name),
+    cellName: cell.metadata.name,
+    dataDir: cellDataDir(stateRoot, cell),
   };
 }
 
@@ -110,18 +128,14 @@ export class BackupScheduler {
     const { ctx } = this.opts;
     let lastLog = 0;
     return {
-      docker: ctx.docker,
-      store: this.store(cell),
-      helper: helperSettings(cell.metadata.name),
-      cellName: cell.metadata.name,
+      ...cellBackupEnv(ctx.docker, this.opts.stateRoot, this.opts.cellDir, cell),
       now: this.now,
-      dataDir: cellDataDir(this.opts.stateRoot, cell),
       notify: (n) => ctx.event(n.key, n.type, n.reason, n.message),
       onProgress: (p: Progress) => {
         const t = this.now().getTime();
         if (!p.done && t - lastLog < 10_000) return;
         lastLog = t;
-        ctx.logger.info(`${p.phase} ${p.service}: ${p.archive} ${p.bytes} bytes (service ${p.serviceBytes} bytes)${p.done ? ', done' : ''}`, { key: `ServiceInstall/${p.service}` });
+        ctx.logger.info(`${p.phase} ${p.service}: ${p.archive} ${p.bytes} bytes (service ${p.serviceBytes} bytes)${p.done ? ', done' : ''}`, { key: serviceKey(p.service) });
       },
     };
   }
@@ -140,7 +154,7 @@ export class BackupScheduler {
       const report = await sweep(env);
       const touched = report.resumed.length + report.finishedSwaps.length + report.removedContainers + report.removedVolumes.length + report.removedFolders.length;
       if (touched > 0) this.opts.ctx.logger.info(`backup sweep: resumed ${report.resumed.length} container(s), finished ${report.finishedSwaps.length} swap(s), removed ${report.removedContainers} helper(s), ${report.removedVolumes.length} volume(s), ${report.removedFolders.length} partial folder(s)`);
-      for (const service of held) this.opts.enqueue(`ServiceInstall/${service}`);
+      for (const service of held) this.opts.enqueue(serviceKey(service));
     })().finally(() => {
       this.sweeping = undefined;
     });
@@ -235,7 +249,7 @@ export class BackupScheduler {
     const dataDir = cellDataDir(this.opts.stateRoot, cell);
     const targets: ServiceTarget[] = [];
     for (const doc of loaded.docs.services) {
-      const key = `ServiceInstall/${doc.doc.metadata.name}`;
+      const key = serviceKey(doc.doc.metadata.name);
       if (loaded.held.has(key)) continue;
       const target = serviceTarget(loaded, doc, dataDir);
       if ('problem' in target) {

@@ -6,10 +6,10 @@
  * still writes nothing, and a change of its backup facts alone rewrites its status once.
  */
 import type { BackupFacts } from '../reconcilers/backup/schedule.js';
+import { SERVICE_KIND, serviceKey } from '../state/document-keys.js';
 import { StatusStore } from '../state/status-store.js';
 import type { DocumentStatus } from '../state/status-types.js';
 
-const SERVICE_KIND = 'ServiceInstall';
 const NOTICE_PREFIX = 'backup overdue:';
 
 /** A status with the backup facts of its service merged in. Pure. */
@@ -38,7 +38,7 @@ export class BackupStatusStore extends StatusStore {
     this.facts = new Map(next);
     for (const service of new Set([...before.keys(), ...next.keys()])) {
       if (JSON.stringify(before.get(service)) === JSON.stringify(next.get(service))) continue;
-      const key = `${SERVICE_KIND}/${service}`;
+      const key = serviceKey(service);
       const current = await this.lastKnown(key);
       if (current) await this.put(current);
     }

@@ -9,6 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import type { Registry } from 'prom-client';
+import { isIpv4, isIpv6, isLoopbackAddress } from '../crds/ipv4.js';
 
 export type MetricsAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -18,10 +19,6 @@ export class MetricsAddressError extends Error {}
 const ACCEPTED = 'a loopback HOST:PORT (127.0.0.1:9464, [::1]:9464, localhost:9464) or unix:/absolute/path';
 /** Linux's limit on a socket path (sun_path), less its terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
-
-const loopback = new net.BlockList();
-loopback.addSubnet('127.0.0.0', 8, 'ipv4');
-loopback.addAddress('::1', 'ipv6');
 
 /** Parse a --metrics-address; anything but loopback or an absolute socket path is refused. Pure. */
 export function parseMetricsAddress(text: string): MetricsAddress {
@@ -41,11 +38,10 @@ export function parseMetricsAddress(text: string): MetricsAddress {
   if (!(port >= 1 && port <= 65535) || match[3]!.length > 5) throw new MetricsAddressError(`--metrics-address ${shown}: the port must be between 1 and 65535`);
   if (host === '') throw new MetricsAddressError(`--metrics-address ${shown} names no host, which would listen on every address; metrics are served only on loopback: ${ACCEPTED}`);
   if (host === 'localhost') return { kind: 'tcp', host: '127.0.0.1', port };
-  const family = net.isIP(host);
-  if (family === 0 || (family === 6) !== (bracketed !== undefined)) {
+  if (!(bracketed === undefined ? isIpv4(host) : isIpv6(host))) {
     throw new MetricsAddressError(`--metrics-address ${shown}: "${host}" is not an IP address; expected ${ACCEPTED} (an IPv6 address goes in brackets)`);
   }
-  if (!loopback.check(host, family === 4 ? 'ipv4' : 'ipv6')) {
+  if (!isLoopbackAddress(host)) {
     throw new MetricsAddressError(`--metrics-address ${shown}: ${host} is not a loopback address; metrics are served only on ${ACCEPTED}. To scrape from another machine, put a proxy with authentication in front`);
   }
   return { kind: 'tcp', host, port };

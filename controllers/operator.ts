@@ -8,11 +8,11 @@ import { caddyAdminAddressOf } from '../reconcilers/core/spec.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import { isTerminal } from '../reconcilers/errors.js';
 import { AppliedStore } from '../state/applied-store.js';
-import { cellFilesSignature, loadCell, resolveCellPath, type LoadedCell } from '../state/cell.js';
-import { documentKey } from '../state/desired.js';
+import { CellReadMemo, cellFilesSignature, loadCell, resolveCellPath, type LoadedCell } from '../state/cell.js';
 import { EventLog } from '../state/events.js';
 import { holdBrokenDocuments, type HeldCell, type HeldDocument } from '../state/hold.js';
 import { IpAllocationStore } from '../state/ip-allocation.js';
+import { cellKey, CONNECTION_KIND, documentKey, isServiceKey, nameInKey, SERVICE_KIND, serviceKey } from '../state/document-keys.js';
 import { HeartbeatWriter } from '../state/operator-heartbeat.js';
 import { PackageStore } from '../state/packages.js';
 import { SecretsStore } from '../state/secrets.js';
@@ -28,8 +28,8 @@ import { coreKeys, isContainerOwnerKey, ownerKeys, ownersOfPass } from './pass-k
 import { reconcileCoreReporting } from './reconcile-core.js';
 import { ACCOUNTS_PREFIX, isAccountsKey, isResourceKey, SharedResources } from './shared-resources.js';
 import { WorkQueue } from './queue.js';
-import { generationOf, reconcileServiceReporting, SERVICE_KIND, serviceKey, type ReconcileHooks } from './reconcile-service.js';
-import { CONNECTION_KIND, exitPackageOf, reconcileConnection } from './reconcile-connection.js';
+import { generationOf, reconcileServiceReporting, type ReconcileHooks } from './reconcile-service.js';
+import { exitPackageOf, reconcileConnection } from './reconcile-connection.js';
 import { fenceServiceAddress } from '../reconcilers/egress/index.js';
 import type { OperatorMetrics } from './metrics.js';
 import { readinessOf, type Readiness } from './metrics-server.js';
@@ -85,6 +85,8 @@ export class Operator {
   readonly backups: BackupScheduler;
   /** The folder-wide problems last logged, so an unchanged problem is not logged on every pass. */
   private lastGeneral = '';
+  /** The files the snapshot was read from, as read and checked: a reading after an edit reads the edited file alone. */
+  private readonly reads = new CellReadMemo();
   /** What the snapshot was read from (`cellFilesSignature`), when it can be trusted. */
   private filesSignature?: string;
   /** A reconcile admitted, upgraded or rolled back a version since the snapshot was read. */
@@ -252,7 +254,7 @@ export class Operator {
 
   private fingerprint(cell: HeldCell, key: string): string {
     const name = key.slice(key.indexOf('/') + 1);
-    const isConnection = key.startsWith(`${CONNECTION_KIND}/`);
+    const isConnection = nameInKey(key, CONNECTION_KIND) !== undefined;
     const connection = isConnection ? cell.docs.connections.find((c) => c.doc.metadata.name === name)?.doc : undefined;
     const doc = isConnection ? connection : cell.docs.services.find((s) => s.doc.metadata.name === name)?.doc;
     const pkg = isConnection ? (connection && cell.catalog ? exitPackageOf(cell.catalog.offered, connection).service : undefined) : cell.catalog?.services.get(name);
@@ -286,7 +288,7 @@ export class Operator {
       this.admissionChanged = false;
       let cell: HeldCell;
       try {
-        const loaded = await loadCell(dir, { admission: await new PackageStore(this.opts.stateDir.root).load() });
+        const loaded = await loadCell(dir, { admission: await new PackageStore(this.opts.stateDir.root).load(), reads: this.reads });
         const held = holdBrokenDocuments(loaded, await this.applied.load());
         cell = held.cell;
         if (!cell.frozen) await this.applied.save(held.records);
@@ -347,7 +349,7 @@ export class Operator {
 
   /** The key of the cell's own status: written only while the whole cell is held or unreadable. */
   private cellStatusKey(): string {
-    return `Cell/${this.cell?.cell?.metadata.name ?? (this.ctx.cellName || 'cell')}`;
+    return cellKey(this.cell?.cell?.metadata.name ?? (this.ctx.cellName || 'cell'));
   }
 
   /** The Cell's status: Stalled with why, or (undefined) removed when the cell is readable. */
@@ -369,7 +371,7 @@ export class Operator {
     const present = new Set<string>();
     const docs = [...cell.docs.peers, ...cell.docs.connections];
     const invalid = (problems: { pointer: string; message: string }[]) => refused('InvalidSpec', problems.map((p) => `${p.pointer || '/'}: ${p.message}`).join('; '));
-    for (const entry of cell.held.values()) if (!entry.key.startsWith(`${SERVICE_KIND}/`)) present.add(entry.key);
+    for (const entry of cell.held.values()) if (!isServiceKey(entry.key)) present.add(entry.key);
     for (const { doc } of docs) present.add(documentKey(doc));
     for (const r of cell.docs.rejected) if (r.key && /^(PeerAccount|Connection)\//.test(r.key)) present.add(r.key);
     const { peers, connections } = this.ctx.statuses;
@@ -377,7 +379,7 @@ export class Operator {
     await connections.track(new Set([...present].filter((k) => connections.owns(k))));
     const written = new Set<string>();
     for (const entry of cell.held.values()) {
-      if (entry.key.startsWith(`${SERVICE_KIND}/`)) continue;
+      if (isServiceKey(entry.key)) continue;
       written.add(entry.key);
       await this.writeHeldStatus(entry);
     }
@@ -434,7 +436,7 @@ export class Operator {
     const cell = this.cell;
     if (!cell) return; // the folder could not be read at all: its status says why
     const held = cell.held.get(key);
-    if (held) return held.key.startsWith(`${SERVICE_KIND}/`) ? this.writeHeldStatus(held) : undefined;
+    if (held) return isServiceKey(held.key) ? this.writeHeldStatus(held) : undefined;
     // Without a valid Cell nothing converges, so nothing can be withdrawn or removed by mistake.
     if (cell.frozen) return;
     if (isCoreKey(key)) return this.handleCore(cell, key);

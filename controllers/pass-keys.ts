@@ -5,12 +5,12 @@
 import type { ObservedContainer } from '../reconcilers/containers/types.js';
 import { coreComponents, isCoreKey } from '../reconcilers/core/spec.js';
 import type { LoadedCell } from '../state/cell.js';
-import { documentKey } from '../state/desired.js';
+import { CONNECTION_KIND, documentKey, isServiceKey, nameInKey } from '../state/document-keys.js';
 import type { HeldCell } from '../state/hold.js';
 
 /** Keys of documents that own containers: ServiceInstalls, and Connections (their exits). */
 export function isContainerOwnerKey(key: string): boolean {
-  return key.startsWith('ServiceInstall/') || key.startsWith('Connection/');
+  return isServiceKey(key) || nameInKey(key, CONNECTION_KIND) !== undefined;
 }
 
 /** Keys of every document that owns containers the snapshot declares, valid, refused or held; sorted. */

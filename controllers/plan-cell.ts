@@ -15,7 +15,7 @@ import { isCoreKey } from '../reconcilers/core/spec.js';
 import { isTerminal } from '../reconcilers/errors.js';
 import { AppliedStore } from '../state/applied-store.js';
 import type { LoadedCell } from '../state/cell.js';
-import { documentKey } from '../state/desired.js';
+import { CONNECTION_KIND, documentKey, nameInKey, serviceKey } from '../state/document-keys.js';
 import { EventLog } from '../state/events.js';
 import { holdBrokenDocuments } from '../state/hold.js';
 import { IpAllocationStore } from '../state/ip-allocation.js';
@@ -27,8 +27,8 @@ import { createLogger } from './logging.js';
 import { ownersOfPass } from './pass-keys.js';
 import { PlanJournal, type PlannedChange } from './plan-journal.js';
 import { reconcileCoreReporting } from './reconcile-core.js';
-import { CONNECTION_KIND, reconcileConnection } from './reconcile-connection.js';
-import { reconcileServiceReporting, serviceKey } from './reconcile-service.js';
+import { reconcileConnection } from './reconcile-connection.js';
+import { reconcileServiceReporting } from './reconcile-service.js';
 import { CELL_RESOURCES } from './resources.js';
 import { SharedResources } from './shared-resources.js';
 
@@ -73,7 +73,7 @@ export async function planCell(loaded: LoadedCell, docker: Dockerode, stateDir: 
     try {
       const name = key.slice(key.indexOf('/') + 1);
       if (isCoreKey(key)) await reconcileCoreReporting(ctx, cell, key, dirs, observed);
-      else if (key.startsWith(`${CONNECTION_KIND}/`)) await reconcileConnection(ctx, cell, name, observed);
+      else if (nameInKey(key, CONNECTION_KIND) !== undefined) await reconcileConnection(ctx, cell, name, observed);
       else await reconcileServiceReporting(ctx, cell, name, observed);
     } catch (err) {
       problems.push(...refusalOf(cell, key, err));

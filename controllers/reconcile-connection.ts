@@ -20,16 +20,11 @@ import { writeFileAtomic } from '../state/atomic-write.js';
 import type { LoadedCell } from '../state/cell.js';
 import type { CatalogService } from '../state/catalog.js';
 import { exitServiceOf } from '../state/check-desired.js';
+import { connectionKey } from '../state/document-keys.js';
 import { generationOf } from '../state/generation.js';
 import type { OperatorContext } from './context.js';
 import { failed, progressing, ready, refused } from './outcome.js';
 import { convergePackage, type ReconcileOutcome } from './reconcile-service.js';
-
-export const CONNECTION_KIND = 'Connection';
-
-export function connectionKey(name: string): string {
-  return `${CONNECTION_KIND}/${name}`;
-}
 
 /** `${INSTANCE_ID}` of a Connection: 8 hex characters of its name's SHA-256, stable for the name. */
 export function instanceIdOf(connection: string): string {

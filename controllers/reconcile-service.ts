@@ -11,18 +11,13 @@ import { ServiceImages, verifyServiceImages, type GateRefusal } from '../reconci
 import type { LoadedCell } from '../state/cell.js';
 import type { CatalogService } from '../state/catalog.js';
 import { generationOf } from '../state/generation.js';
+import { serviceKey } from '../state/document-keys.js';
 import { changeLine, diffPackages } from '../state/manifest-diff.js';
 import type { ContainerFact, DocumentStatus } from '../state/status-types.js';
 import type { OperatorContext } from './context.js';
 import { progressing, ready, refused } from './outcome.js';
 import type { DocumentRef, StatusReport } from './status-writers.js';
 import { upgradeService } from './upgrade-service.js';
-
-export const SERVICE_KIND = 'ServiceInstall';
-
-export function serviceKey(name: string): string {
-  return `${SERVICE_KIND}/${name}`;
-}
 
 export { generationOf };
 
@@ -265,7 +260,7 @@ export async function convergePackage(
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
   if (allocation.ip !== before) ctx.dryRun?.note(key, `+ allocate IP ${allocation.ip}`);
   // An exit's secrets are its instance's: a ServiceInstall of the same name never shares them.
-  const secrets = await ensureSecrets(ctx, key, instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.template));
+  const secrets = await ensureSecrets(ctx, key, instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.template, cell.memo));
   const result = await reconcileServiceContainers(
     ctx.docker,
     {
@@ -284,6 +279,7 @@ export async function convergePackage(
         ...(instance ? { instance } : {}),
       },
       ...(cached ? { observed: cached } : {}),
+      memo: cell.memo,
     },
     ctx.dryRun ? 'dry-run' : {
       network: ctx.network,

@@ -9,16 +9,16 @@ import {
   type ServiceAccountsResult,
 } from '../reconcilers/accounts/index.js';
 import { withCoreDefaults } from '../reconcilers/core/spec.js';
-import { addressStoreOf, peerOwner, WIREGUARD_KEY } from '../reconcilers/wireguard/index.js';
+import { addressStoreOf, WIREGUARD_KEY } from '../reconcilers/wireguard/index.js';
 import { CoreContainers } from '../reconcilers/shared/core-containers.js';
 import type { CellRouting, InstalledService, ResourceContext, ResourceReconciler } from '../reconcilers/shared/types.js';
 import type { LoadedCell } from '../state/cell.js';
 import { CredentialsStore } from '../state/credentials.js';
-import { documentKey } from '../state/desired.js';
+import { connectionKey, documentKey, nameInKey, peerKey, serviceKey } from '../state/document-keys.js';
 import { isHeld } from '../state/hold.js';
 import type { OperatorContext } from './context.js';
 import { failed, progressing, ready } from './outcome.js';
-import { generationOf, SERVICE_KIND } from './reconcile-service.js';
+import { generationOf } from './reconcile-service.js';
 
 export const RESOURCE_KIND = 'Resource';
 export const ACCOUNTS_PREFIX = 'Accounts/';
@@ -55,7 +55,7 @@ export function buildRouting(cell: LoadedCell, assignments: Readonly<Record<stri
   const peers = cell.docs.peers.filter(({ doc }) => valid(documentKey(doc))).map((p) => p.doc).sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   const keptPeers = [
     ...cell.docs.peers.map((p) => p.doc.metadata.name),
-    ...cell.docs.rejected.flatMap((r) => (r.key?.startsWith('PeerAccount/') ? [r.key.slice('PeerAccount/'.length)] : [])),
+    ...cell.docs.rejected.flatMap((r) => nameInKey(r.key, 'PeerAccount') ?? []),
   ].sort();
   return { cell: withCoreDefaults(cellDoc), services, connections, peers, keptPeers, egress: egressInputOf(cell, assignments, exitHealth) };
 }
@@ -74,7 +74,7 @@ export function egressInputOf(cell: LoadedCell, assignments: Readonly<Record<str
   const names = [...new Set([...cell.docs.connections.map((c) => c.doc.metadata.name), ...assigned.map((a) => a.connection)])].sort();
   const exits = names.map((name) => {
     const source = cell.docs.connections.find((c) => c.doc.metadata.name === name);
-    const key = `Connection/${name}`;
+    const key = connectionKey(name);
     const declared = source !== undefined && (cell.checked.byDocument.get(key) ?? []).length === 0;
     const address = assignments[key];
     return { name, failOpen: source?.doc.spec.failOpen ?? false, declared, healthy: exitHealth.get(name) ?? false, ...(address ? { address } : {}) };
@@ -235,7 +235,7 @@ export class SharedResources {
     const name = key.slice(ACCOUNTS_PREFIX.length);
     const routing = buildRouting(cell, this.ctx.ips.assignments());
     const service = routing?.services.find((s) => s.name === name);
-    const serviceStatus = await this.ctx.status.lastKnown(`${SERVICE_KIND}/${name}`);
+    const serviceStatus = await this.ctx.status.lastKnown(serviceKey(name));
     if (!routing || !service || !service.manifest.capabilities.has_accounts) {
       this.accountResults.delete(name);
       await this.writePeerStatuses(cell);
@@ -286,7 +286,7 @@ export class SharedResources {
         const stored = await this.ctx.status.lastKnown(key);
         if (stored?.phase === 'Ready' && stored.observedGeneration === generation) continue;
       }
-      const vpnAddress = vpn?.assignmentOf(peerOwner(doc.metadata.name));
+      const vpnAddress = vpn?.assignmentOf(peerKey(doc.metadata.name));
       const facts = { services: summary.services, ...(vpnAddress ? { vpnAddress } : {}) };
       const outcome = state === 'provisioned' ? ready('Provisioned', message) : progressing(state === 'failed' ? 'AccountsFailed' : 'AccountsPending', message);
       await this.ctx.statuses.peers.write(key, { file, generation }, outcome, facts);

@@ -3,18 +3,16 @@
  * engine for the snapshot and the restore, the containers reconciler for the switch and the
  * rollback, the status and the events — and the status the outcome leaves.
  */
-import path from 'node:path';
 import { createSnapshot, restoreSnapshot, sweep, type BackupEnv } from '../reconcilers/backup/index.js';
-import { LABEL } from '../reconcilers/containers/labels.js';
 import { observeForReadiness } from '../reconcilers/containers/observe.js';
 import { DEFAULT_MIN_READY_SECONDS } from '../reconcilers/containers/readiness.js';
 import { DEFAULT_UPGRADE_DEADLINE_MS, runUpgrade } from '../reconcilers/upgrade/index.js';
 import type { ConfigValue } from '../crds/config.js';
 import type { VersionDecision } from '../state/admission.js';
-import { resolveCellPath, type LoadedCell } from '../state/cell.js';
+import type { LoadedCell } from '../state/cell.js';
 import type { CatalogService } from '../state/catalog.js';
 import type { PackageStore } from '../state/packages.js';
-import { SnapshotStore } from '../state/snapshots.js';
+import { cellBackupEnv } from './backup-schedule.js';
 import type { OperatorContext } from './context.js';
 import { progressing, refused } from './outcome.js';
 import type { ConvergedPackage, PackageHalt, ReconcileOutcome } from './reconcile-service.js';
@@ -27,27 +25,12 @@ export interface UpgradeWhere {
   packages: PackageStore;
 }
 
-/** Where snapshots live: the Cell's spec.backup.path (relative to the cell folder), else <state dir>/backups. */
-function snapshotRoot(ctx: OperatorContext, cell: LoadedCell): string {
-  const configured = cell.cell?.spec.backup?.path;
-  return configured ? resolveCellPath(cell.dir, configured) : path.join(ctx.stateRoot, 'backups');
-}
-
 /** The backup engine's environment inside the operator (events into the event log, no terminal). */
 export function operatorBackupEnv(ctx: OperatorContext, cell: LoadedCell, readyTimeoutMs: number, minReadySeconds?: number): BackupEnv {
-  const cellDoc = cell.cell!;
   return {
-    docker: ctx.docker,
-    store: new SnapshotStore(snapshotRoot(ctx, cell)),
-    helper: {
-      labels: { [LABEL.cell]: cellDoc.metadata.name },
-      ...(process.env.PIC_BACKUP_HELPER_IMAGE ? { image: process.env.PIC_BACKUP_HELPER_IMAGE } : {}),
-      ...(process.env.PIC_BACKUP_NAME_PREFIX ? { namePrefix: process.env.PIC_BACKUP_NAME_PREFIX } : {}),
-    },
-    cellName: cellDoc.metadata.name,
+    ...cellBackupEnv(ctx.docker, ctx.stateRoot, cell.dir, cell.cell!),
     now: ctx.clock,
     notify: (n) => ctx.event(n.key, n.type, n.reason, n.message),
-    dataDir: cellDoc.spec.dataDir ? path.posix.normalize(cellDoc.spec.dataDir) : ctx.dataDir,
     readyTimeoutMs,
     ...(minReadySeconds !== undefined ? { minReadySeconds } : {}),
   };

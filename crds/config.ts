@@ -1,3 +1,4 @@
+import { pointerOf } from './json-pointer.js';
 import { cut, quoted } from './problem-limit.js';
 import type { ConfigField, Problem } from './types.js';
 
@@ -17,7 +18,7 @@ export function mergeServiceConfig(
   const config: Record<string, ConfigValue> = {};
   const fields = schema ?? {};
   const values = given ?? {};
-  const at = (key: string) => `${pointerBase}/${escapePointer(key)}`;
+  const at = (key: string) => `${pointerBase}${pointerOf(key)}`;
 
   for (const key of Object.keys(values).sort()) {
     if (!Object.prototype.hasOwnProperty.call(fields, key)) {
@@ -78,9 +79,4 @@ function describe(value: unknown): string {
   // Objects, null and strings are described above: what is left is a number, a boolean or undefined.
   const scalar = value as number | boolean | undefined;
   return `${typeof value} ${cut(String(scalar))}`;
-}
-
-/** RFC 6901 escaping of one reference token. */
-export function escapePointer(token: string): string {
-  return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }

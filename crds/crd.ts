@@ -15,6 +15,7 @@
 import YAML from 'yaml';
 import { DOCUMENT_SCHEMA, DOCUMENT_SCHEMAS, DNS_LABEL_PATTERN, MANIFEST_SCHEMA, type JsonSchema } from './schemas.js';
 import { API_VERSION, DOCUMENT_KINDS, type DocumentKind } from './types.js';
+import { isRecord } from './values.js';
 
 export const CRD_GROUP = API_VERSION.split('/')[0]!;
 export const CRD_VERSION = API_VERSION.split('/')[1]!;
@@ -28,10 +29,6 @@ export interface GeneratedFile {
 const COPIED_KEYWORDS = new Set(['title', 'description', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'minItems', 'maxItems', 'required', 'enum', 'default', 'format', 'nullable']);
 const DROPPED_KEYWORDS = new Set(['$schema', '$id', '$comment', 'examples']);
 const CEL_TYPES: Record<string, string> = { string: 'string', integer: 'int', boolean: 'bool', number: 'double' };
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function clone<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;

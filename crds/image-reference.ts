@@ -1,7 +1,8 @@
 /**
  * Image references, `[host[:port]/]path[:tag][@digest]`, after the grammar of the distribution
- * project: the one parser behind every check of an image (the manifest's `image`, each rendered
- * service's `image`, digest pinning, the allowed prefix). Pure.
+ * project: the one parser behind every use of an image reference (the manifest's `image`, each
+ * rendered service's `image`, digest pinning, the allowed prefix, the registry and repository a
+ * signature is looked up in, the helper image's tag). Pure.
  *
  * The allowed prefix is a folder: `git.pic.ngo/roof` and `git.pic.ngo/roof/` both mean "a
  * repository below git.pic.ngo/roof/", so neither `git.pic.ngo/roof:1.0` nor
@@ -9,24 +10,48 @@
  */
 import { quoted } from './problem-limit.js';
 
+/**
+ * A reference split by that grammar, with the Docker Hub defaults a registry client needs:
+ * `busybox` is `docker.io/library/busybox`, `alice/tool` is `docker.io/alice/tool`.
+ */
 export interface ImageReference {
-  /** Registry host (if any) and repository path, without tag or digest. */
+  /** The reference as written. */
+  original: string;
+  /** Registry host (if written) and repository path, without tag or digest. */
   name: string;
+  /** `host[:port]` as written, or `docker.io` when the reference names no registry. */
+  registry: string;
+  /** The repository path inside the registry, e.g. `roof/pic-notes` (`library/x` on Docker Hub). */
+  repository: string;
   tag?: string;
+  /** `sha256:<64 hex>` or `sha512:<128 hex>` when pinned. */
   digest?: string;
 }
 
+/** Docker's default registry, as a reference without a registry host names it. */
+export const DOCKER_HUB = 'docker.io';
+
+// Docker's distribution reference grammar (github.com/distribution/reference, regexp.go):
+//   reference := name [ ":" tag ] [ "@" digest ]
+//   name      := [domain "/"] path-component ["/" path-component]*
+//   domain    := (domain-name | "[" ipv6 "]") [":" port]
+// The first component is a domain only when another follows and it has a ".", a ":", is
+// "localhost" or has an uppercase letter (normalize.go, splitDockerDomain). A digest is sha256 or
+// sha512 in lowercase hex of its exact length.
 const TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const HOST_LABEL = '(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])';
-const REGISTRY_HOST_RE = new RegExp(`^${HOST_LABEL}(?:\\.${HOST_LABEL})*(?::\\d{1,5})?$`);
+const REGISTRY_HOST_RE = new RegExp(`^(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*|\\[[A-Fa-f0-9:]+\\])(?::\\d{1,5})?$`);
 const DIGEST_RE = /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/;
 export const SHA256_DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 const MAX_NAME_LENGTH = 255;
 const MAX_REFERENCE_LENGTH = 1024;
 
 export interface ReadReference {
+  /** `[domain/]path`, when every part of it is sound. */
   name?: string;
+  /** The registry host as written, when the name has one. */
+  domain?: string;
   tag?: string;
   digest?: string;
   errors: string[];
@@ -76,17 +101,30 @@ export function readImageReference(ref: string): ReadReference {
     }
   }
   if (rest.length > MAX_NAME_LENGTH) nameErrors.push(`has a name longer than ${MAX_NAME_LENGTH} characters`);
-  if (nameErrors.length === 0) out.name = rest;
+  if (nameErrors.length === 0) {
+    out.name = rest;
+    if (hasHost) out.domain = first;
+  }
   out.errors.push(...nameErrors);
   return out;
 }
 
-/** Parse `name[:tag][@digest]`; null unless every part is well formed. */
-export function parseImageReference(ref: string): ImageReference | null {
-  if (typeof ref !== 'string') return null;
+/** Parse `[host[:port]/]path[:tag][@digest]`; undefined unless every part is well formed. */
+export function parseImageReference(ref: string): ImageReference | undefined {
+  if (typeof ref !== 'string') return undefined;
   const read = readImageReference(ref);
-  if (read.errors.length > 0 || read.name === undefined) return null;
-  return { name: read.name, ...(read.tag !== undefined ? { tag: read.tag } : {}), ...(read.digest !== undefined ? { digest: read.digest } : {}) };
+  if (read.errors.length > 0 || read.name === undefined) return undefined;
+  const registry = read.domain ?? DOCKER_HUB;
+  const path = read.domain === undefined ? read.name : read.name.slice(read.domain.length + 1);
+  const repository = registry === DOCKER_HUB && !path.includes('/') ? `library/${path}` : path;
+  return {
+    original: ref,
+    name: read.name,
+    registry,
+    repository,
+    ...(read.tag !== undefined ? { tag: read.tag } : {}),
+    ...(read.digest !== undefined ? { digest: read.digest } : {}),
+  };
 }
 
 /** The prefix as a whole-segment path prefix: `git.pic.ngo/roof` and `git.pic.ngo/roof/` both mean the folder. */
@@ -104,7 +142,7 @@ export function isUnderImagePrefix(name: string, allowedPrefix: string): boolean
 /** Whether a whole reference (tag and digest allowed) parses and names a repository under the prefix. */
 export function imageReferenceUnderPrefix(ref: string, allowedPrefix: string): boolean {
   const parsed = parseImageReference(ref);
-  return parsed !== null && isUnderImagePrefix(parsed.name, allowedPrefix);
+  return parsed !== undefined && isUnderImagePrefix(parsed.name, allowedPrefix);
 }
 
 /** A reference pinned by a sha256 digest, split into the rest (a tag is kept) and the digest. */

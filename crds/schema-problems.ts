@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import * as checkValidators from './generated/check-validators.js';
 import * as defaultValidators from './generated/default-validators.js';
+import { pointerOf } from './json-pointer.js';
 import { PATTERN_HINTS, type JsonSchema } from './schemas.js';
 import { boundProblems, cut, MAX_PROBLEMS_PER_FILE, moreProblems, quoted } from './problem-limit.js';
 import type { Problem } from './types.js';
@@ -61,14 +62,6 @@ export function compiledSchemaWithDefaults(schema: JsonSchema): ValidateFunction
     compiledWithDefaults.set(schema, fn);
   }
   return fn;
-}
-
-export function escapePointerToken(token: string): string {
-  return token.replace(/~/g, '~0').replace(/\//g, '~1');
-}
-
-export function pointerOf(...tokens: (string | number)[]): string {
-  return tokens.map((t) => `/${escapePointerToken(String(t))}`).join('');
 }
 
 function quote(value: unknown): string {

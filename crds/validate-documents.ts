@@ -3,16 +3,14 @@
  * cannot state (the service pool must fit the subnet). Pure: no I/O, never throws on bad input.
  */
 import { allowedPrefixFolder, isUnderImagePrefix, readImageReference, SHA256_DIGEST_RE } from './image-reference.js';
+import { formatIpv4, lastAddress, parseCidr, parseIpv4, readCidr, readIpv4Range } from './ipv4.js';
 import { boundProblems, quoted } from './problem-limit.js';
 import { compiledSchema, compiledSchemaWithDefaults, schemaProblems } from './schema-problems.js';
-import { DEFAULT_ALLOWED_IMAGE_PREFIX, DEFAULT_NETWORK, DOCUMENT_ENVELOPE_SCHEMA, DOCUMENT_SCHEMAS, IPV4_CIDR_PATTERN, IPV4_PATTERN, IPV4_RANGE_PATTERN } from './schemas.js';
+import { DEFAULT_ALLOWED_IMAGE_PREFIX, DEFAULT_NETWORK, DOCUMENT_ENVELOPE_SCHEMA, DOCUMENT_SCHEMAS } from './schemas.js';
 import { API_VERSION, DOCUMENT_KINDS, type DocumentKind, type Problem } from './types.js';
+import { isRecord } from './values.js';
 
 type Json = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
@@ -47,20 +45,11 @@ function envelopeProblems(doc: Json, file: string, prefix: string): Problem[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// IPv4 arithmetic for the Cell network.
-
-function ipToNumber(ip: string): number {
-  return ip.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
-}
-
-function numberToIp(n: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
-}
+// The Cell network (IPv4 arithmetic: crds/ipv4.ts).
 
 function cidrRange(text: string): { text: string; first: number; last: number } {
-  const [address = '', bits = '0'] = text.split('/');
-  const first = ipToNumber(address);
-  return { text, first, last: first + 2 ** (32 - Number(bits)) - 1 };
+  const net = parseCidr(text);
+  return { text, first: net.network, last: lastAddress(net) };
 }
 
 /** RFC 1918's private IPv4 ranges: the only ones a cell network may take addresses from. */
@@ -77,13 +66,10 @@ function checkCellNetwork(spec: Json, file: string, prefix: string): Problem[] {
   const at = (field: string): string => `${prefix}/spec/network/${field}`;
 
   let range: { first: number; last: number } | undefined;
-  if (typeof subnet === 'string' && new RegExp(IPV4_CIDR_PATTERN).test(subnet)) {
-    const [address = '', bits = '0'] = subnet.split('/');
-    const size = 2 ** (32 - Number(bits));
-    const base = ipToNumber(address);
-    const first = base - (base % size);
-    if (first !== base) problems.push({ file, pointer: at('subnet'), message: `has host bits set; the network of ${subnet} is ${numberToIp(first)}/${bits}` });
-    range = { first, last: first + size - 1 };
+  const read = typeof subnet === 'string' ? readCidr(subnet) : undefined;
+  if (typeof subnet === 'string' && read) {
+    if (read.address !== read.network.network) problems.push({ file, pointer: at('subnet'), message: `has host bits set; the network of ${subnet} is ${read.network.text}` });
+    range = { first: read.network.network, last: lastAddress(read.network) };
     const which = network.subnet === undefined ? `the default subnet ${subnet}` : `subnet ${subnet}`;
     const privateRange = PRIVATE_RANGES.find((r) => range!.first >= r.first && range!.last <= r.last);
     if (!privateRange) {
@@ -92,25 +78,24 @@ function checkCellNetwork(spec: Json, file: string, prefix: string): Problem[] {
       problems.push({ file, pointer: at('subnet'), message: `${which} overlaps ${DOCKER_DEFAULT_BRIDGE.text}, Docker's default bridge network; choose another, such as 172.20.0.0/16` });
     }
   }
-  if (typeof pool === 'string' && new RegExp(IPV4_RANGE_PATTERN).test(pool)) {
-    const [start = '', end = ''] = pool.split('-');
-    const lo = ipToNumber(start);
-    const hi = ipToNumber(end);
+  const poolRange = typeof pool === 'string' ? readIpv4Range(pool) : undefined;
+  if (typeof pool === 'string' && poolRange) {
+    const { first: lo, last: hi } = poolRange;
     const which = network.servicePool === undefined ? `the default service pool ${pool}` : `service pool ${pool}`;
     if (lo > hi) problems.push({ file, pointer: at('servicePool'), message: `${which} starts after it ends; write first-last` });
     else if (range) {
       if (lo < range.first || hi > range.last) {
-        problems.push({ file, pointer: at('servicePool'), message: `${which} is not inside subnet ${subnet as string} (${numberToIp(range.first)}-${numberToIp(range.last)})` });
+        problems.push({ file, pointer: at('servicePool'), message: `${which} is not inside subnet ${subnet as string} (${formatIpv4(range.first)}-${formatIpv4(range.last)})` });
       } else if (lo <= range.first + 1 || hi >= range.last) {
         problems.push({
           file,
           pointer: at('servicePool'),
-          message: `${which} must leave out the network address, the gateway ${numberToIp(range.first + 1)} and the broadcast address of the subnet`,
+          message: `${which} must leave out the network address, the gateway ${formatIpv4(range.first + 1)} and the broadcast address of the subnet`,
         });
       }
     }
   }
-  problems.push(...checkCoreAddresses(spec, file, prefix, range, typeof pool === 'string' && new RegExp(IPV4_RANGE_PATTERN).test(pool) ? pool : undefined));
+  problems.push(...checkCoreAddresses(spec, file, prefix, range, poolRange));
   return problems;
 }
 
@@ -118,20 +103,20 @@ function checkCellNetwork(spec: Json, file: string, prefix: string): Problem[] {
  * The fixed addresses of the core containers pic runs: inside the cell subnet (not its network,
  * gateway or broadcast address), outside the service pool, and each its own.
  */
-function checkCoreAddresses(spec: Json, file: string, prefix: string, range: { first: number; last: number } | undefined, pool: string | undefined): Problem[] {
+function checkCoreAddresses(spec: Json, file: string, prefix: string, range: { first: number; last: number } | undefined, pool: { text: string; first: number; last: number } | undefined): Problem[] {
   const problems: Problem[] = [];
   const seen = new Map<string, string>();
-  const [poolLo, poolHi] = pool ? pool.split('-').map(ipToNumber) : [undefined, undefined];
   for (const section of ['caddy', 'dns', 'wireguard'] as const) {
     const part = spec[section];
     const run = isRecord(part) && isRecord(part.run) ? part.run : undefined;
-    if (!run || typeof run.address !== 'string' || !new RegExp(IPV4_PATTERN).test(run.address)) continue;
+    if (!run || typeof run.address !== 'string') continue;
+    const value = parseIpv4(run.address);
+    if (value === undefined) continue;
     const pointer = `${prefix}/spec/${section}/run/address`;
-    const value = ipToNumber(run.address);
     if (range && (value <= range.first + 1 || value >= range.last)) {
-      problems.push({ file, pointer, message: `${run.address} is not a usable address of the cell subnet (${numberToIp(range.first + 2)}-${numberToIp(range.last - 1)})` });
-    } else if (poolLo !== undefined && poolHi !== undefined && value >= poolLo && value <= poolHi) {
-      problems.push({ file, pointer, message: `${run.address} lies inside the service pool ${pool}, whose addresses go to services; pick one outside it` });
+      problems.push({ file, pointer, message: `${run.address} is not a usable address of the cell subnet (${formatIpv4(range.first + 2)}-${formatIpv4(range.last - 1)})` });
+    } else if (pool && value >= pool.first && value <= pool.last) {
+      problems.push({ file, pointer, message: `${run.address} lies inside the service pool ${pool.text}, whose addresses go to services; pick one outside it` });
     }
     const other = seen.get(run.address);
     if (other) problems.push({ file, pointer, message: `${run.address} is also the address of ${other}; each core container needs its own` });

@@ -4,9 +4,10 @@
  * paths after normalisation, the image policy). Pure: no I/O, never throws on bad input.
  */
 import path from 'node:path';
+import { pointerOf } from './json-pointer.js';
 import { serviceConfigPath } from './service-folder.js';
 import semver from 'semver';
-import { compiledSchema, pointerOf, schemaProblems } from './schema-problems.js';
+import { compiledSchema, schemaProblems } from './schema-problems.js';
 import {
   BACKEND_PATTERN,
   CAPABILITY_REQUIREMENTS,
@@ -19,8 +20,7 @@ import {
 import { boundProblems, quoted } from './problem-limit.js';
 import { EGRESS_TYPES, type ImageVerificationMode, type Manifest, type Problem } from './types.js';
 import { readImageReference, SHA256_DIGEST_RE, allowedPrefixFolder, isUnderImagePrefix } from './image-reference.js';
-
-export { isUnderImagePrefix, parseImageReference, type ImageReference } from './image-reference.js';
+import { isRecord } from './values.js';
 
 export interface ManifestPolicy {
   /** Registry path every image must live under, matched on whole path segments. */
@@ -76,10 +76,6 @@ export function isKnownTemplateVariable(name: string, configKeys: readonly strin
 // ---------------------------------------------------------------------------------------------
 
 type Json = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function stringList(value: unknown): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];

@@ -1,3 +1,4 @@
+import { byText } from '../crds/values.js';
 import { readJsonFile, writeFileAtomic } from './atomic-write.js';
 import type { AppliedRecord } from './hold.js';
 
@@ -45,6 +46,6 @@ export class AppliedStore {
 }
 
 function serialise(records: ReadonlyMap<string, AppliedRecord>): string {
-  const documents = [...records.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const documents = [...records.values()].sort(byText((r) => r.key));
   return `${JSON.stringify({ version: 1, documents } satisfies AppliedFile)}\n`;
 }

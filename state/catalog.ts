@@ -5,6 +5,7 @@ import semver from 'semver';
 import { validateManifest, type ManifestPolicy } from '../crds/validate-manifest.js';
 import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
 import type { Manifest, Problem } from '../crds/types.js';
+import { byText } from '../crds/values.js';
 import { FileMemo } from './file-memo.js';
 import { parseJsonText, parseYamlDocuments } from './yaml-documents.js';
 
@@ -102,7 +103,7 @@ function symlinkedEntries(dir: string): Problem[] {
     return readdirSync(dir, { withFileTypes: true })
       .filter((entry) => entry.isSymbolicLink())
       .map((entry) => symlinkProblem(path.join(dir, entry.name)))
-      .sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+      .sort(byText((p) => p.file));
   } catch {
     return [];
   }
@@ -114,15 +115,10 @@ function symlinkedEntries(dir: string): Problem[] {
  * read through a symbolic link or from outside `root` (the catalog folder; the package folder
  * itself when it is validated alone).
  */
-export async function loadServicePackage(
-  dir: string,
-  policy: ManifestPolicy,
-  root?: string,
-): Promise<{ service?: CatalogService; problems: Problem[] }> {
+export async function loadServicePackage(dir: string, policy: ManifestPolicy, root?: string, memo?: FileMemo<PackageRead>): Promise<PackageRead> {
   const manifestFile = path.join(dir, MANIFEST_FILE);
   const templateFile = path.join(dir, TEMPLATE_FILE);
-  // The folder is part of the key: a link planted beside the two files changes its times.
-  return checkedPackages.get([dir, manifestFile, templateFile], JSON.stringify([policy, root ?? null]), () => {
+  const read = (): PackageRead => {
     let real = root;
     if (real === undefined) {
       const resolved = realFolder(dir);
@@ -130,7 +126,9 @@ export async function loadServicePackage(
       real = resolved.real!;
     }
     return readServicePackage(dir, manifestFile, templateFile, policy, real);
-  });
+  };
+  // The folder is part of the key: a link planted beside the two files changes its times.
+  return memo ? memo.get([dir, manifestFile, templateFile], JSON.stringify([policy, root ?? null]), read) : read();
 }
 
 /**
@@ -145,10 +143,13 @@ export function readManifestFile(file: string): { value?: unknown; problems: Pro
   return parseJsonText(read.text!, file);
 }
 
-/** Packages read and checked, kept while their two files do not change (state/file-memo.ts). */
-const checkedPackages = new FileMemo<{ service?: CatalogService; problems: Problem[] }>();
+/** A package read and checked: the service, or why not. */
+export interface PackageRead {
+  service?: CatalogService;
+  problems: Problem[];
+}
 
-function readServicePackage(dir: string, manifestFile: string, templateFile: string, policy: ManifestPolicy, root: string): { service?: CatalogService; problems: Problem[] } {
+function readServicePackage(dir: string, manifestFile: string, templateFile: string, policy: ManifestPolicy, root: string): PackageRead {
   const outside = outsideRoot(dir, root);
   if (outside) return { problems: [outside] };
   const problems: Problem[] = symlinkedEntries(dir).filter((p) => p.file !== manifestFile && p.file !== templateFile);
@@ -221,15 +222,16 @@ function readIndexEntries(value: unknown, file: string): { entries: IndexEntry[]
  * Load a catalog folder: `index.json` and `services/<id>/`. Index entries, folder names and the
  * manifests' ids and versions must agree; a package that fails is kept out of `services` and its
  * problems are listed under `invalid` so documents that name it can say why. Inside
- * withCatalogMemo, a folder already read there is not read again.
+ * withCatalogMemo, a folder already read there is not read again; with `packages` (the operator's,
+ * kept from one reading to the next), a package whose files did not change is not read again.
  */
-export async function loadCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog> {
+export async function loadCatalog(dir: string, policy: ManifestPolicy, packages?: FileMemo<PackageRead>): Promise<Catalog> {
   const memo = catalogMemo.getStore();
-  if (!memo) return readCatalog(dir, policy);
+  if (!memo) return readCatalog(dir, policy, packages);
   const key = catalogKey(dir, policy);
   let loading = memo.get(key);
   if (!loading) {
-    loading = readCatalog(dir, policy);
+    loading = readCatalog(dir, policy, packages);
     memo.set(key, loading);
   }
   return loading;
@@ -259,7 +261,7 @@ export function withCatalogMemo<T>(work: () => Promise<T>): Promise<T> {
   return catalogMemo.run(new Map(), work);
 }
 
-async function readCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog> {
+async function readCatalog(dir: string, policy: ManifestPolicy, packages: FileMemo<PackageRead> | undefined): Promise<Catalog> {
   const catalog: Catalog = { dir, services: new Map(), invalid: new Map(), problems: [] };
   const indexFile = path.join(dir, 'index.json');
   const servicesDir = path.join(dir, 'services');
@@ -319,7 +321,7 @@ async function readCatalog(dir: string, policy: ManifestPolicy): Promise<Catalog
   }
 
   const loaded = await Promise.all(
-    folders.filter((f) => indexed.has(f)).map(async (folder) => ({ folder, result: await loadServicePackage(path.join(servicesDir, folder), policy, root) })),
+    folders.filter((f) => indexed.has(f)).map(async (folder) => ({ folder, result: await loadServicePackage(path.join(servicesDir, folder), policy, root, packages) })),
   );
   for (const { folder, result } of loaded) {
     const problems = [...result.problems];

@@ -3,12 +3,13 @@ import path from 'node:path';
 import { DEFAULT_MANIFEST_POLICY, type ManifestPolicy } from '../crds/validate-manifest.js';
 import type { CellDocument, ImageVerificationMode, Problem } from '../crds/types.js';
 import type { VersionDecision } from './admission.js';
-import { loadCatalog, type Catalog, type CatalogService } from './catalog.js';
+import { loadCatalog, type Catalog, type CatalogService, type PackageRead } from './catalog.js';
 import { checkDesiredState, type CatalogView, type CheckedDesired } from './check-desired.js';
-import { loadCellFolder, type DesiredDocuments } from './desired.js';
-import { RACY_WINDOW_NS } from './file-memo.js';
+import { loadCellFolder, type CheckedFile, type DesiredDocuments } from './desired.js';
+import { FileMemo, RACY_WINDOW_NS } from './file-memo.js';
 import { PackageStore, type AdmittedPackages } from './packages.js';
 import { picVersion } from './pic-version.js';
+import { SnapshotMemo } from './snapshot-memo.js';
 
 export interface LoadedCell {
   dir: string;
@@ -25,6 +26,18 @@ export interface LoadedCell {
   checked: CheckedDesired;
   /** The admitted packages the checks were made against (undefined: none known, as for pic validate). */
   admission?: AdmittedPackages;
+  /** What passes derive from this snapshot (rendered plans, secret names), kept as long as it is the one in force. */
+  memo: SnapshotMemo;
+}
+
+/**
+ * The files of a cell folder and its catalog as read and checked, each kept while it does not
+ * change, for a reader that reads the same folder again and again (the operator owns one): a
+ * reading after one edit then parses and checks that one file.
+ */
+export class CellReadMemo {
+  readonly documents = new FileMemo<CheckedFile>();
+  readonly packages = new FileMemo<PackageRead>();
 }
 
 /** What the checks are told of a catalog and of the admitted packages. */
@@ -81,21 +94,21 @@ export async function loadRunningCell(dir: string, stateRoot: string): Promise<L
   return loadCell(dir, { admission: await new PackageStore(stateRoot).load() });
 }
 
-export async function loadCell(dir: string, options: { imageVerification?: ImageVerificationMode; admission?: AdmittedPackages } = {}): Promise<LoadedCell> {
-  const docs = await loadCellFolder(dir);
+export async function loadCell(dir: string, options: { imageVerification?: ImageVerificationMode; admission?: AdmittedPackages; reads?: CellReadMemo } = {}): Promise<LoadedCell> {
+  const docs = await loadCellFolder(dir, options.reads?.documents);
   const cellSource = docs.cells.length === 1 ? docs.cells[0] : undefined;
   const cell = cellSource?.doc;
   const policy = cellPolicy(cell, options.imageVerification);
   let catalog: Catalog | undefined;
   const extra: Problem[] = [];
   if (cell) {
-    catalog = await loadCatalog(resolveCellPath(dir, cell.spec.store.path), policy);
+    catalog = await loadCatalog(resolveCellPath(dir, cell.spec.store.path), policy, options.reads?.packages);
     extra.push(...catalog.problems);
   }
   const checked = checkDesiredState(docs, catalogView(catalog, options.admission));
   checked.general.push(...extra.filter((p) => !checked.general.includes(p)));
   const effective = catalog ? { ...catalog, offered: catalog.services, services: effectiveServices(catalog.services, options.admission, checked.versions) } : undefined;
-  return { dir, docs, ...(cell ? { cell, cellFile: cellSource.file } : {}), ...(effective ? { catalog: effective } : {}), policy, checked, ...(options.admission ? { admission: options.admission } : {}) };
+  return { dir, docs, ...(cell ? { cell, cellFile: cellSource.file } : {}), ...(effective ? { catalog: effective } : {}), policy, checked, ...(options.admission ? { admission: options.admission } : {}), memo: new SnapshotMemo() };
 }
 
 /**

@@ -4,7 +4,8 @@ import { boundProblems, cut } from '../crds/problem-limit.js';
 import { DEFAULT_CORE_CONTAINERS, DEFAULT_WIREGUARD_CONTAINER } from '../crds/schemas.js';
 import type { CellDocument, ConnectionDocument, Manifest, Problem, Sourced } from '../crds/types.js';
 import { decideVersion, type AdmittedView, type VersionDecision } from './admission.js';
-import { documentKey, type DesiredDocuments } from './desired.js';
+import type { DesiredDocuments } from './desired.js';
+import { documentKey, nameInKey, serviceKey } from './document-keys.js';
 import { generationOf } from './generation.js';
 
 /** What the cross-document checks need to know of the catalog: pure data, no I/O. */
@@ -122,7 +123,7 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
   const connectionByName = new Map(connections.map((c) => [c.doc.metadata.name, c.doc]));
   const declaredServices = new Set([
     ...services.map((s) => s.doc.metadata.name),
-    ...docs.rejected.filter((r) => r.key?.startsWith('ServiceInstall/')).map((r) => r.key!.slice('ServiceInstall/'.length)),
+    ...docs.rejected.flatMap((r) => nameInKey(r.key, 'ServiceInstall') ?? []),
   ]);
 
   // Without exactly one valid Cell no catalog was read: saying of every ServiceInstall that the
@@ -196,7 +197,7 @@ export function checkDesiredState(docs: DesiredDocuments, catalog?: CatalogView)
     for (const claimed of new Set([manifest.container_name, ...(manifest.containers ?? [])])) {
       const claimant = containerOwner.get(claimed);
       if (claimant) problems.push({ file, pointer: '/metadata/name', message: `container name "${claimed}" (in the manifest's container_name or containers) is already taken by ${claimant}; two containers cannot share a name, so this service cannot be installed beside it` });
-      else containerOwner.set(claimed, `ServiceInstall/${name}`);
+      else containerOwner.set(claimed, serviceKey(name));
     }
 
     (doc.spec.publish ?? []).forEach((port, i) => {

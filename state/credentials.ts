@@ -12,6 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { isRecord } from '../crds/values.js';
 import { writeFileAtomic, serialiseOnFile } from './atomic-write.js';
 
 /** The credential fields of one peer on one service; `password` is always there. */
@@ -23,17 +24,13 @@ export function generatePassword(): string {
   return randomBytes(16).toString('base64url');
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
 function isCredentialsFile(value: unknown): value is CredentialsFile {
-  if (!isPlainObject(value)) return false;
+  if (!isRecord(value)) return false;
   return Object.values(value).every(
     (peers) =>
-      isPlainObject(peers) &&
+      isRecord(peers) &&
       Object.values(peers).every(
-        (fields) => isPlainObject(fields) && typeof fields.password === 'string' && Object.values(fields).every((v) => typeof v === 'string'),
+        (fields) => isRecord(fields) && typeof fields.password === 'string' && Object.values(fields).every((v) => typeof v === 'string'),
       ),
   );
 }

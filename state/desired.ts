@@ -10,7 +10,8 @@ import type {
   ServiceInstallDocument,
   Sourced,
 } from '../crds/types.js';
-import { FileMemo } from './file-memo.js';
+import { claimedKey } from './document-keys.js';
+import type { FileMemo } from './file-memo.js';
 import { readYamlFile } from './yaml-documents.js';
 
 /** The folders of a cell directory that hold documents, besides cell.yaml at its top. */
@@ -49,18 +50,6 @@ export function isDocumentFileName(name: string): boolean {
   return /\.(ya?ml)$/i.test(name);
 }
 
-export function documentKey(doc: { kind: string; metadata: { name: string } }): string {
-  return `${doc.kind}/${doc.metadata.name}`;
-}
-
-/** The "Kind/name" a raw document claims, if it says, so even a broken document can get a status. */
-export function claimedKey(value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const v = value as { kind?: unknown; metadata?: { name?: unknown } };
-  if (typeof v.kind !== 'string' || typeof v.metadata?.name !== 'string') return undefined;
-  return `${v.kind}/${v.metadata.name}`;
-}
-
 async function listDocumentFiles(dir: string): Promise<{ files: string[]; problems: Problem[]; unreadable: DesiredDocuments['unreadable'] }> {
   const files: string[] = [];
   const problems: Problem[] = [];
@@ -92,10 +81,13 @@ async function listDocumentFiles(dir: string): Promise<{ files: string[]; proble
   return { files, problems, unreadable };
 }
 
-/** Read every document of a cell folder and check each against its kind's schema. */
-export async function loadCellFolder(dir: string): Promise<DesiredDocuments> {
+/**
+ * Read every document of a cell folder and check each against its kind's schema. With `memo`
+ * (the operator's, kept from one reading to the next), a file that did not change is not read again.
+ */
+export async function loadCellFolder(dir: string, memo?: FileMemo<CheckedFile>): Promise<DesiredDocuments> {
   const listed = await listDocumentFiles(dir);
-  const docs = collectDocuments(dir, listed.files, listed.problems);
+  const docs = collectDocuments(dir, listed.files, listed.problems, memo);
   docs.unreadable.push(...listed.unreadable);
   return docs;
 }
@@ -106,7 +98,7 @@ export async function loadDocumentFiles(files: string[]): Promise<DesiredDocumen
 }
 
 /** What one file holds, each document checked against its kind's schema (defaults applied). */
-interface CheckedFile {
+export interface CheckedFile {
   problems: Problem[];
   /** Problems of documents that were accepted all the same (a Cell read as failing closed). */
   warnings: Problem[];
@@ -114,32 +106,32 @@ interface CheckedFile {
   documents: ({ valid: Sourced<CellObject> } | { rejected: DesiredDocuments['rejected'][number] })[];
 }
 
-/** Files parsed and checked, kept while they do not change (state/file-memo.ts). */
-const checkedFiles = new FileMemo<CheckedFile>();
+/** A file parsed and checked; from `memo` while the file does not change (state/file-memo.ts). */
+function checkFile(file: string, memo: FileMemo<CheckedFile> | undefined): CheckedFile {
+  return memo ? memo.get([file], '', () => readCheckedFile(file)) : readCheckedFile(file);
+}
 
-function checkFile(file: string): CheckedFile {
-  return checkedFiles.get([file], '', () => {
-    const parsed = readYamlFile(file);
-    const out: CheckedFile = { problems: parsed.problems, warnings: [], notices: parsed.notices, documents: [] };
-    for (const document of parsed.documents) {
-      const docProblems = validateDocument(document.value, document.label);
-      const closed = docProblems.length > 0 ? failClosedCell(document.value, docProblems) : undefined;
-      if (closed && validateDocument(closed, document.label).length === 0) {
-        // ADR 001: a verification setting that cannot be read means enforce; the rest of the Cell holds.
-        for (const p of docProblems) out.warnings.push({ ...p, message: `${p.message}; image verification is taken as "enforce" until this is fixed` });
-        out.documents.push({ valid: { file: document.label, index: document.index, doc: applyDocumentDefaults(closed) as CellObject } });
-        continue;
-      }
-      if (docProblems.length > 0) {
-        const key = claimedKey(document.value);
-        out.documents.push({ rejected: { ...(key ? { key } : {}), file: document.label, problems: docProblems } });
-        continue;
-      }
-      const doc = applyDocumentDefaults(document.value) as CellObject;
-      out.documents.push({ valid: { file: document.label, index: document.index, doc } });
+function readCheckedFile(file: string): CheckedFile {
+  const parsed = readYamlFile(file);
+  const out: CheckedFile = { problems: parsed.problems, warnings: [], notices: parsed.notices, documents: [] };
+  for (const document of parsed.documents) {
+    const docProblems = validateDocument(document.value, document.label);
+    const closed = docProblems.length > 0 ? failClosedCell(document.value, docProblems) : undefined;
+    if (closed && validateDocument(closed, document.label).length === 0) {
+      // ADR 001: a verification setting that cannot be read means enforce; the rest of the Cell holds.
+      for (const p of docProblems) out.warnings.push({ ...p, message: `${p.message}; image verification is taken as "enforce" until this is fixed` });
+      out.documents.push({ valid: { file: document.label, index: document.index, doc: applyDocumentDefaults(closed) as CellObject } });
+      continue;
     }
-    return out;
-  });
+    if (docProblems.length > 0) {
+      const key = claimedKey(document.value);
+      out.documents.push({ rejected: { ...(key ? { key } : {}), file: document.label, problems: docProblems } });
+      continue;
+    }
+    const doc = applyDocumentDefaults(document.value) as CellObject;
+    out.documents.push({ valid: { file: document.label, index: document.index, doc } });
+  }
+  return out;
 }
 
 /**
@@ -159,10 +151,10 @@ function failClosedCell(value: unknown, problems: Problem[]): unknown {
   return { ...v, spec: { ...v.spec, imageVerification: { ...keys, mode: 'enforce' } } };
 }
 
-function collectDocuments(dir: string, files: string[], problems: Problem[]): DesiredDocuments {
+function collectDocuments(dir: string, files: string[], problems: Problem[], memo?: FileMemo<CheckedFile>): DesiredDocuments {
   const out: DesiredDocuments = { dir, cells: [], services: [], peers: [], connections: [], rejected: [], problems: [...problems], notices: [], unreadable: [], files };
   for (const file of files) {
-    const checked = checkFile(file);
+    const checked = checkFile(file, memo);
     out.problems.push(...checked.problems, ...checked.warnings);
     out.notices.push(...checked.notices);
     if (checked.problems.length > 0) out.unreadable.push({ file, problems: checked.problems });

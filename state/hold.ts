@@ -3,7 +3,7 @@ import type { CellObject, ConnectionDocument, Manifest, PeerAccountDocument, Pro
 import type { CatalogService } from './catalog.js';
 import { catalogView, effectiveServices, type LoadedCell } from './cell.js';
 import { checkDesiredState } from './check-desired.js';
-import { documentKey } from './desired.js';
+import { documentKey, nameInKey } from './document-keys.js';
 
 /**
  * The last version of a document the operator accepted: what it converges a document to while the
@@ -43,7 +43,7 @@ export interface HeldCell extends LoadedCell {
 const HELD_KINDS = ['ServiceInstall', 'PeerAccount', 'Connection'] as const;
 
 function isHeldKind(key: string): boolean {
-  return HELD_KINDS.some((kind) => key.startsWith(`${kind}/`));
+  return HELD_KINDS.some((kind) => nameInKey(key, kind) !== undefined);
 }
 
 function underPath(file: string, unreadable: string): boolean {

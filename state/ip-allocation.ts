@@ -6,14 +6,8 @@
  * The parsing and choosing are pure functions; `IpAllocationStore` keeps the assignments in a
  * JSON file `{ "assignments": { "<owner>": "<ip>" } }` (0600, atomic writes, written only on change).
  */
+import { formatIpv4, inNetwork, lastAddress, parseCidr, parseIpv4, type Ipv4Network } from '../crds/ipv4.js';
 import { fileSignature, readJsonFile, sameSignature, serialiseOnFile, writeFileAtomic, type FileSignature } from './atomic-write.js';
-
-export interface Cidr {
-  /** Network address as an unsigned 32-bit number. */
-  network: number;
-  prefix: number;
-  text: string;
-}
 
 export interface IpPool {
   /** First and last address, inclusive, as unsigned 32-bit numbers. */
@@ -23,57 +17,11 @@ export interface IpPool {
   text: string;
 }
 
-/** `a.b.c.d` → unsigned 32-bit number; undefined unless four decimal octets without leading zeros. */
-export function parseIpv4(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  let value = 0;
-  for (const part of parts) {
-    if (!/^(0|[1-9]\d{0,2})$/.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = value * 256 + octet;
-  }
-  return value;
-}
-
-export function formatIpv4(value: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
-}
-
-function blockSize(prefix: number): number {
-  return 2 ** (32 - prefix);
-}
-
-/** Parse `172.20.0.0/16`; host bits must be zero. Throws an Error that says what is wrong. */
-export function parseCidr(text: string): Cidr {
-  const m = /^([^/\s]+)\/(\d{1,2})$/.exec(text.trim());
-  const address = m ? parseIpv4(m[1] as string) : undefined;
-  const prefix = m ? Number(m[2]) : NaN;
-  if (!m || address === undefined || prefix > 32) {
-    throw new Error(`"${text}" is not an IPv4 subnet in CIDR form, e.g. 172.20.0.0/16`);
-  }
-  const size = blockSize(prefix);
-  const network = Math.floor(address / size) * size;
-  if (network !== address) {
-    throw new Error(`"${text}" has host bits set; the subnet is ${formatIpv4(network)}/${prefix}`);
-  }
-  return { network, prefix, text: `${formatIpv4(network)}/${prefix}` };
-}
-
-/** Is `ip` inside `cidr`? An unparsable `ip` is not. */
-export function ipInCidr(ip: string | number, cidr: string | Cidr): boolean {
-  const value = typeof ip === 'number' ? ip : parseIpv4(ip);
-  if (value === undefined) return false;
-  const c = typeof cidr === 'string' ? parseCidr(cidr) : cidr;
-  return value >= c.network && value < c.network + blockSize(c.prefix);
-}
-
 /**
  * Parse a pool `first-last` (both IPv4, first ≤ last). With `subnet`, both ends must lie inside
  * it, and the pool may not include the subnet's network or broadcast address.
  */
-export function parsePool(text: string, subnet?: string | Cidr): IpPool {
+export function parsePool(text: string, subnet?: string | Ipv4Network): IpPool {
   const m = /^\s*([^-\s]+)\s*-\s*([^-\s]+)\s*$/.exec(text);
   if (!m) throw new Error(`service pool "${text}" must be "<first IPv4>-<last IPv4>", e.g. 172.20.0.20-172.20.0.254`);
   const start = parseIpv4(m[1] as string);
@@ -84,10 +32,10 @@ export function parsePool(text: string, subnet?: string | Cidr): IpPool {
   if (subnet !== undefined) {
     const c = typeof subnet === 'string' ? parseCidr(subnet) : subnet;
     for (const [label, value] of [['first', start], ['last', end]] as const) {
-      if (!ipInCidr(value, c)) throw new Error(`service pool "${text}": its ${label} address ${formatIpv4(value)} is outside the subnet ${c.text}`);
+      if (!inNetwork(value, c)) throw new Error(`service pool "${text}": its ${label} address ${formatIpv4(value)} is outside the subnet ${c.text}`);
     }
     if (c.prefix < 31) {
-      const broadcast = c.network + blockSize(c.prefix) - 1;
+      const broadcast = lastAddress(c);
       if (start === c.network) throw new Error(`service pool "${text}" includes ${formatIpv4(c.network)}, the network address of ${c.text}`);
       if (end === broadcast) throw new Error(`service pool "${text}" includes ${formatIpv4(broadcast)}, the broadcast address of ${c.text}`);
     }

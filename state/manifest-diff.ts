@@ -4,6 +4,7 @@
  * and the compose template's services (ports, healthcheck, command, environment...). Pure.
  */
 import { cut } from '../crds/problem-limit.js';
+import { isRecord } from '../crds/values.js';
 import { canonicalJson } from './canonical-json.js';
 import { parseYamlDocuments } from './yaml-documents.js';
 
@@ -18,30 +19,28 @@ export interface FieldChange {
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-function isObject(v: unknown): v is Record<string, Json> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Arrays of objects that name themselves (env by key, volumes by name) are compared by that name. */
-function keyOf(items: Json[]): string | undefined {
-  for (const k of ['key', 'name', 'container']) if (items.length > 0 && items.every((i) => isObject(i) && typeof i[k] === 'string')) return k;
+function keyOf(items: unknown[]): string | undefined {
+  for (const k of ['key', 'name', 'container']) if (items.length > 0 && items.every((i) => isRecord(i) && typeof i[k] === 'string')) return k;
   return undefined;
 }
 
-function walk(before: Json | undefined, after: Json | undefined, field: string, out: FieldChange[]): void {
+function walk(before: unknown, after: unknown, field: string, out: FieldChange[]): void {
   if (canonicalJson(before) === canonicalJson(after)) return;
   if (before === undefined) return void out.push({ op: '+', field, after });
   if (after === undefined) return void out.push({ op: '-', field, before });
-  if (isObject(before) && isObject(after)) {
+  if (isRecord(before) && isRecord(after)) {
     for (const k of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) walk(before[k], after[k], field ? `${field}.${k}` : k, out);
     return;
   }
   if (Array.isArray(before) && Array.isArray(after)) {
-    const key = keyOf([...before, ...after]);
+    const was: unknown[] = before;
+    const now: unknown[] = after;
+    const key = keyOf([...was, ...now]);
     if (key) {
-      const byKey = (items: Json[]) => new Map(items.map((i) => [String((i as Record<string, string>)[key]), i]));
-      const b = byKey(before);
-      const a = byKey(after);
+      const byKey = (items: unknown[]) => new Map(items.map((i) => [String((i as Record<string, string>)[key]), i]));
+      const b = byKey(was);
+      const a = byKey(now);
       for (const k of [...new Set([...b.keys(), ...a.keys()])].sort()) walk(b.get(k), a.get(k), `${field}[${k}]`, out);
       return;
     }
@@ -52,7 +51,7 @@ function walk(before: Json | undefined, after: Json | undefined, field: string, 
 /** Field changes between two JSON values (manifests), in field order. */
 export function diffFields(before: unknown, after: unknown, prefix = ''): FieldChange[] {
   const out: FieldChange[] = [];
-  walk(before as Json, after as Json, prefix, out);
+  walk(before, after, prefix, out);
   return out;
 }
 

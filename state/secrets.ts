@@ -6,6 +6,7 @@
  * silent rotation would lock the service out of its own data.
  */
 import { randomBytes } from 'node:crypto';
+import { isRecord } from '../crds/values.js';
 import { CachedJsonFile, serialiseOnFile } from './atomic-write.js';
 
 export type SecretsFile = Record<string, Record<string, string>>;
@@ -19,14 +20,7 @@ export function generateSecret(): string {
 }
 
 function isSecretsFile(value: unknown): value is SecretsFile {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
-  return Object.values(value).every(
-    (entry) =>
-      entry !== null &&
-      typeof entry === 'object' &&
-      !Array.isArray(entry) &&
-      Object.values(entry as Record<string, unknown>).every((v) => typeof v === 'string'),
-  );
+  return isRecord(value) && Object.values(value).every((entry) => isRecord(entry) && Object.values(entry).every((v) => typeof v === 'string'));
 }
 
 function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { watch as watchPaths } from 'chokidar';
+import { compareText } from '../crds/values.js';
 import { readJsonFile, writeFileAtomic } from './atomic-write.js';
 import { statusEquals } from './conditions.js';
 import type { DocumentStatus } from './status-types.js';
@@ -201,10 +202,6 @@ function isStatusShaped(value: unknown): value is DocumentStatus {
 
 function compareStatuses(a: DocumentStatus, b: DocumentStatus): number {
   return compareText(a.kind, b.kind) || compareText(a.name, b.name);
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 async function readDirNames(dir: string): Promise<string[]> {

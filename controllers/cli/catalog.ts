@@ -8,10 +8,12 @@
 import path from 'node:path';
 import { formatProblem, type Problem } from '../../crds/types.js';
 import { DEFAULT_MANIFEST_POLICY, type ManifestPolicy } from '../../crds/validate-manifest.js';
+import { byText } from '../../crds/values.js';
 import { trialServicePlan, type TrialInstall } from '../../reconcilers/containers/check-package.js';
 import { corePortsOf } from '../../reconcilers/containers/desired.js';
 import { loadCatalog, withCatalogMemo, type Catalog, type CatalogService } from '../../state/catalog.js';
 import { loadCell, resolveCellPath, type LoadedCell } from '../../state/cell.js';
+import { nameInKey, serviceKey } from '../../state/document-keys.js';
 import { PackageStore } from '../../state/packages.js';
 import { openStateDirForReading } from '../../state/state-dir.js';
 import { safeLine } from '../safe-text.js';
@@ -74,14 +76,14 @@ async function admittedVersions(stateFlag: string | undefined, cellDir: string |
   if (choice.source === 'the default') return undefined;
   const state = await openStateDirForReading(choice.dir, choice.source);
   const kept = await new PackageStore(state.root).load();
-  for (const [service, problem] of [...kept.problems].sort((a, b) => (a[0] < b[0] ? -1 : 1))) io.err(`pic: warning: the admitted package of ${safeLine(service)} cannot be read: ${safeLine(problem)}`);
+  for (const [service, problem] of [...kept.problems].sort(byText(([service]) => service))) io.err(`pic: warning: the admitted package of ${safeLine(service)} cannot be read: ${safeLine(problem)}`);
   return new Map([...kept.admitted].map(([service, pkg]) => [service, pkg.version]));
 }
 
 /** Services the cell has a ServiceInstall for, a rejected one included: the admin wrote it. */
 function installedServices(cell: LoadedCell): Set<string> {
   const installed = new Set(cell.docs.services.map((s) => s.doc.metadata.name));
-  for (const r of cell.docs.rejected) if (r.key?.startsWith('ServiceInstall/')) installed.add(r.key.slice('ServiceInstall/'.length));
+  for (const name of cell.docs.rejected.flatMap((r) => nameInKey(r.key, 'ServiceInstall') ?? [])) installed.add(name);
   return installed;
 }
 
@@ -105,7 +107,7 @@ function trialInstallOf(cell: NonNullable<CatalogSource['cell']>, id: string): {
   const doc = cell.docs.services.find((s) => s.doc.metadata.name === id)?.doc;
   if (!doc) return { problems: [] };
   const config = cell.checked.configs.get(id) ?? {};
-  return { install: { cell: cell.cell, config, publish: doc.spec.publish ?? [] }, problems: cell.checked.byDocument.get(`ServiceInstall/${id}`) ?? [] };
+  return { install: { cell: cell.cell, config, publish: doc.spec.publish ?? [] }, problems: cell.checked.byDocument.get(serviceKey(id)) ?? [] };
 }
 
 async function showService(source: CatalogSource, id: string, format: (typeof OUTPUTS)[number], io: Io): Promise<number> {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fillPeerConfig, PeerConfigError } from '../../reconcilers/accounts/template.js';
 import { loadRunningCell } from '../../state/cell.js';
 import { CredentialsStore } from '../../state/credentials.js';
+import { peerKey } from '../../state/document-keys.js';
 import { CELL_FLAG, parseCommandArgs, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
 import { toJsonText } from './output.js';
 import { safeLine } from '../safe-text.js';
@@ -56,7 +57,7 @@ async function printCredentials(parsed: Parsed, io: Io): Promise<number> {
     return 1;
   }
   if (values.output === 'wireguard' || values.qr) {
-    const doc = cell.docs.peers.find((p) => p.doc.metadata.name === peer && (cell.checked.byDocument.get(`PeerAccount/${peer}`) ?? []).length === 0)?.doc;
+    const doc = cell.docs.peers.find((p) => p.doc.metadata.name === peer && (cell.checked.byDocument.get(peerKey(peer)) ?? []).length === 0)?.doc;
     return printPeerWireguard(cell.cell, doc, peer, state.root, values.qr, io);
   }
   const store = new CredentialsStore(state.paths.credentials);

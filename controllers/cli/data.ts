@@ -3,9 +3,11 @@
  * ServiceInstall is gone; removal keeps data by design). Delete takes a final, verified snapshot
  * first unless --no-snapshot, and refuses while any container still uses a volume.
  */
+import { byText } from '../../crds/values.js';
 import { BackupError, createKeptDataSnapshot } from '../../reconcilers/backup/index.js';
 import { removeVolume } from '../../reconcilers/backup/helper.js';
 import { containersUsingVolume, listServiceVolumes, type KeptVolume } from '../../reconcilers/backup/observe.js';
+import { nameInKey } from '../../state/document-keys.js';
 import { StateDir, resolveStateDir } from '../../state/state-dir.js';
 import { dockerClient } from '../docker-client.js';
 import { backupRoot, commandEnv, loadCellOrFail } from './backup-env.js';
@@ -22,7 +24,7 @@ export function keptData(volumes: readonly KeptVolume[], installed: ReadonlySet<
     if (installed.has(v.service)) continue;
     out.set(v.service, [...(out.get(v.service) ?? []), v]);
   }
-  return new Map([...out.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+  return new Map([...out.entries()].sort(byText(([name]) => name)));
 }
 
 async function runData(parsed: Parsed, io: Io): Promise<number> {
@@ -33,7 +35,7 @@ async function runData(parsed: Parsed, io: Io): Promise<number> {
   const cell = await loadCellOrFail(values.cell, values['state-dir'], `data ${sub ?? ''}`.trim());
   const installed = new Set(cell.docs.services.map((s) => s.doc.metadata.name));
   // A ServiceInstall file that cannot be read is not known to be gone: its data is not "kept".
-  for (const r of [...cell.docs.rejected]) if (r.key?.startsWith('ServiceInstall/')) installed.add(r.key.slice('ServiceInstall/'.length));
+  for (const name of cell.docs.rejected.flatMap((r) => nameInKey(r.key, 'ServiceInstall') ?? [])) installed.add(name);
   if (cell.docs.unreadable.some((u) => u.file.includes('/services/'))) {
     io.err('pic: a file under services/ cannot be read, so which services are installed is not known; fix it first (pic validate)');
     return 1;

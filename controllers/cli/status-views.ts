@@ -1,3 +1,4 @@
+import { compareText } from '../../crds/values.js';
 import type { BackupFacts } from '../../reconcilers/backup/schedule.js';
 import type { TunnelTraffic } from '../../reconcilers/egress/exit-traffic.js';
 import { findCondition, isConditionTrue } from '../../state/conditions.js';
@@ -383,10 +384,6 @@ function section(lines: string[], title: string, header: string[], rows: string[
 
 function sortStatuses(statuses: readonly DocumentStatus[]): DocumentStatus[] {
   return [...statuses].sort((a, b) => compareText(a.kind, b.kind) || compareText(a.name, b.name));
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Table cells are one line of printable text: a message cannot break the table or steer the terminal. */

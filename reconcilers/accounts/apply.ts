@@ -1,7 +1,5 @@
 /**
- * Converge one service's accounts: one list call, the plan, then one call per action. The
- * controller runs this once per installed service with accounts, each under its own queue key,
- * so a service that is down delays only its own accounts.
+ * Apply one service's account plan: one call per action (index.ts observes and plans first).
  *
  * Order of writes, chosen so that a crash at any point leaves pic able to carry on:
  * - provision: the password is stored FIRST, then the account is created. A crash (or a lost
@@ -15,13 +13,13 @@
  *
  * Nothing here writes a password into an event, a result, or an error.
  */
-import type Dockerode from 'dockerode';
-import { generatePassword, type CredentialsStore } from '../../state/credentials.js';
+import { compareText } from '../../crds/values.js';
+import { generatePassword } from '../../state/credentials.js';
 import { redact } from '../../state/events.js';
 import { isTerminal, TerminalError } from '../errors.js';
-import type { InstalledService } from '../shared/types.js';
-import { AccountServiceError, managerFor, usernameProblem, type AccountManager } from './managers.js';
-import { describeAccountAction, planAccounts, type AccountAction } from './plan.js';
+import { AccountServiceError, type AccountManager } from './account-manager.js';
+import type { AccountsReach } from './observe.js';
+import type { AccountAction } from './plan.js';
 
 export type PeerAccountState = 'provisioned' | 'pending' | 'failed';
 
@@ -51,15 +49,9 @@ export interface ServiceAccountsResult {
   changed: boolean;
 }
 
-export interface AccountsDeps {
-  docker: Dockerode;
-  /** The cell's name: an exec manager runs only in a container carrying this cell's label. */
-  cellName: string;
-  credentials: CredentialsStore;
+export interface AccountsDeps extends AccountsReach {
   /** Record an event about this service's accounts (also logged). */
   event: (reason: string, message: string, type?: 'Normal' | 'Warning') => void;
-  /** Time limit of each call to the service; the managers' defaults otherwise. */
-  timeoutMs?: number;
 }
 
 interface Failure {
@@ -85,38 +77,34 @@ function conflictReason(service: string, peer: string): string {
 }
 
 function byPeer<T extends { peer: string }>(a: T, b: T): number {
-  return a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0;
+  return compareText(a.peer, b.peer);
 }
 
-export async function reconcileServiceAccounts(
-  service: InstalledService,
-  desiredPeers: readonly string[],
+/**
+ * Carry out the plan for one service with its manager, in order. Once the service stops answering,
+ * the remaining actions are not attempted this pass (pending, or a failed removal to retry).
+ * `credentialed` (what was observed) names the removals that fail with the rest when `unavailable`
+ * says the service could not even be read.
+ */
+export async function applyAccountActions(
+  service: string,
+  desired: readonly string[],
+  plan: { actions: readonly AccountAction[]; manager: AccountManager } | { unavailable: unknown; credentialed: readonly string[] },
   deps: AccountsDeps,
 ): Promise<ServiceAccountsResult> {
-  const name = service.name;
-  const desired = [...new Set(desiredPeers)].sort();
-  const credentialed = await deps.credentials.peersOf(name);
-  const failAll = (failure: Failure): ServiceAccountsResult => ({
-    service: name,
-    peers: desired.map((peer) => ({ peer, state: 'failed' as const, reason: failure.reason, retryable: failure.retryable })),
-    removals: credentialed
-      .filter((peer) => !desired.includes(peer))
-      .map((peer) => ({ peer, state: 'failed' as const, reason: failure.reason, retryable: failure.retryable })),
-    changed: false,
-  });
-
-  let manager: AccountManager;
-  let inService: string[];
-  try {
-    manager = managerFor(service, deps.docker, deps.cellName, deps.timeoutMs === undefined ? {} : { timeoutMs: deps.timeoutMs });
-    inService = await manager.list();
-  } catch (err) {
-    const failure = failureOf(err);
-    deps.event('AccountsUnavailable', `cannot read the accounts of ${name}: ${failure.reason}`, 'Warning');
-    return failAll(failure);
+  if ('unavailable' in plan) {
+    const failure = failureOf(plan.unavailable);
+    deps.event('AccountsUnavailable', `cannot read the accounts of ${service}: ${failure.reason}`, 'Warning');
+    return {
+      service,
+      peers: desired.map((peer) => ({ peer, state: 'failed' as const, reason: failure.reason, retryable: failure.retryable })),
+      removals: plan.credentialed
+        .filter((peer) => !desired.includes(peer))
+        .map((peer) => ({ peer, state: 'failed' as const, reason: failure.reason, retryable: failure.retryable })),
+      changed: false,
+    };
   }
-
-  const actions = planAccounts(desired, { inService, credentialed });
+  const { actions, manager } = plan;
   const peers = new Map<string, PeerAccountResult>(desired.map((peer) => [peer, { peer, state: 'provisioned' }]));
   const removals: RemovalResult[] = [];
   let changed = false;
@@ -126,24 +114,32 @@ export async function reconcileServiceAccounts(
   for (const action of actions) {
     if (down !== undefined) {
       const reason = `not attempted: ${down.reason}`;
-      if (action.kind === 'provision') peers.set(action.peer, { peer: action.peer, state: 'pending', reason });
-      else removals.push({ peer: action.peer, state: 'failed', reason, retryable: true });
+      if (action.kind === 'deprovision') removals.push({ peer: action.peer, state: 'failed', reason, retryable: true });
+      else peers.set(action.peer, { peer: action.peer, state: 'pending', reason });
       continue;
     }
-    if (action.kind === 'deprovision') {
-      const outcome = await deprovision(name, manager, action, deps);
+    if (action.kind === 'refuse') {
+      peers.set(action.peer, refuse(service, action, deps));
+    } else if (action.kind === 'deprovision') {
+      const outcome = await deprovision(service, manager, action, deps);
       changed ||= outcome.changed;
       removals.push(outcome.result);
       if (outcome.failure?.unreachable) down = outcome.failure;
     } else {
-      const outcome = await provision(name, manager, action, deps);
+      const outcome = await provision(service, manager, action, deps);
       changed ||= outcome.changed;
       peers.set(action.peer, outcome.result);
       if (outcome.failure?.unreachable) down = outcome.failure;
     }
   }
 
-  return { service: name, peers: [...peers.values()].sort(byPeer), removals: removals.sort(byPeer), changed };
+  return { service, peers: [...peers.values()].sort(byPeer), removals: removals.sort(byPeer), changed };
+}
+
+function refuse(service: string, action: Extract<AccountAction, { kind: 'refuse' }>, deps: AccountsDeps): PeerAccountResult {
+  const reason = action.why === 'not-ours' ? conflictReason(service, action.peer) : `${service}: ${action.problem ?? 'not a valid account name'}`;
+  deps.event('AccountFailed', `account "${action.peer}" on ${service}: ${reason}`, 'Warning');
+  return { peer: action.peer, state: 'failed', reason, retryable: false };
 }
 
 async function provision(
@@ -157,12 +153,6 @@ async function provision(
     deps.event('AccountFailed', `account "${peer}" on ${service}: ${failure.reason}`, 'Warning');
     return { result: { peer, state: 'failed' as const, reason: failure.reason, retryable: failure.retryable }, changed, failure };
   };
-
-  if (action.inService && !action.hasCredential) {
-    return failed({ reason: conflictReason(service, peer), retryable: false, unreachable: false, mayHaveApplied: false }, false);
-  }
-  const problem = usernameProblem(peer);
-  if (problem !== undefined) return failed({ reason: `${service}: ${problem}`, retryable: false, unreachable: false, mayHaveApplied: false }, false);
 
   let password: string;
   let changed = false;
@@ -225,17 +215,6 @@ async function deprovision(
       : `forgot the credentials of "${peer}" on ${service} (the account was already gone)`,
   );
   return { result: { peer, state: 'removed' }, changed: true };
-}
-
-/** What `reconcileServiceAccounts` would do, one line per action, without changing anything ([] in sync). */
-export async function previewServiceAccounts(
-  service: InstalledService,
-  desiredPeers: readonly string[],
-  deps: Pick<AccountsDeps, 'docker' | 'cellName' | 'credentials' | 'timeoutMs'>,
-): Promise<string[]> {
-  const manager = managerFor(service, deps.docker, deps.cellName, deps.timeoutMs === undefined ? {} : { timeoutMs: deps.timeoutMs });
-  const [inService, credentialed] = await Promise.all([manager.list(), deps.credentials.peersOf(service.name)]);
-  return planAccounts([...new Set(desiredPeers)], { inService, credentialed }).map((a) => describeAccountAction(service.name, a));
 }
 
 /**

@@ -14,7 +14,7 @@
  * Exit status: 0 ok, 1 error, 2 usage (an invalid name), 3 already exists, 4 not found.
  */
 import type Dockerode from 'dockerode';
-import { serviceOwner } from '../containers/labels.js';
+import { serviceKey } from '../../state/document-keys.js';
 import type { InstalledService } from '../shared/types.js';
 import { ContainerUnavailableError, execInContainer, type ExecResult } from '../shared/exec.js';
 import { ContainerNotOwnedError, resolveOwnedContainer, type ContainerClaim, type OwnedContainer } from '../shared/owned-container.js';
@@ -26,7 +26,7 @@ import {
   serviceText,
   type AccountManager,
   type ManagerOptions,
-} from './managers.js';
+} from './account-manager.js';
 
 export const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
 
@@ -64,7 +64,7 @@ export function execAccountManager(service: InstalledService, docker: Dockerode,
   const container = service.manifest.container_name;
   const timeoutMs = options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
   const name = service.name;
-  const claim: ContainerClaim = { name: container, owner: serviceOwner(name), cell: cellName, createdBy: 'pic', role: `pic's ${name} service`, use: 'exec into' };
+  const claim: ContainerClaim = { name: container, owner: serviceKey(name), cell: cellName, createdBy: 'pic', role: `pic's ${name} service`, use: 'exec into' };
   let owned: Promise<OwnedContainer> | undefined;
 
   async function run(args: string[], stdin?: string): Promise<ExecResult> {

@@ -16,7 +16,7 @@ import {
   serviceText,
   type AccountManager,
   type ManagerOptions,
-} from './managers.js';
+} from './account-manager.js';
 
 export const DEFAULT_HTTP_TIMEOUT_MS = 5_000;
 const API_PATH = '/service-api/accounts';

@@ -5,7 +5,9 @@
  * removed. Accounts someone created in the service by other means are left alone.
  */
 import type { PeerAccountDocument } from '../../crds/types.js';
+import { compareText } from '../../crds/values.js';
 import type { InstalledService } from '../shared/types.js';
+import { usernameProblem } from './username.js';
 
 export interface ObservedAccounts {
   /** Usernames the service reports. */
@@ -18,8 +20,6 @@ export type AccountAction =
   | {
       kind: 'provision';
       peer: string;
-      /** The service already has an account of that name (pic then has no password for it). */
-      inService: boolean;
       /** pic holds a password for it (from an earlier attempt): reuse it, never replace it. */
       hasCredential: boolean;
     }
@@ -28,13 +28,21 @@ export type AccountAction =
       peer: string;
       /** false: the account is already gone from the service; only the credential is left to drop. */
       inService: boolean;
+    }
+  | {
+      /** A desired account pic must not or cannot create: reported, nothing is called. */
+      kind: 'refuse';
+      peer: string;
+      /** not-ours: the service has an account of that name and pic holds no password for it; invalid-name: the name cannot be an account's. */
+      why: 'not-ours' | 'invalid-name';
+      /** For invalid-name: what is wrong with the name. */
+      problem?: string;
     };
 
-const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * Actions to converge one service: removals first (sorted by peer), then provisions (sorted by
- * peer). [] when in sync.
+ * Actions to converge one service: removals first (sorted by peer), then provisions and refusals
+ * (sorted by peer). [] when in sync.
  */
 export function planAccounts(desiredPeers: readonly string[], observed: ObservedAccounts): AccountAction[] {
   const desired = new Set(desiredPeers);
@@ -43,13 +51,18 @@ export function planAccounts(desiredPeers: readonly string[], observed: Observed
 
   const removals: AccountAction[] = [...credentialed]
     .filter((peer) => !desired.has(peer))
-    .sort(compare)
+    .sort(compareText)
     .map((peer) => ({ kind: 'deprovision', peer, inService: inService.has(peer) }));
 
   const provisions: AccountAction[] = [...desired]
     .filter((peer) => !(inService.has(peer) && credentialed.has(peer)))
-    .sort(compare)
-    .map((peer) => ({ kind: 'provision', peer, inService: inService.has(peer), hasCredential: credentialed.has(peer) }));
+    .sort(compareText)
+    .map((peer): AccountAction => {
+      if (inService.has(peer) && !credentialed.has(peer)) return { kind: 'refuse', peer, why: 'not-ours' };
+      const problem = usernameProblem(peer);
+      if (problem !== undefined) return { kind: 'refuse', peer, why: 'invalid-name', problem };
+      return { kind: 'provision', peer, hasCredential: credentialed.has(peer) };
+    });
 
   return [...removals, ...provisions];
 }
@@ -61,13 +74,13 @@ export function planAccounts(desiredPeers: readonly string[], observed: Observed
  */
 export function desiredPeersByService(services: readonly InstalledService[], peers: readonly PeerAccountDocument[]): Map<string, string[]> {
   const result = new Map<string, string[]>();
-  for (const s of [...services].sort((a, b) => compare(a.name, b.name))) {
+  for (const s of [...services].sort((a, b) => compareText(a.name, b.name))) {
     if (s.manifest.capabilities.has_accounts && s.manifest.accounts !== undefined) result.set(s.name, []);
   }
   for (const peer of peers) {
     for (const service of new Set(peer.spec.services)) result.get(service)?.push(peer.metadata.name);
   }
-  for (const list of result.values()) list.sort(compare);
+  for (const list of result.values()) list.sort(compareText);
   return result;
 }
 
@@ -78,7 +91,11 @@ export function describeAccountAction(service: string, action: AccountAction): s
       ? `remove account "${action.peer}" from ${service} and forget its credentials`
       : `forget the credentials of "${action.peer}" on ${service} (the account is already gone)`;
   }
-  if (action.inService) return `account "${action.peer}" exists in ${service} but pic has no password for it: cannot provision`;
+  if (action.kind === 'refuse') {
+    return action.why === 'not-ours'
+      ? `account "${action.peer}" exists in ${service} but pic has no password for it: cannot provision`
+      : `cannot create account "${action.peer}" in ${service}: ${action.problem ?? 'not a valid account name'}`;
+  }
   return action.hasCredential
     ? `create account "${action.peer}" in ${service} with its stored password`
     : `create account "${action.peer}" in ${service} with a new password`;

@@ -61,10 +61,6 @@ export class BackupError extends Error {
   }
 }
 
-export function ownerKey(service: string): string {
-  return `ServiceInstall/${service}`;
-}
-
 export class Journal {
   readonly state: BackupJournal;
   constructor(

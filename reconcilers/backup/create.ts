@@ -3,10 +3,11 @@
  * the moment of its own archives and always resume it, write the archives into a partial folder
  * renamed into place when whole, then verify it by a test restore.
  */
+import { serviceKey } from '../../state/document-keys.js';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { snapshotId } from '../../state/snapshots.js';
-import { BackupError, Journal, ownerKey, progressReporter, type BackupEnv, type ServiceTarget } from './context.js';
+import { BackupError, Journal, progressReporter, type BackupEnv, type ServiceTarget } from './context.js';
 import { ensureHelperImage } from './helper.js';
 import { observeServiceContainers } from './observe.js';
 import { planKeptVolumeArchives, planServiceArchives, type BackupContainer, type PlannedArchive } from './plan.js';
@@ -112,7 +113,7 @@ async function takeSnapshot(
       const affected = containers.some((c) => c.running);
       services.push({ service: target.id, version: target.version, images, consistency: affected && archives.length > 0 ? target.consistency : 'none', downtimeMs: affected ? downtimeMs : 0, archives: records });
       env.notify?.({
-        key: ownerKey(target.id),
+        key: serviceKey(target.id),
         type: 'Normal',
         reason: 'BackupTaken',
         message: `snapshot ${id}: ${records.length} archive(s), ${progress.total()} bytes read${affected ? `, ${target.consistency === 'stop' ? 'stopped' : 'paused'} for ${downtimeMs} ms` : ''}`,
@@ -126,7 +127,7 @@ async function takeSnapshot(
     return { manifest, warnings };
   } catch (err) {
     await env.store.abandon(id).catch(() => undefined);
-    for (const { target } of planned) env.notify?.({ key: ownerKey(target.id), type: 'Warning', reason: 'BackupFailed', message: `snapshot ${id} was not taken: ${(err as Error).message}` });
+    for (const { target } of planned) env.notify?.({ key: serviceKey(target.id), type: 'Warning', reason: 'BackupFailed', message: `snapshot ${id} was not taken: ${(err as Error).message}` });
     throw err;
   } finally {
     await journal.close();

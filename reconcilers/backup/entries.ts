@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { compareText } from '../../crds/values.js';
 import type { FileEntry } from './types.js';
 
 /** A tar header as tar-stream reports it (the fields pic reads). */
@@ -90,17 +91,13 @@ export function toFileEntry(header: TarHeader): FileEntry {
   return entry;
 }
 
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 /** One canonical line per entry: the same tree gives the same lines, whatever order tar used. */
 export function entryLine(e: FileEntry): string {
   return JSON.stringify([e.path, e.type, e.size, e.mode, e.uid, e.gid, e.target ?? null, e.sha256 ?? null]);
 }
 
 export function sortEntries(entries: readonly FileEntry[]): FileEntry[] {
-  return [...entries].sort((a, b) => compareStrings(a.path, b.path));
+  return [...entries].sort((a, b) => compareText(a.path, b.path));
 }
 
 /**
@@ -118,7 +115,7 @@ export function compareEntries(archived: readonly FileEntry[], restored: readonl
   const a = new Map(archived.filter((e) => e.path !== '.').map((e) => [e.path, e]));
   const b = new Map(restored.filter((e) => e.path !== '.').map((e) => [e.path, e]));
   const out: string[] = [];
-  for (const p of [...new Set([...a.keys(), ...b.keys()])].sort(compareStrings)) {
+  for (const p of [...new Set([...a.keys(), ...b.keys()])].sort(compareText)) {
     if (out.length >= limit) break;
     const x = a.get(p);
     const y = b.get(p);

@@ -8,12 +8,14 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type Dockerode from 'dockerode';
 import tar from 'tar-stream';
+import { parseImageReference } from '../../crds/image-reference.js';
+import { followDockerStream } from '../shared/docker-stream.js';
 import { BACKUP_LABEL, type BackupRole } from './labels.js';
 
 export interface HelperSettings {
   /** Tag of the helper image; built when absent. Default pic/backup-helper:<busybox hash>. */
   image?: string;
-  /** The static busybox the helper image holds. */
+  /** The static busybox the helper image holds (default /bin/busybox). */
   busybox?: string;
   /** Labels on everything the engine creates (the cell's label; tests add theirs). */
   labels: Record<string, string>;
@@ -82,7 +84,7 @@ export const MOVE_UNSWAP_SCRIPT = [
 ].join('\n');
 
 export async function ensureHelperImage(docker: Dockerode, settings: HelperSettings): Promise<string> {
-  const busyboxPath = settings.busybox ?? process.env.PIC_BUSYBOX ?? '/bin/busybox';
+  const busyboxPath = settings.busybox ?? '/bin/busybox';
   let busybox: Buffer | undefined;
   let tag = settings.image;
   if (tag === undefined) {
@@ -102,18 +104,11 @@ export async function ensureHelperImage(docker: Dockerode, settings: HelperSetti
   pack.entry({ name: 'bin/busybox', mode: 0o755, size: busybox.length }, busybox);
   for (const applet of APPLETS) pack.entry({ name: `bin/${applet}`, type: 'symlink', linkname: 'busybox', mode: 0o777 });
   pack.finalize();
-  const colon = tag.lastIndexOf(':');
-  const repo = colon > tag.lastIndexOf('/') ? tag.slice(0, colon) : tag;
-  const version = colon > tag.lastIndexOf('/') ? tag.slice(colon + 1) : 'latest';
+  const named = parseImageReference(tag);
+  if (!named || named.digest !== undefined) throw new Error(`cannot build the backup helper image ${JSON.stringify(tag)}: it is not a name[:tag] (PIC_BACKUP_HELPER_IMAGE)`);
   const changes = ['ENV PATH=/bin', 'CMD ["true"]', ...Object.entries({ ...settings.labels, [BACKUP_LABEL.role]: 'helper' }).map(([k, v]) => `LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`)];
-  const stream = await docker.importImage(pack, { repo, tag: version, changes });
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(stream, (err: Error | null, output: { error?: string }[]) => {
-      const failed = output?.find((o) => o.error !== undefined);
-      if (err || failed) reject(new Error(`cannot build the backup helper image ${tag}: ${err?.message ?? failed?.error}`));
-      else resolve();
-    });
-  });
+  const stream = await docker.importImage(pack, { repo: named.name, tag: named.tag ?? 'latest', changes });
+  await followDockerStream(docker, stream, `cannot build the backup helper image ${tag}`);
   return tag;
 }
 

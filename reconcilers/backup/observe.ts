@@ -1,11 +1,13 @@
 /** Read what a backup needs from Docker: a service's containers with their mounts, kept volumes. */
 import type Dockerode from 'dockerode';
-import { LABEL, serviceOwner } from '../containers/labels.js';
+import { byText } from '../../crds/values.js';
+import { serviceKey } from '../../state/document-keys.js';
+import { LABEL } from '../containers/labels.js';
 import { stopTimeoutOf } from '../shared/stop.js';
 import type { BackupContainer } from './plan.js';
 
 export async function observeServiceContainers(docker: Dockerode, service: string, cellName?: string): Promise<BackupContainer[]> {
-  const label = [`${LABEL.owner}=${serviceOwner(service)}`, ...(cellName ? [`${LABEL.cell}=${cellName}`] : [])];
+  const label = [`${LABEL.owner}=${serviceKey(service)}`, ...(cellName ? [`${LABEL.cell}=${cellName}`] : [])];
   const infos = await docker.listContainers({ all: true, filters: { label } });
   const out: BackupContainer[] = [];
   for (const info of infos) {
@@ -29,7 +31,7 @@ export async function observeServiceContainers(docker: Dockerode, service: strin
       mounts: (inspect.Mounts ?? []).map((m) => ({ type: m.Type, ...(m.Name ? { name: m.Name } : {}), source: m.Source, destination: m.Destination })),
     });
   }
-  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return out.sort(byText((v) => v.name));
 }
 
 /** The labels of a volume (so a deleted one can be created again as the pipeline made it). */
@@ -72,7 +74,7 @@ export async function listServiceVolumes(docker: Dockerode, cellName: string): P
     const createdAt = (v as { CreatedAt?: string }).CreatedAt;
     out.push({ name: v.Name, service: m[1] as string, ...(createdAt ? { createdAt } : {}) });
   }
-  return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return out.sort(byText((v) => v.name));
 }
 
 /** Names of the containers (of any owner) that mount a volume. */

@@ -7,12 +7,13 @@
  * started again, and the previous data removed once it is Ready. A failed swap is undone before
  * the service starts; a killed one is finished by the next sweep.
  */
+import { serviceKey } from '../../state/document-keys.js';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BackupJournal } from '../../state/snapshots.js';
 import { BACKUP_LABEL } from './labels.js';
-import { BackupError, Journal, ownerKey, progressReporter, type BackupEnv } from './context.js';
+import { BackupError, Journal, progressReporter, type BackupEnv } from './context.js';
 import { createVolume, ensureHelperImage, previousLabels, removeVolume, volumeName } from './helper.js';
 import { observeServiceContainers, volumeFolder, volumeLabels } from './observe.js';
 import { observeForReadiness } from '../containers/observe.js';
@@ -54,9 +55,9 @@ async function waitReady(env: BackupEnv, service: string, expected: readonly str
   const deadline = Date.now() + (env.readyTimeoutMs ?? 120_000);
   const window = env.minReadySeconds ?? DEFAULT_MIN_READY_SECONDS;
   // Restarts count from now: a container's count holds every crash of its life.
-  const baseline = new Map((await observeForReadiness(env.docker, { cell: env.cellName, owner: ownerKey(service) }, new Date())).map((c) => [c.name, c.restarts ?? 0]));
+  const baseline = new Map((await observeForReadiness(env.docker, { cell: env.cellName, owner: serviceKey(service) }, new Date())).map((c) => [c.name, c.restarts ?? 0]));
   for (;;) {
-    const observed = (await observeForReadiness(env.docker, { cell: env.cellName, owner: ownerKey(service) }, new Date())).map((c) => ({ ...c, restarts: (c.restarts ?? 0) - (baseline.get(c.name) ?? 0) }));
+    const observed = (await observeForReadiness(env.docker, { cell: env.cellName, owner: serviceKey(service) }, new Date())).map((c) => ({ ...c, restarts: (c.restarts ?? 0) - (baseline.get(c.name) ?? 0) }));
     const verdict = judgeReadiness(expected, observed, window, deadline - Date.now());
     if (verdict.state === 'ready') return true;
     if (verdict.state === 'failed') return false;
@@ -91,7 +92,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
         const problems = await stage(env, image, id, s.service, record, journal, staged, createdLive, p.onBytes).catch((err: Error) => [`${s.service}/${record.file}: cannot be staged: ${err.message}`]);
         p.finish();
         refused.push(...problems);
-        if (problems.length === 0) env.notify?.({ key: ownerKey(s.service), type: 'Normal', reason: 'RestoreProgress', message: `${record.file}: staged and checked (service so far: ${progress.total()} bytes)` });
+        if (problems.length === 0) env.notify?.({ key: serviceKey(s.service), type: 'Normal', reason: 'RestoreProgress', message: `${record.file}: staged and checked (service so far: ${progress.total()} bytes)` });
       }
     }
     if (refused.length > 0) throw new BackupError(`snapshot ${id} is not restored; nothing was changed:\n  ${refused.join('\n  ')}`);
@@ -155,7 +156,7 @@ export async function restoreSnapshot(env: BackupEnv, id: string, only: readonly
       const kept = ready ? [] : previousKept.map((p) => p.label);
       report.services.push({ service: s.service, archives: mine.length, downtimeMs, ready, previousKept: kept });
       env.notify?.({
-        key: ownerKey(s.service),
+        key: serviceKey(s.service),
         type: ready ? 'Normal' : 'Warning',
         reason: ready ? 'BackupRestored' : 'BackupRestoredNotReady',
         message: ready

@@ -5,6 +5,7 @@
  * than the newest verified one (a running verification, a failed one to look at). Pure: the clock
  * is not read, days are UTC.
  */
+import { compareText } from '../../crds/values.js';
 
 export interface RetentionRule {
   last?: number;
@@ -42,11 +43,16 @@ function monthKey(d: Date): string {
   return d.toISOString().slice(0, 7);
 }
 
+/** Snapshots newest first (by creation time, then by id): the order retention and the schedule judge them in. */
+export function newestFirst(a: { createdAt: string; id: string }, b: { createdAt: string; id: string }): number {
+  return compareText(b.createdAt, a.createdAt) || compareText(b.id, a.id);
+}
+
 export function planRetention(snapshots: readonly RetainedSnapshot[], rule: RetentionRule): RetentionPlan {
-  const newestFirst = [...snapshots].sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1));
+  const byAge = [...snapshots].sort(newestFirst);
   const reasons = new Map<string, string[]>();
   const give = (id: string, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);
-  const verified = newestFirst.filter((s) => s.verified);
+  const verified = byAge.filter((s) => s.verified);
   verified.slice(0, rule.last ?? 0).forEach((s, i) => give(s.id, `last ${i + 1}`));
   const buckets: [keyof RetentionRule, (d: Date) => string][] = [
     ['daily', dayKey],
@@ -65,11 +71,11 @@ export function planRetention(snapshots: readonly RetainedSnapshot[], rule: Rete
     }
   }
   const newestVerified = verified[0]?.createdAt;
-  for (const s of newestFirst) {
+  for (const s of byAge) {
     if (!s.verified && (newestVerified === undefined || s.createdAt > newestVerified)) give(s.id, 'newer than the last verified snapshot');
   }
   return {
-    keep: newestFirst.filter((s) => reasons.has(s.id)).map((s) => ({ id: s.id, because: reasons.get(s.id) as string[] })),
-    delete: newestFirst.filter((s) => !reasons.has(s.id)).map((s) => s.id),
+    keep: byAge.filter((s) => reasons.has(s.id)).map((s) => ({ id: s.id, because: reasons.get(s.id) as string[] })),
+    delete: byAge.filter((s) => !reasons.has(s.id)).map((s) => s.id),
   };
 }

@@ -3,6 +3,8 @@
  * snapshot is older than its schedule allows. Pure: the clock is an argument, times are UTC.
  */
 import type { BackupSpec, BackupWeekday } from '../../crds/types.js';
+import {  } from '../../crds/values.js';
+import { newestFirst } from './retention.js';
 
 type Schedule = NonNullable<BackupSpec['schedule']>;
 
@@ -76,7 +78,7 @@ export function backupFactsOf(
   schedule: Schedule | undefined,
   now: Date,
 ): BackupFacts {
-  const mine = snapshots.filter((s) => s.services.some((x) => x.service === service)).sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1));
+  const mine = snapshots.filter((s) => s.services.some((x) => x.service === service)).sort(newestFirst);
   const newest = mine[0];
   const verified = mine.find((s) => s.verification?.ok === true);
   const facts: BackupFacts = { overdue: false };

@@ -3,11 +3,12 @@
  * one archive through a helper container, check an archive file, restore it into a volume or
  * folder and compare, swap a restored tree in (and back out). Each is a few adapter calls.
  */
+import { serviceKey } from '../../state/document-keys.js';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { BackupJournal } from '../../state/snapshots.js';
 import { archiveContainerPath, listContainerPath, putArchiveFileRead, putDirectory, type ReadArchive } from './archive.js';
-import { type BackupEnv, type Journal, ownerKey, type progressReporter } from './context.js';
+import type { BackupEnv, Journal, progressReporter } from './context.js';
 import { compareEntries, countFiles, entryListDigest, sortEntries } from './entries.js';
 import { createHelper, MOVE_SWAP_SCRIPT, MOVE_UNSWAP_SCRIPT, removeContainer, runHelper, SWAP_SCRIPT, UNSWAP_SCRIPT, type HelperMount } from './helper.js';
 import { volumeLabels } from './observe.js';
@@ -89,7 +90,7 @@ export async function takeArchive(env: BackupEnv, image: string, dir: string, pl
     const subpath = planned.source.subpath === '.' ? '' : `/${planned.source.subpath}`;
     const written = await archiveContainerPath(env.docker, helper.id, `/d${subpath}`, file, p.onBytes);
     p.finish();
-    env.notify?.({ key: ownerKey(progress.service), type: 'Normal', reason: 'BackupProgress', message: `${planned.file}: ${written.tarBytes} bytes read, ${written.size} bytes archived (service so far: ${progress.total()} bytes)` });
+    env.notify?.({ key: serviceKey(progress.service), type: 'Normal', reason: 'BackupProgress', message: `${planned.file}: ${written.tarBytes} bytes read, ${written.size} bytes archived (service so far: ${progress.total()} bytes)` });
     const entriesFile = `${planned.file.replace(/\.tar\.gz$/, '')}.files.jsonl`;
     await writeEntries(path.join(dir, entriesFile), written.entries);
     const source = planned.source.type === 'volume' ? { ...planned.source, labels: (await volumeLabels(env.docker, planned.source.volume)) ?? {} } : planned.source;

@@ -3,7 +3,8 @@
  * per service, and the verification recorded in the snapshot's manifest. Pure: the results and the
  * time are arguments.
  */
-import { ownerKey, type BackupNotice } from './context.js';
+import { serviceKey } from '../../state/document-keys.js';
+import type { BackupNotice } from './context.js';
 import type { Verification } from './types.js';
 
 /** What the test restore of one service's archives found ([] when each matched what was archived). */
@@ -17,8 +18,8 @@ export function verificationVerdict(id: string, results: readonly ServiceCheck[]
   const notices = results.map(
     ({ service, problems }): BackupNotice =>
       problems.length > 0
-        ? { key: ownerKey(service), type: 'Warning', reason: 'BackupVerificationFailed', message: `snapshot ${id}: ${problems.join('; ')}` }
-        : { key: ownerKey(service), type: 'Normal', reason: 'BackupVerified', message: `snapshot ${id}: every archive restored into a scratch volume matches what was archived` },
+        ? { key: serviceKey(service), type: 'Warning', reason: 'BackupVerificationFailed', message: `snapshot ${id}: ${problems.join('; ')}` }
+        : { key: serviceKey(service), type: 'Normal', reason: 'BackupVerified', message: `snapshot ${id}: every archive restored into a scratch volume matches what was archived` },
   );
   const problems = results.flatMap((r) => r.problems);
   return { notices, verification: { ok: problems.length === 0, at: at.toISOString(), ...(problems.length > 0 ? { problems } : {}) } };

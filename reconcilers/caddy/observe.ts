@@ -5,6 +5,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { CellDocument } from '../../crds/types.js';
+import { isRecord } from '../../crds/values.js';
 import { TerminalError } from '../errors.js';
 import { HttpRequestError, httpRequest, type HttpAnswer, type HttpRequestOptions } from '../shared/http.js';
 import type { ResourceContext } from '../shared/types.js';
@@ -187,8 +188,4 @@ export function describeRequestFailure(err: unknown, timeoutMs: number): string 
   if (err.code === 'EACCES') return 'permission to its socket is denied';
   if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') return `its host name does not resolve (${err.code})`;
   return `${err.code}: ${err.message}`;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -4,6 +4,7 @@
  * when Caddy answers for it.
  */
 import type { Manifest } from '../../crds/types.js';
+import { compareText } from '../../crds/values.js';
 import type { CellRouting } from '../shared/types.js';
 
 export interface Route {
@@ -66,12 +67,12 @@ export function cellRouteTable(input: CellRouting): RouteTable {
   };
 
   for (const site of input.cell.spec.caddy?.sites ?? []) claim(CORE_OWNER, site.subdomain, site.backend, core, null);
-  const byName = [...input.services].sort((a, b) => compare(a.name, b.name));
+  const byName = [...input.services].sort((a, b) => compareText(a.name, b.name));
   for (const s of byName) {
     for (const [subdomain, backend] of serviceClaims(s.manifest)) claim(s.name, subdomain, backend, services, s.name);
   }
 
-  const bySubdomain = (a: Route, b: Route) => compare(a.subdomain, b.subdomain);
+  const bySubdomain = (a: Route, b: Route) => compareText(a.subdomain, b.subdomain);
   return { routes: [...core.sort(bySubdomain), ...services.sort(bySubdomain)], conflicts };
 }
 
@@ -85,7 +86,7 @@ export function serviceClaims(m: Manifest): [string, string][] {
   const backend = m.backend;
   const pairs: [string, string][] = [[m.subdomain, backend]];
   for (const alias of m.extra_subdomains ?? []) pairs.push([alias, backend]);
-  for (const key of Object.keys(m.extra_backends ?? {}).sort(compare)) {
+  for (const key of Object.keys(m.extra_backends ?? {}).sort(compareText)) {
     const own = m.extra_backends?.[key];
     if (typeof own === 'string') pairs.push([key, own]);
   }
@@ -94,7 +95,3 @@ export function serviceClaims(m: Manifest): [string, string][] {
   return pairs;
 }
 
-/** Code-unit order, the same on every machine and locale. */
-export function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

@@ -7,7 +7,7 @@
 import type Dockerode from 'dockerode';
 import { TerminalError } from '../errors.js';
 import { parsePinnedReference } from '../../crds/image-reference.js';
-import { imageForCreate, pullImage, resolveImage } from './image.js';
+import { imageForCreate, resolveImage } from './image.js';
 import { ensureNetwork } from './network.js';
 import { LABEL } from './labels.js';
 import { nameConflictMessage } from './plan.js';
@@ -16,7 +16,7 @@ import { stopContainerBounded, stopTimeoutOf } from '../shared/stop.js';
 import {
   dockerMessage,
   dockerStatusCode,
-  type ContainerAction,
+  type ContainerChange,
   type DesiredContainer,
   type DesiredVolume,
 } from './types.js';
@@ -43,7 +43,7 @@ export interface ApplyContext {
  */
 export async function applyContainerActions(
   docker: Dockerode,
-  actions: ContainerAction[],
+  actions: readonly ContainerChange[],
   ctx: ApplyContext,
 ): Promise<void> {
   const conflicts: string[] = [];
@@ -59,11 +59,6 @@ export async function applyContainerActions(
         if (created) ctx.log({ reason: 'NetworkCreated', message: `created network ${ctx.network.name} (${ctx.network.subnet})` });
         break;
       }
-      case 'pull-image':
-        ctx.log({ reason: 'Pulling', message: `pulling image ${action.image}` });
-        await pullImage(docker, action.image, (line) => ctx.log({ reason: 'Pulling', message: line }));
-        ctx.log({ reason: 'Pulled', message: `pulled image ${action.image}` });
-        break;
       case 'create-volume':
         await ensureVolume(docker, action.volume, ctx);
         break;

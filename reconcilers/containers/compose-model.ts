@@ -5,8 +5,10 @@
  */
 import path from 'node:path';
 import type Dockerode from 'dockerode';
+import { pointerOf } from '../../crds/json-pointer.js';
 import { CONTAINER_NAME_PATTERN as CONTAINER_NAME_SOURCE } from '../../crds/schemas.js';
 import type { Problem } from '../../crds/types.js';
+import { compareText } from '../../crds/values.js';
 import type { DependsOnCondition } from './types.js';
 
 /** A rendered compose document, not yet checked: any shape may come out of a template. */
@@ -22,20 +24,9 @@ export const COMPOSE_KEY_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-export function isMapping(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-function seg(segment: string | number): string {
-  return String(segment).replace(/~/g, '~0').replace(/\//g, '~1');
-}
-
+/** The pointer of `segments` below `base`. */
 export function ptr(base: string, ...segments: (string | number)[]): string {
-  return segments.reduce<string>((acc, s) => `${acc}/${seg(s)}`, base);
-}
-
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  return `${base}${pointerOf(...segments)}`;
 }
 
 export function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
@@ -44,7 +35,7 @@ export function setOwn(target: Record<string, unknown>, key: string, value: unkn
 
 export function sortedRecord<V>(entries: Iterable<[string, V]>): Record<string, V> {
   const out: Record<string, V> = {};
-  for (const [k, v] of [...entries].sort((a, b) => compareStrings(a[0], b[0]))) setOwn(out, k, v);
+  for (const [k, v] of [...entries].sort((a, b) => compareText(a[0], b[0]))) setOwn(out, k, v);
   return out;
 }
 
@@ -82,15 +73,6 @@ export function asNumber(value: unknown): number | undefined {
 export function asInteger(value: unknown): number | undefined {
   const n = asNumber(value);
   return n !== undefined && Number.isSafeInteger(n) ? n : undefined;
-}
-
-export function isIpv4(text: string): boolean {
-  const parts = text.split('.');
-  return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255);
-}
-
-export function isIpv6(text: string): boolean {
-  return /^[0-9a-fA-F:.]+$/.test(text) && text.includes(':');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
  */
 import type Dockerode from 'dockerode';
 import { parsePinnedReference } from '../../crds/image-reference.js';
+import { pullImageStream, type DockerStreamEvent } from '../shared/docker-stream.js';
 import { dockerMessage, dockerStatusCode } from './types.js';
 
 export interface ResolvedImage {
@@ -15,8 +16,6 @@ export interface ResolvedImage {
   /** The local image Id (`sha256:...`) when present. */
   id?: string;
 }
-
-export { parsePinnedReference, type PinnedReference } from '../../crds/image-reference.js';
 
 export async function resolveImage(docker: Dockerode, ref: string): Promise<ResolvedImage> {
   const pinned = parsePinnedReference(ref);
@@ -55,16 +54,6 @@ export interface PullProgress {
   message: string;
 }
 
-/** A raw event of Docker's pull stream. */
-export interface PullEvent {
-  id?: string;
-  status?: string;
-  progress?: string;
-  progressDetail?: unknown;
-  error?: string;
-  errorDetail?: { message?: string; code?: number };
-}
-
 /**
  * Docker reports a layer's download a hundred times ("Downloading" with a byte count); a log
  * wants to know when it starts, completes and is extracted.
@@ -73,7 +62,7 @@ export class PullProgressSummary {
   private readonly lastStatus = new Map<string, string>();
 
   /** The line to log for this event, or undefined when it only repeats the layer's state. */
-  feed(event: PullEvent): PullProgress | undefined {
+  feed(event: DockerStreamEvent): PullProgress | undefined {
     if (event.error !== undefined || event.errorDetail !== undefined || !event.status) return undefined;
     const key = event.id ?? '';
     if (this.lastStatus.get(key) === event.status) return undefined;
@@ -86,39 +75,17 @@ export class PullProgressSummary {
 
 /**
  * Pulls `ref`, calling `onProgress` with a ready-to-log line ("<ref>: <layer>: <status>") at most
- * once per state change of each layer. Docker sends a failure that happens once the pull has started as an
- * `{"error": ...}` object inside a successful response: that rejects too, with Docker's message.
+ * once per state change of each layer; a failure inside the stream rejects (shared/docker-stream.ts).
  */
 export async function pullImage(
   docker: Dockerode,
   ref: string,
   onProgress: (line: string, progress: PullProgress) => void = () => {},
 ): Promise<void> {
-  let stream: NodeJS.ReadableStream;
-  try {
-    stream = await docker.pull(ref);
-  } catch (err) {
-    throw new Error(`pull of ${ref} failed: ${dockerMessage(err)}`, { cause: err });
-  }
   const summary = new PullProgressSummary();
-  let failure: string | undefined;
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(
-      stream,
-      (err: Error | null) => {
-        if (err) reject(new Error(`pull of ${ref} failed: ${dockerMessage(err)}`, { cause: err }));
-        else if (failure !== undefined) reject(new Error(`pull of ${ref} failed: ${failure}`));
-        else resolve();
-      },
-      (event: PullEvent) => {
-        if (event.error !== undefined || event.errorDetail !== undefined) {
-          failure ??= (event.errorDetail?.message ?? event.error ?? 'unknown error').trim();
-          return;
-        }
-        const line = summary.feed(event);
-        if (line) onProgress(`${ref}: ${line.message}`, line);
-      },
-    );
+  await pullImageStream(docker, ref, (event) => {
+    const line = summary.feed(event);
+    if (line) onProgress(`${ref}: ${line.message}`, line);
   });
 }
 

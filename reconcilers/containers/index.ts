@@ -9,6 +9,7 @@
  */
 import type Dockerode from 'dockerode';
 import type { Problem } from '../../crds/types.js';
+import type { SnapshotMemo } from '../../state/snapshot-memo.js';
 import { applyContainerActions, type ApplyEvent } from './apply.js';
 import { checkBindSources, type BindSourceRefusal } from './bind-sources.js';
 import { desiredServicePlan, type ServiceInputs } from './desired.js';
@@ -16,7 +17,7 @@ import { imageForCreate, pullImage, resolveImage, resolveImages, type ResolvedIm
 import { LABEL } from './labels.js';
 import { listOwnedContainers } from './observe.js';
 import { imagesForCreation, planContainers } from './plan.js';
-import type { ContainerAction, ObservedContainer, ServicePlan } from './types.js';
+import { isContainerChange, type ContainerAction, type ObservedContainer, type ServicePlan } from './types.js';
 
 export interface ServiceContainersInput {
   /** `ServiceInstall/<name>`: the owner label of everything created. */
@@ -26,6 +27,8 @@ export interface ServiceContainersInput {
   inputs: ServiceInputs;
   /** The owner's containers when the caller already listed them this pass; else listed here. */
   observed?: ObservedContainer[];
+  /** The snapshot's memo (LoadedCell.memo): a plan rendered from the same inputs before is not rendered again. */
+  memo?: SnapshotMemo;
 }
 
 /**
@@ -81,7 +84,7 @@ export type ApplyMode = ApplyHooks | 'dry-run';
  * looked at), then nothing is pulled, created, made or written.
  */
 export async function reconcileServiceContainers(docker: Dockerode, input: ServiceContainersInput, mode: ApplyMode): Promise<ContainersRefusal | ContainersConverged> {
-  const desired = memoisedServicePlan(input.inputs);
+  const desired = servicePlanOf(input.inputs, input.memo);
   if (!desired.plan) return refusal('RenderFailed', desired.problems);
   return reconcilePlannedContainers(
     docker,
@@ -164,7 +167,7 @@ export async function reconcilePlannedContainers(docker: Dockerode, input: Plann
     let announced = false;
     await applyContainerActions(
       docker,
-      actions.filter((a) => a.type !== 'pull-image'),
+      actions.filter(isContainerChange),
       {
         network: hooks.network,
         labels: { [LABEL.owner]: input.owner, [LABEL.cell]: input.cellName },
@@ -197,7 +200,7 @@ export async function removeServiceContainers(
   const observed = target.observed ?? (await listOwnedContainers(docker, { cell: target.cellName, owner: target.owner }));
   const actions = planContainers(null, observed, { imagePresent: () => true, owner: target.owner });
   if (mode !== 'dry-run' && actions.length > 0) {
-    await applyContainerActions(docker, actions, {
+    await applyContainerActions(docker, actions.filter(isContainerChange), {
       network: mode.network,
       labels: { [LABEL.owner]: target.owner, [LABEL.cell]: target.cellName },
       log: mode.event,
@@ -240,19 +243,13 @@ export function summariseProblems(problems: Problem[]): string {
 }
 
 /**
- * `desiredServicePlan` remembered per manifest object, for the same inputs: rendering parses the
- * template and hashes every container spec, which a resync would otherwise redo for every service
- * although nothing changed. A catalog read again gives new manifest objects, so the memo follows
- * it; the key holds every other input by value. The plan returned must not be changed.
+ * The rendered plan of a service: rendering parses the template and hashes every container spec,
+ * which a resync would otherwise redo for every service although nothing changed. With the
+ * snapshot's memo it is remembered per manifest object, the other inputs compared by value. The
+ * plan returned must not be changed.
  */
-const planMemo = new WeakMap<object, { key: string; result: ReturnType<typeof desiredServicePlan> }>();
-
-function memoisedServicePlan(inputs: ServiceInputs): ReturnType<typeof desiredServicePlan> {
+function servicePlanOf(inputs: ServiceInputs, memo: SnapshotMemo | undefined): ReturnType<typeof desiredServicePlan> {
+  if (!memo) return desiredServicePlan(inputs);
   const { manifest, ...rest } = inputs;
-  const key = JSON.stringify(rest);
-  const known = planMemo.get(manifest);
-  if (known && known.key === key) return known.result;
-  const result = desiredServicePlan(inputs);
-  planMemo.set(manifest, { key, result });
-  return result;
+  return memo.remember('service-plan', manifest, JSON.stringify(rest), () => desiredServicePlan(inputs));
 }

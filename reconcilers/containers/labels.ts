@@ -30,11 +30,6 @@ export const OWNER_LABEL: string = LABEL.owner;
 /** Label prefixes a template may not set: pic's and Compose's labels mean what pic says they mean. */
 export const RESERVED_LABEL_PREFIXES = ['ngo.pic.', 'com.docker.compose.'] as const;
 
-/** The owner label of everything a ServiceInstall creates. */
-export function serviceOwner(serviceId: string): string {
-  return `ServiceInstall/${serviceId}`;
-}
-
 /**
  * Who holds a container or volume, in the words of a refusal: its owner label (with the cell when
  * it is another cell's), or "a container with no pic labels".

@@ -4,6 +4,7 @@
  * addresses would not exist on it.
  */
 import type Dockerode from 'dockerode';
+import { networkOf, readCidr } from '../../crds/ipv4.js';
 import { TerminalError } from '../errors.js';
 import { dockerMessage, dockerStatusCode } from './types.js';
 
@@ -25,18 +26,13 @@ export interface NetworkSpec {
  * numbers), as a CIDR; undefined when the pool reaches into both halves. Pure.
  */
 export function dynamicRangeFor(subnet: string, poolStart: number, poolEnd: number): string | undefined {
-  const normal = normaliseCidr(subnet);
-  const match = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(normal);
-  if (!match) return undefined;
-  const bits = Number(match[5]);
-  if (bits >= 31) return undefined;
-  const base = match.slice(1, 5).map(Number).reduce((acc, o) => acc * 256 + o, 0);
-  const half = 2 ** (32 - bits - 1);
-  const format = (n: number) => [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
-  const lowerHasPool = poolStart < base + half;
-  const upperHasPool = poolEnd >= base + half;
+  const net = readCidr(subnet.trim())?.network;
+  if (!net || net.prefix >= 31) return undefined;
+  const half = net.network + net.size / 2;
+  const lowerHasPool = poolStart < half;
+  const upperHasPool = poolEnd >= half;
   if (lowerHasPool && upperHasPool) return undefined;
-  return `${format(lowerHasPool ? base + half : base)}/${bits + 1}`;
+  return networkOf(lowerHasPool ? half : net.network, net.prefix + 1).text;
 }
 
 /**
@@ -127,14 +123,5 @@ function checkSubnet(spec: NetworkSpec, info: Dockerode.NetworkInspectInfo): voi
 
 /** "10.1.2.3/16" and "10.1.0.0/16" name the same network; anything unparsable compares as written. */
 export function normaliseCidr(cidr: string): string {
-  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr.trim());
-  if (!match) return cidr.trim();
-  const octets = match.slice(1, 5).map(Number);
-  const bits = Number(match[5]);
-  if (octets.some((o) => o > 255) || bits > 32) return cidr.trim();
-  const address = octets.reduce((acc, o) => acc * 256 + o, 0);
-  const size = 2 ** (32 - bits);
-  const base = Math.floor(address / size) * size;
-  const parts = [24, 16, 8, 0].map((shift) => Math.floor(base / 2 ** shift) % 256);
-  return `${parts.join('.')}/${bits}`;
+  return readCidr(cidr.trim())?.network.text ?? cidr.trim();
 }

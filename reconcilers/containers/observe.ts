@@ -3,6 +3,7 @@
  * (and the owner label when given), so a pass that finds nothing to do costs one API call.
  */
 import type Dockerode from 'dockerode';
+import { compareText } from '../../crds/values.js';
 import { LABEL } from './labels.js';
 import { parseUptime, type ContainerForReadiness } from './readiness.js';
 import type { ContainerHealth, ObservedContainer } from './types.js';
@@ -23,13 +24,13 @@ export async function listOwnedContainers(docker: Dockerode, filter: ContainerFi
   const infos = await docker.listContainers({ all: true, filters: { label } });
   return infos
     .map((info) => toObservedContainer(info, filter.network))
-    .sort((a, b) => compare(a.name, b.name) || compare(a.id, b.id));
+    .sort((a, b) => compareText(a.name, b.name) || compareText(a.id, b.id));
 }
 
 export function toObservedContainer(info: Dockerode.ContainerInfo, cellNetwork?: string): ObservedContainer {
   const labels = info.Labels ?? {};
   const attached = info.NetworkSettings?.Networks ?? {};
-  const networks = Object.keys(attached).sort(compare);
+  const networks = Object.keys(attached).sort(compareText);
   const ipOf = (network: string | undefined) => {
     const address = network === undefined ? undefined : attached[network]?.IPAddress;
     return address ? address : undefined;
@@ -60,10 +61,6 @@ export function parseHealth(status: string): ContainerHealth | undefined {
   const match = /\((healthy|unhealthy|health: starting)\)/.exec(status);
   if (!match) return undefined;
   return match[1] === 'health: starting' ? 'starting' : (match[1] as ContainerHealth);
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**

@@ -10,6 +10,7 @@
  * (one inspect per volume), and they are only planned when a container is about to be created,
  * so a pass with nothing to do costs nothing.
  */
+import { compareText } from '../../crds/values.js';
 import { CORE_KIND } from '../core/spec.js';
 import type { NameHolder } from '../shared/owned-container.js';
 import { describeHolder, LABEL } from './labels.js';
@@ -199,13 +200,9 @@ export function nameConflictMessage(name: string, holder: NameHolder, owner: str
 }
 
 function byNameThenId(a: { name: string; id?: string }, b: { name: string; id?: string }): number {
-  return compare(a.name, b.name) || compare(a.id ?? '', b.id ?? '');
+  return compareText(a.name, b.name) || compareText(a.id ?? '', b.id ?? '');
 }
 
 function byConflictName(a: ContainerAction, b: ContainerAction): number {
-  return compare(a.type === 'conflict' ? a.name : '', b.type === 'conflict' ? b.name : '');
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  return compareText(a.type === 'conflict' ? a.name : '', b.type === 'conflict' ? b.name : '');
 }

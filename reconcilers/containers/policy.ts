@@ -170,7 +170,7 @@ function isWithin(inner: string, outer: string): boolean {
 
 function checkImage(image: string, pointer: string, policy: ComposePolicy, problems: Problems): void {
   const parsed = parseImageReference(image);
-  if (parsed === null) {
+  if (parsed === undefined) {
     problems.add(pointer, `"${image}" is not a valid image reference`);
   } else if (!imageReferenceUnderPrefix(image, policy.allowedImagePrefix)) {
     const folder = policy.allowedImagePrefix === '' ? '' : allowedPrefixFolder(policy.allowedImagePrefix);

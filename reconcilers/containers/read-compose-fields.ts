@@ -4,14 +4,12 @@
  * the model's shape and reports what it cannot read, with the pointer of the field. Pure.
  */
 import type Dockerode from 'dockerode';
+import { isIpv4, isIpv6 } from '../../crds/ipv4.js';
+import { compareText, isRecord } from '../../crds/values.js';
 import { splitCommand } from './command.js';
 import {
   asBoolean,
   asInteger,
-  compareStrings,
-  isIpv4,
-  isIpv6,
-  isMapping,
   normaliseHostPath,
   ptr,
   scalarText,
@@ -58,8 +56,8 @@ export function readMounts(value: unknown, pointer: string, volumeKeys: Set<stri
   const targets = new Set<string>();
   value.forEach((item, index) => {
     const at = ptr(pointer, index);
-    const mount = typeof item === 'string' ? readShortMount(item, at, problems) : isMapping(item) ? readLongMount(item, at, problems) : undefined;
-    if (typeof item !== 'string' && !isMapping(item)) {
+    const mount = typeof item === 'string' ? readShortMount(item, at, problems) : isRecord(item) ? readLongMount(item, at, problems) : undefined;
+    if (typeof item !== 'string' && !isRecord(item)) {
       problems.add(at, `a volume must be "source:target[:ro]" or a mapping, not ${describe(item)}`);
     }
     if (!mount) return;
@@ -169,7 +167,7 @@ function readLongMount(spec: Record<string, unknown>, at: string, problems: Prob
   if (type === 'tmpfs') {
     let sizeBytes: number | undefined;
     if (spec.tmpfs !== undefined && spec.tmpfs !== null) {
-      if (!isMapping(spec.tmpfs)) {
+      if (!isRecord(spec.tmpfs)) {
         problems.add(ptr(at, 'tmpfs'), `"tmpfs" must be a mapping, not ${describe(spec.tmpfs)}`);
         ok = false;
       } else {
@@ -208,7 +206,7 @@ export function readServiceNetworks(value: unknown, pointer: string, s: ServiceM
       if (typeof item !== 'string') problems.add(ptr(pointer, index), `a network must be named by a string, not ${describe(item)}`);
       else entries.push([item, null, ptr(pointer, index)]);
     });
-  } else if (isMapping(value)) {
+  } else if (isRecord(value)) {
     entries = Object.entries(value).map(([k, v]) => [k, v, ptr(pointer, k)]);
   } else {
     problems.add(pointer, `"networks" must be a list or a mapping, not ${describe(value)}`);
@@ -217,7 +215,7 @@ export function readServiceNetworks(value: unknown, pointer: string, s: ServiceM
   for (const [name, settings, at] of entries) {
     s.networkRefs.push({ value: name, pointer: at });
     if (settings === null || settings === undefined) continue;
-    if (!isMapping(settings)) {
+    if (!isRecord(settings)) {
       problems.add(at, `network settings must be a mapping, not ${describe(settings)}`);
       continue;
     }
@@ -269,7 +267,7 @@ export function readDependsOn(value: unknown, pointer: string, problems: Problem
     });
     return deps;
   }
-  if (!isMapping(value)) {
+  if (!isRecord(value)) {
     problems.add(pointer, `"depends_on" must be a list or a mapping, not ${describe(value)}`);
     return deps;
   }
@@ -277,7 +275,7 @@ export function readDependsOn(value: unknown, pointer: string, problems: Problem
     const at = ptr(pointer, service);
     let condition: DependsOnCondition = 'service_started';
     if (settings !== null && settings !== undefined) {
-      if (!isMapping(settings)) {
+      if (!isRecord(settings)) {
         problems.add(at, `must be a mapping with "condition", not ${describe(settings)}`);
         continue;
       }
@@ -310,7 +308,7 @@ export function durationField(value: unknown, pointer: string, problems: Problem
 
 export function readHealthcheck(value: unknown, pointer: string, problems: Problems): Dockerode.HealthConfig | undefined {
   if (value === undefined || value === null) return undefined;
-  if (!isMapping(value)) {
+  if (!isRecord(value)) {
     problems.add(pointer, `"healthcheck" must be a mapping, not ${describe(value)}`);
     return undefined;
   }
@@ -450,7 +448,7 @@ export function readPorts(value: unknown, pointer: string, problems: Problems): 
     let port: PortModel | undefined;
     if (typeof item === 'number' && Number.isInteger(item)) port = readShortPort(String(item), at, problems);
     else if (typeof item === 'string') port = readShortPort(item, at, problems);
-    else if (isMapping(item)) port = readLongPort(item, at, problems);
+    else if (isRecord(item)) port = readLongPort(item, at, problems);
     else problems.add(at, `a port must be "host:container[/proto]" or a mapping, not ${describe(item)}`);
     if (port) ports.push(port);
   });
@@ -469,7 +467,7 @@ export function readCapabilities(value: unknown, pointer: string, problems: Prob
     if (!/^[A-Z_]+$/.test(name)) problems.add(ptr(pointer, index), `${describe(item)} is not a capability name`);
     else if (!caps.some((c) => c.value === name)) caps.push({ value: name, pointer: ptr(pointer, index) });
   });
-  return caps.sort((a, b) => compareStrings(a.value, b.value));
+  return caps.sort((a, b) => compareText(a.value, b.value));
 }
 
 /**
@@ -492,7 +490,7 @@ export function readDevices(value: unknown, pointer: string, problems: Problems)
       devices.push({ value: source, target, pointer: ptr(pointer, index) });
     }
   });
-  return devices.sort((a, b) => compareStrings(a.value, b.value));
+  return devices.sort((a, b) => compareText(a.value, b.value));
 }
 
 /** `sysctls:` as a mapping or a list of "name=value"; only the policy decides which may pass. */
@@ -506,7 +504,7 @@ export function readSysctls(value: unknown, pointer: string, problems: Problems)
       if (eq <= 0) problems.add(ptr(pointer, index), `${describe(item)} is not "name=value"`);
       else entries.push([text.slice(0, eq), text.slice(eq + 1), ptr(pointer, index)]);
     });
-  } else if (isMapping(value)) {
+  } else if (isRecord(value)) {
     for (const [name, v] of Object.entries(value)) entries.push([name, v, ptr(pointer, name)]);
   } else {
     problems.add(pointer, `"sysctls" must be a mapping or a list, not ${describe(value)}`);
@@ -518,7 +516,7 @@ export function readSysctls(value: unknown, pointer: string, problems: Problems)
     if (!/^[a-z0-9_.-]{1,128}$/.test(name) || text === undefined) problems.add(at, `sysctl ${JSON.stringify(name)} must be a name with a scalar value`);
     else if (!sysctls.some((s) => s.name === name)) sysctls.push({ name, value: text, pointer: at });
   }
-  return sysctls.sort((a, b) => compareStrings(a.name, b.name));
+  return sysctls.sort((a, b) => compareText(a.name, b.name));
 }
 
 export function readSecurityOpt(value: unknown, pointer: string, problems: Problems): Setting<string>[] {

@@ -8,14 +8,13 @@
  * stops the walk. Pure: no I/O, no clock.
  */
 import type { Problem } from '../../crds/types.js';
+import { compareText, isRecord } from '../../crds/values.js';
 import {
   asBoolean,
   asNumber,
   COMPOSE_KEY_PATTERN,
   CONTAINER_NAME_PATTERN,
-  compareStrings,
   DOCKER_VOLUME_NAME_PATTERN,
-  isMapping,
   normaliseHostPath,
   Problems,
   ptr,
@@ -49,7 +48,7 @@ const TOP_LEVEL_KEYS = new Set(['services', 'volumes', 'networks', 'version']);
 export function readComposeModel(compose: unknown, file: string): { model: ComposeModel; problems: Problem[] } {
   const problems = new Problems(file);
   const model: ComposeModel = { services: [], volumes: [], networks: [] };
-  if (!isMapping(compose)) {
+  if (!isRecord(compose)) {
     problems.add('', `a compose document must be a mapping with a "services" key, not ${describe(compose)}`);
     return { model, problems: problems.list };
   }
@@ -61,7 +60,7 @@ export function readComposeModel(compose: unknown, file: string): { model: Compo
   model.networks = readNetworks(compose.networks, problems);
   const volumeKeys = new Set<string>();
   if (compose.volumes !== undefined && compose.volumes !== null) {
-    if (!isMapping(compose.volumes)) {
+    if (!isRecord(compose.volumes)) {
       problems.add('/volumes', `"volumes" must be a mapping of volume names, not ${describe(compose.volumes)}`);
     } else {
       for (const [key, value] of Object.entries(compose.volumes)) {
@@ -74,7 +73,7 @@ export function readComposeModel(compose: unknown, file: string): { model: Compo
     }
   }
   const services = compose.services;
-  if (!isMapping(services) || Object.keys(services).length === 0) {
+  if (!isRecord(services) || Object.keys(services).length === 0) {
     problems.add('/services', `"services" must be a mapping with at least one service, not ${describe(services)}`);
   } else {
     for (const [key, value] of Object.entries(services)) {
@@ -89,13 +88,13 @@ export function readComposeModel(compose: unknown, file: string): { model: Compo
 function readNetworks(value: unknown, problems: Problems): NetworkModel[] {
   const networks: NetworkModel[] = [];
   if (value === undefined || value === null) return networks;
-  if (!isMapping(value)) {
+  if (!isRecord(value)) {
     problems.add('/networks', `"networks" must be a mapping, not ${describe(value)}`);
     return networks;
   }
   for (const [key, def] of Object.entries(value)) {
     const pointer = ptr('/networks', key);
-    if (def !== null && def !== undefined && !isMapping(def)) {
+    if (def !== null && def !== undefined && !isRecord(def)) {
       problems.add(pointer, `network "${key}" must be empty or a mapping, not ${describe(def)}`);
       continue;
     }
@@ -117,7 +116,7 @@ function readVolume(key: string, value: unknown, problems: Problems): VolumeMode
   }
   const volume: VolumeModel = { key, labels: new Map(), pointer };
   if (value === null || value === undefined) return volume;
-  if (!isMapping(value)) {
+  if (!isRecord(value)) {
     problems.add(pointer, `volume "${key}" must be empty or a mapping, not ${describe(value)}`);
     return undefined;
   }
@@ -176,7 +175,7 @@ function readKeyValueList(
       }
       put(item.slice(0, eq), item.slice(eq + 1), at);
     });
-  } else if (isMapping(value)) {
+  } else if (isRecord(value)) {
     for (const [key, item] of Object.entries(value)) {
       const at = ptr(pointer, key);
       const text = scalarText(item);
@@ -219,7 +218,7 @@ function readService(key: string, value: unknown, volumeKeys: Set<string>, probl
     problems.add(pointer, `service name "${key}" must match ${COMPOSE_KEY_PATTERN.source}`);
     return undefined;
   }
-  if (!isMapping(value)) {
+  if (!isRecord(value)) {
     problems.add(pointer, `service "${key}" must be a mapping, not ${describe(value)}`);
     return undefined;
   }
@@ -342,7 +341,7 @@ function findCycle(services: ServiceModel[]): string[] | undefined {
     if (st === 'visiting') return [...stack.slice(stack.indexOf(key)), key];
     state.set(key, 'visiting');
     stack.push(key);
-    for (const dep of [...(deps.get(key) ?? [])].sort(compareStrings)) {
+    for (const dep of [...(deps.get(key) ?? [])].sort(compareText)) {
       if (!deps.has(dep)) continue;
       const found = visit(dep);
       if (found) return found;
@@ -351,7 +350,7 @@ function findCycle(services: ServiceModel[]): string[] | undefined {
     state.set(key, 'done');
     return undefined;
   };
-  for (const key of [...deps.keys()].sort(compareStrings)) {
+  for (const key of [...deps.keys()].sort(compareText)) {
     const found = visit(key);
     if (found) return found;
   }

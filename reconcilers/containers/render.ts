@@ -8,8 +8,11 @@
  * Pure: no I/O, no clock, no randomness. Every problem is collected, none stops the walk.
  */
 import { parseAllDocuments } from 'yaml';
+import { pointerOf } from '../../crds/json-pointer.js';
 import type { Problem } from '../../crds/types.js';
+import { compareText, isRecord } from '../../crds/values.js';
 import { nestingProblem, yamlIssuesAsProblems, yamlNestingTooDeep } from '../../state/yaml-documents.js';
+import type { SnapshotMemo } from '../../state/snapshot-memo.js';
 import type { ComposeFile } from './compose.js';
 
 export interface RenderContext {
@@ -141,7 +144,7 @@ function resolveVariable(name: string, ctx: RenderContext): { value: string } | 
   }
   if (name.startsWith(CFG_PREFIX)) {
     const key = name.slice(CFG_PREFIX.length);
-    const known = Object.keys(ctx.config).sort(compareStrings);
+    const known = Object.keys(ctx.config).sort(compareText);
     const match = known.find((k) => k.toUpperCase() === key.toUpperCase());
     if (key === '' || match === undefined) {
       const hint = known.length ? `; config keys: ${known.map((k) => `${CFG_PREFIX}${k.toUpperCase()}`).join(', ')}` : '; the manifest declares no config_schema';
@@ -165,11 +168,6 @@ function resolveVariable(name: string, ctx: RenderContext): { value: string } | 
   return {
     error: `\${${name}} is not a pic variable: Compose would read it from the host environment, and a service template must not depend on the host; use a pic variable, or write "$\${${name}}" for a literal "\${${name}}"`,
   };
-}
-
-/** Escape one JSON pointer segment (RFC 6901). */
-export function pointerSegment(segment: string | number): string {
-  return String(segment).replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 function substitute(text: string, ctx: RenderContext, file: string, pointer: string, problems: Problem[]): string {
@@ -205,7 +203,7 @@ function renderValue(value: unknown, ctx: RenderContext, file: string, pointer: 
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
-      const entryPointer = `${pointer}/${pointerSegment(key)}`;
+      const entryPointer = `${pointer}${pointerOf(key)}`;
       const renderedKey = substitute(key, ctx, file, entryPointer, problems);
       if (Object.prototype.hasOwnProperty.call(out, renderedKey)) {
         problems.push({ file, pointer: entryPointer, message: `key renders to "${renderedKey}", which another key of the same mapping already renders to` });
@@ -269,27 +267,15 @@ function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
 /**
  * Names of the secrets the template uses (`${PIC_SECRET_<NAME>}`), sorted and unique, so the caller
  * can have them generated before rendering. Escaped references (`$${PIC_SECRET_X}`) and comments do
- * not count; a template that does not parse yields none (rendering reports why).
+ * not count; a template that does not parse yields none (rendering reports why). Asked on every
+ * reconcile of every service: with the snapshot's memo, each template is parsed once.
  */
-export function templateSecretNames(template: string): string[] {
-  const known = secretNamesMemo.get(template);
-  if (known) return [...known];
-  const names = secretNamesOf(template);
-  // A pure function of the text, asked on every reconcile of every service: remember it.
-  if (secretNamesMemo.size >= SECRET_NAMES_MEMO_LIMIT) secretNamesMemo.clear();
-  secretNamesMemo.set(template, names);
-  return [...names];
+export function templateSecretNames(template: string, memo?: SnapshotMemo): string[] {
+  return [...(memo ? memo.remember('secret-names', template, '', () => secretNamesOf(template)) : secretNamesOf(template))];
 }
-
-const SECRET_NAMES_MEMO_LIMIT = 1000;
-const secretNamesMemo = new Map<string, readonly string[]>();
 
 function secretNamesOf(template: string): string[] {
   const { value, problems } = parseTemplate(template, '');
@@ -300,7 +286,7 @@ function secretNamesOf(template: string): string[] {
       collectSecretNames(node, names);
     } else if (Array.isArray(node)) {
       node.forEach(visit);
-    } else if (isMapping(node)) {
+    } else if (isRecord(node)) {
       for (const [key, item] of Object.entries(node)) {
         collectSecretNames(key, names);
         visit(item);
@@ -308,7 +294,7 @@ function secretNamesOf(template: string): string[] {
     }
   };
   visit(value);
-  return [...names].sort(compareStrings);
+  return [...names].sort(compareText);
 }
 
 function collectSecretNames(text: string, names: Set<string>): void {
@@ -328,15 +314,11 @@ function collectSecretNames(text: string, names: Set<string>): void {
 export function renderComposeTemplate(template: string, ctx: RenderContext, file: string): RenderResult {
   const parsed = parseTemplate(template, file);
   if (parsed.problems.length) return { problems: parsed.problems };
-  if (!isMapping(parsed.value)) {
+  if (!isRecord(parsed.value)) {
     return { problems: [{ file, pointer: '', message: 'the compose template must be a mapping with a "services" key' }] };
   }
   const problems: Problem[] = [];
   const rendered = renderValue(parsed.value, ctx, file, '', problems) as ComposeFile;
   if (problems.length) return { problems };
   return { compose: rendered, problems };
-}
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -6,8 +6,10 @@
  */
 import type Dockerode from 'dockerode';
 import type { Problem } from '../../crds/types.js';
-import { compareStrings, DOCKER_VOLUME_NAME_PATTERN, setOwn, sortedRecord, type PortModel, type ServiceModel, type VolumeModel } from './compose-model.js';
-import { LABEL, serviceOwner } from './labels.js';
+import { compareText } from '../../crds/values.js';
+import { DOCKER_VOLUME_NAME_PATTERN, setOwn, sortedRecord, type PortModel, type ServiceModel, type VolumeModel } from './compose-model.js';
+import { serviceKey } from '../../state/document-keys.js';
+import { LABEL } from './labels.js';
 import type { CheckedComposeModel } from './policy.js';
 import { specHashOf } from './spec-hash.js';
 import type { DependsOnCondition, DesiredContainer, DesiredVolume, ServicePlan } from './types.js';
@@ -41,7 +43,7 @@ function topologicalOrder(services: ServiceModel[]): ServiceModel[] | undefined 
   const remaining = new Map(services.map((s) => [s.key, new Set(s.dependsOn.map((d) => d.service).filter((d) => byKey.has(d)))]));
   const ordered: ServiceModel[] = [];
   while (remaining.size > 0) {
-    const ready = [...remaining.entries()].filter(([, deps]) => deps.size === 0).map(([key]) => key).sort(compareStrings);
+    const ready = [...remaining.entries()].filter(([, deps]) => deps.size === 0).map(([key]) => key).sort(compareText);
     const next = ready[0];
     if (next === undefined) return undefined;
     remaining.delete(next);
@@ -57,14 +59,14 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
   if (s.hostname !== undefined) create.Hostname = s.hostname;
   if (s.user !== undefined) create.User = s.user;
   if (s.environment.size > 0) {
-    create.Env = [...s.environment.entries()].sort((a, b) => compareStrings(a[0], b[0])).map(([k, v]) => `${k}=${v}`);
+    create.Env = [...s.environment.entries()].sort((a, b) => compareText(a[0], b[0])).map(([k, v]) => `${k}=${v}`);
   }
   if (s.command !== undefined) create.Cmd = s.command;
   if (s.entrypoint !== undefined) create.Entrypoint = s.entrypoint;
   if (s.workingDir !== undefined) create.WorkingDir = s.workingDir;
 
   const labels = new Map([...s.labels, ...Object.entries(ctx.extraLabels ?? {})]);
-  labels.set(LABEL.owner, ctx.owner ?? serviceOwner(ctx.serviceId));
+  labels.set(LABEL.owner, ctx.owner ?? serviceKey(ctx.serviceId));
   labels.set(LABEL.service, s.key);
   for (const [i, m] of ownMountsOf(ctx, name).entries()) labels.set(`${LABEL.ownMount}${i}`, `${m.target} sha256:${m.digest}`);
   if (ctx.projectLabel !== undefined) {
@@ -75,7 +77,7 @@ function buildCreateOptions(s: ServiceModel, ctx: TranslateContext, volumeNames:
 
   const portKey = (p: PortModel): string => `${p.containerPort}/${p.protocol}`;
   const sortedPorts = [...s.ports].sort(
-    (a, b) => a.containerPort - b.containerPort || compareStrings(a.protocol, b.protocol) || compareStrings(a.hostIp, b.hostIp) || compareStrings(a.hostPort, b.hostPort),
+    (a, b) => a.containerPort - b.containerPort || compareText(a.protocol, b.protocol) || compareText(a.hostIp, b.hostIp) || compareText(a.hostPort, b.hostPort),
   );
   if (sortedPorts.length > 0) {
     const exposed: Record<string, object> = {};
@@ -153,11 +155,11 @@ export function translateCompose(model: CheckedComposeModel, ctx: TranslateConte
   const volumes: DesiredVolume[] = model.volumes
     .map((v) => {
       const labels = new Map([...v.labels, ...Object.entries(ctx.extraLabels ?? {})]);
-      labels.set(LABEL.owner, ctx.owner ?? serviceOwner(ctx.serviceId));
+      labels.set(LABEL.owner, ctx.owner ?? serviceKey(ctx.serviceId));
       labels.set(LABEL.volume, v.key);
       return { name: volumeNames.get(v.key) as string, labels: sortedRecord(labels) };
     })
-    .sort((a, b) => compareStrings(a.name, b.name));
+    .sort((a, b) => compareText(a.name, b.name));
   const seenVolumeNames = new Set<string>();
   for (const v of volumes) {
     if (seenVolumeNames.has(v.name)) problems.push({ file, pointer: '/volumes', message: `two volumes have the Docker name "${v.name}"` });
@@ -172,12 +174,12 @@ export function translateCompose(model: CheckedComposeModel, ctx: TranslateConte
     const specHash = specHashOf(create);
     create.Labels = sortedRecord([...Object.entries(create.Labels ?? {}), [LABEL.specHash, specHash]]);
     const dependsOnConditions: Record<string, DependsOnCondition> = {};
-    for (const dep of [...s.dependsOn].sort((a, b) => compareStrings(containerNames.get(a.service) ?? '', containerNames.get(b.service) ?? ''))) {
+    for (const dep of [...s.dependsOn].sort((a, b) => compareText(containerNames.get(a.service) ?? '', containerNames.get(b.service) ?? ''))) {
       setOwn(dependsOnConditions, containerNames.get(dep.service) as string, dep.condition);
     }
     return { name: create.name as string, service: s.key, create, dependsOn: Object.keys(dependsOnConditions), dependsOnConditions, specHash };
   });
-  const bindSources = [...new Set(model.services.flatMap((s) => s.mounts.flatMap((m) => (m.type === 'bind' ? [m.source] : []))))].sort(compareStrings);
+  const bindSources = [...new Set(model.services.flatMap((s) => s.mounts.flatMap((m) => (m.type === 'bind' ? [m.source] : []))))].sort(compareText);
   return { plan: { containers, volumes, bindSources }, problems: [] };
 }
 
@@ -193,5 +195,5 @@ export function publishedPortsOf(plan: ServicePlan): string[] {
       for (const b of bindings) out.push(`${b.HostPort ?? ''}/${protocol ?? 'tcp'} on ${b.HostIp || '0.0.0.0'} → ${c.name}:${containerPort ?? ''}`);
     }
   }
-  return out.sort(compareStrings);
+  return out.sort(compareText);
 }

@@ -93,6 +93,13 @@ export type ContainerAction =
   /** The container exists with the desired spec but does not run. */
   | { type: 'start'; container: DesiredContainer; id: string };
 
+/** What applyContainerActions carries out: every action but a pull, which the pipeline makes first (index.ts). */
+export type ContainerChange = Exclude<ContainerAction, { type: 'pull-image' }>;
+
+export function isContainerChange(action: ContainerAction): action is ContainerChange {
+  return action.type !== 'pull-image';
+}
+
 /** The HTTP status of a failed Docker API call, if it has one. */
 export function dockerStatusCode(err: unknown): number | undefined {
   const code = (err as { statusCode?: unknown } | null)?.statusCode;

@@ -8,6 +8,7 @@
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import type { CellDocument } from '../../crds/types.js';
+import { byText, compareText } from '../../crds/values.js';
 import { LABEL } from '../containers/labels.js';
 import { specHashOf } from '../containers/spec-hash.js';
 import type { DesiredVolume, ServicePlan } from '../containers/types.js';
@@ -101,9 +102,9 @@ export function desiredCorePlan(component: CoreComponent, cell: CellDocument, pa
   create.Labels = sortedLabels(baseLabels);
   const specHash = specHashOf(create);
   create.Labels = sortedLabels({ ...baseLabels, [LABEL.specHash]: specHash });
-  return { containers: [{ name: component.container, service: component.name, create, dependsOn: [], specHash }], volumes: volumes.sort((a, b) => (a.name < b.name ? -1 : 1)) };
+  return { containers: [{ name: component.container, service: component.name, create, dependsOn: [], specHash }], volumes: volumes.sort(byText((v) => v.name)) };
 }
 
 function sortedLabels(labels: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return Object.fromEntries(Object.entries(labels).sort(([a], [b]) => compareText(a, b)));
 }

@@ -8,7 +8,8 @@
 import path from 'node:path';
 import { DEFAULT_CORE_CONTAINERS, DEFAULT_VPN } from '../../crds/schemas.js';
 import type { CellDocument, CoreRunSpec } from '../../crds/types.js';
-import { formatIpv4, parseCidr, parseIpv4, parsePool, type IpPool } from '../../state/ip-allocation.js';
+import { formatIpv4, inNetwork, lastAddress, parseCidr } from '../../crds/ipv4.js';
+import { parsePool, type IpPool } from '../../state/ip-allocation.js';
 import type { ContainerClaim, ContainerUse } from '../shared/owned-container.js';
 
 export const CORE_KIND = 'Core';
@@ -109,7 +110,7 @@ export function vpnNetworkOf(cell: CellDocument): VpnNetwork {
   const subnet = wg.subnet ?? DEFAULT_VPN.subnet;
   const cidr = parseCidr(subnet);
   const server = formatIpv4(cidr.network + 1);
-  const last = cidr.network + 2 ** (32 - cidr.prefix) - 2;
+  const last = lastAddress(cidr) - 1;
   const poolText = wg.peerPool ?? `${formatIpv4(cidr.network + 2)}-${formatIpv4(last)}`;
   return { subnet, serverAddress: server, prefixLength: cidr.prefix, pool: parsePool(poolText, subnet), listenPort: wg.run?.listenPort ?? DEFAULT_VPN.listenPort };
 }
@@ -143,7 +144,5 @@ export function withCoreDefaults(cell: CellDocument): CellDocument {
 
 /** Whether `ip` is a dotted IPv4 address inside `subnet`. */
 export function inSubnet(ip: string, subnet: string): boolean {
-  const value = parseIpv4(ip);
-  const cidr = parseCidr(subnet);
-  return value !== undefined && value >= cidr.network && value < cidr.network + 2 ** (32 - cidr.prefix);
+  return inNetwork(ip, parseCidr(subnet));
 }

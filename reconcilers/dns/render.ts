@@ -3,8 +3,10 @@
  * (and BIND) read. Pure and deterministic: one A record per routed subdomain, all pointing at the
  * cell's address, plus the SOA and the name servers.
  */
+import { isIpv4 } from '../../crds/ipv4.js';
 import type { CellSpec } from '../../crds/types.js';
-import { compare, type Route } from '../caddy/routes.js';
+import { compareText } from '../../crds/values.js';
+import type { Route } from '../caddy/routes.js';
 
 export const ZONE_TTL = 300;
 /** SOA timers: refresh, retry, expire, negative-answer TTL (seconds). */
@@ -35,8 +37,6 @@ export interface Zone {
 
 export type ZonePlan = { publish: true; zone: Zone } | { publish: false; why: string };
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-
 /**
  * What the zone holds. Name servers come from `spec.dns.nameservers` (default `ns1.<domain>`):
  * a host name inside the domain gets an A record at `spec.dns.address`; an IPv4 address gets a
@@ -54,9 +54,9 @@ export function zoneOf(spec: Pick<CellSpec, 'domain' | 'dns'>, routes: readonly 
   const nameservers: string[] = [];
   const records: ZoneRecord[] = [];
   const inZoneWithoutAddress: string[] = [];
-  const taken = new Set(given.filter((n) => !IPV4.test(n)).map((n) => absolute(n, domain)));
+  const taken = new Set(given.filter((n) => !isIpv4(n)).map((n) => absolute(n, domain)));
   given.forEach((written, i) => {
-    if (IPV4.test(written)) {
+    if (isIpv4(written)) {
       let k = i + 1;
       while (taken.has(`ns${k}.${domain}.`)) k++;
       const name = `ns${k}.${domain}.`;
@@ -101,7 +101,7 @@ export function zoneOf(spec: Pick<CellSpec, 'domain' | 'dns'>, routes: readonly 
 
   const seen = new Set<string>();
   const sorted = records
-    .sort((a, b) => compare(a.owner, b.owner) || compare(a.address, b.address))
+    .sort((a, b) => compareText(a.owner, b.owner) || compareText(a.address, b.address))
     .filter((r) => {
       const key = `${r.owner} ${r.address}`;
       if (seen.has(key)) return false;

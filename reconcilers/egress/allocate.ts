@@ -9,6 +9,7 @@
  * A freed pair is reused by the next new connection; the rules and routes still carrying it are
  * rewritten in the same reconcile that frees it.
  */
+import { compareText } from '../../crds/values.js';
 import { TerminalError } from '../errors.js';
 
 export const FWMARK_BASE = 0x1000;
@@ -138,8 +139,4 @@ function normalised(connections: Record<string, EgressAllocation>): Record<strin
     if (a && typeof a === 'object') out[name] = { fwmark: a.fwmark, table: a.table };
   }
   return out;
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -8,7 +8,7 @@
  */
 import { promises as fs } from 'node:fs';
 import type Dockerode from 'dockerode';
-import { compareText } from '../firewall/render.js';
+import { compareText } from '../../crds/values.js';
 import { LABEL } from '../containers/labels.js';
 import { containerNetworkReader } from '../shared/container-netns.js';
 import { execInContainer } from '../shared/exec.js';

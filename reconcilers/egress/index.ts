@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
+import { isRecord } from '../../crds/values.js';
 import { readJsonFile, writeFileAtomic } from '../../state/atomic-write.js';
 import { TerminalError } from '../errors.js';
 import { hostNetworkReader, type HostNetworkReader } from '../shared/container-netns.js';
@@ -28,8 +29,8 @@ export async function loadEgressAllocations(stateRoot: string): Promise<EgressAl
   const file = egressAllocationsFile(stateRoot);
   const saved = await readJsonFile<unknown>(file, undefined);
   if (saved === undefined) return undefined;
-  const connections = typeof saved === 'object' && saved !== null && 'connections' in saved ? saved.connections : undefined;
-  if (typeof saved !== 'object' || saved === null || typeof connections !== 'object' || connections === null || Array.isArray(connections)) {
+  const connections = isRecord(saved) ? saved.connections : undefined;
+  if (!isRecord(connections)) {
     throw new TerminalError(`${file}: not an egress allocations file (no "connections" object); move it aside to start afresh`, 'BadStateFile');
   }
   return saved as EgressAllocations;

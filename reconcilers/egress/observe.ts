@@ -6,6 +6,7 @@
  * bridge of the cell network). The JSON is turned into the words `ip` prints (`parseIpRules` and
  * `parseRoutes` read those), so a plan compares the same text as a person reading `ip` does.
  */
+import { isRecord } from '../../crds/values.js';
 import { chainOf, parseIptablesSave, type ObservedChain } from '../firewall/observe.js';
 import type { HostNetworkReader } from '../shared/container-netns.js';
 import { isOwnFwmark, isOwnRulePriority, isOwnTable } from './allocate.js';
@@ -82,7 +83,7 @@ export function parseAddresses(entries: readonly unknown[]): HostAddress[] {
 type IpJson = Record<string, unknown>;
 
 function fields(entry: unknown): IpJson {
-  return typeof entry === 'object' && entry !== null && !Array.isArray(entry) ? (entry as IpJson) : {};
+  return isRecord(entry) ? entry : {};
 }
 
 function word(value: unknown): string {

@@ -24,7 +24,8 @@
  * `iptables-save` prints them.
  */
 import { createHash } from 'node:crypto';
-import { assertCommentName, assertIpv4, COMMENT_PREFIX, compareText, quoteComment, renderChainRestore } from '../firewall/render.js';
+import { compareText } from '../../crds/values.js';
+import { assertCommentName, assertIpv4, COMMENT_PREFIX, quoteComment, renderChainRestore } from '../firewall/render.js';
 import { formatFwmark, rulePriorityOf, type EgressAllocations } from './allocate.js';
 
 /** Docker's chain for the admin's own forwarding rules: first in FORWARD, never flushed by dockerd. */

@@ -6,6 +6,8 @@
  * Rules are written exactly as `iptables -S` prints them, so comparing what is wanted with what
  * is live is a string comparison.
  */
+import { isIpv4 } from '../../crds/ipv4.js';
+import { compareText } from '../../crds/values.js';
 import { TerminalError } from '../errors.js';
 import type { InstalledService } from '../shared/types.js';
 
@@ -18,7 +20,6 @@ export const COMMENT_PREFIX = 'pic:';
 
 /** Names that go into a comment: no quotes, spaces or backslashes, short enough for xt_comment. */
 const COMMENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 interface AcceptRule {
   service: string;
@@ -112,9 +113,5 @@ export function assertCommentName(name: string, where: string): void {
 }
 
 export function assertIpv4(ip: string, where: string): void {
-  if (!IPV4.test(ip)) throw new TerminalError(`${where}: ${JSON.stringify(ip)} is not an IPv4 address`);
-}
-
-export function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  if (!isIpv4(ip)) throw new TerminalError(`${where}: ${JSON.stringify(ip)} is not an IPv4 address`);
 }

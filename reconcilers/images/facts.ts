@@ -1,6 +1,6 @@
 /** The status facts of the image gate, and the line `pic describe` shows. Pure. */
 import type { ImageVerificationMode } from '../../crds/types.js';
-import { parseImageReference } from './reference.js';
+import { parseImageReference } from '../../crds/image-reference.js';
 import type { Verdict } from './verdict.js';
 
 export interface ImageFact {

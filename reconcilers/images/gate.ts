@@ -8,6 +8,7 @@
  */
 import type Dockerode from 'dockerode';
 import type { CellDocument } from '../../crds/types.js';
+import { parseImageReference } from '../../crds/image-reference.js';
 import type { ResolvedImage } from '../containers/image.js';
 import { TerminalError } from '../errors.js';
 import type { CredentialLookup } from './credentials.js';
@@ -15,7 +16,7 @@ import { digestOf, factOf, factsOf, type ImageFact, type VerificationFacts } fro
 import type { TrustedKey } from './keys.js';
 import { decide, effectiveMode, registrySettingsOf, trustedKeyFiles } from './policy.js';
 import { localImageByDigest, pullByDigest } from './pull.js';
-import { parseImageReference, pullReference, type RegistrySettings } from './reference.js';
+import { pullReference, type RegistrySettings } from './reference.js';
 import type { Verdict } from './verdict.js';
 import { ImageVerifier } from './verifier.js';
 

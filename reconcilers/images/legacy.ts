@@ -6,7 +6,8 @@
  * (ECDSA P-256 with SHA-256 for cosign's own keys). Pure: the caller fetched the blobs.
  */
 import { verify as verifySignature } from 'node:crypto';
-import { namesSameRepository, type ImageReference, type RegistrySettings } from './reference.js';
+import type { ImageReference } from '../../crds/image-reference.js';
+import { namesSameRepository, type RegistrySettings } from './reference.js';
 import type { TrustedKey } from './keys.js';
 import type { Descriptor, Manifest } from './registry.js';
 import type { SignatureCheck } from './verdict.js';

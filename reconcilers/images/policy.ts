@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import type { CellSpec, ImageVerificationMode } from '../../crds/types.js';
+import { isRecord } from '../../crds/values.js';
 import type { RegistrySettings } from './reference.js';
 import type { Refused, Verdict } from './verdict.js';
 
@@ -15,7 +16,7 @@ const MODES: readonly ImageVerificationMode[] = ['off', 'warn', 'enforce'];
  * silently weakens.
  */
 export function effectiveMode(section: unknown): ImageVerificationMode {
-  const mode = section && typeof section === 'object' && !Array.isArray(section) ? (section as { mode?: unknown }).mode : undefined;
+  const mode = isRecord(section) ? section.mode : undefined;
   return MODES.includes(mode as ImageVerificationMode) ? (mode as ImageVerificationMode) : 'enforce';
 }
 

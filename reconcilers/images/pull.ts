@@ -4,8 +4,9 @@
  * contain the pulled name at that digest. An adapter over the Docker API.
  */
 import type Dockerode from 'dockerode';
+import { parseImageReference } from '../../crds/image-reference.js';
 import { dockerMessage, dockerStatusCode } from '../containers/types.js';
-import type { PullEvent } from '../containers/image.js';
+import { pullImageStream, type DockerStreamEvent } from '../shared/docker-stream.js';
 import type { CredentialLookup } from './credentials.js';
 
 export interface PullReport {
@@ -35,42 +36,30 @@ export async function localImageByDigest(docker: Dockerode, pullRef: string): Pr
 }
 
 export async function pullByDigest(docker: Dockerode, pullRef: string, callbacks: PullCallbacks, credentials?: CredentialLookup): Promise<PullReport> {
-  const host = pullRef.slice(0, pullRef.indexOf('/'));
+  const host = parseImageReference(pullRef)?.registry ?? '';
   const credential = credentials ? await credentials(host) : undefined;
   const auth = credential?.username !== undefined ? { authconfig: { username: credential.username, password: credential.password ?? '', serveraddress: host } } : {};
-  let stream: NodeJS.ReadableStream;
-  try {
-    stream = await docker.pull(pullRef, auth);
-  } catch (err) {
-    throw new Error(`pull of ${pullRef} failed: ${dockerMessage(err)}`, { cause: err });
-  }
   const layers = new Map<string, { status: string; total: number }>();
-  let failure: string | undefined;
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(
-      stream,
-      (err: Error | null) => (err ? reject(new Error(`pull of ${pullRef} failed: ${dockerMessage(err)}`, { cause: err })) : failure !== undefined ? reject(new Error(`pull of ${pullRef} failed: ${failure}`)) : resolve()),
-      (event: PullEvent) => {
-        if (event.error !== undefined || event.errorDetail !== undefined) {
-          failure ??= (event.errorDetail?.message ?? event.error ?? 'unknown error').trim();
-          return;
-        }
-        // Layer events carry a short layer id; the lines about the pull itself carry the reference.
-        if (!event.id || !event.status || !/^[0-9a-f]{12,64}$/.test(event.id)) return;
-        const detail = event.progressDetail as { total?: number } | undefined;
-        const layer = layers.get(event.id) ?? { status: '', total: 0 };
-        if (typeof detail?.total === 'number' && detail.total > layer.total && event.status === 'Downloading') layer.total = detail.total;
-        if (layer.status !== event.status) {
-          layer.status = event.status;
-          callbacks.progress(`${pullRef}: layer ${event.id}: ${event.status}${layer.total ? ` (${layer.total} bytes)` : ''}`);
-          layers.set(event.id, layer);
-          const all = [...layers.values()];
-          callbacks.summary?.({ done: all.filter((l) => DONE.has(l.status)).length, layers: all.length, bytes: all.reduce((sum, l) => sum + l.total, 0) });
-        }
+  await pullImageStream(
+    docker,
+    pullRef,
+    (event: DockerStreamEvent) => {
+      // Layer events carry a short layer id; the lines about the pull itself carry the reference.
+      if (!event.id || !event.status || !/^[0-9a-f]{12,64}$/.test(event.id)) return;
+      const detail = event.progressDetail as { total?: number } | undefined;
+      const layer = layers.get(event.id) ?? { status: '', total: 0 };
+      if (typeof detail?.total === 'number' && detail.total > layer.total && event.status === 'Downloading') layer.total = detail.total;
+      if (layer.status !== event.status) {
+        layer.status = event.status;
+        callbacks.progress(`${pullRef}: layer ${event.id}: ${event.status}${layer.total ? ` (${layer.total} bytes)` : ''}`);
         layers.set(event.id, layer);
-      },
-    );
-  });
+        const all = [...layers.values()];
+        callbacks.summary?.({ done: all.filter((l) => DONE.has(l.status)).length, layers: all.length, bytes: all.reduce((sum, l) => sum + l.total, 0) });
+      }
+      layers.set(event.id, layer);
+    },
+    auth,
+  );
   const pulled = [...layers.values()].filter((l) => l.status !== 'Already exists');
   return { layers: layers.size, bytes: pulled.reduce((sum, l) => sum + l.total, 0) };
 }

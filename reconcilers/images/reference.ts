@@ -1,50 +1,13 @@
 /**
- * Image references as a registry sees them, and where a cell fetches each one from. Pure.
- *
+ * Where a cell fetches an image from, and which repository a signature must name. Pure. The
+ * references themselves are parsed by crds/image-reference.ts:
  * `git.pic.ngo/roof/pic-notes@sha256:<hex>` names the registry `git.pic.ngo`, the repository
  * `roof/pic-notes` and the manifest digest. A Cell may map a registry to a mirror (an air-gapped
  * cell, the demo): pulls and signature look-ups then go to the mirror, under the same
  * repository path, while the signature must still name the original repository.
  */
-import { parsePinnedReference } from '../../crds/image-reference.js';
-
-export interface ImageReference {
-  /** What the catalog wrote. */
-  original: string;
-  /** `host[:port]`, Docker's default registry spelled `docker.io`. */
-  registry: string;
-  /** The repository path inside the registry, e.g. `roof/pic-notes`. */
-  repository: string;
-  tag?: string;
-  /** `sha256:<64 hex>` when pinned. */
-  digest?: string;
-}
-
-export const DOCKER_HUB = 'docker.io';
-
-/** Split a reference into registry, repository, tag and digest; undefined when it is not one. */
-export function parseImageReference(ref: string): ImageReference | undefined {
-  const pinned = parsePinnedReference(ref);
-  let rest = pinned ? pinned.name : ref;
-  if (!pinned && ref.includes('@')) return undefined;
-  let tag: string | undefined;
-  const lastSlash = rest.lastIndexOf('/');
-  const colon = rest.lastIndexOf(':');
-  if (colon > lastSlash) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (!/^[\w][\w.-]{0,127}$/.test(tag)) return undefined;
-  }
-  const slash = rest.indexOf('/');
-  const first = slash === -1 ? '' : rest.slice(0, slash);
-  const hasRegistry = first !== '' && (first.includes('.') || first.includes(':') || first === 'localhost');
-  const registry = hasRegistry ? first : DOCKER_HUB;
-  let repository = hasRegistry ? rest.slice(slash + 1) : rest;
-  if (registry === DOCKER_HUB && !repository.includes('/')) repository = `library/${repository}`;
-  if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository)) return undefined;
-  if (!/^[a-zA-Z0-9.-]+(?::\d{1,5})?$/.test(registry)) return undefined;
-  return { original: ref, registry, repository, ...(tag !== undefined ? { tag } : {}), ...(pinned ? { digest: pinned.digest } : {}) };
-}
+import { DOCKER_HUB, parseImageReference, type ImageReference } from '../../crds/image-reference.js';
+import { isLoopbackHost } from '../../crds/ipv4.js';
 
 /** `registry/repository`, the name a signature's docker-reference is compared with. */
 export function repositoryName(ref: Pick<ImageReference, 'registry' | 'repository'>): string {
@@ -69,16 +32,11 @@ export interface RegistryEndpoint {
   mirrored: boolean;
 }
 
-/** A loopback host, where plain HTTP cannot be overheard (dockerd makes the same exception). */
-export function isLoopbackHost(host: string): boolean {
-  const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
-}
-
 /** Where the manifests and signatures of `ref` are fetched from. */
 export function endpointFor(ref: Pick<ImageReference, 'registry'>, settings: RegistrySettings): RegistryEndpoint {
   const mirror = settings.mirrors[ref.registry];
   const host = mirror ?? (ref.registry === DOCKER_HUB ? 'registry-1.docker.io' : ref.registry);
+  // A loopback host cannot be overheard over plain HTTP (dockerd makes the same exception).
   const plain = isLoopbackHost(host) || settings.insecure.includes(host) || settings.insecure.includes(ref.registry);
   return { host, baseUrl: `${plain ? 'http' : 'https'}://${host}`, mirrored: mirror !== undefined };
 }

@@ -9,7 +9,9 @@ import { VerificationCache } from '../../state/verification-cache.js';
 import { dockerCredentials, type CredentialLookup } from './credentials.js';
 import { keySetId, readPublicKeySync, type TrustedKey } from './keys.js';
 import { parse as parseYaml } from 'yaml';
-import { parseImageReference, repositoryName, type RegistryEndpoint, type RegistrySettings } from './reference.js';
+import { parseImageReference } from '../../crds/image-reference.js';
+import { byText } from '../../crds/values.js';
+import { repositoryName, type RegistryEndpoint, type RegistrySettings } from './reference.js';
 import { RegistryClient } from './registry.js';
 import type { Verdict, Verified } from './verdict.js';
 import { verifyImage } from './verify.js';
@@ -105,7 +107,7 @@ export function templateContainers(template: string): TemplateContainer[] {
   return Object.entries(services)
     .filter((e): e is [string, { image: string; container_name?: unknown }] => typeof e[1]?.image === 'string')
     .map(([key, s]) => ({ container: typeof s.container_name === 'string' ? s.container_name : key, image: s.image }))
-    .sort((a, b) => (a.container < b.container ? -1 : a.container > b.container ? 1 : 0));
+    .sort(byText((c) => c.container));
 }
 
 /** The distinct images of a template, sorted. Pure. */

@@ -5,10 +5,11 @@
  * trusted key over exactly this digest and repository. The registry is the only I/O, through
  * the client passed in.
  */
+import { parseImageReference, SHA256_DIGEST_RE, type ImageReference } from '../../crds/image-reference.js';
 import { BUNDLE_V03_MEDIA_TYPE, checkBundle, isBundleMediaType } from './bundle.js';
 import type { TrustedKey } from './keys.js';
 import { checkLegacySignature, legacySignatureTag, signatureLayers } from './legacy.js';
-import { endpointFor, parseImageReference, type ImageReference, type RegistryEndpoint, type RegistrySettings } from './reference.js';
+import { endpointFor, type RegistryEndpoint, type RegistrySettings } from './reference.js';
 import { descriptorsOf, RegistryProtocolError, RegistryUnreachableError, type Descriptor, type RegistryClient } from './registry.js';
 import { mostTelling, type Refused, type SignatureCheck, type SignatureFormat, type Verdict } from './verdict.js';
 
@@ -27,7 +28,7 @@ export function referrersTag(digest: string): string {
 export async function verifyImage(reference: string, options: VerifyImageOptions): Promise<Verdict> {
   const image = parseImageReference(reference);
   if (!image) return { ok: false, reference, reason: 'Malformed', message: `"${reference}" is not an image reference` };
-  if (!image.digest) return { ok: false, reference, reason: 'NotPinned', message: `${reference} is not pinned by digest (name@sha256:<64 hex>); a tag can be moved after review, so only a digest can be verified` };
+  if (!image.digest || !SHA256_DIGEST_RE.test(image.digest)) return { ok: false, reference, reason: 'NotPinned', message: `${reference} is not pinned by digest (name@sha256:<64 hex>); a tag can be moved after review, so only a digest can be verified` };
   const pinned = image as ImageReference & { digest: string };
   if (options.keys.length === 0) return { ok: false, reference, digest: pinned.digest, reason: 'UnknownKey', message: 'the Cell trusts no public key (spec.imageVerification.publicKey or publicKeys)' };
   const client = options.clientFor(endpointFor(pinned, options.settings));

@@ -5,7 +5,8 @@
  */
 import { withCoreDefaults, dnsServerAddressOf, vpnNetworkOf } from '../core/spec.js';
 import type { CellDocument, PeerAccountDocument } from '../../crds/types.js';
-import { addressStoreOf, keyStoreOf, peerOwner } from './index.js';
+import { peerKey } from '../../state/document-keys.js';
+import { addressStoreOf, keyStoreOf } from './index.js';
 import { renderPeerFile, type PeerFileInput } from './render.js';
 
 export class PeerSettingsError extends Error {
@@ -21,7 +22,7 @@ export async function peerWireguardInput(cellDoc: CellDocument, peer: PeerAccoun
   const keys = await keyStoreOf(stateRoot).load();
   const addresses = addressStoreOf(stateRoot);
   await addresses.load();
-  const address = addresses.assignmentOf(peerOwner(name));
+  const address = addresses.assignmentOf(peerKey(name));
   const own = peer.spec.wireguard?.publicKey;
   const pair = keys.peers[name];
   if (!keys.server || !address || (!own && !pair)) {

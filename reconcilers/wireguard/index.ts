@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { PeerAccountDocument } from '../../crds/types.js';
 import { IpAllocationStore } from '../../state/ip-allocation.js';
 import { WireguardKeyStore, type KeyPair } from '../../state/wireguard-keys.js';
+import { nameInKey, peerKey } from '../../state/document-keys.js';
 import { vpnNetworkOf, WIREGUARD_INTERFACE, type VpnNetwork } from '../core/spec.js';
 import { readVia, resolveVpnContainer } from '../firewall/index.js';
 import type { CellRouting, ResourceContext, ResourceOutcome, ResourceReconciler } from '../shared/types.js';
@@ -31,10 +32,6 @@ export function addressStoreOf(stateRoot: string, options: { dryRun?: boolean } 
   return new IpAllocationStore(path.join(wireguardStateDir(stateRoot), 'addresses.json'), options);
 }
 
-export function peerOwner(name: string): string {
-  return `PeerAccount/${name}`;
-}
-
 /** The public key a peer is known by: its own, or the one of the pair pic keeps for it. */
 export function peerPublicKey(peer: PeerAccountDocument, pairs: Record<string, KeyPair>): string | undefined {
   return peer.spec.wireguard?.publicKey ?? pairs[peer.metadata.name]?.publicKey;
@@ -53,11 +50,11 @@ export async function allocatePeerAddresses(store: IpAllocationStore, vpn: VpnNe
   await store.load();
   const keep = new Set([...kept, ...peers]);
   for (const owner of Object.keys(store.assignments())) {
-    if (!keep.has(owner.slice('PeerAccount/'.length))) await store.release(owner);
+    if (!keep.has(nameInKey(owner, 'PeerAccount') ?? '')) await store.release(owner);
   }
   const out = new Map<string, string>();
   for (const name of [...peers].sort()) {
-    const { ip } = await store.allocate(peerOwner(name), vpn.pool.text, vpn.subnet, new Set([vpn.serverAddress]));
+    const { ip } = await store.allocate(peerKey(name), vpn.pool.text, vpn.subnet, new Set([vpn.serverAddress]));
     out.set(name, ip);
   }
   return out;

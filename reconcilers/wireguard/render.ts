@@ -3,6 +3,7 @@
  * wg-quick file as `pic credentials PEER -o wireguard` prints it. Pure and deterministic: peers
  * sorted by public key, fixed field order, keys passed in.
  */
+import { compareText } from '../../crds/values.js';
 
 export interface ServerPeer {
   /** The PeerAccount's name, for the comment above its section. */
@@ -21,7 +22,7 @@ export interface ServerConfig {
 /** `wg syncconf` input: the interface's key and port, one [Peer] per PeerAccount with its /32. */
 export function renderServerConfig(config: ServerConfig): string {
   const lines = ['[Interface]', `PrivateKey = ${config.privateKey}`, `ListenPort = ${config.listenPort}`];
-  for (const peer of [...config.peers].sort((a, b) => compare(a.publicKey, b.publicKey))) {
+  for (const peer of [...config.peers].sort((a, b) => compareText(a.publicKey, b.publicKey))) {
     lines.push('', `# ${peer.name}`, '[Peer]', `PublicKey = ${peer.publicKey}`, `AllowedIPs = ${peer.address}/32`);
   }
   return `${lines.join('\n')}\n`;
@@ -55,8 +56,4 @@ export function renderPeerFile(input: PeerFileInput): string {
   if (input.dns !== undefined) lines.push(`DNS = ${input.dns}, ${input.domain}`);
   lines.push('', '[Peer]', `PublicKey = ${input.serverPublicKey}`, `Endpoint = ${input.endpoint}`, `AllowedIPs = ${[...input.allowedIps].join(', ')}`, 'PersistentKeepalive = 25');
   return `${lines.join('\n')}\n`;
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { credentialsCommand } from '../../controllers/cli/credentials.js';
-import { reconcileServiceAccounts, type ServiceAccountsResult } from '../../reconcilers/accounts/apply.js';
+import { reconcileServiceAccounts, type ServiceAccountsResult } from '../../reconcilers/accounts/index.js';
 import { CredentialsStore } from '../../state/credentials.js';
 import { docker } from '../support/docker.js';
 import {

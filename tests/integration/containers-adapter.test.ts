@@ -15,7 +15,7 @@ import { reconcileServiceContainers, type ApplyHooks } from '../../reconcilers/c
 import { ensureNetwork } from '../../reconcilers/containers/network.js';
 import { listOwnedContainers } from '../../reconcilers/containers/observe.js';
 import { planContainers } from '../../reconcilers/containers/plan.js';
-import type { ContainerAction, DesiredContainer, ObservedContainer, ServicePlan } from '../../reconcilers/containers/types.js';
+import { isContainerChange, type ContainerAction, type DesiredContainer, type ObservedContainer, type ServicePlan } from '../../reconcilers/containers/types.js';
 import { isTerminal, TerminalError } from '../../reconcilers/errors.js';
 import { buildBusyboxImage, cleanupTestResources, docker, pickSubnet, TEST_LABELS, uniqueName } from '../support/docker.js';
 
@@ -98,7 +98,7 @@ const observe = () => listOwnedContainers(docker, { cell, owner, network: networ
 const plan = (desired: ServicePlan | null, observed: ObservedContainer[]) =>
   planContainers(desired, observed, { imagePresent: () => true, owner, labels });
 const apply = (actions: ContainerAction[]) =>
-  applyContainerActions(docker, actions, { network, labels, log: (e) => events.push(e) });
+  applyContainerActions(docker, actions.filter(isContainerChange), { network, labels, log: (e) => events.push(e) });
 
 /** One full pass: observe, plan, apply; returns what was planned. */
 async function reconcile(desired: ServicePlan | null): Promise<ContainerAction[]> {
@@ -241,7 +241,7 @@ describe('containers adapter against dockerd', () => {
       return dial.call(this, options, callback);
     };
     try {
-      await applyContainerActions(docker, actions, { network, labels, log: (e) => events.push(e), beforeStart: () => void seen.push('beforeStart') });
+      await applyContainerActions(docker, actions.filter(isContainerChange), { network, labels, log: (e) => events.push(e), beforeStart: () => void seen.push('beforeStart') });
     } finally {
       modem.dial = dial;
     }

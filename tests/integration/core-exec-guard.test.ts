@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import type { CellDocument } from '../../crds/types.js';
-import { reconcileServiceAccounts } from '../../reconcilers/accounts/apply.js';
+import { reconcileServiceAccounts } from '../../reconcilers/accounts/index.js';
 import { createDnsReconciler } from '../../reconcilers/dns/index.js';
 import { isTerminal } from '../../reconcilers/errors.js';
 import { firewallReconciler } from '../../reconcilers/firewall/index.js';

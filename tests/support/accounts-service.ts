@@ -17,7 +17,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ConfigValue } from '../../crds/config.js';
 import type { Manifest } from '../../crds/types.js';
-import { LABEL, serviceOwner } from '../../reconcilers/containers/labels.js';
+import { LABEL } from '../../reconcilers/containers/labels.js';
+import { serviceKey } from '../../state/document-keys.js';
 import { httpRequest } from '../../reconcilers/shared/http.js';
 import type { InstalledService } from '../../reconcilers/shared/types.js';
 import { cleanupTestResources, docker, pickSubnet, TEST_LABELS } from './docker.js';
@@ -164,7 +165,7 @@ export async function startExampleService(
     Image: `git.pic.ngo/roof/${shape.image}:${IMAGE_VERSION}`,
     Env: shape.env(EXAMPLE_DOMAIN),
     // What pic puts on a service's container: the account managers exec only into one carrying them.
-    Labels: { ...env.labels, [LABEL.owner]: serviceOwner(id), [LABEL.cell]: env.cellName },
+    Labels: { ...env.labels, [LABEL.owner]: serviceKey(id), [LABEL.cell]: env.cellName },
     StopTimeout: 5,
     HostConfig: { NetworkMode: env.network, Binds: binds, RestartPolicy: { Name: 'no' } },
     NetworkingConfig: { EndpointsConfig: { [env.network]: { IPAMConfig: { IPv4Address: ip } } } },

@@ -27,19 +27,25 @@ const cases: PlanCase[] = [
     name: 'a new peer is provisioned with a new password',
     desired: ['alice', 'bob'],
     observed: { inService: ['alice'], credentialed: ['alice'] },
-    expected: [{ kind: 'provision', peer: 'bob', inService: false, hasCredential: false }],
+    expected: [{ kind: 'provision', peer: 'bob', hasCredential: false }],
   },
   {
     name: 'an account gone from the service is created again with the stored password',
     desired: ['alice'],
     observed: { inService: [], credentialed: ['alice'] },
-    expected: [{ kind: 'provision', peer: 'alice', inService: false, hasCredential: true }],
+    expected: [{ kind: 'provision', peer: 'alice', hasCredential: true }],
   },
   {
     name: 'an account in the service without a stored credential is a conflict to report',
     desired: ['alice'],
     observed: { inService: ['alice'], credentialed: [] },
-    expected: [{ kind: 'provision', peer: 'alice', inService: true, hasCredential: false }],
+    expected: [{ kind: 'refuse', peer: 'alice', why: 'not-ours' }],
+  },
+  {
+    name: 'a peer whose name cannot be an account name is refused before the service is asked',
+    desired: ['-bob'],
+    observed: { inService: [], credentialed: [] },
+    expected: [{ kind: 'refuse', peer: '-bob', why: 'invalid-name', problem: '"-bob" is not a valid account name: it may not start with "." or "-"' }],
   },
   {
     name: 'a service removed from a peer list is deprovisioned',
@@ -72,8 +78,8 @@ const cases: PlanCase[] = [
     expected: [
       { kind: 'deprovision', peer: 'xavier', inService: true },
       { kind: 'deprovision', peer: 'yann', inService: true },
-      { kind: 'provision', peer: 'bob', inService: false, hasCredential: false },
-      { kind: 'provision', peer: 'zoe', inService: false, hasCredential: false },
+      { kind: 'provision', peer: 'bob', hasCredential: false },
+      { kind: 'provision', peer: 'zoe', hasCredential: false },
     ],
   },
 ];
@@ -94,6 +100,9 @@ describe('planAccounts', () => {
   test('describes actions by name only', () => {
     const lines = planAccounts(['bob'], { inService: ['alice'], credentialed: ['alice'] }).map((a) => describeAccountAction('notes', a));
     expect(lines).toEqual(['remove account "alice" from notes and forget its credentials', 'create account "bob" in notes with a new password']);
+    expect(planAccounts(['carol'], { inService: ['carol'], credentialed: [] }).map((a) => describeAccountAction('notes', a))).toEqual([
+      'account "carol" exists in notes but pic has no password for it: cannot provision',
+    ]);
   });
 });
 

@@ -1,8 +1,8 @@
 import { dependencyOrder, imagesForCreation, planContainers, type PlanOptions } from '../../reconcilers/containers/plan.js';
 import type { ContainerAction, DesiredContainer, ObservedContainer, ServicePlan } from '../../reconcilers/containers/types.js';
 import { parseHealth } from '../../reconcilers/containers/observe.js';
-import { imageForCreate, parsePinnedReference, PullProgressSummary } from '../../reconcilers/containers/image.js';
-import { normaliseCidr } from '../../reconcilers/containers/network.js';
+import { parsePinnedReference } from '../../crds/image-reference.js';
+import { imageForCreate, PullProgressSummary } from '../../reconcilers/containers/image.js';
 
 const OWNER = 'ServiceInstall/notes';
 const CELL = 'alice';
@@ -422,17 +422,5 @@ describe('PullProgressSummary', () => {
       'Digest: sha256:0123',
       'Status: Downloaded newer image for roof/notes:1',
     ]);
-  });
-});
-
-describe('normaliseCidr', () => {
-  test.each([
-    ['172.20.0.0/16', '172.20.0.0/16'],
-    ['172.20.5.9/16', '172.20.0.0/16'],
-    ['10.213.7.1/24', '10.213.7.0/24'],
-    ['0.0.0.0/0', '0.0.0.0/0'],
-    ['fd00::/64', 'fd00::/64'],
-  ])('%s → %s', (input, expected) => {
-    expect(normaliseCidr(input)).toBe(expected);
   });
 });

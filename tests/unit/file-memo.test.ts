@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, test } from '@jest/globals';
+import { CellReadMemo } from '../../state/cell.js';
 import { FileMemo } from '../../state/file-memo.js';
 import { loadCellFolder } from '../../state/desired.js';
 import { serviceInstallDocument } from '../support/cell.js';
@@ -89,8 +90,8 @@ describe('FileMemo', () => {
   });
 });
 
-describe('loadCellFolder reads again only what changed', () => {
-  test('settled documents come back as the same objects; an edited one is read anew', async () => {
+describe('loadCellFolder with the reader\'s memo reads again only what changed', () => {
+  test('settled documents come back as the same objects; an edited one is read anew; without the memo all are', async () => {
     const dir = path.join(root, 'cell');
     const services = path.join(dir, 'services');
     mkdirSync(services, { recursive: true });
@@ -99,10 +100,12 @@ describe('loadCellFolder reads again only what changed', () => {
     writeFileSync(path.join(services, 'b.yaml'), doc('b', 'one'));
     await sleep(2100); // past the racy window
 
-    const first = await loadCellFolder(dir);
+    const memo = new CellReadMemo().documents;
+    const first = await loadCellFolder(dir, memo);
     writeFileSync(path.join(services, 'b.yaml'), doc('b', 'two'));
-    const second = await loadCellFolder(dir);
+    const second = await loadCellFolder(dir, memo);
     const byName = (docs: typeof first) => new Map(docs.services.map((s) => [s.doc.metadata.name, s]));
+    expect(byName(await loadCellFolder(dir)).get('a')).not.toBe(byName(first).get('a'));
     expect(byName(second).get('a')).toBe(byName(first).get('a'));
     expect(byName(second).get('b')).not.toBe(byName(first).get('b'));
     expect(byName(second).get('b')!.doc.spec.config).toEqual({ greeting: 'two' });

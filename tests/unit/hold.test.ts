@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AppliedStore } from '../../state/applied-store.js';
 import { loadCell } from '../../state/cell.js';
-import { documentKey } from '../../state/desired.js';
+import { documentKey } from '../../state/document-keys.js';
 import { holdBrokenDocuments, type AppliedRecord } from '../../state/hold.js';
 
 const EXAMPLE_CELL = path.join(process.cwd(), 'examples', 'cell');

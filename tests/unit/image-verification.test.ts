@@ -4,30 +4,13 @@ import { credentialsFromDockerConfig } from '../../reconcilers/images/credential
 import { describeVerification, templateImages } from '../../reconcilers/images/index.js';
 import { templateContainers } from '../../reconcilers/images/verifier.js';
 import { decide, effectiveMode, registrySettingsOf, trustedKeyFiles } from '../../reconcilers/images/policy.js';
-import { endpointFor, isLoopbackHost, namesSameRepository, parseImageReference, pullReference } from '../../reconcilers/images/reference.js';
+import { parseImageReference } from '../../crds/image-reference.js';
+import { isLoopbackHost } from '../../crds/ipv4.js';
+import { endpointFor, namesSameRepository, pullReference } from '../../reconcilers/images/reference.js';
 import { parseAuthenticate } from '../../reconcilers/images/registry.js';
 import type { Refused, Verified } from '../../reconcilers/images/verdict.js';
 
 const D = `sha256:${'ab'.repeat(32)}`;
-
-describe('parseImageReference', () => {
-  test.each([
-    ['git.pic.ngo/roof/pic-notes@' + D, { registry: 'git.pic.ngo', repository: 'roof/pic-notes', digest: D }],
-    ['git.pic.ngo/roof/pic-notes:1.0.0', { registry: 'git.pic.ngo', repository: 'roof/pic-notes', tag: '1.0.0' }],
-    ['git.pic.ngo/roof/pic-notes:1.0.0@' + D, { registry: 'git.pic.ngo', repository: 'roof/pic-notes', tag: '1.0.0', digest: D }],
-    ['127.0.0.1:5000/roof/x@' + D, { registry: '127.0.0.1:5000', repository: 'roof/x', digest: D }],
-    ['localhost/x', { registry: 'localhost', repository: 'x' }],
-    ['busybox', { registry: 'docker.io', repository: 'library/busybox' }],
-    ['alice/tool:2', { registry: 'docker.io', repository: 'alice/tool', tag: '2' }],
-  ])('%s', (ref, want) => {
-    const got = parseImageReference(ref);
-    expect(got).toEqual({ original: ref, ...want });
-  });
-
-  test.each(['', 'UPPER/case', 'x@sha256:short', 'a//b', 'git.pic.ngo/roof/x:bad tag'])('%j is not a reference', (ref) => {
-    expect(parseImageReference(ref)).toBeUndefined();
-  });
-});
 
 describe('endpoints and mirrors', () => {
   const settings = { mirrors: { 'git.pic.ngo': '127.0.0.1:5000' }, insecure: ['registry.lan:5000'] };
@@ -178,24 +161,6 @@ describe('facts', () => {
     expect(templateContainers(`services:\n  web: {image: x/w:1, container_name: cell-web}\n  db: {image: x/d:1}\n`)).toEqual([{ container: 'cell-web', image: 'x/w:1' }, { container: 'db', image: 'x/d:1' }]);
     // Merge keys, as the renderer reads them: an image from a shared block is found too.
     expect(templateImages(`x-base: &base\n  image: x/base@${D}\nservices:\n  a:\n    <<: *base\n    container_name: a\n`)).toEqual([`x/base@${D}`]);
-  });
-});
-
-describe('parseImageReference, property', () => {
-  const fc = import('fast-check');
-  test('never throws; a built reference parses back to its parts', async () => {
-    const { default: check } = await fc;
-    const segment = check.stringMatching(/^[a-z0-9]{1,8}(-[a-z0-9]{1,4})?$/);
-    const host = check.stringMatching(/^[a-z]{1,8}\.[a-z]{2,4}(:[1-9][0-9]{0,3})?$/);
-    const hex = check.stringMatching(/^[0-9a-f]{64}$/);
-    check.assert(check.property(check.string(), (s) => void parseImageReference(s)));
-    check.assert(
-      check.property(host, check.array(segment, { minLength: 1, maxLength: 3 }), hex, (registry, path, h) => {
-        const repository = path.join('/');
-        const got = parseImageReference(`${registry}/${repository}@sha256:${h}`);
-        expect(got).toMatchObject({ registry, repository, digest: `sha256:${h}` });
-      }),
-    );
   });
 });
 

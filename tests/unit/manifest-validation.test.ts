@@ -2,7 +2,6 @@ import {
   DEFAULT_MANIFEST_POLICY,
   FORBIDDEN_MOUNTS,
   manifestSubdomains,
-  parseImageReference,
   validateManifest,
   type ManifestPolicy,
 } from '../../crds/validate-manifest.js';
@@ -384,27 +383,6 @@ describe('validateManifest as a whole', () => {
     m.extra_backends = { 'a/b': 'cell-x:80' };
     expect(validateManifest(m, FILE, DEFAULT_MANIFEST_POLICY).map((p) => p.pointer)).toContain('/extra_backends/a~1b');
   });
-});
-
-describe('parseImageReference', () => {
-  test.each([
-    ['git.pic.ngo/roof/pic-notes', { name: 'git.pic.ngo/roof/pic-notes' }],
-    ['git.pic.ngo/roof/pic-notes:1.0.0', { name: 'git.pic.ngo/roof/pic-notes', tag: '1.0.0' }],
-    [`git.pic.ngo/roof/pic-notes@${DIGEST}`, { name: 'git.pic.ngo/roof/pic-notes', digest: DIGEST }],
-    [`git.pic.ngo/roof/pic-notes:v1@${DIGEST}`, { name: 'git.pic.ngo/roof/pic-notes', tag: 'v1', digest: DIGEST }],
-    ['localhost:5000/a/b_c__d-e.f:latest', { name: 'localhost:5000/a/b_c__d-e.f', tag: 'latest' }],
-    ['busybox', { name: 'busybox' }],
-    ['busybox:1.36', { name: 'busybox', tag: '1.36' }],
-  ])('reads %s', (ref, expected) => {
-    expect(parseImageReference(ref)).toEqual(expected);
-  });
-
-  test.each(['', 'git.pic.ngo/roof/', 'git.pic.ngo//x', 'Git.pic.ngo', 'a/B', 'a:', 'a:-x', 'a@sha256:abc', `a@${DIGEST.toUpperCase()}`, 'a@b@c', 'a b', 'a/-b', `a@md5:${'0'.repeat(32)}`, `${'a'.repeat(300)}`])(
-    'refuses %j',
-    (ref) => {
-      expect(parseImageReference(ref)).toBeNull();
-    },
-  );
 });
 
 describe('manifestSubdomains', () => {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { CellDocument } from '../../crds/types.js';
 import { vpnNetworkOf } from '../../reconcilers/core/spec.js';
 import { addressStoreOf, allocatePeerAddresses } from '../../reconcilers/wireguard/index.js';
-import { parseIpv4 } from '../../state/ip-allocation.js';
+import { parseIpv4 } from '../../crds/ipv4.js';
 import { testCell } from '../support/cell-document.js';
 
 const cell = (subnet: string, peerPool?: string): CellDocument =>

@@ -10,7 +10,7 @@ import { describe, expect, test } from '@jest/globals';
 import { checkBundle } from '../../reconcilers/images/bundle.js';
 import { parsePublicKey, type TrustedKey } from '../../reconcilers/images/keys.js';
 import { checkLegacySignature, signatureLayers, SIMPLE_SIGNING } from '../../reconcilers/images/legacy.js';
-import { parseImageReference, type ImageReference } from '../../reconcilers/images/reference.js';
+import { parseImageReference, type ImageReference } from '../../crds/image-reference.js';
 import type { Descriptor } from '../../reconcilers/images/registry.js';
 
 function keyPair(name: string) {

@@ -1,0 +1,34 @@
+/** The snapshot's memo (state/snapshot-memo.ts): what a pass derives, kept with the snapshot it came from. */
+import { describe, expect, test } from '@jest/globals';
+import { SnapshotMemo } from '../../state/snapshot-memo.js';
+import { templateSecretNames } from '../../reconcilers/containers/render.js';
+
+describe('SnapshotMemo', () => {
+  test('computes once per key and variant; another variant or table computes again', () => {
+    const memo = new SnapshotMemo();
+    const key = {};
+    let computed = 0;
+    const get = (table: string, variant: string) => memo.remember(table, key, variant, () => ++computed);
+    expect([get('plan', 'a'), get('plan', 'a')]).toEqual([1, 1]);
+    expect(get('plan', 'b')).toBe(2);
+    expect(get('plan', 'a')).toBe(3);
+    expect(get('names', 'a')).toBe(4);
+    expect(memo.remember('plan', {}, 'a', () => ++computed)).toBe(5);
+  });
+
+  test('a new snapshot remembers nothing of the last', () => {
+    const key = {};
+    expect(new SnapshotMemo().remember('t', key, '', () => 'old')).toBe('old');
+    expect(new SnapshotMemo().remember('t', key, '', () => 'new')).toBe('new');
+  });
+
+  test('secret names are the same with and without the memo, and a caller cannot change what it keeps', () => {
+    const template = 'services:\n  a:\n    image: x\n    environment:\n      B: ${PIC_SECRET_B}\n      A: ${PIC_SECRET_A}\n';
+    const memo = new SnapshotMemo();
+    const first = templateSecretNames(template, memo);
+    expect(first).toEqual(['A', 'B']);
+    first.push('C');
+    expect(templateSecretNames(template, memo)).toEqual(['A', 'B']);
+    expect(templateSecretNames(template)).toEqual(['A', 'B']);
+  });
+});
