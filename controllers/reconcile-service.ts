@@ -249,6 +249,7 @@ export async function convergePackage(
     cell: cellDoc,
     cellDir: cell.dir,
     template: service.template,
+    ...(instance ? { instanceId: instance.id } : {}),
     progressing: async (reason, message) => {
       await statuses.write(key, doc, progressing(reason, message), undefined, 'merge');
     },

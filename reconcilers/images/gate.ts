@@ -35,6 +35,8 @@ export interface ServiceGateInput {
   cell: CellDocument;
   cellDir: string;
   template: string;
+  /** `${INSTANCE_ID}` of a Connection's exit: its containers are named by it in the facts, as they run. */
+  instanceId?: string;
   /**
    * Told while an image is pulled (reason Pulling, the layers and bytes so far, at most once a
    * second), for the document's status: the caller writes it through its kind's writer.
@@ -156,8 +158,10 @@ export class ServiceImages {
  * whatever ran before keeps running. The gate writes no status.
  */
 export function verifyServiceImages(host: ImageGateHost, input: ServiceGateInput): Promise<ServiceImages | GateRefusal> {
-  const { template, ...rest } = input;
-  return verifyImages(host, { ...rest, containers: host.imageVerifier.containersOf(template) });
+  const { template, instanceId, ...rest } = input;
+  const declared = host.imageVerifier.containersOf(template);
+  const containers = instanceId === undefined ? declared : declared.map((c) => ({ ...c, container: c.container.split('${INSTANCE_ID}').join(instanceId) }));
+  return verifyImages(host, { ...rest, containers });
 }
 
 /**

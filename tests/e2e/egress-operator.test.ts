@@ -136,6 +136,8 @@ describe('egress through a Connection', () => {
     expect(before).toMatch(/Services:\s+mail/);
     expect(before).toMatch(/Tunnel traffic \(now, since the exit started\):\n\s+INTERFACE\s+SENT\s+RECEIVED\n\s+wg0\s/);
     expect(before).not.toContain('PrivateKey');
+    // Every container is named as it runs, the Images table too.
+    expect(before).not.toContain('${INSTANCE_ID}');
     // A larger transfer through the tunnel moves the counter.
     for (let i = 0; i < 5; i++) expect(await probe('mail')).toBe('remote-wireguard');
     expect(sentOf(await describe())).not.toBe(sentOf(before));
