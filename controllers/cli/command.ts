@@ -31,8 +31,8 @@ export interface Parsed {
 export interface Context {
   io: Io;
   signal: AbortSignal;
-  /** Every registered command (help and completion list them). */
-  commands: readonly Command[];
+  /** Every registered command, loaded (help and completion list them). */
+  commands(): Promise<readonly Command[]>;
 }
 
 export interface Command {

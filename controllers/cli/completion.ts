@@ -108,7 +108,7 @@ export const completionCommand: Command = {
     if (shell === undefined || more.length > 0 || !(SHELLS as readonly string[]).includes(shell)) {
       throw new UsageError(`pic completion takes one of ${SHELLS.join(', ')}`);
     }
-    ctx.io.out(completionScript(shell as 'bash' | 'zsh', ctx.commands));
+    ctx.io.out(completionScript(shell as 'bash' | 'zsh', await ctx.commands()));
     return 0;
   },
 };

@@ -36,7 +36,7 @@ export const credentials: Command = {
 
 /** `pic credentials ARGS...` called directly (tests of the accounts flow do). */
 export function credentialsCommand(args: string[], io: Io): Promise<number> {
-  return credentials.run(parseCommandArgs(credentials, args), { io, signal: new AbortController().signal, commands: [credentials] });
+  return credentials.run(parseCommandArgs(credentials, args), { io, signal: new AbortController().signal, commands: async () => [credentials] });
 }
 
 async function printCredentials(parsed: Parsed, io: Io): Promise<number> {

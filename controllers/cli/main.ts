@@ -1,7 +1,7 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { commandHelp, InternalError, overviewHelp, parseCommandArgs, splitCommandLine, type Command } from './command.js';
-import { COMMANDS } from './registry.js';
+import { COMMANDS, type CommandEntry } from './registry.js';
 import { safeLine, safeText } from '../safe-text.js';
 import { UsageError, type Io } from './usage.js';
 
@@ -26,12 +26,13 @@ const helpCommand: Command = {
   async run(parsed, ctx) {
     const [name, ...more] = parsed.positionals;
     if (more.length > 0) throw new UsageError('pic help takes at most one COMMAND');
+    const commands = await ctx.commands();
     if (name === undefined) {
-      ctx.io.out(overviewHelp(ctx.commands));
+      ctx.io.out(overviewHelp(commands));
       return 0;
     }
-    const command = ctx.commands.find((c) => c.name === name);
-    if (!command) throw new UsageError(`unknown command "${safeLine(name)}"; the commands are ${ctx.commands.map((c) => c.name).join(', ')}`);
+    const command = commands.find((c) => c.name === name);
+    if (!command) throw new UsageError(`unknown command "${safeLine(name)}"; the commands are ${commands.map((c) => c.name).join(', ')}`);
     ctx.io.out(commandHelp(command));
     return 0;
   },
@@ -51,8 +52,24 @@ const versionCommand: Command = {
   },
 };
 
+/** A command table entry: a command, or where to load it from (the registry's). */
+export type CommandSource = Command | CommandEntry;
+
 /** Everything `pic` answers to: the registered commands and the built-ins. */
-export const ALL_COMMANDS: readonly Command[] = [...COMMANDS, helpCommand, versionCommand];
+export const ALL_COMMANDS: readonly CommandSource[] = [...COMMANDS, helpCommand, versionCommand];
+
+function loadCommand(source: CommandSource): Promise<Command> {
+  return 'load' in source ? source.load() : Promise.resolve(source);
+}
+
+/** Every command of the table, loaded (for help, completion and the tests that go through them all). */
+export async function loadCommands(sources: readonly CommandSource[] = ALL_COMMANDS): Promise<Command[]> {
+  // One after another: modules they share are then linked once (and jest's ESM loader, which the
+  // tests run under, fails on parallel imports of a shared module).
+  const loaded: Command[] = [];
+  for (const source of sources) loaded.push(await loadCommand(source));
+  return loaded;
+}
 
 /** Errors that are mistakes in pic's own code rather than in what it was given or found. */
 function isBug(err: unknown): boolean {
@@ -65,18 +82,19 @@ export function main(argv: string[], io: Io, signal: AbortSignal = new AbortCont
 }
 
 /** The dispatcher over a given command table: help, flags, and the mapping of errors to exit codes. */
-export async function runCommandLine(argv: string[], io: Io, signal: AbortSignal, commands: readonly Command[]): Promise<number> {
+export async function runCommandLine(argv: string[], io: Io, signal: AbortSignal, sources: readonly CommandSource[]): Promise<number> {
   const { command: name, args, leading } = splitCommandLine(argv);
-  const ctx = { io, signal, commands };
+  const ctx = { io, signal, commands: () => loadCommands(sources) };
   let command: Command | undefined;
   try {
     if (name === undefined) {
       if (leading.includes('--version')) return await versionCommand.run({ values: {}, positionals: [] }, ctx);
-      io.out(overviewHelp(commands));
+      io.out(overviewHelp(await ctx.commands()));
       return leading.includes('--help') || leading.includes('-h') ? EXIT.ok : EXIT.usage;
     }
-    command = commands.find((c) => c.name === name);
-    if (!command) throw new UsageError(`unknown command "${safeLine(name)}"; the commands are ${commands.map((c) => c.name).join(', ')}`);
+    const source = sources.find((c) => c.name === name);
+    if (!source) throw new UsageError(`unknown command "${safeLine(name)}"; the commands are ${sources.map((c) => c.name).join(', ')}`);
+    command = await loadCommand(source);
     const dashDash = args.indexOf('--');
     const flagPart = dashDash < 0 ? args : args.slice(0, dashDash);
     if (flagPart.includes('--help') || flagPart.includes('-h')) {

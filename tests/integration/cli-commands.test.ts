@@ -11,12 +11,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { InternalError, type Command } from '../../controllers/cli/command.js';
-import { ALL_COMMANDS, runCommandLine } from '../../controllers/cli/main.js';
+import { ALL_COMMANDS as COMMAND_SOURCES, loadCommands, runCommandLine } from '../../controllers/cli/main.js';
 import { EventLog } from '../../state/events.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 
 const execFileAsync = promisify(execFile);
+// The registry loads a command's module only when it runs; the tests go through them all.
+const ALL_COMMANDS = await loadCommands(COMMAND_SOURCES);
 const PIC = path.join(process.cwd(), 'bin', 'pic');
 
 interface Outcome {
