@@ -26,7 +26,7 @@ fi
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 packages=(docker.io caddy bind9-utils bind9-dnsutils busybox-static iptables docker-registry docker-compose iproute2 wireguard-go wireguard-tools curl prometheus
-  dnsmasq-base openvpn redsocks unbound sshuttle tor microsocks openssh-server)
+  dnsmasq-base openvpn redsocks unbound sshuttle tor microsocks openssh-server openssh-client python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -40,8 +40,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
     $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
-  # The exit images copy tor, openvpn, redsocks, unbound and sshd out of their packages, and the exit tests
-  # start their own in network namespaces: the system's own daemons are not wanted.
+  # The exit images copy tor, openvpn, redsocks, unbound, sshuttle, ssh and python3 out of their
+  # packages, and the exit tests start their own daemons (sshd among them) in network namespaces:
+  # the system's own daemons are not wanted.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
     for unit in tor openvpn redsocks unbound ssh; do
       [[ " ${missing[*]} " != *" ${unit/ssh/openssh-server} "* ]] || $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true

@@ -5,6 +5,9 @@
 #   pic-exit-wireguard  wireguard_ext: wireguard-go and wg (wireguard-go, wireguard-tools)
 #   pic-exit-openvpn    openvpn: Debian's openvpn client
 #   pic-exit-proxy      proxy: redsocks towards a SOCKS5 or HTTP CONNECT proxy, unbound for DNS over it
+#   pic-exit-tor        tor: Debian's tor with TransPort and DNSPort (tor)
+#   pic-exit-sshuttle   sshuttle: sshuttle over ssh (sshuttle, openssh-client), with the python3
+#                       interpreter and only the standard-library modules sshuttle imports
 #
 # Every exit also has ip (iproute2), iptables-nft (iptables) with its extensions and dnsmasq
 # (dnsmasq-base), busybox-static for the shell, and examples/images/exits/{common,<exit>}/rootfs.
@@ -21,7 +24,7 @@ export LC_ALL=C TZ=UTC
 umask 022
 
 readonly VERSION=1.0.0 EPOCH=1970-01-01T00:00:00Z PREFIX=git.pic.ngo/roof/pic-exit-
-readonly ALL_EXITS=(wireguard openvpn proxy)
+readonly ALL_EXITS=(wireguard openvpn proxy tor sshuttle)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly HERE BUSYBOX=${BUSYBOX:-/bin/busybox} STORE=$HERE/../store/services
 die() { printf 'build-exits.sh: %s\n' "$*" >&2; exit 1; }
@@ -84,6 +87,58 @@ stage_proxy() {
   IMG_PACKAGES+=" redsocks=$(package_version redsocks) unbound=$(package_version unbound)"
 }
 
+stage_tor() {
+  need /usr/sbin/tor tor
+  put_with_libraries "$1" /usr/sbin/tor
+  # tor drops to this user after binding its ports; the exit lets only its packets leave eth0.
+  printf 'debian-tor:x:101:101:tor:/nonexistent:/bin/false\n' >>"$1/etc/passwd"
+  printf 'debian-tor:x:101:\n' >>"$1/etc/group"
+  IMG_PACKAGES+=" tor=$(package_version tor)"
+}
+
+# sshuttle is Python: the interpreter, sshuttle's package (as sources: its client sends the server
+# part to the remote as text), and the standard-library modules that sshuttle's client, firewall
+# and nat method import, found by Python's own modulefinder (static imports, followed through the
+# standard library; lazy imports inside functions included). Sources only, no bytecode caches.
+stage_sshuttle() {
+  local stage=$1 python pydir sshuttle_dir file
+  need /usr/bin/sshuttle sshuttle
+  need /usr/bin/ssh openssh-client
+  python=$(readlink -f /usr/bin/python3) || die "/usr/bin/python3 not found: apt-get install python3"
+  [[ $python == /usr/bin/python3.* ]] || die "/usr/bin/python3 is not Debian's python3 ($python)"
+  pydir=/usr/lib/$(basename "$python")
+  sshuttle_dir=/usr/lib/python3/dist-packages/sshuttle
+  [[ -d $sshuttle_dir ]] || die "$sshuttle_dir not found: apt-get install sshuttle"
+  put_with_libraries "$stage" "$python"
+  ln -s "$(basename "$python")" "$stage/usr/bin/python3"
+  put_with_libraries "$stage" /usr/bin/ssh
+  mkdir -p "$stage$sshuttle_dir/methods"
+  for file in "$sshuttle_dir"/*.py "$sshuttle_dir"/methods/*.py; do
+    install -m 0644 "$file" "$stage$file"
+  done
+  while IFS= read -r file; do
+    case $file in
+      "$pydir"/*.so) put_with_libraries "$stage" "$file" ;;
+      "$pydir"/*) mkdir -p "$stage$(dirname "$file")"; install -m 0644 "$file" "$stage$file" ;;
+      "$sshuttle_dir"/*) ;;
+      *) die "sshuttle imports $file, outside $pydir" ;;
+    esac
+  done < <(LC_ALL=C "$python" -S - "$sshuttle_dir" <<'PY' | sort -u
+import modulefinder, sys
+sys.path.append('/usr/lib/python3/dist-packages')
+finder = modulefinder.ModuleFinder(excludes=['tkinter', 'test', 'unittest', 'pydoc', 'doctest', 'lib2to3', 'idlelib', 'ensurepip', 'distutils', 'setuptools', 'pkg_resources'])
+for name in ['site', 'sshuttle.cmdline', 'sshuttle.client', 'sshuttle.firewall', 'sshuttle.server', 'sshuttle.methods.nat',
+             'encodings.utf_8', 'encodings.latin_1', 'encodings.ascii', 'encodings.idna']:
+    finder.import_hook(name)
+for module in finder.modules.values():
+    if module.__file__:
+        print(module.__file__)
+PY
+  )
+  IMG_ENV=(PYTHONDONTWRITEBYTECODE=1)
+  IMG_PACKAGES+=" sshuttle=$(package_version sshuttle) openssh-client=$(package_version openssh-client) python3=$(package_version python3)"
+}
+
 # The digest examples/store/services/exit-<exit>/ pins for the image, or nothing.
 pinned_digest() {
   local exit=$1
@@ -104,11 +159,12 @@ for exit in "${exits[@]}"; do
   stage=$TMP/$exit/stage
   mkdir -p "$stage"
   stage_common "$stage"
+  IMG_ENV=()
   "stage_$exit" "$stage"
   cp -a --no-preserve=ownership "$HERE/exits/common/rootfs/." "$stage/"
   cp -a --no-preserve=ownership "$HERE/exits/$exit/rootfs/." "$stage/"
   IMG_TITLE=pic-exit-$exit IMG_VERSION=$VERSION IMG_PACKAGES_LABEL=ngo.pic.image.packages
-  IMG_CMD=(/usr/local/bin/pic-exit-start) IMG_ENV=() IMG_LABELS='' IMG_CREATED_BY="examples/images/build-exits.sh $exit"
+  IMG_CMD=(/usr/local/bin/pic-exit-start) IMG_LABELS='' IMG_CREATED_BY="examples/images/build-exits.sh $exit"
   load_stage "$stage" "$TMP/$exit" "$PREFIX$exit:$VERSION"
   if [[ $pin -eq 1 ]]; then
     write_pins "$exit" "$LOADED_ID"

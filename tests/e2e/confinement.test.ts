@@ -113,7 +113,7 @@ describe('pic validate STORE CELL refuses each escape, naming the file and the f
     const copy = await copyExamples();
     copies.push(copy.root);
     const result = await runPic(['validate', copy.store, copy.cell]);
-    expect(result.stdout).toMatch(/8 packages: valid/);
+    expect(result.stdout).toMatch(/10 packages: valid/);
     expect(result.code).toBe(0);
   });
 

@@ -67,6 +67,8 @@ describe('pic catalog list', () => {
       // The exits run as Connections, which the example cell has none of.
       ['exit-openvpn', 'OpenVPN exit', '1.0.0', 'no', '-', '-'],
       ['exit-proxy', 'Proxy exit', '1.0.0', 'no', '-', '-'],
+      ['exit-sshuttle', 'sshuttle exit', '1.0.0', 'no', '-', '-'],
+      ['exit-tor', 'Tor exit', '1.0.0', 'no', '-', '-'],
       ['exit-wireguard', 'WireGuard exit', '1.0.0', 'no', '-', '-'],
       ['files', 'Files', '1.0.0', 'yes', '-', '-'],
       ['homepage', 'Homepage', '1.0.0', 'yes', '-', '-'],
@@ -89,6 +91,8 @@ describe('pic catalog list', () => {
       ['email', true, null, null],
       ['exit-openvpn', false, null, null],
       ['exit-proxy', false, null, null],
+      ['exit-sshuttle', false, null, null],
+      ['exit-tor', false, null, null],
       ['exit-wireguard', false, null, null],
       ['files', true, '1.0.0', false],
       ['homepage', true, null, null],
@@ -103,10 +107,10 @@ describe('pic catalog list', () => {
     const r = await pic(['catalog', 'list', '--store', copy.store]);
     expect(r.code).toBe(0);
     const rows = r.stdout.trimEnd().split('\n').slice(1).map((l) => l.split(/ {2,}/));
-    expect(rows.map((row) => row[0])).toEqual(['calendar', 'email', 'exit-openvpn', 'exit-proxy', 'exit-wireguard', 'files', 'homepage', 'notes']);
+    expect(rows.map((row) => row[0])).toEqual(['calendar', 'email', 'exit-openvpn', 'exit-proxy', 'exit-sshuttle', 'exit-tor', 'exit-wireguard', 'files', 'homepage', 'notes']);
     expect(rows[1]!.slice(0, 6)).toEqual(['email', '-', '-', '-', '-', '-']);
     expect(rows[1]![6]).toMatch(/^services\/email\/manifest\.json: \/version: /);
-    expect(rows[7]).toEqual(['notes', 'Notes', '1.0.0', '-', '-', '-']);
+    expect(rows[9]).toEqual(['notes', 'Notes', '1.0.0', '-', '-', '-']);
   });
 });
 
@@ -178,7 +182,7 @@ describe('pic catalog show', () => {
     const r = await pic(['catalog', 'show', 'nope', '--cell', copy.cell]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr.trimEnd()).toBe(`pic: no service "nope" in the catalog ${path.join(copy.cell, '..', 'store')}; it offers calendar, email, exit-openvpn, exit-proxy, exit-wireguard, files, homepage, notes`);
+    expect(r.stderr.trimEnd()).toBe(`pic: no service "nope" in the catalog ${path.join(copy.cell, '..', 'store')}; it offers calendar, email, exit-openvpn, exit-proxy, exit-sshuttle, exit-tor, exit-wireguard, files, homepage, notes`);
   });
 
   test('a control character in a description is printed escaped, in the text and in JSON', async () => {

@@ -38,7 +38,7 @@ async function copyExamples(): Promise<{ store: string; cell: string }> {
 describe('pic validate', () => {
   test('the bundled catalog and cell are valid: exit 0 and one summary line', async () => {
     const r = await pic('validate', 'examples/store', 'examples/cell');
-    expect(r.stdout).toBe('1 cell, 5 services, 2 peers, 8 packages: valid\n');
+    expect(r.stdout).toBe('1 cell, 5 services, 2 peers, 10 packages: valid\n');
     expect(r.code).toBe(0);
   });
 

@@ -118,6 +118,8 @@ export interface ExitOptions {
   config?: Record<string, string | number | boolean>;
   /** Replaces the template's healthcheck interval (a test waits for fewer seconds). */
   healthInterval?: string;
+  /** Replaces the template's healthcheck start period (during which failures do not count). */
+  healthStartPeriod?: string;
 }
 
 export interface ExitContainer extends TestContainer {
@@ -158,7 +160,7 @@ export async function startExit(options: ExitOptions): Promise<ExitContainer> {
             Interval: nanoseconds(options.healthInterval ?? hc.interval),
             Timeout: nanoseconds(hc.timeout),
             Retries: hc.retries,
-            StartPeriod: nanoseconds(hc.start_period),
+            StartPeriod: nanoseconds(options.healthStartPeriod ?? hc.start_period),
           },
         }
       : {}),

@@ -30,7 +30,7 @@ export interface ExitSuite {
   /** The process whose death is the tunnel's (killed by its pid inside the exit). */
   tunnelProcess: string;
   /** More checks, run while the exit carries traffic. */
-  extra?(context: { uplink: () => Uplink; client: () => TestContainer; exit: () => ExitContainer; site: () => RemoteSite }): void;
+  extra?(context: { uplink: () => Uplink; client: () => TestContainer; exit: () => ExitContainer; site: () => RemoteSite; network: () => ExitNetwork }): void;
 }
 
 export function describeExit(suite: ExitSuite): void {
@@ -104,7 +104,7 @@ export function describeExit(suite: ExitSuite): void {
       expect(await uplink.countDns()).toBe(before);
     });
 
-    suite.extra?.({ uplink: () => uplink, client: () => client, exit: () => exit, site: () => site });
+    suite.extra?.({ uplink: () => uplink, client: () => client, exit: () => exit, site: () => site, network: () => network });
 
     it('the remote server down: nothing gets out, the health turns unhealthy, and both come back with it', async () => {
       const before = await uplink.countPackets();

@@ -16,6 +16,8 @@
  *                   tunnel (198.19.K.0/24, not routed by the host, so only the tunnel reaches it)
  *                   it answers the uplink's PROBE address with "remote-<type>" and TEST_NAME with
  *                   198.19.K.10 from its DNS at 198.19.K.53.
+ *   sshuttle        an sshd at 198.18.K.2:22 (its own host key and authorized key; the session runs
+ *                   the host's python3, as sshuttle's server part needs).
  *
  * Names: namespace `<prefix>-<kind>`, host end `<prefix><kind>0`, namespace end `<prefix><kind>1`
  * (a prefix of at most 10 characters keeps them within Linux's 15). `removeSiteLeftovers(prefix)`
@@ -309,6 +311,8 @@ export interface RemoteSite {
   clientConfig: string;
   /** The connection's server, host:port on the "internet" (for a health check, for instance). */
   endpoint: string;
+  /** Config values the exit needs for this site besides its file (sshuttle: host, user, host key). */
+  exitConfig?: Record<string, string>;
   /** Take the server down (the tunnel with it) and bring it back. */
   stopServer(): Promise<void>;
   startServer(): Promise<void>;
@@ -530,6 +534,91 @@ export async function startProxySite(prefix: string, options: SiteOptions): Prom
     await control.startServer();
     const endpoint = `${ns.nsAddress}:${port}`;
     return { ns, body, dnsServer, dnsAnswer, clientConfig: `socks5://${endpoint}\n`, endpoint, ...control, stop: () => ns.remove() };
+  } catch (err) {
+    await ns.remove();
+    throw err;
+  }
+}
+
+/**
+ * An SSH server (Debian's sshd, its own ed25519 host key, root's login by key only) at
+ * 198.18.K.2:22: sshuttle's server part runs in its session (the host's python3), so what it
+ * connects to answers the probe with "remote-sshuttle" and TEST_NAME from 198.19.K.53. Its
+ * clientConfig is the client's private key; exitConfig gives host, port, user and the host key.
+ * stopServer ends the listening sshd and every session it started.
+ */
+export async function startSshuttleSite(prefix: string, options: SiteOptions): Promise<RemoteSite> {
+  const body = 'remote-sshuttle';
+  const { ns, dnsServer, dnsAnswer } = await startSiteBase(prefix, 'ss', options, body);
+  try {
+    const port = 22;
+    const file = (name: string) => join(ns.dir, name);
+    await sh(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `${prefix} test host`, '-f', file('host_key')]);
+    await sh(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `${prefix} test client`, '-f', file('client_key')]);
+    await writeFile(file('authorized_keys'), await readFile(file('client_key.pub'), 'utf8'), { mode: 0o600 });
+    await writeFile(
+      file('sshd_config'),
+      [
+        `ListenAddress ${ns.nsAddress}:${port}`,
+        `HostKey ${file('host_key')}`,
+        `AuthorizedKeysFile ${file('authorized_keys')}`,
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        // The files live under /tmp, which StrictModes refuses as a parent folder.
+        'StrictModes no',
+        'PidFile none',
+        'AllowTcpForwarding yes',
+        'PrintMotd no',
+        'LogLevel VERBOSE',
+        '',
+      ].join('\n'),
+    );
+    // sshd's privilege separation folder (Debian's unit makes it; no unit runs here).
+    await sh(['mkdir', '-p', '/run/sshd']);
+    const listening = async () => (await ns.exec(['ss', '-Hltn', 'src', `${ns.nsAddress}:${port}`])).includes(ns.nsAddress);
+    const sessions = async (): Promise<number[]> => {
+      const pids = (await sh(['ip', 'netns', 'pids', ns.name])).split('\n').map((p) => Number(p.trim())).filter((p) => p > 1);
+      const found: number[] = [];
+      for (const pid of pids) if ((await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'sshd') found.push(pid);
+      return found;
+    };
+    let daemon: Daemon | undefined;
+    const startServer = async () => {
+      const d = ns.spawn(['/usr/sbin/sshd', '-D', '-e', '-f', file('sshd_config')]);
+      await until(`sshd listening on ${ns.nsAddress}:${port}`, listening, 10_000).catch((err: Error) => {
+        throw new Error(`${err.message}: ${d.stderr()}`);
+      });
+      daemon = d;
+    };
+    const stopServer = async () => {
+      await daemon?.stop();
+      daemon = undefined;
+      // The sessions outlive the listener: end them too (by pid), so the server is really gone.
+      for (const pid of await sessions()) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
+      await until('sshd and its sessions to be gone', async () => !(await listening()) && (await sessions()).length === 0, 10_000);
+    };
+    await startServer();
+    const hostKey = (await readFile(file('host_key.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
+    return {
+      ns,
+      body,
+      dnsServer,
+      dnsAnswer,
+      clientConfig: await readFile(file('client_key'), 'utf8'),
+      endpoint: `${ns.nsAddress}:${port}`,
+      exitConfig: { host: ns.nsAddress, port: String(port), user: 'root', host_key: hostKey },
+      startServer,
+      stopServer,
+      stop: () => ns.remove(),
+    };
   } catch (err) {
     await ns.remove();
     throw err;

@@ -2,7 +2,7 @@
 // long one and writes its counts into docs/benchmarks.md.
 import { DEFAULT_FUZZ_SEED, runValidateFuzz } from '../fuzz/validate-fuzz.js';
 
-// Each case validates the whole example catalog (eight packages since the exits joined it), so
+// Each case validates the whole example catalog (ten packages since the five exits joined it), so
 // the short run takes 150 cases; `make bench` runs the long one.
 test('150 mutated example packages and documents: no crash, no stack trace, every problem names a file', async () => {
   const report = await runValidateFuzz({ seed: DEFAULT_FUZZ_SEED, cases: 150 });
