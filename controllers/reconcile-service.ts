@@ -261,7 +261,7 @@ export async function convergePackage(
   const allocation = await ctx.ips.allocate(owner, network.servicePool, network.subnet);
   if (allocation.ip !== before) ctx.dryRun?.note(key, `+ allocate IP ${allocation.ip}`);
   // An exit's secrets are its instance's: a ServiceInstall of the same name never shares them.
-  const secrets = await ensureSecrets(ctx, key, instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.template, cell.memo));
+  const secrets = await ensureSecrets(ctx, key, instance ? `${service.manifest.id}-${instance.id}` : name, templateSecretNames(service.composeTemplate));
   const result = await reconcileServiceContainers(
     ctx.docker,
     {
@@ -269,7 +269,7 @@ export async function convergePackage(
       cellName: cellDoc.metadata.name,
       inputs: {
         manifest: service.manifest,
-        template: service.template,
+        template: service.composeTemplate,
         templateFile: service.templateFile,
         manifestFile: service.manifestFile,
         config,

@@ -6,6 +6,7 @@ import { validateManifest, type ManifestPolicy } from '../crds/validate-manifest
 import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
 import type { Manifest, Problem } from '../crds/types.js';
 import { byText } from '../crds/values.js';
+import { readComposeTemplate, type ComposeTemplate } from './compose-template.js';
 import { FileMemo } from './file-memo.js';
 import { parseJsonText, parseYamlDocuments } from './yaml-documents.js';
 
@@ -23,6 +24,8 @@ export interface CatalogService {
   templateFile: string;
   manifest: Manifest;
   template: string;
+  /** `template` as readComposeTemplate read it, once (catalogService), for every render of the package; shared, never changed. */
+  composeTemplate: ComposeTemplate;
   /** Whether the package folder holds an install.sh (a regular file; a link makes the package invalid). Unknown for a kept package. */
   installScript?: boolean;
 }
@@ -33,6 +36,15 @@ export interface Catalog {
   /** Services present in the catalog whose package failed a check, with why. */
   invalid: Map<string, Problem[]>;
   problems: Problem[];
+}
+
+/**
+ * A package as pic holds it, from its files' contents: the template read here, once, for every
+ * render of the package. Every CatalogService is made by this (the catalog, the admitted packages,
+ * a held document's package).
+ */
+export function catalogService(fields: Omit<CatalogService, 'composeTemplate'>): CatalogService {
+  return { ...fields, composeTemplate: readComposeTemplate(fields.template, fields.templateFile) };
 }
 
 function symlinkProblem(file: string): Problem {
@@ -173,7 +185,7 @@ function readServicePackage(dir: string, manifestFile: string, templateFile: str
   const manifest = parsed.value as Manifest;
   if (problems.length > 0) return { problems };
   return {
-    service: { id: manifest.id, dir, manifestFile, templateFile, manifest, template: templateRead.text, installScript: isRegularFile(path.join(dir, INSTALL_SCRIPT_FILE)) },
+    service: catalogService({ id: manifest.id, dir, manifestFile, templateFile, manifest, template: templateRead.text, installScript: isRegularFile(path.join(dir, INSTALL_SCRIPT_FILE)) }),
     problems,
   };
 }

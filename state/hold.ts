@@ -1,6 +1,6 @@
 import type { ConfigValue } from '../crds/config.js';
 import type { CellObject, ConnectionDocument, Manifest, PeerAccountDocument, Problem, ServiceInstallDocument, Sourced } from '../crds/types.js';
-import type { CatalogService } from './catalog.js';
+import { catalogService, type CatalogService } from './catalog.js';
 import { catalogView, effectiveServices, type LoadedCell } from './cell.js';
 import { checkDesiredState } from './check-desired.js';
 import { documentKey, nameInKey } from './document-keys.js';
@@ -144,8 +144,9 @@ function heldSnapshot(loaded: LoadedCell, held: ReadonlyMap<string, HeldDocument
       if (!record.package) continue;
       const name = record.doc.metadata.name;
       services.push(sourced as Sourced<ServiceInstallDocument>);
-      heldPackages.set(name, { id: name, ...record.package });
-      offered.set(name, { id: name, ...record.package });
+      const kept = catalogService({ id: name, ...record.package });
+      heldPackages.set(name, kept);
+      offered.set(name, kept);
       invalid.delete(name);
     } else if (record.doc.kind === 'PeerAccount') {
       peers.push(sourced as Sourced<PeerAccountDocument>);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Manifest } from '../crds/types.js';
 import type { AdmittedView, FailedUpgrade } from './admission.js';
 import { readJsonFile, writeFileAtomic } from './atomic-write.js';
-import { MANIFEST_FILE, TEMPLATE_FILE, type CatalogService } from './catalog.js';
+import { catalogService, MANIFEST_FILE, TEMPLATE_FILE, type CatalogService } from './catalog.js';
 
 export const PACKAGES_FOLDER = 'packages';
 const META_FILE = 'package.json';
@@ -148,7 +148,7 @@ export class PackageStore {
       manifest,
       manifestSha256: meta.manifestSha256,
       templateSha256: meta.templateSha256,
-      service: { id: service, dir, manifestFile, templateFile, manifest, template },
+      service: catalogService({ id: service, dir, manifestFile, templateFile, manifest, template }),
     };
   }
 

@@ -1,6 +1,5 @@
 /**
- * What passes derive from one snapshot of the cell (a service's rendered plan, a template's secret
- * names), remembered while that snapshot is the operator's. It belongs to the snapshot
+ * What passes derive from one snapshot of the cell (a service's rendered plan), remembered while that snapshot is the operator's. It belongs to the snapshot
  * (`LoadedCell.memo`): reading the folder again gives a new snapshot and an empty memo, so nothing
  * derived outlives what it was derived from, and no module keeps anything between snapshots. Pure.
  */

@@ -128,8 +128,8 @@ async function showService(source: CatalogSource, id: string, format: (typeof OU
   const where = { manifestFile: service.manifestFile, templateFile: service.templateFile, policy: source.policy, ...(install ? { install } : {}) };
   // Rendered twice: as the cell would (its problems), and with ports left undecided (every port
   // the template publishes, each then judged on its own).
-  const checked = trialServicePlan(service.manifest, service.template, where);
-  const undecided = trialServicePlan(service.manifest, service.template, { ...where, portsUndecided: true });
+  const checked = trialServicePlan(service.manifest, service.composeTemplate, where);
+  const undecided = trialServicePlan(service.manifest, service.composeTemplate, { ...where, portsUndecided: true });
   const exposure = serviceExposure({
     manifest: service.manifest,
     installScript: service.installScript === true,

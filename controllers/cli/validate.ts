@@ -90,7 +90,7 @@ function templateProblems(service: CatalogService, policy: ManifestPolicy, check
   const key = `${path.resolve(service.dir)}\0${policy.allowedImagePrefix}\0${policy.imageVerification}${install ? `\0${JSON.stringify(install)}` : ''}`;
   if (checked.has(key)) return [];
   checked.add(key);
-  return checkServicePackage(service.manifest, service.template, { manifestFile: service.manifestFile, templateFile: service.templateFile, policy, ...(install ? { install } : {}) });
+  return checkServicePackage(service.manifest, service.composeTemplate, { manifestFile: service.manifestFile, templateFile: service.templateFile, policy, ...(install ? { install } : {}) });
 }
 
 /**

@@ -3,6 +3,7 @@ import { mergeServiceConfig } from '../../crds/config.js';
 import { boundProblems } from '../../crds/problem-limit.js';
 import type { CellDocument, Manifest, Problem } from '../../crds/types.js';
 import type { ManifestPolicy } from '../../crds/validate-manifest.js';
+import type { ComposeTemplate } from '../../state/compose-template.js';
 import { corePortsOf, desiredServicePlan } from './desired.js';
 import { templateSecretNames } from './render.js';
 import type { ServicePlan } from './types.js';
@@ -46,12 +47,12 @@ export interface TrialWhere {
 /** The `${INSTANCE_ID}` a connectivity service's package is tried with. */
 export const TRIAL_INSTANCE_ID = 'trial000';
 
-export function checkServicePackage(manifest: Manifest, template: string, where: TrialWhere): Problem[] {
+export function checkServicePackage(manifest: Manifest, template: ComposeTemplate, where: TrialWhere): Problem[] {
   return trialServicePlan(manifest, template, where).problems;
 }
 
 /** The trial render itself: what pic would create (with placeholder secrets and address), or the problems. */
-export function trialServicePlan(manifest: Manifest, template: string, where: TrialWhere): { plan?: ServicePlan; problems: Problem[] } {
+export function trialServicePlan(manifest: Manifest, template: ComposeTemplate, where: TrialWhere): { plan?: ServicePlan; problems: Problem[] } {
   const schema = manifest.capabilities.has_admin_config ? manifest.config_schema ?? {} : {};
   const merged = mergeServiceConfig(schema, {}, where.manifestFile, '/config_schema');
   const config = { ...merged.config, ...where.install?.config };

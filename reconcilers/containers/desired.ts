@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parsePinnedReference } from '../../crds/image-reference.js';
 import { DEFAULT_CONNECTION_CONFIG_PATH, DEFAULT_VPN } from '../../crds/schemas.js';
 import type { CellDocument, ImageVerificationMode, Manifest, Problem } from '../../crds/types.js';
+import type { ComposeTemplate } from '../../state/compose-template.js';
 import { planRenderedCompose } from './compose.js';
 import type { ComposeModel } from './compose-model.js';
 import { LABEL } from './labels.js';
@@ -64,7 +65,8 @@ export function corePortsOf(cell: CellDocument | undefined): CorePort[] {
 
 export interface ServiceInputs {
   manifest: Manifest;
-  template: string;
+  /** The package's compose-template.yml as its reader read it (CatalogService.template). */
+  template: ComposeTemplate;
   templateFile: string;
   manifestFile: string;
   config: Record<string, ConfigValue>;

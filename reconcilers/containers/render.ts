@@ -7,12 +7,10 @@
  *
  * Pure: no I/O, no clock, no randomness. Every problem is collected, none stops the walk.
  */
-import { parseAllDocuments } from 'yaml';
 import { pointerOf } from '../../crds/json-pointer.js';
 import type { Problem } from '../../crds/types.js';
 import { compareText, isRecord } from '../../crds/values.js';
-import { nestingProblem, yamlIssuesAsProblems, yamlNestingTooDeep } from '../../state/yaml-documents.js';
-import type { SnapshotMemo } from '../../state/snapshot-memo.js';
+import { readComposeTemplate, type ComposeTemplate } from '../../state/compose-template.js';
 import type { ComposeFile } from './compose.js';
 
 export interface RenderContext {
@@ -34,15 +32,7 @@ export interface RenderResult {
   problems: Problem[];
 }
 
-/** Templates are small; anything bigger is a mistake or an attack. */
-export const MAX_TEMPLATE_BYTES = 1024 * 1024;
-
-/**
- * Anchors and merge keys are allowed (Compose files use them to share blocks between services),
- * but only a few expansions: enough for `<<: *common` in a handful of services, far too few for a
- * "billion laughs" document.
- */
-export const MAX_ALIAS_COUNT = 32;
+export { MAX_ALIAS_COUNT, MAX_TEMPLATE_BYTES } from '../../state/compose-template.js';
 
 const FIXED_VARIABLES = ['PIC_DOMAIN', 'PIC_CELL_NAME', 'PIC_DATA_DIR', 'PIC_SERVICE_ID', 'SERVICE_IP', 'INSTANCE_ID'] as const;
 const CFG_PREFIX = 'PIC_CFG_';
@@ -216,70 +206,14 @@ function renderValue(value: unknown, ctx: RenderContext, file: string, pointer: 
   return value;
 }
 
-type ParsedTemplate = { value: unknown; problems: Problem[] };
-
-/** Parse a template safely: size limit, one document, unique keys, bounded alias expansion. */
-function parseTemplate(template: string, file: string): ParsedTemplate {
-  const problems: Problem[] = [];
-  if (typeof template !== 'string') {
-    return { value: undefined, problems: [{ file, pointer: '', message: 'the compose template is not text' }] };
-  }
-  const bytes = Buffer.byteLength(template, 'utf8');
-  if (bytes > MAX_TEMPLATE_BYTES) {
-    return { value: undefined, problems: [{ file, pointer: '', message: `the compose template is ${bytes} bytes, over the ${MAX_TEMPLATE_BYTES}-byte limit` }] };
-  }
-  // Deep nesting is refused before the parser sees it (its recursion and messages grow with depth).
-  const deep = yamlNestingTooDeep(template);
-  if (deep !== undefined) return { value: undefined, problems: [nestingProblem(file, deep)] };
-  try {
-    const docs = parseAllDocuments(template, {
-      merge: true,
-      uniqueKeys: true,
-      stringKeys: true,
-      strict: true,
-      // Positions are counted by yamlIssuesAsProblems: a pretty error would quote the template.
-      prettyErrors: false,
-      // Explicit tags (!!binary, !!set, !!timestamp…) would turn into values Compose has no use for.
-      resolveKnownTags: false,
-      logLevel: 'silent',
-    });
-    if (docs.length === 0) {
-      // An empty stream (only comments or directives) may still carry errors of its own.
-      problems.push(...yamlIssuesAsProblems(template, file, (docs as { errors?: { message: string; pos?: [number, number] }[] }).errors ?? [], []));
-      return { value: null, problems };
-    }
-    if (docs.length > 1) {
-      return { value: undefined, problems: [{ file, pointer: '', message: `the template holds ${docs.length} YAML documents; a compose template is exactly one` }] };
-    }
-    const doc = docs[0] as (typeof docs)[number];
-    problems.push(...yamlIssuesAsProblems(template, file, doc.errors, doc.warnings));
-    if (problems.length) return { value: undefined, problems };
-    const value: unknown = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-    return { value, problems };
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    const detail = /alias/i.test(message) ? `too many alias expansions (at most ${MAX_ALIAS_COUNT}): ${message}` : message;
-    return { value: undefined, problems: [{ file, pointer: '', message: `cannot read the template: ${oneLine(detail)}` }] };
-  }
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim();
-}
-
 /**
  * Names of the secrets the template uses (`${PIC_SECRET_<NAME>}`), sorted and unique, so the caller
  * can have them generated before rendering. Escaped references (`$${PIC_SECRET_X}`) and comments do
- * not count; a template that does not parse yields none (rendering reports why). Asked on every
- * reconcile of every service: with the snapshot's memo, each template is parsed once.
+ * not count; a template that could not be read yields none (rendering reports why). A walk of the
+ * template as the package's reader read it (CatalogService.composeTemplate): nothing is parsed here.
  */
-export function templateSecretNames(template: string, memo?: SnapshotMemo): string[] {
-  return [...(memo ? memo.remember('secret-names', template, '', () => secretNamesOf(template)) : secretNamesOf(template))];
-}
-
-function secretNamesOf(template: string): string[] {
-  const { value, problems } = parseTemplate(template, '');
-  if (problems.length) return [];
+export function templateSecretNames(template: ComposeTemplate): string[] {
+  if (template.problems.length) return [];
   const names = new Set<string>();
   const visit = (node: unknown): void => {
     if (typeof node === 'string') {
@@ -293,7 +227,7 @@ function secretNamesOf(template: string): string[] {
       }
     }
   };
-  visit(value);
+  visit(template.value);
   return [...names].sort(compareText);
 }
 
@@ -307,18 +241,22 @@ function collectSecretNames(text: string, names: Set<string>): void {
 }
 
 /**
- * Render `template` (the text of a compose-template.yml) with `ctx`. Returns the rendered
- * document when there is no problem at all; otherwise every problem found, each naming `file` and
- * the JSON pointer of the scalar it concerns.
+ * Render `template` (a compose-template.yml as readComposeTemplate read it) with `ctx`. Returns the
+ * rendered document when there is no problem at all; otherwise every problem found, each naming
+ * `file` and the JSON pointer of the scalar it concerns.
  */
-export function renderComposeTemplate(template: string, ctx: RenderContext, file: string): RenderResult {
-  const parsed = parseTemplate(template, file);
-  if (parsed.problems.length) return { problems: parsed.problems };
-  if (!isRecord(parsed.value)) {
+export function renderComposeTemplate(template: ComposeTemplate, ctx: RenderContext, file: string): RenderResult {
+  if (template.problems.length) return { problems: template.problems };
+  if (!isRecord(template.value)) {
     return { problems: [{ file, pointer: '', message: 'the compose template must be a mapping with a "services" key' }] };
   }
   const problems: Problem[] = [];
-  const rendered = renderValue(parsed.value, ctx, file, '', problems) as ComposeFile;
+  const rendered = renderValue(template.value, ctx, file, '', problems) as ComposeFile;
   if (problems.length) return { problems };
   return { compose: rendered, problems };
+}
+
+/** Read and render the text of a template in one step (a template no package holds: tests, previews). */
+export function renderComposeText(template: string, ctx: RenderContext, file: string): RenderResult {
+  return renderComposeTemplate(readComposeTemplate(template, file), ctx, file);
 }

@@ -267,7 +267,7 @@ async function validateAll(store: string, cell: string, mutated: string[]): Prom
   const policy: ManifestPolicy = { ...DEFAULT_MANIFEST_POLICY };
   const problems: Problem[] = [];
   const trial = (service: CatalogService, p: ManifestPolicy) =>
-    checkServicePackage(service.manifest, service.template, { manifestFile: service.manifestFile, templateFile: service.templateFile, policy: p });
+    checkServicePackage(service.manifest, service.composeTemplate, { manifestFile: service.manifestFile, templateFile: service.templateFile, policy: p });
   const catalog = await loadCatalog(store, policy);
   problems.push(...catalog.problems);
   for (const service of catalog.services.values()) problems.push(...trial(service, policy));

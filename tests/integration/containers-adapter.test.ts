@@ -18,6 +18,7 @@ import { planContainers } from '../../reconcilers/containers/plan.js';
 import { isContainerChange, type ContainerAction, type DesiredContainer, type ObservedContainer, type ServicePlan } from '../../reconcilers/containers/types.js';
 import { isTerminal, TerminalError } from '../../reconcilers/errors.js';
 import { buildBusyboxImage, cleanupTestResources, docker, pickSubnet, TEST_LABELS, uniqueName } from '../support/docker.js';
+import { readComposeTemplate } from '../../state/compose-template.js';
 
 const IMAGE_TAG = 'pictest/busybox:1';
 const run = uniqueName('pictest');
@@ -427,7 +428,7 @@ describe('the containers pipeline: bind sources are walked without following sym
 
   const inputs = (): ServiceInputs => ({
     manifest: known,
-    template: [
+    template: readComposeTemplate([
       'services:',
       '  app:',
       `    image: ${IMAGE_TAG}`,
@@ -440,7 +441,7 @@ describe('the containers pipeline: bind sources are walked without following sym
       'networks:',
       '  cell-network: {external: true}',
       '',
-    ].join('\n'),
+    ].join('\n'), 'services/bind/compose-template.yml'),
     templateFile: 'services/bind/compose-template.yml',
     manifestFile: 'services/bind/manifest.json',
     config: {},

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Manifest } from '../../crds/types.js';
-import type { CatalogService } from '../../state/catalog.js';
+import { catalogService, type CatalogService } from '../../state/catalog.js';
 import { PackageStore } from '../../state/packages.js';
 
 let root: string;
@@ -11,7 +11,7 @@ const now = new Date('2026-12-01T10:00:00Z');
 
 function pkg(version: string, image = `git.pic.ngo/roof/notes:${version}`): CatalogService {
   const manifest = { schema_version: 3, kind: 'store', id: 'notes', name: 'Notes', description: 'd', version, author: 'a', capabilities: {}, image, container_name: 'cell-notes' } as unknown as Manifest;
-  return { id: 'notes', dir: '/catalog/services/notes', manifestFile: '/catalog/services/notes/manifest.json', templateFile: '/catalog/services/notes/compose-template.yml', manifest, template: `services:\n  notes:\n    image: ${image}\n` };
+  return catalogService({ id: 'notes', dir: '/catalog/services/notes', manifestFile: '/catalog/services/notes/manifest.json', templateFile: '/catalog/services/notes/compose-template.yml', manifest, template: `services:\n  notes:\n    image: ${image}\n` });
 }
 
 beforeEach(async () => {

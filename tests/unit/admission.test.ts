@@ -1,5 +1,6 @@
 import { decideVersion, minPicVersionProblem, runningVersion, type AdmittedView, type VersionDecision } from '../../state/admission.js';
 import { effectiveServices } from '../../state/cell.js';
+import { catalogService } from '../../state/catalog.js';
 import type { Manifest } from '../../crds/types.js';
 
 function manifest(version: string, extra: Partial<Manifest> = {}): Manifest {
@@ -73,7 +74,7 @@ describe('admission rules', () => {
 });
 
 describe('the package each service runs', () => {
-  const service = (version: string) => ({ id: 'notes', dir: `/d/${version}`, manifestFile: `/d/${version}/manifest.json`, templateFile: `/d/${version}/compose-template.yml`, manifest: manifest(version), template: `# ${version}` });
+  const service = (version: string) => catalogService({ id: 'notes', dir: `/d/${version}`, manifestFile: `/d/${version}/manifest.json`, templateFile: `/d/${version}/compose-template.yml`, manifest: manifest(version), template: `# ${version}` });
   const offered = new Map([['notes', service('2.0.0')]]);
   const kept = { admitted: new Map([['notes', { version: '1.0.0', manifest: manifest('1.0.0'), service: service('1.0.0'), manifestSha256: 'a', templateSha256: 'b', admittedAt: 'x' }]]), problems: new Map() };
   test.each<[string, VersionDecision, string]>([

@@ -2,7 +2,7 @@ import type { Manifest } from '../../crds/types.js';
 import { catalogRows, renderCatalogTable, renderExposureText, serviceExposure, type ExposureInputs, type ServiceExposure } from '../../controllers/cli/catalog-views.js';
 import { corePortsOf } from '../../reconcilers/containers/desired.js';
 import type { ServicePlan } from '../../reconcilers/containers/types.js';
-import type { CatalogService } from '../../state/catalog.js';
+import { catalogService, type CatalogService } from '../../state/catalog.js';
 
 const MANIFEST: Manifest = {
   schema_version: 3,
@@ -128,7 +128,7 @@ describe('serviceExposure: what installing a package opens', () => {
 });
 
 function pkg(manifest: Manifest): CatalogService {
-  return { id: manifest.id, dir: `/store/services/${manifest.id}`, manifestFile: '', templateFile: '', manifest, template: '' };
+  return catalogService({ id: manifest.id, dir: `/store/services/${manifest.id}`, manifestFile: '', templateFile: '', manifest, template: '' });
 }
 
 describe('catalogRows', () => {

@@ -5,6 +5,7 @@ import type { ComposeFile } from '../../reconcilers/containers/compose-model.js'
 import { readComposeModel } from '../../reconcilers/containers/read-compose.js';
 import { corePortsOf, desiredServicePlan, type ServiceInputs } from '../../reconcilers/containers/desired.js';
 import { checkComposePolicy, type ComposePolicy } from '../../reconcilers/containers/policy.js';
+import { readComposeTemplate } from '../../state/compose-template.js';
 
 const FILE = 'services/app/compose-template.yml';
 const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
@@ -217,7 +218,7 @@ function manifest(extra: Partial<Manifest> = {}): Manifest {
 function inputs(template: string, m: Manifest): ServiceInputs {
   return {
     manifest: m,
-    template,
+    template: readComposeTemplate(template, 'services/vpn/compose-template.yml'),
     templateFile: 'services/vpn/compose-template.yml',
     manifestFile: 'services/vpn/manifest.json',
     config: {},

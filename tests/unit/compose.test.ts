@@ -6,7 +6,7 @@ import type { Problem } from '../../crds/types.js';
 import { imageReferenceUnderPrefix } from '../../crds/image-reference.js';
 import { CommandSyntaxError, quoteCommand, splitCommand } from '../../reconcilers/containers/command.js';
 import { checkRenderedCompose, planRenderedCompose, type ComposeFile, type ComposePolicy, type TranslateContext } from '../../reconcilers/containers/compose.js';
-import { renderComposeTemplate, type RenderContext } from '../../reconcilers/containers/render.js';
+import { renderComposeText, type RenderContext } from '../../reconcilers/containers/render.js';
 import { canonicalJson, specHashOf } from '../../reconcilers/containers/spec-hash.js';
 import type { ServicePlan } from '../../reconcilers/containers/types.js';
 import { parseByteSize, parseDuration } from '../../reconcilers/containers/units.js';
@@ -82,7 +82,7 @@ describe('golden: template + context → rendered compose → checks → contain
       translate: TranslateContext;
     };
     const templateFile = `services/${context.render.serviceId}/compose-template.yml`;
-    const rendered = renderComposeTemplate(template, context.render, templateFile);
+    const rendered = renderComposeText(template, context.render, templateFile);
     const problems: Problem[] = [...rendered.problems];
     if (rendered.compose) {
       compare(dir, 'rendered.json', rendered.compose);

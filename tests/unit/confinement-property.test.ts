@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { stringify } from 'yaml';
 import type { Manifest } from '../../crds/types.js';
 import { corePortsOf, desiredServicePlan, type ServiceInputs } from '../../reconcilers/containers/desired.js';
+import { readComposeTemplate } from '../../state/compose-template.js';
 
 const DATA_DIR = '/srv/pic/data';
 const SERVICE_IP = '172.20.0.40';
@@ -74,7 +75,7 @@ const template = fc.record({ services: fc.array(service, { minLength: 1, maxLeng
 function inputs(text: string): ServiceInputs {
   return {
     manifest,
-    template: text,
+    template: readComposeTemplate(text, 'services/wiki/compose-template.yml'),
     templateFile: 'services/wiki/compose-template.yml',
     manifestFile: 'services/wiki/manifest.json',
     config: {},

@@ -15,6 +15,7 @@ import { nextSerial } from '../../reconcilers/dns/serial.js';
 import { parseIpRules, parseRoutes } from '../../reconcilers/egress/observe.js';
 import { normaliseRule, parseListing } from '../../reconcilers/firewall/observe.js';
 import { duplicateJsonKey, parseJsonText, parseYamlDocuments, yamlNestingTooDeep } from '../../state/yaml-documents.js';
+import { readComposeTemplate } from '../../state/compose-template.js';
 
 const MB = 1024 * 1024;
 const policy = { ...DEFAULT_MANIFEST_POLICY, imageVerification: 'warn' as const };
@@ -166,7 +167,7 @@ describe('the compose subset (render, read, check through checkServicePackage)',
   const lines = template.split('\n');
 
   test('the example package renders clean', () => {
-    expect(checkServicePackage(manifest, template, where)).toEqual([]);
+    expect(checkServicePackage(manifest, readComposeTemplate(template, where.templateFile), where)).toEqual([]);
   });
 
   test('any line of the template replaced by generated text yields a problem list, never a throw', () => {
@@ -177,7 +178,7 @@ describe('the compose subset (render, read, check through checkServicePackage)',
     fc.assert(
       fc.property(fc.nat({ max: lines.length - 1 }), replacement, (at, text) => {
         const mutated = [...lines.slice(0, at), text, ...lines.slice(at + 1)].join('\n');
-        return isProblemList(checkServicePackage(manifest, mutated, where), 'compose-template.yml', 'manifest.json');
+        return isProblemList(checkServicePackage(manifest, readComposeTemplate(mutated, where.templateFile), where), 'compose-template.yml', 'manifest.json');
       }),
       { numRuns: 800 },
     );
@@ -185,14 +186,14 @@ describe('the compose subset (render, read, check through checkServicePackage)',
 
   test('any template text at all yields a problem list, never a throw', () => {
     fc.assert(
-      fc.property(structuredText, (text) => isProblemList(checkServicePackage(manifest, text, where), 'compose-template.yml', 'manifest.json')),
+      fc.property(structuredText, (text) => isProblemList(checkServicePackage(manifest, readComposeTemplate(text, where.templateFile), where), 'compose-template.yml', 'manifest.json')),
       { numRuns: 800 },
     );
   });
 
   test.each([['${'], ['$'], ['${PIC_CFG_'], ['"'], ['a: '], [' '], ['#']])('a long template of %j finishes', (unit) => {
     const text = `${template}\nx-junk: "${adversarial(unit, 100_000).replace(/"/g, "'")}"\n`;
-    expect(isProblemList(checkServicePackage(manifest, text, where), 'compose-template.yml', 'manifest.json')).toBe(true);
+    expect(isProblemList(checkServicePackage(manifest, readComposeTemplate(text, where.templateFile), where), 'compose-template.yml', 'manifest.json')).toBe(true);
   });
 });
 

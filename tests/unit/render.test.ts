@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { MAX_TEMPLATE_BYTES, renderComposeTemplate, templateSecretNames, type RenderContext } from '../../reconcilers/containers/render.js';
+import { MAX_TEMPLATE_BYTES, renderComposeText, templateSecretNames, type RenderContext } from '../../reconcilers/containers/render.js';
+import { readComposeTemplate } from '../../state/compose-template.js';
 
 const FILE = 'store/services/notes/compose-template.yml';
 
@@ -16,7 +17,7 @@ const ctx: RenderContext = {
 
 /** Render a one-value template and return the rendered value of `v`. */
 function renderValue(scalarYaml: string, context: RenderContext = ctx) {
-  const result = renderComposeTemplate(`v: ${scalarYaml}\n`, context, FILE);
+  const result = renderComposeText(`v: ${scalarYaml}\n`, context, FILE);
   return { value: result.compose?.v, problems: result.problems };
 }
 
@@ -50,20 +51,20 @@ describe('renderComposeTemplate: variables', () => {
   });
 
   test('non-string scalars are kept as they are', () => {
-    const result = renderComposeTemplate('a: 1\nb: true\nc: null\nd: 1.5\n', ctx, FILE);
+    const result = renderComposeText('a: 1\nb: true\nc: null\nd: 1.5\n', ctx, FILE);
     expect(result.problems).toEqual([]);
     expect(result.compose).toEqual({ a: 1, b: true, c: null, d: 1.5 });
   });
 
   test('mapping keys are rendered too', () => {
-    const result = renderComposeTemplate('labels:\n  "ngo.example/${PIC_SERVICE_ID}": "${PIC_DOMAIN}"\n', ctx, FILE);
+    const result = renderComposeText('labels:\n  "ngo.example/${PIC_SERVICE_ID}": "${PIC_DOMAIN}"\n', ctx, FILE);
     expect(result.problems).toEqual([]);
     expect(result.compose).toEqual({ labels: { 'ngo.example/notes': 'alice.pic.ngo' } });
   });
 
   test('a value holding YAML syntax stays one string: no injection', () => {
     const evil: RenderContext = { ...ctx, config: { title: 'x\nprivileged: true\nimage: evil: "1"\n- [a' } };
-    const result = renderComposeTemplate('services:\n  a:\n    environment:\n      TITLE: ${PIC_CFG_TITLE}\n', evil, FILE);
+    const result = renderComposeText('services:\n  a:\n    environment:\n      TITLE: ${PIC_CFG_TITLE}\n', evil, FILE);
     expect(result.problems).toEqual([]);
     expect(result.compose).toEqual({ services: { a: { environment: { TITLE: evil.config.title } } } });
   });
@@ -75,13 +76,13 @@ describe('renderComposeTemplate: variables', () => {
 
   test('anchors and merge keys work within the alias limit', () => {
     const template = 'x-base: &base\n  restart: always\nservices:\n  a:\n    <<: *base\n    image: "${PIC_DOMAIN}"\n  b:\n    <<: *base\n';
-    const result = renderComposeTemplate(template, ctx, FILE);
+    const result = renderComposeText(template, ctx, FILE);
     expect(result.problems).toEqual([]);
     expect(result.compose?.services).toEqual({ a: { restart: 'always', image: 'alice.pic.ngo' }, b: { restart: 'always' } });
   });
 
   test('a "__proto__" key is an ordinary key, not the prototype', () => {
-    const result = renderComposeTemplate('"__proto__":\n  polluted: "${PIC_DOMAIN}"\n', ctx, FILE);
+    const result = renderComposeText('"__proto__":\n  polluted: "${PIC_DOMAIN}"\n', ctx, FILE);
     expect(result.problems).toEqual([]);
     expect(Object.keys(result.compose ?? {})).toEqual(['__proto__']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -128,7 +129,7 @@ describe('renderComposeTemplate: problems', () => {
       '      "${PIC_BAR}": fine',
       '',
     ].join('\n');
-    const { compose, problems } = renderComposeTemplate(template, ctx, FILE);
+    const { compose, problems } = renderComposeText(template, ctx, FILE);
     expect(compose).toBeUndefined();
     expect(problems.map((p) => [p.pointer, p.message.slice(0, 20)])).toEqual([
       ['/services/app/environment/0', '${PIC_FOO} is not a '],
@@ -141,7 +142,7 @@ describe('renderComposeTemplate: problems', () => {
   });
 
   test('two keys rendering to the same key', () => {
-    const { problems } = renderComposeTemplate('a:\n  "${PIC_SERVICE_ID}": 1\n  notes: 2\n', ctx, FILE);
+    const { problems } = renderComposeText('a:\n  "${PIC_SERVICE_ID}": 1\n  notes: 2\n', ctx, FILE);
     expect(problems).toEqual([{ file: FILE, pointer: '/a/notes', message: expect.stringMatching(/another key of the same mapping/) }]);
   });
 
@@ -154,7 +155,7 @@ describe('renderComposeTemplate: problems', () => {
     ['an empty file', '', /must be a mapping/],
     ['an unknown tag', 'a: !!binary aGVsbG8=\n', /YAML/],
   ])('%s is a problem, not an exception', (_name, template, message) => {
-    const { compose, problems } = renderComposeTemplate(template, ctx, FILE);
+    const { compose, problems } = renderComposeText(template, ctx, FILE);
     expect(compose).toBeUndefined();
     expect(problems.length).toBeGreaterThan(0);
     expect(problems[0]?.file).toBe(FILE);
@@ -168,14 +169,14 @@ describe('renderComposeTemplate: problems', () => {
       const name = String.fromCharCode(97 + i);
       lines.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
     }
-    const { compose, problems } = renderComposeTemplate(`${lines.join('\n')}\n`, ctx, FILE);
+    const { compose, problems } = renderComposeText(`${lines.join('\n')}\n`, ctx, FILE);
     expect(compose).toBeUndefined();
     expect(problems).toEqual([{ file: FILE, pointer: '', message: expect.stringMatching(/alias/) }]);
   });
 
   test('a template over 1 MiB is refused before parsing', () => {
     const big = `a: "${'x'.repeat(MAX_TEMPLATE_BYTES)}"\n`;
-    const { compose, problems } = renderComposeTemplate(big, ctx, FILE);
+    const { compose, problems } = renderComposeText(big, ctx, FILE);
     expect(compose).toBeUndefined();
     expect(problems).toEqual([{ file: FILE, pointer: '', message: expect.stringMatching(/over the 1048576-byte limit/) }]);
   });
@@ -194,13 +195,13 @@ describe('templateSecretNames', () => {
     ['an empty name is not a secret', 'a: ${PIC_SECRET_}\n', []],
     ['an unparsable template has none', 'a: [${PIC_SECRET_X}\n', []],
   ])('%s', (_name, template, expected) => {
-    expect(templateSecretNames(template)).toEqual(expected);
+    expect(templateSecretNames(readComposeTemplate(template, FILE))).toEqual(expected);
   });
 
   test('names returned are exactly what rendering needs', () => {
     const template = 'a: ${PIC_SECRET_ONE}\nb: "${PIC_SECRET_TWO}"\n';
-    const secrets = Object.fromEntries(templateSecretNames(template).map((n) => [n, `value-of-${n}`]));
-    expect(renderComposeTemplate(template, { ...ctx, secrets }, FILE)).toEqual({
+    const secrets = Object.fromEntries(templateSecretNames(readComposeTemplate(template, FILE)).map((n) => [n, `value-of-${n}`]));
+    expect(renderComposeText(template, { ...ctx, secrets }, FILE)).toEqual({
       compose: { a: 'value-of-ONE', b: 'value-of-TWO' },
       problems: [],
     });
@@ -217,11 +218,11 @@ describe('renderComposeTemplate: properties', () => {
   test('rendering never throws, whatever the template', () => {
     fc.assert(
       fc.property(templates, (template) => {
-        const result = renderComposeTemplate(template, ctx, FILE);
+        const result = renderComposeText(template, ctx, FILE);
         expect(Array.isArray(result.problems)).toBe(true);
         if (result.compose === undefined) expect(result.problems.length).toBeGreaterThan(0);
         else expect(result.problems).toEqual([]);
-        expect(() => templateSecretNames(template)).not.toThrow();
+        expect(() => templateSecretNames(readComposeTemplate(template, FILE))).not.toThrow();
       }),
       { numRuns: 2000 },
     );
@@ -230,7 +231,7 @@ describe('renderComposeTemplate: properties', () => {
   test('any config value comes out verbatim as one string', () => {
     fc.assert(
       fc.property(fc.string(), (value) => {
-        const result = renderComposeTemplate('services:\n  a:\n    environment:\n      V: ${PIC_CFG_V}\n', { ...ctx, config: { v: value } }, FILE);
+        const result = renderComposeText('services:\n  a:\n    environment:\n      V: ${PIC_CFG_V}\n', { ...ctx, config: { v: value } }, FILE);
         expect(result.problems).toEqual([]);
         expect(result.compose).toEqual({ services: { a: { environment: { V: value } } } });
       }),
