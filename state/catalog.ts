@@ -6,9 +6,9 @@ import { validateManifest, type ManifestPolicy } from '../crds/validate-manifest
 import { boundProblems, cut, quoted } from '../crds/problem-limit.js';
 import type { Manifest, Problem } from '../crds/types.js';
 import { byText } from '../crds/values.js';
-import { readComposeTemplate, type ComposeTemplate } from './compose-template.js';
+import { readComposeTemplate, readPackageTemplate, type ComposeTemplate } from './compose-template.js';
 import { FileMemo } from './file-memo.js';
-import { parseJsonText, parseYamlDocuments } from './yaml-documents.js';
+import { parseJsonText } from './yaml-documents.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const TEMPLATE_FILE = 'compose-template.yml';
@@ -43,8 +43,8 @@ export interface Catalog {
  * render of the package. Every CatalogService is made by this (the catalog, the admitted packages,
  * a held document's package).
  */
-export function catalogService(fields: Omit<CatalogService, 'composeTemplate'>): CatalogService {
-  return { ...fields, composeTemplate: readComposeTemplate(fields.template, fields.templateFile) };
+export function catalogService(fields: Omit<CatalogService, 'composeTemplate'>, composeTemplate = readComposeTemplate(fields.template, fields.templateFile)): CatalogService {
+  return { ...fields, composeTemplate };
 }
 
 function symlinkProblem(file: string): Problem {
@@ -178,14 +178,15 @@ function readServicePackage(dir: string, manifestFile: string, templateFile: str
   problems.push(...manifestProblems);
   if (manifestProblems.length > 0 || templateRead.text === undefined) return { problems };
 
-  // The template is read as YAML here once, by the same reader as documents, so that a template
-  // nested too deeply, or not YAML at all, is refused with a short message before any renderer
-  // walks it (the renderer reads it again with Compose's merge keys).
-  problems.push(...parseYamlDocuments(templateRead.text, templateFile).problems);
+  // The template is read as YAML by the same reader as documents, so that a template nested too
+  // deeply, or not YAML at all, is refused with a short message before any renderer walks it; and,
+  // from the same parse, as Compose reads it (merge keys), for every render of the package.
+  const templateReading = readPackageTemplate(templateRead.text, templateFile);
+  problems.push(...templateReading.documentProblems);
   const manifest = parsed.value as Manifest;
   if (problems.length > 0) return { problems };
   return {
-    service: catalogService({ id: manifest.id, dir, manifestFile, templateFile, manifest, template: templateRead.text, installScript: isRegularFile(path.join(dir, INSTALL_SCRIPT_FILE)) }),
+    service: catalogService({ id: manifest.id, dir, manifestFile, templateFile, manifest, template: templateRead.text, installScript: isRegularFile(path.join(dir, INSTALL_SCRIPT_FILE)) }, templateReading.template),
     problems,
   };
 }

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
-import { parseAllDocuments } from 'yaml';
+import { Composer, Parser, type Document, type DocumentOptions, type ParseOptions, type SchemaOptions } from 'yaml';
 import { boundProblems, cut, MAX_NESTING_DEPTH, MAX_PROBLEMS_PER_FILE, moreProblems, nestingDepthExceeds } from '../crds/problem-limit.js';
 import type { Problem } from '../crds/types.js';
 
@@ -331,12 +331,50 @@ export function nestingProblem(file: string, line?: number): Problem {
   return tooDeep(file, line);
 }
 
+/** yaml's options for one reading of a text (parseYamlStreams). */
+export type YamlReadOptions = ParseOptions & DocumentOptions & SchemaOptions;
+
 /**
- * Parse YAML text that may hold several documents. Never throws: syntax errors, duplicate keys,
- * tags outside the core schema, alias bombs, deep nesting and oversize input come back as
- * problems naming the file and the line; a file with no document at all comes back as a notice.
+ * What yaml's parseAllDocuments gives for `text`, under each of `optionSets`: the documents (an
+ * empty list carries the stream's own errors and warnings, as parseAllDocuments gives them), or
+ * what it threw. The text is lexed and parsed once, and each token is handed to one composer per
+ * option set as it comes, as parseAllDocuments hands it to its one: a text read two ways (a
+ * package's template: as a document, and as Compose reads it) costs one parse. Without pretty
+ * errors (no option set may ask for them: their line counter would need the parser's help).
  */
-export function parseYamlDocuments(text: string, file: string): ParsedFile {
+export function parseYamlStreams(text: string, optionSets: readonly YamlReadOptions[]): ({ docs: Document.Parsed[] } | { thrown: unknown })[] {
+  const composers = optionSets.map((options) => new Composer(options));
+  const out: ({ docs: Document.Parsed[] } | { thrown: unknown })[] = optionSets.map(() => ({ docs: [] }));
+  const feed = (i: number, step: () => Iterable<Document.Parsed>): void => {
+    const read = out[i]!;
+    if ('thrown' in read) return;
+    try {
+      for (const doc of step()) read.docs.push(doc);
+    } catch (err) {
+      out[i] = { thrown: err };
+    }
+  };
+  try {
+    for (const token of new Parser().parse(text)) composers.forEach((composer, i) => feed(i, () => composer.next(token)));
+  } catch (err) {
+    // The parser's own failure: every reading still going would have met it.
+    return out.map((read) => ('thrown' in read ? read : { thrown: err }));
+  }
+  composers.forEach((composer, i) => feed(i, () => composer.end()));
+  out.forEach((read, i) => {
+    if ('docs' in read && read.docs.length === 0) Object.assign(read.docs, { empty: true }, composers[i]!.streamInfo());
+  });
+  return out;
+}
+
+/** The options the document reader parses with (parseYamlDocuments). */
+export const DOCUMENT_YAML_OPTIONS: YamlReadOptions = YAML_OPTIONS;
+
+/**
+ * What parseYamlDocuments decides before yaml parses `text`: the file, when its size, the plain
+ * subset or its nesting settle it; undefined when yaml must parse it (with DOCUMENT_YAML_OPTIONS).
+ */
+export function yamlDocumentsUnparsed(text: string, file: string): ParsedFile | undefined {
   if (Buffer.byteLength(text, 'utf8') > MAX_DOCUMENT_FILE_BYTES) {
     return { documents: [], problems: [{ file, pointer: '', message: `file is larger than ${MAX_DOCUMENT_FILE_BYTES} bytes; refusing to parse it` }], notices: [] };
   }
@@ -344,13 +382,24 @@ export function parseYamlDocuments(text: string, file: string): ParsedFile {
   if (plain !== undefined && !nestingDepthExceeds(plain)) return { documents: [{ label: file, index: 0, value: plain }], problems: [], notices: [] };
   const deepLine = yamlNestingTooDeep(text);
   if (deepLine !== undefined) return { documents: [], problems: [tooDeep(file, deepLine)], notices: [] };
-  let list;
-  try {
-    list = parseAllDocuments(text, YAML_OPTIONS);
-  } catch (err) {
-    return { documents: [], problems: [{ file, pointer: '', message: `not valid YAML: ${yamlMessage((err as Error).message)}` }], notices: [] };
+  return undefined;
+}
+
+/**
+ * Parse YAML text that may hold several documents. Never throws: syntax errors, duplicate keys,
+ * tags outside the core schema, alias bombs, deep nesting and oversize input come back as
+ * problems naming the file and the line; a file with no document at all comes back as a notice.
+ */
+export function parseYamlDocuments(text: string, file: string): ParsedFile {
+  return yamlDocumentsUnparsed(text, file) ?? yamlDocumentsOf(parseYamlStreams(text, [DOCUMENT_YAML_OPTIONS])[0]!, text, file);
+}
+
+/** The file parseYamlDocuments reads from what yaml gave for `text` under DOCUMENT_YAML_OPTIONS. */
+export function yamlDocumentsOf(stream: { docs: Document.Parsed[] } | { thrown: unknown }, text: string, file: string): ParsedFile {
+  if ('thrown' in stream) {
+    return { documents: [], problems: [{ file, pointer: '', message: `not valid YAML: ${yamlMessage((stream.thrown as Error).message)}` }], notices: [] };
   }
-  if (!Array.isArray(list)) list = [list];
+  const list = stream.docs;
   const locate = lineLocator(text);
   // A stream of no document can still carry errors and warnings of its own (a broken directive).
   const streamIssues = list as unknown as { errors?: YamlIssue[]; warnings?: YamlIssue[] };

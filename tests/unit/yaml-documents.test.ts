@@ -3,7 +3,8 @@ import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { parseAllDocuments } from 'yaml';
-import { MAX_DOCUMENT_FILE_BYTES, parseJsonText, parseYamlDocuments, plainDocumentValue } from '../../state/yaml-documents.js';
+import { readComposeTemplate, readPackageTemplate } from '../../state/compose-template.js';
+import { MAX_DOCUMENT_FILE_BYTES, parseJsonText, parseYamlDocuments, parseYamlStreams, plainDocumentValue } from '../../state/yaml-documents.js';
 
 describe('parseYamlDocuments', () => {
   test('reads several documents and labels them', () => {
@@ -261,5 +262,62 @@ describe('plainDocumentValue', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('parseYamlStreams: one parse, a composer per option set', () => {
+  const documentOptions = { uniqueKeys: true, prettyErrors: false, strict: true, schema: 'core', resolveKnownTags: false } as const;
+  const composeOptions = { merge: true, uniqueKeys: true, stringKeys: true, strict: true, prettyErrors: false, resolveKnownTags: false, logLevel: 'silent' } as const;
+  /** What parseAllDocuments gives or throws, as comparable data. */
+  const outcome = (read: () => ReturnType<typeof parseAllDocuments>) => {
+    try {
+      const docs = read();
+      const stream = docs as unknown as { errors?: unknown[]; warnings?: unknown[] };
+      return {
+        docs: docs.map((d) => ({ errors: d.errors.map((e) => [e.code, e.message, e.pos]), warnings: d.warnings.map((w) => [w.code, w.message, w.pos]), value: safeJs(d) })),
+        stream: { errors: (stream.errors ?? []).map(String), warnings: (stream.warnings ?? []).map(String) },
+      };
+    } catch (err) {
+      return { thrown: String(err) };
+    }
+  };
+  const safeJs = (d: { toJS(options?: { maxAliasCount?: number }): unknown }): unknown => {
+    try {
+      return d.toJS({ maxAliasCount: 32 });
+    } catch (err) {
+      return `threw ${String(err)}`;
+    }
+  };
+  const fragments = fc.constantFrom(
+    'a', 'b: ', ': ', '\n', '  ', '- ', '&x ', '*x', '<<: ', '<<: *x', '[', ']', '{', '}', ', ', '"', "'", '#', '!!str ', '!!binary ', '? ', '|', '>', '---', '...', '%YAML 1.2\n', '1', 'true', 'null', '\t',
+  );
+  const texts = fc.oneof(fc.string({ maxLength: 120 }), fc.array(fragments, { maxLength: 50 }).map((parts) => parts.join('')));
+
+  test('each reading is what parseAllDocuments gives under its options alone (documents, errors, warnings, values, what it throws)', () => {
+    fc.assert(
+      fc.property(texts, (text) => {
+        const [asDocument, asCompose] = parseYamlStreams(text, [documentOptions, composeOptions]);
+        const of = (s: typeof asDocument) => () => {
+          if ('thrown' in s!) throw s.thrown;
+          return s!.docs as unknown as ReturnType<typeof parseAllDocuments>;
+        };
+        expect(outcome(of(asDocument))).toEqual(outcome(() => parseAllDocuments(text, documentOptions)));
+        expect(outcome(of(asCompose))).toEqual(outcome(() => parseAllDocuments(text, composeOptions)));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('readPackageTemplate reads a template as parseYamlDocuments and readComposeTemplate do, each on its own', () => {
+    const example = readFileSync(path.join(process.cwd(), 'examples', 'store', 'services', 'notes', 'compose-template.yml'), 'utf8');
+    const lines = example.split('\n');
+    const mutated = fc.tuple(fc.nat({ max: lines.length - 1 }), texts).map(([at, text]) => [...lines.slice(0, at), text, ...lines.slice(at + 1)].join('\n'));
+    fc.assert(
+      fc.property(fc.oneof(texts, mutated), (text) => {
+        expect(readPackageTemplate(text, 't.yml')).toEqual({ documentProblems: parseYamlDocuments(text, 't.yml').problems, template: readComposeTemplate(text, 't.yml') });
+      }),
+      { numRuns: 3000 },
+    );
+    expect(readPackageTemplate(example, 't.yml').documentProblems).toEqual([]);
   });
 });
