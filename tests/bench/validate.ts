@@ -14,7 +14,10 @@ const PEERS = 2000;
 const LARGE_SERVICES = 2000;
 const LARGE_PEERS = 20_000;
 
-/** A catalog of `services` services and a cell installing all of them with `peers` peers. */
+/**
+ * A catalog of `services` services (and the exit of its tor Connection) and a cell installing all
+ * of them with `peers` peers.
+ */
 async function generate(root: string, services: number, peers: number): Promise<{ store: string; cell: string }> {
   const store = path.join(root, 'store');
   const cell = path.join(root, 'cell');
@@ -47,6 +50,25 @@ async function generate(root: string, services: number, peers: number): Promise<
     );
     index.push({ id, name: manifest.name, description: manifest.description, version: '1.0.0', author: 'bench' });
   }
+  // The cell's Connection of type tor needs a catalog service that provides tor (a Connection's exit).
+  const exitDir = path.join(store, 'services', 'exit-tor');
+  await fs.mkdir(exitDir, { recursive: true });
+  const exitImage = `git.pic.ngo/roof/pic-exit-tor@sha256:${'e'.repeat(64)}`;
+  await fs.writeFile(
+    path.join(exitDir, 'manifest.json'),
+    JSON.stringify({
+      schema_version: 3, id: 'exit-tor', name: 'Tor exit', description: 'Runs a Connection of type tor', version: '1.0.0', author: 'bench', kind: 'store',
+      capabilities: { has_subdomain: false, has_accounts: false, has_admin_config: false, has_storage: false, has_egress: false, has_api_hooks: false },
+      containers: ['cell-exit-${INSTANCE_ID}'], compose: null,
+      connectivity: { provides: 'tor', cap_add: ['NET_ADMIN'], config_path: '/run/pic/connection/config' },
+      image: exitImage, container_name: 'cell-exit-${INSTANCE_ID}',
+    }, null, 2),
+  );
+  await fs.writeFile(
+    path.join(exitDir, 'compose-template.yml'),
+    `services:\n  exit:\n    image: ${exitImage}\n    container_name: cell-exit-\${INSTANCE_ID}\n    restart: unless-stopped\n    cap_add:\n      - NET_ADMIN\n    networks:\n      cell-network:\n        ipv4_address: "\${SERVICE_IP}"\nnetworks:\n  cell-network:\n    external: true\n`,
+  );
+  index.push({ id: 'exit-tor', name: 'Tor exit', description: 'Runs a Connection of type tor', version: '1.0.0', author: 'bench' });
   await fs.writeFile(path.join(store, 'index.json'), JSON.stringify(index));
   for (const sub of ['services', 'peers', 'connections']) await fs.mkdir(path.join(cell, sub), { recursive: true });
   await fs.writeFile(
