@@ -15,6 +15,7 @@ describeExit({
   startSite: startProxySite,
   config: (site) => ({ dns: site.dnsServer }),
   tunnelProcess: 'redsocks',
+  ongoingFlow: 'tcp',
   extra({ uplink, client }) {
     it('UDP other than DNS is dropped in the exit: the uplink counts none of it', async () => {
       const before = await uplink().countPackets();

@@ -17,7 +17,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { execInContainer, type ExecResult } from '../../reconcilers/shared/exec.js';
 import { buildBusyboxImage, cleanupTestResources, docker, TEST_LABELS } from './docker.js';
-import { sh } from './remote-sites.js';
+import { sh, until } from './remote-sites.js';
 
 export const EXIT_TEST_LABEL = 'ngo.pic.test-exit';
 const CLIENT_IMAGE = 'pictest/busybox:1';
@@ -128,6 +128,10 @@ export interface ExitContainer extends TestContainer {
   /** running, exited…, and the exit code. */
   state(): Promise<{ status: string; exitCode: number; restarts: number }>;
   logs(): Promise<string>;
+  /** `docker restart` (the stop timeout of the container, 3 s). */
+  restart(): Promise<void>;
+  /** `docker kill`, then `docker start` once it has stopped. */
+  killAndStart(): Promise<void>;
 }
 
 /** Creates and starts the exit as its template says. */
@@ -188,6 +192,14 @@ export async function startExit(options: ExitOptions): Promise<ExitContainer> {
     },
     async logs() {
       return demultiplex(await container.logs({ stdout: true, stderr: true, tail: 80 }));
+    },
+    async restart() {
+      await container.restart({ t: 3 });
+    },
+    async killAndStart() {
+      await container.kill();
+      await until('the killed exit to stop', async () => !(await container.inspect()).State.Running, 20_000);
+      await container.start();
     },
     async remove() {
       await base.remove();

@@ -10,10 +10,15 @@
  *   - with the remote's server down, the service reaches nothing, the uplink counts nothing, the
  *     healthcheck turns unhealthy, and all comes back with the server;
  *   - with the exit's tunnel process killed, the exit stops (non-zero), nothing leaks, and its
- *     restart (the template's restart policy) carries traffic again.
+ *     restart (the template's restart policy) carries traffic again;
+ *   - a flow the service keeps sending (a ping, or TCP connections from fixed ports) resumes
+ *     through the connection after `docker restart` and after `docker kill` and start of the exit,
+ *     the service untouched, and the uplink counts none of it: packets that reach a starting exit
+ *     before its NAT is in place must not leave a connection-tracking entry without NAT behind.
  * Needs the exit's image (examples/images/build-exits.sh) and root (namespaces, host routes).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { docker } from './docker.js';
 import { createExitNetwork, removeExitLeftovers, startClient, startExit, steerThroughExit, type ExitContainer, type ExitNetwork, type TestContainer } from './exit-container.js';
 import { removeSiteLeftovers, startUplink, TEST_NAME, until, type RemoteSite, type SiteOptions, type Uplink } from './remote-sites.js';
 
@@ -29,8 +34,59 @@ export interface ExitSuite {
   config?(site: RemoteSite): Record<string, string>;
   /** The process whose death is the tunnel's (killed by its pid inside the exit). */
   tunnelProcess: string;
+  /**
+   * What the service keeps sending across restarts of the exit: `ping` (one ICMP echo flow, every
+   * 20 ms) where the exit carries IP, `tcp` (HTTP requests again and again from each of 16 fixed
+   * source ports, so that each port is one conntrack tuple) where it relays TCP only.
+   */
+  ongoingFlow?: 'ping' | 'tcp';
   /** More checks, run while the exit carries traffic. */
   extra?(context: { uplink: () => Uplink; client: () => TestContainer; exit: () => ExitContainer; site: () => RemoteSite; network: () => ExitNetwork }): void;
+}
+
+/** A flow the service keeps sending: how many answers from the remote each of its tuples got so far. */
+interface OngoingFlow {
+  answered(): Promise<number[]>;
+  /** Its processes are all still running. */
+  running(): Promise<boolean>;
+  /** The tail of its logs (for a failure message). */
+  logs(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const FLOW_PORTS = Array.from({ length: 16 }, (_, i) => 41_000 + i);
+
+async function startFlow(kind: 'ping' | 'tcp', client: TestContainer, probe: string, body: string): Promise<OngoingFlow> {
+  // Each process in the background of a shell of its own, its output in a file: `echo $!` gives its pid.
+  const spawn = async (script: string): Promise<string> => {
+    const r = await client.exec(['sh', '-c', `${script} & echo $!`]);
+    const pid = r.stdout.trim();
+    if (r.exitCode !== 0 || !/^\d+$/.test(pid)) throw new Error(`cannot start the flow in the service: ${r.stderr}`);
+    return pid;
+  };
+  const count = async (pattern: string, file: string): Promise<number> => Number((await client.exec(['grep', '-c', pattern, file])).stdout.trim() || '0');
+  const flows =
+    kind === 'ping'
+      ? [{ log: '/tmp/flow-ping.log', pattern: 'bytes from', pid: await spawn(`ping -i 0.02 ${probe} >/tmp/flow-ping.log 2>&1`) }]
+      : await Promise.all(
+          FLOW_PORTS.map(async (port, i) => {
+            const log = `/tmp/flow-${port}.log`;
+            // A connection every 0.4 s, ended by then when unanswered (busybox timeout counts whole
+            // seconds). The request stays open until the server has answered and closed: the server
+            // closes first, so the service's side keeps no TIME_WAIT and the next connection can
+            // come from the same port at once.
+            const request = `{ printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 0.4; } | nc -p ${port} ${probe} 80 & sleep 0.4; kill $! 2>/dev/null; wait`;
+            // The ports start 25 ms apart, so that some connection is opened every 25 ms or so.
+            const offset = ((i * 0.4) / FLOW_PORTS.length).toFixed(3);
+            return { log, pattern: body, pid: await spawn(`sleep ${offset}; while :; do ${request}; done >${log} 2>&1`) };
+          }),
+        );
+  return {
+    answered: () => Promise.all(flows.map((f) => count(f.pattern, f.log))),
+    running: async () => (await Promise.all(flows.map(async (f) => (await client.exec(['kill', '-0', f.pid])).exitCode === 0))).every(Boolean),
+    logs: async () => (await client.exec(['sh', '-c', `tail -n 3 ${flows.map((f) => f.log).join(' ')}`])).stdout,
+    stop: async () => void (await client.exec(['kill', ...flows.map((f) => f.pid)])),
+  };
 }
 
 export function describeExit(suite: ExitSuite): void {
@@ -134,5 +190,31 @@ export function describeExit(suite: ExitSuite): void {
       expect(await fetchProbe()).toBe(site.body);
       expect(await uplink.countPackets()).toBe(before);
     });
+    it(`a flow the service keeps sending (${suite.ongoingFlow ?? 'ping'}) resumes through the connection after the exit restarts, the service untouched, and the uplink counts none of it`, async () => {
+      const flow = await startFlow(suite.ongoingFlow ?? 'ping', client, uplink.probe, site.body);
+      try {
+        const service = (await docker.getContainer(client.id).inspect()).State.StartedAt;
+        await until('the flow to be answered through the connection', async () => (await flow.answered()).every((n) => n > 0), 20_000);
+        const before = await uplink.countPackets();
+        const bounces: [string, () => Promise<void>][] = [
+          ['docker restart', () => exit.restart()],
+          ['docker kill and start', () => exit.killAndStart()],
+        ];
+        for (const [how, bounce] of bounces) {
+          await bounce();
+          await waitForHealth('healthy');
+          const answered = await flow.answered();
+          await until(`every tuple of the flow to be answered again after ${how}`, async () => (await flow.answered()).every((n, i) => n > (answered[i] ?? 0)), 20_000).catch(async (err: Error) => {
+            const conntrack = (await exit.exec(['cat', '/proc/net/nf_conntrack'])).stdout;
+            throw new Error(`${err.message}; answers per tuple before ${answered.join(',')}, now ${(await flow.answered()).join(',')}\nthe exit's conntrack:\n${conntrack}\nthe flow:\n${await flow.logs()}`);
+          });
+        }
+        expect(await flow.running()).toBe(true);
+        expect((await docker.getContainer(client.id).inspect()).State.StartedAt).toBe(service);
+        expect(await uplink.countPackets()).toBe(before);
+      } finally {
+        await flow.stop();
+      }
+    }, 120_000);
   });
 }
