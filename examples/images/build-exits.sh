@@ -9,8 +9,9 @@
 #   pic-exit-sshuttle   sshuttle: sshuttle over ssh (sshuttle, openssh-client), with the python3
 #                       interpreter and only the standard-library modules sshuttle imports
 #
-# Every exit also has ip (iproute2), iptables-nft (iptables) with its extensions and dnsmasq
-# (dnsmasq-base), busybox-static for the shell, and examples/images/exits/{common,<exit>}/rootfs.
+# Every exit also has ip (iproute2), iptables-nft (iptables) with its extensions, conntrack
+# (conntrack) and dnsmasq (dnsmasq-base), busybox-static for the shell, and
+# examples/images/exits/{common,<exit>}/rootfs.
 # One layer, fixed owners, modes and times (debian-image.sh): the same packages give the same
 # image ID, which examples/store/services/exit-<exit>/ pins.
 #
@@ -36,7 +37,7 @@ exits=()
 while [[ $# -gt 0 ]]; do
   case $1 in
     --pin) pin=1; shift ;;
-    -h | --help) sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
     -*) die "unknown argument '$1'" ;;
     *) [[ " ${ALL_EXITS[*]} " == *" $1 "* ]] || die "unknown exit '$1' (known: ${ALL_EXITS[*]})"; exits+=("$1"); shift ;;
   esac
@@ -51,6 +52,7 @@ need() {
 }
 need /usr/sbin/xtables-nft-multi iptables
 need /usr/sbin/dnsmasq dnsmasq-base
+need /usr/sbin/conntrack conntrack
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/pic-exit-images.XXXXXX")
 readonly TMP
@@ -61,7 +63,8 @@ stage_common() {
   base_stage "$stage" "$BUSYBOX"
   stage_ip_and_iptables "$stage"
   put_with_libraries "$stage" /usr/sbin/dnsmasq
-  IMG_PACKAGES="iproute2=$(package_version iproute2) iptables=$(package_version iptables) dnsmasq-base=$(package_version dnsmasq-base)"
+  put_with_libraries "$stage" /usr/sbin/conntrack
+  IMG_PACKAGES="iproute2=$(package_version iproute2) iptables=$(package_version iptables) dnsmasq-base=$(package_version dnsmasq-base) conntrack=$(package_version conntrack)"
 }
 
 stage_wireguard() {

@@ -44,16 +44,29 @@ exit_lockdown() {
   iptables -A OUTPUT -o eth0 -d "$CELL_SUBNET" -j ACCEPT
   # Never anything from eth0 back out of eth0, whatever a later rule says.
   iptables -A FORWARD -i eth0 -o eth0 -j DROP
+  exit_forget_connections
+}
+
+# Docker connects eth0 before this script runs, and the cell host may steer packets to it at once:
+# until exit_lockdown, the namespace forwards them back out of eth0 and conntrack records each flow
+# without NAT. NAT is decided only when a flow's entry is made, so a flow that keeps sending (a
+# ping, a fixed-port UDP or TCP flow) would keep that entry fresh and never be masqueraded, nor
+# redirected, even once the tunnel is up. Forgotten here, after the lockdown: from now on a
+# forwarded packet is dropped before its entry is confirmed, so the next entry a flow gets is made
+# by the rules the start script adds.
+exit_forget_connections() {
+  conntrack -F 2>/dev/null || exit_fail "cannot flush the connection tracking table (conntrack -F)"
 }
 
 # Sends the cell's packets, and the exit's own, into `dev`, masqueraded to the tunnel's address.
 # Answers come back only for connections the cell opened.
+# The MASQUERADE comes first: a packet forwarded before it would make an entry without NAT.
 exit_forward_into() {
   dev=$1
+  iptables -t nat -A POSTROUTING -o "$dev" -j MASQUERADE
   iptables -A FORWARD -i eth0 -o "$dev" -j ACCEPT
   iptables -A FORWARD -i "$dev" -o eth0 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
   iptables -A OUTPUT -o "$dev" -j ACCEPT
-  iptables -t nat -A POSTROUTING -o "$dev" -j MASQUERADE
 }
 
 # One transport flow of the connection itself (to its server) may leave eth0: proto, address, port.
