@@ -6,4 +6,4 @@
 import { describeExit } from '../support/exit-suite.js';
 import { startOpenvpnSite } from '../support/remote-sites.js';
 
-describeExit({ prefix: 'px20ov', service: 'exit-openvpn', type: 'openvpn', startSite: startOpenvpnSite, tunnelProcess: 'openvpn' });
+describeExit({ prefix: 'px20ov', service: 'exit-openvpn', type: 'openvpn', startSite: startOpenvpnSite, tunnelProcess: 'openvpn', ongoingFlow: 'ping' });

@@ -32,6 +32,7 @@ describeExit({
   startSite: startSshuttleSite,
   config: (site) => ({ ...site.exitConfig, dns: site.dnsServer }),
   tunnelProcess: 'sshuttle',
+  ongoingFlow: 'tcp',
   extra({ uplink, client, site, network }) {
     it('UDP other than DNS is dropped in the exit: the uplink counts none of it', async () => {
       const before = await uplink().countPackets();

@@ -6,4 +6,4 @@
 import { describeExit } from '../support/exit-suite.js';
 import { startWireguardSite } from '../support/remote-sites.js';
 
-describeExit({ prefix: 'px20wg', service: 'exit-wireguard', type: 'wireguard_ext', startSite: startWireguardSite, tunnelProcess: 'wireguard-go' });
+describeExit({ prefix: 'px20wg', service: 'exit-wireguard', type: 'wireguard_ext', startSite: startWireguardSite, tunnelProcess: 'wireguard-go', ongoingFlow: 'ping' });

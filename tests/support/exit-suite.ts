@@ -39,7 +39,7 @@ export interface ExitSuite {
    * 20 ms) where the exit carries IP, `tcp` (HTTP requests again and again from each of 16 fixed
    * source ports, so that each port is one conntrack tuple) where it relays TCP only.
    */
-  ongoingFlow?: 'ping' | 'tcp';
+  ongoingFlow: 'ping' | 'tcp';
   /** More checks, run while the exit carries traffic. */
   extra?(context: { uplink: () => Uplink; client: () => TestContainer; exit: () => ExitContainer; site: () => RemoteSite; network: () => ExitNetwork }): void;
 }
@@ -190,8 +190,8 @@ export function describeExit(suite: ExitSuite): void {
       expect(await fetchProbe()).toBe(site.body);
       expect(await uplink.countPackets()).toBe(before);
     });
-    it(`a flow the service keeps sending (${suite.ongoingFlow ?? 'ping'}) resumes through the connection after the exit restarts, the service untouched, and the uplink counts none of it`, async () => {
-      const flow = await startFlow(suite.ongoingFlow ?? 'ping', client, uplink.probe, site.body);
+    it(`a flow the service keeps sending (${suite.ongoingFlow}) resumes through the connection after the exit restarts, the service untouched, and the uplink counts none of it`, async () => {
+      const flow = await startFlow(suite.ongoingFlow, client, uplink.probe, site.body);
       try {
         const service = (await docker.getContainer(client.id).inspect()).State.StartedAt;
         await until('the flow to be answered through the connection', async () => (await flow.answered()).every((n) => n > 0), 20_000);
