@@ -18,6 +18,7 @@
  * Needs the exit's image (examples/images/build-exits.sh) and root (namespaces, host routes).
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
 import { docker } from './docker.js';
 import { createExitNetwork, removeExitLeftovers, startClient, startExit, steerThroughExit, type ExitContainer, type ExitNetwork, type TestContainer } from './exit-container.js';
 import { removeSiteLeftovers, startUplink, TEST_NAME, until, type RemoteSite, type SiteOptions, type Uplink } from './remote-sites.js';
@@ -37,7 +38,7 @@ export interface ExitSuite {
   /**
    * What the service keeps sending across restarts of the exit: `ping` (one ICMP echo flow, every
    * 20 ms) where the exit carries IP, `tcp` (HTTP requests again and again from each of 16 fixed
-   * source ports, so that each port is one conntrack tuple) where it relays TCP only.
+   * source ports, so that each port is one conntrack tuple; see TCP_FLOW) where it relays TCP only.
    */
   ongoingFlow: 'ping' | 'tcp';
   /** More checks, run while the exit carries traffic. */
@@ -56,36 +57,83 @@ interface OngoingFlow {
 
 const FLOW_PORTS = Array.from({ length: 16 }, (_, i) => 41_000 + i);
 
+/**
+ * The `tcp` flow, run by the host's python3 in the service's network namespace (busybox nc cannot
+ * choose the source port of a connection): from each port given, an HTTP request to the probe
+ * address every 0.4 s, the ports 25 ms apart, so that some connection opens every 25 ms. One not
+ * answered within 0.4 s is abandoned (closing a socket in SYN_SENT sends nothing); an answered one
+ * is closed with a reset (SO_LINGER 0), so that no TIME_WAIT keeps its port. Prints the port of
+ * each answer that holds the body it is given; ends when its stdin closes.
+ */
+const TCP_FLOW = `
+import os, socket, struct, sys, threading, time
+probe, body, ports = sys.argv[1], sys.argv[2].encode(), [int(p) for p in sys.argv[3:]]
+lock = threading.Lock()
+def run(port, delay):
+    time.sleep(delay)
+    while True:
+        began = time.monotonic()
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        try:
+            s.bind(('0.0.0.0', port))
+            s.settimeout(0.4)
+            s.connect((probe, 80))
+            s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')
+            data = b''
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            if body in data:
+                with lock:
+                    print(port, flush=True)
+        except OSError:
+            pass
+        finally:
+            s.close()
+        time.sleep(max(0.0, 0.4 - (time.monotonic() - began)))
+for i, port in enumerate(ports):
+    threading.Thread(target=run, args=(port, i * 0.4 / len(ports)), daemon=True).start()
+sys.stdin.read()
+os._exit(0)
+`;
+
 async function startFlow(kind: 'ping' | 'tcp', client: TestContainer, probe: string, body: string): Promise<OngoingFlow> {
-  // Each process in the background of a shell of its own, its output in a file: `echo $!` gives its pid.
-  const spawn = async (script: string): Promise<string> => {
-    const r = await client.exec(['sh', '-c', `${script} & echo $!`]);
-    const pid = r.stdout.trim();
-    if (r.exitCode !== 0 || !/^\d+$/.test(pid)) throw new Error(`cannot start the flow in the service: ${r.stderr}`);
-    return pid;
-  };
-  const count = async (pattern: string, file: string): Promise<number> => Number((await client.exec(['grep', '-c', pattern, file])).stdout.trim() || '0');
-  const flows =
-    kind === 'ping'
-      ? [{ log: '/tmp/flow-ping.log', pattern: 'bytes from', pid: await spawn(`ping -i 0.02 ${probe} >/tmp/flow-ping.log 2>&1`) }]
-      : await Promise.all(
-          FLOW_PORTS.map(async (port, i) => {
-            const log = `/tmp/flow-${port}.log`;
-            // A connection every 0.4 s, ended by then when unanswered (busybox timeout counts whole
-            // seconds). The request stays open until the server has answered and closed: the server
-            // closes first, so the service's side keeps no TIME_WAIT and the next connection can
-            // come from the same port at once.
-            const request = `{ printf 'GET / HTTP/1.0\\r\\n\\r\\n'; sleep 0.4; } | nc -p ${port} ${probe} 80 & sleep 0.4; kill $! 2>/dev/null; wait`;
-            // The ports start 25 ms apart, so that some connection is opened every 25 ms or so.
-            const offset = ((i * 0.4) / FLOW_PORTS.length).toFixed(3);
-            return { log, pattern: body, pid: await spawn(`sleep ${offset}; while :; do ${request}; done >${log} 2>&1`) };
-          }),
-        );
+  if (kind === 'tcp') {
+    const pid = (await docker.getContainer(client.id).inspect()).State.Pid;
+    const child = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '/usr/bin/python3', '-u', '-c', TCP_FLOW, probe, body, ...FLOW_PORTS.map(String)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const answers = new Map<number, number>();
+    let stderr = '';
+    let rest = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) answers.set(Number(line), (answers.get(Number(line)) ?? 0) + 1);
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => void (stderr = (stderr + chunk).slice(-2000)));
+    return {
+      answered: async () => FLOW_PORTS.map((port) => answers.get(port) ?? 0),
+      running: async () => child.exitCode === null && child.signalCode === null,
+      logs: async () => `answers per port: ${FLOW_PORTS.map((port) => `${port}:${answers.get(port) ?? 0}`).join(' ')}\n${stderr}`,
+      stop: async () => {
+        child.stdin.end();
+        child.kill();
+      },
+    };
+  }
+  // ping in the background of a shell of the service's own, its output in a file (`echo $!` gives its pid).
+  const log = '/tmp/flow-ping.log';
+  const r = await client.exec(['sh', '-c', `ping -i 0.02 ${probe} >${log} 2>&1 & echo $!`]);
+  const ping = r.stdout.trim();
+  if (r.exitCode !== 0 || !/^\d+$/.test(ping)) throw new Error(`cannot start ping in the service: ${r.stderr}`);
   return {
-    answered: () => Promise.all(flows.map((f) => count(f.pattern, f.log))),
-    running: async () => (await Promise.all(flows.map(async (f) => (await client.exec(['kill', '-0', f.pid])).exitCode === 0))).every(Boolean),
-    logs: async () => (await client.exec(['sh', '-c', `tail -n 3 ${flows.map((f) => f.log).join(' ')}`])).stdout,
-    stop: async () => void (await client.exec(['kill', ...flows.map((f) => f.pid)])),
+    answered: async () => [Number((await client.exec(['grep', '-c', 'bytes from', log])).stdout.trim() || '0')],
+    running: async () => (await client.exec(['kill', '-0', ping])).exitCode === 0,
+    logs: async () => (await client.exec(['tail', '-n', '3', log])).stdout,
+    stop: async () => void (await client.exec(['kill', ping])),
   };
 }
 
