@@ -92,7 +92,7 @@ test: build images
 	@mkdir -p .tmp
 	@$(MAKE) --no-print-directory lint > .tmp/lint.log 2>&1 & lint=$$!; \
 	  status=0; npm test --silent -- --json --outputFile=.tmp/jest-results.json || status=$$?; \
-	  npm test --silent -- --runInBand --testPathIgnorePatterns /node_modules/ --json --outputFile=.tmp/jest-serial.json dist/tests/serial || status=$$?; \
+	  npm test --silent -- dist/tests/serial --runInBand --json --outputFile=.tmp/jest-serial.json --testPathIgnorePatterns /node_modules/ || status=$$?; \
 	  node -e 'const r=[require("./.tmp/jest-results.json"),require("./.tmp/jest-serial.json")]; const n=(k)=>r.reduce((s,x)=>s+x[k],0); console.log("tests: " + n("numPassedTests") + " passed, " + n("numFailedTests") + " failed, " + (n("numPendingTests") + n("numTodoTests")) + " skipped")' || true; \
 	  if wait $$lint; then cat .tmp/lint.log; echo "lint: clean"; else cat .tmp/lint.log; echo "lint: failed"; status=1; fi; \
 	  exit $$status
