@@ -10,6 +10,7 @@
  * and TEST_LABELS, the host's rules a comment or a table number derived from the prefix, so
  * `removeExitLeftovers(prefix)` finds what a killed run left.
  */
+import type Dockerode from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -219,8 +220,8 @@ function demultiplex(raw: Buffer): string {
   return parts.join('');
 }
 
-/** A busybox container that sleeps: the "service" whose traffic is steered. */
-export async function startClient(prefix: string, network: ExitNetwork, ip: string): Promise<TestContainer> {
+/** A busybox container that sleeps, with these network settings. */
+async function startSleeper(prefix: string, ip: string, network: Pick<Dockerode.ContainerCreateOptions, 'NetworkingConfig'> & { mode: string }): Promise<TestContainer> {
   await buildBusyboxImage(CLIENT_IMAGE);
   const name = `${prefix}-client-${randomBytes(3).toString('hex')}`;
   const container = await docker.createContainer({
@@ -228,11 +229,16 @@ export async function startClient(prefix: string, network: ExitNetwork, ip: stri
     Image: CLIENT_IMAGE,
     Cmd: ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"],
     Labels: { ...TEST_LABELS, [EXIT_TEST_LABEL]: prefix },
-    HostConfig: { NetworkMode: network.name },
-    NetworkingConfig: { EndpointsConfig: { [network.name]: { IPAMConfig: { IPv4Address: ip } } } },
+    HostConfig: { NetworkMode: network.mode },
+    ...(network.NetworkingConfig ? { NetworkingConfig: network.NetworkingConfig } : {}),
   });
   await container.start();
   return handle(name, container.id, ip);
+}
+
+/** A busybox container that sleeps: the "service" whose traffic is steered. */
+export function startClient(prefix: string, network: ExitNetwork, ip: string): Promise<TestContainer> {
+  return startSleeper(prefix, ip, { mode: network.name, NetworkingConfig: { EndpointsConfig: { [network.name]: { IPAMConfig: { IPv4Address: ip } } } } });
 }
 
 /**
@@ -240,18 +246,8 @@ export async function startClient(prefix: string, network: ExitNetwork, ip: stri
  * the "VPN sidecar" way, where the service's own packets leave by the tunnel of the container
  * whose namespace it shares, without the host steering anything.
  */
-export async function startClientBeside(prefix: string, beside: TestContainer): Promise<TestContainer> {
-  await buildBusyboxImage(CLIENT_IMAGE);
-  const name = `${prefix}-client-${randomBytes(3).toString('hex')}`;
-  const container = await docker.createContainer({
-    name,
-    Image: CLIENT_IMAGE,
-    Cmd: ['sh', '-c', "trap 'exit 0' TERM; while :; do sleep 1; done"],
-    Labels: { ...TEST_LABELS, [EXIT_TEST_LABEL]: prefix },
-    HostConfig: { NetworkMode: `container:${beside.id}` },
-  });
-  await container.start();
-  return handle(name, container.id, beside.ip);
+export function startClientBeside(prefix: string, beside: TestContainer): Promise<TestContainer> {
+  return startSleeper(prefix, beside.ip, { mode: `container:${beside.id}` });
 }
 
 /** The routing table the steering of this prefix uses (stable, so leftovers are found). */
