@@ -184,7 +184,7 @@ export class Operator {
     const target = cell.docs.connections.find((c) => c.doc.metadata.name === connection)?.doc;
     const failOpen = target?.spec.failOpen ?? false;
     return {
-      ...(failOpen ? {} : { fence: async (ip: string) => void (await fenceServiceAddress({ name: cellDoc.metadata.name, subnet: cellDoc.spec.network.subnet }, { name, address: ip })) }),
+      ...(failOpen ? {} : { fence: async (ip: string) => void (await fenceServiceAddress({ name: cellDoc.metadata.name, subnet: cellDoc.spec.network.subnet }, { name, address: ip }, this.opts.stateDir.root)) }),
       egress: () => {
         if (this.shared.exitHealth.get(connection) === true) return undefined;
         const consequence = failOpen ? 'its outbound traffic goes direct (fail-open) until the exit is back' : 'its outbound traffic is blocked (kill switch) until the exit is back';

@@ -27,5 +27,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'catalog', load: async () => (await import('./catalog.js')).catalogCommand },
   { name: 'backup', load: async () => (await import('./backup.js')).backupCommand },
   { name: 'data', load: async () => (await import('./data.js')).dataCommand },
+  { name: 'fence', load: async () => (await import('./fence.js')).fenceCommand },
   { name: 'completion', load: async () => (await import('./completion.js')).completionCommand },
 ];

@@ -17,6 +17,7 @@ import { applyEgress, runHostCommand } from './apply.js';
 import { parseAddresses, observeEgress, type HostAddress, type ObservedEgress } from './observe.js';
 import { planEgress, takenByOthers, type EgressPlan } from './plan.js';
 import { egressChainsOf, fenceRule, renderEgress, type DesiredEgress, type EgressChains } from './render.js';
+import { recordingBootFence } from './boot-fence.js';
 import { parseIptablesSave, chainOf } from '../firewall/observe.js';
 import { renderChainRestore } from '../firewall/render.js';
 
@@ -153,7 +154,8 @@ export const egressReconciler: ResourceReconciler = {
       const lines = allocationLines(allocation, existing);
       if (lines.length > 0) ctx.event('EgressAllocated', lines.join('; '));
     }
-    const writes = await applyEgress(plan);
+    // The fence is also recorded for `pic fence` (boot-fence.ts), before it goes on the host.
+    const writes = await recordingBootFence(ctx.stateRoot, { cell: input.cell.metadata.name, chain: pass.chains.fence, parent: pass.chains.fenceParent, rules: desired.fenceRules }, () => applyEgress(plan));
     if (writes > 0) ctx.event('EgressUpdated', `egress steering on the host: ${plan.lines.join('; ')}`);
     const { summary, facts, notReady } = describe(desired);
     const state = writes > 0 ? `; updated (${plan.lines.length} change${plan.lines.length === 1 ? '' : 's'})` : '; unchanged';
@@ -171,7 +173,12 @@ export const egressReconciler: ResourceReconciler = {
  * (the kill switch's rule for it), so not one packet leaves directly before the egress resource
  * has converged. A no-op when the rule is there; the resource's next restore keeps it.
  */
-export async function fenceServiceAddress(cell: { name: string; subnet: string }, service: { name: string; address: string }, reader: HostNetworkReader = hostNetworkReader()): Promise<boolean> {
+export async function fenceServiceAddress(
+  cell: { name: string; subnet: string },
+  service: { name: string; address: string },
+  stateRoot: string,
+  reader: HostNetworkReader = hostNetworkReader(),
+): Promise<boolean> {
   const [saved, ip] = await Promise.all([reader.iptablesSave(), reader.ipJson(['address show'])]);
   const bridge = bridgeOf(parseAddresses(ip[0] ?? []), cell.subnet);
   if (bridge === undefined) throw new Error(`no host interface holds an address of the cell network ${cell.subnet}: cannot fence ${service.name} before it starts`);
@@ -181,6 +188,8 @@ export async function fenceServiceAddress(cell: { name: string; subnet: string }
   const rule = fenceRule(chains, bridge, service);
   if (observed.exists && observed.rules.includes(rule) && observed.jumps > 0) return false;
   const rules = [...new Set([rule, ...observed.rules])];
-  await runHostCommand('iptables-restore', ['--noflush'], renderChainRestore({ table: 'filter', chain: chains.fence, parent: chains.fenceParent, rules, insertJump: observed.jumps === 0 }));
+  await recordingBootFence(stateRoot, { cell: cell.name, chain: chains.fence, parent: chains.fenceParent, rules }, () =>
+    runHostCommand('iptables-restore', ['--noflush'], renderChainRestore({ table: 'filter', chain: chains.fence, parent: chains.fenceParent, rules, insertJump: observed.jumps === 0 })),
+  );
   return true;
 }

@@ -209,3 +209,72 @@ export function renderEgressRestore(chains: EgressChains, desired: DesiredEgress
     .map((spec) => renderChainRestore(spec))
     .join('');
 }
+
+// The kill switch at boot ---------------------------------------------------------------------------
+
+/**
+ * The fence of one cell as pic last wrote it, kept in the state directory so that `pic fence`
+ * can put it back on a host whose netfilter rules a reboot cleared, before dockerd starts the
+ * services again (deploy/systemd/pic-fence.service).
+ */
+export interface BootFence {
+  cell: string;
+  chain: string;
+  /** DOCKER-USER, or FORWARD on an engine that has no DOCKER-USER. */
+  parent: string;
+  rules: string[];
+}
+
+const FENCE_CHAIN = /^PIC-EGK-[0-9a-f]{8}$/;
+const IFACE = '[A-Za-z0-9][A-Za-z0-9_.-]{0,14}';
+const IPV4 = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(?:\\.(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}';
+
+/** Whether `rule` is exactly what fenceRule writes for a service of `chain`: nothing else is restored. */
+export function isFenceRule(chain: string, rule: string): boolean {
+  const shape = new RegExp(`^-A ${chain} -s ${IPV4}/32 -i (${IFACE}) ! -o (${IFACE}) -m comment --comment "${COMMENT_PREFIX}[A-Za-z0-9][A-Za-z0-9_.-]{0,200}" -j DROP$`);
+  const m = shape.exec(rule);
+  return m !== null && m[1] === m[2];
+}
+
+/** The record read back, checked field by field; problems name the field. */
+export function checkBootFence(value: unknown): { fence?: BootFence; problems: string[] } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problems: ['is not an object with cell, chain, parent and rules'] };
+  const v = value as Record<string, unknown>;
+  const problems: string[] = [];
+  if (typeof v.cell !== 'string' || v.cell === '') problems.push('"cell" must be the cell\'s name');
+  if (typeof v.chain !== 'string' || !FENCE_CHAIN.test(v.chain)) problems.push('"chain" must be PIC-EGK- and 8 hex digits');
+  if (v.parent !== DOCKER_USER_CHAIN && v.parent !== 'FORWARD') problems.push('"parent" must be DOCKER-USER or FORWARD');
+  if (!Array.isArray(v.rules)) problems.push('"rules" must be a list');
+  else {
+    v.rules.forEach((rule, i) => {
+      if (typeof rule !== 'string' || typeof v.chain !== 'string' || !isFenceRule(v.chain, rule)) problems.push(`"rules"[${i}] is not a fence rule of pic's`);
+    });
+  }
+  if (problems.length > 0) return { problems };
+  return { fence: { cell: v.cell as string, chain: v.chain as string, parent: v.parent as string, rules: v.rules as string[] }, problems };
+}
+
+/**
+ * The `iptables-restore --noflush` input that puts `fence` in place on a host whose filter table is
+ * `filter` (as iptables-save printed it), or undefined when it is in place already. Rules live
+ * now are kept beside the recorded ones (a fence is never lifted here); DOCKER-USER, which dockerd
+ * makes only when it starts, is made (and jumped to from FORWARD) when missing: dockerd keeps an
+ * existing DOCKER-USER's rules and moves its own jump to the top.
+ */
+export function renderBootFence(fence: BootFence, filter: { chains: ReadonlySet<string>; rules: readonly string[] } | undefined): string | undefined {
+  const chains = filter?.chains ?? new Set<string>();
+  const live = filter?.rules ?? [];
+  const current = live.filter((line) => line.startsWith(`-A ${fence.chain} `));
+  const rules = [...new Set([...current, ...fence.rules])];
+  const parentMissing = fence.parent !== 'FORWARD' && !chains.has(fence.parent);
+  const parentJumped = fence.parent === 'FORWARD' || live.includes(`-A FORWARD -j ${fence.parent}`);
+  const jumped = live.includes(`-A ${fence.parent} -j ${fence.chain}`);
+  if (chains.has(fence.chain) && rules.length === current.length && jumped && parentJumped) return undefined;
+  const lines = ['*filter'];
+  if (parentMissing) lines.push(`:${fence.parent} - [0:0]`);
+  lines.push(`:${fence.chain} - [0:0]`, `-F ${fence.chain}`, ...rules);
+  if (!parentJumped) lines.push(`-I FORWARD 1 -j ${fence.parent}`);
+  if (!jumped) lines.push(`-I ${fence.parent} 1 -j ${fence.chain}`);
+  lines.push('COMMIT');
+  return `${lines.join('\n')}\n`;
+}

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import type { CellDocument } from '../../crds/types.js';
+import { readBootFence, restoreBootFence } from '../../reconcilers/egress/boot-fence.js';
 import { egressReconciler, fenceServiceAddress, loadEgressAllocations } from '../../reconcilers/egress/index.js';
 import { egressChainsOf, type AssignedService, type ExitState } from '../../reconcilers/egress/render.js';
 import { execInContainer } from '../../reconcilers/shared/exec.js';
@@ -184,8 +185,8 @@ describe('egress steering on the host', () => {
   });
 
   test('before it starts, an assigned service is fenced: nothing reaches the uplink', async () => {
-    expect(await fenceServiceAddress({ name: cellName, subnet }, { name: 'mail', address: serviceIp })).toBe(true);
-    expect(await fenceServiceAddress({ name: cellName, subnet }, { name: 'mail', address: serviceIp })).toBe(false);
+    expect(await fenceServiceAddress({ name: cellName, subnet }, { name: 'mail', address: serviceIp }, stateRoot)).toBe(true);
+    expect(await fenceServiceAddress({ name: cellName, subnet }, { name: 'mail', address: serviceIp }, stateRoot)).toBe(false);
     const before = await uplinkPackets();
     expect(await probe()).toBe('');
     expect(await uplinkPackets()).toBe(before);
@@ -252,6 +253,26 @@ describe('egress steering on the host', () => {
     expect(await uplinkPackets()).toBe(before);
   });
 
+  test('a reboot clears every rule of the host: pic fence puts the kill switch back from the state directory alone', async () => {
+    const recorded = await readBootFence(stateRoot);
+    expect(recorded).toMatchObject({ cell: cellName, chain: chains.fence, parent: 'DOCKER-USER' });
+    expect(recorded!.rules).toHaveLength(1);
+    expect(recorded!.rules[0]).toContain(`-s ${serviceIp}/32`);
+    // What a reboot leaves: none of the cell's chains, rules or routes. Without the fence the
+    // service's packets go straight to the uplink (what dockerd's restart of it would do at boot).
+    await removeHostState();
+    const before = await uplinkPackets();
+    expect(await probe()).toBe('uplink');
+    expect(await uplinkPackets()).toBeGreaterThan(before);
+    // pic fence: no Docker, no cell folder, no operator; only the state directory's record.
+    expect((await restoreBootFence(stateRoot)).wrote).toBe(true);
+    const fenced = await uplinkPackets();
+    expect(await probe()).toBe('');
+    expect(await uplinkPackets()).toBe(fenced);
+    expect((await sh('iptables', ['-S', chains.fence])).split('\n').filter((l) => l.startsWith('-A '))).toEqual(recorded!.rules);
+    expect((await restoreBootFence(stateRoot)).wrote).toBe(false);
+  });
+
   test('fail-open with the exit down: the direct path, and the resource says so', async () => {
     const outcome = await egressReconciler.reconcile(routing('vpn', { failOpen: true, healthy: false }), ctx());
     expect(outcome.notReady?.reason).toBe('FailingOpen');
@@ -271,5 +292,7 @@ describe('egress steering on the host', () => {
       expect((await sh('iptables', ['-t', table, '-S', chain])).split('\n').filter((l) => l.startsWith('-A '))).toEqual([]);
     }
     expect(await egressReconciler.plan(routing('default'), ctx())).toEqual([]);
+    // Nothing is fenced any more, and a boot puts back nothing.
+    expect((await readBootFence(stateRoot))?.rules).toEqual([]);
   });
 });

@@ -17,7 +17,11 @@ import { bridgeOf } from '../../reconcilers/egress/index.js';
 import { isOwnIpRule, parseAddresses, parseIpRules, parseRoutes, type ObservedEgress } from '../../reconcilers/egress/observe.js';
 import { planEgress, takenByOthers } from '../../reconcilers/egress/plan.js';
 import {
+  checkBootFence,
   egressChainsOf,
+  fenceRule,
+  isFenceRule,
+  renderBootFence,
   renderEgress,
   renderEgressRestore,
   type AssignedService,
@@ -379,5 +383,70 @@ describe('tunnelTraffic (ip -json link show and /proc/net/dev of an exit)', () =
     ['malformed entries and unreadable counters are skipped', [null, 'x', { ifname: 5, link_type: 'none' }, link('wg1', 'none'), link('wg9', 'none')], []],
   ])('%s', (_what, links, expected) => {
     expect(tunnelTraffic(links, netDev)).toEqual(expected);
+  });
+});
+
+describe('the kill switch at boot (pic fence)', () => {
+  const chains = egressChainsOf('home');
+  const mail = fenceRule(chains, 'br-1234567890ab', { name: 'mail', address: '172.20.0.21' });
+  const files = fenceRule(chains, 'br-1234567890ab', { name: 'files', address: '172.20.0.22' });
+  const fence = { cell: 'home', chain: chains.fence, parent: 'DOCKER-USER', rules: [mail] };
+  const jumpToFence = `-A DOCKER-USER -j ${chains.fence}`;
+
+  test.each<[string, { chains: Set<string>; rules: string[] } | undefined, string | undefined]>([
+    [
+      'after a reboot, before dockerd: DOCKER-USER made and jumped to from FORWARD, then the fence',
+      { chains: new Set(['INPUT', 'FORWARD', 'OUTPUT']), rules: [] },
+      `*filter\n:DOCKER-USER - [0:0]\n:${chains.fence} - [0:0]\n-F ${chains.fence}\n${mail}\n-I FORWARD 1 -j DOCKER-USER\n-I DOCKER-USER 1 -j ${chains.fence}\nCOMMIT\n`,
+    ],
+    [
+      'no filter table printed at all: the same',
+      undefined,
+      `*filter\n:DOCKER-USER - [0:0]\n:${chains.fence} - [0:0]\n-F ${chains.fence}\n${mail}\n-I FORWARD 1 -j DOCKER-USER\n-I DOCKER-USER 1 -j ${chains.fence}\nCOMMIT\n`,
+    ],
+    [
+      'dockerd running, the cell\'s chain gone: only the fence and its jump (DOCKER-USER\'s own rules untouched)',
+      { chains: new Set(['FORWARD', 'DOCKER-USER']), rules: ['-A FORWARD -j DOCKER-USER', '-A DOCKER-USER -s 10.0.0.1/32 -j DROP', '-A DOCKER-USER -j RETURN'] },
+      `*filter\n:${chains.fence} - [0:0]\n-F ${chains.fence}\n${mail}\n-I DOCKER-USER 1 -j ${chains.fence}\nCOMMIT\n`,
+    ],
+    [
+      'in place already: nothing to write',
+      { chains: new Set(['FORWARD', 'DOCKER-USER', chains.fence]), rules: ['-A FORWARD -j DOCKER-USER', jumpToFence, mail] },
+      undefined,
+    ],
+    [
+      'a live rule the record lacks (pic fenced another since) is kept: a boot never lifts a fence',
+      { chains: new Set(['FORWARD', 'DOCKER-USER', chains.fence]), rules: ['-A FORWARD -j DOCKER-USER', jumpToFence, files] },
+      `*filter\n:${chains.fence} - [0:0]\n-F ${chains.fence}\n${files}\n${mail}\nCOMMIT\n`,
+    ],
+  ])('%s', (_name, filter, expected) => {
+    expect(renderBootFence(fence, filter)).toBe(expected);
+  });
+
+  test('on an engine without DOCKER-USER the fence hangs from FORWARD, and no DOCKER-USER is made', () => {
+    const forward = { ...fence, parent: 'FORWARD', rules: [fenceRule(egressChainsOf('home', false), 'br-1234567890ab', { name: 'mail', address: '172.20.0.21' })] };
+    expect(renderBootFence(forward, { chains: new Set(['FORWARD']), rules: [] })).toBe(
+      `*filter\n:${chains.fence} - [0:0]\n-F ${chains.fence}\n${forward.rules[0]}\n-I FORWARD 1 -j ${chains.fence}\nCOMMIT\n`,
+    );
+  });
+
+  test.each<[string, unknown, string[]]>([
+    ['a record as pic writes it', fence, []],
+    ['no rules', { ...fence, rules: [] }, []],
+    ['not an object', [fence], ['is not an object with cell, chain, parent and rules']],
+    ['a chain that is not a fence chain', { ...fence, chain: 'INPUT' }, ['"chain" must be PIC-EGK- and 8 hex digits', '"rules"[0] is not a fence rule of pic\'s']],
+    ['another parent', { ...fence, parent: 'OUTPUT' }, ['"parent" must be DOCKER-USER or FORWARD']],
+    ['a rule that accepts', { ...fence, rules: [mail.replace('-j DROP', '-j ACCEPT')] }, ['"rules"[0] is not a fence rule of pic\'s']],
+    ['a rule with something appended', { ...fence, rules: [`${mail}\n-A INPUT -j ACCEPT`] }, ['"rules"[0] is not a fence rule of pic\'s']],
+    ['a rule of another chain', { ...fence, rules: [mail.replace(chains.fence, 'PIC-EGK-00000000')] }, ['"rules"[0] is not a fence rule of pic\'s']],
+    ['in and out on different interfaces', { ...fence, rules: [mail.replace('! -o br-1234567890ab', '! -o eth0')] }, ['"rules"[0] is not a fence rule of pic\'s']],
+    ['no cell', { ...fence, cell: '' }, ['"cell" must be the cell\'s name']],
+  ])('a record read back: %s', (_name, value, problems) => {
+    expect(checkBootFence(value).problems).toEqual(problems);
+  });
+
+  test('every rule fenceRule writes is a fence rule', () => {
+    expect(isFenceRule(chains.fence, mail)).toBe(true);
+    expect(isFenceRule(chains.fence, fenceRule(chains, 'eth1', { name: 'a.b_c-d', address: '10.255.0.1' }))).toBe(true);
   });
 });
