@@ -92,6 +92,7 @@ const BASE: Record<string, () => string[]> = {
   catalog: () => ['list', '--cell', cellDir, '--state-dir', stateDir],
   backup: () => ['list', '--cell', cellDir, '--state-dir', stateDir],
   data: () => ['list', '--cell', cellDir, '--state-dir', stateDir],
+  fence: () => ['--state-dir', stateDir],
   verify: () => ['127.0.0.1:9/roof/x@sha256:' + '0'.repeat(64), '--key', path.join(process.cwd(), 'examples', 'demo', 'demo-cosign.pub')],
   help: () => [],
   version: () => [],
