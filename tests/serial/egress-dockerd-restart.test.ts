@@ -143,7 +143,7 @@ describe('egress across a dockerd restart', () => {
     await startDockerd();
     // dockerd brings mail back by its restart policy; pic is not running: fenced, never direct.
     await waitFor('mail to run again', async () => ((await docker.getContainer(cell.containerName('mail')).inspect()).State.Running ? true : undefined), 120_000);
-    for (let i = 0; i < 5; i++) expect(await view.probe('mail')).toBe('');
+    for (let i = 0; i < 3; i++) expect(await view.probe('mail')).toBe('');
     expect(await uplink.countPackets()).toBe(packets);
 
     // pic starts: the steering comes back, through the tunnel, in the same container.
