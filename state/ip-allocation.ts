@@ -115,6 +115,8 @@ export class IpAllocationStore {
   private signature: FileSignature | undefined;
   /** How many owners hold each address of `current`, so a kept address is confirmed without a scan. */
   private holders = new Map<string, number>();
+  /** The pool last parsed, by its text and subnet: every service's reconcile asks with the same two. */
+  private pool: { text: string; subnet: string; pool: IpPool } | undefined;
 
   /**
    * `dryRun` (`pic plan`): allocations and releases are computed exactly as they would be, and
@@ -143,7 +145,7 @@ export class IpAllocationStore {
    */
   allocate(owner: string, poolText: string, subnet: string, reserved: ReadonlySet<string> = new Set()): Promise<AllocationResult> {
     return this.serialise(async () => {
-      const pool = parsePool(poolText, subnet);
+      const pool = this.poolOf(poolText, subnet);
       const assignments = await this.loadNow();
       const previous = Object.prototype.hasOwnProperty.call(assignments, owner) ? assignments[owner] : undefined;
       // The common case, every reconcile of an installed service: its address is still its own.
@@ -185,6 +187,11 @@ export class IpAllocationStore {
   /** A copy of the assignments as of the last load or change (empty before either). */
   assignments(): Record<string, string> {
     return { ...(this.current ?? {}) };
+  }
+
+  private poolOf(text: string, subnet: string): IpPool {
+    if (this.pool?.text !== text || this.pool.subnet !== subnet) this.pool = { text, subnet, pool: parsePool(text, subnet) };
+    return this.pool.pool;
   }
 
   private serialise<T>(task: () => Promise<T>): Promise<T> {
