@@ -195,8 +195,12 @@ export function plainDocumentValue(text: string): PlainMapping | undefined {
 
 // ---------------------------------------------------------------------------------------------
 
-/** yaml's options: YAML 1.2's core schema only, no YAML 1.1 tags (!!binary, !!omap, !!set, !!timestamp). */
-const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true, schema: 'core', resolveKnownTags: false } as const;
+/**
+ * yaml's options: YAML 1.2's core schema only, no YAML 1.1 tags (!!binary, !!omap, !!set, !!timestamp).
+ * Silent: yaml would print a Node warning of its own for a key that is a list or a map; such a key
+ * is reported as a problem of the file instead (it matches no field).
+ */
+const YAML_OPTIONS = { uniqueKeys: true, prettyErrors: false, strict: true, schema: 'core', resolveKnownTags: false, logLevel: 'silent' } as const;
 
 /** Line and column (from 1) of offsets in one text: the line starts are found once, then searched. */
 function lineLocator(text: string): (offset: number) => { line: number; column: number } {

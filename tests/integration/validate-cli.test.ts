@@ -124,6 +124,16 @@ describe('pic validate', () => {
     expect(r.stdout).toBe(`${file}: /spec/domain: must be a string\n`);
   });
 
+  test('a key that is a list or a map is a problem of the file, not a warning of Node\'s', async () => {
+    const { cell } = await copyExamples();
+    const file = path.join(cell, 'services', 'notes.yaml');
+    await fs.writeFile(file, 'apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: notes}\nspec:\n  version: 1.0.0\n  ? [a, b]\n  : 1\n  config: {? {x: 1} : 2}\n');
+    const r = await pic('validate', cell);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`${file}: /spec/[ a, b ]: is not a known field`);
+    expect(r.stderr).not.toMatch(/Warning|node:/);
+  });
+
   test('control characters and escape sequences in a quoted value are escaped, never printed raw', async () => {
     const { cell } = await copyExamples();
     const fake = '\u001b[2J\u001b[H\rServiceInstall   notes   True   Ready\u202e\u009b';
