@@ -68,19 +68,28 @@ function statusesOf(cell: BenchCell): StatusStore {
   return new StatusStore(path.join(cell.stateDir, 'status'));
 }
 
-/** Ids of the cell's services whose status is not Ready yet. */
+/** Ids of the cell's services whose status is not Ready yet; a Stalled one ends the wait, saying why. */
 async function notReady(cell: BenchCell): Promise<string[]> {
   const store = statusesOf(cell);
   const missing: string[] = [];
-  for (const id of cell.ids) if ((await store.get(`ServiceInstall/${id}`).catch(() => undefined))?.phase !== 'Ready') missing.push(id);
+  for (const id of cell.ids) {
+    const status = await store.get(`ServiceInstall/${id}`).catch(() => undefined);
+    if (status?.phase === 'Stalled') throw new StalledError(`ServiceInstall/${id} is Stalled: ${status.conditions.find((c) => c.type === 'Stalled')?.message ?? '?'}`);
+    if (status?.phase !== 'Ready') missing.push(id);
+  }
   return missing;
 }
+
+class StalledError extends Error {}
 
 /** Poll `check` every `everyMs` until it returns a value; throw after `timeoutMs`. */
 async function poll<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number, everyMs = 5): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const value = await check().catch(() => undefined);
+    const value = await check().catch((err: unknown) => {
+      if (err instanceof StalledError) throw err;
+      return undefined;
+    });
     if (value !== undefined) return value;
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);

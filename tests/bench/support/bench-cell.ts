@@ -75,10 +75,13 @@ networks:
 `;
 }
 
-/** .20 of the first /24 of a /22 to .250 of its last. */
-function widePool(subnet: string): string {
+/**
+ * .20 of the first /24 of a /22 to .254 of its last: 1,003 addresses (to .250 it held 999, one short
+ * of a 1,000-service cell, whose last service then waited for an address for ever).
+ */
+export function widePool(subnet: string): string {
   const [a, b, c] = subnet.split('/')[0]!.split('.').map(Number) as [number, number, number];
-  return `${a}.${b}.${c}.20-${a}.${b}.${c + 3}.250`;
+  return `${a}.${b}.${c}.20-${a}.${b}.${c + 3}.254`;
 }
 
 /** A catalog of `count` services and a cell folder installing every one of them. */
