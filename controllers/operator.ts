@@ -8,7 +8,9 @@ import { caddyAdminAddressOf } from '../reconcilers/core/spec.js';
 import { listOwnedContainers, type ObservedContainer } from '../reconcilers/containers/observe.js';
 import { isTerminal } from '../reconcilers/errors.js';
 import { AppliedStore } from '../state/applied-store.js';
-import { CellReadMemo, cellFilesSignature, loadCell, resolveCellPath, type LoadedCell } from '../state/cell.js';
+import { StoreRefresher } from './store-refresh.js';
+import type { RefreshReport } from '../state/store/refresh.js';
+import { CellReadMemo, catalogLocation, cellFilesSignature, loadCell, resolveCellPath, type LoadedCell } from '../state/cell.js';
 import { EventLog } from '../state/events.js';
 import { holdBrokenDocuments, type HeldCell, type HeldDocument } from '../state/hold.js';
 import { IpAllocationStore } from '../state/ip-allocation.js';
@@ -96,6 +98,8 @@ export class Operator {
   /** Tells readers (get, describe, watch) that this operator runs and when it last finished a pass. */
   private readonly heartbeat: HeartbeatWriter;
   private heartbeatStarted = false;
+  /** The cache of the Cell's published store (spec.store.url), refreshed when due. */
+  private readonly store: StoreRefresher;
 
   constructor(private readonly opts: OperatorOptions) {
     const paths = opts.stateDir.paths;
@@ -115,6 +119,7 @@ export class Operator {
       paths.data,
     );
     this.applied = new AppliedStore(paths.applied);
+    this.store = new StoreRefresher({ stateRoot: opts.stateDir.root });
     this.shared = new SharedResources(
       this.ctx,
       CELL_RESOURCES,
@@ -280,15 +285,19 @@ export class Operator {
   async reload(): Promise<void> {
     const run = async () => {
       const dir = this.opts.cellDir;
-      const storeOf = (c: LoadedCell | undefined) => (c?.cell ? resolveCellPath(dir, c.cell.spec.store.path) : undefined);
+      const storeOf = (c: LoadedCell | undefined) => (c?.cell ? catalogLocation(dir, c.cell, this.opts.stateDir.root).dir : undefined);
       // Nothing the last snapshot was read from has changed on disk: it still holds, and so do the
       // fingerprints, statuses and problems derived from it.
       const before = cellFilesSignature(dir, storeOf(this.cell));
-      if (this.cell && before !== undefined && before === this.filesSignature && !this.admissionChanged) return;
+      if (this.cell && before !== undefined && before === this.filesSignature && !this.admissionChanged && !this.store.due(this.cell.cell)) return;
       this.admissionChanged = false;
       let cell: HeldCell;
       try {
-        const loaded = await loadCell(dir, { admission: await new PackageStore(this.opts.stateDir.root).load(), reads: this.reads });
+        const read = async () => loadCell(dir, { admission: await new PackageStore(this.opts.stateDir.root).load(), reads: this.reads, stateRoot: this.opts.stateDir.root });
+        let loaded = await read();
+        // A published store: fetched when due, before anything is converged from its catalog; a
+        // new set in the cache means reading the catalog again.
+        if ((await this.refreshStore(loaded)) === 'updated') loaded = await read();
         const held = holdBrokenDocuments(loaded, await this.applied.load());
         cell = held.cell;
         if (!cell.frozen) await this.applied.save(held.records);
@@ -348,13 +357,34 @@ export class Operator {
   }
 
   /** The key of the cell's own status: written only while the whole cell is held or unreadable. */
+  /** Refresh the cell's published store when due (never throws: a fault is logged, the cache serves). */
+  private async refreshStore(loaded: LoadedCell): Promise<RefreshReport['outcome'] | undefined> {
+    if (!loaded.cell) return undefined;
+    try {
+      const report = await this.store.refreshIfDue(loaded.cell, loaded.policy);
+      if (!report) return undefined;
+      const key = cellKey(loaded.cell.metadata.name);
+      if (report.outcome === 'failed') {
+        const kept = report.fetchedAt ? `the catalog fetched ${report.fetchedAt} stays in use` : 'no catalog is cached yet';
+        this.ctx.event(key, 'Warning', 'StoreRefreshFailed', `store ${report.url}: refresh failed: ${report.failure?.url}: ${report.failure?.message}; ${kept}`);
+      } else if (report.outcome === 'updated') {
+        this.ctx.event(key, 'Normal', 'CatalogUpdated', `store ${report.url}: a new catalog is in use (${report.requests} requests, ${report.bytes} bytes)`);
+      }
+      return report.outcome;
+    } catch (err) {
+      this.opts.logger.error(`store: cannot refresh the cache: ${(err as Error).message}; the cached catalog stays in use`);
+      return undefined;
+    }
+  }
+
   private cellStatusKey(): string {
     return cellKey(this.cell?.cell?.metadata.name ?? (this.ctx.cellName || 'cell'));
   }
 
   /** The Cell's status: Stalled with why, or (undefined) removed when the cell is readable. */
   private async writeCellStatus(problem: { reason: string; message: string } | undefined): Promise<void> {
-    await this.ctx.statuses.cell.cellProblem(this.cellStatusKey(), resolveCellPath(this.opts.cellDir, 'cell.yaml'), problem && refused(problem.reason, problem.message));
+    const store = await this.store.status(this.cell?.cell).catch(() => undefined);
+    await this.ctx.statuses.cell.cellProblem(this.cellStatusKey(), resolveCellPath(this.opts.cellDir, 'cell.yaml'), problem && refused(problem.reason, problem.message), store);
   }
 
   /** A held document's status: Stalled with the problem and what is kept; its facts stay. */

@@ -14,7 +14,7 @@ import { generationOf } from '../state/generation.js';
 import { heldMessage, type HeldDocument } from '../state/hold.js';
 import type { StatusStore } from '../state/status-store.js';
 import type { DocumentStatus, OperatorEvent } from '../state/status-types.js';
-import { conditionsOf, failed, refused, type Outcome } from './outcome.js';
+import { conditionsOf, failed, ready, refused, type Outcome } from './outcome.js';
 
 /** Which version of which document a status speaks of. */
 export interface DocumentRef {
@@ -167,23 +167,44 @@ export class TrackedStatuses extends KindStatuses {
 }
 
 /**
+ * What the Cell's status says of a published store (spec.store.url): the cache in use, how old it
+ * is, why the last refresh failed (state/store/cache.ts storeStateLine), as `facts.store`.
+ */
+export interface StoreStatus {
+  message: string;
+  /** The last refresh failed: the cell runs from the cache (or has no catalog yet). */
+  failing: boolean;
+  facts: { url: string; fetchedAt?: string; checkedAt?: string; lastFailure?: { url: string; message: string; since: string } };
+}
+
+/**
  * The cell's own statuses: `Core/<name>` for each core container, and `Cell/<name>`, which exists
- * only while the whole cell is held or its folder cannot be read.
+ * while the whole cell is held or its folder cannot be read, and for a cell whose catalog is a
+ * published store (it says how old the cache is and why the last refresh failed).
  */
 export class CellStatuses extends KindStatuses {
   /** Keys of the Cell statuses on disk, looked up once (one an earlier run left), then remembered. */
   private cellKeys?: Set<string>;
 
-  /** The Cell's status: `problem` (Stalled, with why), or none: every Cell status is removed. */
-  async cellProblem(key: string, file: string, problem: Outcome | undefined): Promise<void> {
+  /**
+   * The Cell's status: `problem` (Stalled, with why), else with `store` Ready (CatalogCached, or
+   * StoreUnreachable while refreshing fails: the cache serves), else none: every Cell status is
+   * removed.
+   */
+  async cellProblem(key: string, file: string, problem: Outcome | undefined, store?: StoreStatus): Promise<void> {
     this.cellKeys ??= new Set((await this.store.keys()).filter((s) => s.kind === 'Cell').map((s) => s.key));
-    if (!problem) {
+    if (!problem && !store) {
       for (const cellKey of this.cellKeys) await this.remove(cellKey);
       this.cellKeys.clear();
       return;
     }
+    for (const other of [...this.cellKeys].filter((k) => k !== key)) {
+      await this.remove(other);
+      this.cellKeys.delete(other);
+    }
     this.cellKeys.add(key);
-    await this.write(key, { file, generation: 'invalid' }, problem);
+    const outcome = problem ?? ready(store!.failing ? 'StoreUnreachable' : 'CatalogCached', store!.message);
+    await this.write(key, { file, generation: problem ? 'invalid' : 'store' }, outcome, store ? { store: store.facts } : undefined);
   }
 }
 

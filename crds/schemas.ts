@@ -447,7 +447,12 @@ export const CELL_SPEC_SCHEMA = obj(
   'The cell as a whole: its domain, catalog, network and image policy.',
   {
     domain: patterned('Domain', 'Public domain of the cell; services answer at <subdomain>.<domain>.', DNS_NAME_PATTERN, { maxLength: 253 }),
-    store: obj('Store', 'The service catalog.', { path: str('Path', 'Folder holding index.json and services/<id>/, relative to the cell folder or absolute.', { minLength: 1 }) }, ['path']),
+    store: obj('Store', 'The service catalog: a folder (path) or a published store (url), exactly one of the two.', {
+      path: str('Path', 'Folder holding index.json and services/<id>/, relative to the cell folder or absolute.', { minLength: 1 }),
+      url: str('URL', 'Base URL of a published store (index.json and services/<id>/ below it): https, or plain http to a loopback address only. Fetched into a cache in the state directory.', { minLength: 1, maxLength: 2048 }),
+      refreshSeconds: { type: 'integer', minimum: 60, maximum: 604800, title: 'Refresh interval (seconds)', description: 'How often the operator asks a url store for a newer index (conditional requests). Default 3600.' },
+      requireSignature: bool('Require a signature', 'Refuse an index from a url store that is not signed (index.json.sig or index.json.sigstore.json) by one of the image keys. Default false.'),
+    }),
     network: obj(
       'Network',
       'The Docker network of the cell and the addresses handed to services.',

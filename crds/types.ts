@@ -103,7 +103,8 @@ export type ImageVerificationMode = 'off' | 'warn' | 'enforce';
 
 export interface CellSpec {
   domain: string;
-  store: { path: string };
+  /** Exactly one of `path` (a catalog folder) and `url` (a published store, cached in the state directory). */
+  store: { path?: string; url?: string; refreshSeconds?: number; requireSignature?: boolean };
   network: { name: string; subnet: string; servicePool: string };
   imageVerification: { mode: ImageVerificationMode; publicKey?: string; publicKeys?: string[] };
   /** Registry mirrors (host → mirror host) and registries reached over plain HTTP. */

@@ -5,6 +5,7 @@
 import { allowedPrefixFolder, isUnderImagePrefix, readImageReference, SHA256_DIGEST_RE } from './image-reference.js';
 import { formatIpv4, lastAddress, parseCidr, parseIpv4, readCidr, readIpv4Range } from './ipv4.js';
 import { boundProblems, quoted } from './problem-limit.js';
+import { checkStoreUrl } from './store-url.js';
 import { compiledSchema, compiledSchemaWithDefaults, schemaProblems } from './schema-problems.js';
 import { DEFAULT_ALLOWED_IMAGE_PREFIX, DEFAULT_NETWORK, DOCUMENT_ENVELOPE_SCHEMA, DOCUMENT_SCHEMAS } from './schemas.js';
 import { API_VERSION, DOCUMENT_KINDS, type DocumentKind, type Problem } from './types.js';
@@ -125,6 +126,28 @@ function checkCoreAddresses(spec: Json, file: string, prefix: string, range: { f
   return problems;
 }
 
+/** `spec.store`: a folder or a published store, exactly one; a URL pic may fetch. */
+function checkCellStore(spec: Json, file: string, prefix: string): Problem[] {
+  const store = spec.store;
+  if (!isRecord(store)) return [];
+  const at = `${prefix}/spec/store`;
+  const hasPath = store.path !== undefined;
+  const hasUrl = store.url !== undefined;
+  if (hasPath && hasUrl) return [{ file, pointer: at, message: 'gives both path and url; a cell reads one catalog: a folder (path) or a published store (url)' }];
+  if (!hasPath && !hasUrl) return [{ file, pointer: at, message: 'needs path (a catalog folder) or url (a published store)' }];
+  const problems: Problem[] = [];
+  if (!hasUrl) {
+    for (const field of ['refreshSeconds', 'requireSignature']) {
+      if (store[field] !== undefined) problems.push({ file, pointer: `${at}/${field}`, message: 'applies to a url store only; a folder is read as it is' });
+    }
+  }
+  if (typeof store.url === 'string') {
+    const check = checkStoreUrl(store.url);
+    if (check.problem) problems.push({ file, pointer: `${at}/url`, message: check.problem });
+  }
+  return problems;
+}
+
 /**
  * The images of the core containers pic runs, read by the same parser as every service image:
  * `name[:tag][@sha256:<64 hex>]`, under the Cell's allowedImagePrefix. A tag alone is accepted
@@ -169,7 +192,7 @@ export function validateDocument(value: unknown, file: string, pointerPrefix = '
     const own = new Set([`${pointerPrefix}/kind`, `${pointerPrefix}/apiVersion`]);
     problems.push(...schemaProblems(validate.errors, file, pointerPrefix).filter((p) => !own.has(p.pointer)));
   }
-  if (kind === 'Cell' && isRecord(value.spec)) problems.push(...checkCellNetwork(value.spec, file, pointerPrefix), ...checkCoreImages(value.spec, file, pointerPrefix));
+  if (kind === 'Cell' && isRecord(value.spec)) problems.push(...checkCellNetwork(value.spec, file, pointerPrefix), ...checkCellStore(value.spec, file, pointerPrefix), ...checkCoreImages(value.spec, file, pointerPrefix));
   return boundProblems(problems, file);
 }
 

@@ -1,4 +1,4 @@
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_MANIFEST_POLICY, type ManifestPolicy } from '../crds/validate-manifest.js';
 import type { CellDocument, ImageVerificationMode, Problem } from '../crds/types.js';
@@ -9,6 +9,9 @@ import { loadCellFolder, type CheckedFile, type DesiredDocuments } from './desir
 import { FileMemo, RACY_WINDOW_NS } from './file-memo.js';
 import { PackageStore, type AdmittedPackages } from './packages.js';
 import { picVersion } from './pic-version.js';
+import { notAStateDir, recordedStateDir } from './state-dir.js';
+import { storeCatalogDir } from './store/cache.js';
+import { checkStoreUrl } from '../crds/store-url.js';
 import { SnapshotMemo } from './snapshot-memo.js';
 
 export interface LoadedCell {
@@ -76,6 +79,40 @@ export function cellPolicy(cell: CellDocument | undefined, override?: ImageVerif
   };
 }
 
+/**
+ * Where the catalog a Cell names is read from: its folder, or for a published store the cache
+ * in the state directory (state/store/cache.ts), which is a catalog folder too. `problem` when
+ * there is none to read (a URL pic may not fetch, no state directory known).
+ */
+export interface CatalogLocation {
+  dir?: string;
+  /** The store's base URL, for a published store. */
+  url?: string;
+  problem?: Problem;
+}
+
+export function catalogLocation(dir: string, cell: CellDocument, stateRoot: string | undefined, cellFile = path.join(dir, 'cell.yaml')): CatalogLocation {
+  const store = cell.spec.store;
+  if (store.path !== undefined) return { dir: resolveCellPath(dir, store.path) };
+  const checked = checkStoreUrl(store.url ?? '');
+  if (checked.url === undefined) return { problem: { file: cellFile, pointer: '/spec/store/url', message: checked.problem } };
+  const url = checked.url.href;
+  if (stateRoot === undefined) return { url, problem: { file: url, pointer: '', message: 'the store is cached in the state directory of the cell\'s operator, and none is known here: pass --state-dir (or $PIC_STATE_DIR)' } };
+  return { url, dir: storeCatalogDir(stateRoot, url) };
+}
+
+/**
+ * For a command not told a state directory, the one whose cache of a published store it may read:
+ * $PIC_STATE_DIR, else the one the cell's operator recorded, when it is a state directory an
+ * operator made (the rule of controllers/cli/state-location.ts).
+ */
+async function knownStateDir(cellDir: string): Promise<string | undefined> {
+  const fromEnv = process.env.PIC_STATE_DIR;
+  if (fromEnv !== undefined && fromEnv.trim() !== '') return path.resolve(fromEnv);
+  const recorded = await recordedStateDir(cellDir);
+  return recorded !== undefined && (await notAStateDir(recorded)) === undefined ? recorded : undefined;
+}
+
 /** Resolve a path written in a cell document relative to the cell folder. */
 export function resolveCellPath(dir: string, p: string): string {
   return path.resolve(dir, p);
@@ -91,10 +128,10 @@ export function resolveCellPath(dir: string, p: string): string {
  * command that reads a running cell (plan, credentials, backup).
  */
 export async function loadRunningCell(dir: string, stateRoot: string): Promise<LoadedCell> {
-  return loadCell(dir, { admission: await new PackageStore(stateRoot).load() });
+  return loadCell(dir, { admission: await new PackageStore(stateRoot).load(), stateRoot });
 }
 
-export async function loadCell(dir: string, options: { imageVerification?: ImageVerificationMode; admission?: AdmittedPackages; reads?: CellReadMemo } = {}): Promise<LoadedCell> {
+export async function loadCell(dir: string, options: { imageVerification?: ImageVerificationMode; admission?: AdmittedPackages; reads?: CellReadMemo; stateRoot?: string } = {}): Promise<LoadedCell> {
   const docs = await loadCellFolder(dir, options.reads?.documents);
   const cellSource = docs.cells.length === 1 ? docs.cells[0] : undefined;
   const cell = cellSource?.doc;
@@ -102,7 +139,12 @@ export async function loadCell(dir: string, options: { imageVerification?: Image
   let catalog: Catalog | undefined;
   const extra: Problem[] = [];
   if (cell) {
-    catalog = await loadCatalog(resolveCellPath(dir, cell.spec.store.path), policy, options.reads?.packages);
+    const location = catalogLocation(dir, cell, options.stateRoot ?? (cell.spec.store.url !== undefined ? await knownStateDir(dir) : undefined), cellSource.file);
+    catalog = location.dir !== undefined ? await loadCatalog(location.dir, policy, options.reads?.packages) : { dir: location.url ?? '(no catalog)', services: new Map(), invalid: new Map(), problems: [] };
+    if (location.url !== undefined && location.dir !== undefined && !existsSync(location.dir)) {
+      catalog.problems = [{ file: location.url, pointer: '', message: `not fetched yet: no cached copy in ${path.dirname(location.dir)}; the operator fetches it when it starts (or run pic catalog refresh)` }];
+    }
+    if (location.problem) catalog.problems.push(location.problem);
     extra.push(...catalog.problems);
   }
   const checked = checkDesiredState(docs, catalogView(catalog, options.admission));

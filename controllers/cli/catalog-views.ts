@@ -12,6 +12,7 @@ import { LABEL } from '../../reconcilers/containers/labels.js';
 import { hostPortVerdict, type CorePort, type HostPortVerdict } from '../../reconcilers/containers/policy.js';
 import type { ServicePlan } from '../../reconcilers/containers/types.js';
 import type { Catalog } from '../../state/catalog.js';
+import type { RefreshReport } from '../../state/store/refresh.js';
 import { safeLine } from '../safe-text.js';
 import { listObject, toJsonText, toYamlText } from './output.js';
 import { formatColumns, oneLine } from './status-views.js';
@@ -268,4 +269,20 @@ export function renderExposure(e: ServiceExposure, format: 'table' | 'json' | 'y
   if (format === 'json') return toJsonText(e);
   if (format === 'yaml') return toYamlText(e);
   return renderExposureText(e);
+}
+
+/** What `pic catalog refresh` did: one line, or the report as JSON/YAML. Every URL and message passes safeLine. */
+export function renderRefreshReport(report: RefreshReport, format: 'table' | 'json' | 'yaml'): string {
+  if (format === 'json') return toJsonText(report);
+  if (format === 'yaml') return toYamlText(report);
+  const cost = `${report.requests} request${report.requests === 1 ? '' : 's'}, ${report.bytes} bytes, ${report.writes} write${report.writes === 1 ? '' : 's'}`;
+  const cached = report.fetchedAt ? `the catalog in use was fetched ${report.fetchedAt}` : 'no catalog is cached';
+  switch (report.outcome) {
+    case 'updated':
+      return `${safeLine(report.url)}: updated (${cost}); ${cached}`;
+    case 'unchanged':
+      return `${safeLine(report.url)}: unchanged, the store answered 304 (${cost}); ${cached}`;
+    case 'failed':
+      return `${safeLine(report.url)}: refresh failed: ${safeLine(report.failure?.url ?? report.url)}: ${safeLine(report.failure?.message ?? 'unknown')} (${cost}); ${cached}, and it stays in use`;
+  }
 }

@@ -1,10 +1,12 @@
 /**
  * `pic catalog list|show ID`: the store's services, their versions and updates, and for one of
  * them what installing it would open on the cell (names, host ports, peer ports, egress,
- * accounts, capabilities, volumes). The catalog is the Cell's `spec.store.path` (`--cell`) or a
- * folder given with `--store`; either way it is read by the one loader, state/catalog.ts
- * loadCatalog, so a remote store plugs in there. Reads only: nothing is written or created.
+ * accounts, capabilities, volumes); `pic catalog refresh`: fetch a published store now. The
+ * catalog is the Cell's `spec.store` (`--cell`) or a folder or URL given with `--store`; either
+ * way it is read by the one loader, state/catalog.ts loadCatalog (a published store from its
+ * cache, state/store/). list and show only read; refresh writes the cache alone.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { formatProblem, type Problem } from '../../crds/types.js';
 import { DEFAULT_MANIFEST_POLICY, type ManifestPolicy } from '../../crds/validate-manifest.js';
@@ -12,12 +14,15 @@ import { byText } from '../../crds/values.js';
 import { trialServicePlan, type TrialInstall } from '../../reconcilers/containers/check-package.js';
 import { corePortsOf } from '../../reconcilers/containers/desired.js';
 import { loadCatalog, withCatalogMemo, type Catalog, type CatalogService } from '../../state/catalog.js';
-import { loadCell, resolveCellPath, type LoadedCell } from '../../state/cell.js';
+import { catalogLocation, loadCell, type LoadedCell } from '../../state/cell.js';
+import { readStoreMeta, storeCacheDir, storeCatalogDir, storeStateLine } from '../../state/store/cache.js';
+import { refreshStore } from '../../state/store/refresh.js';
+import { checkStoreUrl } from '../../crds/store-url.js';
 import { nameInKey, serviceKey } from '../../state/document-keys.js';
 import { PackageStore } from '../../state/packages.js';
 import { openStateDirForReading } from '../../state/state-dir.js';
 import { safeLine } from '../safe-text.js';
-import { catalogRows, renderCatalogList, renderExposure, serviceExposure } from './catalog-views.js';
+import { catalogRows, renderCatalogList, renderExposure, renderRefreshReport, serviceExposure } from './catalog-views.js';
 import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
 import { parseOutput } from './output.js';
 import { requireFolder } from './run.js';
@@ -31,6 +36,8 @@ interface CatalogSource {
   catalog: Catalog;
   cell?: LoadedCell & { cell: NonNullable<LoadedCell['cell']> };
   policy: ManifestPolicy;
+  /** A published store: its base URL and the state directory its cache is in. */
+  remote?: { url: URL; stateRoot: string };
 }
 
 function folderFlag(parsed: Parsed, name: 'cell' | 'store'): string | undefined {
@@ -39,31 +46,71 @@ function folderFlag(parsed: Parsed, name: 'cell' | 'store'): string | undefined 
   return value;
 }
 
+/** `--store` given as a URL rather than a folder. */
+function storeUrlFlag(storeFlag: string | undefined): URL | undefined {
+  if (storeFlag === undefined || !/^[a-z][a-z0-9+.-]*:\/\//i.test(storeFlag)) return undefined;
+  const checked = checkStoreUrl(storeFlag);
+  if (checked.url === undefined) throw new UsageError(`--store ${safeLine(storeFlag)}: ${checked.problem}`);
+  return checked.url;
+}
+
+/** The cell of `--cell`, read with the state directory that holds its store's cache, or why not. */
+async function openCell(cellFlag: string, stateRoot: string, io: Io): Promise<CatalogSource['cell'] | undefined> {
+  await requireFolder(cellFlag);
+  const loaded = await loadCell(path.resolve(cellFlag), { stateRoot });
+  if (!loaded.cell) {
+    io.err(`pic: ${safeLine(loaded.dir)} has no valid Cell document, so its catalog is not known; run pic validate ${safeLine(loaded.dir)}, or give the catalog with --store DIR`);
+    return undefined;
+  }
+  return loaded as CatalogSource['cell'];
+}
+
 /**
- * The catalog of `--store DIR`, else the one the cell's Cell names, read through loadCatalog;
- * the cell (its installs, domain and core ports) when `--cell` is given. Undefined, with the
- * reason printed, when there is nothing to read.
+ * The catalog of `--store DIR|URL`, else the one the cell's Cell names, read through loadCatalog
+ * (a published store: its cache in the state directory, a catalog folder too); the cell (its
+ * installs, domain and core ports) when `--cell` is given. Undefined, with the reason printed,
+ * when there is nothing to read.
  */
-async function openCatalog(cellFlag: string | undefined, storeFlag: string | undefined, io: Io): Promise<CatalogSource | undefined> {
-  let cell: CatalogSource['cell'];
-  if (cellFlag !== undefined) {
-    await requireFolder(cellFlag);
-    const loaded = await loadCell(path.resolve(cellFlag));
-    if (!loaded.cell) {
-      io.err(`pic: ${safeLine(loaded.dir)} has no valid Cell document, so its catalog is not known; run pic validate ${safeLine(loaded.dir)}, or give the catalog with --store DIR`);
+async function openCatalog(cellFlag: string | undefined, storeFlag: string | undefined, stateFlag: string | undefined, io: Io): Promise<CatalogSource | undefined> {
+  const stateRoot = (await chooseStateDir({ stateDir: stateFlag, cell: cellFlag })).dir;
+  const cell = cellFlag !== undefined ? await openCell(cellFlag, stateRoot, io) : undefined;
+  if (cellFlag !== undefined && !cell) return undefined;
+  const policy = cell?.policy ?? DEFAULT_MANIFEST_POLICY;
+  const storeUrl = storeUrlFlag(storeFlag);
+  let dir: string;
+  let remote: CatalogSource['remote'];
+  if (storeUrl) {
+    dir = storeCatalogDir(stateRoot, storeUrl.href);
+    remote = { url: storeUrl, stateRoot };
+  } else if (storeFlag !== undefined) {
+    dir = storeFlag;
+  } else {
+    const location = catalogLocation(cell!.dir, cell!.cell, stateRoot, cell!.cellFile);
+    if (location.dir === undefined) {
+      io.err(`pic: ${safeLine(formatProblem(location.problem!))}`);
       return undefined;
     }
-    cell = loaded as CatalogSource['cell'];
+    dir = location.dir;
+    if (location.url !== undefined) remote = { url: new URL(location.url), stateRoot };
   }
-  const policy = cell?.policy ?? DEFAULT_MANIFEST_POLICY;
-  const dir = storeFlag ?? resolveCellPath(cell!.dir, cell!.cell.spec.store.path);
+  if (remote && !existsSync(dir)) {
+    io.err(`pic: the store ${safeLine(remote.url.href)} has no cached copy in ${safeLine(remote.stateRoot)} yet; run pic catalog refresh${cellFlag !== undefined ? ` --cell ${safeLine(cellFlag)}` : ` --store ${safeLine(remote.url.href)}`}`);
+    return undefined;
+  }
   const catalog = await loadCatalog(dir, policy);
   if (catalog.services.size === 0 && catalog.invalid.size === 0 && catalog.problems.length > 0) {
     io.err(`pic: the catalog ${safeLine(dir)} cannot be read:`);
     for (const p of catalog.problems) io.err(`  ${safeLine(formatProblem(p))}`);
     return undefined;
   }
-  return { catalog, ...(cell ? { cell } : {}), policy };
+  if (remote) await reportCache(remote, io);
+  return { catalog, ...(cell ? { cell } : {}), policy, ...(remote ? { remote } : {}) };
+}
+
+/** A line on stderr: where a published store's catalog comes from, how old it is, why the last refresh failed. */
+async function reportCache(remote: NonNullable<CatalogSource['remote']>, io: Io): Promise<void> {
+  const meta = await readStoreMeta(storeCacheDir(remote.stateRoot, remote.url.href), remote.url.href);
+  io.err(`pic: ${safeLine(storeStateLine(meta, new Date()))}`);
 }
 
 /**
@@ -144,10 +191,34 @@ async function showService(source: CatalogSource, id: string, format: (typeof OU
   return 0;
 }
 
+/** `pic catalog refresh`: fetch the published store into the cache now (conditionally), and say what happened. */
+async function refreshCatalog(cellFlag: string | undefined, storeFlag: string | undefined, stateFlag: string | undefined, format: (typeof OUTPUTS)[number], io: Io): Promise<number> {
+  const stateRoot = (await chooseStateDir({ stateDir: stateFlag, cell: cellFlag })).dir;
+  const cell = cellFlag !== undefined ? await openCell(cellFlag, stateRoot, io) : undefined;
+  if (cellFlag !== undefined && !cell) return 1;
+  let url = storeUrlFlag(storeFlag);
+  if (!url && storeFlag !== undefined) {
+    io.err(`pic: --store ${safeLine(storeFlag)} is a folder; a folder is read as it is, there is nothing to refresh`);
+    return 1;
+  }
+  if (!url) {
+    const location = catalogLocation(cell!.dir, cell!.cell, stateRoot, cell!.cellFile);
+    if (location.url === undefined) {
+      io.err(location.problem ? `pic: ${safeLine(formatProblem(location.problem))}` : `pic: the Cell's store is the folder ${safeLine(location.dir ?? '')}; a folder is read as it is, there is nothing to refresh`);
+      return 1;
+    }
+    url = new URL(location.url);
+  }
+  await openStateDirForReading(stateRoot, stateFlag !== undefined ? '--state-dir' : 'the state directory');
+  const report = await refreshStore({ stateRoot, url, policy: cell?.policy ?? DEFAULT_MANIFEST_POLICY });
+  io.out(renderRefreshReport(report, format));
+  return report.outcome === 'failed' ? 1 : 0;
+}
+
 async function runCatalog(parsed: Parsed, io: Io): Promise<number> {
   const [sub, ...args] = parsed.positionals;
-  if (sub !== 'list' && sub !== 'show') throw new UsageError(sub === undefined ? 'pic catalog needs a subcommand: list or show ID' : `unknown catalog subcommand "${safeLine(sub)}"; use list or show ID`);
-  if (sub === 'list' && args.length > 0) throw new UsageError('pic catalog list takes no arguments');
+  if (sub !== 'list' && sub !== 'show' && sub !== 'refresh') throw new UsageError(sub === undefined ? 'pic catalog needs a subcommand: list, show ID or refresh' : `unknown catalog subcommand "${safeLine(sub)}"; use list, show ID or refresh`);
+  if ((sub === 'list' || sub === 'refresh') && args.length > 0) throw new UsageError(`pic catalog ${sub} takes no arguments`);
   if (sub === 'show' && args.length !== 1) throw new UsageError('pic catalog show takes one service ID, e.g. pic catalog show notes --cell DIR');
   const output = parseOutput(stringFlag(parsed, 'output'), OUTPUTS, 'pic catalog');
   const format = output.format as (typeof OUTPUTS)[number];
@@ -155,10 +226,11 @@ async function runCatalog(parsed: Parsed, io: Io): Promise<number> {
   const storeFlag = folderFlag(parsed, 'store');
   const stateFlag = stringFlag(parsed, 'state-dir');
   if (stateFlag !== undefined && stateFlag.trim() === '') throw new UsageError('--state-dir needs a folder, not an empty string');
-  if (cellFlag === undefined && storeFlag === undefined) throw new UsageError('pic catalog needs --cell DIR (the catalog its Cell names) or --store DIR (a catalog folder)');
+  if (cellFlag === undefined && storeFlag === undefined) throw new UsageError('pic catalog needs --cell DIR (the catalog its Cell names) or --store DIR|URL (a catalog folder or a published store)');
+  if (sub === 'refresh') return refreshCatalog(cellFlag, storeFlag, stateFlag, format, io);
   // The cell names its catalog again: one read of it for the whole command.
   return withCatalogMemo(async () => {
-    const source = await openCatalog(cellFlag, storeFlag, io);
+    const source = await openCatalog(cellFlag, storeFlag, stateFlag, io);
     if (!source) return 1;
     return sub === 'list' ? listCatalog(source, stateFlag, format, io) : showService(source, args[0]!, format, io);
   });
@@ -167,19 +239,20 @@ async function runCatalog(parsed: Parsed, io: Io): Promise<number> {
 export const catalogCommand: Command = {
   name: 'catalog',
   summary: "The store's services, their versions and updates; what installing one would open",
-  args: 'list|show [ID]',
+  args: 'list|show [ID]|refresh',
   description:
     'The catalog is the one the Cell names (--cell) or a catalog folder (--store); with both, the folder is previewed against the cell. ' +
     'list: one row per service (a broken package with its first problem); ADMITTED and UPDATE need the state directory (--state-dir, $PIC_STATE_DIR or the one the cell\'s operator recorded), else "-". ' +
     'show ID: the manifest\'s facts and what installing it opens: subdomains, host ports (each consented, needing spec.publish, or refused), peer ports, egress, accounts, capabilities, volumes, images, install.sh, render problems. ' +
-    'Exit 0 shown, 1 not in the catalog or unreadable, 2 usage error.',
+    'refresh: fetch a published store (spec.store.url, or --store URL) into the cache in the state directory now, with conditional requests; the cached copy is replaced only by a complete set that passes every check. ' +
+    'Exit 0 shown (refresh: updated or unchanged), 1 not in the catalog, unreadable or refresh failed (the cache stays), 2 usage error.',
   flags: [
     CELL_FLAG,
-    { name: 'store', type: 'string', value: 'DIR', help: 'a catalog folder (index.json + services/) instead of the one the Cell names', complete: 'dir' },
+    { name: 'store', type: 'string', value: 'DIR|URL', help: 'a catalog folder (index.json + services/), or a published store\'s URL, instead of the one the Cell names', complete: 'dir' },
     STATE_DIR_FLAG,
     { name: 'output', short: 'o', type: 'string', value: 'table|json|yaml', help: 'a table (show: text), JSON or YAML', complete: OUTPUTS },
   ],
-  examples: ['pic catalog list --cell examples/cell', 'pic catalog show notes --cell examples/cell', 'pic catalog list --store examples/store -o json'],
-  completeArgs: ['list', 'show'],
+  examples: ['pic catalog list --cell examples/cell', 'pic catalog show notes --cell examples/cell', 'pic catalog list --store examples/store -o json', 'pic catalog refresh --cell examples/cell'],
+  completeArgs: ['list', 'show', 'refresh'],
   run: (parsed, ctx) => runCatalog(parsed, ctx.io),
 };

@@ -3,7 +3,7 @@
 // edit crds/schemas.ts, then run `node dist/crds/generate.js`.
 import runtime0 from "ajv/dist/runtime/ucs2length.js";
 export const Cell = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog.","required":["path"],"additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"publicKeys":{"type":"array","title":"Public keys","description":"Several cosign public key files; a signature by any one of them (or by publicKey) verifies. Rotate by adding the new key, re-signing, then removing the old one.","items":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"uniqueItems":true}},"default":{"mode":"enforce"}},"registries":{"type":"object","title":"Registries","description":"How image registries are reached, for pulls and signature look-ups alike.","additionalProperties":false,"properties":{"mirrors":{"type":"object","title":"Mirrors","description":"Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.","additionalProperties":{"type":"string","title":"Mirror","description":"host[:port] of the mirror.","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"}},"insecure":{"type":"array","title":"Insecure registries","description":"Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.","items":{"type":"string","title":"Registry","description":"host[:port].","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},"uniqueItems":true}}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image, and every core image pic runs (spec.{caddy,dns,wireguard}.run.image), must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}},"run":{"type":"object","title":"Caddy run by pic","description":"pic creates and heals the Caddy container on the cell network. Without this section the admin runs Caddy and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-caddy.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"publish":{"type":"object","title":"Published ports","description":"Host ports Caddy is published on; none unless given here. Its admin API is never published.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the ports are bound to; default 0.0.0.0 (every address).","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"http":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTP port","description":"Host port forwarded to Caddy's port 80."},"https":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTPS port","description":"Host port forwarded to Caddy's port 443."}}}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1},"run":{"type":"object","title":"DNS server run by pic","description":"pic creates and heals the DNS server container on the cell network. Without this section the admin runs DNS server and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-dns.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"upstreams":{"type":"array","title":"Upstream resolvers","description":"Resolvers that names outside the cell domain are forwarded to. Without any, such queries are refused.","items":{"type":"string","title":"Upstream","description":"IPv4 address of a resolver.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"uniqueItems":true}}}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"},"subnet":{"type":"string","title":"VPN subnet","description":"The tunnel's IPv4 network; the server takes its first address. Default 10.8.0.0/24.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},"peerPool":{"type":"string","title":"Peer pool","description":"Range inside the VPN subnet from which each PeerAccount gets a stable address. Default: the subnet after the server address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"endpoint":{"type":"string","title":"Endpoint","description":"host:port peers connect to (the cell's public name or address and the published UDP port).","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},"run":{"type":"object","title":"WireGuard run by pic","description":"pic creates and heals the WireGuard container on the cell network. Without this section the admin runs WireGuard and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-wireguard.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"listenPort":{"type":"integer","minimum":1,"maximum":65535,"title":"Listen port","description":"UDP port WireGuard listens on inside the container. Default 51820."},"publish":{"type":"object","title":"Published port","description":"Where the UDP listen port is published on the host.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the port is bound to; default 0.0.0.0.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"port":{"type":"integer","minimum":1,"maximum":65535,"title":"Port","description":"Host UDP port; default the listen port."}}}}}}},"backup":{"type":"object","title":"Backup","description":"Where snapshots of the services' data are kept, when the operator takes them and how many it keeps.","additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding the snapshots; relative to the cell folder or absolute. Default: backups/ in the state directory.","minLength":1},"schedule":{"type":"object","title":"Schedule","description":"When the operator takes a verified snapshot of every installed service that declares data and is Ready (UTC). A slot missed while the operator was down is taken when it starts.","required":["every"],"additionalProperties":false,"properties":{"every":{"type":"string","enum":["hourly","daily","weekly"],"title":"Every","description":"How often a snapshot is due."},"at":{"type":"string","title":"At","description":"HH:MM (UTC) of a daily or weekly snapshot; of an hourly one only the minutes count. Default 03:00.","pattern":"^([01]\\d|2[0-3]):[0-5]\\d$"},"weekday":{"type":"string","enum":["monday","tuesday","wednesday","thursday","friday","saturday","sunday"],"title":"Weekday","description":"Day of a weekly snapshot; default sunday."}}},"retention":{"type":"object","title":"Retention","description":"Which verified snapshots are kept: the newest `last`, and the newest of each of the latest `daily` days, `weekly` ISO weeks and `monthly` months. The rest are deleted, by the operator after each scheduled snapshot and by pic backup prune.","additionalProperties":false,"properties":{"last":{"type":"integer","minimum":0,"maximum":1000,"title":"Last","description":"The newest snapshots kept whatever their age."},"daily":{"type":"integer","minimum":0,"maximum":1000,"title":"Daily","description":"Days with a kept snapshot."},"weekly":{"type":"integer","minimum":0,"maximum":1000,"title":"Weekly","description":"ISO weeks with a kept snapshot."},"monthly":{"type":"integer","minimum":0,"maximum":1000,"title":"Monthly","description":"Months with a kept snapshot."}}}}}}}}};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog: a folder (path) or a published store (url), exactly one of the two.","additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1},"url":{"type":"string","title":"URL","description":"Base URL of a published store (index.json and services/<id>/ below it): https, or plain http to a loopback address only. Fetched into a cache in the state directory.","minLength":1,"maxLength":2048},"refreshSeconds":{"type":"integer","minimum":60,"maximum":604800,"title":"Refresh interval (seconds)","description":"How often the operator asks a url store for a newer index (conditional requests). Default 3600."},"requireSignature":{"type":"boolean","title":"Require a signature","description":"Refuse an index from a url store that is not signed (index.json.sig or index.json.sigstore.json) by one of the image keys. Default false."}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"publicKeys":{"type":"array","title":"Public keys","description":"Several cosign public key files; a signature by any one of them (or by publicKey) verifies. Rotate by adding the new key, re-signing, then removing the old one.","items":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"uniqueItems":true}},"default":{"mode":"enforce"}},"registries":{"type":"object","title":"Registries","description":"How image registries are reached, for pulls and signature look-ups alike.","additionalProperties":false,"properties":{"mirrors":{"type":"object","title":"Mirrors","description":"Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.","additionalProperties":{"type":"string","title":"Mirror","description":"host[:port] of the mirror.","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"}},"insecure":{"type":"array","title":"Insecure registries","description":"Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.","items":{"type":"string","title":"Registry","description":"host[:port].","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},"uniqueItems":true}}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image, and every core image pic runs (spec.{caddy,dns,wireguard}.run.image), must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}},"run":{"type":"object","title":"Caddy run by pic","description":"pic creates and heals the Caddy container on the cell network. Without this section the admin runs Caddy and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-caddy.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"publish":{"type":"object","title":"Published ports","description":"Host ports Caddy is published on; none unless given here. Its admin API is never published.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the ports are bound to; default 0.0.0.0 (every address).","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"http":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTP port","description":"Host port forwarded to Caddy's port 80."},"https":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTPS port","description":"Host port forwarded to Caddy's port 443."}}}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1},"run":{"type":"object","title":"DNS server run by pic","description":"pic creates and heals the DNS server container on the cell network. Without this section the admin runs DNS server and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-dns.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"upstreams":{"type":"array","title":"Upstream resolvers","description":"Resolvers that names outside the cell domain are forwarded to. Without any, such queries are refused.","items":{"type":"string","title":"Upstream","description":"IPv4 address of a resolver.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"uniqueItems":true}}}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"},"subnet":{"type":"string","title":"VPN subnet","description":"The tunnel's IPv4 network; the server takes its first address. Default 10.8.0.0/24.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},"peerPool":{"type":"string","title":"Peer pool","description":"Range inside the VPN subnet from which each PeerAccount gets a stable address. Default: the subnet after the server address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"endpoint":{"type":"string","title":"Endpoint","description":"host:port peers connect to (the cell's public name or address and the published UDP port).","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},"run":{"type":"object","title":"WireGuard run by pic","description":"pic creates and heals the WireGuard container on the cell network. Without this section the admin runs WireGuard and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-wireguard.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"listenPort":{"type":"integer","minimum":1,"maximum":65535,"title":"Listen port","description":"UDP port WireGuard listens on inside the container. Default 51820."},"publish":{"type":"object","title":"Published port","description":"Where the UDP listen port is published on the host.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the port is bound to; default 0.0.0.0.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"port":{"type":"integer","minimum":1,"maximum":65535,"title":"Port","description":"Host UDP port; default the listen port."}}}}}}},"backup":{"type":"object","title":"Backup","description":"Where snapshots of the services' data are kept, when the operator takes them and how many it keeps.","additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding the snapshots; relative to the cell folder or absolute. Default: backups/ in the state directory.","minLength":1},"schedule":{"type":"object","title":"Schedule","description":"When the operator takes a verified snapshot of every installed service that declares data and is Ready (UTC). A slot missed while the operator was down is taken when it starts.","required":["every"],"additionalProperties":false,"properties":{"every":{"type":"string","enum":["hourly","daily","weekly"],"title":"Every","description":"How often a snapshot is due."},"at":{"type":"string","title":"At","description":"HH:MM (UTC) of a daily or weekly snapshot; of an hourly one only the minutes count. Default 03:00.","pattern":"^([01]\\d|2[0-3]):[0-5]\\d$"},"weekday":{"type":"string","enum":["monday","tuesday","wednesday","thursday","friday","saturday","sunday"],"title":"Weekday","description":"Day of a weekly snapshot; default sunday."}}},"retention":{"type":"object","title":"Retention","description":"Which verified snapshots are kept: the newest `last`, and the newest of each of the latest `daily` days, `weekly` ISO weeks and `monthly` months. The rest are deleted, by the operator after each scheduled snapshot and by pic backup prune.","additionalProperties":false,"properties":{"last":{"type":"integer","minimum":0,"maximum":1000,"title":"Last","description":"The newest snapshots kept whatever their age."},"daily":{"type":"integer","minimum":0,"maximum":1000,"title":"Daily","description":"Days with a kept snapshot."},"weekly":{"type":"integer","minimum":0,"maximum":1000,"title":"Weekly","description":"ISO weeks with a kept snapshot."},"monthly":{"type":"integer","minimum":0,"maximum":1000,"title":"Monthly","description":"Months with a kept snapshot."}}}}}}}}};
 const func2 = runtime0.default;
 const func4 = Object.prototype.hasOwnProperty;
 const pattern0 = new RegExp("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
@@ -369,8 +369,9 @@ errors++;
 if(data9.store !== undefined){
 let data11 = data9.store;
 if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
-if(data11.path === undefined){
-const err28 = {instancePath:instancePath+"/spec/store",schemaPath:"#/properties/spec/properties/store/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'",schema:schema11.properties.spec.properties.store.required,parentSchema:schema11.properties.spec.properties.store,data:data11};
+for(const key5 in data11){
+if(!((((key5 === "path") || (key5 === "url")) || (key5 === "refreshSeconds")) || (key5 === "requireSignature"))){
+const err28 = {instancePath:instancePath+"/spec/store",schemaPath:"#/properties/spec/properties/store/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.store,data:data11};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -379,9 +380,12 @@ vErrors.push(err28);
 }
 errors++;
 }
-for(const key5 in data11){
-if(!(key5 === "path")){
-const err29 = {instancePath:instancePath+"/spec/store",schemaPath:"#/properties/spec/properties/store/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.store,data:data11};
+}
+if(data11.path !== undefined){
+let data12 = data11.path;
+if(typeof data12 === "string"){
+if(func2(data12) < 1){
+const err29 = {instancePath:instancePath+"/spec/store/path",schemaPath:"#/properties/spec/properties/store/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.store.properties.path,data:data12};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -391,11 +395,8 @@ vErrors.push(err29);
 errors++;
 }
 }
-if(data11.path !== undefined){
-let data12 = data11.path;
-if(typeof data12 === "string"){
-if(func2(data12) < 1){
-const err30 = {instancePath:instancePath+"/spec/store/path",schemaPath:"#/properties/spec/properties/store/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.store.properties.path,data:data12};
+else {
+const err30 = {instancePath:instancePath+"/spec/store/path",schemaPath:"#/properties/spec/properties/store/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.store.properties.path.type,parentSchema:schema11.properties.spec.properties.store.properties.path,data:data12};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -405,8 +406,11 @@ vErrors.push(err30);
 errors++;
 }
 }
-else {
-const err31 = {instancePath:instancePath+"/spec/store/path",schemaPath:"#/properties/spec/properties/store/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.store.properties.path.type,parentSchema:schema11.properties.spec.properties.store.properties.path,data:data12};
+if(data11.url !== undefined){
+let data13 = data11.url;
+if(typeof data13 === "string"){
+if(func2(data13) > 2048){
+const err31 = {instancePath:instancePath+"/spec/store/url",schemaPath:"#/properties/spec/properties/store/properties/url/maxLength",keyword:"maxLength",params:{limit: 2048},message:"must NOT have more than 2048 characters",schema:2048,parentSchema:schema11.properties.spec.properties.store.properties.url,data:data13};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -415,10 +419,8 @@ vErrors.push(err31);
 }
 errors++;
 }
-}
-}
-else {
-const err32 = {instancePath:instancePath+"/spec/store",schemaPath:"#/properties/spec/properties/store/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.store.type,parentSchema:schema11.properties.spec.properties.store,data:data11};
+if(func2(data13) < 1){
+const err32 = {instancePath:instancePath+"/spec/store/url",schemaPath:"#/properties/spec/properties/store/properties/url/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.store.properties.url,data:data13};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -428,20 +430,8 @@ vErrors.push(err32);
 errors++;
 }
 }
-let data13 = data9.network;
-if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
-if(data13.name === undefined){
-data13.name = "cell-network";
-}
-if(data13.subnet === undefined){
-data13.subnet = "172.20.0.0/16";
-}
-if(data13.servicePool === undefined){
-data13.servicePool = "172.20.0.20-172.20.0.254";
-}
-for(const key6 in data13){
-if(!(((key6 === "name") || (key6 === "subnet")) || (key6 === "servicePool"))){
-const err33 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.network,data:data13};
+else {
+const err33 = {instancePath:instancePath+"/spec/store/url",schemaPath:"#/properties/spec/properties/store/properties/url/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.store.properties.url.type,parentSchema:schema11.properties.spec.properties.store.properties.url,data:data13};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -451,10 +441,10 @@ vErrors.push(err33);
 errors++;
 }
 }
-let data14 = data13.name;
-if(typeof data14 === "string"){
-if(!pattern3.test(data14)){
-const err34 = {instancePath:instancePath+"/spec/network/name",schemaPath:"#/properties/spec/properties/network/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.spec.properties.network.properties.name,data:data14};
+if(data11.refreshSeconds !== undefined){
+let data14 = data11.refreshSeconds;
+if(!(((typeof data14 == "number") && (!(data14 % 1) && !isNaN(data14))) && (isFinite(data14)))){
+const err34 = {instancePath:instancePath+"/spec/store/refreshSeconds",schemaPath:"#/properties/spec/properties/store/properties/refreshSeconds/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.store.properties.refreshSeconds.type,parentSchema:schema11.properties.spec.properties.store.properties.refreshSeconds,data:data14};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -463,9 +453,9 @@ vErrors.push(err34);
 }
 errors++;
 }
-}
-else {
-const err35 = {instancePath:instancePath+"/spec/network/name",schemaPath:"#/properties/spec/properties/network/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.network.properties.name.type,parentSchema:schema11.properties.spec.properties.network.properties.name,data:data14};
+if((typeof data14 == "number") && (isFinite(data14))){
+if(data14 > 604800 || isNaN(data14)){
+const err35 = {instancePath:instancePath+"/spec/store/refreshSeconds",schemaPath:"#/properties/spec/properties/store/properties/refreshSeconds/maximum",keyword:"maximum",params:{comparison: "<=", limit: 604800},message:"must be <= 604800",schema:604800,parentSchema:schema11.properties.spec.properties.store.properties.refreshSeconds,data:data14};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -474,10 +464,8 @@ vErrors.push(err35);
 }
 errors++;
 }
-let data15 = data13.subnet;
-if(typeof data15 === "string"){
-if(!pattern4.test(data15)){
-const err36 = {instancePath:instancePath+"/spec/network/subnet",schemaPath:"#/properties/spec/properties/network/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema11.properties.spec.properties.network.properties.subnet,data:data15};
+if(data14 < 60 || isNaN(data14)){
+const err36 = {instancePath:instancePath+"/spec/store/refreshSeconds",schemaPath:"#/properties/spec/properties/store/properties/refreshSeconds/minimum",keyword:"minimum",params:{comparison: ">=", limit: 60},message:"must be >= 60",schema:60,parentSchema:schema11.properties.spec.properties.store.properties.refreshSeconds,data:data14};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -487,8 +475,11 @@ vErrors.push(err36);
 errors++;
 }
 }
-else {
-const err37 = {instancePath:instancePath+"/spec/network/subnet",schemaPath:"#/properties/spec/properties/network/properties/subnet/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.network.properties.subnet.type,parentSchema:schema11.properties.spec.properties.network.properties.subnet,data:data15};
+}
+if(data11.requireSignature !== undefined){
+let data15 = data11.requireSignature;
+if(typeof data15 !== "boolean"){
+const err37 = {instancePath:instancePath+"/spec/store/requireSignature",schemaPath:"#/properties/spec/properties/store/properties/requireSignature/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.spec.properties.store.properties.requireSignature.type,parentSchema:schema11.properties.spec.properties.store.properties.requireSignature,data:data15};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -497,10 +488,10 @@ vErrors.push(err37);
 }
 errors++;
 }
-let data16 = data13.servicePool;
-if(typeof data16 === "string"){
-if(!pattern5.test(data16)){
-const err38 = {instancePath:instancePath+"/spec/network/servicePool",schemaPath:"#/properties/spec/properties/network/properties/servicePool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.network.properties.servicePool,data:data16};
+}
+}
+else {
+const err38 = {instancePath:instancePath+"/spec/store",schemaPath:"#/properties/spec/properties/store/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.store.type,parentSchema:schema11.properties.spec.properties.store,data:data11};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -510,8 +501,20 @@ vErrors.push(err38);
 errors++;
 }
 }
-else {
-const err39 = {instancePath:instancePath+"/spec/network/servicePool",schemaPath:"#/properties/spec/properties/network/properties/servicePool/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.network.properties.servicePool.type,parentSchema:schema11.properties.spec.properties.network.properties.servicePool,data:data16};
+let data16 = data9.network;
+if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
+if(data16.name === undefined){
+data16.name = "cell-network";
+}
+if(data16.subnet === undefined){
+data16.subnet = "172.20.0.0/16";
+}
+if(data16.servicePool === undefined){
+data16.servicePool = "172.20.0.20-172.20.0.254";
+}
+for(const key6 in data16){
+if(!(((key6 === "name") || (key6 === "subnet")) || (key6 === "servicePool"))){
+const err39 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.network,data:data16};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -521,8 +524,10 @@ vErrors.push(err39);
 errors++;
 }
 }
-else {
-const err40 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.network.type,parentSchema:schema11.properties.spec.properties.network,data:data13};
+let data17 = data16.name;
+if(typeof data17 === "string"){
+if(!pattern3.test(data17)){
+const err40 = {instancePath:instancePath+"/spec/network/name",schemaPath:"#/properties/spec/properties/network/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.spec.properties.network.properties.name,data:data17};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -531,14 +536,9 @@ vErrors.push(err40);
 }
 errors++;
 }
-let data17 = data9.imageVerification;
-if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
-if(data17.mode === undefined){
-data17.mode = "enforce";
 }
-for(const key7 in data17){
-if(!(((key7 === "mode") || (key7 === "publicKey")) || (key7 === "publicKeys"))){
-const err41 = {instancePath:instancePath+"/spec/imageVerification",schemaPath:"#/properties/spec/properties/imageVerification/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.imageVerification,data:data17};
+else {
+const err41 = {instancePath:instancePath+"/spec/network/name",schemaPath:"#/properties/spec/properties/network/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.network.properties.name.type,parentSchema:schema11.properties.spec.properties.network.properties.name,data:data17};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -547,10 +547,10 @@ vErrors.push(err41);
 }
 errors++;
 }
-}
-let data18 = data17.mode;
-if(typeof data18 !== "string"){
-const err42 = {instancePath:instancePath+"/spec/imageVerification/mode",schemaPath:"#/properties/spec/properties/imageVerification/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageVerification.properties.mode.type,parentSchema:schema11.properties.spec.properties.imageVerification.properties.mode,data:data18};
+let data18 = data16.subnet;
+if(typeof data18 === "string"){
+if(!pattern4.test(data18)){
+const err42 = {instancePath:instancePath+"/spec/network/subnet",schemaPath:"#/properties/spec/properties/network/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema11.properties.spec.properties.network.properties.subnet,data:data18};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -559,8 +559,9 @@ vErrors.push(err42);
 }
 errors++;
 }
-if(!(((data18 === "off") || (data18 === "warn")) || (data18 === "enforce"))){
-const err43 = {instancePath:instancePath+"/spec/imageVerification/mode",schemaPath:"#/properties/spec/properties/imageVerification/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.imageVerification.properties.mode.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.imageVerification.properties.mode.enum,parentSchema:schema11.properties.spec.properties.imageVerification.properties.mode,data:data18};
+}
+else {
+const err43 = {instancePath:instancePath+"/spec/network/subnet",schemaPath:"#/properties/spec/properties/network/properties/subnet/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.network.properties.subnet.type,parentSchema:schema11.properties.spec.properties.network.properties.subnet,data:data18};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -569,11 +570,10 @@ vErrors.push(err43);
 }
 errors++;
 }
-if(data17.publicKey !== undefined){
-let data19 = data17.publicKey;
+let data19 = data16.servicePool;
 if(typeof data19 === "string"){
-if(func2(data19) < 1){
-const err44 = {instancePath:instancePath+"/spec/imageVerification/publicKey",schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKey,data:data19};
+if(!pattern5.test(data19)){
+const err44 = {instancePath:instancePath+"/spec/network/servicePool",schemaPath:"#/properties/spec/properties/network/properties/servicePool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.network.properties.servicePool,data:data19};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -584,7 +584,7 @@ errors++;
 }
 }
 else {
-const err45 = {instancePath:instancePath+"/spec/imageVerification/publicKey",schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageVerification.properties.publicKey.type,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKey,data:data19};
+const err45 = {instancePath:instancePath+"/spec/network/servicePool",schemaPath:"#/properties/spec/properties/network/properties/servicePool/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.network.properties.servicePool.type,parentSchema:schema11.properties.spec.properties.network.properties.servicePool,data:data19};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -594,15 +594,8 @@ vErrors.push(err45);
 errors++;
 }
 }
-if(data17.publicKeys !== undefined){
-let data20 = data17.publicKeys;
-if(Array.isArray(data20)){
-const len0 = data20.length;
-for(let i0=0; i0<len0; i0++){
-let data21 = data20[i0];
-if(typeof data21 === "string"){
-if(func2(data21) < 1){
-const err46 = {instancePath:instancePath+"/spec/imageVerification/publicKeys/" + i0,schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKeys.items,data:data21};
+else {
+const err46 = {instancePath:instancePath+"/spec/network",schemaPath:"#/properties/spec/properties/network/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.network.type,parentSchema:schema11.properties.spec.properties.network,data:data16};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -611,9 +604,14 @@ vErrors.push(err46);
 }
 errors++;
 }
+let data20 = data9.imageVerification;
+if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
+if(data20.mode === undefined){
+data20.mode = "enforce";
 }
-else {
-const err47 = {instancePath:instancePath+"/spec/imageVerification/publicKeys/" + i0,schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageVerification.properties.publicKeys.items.type,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKeys.items,data:data21};
+for(const key7 in data20){
+if(!(((key7 === "mode") || (key7 === "publicKey")) || (key7 === "publicKeys"))){
+const err47 = {instancePath:instancePath+"/spec/imageVerification",schemaPath:"#/properties/spec/properties/imageVerification/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.imageVerification,data:data20};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -623,18 +621,9 @@ vErrors.push(err47);
 errors++;
 }
 }
-let i1 = data20.length;
-let j0;
-if(i1 > 1){
-const indices0 = {};
-for(;i1--;){
-let item0 = data20[i1];
-if(typeof item0 !== "string"){
-continue;
-}
-if(typeof indices0[item0] == "number"){
-j0 = indices0[item0];
-const err48 = {instancePath:instancePath+"/spec/imageVerification/publicKeys",schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKeys,data:data20};
+let data21 = data20.mode;
+if(typeof data21 !== "string"){
+const err48 = {instancePath:instancePath+"/spec/imageVerification/mode",schemaPath:"#/properties/spec/properties/imageVerification/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageVerification.properties.mode.type,parentSchema:schema11.properties.spec.properties.imageVerification.properties.mode,data:data21};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -642,14 +631,9 @@ else {
 vErrors.push(err48);
 }
 errors++;
-break;
 }
-indices0[item0] = i1;
-}
-}
-}
-else {
-const err49 = {instancePath:instancePath+"/spec/imageVerification/publicKeys",schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.imageVerification.properties.publicKeys.type,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKeys,data:data20};
+if(!(((data21 === "off") || (data21 === "warn")) || (data21 === "enforce"))){
+const err49 = {instancePath:instancePath+"/spec/imageVerification/mode",schemaPath:"#/properties/spec/properties/imageVerification/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.imageVerification.properties.mode.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.imageVerification.properties.mode.enum,parentSchema:schema11.properties.spec.properties.imageVerification.properties.mode,data:data21};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -658,10 +642,11 @@ vErrors.push(err49);
 }
 errors++;
 }
-}
-}
-else {
-const err50 = {instancePath:instancePath+"/spec/imageVerification",schemaPath:"#/properties/spec/properties/imageVerification/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.imageVerification.type,parentSchema:schema11.properties.spec.properties.imageVerification,data:data17};
+if(data20.publicKey !== undefined){
+let data22 = data20.publicKey;
+if(typeof data22 === "string"){
+if(func2(data22) < 1){
+const err50 = {instancePath:instancePath+"/spec/imageVerification/publicKey",schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKey/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKey,data:data22};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -670,12 +655,9 @@ vErrors.push(err50);
 }
 errors++;
 }
-if(data9.registries !== undefined){
-let data22 = data9.registries;
-if(data22 && typeof data22 == "object" && !Array.isArray(data22)){
-for(const key8 in data22){
-if(!((key8 === "mirrors") || (key8 === "insecure"))){
-const err51 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.registries,data:data22};
+}
+else {
+const err51 = {instancePath:instancePath+"/spec/imageVerification/publicKey",schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKey/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageVerification.properties.publicKey.type,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKey,data:data22};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -685,14 +667,15 @@ vErrors.push(err51);
 errors++;
 }
 }
-if(data22.mirrors !== undefined){
-let data23 = data22.mirrors;
-if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
-for(const key9 in data23){
-let data24 = data23[key9];
+if(data20.publicKeys !== undefined){
+let data23 = data20.publicKeys;
+if(Array.isArray(data23)){
+const len0 = data23.length;
+for(let i0=0; i0<len0; i0++){
+let data24 = data23[i0];
 if(typeof data24 === "string"){
-if(!pattern6.test(data24)){
-const err52 = {instancePath:instancePath+"/spec/registries/mirrors/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/properties/mirrors/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},message:"must match pattern \""+"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"+"\"",schema:"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$",parentSchema:schema11.properties.spec.properties.registries.properties.mirrors.additionalProperties,data:data24};
+if(func2(data24) < 1){
+const err52 = {instancePath:instancePath+"/spec/imageVerification/publicKeys/" + i0,schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKeys.items,data:data24};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -703,7 +686,7 @@ errors++;
 }
 }
 else {
-const err53 = {instancePath:instancePath+"/spec/registries/mirrors/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/properties/mirrors/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.registries.properties.mirrors.additionalProperties.type,parentSchema:schema11.properties.spec.properties.registries.properties.mirrors.additionalProperties,data:data24};
+const err53 = {instancePath:instancePath+"/spec/imageVerification/publicKeys/" + i0,schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.imageVerification.properties.publicKeys.items.type,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKeys.items,data:data24};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -713,9 +696,18 @@ vErrors.push(err53);
 errors++;
 }
 }
+let i1 = data23.length;
+let j0;
+if(i1 > 1){
+const indices0 = {};
+for(;i1--;){
+let item0 = data23[i1];
+if(typeof item0 !== "string"){
+continue;
 }
-else {
-const err54 = {instancePath:instancePath+"/spec/registries/mirrors",schemaPath:"#/properties/spec/properties/registries/properties/mirrors/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.properties.mirrors.type,parentSchema:schema11.properties.spec.properties.registries.properties.mirrors,data:data23};
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err54 = {instancePath:instancePath+"/spec/imageVerification/publicKeys",schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/uniqueItems",keyword:"uniqueItems",params:{i: i1, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i1+" are identical)",schema:true,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKeys,data:data23};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -723,17 +715,14 @@ else {
 vErrors.push(err54);
 }
 errors++;
+break;
+}
+indices0[item0] = i1;
 }
 }
-if(data22.insecure !== undefined){
-let data25 = data22.insecure;
-if(Array.isArray(data25)){
-const len1 = data25.length;
-for(let i2=0; i2<len1; i2++){
-let data26 = data25[i2];
-if(typeof data26 === "string"){
-if(!pattern6.test(data26)){
-const err55 = {instancePath:instancePath+"/spec/registries/insecure/" + i2,schemaPath:"#/properties/spec/properties/registries/properties/insecure/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},message:"must match pattern \""+"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"+"\"",schema:"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$",parentSchema:schema11.properties.spec.properties.registries.properties.insecure.items,data:data26};
+}
+else {
+const err55 = {instancePath:instancePath+"/spec/imageVerification/publicKeys",schemaPath:"#/properties/spec/properties/imageVerification/properties/publicKeys/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.imageVerification.properties.publicKeys.type,parentSchema:schema11.properties.spec.properties.imageVerification.properties.publicKeys,data:data23};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -743,8 +732,9 @@ vErrors.push(err55);
 errors++;
 }
 }
+}
 else {
-const err56 = {instancePath:instancePath+"/spec/registries/insecure/" + i2,schemaPath:"#/properties/spec/properties/registries/properties/insecure/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.registries.properties.insecure.items.type,parentSchema:schema11.properties.spec.properties.registries.properties.insecure.items,data:data26};
+const err56 = {instancePath:instancePath+"/spec/imageVerification",schemaPath:"#/properties/spec/properties/imageVerification/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.imageVerification.type,parentSchema:schema11.properties.spec.properties.imageVerification,data:data20};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -753,19 +743,12 @@ vErrors.push(err56);
 }
 errors++;
 }
-}
-let i3 = data25.length;
-let j1;
-if(i3 > 1){
-const indices1 = {};
-for(;i3--;){
-let item1 = data25[i3];
-if(typeof item1 !== "string"){
-continue;
-}
-if(typeof indices1[item1] == "number"){
-j1 = indices1[item1];
-const err57 = {instancePath:instancePath+"/spec/registries/insecure",schemaPath:"#/properties/spec/properties/registries/properties/insecure/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema11.properties.spec.properties.registries.properties.insecure,data:data25};
+if(data9.registries !== undefined){
+let data25 = data9.registries;
+if(data25 && typeof data25 == "object" && !Array.isArray(data25)){
+for(const key8 in data25){
+if(!((key8 === "mirrors") || (key8 === "insecure"))){
+const err57 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.registries,data:data25};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -773,14 +756,16 @@ else {
 vErrors.push(err57);
 }
 errors++;
-break;
-}
-indices1[item1] = i3;
 }
 }
-}
-else {
-const err58 = {instancePath:instancePath+"/spec/registries/insecure",schemaPath:"#/properties/spec/properties/registries/properties/insecure/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.registries.properties.insecure.type,parentSchema:schema11.properties.spec.properties.registries.properties.insecure,data:data25};
+if(data25.mirrors !== undefined){
+let data26 = data25.mirrors;
+if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
+for(const key9 in data26){
+let data27 = data26[key9];
+if(typeof data27 === "string"){
+if(!pattern6.test(data27)){
+const err58 = {instancePath:instancePath+"/spec/registries/mirrors/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/properties/mirrors/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},message:"must match pattern \""+"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"+"\"",schema:"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$",parentSchema:schema11.properties.spec.properties.registries.properties.mirrors.additionalProperties,data:data27};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -790,9 +775,8 @@ vErrors.push(err58);
 errors++;
 }
 }
-}
 else {
-const err59 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.type,parentSchema:schema11.properties.spec.properties.registries,data:data22};
+const err59 = {instancePath:instancePath+"/spec/registries/mirrors/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/properties/mirrors/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.registries.properties.mirrors.additionalProperties.type,parentSchema:schema11.properties.spec.properties.registries.properties.mirrors.additionalProperties,data:data27};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -802,10 +786,9 @@ vErrors.push(err59);
 errors++;
 }
 }
-let data27 = data9.allowedImagePrefix;
-if(typeof data27 === "string"){
-if(!pattern8.test(data27)){
-const err60 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema11.properties.spec.properties.allowedImagePrefix,data:data27};
+}
+else {
+const err60 = {instancePath:instancePath+"/spec/registries/mirrors",schemaPath:"#/properties/spec/properties/registries/properties/mirrors/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.properties.mirrors.type,parentSchema:schema11.properties.spec.properties.registries.properties.mirrors,data:data26};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -815,8 +798,15 @@ vErrors.push(err60);
 errors++;
 }
 }
-else {
-const err61 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.allowedImagePrefix.type,parentSchema:schema11.properties.spec.properties.allowedImagePrefix,data:data27};
+if(data25.insecure !== undefined){
+let data28 = data25.insecure;
+if(Array.isArray(data28)){
+const len1 = data28.length;
+for(let i2=0; i2<len1; i2++){
+let data29 = data28[i2];
+if(typeof data29 === "string"){
+if(!pattern6.test(data29)){
+const err61 = {instancePath:instancePath+"/spec/registries/insecure/" + i2,schemaPath:"#/properties/spec/properties/registries/properties/insecure/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},message:"must match pattern \""+"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"+"\"",schema:"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$",parentSchema:schema11.properties.spec.properties.registries.properties.insecure.items,data:data29};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -825,11 +815,9 @@ vErrors.push(err61);
 }
 errors++;
 }
-if(data9.dataDir !== undefined){
-let data28 = data9.dataDir;
-if(typeof data28 === "string"){
-if(!pattern9.test(data28)){
-const err62 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema11.properties.spec.properties.dataDir,data:data28};
+}
+else {
+const err62 = {instancePath:instancePath+"/spec/registries/insecure/" + i2,schemaPath:"#/properties/spec/properties/registries/properties/insecure/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.registries.properties.insecure.items.type,parentSchema:schema11.properties.spec.properties.registries.properties.insecure.items,data:data29};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -839,8 +827,18 @@ vErrors.push(err62);
 errors++;
 }
 }
-else {
-const err63 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dataDir.type,parentSchema:schema11.properties.spec.properties.dataDir,data:data28};
+let i3 = data28.length;
+let j1;
+if(i3 > 1){
+const indices1 = {};
+for(;i3--;){
+let item1 = data28[i3];
+if(typeof item1 !== "string"){
+continue;
+}
+if(typeof indices1[item1] == "number"){
+j1 = indices1[item1];
+const err63 = {instancePath:instancePath+"/spec/registries/insecure",schemaPath:"#/properties/spec/properties/registries/properties/insecure/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i3+" are identical)",schema:true,parentSchema:schema11.properties.spec.properties.registries.properties.insecure,data:data28};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -848,14 +846,14 @@ else {
 vErrors.push(err63);
 }
 errors++;
+break;
+}
+indices1[item1] = i3;
 }
 }
-if(data9.caddy !== undefined){
-let data29 = data9.caddy;
-if(data29 && typeof data29 == "object" && !Array.isArray(data29)){
-for(const key10 in data29){
-if(!(((((key10 === "adminAddress") || (key10 === "caddyfile")) || (key10 === "sites")) || (key10 === "tls")) || (key10 === "run"))){
-const err64 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.caddy,data:data29};
+}
+else {
+const err64 = {instancePath:instancePath+"/spec/registries/insecure",schemaPath:"#/properties/spec/properties/registries/properties/insecure/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.registries.properties.insecure.type,parentSchema:schema11.properties.spec.properties.registries.properties.insecure,data:data28};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -865,11 +863,9 @@ vErrors.push(err64);
 errors++;
 }
 }
-if(data29.adminAddress !== undefined){
-let data30 = data29.adminAddress;
-if(typeof data30 === "string"){
-if(func2(data30) < 1){
-const err65 = {instancePath:instancePath+"/spec/caddy/adminAddress",schemaPath:"#/properties/spec/properties/caddy/properties/adminAddress/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.caddy.properties.adminAddress,data:data30};
+}
+else {
+const err65 = {instancePath:instancePath+"/spec/registries",schemaPath:"#/properties/spec/properties/registries/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.registries.type,parentSchema:schema11.properties.spec.properties.registries,data:data25};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -879,8 +875,10 @@ vErrors.push(err65);
 errors++;
 }
 }
-else {
-const err66 = {instancePath:instancePath+"/spec/caddy/adminAddress",schemaPath:"#/properties/spec/properties/caddy/properties/adminAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.adminAddress.type,parentSchema:schema11.properties.spec.properties.caddy.properties.adminAddress,data:data30};
+let data30 = data9.allowedImagePrefix;
+if(typeof data30 === "string"){
+if(!pattern8.test(data30)){
+const err66 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema11.properties.spec.properties.allowedImagePrefix,data:data30};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -890,11 +888,8 @@ vErrors.push(err66);
 errors++;
 }
 }
-if(data29.caddyfile !== undefined){
-let data31 = data29.caddyfile;
-if(typeof data31 === "string"){
-if(func2(data31) < 1){
-const err67 = {instancePath:instancePath+"/spec/caddy/caddyfile",schemaPath:"#/properties/spec/properties/caddy/properties/caddyfile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.caddy.properties.caddyfile,data:data31};
+else {
+const err67 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.allowedImagePrefix.type,parentSchema:schema11.properties.spec.properties.allowedImagePrefix,data:data30};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -903,9 +898,11 @@ vErrors.push(err67);
 }
 errors++;
 }
-}
-else {
-const err68 = {instancePath:instancePath+"/spec/caddy/caddyfile",schemaPath:"#/properties/spec/properties/caddy/properties/caddyfile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.caddyfile.type,parentSchema:schema11.properties.spec.properties.caddy.properties.caddyfile,data:data31};
+if(data9.dataDir !== undefined){
+let data31 = data9.dataDir;
+if(typeof data31 === "string"){
+if(!pattern9.test(data31)){
+const err68 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema11.properties.spec.properties.dataDir,data:data31};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -915,15 +912,8 @@ vErrors.push(err68);
 errors++;
 }
 }
-if(data29.sites !== undefined){
-let data32 = data29.sites;
-if(Array.isArray(data32)){
-const len2 = data32.length;
-for(let i4=0; i4<len2; i4++){
-let data33 = data32[i4];
-if(data33 && typeof data33 == "object" && !Array.isArray(data33)){
-if(data33.subdomain === undefined){
-const err69 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/required",keyword:"required",params:{missingProperty: "subdomain"},message:"must have required property '"+"subdomain"+"'",schema:schema11.properties.spec.properties.caddy.properties.sites.items.required,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items,data:data33};
+else {
+const err69 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dataDir.type,parentSchema:schema11.properties.spec.properties.dataDir,data:data31};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -932,8 +922,13 @@ vErrors.push(err69);
 }
 errors++;
 }
-if(data33.backend === undefined){
-const err70 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/required",keyword:"required",params:{missingProperty: "backend"},message:"must have required property '"+"backend"+"'",schema:schema11.properties.spec.properties.caddy.properties.sites.items.required,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items,data:data33};
+}
+if(data9.caddy !== undefined){
+let data32 = data9.caddy;
+if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
+for(const key10 in data32){
+if(!(((((key10 === "adminAddress") || (key10 === "caddyfile")) || (key10 === "sites")) || (key10 === "tls")) || (key10 === "run"))){
+const err70 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.caddy,data:data32};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -942,9 +937,12 @@ vErrors.push(err70);
 }
 errors++;
 }
-for(const key11 in data33){
-if(!((key11 === "subdomain") || (key11 === "backend"))){
-const err71 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items,data:data33};
+}
+if(data32.adminAddress !== undefined){
+let data33 = data32.adminAddress;
+if(typeof data33 === "string"){
+if(func2(data33) < 1){
+const err71 = {instancePath:instancePath+"/spec/caddy/adminAddress",schemaPath:"#/properties/spec/properties/caddy/properties/adminAddress/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.caddy.properties.adminAddress,data:data33};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -954,11 +952,8 @@ vErrors.push(err71);
 errors++;
 }
 }
-if(data33.subdomain !== undefined){
-let data34 = data33.subdomain;
-if(typeof data34 === "string"){
-if(!pattern10.test(data34)){
-const err72 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/subdomain",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/subdomain/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.subdomain,data:data34};
+else {
+const err72 = {instancePath:instancePath+"/spec/caddy/adminAddress",schemaPath:"#/properties/spec/properties/caddy/properties/adminAddress/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.adminAddress.type,parentSchema:schema11.properties.spec.properties.caddy.properties.adminAddress,data:data33};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -968,8 +963,11 @@ vErrors.push(err72);
 errors++;
 }
 }
-else {
-const err73 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/subdomain",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/subdomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.subdomain.type,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.subdomain,data:data34};
+if(data32.caddyfile !== undefined){
+let data34 = data32.caddyfile;
+if(typeof data34 === "string"){
+if(func2(data34) < 1){
+const err73 = {instancePath:instancePath+"/spec/caddy/caddyfile",schemaPath:"#/properties/spec/properties/caddy/properties/caddyfile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.caddy.properties.caddyfile,data:data34};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -979,11 +977,8 @@ vErrors.push(err73);
 errors++;
 }
 }
-if(data33.backend !== undefined){
-let data35 = data33.backend;
-if(typeof data35 === "string"){
-if(!pattern11.test(data35)){
-const err74 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/backend",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/backend/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:\\d{1,5}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:\\d{1,5}$"+"\"",schema:"^[A-Za-z0-9._-]+:\\d{1,5}$",parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.backend,data:data35};
+else {
+const err74 = {instancePath:instancePath+"/spec/caddy/caddyfile",schemaPath:"#/properties/spec/properties/caddy/properties/caddyfile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.caddyfile.type,parentSchema:schema11.properties.spec.properties.caddy.properties.caddyfile,data:data34};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -993,8 +988,15 @@ vErrors.push(err74);
 errors++;
 }
 }
-else {
-const err75 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/backend",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/backend/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.backend.type,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.backend,data:data35};
+if(data32.sites !== undefined){
+let data35 = data32.sites;
+if(Array.isArray(data35)){
+const len2 = data35.length;
+for(let i4=0; i4<len2; i4++){
+let data36 = data35[i4];
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+if(data36.subdomain === undefined){
+const err75 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/required",keyword:"required",params:{missingProperty: "subdomain"},message:"must have required property '"+"subdomain"+"'",schema:schema11.properties.spec.properties.caddy.properties.sites.items.required,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items,data:data36};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1003,10 +1005,8 @@ vErrors.push(err75);
 }
 errors++;
 }
-}
-}
-else {
-const err76 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.caddy.properties.sites.items.type,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items,data:data33};
+if(data36.backend === undefined){
+const err76 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/required",keyword:"required",params:{missingProperty: "backend"},message:"must have required property '"+"backend"+"'",schema:schema11.properties.spec.properties.caddy.properties.sites.items.required,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items,data:data36};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1015,10 +1015,9 @@ vErrors.push(err76);
 }
 errors++;
 }
-}
-}
-else {
-const err77 = {instancePath:instancePath+"/spec/caddy/sites",schemaPath:"#/properties/spec/properties/caddy/properties/sites/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.caddy.properties.sites.type,parentSchema:schema11.properties.spec.properties.caddy.properties.sites,data:data32};
+for(const key11 in data36){
+if(!((key11 === "subdomain") || (key11 === "backend"))){
+const err77 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items,data:data36};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1028,12 +1027,11 @@ vErrors.push(err77);
 errors++;
 }
 }
-if(data29.tls !== undefined){
-let data36 = data29.tls;
-if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
-for(const key12 in data36){
-if(!((key12 === "mode") || (key12 === "email"))){
-const err78 = {instancePath:instancePath+"/spec/caddy/tls",schemaPath:"#/properties/spec/properties/caddy/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.caddy.properties.tls,data:data36};
+if(data36.subdomain !== undefined){
+let data37 = data36.subdomain;
+if(typeof data37 === "string"){
+if(!pattern10.test(data37)){
+const err78 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/subdomain",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/subdomain/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.subdomain,data:data37};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1043,10 +1041,8 @@ vErrors.push(err78);
 errors++;
 }
 }
-if(data36.mode !== undefined){
-let data37 = data36.mode;
-if(typeof data37 !== "string"){
-const err79 = {instancePath:instancePath+"/spec/caddy/tls/mode",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.tls.properties.mode.type,parentSchema:schema11.properties.spec.properties.caddy.properties.tls.properties.mode,data:data37};
+else {
+const err79 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/subdomain",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/subdomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.subdomain.type,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.subdomain,data:data37};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1055,8 +1051,12 @@ vErrors.push(err79);
 }
 errors++;
 }
-if(!(((data37 === "internal") || (data37 === "acme")) || (data37 === "off"))){
-const err80 = {instancePath:instancePath+"/spec/caddy/tls/mode",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.caddy.properties.tls.properties.mode.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.caddy.properties.tls.properties.mode.enum,parentSchema:schema11.properties.spec.properties.caddy.properties.tls.properties.mode,data:data37};
+}
+if(data36.backend !== undefined){
+let data38 = data36.backend;
+if(typeof data38 === "string"){
+if(!pattern11.test(data38)){
+const err80 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/backend",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/backend/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:\\d{1,5}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:\\d{1,5}$"+"\"",schema:"^[A-Za-z0-9._-]+:\\d{1,5}$",parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.backend,data:data38};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1066,11 +1066,8 @@ vErrors.push(err80);
 errors++;
 }
 }
-if(data36.email !== undefined){
-let data38 = data36.email;
-if(typeof data38 === "string"){
-if(!pattern12.test(data38)){
-const err81 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/pattern",keyword:"pattern",params:{pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"},message:"must match pattern \""+"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"+"\"",schema:"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",parentSchema:schema11.properties.spec.properties.caddy.properties.tls.properties.email,data:data38};
+else {
+const err81 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/backend",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/backend/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.backend.type,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items.properties.backend,data:data38};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1080,8 +1077,9 @@ vErrors.push(err81);
 errors++;
 }
 }
+}
 else {
-const err82 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.tls.properties.email.type,parentSchema:schema11.properties.spec.properties.caddy.properties.tls.properties.email,data:data38};
+const err82 = {instancePath:instancePath+"/spec/caddy/sites/" + i4,schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.caddy.properties.sites.items.type,parentSchema:schema11.properties.spec.properties.caddy.properties.sites.items,data:data36};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1093,7 +1091,7 @@ errors++;
 }
 }
 else {
-const err83 = {instancePath:instancePath+"/spec/caddy/tls",schemaPath:"#/properties/spec/properties/caddy/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.caddy.properties.tls.type,parentSchema:schema11.properties.spec.properties.caddy.properties.tls,data:data36};
+const err83 = {instancePath:instancePath+"/spec/caddy/sites",schemaPath:"#/properties/spec/properties/caddy/properties/sites/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.caddy.properties.sites.type,parentSchema:schema11.properties.spec.properties.caddy.properties.sites,data:data35};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1103,11 +1101,12 @@ vErrors.push(err83);
 errors++;
 }
 }
-if(data29.run !== undefined){
-let data39 = data29.run;
+if(data32.tls !== undefined){
+let data39 = data32.tls;
 if(data39 && typeof data39 == "object" && !Array.isArray(data39)){
-if(data39.image === undefined){
-const err84 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema11.properties.spec.properties.caddy.properties.run.required,parentSchema:schema11.properties.spec.properties.caddy.properties.run,data:data39};
+for(const key12 in data39){
+if(!((key12 === "mode") || (key12 === "email"))){
+const err84 = {instancePath:instancePath+"/spec/caddy/tls",schemaPath:"#/properties/spec/properties/caddy/properties/tls/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.caddy.properties.tls,data:data39};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1116,8 +1115,11 @@ vErrors.push(err84);
 }
 errors++;
 }
-if(data39.address === undefined){
-const err85 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema11.properties.spec.properties.caddy.properties.run.required,parentSchema:schema11.properties.spec.properties.caddy.properties.run,data:data39};
+}
+if(data39.mode !== undefined){
+let data40 = data39.mode;
+if(typeof data40 !== "string"){
+const err85 = {instancePath:instancePath+"/spec/caddy/tls/mode",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/mode/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.tls.properties.mode.type,parentSchema:schema11.properties.spec.properties.caddy.properties.tls.properties.mode,data:data40};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1126,9 +1128,8 @@ vErrors.push(err85);
 }
 errors++;
 }
-for(const key13 in data39){
-if(!((((key13 === "image") || (key13 === "address")) || (key13 === "container")) || (key13 === "publish"))){
-const err86 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.caddy.properties.run,data:data39};
+if(!(((data40 === "internal") || (data40 === "acme")) || (data40 === "off"))){
+const err86 = {instancePath:instancePath+"/spec/caddy/tls/mode",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/mode/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.caddy.properties.tls.properties.mode.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.caddy.properties.tls.properties.mode.enum,parentSchema:schema11.properties.spec.properties.caddy.properties.tls.properties.mode,data:data40};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1138,11 +1139,11 @@ vErrors.push(err86);
 errors++;
 }
 }
-if(data39.image !== undefined){
-let data40 = data39.image;
-if(typeof data40 === "string"){
-if(func2(data40) > 1024){
-const err87 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters",schema:1024,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.image,data:data40};
+if(data39.email !== undefined){
+let data41 = data39.email;
+if(typeof data41 === "string"){
+if(!pattern12.test(data41)){
+const err87 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/pattern",keyword:"pattern",params:{pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"},message:"must match pattern \""+"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"+"\"",schema:"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",parentSchema:schema11.properties.spec.properties.caddy.properties.tls.properties.email,data:data41};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1151,8 +1152,9 @@ vErrors.push(err87);
 }
 errors++;
 }
-if(func2(data40) < 1){
-const err88 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.image,data:data40};
+}
+else {
+const err88 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.tls.properties.email.type,parentSchema:schema11.properties.spec.properties.caddy.properties.tls.properties.email,data:data41};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1162,8 +1164,9 @@ vErrors.push(err88);
 errors++;
 }
 }
+}
 else {
-const err89 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.run.properties.image.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.image,data:data40};
+const err89 = {instancePath:instancePath+"/spec/caddy/tls",schemaPath:"#/properties/spec/properties/caddy/properties/tls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.caddy.properties.tls.type,parentSchema:schema11.properties.spec.properties.caddy.properties.tls,data:data39};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1173,11 +1176,11 @@ vErrors.push(err89);
 errors++;
 }
 }
-if(data39.address !== undefined){
-let data41 = data39.address;
-if(typeof data41 === "string"){
-if(!pattern13.test(data41)){
-const err90 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.address,data:data41};
+if(data32.run !== undefined){
+let data42 = data32.run;
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+if(data42.image === undefined){
+const err90 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema11.properties.spec.properties.caddy.properties.run.required,parentSchema:schema11.properties.spec.properties.caddy.properties.run,data:data42};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1186,9 +1189,8 @@ vErrors.push(err90);
 }
 errors++;
 }
-}
-else {
-const err91 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.run.properties.address.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.address,data:data41};
+if(data42.address === undefined){
+const err91 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema11.properties.spec.properties.caddy.properties.run.required,parentSchema:schema11.properties.spec.properties.caddy.properties.run,data:data42};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1197,12 +1199,9 @@ vErrors.push(err91);
 }
 errors++;
 }
-}
-if(data39.container !== undefined){
-let data42 = data39.container;
-if(typeof data42 === "string"){
-if(!pattern3.test(data42)){
-const err92 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.container,data:data42};
+for(const key13 in data42){
+if(!((((key13 === "image") || (key13 === "address")) || (key13 === "container")) || (key13 === "publish"))){
+const err92 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.caddy.properties.run,data:data42};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1212,8 +1211,11 @@ vErrors.push(err92);
 errors++;
 }
 }
-else {
-const err93 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.run.properties.container.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.container,data:data42};
+if(data42.image !== undefined){
+let data43 = data42.image;
+if(typeof data43 === "string"){
+if(func2(data43) > 1024){
+const err93 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters",schema:1024,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.image,data:data43};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1222,13 +1224,8 @@ vErrors.push(err93);
 }
 errors++;
 }
-}
-if(data39.publish !== undefined){
-let data43 = data39.publish;
-if(data43 && typeof data43 == "object" && !Array.isArray(data43)){
-for(const key14 in data43){
-if(!(((key14 === "hostIp") || (key14 === "http")) || (key14 === "https"))){
-const err94 = {instancePath:instancePath+"/spec/caddy/run/publish",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish,data:data43};
+if(func2(data43) < 1){
+const err94 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.image,data:data43};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1238,11 +1235,8 @@ vErrors.push(err94);
 errors++;
 }
 }
-if(data43.hostIp !== undefined){
-let data44 = data43.hostIp;
-if(typeof data44 === "string"){
-if(!pattern13.test(data44)){
-const err95 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data44};
+else {
+const err95 = {instancePath:instancePath+"/spec/caddy/run/image",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.run.properties.image.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.image,data:data43};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1252,8 +1246,11 @@ vErrors.push(err95);
 errors++;
 }
 }
-else {
-const err96 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data44};
+if(data42.address !== undefined){
+let data44 = data42.address;
+if(typeof data44 === "string"){
+if(!pattern13.test(data44)){
+const err96 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.address,data:data44};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1263,10 +1260,8 @@ vErrors.push(err96);
 errors++;
 }
 }
-if(data43.http !== undefined){
-let data45 = data43.http;
-if(!(((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45))) && (isFinite(data45)))){
-const err97 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.http.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data45};
+else {
+const err97 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.run.properties.address.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.address,data:data44};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1275,9 +1270,12 @@ vErrors.push(err97);
 }
 errors++;
 }
-if((typeof data45 == "number") && (isFinite(data45))){
-if(data45 > 65535 || isNaN(data45)){
-const err98 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data45};
+}
+if(data42.container !== undefined){
+let data45 = data42.container;
+if(typeof data45 === "string"){
+if(!pattern3.test(data45)){
+const err98 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.container,data:data45};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1286,8 +1284,9 @@ vErrors.push(err98);
 }
 errors++;
 }
-if(data45 < 1 || isNaN(data45)){
-const err99 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data45};
+}
+else {
+const err99 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.run.properties.container.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.container,data:data45};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1297,11 +1296,12 @@ vErrors.push(err99);
 errors++;
 }
 }
-}
-if(data43.https !== undefined){
-let data46 = data43.https;
-if(!(((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46))) && (isFinite(data46)))){
-const err100 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.https.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data46};
+if(data42.publish !== undefined){
+let data46 = data42.publish;
+if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
+for(const key14 in data46){
+if(!(((key14 === "hostIp") || (key14 === "http")) || (key14 === "https"))){
+const err100 = {instancePath:instancePath+"/spec/caddy/run/publish",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish,data:data46};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1310,9 +1310,12 @@ vErrors.push(err100);
 }
 errors++;
 }
-if((typeof data46 == "number") && (isFinite(data46))){
-if(data46 > 65535 || isNaN(data46)){
-const err101 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data46};
+}
+if(data46.hostIp !== undefined){
+let data47 = data46.hostIp;
+if(typeof data47 === "string"){
+if(!pattern13.test(data47)){
+const err101 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data47};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1321,8 +1324,9 @@ vErrors.push(err101);
 }
 errors++;
 }
-if(data46 < 1 || isNaN(data46)){
-const err102 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data46};
+}
+else {
+const err102 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data47};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1332,10 +1336,10 @@ vErrors.push(err102);
 errors++;
 }
 }
-}
-}
-else {
-const err103 = {instancePath:instancePath+"/spec/caddy/run/publish",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish,data:data43};
+if(data46.http !== undefined){
+let data48 = data46.http;
+if(!(((typeof data48 == "number") && (!(data48 % 1) && !isNaN(data48))) && (isFinite(data48)))){
+const err103 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.http.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data48};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1344,10 +1348,9 @@ vErrors.push(err103);
 }
 errors++;
 }
-}
-}
-else {
-const err104 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.caddy.properties.run.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run,data:data39};
+if((typeof data48 == "number") && (isFinite(data48))){
+if(data48 > 65535 || isNaN(data48)){
+const err104 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data48};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1356,10 +1359,8 @@ vErrors.push(err104);
 }
 errors++;
 }
-}
-}
-else {
-const err105 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.caddy.type,parentSchema:schema11.properties.spec.properties.caddy,data:data29};
+if(data48 < 1 || isNaN(data48)){
+const err105 = {instancePath:instancePath+"/spec/caddy/run/publish/http",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/http/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.http,data:data48};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1369,12 +1370,11 @@ vErrors.push(err105);
 errors++;
 }
 }
-if(data9.dns !== undefined){
-let data47 = data9.dns;
-if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
-for(const key15 in data47){
-if(!((((key15 === "address") || (key15 === "nameservers")) || (key15 === "zoneFile")) || (key15 === "run"))){
-const err106 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.dns,data:data47};
+}
+if(data46.https !== undefined){
+let data49 = data46.https;
+if(!(((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49))) && (isFinite(data49)))){
+const err106 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.https.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data49};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1383,12 +1383,9 @@ vErrors.push(err106);
 }
 errors++;
 }
-}
-if(data47.address !== undefined){
-let data48 = data47.address;
-if(typeof data48 === "string"){
-if(!pattern13.test(data48)){
-const err107 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.dns.properties.address,data:data48};
+if((typeof data49 == "number") && (isFinite(data49))){
+if(data49 > 65535 || isNaN(data49)){
+const err107 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data49};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1397,9 +1394,8 @@ vErrors.push(err107);
 }
 errors++;
 }
-}
-else {
-const err108 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.address.type,parentSchema:schema11.properties.spec.properties.dns.properties.address,data:data48};
+if(data49 < 1 || isNaN(data49)){
+const err108 = {instancePath:instancePath+"/spec/caddy/run/publish/https",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/https/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.properties.https,data:data49};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1409,15 +1405,10 @@ vErrors.push(err108);
 errors++;
 }
 }
-if(data47.nameservers !== undefined){
-let data49 = data47.nameservers;
-if(Array.isArray(data49)){
-const len3 = data49.length;
-for(let i5=0; i5<len3; i5++){
-let data50 = data49[i5];
-if(typeof data50 === "string"){
-if(!pattern17.test(data50)){
-const err109 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema11.properties.spec.properties.dns.properties.nameservers.items,data:data50};
+}
+}
+else {
+const err109 = {instancePath:instancePath+"/spec/caddy/run/publish",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.caddy.properties.run.properties.publish.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run.properties.publish,data:data46};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1427,8 +1418,9 @@ vErrors.push(err109);
 errors++;
 }
 }
+}
 else {
-const err110 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.nameservers.items.type,parentSchema:schema11.properties.spec.properties.dns.properties.nameservers.items,data:data50};
+const err110 = {instancePath:instancePath+"/spec/caddy/run",schemaPath:"#/properties/spec/properties/caddy/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.caddy.properties.run.type,parentSchema:schema11.properties.spec.properties.caddy.properties.run,data:data42};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1438,18 +1430,9 @@ vErrors.push(err110);
 errors++;
 }
 }
-let i6 = data49.length;
-let j2;
-if(i6 > 1){
-const indices2 = {};
-for(;i6--;){
-let item2 = data49[i6];
-if(typeof item2 !== "string"){
-continue;
 }
-if(typeof indices2[item2] == "number"){
-j2 = indices2[item2];
-const err111 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i6+" are identical)",schema:true,parentSchema:schema11.properties.spec.properties.dns.properties.nameservers,data:data49};
+else {
+const err111 = {instancePath:instancePath+"/spec/caddy",schemaPath:"#/properties/spec/properties/caddy/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.caddy.type,parentSchema:schema11.properties.spec.properties.caddy,data:data32};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1457,14 +1440,14 @@ else {
 vErrors.push(err111);
 }
 errors++;
-break;
-}
-indices2[item2] = i6;
 }
 }
-}
-else {
-const err112 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.dns.properties.nameservers.type,parentSchema:schema11.properties.spec.properties.dns.properties.nameservers,data:data49};
+if(data9.dns !== undefined){
+let data50 = data9.dns;
+if(data50 && typeof data50 == "object" && !Array.isArray(data50)){
+for(const key15 in data50){
+if(!((((key15 === "address") || (key15 === "nameservers")) || (key15 === "zoneFile")) || (key15 === "run"))){
+const err112 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.dns,data:data50};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1474,11 +1457,11 @@ vErrors.push(err112);
 errors++;
 }
 }
-if(data47.zoneFile !== undefined){
-let data51 = data47.zoneFile;
+if(data50.address !== undefined){
+let data51 = data50.address;
 if(typeof data51 === "string"){
-if(func2(data51) < 1){
-const err113 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.dns.properties.zoneFile,data:data51};
+if(!pattern13.test(data51)){
+const err113 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.dns.properties.address,data:data51};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1489,7 +1472,7 @@ errors++;
 }
 }
 else {
-const err114 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.zoneFile.type,parentSchema:schema11.properties.spec.properties.dns.properties.zoneFile,data:data51};
+const err114 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.address.type,parentSchema:schema11.properties.spec.properties.dns.properties.address,data:data51};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1499,11 +1482,15 @@ vErrors.push(err114);
 errors++;
 }
 }
-if(data47.run !== undefined){
-let data52 = data47.run;
-if(data52 && typeof data52 == "object" && !Array.isArray(data52)){
-if(data52.image === undefined){
-const err115 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema11.properties.spec.properties.dns.properties.run.required,parentSchema:schema11.properties.spec.properties.dns.properties.run,data:data52};
+if(data50.nameservers !== undefined){
+let data52 = data50.nameservers;
+if(Array.isArray(data52)){
+const len3 = data52.length;
+for(let i5=0; i5<len3; i5++){
+let data53 = data52[i5];
+if(typeof data53 === "string"){
+if(!pattern17.test(data53)){
+const err115 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema11.properties.spec.properties.dns.properties.nameservers.items,data:data53};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1512,8 +1499,9 @@ vErrors.push(err115);
 }
 errors++;
 }
-if(data52.address === undefined){
-const err116 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema11.properties.spec.properties.dns.properties.run.required,parentSchema:schema11.properties.spec.properties.dns.properties.run,data:data52};
+}
+else {
+const err116 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.nameservers.items.type,parentSchema:schema11.properties.spec.properties.dns.properties.nameservers.items,data:data53};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1522,9 +1510,19 @@ vErrors.push(err116);
 }
 errors++;
 }
-for(const key16 in data52){
-if(!((((key16 === "image") || (key16 === "address")) || (key16 === "container")) || (key16 === "upstreams"))){
-const err117 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.dns.properties.run,data:data52};
+}
+let i6 = data52.length;
+let j2;
+if(i6 > 1){
+const indices2 = {};
+for(;i6--;){
+let item2 = data52[i6];
+if(typeof item2 !== "string"){
+continue;
+}
+if(typeof indices2[item2] == "number"){
+j2 = indices2[item2];
+const err117 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/uniqueItems",keyword:"uniqueItems",params:{i: i6, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i6+" are identical)",schema:true,parentSchema:schema11.properties.spec.properties.dns.properties.nameservers,data:data52};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1532,13 +1530,14 @@ else {
 vErrors.push(err117);
 }
 errors++;
+break;
+}
+indices2[item2] = i6;
 }
 }
-if(data52.image !== undefined){
-let data53 = data52.image;
-if(typeof data53 === "string"){
-if(func2(data53) > 1024){
-const err118 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters",schema:1024,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.image,data:data53};
+}
+else {
+const err118 = {instancePath:instancePath+"/spec/dns/nameservers",schemaPath:"#/properties/spec/properties/dns/properties/nameservers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.dns.properties.nameservers.type,parentSchema:schema11.properties.spec.properties.dns.properties.nameservers,data:data52};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1547,8 +1546,12 @@ vErrors.push(err118);
 }
 errors++;
 }
-if(func2(data53) < 1){
-const err119 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.image,data:data53};
+}
+if(data50.zoneFile !== undefined){
+let data54 = data50.zoneFile;
+if(typeof data54 === "string"){
+if(func2(data54) < 1){
+const err119 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.dns.properties.zoneFile,data:data54};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1559,7 +1562,7 @@ errors++;
 }
 }
 else {
-const err120 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.run.properties.image.type,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.image,data:data53};
+const err120 = {instancePath:instancePath+"/spec/dns/zoneFile",schemaPath:"#/properties/spec/properties/dns/properties/zoneFile/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.zoneFile.type,parentSchema:schema11.properties.spec.properties.dns.properties.zoneFile,data:data54};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1569,11 +1572,11 @@ vErrors.push(err120);
 errors++;
 }
 }
-if(data52.address !== undefined){
-let data54 = data52.address;
-if(typeof data54 === "string"){
-if(!pattern13.test(data54)){
-const err121 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.address,data:data54};
+if(data50.run !== undefined){
+let data55 = data50.run;
+if(data55 && typeof data55 == "object" && !Array.isArray(data55)){
+if(data55.image === undefined){
+const err121 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema11.properties.spec.properties.dns.properties.run.required,parentSchema:schema11.properties.spec.properties.dns.properties.run,data:data55};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1582,9 +1585,8 @@ vErrors.push(err121);
 }
 errors++;
 }
-}
-else {
-const err122 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.run.properties.address.type,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.address,data:data54};
+if(data55.address === undefined){
+const err122 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema11.properties.spec.properties.dns.properties.run.required,parentSchema:schema11.properties.spec.properties.dns.properties.run,data:data55};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1593,12 +1595,9 @@ vErrors.push(err122);
 }
 errors++;
 }
-}
-if(data52.container !== undefined){
-let data55 = data52.container;
-if(typeof data55 === "string"){
-if(!pattern3.test(data55)){
-const err123 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.container,data:data55};
+for(const key16 in data55){
+if(!((((key16 === "image") || (key16 === "address")) || (key16 === "container")) || (key16 === "upstreams"))){
+const err123 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.dns.properties.run,data:data55};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1608,8 +1607,11 @@ vErrors.push(err123);
 errors++;
 }
 }
-else {
-const err124 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.run.properties.container.type,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.container,data:data55};
+if(data55.image !== undefined){
+let data56 = data55.image;
+if(typeof data56 === "string"){
+if(func2(data56) > 1024){
+const err124 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters",schema:1024,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.image,data:data56};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1618,16 +1620,8 @@ vErrors.push(err124);
 }
 errors++;
 }
-}
-if(data52.upstreams !== undefined){
-let data56 = data52.upstreams;
-if(Array.isArray(data56)){
-const len4 = data56.length;
-for(let i7=0; i7<len4; i7++){
-let data57 = data56[i7];
-if(typeof data57 === "string"){
-if(!pattern13.test(data57)){
-const err125 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i7,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data57};
+if(func2(data56) < 1){
+const err125 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.image,data:data56};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1638,7 +1632,7 @@ errors++;
 }
 }
 else {
-const err126 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i7,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams.items.type,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data57};
+const err126 = {instancePath:instancePath+"/spec/dns/run/image",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.run.properties.image.type,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.image,data:data56};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1648,18 +1642,11 @@ vErrors.push(err126);
 errors++;
 }
 }
-let i8 = data56.length;
-let j3;
-if(i8 > 1){
-const indices3 = {};
-for(;i8--;){
-let item3 = data56[i8];
-if(typeof item3 !== "string"){
-continue;
-}
-if(typeof indices3[item3] == "number"){
-j3 = indices3[item3];
-const err127 = {instancePath:instancePath+"/spec/dns/run/upstreams",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/uniqueItems",keyword:"uniqueItems",params:{i: i8, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i8+" are identical)",schema:true,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams,data:data56};
+if(data55.address !== undefined){
+let data57 = data55.address;
+if(typeof data57 === "string"){
+if(!pattern13.test(data57)){
+const err127 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.address,data:data57};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1667,14 +1654,10 @@ else {
 vErrors.push(err127);
 }
 errors++;
-break;
-}
-indices3[item3] = i8;
-}
 }
 }
 else {
-const err128 = {instancePath:instancePath+"/spec/dns/run/upstreams",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams.type,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams,data:data56};
+const err128 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.run.properties.address.type,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.address,data:data57};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1684,9 +1667,11 @@ vErrors.push(err128);
 errors++;
 }
 }
-}
-else {
-const err129 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.dns.properties.run.type,parentSchema:schema11.properties.spec.properties.dns.properties.run,data:data52};
+if(data55.container !== undefined){
+let data58 = data55.container;
+if(typeof data58 === "string"){
+if(!pattern3.test(data58)){
+const err129 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.container,data:data58};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1696,9 +1681,8 @@ vErrors.push(err129);
 errors++;
 }
 }
-}
 else {
-const err130 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.dns.type,parentSchema:schema11.properties.spec.properties.dns,data:data47};
+const err130 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.run.properties.container.type,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.container,data:data58};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1708,15 +1692,15 @@ vErrors.push(err130);
 errors++;
 }
 }
-if(data9.wireguard !== undefined){
-let data58 = data9.wireguard;
-if(data58 && typeof data58 == "object" && !Array.isArray(data58)){
-if(data58.container === undefined){
-data58.container = "cell-wireguard";
-}
-for(const key17 in data58){
-if(!(((((key17 === "container") || (key17 === "subnet")) || (key17 === "peerPool")) || (key17 === "endpoint")) || (key17 === "run"))){
-const err131 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.wireguard,data:data58};
+if(data55.upstreams !== undefined){
+let data59 = data55.upstreams;
+if(Array.isArray(data59)){
+const len4 = data59.length;
+for(let i7=0; i7<len4; i7++){
+let data60 = data59[i7];
+if(typeof data60 === "string"){
+if(!pattern13.test(data60)){
+const err131 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i7,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data60};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1726,10 +1710,8 @@ vErrors.push(err131);
 errors++;
 }
 }
-let data59 = data58.container;
-if(typeof data59 === "string"){
-if(!pattern3.test(data59)){
-const err132 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.spec.properties.wireguard.properties.container,data:data59};
+else {
+const err132 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i7,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams.items.type,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data60};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1739,8 +1721,18 @@ vErrors.push(err132);
 errors++;
 }
 }
-else {
-const err133 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.container.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.container,data:data59};
+let i8 = data59.length;
+let j3;
+if(i8 > 1){
+const indices3 = {};
+for(;i8--;){
+let item3 = data59[i8];
+if(typeof item3 !== "string"){
+continue;
+}
+if(typeof indices3[item3] == "number"){
+j3 = indices3[item3];
+const err133 = {instancePath:instancePath+"/spec/dns/run/upstreams",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/uniqueItems",keyword:"uniqueItems",params:{i: i8, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i8+" are identical)",schema:true,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams,data:data59};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1748,12 +1740,14 @@ else {
 vErrors.push(err133);
 }
 errors++;
+break;
 }
-if(data58.subnet !== undefined){
-let data60 = data58.subnet;
-if(typeof data60 === "string"){
-if(!pattern4.test(data60)){
-const err134 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema11.properties.spec.properties.wireguard.properties.subnet,data:data60};
+indices3[item3] = i8;
+}
+}
+}
+else {
+const err134 = {instancePath:instancePath+"/spec/dns/run/upstreams",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams.type,parentSchema:schema11.properties.spec.properties.dns.properties.run.properties.upstreams,data:data59};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1763,8 +1757,9 @@ vErrors.push(err134);
 errors++;
 }
 }
+}
 else {
-const err135 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.subnet.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.subnet,data:data60};
+const err135 = {instancePath:instancePath+"/spec/dns/run",schemaPath:"#/properties/spec/properties/dns/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.dns.properties.run.type,parentSchema:schema11.properties.spec.properties.dns.properties.run,data:data55};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1774,11 +1769,9 @@ vErrors.push(err135);
 errors++;
 }
 }
-if(data58.peerPool !== undefined){
-let data61 = data58.peerPool;
-if(typeof data61 === "string"){
-if(!pattern5.test(data61)){
-const err136 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.wireguard.properties.peerPool,data:data61};
+}
+else {
+const err136 = {instancePath:instancePath+"/spec/dns",schemaPath:"#/properties/spec/properties/dns/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.dns.type,parentSchema:schema11.properties.spec.properties.dns,data:data50};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1788,8 +1781,15 @@ vErrors.push(err136);
 errors++;
 }
 }
-else {
-const err137 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.peerPool.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.peerPool,data:data61};
+if(data9.wireguard !== undefined){
+let data61 = data9.wireguard;
+if(data61 && typeof data61 == "object" && !Array.isArray(data61)){
+if(data61.container === undefined){
+data61.container = "cell-wireguard";
+}
+for(const key17 in data61){
+if(!(((((key17 === "container") || (key17 === "subnet")) || (key17 === "peerPool")) || (key17 === "endpoint")) || (key17 === "run"))){
+const err137 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key17},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.wireguard,data:data61};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1799,11 +1799,10 @@ vErrors.push(err137);
 errors++;
 }
 }
-if(data58.endpoint !== undefined){
-let data62 = data58.endpoint;
+let data62 = data61.container;
 if(typeof data62 === "string"){
-if(!pattern24.test(data62)){
-const err138 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$",parentSchema:schema11.properties.spec.properties.wireguard.properties.endpoint,data:data62};
+if(!pattern3.test(data62)){
+const err138 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.spec.properties.wireguard.properties.container,data:data62};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1814,7 +1813,7 @@ errors++;
 }
 }
 else {
-const err139 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.endpoint.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.endpoint,data:data62};
+const err139 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.container.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.container,data:data62};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1823,12 +1822,11 @@ vErrors.push(err139);
 }
 errors++;
 }
-}
-if(data58.run !== undefined){
-let data63 = data58.run;
-if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
-if(data63.image === undefined){
-const err140 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema11.properties.spec.properties.wireguard.properties.run.required,parentSchema:schema11.properties.spec.properties.wireguard.properties.run,data:data63};
+if(data61.subnet !== undefined){
+let data63 = data61.subnet;
+if(typeof data63 === "string"){
+if(!pattern4.test(data63)){
+const err140 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema11.properties.spec.properties.wireguard.properties.subnet,data:data63};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1837,8 +1835,9 @@ vErrors.push(err140);
 }
 errors++;
 }
-if(data63.address === undefined){
-const err141 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema11.properties.spec.properties.wireguard.properties.run.required,parentSchema:schema11.properties.spec.properties.wireguard.properties.run,data:data63};
+}
+else {
+const err141 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.subnet.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.subnet,data:data63};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1847,9 +1846,12 @@ vErrors.push(err141);
 }
 errors++;
 }
-for(const key18 in data63){
-if(!(((((key18 === "image") || (key18 === "address")) || (key18 === "container")) || (key18 === "listenPort")) || (key18 === "publish"))){
-const err142 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.wireguard.properties.run,data:data63};
+}
+if(data61.peerPool !== undefined){
+let data64 = data61.peerPool;
+if(typeof data64 === "string"){
+if(!pattern5.test(data64)){
+const err142 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.wireguard.properties.peerPool,data:data64};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -1859,11 +1861,8 @@ vErrors.push(err142);
 errors++;
 }
 }
-if(data63.image !== undefined){
-let data64 = data63.image;
-if(typeof data64 === "string"){
-if(func2(data64) > 1024){
-const err143 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters",schema:1024,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.image,data:data64};
+else {
+const err143 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.peerPool.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.peerPool,data:data64};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -1872,8 +1871,12 @@ vErrors.push(err143);
 }
 errors++;
 }
-if(func2(data64) < 1){
-const err144 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.image,data:data64};
+}
+if(data61.endpoint !== undefined){
+let data65 = data61.endpoint;
+if(typeof data65 === "string"){
+if(!pattern24.test(data65)){
+const err144 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$",parentSchema:schema11.properties.spec.properties.wireguard.properties.endpoint,data:data65};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -1884,7 +1887,7 @@ errors++;
 }
 }
 else {
-const err145 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.image.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.image,data:data64};
+const err145 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.endpoint.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.endpoint,data:data65};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -1894,11 +1897,11 @@ vErrors.push(err145);
 errors++;
 }
 }
-if(data63.address !== undefined){
-let data65 = data63.address;
-if(typeof data65 === "string"){
-if(!pattern13.test(data65)){
-const err146 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.address,data:data65};
+if(data61.run !== undefined){
+let data66 = data61.run;
+if(data66 && typeof data66 == "object" && !Array.isArray(data66)){
+if(data66.image === undefined){
+const err146 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/required",keyword:"required",params:{missingProperty: "image"},message:"must have required property '"+"image"+"'",schema:schema11.properties.spec.properties.wireguard.properties.run.required,parentSchema:schema11.properties.spec.properties.wireguard.properties.run,data:data66};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -1907,9 +1910,8 @@ vErrors.push(err146);
 }
 errors++;
 }
-}
-else {
-const err147 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.address.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.address,data:data65};
+if(data66.address === undefined){
+const err147 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/required",keyword:"required",params:{missingProperty: "address"},message:"must have required property '"+"address"+"'",schema:schema11.properties.spec.properties.wireguard.properties.run.required,parentSchema:schema11.properties.spec.properties.wireguard.properties.run,data:data66};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -1918,12 +1920,9 @@ vErrors.push(err147);
 }
 errors++;
 }
-}
-if(data63.container !== undefined){
-let data66 = data63.container;
-if(typeof data66 === "string"){
-if(!pattern3.test(data66)){
-const err148 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.container,data:data66};
+for(const key18 in data66){
+if(!(((((key18 === "image") || (key18 === "address")) || (key18 === "container")) || (key18 === "listenPort")) || (key18 === "publish"))){
+const err148 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key18},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.wireguard.properties.run,data:data66};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1933,8 +1932,11 @@ vErrors.push(err148);
 errors++;
 }
 }
-else {
-const err149 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.container.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.container,data:data66};
+if(data66.image !== undefined){
+let data67 = data66.image;
+if(typeof data67 === "string"){
+if(func2(data67) > 1024){
+const err149 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/maxLength",keyword:"maxLength",params:{limit: 1024},message:"must NOT have more than 1024 characters",schema:1024,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.image,data:data67};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1943,11 +1945,8 @@ vErrors.push(err149);
 }
 errors++;
 }
-}
-if(data63.listenPort !== undefined){
-let data67 = data63.listenPort;
-if(!(((typeof data67 == "number") && (!(data67 % 1) && !isNaN(data67))) && (isFinite(data67)))){
-const err150 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.listenPort.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data67};
+if(func2(data67) < 1){
+const err150 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.image,data:data67};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1956,9 +1955,9 @@ vErrors.push(err150);
 }
 errors++;
 }
-if((typeof data67 == "number") && (isFinite(data67))){
-if(data67 > 65535 || isNaN(data67)){
-const err151 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data67};
+}
+else {
+const err151 = {instancePath:instancePath+"/spec/wireguard/run/image",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.image.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.image,data:data67};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -1967,8 +1966,12 @@ vErrors.push(err151);
 }
 errors++;
 }
-if(data67 < 1 || isNaN(data67)){
-const err152 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data67};
+}
+if(data66.address !== undefined){
+let data68 = data66.address;
+if(typeof data68 === "string"){
+if(!pattern13.test(data68)){
+const err152 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.address,data:data68};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -1978,13 +1981,8 @@ vErrors.push(err152);
 errors++;
 }
 }
-}
-if(data63.publish !== undefined){
-let data68 = data63.publish;
-if(data68 && typeof data68 == "object" && !Array.isArray(data68)){
-for(const key19 in data68){
-if(!((key19 === "hostIp") || (key19 === "port"))){
-const err153 = {instancePath:instancePath+"/spec/wireguard/run/publish",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish,data:data68};
+else {
+const err153 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.address.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.address,data:data68};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -1994,11 +1992,11 @@ vErrors.push(err153);
 errors++;
 }
 }
-if(data68.hostIp !== undefined){
-let data69 = data68.hostIp;
+if(data66.container !== undefined){
+let data69 = data66.container;
 if(typeof data69 === "string"){
-if(!pattern13.test(data69)){
-const err154 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data69};
+if(!pattern3.test(data69)){
+const err154 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.container,data:data69};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -2009,7 +2007,7 @@ errors++;
 }
 }
 else {
-const err155 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data69};
+const err155 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.container.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.container,data:data69};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -2019,10 +2017,10 @@ vErrors.push(err155);
 errors++;
 }
 }
-if(data68.port !== undefined){
-let data70 = data68.port;
+if(data66.listenPort !== undefined){
+let data70 = data66.listenPort;
 if(!(((typeof data70 == "number") && (!(data70 % 1) && !isNaN(data70))) && (isFinite(data70)))){
-const err156 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data70};
+const err156 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.listenPort.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data70};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -2033,7 +2031,7 @@ errors++;
 }
 if((typeof data70 == "number") && (isFinite(data70))){
 if(data70 > 65535 || isNaN(data70)){
-const err157 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data70};
+const err157 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data70};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2043,7 +2041,7 @@ vErrors.push(err157);
 errors++;
 }
 if(data70 < 1 || isNaN(data70)){
-const err158 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data70};
+const err158 = {instancePath:instancePath+"/spec/wireguard/run/listenPort",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/listenPort/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.listenPort,data:data70};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2054,9 +2052,12 @@ errors++;
 }
 }
 }
-}
-else {
-const err159 = {instancePath:instancePath+"/spec/wireguard/run/publish",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish,data:data68};
+if(data66.publish !== undefined){
+let data71 = data66.publish;
+if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
+for(const key19 in data71){
+if(!((key19 === "hostIp") || (key19 === "port"))){
+const err159 = {instancePath:instancePath+"/spec/wireguard/run/publish",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish,data:data71};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2066,9 +2067,11 @@ vErrors.push(err159);
 errors++;
 }
 }
-}
-else {
-const err160 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.wireguard.properties.run.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run,data:data63};
+if(data71.hostIp !== undefined){
+let data72 = data71.hostIp;
+if(typeof data72 === "string"){
+if(!pattern13.test(data72)){
+const err160 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data72};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2078,9 +2081,8 @@ vErrors.push(err160);
 errors++;
 }
 }
-}
 else {
-const err161 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.wireguard.type,parentSchema:schema11.properties.spec.properties.wireguard,data:data58};
+const err161 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data72};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2090,12 +2092,10 @@ vErrors.push(err161);
 errors++;
 }
 }
-if(data9.backup !== undefined){
-let data71 = data9.backup;
-if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
-for(const key20 in data71){
-if(!(((key20 === "path") || (key20 === "schedule")) || (key20 === "retention"))){
-const err162 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.backup,data:data71};
+if(data71.port !== undefined){
+let data73 = data71.port;
+if(!(((typeof data73 == "number") && (!(data73 % 1) && !isNaN(data73))) && (isFinite(data73)))){
+const err162 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data73};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2104,12 +2104,9 @@ vErrors.push(err162);
 }
 errors++;
 }
-}
-if(data71.path !== undefined){
-let data72 = data71.path;
-if(typeof data72 === "string"){
-if(func2(data72) < 1){
-const err163 = {instancePath:instancePath+"/spec/backup/path",schemaPath:"#/properties/spec/properties/backup/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.backup.properties.path,data:data72};
+if((typeof data73 == "number") && (isFinite(data73))){
+if(data73 > 65535 || isNaN(data73)){
+const err163 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data73};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2118,9 +2115,8 @@ vErrors.push(err163);
 }
 errors++;
 }
-}
-else {
-const err164 = {instancePath:instancePath+"/spec/backup/path",schemaPath:"#/properties/spec/properties/backup/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.path.type,parentSchema:schema11.properties.spec.properties.backup.properties.path,data:data72};
+if(data73 < 1 || isNaN(data73)){
+const err164 = {instancePath:instancePath+"/spec/wireguard/run/publish/port",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.properties.port,data:data73};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2130,11 +2126,10 @@ vErrors.push(err164);
 errors++;
 }
 }
-if(data71.schedule !== undefined){
-let data73 = data71.schedule;
-if(data73 && typeof data73 == "object" && !Array.isArray(data73)){
-if(data73.every === undefined){
-const err165 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/required",keyword:"required",params:{missingProperty: "every"},message:"must have required property '"+"every"+"'",schema:schema11.properties.spec.properties.backup.properties.schedule.required,parentSchema:schema11.properties.spec.properties.backup.properties.schedule,data:data73};
+}
+}
+else {
+const err165 = {instancePath:instancePath+"/spec/wireguard/run/publish",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run.properties.publish,data:data71};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2143,9 +2138,10 @@ vErrors.push(err165);
 }
 errors++;
 }
-for(const key21 in data73){
-if(!(((key21 === "every") || (key21 === "at")) || (key21 === "weekday"))){
-const err166 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.backup.properties.schedule,data:data73};
+}
+}
+else {
+const err166 = {instancePath:instancePath+"/spec/wireguard/run",schemaPath:"#/properties/spec/properties/wireguard/properties/run/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.wireguard.properties.run.type,parentSchema:schema11.properties.spec.properties.wireguard.properties.run,data:data66};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2155,10 +2151,9 @@ vErrors.push(err166);
 errors++;
 }
 }
-if(data73.every !== undefined){
-let data74 = data73.every;
-if(typeof data74 !== "string"){
-const err167 = {instancePath:instancePath+"/spec/backup/schedule/every",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/every/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.every.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.every,data:data74};
+}
+else {
+const err167 = {instancePath:instancePath+"/spec/wireguard",schemaPath:"#/properties/spec/properties/wireguard/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.wireguard.type,parentSchema:schema11.properties.spec.properties.wireguard,data:data61};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2167,8 +2162,13 @@ vErrors.push(err167);
 }
 errors++;
 }
-if(!(((data74 === "hourly") || (data74 === "daily")) || (data74 === "weekly"))){
-const err168 = {instancePath:instancePath+"/spec/backup/schedule/every",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/every/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.backup.properties.schedule.properties.every.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.every.enum,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.every,data:data74};
+}
+if(data9.backup !== undefined){
+let data74 = data9.backup;
+if(data74 && typeof data74 == "object" && !Array.isArray(data74)){
+for(const key20 in data74){
+if(!(((key20 === "path") || (key20 === "schedule")) || (key20 === "retention"))){
+const err168 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key20},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.backup,data:data74};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2178,11 +2178,11 @@ vErrors.push(err168);
 errors++;
 }
 }
-if(data73.at !== undefined){
-let data75 = data73.at;
+if(data74.path !== undefined){
+let data75 = data74.path;
 if(typeof data75 === "string"){
-if(!pattern28.test(data75)){
-const err169 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/pattern",keyword:"pattern",params:{pattern: "^([01]\\d|2[0-3]):[0-5]\\d$"},message:"must match pattern \""+"^([01]\\d|2[0-3]):[0-5]\\d$"+"\"",schema:"^([01]\\d|2[0-3]):[0-5]\\d$",parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.at,data:data75};
+if(func2(data75) < 1){
+const err169 = {instancePath:instancePath+"/spec/backup/path",schemaPath:"#/properties/spec/properties/backup/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.spec.properties.backup.properties.path,data:data75};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2193,7 +2193,7 @@ errors++;
 }
 }
 else {
-const err170 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.at.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.at,data:data75};
+const err170 = {instancePath:instancePath+"/spec/backup/path",schemaPath:"#/properties/spec/properties/backup/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.path.type,parentSchema:schema11.properties.spec.properties.backup.properties.path,data:data75};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2203,10 +2203,11 @@ vErrors.push(err170);
 errors++;
 }
 }
-if(data73.weekday !== undefined){
-let data76 = data73.weekday;
-if(typeof data76 !== "string"){
-const err171 = {instancePath:instancePath+"/spec/backup/schedule/weekday",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/weekday/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday,data:data76};
+if(data74.schedule !== undefined){
+let data76 = data74.schedule;
+if(data76 && typeof data76 == "object" && !Array.isArray(data76)){
+if(data76.every === undefined){
+const err171 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/required",keyword:"required",params:{missingProperty: "every"},message:"must have required property '"+"every"+"'",schema:schema11.properties.spec.properties.backup.properties.schedule.required,parentSchema:schema11.properties.spec.properties.backup.properties.schedule,data:data76};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2215,8 +2216,9 @@ vErrors.push(err171);
 }
 errors++;
 }
-if(!(((((((data76 === "monday") || (data76 === "tuesday")) || (data76 === "wednesday")) || (data76 === "thursday")) || (data76 === "friday")) || (data76 === "saturday")) || (data76 === "sunday"))){
-const err172 = {instancePath:instancePath+"/spec/backup/schedule/weekday",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/weekday/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.backup.properties.schedule.properties.weekday.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday.enum,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday,data:data76};
+for(const key21 in data76){
+if(!(((key21 === "every") || (key21 === "at")) || (key21 === "weekday"))){
+const err172 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key21},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.backup.properties.schedule,data:data76};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2226,9 +2228,10 @@ vErrors.push(err172);
 errors++;
 }
 }
-}
-else {
-const err173 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.backup.properties.schedule.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule,data:data73};
+if(data76.every !== undefined){
+let data77 = data76.every;
+if(typeof data77 !== "string"){
+const err173 = {instancePath:instancePath+"/spec/backup/schedule/every",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/every/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.every.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.every,data:data77};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2237,13 +2240,8 @@ vErrors.push(err173);
 }
 errors++;
 }
-}
-if(data71.retention !== undefined){
-let data77 = data71.retention;
-if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
-for(const key22 in data77){
-if(!((((key22 === "last") || (key22 === "daily")) || (key22 === "weekly")) || (key22 === "monthly"))){
-const err174 = {instancePath:instancePath+"/spec/backup/retention",schemaPath:"#/properties/spec/properties/backup/properties/retention/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.backup.properties.retention,data:data77};
+if(!(((data77 === "hourly") || (data77 === "daily")) || (data77 === "weekly"))){
+const err174 = {instancePath:instancePath+"/spec/backup/schedule/every",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/every/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.backup.properties.schedule.properties.every.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.every.enum,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.every,data:data77};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2253,10 +2251,11 @@ vErrors.push(err174);
 errors++;
 }
 }
-if(data77.last !== undefined){
-let data78 = data77.last;
-if(!(((typeof data78 == "number") && (!(data78 % 1) && !isNaN(data78))) && (isFinite(data78)))){
-const err175 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.last.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
+if(data76.at !== undefined){
+let data78 = data76.at;
+if(typeof data78 === "string"){
+if(!pattern28.test(data78)){
+const err175 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/pattern",keyword:"pattern",params:{pattern: "^([01]\\d|2[0-3]):[0-5]\\d$"},message:"must match pattern \""+"^([01]\\d|2[0-3]):[0-5]\\d$"+"\"",schema:"^([01]\\d|2[0-3]):[0-5]\\d$",parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.at,data:data78};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2265,9 +2264,9 @@ vErrors.push(err175);
 }
 errors++;
 }
-if((typeof data78 == "number") && (isFinite(data78))){
-if(data78 > 1000 || isNaN(data78)){
-const err176 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
+}
+else {
+const err176 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.at.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.at,data:data78};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2276,8 +2275,11 @@ vErrors.push(err176);
 }
 errors++;
 }
-if(data78 < 0 || isNaN(data78)){
-const err177 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.last,data:data78};
+}
+if(data76.weekday !== undefined){
+let data79 = data76.weekday;
+if(typeof data79 !== "string"){
+const err177 = {instancePath:instancePath+"/spec/backup/schedule/weekday",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/weekday/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday,data:data79};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2286,12 +2288,8 @@ vErrors.push(err177);
 }
 errors++;
 }
-}
-}
-if(data77.daily !== undefined){
-let data79 = data77.daily;
-if(!(((typeof data79 == "number") && (!(data79 % 1) && !isNaN(data79))) && (isFinite(data79)))){
-const err178 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.daily.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
+if(!(((((((data79 === "monday") || (data79 === "tuesday")) || (data79 === "wednesday")) || (data79 === "thursday")) || (data79 === "friday")) || (data79 === "saturday")) || (data79 === "sunday"))){
+const err178 = {instancePath:instancePath+"/spec/backup/schedule/weekday",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/weekday/enum",keyword:"enum",params:{allowedValues: schema11.properties.spec.properties.backup.properties.schedule.properties.weekday.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday.enum,parentSchema:schema11.properties.spec.properties.backup.properties.schedule.properties.weekday,data:data79};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2300,9 +2298,10 @@ vErrors.push(err178);
 }
 errors++;
 }
-if((typeof data79 == "number") && (isFinite(data79))){
-if(data79 > 1000 || isNaN(data79)){
-const err179 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
+}
+}
+else {
+const err179 = {instancePath:instancePath+"/spec/backup/schedule",schemaPath:"#/properties/spec/properties/backup/properties/schedule/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.backup.properties.schedule.type,parentSchema:schema11.properties.spec.properties.backup.properties.schedule,data:data76};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2311,8 +2310,13 @@ vErrors.push(err179);
 }
 errors++;
 }
-if(data79 < 0 || isNaN(data79)){
-const err180 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.daily,data:data79};
+}
+if(data74.retention !== undefined){
+let data80 = data74.retention;
+if(data80 && typeof data80 == "object" && !Array.isArray(data80)){
+for(const key22 in data80){
+if(!((((key22 === "last") || (key22 === "daily")) || (key22 === "weekly")) || (key22 === "monthly"))){
+const err180 = {instancePath:instancePath+"/spec/backup/retention",schemaPath:"#/properties/spec/properties/backup/properties/retention/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key22},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.spec.properties.backup.properties.retention,data:data80};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2322,11 +2326,10 @@ vErrors.push(err180);
 errors++;
 }
 }
-}
-if(data77.weekly !== undefined){
-let data80 = data77.weekly;
-if(!(((typeof data80 == "number") && (!(data80 % 1) && !isNaN(data80))) && (isFinite(data80)))){
-const err181 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
+if(data80.last !== undefined){
+let data81 = data80.last;
+if(!(((typeof data81 == "number") && (!(data81 % 1) && !isNaN(data81))) && (isFinite(data81)))){
+const err181 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.last.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.last,data:data81};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2335,9 +2338,9 @@ vErrors.push(err181);
 }
 errors++;
 }
-if((typeof data80 == "number") && (isFinite(data80))){
-if(data80 > 1000 || isNaN(data80)){
-const err182 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
+if((typeof data81 == "number") && (isFinite(data81))){
+if(data81 > 1000 || isNaN(data81)){
+const err182 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.last,data:data81};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2346,8 +2349,8 @@ vErrors.push(err182);
 }
 errors++;
 }
-if(data80 < 0 || isNaN(data80)){
-const err183 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly,data:data80};
+if(data81 < 0 || isNaN(data81)){
+const err183 = {instancePath:instancePath+"/spec/backup/retention/last",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/last/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.last,data:data81};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2358,10 +2361,10 @@ errors++;
 }
 }
 }
-if(data77.monthly !== undefined){
-let data81 = data77.monthly;
-if(!(((typeof data81 == "number") && (!(data81 % 1) && !isNaN(data81))) && (isFinite(data81)))){
-const err184 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
+if(data80.daily !== undefined){
+let data82 = data80.daily;
+if(!(((typeof data82 == "number") && (!(data82 % 1) && !isNaN(data82))) && (isFinite(data82)))){
+const err184 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.daily.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.daily,data:data82};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2370,9 +2373,9 @@ vErrors.push(err184);
 }
 errors++;
 }
-if((typeof data81 == "number") && (isFinite(data81))){
-if(data81 > 1000 || isNaN(data81)){
-const err185 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
+if((typeof data82 == "number") && (isFinite(data82))){
+if(data82 > 1000 || isNaN(data82)){
+const err185 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.daily,data:data82};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2381,8 +2384,8 @@ vErrors.push(err185);
 }
 errors++;
 }
-if(data81 < 0 || isNaN(data81)){
-const err186 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly,data:data81};
+if(data82 < 0 || isNaN(data82)){
+const err186 = {instancePath:instancePath+"/spec/backup/retention/daily",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/daily/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.daily,data:data82};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2393,9 +2396,10 @@ errors++;
 }
 }
 }
-}
-else {
-const err187 = {instancePath:instancePath+"/spec/backup/retention",schemaPath:"#/properties/spec/properties/backup/properties/retention/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.backup.properties.retention.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention,data:data77};
+if(data80.weekly !== undefined){
+let data83 = data80.weekly;
+if(!(((typeof data83 == "number") && (!(data83 % 1) && !isNaN(data83))) && (isFinite(data83)))){
+const err187 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly,data:data83};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2404,10 +2408,9 @@ vErrors.push(err187);
 }
 errors++;
 }
-}
-}
-else {
-const err188 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.backup.type,parentSchema:schema11.properties.spec.properties.backup,data:data71};
+if((typeof data83 == "number") && (isFinite(data83))){
+if(data83 > 1000 || isNaN(data83)){
+const err188 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly,data:data83};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2416,10 +2419,8 @@ vErrors.push(err188);
 }
 errors++;
 }
-}
-}
-else {
-const err189 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data9};
+if(data83 < 0 || isNaN(data83)){
+const err189 = {instancePath:instancePath+"/spec/backup/retention/weekly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/weekly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.weekly,data:data83};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2430,13 +2431,85 @@ errors++;
 }
 }
 }
-else {
-const err190 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(data80.monthly !== undefined){
+let data84 = data80.monthly;
+if(!(((typeof data84 == "number") && (!(data84 % 1) && !isNaN(data84))) && (isFinite(data84)))){
+const err190 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly,data:data84};
 if(vErrors === null){
 vErrors = [err190];
 }
 else {
 vErrors.push(err190);
+}
+errors++;
+}
+if((typeof data84 == "number") && (isFinite(data84))){
+if(data84 > 1000 || isNaN(data84)){
+const err191 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000",schema:1000,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly,data:data84};
+if(vErrors === null){
+vErrors = [err191];
+}
+else {
+vErrors.push(err191);
+}
+errors++;
+}
+if(data84 < 0 || isNaN(data84)){
+const err192 = {instancePath:instancePath+"/spec/backup/retention/monthly",schemaPath:"#/properties/spec/properties/backup/properties/retention/properties/monthly/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.spec.properties.backup.properties.retention.properties.monthly,data:data84};
+if(vErrors === null){
+vErrors = [err192];
+}
+else {
+vErrors.push(err192);
+}
+errors++;
+}
+}
+}
+}
+else {
+const err193 = {instancePath:instancePath+"/spec/backup/retention",schemaPath:"#/properties/spec/properties/backup/properties/retention/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.backup.properties.retention.type,parentSchema:schema11.properties.spec.properties.backup.properties.retention,data:data80};
+if(vErrors === null){
+vErrors = [err193];
+}
+else {
+vErrors.push(err193);
+}
+errors++;
+}
+}
+}
+else {
+const err194 = {instancePath:instancePath+"/spec/backup",schemaPath:"#/properties/spec/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.properties.backup.type,parentSchema:schema11.properties.spec.properties.backup,data:data74};
+if(vErrors === null){
+vErrors = [err194];
+}
+else {
+vErrors.push(err194);
+}
+errors++;
+}
+}
+}
+else {
+const err195 = {instancePath:instancePath+"/spec",schemaPath:"#/properties/spec/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.spec.type,parentSchema:schema11.properties.spec,data:data9};
+if(vErrors === null){
+vErrors = [err195];
+}
+else {
+vErrors.push(err195);
+}
+errors++;
+}
+}
+}
+else {
+const err196 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err196];
+}
+else {
+vErrors.push(err196);
 }
 errors++;
 }
@@ -3967,4 +4040,4 @@ errors++;
 validate13.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "a55ab8c33be393e9e5996e4d81c5eee3cf522dfb8e9c2659a173500801d519e6";
+export const SCHEMA_FINGERPRINT = "f80b524626717de78d8b729ebb4ea0459538ebf7171ac9cba687caa3874c8a29";
