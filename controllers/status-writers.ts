@@ -172,8 +172,6 @@ export class TrackedStatuses extends KindStatuses {
  */
 export interface StoreStatus {
   message: string;
-  /** The last refresh failed: the cell runs from the cache (or has no catalog yet). */
-  failing: boolean;
   facts: { url: string; fetchedAt?: string; checkedAt?: string; lastFailure?: { url: string; message: string; since: string } };
 }
 
@@ -187,9 +185,9 @@ export class CellStatuses extends KindStatuses {
   private cellKeys?: Set<string>;
 
   /**
-   * The Cell's status: `problem` (Stalled, with why), else with `store` Ready (CatalogCached, or
-   * StoreUnreachable while refreshing fails: the cache serves), else none: every Cell status is
-   * removed.
+   * The Cell's status: `problem` (Stalled, with why), else with `store` Ready (StoreCatalog: the
+   * cell runs from the cached catalog; while refreshing fails the message and `facts.store.
+   * lastFailure` say why, with the URL), else none: every Cell status is removed.
    */
   async cellProblem(key: string, file: string, problem: Outcome | undefined, store?: StoreStatus): Promise<void> {
     this.cellKeys ??= new Set((await this.store.keys()).filter((s) => s.kind === 'Cell').map((s) => s.key));
@@ -203,7 +201,7 @@ export class CellStatuses extends KindStatuses {
       this.cellKeys.delete(other);
     }
     this.cellKeys.add(key);
-    const outcome = problem ?? ready(store!.failing ? 'StoreUnreachable' : 'CatalogCached', store!.message);
+    const outcome = problem ?? ready('StoreCatalog', store!.message);
     await this.write(key, { file, generation: problem ? 'invalid' : 'store' }, outcome, store ? { store: store.facts } : undefined);
   }
 }

@@ -66,7 +66,6 @@ export class StoreRefresher {
     const checkedAt = this.last.get(url.href)?.checkedAt;
     return {
       message: storeStateLine(meta),
-      failing: meta.lastFailure !== undefined || meta.fetchedAt === undefined,
       facts: {
         url: url.href,
         ...(meta.fetchedAt ? { fetchedAt: meta.fetchedAt } : {}),
