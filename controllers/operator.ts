@@ -361,7 +361,7 @@ export class Operator {
   private async refreshStore(loaded: LoadedCell): Promise<RefreshReport['outcome'] | undefined> {
     if (!loaded.cell) return undefined;
     try {
-      const report = await this.store.refreshIfDue(loaded.cell, loaded.policy);
+      const report = await this.store.refreshIfDue(loaded.cell, loaded.policy, this.opts.cellDir);
       if (!report) return undefined;
       const key = cellKey(loaded.cell.metadata.name);
       if (report.outcome === 'failed') {

@@ -172,7 +172,7 @@ export class TrackedStatuses extends KindStatuses {
  */
 export interface StoreStatus {
   message: string;
-  facts: { url: string; fetchedAt?: string; checkedAt?: string; lastFailure?: { url: string; message: string; since: string } };
+  facts: { url: string; fetchedAt?: string; checkedAt?: string; lastFailure?: { url: string; message: string; since: string }; signedBy: string | null };
 }
 
 /**

@@ -10,7 +10,10 @@ import { checkStoreUrl } from '../crds/store-url.js';
 import type { CellDocument } from '../crds/types.js';
 import type { ManifestPolicy } from '../crds/validate-manifest.js';
 import { readStoreMeta, storeCacheDir, storeStateLine } from '../state/store/cache.js';
-import { refreshStore, type RefreshReport, type StoreLimits } from '../state/store/refresh.js';
+import { checkBlobBundle, checkBlobSignature } from '../reconcilers/images/bundle.js';
+import { loadPublicKeys, type TrustedKey } from '../reconcilers/images/keys.js';
+import { trustedKeyFiles } from '../reconcilers/images/policy.js';
+import { refreshStore, type RefreshReport, type SignaturePolicy, type StoreLimits } from '../state/store/refresh.js';
 import type { StoreStatus } from './status-writers.js';
 
 export const DEFAULT_REFRESH_SECONDS = 3600;
@@ -27,6 +30,25 @@ export function storeUrlOf(cell: CellDocument | undefined): URL | undefined {
   const url = cell?.spec.store.url;
   if (url === undefined) return undefined;
   return checkStoreUrl(url).url;
+}
+
+/**
+ * What the Cell asks of its store's signature: `requireSignature`, and a check with the Cell's
+ * image keys (spec.imageVerification.publicKey/publicKeys, the keys its images are verified
+ * with) when it names any. Keys that cannot be read fail every check, naming the file.
+ */
+export async function storeSignaturePolicy(cell: CellDocument, cellDir: string): Promise<SignaturePolicy> {
+  const require = cell.spec.store.requireSignature === true;
+  const files = trustedKeyFiles(cell.spec.imageVerification, cellDir);
+  if (files.length === 0) return { require };
+  let keys: TrustedKey[];
+  try {
+    keys = await loadPublicKeys(files);
+  } catch (err) {
+    const message = `cannot be checked: ${(err as Error).message}`;
+    return { require, verify: () => ({ ok: false, message }) };
+  }
+  return { require, verify: (index, signature) => (signature.kind === 'bundle' ? checkBlobBundle(signature.bytes, index, keys) : checkBlobSignature(signature.bytes, index, keys)) };
 }
 
 export class StoreRefresher {
@@ -49,10 +71,11 @@ export class StoreRefresher {
   }
 
   /** Refresh the cell's store when due; the report, or undefined when nothing was due. */
-  async refreshIfDue(cell: CellDocument | undefined, policy: ManifestPolicy): Promise<RefreshReport | undefined> {
+  async refreshIfDue(cell: CellDocument | undefined, policy: ManifestPolicy, cellDir: string): Promise<RefreshReport | undefined> {
     if (!this.due(cell)) return undefined;
     const url = storeUrlOf(cell)!;
-    const report = await refreshStore({ stateRoot: this.options.stateRoot, url, policy, clock: this.clock, ...(this.options.limits ? { limits: this.options.limits } : {}) });
+    const signature = await storeSignaturePolicy(cell!, cellDir);
+    const report = await refreshStore({ stateRoot: this.options.stateRoot, url, policy, signature, clock: this.clock, ...(this.options.limits ? { limits: this.options.limits } : {}) });
     const now = this.clock();
     this.last.set(url.href, { atMs: now.getTime(), failed: report.outcome === 'failed', checkedAt: now.toISOString() });
     return report;
@@ -71,6 +94,7 @@ export class StoreRefresher {
         ...(meta.fetchedAt ? { fetchedAt: meta.fetchedAt } : {}),
         ...(checkedAt ? { checkedAt } : {}),
         ...(meta.lastFailure ? { lastFailure: meta.lastFailure } : {}),
+        signedBy: meta.signedBy ?? null,
       },
     };
   }

@@ -10,7 +10,7 @@ import { FileMemo, RACY_WINDOW_NS } from './file-memo.js';
 import { PackageStore, type AdmittedPackages } from './packages.js';
 import { picVersion } from './pic-version.js';
 import { notAStateDir, recordedStateDir } from './state-dir.js';
-import { storeCatalogDir } from './store/cache.js';
+import { readStoreMetaSync, storeCacheDir, storeCatalogDir } from './store/cache.js';
 import { checkStoreUrl } from '../crds/store-url.js';
 import { SnapshotMemo } from './snapshot-memo.js';
 
@@ -98,6 +98,12 @@ export function catalogLocation(dir: string, cell: CellDocument, stateRoot: stri
   if (checked.url === undefined) return { problem: { file: cellFile, pointer: '/spec/store/url', message: checked.problem } };
   const url = checked.url.href;
   if (stateRoot === undefined) return { url, problem: { file: url, pointer: '', message: 'the store is cached in the state directory of the cell\'s operator, and none is known here: pass --state-dir (or $PIC_STATE_DIR)' } };
+  if (store.requireSignature === true) {
+    const meta = readStoreMetaSync(storeCacheDir(stateRoot, url), url);
+    if (meta?.fetchedAt !== undefined && meta.signedBy === undefined) {
+      return { url, problem: { file: url, pointer: '', message: 'the cached catalog is not signed, and spec.store.requireSignature is true: it is not used until a signed index is fetched' } };
+    }
+  }
   return { url, dir: storeCatalogDir(stateRoot, url) };
 }
 

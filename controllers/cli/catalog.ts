@@ -7,6 +7,7 @@
  * cache, state/store/). list and show only read; refresh writes the cache alone.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { formatProblem, type Problem } from '../../crds/types.js';
 import { DEFAULT_MANIFEST_POLICY, type ManifestPolicy } from '../../crds/validate-manifest.js';
@@ -17,11 +18,13 @@ import { loadCatalog, withCatalogMemo, type Catalog, type CatalogService } from 
 import { catalogLocation, loadCell, type LoadedCell } from '../../state/cell.js';
 import { readStoreMeta, storeCacheDir, storeCatalogDir, storeStateLine } from '../../state/store/cache.js';
 import { refreshStore } from '../../state/store/refresh.js';
+import { signStoreFolder } from '../../state/store/sign.js';
 import { checkStoreUrl } from '../../crds/store-url.js';
 import { nameInKey, serviceKey } from '../../state/document-keys.js';
 import { PackageStore } from '../../state/packages.js';
 import { openStateDirForReading } from '../../state/state-dir.js';
 import { safeLine } from '../safe-text.js';
+import { storeSignaturePolicy } from '../store-refresh.js';
 import { catalogRows, renderCatalogList, renderExposure, renderRefreshReport, serviceExposure } from './catalog-views.js';
 import { CELL_FLAG, STATE_DIR_FLAG, stringFlag, type Command, type Parsed } from './command.js';
 import { parseOutput } from './output.js';
@@ -210,15 +213,29 @@ async function refreshCatalog(cellFlag: string | undefined, storeFlag: string | 
     url = new URL(location.url);
   }
   await openStateDirForReading(stateRoot, stateFlag !== undefined ? '--state-dir' : 'the state directory');
-  const report = await refreshStore({ stateRoot, url, policy: cell?.policy ?? DEFAULT_MANIFEST_POLICY });
+  const signature = cell ? await storeSignaturePolicy(cell.cell, cell.dir) : { require: false };
+  const report = await refreshStore({ stateRoot, url, policy: cell?.policy ?? DEFAULT_MANIFEST_POLICY, signature });
   io.out(renderRefreshReport(report, format));
   return report.outcome === 'failed' ? 1 : 0;
 }
 
+/** `pic catalog sign --store DIR [--key FILE]`: the maintainer's side of a signed store. */
+async function signCatalog(storeFlag: string | undefined, keyFlag: string | undefined, io: Io): Promise<number> {
+  if (storeFlag === undefined || storeUrlFlag(storeFlag)) throw new UsageError('pic catalog sign needs --store DIR, the store folder to publish');
+  await requireFolder(storeFlag);
+  const key = keyFlag !== undefined ? { pem: await readFile(keyFlag, 'utf8').catch((err: NodeJS.ErrnoException) => { throw new UsageError(`--key ${safeLine(keyFlag)}: cannot be read (${err.code ?? err.message})`); }), file: keyFlag } : undefined;
+  const result = await signStoreFolder(storeFlag, key);
+  io.out(`${safeLine(result.indexFile)}: the sha256 of the files of ${result.services} service${result.services === 1 ? '' : 's'} written`);
+  if (result.signatureFile) io.out(`${safeLine(result.signatureFile)}: signed with ${safeLine(keyFlag!)}`);
+  else io.out(`now sign it: cosign sign-blob --key cosign.key --output-signature ${safeLine(path.join(storeFlag, 'index.json.sig'))} ${safeLine(result.indexFile)}`);
+  return 0;
+}
+
 async function runCatalog(parsed: Parsed, io: Io): Promise<number> {
   const [sub, ...args] = parsed.positionals;
-  if (sub !== 'list' && sub !== 'show' && sub !== 'refresh') throw new UsageError(sub === undefined ? 'pic catalog needs a subcommand: list, show ID or refresh' : `unknown catalog subcommand "${safeLine(sub)}"; use list, show ID or refresh`);
-  if ((sub === 'list' || sub === 'refresh') && args.length > 0) throw new UsageError(`pic catalog ${sub} takes no arguments`);
+  if (sub !== 'list' && sub !== 'show' && sub !== 'refresh' && sub !== 'sign') throw new UsageError(sub === undefined ? 'pic catalog needs a subcommand: list, show ID, refresh or sign' : `unknown catalog subcommand "${safeLine(sub)}"; use list, show ID, refresh or sign`);
+  if ((sub === 'list' || sub === 'refresh' || sub === 'sign') && args.length > 0) throw new UsageError(`pic catalog ${sub} takes no arguments`);
+  if (sub === 'sign') return signCatalog(folderFlag(parsed, 'store'), stringFlag(parsed, 'key'), io);
   if (sub === 'show' && args.length !== 1) throw new UsageError('pic catalog show takes one service ID, e.g. pic catalog show notes --cell DIR');
   const output = parseOutput(stringFlag(parsed, 'output'), OUTPUTS, 'pic catalog');
   const format = output.format as (typeof OUTPUTS)[number];
@@ -239,20 +256,22 @@ async function runCatalog(parsed: Parsed, io: Io): Promise<number> {
 export const catalogCommand: Command = {
   name: 'catalog',
   summary: "The store's services, their versions and updates; what installing one would open",
-  args: 'list|show [ID]|refresh',
+  args: 'list|show [ID]|refresh|sign',
   description:
     'The catalog is the one the Cell names (--cell) or a catalog folder (--store); with both, the folder is previewed against the cell. ' +
     'list: one row per service (a broken package with its first problem); ADMITTED and UPDATE need the state directory (--state-dir, $PIC_STATE_DIR or the one the cell\'s operator recorded), else "-". ' +
     'show ID: the manifest\'s facts and what installing it opens: subdomains, host ports (each consented, needing spec.publish, or refused), peer ports, egress, accounts, capabilities, volumes, images, install.sh, render problems. ' +
     'refresh: fetch a published store (spec.store.url, or --store URL) into the cache in the state directory now, with conditional requests; the cached copy is replaced only by a complete set that passes every check. ' +
+    'sign (a store maintainer, before publishing --store DIR): write the sha256 of every package file into index.json and, with --key, sign it into index.json.sig (cosign sign-blob format; without --key, run cosign sign-blob yourself). ' +
     'Exit 0 shown (refresh: updated or unchanged), 1 not in the catalog, unreadable or refresh failed (the cache stays), 2 usage error.',
   flags: [
     CELL_FLAG,
     { name: 'store', type: 'string', value: 'DIR|URL', help: 'a catalog folder (index.json + services/), or a published store\'s URL, instead of the one the Cell names', complete: 'dir' },
     STATE_DIR_FLAG,
+    { name: 'key', type: 'string', value: 'FILE', help: 'sign: the PEM private key that signs index.json (index.json.sig, as cosign sign-blob writes it)', complete: 'file' },
     { name: 'output', short: 'o', type: 'string', value: 'table|json|yaml', help: 'a table (show: text), JSON or YAML', complete: OUTPUTS },
   ],
   examples: ['pic catalog list --cell examples/cell', 'pic catalog show notes --cell examples/cell', 'pic catalog list --store examples/store -o json', 'pic catalog refresh --cell examples/cell'],
-  completeArgs: ['list', 'show', 'refresh'],
+  completeArgs: ['list', 'show', 'refresh', 'sign'],
   run: (parsed, ctx) => runCatalog(parsed, ctx.io),
 };

@@ -9,6 +9,7 @@
  * signature check instead of failing it.
  */
 import { bundleFromJSON, isBundleWithDsseEnvelope, type Bundle } from '@sigstore/bundle';
+import { verify } from 'node:crypto';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import type { TrustedKey } from './keys.js';
 import type { SignatureCheck } from './verdict.js';
@@ -82,4 +83,53 @@ export function checkBundle(bytes: Buffer, keys: readonly TrustedKey[], digest: 
     return { ok: false, reason: 'DigestMismatch', message: `a valid signature by ${key.file}, but over ${named.join(', ') || 'no digest'}, not ${digest} (a signature copied from another image)` };
   }
   return { ok: true, keyId: key.id, keyFile: key.file, transparencyLog };
+}
+
+/** A file signed with a cell key (a store's index): by which key, or why not. */
+export type BlobCheck = { ok: true; keyId: string; keyFile: string } | { ok: false; message: string };
+
+/**
+ * `cosign sign-blob --key` output (base64 of an ASN.1 DER ECDSA signature over the file's
+ * SHA-256), checked against every trusted key. Pure.
+ */
+export function checkBlobSignature(signatureText: Buffer, artifact: Buffer, keys: readonly TrustedKey[]): BlobCheck {
+  const text = signatureText.toString('utf8').trim();
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return { ok: false, message: 'is not a base64 signature (cosign sign-blob --key writes one)' };
+  const signature = Buffer.from(text, 'base64');
+  const key = keys.find((k) => {
+    try {
+      return verify('sha256', artifact, k.key, signature);
+    } catch {
+      return false;
+    }
+  });
+  return key ? { ok: true, keyId: key.id, keyFile: key.file } : { ok: false, message: 'verifies with none of the trusted keys (signed by another key, or the index was changed after signing)' };
+}
+
+/** `cosign sign-blob --bundle` (a sigstore bundle with a message signature), checked offline against every trusted key. Pure. */
+export function checkBlobBundle(bytes: Buffer, artifact: Buffer, keys: readonly TrustedKey[]): BlobCheck {
+  let bundle: Bundle;
+  try {
+    bundle = bundleFromJSON(JSON.parse(bytes.toString('utf8')));
+  } catch (err) {
+    return { ok: false, message: `is not a sigstore bundle: ${(err as Error).message}` };
+  }
+  if (bundle.content.$case !== 'messageSignature') return { ok: false, message: 'holds no message signature (cosign sign-blob --bundle writes one)' };
+  if (bundle.verificationMaterial.content.$case !== 'publicKey') return { ok: false, message: `is signed with a ${bundle.verificationMaterial.content.$case}, not a key; this cell trusts public keys only` };
+  const offline: Bundle = { ...bundle, verificationMaterial: { ...bundle.verificationMaterial, tlogEntries: [], timestampVerificationData: undefined } };
+  let entity;
+  try {
+    entity = toSignedEntity(offline, artifact);
+  } catch (err) {
+    return { ok: false, message: `cannot be read: ${(err as Error).message}` };
+  }
+  const key = keys.find((k) => {
+    try {
+      verifierFor(k).verify(entity);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return key ? { ok: true, keyId: key.id, keyFile: key.file } : { ok: false, message: 'verifies with none of the trusted keys (signed by another key, or the index was changed after signing)' };
 }

@@ -11,7 +11,7 @@
  * failure, if the last refresh failed.
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { readJsonFile, writeFileAtomic } from '../atomic-write.js';
 import type { Validators } from './http.js';
@@ -113,10 +113,21 @@ function ageText(since: string, now: Date): string {
  * fetched (with `now`, how long ago), and why the last refresh failed (with the URL), for the
  * Cell's status (no age: a stored sentence would go stale) and `pic catalog`. Pure.
  */
-export function storeStateLine(meta: Pick<StoreMeta, 'url' | 'fetchedAt' | 'lastFailure'>, now?: Date): string {
+export function storeStateLine(meta: Pick<StoreMeta, 'url' | 'fetchedAt' | 'lastFailure' | 'signedBy'>, now?: Date): string {
   const age = meta.fetchedAt && now ? ` (${ageText(meta.fetchedAt, now)} ago)` : '';
-  const cache = meta.fetchedAt ? `the catalog of ${meta.url} in use was fetched ${meta.fetchedAt}${age}` : `no catalog of ${meta.url} is cached yet`;
+  const signed = meta.signedBy ? `, signed by ${meta.signedBy}` : ', unsigned';
+  const cache = meta.fetchedAt ? `the catalog of ${meta.url} in use was fetched ${meta.fetchedAt}${age}${signed}` : `no catalog of ${meta.url} is cached yet`;
   if (!meta.lastFailure) return cache;
   const f = meta.lastFailure;
   return `${cache}; refreshing it fails since ${f.since}: ${f.url}: ${f.message}`;
+}
+
+/** The cache's record read synchronously (the catalog's loader is synchronous), or undefined. */
+export function readStoreMetaSync(cacheDir: string, baseUrl: string): StoreMeta | undefined {
+  try {
+    const meta = JSON.parse(readFileSync(path.join(cacheDir, META_FILE), 'utf8')) as StoreMeta;
+    return meta.formatVersion === 1 && meta.url === baseUrl ? meta : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -8,6 +8,8 @@ import { redirectTarget } from '../../crds/store-url.js';
 export interface Validators {
   etag?: string;
   lastModified?: string;
+  /** The body's sha256 (hex), recorded beside the validators (never sent). */
+  sha256?: string;
 }
 
 export interface FetchLimits {

@@ -9,7 +9,14 @@ export interface FetchEntry {
   id: string;
   /** A package archive (`<id>-<version>.zip`) below the base URL, instead of the loose files. */
   package?: string;
+  /**
+   * The sha256 (hex) of the package's files, by name (`manifest.json`, `compose-template.yml`,
+   * `install.sh`), or of its archive: what a signed index vouches for.
+   */
+  sha256?: string | Record<string, string>;
 }
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 const SERVICE_ID = /^[a-z][a-z0-9-]{0,30}$/;
 
@@ -37,13 +44,22 @@ export function readFetchedIndex(body: Buffer, contentType: string | undefined, 
     if (typeof entry.id !== 'string' || !SERVICE_ID.test(entry.id)) return { problem: `entry ${i} has no valid id (lowercase letters, digits and dashes, starting with a letter)` };
     if (seen.has(entry.id)) return { problem: `lists service ${JSON.stringify(entry.id)} twice` };
     seen.add(entry.id);
+    const hashes = entry.sha256;
+    const hashProblem = `entry ${JSON.stringify(entry.id)} has a sha256 that is not ${entry.package !== undefined ? 'the archive\'s sha256 (64 lowercase hex digits)' : 'a map of its file names (manifest.json, compose-template.yml, install.sh) to sha256 hex digests'}`;
+    if (hashes !== undefined) {
+      const valid = entry.package !== undefined
+        ? typeof hashes === 'string' && SHA256_HEX.test(hashes)
+        : typeof hashes === 'object' && hashes !== null && !Array.isArray(hashes) && Object.entries(hashes).every(([name, h]) => ['manifest.json', 'compose-template.yml', 'install.sh'].includes(name) && typeof h === 'string' && SHA256_HEX.test(h));
+      if (!valid) return { problem: hashProblem };
+    }
+    const sha256 = hashes !== undefined ? { sha256: hashes as string | Record<string, string> } : {};
     if (entry.package !== undefined) {
       if (typeof entry.package !== 'string' || !entry.package.endsWith('.zip') || !storeFileUrl(base, entry.package)) {
         return { problem: `entry ${JSON.stringify(entry.id)} names a package ${JSON.stringify(typeof entry.package === 'string' ? entry.package.slice(0, 200) : entry.package)} that is not a .zip path below the store's URL` };
       }
-      entries.push({ id: entry.id, package: entry.package });
+      entries.push({ id: entry.id, package: entry.package, ...sha256 });
     } else {
-      entries.push({ id: entry.id });
+      entries.push({ id: entry.id, ...sha256 });
     }
   }
   return { entries };
@@ -95,4 +111,26 @@ export function decideRefresh(observed: RefreshObservation, hasCache: boolean): 
   if (observed.index === 'not-modified') return hasCache ? { action: 'unchanged' } : { action: 'keep', problem: 'answered 304 Not Modified, but pic has no cached copy to keep' };
   if (observed.problem !== undefined) return { action: 'keep', problem: observed.problem };
   return { action: 'replace' };
+}
+
+/** The sha256 a signed index lists for one package file (or archive), if any. */
+export function listedHash(entry: FetchEntry, file: PackageFile): string | undefined {
+  if (file.archive) return typeof entry.sha256 === 'string' ? entry.sha256 : undefined;
+  if (typeof entry.sha256 !== 'object') return undefined;
+  return entry.sha256[file.remote.slice(file.remote.lastIndexOf('/') + 1)];
+}
+
+/**
+ * A signature over the index alone would leave the packages open to tampering: a signed index
+ * must list the sha256 of every package's required files (or of its archive). Pure.
+ */
+export function unlistedHashes(entries: readonly FetchEntry[]): string | undefined {
+  for (const entry of entries) {
+    for (const file of packageFiles(entry)) {
+      if (!file.optional && listedHash(entry, file) === undefined) {
+        return `is signed but entry ${JSON.stringify(entry.id)} lists no sha256 for ${file.archive ? 'its archive' : file.remote.slice(file.remote.lastIndexOf('/') + 1)}; a signed store lists the sha256 of every package file (pic catalog sign writes them)`;
+      }
+    }
+  }
+  return undefined;
 }

@@ -4,7 +4,7 @@
  * complete set that the local loader accepts replaces the cache), apply (swing `current`, record
  * the validators; or record the failure, the cached set untouched).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { storeFileUrl } from '../../crds/store-url.js';
@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../atomic-write.js';
 import { loadCatalog } from '../catalog.js';
 import { currentGeneration, pruneGenerations, readStoreMeta, storeCacheDir, storeCatalogDir, switchGeneration, writeStoreMeta, type StoreFailure, type StoreMeta } from './cache.js';
 import { fetchStoreFile, StoreFetchError, type FetchCounters, type FetchedFile, type Validators } from './http.js';
-import { decideRefresh, packageFiles, readFetchedIndex, type FetchEntry, type PackageFile, type RefreshObservation } from './plan.js';
+import { decideRefresh, listedHash, packageFiles, readFetchedIndex, unlistedHashes, type FetchEntry, type PackageFile, type RefreshObservation } from './plan.js';
 import { readPackageZip } from './zip.js';
 
 export interface StoreLimits {
@@ -31,6 +31,20 @@ export interface StoreLimits {
 
 export const DEFAULT_STORE_LIMITS: StoreLimits = { maxFileBytes: 1024 * 1024, maxArchiveBytes: 4 * 1024 * 1024, maxServices: 2000, timeoutMs: 15_000, concurrency: 6 };
 
+/** A check of the index against a detached signature or a bundle: by which key, or why not. */
+export type IndexSignatureCheck = { ok: true; keyId: string; keyFile: string } | { ok: false; message: string };
+
+/** What the Cell asks of the index's signature. */
+export interface SignaturePolicy {
+  /** spec.store.requireSignature: an unsigned index is refused. */
+  require: boolean;
+  /** Checks with the Cell's image keys; undefined when the Cell names none. */
+  verify?: (index: Buffer, signature: { kind: 'sig' | 'bundle'; bytes: Buffer }) => IndexSignatureCheck;
+}
+
+export const SIGNATURE_FILE = 'index.json.sig';
+export const BUNDLE_FILE = 'index.json.sigstore.json';
+
 export interface RefreshOptions {
   stateRoot: string;
   /** The store's base URL as crds/store-url.ts checkStoreUrl returned it. */
@@ -39,6 +53,7 @@ export interface RefreshOptions {
   policy: ManifestPolicy;
   clock?: () => Date;
   limits?: Partial<StoreLimits>;
+  signature?: SignaturePolicy;
 }
 
 export interface RefreshReport {
@@ -50,6 +65,8 @@ export interface RefreshReport {
   catalogDir: string;
   /** When the set in use was fetched; undefined without a cache. */
   fetchedAt?: string;
+  /** The key file that signed the index in use; undefined when it was not signed (or not checked). */
+  signedBy?: string;
   requests: number;
   bytes: number;
   /** Files, links and records written into the state directory. */
@@ -74,12 +91,13 @@ export async function refreshStore(options: RefreshOptions): Promise<RefreshRepo
   const generation = await currentGeneration(cacheDir);
   const counters: FetchCounters = { requests: 0, bytes: 0 };
   let writes = 0;
-  const report = (outcome: RefreshReport['outcome'], failure?: StoreFailure, fetchedAt = generation ? meta.fetchedAt : undefined): RefreshReport => ({
+  const report = (outcome: RefreshReport['outcome'], failure?: StoreFailure, fetchedAt = generation ? meta.fetchedAt : undefined, signedBy = generation ? meta.signedBy : undefined): RefreshReport => ({
     url: base.href,
     outcome,
     ...(failure ? { failure } : {}),
     catalogDir,
     ...(fetchedAt ? { fetchedAt } : {}),
+    ...(signedBy ? { signedBy } : {}),
     requests: counters.requests,
     bytes: counters.bytes,
     writes,
@@ -99,7 +117,9 @@ export async function refreshStore(options: RefreshOptions): Promise<RefreshRepo
   const indexUrl = new URL('index.json', base);
   let index: FetchedFile;
   try {
-    index = await fetchStoreFile(indexUrl, generation ? meta.files['index.json'] : undefined, { maxBytes: limits.maxFileBytes, timeoutMs: limits.timeoutMs }, counters);
+    // A cached index that is not signed is not confirmed by a 304 once a signature is required.
+    const confirmable = generation !== undefined && !(options.signature?.require && meta.signedBy === undefined);
+    index = await fetchStoreFile(indexUrl, confirmable ? meta.files['index.json'] : undefined, { maxBytes: limits.maxFileBytes, timeoutMs: limits.timeoutMs }, counters);
   } catch (err) {
     return recordFailure(indexUrl.href, failureText(err));
   }
@@ -124,12 +144,37 @@ export async function refreshStore(options: RefreshOptions): Promise<RefreshRepo
     return report('unchanged');
   }
   if (first.action === 'keep') return recordFailure(indexUrl.href, first.problem);
+  const indexBody = (index as Extract<FetchedFile, { status: 'ok' }>).body;
+
+  // The signature beside the index, when one is published (or required).
+  let signedBy: string | undefined;
+  try {
+    const signature = await fetchSignature(base, limits, counters);
+    if (signature) {
+      const verify = options.signature?.verify;
+      if (!verify) {
+        if (options.signature?.require) return await recordFailure(signature.url, 'is published, but the Cell names no image keys to check it with (spec.imageVerification.publicKey/publicKeys), and spec.store.requireSignature is true');
+      } else {
+        const check = verify(indexBody, signature);
+        if (!check.ok) return await recordFailure(signature.url, `${check.message}; the index is refused`);
+        signedBy = check.keyFile;
+        const unlisted = unlistedHashes(entries);
+        if (unlisted) return await recordFailure(indexUrl.href, unlisted);
+      }
+    } else if (options.signature?.require) {
+      return await recordFailure(indexUrl.href, `is not signed (no ${SIGNATURE_FILE} or ${BUNDLE_FILE} beside it), and spec.store.requireSignature is true`);
+    }
+  } catch (err) {
+    const url = err instanceof StoreFetchError ? err.url : indexUrl.href;
+    return recordFailure(url, failureText(err));
+  }
 
   // Every package file, conditionally when the cached set holds it.
   const previous = generation ? path.join(cacheDir, generation) : undefined;
   let fetched: Fetched[];
   try {
-    fetched = await mapLimited(entries.flatMap(packageFiles), limits.concurrency, (file) => fetchPackageFile(file, base, meta, previous, limits, counters));
+    const files = entries.flatMap((entry) => packageFiles(entry).map((file) => ({ file, expected: signedBy !== undefined ? (listedHash(entry, file) ?? null) : undefined })));
+    fetched = await mapLimited(files, limits.concurrency, ({ file, expected }) => fetchPackageFile(file, expected, base, meta, previous, limits, counters));
   } catch (err) {
     const url = err instanceof StoreFetchError ? err.url : indexUrl.href;
     return recordFailure(url, err instanceof StoreFetchError ? err.reason : failureText(err));
@@ -143,7 +188,7 @@ export async function refreshStore(options: RefreshOptions): Promise<RefreshRepo
     writes++;
   };
   try {
-    await writeIn('index.json', (index as Extract<FetchedFile, { status: 'ok' }>).body);
+    await writeIn('index.json', indexBody);
     for (const f of fetched) for (const [relative, data] of f.contents) await writeIn(relative, data);
     const catalog = await loadCatalog(staging, options.policy);
     if (catalog.problems.length > 0) {
@@ -163,30 +208,56 @@ export async function refreshStore(options: RefreshOptions): Promise<RefreshRepo
   const files: Record<string, Validators> = { 'index.json': (index as Extract<FetchedFile, { status: 'ok' }>).validators };
   for (const f of fetched) if (f.validators) files[f.file.remote] = f.validators;
   const fetchedAt = clock().toISOString();
-  const { lastFailure: _gone, ...kept } = meta;
-  const next: StoreMeta = { ...kept, generation: name, fetchedAt, files };
+  const { lastFailure: _gone, signedBy: _before, ...kept } = meta;
+  const next: StoreMeta = { ...kept, generation: name, fetchedAt, files, ...(signedBy ? { signedBy } : {}) };
   await writeStoreMeta(cacheDir, next);
   writes++;
   await pruneGenerations(cacheDir, [name, ...(generation ? [generation] : [])]);
-  return report('updated', undefined, fetchedAt);
+  return report('updated', undefined, fetchedAt, signedBy);
 }
 
-/** One package file (or archive) fetched, or taken from the cached set on a 304. */
-async function fetchPackageFile(file: PackageFile, base: URL, meta: StoreMeta, previous: string | undefined, limits: StoreLimits, counters: FetchCounters): Promise<Fetched> {
+/** The signature published beside the index (a bundle first), or undefined when there is none. */
+async function fetchSignature(base: URL, limits: StoreLimits, counters: FetchCounters): Promise<{ kind: 'sig' | 'bundle'; bytes: Buffer; url: string } | undefined> {
+  for (const [kind, name] of [['bundle', BUNDLE_FILE], ['sig', SIGNATURE_FILE]] as const) {
+    const url = new URL(name, base);
+    const answer = await fetchStoreFile(url, undefined, { maxBytes: 64 * 1024, timeoutMs: limits.timeoutMs }, counters);
+    if (answer.status === 'ok') return { kind, bytes: answer.body, url: url.href };
+  }
+  return undefined;
+}
+
+const sha256Of = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+/**
+ * One package file (or archive) fetched, or taken from the cached set on a 304. `expected`: the
+ * sha256 a signed index lists for it (null: it lists none, so the file must not be there);
+ * undefined for an index that is not signed.
+ */
+async function fetchPackageFile(file: PackageFile, expected: string | null | undefined, base: URL, meta: StoreMeta, previous: string | undefined, limits: StoreLimits, counters: FetchCounters): Promise<Fetched> {
   const url = storeFileUrl(base, file.remote);
   if (!url) throw new StoreFetchError(base.href + file.remote, 'is not below the store URL');
+  const vouched = (sha256: string | undefined) => {
+    if (expected === undefined) return;
+    if (expected === null) throw new StoreFetchError(url.href, 'is published but the signed index lists no sha256 for it');
+    if (sha256 !== expected) throw new StoreFetchError(url.href, `has sha256 ${sha256 ?? 'unknown'}, but the signed index lists ${expected}: the file was changed after the index was signed`);
+  };
   // Validators are sent only when the cached set has the file(s) to fall back on.
   const cached = previous ? await cachedContents(previous, file) : undefined;
   const validators = cached ? meta.files[file.remote] : undefined;
   const answer = await fetchStoreFile(url, validators, { maxBytes: file.archive ? limits.maxArchiveBytes : limits.maxFileBytes, timeoutMs: limits.timeoutMs }, counters);
   if (answer.status === 'not-modified') {
     if (!cached) throw new StoreFetchError(url.href, 'answered 304 Not Modified to a request that named no cached copy');
+    vouched(file.archive ? validators?.sha256 : sha256Of(cached.get(file.local)!));
     return { file, contents: cached, ...(validators ? { validators } : {}) };
   }
   if (answer.status === 'missing') {
-    if (file.optional) return { file, contents: new Map() };
-    throw new StoreFetchError(url.href, 'answered 404 Not Found; the index lists the service, so its package must be there');
+    if (!file.optional) throw new StoreFetchError(url.href, 'answered 404 Not Found; the index lists the service, so its package must be there');
+    if (typeof expected === 'string') throw new StoreFetchError(url.href, 'answered 404 Not Found, but the signed index lists its sha256');
+    return { file, contents: new Map() };
   }
+  const sha256 = sha256Of(answer.body);
+  vouched(sha256);
+  answer.validators.sha256 = sha256;
   if (!file.archive) return { file, contents: new Map([[file.local, answer.body]]), validators: answer.validators };
   const zip = await readPackageZip(answer.body, { maxEntryBytes: limits.maxFileBytes, maxEntries: 16 });
   if (zip.problem) throw new StoreFetchError(url.href, `${zip.problem}; the archive is refused whole and nothing of it is written`);

@@ -108,7 +108,7 @@ describe('a cell on a published store', () => {
     expect(c.State.Running).toBe(true);
     expect(server.log.map((l) => `${l.path} ${l.status}`)).toEqual(expect.arrayContaining(['/index.json 200', '/services/web/manifest.json 200', '/services/web/compose-template.yml 200', '/services/web/install.sh 404']));
     const status = await cellStatus(cell);
-    expect(status.conditions.find((x) => x.type === 'Ready')).toMatchObject({ reason: 'StoreCatalog', message: expect.stringMatching(new RegExp(`^the catalog of ${server.url} in use was fetched \\S+$`)) as unknown });
+    expect(status.conditions.find((x) => x.type === 'Ready')).toMatchObject({ reason: 'StoreCatalog', message: expect.stringMatching(new RegExp(`^the catalog of ${server.url} in use was fetched \\S+, unsigned$`)) as unknown });
     expect(status.facts?.store).toMatchObject({ url: server.url });
     expect(status.facts?.store?.lastFailure).toBeUndefined();
   });

@@ -3,14 +3,20 @@
  * serving a copy of examples/store: the first refresh, a 304 that writes nothing, a new version,
  * packages as ZIP, and every kind of garbage refused with its URL named and the cache untouched.
  */
-import { createHash } from 'node:crypto';
+import { createHash, sign } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { checkStoreUrl } from '../../crds/store-url.js';
 import { DEFAULT_MANIFEST_POLICY } from '../../crds/validate-manifest.js';
 import { loadCatalog } from '../../state/catalog.js';
-import { readStoreMeta, storeCacheDir, storeCatalogDir } from '../../state/store/cache.js';
+import { storeSignaturePolicy } from '../../controllers/store-refresh.js';
+import type { CellDocument } from '../../crds/types.js';
+import { catalogLocation } from '../../state/cell.js';
+import { readStoreMeta, storeCacheDir, storeCatalogDir, storeStateLine } from '../../state/store/cache.js';
+import { signStoreFolder } from '../../state/store/sign.js';
+import { generateTestKey, writePublicKey } from '../support/cosign-signer.js';
+import { runPic } from '../support/pic-cli.js';
 import { refreshStore, type RefreshReport } from '../../state/store/refresh.js';
 import { startStoreServer, zipArchive, type StoreServer } from '../support/store-server.js';
 
@@ -102,8 +108,9 @@ describe('a published store, refreshed into the cache', () => {
       expect(cached.services.get(id)!.template).toBe(s.template);
       expect(cached.services.get(id)!.installScript).toBe(s.installScript);
     }
-    // One index, then manifest, template and install.sh (404 where there is none) per service.
-    expect(report.requests).toBe(1 + 3 * local.services.size);
+    // The index, the two signature files it may have (404 here), then manifest, template and
+    // install.sh (404 where there is none) per service.
+    expect(report.requests).toBe(1 + 2 + 3 * local.services.size);
     expect(report.fetchedAt).toBeDefined();
     expect((await readStoreMeta(f.cacheDir, f.url.href)).lastFailure).toBeUndefined();
   });
@@ -267,5 +274,158 @@ describe('never worse than the cache', () => {
     expect(report.outcome).toBe('failed');
     expect(report.fetchedAt).toBeUndefined();
     await expect(fs.stat(storeCatalogDir(f.state, f.url.href))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('a signed store', () => {
+  /** A Cell trusting `keys` (files in `dir`), with requireSignature when asked. */
+  const cellDoc = (url: string, keyFiles: string[], requireSignature = false): CellDocument =>
+    ({
+      apiVersion: 'pic.ngo/v1alpha1',
+      kind: 'Cell',
+      metadata: { name: 'signed' },
+      spec: { domain: 'signed.pic.test', store: { url, ...(requireSignature ? { requireSignature } : {}) }, imageVerification: { mode: 'warn', publicKeys: keyFiles }, allowedImagePrefix: 'git.pic.ngo/roof/', network: { name: 'n', subnet: '172.20.0.0/16', servicePool: '172.20.0.20-172.20.0.100' } },
+    });
+
+  async function signedFixture(requireSignature = false) {
+    const f = await fixture();
+    const key = generateTestKey();
+    const other = generateTestKey();
+    const keyDir = path.join(f.state, '..', 'keys');
+    await fs.mkdir(keyDir);
+    const pub = await writePublicKey(keyDir, 'store.pub', key);
+    const privatePem = key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const refresh = async (keyFiles = [pub], require = requireSignature) =>
+      refreshStore({ stateRoot: f.state, url: f.url, policy: DEFAULT_MANIFEST_POLICY, signature: await storeSignaturePolicy(cellDoc(f.url.href, keyFiles, require), keyDir), limits: { timeoutMs: 5000 } });
+    return { f, key, other, keyDir, pub, privatePem, refresh };
+  }
+
+  it('pic catalog sign writes the hashes and a signature that verifies; the status names the key', async () => {
+    const { f, pub, privatePem, keyDir, refresh } = await signedFixture(true);
+    const keyFile = path.join(keyDir, 'store.key');
+    await fs.writeFile(keyFile, privatePem, { mode: 0o600 });
+    const sign = await runPic(['catalog', 'sign', '--store', f.store, '--key', keyFile]);
+    expect(sign.code).toBe(0);
+    expect(sign.stdout).toContain('index.json.sig: signed with');
+    const index = JSON.parse(await fs.readFile(path.join(f.store, 'index.json'), 'utf8')) as { id: string; sha256: Record<string, string> }[];
+    const notes = index.find((e) => e.id === 'notes')!;
+    expect(notes.sha256['manifest.json']).toBe(createHash('sha256').update(await fs.readFile(path.join(f.store, 'services', 'notes', 'manifest.json'))).digest('hex'));
+    const report = await refresh();
+    expect(report).toMatchObject({ outcome: 'updated', signedBy: pub });
+    expect(storeStateLine(await readStoreMeta(f.cacheDir, f.url.href))).toContain(`signed by ${pub}`);
+  });
+
+  it('a sigstore bundle (cosign sign-blob --bundle) verifies too', async () => {
+    const { f, key, pub, refresh } = await signedFixture(true);
+    await signStoreFolder(f.store);
+    const index = await fs.readFile(path.join(f.store, 'index.json'));
+    const bundle = {
+      mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+      verificationMaterial: { publicKey: { hint: key.id }, tlogEntries: [] },
+      messageSignature: { messageDigest: { algorithm: 'SHA2_256', digest: createHash('sha256').update(index).digest('base64') }, signature: sign('sha256', index, key.privateKey).toString('base64') },
+    };
+    await fs.writeFile(path.join(f.store, 'index.json.sigstore.json'), JSON.stringify(bundle));
+    expect(await refresh()).toMatchObject({ outcome: 'updated', signedBy: pub });
+  });
+
+  /** The maintainer publishes a new signed index (a description changed), as pic catalog sign writes it. */
+  async function resign(s: Awaited<ReturnType<typeof signedFixture>>): Promise<void> {
+    await editJson(path.join(s.f.store, 'index.json'), (idx) => (idx as { id: string; description: string }[]).map((e) => (e.id === 'homepage' ? { ...e, description: `${e.description} (new)` } : e)));
+    await signStoreFolder(s.f.store, { pem: s.privatePem, file: path.join(s.keyDir, 'store.key') });
+  }
+
+  type Tamper = [string, (s: Awaited<ReturnType<typeof signedFixture>>) => Promise<void>, (f: Fixture) => string, RegExp];
+  const tampering: Tamper[] = [
+    [
+      'an index changed after signing',
+      async ({ f }) => editJson(path.join(f.store, 'index.json'), (idx) => (idx as { id: string; description: string }[]).map((e) => ({ ...e, description: `${e.description}!` }))),
+      (f) => `${f.url.href}index.json.sig`,
+      /verifies with none of the trusted keys .*; the index is refused/,
+    ],
+    [
+      'a package file changed after signing',
+      async (s) => {
+        await resign(s);
+        await fs.appendFile(path.join(s.f.store, 'services', 'notes', 'compose-template.yml'), '# changed\n');
+      },
+      (f) => `${f.url.href}services/notes/compose-template.yml`,
+      /the signed index lists [0-9a-f]{64}: the file was changed after the index was signed/,
+    ],
+    [
+      'an install.sh slipped in after signing',
+      async (s) => {
+        await resign(s);
+        await fs.writeFile(path.join(s.f.store, 'services', 'notes', 'install.sh'), '#!/bin/sh\n');
+      },
+      (f) => `${f.url.href}services/notes/install.sh`,
+      /is published but the signed index lists no sha256 for it/,
+    ],
+    [
+      'signed by another key',
+      async ({ f, other }) => {
+        await editJson(path.join(f.store, 'index.json'), (idx) => (idx as { id: string; description: string }[]).map((e) => ({ ...e, description: `${e.description} (other)` })));
+        await signStoreFolder(f.store);
+        const index = await fs.readFile(path.join(f.store, 'index.json'));
+        await fs.writeFile(path.join(f.store, 'index.json.sig'), sign('sha256', index, other.privateKey).toString('base64'));
+      },
+      (f) => `${f.url.href}index.json.sig`,
+      /verifies with none of the trusted keys/,
+    ],
+    [
+      'a signed index without hashes',
+      async ({ f, key }) => {
+        const index = JSON.parse(await fs.readFile(path.join(f.store, 'index.json'), 'utf8')) as Record<string, unknown>[];
+        const bare = Buffer.from(JSON.stringify(index.map(({ sha256: _h, ...rest }) => rest)));
+        await fs.writeFile(path.join(f.store, 'index.json'), bare);
+        await fs.writeFile(path.join(f.store, 'index.json.sig'), sign('sha256', bare, key.privateKey).toString('base64'));
+      },
+      (f) => `${f.url.href}index.json`,
+      /is signed but entry "\w[\w-]*" lists no sha256/,
+    ],
+    [
+      'an unsigned index with requireSignature',
+      async ({ f }) => {
+        await fs.rm(path.join(f.store, 'index.json.sig'));
+        await touchIndex(f);
+      },
+      (f) => `${f.url.href}index.json`,
+      /is not signed \(no index\.json\.sig or index\.json\.sigstore\.json beside it\), and spec\.store\.requireSignature is true/,
+    ],
+  ];
+
+  it.each(tampering)('%s: refused with the URL named, the signed cache untouched', async (_name, tamper, failingUrl, message) => {
+    const s = await signedFixture(true);
+    const keyFile = path.join(s.keyDir, 'store.key');
+    await fs.writeFile(keyFile, s.privatePem, { mode: 0o600 });
+    await signStoreFolder(s.f.store, { pem: s.privatePem, file: keyFile });
+    expect((await s.refresh()).outcome).toBe('updated');
+    const before = await catalogTree(s.f);
+    await tamper(s);
+    const report = await s.refresh();
+    expect(report.outcome).toBe('failed');
+    expect(report.failure).toMatchObject({ url: failingUrl(s.f) });
+    expect(report.failure!.message).toMatch(message);
+    expect(report.signedBy).toBe(s.pub);
+    expect(await catalogTree(s.f)).toEqual(before);
+  });
+
+  it('an unsigned store is taken without requireSignature, and recorded as unsigned', async () => {
+    const { f, refresh } = await signedFixture(false);
+    const report = await refresh();
+    expect(report.outcome).toBe('updated');
+    expect(report.signedBy).toBeUndefined();
+    expect(storeStateLine(await readStoreMeta(f.cacheDir, f.url.href))).toMatch(/, unsigned$/);
+  });
+
+  it('turning requireSignature on: a cached unsigned index is not confirmed by a 304, and the cell does not read it', async () => {
+    const { f, refresh } = await signedFixture(false);
+    expect((await refresh()).outcome).toBe('updated');
+    f.server.log.length = 0;
+    const strict = await refresh(undefined, true);
+    expect(strict.outcome).toBe('failed');
+    expect(f.server.log[0]).toMatchObject({ path: '/index.json', conditional: false, status: 200 });
+    const location = catalogLocation(path.join(f.state, '..'), cellDoc(f.url.href, [], true), f.state);
+    expect(location.dir).toBeUndefined();
+    expect(location.problem?.message).toMatch(/the cached catalog is not signed, and spec\.store\.requireSignature is true/);
   });
 });

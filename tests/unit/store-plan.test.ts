@@ -1,6 +1,6 @@
 import { checkStoreUrl, isLoopbackHost, redirectTarget, storeFileUrl } from '../../crds/store-url.js';
 import { storeStateLine } from '../../state/store/cache.js';
-import { decideRefresh, packageFiles, readFetchedIndex, type RefreshObservation } from '../../state/store/plan.js';
+import { decideRefresh, listedHash, packageFiles, readFetchedIndex, unlistedHashes, type FetchEntry, type RefreshObservation } from '../../state/store/plan.js';
 import { zipEntryProblem, type ZipEntryFacts } from '../../state/store/zip.js';
 
 describe('checkStoreUrl: https anywhere, plain http only to loopback', () => {
@@ -148,13 +148,45 @@ describe('storeStateLine', () => {
   const url = 'http://127.0.0.1:1/';
   it.each([
     ['nothing cached', { url }, undefined, `no catalog of ${url} is cached yet`],
-    ['cached', { url, fetchedAt: '2026-01-01T00:00:00.000Z' }, new Date('2026-01-01T03:00:00Z'), `the catalog of ${url} in use was fetched 2026-01-01T00:00:00.000Z (3h ago)`],
-    ['cached, no clock', { url, fetchedAt: '2026-01-01T00:00:00.000Z' }, undefined, `the catalog of ${url} in use was fetched 2026-01-01T00:00:00.000Z`],
+    ['cached', { url, fetchedAt: '2026-01-01T00:00:00.000Z' }, new Date('2026-01-01T03:00:00Z'), `the catalog of ${url} in use was fetched 2026-01-01T00:00:00.000Z (3h ago), unsigned`],
+    ['cached, no clock', { url, fetchedAt: '2026-01-01T00:00:00.000Z' }, undefined, `the catalog of ${url} in use was fetched 2026-01-01T00:00:00.000Z, unsigned`],
+    ['signed', { url, fetchedAt: '2026-01-01T00:00:00.000Z', signedBy: '/cell/cosign.pub' }, undefined, `the catalog of ${url} in use was fetched 2026-01-01T00:00:00.000Z, signed by /cell/cosign.pub`],
     [
       'failing',
       { url, fetchedAt: '2026-01-01T00:00:00.000Z', lastFailure: { url: `${url}index.json`, message: 'answered an HTML page', since: '2026-01-01T01:00:00.000Z' } },
       undefined,
-      `the catalog of ${url} in use was fetched 2026-01-01T00:00:00.000Z; refreshing it fails since 2026-01-01T01:00:00.000Z: ${url}index.json: answered an HTML page`,
+      `the catalog of ${url} in use was fetched 2026-01-01T00:00:00.000Z, unsigned; refreshing it fails since 2026-01-01T01:00:00.000Z: ${url}index.json: answered an HTML page`,
     ],
   ] as const)('%s', (_name, meta, now, expected) => expect(storeStateLine(meta, now)).toBe(expected));
+});
+
+describe('a signed index lists the sha256 of every package file', () => {
+  const h = 'a'.repeat(64);
+  const base = new URL('http://127.0.0.1:1/');
+  it.each([
+    ['loose files, all listed', [{ id: 'notes', sha256: { 'manifest.json': h, 'compose-template.yml': h } }], undefined],
+    ['loose files, install.sh need not be listed when absent', [{ id: 'notes', sha256: { 'manifest.json': h, 'compose-template.yml': h } }], undefined],
+    ['a template not listed', [{ id: 'notes', sha256: { 'manifest.json': h } }], /entry "notes" lists no sha256 for compose-template\.yml/],
+    ['nothing listed', [{ id: 'notes' }], /entry "notes" lists no sha256 for manifest\.json/],
+    ['an archive listed', [{ id: 'home', package: 'home-1.zip', sha256: h }], undefined],
+    ['an archive not listed', [{ id: 'home', package: 'home-1.zip' }], /entry "home" lists no sha256 for its archive/],
+  ] as [string, FetchEntry[], RegExp | undefined][])('%s', (_name, entries, problem) => {
+    const got = unlistedHashes(entries);
+    if (problem) expect(got).toMatch(problem);
+    else expect(got).toBeUndefined();
+  });
+
+  it('listedHash finds the file by name, the archive by its string', () => {
+    const entry: FetchEntry = { id: 'notes', sha256: { 'manifest.json': h } };
+    const [manifest, template] = packageFiles(entry);
+    expect(listedHash(entry, manifest!)).toBe(h);
+    expect(listedHash(entry, template!)).toBeUndefined();
+  });
+
+  it.each([
+    ['a short digest', '[{"id": "a", "sha256": {"manifest.json": "abc"}}]', /sha256 that is not a map/],
+    ['an unknown file', `[{"id": "a", "sha256": {"README.md": "${h}"}}]`, /sha256 that is not a map/],
+    ['an archive with a map', `[{"id": "a", "package": "a.zip", "sha256": {"manifest.json": "${h}"}}]`, /the archive's sha256/],
+    ['capitals', `[{"id": "a", "sha256": {"manifest.json": "${h.toUpperCase()}"}}]`, /sha256 that is not a map/],
+  ])('readFetchedIndex refuses %s', (_name, text, problem) => expect(readFetchedIndex(Buffer.from(text), 'application/json', base).problem).toMatch(problem));
 });
