@@ -429,3 +429,41 @@ describe('a signed store', () => {
     expect(location.problem?.message).toMatch(/the cached catalog is not signed, and spec\.store\.requireSignature is true/);
   });
 });
+
+describe('pic catalog on a published store', () => {
+  it('refresh, list and show with -o json|yaml, through --store URL and a state directory', async () => {
+    const f = await fixture();
+    const pic = (...args: string[]) => runPic(args, { PIC_STATE_DIR: '' });
+    const before = await pic('catalog', 'list', '--store', f.server.url, '--state-dir', f.state);
+    expect(before.code).toBe(1);
+    expect(before.stderr).toContain(`the store ${f.server.url} has no cached copy in ${f.state} yet; run pic catalog refresh --store ${f.server.url}`);
+
+    const refresh = await pic('catalog', 'refresh', '--store', f.server.url, '--state-dir', f.state, '-o', 'yaml');
+    expect(refresh.code).toBe(0);
+    expect(refresh.stdout).toMatch(/^outcome: updated$/m);
+    const again = await pic('catalog', 'refresh', '--store', f.server.url, '--state-dir', f.state);
+    expect(again.stdout).toBe(`${f.server.url}: unchanged, the store answered 304 (1 request, 0 bytes, 0 writes); the catalog in use was fetched ${(await readStoreMeta(f.cacheDir, f.url.href)).fetchedAt}\n`);
+
+    const list = await pic('catalog', 'list', '--store', f.server.url, '--state-dir', f.state, '-o', 'json');
+    expect(list.code).toBe(0);
+    const local = await loadCatalog(f.store, DEFAULT_MANIFEST_POLICY);
+    expect((JSON.parse(list.stdout) as { items: { id: string }[] }).items.map((i) => i.id)).toEqual([...local.services.keys()].sort());
+    expect(list.stderr).toMatch(new RegExp(`the catalog of ${f.server.url} in use was fetched \\S+ \\(\\d+s ago\\), unsigned`));
+
+    const show = await pic('catalog', 'show', 'notes', '--store', f.server.url, '--state-dir', f.state, '-o', 'yaml');
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain('id: notes');
+
+    await f.server.down();
+    const down = await pic('catalog', 'refresh', '--store', f.server.url, '--state-dir', f.state);
+    expect(down.code).toBe(1);
+    expect(down.stdout).toMatch(new RegExp(`refresh failed: ${f.server.url}index\\.json: cannot be fetched: .*; the catalog in use was fetched \\S+, and it stays in use`));
+    const listDown = await pic('catalog', 'list', '--store', f.server.url, '--state-dir', f.state);
+    expect(listDown.code).toBe(0);
+    expect(listDown.stderr).toMatch(new RegExp(`refreshing it fails since \\S+: ${f.server.url}index\\.json: cannot be fetched`));
+
+    const plain = await pic('catalog', 'list', '--store', 'http://192.168.1.1/', '--state-dir', f.state);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain('plain http is allowed only to a loopback address');
+  });
+});
