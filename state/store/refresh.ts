@@ -189,7 +189,9 @@ export async function refreshStore(options: RefreshOptions): Promise<RefreshRepo
   };
   try {
     await writeIn('index.json', indexBody);
-    for (const f of fetched) for (const [relative, data] of f.contents) await writeIn(relative, data);
+    // Each file is synced before the link swings to the set (a crash must not leave the link
+    // durable and a file empty); the syncs of many small files overlap.
+    await mapLimited(fetched.flatMap((f) => [...f.contents]), limits.concurrency, ([relative, data]) => writeIn(relative, data));
     const catalog = await loadCatalog(staging, options.policy);
     if (catalog.problems.length > 0) {
       await fs.rm(staging, { recursive: true, force: true });
