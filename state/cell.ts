@@ -97,7 +97,7 @@ export function catalogLocation(dir: string, cell: CellDocument, stateRoot: stri
   const checked = checkStoreUrl(store.url ?? '');
   if (checked.url === undefined) return { problem: { file: cellFile, pointer: '/spec/store/url', message: checked.problem } };
   const url = checked.url.href;
-  if (stateRoot === undefined) return { url, problem: { file: url, pointer: '', message: 'the store is cached in the state directory of the cell\'s operator, and none is known here: pass --state-dir (or $PIC_STATE_DIR)' } };
+  if (stateRoot === undefined) return { url, problem: { file: url, pointer: '', message: 'the store is cached in the state directory of the cell\'s operator, and none is known here: set $PIC_STATE_DIR (pic run records its state directory in the cell folder, where later commands find it)' } };
   if (store.requireSignature === true) {
     const meta = readStoreMetaSync(storeCacheDir(stateRoot, url), url);
     if (meta?.fetchedAt !== undefined && meta.signedBy === undefined) {

@@ -283,6 +283,6 @@ export function renderRefreshReport(report: RefreshReport, format: 'table' | 'js
     case 'unchanged':
       return `${safeLine(report.url)}: unchanged, the store answered 304 (${cost}); ${cached}`;
     case 'failed':
-      return `${safeLine(report.url)}: refresh failed: ${safeLine(report.failure?.url ?? report.url)}: ${safeLine(report.failure?.message ?? 'unknown')} (${cost}); ${cached}, and it stays in use`;
+      return `${safeLine(report.url)}: refresh failed: ${safeLine(report.failure?.url ?? report.url)}: ${safeLine(report.failure?.message ?? 'unknown')} (${cost}); ${report.fetchedAt ? `${cached}, and it stays in use` : 'no catalog is cached yet'}`;
   }
 }
