@@ -157,11 +157,16 @@ write_pins() {
   done
 }
 
+# What every exit holds is staged once and copied into each exit's stage (links and modes kept).
+stage_common "$TMP/common"
+readonly COMMON_PACKAGES=$IMG_PACKAGES
+
 failed=0
 for exit in "${exits[@]}"; do
   stage=$TMP/$exit/stage
   mkdir -p "$stage"
-  stage_common "$stage"
+  cp -a "$TMP/common/." "$stage/"
+  IMG_PACKAGES=$COMMON_PACKAGES
   IMG_ENV=()
   "stage_$exit" "$stage"
   cp -a --no-preserve=ownership "$HERE/exits/common/rootfs/." "$stage/"

@@ -16,15 +16,17 @@ json_array() { local out='' item; for item in "$@"; do out+=${out:+,}$(json_stri
 # Copies a file into the stage at `target` (default: its own path), following symlinks.
 put() {
   local stage=$1 source=$2 target=${3:-$2}
-  mkdir -p "$stage/$(dirname "$target")"
+  [[ -d $stage/${target%/*} ]] || mkdir -p "$stage/${target%/*}"
   cp -L "$source" "$stage/$target"
   chmod 0755 "$stage/$target"
 }
 
+# A binary and the shared libraries ldd lists for it; a library the stage holds already (libc for
+# every binary after the first) is not copied again: the same file would land at the same path.
 put_with_libraries() {
   local stage=$1 source=$2 target=${3:-$2} lib
   put "$stage" "$source" "$target"
-  while read -r lib; do put "$stage" "$lib"; done < <(ldd "$source" 2>/dev/null | sed -n 's/^[^/]*\(\/[^ ]*\) (0x.*/\1/p' | sort -u)
+  while read -r lib; do [[ -e $stage/$lib ]] || put "$stage" "$lib"; done < <(ldd "$source" 2>/dev/null | sed -n 's/^[^/]*\(\/[^ ]*\) (0x.*/\1/p' | sort -u)
 }
 
 # busybox-static with a link per applet, except `ip` and the iptables ones (iproute2 and
