@@ -34,11 +34,16 @@ crds: build
 
 # The store services' images, the core stack's (Caddy, BIND, WireGuard) and the connectivity
 # exits' (a Connection's wireguard_ext, openvpn, proxy…), built from Debian packages on this
-# machine and loaded into Docker.
+# machine and loaded into Docker. The scripts run side by side (each spends much of its time
+# waiting on tar, sha256sum and docker load); their output follows in order, and any failure
+# fails the target.
+IMAGE_SCRIPTS := build.sh build-core.sh build-exits.sh
 images: host
-	@examples/images/build.sh
-	@examples/images/build-core.sh
-	@examples/images/build-exits.sh
+	@mkdir -p .tmp
+	@pids=(); for s in $(IMAGE_SCRIPTS); do examples/images/$$s > .tmp/images-$$s.log 2>&1 & pids+=($$!); done; \
+	  status=0; i=0; for s in $(IMAGE_SCRIPTS); do \
+	    if ! wait $${pids[$$i]}; then status=1; echo "examples/images/$$s failed:"; fi; cat .tmp/images-$$s.log; i=$$((i+1)); \
+	  done; exit $$status
 
 DEMO_DIR ?= $(CURDIR)/.demo
 DEMO_STATE ?= $(DEMO_DIR)/state
