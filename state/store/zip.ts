@@ -5,7 +5,11 @@
  * path, `..`, a link, a duplicate, a name that is not one of the package's files, a size over the
  * limit) is refused whole, and the caller writes nothing of it.
  */
-import yauzl from 'yauzl';
+import type yauzl from 'yauzl';
+
+/** yauzl (and zlib under it) is loaded the first time a package comes as a ZIP: most stores never ship one. */
+let yauzlModule: Promise<typeof yauzl> | undefined;
+const loadYauzl = (): Promise<typeof yauzl> => (yauzlModule ??= import('yauzl').then((m) => m.default));
 
 export const PACKAGE_FILES = ['manifest.json', 'compose-template.yml', 'install.sh'] as const;
 
@@ -55,9 +59,10 @@ export function zipEntryProblem(entry: ZipEntryFacts, seen: Set<string>, limits:
 
 /** The archive's files by name, or why it is refused (the first bad entry). */
 export async function readPackageZip(buffer: Buffer, limits: ZipLimits): Promise<{ files?: Map<string, Buffer>; problem?: string }> {
+  const zipLib = await loadYauzl();
   let zip: yauzl.ZipFile;
   try {
-    zip = await yauzl.fromBufferPromise(buffer, { lazyEntries: true, decodeStrings: false, validateEntrySizes: true });
+    zip = await zipLib.fromBufferPromise(buffer, { lazyEntries: true, decodeStrings: false, validateEntrySizes: true });
   } catch (err) {
     return { problem: `is not a readable ZIP archive: ${(err as Error).message}` };
   }
@@ -73,7 +78,7 @@ export async function readPackageZip(buffer: Buffer, limits: ZipLimits): Promise
       if (!entry) break;
       let name: string;
       try {
-        name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false);
+        name = zipLib.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, false);
       } catch (err) {
         return { problem: `an entry's name cannot be read: ${(err as Error).message}` };
       }
