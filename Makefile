@@ -39,6 +39,7 @@ images: host
 	@examples/images/build.sh
 	@examples/images/build-core.sh
 	@examples/images/build-exits.sh
+	@examples/images/build-apps.sh
 
 DEMO_DIR ?= $(CURDIR)/.demo
 DEMO_STATE ?= $(DEMO_DIR)/state
