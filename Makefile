@@ -32,12 +32,13 @@ lint: deps
 crds: build
 	@node dist/crds/generate.js
 
-# The store services' images, the core stack's (Caddy, BIND, WireGuard) and the connectivity
+# The store services' images (busybox stand-ins, and the applications built from Debian packages:
+# Radicale, Apache WebDAV…), the core stack's (Caddy, BIND, WireGuard) and the connectivity
 # exits' (a Connection's wireguard_ext, openvpn, proxy…), built from Debian packages on this
 # machine and loaded into Docker. The scripts run side by side (each spends much of its time
 # waiting on tar, sha256sum and docker load); their output follows in order, and any failure
 # fails the target.
-IMAGE_SCRIPTS := build.sh build-core.sh build-exits.sh
+IMAGE_SCRIPTS := build.sh build-core.sh build-exits.sh build-apps.sh
 images: host
 	@mkdir -p .tmp
 	@pids=(); for s in $(IMAGE_SCRIPTS); do examples/images/$$s > .tmp/images-$$s.log 2>&1 & pids+=($$!); done; \

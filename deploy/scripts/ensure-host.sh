@@ -26,7 +26,8 @@ fi
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 packages=(docker.io caddy bind9-utils bind9-dnsutils busybox-static iptables docker-registry docker-compose iproute2 wireguard-go wireguard-tools curl prometheus
-  dnsmasq-base conntrack openvpn redsocks unbound sshuttle tor microsocks openssh-server openssh-client python3)
+  dnsmasq-base conntrack openvpn redsocks unbound sshuttle tor microsocks openssh-server openssh-client python3
+  python3-radicale python3-bcrypt apache2-bin apache2-utils media-types litmus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

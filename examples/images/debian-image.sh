@@ -58,21 +58,35 @@ package_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo unkno
 
 # Tars the stage into one layer and loads the image `tag` unless the engine has it already.
 # IMG_TITLE, IMG_VERSION, IMG_PACKAGES (under the label IMG_PACKAGES_LABEL), IMG_CMD, IMG_ENV, IMG_LABELS (JSON members, may be empty)
-# and IMG_CREATED_BY describe it. Sets LOADED_ID to sha256:<config digest>.
+# and IMG_CREATED_BY describe it. Optional: IMG_USER ("uid:gid", the config's User) and
+# IMG_DATA_DIRS (directories created empty and owned by IMG_USER: volume mount points). Sets
+# LOADED_ID to sha256:<config digest>.
 load_stage() {
-  local stage=$1 dir=$2 tag=$3 diff config_id label_json
+  local stage=$1 dir=$2 tag=$3 diff config_id label_json user_json='' data_dir
   find "$stage" -type d -exec chmod 0755 {} +
   chmod 1777 "$stage/tmp"
-  tar --sort=name --mtime=@0 --numeric-owner --owner=0 --group=0 --format=gnu --no-acls --no-xattrs --no-selinux \
-    -C "$stage" -cf "$dir/layer.tar" .
+  if [[ -n ${IMG_USER:-} ]]; then
+    # Every entry root's but the data directories: owners set here, so the tar can keep them.
+    chown -R 0:0 "$stage"
+    for data_dir in "${IMG_DATA_DIRS[@]}"; do
+      mkdir -p "$stage$data_dir"
+      chown "$IMG_USER" "$stage$data_dir"
+    done
+    tar --sort=name --mtime=@0 --numeric-owner --format=gnu --no-acls --no-xattrs --no-selinux \
+      -C "$stage" -cf "$dir/layer.tar" .
+    user_json=,$(json_string User):$(json_string "$IMG_USER")
+  else
+    tar --sort=name --mtime=@0 --numeric-owner --owner=0 --group=0 --format=gnu --no-acls --no-xattrs --no-selinux \
+      -C "$stage" -cf "$dir/layer.tar" .
+  fi
   diff=$(sha256sum "$dir/layer.tar" | cut -d' ' -f1)
   label_json=$(json_string org.opencontainers.image.title):$(json_string "$IMG_TITLE")
   label_json+=,$(json_string org.opencontainers.image.version):$(json_string "$IMG_VERSION")
   label_json+=,$(json_string "${IMG_PACKAGES_LABEL:-ngo.pic.core.packages}"):$(json_string "$IMG_PACKAGES")
   label_json+=${IMG_LABELS:+,$IMG_LABELS}
-  printf '{"architecture":"amd64","config":{"Cmd":%s,"Env":%s,"Labels":{%s}},"created":"%s","history":[{"created":"%s","created_by":"%s"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+  printf '{"architecture":"amd64","config":{"Cmd":%s,"Env":%s,"Labels":{%s}%s},"created":"%s","history":[{"created":"%s","created_by":"%s"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
     "$(json_array "${IMG_CMD[@]}")" "$(json_array PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "${IMG_ENV[@]}")" \
-    "$label_json" "$EPOCH" "$EPOCH" "$IMG_CREATED_BY" "$diff" >"$dir/config.json"
+    "$label_json" "$user_json" "$EPOCH" "$EPOCH" "$IMG_CREATED_BY" "$diff" >"$dir/config.json"
   config_id=$(sha256sum "$dir/config.json" | cut -d' ' -f1)
   if [[ $(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true) != "sha256:$config_id" ]]; then
     mkdir -p "$dir/archive/$diff"

@@ -5,7 +5,7 @@
 #
 # Everything it creates is named pic-example-check-<random> (containers, volumes, network) and
 # removed on exit; it never touches cell-* containers or cell-network. It runs the images by the
-# IDs pinned in examples/store, so build them first: examples/images/build.sh
+# IDs pinned in examples/store, so build them first: examples/images/build.sh and build-apps.sh
 #
 #   smoke-test.sh [--keep]    --keep leaves the containers running for a closer look
 set -euo pipefail
@@ -18,6 +18,7 @@ keep=false
 
 command -v curl >/dev/null || { echo "smoke-test.sh: needs curl" >&2; exit 1; }
 "$HERE/build.sh" --check >/dev/null || { echo "smoke-test.sh: images missing or stale; run examples/images/build.sh first" >&2; exit 1; }
+"$HERE/build-apps.sh" >/dev/null || { echo "smoke-test.sh: calendar/files images differ from their pins (examples/images/build-apps.sh)" >&2; exit 1; }
 
 RUN_ID=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 readonly P=pic-example-check RUN_ID
@@ -77,9 +78,9 @@ run mail "$BASE.22" mail http://127.0.0.1:8080/ -v "$(vol mail-data /data/mail)"
 run webmail - webmail http://127.0.0.1:8080/ \
   -e MAIL_DOMAIN=demo.pic.test -e "MAIL_HOST=$(container mail)" -e WEBMAIL_ADMIN_PASSWORD=smoke-admin-secret
 run calendar "$BASE.23" calendar http://127.0.0.1:5232/ -v "$(vol calendar-data /data/calendar)" -e CAL_DATA=/data/calendar
-run files "$BASE.24" files http://127.0.0.1:8080/ -v "$(vol files-data /data/files)" -v "$(vol files-accounts /data/accounts)" \
+run files "$BASE.24" files http://127.0.0.1:8080/.pic/ -v "$(vol files-data /data/files)" -v "$(vol files-accounts /data/accounts)" \
   -e FILES_DATA=/data/files -e FILES_ACCOUNTS=/data/accounts
-run webdav - webdav http://127.0.0.1:8080/ -v "$(vol files-data /data/files)" -v "$(vol files-accounts /data/accounts)" \
+run webdav - webdav http://127.0.0.1:8080/.pic/ -v "$(vol files-data /data/files)" -v "$(vol files-accounts /data/accounts)" \
   -e FILES_DATA=/data/files -e FILES_ACCOUNTS=/data/accounts
 
 for name in homepage notes mail webmail calendar files webdav; do
@@ -101,9 +102,9 @@ expect "webmail page" 200 "$(code "http://$(address webmail):8080/")"
 expect "webmail /admin/ without password" 401 "$(code "http://$(address webmail):8080/admin/")"
 expect "webmail /admin/ with the secret" 200 "$(code -u admin:smoke-admin-secret "http://$(address webmail):8080/admin/")"
 expect "webmail reaches cell-mail by name" 1 "$(docker exec "$(container webmail)" wget -q -O - "http://$(container mail):8080/" | grep -c '<h1>Mail for demo.pic.test</h1>')"
-expect "calendar page" 200 "$(code "http://$BASE.23:5232/")"
-expect "files page" 200 "$(code "http://$BASE.24:8080/")"
-expect "webdav page" 200 "$(code "http://$(address webdav):8080/")"
+expect "calendar (Radicale) web page" 200 "$(code "http://$BASE.23:5232/.web/")"
+expect "files page" 200 "$(code "http://$BASE.24:8080/.pic/")"
+expect "webdav page" 200 "$(code "http://$(address webdav):8080/.pic/")"
 smtp=$(printf 'EHLO smoke\r\nQUIT\r\n' | docker exec -i "$(container webmail)" timeout 5 nc "$BASE.22" 587 | tr -d '\r' | head -n1)
 expect "SMTP greeting on 587" "220 mail.demo.pic.test ESMTP pic example server, accepts no mail" "$smtp"
 
@@ -153,24 +154,23 @@ expect "mail maildir created" 0 "$(status_of docker exec "$M" test -d /data/mail
 expect "cal-account add (stdin)" 0 "$(printf 'cal pw\n' | status_of docker exec -i "$C" cal-account add alice)"
 expect "cal-account add duplicate" 3 "$(status_of docker exec "$C" cal-account add alice other)"
 expect "cal-account add bad user" 2 "$(status_of docker exec "$C" cal-account add .hidden pw)"
-expect "calendar without password" 401 "$(code "http://$BASE.23:5232/dav/alice/calendar.ics")"
-expect "calendar with password" 200 "$(code -u 'alice:cal pw' "http://$BASE.23:5232/dav/alice/calendar.ics")"
-expect "calendar with wrong password" 401 "$(code -u alice:nope "http://$BASE.23:5232/dav/alice/calendar.ics")"
+propfind() { code -X PROPFIND -H "Depth: 0" "$@"; }
+expect "calendar without password" 401 "$(propfind "http://$BASE.23:5232/alice/")"
+expect "calendar with password" 207 "$(propfind -u 'alice:cal pw' "http://$BASE.23:5232/alice/")"
+expect "calendar with wrong password" 401 "$(propfind -u alice:nope "http://$BASE.23:5232/alice/")"
 expect "cal-account list" alice "$(docker exec "$C" cal-account list)"
 expect "cal-account del" 0 "$(status_of docker exec "$C" cal-account del alice)"
-expect "calendar after del" 401 "$(code -u 'alice:cal pw' "http://$BASE.23:5232/dav/alice/calendar.ics")"
+expect "calendar after del" 401 "$(propfind -u 'alice:cal pw' "http://$BASE.23:5232/alice/")"
 expect "cal-account del missing" 4 "$(status_of docker exec "$C" cal-account del alice)"
 
 expect "files-account add (stdin)" 0 "$(printf 'files pw\n' | status_of docker exec -i "$F" files-account add alice)"
 expect "files-account add duplicate" 3 "$(status_of docker exec "$F" files-account add alice other)"
 expect "files-account add bad user" 2 "$(status_of docker exec "$F" files-account add -rf pw)"
 docker exec "$F" sh -c 'echo hello > /data/files/alice/hello.txt'
-sleep 3 # cell-webdav polls the shared account file every 2 seconds
 W=http://$(address webdav):8080
 expect "webdav with password" hello "$(curl -s -u 'alice:files pw' "$W/dav/alice/hello.txt")"
 expect "webdav without password" 401 "$(code "$W/dav/alice/hello.txt")"
 expect "files-account del" 0 "$(status_of docker exec "$F" files-account del alice)"
-sleep 3
 expect "webdav after del" 401 "$(code -u 'alice:files pw' "$W/dav/alice/hello.txt")"
 expect "files-account del missing" 4 "$(status_of docker exec "$F" files-account del alice)"
 

@@ -89,7 +89,7 @@ async function webdavStatus(user: string, password: string): Promise<number> {
   return response.status;
 }
 
-/** cell-webdav re-reads the account file every 2 s: wait until it serves the user's file with this password. */
+/** Wait until cell-webdav (Apache, reading the account file at every request) serves the user's file with this password. */
 async function webdavAccepts(user: string, password: string): Promise<void> {
   await waitFor(`webdav serving ${user}'s file with the stored password`, async () => ((await webdavStatus(user, password)) === 200 ? true : undefined), 30_000);
 }
@@ -156,7 +156,7 @@ describe('peer accounts through the operator', () => {
       peer: 'alice',
       services: {
         files: {
-          url: `https://files.${c.domain}/`,
+          url: `https://files.${c.domain}/alice/`,
           webdav_url: `https://webdav.${c.domain}/dav/alice/`,
           username: 'alice',
           password: creds.files!.alice!.password,

@@ -105,15 +105,15 @@ test('provisions alice and bob on notes (http) and files (exec), then finds them
   expect(events.filter((e) => e.reason === 'AccountCreated').length).toBe(created);
 });
 
-test('the stored password is the one the service checks (calendar, Basic auth)', async () => {
+test('the stored password is the one the service checks (calendar: Radicale, Basic auth)', async () => {
   const result = await reconcile(calendar, ['alice']);
   expect(result.peers).toEqual([{ peer: 'alice', state: 'provisioned' }]);
-  const url = `http://${calendar.ip}:5232/dav/alice/calendar.ics`;
-  const basic = (pw: string) => ({ authorization: `Basic ${Buffer.from(`alice:${pw}`).toString('base64')}` });
-  const good = await fetch(url, { headers: basic(await password('calendar', 'alice')) });
+  const url = `http://${calendar.ip}:5232/alice/`;
+  const basic = (pw: string) => ({ authorization: `Basic ${Buffer.from(`alice:${pw}`).toString('base64')}`, depth: '0' });
+  const good = await fetch(url, { method: 'PROPFIND', headers: basic(await password('calendar', 'alice')) });
   await good.arrayBuffer();
-  expect(good.status).toBe(200);
-  const bad = await fetch(url, { headers: basic('not-the-password') });
+  expect(good.status).toBe(207);
+  const bad = await fetch(url, { method: 'PROPFIND', headers: basic('not-the-password') });
   await bad.arrayBuffer();
   expect(bad.status).toBe(401);
 });
@@ -166,7 +166,7 @@ test('pic credentials alice: the filled templates of every service she has', asy
   expect(parsed.services.notes).toEqual({ url: `https://notes.${EXAMPLE_DOMAIN}/`, username: 'alice', password: await password('notes', 'alice') });
   expect(parsed.services.files?.webdav_url).toBe(`https://webdav.${EXAMPLE_DOMAIN}/dav/alice/`);
   expect(parsed.services.files?.password).toBe(await password('files', 'alice'));
-  expect(parsed.services.calendar?.caldav_url).toBe(`https://calendar.${EXAMPLE_DOMAIN}/dav/alice/`);
+  expect(parsed.services.calendar?.caldav_url).toBe(`https://calendar.${EXAMPLE_DOMAIN}/alice/`);
   expect(parsed.services.email?.username).toBe('alice@mail.example.org');
   expect(parsed.services.email?.smtp_host).toBe(`mail.${EXAMPLE_DOMAIN}`);
 

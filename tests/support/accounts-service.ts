@@ -79,16 +79,23 @@ export function exampleManifest(id: string): Manifest {
   return JSON.parse(readFileSync(path.join(process.cwd(), 'examples', 'store', 'services', id, 'manifest.json'), 'utf8')) as Manifest;
 }
 
-/** Builds (with examples/images/build.sh, offline) the example images that are not loaded yet. */
+/** The applications built from Debian packages by examples/images/build-apps.sh, not build.sh. */
+const APP_IMAGES = new Set(['pic-calendar', 'pic-files']);
+
+/**
+ * Builds (offline) the example images that are not loaded yet: examples/images/build.sh for the
+ * busybox ones, examples/images/build-apps.sh for the applications (calendar, files).
+ */
 export async function ensureExampleImages(): Promise<void> {
+  const scripts = new Set<string>();
   for (const shape of Object.values(EXAMPLES)) {
     try {
       await docker.getImage(`git.pic.ngo/roof/${shape.image}:${IMAGE_VERSION}`).inspect();
     } catch {
-      await run('bash', [path.join(process.cwd(), 'examples', 'images', 'build.sh')], { maxBuffer: 16 * 1024 * 1024 });
-      return;
+      scripts.add(APP_IMAGES.has(shape.image) ? 'build-apps.sh' : 'build.sh');
     }
   }
+  for (const script of scripts) await run('bash', [path.join(process.cwd(), 'examples', 'images', script)], { maxBuffer: 16 * 1024 * 1024 });
 }
 
 export interface AccountsTestEnv {

@@ -66,7 +66,11 @@ case "$1" in
 esac
 `;
 
-export async function buildPeerImage(tag = `pictest/peer:${uniqueName('img').slice(4)}`): Promise<string> {
+/**
+ * `extraFiles`: more files of the host copied in at the same paths (executables with the libraries
+ * ldd lists), e.g. a client a test runs from the peer's side (litmus and its test programs).
+ */
+export async function buildPeerImage(tag = `pictest/peer:${uniqueName('img').slice(4)}`, extraFiles: string[] = []): Promise<string> {
   const work = await mkdtemp(join(tmpdir(), 'pictest-peer-image-'));
   try {
     const root = join(work, 'rootfs');
@@ -87,7 +91,7 @@ export async function buildPeerImage(tag = `pictest/peer:${uniqueName('img').sli
         continue;
       }
     }
-    const binaries: [string, string][] = [...TOOLS, [ip, '/usr/sbin/ip']];
+    const binaries: [string, string][] = [...TOOLS, [ip, '/usr/sbin/ip'], ...extraFiles.map((f): [string, string] => [f, f])];
     const libraries = new Set<string>();
     for (const [source, target] of binaries) {
       await copyInto(root, source, target);

@@ -154,6 +154,7 @@ export async function createRoutingCell(services: RoutedService[], suite: string
   const command = (id: string) => serviceCommand(page(id));
 
   for (const d of ['services', 'peers', 'connections']) await fs.mkdir(path.join(cellDir, d), { recursive: true });
+  await fs.mkdir(path.join(storeDir, 'services'), { recursive: true });
   for (const s of services) {
     const dir = path.join(storeDir, 'services', s.id);
     await fs.mkdir(dir, { recursive: true });
