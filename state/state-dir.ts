@@ -124,6 +124,8 @@ export interface StatePaths {
   heartbeat: string;
   /** Data directories of the services (bind mounts), data/<service>/... */
   data: string;
+  /** `pic run --git`: the fetched repository and the checked-out revisions (controllers/sources/git-source.ts). */
+  git: string;
 }
 
 export interface OperatorLock {
@@ -164,6 +166,7 @@ export class StateDir {
       lock: path.join(this.root, 'operator.lock'),
       heartbeat: path.join(this.root, 'operator-heartbeat.json'),
       data: path.join(this.root, 'data'),
+      git: path.join(this.root, 'git'),
     };
   }
 
@@ -198,7 +201,7 @@ export class StateDir {
       for (const entry of entries) {
         const p = path.join(dir, entry.name);
         if (entry.isDirectory()) {
-          if (p !== this.paths.data) await visit(p);
+          if (p !== this.paths.data && p !== this.paths.git) await visit(p);
           continue;
         }
         const pid = temporaryFileWriter(entry.name);
