@@ -141,9 +141,9 @@ export class GitSource {
     }
   }
 
-  /** Poll every interval (longer after failures) until stopped. */
+  /** Poll now (the remote may have moved while pic was stopped), then every interval (longer after failures) until stopped. */
   start(): void {
-    this.schedule(this.lastError ? backoffMs(this.opts.intervalMs, this.failures) : this.opts.intervalMs);
+    this.schedule(0);
   }
 
   private schedule(ms: number): void {

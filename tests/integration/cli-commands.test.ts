@@ -84,6 +84,7 @@ const BASE: Record<string, () => string[]> = {
   plan: () => ['--cell', cellDir],
   run: () => ['--cell', cellDir, '--once'],
   get: () => ['--state-dir', stateDir],
+  reconcile: () => ['source', '--state-dir', stateDir],
   describe: () => ['ServiceInstall/notes', '--state-dir', stateDir],
   watch: () => ['--state-dir', stateDir],
   credentials: () => ['alice', '--cell', cellDir, '--state-dir', stateDir],

@@ -50,6 +50,7 @@ export async function createGitCell(services: TestService[]): Promise<GitCell> {
   await git(work, ['commit', '--quiet', '-m', 'the cell, no services']);
   await git(cell.root, ['init', '--quiet', '--bare', bare]);
   await git(work, ['push', '--quiet', bare, 'main']);
+  await git(bare, ['update-server-info']);
   return {
     ...cell,
     work,
@@ -67,6 +68,8 @@ export async function createGitCell(services: TestService[]): Promise<GitCell> {
       const sign = opts.sign ? ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${opts.sign}`, 'commit', '-S'] : ['commit'];
       await git(work, [...sign, '--quiet', '--allow-empty', '-m', message]);
       await git(work, ['push', '--quiet', '--force', bare, 'main']);
+      // For the dumb HTTP transport (a static file server in front of the bare repository).
+      await git(bare, ['update-server-info']);
       return git(work, ['rev-parse', 'HEAD']);
     },
     serviceFile(id) {
@@ -75,6 +78,7 @@ export async function createGitCell(services: TestService[]): Promise<GitCell> {
     async forcePush(sha) {
       await git(work, ['reset', '--quiet', '--hard', sha]);
       await git(work, ['push', '--quiet', '--force', bare, 'main']);
+      await git(bare, ['update-server-info']);
     },
   };
 }
@@ -128,8 +132,8 @@ export interface GitPic {
 }
 
 /** `pic run --git URL --path cell --interval 1s` on the cell's state directory. */
-export function startGitPic(cell: TestCell, url: string, extra: string[] = []): GitPic {
-  const child = spawn(PIC, ['run', '--git', url, '--ref', 'main', '--path', 'cell', '--interval', '1s', '--state-dir', cell.stateDir, '--resync', '5', '--log-format', 'json', ...extra], {
+export function startGitPic(cell: TestCell, url: string, extra: string[] = [], interval = '1s'): GitPic {
+  const child = spawn(PIC, ['run', '--git', url, '--ref', 'main', '--path', 'cell', '--interval', interval, '--state-dir', cell.stateDir, '--resync', '5', '--log-format', 'json', ...extra], {
     env: { ...process.env, PIC_STATE_DIR: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
