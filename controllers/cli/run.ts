@@ -258,7 +258,9 @@ function gitSource(git: GitSettings, stateDir: StateDir, logger: ReturnType<type
     },
     report: async (report) => {
       const op = operator();
-      if (!op) return;
+      // Before the operator has read the cell, its name is not known: a status is written only
+      // while no revision runs (to say why); once one does, the operator's start writes it under the cell's name.
+      if (!op || (!wiring.started && report.lastAppliedRevision !== undefined)) return;
       await op.ctx.statuses.cell.sourceReport(cellKey(), `${git.remote.display}#${git.path}`, sourceOutcome(report), { ...report });
     },
     event: (type, reason, message) => operator()?.ctx.event(cellKey(), type, reason, message),

@@ -93,6 +93,21 @@ export function gitEnvironment(remote: GitRemote | undefined, auth: GitAuth, bas
   return env;
 }
 
+/**
+ * What git (and ssh under it) said, in one line: the lines that say what went wrong (ssh's
+ * banners of @ left out), else the last three.
+ */
+export function gitComplaint(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^@+$/.test(l));
+  const telling = lines.filter((l) => /fatal|error|fail|denied|refused|verification|not found|could not|unable/i.test(l));
+  const chosen = telling.length > 0 ? telling.slice(-4) : lines.slice(-3);
+  const text = chosen.join('; ');
+  return text.length > 600 ? `${text.slice(0, 597)}...` : text;
+}
+
 /** Run git with `args`; the error names the command and what git said, with URLs and secrets redacted. */
 export function runGit(args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string; secrets?: string[]; timeoutMs?: number }): Promise<GitResult> {
   return new Promise((resolve, reject) => {
@@ -103,8 +118,8 @@ export function runGit(args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: str
         for (const s of opts.secrets ?? []) if (s) out = out.split(s).join('***');
         return out;
       };
-      const said = clean(stderr.trim().split('\n').filter((l) => l.trim() !== '').slice(-3).join('; ')) || clean(err.message);
-      const verb = args.find((a) => !a.startsWith('-') && !a.includes('=')) ?? 'git';
+      const said = clean(gitComplaint(stderr)) || clean(err.message);
+      const verb = args.find((a, i) => !a.startsWith('-') && !['--git-dir', '--work-tree', '-c', '-C'].includes(args[i - 1] ?? '')) ?? 'git';
       reject(new GitCommandError(`git ${verb} failed: ${said}`, (err as NodeJS.ErrnoException).code ?? undefined));
     });
   });

@@ -59,6 +59,31 @@ test('the first revision applies and the Cell status names it in Flux form', asy
   expect(current).toBe(path.join('revisions', shas.first!));
 }, 120_000);
 
+/** Every file and folder below `dir` with its modification time (and inode: a replaced file is new). */
+async function snapshot(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
+    const p = path.join(entry.parentPath, entry.name);
+    const st = await fs.lstat(p);
+    out.set(p, `${st.ino}:${st.mtimeMs}`);
+  }
+  return out;
+}
+
+test('polls that find the same commit check out nothing and write nothing', async () => {
+  const git = path.join(theCell().stateDir, 'git');
+  const cellStatuses = path.join(theCell().stateDir, 'status', 'Cell');
+  // Settled: the one Cell status, under the cell's name.
+  await waitFor('one Cell status', async () => ((await fs.readdir(cellStatuses)).join() === `${theCell().name}.json` ? true : undefined), 30_000);
+  const before = new Map([...(await snapshot(git)), ...(await snapshot(cellStatuses))]);
+  await fs.access(path.join(git, 'current'));
+  // Five polls at the 1 s interval (the source's log says nothing of a poll that found nothing).
+  await new Promise((r) => setTimeout(r, 5500));
+  const after = new Map([...(await snapshot(git)), ...(await snapshot(cellStatuses))]);
+  expect(after).toEqual(before);
+  expect(pic!.output().match(/checking out/g)).toHaveLength(1);
+}, 60_000);
+
 test('a commit adding a ServiceInstall installs it; pic get shows the commit', async () => {
   shas.alpha = await theCell().commit('install alpha', theCell().serviceFile('alpha'));
   await applied(shas.alpha);
