@@ -132,8 +132,8 @@ export interface GitPic {
 }
 
 /** `pic run --git URL --path cell --interval 1s` on the cell's state directory. */
-export function startGitPic(cell: TestCell, url: string, extra: string[] = [], interval = '1s'): GitPic {
-  const child = spawn(PIC, ['run', '--git', url, '--ref', 'main', '--path', 'cell', '--interval', interval, '--state-dir', cell.stateDir, '--resync', '5', '--log-format', 'json', ...extra], {
+export function startGitPic(cell: TestCell, url: string, extra: string[] = [], interval = '1s', resync = '5'): GitPic {
+  const child = spawn(PIC, ['run', '--git', url, '--ref', 'main', '--path', 'cell', '--interval', interval, '--state-dir', cell.stateDir, '--resync', resync, '--log-format', 'json', ...extra], {
     env: { ...process.env, PIC_STATE_DIR: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
