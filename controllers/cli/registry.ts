@@ -15,8 +15,8 @@ export interface CommandEntry {
 }
 
 export const COMMANDS: readonly CommandEntry[] = [
-  { name: 'init', load: async () => (await import('./init.js')).initCommand },
   { name: 'validate', load: async () => (await import('./validate.js')).validateCommand },
+  { name: 'init', load: async () => (await import('./init.js')).initCommand },
   { name: 'plan', load: async () => (await import('./plan.js')).planCommand },
   { name: 'run', load: async () => (await import('./run.js')).runCommand },
   { name: 'reconcile', load: async () => (await import('./reconcile.js')).reconcileCommand },
