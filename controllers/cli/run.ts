@@ -1,6 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
+import { parse as parseYaml } from 'yaml';
+import type { Problem } from '../../crds/types.js';
 import { dockerClient } from '../docker-client.js';
 import { recordStateDir, StateDir } from '../../state/state-dir.js';
 import type { DocumentStatus } from '../../state/status-types.js';
@@ -249,7 +251,8 @@ function gitSource(git: GitSettings, stateDir: StateDir, logger: ReturnType<type
     validate: async (dir) => {
       const { validatePath } = await import('./validate.js');
       const { withCatalogMemo } = await import('../../state/catalog.js');
-      return withCatalogMemo(() => validatePath(dir));
+      const problems = await withCatalogMemo(() => validatePath(dir));
+      return problems.length > 0 ? problems : gitModeProblems(dir);
     },
     switchFolder: async (swap) => {
       const op = operator();
@@ -283,4 +286,23 @@ async function firstRevision(source: GitSource, git: GitSettings, signal: AbortS
     if (aborted) return false;
   }
   return true;
+}
+
+/**
+ * What a cell followed from Git may not say although a local folder may: a relative backup path
+ * would put the snapshots inside a checked-out revision, which the next revision replaces.
+ */
+async function gitModeProblems(dir: string): Promise<Problem[]> {
+  const file = path.join(dir, 'cell.yaml');
+  let doc: unknown;
+  try {
+    doc = parseYaml(await fs.readFile(file, 'utf8'));
+  } catch {
+    return []; // validated already: a cell.yml, or nothing to add
+  }
+  const backupPath = (doc as { spec?: { backup?: { path?: unknown } } } | null)?.spec?.backup?.path;
+  if (typeof backupPath === 'string' && !path.isAbsolute(backupPath)) {
+    return [{ file, pointer: '/spec/backup/path', message: `"${backupPath}" is relative to the cell folder, which pic run --git replaces with each revision: give an absolute path, or leave it out (snapshots then live in the state directory)` }];
+  }
+  return [];
 }

@@ -115,6 +115,7 @@ export class GitSource {
       if (name.startsWith('.')) await fs.rm(path.join(this.revisionsDir, name), { recursive: true, force: true });
     }
     await fs.rm(`${this.currentLink}.new`, { force: true });
+    for (const name of await fs.readdir(this.root)) if (/^index\.\d+$/.test(name)) await fs.rm(path.join(this.root, name), { force: true });
     try {
       this.memory = JSON.parse(await fs.readFile(this.memoryFile, 'utf8')) as SourceMemory;
     } catch {

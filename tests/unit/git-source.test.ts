@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { gitSettings } from '../../controllers/cli/run-git.js';
+import { UsageError } from '../../controllers/cli/usage.js';
 import { gitEnvironment } from '../../controllers/sources/git-client.js';
 import { backoffMs, httpCredentials, parseGitPath, parseGitRef, parseGitRemote, parseInterval, redactUrls, revisionText } from '../../controllers/sources/git-remote.js';
 import { sourceOutcome, type SourceReport } from '../../controllers/sources/git-source.js';
@@ -171,5 +173,35 @@ describe('sourceOutcome', () => {
     expect(o.state).toBe(state);
     expect(o.reason).toBe(reason);
     expect(o.message).toMatch(message);
+  });
+});
+
+describe('gitSettings: flags, else PIC_GIT_* variables', () => {
+  const parsed = (values: Record<string, string>) => ({ values, positionals: [] });
+  test('neither --git nor PIC_GIT_URL: not git mode', async () => {
+    await expect(gitSettings(parsed({}), {})).resolves.toBeUndefined();
+  });
+  test('a git setting without --git is a usage error', async () => {
+    await expect(gitSettings(parsed({ ref: 'main' }), {})).rejects.toThrow(/--ref is a setting of --git URL/);
+  });
+  test('the environment gives what no flag does; a flag wins', async () => {
+    const s = await gitSettings(parsed({ interval: '2s' }), { PIC_GIT_URL: 'git://127.0.0.1/cell', PIC_GIT_REF: 'prod', PIC_GIT_PATH: 'cells/home', PIC_GIT_INTERVAL: '5m' });
+    expect(s).toMatchObject({ remote: { url: 'git://127.0.0.1/cell', transport: 'git' }, ref: { kind: 'name', name: 'prod' }, path: 'cells/home', intervalMs: 2000 });
+  });
+  test('defaults: ref main, the top of the repository, every minute', async () => {
+    expect(await gitSettings(parsed({ git: 'file:///srv/cell.git' }), {})).toMatchObject({ ref: { name: 'main' }, path: '.', intervalMs: 60_000, auth: {} });
+  });
+  test.each([
+    [{ git: 'ssh://git@h/x' }, /needs --git-ssh-key FILE .* and --git-known-hosts FILE/],
+    [{ git: 'https://h/x', 'git-ssh-key': '/k' }, /for an ssh remote/],
+    [{ git: 'https://h/x', 'git-password-file': '/nonexistent/token' }, /--git-password-file \/nonexistent\/token: no such file/],
+    [{ git: 'https://u:p@h/x', interval: 'soon' }, /--interval "soon"/],
+    [{ git: 'ext::sh' }, /transport is not one pic uses/],
+    [{ git: 'https://u:hunter2@h/x', ref: '--upload-pack=evil' }, /not a branch, tag or 40-hex commit/],
+  ])('%j is a usage error', async (values, why) => {
+    const err = await gitSettings(parsed(values), {}).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as Error).message).toMatch(why);
+    expect((err as Error).message).not.toContain('hunter2');
   });
 });
