@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type Dockerode from 'dockerode';
 import { parse as parseYaml } from 'yaml';
@@ -243,8 +243,9 @@ interface Wiring {
 
 function gitSource(git: GitSettings, stateDir: StateDir, logger: ReturnType<typeof createLogger>, wiring: Wiring): GitSource {
   const operator = () => wiring.operator;
-  const cellKey = () => operator()?.cellStatusKey() ?? 'Cell/cell';
-  return new GitSource({
+  // Before the operator has read the cell, the name comes from the revision checked out.
+  const cellKey = () => (wiring.started ? operator()?.cellStatusKey() : undefined) ?? cellKeyIn(source.cellDir) ?? 'Cell/cell';
+  const source: GitSource = new GitSource({
     ...git,
     stateRoot: stateDir.root,
     logger,
@@ -268,6 +269,17 @@ function gitSource(git: GitSettings, stateDir: StateDir, logger: ReturnType<type
     },
     event: (type, reason, message) => operator()?.ctx.event(cellKey(), type, reason, message),
   });
+  return source;
+}
+
+/** `Cell/<name>` of the cell.yaml in `dir`, when it can be read. */
+function cellKeyIn(dir: string): string | undefined {
+  try {
+    const name = (parseYaml(readFileSync(path.join(dir, 'cell.yaml'), 'utf8')) as { metadata?: { name?: unknown } } | null)?.metadata?.name;
+    return typeof name === 'string' && name !== '' ? `Cell/${name}` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
