@@ -186,7 +186,7 @@ export class StateDir {
   /**
    * Remove what atomic writes of a killed process left behind (`.<name>.<pid>.<random>.tmp`, see
    * writeFileAtomic): whole copies of files such as credentials.json, which must live in one place
-   * only. Only files of processes no longer running; never below data/, the services' own files.
+   * only. Only files of processes no longer running; never below data/ (the services' own files) nor git/ (checkouts of pic run --git).
    * Returns the paths removed.
    */
   async removeStaleTemporaryFiles(): Promise<string[]> {
