@@ -105,7 +105,11 @@ async function startHttpRemote(root: string, user: string, password: string): Pr
   return {
     port: (server.address() as { port: number }).port,
     authorized: () => authorized,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

@@ -104,7 +104,7 @@ export interface GitDaemon {
 /** `git daemon` serving the repositories below `base` on loopback (on `port`, or a free one). */
 export async function startGitDaemon(base: string, port?: number): Promise<GitDaemon> {
   const p = port ?? (await freePort());
-  const child = spawn('git', ['daemon', '--reuseaddr', '--listen=127.0.0.1', `--port=${p}`, `--base-path=${base}`, '--export-all', '--informative-errors', base], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('git', ['daemon', '--reuseaddr', '--listen=127.0.0.1', `--port=${p}`, `--base-path=${base}`, '--export-all', '--informative-errors', base], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await waitFor(`git daemon on 127.0.0.1:${p}`, () => new Promise<true | undefined>((resolve) => {
     const s = net.connect(p, '127.0.0.1', () => {
