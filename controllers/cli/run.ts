@@ -300,9 +300,22 @@ async function firstRevision(source: GitSource, git: GitSettings, signal: AbortS
   return true;
 }
 
+/** Paths of the Cell that pic writes to (snapshots, the Caddyfile, the zone): by JSON pointer. */
+const WRITTEN_PATHS: readonly { pointer: string; what: string; get: (spec: CellSpecPaths) => unknown }[] = [
+  { pointer: '/spec/backup/path', what: 'snapshots', get: (s) => s.backup?.path },
+  { pointer: '/spec/caddy/caddyfile', what: 'the Caddyfile', get: (s) => s.caddy?.caddyfile },
+  { pointer: '/spec/dns/zoneFile', what: 'the zone file', get: (s) => s.dns?.zoneFile },
+];
+
+interface CellSpecPaths {
+  backup?: { path?: unknown };
+  caddy?: { caddyfile?: unknown };
+  dns?: { zoneFile?: unknown };
+}
+
 /**
- * What a cell followed from Git may not say although a local folder may: a relative backup path
- * would put the snapshots inside a checked-out revision, which the next revision replaces.
+ * What a cell followed from Git may not say although a local folder may: a relative path pic
+ * writes to would put what it writes inside a checked-out revision, which the next one replaces.
  */
 async function gitModeProblems(dir: string): Promise<Problem[]> {
   const file = path.join(dir, 'cell.yaml');
@@ -312,9 +325,10 @@ async function gitModeProblems(dir: string): Promise<Problem[]> {
   } catch {
     return []; // validated already: a cell.yml, or nothing to add
   }
-  const backupPath = (doc as { spec?: { backup?: { path?: unknown } } } | null)?.spec?.backup?.path;
-  if (typeof backupPath === 'string' && !path.isAbsolute(backupPath)) {
-    return [{ file, pointer: '/spec/backup/path', message: `"${backupPath}" is relative to the cell folder, which pic run --git replaces with each revision: give an absolute path, or leave it out (snapshots then live in the state directory)` }];
-  }
-  return [];
+  const spec = (doc as { spec?: CellSpecPaths } | null)?.spec ?? {};
+  return WRITTEN_PATHS.flatMap(({ pointer, what, get }) => {
+    const value = get(spec);
+    if (typeof value !== 'string' || path.isAbsolute(value)) return [];
+    return [{ file, pointer, message: `"${value}" is relative to the cell folder, where pic would write ${what}; pic run --git replaces that folder with each revision: give an absolute path, or leave it out (it then lives in the state directory)` }];
+  });
 }

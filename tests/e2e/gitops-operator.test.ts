@@ -163,12 +163,15 @@ test('a deleted branch keeps the last good revision running and says since when;
   await waitFor('beta running', async () => ((await containerState(theCell().containerName('beta'))) === 'running' ? true : undefined), 120_000);
 }, 240_000);
 
-test('a relative backup path (snapshots inside a replaced checkout) is refused in Git mode, naming the field', async () => {
+test('a relative path pic writes to (snapshots, the zone file: inside a replaced checkout) is refused in Git mode, naming the field', async () => {
   const cellYaml = await fs.readFile(path.join(theCell().work, 'cell', 'cell.yaml'), 'utf8');
   const bad = await theCell().commit('keep backups beside the documents', { 'cell/cell.yaml': `${cellYaml}  backup: {path: backups}\n` });
   const s = await waitCell(theCell(), `${bad} refused`, (st) => facts(st).refused?.revision === `main@sha1:${bad}`);
   expect(facts(s).refused?.problems.join('\n')).toContain('cell/cell.yaml: /spec/backup/path');
   expect(facts(s).lastAppliedRevision).toBe(`main@sha1:${shas.back}`);
+  const zone = await theCell().commit('the zone beside the documents', { 'cell/cell.yaml': `${cellYaml}  dns: {zoneFile: cell.zone}\n` });
+  const z = await waitCell(theCell(), `${zone} refused`, (st) => facts(st).refused?.revision === `main@sha1:${zone}`);
+  expect(facts(z).refused?.problems.join('\n')).toContain('cell/cell.yaml: /spec/dns/zoneFile');
   const good = await theCell().commit('backups in an absolute folder', { 'cell/cell.yaml': `${cellYaml}  backup: {path: ${path.join(theCell().root, 'snapshots')}}\n` });
   await applied(good);
 }, 120_000);
