@@ -18,6 +18,7 @@ export const GIT_SETTINGS = [
   { flag: 'interval', env: 'PIC_GIT_INTERVAL', value: 'DURATION', help: 'with --git: how often to ask the remote for a new commit, e.g. 30s, 1m (default 1m)' },
   { flag: 'git-username', env: 'PIC_GIT_USERNAME', value: 'USER', help: 'with an https:// remote: the user the password file is for (default: the URL\'s, else git)' },
   { flag: 'git-password-file', env: 'PIC_GIT_PASSWORD_FILE', value: 'FILE', help: 'with an https:// remote: a file holding the password or token (never put it in the URL)' },
+  { flag: 'git-ca-file', env: 'PIC_GIT_CA_FILE', value: 'FILE', help: 'with an https:// remote: the CA certificates (PEM) its certificate must chain to, instead of the system\'s' },
   { flag: 'git-ssh-key', env: 'PIC_GIT_SSH_KEY', value: 'FILE', help: 'with an ssh remote: the deploy key (a private key file)' },
   { flag: 'git-known-hosts', env: 'PIC_GIT_KNOWN_HOSTS', value: 'FILE', help: 'with an ssh remote: a known_hosts file holding the server\'s key (an unknown key is refused)' },
   { flag: 'verify-commits', env: 'PIC_GIT_VERIFY_COMMITS', value: 'FILE', help: 'with --git: apply only commits signed by a key in this SSH allowed_signers file' },
@@ -80,6 +81,12 @@ export async function gitSettings(parsed: Parsed, env: NodeJS.ProcessEnv = proce
     const username = setting(parsed, env, 'git-username');
     const http = httpCredentials(remote, { ...(password !== undefined ? { password } : {}), ...(username !== undefined ? { username } : {}) });
     if (http) auth.http = http;
+    const caFile = setting(parsed, env, 'git-ca-file');
+    if (caFile !== undefined) {
+      if (remote.transport !== 'https') throw new UsageError(`--git-ca-file is for an https:// remote, not ${remote.display}`);
+      await readableFile(caFile, '--git-ca-file');
+      auth.caFile = caFile;
+    }
     const key = setting(parsed, env, 'git-ssh-key');
     const knownHosts = setting(parsed, env, 'git-known-hosts');
     if (remote.transport === 'ssh') {

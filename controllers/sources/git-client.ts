@@ -20,6 +20,8 @@ export interface GitAuth {
   http?: { username: string; password: string };
   /** ssh: the deploy key and the known_hosts file that must hold the server's key. */
   ssh?: { keyFile: string; knownHostsFile: string };
+  /** https: the CA certificates (PEM) the server's certificate must chain to, instead of the system's. */
+  caFile?: string;
 }
 
 export interface GitResult {
@@ -57,6 +59,7 @@ export function gitEnvironment(remote: GitRemote | undefined, auth: GitAuth, bas
     // Scoped to the remote's URL: a redirect to another host does not carry it.
     config.push([`http.${remote.url}.extraHeader`, `Authorization: Basic ${basic}`]);
   }
+  if (auth.caFile && remote && remote.transport === 'https') config.push([`http.${remote.url}.sslCAInfo`, auth.caFile]);
   const env: NodeJS.ProcessEnv = {
     PATH: base.PATH ?? '/usr/local/bin:/usr/bin:/bin',
     HOME: base.HOME ?? '/root',

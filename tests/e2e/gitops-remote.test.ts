@@ -8,6 +8,9 @@
  */
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import { removeTestCell, waitFor } from '../support/cell.js';
@@ -82,10 +85,10 @@ test('a git:// remote that goes away and comes back; an operator restarted while
 }, 600_000);
 
 /** A static file server in front of the bare repository (git's dumb HTTP transport) that wants a user and password. */
-async function startHttpRemote(root: string, user: string, password: string): Promise<{ port: number; authorized: () => number; close(): Promise<void> }> {
+async function startHttpRemote(root: string, user: string, password: string, tls?: { key: Buffer; cert: Buffer }): Promise<{ port: number; authorized: () => number; close(): Promise<void> }> {
   let authorized = 0;
   const expected = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (req.headers.authorization !== expected) {
       res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="cell"' }).end();
       return;
@@ -100,7 +103,8 @@ async function startHttpRemote(root: string, user: string, password: string): Pr
       (body) => res.writeHead(200).end(body),
       () => res.writeHead(404).end(),
     );
-  });
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
@@ -175,4 +179,41 @@ test('a password in the URL, or in a password file, is never shown or stored', a
     await again.close();
   }
   pic = undefined;
+}, 300_000);
+
+test('https with a private CA (--git-ca-file) and a token file: an unknown certificate is refused, the CA\'s is followed', async () => {
+  const token = 'tok-7f3a-very-secret';
+  const cell = await createGitCell([{ id: 'alpha' }]);
+  cells.push(cell);
+  const tlsDir = await fs.mkdtemp(path.join(os.tmpdir(), 'gto-tls-'));
+  secretDirs.push(tlsDir);
+  const key = path.join(tlsDir, 'key.pem');
+  const cert = path.join(tlsDir, 'cert.pem');
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+  const tokenFile = path.join(tlsDir, 'token');
+  await fs.writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+  const server = await startHttpRemote(cell.root, 'deploy', token, { key: await fs.readFile(key), cert: await fs.readFile(cert) });
+  try {
+    const url = `https://127.0.0.1:${server.port}/remote.git`;
+    const auth = ['--git-username', 'deploy', '--git-password-file', tokenFile];
+    // Without the CA: git refuses the server's certificate, nothing is fetched or applied.
+    pic = startGitPic(cell, url, auth);
+    const refused = await waitCell(cell, 'certificate refused', (s) => facts(s).source?.lastError !== undefined);
+    expect(facts(refused).source?.lastError).toMatch(/certificate|SSL/i);
+    expect(facts(refused).lastAppliedRevision).toBeUndefined();
+    expect(server.authorized()).toBe(0);
+    await pic.stop();
+    // With it: followed.
+    pic = startGitPic(cell, url, [...auth, '--git-ca-file', cert]);
+    const sha = await cell.commit('install alpha over https', cell.serviceFile('alpha'));
+    await applied(cell, sha);
+    await running(cell, 'alpha');
+    expect(server.authorized()).toBeGreaterThan(0);
+    await pic.stop();
+    expect(pic.output()).not.toContain(token);
+    expect(await filesHolding(cell.stateDir, token)).toEqual([]);
+    pic = undefined;
+  } finally {
+    await server.close();
+  }
 }, 300_000);

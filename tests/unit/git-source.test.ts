@@ -194,6 +194,7 @@ describe('gitSettings: flags, else PIC_GIT_* variables', () => {
   test.each([
     [{ git: 'ssh://git@h/x' }, /needs --git-ssh-key FILE .* and --git-known-hosts FILE/],
     [{ git: 'https://h/x', 'git-ssh-key': '/k' }, /for an ssh remote/],
+    [{ git: 'git://h/x', 'git-ca-file': '/etc/ssl/ca.pem' }, /--git-ca-file is for an https:\/\/ remote/],
     [{ git: 'https://h/x', 'git-password-file': '/nonexistent/token' }, /--git-password-file \/nonexistent\/token: no such file/],
     [{ git: 'https://u:p@h/x', interval: 'soon' }, /--interval "soon"/],
     [{ git: 'ext::sh' }, /transport is not one pic uses/],
