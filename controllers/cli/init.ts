@@ -185,7 +185,9 @@ export const initCommand: Command = {
     }
     const store = stringFlag(parsed, 'store');
     if (store !== undefined) {
-      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(store)) throw new UsageError(`--store ${safeLine(store)}: this pic reads a catalog from a folder; give its PATH`);
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(store)) {
+        throw new UsageError(`--store ${safeLine(store)}: pic init writes a folder that validates as written, and a published store is checked only against an operator's cache; give a catalog folder's PATH here, and set spec.store to {url: "${safeLine(store)}"} once the operator runs`);
+      }
       const resolved = path.resolve(dir, store);
       const stat = await fs.stat(resolved).catch(() => undefined);
       if (!stat?.isDirectory()) throw new UsageError(`--store ${safeLine(store)}: no such folder (${safeLine(resolved)})`);

@@ -12,6 +12,7 @@ import type { OperatorMetrics } from '../metrics.js';
 import { MetricsAddressError, metricsUrl, parseMetricsAddress, startMetricsServer, type MetricsAddress, type MetricsServer } from '../metrics-server.js';
 import { Operator, RESYNC_KEY } from '../operator.js';
 import { GitSource, sourceOutcome } from '../sources/git-source.js';
+import { StoreRefresher, storeUrlOf } from '../store-refresh.js';
 import { backoffMs } from '../sources/git-remote.js';
 import { GIT_FLAGS, gitSettings, type GitSettings } from './run-git.js';
 import { CELL_FLAG, LOG_FORMAT_FLAG, STATE_DIR_FLAG, stringFlag, untilAborted, type Command, type Parsed } from './command.js';
@@ -243,6 +244,7 @@ interface Wiring {
 
 function gitSource(git: GitSettings, stateDir: StateDir, logger: ReturnType<typeof createLogger>, wiring: Wiring): GitSource {
   const operator = () => wiring.operator;
+  const refresher = new StoreRefresher({ stateRoot: stateDir.root });
   // Before the operator has read the cell, the name comes from the revision checked out.
   const cellKey = () => (wiring.started ? operator()?.cellStatusKey() : undefined) ?? cellKeyIn(source.cellDir) ?? 'Cell/cell';
   const source: GitSource = new GitSource({
@@ -250,9 +252,10 @@ function gitSource(git: GitSettings, stateDir: StateDir, logger: ReturnType<type
     stateRoot: stateDir.root,
     logger,
     validate: async (dir) => {
-      const { validatePath } = await import('./validate.js');
+      const { validatePath, emptyCounts } = await import('./validate.js');
       const { withCatalogMemo } = await import('../../state/catalog.js');
-      const problems = await withCatalogMemo(() => validatePath(dir));
+      await refreshStoreOf(dir, stateDir.root, refresher, logger);
+      const problems = await withCatalogMemo(() => validatePath(dir, undefined, new Set(), emptyCounts(), stateDir.root));
       return problems.length > 0 ? problems : gitModeProblems(dir);
     },
     switchFolder: async (swap) => {
@@ -331,4 +334,20 @@ async function gitModeProblems(dir: string): Promise<Problem[]> {
     if (typeof value !== 'string' || path.isAbsolute(value)) return [];
     return [{ file, pointer, message: `"${value}" is relative to the cell folder, where pic would write ${what}; pic run --git replaces that folder with each revision: give an absolute path, or leave it out (it then lives in the state directory)` }];
   });
+}
+
+/**
+ * A revision whose Cell names a published store (spec.store.url) is validated against that
+ * store's catalog: fetched into the state directory's cache when due (the operator reads the
+ * same cache), so a first revision can be checked before the operator has ever run.
+ */
+async function refreshStoreOf(dir: string, stateRoot: string, refresher: StoreRefresher, logger: { warn(m: string): unknown }): Promise<void> {
+  const { loadCell } = await import('../../state/cell.js');
+  const loaded = await loadCell(dir, { stateRoot });
+  if (!storeUrlOf(loaded.cell)) return;
+  const report = await refresher.refreshIfDue(loaded.cell, loaded.policy, dir).catch((err: Error) => {
+    logger.warn(`store: cannot refresh the cache: ${err.message}`);
+    return undefined;
+  });
+  if (report?.outcome === 'failed') logger.warn(`store ${report.url}: refresh failed: ${report.failure?.url}: ${report.failure?.message}`);
 }

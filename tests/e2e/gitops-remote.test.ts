@@ -13,7 +13,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
-import { removeTestCell, waitFor } from '../support/cell.js';
+import { removeTestCell, serviceInstallDocument, waitFor } from '../support/cell.js';
+import { startStoreServer } from '../support/store-server.js';
 import { containerState, createGitCell, facts, startGitDaemon, startGitPic, waitCell, type GitCell, type GitDaemon, type GitPic } from '../support/git-cell.js';
 import { runPic } from '../support/pic-cli.js';
 
@@ -212,6 +213,31 @@ test('https with a private CA (--git-ca-file) and a token file: an unknown certi
     await pic.stop();
     expect(pic.output()).not.toContain(token);
     expect(await filesHolding(cell.stateDir, token)).toEqual([]);
+    pic = undefined;
+  } finally {
+    await server.close();
+  }
+}, 300_000);
+
+test('a revision whose Cell names a published store (spec.store.url) is validated against that store and applies', async () => {
+  const cell = await createGitCell([{ id: 'alpha' }]);
+  cells.push(cell);
+  const server = await startStoreServer(cell.storeDir);
+  try {
+    const cellYaml = await fs.readFile(path.join(cell.work, 'cell', 'cell.yaml'), 'utf8');
+    const published = cellYaml.replace('store: {path: ../store}', `store: {url: "${server.url}"}`);
+    expect(published).not.toBe(cellYaml);
+    // The first revision pic sees already reads its catalog from the store: nothing was cached before.
+    const sha = await cell.commit('the catalog from the published store, with alpha', { 'cell/cell.yaml': published, ...cell.serviceFile('alpha') });
+    pic = startGitPic(cell, `file://${cell.bare}`);
+    await applied(cell, sha);
+    await running(cell, 'alpha');
+    expect(server.log.some((r) => r.path.endsWith('/index.json') && r.status === 200)).toBe(true);
+    // A service the store does not offer is refused, naming the file.
+    const bad = await cell.commit('a service the store does not offer', { 'cell/services/nope.yaml': serviceInstallDocument('nope') });
+    const s = await waitCell(cell, `${bad} refused`, (st) => facts(st).refused?.revision === `main@sha1:${bad}`);
+    expect(facts(s).refused?.problems.join('\n')).toContain('cell/services/nope.yaml');
+    await pic.stop();
     pic = undefined;
   } finally {
     await server.close();

@@ -80,7 +80,7 @@ test.each([
   [['--domain', 'x.example.org', '--endpoint', 'host'], /not HOST:PORT/],
   [['--domain', 'x.example.org', '--endpoint', 'host:70000'], /not HOST:PORT/],
   [['--domain', 'x.example.org', '--store', '/nonexistent/store'], /no such folder/],
-  [['--domain', 'x.example.org', '--store', 'https://store.example.org/'], /give its PATH/],
+  [['--domain', 'x.example.org', '--store', 'https://store.example.org/'], /give a catalog folder's PATH/],
   [[], /needs --domain/],
 ])('pic init %j is a usage error and writes nothing', async (args, why) => {
   const dir = path.join(tmp, `bad-${Math.random().toString(16).slice(2)}`);
