@@ -52,6 +52,11 @@ export interface OperatorOptions {
   concurrency?: number;
   /** Watch the folder and Docker; false for `pic run --once`. */
   watch?: boolean;
+  /**
+   * Watch the cell folder for edits (default true). `pic run --git` says false: its source
+   * switches whole revisions and calls `reload` itself.
+   */
+  watchFolder?: boolean;
   /** Metrics in a registry the caller serves (`pic run --metrics-address`); none by default. */
   metrics?: OperatorMetrics;
 }
@@ -281,9 +286,14 @@ export class Operator {
       .digest('hex');
   }
 
-  /** Read the cell folder again and enqueue every key whose inputs changed (or vanished). */
-  async reload(): Promise<void> {
+  /**
+   * Read the cell folder again and enqueue every key whose inputs changed (or vanished).
+   * `first` runs before it, while no other reload reads the folder (a Git source switches the
+   * folder to a new revision there).
+   */
+  async reload(first?: () => Promise<void>): Promise<void> {
     const run = async () => {
+      if (first) await first();
       const dir = this.opts.cellDir;
       const storeOf = (c: LoadedCell | undefined) => (c?.cell ? catalogLocation(dir, c.cell, this.opts.stateDir.root).dir : undefined);
       // Nothing the last snapshot was read from has changed on disk: it still holds, and so do the
@@ -377,7 +387,7 @@ export class Operator {
     }
   }
 
-  private cellStatusKey(): string {
+  cellStatusKey(): string {
     return cellKey(this.cell?.cell?.metadata.name ?? (this.ctx.cellName || 'cell'));
   }
 
@@ -589,10 +599,12 @@ export class Operator {
     await this.backups.start(this.opts.watch !== false);
     this.queue.add(RESYNC_KEY);
     if (this.opts.watch === false) return;
-    const watcher = await watchCellFolder(this.opts.cellDir, () => {
-      this.reload().catch((err: Error) => this.opts.logger.error(`cannot read the cell folder: ${err.message}`));
-    });
-    this.closers.push(() => watcher.close());
+    if (this.opts.watchFolder !== false) {
+      const watcher = await watchCellFolder(this.opts.cellDir, () => {
+        this.reload().catch((err: Error) => this.opts.logger.error(`cannot read the cell folder: ${err.message}`));
+      });
+      this.closers.push(() => watcher.close());
+    }
     const cellName = this.cell?.cell?.metadata.name;
     const events = watchDockerEvents(
       this.opts.docker,

@@ -183,17 +183,30 @@ export interface StoreStatus {
 export class CellStatuses extends KindStatuses {
   /** Keys of the Cell statuses on disk, looked up once (one an earlier run left), then remembered. */
   private cellKeys?: Set<string>;
+  /**
+   * What a Git source (`pic run --git`) last said of the cell: with one, the Cell status is always
+   * there, its facts the revisions and the source, its conditions what the source's outcome is.
+   */
+  private source?: { key: string; file: string; outcome: Outcome; facts: Facts };
+  /** The published store's status as the last reload gave it (kept beside the source's facts). */
+  private lastStore?: StoreStatus;
 
   /**
-   * The Cell's status: `problem` (Stalled, with why), else with `store` Ready (StoreCatalog: the
-   * cell runs from the cached catalog; while refreshing fails the message and `facts.store.
-   * lastFailure` say why, with the URL), else none: every Cell status is removed.
+   * The Cell's status: `problem` (Stalled, with why); else, with a Git source, what the source
+   * says (the revision that runs), and with `store` its facts beside; else with `store` Ready
+   * (StoreCatalog: the cell runs from the cached catalog; while refreshing fails the message and
+   * `facts.store.lastFailure` say why, with the URL); else none: every Cell status is removed.
    */
   async cellProblem(key: string, file: string, problem: Outcome | undefined, store?: StoreStatus): Promise<void> {
     this.cellKeys ??= new Set((await this.store.keys()).filter((s) => s.kind === 'Cell').map((s) => s.key));
+    this.lastStore = store;
     if (!problem && !store) {
-      for (const cellKey of this.cellKeys) await this.remove(cellKey);
+      for (const cellKey of this.cellKeys) if (cellKey !== this.source?.key) await this.remove(cellKey);
       this.cellKeys.clear();
+      if (this.source) {
+        this.cellKeys.add(this.source.key);
+        await this.write(this.source.key, { file: this.source.file, generation: 'source' }, this.source.outcome, this.source.facts);
+      }
       return;
     }
     for (const other of [...this.cellKeys].filter((k) => k !== key)) {
@@ -201,8 +214,23 @@ export class CellStatuses extends KindStatuses {
       this.cellKeys.delete(other);
     }
     this.cellKeys.add(key);
-    const outcome = problem ?? ready('StoreCatalog', store!.message);
-    await this.write(key, { file, generation: problem ? 'invalid' : 'store' }, outcome, store ? { store: store.facts } : undefined);
+    const outcome = problem ?? this.source?.outcome ?? ready('StoreCatalog', store!.message);
+    const facts = { ...(this.source?.facts ?? {}), ...(store ? { store: store.facts } : {}) };
+    await this.write(key, { file: this.source && !problem ? this.source.file : file, generation: problem ? 'invalid' : this.source ? 'source' : 'store' }, outcome, Object.keys(facts).length > 0 ? facts : undefined);
+  }
+
+  /**
+   * What the Git source says (revisions applied and attempted, the remote, a refused revision):
+   * the Cell status under `key`, its outcome `outcome` (with a published store's facts beside). A
+   * Cell status under another key (the cell was renamed, or named only once its first revision
+   * was read) is removed.
+   */
+  async sourceReport(key: string, file: string, outcome: Outcome, facts: Facts): Promise<void> {
+    this.cellKeys ??= new Set((await this.store.keys()).filter((s) => s.kind === 'Cell').map((s) => s.key));
+    this.source = { key, file, outcome, facts };
+    for (const cellKey of this.cellKeys) if (cellKey !== key) await this.remove(cellKey);
+    this.cellKeys = new Set([key]);
+    await this.write(key, { file, generation: 'source' }, outcome, { ...facts, ...(this.lastStore ? { store: this.lastStore.facts } : {}) });
   }
 }
 

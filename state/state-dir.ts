@@ -124,6 +124,8 @@ export interface StatePaths {
   heartbeat: string;
   /** Data directories of the services (bind mounts), data/<service>/... */
   data: string;
+  /** `pic run --git`: the fetched repository and the checked-out revisions (controllers/sources/git-source.ts). */
+  git: string;
 }
 
 export interface OperatorLock {
@@ -164,6 +166,7 @@ export class StateDir {
       lock: path.join(this.root, 'operator.lock'),
       heartbeat: path.join(this.root, 'operator-heartbeat.json'),
       data: path.join(this.root, 'data'),
+      git: path.join(this.root, 'git'),
     };
   }
 
@@ -183,7 +186,7 @@ export class StateDir {
   /**
    * Remove what atomic writes of a killed process left behind (`.<name>.<pid>.<random>.tmp`, see
    * writeFileAtomic): whole copies of files such as credentials.json, which must live in one place
-   * only. Only files of processes no longer running; never below data/, the services' own files.
+   * only. Only files of processes no longer running; never below data/ (the services' own files) nor git/ (checkouts of pic run --git).
    * Returns the paths removed.
    */
   async removeStaleTemporaryFiles(): Promise<string[]> {
@@ -198,7 +201,7 @@ export class StateDir {
       for (const entry of entries) {
         const p = path.join(dir, entry.name);
         if (entry.isDirectory()) {
-          if (p !== this.paths.data) await visit(p);
+          if (p !== this.paths.data && p !== this.paths.git) await visit(p);
           continue;
         }
         const pid = temporaryFileWriter(entry.name);

@@ -16,8 +16,10 @@ export interface CommandEntry {
 
 export const COMMANDS: readonly CommandEntry[] = [
   { name: 'validate', load: async () => (await import('./validate.js')).validateCommand },
+  { name: 'init', load: async () => (await import('./init.js')).initCommand },
   { name: 'plan', load: async () => (await import('./plan.js')).planCommand },
   { name: 'run', load: async () => (await import('./run.js')).runCommand },
+  { name: 'reconcile', load: async () => (await import('./reconcile.js')).reconcileCommand },
   { name: 'get', load: async () => (await import('./status-commands.js')).getCommand },
   { name: 'describe', load: async () => (await import('./status-commands.js')).describeCommand },
   { name: 'watch', load: async () => (await import('./status-commands.js')).watchCommand },

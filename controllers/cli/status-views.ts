@@ -175,9 +175,10 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
   if (isService || facts.serviceIp !== undefined) field('Service IP', facts.serviceIp ?? NONE);
   for (const key of Object.keys(facts).sort()) {
     // signatures: summarised by the Verification line and the Images table.
-    if (['serviceIp', 'containers', 'images', 'notices', 'update', 'upgradeFailed', 'signatures', 'backup'].includes(key) || facts[key] === undefined) continue;
+    if (['serviceIp', 'containers', 'images', 'notices', 'update', 'upgradeFailed', 'signatures', 'backup', ...GIT_SOURCE_FACTS].includes(key) || facts[key] === undefined) continue;
     field(humanise(key), factText(facts[key]));
   }
+  describeGitSource(facts, field, lines, now);
   const backup = facts.backup as BackupFacts | undefined;
   if (backup) {
     const when = (b: { snapshot: string; at: string }) => `${b.snapshot} at ${b.at} (${formatAge(b.at, now)} ago)`;
@@ -335,6 +336,32 @@ function factText(value: unknown): string {
   if (typeof value === 'string') return value === '' ? NONE : value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return JSON.stringify(value) ?? NONE;
+}
+
+/** The facts a Git source (`pic run --git`) keeps in the Cell's status. */
+const GIT_SOURCE_FACTS = ['lastAppliedRevision', 'lastAttemptedRevision', 'applied', 'source', 'refused'];
+
+interface GitSourceFacts {
+  lastAppliedRevision?: string;
+  lastAttemptedRevision?: string;
+  applied?: { id: string; subject: string };
+  source?: { url: string; ref: string; path: string; lastFetchTime?: string; lastError?: string; lastErrorSince?: string };
+  refused?: { revision: string; subject: string; reason: string; problems: string[] };
+}
+
+/** The Cell's revisions and source, and why the last attempt was refused. */
+function describeGitSource(facts: Record<string, unknown>, field: (label: string, value: string) => void, lines: string[], now: Date): void {
+  const git = facts as GitSourceFacts;
+  if (!git.source) return;
+  field('Source', `${git.source.url} ref ${git.source.ref} path ${git.source.path}`);
+  field('Applied revision', git.lastAppliedRevision ? `${git.lastAppliedRevision}${git.applied ? ` (${git.applied.subject})` : ''}` : NONE);
+  field('Attempted revision', git.lastAttemptedRevision ?? NONE);
+  field('Last fetch', git.source.lastFetchTime ? `${git.source.lastFetchTime} (${formatAge(git.source.lastFetchTime, now)} ago)` : NONE);
+  if (git.source.lastError) field('Source error', `since ${git.source.lastErrorSince ?? '?'}: ${git.source.lastError}`);
+  if (git.refused) {
+    lines.push(`Refused revision ${oneLine(git.refused.revision)} (${oneLine(git.refused.subject)}), ${oneLine(git.refused.reason)}:`);
+    for (const problem of git.refused.problems) lines.push(`  ${oneLine(problem)}`);
+  }
 }
 
 /** `provisionedServices` → `Provisioned services`. */

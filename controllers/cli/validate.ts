@@ -111,7 +111,7 @@ export function cellTemplateProblems(cell: Awaited<ReturnType<typeof loadCell>>,
 }
 
 /** Validate one path of any kind; returns its problems (never throws for bad input). */
-export async function validatePath(p: string, override?: ImageVerificationMode, checked: Checked = new Set(), counts: Counts = emptyCounts()): Promise<Problem[]> {
+export async function validatePath(p: string, override?: ImageVerificationMode, checked: Checked = new Set(), counts: Counts = emptyCounts(), stateRoot?: string): Promise<Problem[]> {
   const policy: ManifestPolicy = { ...DEFAULT_MANIFEST_POLICY, ...(override ? { imageVerification: override } : {}) };
   switch (await classifyPath(p)) {
     case 'missing':
@@ -144,7 +144,8 @@ export async function validatePath(p: string, override?: ImageVerificationMode, 
       return problems;
     }
     case 'cell': {
-      const cell = await loadCell(p, override ? { imageVerification: override } : {});
+      // stateRoot (pic run --git): a published store is read from that operator's cache.
+      const cell = await loadCell(p, { ...(override ? { imageVerification: override } : {}), ...(stateRoot ? { stateRoot } : {}) });
       countDocuments(counts, cell.docs);
       for (const service of cell.catalog?.services.values() ?? []) counts.packages.add(path.resolve(service.dir));
       // Without a valid Cell there is no catalog to check services against: report the Cell's own

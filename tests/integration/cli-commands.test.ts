@@ -78,12 +78,16 @@ afterAll(async () => {
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });
 
+let inits = 0;
+
 /** Arguments that make each command's call otherwise well formed. */
 const BASE: Record<string, () => string[]> = {
   validate: () => [cellDir],
   plan: () => ['--cell', cellDir],
   run: () => ['--cell', cellDir, '--once'],
   get: () => ['--state-dir', stateDir],
+  reconcile: () => ['source', '--state-dir', stateDir],
+  init: () => [path.join(tmp, `init-${++inits}`), '--domain', 'home.example.org'],
   describe: () => ['ServiceInstall/notes', '--state-dir', stateDir],
   watch: () => ['--state-dir', stateDir],
   credentials: () => ['alice', '--cell', cellDir, '--state-dir', stateDir],
