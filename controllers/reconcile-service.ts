@@ -15,6 +15,7 @@ import { serviceKey } from '../state/document-keys.js';
 import { changeLine, diffPackages } from '../state/manifest-diff.js';
 import type { ContainerFact, DocumentStatus } from '../state/status-types.js';
 import type { OperatorContext } from './context.js';
+import { installScriptStep } from './install-script.js';
 import { progressing, ready, refused } from './outcome.js';
 import type { DocumentRef, StatusReport } from './status-writers.js';
 import { upgradeService } from './upgrade-service.js';
@@ -173,8 +174,9 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
     ? { update: { version: decision.update, changes: diffPackages(service, offered).map(changeLine) } }
     : {};
   const failedUpgrade = decision?.kind === 'upgrade-failed' ? { upgradeFailed: { version: decision.target, reason: decision.failed.reason, at: decision.failed.at } } : {};
-  const facts = { ...base, ...update, ...failedUpgrade };
+  const facts: ConvergedPackage['facts'] = { ...base, ...update, ...failedUpgrade };
   if (ctx.dryRun) {
+    await installScriptStep(ctx, { key, name, service, generation, plan: converged.plan });
     // What would change is noted; whether it then runs is Docker's to tell, after the change.
     if (decision?.kind === 'admitted' && decision.update) ctx.dryRun.notice(`${key}: version ${decision.update} is in the catalog (admitted: ${decision.version}); set spec.version to ${decision.update} to upgrade`);
     if (decision?.kind === 'upgrade-failed') ctx.dryRun.notice(`${key}: the upgrade to ${decision.target} failed (${decision.failed.reason}); running ${decision.running}, not retried until the document changes`);
@@ -187,6 +189,13 @@ export async function reconcileService(ctx: OperatorContext, cell: LoadedCell, n
   if (verdict.state === 'failed') {
     const reason = verdict.cause === 'health' ? 'ContainersUnhealthy' : 'ContainersNotRunning';
     return { changed, admissionChanged, status: { doc, outcome: progressing(reason, verdict.reason), facts }, error: new Error(verdict.reason) };
+  }
+  // install.sh runs once the service's containers run with the admitted version (ADR: sandboxed,
+  // controllers/install-script.ts); a failure stalls the service until the version or document changes.
+  if (converged.expected.every((n) => converged.observed.some((o) => o.name === n && o.state === 'running'))) {
+    const install = await installScriptStep(ctx, { key, name, service, generation, plan: converged.plan });
+    if (install.fact) facts.installScript = install.fact;
+    if (install.failure) return { changed: changed || install.ran, admissionChanged, status: { doc, outcome: refused(install.failure.reason, install.failure.message), facts }, error: new TerminalError(install.failure.message, install.failure.reason) };
   }
   if (verdict.state === 'waiting') {
     const reason = verdict.cause === 'health' ? 'HealthCheckPending' : verdict.cause === 'window' ? 'Settling' : 'ContainersNotRunning';
@@ -210,6 +219,8 @@ export interface ConvergedPackage {
   /** The names of the containers the package renders, and what Docker showed of them after the pass. */
   expected: string[];
   observed: ObservedContainer[];
+  /** What was rendered (the containers' create options), for the install script's helper. */
+  plan: ServicePlan;
   facts: { serviceIp: string; containers: ContainerFact[]; notices: string[]; version: string; [key: string]: unknown };
 }
 
@@ -308,6 +319,7 @@ export async function convergePackage(
     changed,
     expected: plan.containers.map((c) => c.name),
     observed,
+    plan,
     facts: { serviceIp: allocation.ip, containers: containerFacts(plan, observed), notices, version: service.manifest.version, ...(published.length > 0 ? { publishedPorts: published } : {}), ...verifiedImages.facts },
   };
 }

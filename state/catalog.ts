@@ -12,7 +12,10 @@ import { parseJsonText } from './yaml-documents.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const TEMPLATE_FILE = 'compose-template.yml';
-/** A package's own installer script: pic never runs it, but an admin should know it ships one. */
+/**
+ * A package's own installer script: kept with the admitted package and run once per admitted version
+ * in a sandboxed helper container (reconcilers/containers/install-script.ts), never on the host.
+ */
 export const INSTALL_SCRIPT_FILE = 'install.sh';
 const MAX_PACKAGE_FILE_BYTES = 1024 * 1024;
 
@@ -26,8 +29,10 @@ export interface CatalogService {
   template: string;
   /** `template` as readComposeTemplate read it, once (catalogService), for every render of the package; shared, never changed. */
   composeTemplate: ComposeTemplate;
-  /** Whether the package folder holds an install.sh (a regular file; a link makes the package invalid). Unknown for a kept package. */
+  /** Whether the package folder holds an install.sh (a regular file; a link makes the package invalid). */
   installScript?: boolean;
+  /** For a kept package: its install.sh as admitted, checked against its recorded sha256. */
+  installScriptText?: string;
 }
 
 export interface Catalog {
@@ -99,6 +104,15 @@ function readCatalogFile(file: string, root: string): { text?: string; problem?:
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** A package folder's install.sh as text, read as every catalog file is (no link, size limit); undefined when it has none. */
+export function readInstallScript(dir: string): { text?: string; problem?: Problem } {
+  const file = path.join(dir, INSTALL_SCRIPT_FILE);
+  if (!lstatSync(file, { throwIfNoEntry: false })) return {};
+  const { real, problem } = realFolder(dir);
+  if (problem) return { problem };
+  return readCatalogFile(file, real!);
 }
 
 function isRegularFile(file: string): boolean {

@@ -12,12 +12,13 @@ import path from 'node:path';
 import type { Manifest } from '../crds/types.js';
 import type { AdmittedView, FailedUpgrade } from './admission.js';
 import { readJsonFile, writeFileAtomic } from './atomic-write.js';
-import { catalogService, MANIFEST_FILE, TEMPLATE_FILE, type CatalogService } from './catalog.js';
+import { catalogService, INSTALL_SCRIPT_FILE, MANIFEST_FILE, readInstallScript, TEMPLATE_FILE, type CatalogService } from './catalog.js';
 
 export const PACKAGES_FOLDER = 'packages';
 const META_FILE = 'package.json';
 const ADMITTED_FILE = 'admitted.json';
 const UPGRADE_FILE = 'upgrade.json';
+const INSTALL_RECORD_FILE = 'install-script.json';
 const SERVICE_NAME = /^[a-z][a-z0-9-]{0,30}$/;
 const VERSION_NAME = /^[0-9A-Za-z.+-]{1,64}$/;
 
@@ -39,9 +40,28 @@ interface PackageMeta {
   version: string;
   manifestSha256: string;
   templateSha256: string;
+  /** The package's install.sh, when it ships one (kept beside the manifest as install.sh). */
+  installSha256?: string;
   /** The catalog folder it was copied from, for the record. */
   source: string;
   storedAt: string;
+}
+
+/**
+ * The last run of a package's install.sh (`<service>/install-script.json`): for which admitted
+ * version, under which generation of the ServiceInstall, and how it ended. A success is not run
+ * again for that version; a failure is not retried until the version or the document changes.
+ */
+export interface InstallScriptRecord {
+  formatVersion: 1;
+  version: string;
+  generation: string;
+  result: 'succeeded' | 'failed';
+  at: string;
+  exitCode: number;
+  timedOut?: boolean;
+  /** The tail of its output, bounded and with control characters escaped. */
+  output: string;
 }
 
 interface AdmittedFile {
@@ -142,13 +162,19 @@ export class PackageStore {
     for (const [file, text, expected] of [[manifestFile, manifestText, meta.manifestSha256], [templateFile, template, meta.templateSha256]] as const) {
       if (sha256(text) !== expected) throw new Error(`${file} does not match the sha256 recorded when it was admitted (${expected.slice(0, 12)}…); pic does not run a changed package — restore the file or the state directory`);
     }
+    let installScriptText: string | undefined;
+    if (meta.installSha256 !== undefined) {
+      const installFile = path.join(dir, INSTALL_SCRIPT_FILE);
+      installScriptText = await fs.readFile(installFile, 'utf8');
+      if (sha256(installScriptText) !== meta.installSha256) throw new Error(`${installFile} does not match the sha256 recorded when it was admitted (${meta.installSha256.slice(0, 12)}…); pic does not run a changed package — restore the file or the state directory`);
+    }
     const manifest = JSON.parse(manifestText) as Manifest;
     return {
       version,
       manifest,
       manifestSha256: meta.manifestSha256,
       templateSha256: meta.templateSha256,
-      service: catalogService({ id: service, dir, manifestFile, templateFile, manifest, template }),
+      service: catalogService({ id: service, dir, manifestFile, templateFile, manifest, template, installScript: installScriptText !== undefined, ...(installScriptText !== undefined ? { installScriptText } : {}) }),
     };
   }
 
@@ -157,15 +183,18 @@ export class PackageStore {
     const version = pkg.manifest.version;
     const dir = this.versionDir(service, version);
     const manifestText = `${JSON.stringify(pkg.manifest, null, 2)}\n`;
-    const meta: PackageMeta = { formatVersion: 1, service, version, manifestSha256: sha256(manifestText), templateSha256: sha256(pkg.template), source: pkg.dir, storedAt: now.toISOString() };
+    const install = installScriptOf(pkg);
+    const meta: PackageMeta = { formatVersion: 1, service, version, manifestSha256: sha256(manifestText), templateSha256: sha256(pkg.template), ...(install !== undefined ? { installSha256: sha256(install) } : {}), source: pkg.dir, storedAt: now.toISOString() };
     const existing = await readJsonFile<PackageMeta | undefined>(path.join(dir, META_FILE), undefined).catch(() => undefined);
-    if (existing && existing.manifestSha256 === meta.manifestSha256 && existing.templateSha256 === meta.templateSha256) {
+    if (existing && existing.manifestSha256 === meta.manifestSha256 && existing.templateSha256 === meta.templateSha256 && existing.installSha256 === meta.installSha256) {
       const intact = await this.read(service, version).then(() => true, () => false);
       if (intact) return;
     }
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     await writeFileAtomic(path.join(dir, MANIFEST_FILE), manifestText);
     await writeFileAtomic(path.join(dir, TEMPLATE_FILE), pkg.template);
+    if (install !== undefined) await writeFileAtomic(path.join(dir, INSTALL_SCRIPT_FILE), install);
+    else await fs.rm(path.join(dir, INSTALL_SCRIPT_FILE), { force: true });
     // The record last: a package without it is not one pic reads.
     await writeFileAtomic(path.join(dir, META_FILE), `${JSON.stringify(meta, null, 2)}\n`);
   }
@@ -211,6 +240,16 @@ export class PackageStore {
     this.progressKnown.set(service, null);
   }
 
+  /** The last run of the service's install.sh, if any. */
+  async installRecord(service: string): Promise<InstallScriptRecord | undefined> {
+    const r = await readJsonFile<InstallScriptRecord | undefined>(path.join(this.serviceDir(service), INSTALL_RECORD_FILE), undefined);
+    return r?.formatVersion === 1 ? r : undefined;
+  }
+
+  async writeInstallRecord(service: string, record: InstallScriptRecord): Promise<void> {
+    await writeFileAtomic(path.join(this.serviceDir(service), INSTALL_RECORD_FILE), `${JSON.stringify(record, null, 2)}\n`);
+  }
+
   /** An uninstalled service: its kept packages, admission and any unfinished upgrade go (its data stays). */
   async forget(service: string): Promise<boolean> {
     const dir = this.serviceDir(service);
@@ -237,4 +276,13 @@ export class PackageStore {
     }
     return removed.sort();
   }
+}
+
+/** A package's install.sh as text: the kept copy, or read from its catalog folder; undefined when it ships none. */
+function installScriptOf(pkg: CatalogService): string | undefined {
+  if (pkg.installScriptText !== undefined) return pkg.installScriptText;
+  if (pkg.installScript !== true) return undefined;
+  const read = readInstallScript(pkg.dir);
+  if (read.problem) throw new Error(`the package's install.sh cannot be kept: ${read.problem.file}: ${read.problem.message}`);
+  return read.text;
 }

@@ -260,7 +260,7 @@ export function renderExposureText(e: ServiceExposure): string {
   if (e.hostFolders.length > 0) block('Host folders', e.hostFolders);
   field('Containers', list(e.containers));
   field('Images', list(e.images));
-  field('install.sh', e.installScript ? 'yes (pic never runs it)' : 'no');
+  field('install.sh', e.installScript ? 'yes (run once per admitted version in a sandboxed helper: no network, no capabilities, time limit)' : 'no');
   block('Problems', e.problems);
   return lines.map(safeLine).join('\n');
 }

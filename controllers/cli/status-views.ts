@@ -175,7 +175,7 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
   if (isService || facts.serviceIp !== undefined) field('Service IP', facts.serviceIp ?? NONE);
   for (const key of Object.keys(facts).sort()) {
     // signatures: summarised by the Verification line and the Images table.
-    if (['serviceIp', 'containers', 'images', 'notices', 'update', 'upgradeFailed', 'signatures', 'backup', ...GIT_SOURCE_FACTS].includes(key) || facts[key] === undefined) continue;
+    if (['serviceIp', 'containers', 'images', 'notices', 'update', 'upgradeFailed', 'signatures', 'backup', 'installScript', ...GIT_SOURCE_FACTS].includes(key) || facts[key] === undefined) continue;
     field(humanise(key), factText(facts[key]));
   }
   describeGitSource(facts, field, lines, now);
@@ -184,6 +184,11 @@ export function renderDescribe(status: DocumentStatus, events: readonly Operator
     const when = (b: { snapshot: string; at: string }) => `${b.snapshot} at ${b.at} (${formatAge(b.at, now)} ago)`;
     field('Last verified backup', `${backup.lastVerified ? when(backup.lastVerified) : 'none'}${backup.overdue ? '; overdue' : ''}`);
     if (backup.last && backup.last.snapshot !== backup.lastVerified?.snapshot) field('Last backup', `${when(backup.last)}, ${backup.last.verified ? 'verified' : 'not verified'}`);
+  }
+  const install = facts.installScript as { version?: string; result?: string; at?: string; exitCode?: number; timedOut?: boolean } | undefined;
+  if (install?.version) {
+    const how = install.result === 'succeeded' ? 'succeeded' : install.timedOut ? 'stopped at the time limit' : `failed (exit code ${install.exitCode ?? NONE})`;
+    field('install.sh', `${how} for version ${install.version}${install.at ? ` at ${install.at} (${formatAge(install.at, now)} ago)` : ''}`);
   }
   const failed = facts.upgradeFailed as { version?: string; reason?: string; at?: string } | undefined;
   if (failed?.version) field('Upgrade failed', `to ${failed.version}${failed.at ? ` at ${failed.at}` : ''}: ${failed.reason ?? 'no reason recorded'}`);

@@ -140,17 +140,47 @@ export interface HelperMount {
   readOnly: boolean;
 }
 
+/**
+ * A helper that runs code pic did not write (a package's install.sh, in another image than the
+ * helper's): every capability dropped, no new privileges, a read-only root with a small /tmp, a
+ * bound number of processes, the image's entrypoint replaced by `entrypoint` (an argument array).
+ */
+export interface HelperSandbox {
+  /** What the container runs (its Entrypoint; Cmd is left empty). */
+  entrypoint: string[];
+  /** The user to run as (the service container's own), when it names one. */
+  user?: string;
+  /** Replaces `role` in the container's name (e.g. `install`). */
+  name: string;
+}
+
+/** The Docker settings of a sandboxed helper, beside the network and mounts every helper has. */
+export function sandboxHostConfig(): Dockerode.HostConfig {
+  return {
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges:true'],
+    Privileged: false,
+    ReadonlyRootfs: true,
+    Tmpfs: { '/tmp': 'rw,noexec,nosuid,size=16m' },
+    PidsLimit: 256,
+    Memory: 512 * 1024 * 1024,
+    // The output read back is its tail: a script that floods it fills no disk.
+    LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+  };
+}
+
 /** A helper container, created and never started (the archive API works on it as it is). */
-export async function createHelper(docker: Dockerode, image: string, settings: HelperSettings, mounts: HelperMount[], cmd: string[] = ['true'], role: 'helper' | 'cleanup' = 'helper'): Promise<Dockerode.Container> {
+export async function createHelper(docker: Dockerode, image: string, settings: HelperSettings, mounts: HelperMount[], cmd: string[] = ['true'], role: 'helper' | 'cleanup' = 'helper', sandbox?: HelperSandbox): Promise<Dockerode.Container> {
   return docker.createContainer({
-    name: helperName(settings, role),
+    name: helperName(settings, sandbox?.name ?? role),
     Image: image,
-    Cmd: cmd,
+    ...(sandbox ? { Entrypoint: sandbox.entrypoint, Cmd: [], ...(sandbox.user ? { User: sandbox.user } : {}) } : { Cmd: cmd }),
     Labels: labelsFor(settings, role),
     NetworkDisabled: true,
     HostConfig: {
       // A cleanup removes itself when done; it outlives the run that started it by design.
       ...(role === 'cleanup' ? { AutoRemove: true } : {}),
+      ...(sandbox ? sandboxHostConfig() : {}),
       NetworkMode: 'none',
       Mounts: mounts.map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
     },
@@ -199,13 +229,50 @@ export async function removeVolume(docker: Dockerode, name: string): Promise<voi
 
 /** Run a helper to completion; the exit code and its output (for the error message). */
 export async function runHelper(docker: Dockerode, image: string, settings: HelperSettings, mounts: HelperMount[], cmd: string[]): Promise<{ exitCode: number; output: string }> {
-  const container = await createHelper(docker, image, settings, mounts, cmd);
+  const { exitCode, output } = await runHelperBounded(docker, image, settings, mounts, cmd, {});
+  return { exitCode, output: output.trim().slice(-2000) };
+}
+
+/** What a bounded helper run gives: its exit code (137 when killed), its whole output, whether the time limit killed it. */
+export interface HelperRun {
+  exitCode: number;
+  output: string;
+  timedOut: boolean;
+}
+
+/**
+ * Run a helper to completion or until `timeoutMs` (then it is killed); removed either way. With
+ * `sandbox`, the container is confined as HelperSandbox says.
+ */
+export async function runHelperBounded(docker: Dockerode, image: string, settings: HelperSettings, mounts: HelperMount[], cmd: string[], opts: { sandbox?: HelperSandbox; timeoutMs?: number }): Promise<HelperRun> {
+  const container = await createHelper(docker, image, settings, mounts, cmd, 'helper', opts.sandbox);
+  let timer: NodeJS.Timeout | undefined;
   try {
     await container.start();
-    const result = (await container.wait()) as { StatusCode: number };
+    let timedOut = false;
+    const waited = container.wait() as Promise<{ StatusCode: number }>;
+    if (opts.timeoutMs !== undefined) {
+      const limit = opts.timeoutMs;
+      await Promise.race([
+        waited,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, limit);
+        }),
+      ]);
+      const state = (await container.inspect()).State as { Running?: boolean };
+      if (state.Running) {
+        timedOut = true;
+        await container.kill().catch((err: { statusCode?: number }) => {
+          // 409: it stopped on its own meanwhile.
+          if (err.statusCode !== 409) throw err;
+        });
+      }
+    }
+    const result = await waited;
     const logs = await container.logs({ stdout: true, stderr: true, follow: false });
-    return { exitCode: result.StatusCode, output: stripDockerFrames(Buffer.isBuffer(logs) ? logs : Buffer.from(String(logs))) };
+    return { exitCode: result.StatusCode, output: stripDockerFrames(Buffer.isBuffer(logs) ? logs : Buffer.from(String(logs))), timedOut };
   } finally {
+    if (timer) clearTimeout(timer);
     await removeContainer(docker, container.id);
   }
 }
@@ -219,7 +286,7 @@ function stripDockerFrames(buf: Buffer): string {
     parts.push(buf.subarray(i + 8, i + 8 + len).toString('utf8'));
     i += 8 + len;
   }
-  return (parts.length > 0 ? parts.join('') : buf.toString('utf8')).trim().slice(-2000);
+  return parts.length > 0 ? parts.join('') : buf.toString('utf8');
 }
 
 /** Helper containers and volumes of a given role whose run (pid) is over, carrying `labels`. */

@@ -172,7 +172,7 @@ describe('pic catalog show', () => {
     expect(r.stdout).toContain('Installed:          - (no cell given)\n');
     expect(r.stdout).toContain('Subdomains:\n  notes  (primary, to cell-notes:8080)\n');
     expect(r.stdout).toContain('  2525/tcp -> cell-notes:8080  needs spec.publish: ["2525/tcp"] in ServiceInstall/notes\n');
-    expect(r.stdout).toContain('install.sh:         yes (pic never runs it)\n');
+    expect(r.stdout).toContain('install.sh:         yes (run once per admitted version in a sandboxed helper: no network, no capabilities, time limit)\n');
     // Checked as a package (no install to ask): consent is the install's question, not a problem.
     expect(r.stdout).toContain('Problems:           none');
   });

