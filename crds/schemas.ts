@@ -218,6 +218,11 @@ export const MANIFEST_SCHEMA: JsonSchema = {
     capabilities,
     subdomain: subdomain('Subdomain', 'Primary name: the service answers at <subdomain>.<cell domain>.'),
     extra_subdomains: arr('Extra subdomains', 'More names served by the same backend.', subdomain('Extra subdomain', 'Another name for the same backend.')),
+    direct_subdomains: arr(
+      'Direct subdomains',
+      "Subdomains the manifest claims whose DNS record is the service's own address instead of Caddy's, so that clients reach the ports its iptables_rules open (IMAP, SMTP) at that name. Caddy still holds a site for each, so the cell's internal CA keeps a certificate of that name.",
+      subdomain('Direct subdomain', 'A subdomain of this manifest that resolves to the service itself.'),
+    ),
     backend: backend('Backend', 'container:port that Caddy forwards the subdomain to, resolved on cell-network.'),
     extra_backends: {
       type: 'object',

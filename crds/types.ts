@@ -59,6 +59,8 @@ export interface Manifest {
   capabilities: Record<CapabilityFlag, boolean>;
   subdomain?: string;
   extra_subdomains?: string[];
+  /** Claimed subdomains whose DNS record is the service's address rather than Caddy's. */
+  direct_subdomains?: string[];
   backend?: string;
   extra_backends?: Record<string, string>;
   containers?: string[];

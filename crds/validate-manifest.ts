@@ -125,6 +125,14 @@ function checkSubdomains(m: Json, report: Report): void {
       report(claim.pointer, `${quoted(claim.name)} is a reserved subdomain of the cell; reserved: ${RESERVED_SUBDOMAINS.join(', ')}`);
     }
   }
+  if (Array.isArray(m.direct_subdomains)) {
+    const claimed = new Set([...claims, ...(route ? [route] : [])].map((c) => c.name));
+    m.direct_subdomains.forEach((s, i) => {
+      if (typeof s === 'string' && !claimed.has(s)) {
+        report(pointerOf('direct_subdomains', i), `${quoted(s)} is not a subdomain this manifest claims (subdomain, extra_subdomains, extra_backends or caddy_route); only the service's own names can resolve to it`);
+      }
+    });
+  }
   // caddy_route names the web interface, usually the primary subdomain again; it may repeat one.
   const firstClaim = new Map<string, string>();
   for (const claim of claims) {

@@ -3,22 +3,22 @@
 // edit crds/schemas.ts, then run `node dist/crds/generate.js`.
 import runtime0 from "ajv/dist/runtime/ucs2length.js";
 export const manifest = validate10;
-const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic store service manifest (schema_version 3)","description":"Describes one catalog service: its identity, the integrations it needs and how its container runs.","type":"object","required":["schema_version","kind","id","name","description","version","author","capabilities","image","container_name"],"additionalProperties":false,"properties":{"$schema":{"type":"string","title":"JSON Schema","description":"Lets an editor find this schema; ignored by pic."},"schema_version":{"type":"integer","const":3,"title":"Schema version","description":"Always 3 for this format."},"kind":{"type":"string","const":"store","title":"Kind","description":"Always \"store\"."},"id":{"type":"string","title":"Service id","description":"Lowercase identifier; equals the catalog index entry and the folder services/<id>/.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"name":{"type":"string","title":"Name","description":"Display name, such as \"Notes\".","minLength":1},"description":{"type":"string","title":"Description","description":"One plain sentence saying what the service does.","minLength":1},"version":{"type":"string","title":"Version","description":"Semantic version of this package, such as 1.0.0. Raise it with every change.","minLength":1},"author":{"type":"string","title":"Author","description":"Person or organisation that maintains the package.","minLength":1},"min_pic_version":{"type":"string","title":"Minimum pic version","description":"Oldest pic release able to run the package, such as 1.0.","minLength":1},"capabilities":{"type":"object","title":"Capabilities","description":"Which integrations the cell turns on for this service. All six flags must be present.","required":["has_subdomain","has_accounts","has_admin_config","has_storage","has_egress","has_api_hooks"],"additionalProperties":false,"properties":{"has_subdomain":{"type":"boolean","title":"Has subdomain","description":"Route <subdomain>.<cell domain> to the service through Caddy and publish a DNS record. Needs subdomain and backend."},"has_accounts":{"type":"boolean","title":"Has accounts","description":"Provision an account per peer on the service. Needs accounts and peer_config_template."},"has_admin_config":{"type":"boolean","title":"Has admin config","description":"The admin can set the fields of config_schema in the ServiceInstall document."},"has_storage":{"type":"boolean","title":"Has storage","description":"The service holds data worth backing up. Needs backup and storage."},"has_egress":{"type":"boolean","title":"Has egress","description":"The admin may route the outbound traffic of the service through a Connection. Needs egress."},"has_api_hooks":{"type":"boolean","const":false,"title":"Has API hooks","description":"Reserved for a later version; must be false."}}},"subdomain":{"type":"string","title":"Subdomain","description":"Primary name: the service answers at <subdomain>.<cell domain>. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"extra_subdomains":{"type":"array","title":"Extra subdomains","description":"More names served by the same backend.","items":{"type":"string","title":"Extra subdomain","description":"Another name for the same backend. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}},"backend":{"type":"string","title":"Backend","description":"container:port that Caddy forwards the subdomain to, resolved on cell-network. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"},"extra_backends":{"type":"object","title":"Extra backends","description":"Subdomains that go to a different container:port than the primary backend.","propertyNames":{"pattern":"^[a-z][a-z0-9-]{0,30}$"},"additionalProperties":{"type":"string","title":"Extra backend","description":"container:port for this subdomain. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}},"containers":{"type":"array","title":"Containers","description":"Names of the containers that make up the service; informational.","items":{"type":"string","title":"Container","description":"Container name.","pattern":"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"}},"config_schema":{"type":"object","title":"Config schema","description":"Fields the admin can set in ServiceInstall.spec.config. Keys are lowercase identifiers.","propertyNames":{"pattern":"^[a-z][a-z0-9_]{0,62}$"},"additionalProperties":{"type":"object","title":"Config field","description":"One admin-settable value. It reaches the compose template as ${PIC_CFG_<KEY>} (key in upper case).","required":["type","label"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["string","integer","boolean"],"title":"Type","description":"The type of the value."},"label":{"type":"string","title":"Label","description":"What the admin sees next to the field; plain English, sentence case.","minLength":1},"required":{"type":"boolean","title":"Required","description":"The service cannot start until this field has a value."},"default":{"type":["string","integer","boolean"],"title":"Default","description":"Used when the admin sets nothing. Must have the field type (and lie within min/max)."},"min":{"type":"integer","title":"Minimum","description":"Smallest allowed value, inclusive. Integer fields only."},"max":{"type":"integer","title":"Maximum","description":"Largest allowed value, inclusive. Integer fields only."}}}},"peer_config_template":{"type":"object","title":"Peer config template","description":"What a peer receives to set up a client, filled in per peer. Tokens: {domain}, {peer.username}, {peer.service_credentials.<id>.<credential>}, {config.<key>}.","additionalProperties":{"type":"string","title":"Template value","description":"Text with tokens in braces."}},"accounts":{"type":"object","title":"Accounts","description":"How peer accounts are provisioned on the service.","required":["manager","credentials"],"additionalProperties":false,"properties":{"manager":{"type":"string","enum":["http","email_manager","calendar_manager","file_manager"],"title":"Manager","description":"\"http\" calls the service at /service-api/accounts; the others are the reference services' managers."},"credentials":{"type":"array","title":"Credentials","description":"Names of the credentials issued per peer, such as [\"password\"].","items":{"type":"string","title":"Credential","description":"Credential name.","pattern":"^[A-Za-z_][A-Za-z0-9_]{0,62}$"},"minItems":1,"uniqueItems":true}}},"compose":{"type":"null","title":"Compose","description":"Unused: the compose definition lives in compose-template.yml. Leave out or set to null."},"backup":{"type":"object","title":"Backup","description":"What a backup of the cell takes from this service.","required":["volumes","config_paths"],"additionalProperties":false,"properties":{"volumes":{"type":"array","title":"Volumes","description":"Directories streamed out of running containers, one archive <name>.tar.gz each.","items":{"type":"object","title":"Backup volume","description":"One directory inside one container.","required":["container","path","name"],"additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Container to read from.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"path":{"type":"string","title":"Path","description":"Absolute directory inside the container.","minLength":1},"name":{"type":"string","title":"Archive name","description":"File name stem of the archive.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}}}},"config_paths":{"type":"array","title":"Config paths","description":"Host paths relative to the pic project root copied into the backup; they may not leave it.","items":{"type":"string","title":"Config path","description":"Relative path.","minLength":1}}}},"storage":{"type":"object","title":"Storage","description":"Where the bulk of the data lives, for the storage display.","required":["primary_path","quota_mb"],"additionalProperties":false,"properties":{"primary_path":{"type":"string","title":"Primary path","description":"Path (relative to the project root) holding most user data.","minLength":1},"quota_mb":{"type":["integer","null"],"minimum":0,"title":"Quota (MB)","description":"Storage quota in megabytes; null for none."}}},"egress":{"type":"object","title":"Egress","description":"Which kinds of outbound connection the admin may choose for the service.","required":["default","allowed"],"additionalProperties":false,"properties":{"default":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Default","description":"Used until the admin chooses; must be one of allowed."},"allowed":{"type":"array","title":"Allowed","description":"Every connection type the admin may choose; must include \"default\".","items":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Egress type","description":"A connection type."},"minItems":1,"uniqueItems":true}}},"image":{"type":"string","title":"Image","description":"Image reference under the allowed prefix, pinned as @sha256:<64 hex> for installation under enforce.","minLength":1},"container_name":{"type":"string","title":"Container name","description":"Name of the main container.","pattern":"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"},"volumes":{"type":"array","title":"Volumes","description":"Named volumes mounted into the container.","items":{"type":"object","title":"Volume","description":"A named volume and where it is mounted.","required":["name","mount"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker volume name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"mount":{"type":"string","title":"Mount","description":"Absolute path in the container; system directories and the pic project root are refused.","minLength":1}}}},"env":{"type":"array","title":"Environment","description":"Environment variables of the container.","items":{"type":"object","title":"Variable","description":"One environment variable.","required":["key","value"],"additionalProperties":false,"properties":{"key":{"type":"string","title":"Key","description":"Variable name.","pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"value":{"type":"string","title":"Value","description":"Safe characters and ${PIC_...}, ${SERVICE_IP}, ${INSTANCE_ID} placeholders.","pattern":"^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$"}}}},"iptables_rules":{"type":"array","title":"iptables rules","description":"Ports of the service that VPN peers may reach.","items":{"type":"object","title":"Rule","description":"Accept forwarded traffic to one port of the service.","required":["type","dest_ip","dest_port"],"additionalProperties":false,"properties":{"type":{"type":"string","const":"ACCEPT","title":"Type","description":"Only ACCEPT rules exist."},"dest_ip":{"type":"string","const":"${SERVICE_IP}","title":"Destination IP","description":"Always the literal ${SERVICE_IP}; pic fills in the service address."},"dest_port":{"type":"integer","minimum":1,"maximum":65535,"title":"Destination port","description":"Port of the service, 1 to 65535."},"proto":{"type":"string","enum":["tcp","udp"],"default":"tcp","title":"Protocol","description":"tcp (default) or udp."}}}},"connectivity":{"type":"object","title":"Connectivity","description":"Declares the service as a connectivity exit (a Connection type): pic runs one instance of it per Connection, named by ${INSTANCE_ID}, with what it declares here.","required":["provides"],"additionalProperties":false,"properties":{"provides":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Provides","description":"The connection type this service implements."},"cap_add":{"type":"array","title":"Capabilities","description":"Linux capabilities the template's cap_add may use; only NET_ADMIN and NET_RAW are ever granted.","items":{"type":"string","title":"Capability","description":"A capability name without CAP_, such as NET_ADMIN.","pattern":"^[A-Z][A-Z_]*$"},"uniqueItems":true},"devices":{"type":"array","title":"Devices","description":"Host devices the template's devices may use; only /dev/net/tun is ever granted.","items":{"type":"string","enum":["/dev/net/tun"],"title":"Device","description":"A device path."},"uniqueItems":true},"sysctls":{"type":"object","title":"Sysctls","description":"Kernel settings of the exit's own network namespace the template's sysctls may set (net.ipv4.* only).","propertyNames":{"pattern":"^net\\.ipv4\\.[a-z0-9_.]{1,64}$"},"additionalProperties":{"type":"string","pattern":"^[0-9]{1,10}$"}},"config_path":{"type":"string","title":"Config path","description":"Where in the exit's container the Connection's configFile is mounted, read-only (default /run/pic/connection/config).","pattern":"^/"}}},"caddy_route":{"type":"object","title":"Caddy route","description":"The web interface of the service.","required":["subdomain"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"Name the web interface answers at. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}}}},"allOf":[{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_subdomain"],"properties":{"has_subdomain":{"const":true}}}}},"then":{"required":["subdomain","backend"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_accounts"],"properties":{"has_accounts":{"const":true}}}}},"then":{"required":["accounts","peer_config_template"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_admin_config"],"properties":{"has_admin_config":{"const":true}}}}},"then":{"required":["config_schema"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_storage"],"properties":{"has_storage":{"const":true}}}}},"then":{"required":["backup","storage"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_egress"],"properties":{"has_egress":{"const":true}}}}},"then":{"required":["egress"]}}]};
+const schema11 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic store service manifest (schema_version 3)","description":"Describes one catalog service: its identity, the integrations it needs and how its container runs.","type":"object","required":["schema_version","kind","id","name","description","version","author","capabilities","image","container_name"],"additionalProperties":false,"properties":{"$schema":{"type":"string","title":"JSON Schema","description":"Lets an editor find this schema; ignored by pic."},"schema_version":{"type":"integer","const":3,"title":"Schema version","description":"Always 3 for this format."},"kind":{"type":"string","const":"store","title":"Kind","description":"Always \"store\"."},"id":{"type":"string","title":"Service id","description":"Lowercase identifier; equals the catalog index entry and the folder services/<id>/.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"name":{"type":"string","title":"Name","description":"Display name, such as \"Notes\".","minLength":1},"description":{"type":"string","title":"Description","description":"One plain sentence saying what the service does.","minLength":1},"version":{"type":"string","title":"Version","description":"Semantic version of this package, such as 1.0.0. Raise it with every change.","minLength":1},"author":{"type":"string","title":"Author","description":"Person or organisation that maintains the package.","minLength":1},"min_pic_version":{"type":"string","title":"Minimum pic version","description":"Oldest pic release able to run the package, such as 1.0.","minLength":1},"capabilities":{"type":"object","title":"Capabilities","description":"Which integrations the cell turns on for this service. All six flags must be present.","required":["has_subdomain","has_accounts","has_admin_config","has_storage","has_egress","has_api_hooks"],"additionalProperties":false,"properties":{"has_subdomain":{"type":"boolean","title":"Has subdomain","description":"Route <subdomain>.<cell domain> to the service through Caddy and publish a DNS record. Needs subdomain and backend."},"has_accounts":{"type":"boolean","title":"Has accounts","description":"Provision an account per peer on the service. Needs accounts and peer_config_template."},"has_admin_config":{"type":"boolean","title":"Has admin config","description":"The admin can set the fields of config_schema in the ServiceInstall document."},"has_storage":{"type":"boolean","title":"Has storage","description":"The service holds data worth backing up. Needs backup and storage."},"has_egress":{"type":"boolean","title":"Has egress","description":"The admin may route the outbound traffic of the service through a Connection. Needs egress."},"has_api_hooks":{"type":"boolean","const":false,"title":"Has API hooks","description":"Reserved for a later version; must be false."}}},"subdomain":{"type":"string","title":"Subdomain","description":"Primary name: the service answers at <subdomain>.<cell domain>. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"extra_subdomains":{"type":"array","title":"Extra subdomains","description":"More names served by the same backend.","items":{"type":"string","title":"Extra subdomain","description":"Another name for the same backend. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}},"direct_subdomains":{"type":"array","title":"Direct subdomains","description":"Subdomains the manifest claims whose DNS record is the service's own address instead of Caddy's, so that clients reach the ports its iptables_rules open (IMAP, SMTP) at that name. Caddy still holds a site for each, so the cell's internal CA keeps a certificate of that name.","items":{"type":"string","title":"Direct subdomain","description":"A subdomain of this manifest that resolves to the service itself. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}},"backend":{"type":"string","title":"Backend","description":"container:port that Caddy forwards the subdomain to, resolved on cell-network. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"},"extra_backends":{"type":"object","title":"Extra backends","description":"Subdomains that go to a different container:port than the primary backend.","propertyNames":{"pattern":"^[a-z][a-z0-9-]{0,30}$"},"additionalProperties":{"type":"string","title":"Extra backend","description":"container:port for this subdomain. The port must be between 1 and 65535.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}},"containers":{"type":"array","title":"Containers","description":"Names of the containers that make up the service; informational.","items":{"type":"string","title":"Container","description":"Container name.","pattern":"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"}},"config_schema":{"type":"object","title":"Config schema","description":"Fields the admin can set in ServiceInstall.spec.config. Keys are lowercase identifiers.","propertyNames":{"pattern":"^[a-z][a-z0-9_]{0,62}$"},"additionalProperties":{"type":"object","title":"Config field","description":"One admin-settable value. It reaches the compose template as ${PIC_CFG_<KEY>} (key in upper case).","required":["type","label"],"additionalProperties":false,"properties":{"type":{"type":"string","enum":["string","integer","boolean"],"title":"Type","description":"The type of the value."},"label":{"type":"string","title":"Label","description":"What the admin sees next to the field; plain English, sentence case.","minLength":1},"required":{"type":"boolean","title":"Required","description":"The service cannot start until this field has a value."},"default":{"type":["string","integer","boolean"],"title":"Default","description":"Used when the admin sets nothing. Must have the field type (and lie within min/max)."},"min":{"type":"integer","title":"Minimum","description":"Smallest allowed value, inclusive. Integer fields only."},"max":{"type":"integer","title":"Maximum","description":"Largest allowed value, inclusive. Integer fields only."}}}},"peer_config_template":{"type":"object","title":"Peer config template","description":"What a peer receives to set up a client, filled in per peer. Tokens: {domain}, {peer.username}, {peer.service_credentials.<id>.<credential>}, {config.<key>}.","additionalProperties":{"type":"string","title":"Template value","description":"Text with tokens in braces."}},"accounts":{"type":"object","title":"Accounts","description":"How peer accounts are provisioned on the service.","required":["manager","credentials"],"additionalProperties":false,"properties":{"manager":{"type":"string","enum":["http","email_manager","calendar_manager","file_manager"],"title":"Manager","description":"\"http\" calls the service at /service-api/accounts; the others are the reference services' managers."},"credentials":{"type":"array","title":"Credentials","description":"Names of the credentials issued per peer, such as [\"password\"].","items":{"type":"string","title":"Credential","description":"Credential name.","pattern":"^[A-Za-z_][A-Za-z0-9_]{0,62}$"},"minItems":1,"uniqueItems":true}}},"compose":{"type":"null","title":"Compose","description":"Unused: the compose definition lives in compose-template.yml. Leave out or set to null."},"backup":{"type":"object","title":"Backup","description":"What a backup of the cell takes from this service.","required":["volumes","config_paths"],"additionalProperties":false,"properties":{"volumes":{"type":"array","title":"Volumes","description":"Directories streamed out of running containers, one archive <name>.tar.gz each.","items":{"type":"object","title":"Backup volume","description":"One directory inside one container.","required":["container","path","name"],"additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Container to read from.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"path":{"type":"string","title":"Path","description":"Absolute directory inside the container.","minLength":1},"name":{"type":"string","title":"Archive name","description":"File name stem of the archive.","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}}}},"config_paths":{"type":"array","title":"Config paths","description":"Host paths relative to the pic project root copied into the backup; they may not leave it.","items":{"type":"string","title":"Config path","description":"Relative path.","minLength":1}}}},"storage":{"type":"object","title":"Storage","description":"Where the bulk of the data lives, for the storage display.","required":["primary_path","quota_mb"],"additionalProperties":false,"properties":{"primary_path":{"type":"string","title":"Primary path","description":"Path (relative to the project root) holding most user data.","minLength":1},"quota_mb":{"type":["integer","null"],"minimum":0,"title":"Quota (MB)","description":"Storage quota in megabytes; null for none."}}},"egress":{"type":"object","title":"Egress","description":"Which kinds of outbound connection the admin may choose for the service.","required":["default","allowed"],"additionalProperties":false,"properties":{"default":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Default","description":"Used until the admin chooses; must be one of allowed."},"allowed":{"type":"array","title":"Allowed","description":"Every connection type the admin may choose; must include \"default\".","items":{"type":"string","enum":["default","wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Egress type","description":"A connection type."},"minItems":1,"uniqueItems":true}}},"image":{"type":"string","title":"Image","description":"Image reference under the allowed prefix, pinned as @sha256:<64 hex> for installation under enforce.","minLength":1},"container_name":{"type":"string","title":"Container name","description":"Name of the main container.","pattern":"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"},"volumes":{"type":"array","title":"Volumes","description":"Named volumes mounted into the container.","items":{"type":"object","title":"Volume","description":"A named volume and where it is mounted.","required":["name","mount"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker volume name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"mount":{"type":"string","title":"Mount","description":"Absolute path in the container; system directories and the pic project root are refused.","minLength":1}}}},"env":{"type":"array","title":"Environment","description":"Environment variables of the container.","items":{"type":"object","title":"Variable","description":"One environment variable.","required":["key","value"],"additionalProperties":false,"properties":{"key":{"type":"string","title":"Key","description":"Variable name.","pattern":"^[A-Za-z_][A-Za-z0-9_]*$"},"value":{"type":"string","title":"Value","description":"Safe characters and ${PIC_...}, ${SERVICE_IP}, ${INSTANCE_ID} placeholders.","pattern":"^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$"}}}},"iptables_rules":{"type":"array","title":"iptables rules","description":"Ports of the service that VPN peers may reach.","items":{"type":"object","title":"Rule","description":"Accept forwarded traffic to one port of the service.","required":["type","dest_ip","dest_port"],"additionalProperties":false,"properties":{"type":{"type":"string","const":"ACCEPT","title":"Type","description":"Only ACCEPT rules exist."},"dest_ip":{"type":"string","const":"${SERVICE_IP}","title":"Destination IP","description":"Always the literal ${SERVICE_IP}; pic fills in the service address."},"dest_port":{"type":"integer","minimum":1,"maximum":65535,"title":"Destination port","description":"Port of the service, 1 to 65535."},"proto":{"type":"string","enum":["tcp","udp"],"default":"tcp","title":"Protocol","description":"tcp (default) or udp."}}}},"connectivity":{"type":"object","title":"Connectivity","description":"Declares the service as a connectivity exit (a Connection type): pic runs one instance of it per Connection, named by ${INSTANCE_ID}, with what it declares here.","required":["provides"],"additionalProperties":false,"properties":{"provides":{"type":"string","enum":["wireguard_ext","openvpn","tor","sshuttle","proxy"],"title":"Provides","description":"The connection type this service implements."},"cap_add":{"type":"array","title":"Capabilities","description":"Linux capabilities the template's cap_add may use; only NET_ADMIN and NET_RAW are ever granted.","items":{"type":"string","title":"Capability","description":"A capability name without CAP_, such as NET_ADMIN.","pattern":"^[A-Z][A-Z_]*$"},"uniqueItems":true},"devices":{"type":"array","title":"Devices","description":"Host devices the template's devices may use; only /dev/net/tun is ever granted.","items":{"type":"string","enum":["/dev/net/tun"],"title":"Device","description":"A device path."},"uniqueItems":true},"sysctls":{"type":"object","title":"Sysctls","description":"Kernel settings of the exit's own network namespace the template's sysctls may set (net.ipv4.* only).","propertyNames":{"pattern":"^net\\.ipv4\\.[a-z0-9_.]{1,64}$"},"additionalProperties":{"type":"string","pattern":"^[0-9]{1,10}$"}},"config_path":{"type":"string","title":"Config path","description":"Where in the exit's container the Connection's configFile is mounted, read-only (default /run/pic/connection/config).","pattern":"^/"}}},"caddy_route":{"type":"object","title":"Caddy route","description":"The web interface of the service.","required":["subdomain"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"Name the web interface answers at. Reserved names are refused: api, webui, admin, www, ns1, ns2, git, registry, install.","pattern":"^[a-z][a-z0-9-]{0,30}$"}}}},"allOf":[{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_subdomain"],"properties":{"has_subdomain":{"const":true}}}}},"then":{"required":["subdomain","backend"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_accounts"],"properties":{"has_accounts":{"const":true}}}}},"then":{"required":["accounts","peer_config_template"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_admin_config"],"properties":{"has_admin_config":{"const":true}}}}},"then":{"required":["config_schema"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_storage"],"properties":{"has_storage":{"const":true}}}}},"then":{"required":["backup","storage"]}},{"if":{"type":"object","required":["capabilities"],"properties":{"capabilities":{"type":"object","required":["has_egress"],"properties":{"has_egress":{"const":true}}}}},"then":{"required":["egress"]}}]};
 const func2 = Object.prototype.hasOwnProperty;
 const func3 = runtime0.default;
 const pattern0 = new RegExp("^[a-z][a-z0-9-]{0,30}$", "u");
-const pattern3 = new RegExp("^[A-Za-z0-9._-]+:\\d{1,5}$", "u");
-const pattern6 = new RegExp("^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$", "u");
-const pattern7 = new RegExp("^[a-z][a-z0-9_]{0,62}$", "u");
-const pattern8 = new RegExp("^[A-Za-z_][A-Za-z0-9_]{0,62}$", "u");
-const pattern9 = new RegExp("^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$", "u");
-const pattern10 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "u");
-const pattern13 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
-const pattern14 = new RegExp("^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$", "u");
-const pattern15 = new RegExp("^[A-Z][A-Z_]*$", "u");
-const pattern16 = new RegExp("^net\\.ipv4\\.[a-z0-9_.]{1,64}$", "u");
-const pattern17 = new RegExp("^[0-9]{1,10}$", "u");
-const pattern18 = new RegExp("^/", "u");
+const pattern4 = new RegExp("^[A-Za-z0-9._-]+:\\d{1,5}$", "u");
+const pattern7 = new RegExp("^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$", "u");
+const pattern8 = new RegExp("^[a-z][a-z0-9_]{0,62}$", "u");
+const pattern9 = new RegExp("^[A-Za-z_][A-Za-z0-9_]{0,62}$", "u");
+const pattern10 = new RegExp("^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$", "u");
+const pattern11 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", "u");
+const pattern14 = new RegExp("^[A-Za-z_][A-Za-z0-9_]*$", "u");
+const pattern15 = new RegExp("^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$", "u");
+const pattern16 = new RegExp("^[A-Z][A-Z_]*$", "u");
+const pattern17 = new RegExp("^net\\.ipv4\\.[a-z0-9_.]{1,64}$", "u");
+const pattern18 = new RegExp("^[0-9]{1,10}$", "u");
+const pattern19 = new RegExp("^/", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -1166,11 +1166,15 @@ vErrors.push(err85);
 errors++;
 }
 }
-if(data.backend !== undefined){
-let data29 = data.backend;
-if(typeof data29 === "string"){
-if(!pattern3.test(data29)){
-const err86 = {instancePath:instancePath+"/backend",schemaPath:"#/properties/backend/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:\\d{1,5}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:\\d{1,5}$"+"\"",schema:"^[A-Za-z0-9._-]+:\\d{1,5}$",parentSchema:schema11.properties.backend,data:data29};
+if(data.direct_subdomains !== undefined){
+let data29 = data.direct_subdomains;
+if(Array.isArray(data29)){
+const len1 = data29.length;
+for(let i1=0; i1<len1; i1++){
+let data30 = data29[i1];
+if(typeof data30 === "string"){
+if(!pattern0.test(data30)){
+const err86 = {instancePath:instancePath+"/direct_subdomains/" + i1,schemaPath:"#/properties/direct_subdomains/items/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.direct_subdomains.items,data:data30};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1181,7 +1185,7 @@ errors++;
 }
 }
 else {
-const err87 = {instancePath:instancePath+"/backend",schemaPath:"#/properties/backend/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backend.type,parentSchema:schema11.properties.backend,data:data29};
+const err87 = {instancePath:instancePath+"/direct_subdomains/" + i1,schemaPath:"#/properties/direct_subdomains/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.direct_subdomains.items.type,parentSchema:schema11.properties.direct_subdomains.items,data:data30};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1191,14 +1195,9 @@ vErrors.push(err87);
 errors++;
 }
 }
-if(data.extra_backends !== undefined){
-let data30 = data.extra_backends;
-if(data30 && typeof data30 == "object" && !Array.isArray(data30)){
-for(const key2 in data30){
-const _errs85 = errors;
-if(typeof key2 === "string"){
-if(!pattern0.test(key2)){
-const err88 = {instancePath:instancePath+"/extra_backends",schemaPath:"#/properties/extra_backends/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.extra_backends.propertyNames,data:key2,propertyName:key2};
+}
+else {
+const err88 = {instancePath:instancePath+"/direct_subdomains",schemaPath:"#/properties/direct_subdomains/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.direct_subdomains.type,parentSchema:schema11.properties.direct_subdomains,data:data29};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1208,9 +1207,11 @@ vErrors.push(err88);
 errors++;
 }
 }
-var valid20 = _errs85 === errors;
-if(!valid20){
-const err89 = {instancePath:instancePath+"/extra_backends",schemaPath:"#/properties/extra_backends/propertyNames",keyword:"propertyNames",params:{propertyName: key2},message:"property name must be valid",schema:schema11.properties.extra_backends.propertyNames,parentSchema:schema11.properties.extra_backends,data:data30};
+if(data.backend !== undefined){
+let data31 = data.backend;
+if(typeof data31 === "string"){
+if(!pattern4.test(data31)){
+const err89 = {instancePath:instancePath+"/backend",schemaPath:"#/properties/backend/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:\\d{1,5}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:\\d{1,5}$"+"\"",schema:"^[A-Za-z0-9._-]+:\\d{1,5}$",parentSchema:schema11.properties.backend,data:data31};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -1220,11 +1221,8 @@ vErrors.push(err89);
 errors++;
 }
 }
-for(const key3 in data30){
-let data31 = data30[key3];
-if(typeof data31 === "string"){
-if(!pattern3.test(data31)){
-const err90 = {instancePath:instancePath+"/extra_backends/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/extra_backends/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:\\d{1,5}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:\\d{1,5}$"+"\"",schema:"^[A-Za-z0-9._-]+:\\d{1,5}$",parentSchema:schema11.properties.extra_backends.additionalProperties,data:data31};
+else {
+const err90 = {instancePath:instancePath+"/backend",schemaPath:"#/properties/backend/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backend.type,parentSchema:schema11.properties.backend,data:data31};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -1234,8 +1232,14 @@ vErrors.push(err90);
 errors++;
 }
 }
-else {
-const err91 = {instancePath:instancePath+"/extra_backends/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/extra_backends/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.extra_backends.additionalProperties.type,parentSchema:schema11.properties.extra_backends.additionalProperties,data:data31};
+if(data.extra_backends !== undefined){
+let data32 = data.extra_backends;
+if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
+for(const key2 in data32){
+const _errs89 = errors;
+if(typeof key2 === "string"){
+if(!pattern0.test(key2)){
+const err91 = {instancePath:instancePath+"/extra_backends",schemaPath:"#/properties/extra_backends/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.extra_backends.propertyNames,data:key2,propertyName:key2};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -1245,9 +1249,9 @@ vErrors.push(err91);
 errors++;
 }
 }
-}
-else {
-const err92 = {instancePath:instancePath+"/extra_backends",schemaPath:"#/properties/extra_backends/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.extra_backends.type,parentSchema:schema11.properties.extra_backends,data:data30};
+var valid22 = _errs89 === errors;
+if(!valid22){
+const err92 = {instancePath:instancePath+"/extra_backends",schemaPath:"#/properties/extra_backends/propertyNames",keyword:"propertyNames",params:{propertyName: key2},message:"property name must be valid",schema:schema11.properties.extra_backends.propertyNames,parentSchema:schema11.properties.extra_backends,data:data32};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -1257,15 +1261,11 @@ vErrors.push(err92);
 errors++;
 }
 }
-if(data.containers !== undefined){
-let data32 = data.containers;
-if(Array.isArray(data32)){
-const len1 = data32.length;
-for(let i1=0; i1<len1; i1++){
-let data33 = data32[i1];
+for(const key3 in data32){
+let data33 = data32[key3];
 if(typeof data33 === "string"){
-if(!pattern6.test(data33)){
-const err93 = {instancePath:instancePath+"/containers/" + i1,schemaPath:"#/properties/containers/items/pattern",keyword:"pattern",params:{pattern: "^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"},message:"must match pattern \""+"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"+"\"",schema:"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$",parentSchema:schema11.properties.containers.items,data:data33};
+if(!pattern4.test(data33)){
+const err93 = {instancePath:instancePath+"/extra_backends/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/extra_backends/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:\\d{1,5}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:\\d{1,5}$"+"\"",schema:"^[A-Za-z0-9._-]+:\\d{1,5}$",parentSchema:schema11.properties.extra_backends.additionalProperties,data:data33};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -1276,7 +1276,7 @@ errors++;
 }
 }
 else {
-const err94 = {instancePath:instancePath+"/containers/" + i1,schemaPath:"#/properties/containers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.containers.items.type,parentSchema:schema11.properties.containers.items,data:data33};
+const err94 = {instancePath:instancePath+"/extra_backends/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/extra_backends/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.extra_backends.additionalProperties.type,parentSchema:schema11.properties.extra_backends.additionalProperties,data:data33};
 if(vErrors === null){
 vErrors = [err94];
 }
@@ -1288,7 +1288,7 @@ errors++;
 }
 }
 else {
-const err95 = {instancePath:instancePath+"/containers",schemaPath:"#/properties/containers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.containers.type,parentSchema:schema11.properties.containers,data:data32};
+const err95 = {instancePath:instancePath+"/extra_backends",schemaPath:"#/properties/extra_backends/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.extra_backends.type,parentSchema:schema11.properties.extra_backends,data:data32};
 if(vErrors === null){
 vErrors = [err95];
 }
@@ -1298,14 +1298,15 @@ vErrors.push(err95);
 errors++;
 }
 }
-if(data.config_schema !== undefined){
-let data34 = data.config_schema;
-if(data34 && typeof data34 == "object" && !Array.isArray(data34)){
-for(const key4 in data34){
-const _errs95 = errors;
-if(typeof key4 === "string"){
-if(!pattern7.test(key4)){
-const err96 = {instancePath:instancePath+"/config_schema",schemaPath:"#/properties/config_schema/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9_]{0,62}$"},message:"must match pattern \""+"^[a-z][a-z0-9_]{0,62}$"+"\"",schema:"^[a-z][a-z0-9_]{0,62}$",parentSchema:schema11.properties.config_schema.propertyNames,data:key4,propertyName:key4};
+if(data.containers !== undefined){
+let data34 = data.containers;
+if(Array.isArray(data34)){
+const len2 = data34.length;
+for(let i2=0; i2<len2; i2++){
+let data35 = data34[i2];
+if(typeof data35 === "string"){
+if(!pattern7.test(data35)){
+const err96 = {instancePath:instancePath+"/containers/" + i2,schemaPath:"#/properties/containers/items/pattern",keyword:"pattern",params:{pattern: "^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"},message:"must match pattern \""+"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"+"\"",schema:"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$",parentSchema:schema11.properties.containers.items,data:data35};
 if(vErrors === null){
 vErrors = [err96];
 }
@@ -1315,9 +1316,8 @@ vErrors.push(err96);
 errors++;
 }
 }
-var valid24 = _errs95 === errors;
-if(!valid24){
-const err97 = {instancePath:instancePath+"/config_schema",schemaPath:"#/properties/config_schema/propertyNames",keyword:"propertyNames",params:{propertyName: key4},message:"property name must be valid",schema:schema11.properties.config_schema.propertyNames,parentSchema:schema11.properties.config_schema,data:data34};
+else {
+const err97 = {instancePath:instancePath+"/containers/" + i2,schemaPath:"#/properties/containers/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.containers.items.type,parentSchema:schema11.properties.containers.items,data:data35};
 if(vErrors === null){
 vErrors = [err97];
 }
@@ -1327,11 +1327,9 @@ vErrors.push(err97);
 errors++;
 }
 }
-for(const key5 in data34){
-let data35 = data34[key5];
-if(data35 && typeof data35 == "object" && !Array.isArray(data35)){
-if(data35.type === undefined){
-const err98 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/config_schema/additionalProperties/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'",schema:schema11.properties.config_schema.additionalProperties.required,parentSchema:schema11.properties.config_schema.additionalProperties,data:data35};
+}
+else {
+const err98 = {instancePath:instancePath+"/containers",schemaPath:"#/properties/containers/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.containers.type,parentSchema:schema11.properties.containers,data:data34};
 if(vErrors === null){
 vErrors = [err98];
 }
@@ -1340,8 +1338,15 @@ vErrors.push(err98);
 }
 errors++;
 }
-if(data35.label === undefined){
-const err99 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/config_schema/additionalProperties/required",keyword:"required",params:{missingProperty: "label"},message:"must have required property '"+"label"+"'",schema:schema11.properties.config_schema.additionalProperties.required,parentSchema:schema11.properties.config_schema.additionalProperties,data:data35};
+}
+if(data.config_schema !== undefined){
+let data36 = data.config_schema;
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+for(const key4 in data36){
+const _errs99 = errors;
+if(typeof key4 === "string"){
+if(!pattern8.test(key4)){
+const err99 = {instancePath:instancePath+"/config_schema",schemaPath:"#/properties/config_schema/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9_]{0,62}$"},message:"must match pattern \""+"^[a-z][a-z0-9_]{0,62}$"+"\"",schema:"^[a-z][a-z0-9_]{0,62}$",parentSchema:schema11.properties.config_schema.propertyNames,data:key4,propertyName:key4};
 if(vErrors === null){
 vErrors = [err99];
 }
@@ -1350,9 +1355,10 @@ vErrors.push(err99);
 }
 errors++;
 }
-for(const key6 in data35){
-if(!((((((key6 === "type") || (key6 === "label")) || (key6 === "required")) || (key6 === "default")) || (key6 === "min")) || (key6 === "max"))){
-const err100 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/config_schema/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.config_schema.additionalProperties,data:data35};
+}
+var valid26 = _errs99 === errors;
+if(!valid26){
+const err100 = {instancePath:instancePath+"/config_schema",schemaPath:"#/properties/config_schema/propertyNames",keyword:"propertyNames",params:{propertyName: key4},message:"property name must be valid",schema:schema11.properties.config_schema.propertyNames,parentSchema:schema11.properties.config_schema,data:data36};
 if(vErrors === null){
 vErrors = [err100];
 }
@@ -1362,10 +1368,11 @@ vErrors.push(err100);
 errors++;
 }
 }
-if(data35.type !== undefined){
-let data36 = data35.type;
-if(typeof data36 !== "string"){
-const err101 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/type",schemaPath:"#/properties/config_schema/additionalProperties/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.config_schema.additionalProperties.properties.type.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.type,data:data36};
+for(const key5 in data36){
+let data37 = data36[key5];
+if(data37 && typeof data37 == "object" && !Array.isArray(data37)){
+if(data37.type === undefined){
+const err101 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/config_schema/additionalProperties/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'",schema:schema11.properties.config_schema.additionalProperties.required,parentSchema:schema11.properties.config_schema.additionalProperties,data:data37};
 if(vErrors === null){
 vErrors = [err101];
 }
@@ -1374,8 +1381,8 @@ vErrors.push(err101);
 }
 errors++;
 }
-if(!(((data36 === "string") || (data36 === "integer")) || (data36 === "boolean"))){
-const err102 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/type",schemaPath:"#/properties/config_schema/additionalProperties/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.config_schema.additionalProperties.properties.type.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.config_schema.additionalProperties.properties.type.enum,parentSchema:schema11.properties.config_schema.additionalProperties.properties.type,data:data36};
+if(data37.label === undefined){
+const err102 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/config_schema/additionalProperties/required",keyword:"required",params:{missingProperty: "label"},message:"must have required property '"+"label"+"'",schema:schema11.properties.config_schema.additionalProperties.required,parentSchema:schema11.properties.config_schema.additionalProperties,data:data37};
 if(vErrors === null){
 vErrors = [err102];
 }
@@ -1384,12 +1391,9 @@ vErrors.push(err102);
 }
 errors++;
 }
-}
-if(data35.label !== undefined){
-let data37 = data35.label;
-if(typeof data37 === "string"){
-if(func3(data37) < 1){
-const err103 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/label",schemaPath:"#/properties/config_schema/additionalProperties/properties/label/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.config_schema.additionalProperties.properties.label,data:data37};
+for(const key6 in data37){
+if(!((((((key6 === "type") || (key6 === "label")) || (key6 === "required")) || (key6 === "default")) || (key6 === "min")) || (key6 === "max"))){
+const err103 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/config_schema/additionalProperties/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.config_schema.additionalProperties,data:data37};
 if(vErrors === null){
 vErrors = [err103];
 }
@@ -1399,8 +1403,10 @@ vErrors.push(err103);
 errors++;
 }
 }
-else {
-const err104 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/label",schemaPath:"#/properties/config_schema/additionalProperties/properties/label/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.config_schema.additionalProperties.properties.label.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.label,data:data37};
+if(data37.type !== undefined){
+let data38 = data37.type;
+if(typeof data38 !== "string"){
+const err104 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/type",schemaPath:"#/properties/config_schema/additionalProperties/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.config_schema.additionalProperties.properties.type.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.type,data:data38};
 if(vErrors === null){
 vErrors = [err104];
 }
@@ -1409,11 +1415,8 @@ vErrors.push(err104);
 }
 errors++;
 }
-}
-if(data35.required !== undefined){
-let data38 = data35.required;
-if(typeof data38 !== "boolean"){
-const err105 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/required",schemaPath:"#/properties/config_schema/additionalProperties/properties/required/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.config_schema.additionalProperties.properties.required.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.required,data:data38};
+if(!(((data38 === "string") || (data38 === "integer")) || (data38 === "boolean"))){
+const err105 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/type",schemaPath:"#/properties/config_schema/additionalProperties/properties/type/enum",keyword:"enum",params:{allowedValues: schema11.properties.config_schema.additionalProperties.properties.type.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.config_schema.additionalProperties.properties.type.enum,parentSchema:schema11.properties.config_schema.additionalProperties.properties.type,data:data38};
 if(vErrors === null){
 vErrors = [err105];
 }
@@ -1423,10 +1426,11 @@ vErrors.push(err105);
 errors++;
 }
 }
-if(data35.default !== undefined){
-let data39 = data35.default;
-if(((typeof data39 !== "string") && (!(((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39))) && (isFinite(data39))))) && (typeof data39 !== "boolean")){
-const err106 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/default",schemaPath:"#/properties/config_schema/additionalProperties/properties/default/type",keyword:"type",params:{type: schema11.properties.config_schema.additionalProperties.properties.default.type},message:"must be string,integer,boolean",schema:schema11.properties.config_schema.additionalProperties.properties.default.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.default,data:data39};
+if(data37.label !== undefined){
+let data39 = data37.label;
+if(typeof data39 === "string"){
+if(func3(data39) < 1){
+const err106 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/label",schemaPath:"#/properties/config_schema/additionalProperties/properties/label/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.config_schema.additionalProperties.properties.label,data:data39};
 if(vErrors === null){
 vErrors = [err106];
 }
@@ -1436,10 +1440,8 @@ vErrors.push(err106);
 errors++;
 }
 }
-if(data35.min !== undefined){
-let data40 = data35.min;
-if(!(((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40))) && (isFinite(data40)))){
-const err107 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/min",schemaPath:"#/properties/config_schema/additionalProperties/properties/min/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.config_schema.additionalProperties.properties.min.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.min,data:data40};
+else {
+const err107 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/label",schemaPath:"#/properties/config_schema/additionalProperties/properties/label/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.config_schema.additionalProperties.properties.label.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.label,data:data39};
 if(vErrors === null){
 vErrors = [err107];
 }
@@ -1449,10 +1451,10 @@ vErrors.push(err107);
 errors++;
 }
 }
-if(data35.max !== undefined){
-let data41 = data35.max;
-if(!(((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41))) && (isFinite(data41)))){
-const err108 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/max",schemaPath:"#/properties/config_schema/additionalProperties/properties/max/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.config_schema.additionalProperties.properties.max.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.max,data:data41};
+if(data37.required !== undefined){
+let data40 = data37.required;
+if(typeof data40 !== "boolean"){
+const err108 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/required",schemaPath:"#/properties/config_schema/additionalProperties/properties/required/type",keyword:"type",params:{type: "boolean"},message:"must be boolean",schema:schema11.properties.config_schema.additionalProperties.properties.required.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.required,data:data40};
 if(vErrors === null){
 vErrors = [err108];
 }
@@ -1462,9 +1464,10 @@ vErrors.push(err108);
 errors++;
 }
 }
-}
-else {
-const err109 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/config_schema/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.config_schema.additionalProperties.type,parentSchema:schema11.properties.config_schema.additionalProperties,data:data35};
+if(data37.default !== undefined){
+let data41 = data37.default;
+if(((typeof data41 !== "string") && (!(((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41))) && (isFinite(data41))))) && (typeof data41 !== "boolean")){
+const err109 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/default",schemaPath:"#/properties/config_schema/additionalProperties/properties/default/type",keyword:"type",params:{type: schema11.properties.config_schema.additionalProperties.properties.default.type},message:"must be string,integer,boolean",schema:schema11.properties.config_schema.additionalProperties.properties.default.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.default,data:data41};
 if(vErrors === null){
 vErrors = [err109];
 }
@@ -1474,9 +1477,10 @@ vErrors.push(err109);
 errors++;
 }
 }
-}
-else {
-const err110 = {instancePath:instancePath+"/config_schema",schemaPath:"#/properties/config_schema/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.config_schema.type,parentSchema:schema11.properties.config_schema,data:data34};
+if(data37.min !== undefined){
+let data42 = data37.min;
+if(!(((typeof data42 == "number") && (!(data42 % 1) && !isNaN(data42))) && (isFinite(data42)))){
+const err110 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/min",schemaPath:"#/properties/config_schema/additionalProperties/properties/min/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.config_schema.additionalProperties.properties.min.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.min,data:data42};
 if(vErrors === null){
 vErrors = [err110];
 }
@@ -1486,13 +1490,10 @@ vErrors.push(err110);
 errors++;
 }
 }
-if(data.peer_config_template !== undefined){
-let data42 = data.peer_config_template;
-if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
-for(const key7 in data42){
-let data43 = data42[key7];
-if(typeof data43 !== "string"){
-const err111 = {instancePath:instancePath+"/peer_config_template/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/peer_config_template/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.peer_config_template.additionalProperties.type,parentSchema:schema11.properties.peer_config_template.additionalProperties,data:data43};
+if(data37.max !== undefined){
+let data43 = data37.max;
+if(!(((typeof data43 == "number") && (!(data43 % 1) && !isNaN(data43))) && (isFinite(data43)))){
+const err111 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1")+"/max",schemaPath:"#/properties/config_schema/additionalProperties/properties/max/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.config_schema.additionalProperties.properties.max.type,parentSchema:schema11.properties.config_schema.additionalProperties.properties.max,data:data43};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1504,7 +1505,7 @@ errors++;
 }
 }
 else {
-const err112 = {instancePath:instancePath+"/peer_config_template",schemaPath:"#/properties/peer_config_template/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.peer_config_template.type,parentSchema:schema11.properties.peer_config_template,data:data42};
+const err112 = {instancePath:instancePath+"/config_schema/" + key5.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/config_schema/additionalProperties/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.config_schema.additionalProperties.type,parentSchema:schema11.properties.config_schema.additionalProperties,data:data37};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1514,11 +1515,9 @@ vErrors.push(err112);
 errors++;
 }
 }
-if(data.accounts !== undefined){
-let data44 = data.accounts;
-if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
-if(data44.manager === undefined){
-const err113 = {instancePath:instancePath+"/accounts",schemaPath:"#/properties/accounts/required",keyword:"required",params:{missingProperty: "manager"},message:"must have required property '"+"manager"+"'",schema:schema11.properties.accounts.required,parentSchema:schema11.properties.accounts,data:data44};
+}
+else {
+const err113 = {instancePath:instancePath+"/config_schema",schemaPath:"#/properties/config_schema/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.config_schema.type,parentSchema:schema11.properties.config_schema,data:data36};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1527,8 +1526,14 @@ vErrors.push(err113);
 }
 errors++;
 }
-if(data44.credentials === undefined){
-const err114 = {instancePath:instancePath+"/accounts",schemaPath:"#/properties/accounts/required",keyword:"required",params:{missingProperty: "credentials"},message:"must have required property '"+"credentials"+"'",schema:schema11.properties.accounts.required,parentSchema:schema11.properties.accounts,data:data44};
+}
+if(data.peer_config_template !== undefined){
+let data44 = data.peer_config_template;
+if(data44 && typeof data44 == "object" && !Array.isArray(data44)){
+for(const key7 in data44){
+let data45 = data44[key7];
+if(typeof data45 !== "string"){
+const err114 = {instancePath:instancePath+"/peer_config_template/" + key7.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/peer_config_template/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.peer_config_template.additionalProperties.type,parentSchema:schema11.properties.peer_config_template.additionalProperties,data:data45};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1537,9 +1542,10 @@ vErrors.push(err114);
 }
 errors++;
 }
-for(const key8 in data44){
-if(!((key8 === "manager") || (key8 === "credentials"))){
-const err115 = {instancePath:instancePath+"/accounts",schemaPath:"#/properties/accounts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.accounts,data:data44};
+}
+}
+else {
+const err115 = {instancePath:instancePath+"/peer_config_template",schemaPath:"#/properties/peer_config_template/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.peer_config_template.type,parentSchema:schema11.properties.peer_config_template,data:data44};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1549,10 +1555,11 @@ vErrors.push(err115);
 errors++;
 }
 }
-if(data44.manager !== undefined){
-let data45 = data44.manager;
-if(typeof data45 !== "string"){
-const err116 = {instancePath:instancePath+"/accounts/manager",schemaPath:"#/properties/accounts/properties/manager/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.accounts.properties.manager.type,parentSchema:schema11.properties.accounts.properties.manager,data:data45};
+if(data.accounts !== undefined){
+let data46 = data.accounts;
+if(data46 && typeof data46 == "object" && !Array.isArray(data46)){
+if(data46.manager === undefined){
+const err116 = {instancePath:instancePath+"/accounts",schemaPath:"#/properties/accounts/required",keyword:"required",params:{missingProperty: "manager"},message:"must have required property '"+"manager"+"'",schema:schema11.properties.accounts.required,parentSchema:schema11.properties.accounts,data:data46};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1561,8 +1568,8 @@ vErrors.push(err116);
 }
 errors++;
 }
-if(!((((data45 === "http") || (data45 === "email_manager")) || (data45 === "calendar_manager")) || (data45 === "file_manager"))){
-const err117 = {instancePath:instancePath+"/accounts/manager",schemaPath:"#/properties/accounts/properties/manager/enum",keyword:"enum",params:{allowedValues: schema11.properties.accounts.properties.manager.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.accounts.properties.manager.enum,parentSchema:schema11.properties.accounts.properties.manager,data:data45};
+if(data46.credentials === undefined){
+const err117 = {instancePath:instancePath+"/accounts",schemaPath:"#/properties/accounts/required",keyword:"required",params:{missingProperty: "credentials"},message:"must have required property '"+"credentials"+"'",schema:schema11.properties.accounts.required,parentSchema:schema11.properties.accounts,data:data46};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1571,12 +1578,9 @@ vErrors.push(err117);
 }
 errors++;
 }
-}
-if(data44.credentials !== undefined){
-let data46 = data44.credentials;
-if(Array.isArray(data46)){
-if(data46.length < 1){
-const err118 = {instancePath:instancePath+"/accounts/credentials",schemaPath:"#/properties/accounts/properties/credentials/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.accounts.properties.credentials,data:data46};
+for(const key8 in data46){
+if(!((key8 === "manager") || (key8 === "credentials"))){
+const err118 = {instancePath:instancePath+"/accounts",schemaPath:"#/properties/accounts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.accounts,data:data46};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1585,12 +1589,11 @@ vErrors.push(err118);
 }
 errors++;
 }
-const len2 = data46.length;
-for(let i2=0; i2<len2; i2++){
-let data47 = data46[i2];
-if(typeof data47 === "string"){
-if(!pattern8.test(data47)){
-const err119 = {instancePath:instancePath+"/accounts/credentials/" + i2,schemaPath:"#/properties/accounts/properties/credentials/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]{0,62}$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]{0,62}$"+"\"",schema:"^[A-Za-z_][A-Za-z0-9_]{0,62}$",parentSchema:schema11.properties.accounts.properties.credentials.items,data:data47};
+}
+if(data46.manager !== undefined){
+let data47 = data46.manager;
+if(typeof data47 !== "string"){
+const err119 = {instancePath:instancePath+"/accounts/manager",schemaPath:"#/properties/accounts/properties/manager/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.accounts.properties.manager.type,parentSchema:schema11.properties.accounts.properties.manager,data:data47};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1599,9 +1602,8 @@ vErrors.push(err119);
 }
 errors++;
 }
-}
-else {
-const err120 = {instancePath:instancePath+"/accounts/credentials/" + i2,schemaPath:"#/properties/accounts/properties/credentials/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.accounts.properties.credentials.items.type,parentSchema:schema11.properties.accounts.properties.credentials.items,data:data47};
+if(!((((data47 === "http") || (data47 === "email_manager")) || (data47 === "calendar_manager")) || (data47 === "file_manager"))){
+const err120 = {instancePath:instancePath+"/accounts/manager",schemaPath:"#/properties/accounts/properties/manager/enum",keyword:"enum",params:{allowedValues: schema11.properties.accounts.properties.manager.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.accounts.properties.manager.enum,parentSchema:schema11.properties.accounts.properties.manager,data:data47};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1611,18 +1613,11 @@ vErrors.push(err120);
 errors++;
 }
 }
-let i3 = data46.length;
-let j0;
-if(i3 > 1){
-const indices0 = {};
-for(;i3--;){
-let item0 = data46[i3];
-if(typeof item0 !== "string"){
-continue;
-}
-if(typeof indices0[item0] == "number"){
-j0 = indices0[item0];
-const err121 = {instancePath:instancePath+"/accounts/credentials",schemaPath:"#/properties/accounts/properties/credentials/uniqueItems",keyword:"uniqueItems",params:{i: i3, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i3+" are identical)",schema:true,parentSchema:schema11.properties.accounts.properties.credentials,data:data46};
+if(data46.credentials !== undefined){
+let data48 = data46.credentials;
+if(Array.isArray(data48)){
+if(data48.length < 1){
+const err121 = {instancePath:instancePath+"/accounts/credentials",schemaPath:"#/properties/accounts/properties/credentials/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.accounts.properties.credentials,data:data48};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1630,14 +1625,13 @@ else {
 vErrors.push(err121);
 }
 errors++;
-break;
 }
-indices0[item0] = i3;
-}
-}
-}
-else {
-const err122 = {instancePath:instancePath+"/accounts/credentials",schemaPath:"#/properties/accounts/properties/credentials/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.accounts.properties.credentials.type,parentSchema:schema11.properties.accounts.properties.credentials,data:data46};
+const len3 = data48.length;
+for(let i3=0; i3<len3; i3++){
+let data49 = data48[i3];
+if(typeof data49 === "string"){
+if(!pattern9.test(data49)){
+const err122 = {instancePath:instancePath+"/accounts/credentials/" + i3,schemaPath:"#/properties/accounts/properties/credentials/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]{0,62}$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]{0,62}$"+"\"",schema:"^[A-Za-z_][A-Za-z0-9_]{0,62}$",parentSchema:schema11.properties.accounts.properties.credentials.items,data:data49};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1647,9 +1641,8 @@ vErrors.push(err122);
 errors++;
 }
 }
-}
 else {
-const err123 = {instancePath:instancePath+"/accounts",schemaPath:"#/properties/accounts/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.accounts.type,parentSchema:schema11.properties.accounts,data:data44};
+const err123 = {instancePath:instancePath+"/accounts/credentials/" + i3,schemaPath:"#/properties/accounts/properties/credentials/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.accounts.properties.credentials.items.type,parentSchema:schema11.properties.accounts.properties.credentials.items,data:data49};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1659,10 +1652,18 @@ vErrors.push(err123);
 errors++;
 }
 }
-if(data.compose !== undefined){
-let data48 = data.compose;
-if(data48 !== null){
-const err124 = {instancePath:instancePath+"/compose",schemaPath:"#/properties/compose/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema11.properties.compose.type,parentSchema:schema11.properties.compose,data:data48};
+let i4 = data48.length;
+let j0;
+if(i4 > 1){
+const indices0 = {};
+for(;i4--;){
+let item0 = data48[i4];
+if(typeof item0 !== "string"){
+continue;
+}
+if(typeof indices0[item0] == "number"){
+j0 = indices0[item0];
+const err124 = {instancePath:instancePath+"/accounts/credentials",schemaPath:"#/properties/accounts/properties/credentials/uniqueItems",keyword:"uniqueItems",params:{i: i4, j: j0},message:"must NOT have duplicate items (items ## "+j0+" and "+i4+" are identical)",schema:true,parentSchema:schema11.properties.accounts.properties.credentials,data:data48};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1670,13 +1671,14 @@ else {
 vErrors.push(err124);
 }
 errors++;
+break;
+}
+indices0[item0] = i4;
 }
 }
-if(data.backup !== undefined){
-let data49 = data.backup;
-if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
-if(data49.volumes === undefined){
-const err125 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/required",keyword:"required",params:{missingProperty: "volumes"},message:"must have required property '"+"volumes"+"'",schema:schema11.properties.backup.required,parentSchema:schema11.properties.backup,data:data49};
+}
+else {
+const err125 = {instancePath:instancePath+"/accounts/credentials",schemaPath:"#/properties/accounts/properties/credentials/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.accounts.properties.credentials.type,parentSchema:schema11.properties.accounts.properties.credentials,data:data48};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1685,8 +1687,10 @@ vErrors.push(err125);
 }
 errors++;
 }
-if(data49.config_paths === undefined){
-const err126 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/required",keyword:"required",params:{missingProperty: "config_paths"},message:"must have required property '"+"config_paths"+"'",schema:schema11.properties.backup.required,parentSchema:schema11.properties.backup,data:data49};
+}
+}
+else {
+const err126 = {instancePath:instancePath+"/accounts",schemaPath:"#/properties/accounts/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.accounts.type,parentSchema:schema11.properties.accounts,data:data46};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1695,9 +1699,11 @@ vErrors.push(err126);
 }
 errors++;
 }
-for(const key9 in data49){
-if(!((key9 === "volumes") || (key9 === "config_paths"))){
-const err127 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.backup,data:data49};
+}
+if(data.compose !== undefined){
+let data50 = data.compose;
+if(data50 !== null){
+const err127 = {instancePath:instancePath+"/compose",schemaPath:"#/properties/compose/type",keyword:"type",params:{type: "null"},message:"must be null",schema:schema11.properties.compose.type,parentSchema:schema11.properties.compose,data:data50};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1707,15 +1713,11 @@ vErrors.push(err127);
 errors++;
 }
 }
-if(data49.volumes !== undefined){
-let data50 = data49.volumes;
-if(Array.isArray(data50)){
-const len3 = data50.length;
-for(let i4=0; i4<len3; i4++){
-let data51 = data50[i4];
+if(data.backup !== undefined){
+let data51 = data.backup;
 if(data51 && typeof data51 == "object" && !Array.isArray(data51)){
-if(data51.container === undefined){
-const err128 = {instancePath:instancePath+"/backup/volumes/" + i4,schemaPath:"#/properties/backup/properties/volumes/items/required",keyword:"required",params:{missingProperty: "container"},message:"must have required property '"+"container"+"'",schema:schema11.properties.backup.properties.volumes.items.required,parentSchema:schema11.properties.backup.properties.volumes.items,data:data51};
+if(data51.volumes === undefined){
+const err128 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/required",keyword:"required",params:{missingProperty: "volumes"},message:"must have required property '"+"volumes"+"'",schema:schema11.properties.backup.required,parentSchema:schema11.properties.backup,data:data51};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1724,8 +1726,8 @@ vErrors.push(err128);
 }
 errors++;
 }
-if(data51.path === undefined){
-const err129 = {instancePath:instancePath+"/backup/volumes/" + i4,schemaPath:"#/properties/backup/properties/volumes/items/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'",schema:schema11.properties.backup.properties.volumes.items.required,parentSchema:schema11.properties.backup.properties.volumes.items,data:data51};
+if(data51.config_paths === undefined){
+const err129 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/required",keyword:"required",params:{missingProperty: "config_paths"},message:"must have required property '"+"config_paths"+"'",schema:schema11.properties.backup.required,parentSchema:schema11.properties.backup,data:data51};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1734,8 +1736,9 @@ vErrors.push(err129);
 }
 errors++;
 }
-if(data51.name === undefined){
-const err130 = {instancePath:instancePath+"/backup/volumes/" + i4,schemaPath:"#/properties/backup/properties/volumes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema11.properties.backup.properties.volumes.items.required,parentSchema:schema11.properties.backup.properties.volumes.items,data:data51};
+for(const key9 in data51){
+if(!((key9 === "volumes") || (key9 === "config_paths"))){
+const err130 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.backup,data:data51};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1744,9 +1747,16 @@ vErrors.push(err130);
 }
 errors++;
 }
-for(const key10 in data51){
-if(!(((key10 === "container") || (key10 === "path")) || (key10 === "name"))){
-const err131 = {instancePath:instancePath+"/backup/volumes/" + i4,schemaPath:"#/properties/backup/properties/volumes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.backup.properties.volumes.items,data:data51};
+}
+if(data51.volumes !== undefined){
+let data52 = data51.volumes;
+if(Array.isArray(data52)){
+const len4 = data52.length;
+for(let i5=0; i5<len4; i5++){
+let data53 = data52[i5];
+if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
+if(data53.container === undefined){
+const err131 = {instancePath:instancePath+"/backup/volumes/" + i5,schemaPath:"#/properties/backup/properties/volumes/items/required",keyword:"required",params:{missingProperty: "container"},message:"must have required property '"+"container"+"'",schema:schema11.properties.backup.properties.volumes.items.required,parentSchema:schema11.properties.backup.properties.volumes.items,data:data53};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1755,12 +1765,8 @@ vErrors.push(err131);
 }
 errors++;
 }
-}
-if(data51.container !== undefined){
-let data52 = data51.container;
-if(typeof data52 === "string"){
-if(!pattern9.test(data52)){
-const err132 = {instancePath:instancePath+"/backup/volumes/" + i4+"/container",schemaPath:"#/properties/backup/properties/volumes/items/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.backup.properties.volumes.items.properties.container,data:data52};
+if(data53.path === undefined){
+const err132 = {instancePath:instancePath+"/backup/volumes/" + i5,schemaPath:"#/properties/backup/properties/volumes/items/required",keyword:"required",params:{missingProperty: "path"},message:"must have required property '"+"path"+"'",schema:schema11.properties.backup.properties.volumes.items.required,parentSchema:schema11.properties.backup.properties.volumes.items,data:data53};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1769,9 +1775,8 @@ vErrors.push(err132);
 }
 errors++;
 }
-}
-else {
-const err133 = {instancePath:instancePath+"/backup/volumes/" + i4+"/container",schemaPath:"#/properties/backup/properties/volumes/items/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.volumes.items.properties.container.type,parentSchema:schema11.properties.backup.properties.volumes.items.properties.container,data:data52};
+if(data53.name === undefined){
+const err133 = {instancePath:instancePath+"/backup/volumes/" + i5,schemaPath:"#/properties/backup/properties/volumes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema11.properties.backup.properties.volumes.items.required,parentSchema:schema11.properties.backup.properties.volumes.items,data:data53};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1780,12 +1785,9 @@ vErrors.push(err133);
 }
 errors++;
 }
-}
-if(data51.path !== undefined){
-let data53 = data51.path;
-if(typeof data53 === "string"){
-if(func3(data53) < 1){
-const err134 = {instancePath:instancePath+"/backup/volumes/" + i4+"/path",schemaPath:"#/properties/backup/properties/volumes/items/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.backup.properties.volumes.items.properties.path,data:data53};
+for(const key10 in data53){
+if(!(((key10 === "container") || (key10 === "path")) || (key10 === "name"))){
+const err134 = {instancePath:instancePath+"/backup/volumes/" + i5,schemaPath:"#/properties/backup/properties/volumes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.backup.properties.volumes.items,data:data53};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1795,8 +1797,11 @@ vErrors.push(err134);
 errors++;
 }
 }
-else {
-const err135 = {instancePath:instancePath+"/backup/volumes/" + i4+"/path",schemaPath:"#/properties/backup/properties/volumes/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.volumes.items.properties.path.type,parentSchema:schema11.properties.backup.properties.volumes.items.properties.path,data:data53};
+if(data53.container !== undefined){
+let data54 = data53.container;
+if(typeof data54 === "string"){
+if(!pattern10.test(data54)){
+const err135 = {instancePath:instancePath+"/backup/volumes/" + i5+"/container",schemaPath:"#/properties/backup/properties/volumes/items/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.backup.properties.volumes.items.properties.container,data:data54};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1806,11 +1811,8 @@ vErrors.push(err135);
 errors++;
 }
 }
-if(data51.name !== undefined){
-let data54 = data51.name;
-if(typeof data54 === "string"){
-if(!pattern10.test(data54)){
-const err136 = {instancePath:instancePath+"/backup/volumes/" + i4+"/name",schemaPath:"#/properties/backup/properties/volumes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",parentSchema:schema11.properties.backup.properties.volumes.items.properties.name,data:data54};
+else {
+const err136 = {instancePath:instancePath+"/backup/volumes/" + i5+"/container",schemaPath:"#/properties/backup/properties/volumes/items/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.volumes.items.properties.container.type,parentSchema:schema11.properties.backup.properties.volumes.items.properties.container,data:data54};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1820,8 +1822,11 @@ vErrors.push(err136);
 errors++;
 }
 }
-else {
-const err137 = {instancePath:instancePath+"/backup/volumes/" + i4+"/name",schemaPath:"#/properties/backup/properties/volumes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.volumes.items.properties.name.type,parentSchema:schema11.properties.backup.properties.volumes.items.properties.name,data:data54};
+if(data53.path !== undefined){
+let data55 = data53.path;
+if(typeof data55 === "string"){
+if(func3(data55) < 1){
+const err137 = {instancePath:instancePath+"/backup/volumes/" + i5+"/path",schemaPath:"#/properties/backup/properties/volumes/items/properties/path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.backup.properties.volumes.items.properties.path,data:data55};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1831,9 +1836,8 @@ vErrors.push(err137);
 errors++;
 }
 }
-}
 else {
-const err138 = {instancePath:instancePath+"/backup/volumes/" + i4,schemaPath:"#/properties/backup/properties/volumes/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.backup.properties.volumes.items.type,parentSchema:schema11.properties.backup.properties.volumes.items,data:data51};
+const err138 = {instancePath:instancePath+"/backup/volumes/" + i5+"/path",schemaPath:"#/properties/backup/properties/volumes/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.volumes.items.properties.path.type,parentSchema:schema11.properties.backup.properties.volumes.items.properties.path,data:data55};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1843,9 +1847,11 @@ vErrors.push(err138);
 errors++;
 }
 }
-}
-else {
-const err139 = {instancePath:instancePath+"/backup/volumes",schemaPath:"#/properties/backup/properties/volumes/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.backup.properties.volumes.type,parentSchema:schema11.properties.backup.properties.volumes,data:data50};
+if(data53.name !== undefined){
+let data56 = data53.name;
+if(typeof data56 === "string"){
+if(!pattern11.test(data56)){
+const err139 = {instancePath:instancePath+"/backup/volumes/" + i5+"/name",schemaPath:"#/properties/backup/properties/volumes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",parentSchema:schema11.properties.backup.properties.volumes.items.properties.name,data:data56};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1855,15 +1861,8 @@ vErrors.push(err139);
 errors++;
 }
 }
-if(data49.config_paths !== undefined){
-let data55 = data49.config_paths;
-if(Array.isArray(data55)){
-const len4 = data55.length;
-for(let i5=0; i5<len4; i5++){
-let data56 = data55[i5];
-if(typeof data56 === "string"){
-if(func3(data56) < 1){
-const err140 = {instancePath:instancePath+"/backup/config_paths/" + i5,schemaPath:"#/properties/backup/properties/config_paths/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.backup.properties.config_paths.items,data:data56};
+else {
+const err140 = {instancePath:instancePath+"/backup/volumes/" + i5+"/name",schemaPath:"#/properties/backup/properties/volumes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.volumes.items.properties.name.type,parentSchema:schema11.properties.backup.properties.volumes.items.properties.name,data:data56};
 if(vErrors === null){
 vErrors = [err140];
 }
@@ -1873,8 +1872,9 @@ vErrors.push(err140);
 errors++;
 }
 }
+}
 else {
-const err141 = {instancePath:instancePath+"/backup/config_paths/" + i5,schemaPath:"#/properties/backup/properties/config_paths/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.config_paths.items.type,parentSchema:schema11.properties.backup.properties.config_paths.items,data:data56};
+const err141 = {instancePath:instancePath+"/backup/volumes/" + i5,schemaPath:"#/properties/backup/properties/volumes/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.backup.properties.volumes.items.type,parentSchema:schema11.properties.backup.properties.volumes.items,data:data53};
 if(vErrors === null){
 vErrors = [err141];
 }
@@ -1886,7 +1886,7 @@ errors++;
 }
 }
 else {
-const err142 = {instancePath:instancePath+"/backup/config_paths",schemaPath:"#/properties/backup/properties/config_paths/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.backup.properties.config_paths.type,parentSchema:schema11.properties.backup.properties.config_paths,data:data55};
+const err142 = {instancePath:instancePath+"/backup/volumes",schemaPath:"#/properties/backup/properties/volumes/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.backup.properties.volumes.type,parentSchema:schema11.properties.backup.properties.volumes,data:data52};
 if(vErrors === null){
 vErrors = [err142];
 }
@@ -1896,9 +1896,15 @@ vErrors.push(err142);
 errors++;
 }
 }
-}
-else {
-const err143 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.backup.type,parentSchema:schema11.properties.backup,data:data49};
+if(data51.config_paths !== undefined){
+let data57 = data51.config_paths;
+if(Array.isArray(data57)){
+const len5 = data57.length;
+for(let i6=0; i6<len5; i6++){
+let data58 = data57[i6];
+if(typeof data58 === "string"){
+if(func3(data58) < 1){
+const err143 = {instancePath:instancePath+"/backup/config_paths/" + i6,schemaPath:"#/properties/backup/properties/config_paths/items/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.backup.properties.config_paths.items,data:data58};
 if(vErrors === null){
 vErrors = [err143];
 }
@@ -1908,11 +1914,8 @@ vErrors.push(err143);
 errors++;
 }
 }
-if(data.storage !== undefined){
-let data57 = data.storage;
-if(data57 && typeof data57 == "object" && !Array.isArray(data57)){
-if(data57.primary_path === undefined){
-const err144 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/required",keyword:"required",params:{missingProperty: "primary_path"},message:"must have required property '"+"primary_path"+"'",schema:schema11.properties.storage.required,parentSchema:schema11.properties.storage,data:data57};
+else {
+const err144 = {instancePath:instancePath+"/backup/config_paths/" + i6,schemaPath:"#/properties/backup/properties/config_paths/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.backup.properties.config_paths.items.type,parentSchema:schema11.properties.backup.properties.config_paths.items,data:data58};
 if(vErrors === null){
 vErrors = [err144];
 }
@@ -1921,8 +1924,10 @@ vErrors.push(err144);
 }
 errors++;
 }
-if(data57.quota_mb === undefined){
-const err145 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/required",keyword:"required",params:{missingProperty: "quota_mb"},message:"must have required property '"+"quota_mb"+"'",schema:schema11.properties.storage.required,parentSchema:schema11.properties.storage,data:data57};
+}
+}
+else {
+const err145 = {instancePath:instancePath+"/backup/config_paths",schemaPath:"#/properties/backup/properties/config_paths/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.backup.properties.config_paths.type,parentSchema:schema11.properties.backup.properties.config_paths,data:data57};
 if(vErrors === null){
 vErrors = [err145];
 }
@@ -1931,9 +1936,10 @@ vErrors.push(err145);
 }
 errors++;
 }
-for(const key11 in data57){
-if(!((key11 === "primary_path") || (key11 === "quota_mb"))){
-const err146 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.storage,data:data57};
+}
+}
+else {
+const err146 = {instancePath:instancePath+"/backup",schemaPath:"#/properties/backup/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.backup.type,parentSchema:schema11.properties.backup,data:data51};
 if(vErrors === null){
 vErrors = [err146];
 }
@@ -1943,11 +1949,11 @@ vErrors.push(err146);
 errors++;
 }
 }
-if(data57.primary_path !== undefined){
-let data58 = data57.primary_path;
-if(typeof data58 === "string"){
-if(func3(data58) < 1){
-const err147 = {instancePath:instancePath+"/storage/primary_path",schemaPath:"#/properties/storage/properties/primary_path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.storage.properties.primary_path,data:data58};
+if(data.storage !== undefined){
+let data59 = data.storage;
+if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
+if(data59.primary_path === undefined){
+const err147 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/required",keyword:"required",params:{missingProperty: "primary_path"},message:"must have required property '"+"primary_path"+"'",schema:schema11.properties.storage.required,parentSchema:schema11.properties.storage,data:data59};
 if(vErrors === null){
 vErrors = [err147];
 }
@@ -1956,9 +1962,8 @@ vErrors.push(err147);
 }
 errors++;
 }
-}
-else {
-const err148 = {instancePath:instancePath+"/storage/primary_path",schemaPath:"#/properties/storage/properties/primary_path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.storage.properties.primary_path.type,parentSchema:schema11.properties.storage.properties.primary_path,data:data58};
+if(data59.quota_mb === undefined){
+const err148 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/required",keyword:"required",params:{missingProperty: "quota_mb"},message:"must have required property '"+"quota_mb"+"'",schema:schema11.properties.storage.required,parentSchema:schema11.properties.storage,data:data59};
 if(vErrors === null){
 vErrors = [err148];
 }
@@ -1967,11 +1972,9 @@ vErrors.push(err148);
 }
 errors++;
 }
-}
-if(data57.quota_mb !== undefined){
-let data59 = data57.quota_mb;
-if((!(((typeof data59 == "number") && (!(data59 % 1) && !isNaN(data59))) && (isFinite(data59)))) && (data59 !== null)){
-const err149 = {instancePath:instancePath+"/storage/quota_mb",schemaPath:"#/properties/storage/properties/quota_mb/type",keyword:"type",params:{type: schema11.properties.storage.properties.quota_mb.type},message:"must be integer,null",schema:schema11.properties.storage.properties.quota_mb.type,parentSchema:schema11.properties.storage.properties.quota_mb,data:data59};
+for(const key11 in data59){
+if(!((key11 === "primary_path") || (key11 === "quota_mb"))){
+const err149 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.storage,data:data59};
 if(vErrors === null){
 vErrors = [err149];
 }
@@ -1980,9 +1983,12 @@ vErrors.push(err149);
 }
 errors++;
 }
-if((typeof data59 == "number") && (isFinite(data59))){
-if(data59 < 0 || isNaN(data59)){
-const err150 = {instancePath:instancePath+"/storage/quota_mb",schemaPath:"#/properties/storage/properties/quota_mb/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.storage.properties.quota_mb,data:data59};
+}
+if(data59.primary_path !== undefined){
+let data60 = data59.primary_path;
+if(typeof data60 === "string"){
+if(func3(data60) < 1){
+const err150 = {instancePath:instancePath+"/storage/primary_path",schemaPath:"#/properties/storage/properties/primary_path/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.storage.properties.primary_path,data:data60};
 if(vErrors === null){
 vErrors = [err150];
 }
@@ -1992,10 +1998,8 @@ vErrors.push(err150);
 errors++;
 }
 }
-}
-}
 else {
-const err151 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.storage.type,parentSchema:schema11.properties.storage,data:data57};
+const err151 = {instancePath:instancePath+"/storage/primary_path",schemaPath:"#/properties/storage/properties/primary_path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.storage.properties.primary_path.type,parentSchema:schema11.properties.storage.properties.primary_path,data:data60};
 if(vErrors === null){
 vErrors = [err151];
 }
@@ -2005,11 +2009,10 @@ vErrors.push(err151);
 errors++;
 }
 }
-if(data.egress !== undefined){
-let data60 = data.egress;
-if(data60 && typeof data60 == "object" && !Array.isArray(data60)){
-if(data60.default === undefined){
-const err152 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'",schema:schema11.properties.egress.required,parentSchema:schema11.properties.egress,data:data60};
+if(data59.quota_mb !== undefined){
+let data61 = data59.quota_mb;
+if((!(((typeof data61 == "number") && (!(data61 % 1) && !isNaN(data61))) && (isFinite(data61)))) && (data61 !== null)){
+const err152 = {instancePath:instancePath+"/storage/quota_mb",schemaPath:"#/properties/storage/properties/quota_mb/type",keyword:"type",params:{type: schema11.properties.storage.properties.quota_mb.type},message:"must be integer,null",schema:schema11.properties.storage.properties.quota_mb.type,parentSchema:schema11.properties.storage.properties.quota_mb,data:data61};
 if(vErrors === null){
 vErrors = [err152];
 }
@@ -2018,8 +2021,9 @@ vErrors.push(err152);
 }
 errors++;
 }
-if(data60.allowed === undefined){
-const err153 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/required",keyword:"required",params:{missingProperty: "allowed"},message:"must have required property '"+"allowed"+"'",schema:schema11.properties.egress.required,parentSchema:schema11.properties.egress,data:data60};
+if((typeof data61 == "number") && (isFinite(data61))){
+if(data61 < 0 || isNaN(data61)){
+const err153 = {instancePath:instancePath+"/storage/quota_mb",schemaPath:"#/properties/storage/properties/quota_mb/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0",schema:0,parentSchema:schema11.properties.storage.properties.quota_mb,data:data61};
 if(vErrors === null){
 vErrors = [err153];
 }
@@ -2028,9 +2032,11 @@ vErrors.push(err153);
 }
 errors++;
 }
-for(const key12 in data60){
-if(!((key12 === "default") || (key12 === "allowed"))){
-const err154 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.egress,data:data60};
+}
+}
+}
+else {
+const err154 = {instancePath:instancePath+"/storage",schemaPath:"#/properties/storage/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.storage.type,parentSchema:schema11.properties.storage,data:data59};
 if(vErrors === null){
 vErrors = [err154];
 }
@@ -2040,10 +2046,11 @@ vErrors.push(err154);
 errors++;
 }
 }
-if(data60.default !== undefined){
-let data61 = data60.default;
-if(typeof data61 !== "string"){
-const err155 = {instancePath:instancePath+"/egress/default",schemaPath:"#/properties/egress/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.egress.properties.default.type,parentSchema:schema11.properties.egress.properties.default,data:data61};
+if(data.egress !== undefined){
+let data62 = data.egress;
+if(data62 && typeof data62 == "object" && !Array.isArray(data62)){
+if(data62.default === undefined){
+const err155 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/required",keyword:"required",params:{missingProperty: "default"},message:"must have required property '"+"default"+"'",schema:schema11.properties.egress.required,parentSchema:schema11.properties.egress,data:data62};
 if(vErrors === null){
 vErrors = [err155];
 }
@@ -2052,8 +2059,8 @@ vErrors.push(err155);
 }
 errors++;
 }
-if(!((((((data61 === "default") || (data61 === "wireguard_ext")) || (data61 === "openvpn")) || (data61 === "tor")) || (data61 === "sshuttle")) || (data61 === "proxy"))){
-const err156 = {instancePath:instancePath+"/egress/default",schemaPath:"#/properties/egress/properties/default/enum",keyword:"enum",params:{allowedValues: schema11.properties.egress.properties.default.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.egress.properties.default.enum,parentSchema:schema11.properties.egress.properties.default,data:data61};
+if(data62.allowed === undefined){
+const err156 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/required",keyword:"required",params:{missingProperty: "allowed"},message:"must have required property '"+"allowed"+"'",schema:schema11.properties.egress.required,parentSchema:schema11.properties.egress,data:data62};
 if(vErrors === null){
 vErrors = [err156];
 }
@@ -2062,12 +2069,9 @@ vErrors.push(err156);
 }
 errors++;
 }
-}
-if(data60.allowed !== undefined){
-let data62 = data60.allowed;
-if(Array.isArray(data62)){
-if(data62.length < 1){
-const err157 = {instancePath:instancePath+"/egress/allowed",schemaPath:"#/properties/egress/properties/allowed/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.egress.properties.allowed,data:data62};
+for(const key12 in data62){
+if(!((key12 === "default") || (key12 === "allowed"))){
+const err157 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.egress,data:data62};
 if(vErrors === null){
 vErrors = [err157];
 }
@@ -2076,11 +2080,11 @@ vErrors.push(err157);
 }
 errors++;
 }
-const len5 = data62.length;
-for(let i6=0; i6<len5; i6++){
-let data63 = data62[i6];
+}
+if(data62.default !== undefined){
+let data63 = data62.default;
 if(typeof data63 !== "string"){
-const err158 = {instancePath:instancePath+"/egress/allowed/" + i6,schemaPath:"#/properties/egress/properties/allowed/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.egress.properties.allowed.items.type,parentSchema:schema11.properties.egress.properties.allowed.items,data:data63};
+const err158 = {instancePath:instancePath+"/egress/default",schemaPath:"#/properties/egress/properties/default/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.egress.properties.default.type,parentSchema:schema11.properties.egress.properties.default,data:data63};
 if(vErrors === null){
 vErrors = [err158];
 }
@@ -2090,7 +2094,7 @@ vErrors.push(err158);
 errors++;
 }
 if(!((((((data63 === "default") || (data63 === "wireguard_ext")) || (data63 === "openvpn")) || (data63 === "tor")) || (data63 === "sshuttle")) || (data63 === "proxy"))){
-const err159 = {instancePath:instancePath+"/egress/allowed/" + i6,schemaPath:"#/properties/egress/properties/allowed/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.egress.properties.allowed.items.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.egress.properties.allowed.items.enum,parentSchema:schema11.properties.egress.properties.allowed.items,data:data63};
+const err159 = {instancePath:instancePath+"/egress/default",schemaPath:"#/properties/egress/properties/default/enum",keyword:"enum",params:{allowedValues: schema11.properties.egress.properties.default.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.egress.properties.default.enum,parentSchema:schema11.properties.egress.properties.default,data:data63};
 if(vErrors === null){
 vErrors = [err159];
 }
@@ -2100,18 +2104,11 @@ vErrors.push(err159);
 errors++;
 }
 }
-let i7 = data62.length;
-let j1;
-if(i7 > 1){
-const indices1 = {};
-for(;i7--;){
-let item1 = data62[i7];
-if(typeof item1 !== "string"){
-continue;
-}
-if(typeof indices1[item1] == "number"){
-j1 = indices1[item1];
-const err160 = {instancePath:instancePath+"/egress/allowed",schemaPath:"#/properties/egress/properties/allowed/uniqueItems",keyword:"uniqueItems",params:{i: i7, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i7+" are identical)",schema:true,parentSchema:schema11.properties.egress.properties.allowed,data:data62};
+if(data62.allowed !== undefined){
+let data64 = data62.allowed;
+if(Array.isArray(data64)){
+if(data64.length < 1){
+const err160 = {instancePath:instancePath+"/egress/allowed",schemaPath:"#/properties/egress/properties/allowed/minItems",keyword:"minItems",params:{limit: 1},message:"must NOT have fewer than 1 items",schema:1,parentSchema:schema11.properties.egress.properties.allowed,data:data64};
 if(vErrors === null){
 vErrors = [err160];
 }
@@ -2119,14 +2116,12 @@ else {
 vErrors.push(err160);
 }
 errors++;
-break;
 }
-indices1[item1] = i7;
-}
-}
-}
-else {
-const err161 = {instancePath:instancePath+"/egress/allowed",schemaPath:"#/properties/egress/properties/allowed/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.egress.properties.allowed.type,parentSchema:schema11.properties.egress.properties.allowed,data:data62};
+const len6 = data64.length;
+for(let i7=0; i7<len6; i7++){
+let data65 = data64[i7];
+if(typeof data65 !== "string"){
+const err161 = {instancePath:instancePath+"/egress/allowed/" + i7,schemaPath:"#/properties/egress/properties/allowed/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.egress.properties.allowed.items.type,parentSchema:schema11.properties.egress.properties.allowed.items,data:data65};
 if(vErrors === null){
 vErrors = [err161];
 }
@@ -2135,10 +2130,8 @@ vErrors.push(err161);
 }
 errors++;
 }
-}
-}
-else {
-const err162 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.egress.type,parentSchema:schema11.properties.egress,data:data60};
+if(!((((((data65 === "default") || (data65 === "wireguard_ext")) || (data65 === "openvpn")) || (data65 === "tor")) || (data65 === "sshuttle")) || (data65 === "proxy"))){
+const err162 = {instancePath:instancePath+"/egress/allowed/" + i7,schemaPath:"#/properties/egress/properties/allowed/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.egress.properties.allowed.items.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.egress.properties.allowed.items.enum,parentSchema:schema11.properties.egress.properties.allowed.items,data:data65};
 if(vErrors === null){
 vErrors = [err162];
 }
@@ -2148,11 +2141,18 @@ vErrors.push(err162);
 errors++;
 }
 }
-if(data.image !== undefined){
-let data64 = data.image;
-if(typeof data64 === "string"){
-if(func3(data64) < 1){
-const err163 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.image,data:data64};
+let i8 = data64.length;
+let j1;
+if(i8 > 1){
+const indices1 = {};
+for(;i8--;){
+let item1 = data64[i8];
+if(typeof item1 !== "string"){
+continue;
+}
+if(typeof indices1[item1] == "number"){
+j1 = indices1[item1];
+const err163 = {instancePath:instancePath+"/egress/allowed",schemaPath:"#/properties/egress/properties/allowed/uniqueItems",keyword:"uniqueItems",params:{i: i8, j: j1},message:"must NOT have duplicate items (items ## "+j1+" and "+i8+" are identical)",schema:true,parentSchema:schema11.properties.egress.properties.allowed,data:data64};
 if(vErrors === null){
 vErrors = [err163];
 }
@@ -2160,10 +2160,14 @@ else {
 vErrors.push(err163);
 }
 errors++;
+break;
+}
+indices1[item1] = i8;
+}
 }
 }
 else {
-const err164 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.image.type,parentSchema:schema11.properties.image,data:data64};
+const err164 = {instancePath:instancePath+"/egress/allowed",schemaPath:"#/properties/egress/properties/allowed/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.egress.properties.allowed.type,parentSchema:schema11.properties.egress.properties.allowed,data:data64};
 if(vErrors === null){
 vErrors = [err164];
 }
@@ -2173,11 +2177,9 @@ vErrors.push(err164);
 errors++;
 }
 }
-if(data.container_name !== undefined){
-let data65 = data.container_name;
-if(typeof data65 === "string"){
-if(!pattern6.test(data65)){
-const err165 = {instancePath:instancePath+"/container_name",schemaPath:"#/properties/container_name/pattern",keyword:"pattern",params:{pattern: "^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"},message:"must match pattern \""+"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"+"\"",schema:"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$",parentSchema:schema11.properties.container_name,data:data65};
+}
+else {
+const err165 = {instancePath:instancePath+"/egress",schemaPath:"#/properties/egress/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.egress.type,parentSchema:schema11.properties.egress,data:data62};
 if(vErrors === null){
 vErrors = [err165];
 }
@@ -2187,8 +2189,11 @@ vErrors.push(err165);
 errors++;
 }
 }
-else {
-const err166 = {instancePath:instancePath+"/container_name",schemaPath:"#/properties/container_name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.container_name.type,parentSchema:schema11.properties.container_name,data:data65};
+if(data.image !== undefined){
+let data66 = data.image;
+if(typeof data66 === "string"){
+if(func3(data66) < 1){
+const err166 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.image,data:data66};
 if(vErrors === null){
 vErrors = [err166];
 }
@@ -2198,15 +2203,8 @@ vErrors.push(err166);
 errors++;
 }
 }
-if(data.volumes !== undefined){
-let data66 = data.volumes;
-if(Array.isArray(data66)){
-const len6 = data66.length;
-for(let i8=0; i8<len6; i8++){
-let data67 = data66[i8];
-if(data67 && typeof data67 == "object" && !Array.isArray(data67)){
-if(data67.name === undefined){
-const err167 = {instancePath:instancePath+"/volumes/" + i8,schemaPath:"#/properties/volumes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema11.properties.volumes.items.required,parentSchema:schema11.properties.volumes.items,data:data67};
+else {
+const err167 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.image.type,parentSchema:schema11.properties.image,data:data66};
 if(vErrors === null){
 vErrors = [err167];
 }
@@ -2215,8 +2213,12 @@ vErrors.push(err167);
 }
 errors++;
 }
-if(data67.mount === undefined){
-const err168 = {instancePath:instancePath+"/volumes/" + i8,schemaPath:"#/properties/volumes/items/required",keyword:"required",params:{missingProperty: "mount"},message:"must have required property '"+"mount"+"'",schema:schema11.properties.volumes.items.required,parentSchema:schema11.properties.volumes.items,data:data67};
+}
+if(data.container_name !== undefined){
+let data67 = data.container_name;
+if(typeof data67 === "string"){
+if(!pattern7.test(data67)){
+const err168 = {instancePath:instancePath+"/container_name",schemaPath:"#/properties/container_name/pattern",keyword:"pattern",params:{pattern: "^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"},message:"must match pattern \""+"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$"+"\"",schema:"^cell-([a-z0-9][a-z0-9-]{0,30}|[a-z0-9-]{0,21}\\$\\{INSTANCE_ID\\})$",parentSchema:schema11.properties.container_name,data:data67};
 if(vErrors === null){
 vErrors = [err168];
 }
@@ -2225,9 +2227,9 @@ vErrors.push(err168);
 }
 errors++;
 }
-for(const key13 in data67){
-if(!((key13 === "name") || (key13 === "mount"))){
-const err169 = {instancePath:instancePath+"/volumes/" + i8,schemaPath:"#/properties/volumes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.volumes.items,data:data67};
+}
+else {
+const err169 = {instancePath:instancePath+"/container_name",schemaPath:"#/properties/container_name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.container_name.type,parentSchema:schema11.properties.container_name,data:data67};
 if(vErrors === null){
 vErrors = [err169];
 }
@@ -2237,11 +2239,15 @@ vErrors.push(err169);
 errors++;
 }
 }
-if(data67.name !== undefined){
-let data68 = data67.name;
-if(typeof data68 === "string"){
-if(!pattern9.test(data68)){
-const err170 = {instancePath:instancePath+"/volumes/" + i8+"/name",schemaPath:"#/properties/volumes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.volumes.items.properties.name,data:data68};
+if(data.volumes !== undefined){
+let data68 = data.volumes;
+if(Array.isArray(data68)){
+const len7 = data68.length;
+for(let i9=0; i9<len7; i9++){
+let data69 = data68[i9];
+if(data69 && typeof data69 == "object" && !Array.isArray(data69)){
+if(data69.name === undefined){
+const err170 = {instancePath:instancePath+"/volumes/" + i9,schemaPath:"#/properties/volumes/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'",schema:schema11.properties.volumes.items.required,parentSchema:schema11.properties.volumes.items,data:data69};
 if(vErrors === null){
 vErrors = [err170];
 }
@@ -2250,9 +2256,8 @@ vErrors.push(err170);
 }
 errors++;
 }
-}
-else {
-const err171 = {instancePath:instancePath+"/volumes/" + i8+"/name",schemaPath:"#/properties/volumes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.volumes.items.properties.name.type,parentSchema:schema11.properties.volumes.items.properties.name,data:data68};
+if(data69.mount === undefined){
+const err171 = {instancePath:instancePath+"/volumes/" + i9,schemaPath:"#/properties/volumes/items/required",keyword:"required",params:{missingProperty: "mount"},message:"must have required property '"+"mount"+"'",schema:schema11.properties.volumes.items.required,parentSchema:schema11.properties.volumes.items,data:data69};
 if(vErrors === null){
 vErrors = [err171];
 }
@@ -2261,12 +2266,9 @@ vErrors.push(err171);
 }
 errors++;
 }
-}
-if(data67.mount !== undefined){
-let data69 = data67.mount;
-if(typeof data69 === "string"){
-if(func3(data69) < 1){
-const err172 = {instancePath:instancePath+"/volumes/" + i8+"/mount",schemaPath:"#/properties/volumes/items/properties/mount/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.volumes.items.properties.mount,data:data69};
+for(const key13 in data69){
+if(!((key13 === "name") || (key13 === "mount"))){
+const err172 = {instancePath:instancePath+"/volumes/" + i9,schemaPath:"#/properties/volumes/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.volumes.items,data:data69};
 if(vErrors === null){
 vErrors = [err172];
 }
@@ -2276,8 +2278,11 @@ vErrors.push(err172);
 errors++;
 }
 }
-else {
-const err173 = {instancePath:instancePath+"/volumes/" + i8+"/mount",schemaPath:"#/properties/volumes/items/properties/mount/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.volumes.items.properties.mount.type,parentSchema:schema11.properties.volumes.items.properties.mount,data:data69};
+if(data69.name !== undefined){
+let data70 = data69.name;
+if(typeof data70 === "string"){
+if(!pattern10.test(data70)){
+const err173 = {instancePath:instancePath+"/volumes/" + i9+"/name",schemaPath:"#/properties/volumes/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema11.properties.volumes.items.properties.name,data:data70};
 if(vErrors === null){
 vErrors = [err173];
 }
@@ -2287,9 +2292,8 @@ vErrors.push(err173);
 errors++;
 }
 }
-}
 else {
-const err174 = {instancePath:instancePath+"/volumes/" + i8,schemaPath:"#/properties/volumes/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.volumes.items.type,parentSchema:schema11.properties.volumes.items,data:data67};
+const err174 = {instancePath:instancePath+"/volumes/" + i9+"/name",schemaPath:"#/properties/volumes/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.volumes.items.properties.name.type,parentSchema:schema11.properties.volumes.items.properties.name,data:data70};
 if(vErrors === null){
 vErrors = [err174];
 }
@@ -2299,9 +2303,11 @@ vErrors.push(err174);
 errors++;
 }
 }
-}
-else {
-const err175 = {instancePath:instancePath+"/volumes",schemaPath:"#/properties/volumes/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.volumes.type,parentSchema:schema11.properties.volumes,data:data66};
+if(data69.mount !== undefined){
+let data71 = data69.mount;
+if(typeof data71 === "string"){
+if(func3(data71) < 1){
+const err175 = {instancePath:instancePath+"/volumes/" + i9+"/mount",schemaPath:"#/properties/volumes/items/properties/mount/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters",schema:1,parentSchema:schema11.properties.volumes.items.properties.mount,data:data71};
 if(vErrors === null){
 vErrors = [err175];
 }
@@ -2311,15 +2317,8 @@ vErrors.push(err175);
 errors++;
 }
 }
-if(data.env !== undefined){
-let data70 = data.env;
-if(Array.isArray(data70)){
-const len7 = data70.length;
-for(let i9=0; i9<len7; i9++){
-let data71 = data70[i9];
-if(data71 && typeof data71 == "object" && !Array.isArray(data71)){
-if(data71.key === undefined){
-const err176 = {instancePath:instancePath+"/env/" + i9,schemaPath:"#/properties/env/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'",schema:schema11.properties.env.items.required,parentSchema:schema11.properties.env.items,data:data71};
+else {
+const err176 = {instancePath:instancePath+"/volumes/" + i9+"/mount",schemaPath:"#/properties/volumes/items/properties/mount/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.volumes.items.properties.mount.type,parentSchema:schema11.properties.volumes.items.properties.mount,data:data71};
 if(vErrors === null){
 vErrors = [err176];
 }
@@ -2328,8 +2327,10 @@ vErrors.push(err176);
 }
 errors++;
 }
-if(data71.value === undefined){
-const err177 = {instancePath:instancePath+"/env/" + i9,schemaPath:"#/properties/env/items/required",keyword:"required",params:{missingProperty: "value"},message:"must have required property '"+"value"+"'",schema:schema11.properties.env.items.required,parentSchema:schema11.properties.env.items,data:data71};
+}
+}
+else {
+const err177 = {instancePath:instancePath+"/volumes/" + i9,schemaPath:"#/properties/volumes/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.volumes.items.type,parentSchema:schema11.properties.volumes.items,data:data69};
 if(vErrors === null){
 vErrors = [err177];
 }
@@ -2338,9 +2339,10 @@ vErrors.push(err177);
 }
 errors++;
 }
-for(const key14 in data71){
-if(!((key14 === "key") || (key14 === "value"))){
-const err178 = {instancePath:instancePath+"/env/" + i9,schemaPath:"#/properties/env/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.env.items,data:data71};
+}
+}
+else {
+const err178 = {instancePath:instancePath+"/volumes",schemaPath:"#/properties/volumes/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.volumes.type,parentSchema:schema11.properties.volumes,data:data68};
 if(vErrors === null){
 vErrors = [err178];
 }
@@ -2350,11 +2352,15 @@ vErrors.push(err178);
 errors++;
 }
 }
-if(data71.key !== undefined){
-let data72 = data71.key;
-if(typeof data72 === "string"){
-if(!pattern13.test(data72)){
-const err179 = {instancePath:instancePath+"/env/" + i9+"/key",schemaPath:"#/properties/env/items/properties/key/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",schema:"^[A-Za-z_][A-Za-z0-9_]*$",parentSchema:schema11.properties.env.items.properties.key,data:data72};
+if(data.env !== undefined){
+let data72 = data.env;
+if(Array.isArray(data72)){
+const len8 = data72.length;
+for(let i10=0; i10<len8; i10++){
+let data73 = data72[i10];
+if(data73 && typeof data73 == "object" && !Array.isArray(data73)){
+if(data73.key === undefined){
+const err179 = {instancePath:instancePath+"/env/" + i10,schemaPath:"#/properties/env/items/required",keyword:"required",params:{missingProperty: "key"},message:"must have required property '"+"key"+"'",schema:schema11.properties.env.items.required,parentSchema:schema11.properties.env.items,data:data73};
 if(vErrors === null){
 vErrors = [err179];
 }
@@ -2363,9 +2369,8 @@ vErrors.push(err179);
 }
 errors++;
 }
-}
-else {
-const err180 = {instancePath:instancePath+"/env/" + i9+"/key",schemaPath:"#/properties/env/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.env.items.properties.key.type,parentSchema:schema11.properties.env.items.properties.key,data:data72};
+if(data73.value === undefined){
+const err180 = {instancePath:instancePath+"/env/" + i10,schemaPath:"#/properties/env/items/required",keyword:"required",params:{missingProperty: "value"},message:"must have required property '"+"value"+"'",schema:schema11.properties.env.items.required,parentSchema:schema11.properties.env.items,data:data73};
 if(vErrors === null){
 vErrors = [err180];
 }
@@ -2374,12 +2379,9 @@ vErrors.push(err180);
 }
 errors++;
 }
-}
-if(data71.value !== undefined){
-let data73 = data71.value;
-if(typeof data73 === "string"){
-if(!pattern14.test(data73)){
-const err181 = {instancePath:instancePath+"/env/" + i9+"/value",schemaPath:"#/properties/env/items/properties/value/pattern",keyword:"pattern",params:{pattern: "^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$"},message:"must match pattern \""+"^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$"+"\"",schema:"^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$",parentSchema:schema11.properties.env.items.properties.value,data:data73};
+for(const key14 in data73){
+if(!((key14 === "key") || (key14 === "value"))){
+const err181 = {instancePath:instancePath+"/env/" + i10,schemaPath:"#/properties/env/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key14},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.env.items,data:data73};
 if(vErrors === null){
 vErrors = [err181];
 }
@@ -2389,8 +2391,11 @@ vErrors.push(err181);
 errors++;
 }
 }
-else {
-const err182 = {instancePath:instancePath+"/env/" + i9+"/value",schemaPath:"#/properties/env/items/properties/value/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.env.items.properties.value.type,parentSchema:schema11.properties.env.items.properties.value,data:data73};
+if(data73.key !== undefined){
+let data74 = data73.key;
+if(typeof data74 === "string"){
+if(!pattern14.test(data74)){
+const err182 = {instancePath:instancePath+"/env/" + i10+"/key",schemaPath:"#/properties/env/items/properties/key/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z_][A-Za-z0-9_]*$"},message:"must match pattern \""+"^[A-Za-z_][A-Za-z0-9_]*$"+"\"",schema:"^[A-Za-z_][A-Za-z0-9_]*$",parentSchema:schema11.properties.env.items.properties.key,data:data74};
 if(vErrors === null){
 vErrors = [err182];
 }
@@ -2400,9 +2405,8 @@ vErrors.push(err182);
 errors++;
 }
 }
-}
 else {
-const err183 = {instancePath:instancePath+"/env/" + i9,schemaPath:"#/properties/env/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.env.items.type,parentSchema:schema11.properties.env.items,data:data71};
+const err183 = {instancePath:instancePath+"/env/" + i10+"/key",schemaPath:"#/properties/env/items/properties/key/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.env.items.properties.key.type,parentSchema:schema11.properties.env.items.properties.key,data:data74};
 if(vErrors === null){
 vErrors = [err183];
 }
@@ -2412,9 +2416,11 @@ vErrors.push(err183);
 errors++;
 }
 }
-}
-else {
-const err184 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.env.type,parentSchema:schema11.properties.env,data:data70};
+if(data73.value !== undefined){
+let data75 = data73.value;
+if(typeof data75 === "string"){
+if(!pattern15.test(data75)){
+const err184 = {instancePath:instancePath+"/env/" + i10+"/value",schemaPath:"#/properties/env/items/properties/value/pattern",keyword:"pattern",params:{pattern: "^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$"},message:"must match pattern \""+"^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$"+"\"",schema:"^(?:[A-Za-z0-9._@:/+\\-= ]|\\$\\{[A-Za-z0-9_]+\\})*$",parentSchema:schema11.properties.env.items.properties.value,data:data75};
 if(vErrors === null){
 vErrors = [err184];
 }
@@ -2424,15 +2430,8 @@ vErrors.push(err184);
 errors++;
 }
 }
-if(data.iptables_rules !== undefined){
-let data74 = data.iptables_rules;
-if(Array.isArray(data74)){
-const len8 = data74.length;
-for(let i10=0; i10<len8; i10++){
-let data75 = data74[i10];
-if(data75 && typeof data75 == "object" && !Array.isArray(data75)){
-if(data75.type === undefined){
-const err185 = {instancePath:instancePath+"/iptables_rules/" + i10,schemaPath:"#/properties/iptables_rules/items/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'",schema:schema11.properties.iptables_rules.items.required,parentSchema:schema11.properties.iptables_rules.items,data:data75};
+else {
+const err185 = {instancePath:instancePath+"/env/" + i10+"/value",schemaPath:"#/properties/env/items/properties/value/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.env.items.properties.value.type,parentSchema:schema11.properties.env.items.properties.value,data:data75};
 if(vErrors === null){
 vErrors = [err185];
 }
@@ -2441,8 +2440,10 @@ vErrors.push(err185);
 }
 errors++;
 }
-if(data75.dest_ip === undefined){
-const err186 = {instancePath:instancePath+"/iptables_rules/" + i10,schemaPath:"#/properties/iptables_rules/items/required",keyword:"required",params:{missingProperty: "dest_ip"},message:"must have required property '"+"dest_ip"+"'",schema:schema11.properties.iptables_rules.items.required,parentSchema:schema11.properties.iptables_rules.items,data:data75};
+}
+}
+else {
+const err186 = {instancePath:instancePath+"/env/" + i10,schemaPath:"#/properties/env/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.env.items.type,parentSchema:schema11.properties.env.items,data:data73};
 if(vErrors === null){
 vErrors = [err186];
 }
@@ -2451,8 +2452,10 @@ vErrors.push(err186);
 }
 errors++;
 }
-if(data75.dest_port === undefined){
-const err187 = {instancePath:instancePath+"/iptables_rules/" + i10,schemaPath:"#/properties/iptables_rules/items/required",keyword:"required",params:{missingProperty: "dest_port"},message:"must have required property '"+"dest_port"+"'",schema:schema11.properties.iptables_rules.items.required,parentSchema:schema11.properties.iptables_rules.items,data:data75};
+}
+}
+else {
+const err187 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.env.type,parentSchema:schema11.properties.env,data:data72};
 if(vErrors === null){
 vErrors = [err187];
 }
@@ -2461,9 +2464,16 @@ vErrors.push(err187);
 }
 errors++;
 }
-for(const key15 in data75){
-if(!((((key15 === "type") || (key15 === "dest_ip")) || (key15 === "dest_port")) || (key15 === "proto"))){
-const err188 = {instancePath:instancePath+"/iptables_rules/" + i10,schemaPath:"#/properties/iptables_rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.iptables_rules.items,data:data75};
+}
+if(data.iptables_rules !== undefined){
+let data76 = data.iptables_rules;
+if(Array.isArray(data76)){
+const len9 = data76.length;
+for(let i11=0; i11<len9; i11++){
+let data77 = data76[i11];
+if(data77 && typeof data77 == "object" && !Array.isArray(data77)){
+if(data77.type === undefined){
+const err188 = {instancePath:instancePath+"/iptables_rules/" + i11,schemaPath:"#/properties/iptables_rules/items/required",keyword:"required",params:{missingProperty: "type"},message:"must have required property '"+"type"+"'",schema:schema11.properties.iptables_rules.items.required,parentSchema:schema11.properties.iptables_rules.items,data:data77};
 if(vErrors === null){
 vErrors = [err188];
 }
@@ -2472,11 +2482,8 @@ vErrors.push(err188);
 }
 errors++;
 }
-}
-if(data75.type !== undefined){
-let data76 = data75.type;
-if(typeof data76 !== "string"){
-const err189 = {instancePath:instancePath+"/iptables_rules/" + i10+"/type",schemaPath:"#/properties/iptables_rules/items/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.iptables_rules.items.properties.type.type,parentSchema:schema11.properties.iptables_rules.items.properties.type,data:data76};
+if(data77.dest_ip === undefined){
+const err189 = {instancePath:instancePath+"/iptables_rules/" + i11,schemaPath:"#/properties/iptables_rules/items/required",keyword:"required",params:{missingProperty: "dest_ip"},message:"must have required property '"+"dest_ip"+"'",schema:schema11.properties.iptables_rules.items.required,parentSchema:schema11.properties.iptables_rules.items,data:data77};
 if(vErrors === null){
 vErrors = [err189];
 }
@@ -2485,8 +2492,8 @@ vErrors.push(err189);
 }
 errors++;
 }
-if("ACCEPT" !== data76){
-const err190 = {instancePath:instancePath+"/iptables_rules/" + i10+"/type",schemaPath:"#/properties/iptables_rules/items/properties/type/const",keyword:"const",params:{allowedValue: "ACCEPT"},message:"must be equal to constant",schema:"ACCEPT",parentSchema:schema11.properties.iptables_rules.items.properties.type,data:data76};
+if(data77.dest_port === undefined){
+const err190 = {instancePath:instancePath+"/iptables_rules/" + i11,schemaPath:"#/properties/iptables_rules/items/required",keyword:"required",params:{missingProperty: "dest_port"},message:"must have required property '"+"dest_port"+"'",schema:schema11.properties.iptables_rules.items.required,parentSchema:schema11.properties.iptables_rules.items,data:data77};
 if(vErrors === null){
 vErrors = [err190];
 }
@@ -2495,11 +2502,9 @@ vErrors.push(err190);
 }
 errors++;
 }
-}
-if(data75.dest_ip !== undefined){
-let data77 = data75.dest_ip;
-if(typeof data77 !== "string"){
-const err191 = {instancePath:instancePath+"/iptables_rules/" + i10+"/dest_ip",schemaPath:"#/properties/iptables_rules/items/properties/dest_ip/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.iptables_rules.items.properties.dest_ip.type,parentSchema:schema11.properties.iptables_rules.items.properties.dest_ip,data:data77};
+for(const key15 in data77){
+if(!((((key15 === "type") || (key15 === "dest_ip")) || (key15 === "dest_port")) || (key15 === "proto"))){
+const err191 = {instancePath:instancePath+"/iptables_rules/" + i11,schemaPath:"#/properties/iptables_rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key15},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.iptables_rules.items,data:data77};
 if(vErrors === null){
 vErrors = [err191];
 }
@@ -2508,8 +2513,11 @@ vErrors.push(err191);
 }
 errors++;
 }
-if("${SERVICE_IP}" !== data77){
-const err192 = {instancePath:instancePath+"/iptables_rules/" + i10+"/dest_ip",schemaPath:"#/properties/iptables_rules/items/properties/dest_ip/const",keyword:"const",params:{allowedValue: "${SERVICE_IP}"},message:"must be equal to constant",schema:"${SERVICE_IP}",parentSchema:schema11.properties.iptables_rules.items.properties.dest_ip,data:data77};
+}
+if(data77.type !== undefined){
+let data78 = data77.type;
+if(typeof data78 !== "string"){
+const err192 = {instancePath:instancePath+"/iptables_rules/" + i11+"/type",schemaPath:"#/properties/iptables_rules/items/properties/type/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.iptables_rules.items.properties.type.type,parentSchema:schema11.properties.iptables_rules.items.properties.type,data:data78};
 if(vErrors === null){
 vErrors = [err192];
 }
@@ -2518,11 +2526,8 @@ vErrors.push(err192);
 }
 errors++;
 }
-}
-if(data75.dest_port !== undefined){
-let data78 = data75.dest_port;
-if(!(((typeof data78 == "number") && (!(data78 % 1) && !isNaN(data78))) && (isFinite(data78)))){
-const err193 = {instancePath:instancePath+"/iptables_rules/" + i10+"/dest_port",schemaPath:"#/properties/iptables_rules/items/properties/dest_port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.iptables_rules.items.properties.dest_port.type,parentSchema:schema11.properties.iptables_rules.items.properties.dest_port,data:data78};
+if("ACCEPT" !== data78){
+const err193 = {instancePath:instancePath+"/iptables_rules/" + i11+"/type",schemaPath:"#/properties/iptables_rules/items/properties/type/const",keyword:"const",params:{allowedValue: "ACCEPT"},message:"must be equal to constant",schema:"ACCEPT",parentSchema:schema11.properties.iptables_rules.items.properties.type,data:data78};
 if(vErrors === null){
 vErrors = [err193];
 }
@@ -2531,9 +2536,11 @@ vErrors.push(err193);
 }
 errors++;
 }
-if((typeof data78 == "number") && (isFinite(data78))){
-if(data78 > 65535 || isNaN(data78)){
-const err194 = {instancePath:instancePath+"/iptables_rules/" + i10+"/dest_port",schemaPath:"#/properties/iptables_rules/items/properties/dest_port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.iptables_rules.items.properties.dest_port,data:data78};
+}
+if(data77.dest_ip !== undefined){
+let data79 = data77.dest_ip;
+if(typeof data79 !== "string"){
+const err194 = {instancePath:instancePath+"/iptables_rules/" + i11+"/dest_ip",schemaPath:"#/properties/iptables_rules/items/properties/dest_ip/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.iptables_rules.items.properties.dest_ip.type,parentSchema:schema11.properties.iptables_rules.items.properties.dest_ip,data:data79};
 if(vErrors === null){
 vErrors = [err194];
 }
@@ -2542,8 +2549,8 @@ vErrors.push(err194);
 }
 errors++;
 }
-if(data78 < 1 || isNaN(data78)){
-const err195 = {instancePath:instancePath+"/iptables_rules/" + i10+"/dest_port",schemaPath:"#/properties/iptables_rules/items/properties/dest_port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.iptables_rules.items.properties.dest_port,data:data78};
+if("${SERVICE_IP}" !== data79){
+const err195 = {instancePath:instancePath+"/iptables_rules/" + i11+"/dest_ip",schemaPath:"#/properties/iptables_rules/items/properties/dest_ip/const",keyword:"const",params:{allowedValue: "${SERVICE_IP}"},message:"must be equal to constant",schema:"${SERVICE_IP}",parentSchema:schema11.properties.iptables_rules.items.properties.dest_ip,data:data79};
 if(vErrors === null){
 vErrors = [err195];
 }
@@ -2553,11 +2560,10 @@ vErrors.push(err195);
 errors++;
 }
 }
-}
-if(data75.proto !== undefined){
-let data79 = data75.proto;
-if(typeof data79 !== "string"){
-const err196 = {instancePath:instancePath+"/iptables_rules/" + i10+"/proto",schemaPath:"#/properties/iptables_rules/items/properties/proto/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.iptables_rules.items.properties.proto.type,parentSchema:schema11.properties.iptables_rules.items.properties.proto,data:data79};
+if(data77.dest_port !== undefined){
+let data80 = data77.dest_port;
+if(!(((typeof data80 == "number") && (!(data80 % 1) && !isNaN(data80))) && (isFinite(data80)))){
+const err196 = {instancePath:instancePath+"/iptables_rules/" + i11+"/dest_port",schemaPath:"#/properties/iptables_rules/items/properties/dest_port/type",keyword:"type",params:{type: "integer"},message:"must be integer",schema:schema11.properties.iptables_rules.items.properties.dest_port.type,parentSchema:schema11.properties.iptables_rules.items.properties.dest_port,data:data80};
 if(vErrors === null){
 vErrors = [err196];
 }
@@ -2566,8 +2572,9 @@ vErrors.push(err196);
 }
 errors++;
 }
-if(!((data79 === "tcp") || (data79 === "udp"))){
-const err197 = {instancePath:instancePath+"/iptables_rules/" + i10+"/proto",schemaPath:"#/properties/iptables_rules/items/properties/proto/enum",keyword:"enum",params:{allowedValues: schema11.properties.iptables_rules.items.properties.proto.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.iptables_rules.items.properties.proto.enum,parentSchema:schema11.properties.iptables_rules.items.properties.proto,data:data79};
+if((typeof data80 == "number") && (isFinite(data80))){
+if(data80 > 65535 || isNaN(data80)){
+const err197 = {instancePath:instancePath+"/iptables_rules/" + i11+"/dest_port",schemaPath:"#/properties/iptables_rules/items/properties/dest_port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535",schema:65535,parentSchema:schema11.properties.iptables_rules.items.properties.dest_port,data:data80};
 if(vErrors === null){
 vErrors = [err197];
 }
@@ -2576,10 +2583,8 @@ vErrors.push(err197);
 }
 errors++;
 }
-}
-}
-else {
-const err198 = {instancePath:instancePath+"/iptables_rules/" + i10,schemaPath:"#/properties/iptables_rules/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.iptables_rules.items.type,parentSchema:schema11.properties.iptables_rules.items,data:data75};
+if(data80 < 1 || isNaN(data80)){
+const err198 = {instancePath:instancePath+"/iptables_rules/" + i11+"/dest_port",schemaPath:"#/properties/iptables_rules/items/properties/dest_port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1",schema:1,parentSchema:schema11.properties.iptables_rules.items.properties.dest_port,data:data80};
 if(vErrors === null){
 vErrors = [err198];
 }
@@ -2590,8 +2595,10 @@ errors++;
 }
 }
 }
-else {
-const err199 = {instancePath:instancePath+"/iptables_rules",schemaPath:"#/properties/iptables_rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.iptables_rules.type,parentSchema:schema11.properties.iptables_rules,data:data74};
+if(data77.proto !== undefined){
+let data81 = data77.proto;
+if(typeof data81 !== "string"){
+const err199 = {instancePath:instancePath+"/iptables_rules/" + i11+"/proto",schemaPath:"#/properties/iptables_rules/items/properties/proto/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.iptables_rules.items.properties.proto.type,parentSchema:schema11.properties.iptables_rules.items.properties.proto,data:data81};
 if(vErrors === null){
 vErrors = [err199];
 }
@@ -2600,12 +2607,8 @@ vErrors.push(err199);
 }
 errors++;
 }
-}
-if(data.connectivity !== undefined){
-let data80 = data.connectivity;
-if(data80 && typeof data80 == "object" && !Array.isArray(data80)){
-if(data80.provides === undefined){
-const err200 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/required",keyword:"required",params:{missingProperty: "provides"},message:"must have required property '"+"provides"+"'",schema:schema11.properties.connectivity.required,parentSchema:schema11.properties.connectivity,data:data80};
+if(!((data81 === "tcp") || (data81 === "udp"))){
+const err200 = {instancePath:instancePath+"/iptables_rules/" + i11+"/proto",schemaPath:"#/properties/iptables_rules/items/properties/proto/enum",keyword:"enum",params:{allowedValues: schema11.properties.iptables_rules.items.properties.proto.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.iptables_rules.items.properties.proto.enum,parentSchema:schema11.properties.iptables_rules.items.properties.proto,data:data81};
 if(vErrors === null){
 vErrors = [err200];
 }
@@ -2614,9 +2617,10 @@ vErrors.push(err200);
 }
 errors++;
 }
-for(const key16 in data80){
-if(!(((((key16 === "provides") || (key16 === "cap_add")) || (key16 === "devices")) || (key16 === "sysctls")) || (key16 === "config_path"))){
-const err201 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.connectivity,data:data80};
+}
+}
+else {
+const err201 = {instancePath:instancePath+"/iptables_rules/" + i11,schemaPath:"#/properties/iptables_rules/items/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.iptables_rules.items.type,parentSchema:schema11.properties.iptables_rules.items,data:data77};
 if(vErrors === null){
 vErrors = [err201];
 }
@@ -2626,10 +2630,9 @@ vErrors.push(err201);
 errors++;
 }
 }
-if(data80.provides !== undefined){
-let data81 = data80.provides;
-if(typeof data81 !== "string"){
-const err202 = {instancePath:instancePath+"/connectivity/provides",schemaPath:"#/properties/connectivity/properties/provides/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.provides.type,parentSchema:schema11.properties.connectivity.properties.provides,data:data81};
+}
+else {
+const err202 = {instancePath:instancePath+"/iptables_rules",schemaPath:"#/properties/iptables_rules/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.iptables_rules.type,parentSchema:schema11.properties.iptables_rules,data:data76};
 if(vErrors === null){
 vErrors = [err202];
 }
@@ -2638,8 +2641,12 @@ vErrors.push(err202);
 }
 errors++;
 }
-if(!(((((data81 === "wireguard_ext") || (data81 === "openvpn")) || (data81 === "tor")) || (data81 === "sshuttle")) || (data81 === "proxy"))){
-const err203 = {instancePath:instancePath+"/connectivity/provides",schemaPath:"#/properties/connectivity/properties/provides/enum",keyword:"enum",params:{allowedValues: schema11.properties.connectivity.properties.provides.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.connectivity.properties.provides.enum,parentSchema:schema11.properties.connectivity.properties.provides,data:data81};
+}
+if(data.connectivity !== undefined){
+let data82 = data.connectivity;
+if(data82 && typeof data82 == "object" && !Array.isArray(data82)){
+if(data82.provides === undefined){
+const err203 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/required",keyword:"required",params:{missingProperty: "provides"},message:"must have required property '"+"provides"+"'",schema:schema11.properties.connectivity.required,parentSchema:schema11.properties.connectivity,data:data82};
 if(vErrors === null){
 vErrors = [err203];
 }
@@ -2648,16 +2655,9 @@ vErrors.push(err203);
 }
 errors++;
 }
-}
-if(data80.cap_add !== undefined){
-let data82 = data80.cap_add;
-if(Array.isArray(data82)){
-const len9 = data82.length;
-for(let i11=0; i11<len9; i11++){
-let data83 = data82[i11];
-if(typeof data83 === "string"){
-if(!pattern15.test(data83)){
-const err204 = {instancePath:instancePath+"/connectivity/cap_add/" + i11,schemaPath:"#/properties/connectivity/properties/cap_add/items/pattern",keyword:"pattern",params:{pattern: "^[A-Z][A-Z_]*$"},message:"must match pattern \""+"^[A-Z][A-Z_]*$"+"\"",schema:"^[A-Z][A-Z_]*$",parentSchema:schema11.properties.connectivity.properties.cap_add.items,data:data83};
+for(const key16 in data82){
+if(!(((((key16 === "provides") || (key16 === "cap_add")) || (key16 === "devices")) || (key16 === "sysctls")) || (key16 === "config_path"))){
+const err204 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key16},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.connectivity,data:data82};
 if(vErrors === null){
 vErrors = [err204];
 }
@@ -2667,8 +2667,10 @@ vErrors.push(err204);
 errors++;
 }
 }
-else {
-const err205 = {instancePath:instancePath+"/connectivity/cap_add/" + i11,schemaPath:"#/properties/connectivity/properties/cap_add/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.cap_add.items.type,parentSchema:schema11.properties.connectivity.properties.cap_add.items,data:data83};
+if(data82.provides !== undefined){
+let data83 = data82.provides;
+if(typeof data83 !== "string"){
+const err205 = {instancePath:instancePath+"/connectivity/provides",schemaPath:"#/properties/connectivity/properties/provides/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.provides.type,parentSchema:schema11.properties.connectivity.properties.provides,data:data83};
 if(vErrors === null){
 vErrors = [err205];
 }
@@ -2677,19 +2679,8 @@ vErrors.push(err205);
 }
 errors++;
 }
-}
-let i12 = data82.length;
-let j2;
-if(i12 > 1){
-const indices2 = {};
-for(;i12--;){
-let item2 = data82[i12];
-if(typeof item2 !== "string"){
-continue;
-}
-if(typeof indices2[item2] == "number"){
-j2 = indices2[item2];
-const err206 = {instancePath:instancePath+"/connectivity/cap_add",schemaPath:"#/properties/connectivity/properties/cap_add/uniqueItems",keyword:"uniqueItems",params:{i: i12, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i12+" are identical)",schema:true,parentSchema:schema11.properties.connectivity.properties.cap_add,data:data82};
+if(!(((((data83 === "wireguard_ext") || (data83 === "openvpn")) || (data83 === "tor")) || (data83 === "sshuttle")) || (data83 === "proxy"))){
+const err206 = {instancePath:instancePath+"/connectivity/provides",schemaPath:"#/properties/connectivity/properties/provides/enum",keyword:"enum",params:{allowedValues: schema11.properties.connectivity.properties.provides.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.connectivity.properties.provides.enum,parentSchema:schema11.properties.connectivity.properties.provides,data:data83};
 if(vErrors === null){
 vErrors = [err206];
 }
@@ -2697,14 +2688,17 @@ else {
 vErrors.push(err206);
 }
 errors++;
-break;
-}
-indices2[item2] = i12;
 }
 }
-}
-else {
-const err207 = {instancePath:instancePath+"/connectivity/cap_add",schemaPath:"#/properties/connectivity/properties/cap_add/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.connectivity.properties.cap_add.type,parentSchema:schema11.properties.connectivity.properties.cap_add,data:data82};
+if(data82.cap_add !== undefined){
+let data84 = data82.cap_add;
+if(Array.isArray(data84)){
+const len10 = data84.length;
+for(let i12=0; i12<len10; i12++){
+let data85 = data84[i12];
+if(typeof data85 === "string"){
+if(!pattern16.test(data85)){
+const err207 = {instancePath:instancePath+"/connectivity/cap_add/" + i12,schemaPath:"#/properties/connectivity/properties/cap_add/items/pattern",keyword:"pattern",params:{pattern: "^[A-Z][A-Z_]*$"},message:"must match pattern \""+"^[A-Z][A-Z_]*$"+"\"",schema:"^[A-Z][A-Z_]*$",parentSchema:schema11.properties.connectivity.properties.cap_add.items,data:data85};
 if(vErrors === null){
 vErrors = [err207];
 }
@@ -2714,14 +2708,8 @@ vErrors.push(err207);
 errors++;
 }
 }
-if(data80.devices !== undefined){
-let data84 = data80.devices;
-if(Array.isArray(data84)){
-const len10 = data84.length;
-for(let i13=0; i13<len10; i13++){
-let data85 = data84[i13];
-if(typeof data85 !== "string"){
-const err208 = {instancePath:instancePath+"/connectivity/devices/" + i13,schemaPath:"#/properties/connectivity/properties/devices/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.devices.items.type,parentSchema:schema11.properties.connectivity.properties.devices.items,data:data85};
+else {
+const err208 = {instancePath:instancePath+"/connectivity/cap_add/" + i12,schemaPath:"#/properties/connectivity/properties/cap_add/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.cap_add.items.type,parentSchema:schema11.properties.connectivity.properties.cap_add.items,data:data85};
 if(vErrors === null){
 vErrors = [err208];
 }
@@ -2730,8 +2718,19 @@ vErrors.push(err208);
 }
 errors++;
 }
-if(!(data85 === "/dev/net/tun")){
-const err209 = {instancePath:instancePath+"/connectivity/devices/" + i13,schemaPath:"#/properties/connectivity/properties/devices/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.connectivity.properties.devices.items.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.connectivity.properties.devices.items.enum,parentSchema:schema11.properties.connectivity.properties.devices.items,data:data85};
+}
+let i13 = data84.length;
+let j2;
+if(i13 > 1){
+const indices2 = {};
+for(;i13--;){
+let item2 = data84[i13];
+if(typeof item2 !== "string"){
+continue;
+}
+if(typeof indices2[item2] == "number"){
+j2 = indices2[item2];
+const err209 = {instancePath:instancePath+"/connectivity/cap_add",schemaPath:"#/properties/connectivity/properties/cap_add/uniqueItems",keyword:"uniqueItems",params:{i: i13, j: j2},message:"must NOT have duplicate items (items ## "+j2+" and "+i13+" are identical)",schema:true,parentSchema:schema11.properties.connectivity.properties.cap_add,data:data84};
 if(vErrors === null){
 vErrors = [err209];
 }
@@ -2739,20 +2738,14 @@ else {
 vErrors.push(err209);
 }
 errors++;
+break;
+}
+indices2[item2] = i13;
 }
 }
-let i14 = data84.length;
-let j3;
-if(i14 > 1){
-const indices3 = {};
-for(;i14--;){
-let item3 = data84[i14];
-if(typeof item3 !== "string"){
-continue;
 }
-if(typeof indices3[item3] == "number"){
-j3 = indices3[item3];
-const err210 = {instancePath:instancePath+"/connectivity/devices",schemaPath:"#/properties/connectivity/properties/devices/uniqueItems",keyword:"uniqueItems",params:{i: i14, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i14+" are identical)",schema:true,parentSchema:schema11.properties.connectivity.properties.devices,data:data84};
+else {
+const err210 = {instancePath:instancePath+"/connectivity/cap_add",schemaPath:"#/properties/connectivity/properties/cap_add/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.connectivity.properties.cap_add.type,parentSchema:schema11.properties.connectivity.properties.cap_add,data:data84};
 if(vErrors === null){
 vErrors = [err210];
 }
@@ -2760,14 +2753,16 @@ else {
 vErrors.push(err210);
 }
 errors++;
-break;
-}
-indices3[item3] = i14;
 }
 }
-}
-else {
-const err211 = {instancePath:instancePath+"/connectivity/devices",schemaPath:"#/properties/connectivity/properties/devices/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.connectivity.properties.devices.type,parentSchema:schema11.properties.connectivity.properties.devices,data:data84};
+if(data82.devices !== undefined){
+let data86 = data82.devices;
+if(Array.isArray(data86)){
+const len11 = data86.length;
+for(let i14=0; i14<len11; i14++){
+let data87 = data86[i14];
+if(typeof data87 !== "string"){
+const err211 = {instancePath:instancePath+"/connectivity/devices/" + i14,schemaPath:"#/properties/connectivity/properties/devices/items/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.devices.items.type,parentSchema:schema11.properties.connectivity.properties.devices.items,data:data87};
 if(vErrors === null){
 vErrors = [err211];
 }
@@ -2776,15 +2771,8 @@ vErrors.push(err211);
 }
 errors++;
 }
-}
-if(data80.sysctls !== undefined){
-let data86 = data80.sysctls;
-if(data86 && typeof data86 == "object" && !Array.isArray(data86)){
-for(const key17 in data86){
-const _errs212 = errors;
-if(typeof key17 === "string"){
-if(!pattern16.test(key17)){
-const err212 = {instancePath:instancePath+"/connectivity/sysctls",schemaPath:"#/properties/connectivity/properties/sysctls/propertyNames/pattern",keyword:"pattern",params:{pattern: "^net\\.ipv4\\.[a-z0-9_.]{1,64}$"},message:"must match pattern \""+"^net\\.ipv4\\.[a-z0-9_.]{1,64}$"+"\"",schema:"^net\\.ipv4\\.[a-z0-9_.]{1,64}$",parentSchema:schema11.properties.connectivity.properties.sysctls.propertyNames,data:key17,propertyName:key17};
+if(!(data87 === "/dev/net/tun")){
+const err212 = {instancePath:instancePath+"/connectivity/devices/" + i14,schemaPath:"#/properties/connectivity/properties/devices/items/enum",keyword:"enum",params:{allowedValues: schema11.properties.connectivity.properties.devices.items.enum},message:"must be equal to one of the allowed values",schema:schema11.properties.connectivity.properties.devices.items.enum,parentSchema:schema11.properties.connectivity.properties.devices.items,data:data87};
 if(vErrors === null){
 vErrors = [err212];
 }
@@ -2794,9 +2782,18 @@ vErrors.push(err212);
 errors++;
 }
 }
-var valid59 = _errs212 === errors;
-if(!valid59){
-const err213 = {instancePath:instancePath+"/connectivity/sysctls",schemaPath:"#/properties/connectivity/properties/sysctls/propertyNames",keyword:"propertyNames",params:{propertyName: key17},message:"property name must be valid",schema:schema11.properties.connectivity.properties.sysctls.propertyNames,parentSchema:schema11.properties.connectivity.properties.sysctls,data:data86};
+let i15 = data86.length;
+let j3;
+if(i15 > 1){
+const indices3 = {};
+for(;i15--;){
+let item3 = data86[i15];
+if(typeof item3 !== "string"){
+continue;
+}
+if(typeof indices3[item3] == "number"){
+j3 = indices3[item3];
+const err213 = {instancePath:instancePath+"/connectivity/devices",schemaPath:"#/properties/connectivity/properties/devices/uniqueItems",keyword:"uniqueItems",params:{i: i15, j: j3},message:"must NOT have duplicate items (items ## "+j3+" and "+i15+" are identical)",schema:true,parentSchema:schema11.properties.connectivity.properties.devices,data:data86};
 if(vErrors === null){
 vErrors = [err213];
 }
@@ -2804,13 +2801,14 @@ else {
 vErrors.push(err213);
 }
 errors++;
+break;
+}
+indices3[item3] = i15;
 }
 }
-for(const key18 in data86){
-let data87 = data86[key18];
-if(typeof data87 === "string"){
-if(!pattern17.test(data87)){
-const err214 = {instancePath:instancePath+"/connectivity/sysctls/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/connectivity/properties/sysctls/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}$"},message:"must match pattern \""+"^[0-9]{1,10}$"+"\"",schema:"^[0-9]{1,10}$",parentSchema:schema11.properties.connectivity.properties.sysctls.additionalProperties,data:data87};
+}
+else {
+const err214 = {instancePath:instancePath+"/connectivity/devices",schemaPath:"#/properties/connectivity/properties/devices/type",keyword:"type",params:{type: "array"},message:"must be array",schema:schema11.properties.connectivity.properties.devices.type,parentSchema:schema11.properties.connectivity.properties.devices,data:data86};
 if(vErrors === null){
 vErrors = [err214];
 }
@@ -2820,8 +2818,14 @@ vErrors.push(err214);
 errors++;
 }
 }
-else {
-const err215 = {instancePath:instancePath+"/connectivity/sysctls/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/connectivity/properties/sysctls/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.sysctls.additionalProperties.type,parentSchema:schema11.properties.connectivity.properties.sysctls.additionalProperties,data:data87};
+if(data82.sysctls !== undefined){
+let data88 = data82.sysctls;
+if(data88 && typeof data88 == "object" && !Array.isArray(data88)){
+for(const key17 in data88){
+const _errs216 = errors;
+if(typeof key17 === "string"){
+if(!pattern17.test(key17)){
+const err215 = {instancePath:instancePath+"/connectivity/sysctls",schemaPath:"#/properties/connectivity/properties/sysctls/propertyNames/pattern",keyword:"pattern",params:{pattern: "^net\\.ipv4\\.[a-z0-9_.]{1,64}$"},message:"must match pattern \""+"^net\\.ipv4\\.[a-z0-9_.]{1,64}$"+"\"",schema:"^net\\.ipv4\\.[a-z0-9_.]{1,64}$",parentSchema:schema11.properties.connectivity.properties.sysctls.propertyNames,data:key17,propertyName:key17};
 if(vErrors === null){
 vErrors = [err215];
 }
@@ -2831,9 +2835,9 @@ vErrors.push(err215);
 errors++;
 }
 }
-}
-else {
-const err216 = {instancePath:instancePath+"/connectivity/sysctls",schemaPath:"#/properties/connectivity/properties/sysctls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.connectivity.properties.sysctls.type,parentSchema:schema11.properties.connectivity.properties.sysctls,data:data86};
+var valid61 = _errs216 === errors;
+if(!valid61){
+const err216 = {instancePath:instancePath+"/connectivity/sysctls",schemaPath:"#/properties/connectivity/properties/sysctls/propertyNames",keyword:"propertyNames",params:{propertyName: key17},message:"property name must be valid",schema:schema11.properties.connectivity.properties.sysctls.propertyNames,parentSchema:schema11.properties.connectivity.properties.sysctls,data:data88};
 if(vErrors === null){
 vErrors = [err216];
 }
@@ -2843,11 +2847,11 @@ vErrors.push(err216);
 errors++;
 }
 }
-if(data80.config_path !== undefined){
-let data88 = data80.config_path;
-if(typeof data88 === "string"){
-if(!pattern18.test(data88)){
-const err217 = {instancePath:instancePath+"/connectivity/config_path",schemaPath:"#/properties/connectivity/properties/config_path/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema11.properties.connectivity.properties.config_path,data:data88};
+for(const key18 in data88){
+let data89 = data88[key18];
+if(typeof data89 === "string"){
+if(!pattern18.test(data89)){
+const err217 = {instancePath:instancePath+"/connectivity/sysctls/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/connectivity/properties/sysctls/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[0-9]{1,10}$"},message:"must match pattern \""+"^[0-9]{1,10}$"+"\"",schema:"^[0-9]{1,10}$",parentSchema:schema11.properties.connectivity.properties.sysctls.additionalProperties,data:data89};
 if(vErrors === null){
 vErrors = [err217];
 }
@@ -2858,7 +2862,7 @@ errors++;
 }
 }
 else {
-const err218 = {instancePath:instancePath+"/connectivity/config_path",schemaPath:"#/properties/connectivity/properties/config_path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.config_path.type,parentSchema:schema11.properties.connectivity.properties.config_path,data:data88};
+const err218 = {instancePath:instancePath+"/connectivity/sysctls/" + key18.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/connectivity/properties/sysctls/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.sysctls.additionalProperties.type,parentSchema:schema11.properties.connectivity.properties.sysctls.additionalProperties,data:data89};
 if(vErrors === null){
 vErrors = [err218];
 }
@@ -2870,7 +2874,7 @@ errors++;
 }
 }
 else {
-const err219 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.connectivity.type,parentSchema:schema11.properties.connectivity,data:data80};
+const err219 = {instancePath:instancePath+"/connectivity/sysctls",schemaPath:"#/properties/connectivity/properties/sysctls/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.connectivity.properties.sysctls.type,parentSchema:schema11.properties.connectivity.properties.sysctls,data:data88};
 if(vErrors === null){
 vErrors = [err219];
 }
@@ -2880,11 +2884,11 @@ vErrors.push(err219);
 errors++;
 }
 }
-if(data.caddy_route !== undefined){
-let data89 = data.caddy_route;
-if(data89 && typeof data89 == "object" && !Array.isArray(data89)){
-if(data89.subdomain === undefined){
-const err220 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/required",keyword:"required",params:{missingProperty: "subdomain"},message:"must have required property '"+"subdomain"+"'",schema:schema11.properties.caddy_route.required,parentSchema:schema11.properties.caddy_route,data:data89};
+if(data82.config_path !== undefined){
+let data90 = data82.config_path;
+if(typeof data90 === "string"){
+if(!pattern19.test(data90)){
+const err220 = {instancePath:instancePath+"/connectivity/config_path",schemaPath:"#/properties/connectivity/properties/config_path/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema11.properties.connectivity.properties.config_path,data:data90};
 if(vErrors === null){
 vErrors = [err220];
 }
@@ -2893,9 +2897,9 @@ vErrors.push(err220);
 }
 errors++;
 }
-for(const key19 in data89){
-if(!(key19 === "subdomain")){
-const err221 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.caddy_route,data:data89};
+}
+else {
+const err221 = {instancePath:instancePath+"/connectivity/config_path",schemaPath:"#/properties/connectivity/properties/config_path/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.connectivity.properties.config_path.type,parentSchema:schema11.properties.connectivity.properties.config_path,data:data90};
 if(vErrors === null){
 vErrors = [err221];
 }
@@ -2905,11 +2909,9 @@ vErrors.push(err221);
 errors++;
 }
 }
-if(data89.subdomain !== undefined){
-let data90 = data89.subdomain;
-if(typeof data90 === "string"){
-if(!pattern0.test(data90)){
-const err222 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data90};
+}
+else {
+const err222 = {instancePath:instancePath+"/connectivity",schemaPath:"#/properties/connectivity/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.connectivity.type,parentSchema:schema11.properties.connectivity,data:data82};
 if(vErrors === null){
 vErrors = [err222];
 }
@@ -2919,8 +2921,11 @@ vErrors.push(err222);
 errors++;
 }
 }
-else {
-const err223 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.caddy_route.properties.subdomain.type,parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data90};
+if(data.caddy_route !== undefined){
+let data91 = data.caddy_route;
+if(data91 && typeof data91 == "object" && !Array.isArray(data91)){
+if(data91.subdomain === undefined){
+const err223 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/required",keyword:"required",params:{missingProperty: "subdomain"},message:"must have required property '"+"subdomain"+"'",schema:schema11.properties.caddy_route.required,parentSchema:schema11.properties.caddy_route,data:data91};
 if(vErrors === null){
 vErrors = [err223];
 }
@@ -2929,10 +2934,9 @@ vErrors.push(err223);
 }
 errors++;
 }
-}
-}
-else {
-const err224 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.caddy_route.type,parentSchema:schema11.properties.caddy_route,data:data89};
+for(const key19 in data91){
+if(!(key19 === "subdomain")){
+const err224 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key19},message:"must NOT have additional properties",schema:false,parentSchema:schema11.properties.caddy_route,data:data91};
 if(vErrors === null){
 vErrors = [err224];
 }
@@ -2942,14 +2946,51 @@ vErrors.push(err224);
 errors++;
 }
 }
-}
-else {
-const err225 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(data91.subdomain !== undefined){
+let data92 = data91.subdomain;
+if(typeof data92 === "string"){
+if(!pattern0.test(data92)){
+const err225 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/pattern",keyword:"pattern",params:{pattern: "^[a-z][a-z0-9-]{0,30}$"},message:"must match pattern \""+"^[a-z][a-z0-9-]{0,30}$"+"\"",schema:"^[a-z][a-z0-9-]{0,30}$",parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data92};
 if(vErrors === null){
 vErrors = [err225];
 }
 else {
 vErrors.push(err225);
+}
+errors++;
+}
+}
+else {
+const err226 = {instancePath:instancePath+"/caddy_route/subdomain",schemaPath:"#/properties/caddy_route/properties/subdomain/type",keyword:"type",params:{type: "string"},message:"must be string",schema:schema11.properties.caddy_route.properties.subdomain.type,parentSchema:schema11.properties.caddy_route.properties.subdomain,data:data92};
+if(vErrors === null){
+vErrors = [err226];
+}
+else {
+vErrors.push(err226);
+}
+errors++;
+}
+}
+}
+else {
+const err227 = {instancePath:instancePath+"/caddy_route",schemaPath:"#/properties/caddy_route/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.properties.caddy_route.type,parentSchema:schema11.properties.caddy_route,data:data91};
+if(vErrors === null){
+vErrors = [err227];
+}
+else {
+vErrors.push(err227);
+}
+errors++;
+}
+}
+}
+else {
+const err228 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object",schema:schema11.type,parentSchema:schema11,data};
+if(vErrors === null){
+vErrors = [err228];
+}
+else {
+vErrors.push(err228);
 }
 errors++;
 }
@@ -2959,7 +3000,7 @@ return errors === 0;
 
 export const envelope = validate11;
 const schema12 = {"$schema":"http://json-schema.org/draft-07/schema#","type":"object","required":["apiVersion","kind","metadata","spec"],"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1"},"kind":{"type":"string","enum":["Cell","ServiceInstall","PeerAccount","Connection"]},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object"}}};
-const pattern20 = new RegExp("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
+const pattern21 = new RegExp("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
 
 function validate11(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3089,7 +3130,7 @@ vErrors.push(err10);
 }
 errors++;
 }
-if(!pattern20.test(data3)){
+if(!pattern21.test(data3)){
 const err11 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema12.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err11];
@@ -3124,7 +3165,7 @@ vErrors.push(err13);
 }
 errors++;
 }
-if(!pattern20.test(data4)){
+if(!pattern21.test(data4)){
 const err14 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema12.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err14];
@@ -3244,16 +3285,16 @@ return errors === 0;
 
 export const Cell = validate12;
 const schema13 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic Cell","description":"The one Cell document of a cell folder (cell.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"Cell","title":"Kind","description":"Always Cell."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"Cell spec","description":"The cell as a whole: its domain, catalog, network and image policy.","required":["domain","store"],"additionalProperties":false,"properties":{"domain":{"type":"string","title":"Domain","description":"Public domain of the cell; services answer at <subdomain>.<domain>.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":253},"store":{"type":"object","title":"Store","description":"The service catalog: a folder (path) or a published store (url), exactly one of the two.","additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding index.json and services/<id>/, relative to the cell folder or absolute.","minLength":1},"url":{"type":"string","title":"URL","description":"Base URL of a published store (index.json and services/<id>/ below it): https, or plain http to a loopback address only. Fetched into a cache in the state directory.","minLength":1,"maxLength":2048},"refreshSeconds":{"type":"integer","minimum":60,"maximum":604800,"title":"Refresh interval (seconds)","description":"How often the operator asks a url store for a newer index (conditional requests). Default 3600."},"requireSignature":{"type":"boolean","title":"Require a signature","description":"Refuse an index from a url store that is not signed (index.json.sig or index.json.sigstore.json) by one of the image keys. Default false."}}},"network":{"type":"object","title":"Network","description":"The Docker network of the cell and the addresses handed to services.","additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Docker network name.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-network"},"subnet":{"type":"string","title":"Subnet","description":"IPv4 subnet of the network.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$","default":"172.20.0.0/16"},"servicePool":{"type":"string","title":"Service pool","description":"Range inside the subnet from which each service gets a stable address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$","default":"172.20.0.20-172.20.0.254"}},"default":{"name":"cell-network","subnet":"172.20.0.0/16","servicePool":"172.20.0.20-172.20.0.254"}},"imageVerification":{"type":"object","title":"Image verification","description":"Whether service images must carry a valid cosign signature.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["off","warn","enforce"],"default":"enforce","title":"Mode","description":"enforce refuses unsigned or unpinned images, warn only reports, off skips the check."},"publicKey":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"publicKeys":{"type":"array","title":"Public keys","description":"Several cosign public key files; a signature by any one of them (or by publicKey) verifies. Rotate by adding the new key, re-signing, then removing the old one.","items":{"type":"string","title":"Public key","description":"cosign public key file (PEM), relative to the cell folder or absolute.","minLength":1},"uniqueItems":true}},"default":{"mode":"enforce"}},"registries":{"type":"object","title":"Registries","description":"How image registries are reached, for pulls and signature look-ups alike.","additionalProperties":false,"properties":{"mirrors":{"type":"object","title":"Mirrors","description":"Registry host → mirror host[:port] serving the same repositories, e.g. git.pic.ngo: 127.0.0.1:5000 (an air-gapped cell, the demo). Signatures must still name the original registry or the mirror.","additionalProperties":{"type":"string","title":"Mirror","description":"host[:port] of the mirror.","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"}},"insecure":{"type":"array","title":"Insecure registries","description":"Registries (or mirrors) reached over plain HTTP; loopback ones always are. Give dockerd the same list (insecure-registries) for its pulls.","items":{"type":"string","title":"Registry","description":"host[:port].","pattern":"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},"uniqueItems":true}}},"allowedImagePrefix":{"type":"string","title":"Allowed image prefix","description":"Registry path every service image, and every core image pic runs (spec.{caddy,dns,wireguard}.run.image), must live under.","pattern":"^[A-Za-z0-9][A-Za-z0-9._:/-]*$","default":"git.pic.ngo/roof/"},"dataDir":{"type":"string","title":"Data directory","description":"Host directory under which all bind mounts of services must stay.","pattern":"^/"},"caddy":{"type":"object","title":"Caddy","description":"The reverse proxy in front of the services.","additionalProperties":false,"properties":{"adminAddress":{"type":"string","title":"Admin address","description":"Where the Caddy admin API listens, such as localhost:2019.","minLength":1},"caddyfile":{"type":"string","title":"Caddyfile","description":"Where pic writes the Caddyfile it renders; relative to the cell folder or absolute. Default: caddy/Caddyfile in the state directory.","minLength":1},"sites":{"type":"array","title":"Core sites","description":"Routes of the cell's own containers (API, web UI), rendered before the services' routes.","items":{"type":"object","title":"Site","description":"One subdomain served by a core container.","required":["subdomain","backend"],"additionalProperties":false,"properties":{"subdomain":{"type":"string","title":"Subdomain","description":"The name under the cell domain; reserved names such as api and webui are allowed here.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"backend":{"type":"string","title":"Backend","description":"container:port Caddy proxies to.","pattern":"^[A-Za-z0-9._-]+:\\d{1,5}$"}}}},"tls":{"type":"object","title":"TLS","description":"How Caddy gets certificates.","additionalProperties":false,"properties":{"mode":{"type":"string","enum":["internal","acme","off"],"title":"Mode","description":"internal: a local CA; acme: a public CA such as Let's Encrypt; off: plain HTTP."},"email":{"type":"string","title":"E-mail","description":"Contact address given to the ACME CA.","pattern":"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"}}},"run":{"type":"object","title":"Caddy run by pic","description":"pic creates and heals the Caddy container on the cell network. Without this section the admin runs Caddy and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-caddy.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"publish":{"type":"object","title":"Published ports","description":"Host ports Caddy is published on; none unless given here. Its admin API is never published.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the ports are bound to; default 0.0.0.0 (every address).","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"http":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTP port","description":"Host port forwarded to Caddy's port 80."},"https":{"type":"integer","minimum":1,"maximum":65535,"title":"HTTPS port","description":"Host port forwarded to Caddy's port 443."}}}}}}},"dns":{"type":"object","title":"DNS","description":"The zone the cell serves for its domain.","additionalProperties":false,"properties":{"address":{"type":"string","title":"Address","description":"IPv4 address the A records of the services point at.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"nameservers":{"type":"array","title":"Name servers","description":"Name servers of the zone.","items":{"type":"string","title":"Name server","description":"Host name or IPv4 address.","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},"uniqueItems":true},"zoneFile":{"type":"string","title":"Zone file","description":"Where pic writes the zone; relative to the cell folder or absolute. Default: dns/<domain>.zone in the state directory.","minLength":1},"run":{"type":"object","title":"DNS server run by pic","description":"pic creates and heals the DNS server container on the cell network. Without this section the admin runs DNS server and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-dns.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"upstreams":{"type":"array","title":"Upstream resolvers","description":"Resolvers that names outside the cell domain are forwarded to. Without any, such queries are refused.","items":{"type":"string","title":"Upstream","description":"IPv4 address of a resolver.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"uniqueItems":true}}}}},"wireguard":{"type":"object","title":"WireGuard","description":"The container holding the cell's VPN, firewall and egress routing.","additionalProperties":false,"properties":{"container":{"type":"string","title":"Container","description":"Name of the container whose iptables and routing rules pic manages.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$","default":"cell-wireguard"},"subnet":{"type":"string","title":"VPN subnet","description":"The tunnel's IPv4 network; the server takes its first address. Default 10.8.0.0/24.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},"peerPool":{"type":"string","title":"Peer pool","description":"Range inside the VPN subnet from which each PeerAccount gets a stable address. Default: the subnet after the server address.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"endpoint":{"type":"string","title":"Endpoint","description":"host:port peers connect to (the cell's public name or address and the published UDP port).","pattern":"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},"run":{"type":"object","title":"WireGuard run by pic","description":"pic creates and heals the WireGuard container on the cell network. Without this section the admin runs WireGuard and the fields beside it say where.","required":["image","address"],"additionalProperties":false,"properties":{"image":{"type":"string","title":"Image","description":"Image of the container, under allowedImagePrefix, as name:tag, name@sha256:<64 hex> or name:tag@sha256:<64 hex>. Under imageVerification enforce it must be pinned by digest and signed by a trusted key, like a service image.","minLength":1,"maxLength":1024},"address":{"type":"string","title":"Address","description":"Fixed IPv4 address on the cell network, inside the subnet and outside the service pool.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"container":{"type":"string","title":"Container","description":"Container name; default cell-wireguard.","pattern":"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},"listenPort":{"type":"integer","minimum":1,"maximum":65535,"title":"Listen port","description":"UDP port WireGuard listens on inside the container. Default 51820."},"publish":{"type":"object","title":"Published port","description":"Where the UDP listen port is published on the host.","additionalProperties":false,"properties":{"hostIp":{"type":"string","title":"Host IP","description":"Host address the port is bound to; default 0.0.0.0.","pattern":"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},"port":{"type":"integer","minimum":1,"maximum":65535,"title":"Port","description":"Host UDP port; default the listen port."}}}}}}},"backup":{"type":"object","title":"Backup","description":"Where snapshots of the services' data are kept, when the operator takes them and how many it keeps.","additionalProperties":false,"properties":{"path":{"type":"string","title":"Path","description":"Folder holding the snapshots; relative to the cell folder or absolute. Default: backups/ in the state directory.","minLength":1},"schedule":{"type":"object","title":"Schedule","description":"When the operator takes a verified snapshot of every installed service that declares data and is Ready (UTC). A slot missed while the operator was down is taken when it starts.","required":["every"],"additionalProperties":false,"properties":{"every":{"type":"string","enum":["hourly","daily","weekly"],"title":"Every","description":"How often a snapshot is due."},"at":{"type":"string","title":"At","description":"HH:MM (UTC) of a daily or weekly snapshot; of an hourly one only the minutes count. Default 03:00.","pattern":"^([01]\\d|2[0-3]):[0-5]\\d$"},"weekday":{"type":"string","enum":["monday","tuesday","wednesday","thursday","friday","saturday","sunday"],"title":"Weekday","description":"Day of a weekly snapshot; default sunday."}}},"retention":{"type":"object","title":"Retention","description":"Which verified snapshots are kept: the newest `last`, and the newest of each of the latest `daily` days, `weekly` ISO weeks and `monthly` months. The rest are deleted, by the operator after each scheduled snapshot and by pic backup prune.","additionalProperties":false,"properties":{"last":{"type":"integer","minimum":0,"maximum":1000,"title":"Last","description":"The newest snapshots kept whatever their age."},"daily":{"type":"integer","minimum":0,"maximum":1000,"title":"Daily","description":"Days with a kept snapshot."},"weekly":{"type":"integer","minimum":0,"maximum":1000,"title":"Weekly","description":"ISO weeks with a kept snapshot."},"monthly":{"type":"integer","minimum":0,"maximum":1000,"title":"Monthly","description":"Months with a kept snapshot."}}}}}}}}};
-const pattern24 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
-const pattern26 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$", "u");
-const pattern27 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
-const pattern28 = new RegExp("^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$", "u");
-const pattern30 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "u");
-const pattern34 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
-const pattern35 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
-const pattern39 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
-const pattern46 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$", "u");
-const pattern50 = new RegExp("^([01]\\d|2[0-3]):[0-5]\\d$", "u");
+const pattern25 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "u");
+const pattern27 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$", "u");
+const pattern28 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
+const pattern29 = new RegExp("^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$", "u");
+const pattern31 = new RegExp("^[A-Za-z0-9][A-Za-z0-9._:/-]*$", "u");
+const pattern35 = new RegExp("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", "u");
+const pattern36 = new RegExp("^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$", "u");
+const pattern40 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$", "u");
+const pattern47 = new RegExp("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$", "u");
+const pattern51 = new RegExp("^([01]\\d|2[0-3]):[0-5]\\d$", "u");
 
 function validate12(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -3395,7 +3436,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern20.test(data3)){
+if(!pattern21.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema13.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -3430,7 +3471,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern20.test(data4)){
+if(!pattern21.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema13.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -3568,7 +3609,7 @@ vErrors.push(err25);
 }
 errors++;
 }
-if(!pattern24.test(data10)){
+if(!pattern25.test(data10)){
 const err26 = {instancePath:instancePath+"/spec/domain",schemaPath:"#/properties/spec/properties/domain/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema13.properties.spec.properties.domain,data:data10};
 if(vErrors === null){
 vErrors = [err26];
@@ -3743,7 +3784,7 @@ errors++;
 if(data16.name !== undefined){
 let data17 = data16.name;
 if(typeof data17 === "string"){
-if(!pattern9.test(data17)){
+if(!pattern10.test(data17)){
 const err40 = {instancePath:instancePath+"/spec/network/name",schemaPath:"#/properties/spec/properties/network/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.network.properties.name,data:data17};
 if(vErrors === null){
 vErrors = [err40];
@@ -3768,7 +3809,7 @@ errors++;
 if(data16.subnet !== undefined){
 let data18 = data16.subnet;
 if(typeof data18 === "string"){
-if(!pattern26.test(data18)){
+if(!pattern27.test(data18)){
 const err42 = {instancePath:instancePath+"/spec/network/subnet",schemaPath:"#/properties/spec/properties/network/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema13.properties.spec.properties.network.properties.subnet,data:data18};
 if(vErrors === null){
 vErrors = [err42];
@@ -3793,7 +3834,7 @@ errors++;
 if(data16.servicePool !== undefined){
 let data19 = data16.servicePool;
 if(typeof data19 === "string"){
-if(!pattern27.test(data19)){
+if(!pattern28.test(data19)){
 const err44 = {instancePath:instancePath+"/spec/network/servicePool",schemaPath:"#/properties/spec/properties/network/properties/servicePool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.network.properties.servicePool,data:data19};
 if(vErrors === null){
 vErrors = [err44];
@@ -3988,7 +4029,7 @@ if(data26 && typeof data26 == "object" && !Array.isArray(data26)){
 for(const key9 in data26){
 let data27 = data26[key9];
 if(typeof data27 === "string"){
-if(!pattern28.test(data27)){
+if(!pattern29.test(data27)){
 const err58 = {instancePath:instancePath+"/spec/registries/mirrors/" + key9.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/spec/properties/registries/properties/mirrors/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},message:"must match pattern \""+"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"+"\"",schema:"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$",parentSchema:schema13.properties.spec.properties.registries.properties.mirrors.additionalProperties,data:data27};
 if(vErrors === null){
 vErrors = [err58];
@@ -4029,7 +4070,7 @@ const len1 = data28.length;
 for(let i2=0; i2<len1; i2++){
 let data29 = data28[i2];
 if(typeof data29 === "string"){
-if(!pattern28.test(data29)){
+if(!pattern29.test(data29)){
 const err61 = {instancePath:instancePath+"/spec/registries/insecure/" + i2,schemaPath:"#/properties/spec/properties/registries/properties/insecure/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"},message:"must match pattern \""+"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$"+"\"",schema:"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(:\\d{1,5})?$",parentSchema:schema13.properties.spec.properties.registries.properties.insecure.items,data:data29};
 if(vErrors === null){
 vErrors = [err61];
@@ -4102,7 +4143,7 @@ errors++;
 if(data9.allowedImagePrefix !== undefined){
 let data30 = data9.allowedImagePrefix;
 if(typeof data30 === "string"){
-if(!pattern30.test(data30)){
+if(!pattern31.test(data30)){
 const err66 = {instancePath:instancePath+"/spec/allowedImagePrefix",schemaPath:"#/properties/spec/properties/allowedImagePrefix/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"+"\"",schema:"^[A-Za-z0-9][A-Za-z0-9._:/-]*$",parentSchema:schema13.properties.spec.properties.allowedImagePrefix,data:data30};
 if(vErrors === null){
 vErrors = [err66];
@@ -4127,7 +4168,7 @@ errors++;
 if(data9.dataDir !== undefined){
 let data31 = data9.dataDir;
 if(typeof data31 === "string"){
-if(!pattern18.test(data31)){
+if(!pattern19.test(data31)){
 const err68 = {instancePath:instancePath+"/spec/dataDir",schemaPath:"#/properties/spec/properties/dataDir/pattern",keyword:"pattern",params:{pattern: "^/"},message:"must match pattern \""+"^/"+"\"",schema:"^/",parentSchema:schema13.properties.spec.properties.dataDir,data:data31};
 if(vErrors === null){
 vErrors = [err68];
@@ -4281,7 +4322,7 @@ errors++;
 if(data36.backend !== undefined){
 let data38 = data36.backend;
 if(typeof data38 === "string"){
-if(!pattern3.test(data38)){
+if(!pattern4.test(data38)){
 const err80 = {instancePath:instancePath+"/spec/caddy/sites/" + i4+"/backend",schemaPath:"#/properties/spec/properties/caddy/properties/sites/items/properties/backend/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9._-]+:\\d{1,5}$"},message:"must match pattern \""+"^[A-Za-z0-9._-]+:\\d{1,5}$"+"\"",schema:"^[A-Za-z0-9._-]+:\\d{1,5}$",parentSchema:schema13.properties.spec.properties.caddy.properties.sites.items.properties.backend,data:data38};
 if(vErrors === null){
 vErrors = [err80];
@@ -4368,7 +4409,7 @@ errors++;
 if(data39.email !== undefined){
 let data41 = data39.email;
 if(typeof data41 === "string"){
-if(!pattern34.test(data41)){
+if(!pattern35.test(data41)){
 const err87 = {instancePath:instancePath+"/spec/caddy/tls/email",schemaPath:"#/properties/spec/properties/caddy/properties/tls/properties/email/pattern",keyword:"pattern",params:{pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"},message:"must match pattern \""+"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$"+"\"",schema:"^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$",parentSchema:schema13.properties.spec.properties.caddy.properties.tls.properties.email,data:data41};
 if(vErrors === null){
 vErrors = [err87];
@@ -4475,7 +4516,7 @@ errors++;
 if(data42.address !== undefined){
 let data44 = data42.address;
 if(typeof data44 === "string"){
-if(!pattern35.test(data44)){
+if(!pattern36.test(data44)){
 const err96 = {instancePath:instancePath+"/spec/caddy/run/address",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.address,data:data44};
 if(vErrors === null){
 vErrors = [err96];
@@ -4500,7 +4541,7 @@ errors++;
 if(data42.container !== undefined){
 let data45 = data42.container;
 if(typeof data45 === "string"){
-if(!pattern9.test(data45)){
+if(!pattern10.test(data45)){
 const err98 = {instancePath:instancePath+"/spec/caddy/run/container",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.container,data:data45};
 if(vErrors === null){
 vErrors = [err98];
@@ -4540,7 +4581,7 @@ errors++;
 if(data46.hostIp !== undefined){
 let data47 = data46.hostIp;
 if(typeof data47 === "string"){
-if(!pattern35.test(data47)){
+if(!pattern36.test(data47)){
 const err101 = {instancePath:instancePath+"/spec/caddy/run/publish/hostIp",schemaPath:"#/properties/spec/properties/caddy/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.caddy.properties.run.properties.publish.properties.hostIp,data:data47};
 if(vErrors === null){
 vErrors = [err101];
@@ -4686,7 +4727,7 @@ errors++;
 if(data50.address !== undefined){
 let data51 = data50.address;
 if(typeof data51 === "string"){
-if(!pattern35.test(data51)){
+if(!pattern36.test(data51)){
 const err113 = {instancePath:instancePath+"/spec/dns/address",schemaPath:"#/properties/spec/properties/dns/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.address,data:data51};
 if(vErrors === null){
 vErrors = [err113];
@@ -4715,7 +4756,7 @@ const len3 = data52.length;
 for(let i5=0; i5<len3; i5++){
 let data53 = data52[i5];
 if(typeof data53 === "string"){
-if(!pattern39.test(data53)){
+if(!pattern40.test(data53)){
 const err115 = {instancePath:instancePath+"/spec/dns/nameservers/" + i5,schemaPath:"#/properties/spec/properties/dns/properties/nameservers/items/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.?$",parentSchema:schema13.properties.spec.properties.dns.properties.nameservers.items,data:data53};
 if(vErrors === null){
 vErrors = [err115];
@@ -4871,7 +4912,7 @@ errors++;
 if(data55.address !== undefined){
 let data57 = data55.address;
 if(typeof data57 === "string"){
-if(!pattern35.test(data57)){
+if(!pattern36.test(data57)){
 const err127 = {instancePath:instancePath+"/spec/dns/run/address",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.address,data:data57};
 if(vErrors === null){
 vErrors = [err127];
@@ -4896,7 +4937,7 @@ errors++;
 if(data55.container !== undefined){
 let data58 = data55.container;
 if(typeof data58 === "string"){
-if(!pattern9.test(data58)){
+if(!pattern10.test(data58)){
 const err129 = {instancePath:instancePath+"/spec/dns/run/container",schemaPath:"#/properties/spec/properties/dns/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.container,data:data58};
 if(vErrors === null){
 vErrors = [err129];
@@ -4925,7 +4966,7 @@ const len4 = data59.length;
 for(let i7=0; i7<len4; i7++){
 let data60 = data59[i7];
 if(typeof data60 === "string"){
-if(!pattern35.test(data60)){
+if(!pattern36.test(data60)){
 const err131 = {instancePath:instancePath+"/spec/dns/run/upstreams/" + i7,schemaPath:"#/properties/spec/properties/dns/properties/run/properties/upstreams/items/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.dns.properties.run.properties.upstreams.items,data:data60};
 if(vErrors === null){
 vErrors = [err131];
@@ -5025,7 +5066,7 @@ errors++;
 if(data61.container !== undefined){
 let data62 = data61.container;
 if(typeof data62 === "string"){
-if(!pattern9.test(data62)){
+if(!pattern10.test(data62)){
 const err138 = {instancePath:instancePath+"/spec/wireguard/container",schemaPath:"#/properties/spec/properties/wireguard/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.container,data:data62};
 if(vErrors === null){
 vErrors = [err138];
@@ -5050,7 +5091,7 @@ errors++;
 if(data61.subnet !== undefined){
 let data63 = data61.subnet;
 if(typeof data63 === "string"){
-if(!pattern26.test(data63)){
+if(!pattern27.test(data63)){
 const err140 = {instancePath:instancePath+"/spec/wireguard/subnet",schemaPath:"#/properties/spec/properties/wireguard/properties/subnet/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(3[0-2]|[12]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.subnet,data:data63};
 if(vErrors === null){
 vErrors = [err140];
@@ -5075,7 +5116,7 @@ errors++;
 if(data61.peerPool !== undefined){
 let data64 = data61.peerPool;
 if(typeof data64 === "string"){
-if(!pattern27.test(data64)){
+if(!pattern28.test(data64)){
 const err142 = {instancePath:instancePath+"/spec/wireguard/peerPool",schemaPath:"#/properties/spec/properties/wireguard/properties/peerPool/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)-(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.peerPool,data:data64};
 if(vErrors === null){
 vErrors = [err142];
@@ -5100,7 +5141,7 @@ errors++;
 if(data61.endpoint !== undefined){
 let data65 = data61.endpoint;
 if(typeof data65 === "string"){
-if(!pattern46.test(data65)){
+if(!pattern47.test(data65)){
 const err144 = {instancePath:instancePath+"/spec/wireguard/endpoint",schemaPath:"#/properties/spec/properties/wireguard/properties/endpoint/pattern",keyword:"pattern",params:{pattern: "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"},message:"must match pattern \""+"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$"+"\"",schema:"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?:\\d{1,5}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.endpoint,data:data65};
 if(vErrors === null){
 vErrors = [err144];
@@ -5195,7 +5236,7 @@ errors++;
 if(data66.address !== undefined){
 let data68 = data66.address;
 if(typeof data68 === "string"){
-if(!pattern35.test(data68)){
+if(!pattern36.test(data68)){
 const err152 = {instancePath:instancePath+"/spec/wireguard/run/address",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/address/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.address,data:data68};
 if(vErrors === null){
 vErrors = [err152];
@@ -5220,7 +5261,7 @@ errors++;
 if(data66.container !== undefined){
 let data69 = data66.container;
 if(typeof data69 === "string"){
-if(!pattern9.test(data69)){
+if(!pattern10.test(data69)){
 const err154 = {instancePath:instancePath+"/spec/wireguard/run/container",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/container/pattern",keyword:"pattern",params:{pattern: "^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"},message:"must match pattern \""+"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"+"\"",schema:"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.container,data:data69};
 if(vErrors === null){
 vErrors = [err154];
@@ -5295,7 +5336,7 @@ errors++;
 if(data71.hostIp !== undefined){
 let data72 = data71.hostIp;
 if(typeof data72 === "string"){
-if(!pattern35.test(data72)){
+if(!pattern36.test(data72)){
 const err160 = {instancePath:instancePath+"/spec/wireguard/run/publish/hostIp",schemaPath:"#/properties/spec/properties/wireguard/properties/run/properties/publish/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"},message:"must match pattern \""+"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$"+"\"",schema:"^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)$",parentSchema:schema13.properties.spec.properties.wireguard.properties.run.properties.publish.properties.hostIp,data:data72};
 if(vErrors === null){
 vErrors = [err160];
@@ -5479,7 +5520,7 @@ errors++;
 if(data76.at !== undefined){
 let data78 = data76.at;
 if(typeof data78 === "string"){
-if(!pattern50.test(data78)){
+if(!pattern51.test(data78)){
 const err175 = {instancePath:instancePath+"/spec/backup/schedule/at",schemaPath:"#/properties/spec/properties/backup/properties/schedule/properties/at/pattern",keyword:"pattern",params:{pattern: "^([01]\\d|2[0-3]):[0-5]\\d$"},message:"must match pattern \""+"^([01]\\d|2[0-3]):[0-5]\\d$"+"\"",schema:"^([01]\\d|2[0-3]):[0-5]\\d$",parentSchema:schema13.properties.spec.properties.backup.properties.schedule.properties.at,data:data78};
 if(vErrors === null){
 vErrors = [err175];
@@ -5744,8 +5785,8 @@ return errors === 0;
 
 export const ServiceInstall = validate13;
 const schema14 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic ServiceInstall","description":"A store service the cell runs (services/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"ServiceInstall","title":"Kind","description":"Always ServiceInstall."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"ServiceInstall spec","description":"Install the catalog service named by metadata.name.","additionalProperties":false,"properties":{"version":{"type":"string","title":"Version","description":"The version admitted. Omitted: the catalog's version at the first install, kept afterwards. A newer catalog version is reported, not applied, until this names it; then pic upgrades (snapshot first) and rolls back on failure.","pattern":"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},"config":{"type":"object","title":"Config","description":"Values for the fields of the manifest's config_schema; defaults fill the rest.","additionalProperties":{"type":["string","integer","boolean"],"title":"Value","description":"A string, an integer or a boolean."}},"egress":{"type":"object","title":"Egress","description":"Where the outbound traffic of the service goes.","required":["connection"],"additionalProperties":false,"properties":{"connection":{"type":"string","title":"Connection","description":"\"default\", or the name of a Connection whose type the manifest allows.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"}}},"publish":{"type":"array","title":"Published ports","description":"Host ports the admin consents to the service publishing on the cell's own addresses, outside the VPN, as PORT/PROTOCOL (e.g. \"25/tcp\"). The service's template must name each; a port it publishes that is not listed here is refused, and the core stack's ports (80, 443, 53, the WireGuard port) never are allowed.","items":{"type":"string","title":"Port","description":"PORT/tcp or PORT/udp, PORT from 1 to 65535.","pattern":"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"},"uniqueItems":true},"minReadySeconds":{"type":"integer","minimum":0,"maximum":600,"title":"Minimum ready seconds","description":"How long every container of the service must stay running (and healthy, where it has a health check) before an upgrade or a restore counts the service Ready; a container that exits or restarts within it fails the upgrade at once. The loop's own Ready waits for the smaller of this and 2 seconds. Default 10."},"backup":{"type":"object","title":"Backup","description":"How the service is held still while its snapshot is taken.","additionalProperties":false,"properties":{"consistency":{"type":"string","enum":["pause","stop"],"default":"pause","title":"Consistency","description":"pause freezes the containers for the moment of the snapshot; stop stops them (for databases that must flush), then starts them again."}}},"upgrade":{"type":"object","title":"Upgrade","description":"How an upgrade to the catalog's newer version is judged.","additionalProperties":false,"properties":{"deadlineSeconds":{"type":"integer","minimum":5,"maximum":86400,"default":300,"title":"Deadline (seconds)","description":"How long the new version has to become Ready (health checks included) before pic rolls back to the previous version and restores the snapshot taken before the upgrade. Default 300."}}}}}}};
-const pattern53 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
-const pattern55 = new RegExp("^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$", "u");
+const pattern54 = new RegExp("^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$", "u");
+const pattern56 = new RegExp("^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$", "u");
 
 function validate13(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -5887,7 +5928,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern20.test(data3)){
+if(!pattern21.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema14.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -5922,7 +5963,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern20.test(data4)){
+if(!pattern21.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema14.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -6030,7 +6071,7 @@ errors++;
 if(data9.version !== undefined){
 let data10 = data9.version;
 if(typeof data10 === "string"){
-if(!pattern53.test(data10)){
+if(!pattern54.test(data10)){
 const err23 = {instancePath:instancePath+"/spec/version",schemaPath:"#/properties/spec/properties/version/pattern",keyword:"pattern",params:{pattern: "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"},message:"must match pattern \""+"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$"+"\"",schema:"^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-((0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(\\.(0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(\\+([0-9a-zA-Z-]+(\\.[0-9a-zA-Z-]+)*))?$",parentSchema:schema14.properties.spec.properties.version,data:data10};
 if(vErrors === null){
 vErrors = [err23];
@@ -6108,7 +6149,7 @@ errors++;
 if(data13.connection !== undefined){
 let data14 = data13.connection;
 if(typeof data14 === "string"){
-if(!pattern20.test(data14)){
+if(!pattern21.test(data14)){
 const err29 = {instancePath:instancePath+"/spec/egress/connection",schemaPath:"#/properties/spec/properties/egress/properties/connection/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema14.properties.spec.properties.egress.properties.connection,data:data14};
 if(vErrors === null){
 vErrors = [err29];
@@ -6149,7 +6190,7 @@ const len0 = data15.length;
 for(let i0=0; i0<len0; i0++){
 let data16 = data15[i0];
 if(typeof data16 === "string"){
-if(!pattern55.test(data16)){
+if(!pattern56.test(data16)){
 const err32 = {instancePath:instancePath+"/spec/publish/" + i0,schemaPath:"#/properties/spec/properties/publish/items/pattern",keyword:"pattern",params:{pattern: "^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"},message:"must match pattern \""+"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$"+"\"",schema:"^([1-9]\\d{0,3}|[1-5]\\d{4}|6[0-4]\\d{3}|65[0-4]\\d{2}|655[0-2]\\d|6553[0-5])/(tcp|udp|sctp)$",parentSchema:schema14.properties.spec.properties.publish.items,data:data16};
 if(vErrors === null){
 vErrors = [err32];
@@ -6383,7 +6424,7 @@ return errors === 0;
 
 export const PeerAccount = validate14;
 const schema15 = {"$schema":"http://json-schema.org/draft-07/schema#","title":"pic PeerAccount","description":"The service accounts of one peer (peers/<name>.yaml).","type":"object","required":["apiVersion","kind","metadata","spec"],"additionalProperties":false,"properties":{"apiVersion":{"type":"string","const":"pic.ngo/v1alpha1","title":"API version","description":"Always pic.ngo/v1alpha1."},"kind":{"type":"string","const":"PeerAccount","title":"Kind","description":"Always PeerAccount."},"metadata":{"type":"object","title":"Metadata","description":"Who the document is.","required":["name"],"additionalProperties":false,"properties":{"name":{"type":"string","title":"Name","description":"Unique per kind; a DNS label.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"namespace":{"type":"string","title":"Namespace","description":"Only meaningful in a Kubernetes cluster.","pattern":"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$","maxLength":63},"labels":{"type":"object","title":"Labels","description":"Free-form string labels.","additionalProperties":{"type":"string"}},"annotations":{"type":"object","title":"Annotations","description":"Free-form string annotations.","additionalProperties":{"type":"string"}}}},"spec":{"type":"object","title":"PeerAccount spec","description":"The services on which the peer named by metadata.name has an account.","required":["services"],"additionalProperties":false,"properties":{"services":{"type":"array","title":"Services","description":"Ids of installed services; removing one deprovisions the account there.","items":{"type":"string","title":"Service","description":"Service id.","pattern":"^[a-z][a-z0-9-]{0,30}$"},"uniqueItems":true},"wireguard":{"type":"object","title":"WireGuard","description":"The peer's VPN key.","additionalProperties":false,"properties":{"publicKey":{"type":"string","title":"Public key","description":"The peer's own WireGuard public key (base64); the person keeps the private key. Without it pic generates a pair.","pattern":"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"}}}}}}};
-const pattern59 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
+const pattern60 = new RegExp("^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$", "u");
 
 function validate14(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -6525,7 +6566,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern20.test(data3)){
+if(!pattern21.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema15.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -6560,7 +6601,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern20.test(data4)){
+if(!pattern21.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema15.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -6758,7 +6799,7 @@ errors++;
 if(data12.publicKey !== undefined){
 let data13 = data12.publicKey;
 if(typeof data13 === "string"){
-if(!pattern59.test(data13)){
+if(!pattern60.test(data13)){
 const err29 = {instancePath:instancePath+"/spec/wireguard/publicKey",schemaPath:"#/properties/spec/properties/wireguard/properties/publicKey/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"},message:"must match pattern \""+"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"+"\"",schema:"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$",parentSchema:schema15.properties.spec.properties.wireguard.properties.publicKey,data:data13};
 if(vErrors === null){
 vErrors = [err29];
@@ -6962,7 +7003,7 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(!pattern20.test(data3)){
+if(!pattern21.test(data3)){
 const err12 = {instancePath:instancePath+"/metadata/name",schemaPath:"#/properties/metadata/properties/name/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema16.properties.metadata.properties.name,data:data3};
 if(vErrors === null){
 vErrors = [err12];
@@ -6997,7 +7038,7 @@ vErrors.push(err14);
 }
 errors++;
 }
-if(!pattern20.test(data4)){
+if(!pattern21.test(data4)){
 const err15 = {instancePath:instancePath+"/metadata/namespace",schemaPath:"#/properties/metadata/properties/namespace/pattern",keyword:"pattern",params:{pattern: "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"},message:"must match pattern \""+"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"+"\"",schema:"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",parentSchema:schema16.properties.metadata.properties.namespace,data:data4};
 if(vErrors === null){
 vErrors = [err15];
@@ -7262,4 +7303,4 @@ errors++;
 validate15.errors = vErrors;
 return errors === 0;
 }
-export const SCHEMA_FINGERPRINT = "c070b84d4c59de92f2553f88ff028cb3501398ef09da040c473802b3fb75de58";
+export const SCHEMA_FINGERPRINT = "30ee4fd4632a58d0ff4686e739380c9dbe27721f66f34f677d3073f3efb7c920";

@@ -15,6 +15,11 @@ export interface Route {
   backend: string;
   /** The installed service the route belongs to; null for a core site of the Cell. */
   service: string | null;
+  /**
+   * For a subdomain the manifest lists in `direct_subdomains`: the service's own address, which
+   * the DNS record names instead of Caddy's (clients reach the service's opened ports there).
+   */
+  direct?: string;
 }
 
 /** A subdomain asked for twice: the first claim (core sites, then services by name) keeps it. */
@@ -53,7 +58,7 @@ export function cellRouteTable(input: CellRouting): RouteTable {
   const core: Route[] = [];
   const services: Route[] = [];
 
-  const claim = (owner: string, subdomain: string, backend: string, into: Route[], service: string | null): void => {
+  const claim = (owner: string, subdomain: string, backend: string, into: Route[], service: string | null, direct?: string): void => {
     const earlier = claimed.get(subdomain);
     if (earlier) {
       // The same service naming one subdomain twice for one backend is a repetition, not a clash.
@@ -63,13 +68,14 @@ export function cellRouteTable(input: CellRouting): RouteTable {
       return;
     }
     claimed.set(subdomain, { owner, backend });
-    into.push({ host: `${subdomain}.${domain}`, subdomain, backend, service });
+    into.push({ host: `${subdomain}.${domain}`, subdomain, backend, service, ...(direct === undefined ? {} : { direct }) });
   };
 
   for (const site of input.cell.spec.caddy?.sites ?? []) claim(CORE_OWNER, site.subdomain, site.backend, core, null);
   const byName = [...input.services].sort((a, b) => compareText(a.name, b.name));
   for (const s of byName) {
-    for (const [subdomain, backend] of serviceClaims(s.manifest)) claim(s.name, subdomain, backend, services, s.name);
+    const direct = new Set(s.manifest.direct_subdomains ?? []);
+    for (const [subdomain, backend] of serviceClaims(s.manifest)) claim(s.name, subdomain, backend, services, s.name, direct.has(subdomain) && s.serviceIp ? s.serviceIp : undefined);
   }
 
   const bySubdomain = (a: Route, b: Route) => compareText(a.subdomain, b.subdomain);

@@ -97,7 +97,8 @@ export function zoneOf(spec: Pick<CellSpec, 'domain' | 'dns'>, routes: readonly 
       };
     }
   }
-  if (address) for (const r of routes) records.push({ owner: r.subdomain, address });
+  // A direct subdomain names the service's own address (its opened ports), every other one Caddy's.
+  if (address) for (const r of routes) records.push({ owner: r.subdomain, address: r.direct ?? address });
 
   const seen = new Set<string>();
   const sorted = records

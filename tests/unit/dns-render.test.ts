@@ -75,6 +75,22 @@ describe('zoneOf', () => {
     expect(plan.why).toContain('notes.alice.pic.ngo');
   });
 
+  test('a direct subdomain resolves to the service itself, its other names to Caddy', () => {
+    const input = testRouting({ domain: 'alice.pic.ngo', dns: { address: '10.0.0.1' } }, {
+      email: { subdomain: 'mail', backend: 'cell-mail:8080', extra_backends: { autoconfig: 'cell-mail:8080' }, direct_subdomains: ['mail'] },
+      notes: { subdomain: 'notes', backend: 'cell-notes:8080' },
+    });
+    const plan = zoneOf(input.cell.spec, cellRoutes(input));
+    if (!plan.publish) throw new Error('expected a zone');
+    expect(plan.zone.records.filter((r) => !r.owner.startsWith('ns'))).toEqual([
+      { owner: 'autoconfig', address: '10.0.0.1' },
+      { owner: 'mail', address: input.services.find((s) => s.name === 'email')!.serviceIp },
+      { owner: 'notes', address: '10.0.0.1' },
+    ]);
+    // Caddy keeps a site for the direct name (its CA keeps a certificate of it).
+    expect(cellRoutes(input).map((r) => r.host)).toContain('mail.alice.pic.ngo');
+  });
+
   test('no routes and no DNS settings: nothing to publish', () => {
     const input = testRouting({ domain: 'alice.pic.ngo' }, { clock: { container_name: 'cell-clock' } });
     expect(zoneOf(input.cell.spec, cellRoutes(input))).toMatchObject({ publish: false });
