@@ -33,7 +33,7 @@ crds: build
 	@node dist/crds/generate.js
 
 # The store services' images (busybox stand-ins, and the applications built from Debian packages:
-# Radicale, Apache WebDAV…), the core stack's (Caddy, BIND, WireGuard) and the connectivity
+# Radicale, Apache WebDAV, Postfix and Dovecot…), the core stack's (Caddy, BIND, WireGuard) and the connectivity
 # exits' (a Connection's wireguard_ext, openvpn, proxy…), built from Debian packages on this
 # machine and loaded into Docker. The scripts run side by side (each spends much of its time
 # waiting on tar, sha256sum and docker load); their output follows in order, and any failure

@@ -20,7 +20,7 @@ export LC_ALL=C TZ=UTC
 umask 022
 
 readonly REPO_PREFIX=git.pic.ngo/roof/pic-
-readonly IMAGES=(homepage notes mail webmail)
+readonly IMAGES=(homepage notes)
 # Owner of the data directories inside the images; the services run as this user.
 readonly SERVICE_UID=1000 SERVICE_GID=1000
 readonly EPOCH=1970-01-01T00:00:00Z

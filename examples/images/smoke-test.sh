@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every example image the way its compose template does, on a throwaway Docker network,
 # and checks it from the host with curl: pages, health checks, the notes account API, the
-# account commands of email, calendar and files, and the Basic auth that follows them.
+# account commands of calendar and files (the email image has its own end-to-end test), and the Basic auth that follows them.
 #
 # Everything it creates is named pic-example-check-<random> (containers, volumes, network) and
 # removed on exit; it never touches cell-* containers or cell-network. It runs the images by the
@@ -73,17 +73,13 @@ run homepage "$BASE.20" homepage http://127.0.0.1:80/ -v "$(vol homepage-html /w
 run notes "$BASE.21" notes http://127.0.0.1:8080/ -v "$(vol notes-data /data/notes)" \
   -e NOTES_PORT=8080 -e 'NOTES_TITLE=Demo <notes>' -e NOTES_REGISTRATION=false -e NOTES_LANGUAGE=en \
   -e NOTES_DOMAIN=demo.pic.test -e NOTES_DATA=/data/notes
-run mail "$BASE.22" mail http://127.0.0.1:8080/ -v "$(vol mail-data /data/mail)" \
-  -e MAIL_DOMAIN=demo.pic.test -e MAIL_HOSTNAME=mail.demo.pic.test -e MAIL_DATA=/data/mail
-run webmail - webmail http://127.0.0.1:8080/ \
-  -e MAIL_DOMAIN=demo.pic.test -e "MAIL_HOST=$(container mail)" -e WEBMAIL_ADMIN_PASSWORD=smoke-admin-secret
 run calendar "$BASE.23" calendar http://127.0.0.1:5232/ -v "$(vol calendar-data /data/calendar)" -e CAL_DATA=/data/calendar
 run files "$BASE.24" files http://127.0.0.1:8080/.pic/ -v "$(vol files-data /data/files)" -v "$(vol files-accounts /data/accounts)" \
   -e FILES_DATA=/data/files -e FILES_ACCOUNTS=/data/accounts
 run webdav - webdav http://127.0.0.1:8080/.pic/ -v "$(vol files-data /data/files)" -v "$(vol files-accounts /data/accounts)" \
   -e FILES_DATA=/data/files -e FILES_ACCOUNTS=/data/accounts
 
-for name in homepage notes mail webmail calendar files webdav; do
+for name in homepage notes calendar files webdav; do
   state=starting
   for _ in $(seq 1 30); do
     state=$(docker inspect -f '{{.State.Health.Status}}' "$(container "$name")")
@@ -96,17 +92,9 @@ done
 # --- pages ---
 expect "homepage /" 200 "$(code "http://$BASE.20/")"
 expect "notes / escapes the title (in <title> and <h1>)" 2 "$(curl -s "http://$BASE.21:8080/" | grep -c 'Demo &lt;notes&gt;')"
-expect "mail status page" 200 "$(code "http://$BASE.22:8080/")"
-expect "mail client autoconfig" 1 "$(curl -s "http://$BASE.22:8080/mail/config-v1.1.xml" | grep -c '<hostname>mail.demo.pic.test</hostname>')"
-expect "webmail page" 200 "$(code "http://$(address webmail):8080/")"
-expect "webmail /admin/ without password" 401 "$(code "http://$(address webmail):8080/admin/")"
-expect "webmail /admin/ with the secret" 200 "$(code -u admin:smoke-admin-secret "http://$(address webmail):8080/admin/")"
-expect "webmail reaches cell-mail by name" 1 "$(docker exec "$(container webmail)" wget -q -O - "http://$(container mail):8080/" | grep -c '<h1>Mail for demo.pic.test</h1>')"
 expect "calendar (Radicale) web page" 200 "$(code "http://$BASE.23:5232/.web/")"
 expect "files page" 200 "$(code "http://$BASE.24:8080/.pic/")"
 expect "webdav page" 200 "$(code "http://$(address webdav):8080/.pic/")"
-smtp=$(printf 'EHLO smoke\r\nQUIT\r\n' | docker exec -i "$(container webmail)" timeout 5 nc "$BASE.22" 587 | tr -d '\r' | head -n1)
-expect "SMTP greeting on 587" "220 mail.demo.pic.test ESMTP pic example server, accepts no mail" "$smtp"
 
 # --- notes account API ---
 api=http://$BASE.21:8080/service-api/accounts
@@ -139,17 +127,7 @@ expect "notes: accounts file mode" '600 1000' "$(docker exec "$(container notes)
 
 # --- account commands ---
 status_of() { local rc=0; "$@" >/dev/null 2>&1 || rc=$?; echo "$rc"; }
-M=$(container mail) C=$(container calendar) F=$(container files)
-expect "mail-account add (password on stdin)" 0 "$(printf 'mail pw\n' | status_of docker exec -i "$M" mail-account add alice demo.pic.test)"
-expect "mail-account add (password argument)" 0 "$(status_of docker exec "$M" mail-account add bob demo.pic.test bobpw)"
-expect "mail-account add duplicate" 3 "$(printf 'x\n' | status_of docker exec -i "$M" mail-account add alice demo.pic.test)"
-expect "mail-account add without a password" 2 "$(status_of docker exec "$M" mail-account add carol demo.pic.test)"
-expect "mail-account add bad user" 2 "$(status_of docker exec "$M" mail-account add ../x demo.pic.test pw)"
-expect "mail-account list DOMAIN" "alice bob" "$(docker exec "$M" mail-account list demo.pic.test | tr '\n' ' ' | sed 's/ $//')"
-expect "mail-account del" 0 "$(status_of docker exec "$M" mail-account del bob demo.pic.test)"
-expect "mail-account del missing" 4 "$(status_of docker exec "$M" mail-account del bob demo.pic.test)"
-expect "mail-account usage" 2 "$(status_of docker exec "$M" mail-account)"
-expect "mail maildir created" 0 "$(status_of docker exec "$M" test -d /data/mail/domains/demo.pic.test/alice/new)"
+C=$(container calendar) F=$(container files)
 
 expect "cal-account add (stdin)" 0 "$(printf 'cal pw\n' | status_of docker exec -i "$C" cal-account add alice)"
 expect "cal-account add duplicate" 3 "$(status_of docker exec "$C" cal-account add alice other)"
@@ -180,7 +158,7 @@ run notes "$BASE.21" notes http://127.0.0.1:8080/ -v "$(vol notes-data /data/not
 sleep 1
 expect "notes accounts survive re-creation" 22 "$(curl -s "$api" | tr ',' '\n' | grep -c '"')"
 start=$(date +%s)
-docker stop "$(container homepage)" "$(container notes)" "$(container mail)" >/dev/null
+docker stop "$(container homepage)" "$(container notes)" >/dev/null
 expect "docker stop takes under 5 s" true "$([[ $(($(date +%s) - start)) -lt 5 ]] && echo true || echo false)"
 expect "stopped on request exits 0" 0 "$(docker inspect -f '{{.State.ExitCode}}' "$(container notes)")"
 
