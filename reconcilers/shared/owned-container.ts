@@ -18,7 +18,7 @@ import { ContainerUnavailableError } from './exec.js';
 export { describeHolder } from '../containers/labels.js';
 
 /** What pic is about to do with the container; the refusal says it will not. */
-export type ContainerUse = 'exec into' | 'signal' | 'read from';
+export type ContainerUse = 'exec into' | 'signal' | 'read from' | 'copy into';
 
 /** The container pic means by a name, and who may hold that name. */
 export interface ContainerClaim {

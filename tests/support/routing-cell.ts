@@ -138,11 +138,11 @@ networks:
  * Caddy's admin address, known once Caddy runs). The service pool is .20–.120 of a free /24;
  * Docker's own addresses (Caddy's) come from .128/25, as the operator would configure.
  */
-export async function createRoutingCell(services: RoutedService[], suite: string, cellOptions: { window?: ReadyWindow } = {}): Promise<RoutingCell> {
+export async function createRoutingCell(services: RoutedService[], suite: string, cellOptions: { window?: ReadyWindow; prefix?: string } = {}): Promise<RoutingCell> {
   const readyWindow = cellOptions.window;
   await buildBusyboxImage(ROUTING_IMAGE);
   const tag = `pt${randomBytes(4).toString('hex')}`;
-  const name = `pictest-${tag}`;
+  const name = `${cellOptions.prefix ?? 'pictest-'}${tag}`;
   const domain = `${tag}.pic.test`;
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'pictest-routing-cell-'));
   const cellDir = path.join(root, 'cell');
@@ -359,7 +359,7 @@ export async function removeRoutingCell(cell: Pick<RoutingCell, 'name' | 'networ
  * their containers and volumes (through the cell label), networks that never got a container,
  * and, for all test cells, the sweep of tests/support/cell.ts.
  */
-export async function removeStaleRoutingCells(suite: string, olderThanMs = 30 * 60_000): Promise<void> {
+export async function removeStaleRoutingCells(suite: string, olderThanMs = 30 * 60_000, prefix = 'pictest-'): Promise<void> {
   await removeStaleTestCells();
   const cutoff = Date.now() - olderThanMs;
   const filters = { label: [`${SUITE_LABEL}=${suite}`, `${TEST_LABEL}=1`] };
@@ -370,5 +370,5 @@ export async function removeStaleRoutingCells(suite: string, olderThanMs = 30 * 
   for (const n of await docker.listNetworks({ filters })) {
     if (Date.parse(n.Created) < cutoff && n.Labels?.[CELL_LABEL]) stale.add(n.Labels[CELL_LABEL]);
   }
-  for (const name of stale) if (name.startsWith('pictest-')) await removeRoutingCell({ name, network: name });
+  for (const name of stale) if (name.startsWith(prefix)) await removeRoutingCell({ name, network: name });
 }

@@ -10,7 +10,10 @@
 #   RELAY_HOST, RELAY_PORT a smarthost for outbound mail; none: straight to the recipients' MX
 #   RELAY_CREDENTIALS_FILE a file in /etc/pic/smarthost holding "username:password" for AUTH at
 #                          the smarthost (then STARTTLS to it is required)
-# Data: /data/mail (accounts in passwd, mailboxes/, tls/); Postfix's queue on /var/spool/postfix.
+#   MAIL_TLS_DIR           cert.pem (the chain) and key.pem of MAIL_HOSTNAME: pic places the
+#                          certificate the cell's CA issued there (/etc/pic/tls/mail) and replaces
+#                          it when Caddy renews it; until then, a self-signed one is made there
+# Data: /data/mail (accounts in passwd, mailboxes/); Postfix's queue on /var/spool/postfix.
 set -eu
 umask 022
 
@@ -30,6 +33,7 @@ host=${MAIL_HOSTNAME:-mail.$domain}
 relay_host=${RELAY_HOST:-}
 relay_port=${RELAY_PORT:-587}
 relay_credentials=${RELAY_CREDENTIALS_FILE:-}
+tls=${MAIL_TLS_DIR:-/etc/pic/tls/mail}
 valid_name "$domain" || fail "MAIL_DOMAIN '$domain' is not a lowercase DNS name such as example.org (the service's domain setting)"
 valid_name "$host" || fail "MAIL_HOSTNAME '$host' is not a lowercase DNS name"
 [ -z "$relay_host" ] || valid_name "$relay_host" || case $relay_host in *[!0-9.]*) fail "RELAY_HOST '$relay_host' is neither a DNS name nor an IPv4 address (the service's relay_host setting)" ;; esac
@@ -38,24 +42,25 @@ case $relay_port in '' | *[!0-9]*) fail "RELAY_PORT '$relay_port' is not a port 
 [ -w "$data" ] || fail "$data is not writable (is the mail-data volume mounted?)"
 
 # --- the data volume ---------------------------------------------------------------------------
-mkdir -p "$data/mailboxes" "$data/tls"
+mkdir -p "$data/mailboxes" "$tls"
 chown vmail:vmail "$data/mailboxes"
-chmod 0700 "$data/mailboxes" "$data/tls"
+chmod 0700 "$data/mailboxes" "$tls"
 rmdir "$data/accounts.lock" 2>/dev/null || true
 [ -f "$data/passwd" ] || : >"$data/passwd"
 chown root:dovecot "$data/passwd"
 chmod 0640 "$data/passwd"
 /usr/local/bin/mail-account sync-postfix
 
-# Until the cell's certificate is placed in tls/ (cert.pem: the chain, key.pem), one of our own.
-if [ ! -s "$data/tls/cert.pem" ] || [ ! -s "$data/tls/key.pem" ]; then
-	log "no certificate in $data/tls: making a self-signed one for $host"
-	openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=$host" -addext "subjectAltName=DNS:$host" \
-		-keyout "$data/tls/key.pem.new" -out "$data/tls/cert.pem.new" 2>/dev/null
-	chmod 0600 "$data/tls/key.pem.new"
-	mv -f "$data/tls/key.pem.new" "$data/tls/key.pem"
-	mv -f "$data/tls/cert.pem.new" "$data/tls/cert.pem"
+# Until pic places the cell's certificate in $tls (cert.pem: the chain, key.pem), one of our own.
+if [ ! -s "$tls/cert.pem" ] || [ ! -s "$tls/key.pem" ]; then
+	log "no certificate in $tls yet: a self-signed one for $host until the cell's arrives"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=$host" -addext "subjectAltName=DNS:$host" \
+		-keyout "$tls/key.pem.new" -out "$tls/cert.pem.new" 2>/dev/null
+	chmod 0600 "$tls/key.pem.new"
+	mv -f "$tls/key.pem.new" "$tls/key.pem"
+	mv -f "$tls/cert.pem.new" "$tls/cert.pem"
 fi
+printf 'ssl_cert = <%s/cert.pem\nssl_key = <%s/key.pem\n' "$tls" "$tls" >/run/dovecot-tls.conf
 
 # --- Postfix -----------------------------------------------------------------------------------
 spool=/var/spool/postfix
@@ -120,8 +125,8 @@ virtual_mailbox_domains = $domain
 virtual_mailbox_maps = texthash:$data/addresses
 virtual_transport = lmtp:unix:private/dovecot-lmtp
 
-smtpd_tls_cert_file = $data/tls/cert.pem
-smtpd_tls_key_file = $data/tls/key.pem
+smtpd_tls_cert_file = $tls/cert.pem
+smtpd_tls_key_file = $tls/key.pem
 smtpd_tls_security_level = may
 smtpd_tls_mandatory_protocols = >=TLSv1.2
 smtpd_tls_protocols = >=TLSv1.2
@@ -192,8 +197,8 @@ done
 httpd -f -p 8080 -h /tmp/www & pids="$pids $!"
 log "$domain on $host: IMAPS 993, SMTP 25, submission 587, autoconfig on 8080${relayhost:+; outbound through $relayhost}"
 
-# A new certificate in tls/ (the cell renews its own) is taken up without a restart.
-fingerprint() { cat "$data/tls/cert.pem" "$data/tls/key.pem" 2>/dev/null | md5sum; }
+# A new certificate in $tls (pic places the cell's, and its renewals) is taken up without a restart.
+fingerprint() { cat "$tls/cert.pem" "$tls/key.pem" 2>/dev/null | md5sum; }
 known=$(fingerprint)
 while :; do
 	for pid in $pids; do
@@ -206,7 +211,7 @@ while :; do
 	now=$(fingerprint)
 	if [ "$now" != "$known" ]; then
 		known=$now
-		log "the certificate in $data/tls changed: reloading Dovecot and Postfix"
+		log "the certificate in $tls changed: reloading Dovecot and Postfix"
 		doveadm reload || true
 		kill -HUP "$(cat "$spool/pid/master.pid")" 2>/dev/null || true
 	fi
