@@ -177,7 +177,7 @@ function submit(peer: PeerContainer, who: EmailCredentials, to: string, subject:
 
 /** The subjects in `who`'s INBOX, read over IMAPS. */
 async function inboxSubjects(peer: PeerContainer, who: EmailCredentials, password = who.password): Promise<{ code: number; subjects: string[]; err: string }> {
-  const r = await mailCurl(peer, [`imaps://${who.imap_host}:${who.imap_port}/INBOX`, '-X', 'FETCH 1:* (BODY[HEADER.FIELDS (SUBJECT)])'], { name: who.username, password });
+  const r = await mailCurl(peer, [`imaps://${who.imap_host}:${who.imap_port}/INBOX`, '-X', 'UID FETCH 1:* (BODY[HEADER.FIELDS (SUBJECT)])'], { name: who.username, password });
   return { code: r.code, subjects: [...r.out.matchAll(/^Subject: (.*?)\r?$/gm)].map((m) => m[1]!), err: r.err };
 }
 
@@ -353,7 +353,8 @@ describe('the email service from a peer\'s side', () => {
     await waitPhase('Resource/certificates');
     const ok = await waitFor('IMAPS sign-in', async () => {
       const r = await inboxSubjects(alice, a);
-      return r.code === 0 ? r : undefined;
+      if (r.code !== 0) throw new Error(`curl exited ${r.code}: ${r.err.trim()}`);
+      return r;
     }, 60_000);
     expect(ok.subjects).toEqual([]);
     const wrong = await inboxSubjects(alice, a, `${a.password}x`);

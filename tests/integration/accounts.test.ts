@@ -151,7 +151,7 @@ test('pic credentials alice: the filled templates of every service she has', asy
       `  network: {name: cell-network, subnet: 172.20.0.0/16, servicePool: 172.20.0.20-172.20.0.254}\n  imageVerification: {mode: warn}\n  allowedImagePrefix: git.pic.ngo/roof/\n`,
   );
   for (const id of ['notes', 'files', 'calendar']) await write(`services/${id}.yaml`, `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: ${id}}\nspec: {version: 1.0.0}\n`);
-  await write('services/email.yaml', `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: email}\nspec:\n  version: 1.0.0\n  config: {domain: mail.example.org}\n`);
+  await write('services/email.yaml', `apiVersion: pic.ngo/v1alpha1\nkind: ServiceInstall\nmetadata: {name: email}\nspec:\n  version: 2.0.0\n  config: {domain: mail.example.org}\n  publish: ["25/tcp"]\n`);
   await write('peers/alice.yaml', `apiVersion: pic.ngo/v1alpha1\nkind: PeerAccount\nmetadata: {name: alice}\nspec: {services: [notes, files, calendar, email]}\n`);
 
   const out: string[] = [];
@@ -168,7 +168,16 @@ test('pic credentials alice: the filled templates of every service she has', asy
   expect(parsed.services.files?.password).toBe(await password('files', 'alice'));
   expect(parsed.services.calendar?.caldav_url).toBe(`https://calendar.${EXAMPLE_DOMAIN}/alice/`);
   expect(parsed.services.email?.username).toBe('alice@mail.example.org');
-  expect(parsed.services.email?.smtp_host).toBe(`mail.${EXAMPLE_DOMAIN}`);
+  expect(parsed.services.email).toEqual({
+    email: 'alice@mail.example.org',
+    imap_host: `mail.${EXAMPLE_DOMAIN}`,
+    imap_port: '993',
+    smtp_host: `mail.${EXAMPLE_DOMAIN}`,
+    smtp_port: '587',
+    username: 'alice@mail.example.org',
+    password: await password('email', 'alice'),
+    autoconfig_url: `https://autoconfig.${EXAMPLE_DOMAIN}/mail/config-v1.1.xml`,
+  });
 
   const text: string[] = [];
   expect(await credentialsCommand(['alice', '--cell', cellDir, '--state-dir', stateDir], { out: (l) => text.push(l), err: (l) => err.push(l) })).toBe(0);

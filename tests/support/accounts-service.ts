@@ -39,6 +39,8 @@ interface ExampleShape {
   port: number;
   /** The account data directory: made read-only to make the service fail its writes. */
   dataDir: string;
+  /** The image's tag (default 1.0.0). */
+  version?: string;
 }
 
 const EXAMPLES: Record<ExampleServiceId, ExampleShape> = {
@@ -66,9 +68,10 @@ const EXAMPLES: Record<ExampleServiceId, ExampleShape> = {
   email: {
     image: 'pic-mail',
     env: (domain) => [`MAIL_DOMAIN=${domain}`, 'MAIL_DATA=/data/mail', `MAIL_HOSTNAME=mail.${domain}`],
-    volumes: { 'mail-data': '/data/mail' },
+    volumes: { 'mail-data': '/data/mail', 'mail-queue': '/var/spool/postfix' },
     port: 8080,
     dataDir: '/data/mail',
+    version: '2.0.0',
   },
 };
 
@@ -80,17 +83,17 @@ export function exampleManifest(id: string): Manifest {
 }
 
 /** The applications built from Debian packages by examples/images/build-apps.sh, not build.sh. */
-const APP_IMAGES = new Set(['pic-calendar', 'pic-files']);
+const APP_IMAGES = new Set(['pic-calendar', 'pic-files', 'pic-mail']);
 
 /**
  * Builds (offline) the example images that are not loaded yet: examples/images/build.sh for the
- * busybox ones, examples/images/build-apps.sh for the applications (calendar, files).
+ * busybox ones, examples/images/build-apps.sh for the applications (calendar, files, mail).
  */
 export async function ensureExampleImages(): Promise<void> {
   const scripts = new Set<string>();
   for (const shape of Object.values(EXAMPLES)) {
     try {
-      await docker.getImage(`git.pic.ngo/roof/${shape.image}:${IMAGE_VERSION}`).inspect();
+      await docker.getImage(`git.pic.ngo/roof/${shape.image}:${shape.version ?? IMAGE_VERSION}`).inspect();
     } catch {
       scripts.add(APP_IMAGES.has(shape.image) ? 'build-apps.sh' : 'build.sh');
     }
@@ -169,7 +172,7 @@ export async function startExampleService(
   }
   await docker.createContainer({
     name: container,
-    Image: `git.pic.ngo/roof/${shape.image}:${IMAGE_VERSION}`,
+    Image: `git.pic.ngo/roof/${shape.image}:${shape.version ?? IMAGE_VERSION}`,
     Env: shape.env(EXAMPLE_DOMAIN),
     // What pic puts on a service's container: the account managers exec only into one carrying them.
     Labels: { ...env.labels, [LABEL.owner]: serviceKey(id), [LABEL.cell]: env.cellName },

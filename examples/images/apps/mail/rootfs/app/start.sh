@@ -213,7 +213,8 @@ while :; do
 		known=$now
 		log "the certificate in $tls changed: reloading Dovecot and Postfix"
 		doveadm reload || true
-		kill -HUP "$(cat "$spool/pid/master.pid")" 2>/dev/null || true
+		# master.pid holds the number padded with spaces.
+		kill -HUP "$(tr -d ' ' <"$spool/pid/master.pid")" 2>/dev/null || true
 	fi
 	sleep 5 &
 	wait $! || true
