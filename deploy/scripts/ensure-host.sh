@@ -27,7 +27,9 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 packages=(docker.io caddy bind9-utils bind9-dnsutils busybox-static iptables docker-registry docker-compose iproute2 wireguard-go wireguard-tools curl prometheus
   dnsmasq-base conntrack openvpn redsocks unbound sshuttle tor microsocks openssh-server openssh-client python3
-  python3-radicale python3-bcrypt apache2-bin apache2-utils media-types litmus)
+  python3-radicale python3-bcrypt apache2-bin apache2-utils media-types litmus
+
+  postfix dovecot-core dovecot-imapd dovecot-lmtpd libsasl2-modules openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -35,6 +37,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
+  # The mail image copies Postfix out of its package: no configuration of the host's own.
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    echo 'postfix postfix/main_mailer_type select No configuration' | $SUDO debconf-set-selections
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts its own Prometheus on every address (:9090); the tests only need the binary and
   # start theirs on loopback.
@@ -42,11 +48,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
   # The exit images copy tor, openvpn, redsocks, unbound, sshuttle, ssh and python3 out of their
-  # packages, and the exit tests start their own daemons (sshd among them) in network namespaces:
+  # packages, the mail image Postfix and Dovecot, and the exit tests start their own daemons (sshd among them) in network namespaces:
   # the system's own daemons are not wanted.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
-    for unit in tor openvpn redsocks unbound ssh; do
-      [[ " ${missing[*]} " != *" ${unit/ssh/openssh-server} "* ]] || $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    for unit in tor openvpn redsocks unbound ssh postfix dovecot; do
+      package=${unit/ssh/openssh-server}
+      [[ " ${missing[*]} " != *" ${package/dovecot/dovecot-core} "* ]] || $SUDO systemctl disable --now "$unit" >/dev/null 2>&1 || true
     done
   fi
 fi
