@@ -175,14 +175,28 @@ function submit(peer: PeerContainer, who: EmailCredentials, to: string, subject:
   return mailCurl(peer, ['--ssl-reqd', `smtp://${who.smtp_host}:${who.smtp_port}`, '--mail-from', who.email, '--mail-rcpt', to], { name: who.username, password }, message(who.email, to, subject));
 }
 
-/** The subjects in `who`'s INBOX, read over IMAPS. */
-async function inboxSubjects(peer: PeerContainer, who: EmailCredentials, password = who.password): Promise<{ code: number; subjects: string[]; err: string }> {
-  const r = await mailCurl(peer, [`imaps://${who.imap_host}:${who.imap_port}/INBOX`, '-X', 'UID FETCH 1:* (BODY[HEADER.FIELDS (SUBJECT)])'], { name: who.username, password });
-  return { code: r.code, subjects: [...r.out.matchAll(/^Subject: (.*?)\r?$/gm)].map((m) => m[1]!), err: r.err };
+/**
+ * The UIDs of the messages in `who`'s INBOX whose subject contains `subject` (every message
+ * without one), searched over IMAPS: curl prints a SEARCH answer whole, not a FETCH's literals.
+ */
+async function inboxSearch(peer: PeerContainer, who: EmailCredentials, subject?: string, password = who.password): Promise<{ code: number; uids: number[]; err: string }> {
+  const criteria = subject === undefined ? 'ALL' : `SUBJECT "${subject}"`;
+  const r = await mailCurl(peer, [`imaps://${who.imap_host}:${who.imap_port}/INBOX`, '-X', `UID SEARCH ${criteria}`], { name: who.username, password });
+  const line = /^\* SEARCH([ \d]*)\r?$/m.exec(r.out)?.[1] ?? '';
+  return { code: r.code, uids: line.split(' ').filter(Boolean).map(Number), err: r.err };
 }
 
-async function arrives(peer: PeerContainer, who: EmailCredentials, subject: string): Promise<void> {
-  await waitFor(`"${subject}" in ${who.email}'s INBOX`, async () => ((await inboxSubjects(peer, who)).subjects.includes(subject) ? true : undefined), 60_000);
+/** The message of `uid`, fetched whole over IMAPS (curl prints a fetched message's body). */
+async function fetchMessage(peer: PeerContainer, who: EmailCredentials, uid: number): Promise<string> {
+  const r = await mailCurl(peer, [`imaps://${who.imap_host}:${who.imap_port}/INBOX;UID=${uid}`], { name: who.username, password: who.password });
+  if (r.code !== 0) throw new Error(`fetching UID ${uid} of ${who.email}: curl exited ${r.code}: ${r.err.trim()}`);
+  return r.out;
+}
+
+/** Waits until a message with `subject` is in `who`'s INBOX; the message. */
+async function arrives(peer: PeerContainer, who: EmailCredentials, subject: string): Promise<string> {
+  const uid = await waitFor(`"${subject}" in ${who.email}'s INBOX`, async () => (await inboxSearch(peer, who, subject)).uids[0], 60_000);
+  return fetchMessage(peer, who, uid);
 }
 
 /**
@@ -218,7 +232,8 @@ async function startSink(): Promise<PeerContainer> {
   const container = await docker.createContainer({
     name,
     Image: peerImage!,
-    Cmd: ['sleep', '2147483647'],
+    // nc answers once the script is in place (an exec's background process would not outlive the exec).
+    Cmd: ['sh', '-c', `while [ ! -x /sink.sh ]; do sleep 0.1; done; exec nc -ll -p ${SINK_PORT} -e /sink.sh`],
     Labels: { ...c().labels, [TEST_LABEL]: '1' },
     StopTimeout: 1,
     HostConfig: { NetworkMode: c().network },
@@ -231,8 +246,7 @@ async function startSink(): Promise<PeerContainer> {
     if (r.exitCode !== 0) throw new Error(`${argv.join(' ')} in ${name} exited ${r.exitCode}: ${r.stderr.trim()}`);
     return r.stdout;
   };
-  await sh(['sh', '-c', 'cat > /sink.sh && chmod 755 /sink.sh && touch /tmp/sink.txt'], SINK_SCRIPT);
-  await sh(['sh', '-c', `nohup nc -ll -p ${SINK_PORT} -e /sink.sh >/dev/null 2>&1 &`]);
+  await sh(['sh', '-c', 'touch /tmp/sink.txt && cat > /sink.tmp && chmod 755 /sink.tmp && mv /sink.tmp /sink.sh'], SINK_SCRIPT);
   return { name, id: container.id, exec, sh };
 }
 
@@ -352,15 +366,15 @@ describe('the email service from a peer\'s side', () => {
     // The certificates resource places the cell CA's certificate of mail.<domain>; the image takes it up within seconds.
     await waitPhase('Resource/certificates');
     const ok = await waitFor('IMAPS sign-in', async () => {
-      const r = await inboxSubjects(alice, a);
+      const r = await inboxSearch(alice, a);
       if (r.code !== 0) throw new Error(`curl exited ${r.code}: ${r.err.trim()}`);
       return r;
     }, 60_000);
-    expect(ok.subjects).toEqual([]);
-    const wrong = await inboxSubjects(alice, a, `${a.password}x`);
+    expect(ok.uids).toEqual([]);
+    const wrong = await inboxSearch(alice, a, undefined, `${a.password}x`);
     expect(wrong.code).toBe(67); // CURLE_LOGIN_DENIED
     // bob's password does not open alice's mailbox.
-    expect((await inboxSubjects(alice, a, creds.get('bob')!.password)).code).toBe(67);
+    expect((await inboxSearch(alice, a, undefined, creds.get('bob')!.password)).code).toBe(67);
     // Plain IMAP on 143 is not offered at all.
     const plain = await alice.exec(['curl', '-sS', '--max-time', '5', `imap://${a.imap_host}:143/`]);
     expect(plain.exitCode).not.toBe(0);
@@ -372,7 +386,9 @@ describe('the email service from a peer\'s side', () => {
     const subject = `from alice ${randomBytes(4).toString('hex')}`;
     const sent = await submit(alice, creds.get('alice')!, creds.get('bob')!.email, subject);
     expect(sent).toMatchObject({ code: 0 });
-    await arrives(bob, creds.get('bob')!, subject);
+    const received = await arrives(bob, creds.get('bob')!, subject);
+    expect(received).toContain(`This is ${subject}.`);
+    expect(received).toMatch(new RegExp(`^From: <${creds.get('alice')!.email.replace(/\./g, '\\.')}>`, 'm'));
   });
 
   test('submission refuses a wrong password, a foreign sender address, and a session without TLS', async () => {
@@ -386,7 +402,7 @@ describe('the email service from a peer\'s side', () => {
     // Without STARTTLS the server offers no AUTH, so the password is never sent in the clear.
     const clear = await mailCurl(alice, [`smtp://${a.smtp_host}:${a.smtp_port}`, '--mail-from', a.email, '--mail-rcpt', b.email], { name: a.username, password: a.password }, message(a.email, b.email, 'in the clear'));
     expect(clear.code).not.toBe(0);
-    expect((await inboxSubjects(peers.get('bob')!, b)).subjects).not.toContain('spoofed');
+    expect((await inboxSearch(peers.get('bob')!, b, 'spoofed')).uids).toEqual([]);
   });
 
   test('an unauthenticated relay to an outside address is refused on 25 and on 587', async () => {
@@ -410,7 +426,7 @@ describe('the email service from a peer\'s side', () => {
     await outside.sh(['sh', '-c', 'cat > /tmp/outside.eml'], body);
     const r = await outside.exec(['curl', '-sS', '--max-time', '20', `smtp://${peerNetwork!.gateway}:${smtpPort}`, '--mail-from', 'sender@outside.test', '--mail-rcpt', b.email, '-T', '/tmp/outside.eml']);
     expect({ code: r.exitCode, err: r.stderr }).toEqual({ code: 0, err: '' });
-    await arrives(peers.get('bob')!, b, subject);
+    expect(await arrives(peers.get('bob')!, b, subject)).toContain(`This is ${subject}.`);
     // An address of the domain without a mailbox is refused at once, not bounced later.
     const nobody = await outside.exec(['curl', '-sS', '--max-time', '20', `smtp://${peerNetwork!.gateway}:${smtpPort}`, '--mail-from', 'sender@outside.test', '--mail-rcpt', `nobody@${c().domain}`, '-T', '/tmp/outside.eml']);
     expect(nobody.exitCode).toBe(55);
@@ -447,9 +463,9 @@ describe('the email service from a peer\'s side', () => {
   test('removing email from a PeerAccount refuses that person at once; the mail stays', async () => {
     const bob = peers.get('bob')!;
     const b = creds.get('bob')!;
-    expect((await inboxSubjects(bob, b)).code).toBe(0);
+    expect((await inboxSearch(bob, b)).code).toBe(0);
     await writePeer('bob', []);
-    await waitFor('bob refused by IMAP', async () => ((await inboxSubjects(bob, b)).code === 67 ? true : undefined), 120_000);
+    await waitFor('bob refused by IMAP', async () => ((await inboxSearch(bob, b)).code === 67 ? true : undefined), 120_000);
     expect((await submit(bob, b, creds.get('alice')!.email, 'after removal')).code).toBe(67);
     const listed = await execInContainer(docker, mailContainer(), ['mail-account', 'list', c().domain]);
     expect(listed.stdout.split('\n').filter(Boolean)).toEqual(['alice']);
@@ -457,6 +473,6 @@ describe('the email service from a peer\'s side', () => {
     const kept = await execInContainer(docker, mailContainer(), ['sh', '-c', `ls /data/mail/mailboxes/${c().domain}/bob/Maildir/new /data/mail/mailboxes/${c().domain}/bob/Maildir/cur | grep -c .`]);
     expect(Number(kept.stdout.trim())).toBeGreaterThanOrEqual(2);
     // alice is untouched.
-    expect((await inboxSubjects(peers.get('alice')!, creds.get('alice')!)).code).toBe(0);
+    expect((await inboxSearch(peers.get('alice')!, creds.get('alice')!)).code).toBe(0);
   });
 });
