@@ -63,7 +63,7 @@ describe('pic catalog list', () => {
     expect(lines[0]).toMatch(/^ID +NAME +CATALOG VERSION +INSTALLED +ADMITTED +UPDATE +PROBLEM$/);
     expect(lines.slice(1).map((l) => l.split(/ {2,}/))).toEqual([
       ['calendar', 'Calendar', '1.0.0', 'yes', '-', '-'],
-      ['email', 'Email', '1.0.0', 'yes', '-', '-'],
+      ['email', 'Email', '2.0.0', 'yes', '-', '-'],
       // The exits run as Connections, which the example cell has none of.
       ['exit-openvpn', 'OpenVPN exit', '1.0.0', 'no', '-', '-'],
       ['exit-proxy', 'Proxy exit', '1.0.0', 'no', '-', '-'],
@@ -102,7 +102,7 @@ describe('pic catalog list', () => {
 
   test('--store alone: installed is not known; a broken package is listed with its first problem, the rest as usual', async () => {
     const copy = await copyExamples();
-    await editFile(path.join(copy.store, 'services', 'email', 'manifest.json'), (t) => t.replace('"version": "1.0.0"', '"version": "one"'));
+    await editFile(path.join(copy.store, 'services', 'email', 'manifest.json'), (t) => t.replace('"version": "2.0.0"', '"version": "one"'));
     await fs.rm(path.join(copy.cell, 'services', 'homepage.yaml'));
     const r = await pic(['catalog', 'list', '--store', copy.store]);
     expect(r.code).toBe(0);
