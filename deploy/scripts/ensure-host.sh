@@ -28,7 +28,6 @@ SUDO=
 packages=(docker.io caddy bind9-utils bind9-dnsutils busybox-static iptables docker-registry docker-compose iproute2 wireguard-go wireguard-tools curl prometheus
   dnsmasq-base conntrack openvpn redsocks unbound sshuttle tor microsocks openssh-server openssh-client python3
   python3-radicale python3-bcrypt apache2-bin apache2-utils media-types litmus
-
   postfix dovecot-core dovecot-imapd dovecot-lmtpd libsasl2-modules openssl)
 missing=()
 for p in "${packages[@]}"; do

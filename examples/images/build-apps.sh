@@ -7,6 +7,8 @@
 #   pic-files     files: Apache httpd (apache2-bin) on port 8080, a read-only web view of each
 #                 person's folder
 #   pic-webdav    files: the same layer as pic-files, started as the WebDAV endpoint (mod_dav)
+#   pic-mail      email: Postfix and Dovecot (IMAPS, submission, SMTP, LMTP), staged by stage_mail in
+#                 apps/mail.sh; tagged 2.0.0, and it runs as root (its daemons drop to their users)
 #
 # Each image is one layer (debian-image.sh): busybox-static and its applets, the package files
 # with the shared libraries ldd lists (at the same paths), examples/images/base/rootfs (the account
@@ -14,7 +16,7 @@
 # same packages give the same image ID, which examples/store/services/<service>/ pins. The
 # services run as uid 1000 (pic); their data directories are created owned by it.
 #
-#   build-apps.sh [--pin] [APP...]      APP: calendar files (default: all)
+#   build-apps.sh [--pin] [APP...]      APP: calendar files mail (default: all)
 #
 # Without --pin, fails when a built image differs from the digest its catalog folder pins; with
 # --pin, writes the new digests there. Prints one line per image: "<tag> sha256:<id>".
@@ -24,7 +26,7 @@ export LC_ALL=C TZ=UTC
 umask 022
 
 readonly VERSION=1.0.0 EPOCH=1970-01-01T00:00:00Z PREFIX=git.pic.ngo/roof/pic-
-readonly ALL_APPS=(calendar files)
+readonly ALL_APPS=(calendar files mail)
 readonly SERVICE_UID=1000 SERVICE_GID=1000
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly HERE BUSYBOX=${BUSYBOX:-/bin/busybox} STORE=$HERE/../store/services
@@ -34,6 +36,8 @@ readonly LIBGCC=/lib/x86_64-linux-gnu/libgcc_s.so.1
 die() { printf 'build-apps.sh: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=debian-image.sh
 source "$HERE/debian-image.sh"
+# shellcheck source=apps/mail.sh
+source "$HERE/apps/mail.sh"
 
 pin=0
 apps=()
@@ -149,8 +153,15 @@ images_of() {
   case $1 in
     calendar) echo calendar ;;
     files) echo files; echo webdav ;;
+    mail) echo mail ;;
   esac
 }
+
+# The catalog folder (examples/store/services/<folder>) that pins an app's images, its images'
+# tag, and the user they run as (empty: root).
+service_of() { case $1 in mail) echo email ;; *) echo "$1" ;; esac; }
+version_of() { case $1 in mail) echo 2.0.0 ;; *) echo "$VERSION" ;; esac; }
+user_of() { case $1 in mail) echo '' ;; *) echo "$SERVICE_UID:$SERVICE_GID" ;; esac; }
 
 # The digests examples/store/services/<service>/ pins for the image, or nothing.
 pinned_digest() {
@@ -181,18 +192,18 @@ for app in "${apps[@]}"; do
   for image in $(images_of "$app"); do
     [[ $image == "$app" ]] || IMG_CMD=(/usr/local/bin/pic-init /app/start.sh "$image")
     mkdir -p "$TMP/$app/$image"
-    IMG_TITLE=pic-$image IMG_VERSION=$VERSION IMG_PACKAGES_LABEL=ngo.pic.image.packages IMG_USER=$SERVICE_UID:$SERVICE_GID
+    IMG_TITLE=pic-$image IMG_VERSION=$(version_of "$app") IMG_PACKAGES_LABEL=ngo.pic.image.packages IMG_USER=$(user_of "$app")
     IMG_LABELS='' IMG_CREATED_BY="examples/images/build-apps.sh $app"
-    load_stage "$stage" "$TMP/$app/$image" "$PREFIX$image:$VERSION"
+    load_stage "$stage" "$TMP/$app/$image" "$PREFIX$image:$IMG_VERSION"
     size=$(docker image inspect -f '{{.Size}}' "$LOADED_ID")
     if [[ $pin -eq 1 ]]; then
-      write_pins "$app" "$image" "$LOADED_ID"
-      printf '%s %s pinned in %s (%s MB, %s s)\n' "$PREFIX$image:$VERSION" "$LOADED_ID" "$app" "$((size / 1000000))" "$((SECONDS - start))"
-    elif [[ $(pinned_digest "$app" "$image") != "$LOADED_ID" ]]; then
-      printf '%s %s PIN MISMATCH: %s pins %s\n' "$PREFIX$image:$VERSION" "$LOADED_ID" "$app" "$(pinned_digest "$app" "$image" | tr '\n' ' ')" >&2
+      write_pins "$(service_of "$app")" "$image" "$LOADED_ID"
+      printf '%s %s pinned in %s (%s MB, %s s)\n' "$PREFIX$image:$IMG_VERSION" "$LOADED_ID" "$(service_of "$app")" "$((size / 1000000))" "$((SECONDS - start))"
+    elif [[ $(pinned_digest "$(service_of "$app")" "$image") != "$LOADED_ID" ]]; then
+      printf '%s %s PIN MISMATCH: %s pins %s\n' "$PREFIX$image:$IMG_VERSION" "$LOADED_ID" "$(service_of "$app")" "$(pinned_digest "$(service_of "$app")" "$image" | tr '\n' ' ')" >&2
       failed=1
     else
-      printf '%s %s (%s MB, %s s)\n' "$PREFIX$image:$VERSION" "$LOADED_ID" "$((size / 1000000))" "$((SECONDS - start))"
+      printf '%s %s (%s MB, %s s)\n' "$PREFIX$image:$IMG_VERSION" "$LOADED_ID" "$((size / 1000000))" "$((SECONDS - start))"
     fi
   done
 done

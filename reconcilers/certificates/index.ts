@@ -6,7 +6,7 @@
  * included (they keep their site), keeps it in Caddy's data volume and renews it there. This
  * resource copies the chain and key of each direct host into the service's container, at
  * `/etc/pic/tls/<subdomain>/cert.pem` and `key.pem` (0600), whenever they differ from what the
- * container holds; the image takes a new pair up by itself (examples/images/apps/mail).
+ * container holds; the image takes a new pair up by itself (examples/images/mail/rootfs/app/start.sh).
  *
  * Each pass reads both sides (two archive reads per direct subdomain), so a certificate Caddy
  * renewed reaches the service on the next pass. Nothing to do where no installed service has a

@@ -10,20 +10,12 @@
 #                    doveadm (password hashes, kicking a removed account's sessions)
 #   openssl          the start script's stand-in certificate until the cell's one is in place
 #
-# with busybox-static for the shell and examples/images/apps/mail/rootfs (the configuration, the
-# start script and `mail-account`, which email_manager runs). One layer, fixed owners, modes and
-# times (debian-image.sh).
+# with busybox-static for the shell and examples/images/mail/rootfs (the configuration, the start
+# script, `mail-account`, which email_manager runs, and the image's users, with fixed UIDs so that
+# the mail volume's owners survive an upgrade). One layer, fixed owners, modes and times
+# (debian-image.sh). The image runs as root: Postfix's master and Dovecot's drop to their users.
 
 # shellcheck shell=bash
-
-# Users of the image; the UIDs are fixed so that the mail volume's owners survive an upgrade.
-MAIL_USERS=(
-  'vmail:x:5000:5000:mailboxes:/nonexistent:/bin/false'
-  'dovecot:x:5001:5001:Dovecot:/nonexistent:/bin/false'
-  'dovenull:x:5002:5002:Dovecot login:/nonexistent:/bin/false'
-  'postfix:x:5003:5003:Postfix:/nonexistent:/bin/false'
-)
-MAIL_GROUPS=('vmail:x:5000:' 'dovecot:x:5001:' 'dovenull:x:5002:' 'postfix:x:5003:' 'postdrop:x:5004:')
 
 stage_mail() {
   local stage=$1 file
@@ -61,13 +53,10 @@ stage_mail() {
   install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$stage/etc/ssl/certs/ca-certificates.crt"
   install -m 0644 /etc/services "$stage/etc/services"
 
-  printf '%s\n' "${MAIL_USERS[@]}" >>"$stage/etc/passwd"
-  printf '%s\n' "${MAIL_GROUPS[@]}" >>"$stage/etc/group"
   mkdir -p "$stage/var/spool/postfix" "$stage/var/lib/postfix" "$stage/var/lib/dovecot" "$stage/data/mail"
-  cp -a --no-preserve=ownership "$HERE/apps/mail/rootfs/." "$stage/"
 
   IMG_CMD=(/usr/local/bin/pic-init /app/start.sh)
   IMG_ENV=(MAIL_DATA=/data/mail)
-  IMG_PACKAGES="postfix=$(package_version postfix) dovecot-core=$(package_version dovecot-core) dovecot-imapd=$(package_version dovecot-imapd)"
+  IMG_PACKAGES+=" postfix=$(package_version postfix) dovecot-core=$(package_version dovecot-core) dovecot-imapd=$(package_version dovecot-imapd)"
   IMG_PACKAGES+=" dovecot-lmtpd=$(package_version dovecot-lmtpd) libsasl2-modules=$(package_version libsasl2-modules) openssl=$(package_version openssl)"
 }
