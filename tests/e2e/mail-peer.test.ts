@@ -22,11 +22,9 @@
  * Steps run in order, each on the state the previous one left.
  */
 import { jest } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { createLogger } from '../../controllers/logging.js';
 import { main } from '../../controllers/cli/main.js';
 import { Operator } from '../../controllers/operator.js';
@@ -34,6 +32,7 @@ import { execInContainer } from '../../reconcilers/shared/exec.js';
 import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
+import { ensureExampleImages } from '../support/example-images.js';
 import { testCellDocument, waitFor, writeDocumentFile } from '../support/cell.js';
 import { docker, pickSubnet, TEST_LABEL } from '../support/docker.js';
 import { buildCoreImages, buildPeerImage, configurePeer, coreStackLines, removeContainer, startPeerContainer, type PeerContainer } from '../support/peer.js';
@@ -104,7 +103,7 @@ async function writePeer(name: string, services: string[]): Promise<void> {
  * image ID examples/images/build-apps.sh loads, so that very image runs.
  */
 async function addExampleEmail(cell: RoutingCell): Promise<void> {
-  await promisify(execFile)('bash', [path.join(process.cwd(), 'examples', 'images', 'build-apps.sh'), 'mail'], { maxBuffer: 16 * 1024 * 1024 });
+  await ensureExampleImages('build-apps.sh', ['email'], ['mail']);
   const to = path.join(cell.storeDir, 'services', EMAIL);
   await fs.mkdir(to, { recursive: true });
   for (const file of ['manifest.json', 'compose-template.yml']) {

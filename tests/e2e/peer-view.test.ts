@@ -13,12 +13,10 @@
  * Steps run in order, each on the state the previous one left.
  */
 import { jest } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { createLogger } from '../../controllers/logging.js';
 import { execInContainer } from '../../reconcilers/shared/exec.js';
 import { main } from '../../controllers/cli/main.js';
@@ -27,6 +25,7 @@ import type { IptablesRule } from '../../crds/types.js';
 import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
+import { ensureExampleImages } from '../support/example-images.js';
 import { testCellDocument, waitFor, writeDocumentFile } from '../support/cell.js';
 import { docker, pickSubnet, recordDockerEvents, TEST_LABEL } from '../support/docker.js';
 import { changedFiles, isContainerListing, recordDockerRequests, snapshotFiles, type DockerRequest } from '../bench/support/probes.js';
@@ -90,7 +89,7 @@ async function writePeer(name: string, services: string[] = []): Promise<void> {
  * examples/images/build.sh loads, so the same image runs (it is found by that ID).
  */
 async function addExampleNotes(cell: RoutingCell): Promise<void> {
-  await promisify(execFile)('bash', [path.join(process.cwd(), 'examples', 'images', 'build.sh')], { maxBuffer: 16 * 1024 * 1024 });
+  await ensureExampleImages('build.sh', ['notes']);
   const to = path.join(cell.storeDir, 'services', NOTES);
   await fs.mkdir(to, { recursive: true });
   for (const file of ['manifest.json', 'compose-template.yml']) {

@@ -19,11 +19,9 @@
  * Steps run in order, each on the state the previous one left.
  */
 import { jest } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { createLogger } from '../../controllers/logging.js';
 import { main } from '../../controllers/cli/main.js';
 import { Operator } from '../../controllers/operator.js';
@@ -31,6 +29,7 @@ import { StateDir } from '../../state/state-dir.js';
 import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { execInContainer } from '../../reconcilers/shared/exec.js';
+import { ensureExampleImages } from '../support/example-images.js';
 import { testCellDocument, waitFor, writeDocumentFile } from '../support/cell.js';
 import { docker, pickSubnet, TEST_LABEL } from '../support/docker.js';
 import { buildCoreImages, buildPeerImage, configurePeer, coreStackLines, removeContainer, startPeerContainer, type PeerContainer } from '../support/peer.js';
@@ -185,7 +184,7 @@ beforeAll(async () => {
   for (const n of await docker.listNetworks({ filters: { label: [`${SUITE_LABEL}=${SUITE}`, `${TEST_LABEL}=1`] } })) {
     if (n.Name.startsWith('pictest-') && n.Name.endsWith('-peers') && Date.parse(n.Created) < Date.now() - 30 * 60_000) await docker.getNetwork(n.Id).remove().catch(() => undefined);
   }
-  await promisify(execFile)('bash', [path.join(process.cwd(), 'examples', 'images', 'build-apps.sh')], { maxBuffer: 16 * 1024 * 1024 });
+  await ensureExampleImages('build-apps.sh', ['calendar', 'files']);
   await buildCoreImages();
   peerImage = await buildPeerImage(undefined, LITMUS);
   cell = await createRoutingCell([], SUITE);

@@ -74,6 +74,7 @@ describe('StateDir', () => {
       lock: '/var/lib/pic/operator.lock',
       heartbeat: '/var/lib/pic/operator-heartbeat.json',
       data: '/var/lib/pic/data',
+      git: '/var/lib/pic/git',
     });
   });
 

@@ -7,6 +7,7 @@
  *
  * Also builds the core images (examples/images/build-core.sh) under a test prefix.
  */
+import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
@@ -41,10 +42,40 @@ export function coreStackLines(c: TestCoreStack): string[] {
   ];
 }
 
-/** Builds (or finds up to date) the three core images under the test prefix, labelled as test images. */
+const CORE_COMPONENTS = ['caddy', 'dns', 'wireguard'] as const;
+/** On the test images: which build of the real core images (make images) they were made beside. */
+const CORE_SOURCE_LABEL = `${TEST_LABEL}.core-source`;
+
+/** A digest of the IDs of the real core images `make images` loaded; undefined when one is missing. */
+async function realCoreStamp(): Promise<string | undefined> {
+  const ids: string[] = [];
+  for (const name of CORE_COMPONENTS) {
+    const id = await docker.getImage(`git.pic.ngo/roof/pic-core-${name}:1.0.0`).inspect().then((i) => i.Id, () => undefined);
+    if (id === undefined) return undefined;
+    ids.push(id);
+  }
+  return `sha256:${createHash('sha256').update(ids.join('\n')).digest('hex')}`;
+}
+
+/**
+ * Builds (or finds up to date) the three core images under the test prefix, labelled as test images.
+ * Staging them costs a minute of CPU, and many test files ask: when the test images were built
+ * beside the real ones `make images` loaded (same inputs, so the same real IDs), they are reused.
+ */
 export async function buildCoreImages(): Promise<Record<string, string>> {
+  const stamp = await realCoreStamp();
+  if (stamp !== undefined) {
+    const found: [string, string][] = [];
+    for (const name of CORE_COMPONENTS) {
+      const tag = `${CORE_IMAGE_PREFIX}${name}:1.0.0`;
+      const image = await docker.getImage(tag).inspect().catch(() => undefined);
+      if (image?.Config?.Labels?.[CORE_SOURCE_LABEL] === stamp) found.push([tag, image.Id]);
+    }
+    if (found.length === CORE_COMPONENTS.length) return Object.fromEntries(found);
+  }
   const script = join(process.cwd(), 'examples', 'images', 'build-core.sh');
-  const { stdout } = await run(script, ['--prefix', CORE_IMAGE_PREFIX, '--label', `${TEST_LABEL}=1`], { maxBuffer: 1 << 20 });
+  const labels = ['--label', `${TEST_LABEL}=1`, ...(stamp ? ['--label', `${CORE_SOURCE_LABEL}=${stamp}`] : [])];
+  const { stdout } = await run(script, ['--prefix', CORE_IMAGE_PREFIX, ...labels], { maxBuffer: 1 << 20 });
   return Object.fromEntries(stdout.trim().split('\n').map((l) => l.split(' ') as [string, string]));
 }
 
