@@ -26,12 +26,17 @@ export interface PicProcess {
 
 /** `pic run` on the cell, re-checking everything every `resync` seconds. */
 export function startPic(cell: TestCell, resync = 5): PicProcess {
-  const child = spawn(PIC, ['run', '--cell', cell.cellDir, '--state-dir', cell.stateDir, '--resync', String(resync), '--log-format', 'json'], {
-    env: { ...process.env, PIC_STATE_DIR: cell.stateDir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return spawnPic(['run', '--cell', cell.cellDir, '--state-dir', cell.stateDir, '--resync', String(resync), '--log-format', 'json'], { PIC_STATE_DIR: cell.stateDir }, 8000);
+}
+
+/**
+ * bin/pic with `args` as its own process, its output kept (the last `keepChars` characters, or
+ * all of it), and the two ways it ends: stopped as an admin stops it, or killed.
+ */
+export function spawnPic(args: string[], env: NodeJS.ProcessEnv, keepChars = Infinity): PicProcess {
+  const child = spawn(PIC, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-8000));
+  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-keepChars));
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

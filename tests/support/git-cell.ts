@@ -4,7 +4,7 @@
  * temporary folder, helpers to commit, reset and push, a `git daemon` on loopback, and `pic run
  * --git` as its own process (so it can be killed as a crash would).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -13,7 +13,7 @@ import { StatusStore } from '../../state/status-store.js';
 import type { DocumentStatus } from '../../state/status-types.js';
 import { createTestCell, serviceInstallDocument, waitFor, type TestCell, type TestService } from './cell.js';
 import { docker } from './docker.js';
-import { PIC } from './pic-cli.js';
+import { spawnPic, type PicProcess } from './egress-operator-process.js';
 
 const run = promisify(execFile);
 
@@ -123,39 +123,11 @@ export async function startGitDaemon(base: string, port?: number): Promise<GitDa
   };
 }
 
-export interface GitPic {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<void>;
-  stop(): Promise<void>;
-  kill(): Promise<void>;
-}
+export type GitPic = PicProcess;
 
-/** `pic run --git URL --path cell --interval 1s` on the cell's state directory. */
+/** `pic run --git URL --path cell --interval 1s` on the cell's state directory (its whole output kept). */
 export function startGitPic(cell: TestCell, url: string, extra: string[] = [], interval = '1s', resync = '5'): GitPic {
-  const child = spawn(PIC, ['run', '--git', url, '--ref', 'main', '--path', 'cell', '--interval', interval, '--state-dir', cell.stateDir, '--resync', resync, '--log-format', 'json', ...extra], {
-    env: { ...process.env, PIC_STATE_DIR: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const keep = (d: Buffer) => (out += d.toString());
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const alive = () => child.exitCode === null && child.signalCode === null;
-  return {
-    child,
-    output: () => out,
-    exited,
-    async stop() {
-      if (alive()) child.kill('SIGTERM');
-      await exited;
-    },
-    async kill() {
-      if (alive()) child.kill('SIGKILL');
-      await exited;
-    },
-  };
+  return spawnPic(['run', '--git', url, '--ref', 'main', '--path', 'cell', '--interval', interval, '--state-dir', cell.stateDir, '--resync', resync, '--log-format', 'json', ...extra], { PIC_STATE_DIR: '' });
 }
 
 /** The Cell status the source keeps (the only Cell status of a test cell). */
